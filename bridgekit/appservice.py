@@ -1,0 +1,193 @@
+"""The Application Service API HTTP surface (what the homeserver calls).
+
+A transaction is answered 200 only after its body is committed to the database (the durable
+inbox); a retried txnId is recognised from the database, so even a retry that arrives after a
+restart is not processed twice. Every request is authenticated with the hs_token compared in
+constant time; the token never appears in logs. Bad requests get the spec's error codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from aiohttp import web
+
+log = logging.getLogger("bridgekit.appservice")
+
+PREFIX = "/_matrix/app/v1"
+
+
+def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message, **extra}, status=status)
+
+
+class TransactionSink(Protocol):
+    """What the HTTP layer hands transactions and queries to (the bridge)."""
+
+    async def store_transaction(self, txn_id: str, body: str) -> bool: ...
+
+    def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None: ...
+
+    async def wait_for_capacity(self) -> None: ...
+
+    async def query_user(self, user_id: str) -> bool: ...
+
+    async def query_alias(self, alias: str) -> bool: ...
+
+    async def thirdparty(
+        self, kind: str, protocol: str | None, query: dict[str, str]
+    ) -> list[dict[str, Any]] | dict[str, Any] | None: ...
+
+
+class AppServiceServer:
+    def __init__(
+        self,
+        sink: TransactionSink,
+        hs_token: str,
+        *,
+        max_body_size: int = 10 * 1024 * 1024,
+        on_ping: Callable[[str | None], Awaitable[None]] | None = None,
+        metrics: Any = None,
+    ) -> None:
+        self.sink = sink
+        self._hs_token = hs_token.encode()
+        self.max_body_size = max_body_size
+        self.on_ping = on_ping
+        self.metrics = metrics
+        self.app = web.Application(
+            middlewares=[self._errors_middleware, self._auth_middleware],
+            client_max_size=max_body_size,
+        )
+        r = self.app.router
+        r.add_put(PREFIX + "/transactions/{txn_id}", self.handle_transaction)
+        r.add_get(PREFIX + "/users/{user_id}", self.handle_query_user)
+        r.add_get(PREFIX + "/rooms/{alias}", self.handle_query_alias)
+        r.add_post(PREFIX + "/ping", self.handle_ping)
+        r.add_get(PREFIX + "/thirdparty/protocol/{protocol}", self.handle_thirdparty)
+        r.add_get(PREFIX + "/thirdparty/location/{protocol}", self.handle_thirdparty)
+        r.add_get(PREFIX + "/thirdparty/user/{protocol}", self.handle_thirdparty)
+        r.add_get(PREFIX + "/thirdparty/location", self.handle_thirdparty)
+        r.add_get(PREFIX + "/thirdparty/user", self.handle_thirdparty)
+        self.runner: web.AppRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> None:
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        await site.start()
+        log.info("Appservice API listening on %s:%d", host, port)
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # -- middlewares -------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return matrix_error(404, "M_UNRECOGNIZED", "Unrecognized request")
+        except web.HTTPMethodNotAllowed as e:
+            resp = matrix_error(405, "M_UNRECOGNIZED", f"Method {request.method} not allowed")
+            resp.headers["Allow"] = ", ".join(sorted(e.allowed_methods))
+            return resp
+        except web.HTTPRequestEntityTooLarge:
+            return matrix_error(413, "M_TOO_LARGE", "Request body too large")
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("Error handling %s %s", request.method, request.path)
+            return matrix_error(500, "M_UNKNOWN", "Internal error")
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_matrix/app/"):
+            return await handler(request)
+        token: str | None = None
+        auth = request.headers.get("Authorization")
+        if auth is not None:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() == "bearer":
+                token = value.strip()
+        if token is None:
+            token = request.query.get("access_token")
+        if token is None:
+            return matrix_error(401, "M_UNAUTHORIZED", "Missing access token")
+        if not hmac.compare_digest(token.encode(), self._hs_token):
+            return matrix_error(403, "M_FORBIDDEN", "Invalid access token")
+        return await handler(request)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def _read_json(self, request: web.Request) -> tuple[str, Any] | web.Response:
+        if request.content_length is not None and request.content_length > self.max_body_size:
+            return matrix_error(413, "M_TOO_LARGE", "Request body too large")
+        raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
+        try:
+            text = raw.decode("utf-8")
+            return text, json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            return matrix_error(400, "M_NOT_JSON", "Body is not valid JSON")
+
+    async def handle_transaction(self, request: web.Request) -> web.Response:
+        start = time.perf_counter()
+        txn_id = request.match_info["txn_id"]
+        parsed = await self._read_json(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        body, data = parsed
+        if not isinstance(data, dict):
+            return matrix_error(400, "M_BAD_JSON", "Transaction body must be a JSON object")
+        for key in ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device"):
+            if key in data and not isinstance(data[key], list):
+                return matrix_error(400, "M_BAD_JSON", f"'{key}' must be a list")
+        await self.sink.wait_for_capacity()
+        if await self.sink.store_transaction(txn_id, body):
+            self.sink.dispatch_transaction(txn_id, data)
+        else:
+            log.debug("Transaction %s already received, acknowledging again", txn_id)
+        if self.metrics:
+            self.metrics.observe_ack(time.perf_counter() - start, len(data.get("events", ())))
+        return web.json_response({})
+
+    async def handle_query_user(self, request: web.Request) -> web.Response:
+        user_id = unquote(request.match_info["user_id"])
+        if await self.sink.query_user(user_id):
+            return web.json_response({})
+        return matrix_error(404, "M_NOT_FOUND", "No such user")
+
+    async def handle_query_alias(self, request: web.Request) -> web.Response:
+        alias = unquote(request.match_info["alias"])
+        if await self.sink.query_alias(alias):
+            return web.json_response({})
+        return matrix_error(404, "M_NOT_FOUND", "No such room alias")
+
+    async def handle_ping(self, request: web.Request) -> web.Response:
+        parsed = await self._read_json(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        _, data = parsed
+        txn = data.get("transaction_id") if isinstance(data, dict) else None
+        if self.on_ping:
+            await self.on_ping(txn if isinstance(txn, str) else None)
+        return web.json_response({})
+
+    async def handle_thirdparty(self, request: web.Request) -> web.Response:
+        kind = request.path.split("/thirdparty/", 1)[1].split("/", 1)[0]
+        protocol = request.match_info.get("protocol")
+        query = {k: v for k, v in request.query.items() if k != "access_token"}
+        result = await self.sink.thirdparty(kind, protocol, query)
+        if result is None or (kind == "protocol" and not result):
+            return matrix_error(404, "M_NOT_FOUND", "No such protocol or entity")
+        return web.json_response(result)

@@ -1,0 +1,569 @@
+"""The runtime: wires the appservice server, store, Matrix client, connectors and queues.
+
+Data flow (see the README picture):
+
+* homeserver -> ``PUT /transactions`` -> body committed to ``appservice_txn`` -> 200 ->
+  :class:`~bridgekit.ordering.OrderedExecutor` keyed by room -> :mod:`bridgekit.router`.
+  A transaction's body is cleared once all its events are handled; after a crash the bodies
+  still present are replayed (handlers skip events already bridged).
+* connector -> :meth:`Bridge.queue_remote_event` -> row committed to ``outbox`` (group commit)
+  -> executor keyed by portal -> :mod:`bridgekit.portals` -> Matrix, retried until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+from . import __version__
+from .appservice import AppServiceServer
+from .config import Config
+from .connector import (
+    AliasResolver,
+    BridgeAPI,
+    BridgeStateEvent,
+    LoginInfo,
+    NetworkClient,
+    NetworkConnector,
+    ThirdPartyHandler,
+)
+from .db import create_database, migrate, package_migrations
+from .events import PortalKey, RemoteEvent, remote_event_from_json, remote_event_to_json
+from .ids import escape_localpart, localpart_of, server_of, template_regex, unescape_localpart
+from .matrix import MatrixClient, message_type, with_retries
+from .metrics import Metrics
+from .ordering import OrderedExecutor
+from .store import OutboxItem, Store
+
+log = logging.getLogger("bridgekit")
+
+#: Above this many unhandled events in memory, new transactions wait before being acknowledged.
+MAX_PENDING_EVENTS = 20_000
+
+
+def discover_connectors() -> dict[str, type[NetworkConnector]]:
+    """Connector classes from the ``bridgekit.connectors`` entry point group."""
+    found: dict[str, type[NetworkConnector]] = {}
+    for ep in entry_points(group="bridgekit.connectors"):
+        try:
+            cls = ep.load()
+        except Exception as e:  # a broken third-party package must not stop the bridge
+            log.warning("Could not load connector %s: %s", ep.name, e)
+            continue
+        found[ep.name] = cls
+    return found
+
+
+class LoginState:
+    def __init__(self) -> None:
+        self.state = BridgeStateEvent.STARTING
+        self.message = ""
+        self.error = ""
+        self.since = time.time()
+        self.notified = False
+
+
+class Bridge(BridgeAPI):
+    def __init__(
+        self,
+        config: Config,
+        connectors: Mapping[str, type[NetworkConnector]] | None = None,
+    ) -> None:
+        self.config = config
+        self.domain = config.domain
+        self.bridge_id = str(config["appservice.id"])
+        self.bot_mxid = config.bot_mxid
+        available = dict(connectors) if connectors is not None else discover_connectors()
+        self.connector_classes = available
+        self.connectors: dict[str, NetworkConnector] = {}
+        self.clients: dict[str, NetworkClient] = {}
+        self.login_states: dict[str, LoginState] = {}
+        self.db: Database = create_database(
+            str(config["database.url"]), max_connections=int(config.get("database.max_connections", 10))
+        )
+        self.store = Store(self.db)
+        self.matrix = MatrixClient(
+            str(config["homeserver.address"]),
+            self.domain,
+            self.bot_mxid,
+            str(config["appservice.as_token"]),
+            self.bridge_id,
+        )
+        self.metrics = Metrics()
+        self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
+        self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
+        self.server = AppServiceServer(
+            self,
+            str(config["appservice.hs_token"]),
+            max_body_size=int(config.get("appservice.max_body_size", 10 * 1024 * 1024)),
+            on_ping=self._on_ping,
+            metrics=self.metrics,
+        )
+        self._txn_remaining: dict[str, int] = {}
+        self._txn_finished: list[str] = []
+        self._txn_flush_task: asyncio.Task[None] | None = None
+        self._outbox_pending: list[tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]] = []
+        self._outbox_flush_task: asyncio.Task[None] | None = None
+        self._outbox_done: list[int] = []
+        self._outbox_done_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._ghost_res: dict[str, list[tuple[Any, str]]] = {}
+        self._media_key = hashlib.sha256(
+            ("media:" + str(config["appservice.as_token"])).encode()
+        ).digest()
+        self.started = False
+        # Imported here: these modules need the Bridge type only for annotations.
+        from .commands import CommandProcessor
+        from .portals import PortalService
+        from .router import MatrixRouter
+
+        self.portals = PortalService(self)
+        self.router = MatrixRouter(self)
+        self.commands = CommandProcessor(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.db.start()
+        await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
+        for name, section in self.config.enabled_networks().items():
+            cls = self.connector_classes.get(name)
+            if cls is None:
+                raise RuntimeError(f"networks.{name}: no installed connector has this name")
+            pkg = cls.__module__.rsplit(".", 1)[0]
+            migrations = package_migrations(pkg + ".migrations")
+            if migrations:
+                await migrate(self.db, name, migrations)
+            connector = cls(self, section)
+            self.connectors[name] = connector
+            ghosts, _ = cls.namespace_templates(section)
+            self._ghost_res[name] = [(template_regex(t), t) for t in ghosts]
+            for cmd in connector.commands():
+                self.commands.register(cmd)
+        await self.matrix.start()
+        await self.server.start(
+            str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
+        )
+        for connector in self.connectors.values():
+            await connector.start()
+        self._spawn(self._init_bot())
+        for login in await self.store.logins():
+            if login.network in self.connectors:
+                await self._load_client(login)
+        # Replay what was stored but not finished before the last stop.
+        for item in await self.store.outbox_pending():
+            self._submit_outbox(item)
+        for txn_id, body in await self.store.pending_transactions():
+            try:
+                data = json.loads(body)
+            except ValueError:
+                await self.store.finish_transactions([txn_id])
+                continue
+            log.info("Replaying unfinished transaction %s", txn_id)
+            self.dispatch_transaction(txn_id, data)
+        self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
+        self.started = True
+        log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
+
+    async def stop(self) -> None:
+        self.started = False
+        await self.server.stop()
+        for client in list(self.clients.values()):
+            try:
+                await asyncio.wait_for(client.disconnect(), 10)
+            except Exception:
+                log.exception("Error disconnecting %s", client.login.id)
+        for connector in self.connectors.values():
+            try:
+                await connector.stop()
+            except Exception:
+                log.exception("Error stopping connector %s", connector.name)
+        await self.inbox.stop()
+        await self.outbox.stop()
+        await self._flush_finished_txns()
+        await self._flush_outbox_done()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.matrix.stop()
+        await self.db.stop()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _init_bot(self) -> None:
+        bot = self.matrix.bot
+        assert bot is not None
+        try:
+            await with_retries(bot.ensure_registered, what="registering the bot", cap=10)
+            name = self.config.get("appservice.bot.displayname")
+            if name:
+                await with_retries(lambda: bot.set_displayname(name), what="bot displayname")
+            avatar = self.config.get("appservice.bot.avatar")
+            if avatar:
+                await with_retries(lambda: bot.set_avatar_url(avatar), what="bot avatar")
+        except Exception:
+            log.exception("Could not set up the bridge bot")
+            return
+        try:
+            duration = await bot.appservice_ping(self.bridge_id)
+            log.info("Homeserver -> bridge ping OK in %d ms", duration)
+        except Exception as e:
+            log.warning("Homeserver could not reach the bridge (ping failed): %s", e)
+
+    async def _on_ping(self, txn_id: str | None) -> None:
+        log.debug("Ping from homeserver (%s)", txn_id)
+
+    # -- transactions (TransactionSink) ------------------------------------------------------
+
+    async def store_transaction(self, txn_id: str, body: str) -> bool:
+        return await self.store.store_transaction(txn_id, body)
+
+    async def wait_for_capacity(self) -> None:
+        while self.inbox.pending > MAX_PENDING_EVENTS:
+            await asyncio.sleep(0.05)
+
+    def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
+        events = [e for e in data.get("events") or () if isinstance(e, dict)]
+        ephemeral = data.get("ephemeral") or data.get("de.sorunome.msc2409.ephemeral") or []
+        self.metrics.events_in("matrix", len(events))
+        self._txn_remaining[txn_id] = len(events)
+        if not events:
+            self._txn_done(txn_id)
+        for evt in events:
+            room = evt.get("room_id")
+            key = room if isinstance(room, str) else ""
+            self.inbox.submit(key, lambda evt=evt: self._handle_inbox_event(txn_id, evt))
+        for evt in ephemeral:
+            if isinstance(evt, dict):
+                key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
+                self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
+
+    async def _handle_inbox_event(self, txn_id: str, evt: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        try:
+            await self.router.handle_event(evt)
+        except Exception:
+            self.metrics.error("matrix_event")
+            log.exception("Failed to handle event %s", evt.get("event_id"))
+        finally:
+            self.metrics.handled("matrix", time.perf_counter() - start)
+            remaining = self._txn_remaining.get(txn_id, 1) - 1
+            if remaining <= 0:
+                self._txn_done(txn_id)
+            else:
+                self._txn_remaining[txn_id] = remaining
+
+    def _txn_done(self, txn_id: str) -> None:
+        self._txn_remaining.pop(txn_id, None)
+        self._txn_finished.append(txn_id)
+        if self._txn_flush_task is None or self._txn_flush_task.done():
+            self._txn_flush_task = self._spawn(self._flush_finished_txns())
+
+    async def _flush_finished_txns(self) -> None:
+        while self._txn_finished:
+            batch, self._txn_finished = self._txn_finished, []
+            try:
+                await self.store.finish_transactions(batch)
+            except Exception:
+                log.exception("Could not mark transactions finished (they will be replayed)")
+                return
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def connector_for_ghost(self, mxid: str) -> tuple[NetworkConnector, str] | None:
+        """The connector and remote user id behind a ghost MXID, if it is one."""
+        if server_of(mxid) != self.domain:
+            return None
+        localpart = localpart_of(mxid)
+        for name, patterns in self._ghost_res.items():
+            connector = self.connectors[name]
+            custom = getattr(connector, "parse_ghost_localpart", None)
+            if custom is not None:
+                remote = custom(localpart)
+                if remote is not None:
+                    return connector, remote
+                continue
+            for regex, _ in patterns:
+                m = regex.match(localpart)
+                if m and "id" in m.groupdict():
+                    remote = unescape_localpart(m.group("id"))
+                    if remote is not None:
+                        return connector, remote
+        return None
+
+    async def query_user(self, user_id: str) -> bool:
+        found = self.connector_for_ghost(user_id)
+        if found is None:
+            return False
+        await self.matrix.intent(user_id).ensure_registered()
+        return True
+
+    async def query_alias(self, alias: str) -> bool:
+        if server_of(alias) != self.domain:
+            return False
+        localpart = alias[1:].split(":", 1)[0]
+        for connector in self.connectors.values():
+            if not isinstance(connector, AliasResolver):
+                continue
+            resolved = await connector.resolve_alias(localpart)
+            if resolved is None:
+                continue
+            key, login_id = resolved
+            portal = await self.portals.get_or_create(
+                connector.name, key, login_id, alias_localpart=localpart
+            )
+            return portal is not None and portal.mxid is not None
+        return False
+
+    async def thirdparty(
+        self, kind: str, protocol: str | None, query: dict[str, str]
+    ) -> list[dict[str, Any]] | dict[str, Any] | None:
+        handlers = {
+            n: c for n, c in self.connectors.items() if isinstance(c, ThirdPartyHandler)
+        }
+        if kind == "protocol":
+            handler = handlers.get(protocol or "")
+            return handler.protocol_info() if handler else None
+        if protocol is None:
+            return []  # reverse lookups by alias/userid: none of our connectors index them
+        handler = handlers.get(protocol)
+        if handler is None:
+            return None
+        if kind == "location":
+            return await handler.lookup_location(query)
+        return await handler.lookup_user(query)
+
+    # -- BridgeAPI for connectors --------------------------------------------------------------
+
+    async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
+        network = self._network_of_event(login_id, event)
+        payload = remote_event_to_json(event)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._outbox_pending.append(((network, event.portal, login_id, payload), fut))
+        if self._outbox_flush_task is None or self._outbox_flush_task.done():
+            self._outbox_flush_task = self._spawn(self._flush_outbox())
+        seq = await fut
+        self.metrics.events_in("remote", 1)
+        self._submit_outbox(OutboxItem(seq, network, event.portal, login_id, payload), event)
+
+    def _network_of_event(self, login_id: str | None, event: RemoteEvent) -> str:
+        if login_id and login_id in self.clients:
+            return self.clients[login_id].login.network
+        network = getattr(event, "network", None)
+        if network:
+            return network
+        if len(self.connectors) == 1:
+            return next(iter(self.connectors))
+        raise ValueError("queue_remote_event needs a login id when several networks run")
+
+    async def _flush_outbox(self) -> None:
+        """Group commit: every event queued while the previous write ran goes in one txn."""
+        while self._outbox_pending:
+            batch, self._outbox_pending = self._outbox_pending, []
+            try:
+                seqs = await self.store.outbox_add_many([item for item, _ in batch])
+            except Exception as e:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for (_, fut), seq in zip(batch, seqs, strict=True):
+                if not fut.done():
+                    fut.set_result(seq)
+
+    def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
+        key = (item.network, item.portal)
+
+        async def job() -> None:
+            evt = event or remote_event_from_json(item.payload)
+            start = time.perf_counter()
+            try:
+                await self.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
+            finally:
+                self.metrics.handled("remote", time.perf_counter() - start)
+                self._outbox_done.append(item.seq)
+                if self._outbox_done_task is None or self._outbox_done_task.done():
+                    self._outbox_done_task = self._spawn(self._flush_outbox_done())
+
+        self.outbox.submit(key, job)
+
+    async def _flush_outbox_done(self) -> None:
+        while self._outbox_done:
+            batch, self._outbox_done = self._outbox_done, []
+            try:
+                await self.store.outbox_done(batch)
+            except Exception:
+                log.exception("Could not clear outbox rows (they will be replayed)")
+                return
+
+    def report_state(
+        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+    ) -> None:
+        st = self.login_states.setdefault(login_id, LoginState())
+        if st.state != state:
+            st.since = time.time()
+            st.notified = False
+        st.state, st.message, st.error = state, message, error
+        log.info("Login %s is %s %s", login_id, state.value, message)
+        if state in (
+            BridgeStateEvent.BAD_CREDENTIALS,
+            BridgeStateEvent.LOGGED_OUT,
+            BridgeStateEvent.UNKNOWN_ERROR,
+        ):
+            self._spawn(self._notify_state(login_id, 0))
+        elif state == BridgeStateEvent.TRANSIENT_DISCONNECT:
+            delay = float(self.config.get("bridge.state_notice_delay", 60))
+            self._spawn(self._notify_state(login_id, delay))
+
+    async def _notify_state(self, login_id: str, delay: float) -> None:
+        """Tell the user in their management room when a disconnect persists."""
+        st = self.login_states[login_id]
+        state, since = st.state, st.since
+        if delay:
+            await asyncio.sleep(delay)
+        if st.state != state or st.since != since or st.notified:
+            return
+        st.notified = True
+        client = self.clients.get(login_id)
+        if client is None:
+            return
+        user = await self.store.get_user(client.login.user_mxid)
+        if user and user.management_room:
+            text = f"{client.login.network} login {client.login.remote_name or login_id}: "
+            text += f"{state.value}" + (f" ({st.message})" if st.message else "")
+            await self.send_notice(user.management_room, text)
+
+    async def get_kv(self, key: str) -> str | None:
+        return await self.store.get_kv(key)
+
+    async def set_kv(self, key: str, value: str | None) -> None:
+        await self.store.set_kv(key, value)
+
+    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
+        for network in self.connectors:
+            row = await self.store.message_by_remote(network, portal, remote_id)
+            if row:
+                return row.event_id
+        return None
+
+    async def find_remote_id(self, event_id: str) -> str | None:
+        row = await self.store.message_by_event(event_id)
+        return row.remote_id if row else None
+
+    def ghost_mxid(self, remote_user_id: str, network: str | None = None) -> str:
+        if network is None:
+            network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
+        connector = self.connectors[network]
+        custom = connector.ghost_localpart(remote_user_id)
+        if custom is None:
+            template = self._ghost_res[network][0][1]
+            custom = template.replace("{id}", escape_localpart(remote_user_id))
+        return f"@{custom}:{self.domain}"
+
+    async def media_url(self, mxc: str, filename: str = "") -> str:
+        """A signed link to our media proxy, since Matrix 1.11 downloads need a token."""
+        base = str(
+            self.config.get("appservice.public_address") or self.config["appservice.address"]
+        ).rstrip("/")
+        server, media_id = mxc[len("mxc://") :].split("/", 1)
+        sig = self.sign_media(server, media_id)
+        name = filename or media_id
+        return f"{base}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+
+    def sign_media(self, server: str, media_id: str) -> str:
+        mac = hmac.new(self._media_key, f"{server}/{media_id}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    # -- logins --------------------------------------------------------------------------------
+
+    async def _load_client(self, login: LoginInfo) -> NetworkClient:
+        connector = self.connectors[login.network]
+        client = await connector.load_login(login)
+        self.clients[login.id] = client
+        self.login_states.setdefault(login.id, LoginState())
+        self.report_state(login.id, BridgeStateEvent.CONNECTING)
+        self._spawn(self._connect(client))
+        return client
+
+    async def _connect(self, client: NetworkClient) -> None:
+        try:
+            await client.connect()
+        except Exception as e:
+            log.exception("Login %s failed to connect", client.login.id)
+            self.report_state(client.login.id, BridgeStateEvent.UNKNOWN_ERROR, str(e))
+
+    async def add_login(self, login: LoginInfo) -> NetworkClient:
+        await self.store.save_login(login)
+        return await self._load_client(login)
+
+    async def remove_login(self, login_id: str) -> None:
+        client = self.clients.pop(login_id, None)
+        if client is not None:
+            try:
+                await client.disconnect()
+                await self.connectors[client.login.network].logout(client.login)
+            except Exception:
+                log.exception("Error while logging out %s", login_id)
+        await self.store.delete_login(login_id)
+        self.report_state(login_id, BridgeStateEvent.LOGGED_OUT)
+        self.login_states.pop(login_id, None)
+
+    def new_login_id(self) -> str:
+        return secrets.token_hex(8)
+
+    def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
+        return [
+            c
+            for c in self.clients.values()
+            if c.login.user_mxid == user_mxid and (network is None or c.login.network == network)
+        ]
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def send_notice(self, room_id: str, text: str, html: str | None = None) -> None:
+        bot = self.matrix.bot
+        assert bot is not None
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
+        if html:
+            content.update(format="org.matrix.custom.html", formatted_body=html)
+        try:
+            await with_retries(
+                lambda: bot.send_message_event(room_id, message_type("m.room.message"), content),
+                what="sending a notice",
+                max_attempts=5,
+            )
+        except Exception:
+            log.exception("Could not send notice to %s", room_id)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "bridge": self.bridge_id,
+            "version": __version__,
+            "started": self.started,
+            "queues": {"inbox": self.inbox.pending, "outbox": self.outbox.pending},
+            "logins": {
+                lid: {
+                    "network": c.login.network,
+                    "user": c.login.user_mxid,
+                    "remote_id": c.login.remote_id,
+                    "remote_name": c.login.remote_name,
+                    "state": self.login_states.get(lid, LoginState()).state.value,
+                    "message": self.login_states.get(lid, LoginState()).message,
+                }
+                for lid, c in self.clients.items()
+            },
+        }

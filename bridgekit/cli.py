@@ -1,0 +1,163 @@
+"""Command line: ``bridgekit generate-registration|run|check-config|migrate -c config.yaml``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError, Problem
+
+EXIT_CONFIG = 2
+
+
+def _fail(err: ConfigError) -> int:
+    print("Configuration problems:", file=sys.stderr)
+    for p in err.problems:
+        print(f"  {p.format(err.path)}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _load(path: str, *, need_tokens: bool = True) -> tuple[Config, dict]:
+    from .bridge import discover_connectors
+
+    config = Config.load(path)
+    connectors = discover_connectors()
+    problems = config.validate(connectors)
+    if not need_tokens:
+        problems = [p for p in problems if p.key not in ("appservice.as_token", "appservice.hs_token")]
+    if problems:
+        raise ConfigError(problems, str(config.path))
+    return config, connectors
+
+
+def setup_logging(config: Config) -> None:
+    level = str(config.get("logging.level", "INFO")).upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # mautrix logs request URLs at DEBUG; keep tokens out of logs even then.
+    logging.getLogger("bridgekit.matrix.api").setLevel(max(logging.INFO, logging.root.level))
+
+
+def cmd_generate_registration(args: argparse.Namespace) -> int:
+    from .registration import generate
+
+    config, connectors = _load(args.config, need_tokens=False)
+    out = Path(args.registration)
+    generate(config, connectors, out, regenerate_tokens=args.regenerate)
+    print(f"Wrote {out} and the tokens to {args.config}.")
+    print("Add it to your homeserver: see registration/README.md.")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    _load(args.config)
+    print(f"{args.config}: OK")
+    return 0
+
+
+async def _migrate(config: Config) -> dict[str, int]:
+    from .bridge import discover_connectors
+    from .db import create_database, migrate, package_migrations
+
+    db = create_database(str(config["database.url"]))
+    await db.start()
+    try:
+        versions = {"bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))}
+        connectors = discover_connectors()
+        for name in config.enabled_networks():
+            cls = connectors.get(name)
+            if cls is None:
+                continue
+            migs = package_migrations(cls.__module__.rsplit(".", 1)[0] + ".migrations")
+            if migs:
+                versions[name] = await migrate(db, name, migs)
+        return versions
+    finally:
+        await db.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config, _ = _load(args.config)
+    versions = asyncio.run(_migrate(config))
+    for name, version in versions.items():
+        print(f"{name} schema version: {version}")
+    return 0
+
+
+async def _run(config: Config) -> None:
+    from .bridge import Bridge
+    from .metrics import StatusServer
+
+    bridge = Bridge(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bridge.start()
+    status = None
+    if config.get("metrics.enabled"):
+        status = StatusServer(
+            bridge.metrics, bridge.status,
+            lambda: {"inbox": bridge.inbox.pending, "outbox": bridge.outbox.pending},
+        )
+        await status.start(str(config.get("metrics.hostname", "127.0.0.1")), int(config["metrics.port"]))
+    await stop.wait()
+    logging.getLogger("bridgekit").info("Stopping")
+    if status:
+        await status.stop()
+    await bridge.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, _ = _load(args.config)
+    setup_logging(config)
+    from .db import SchemaTooNewError
+
+    try:
+        asyncio.run(_run(config))
+    except SchemaTooNewError as e:
+        print(f"Database error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridgekit", description="Matrix bridges, done right.")
+    parser.add_argument("--version", action="version", version=f"bridgekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("-c", "--config", default="config.yaml", help="path to config.yaml")
+        return p
+
+    gen = add("generate-registration", "write the homeserver registration and tokens")
+    gen.add_argument("-r", "--registration", default="registration/bridgekit.yaml")
+    gen.add_argument("--regenerate", action="store_true", help="make new tokens even if set")
+    gen.set_defaults(func=cmd_generate_registration)
+    add("run", "run the bridge").set_defaults(func=cmd_run)
+    add("check-config", "validate the config and exit").set_defaults(func=cmd_check_config)
+    add("migrate", "apply database migrations and print the schema version").set_defaults(
+        func=cmd_migrate
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        return _fail(e)
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["main", "build_parser", "Problem"]

@@ -1,0 +1,486 @@
+"""Management-room commands: the framework and the built-in commands.
+
+In a user's management room the prefix is optional; elsewhere commands need it (``!`` by
+default). Each command declares the permission level it needs; ``help`` lists only what the
+caller may run. Connectors add commands with :meth:`NetworkConnector.commands`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mautrix.errors import MatrixRequestError
+
+from . import __version__
+from .connector import LoginInfo, LoginProcess, LoginStep
+from .events import PortalKey
+from .store import BridgeUser, Portal
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.commands")
+
+LEVEL_NAMES = {1: "relay", 2: "user", 3: "admin"}
+
+
+@dataclass
+class CommandEvent:
+    bridge: Bridge
+    room_id: str
+    sender: str
+    command: str
+    args: list[str]
+    raw_args: str
+    level: int
+    portal: Portal | None
+    is_management: bool
+
+    async def reply(self, text: str, html: str | None = None) -> None:
+        await self.bridge.send_notice(self.room_id, text, html)
+
+
+Handler = Callable[[CommandEvent], Awaitable[None]]
+
+
+@dataclass
+class Command:
+    name: str
+    handler: Handler
+    help: str
+    usage: str = ""
+    level: int = 2
+    section: str = "General"
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PendingLogin:
+    network: str
+    process: LoginProcess
+    step: LoginStep
+    values: dict[str, str] = field(default_factory=dict)
+    field_index: int = 0
+
+
+class CommandProcessor:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.commands: dict[str, Command] = {}
+        self.pending_logins: dict[str, PendingLogin] = {}
+        for cmd in _builtin_commands():
+            self.register(cmd)
+
+    def register(self, cmd: Command) -> None:
+        for name in [cmd.name, *cmd.aliases]:
+            self.commands[name] = cmd
+
+    @property
+    def prefix(self) -> str:
+        return str(self.bridge.config.get("bridge.command_prefix", "!"))
+
+    async def get_or_create_user(self, mxid: str) -> BridgeUser:
+        user = await self.bridge.store.get_user(mxid)
+        if user is None:
+            user = BridgeUser(mxid)
+            await self.bridge.store.save_user(user)
+        return user
+
+    async def maybe_handle(
+        self, room_id: str, evt: dict[str, Any], body: str, level: int, portal: Portal | None
+    ) -> bool:
+        """Handle ``body`` if it is a command (or a login answer). True if it was consumed."""
+        sender = evt["sender"]
+        user = await self.bridge.store.get_user(sender) if level else None
+        is_management = bool(user and user.management_room == room_id)
+        text = body.strip()
+        if text.startswith(self.prefix):
+            text = text[len(self.prefix) :].strip()
+        elif not is_management:
+            return False
+        if level == 0:
+            log.info("Ignoring command from %s: not permitted by the config", sender)
+            return True
+        if is_management and sender in self.pending_logins and not text.startswith("cancel"):
+            await self._login_answer(room_id, sender, body.strip())
+            return True
+        if not text:
+            return True
+        name, _, raw_args = text.partition(" ")
+        try:
+            args = shlex.split(raw_args)
+        except ValueError:
+            args = raw_args.split()
+        ce = CommandEvent(
+            self.bridge, room_id, sender, name.lower(), args, raw_args.strip(), level, portal,
+            is_management,
+        )
+        cmd = self.commands.get(ce.command)
+        if cmd is None:
+            await ce.reply(f"Unknown command `{name}`. Send `{self._hint(ce)}help` for a list.")
+            return True
+        if level < cmd.level:
+            await ce.reply(
+                f"You do not have permission to use `{cmd.name}` "
+                f"(it needs {LEVEL_NAMES[cmd.level]} level, you have {LEVEL_NAMES[level]})."
+            )
+            return True
+        try:
+            await cmd.handler(ce)
+        except Exception as e:
+            log.exception("Command %s failed", cmd.name)
+            await ce.reply(f"Command `{cmd.name}` failed: {e}")
+        return True
+
+    def _hint(self, ce: CommandEvent) -> str:
+        return "" if ce.is_management else self.prefix
+
+    # -- login flows --------------------------------------------------------------------------
+
+    async def start_login(self, ce: CommandEvent, network: str, flow_id: str | None) -> None:
+        connector = self.bridge.connectors.get(network)
+        if connector is None:
+            await ce.reply(f"Unknown network `{network}`. Available: {', '.join(self.bridge.connectors)}")
+            return
+        flows = connector.login_flows()
+        if not flows:
+            await ce.reply(f"{connector.display_name} has no login flows.")
+            return
+        flow = next((f for f in flows if f.id == flow_id), flows[0] if flow_id is None else None)
+        if flow is None:
+            await ce.reply(f"Unknown login flow. Flows: {', '.join(f.id for f in flows)}")
+            return
+        process = await connector.create_login(ce.sender, flow.id)
+        step = await process.start()
+        pending = PendingLogin(network, process, step)
+        self.pending_logins[ce.sender] = pending
+        await self._advance(ce.room_id, ce.sender, pending)
+
+    async def _advance(self, room_id: str, sender: str, pending: PendingLogin) -> None:
+        step = pending.step
+        if step.is_complete:
+            self.pending_logins.pop(sender, None)
+            await self._finish_login(room_id, sender, pending.network, step.complete)
+            return
+        fld = step.fields[pending.field_index]
+        desc = f" ({fld.description})" if fld.description else ""
+        intro = f"{step.instructions}\n" if pending.field_index == 0 and step.instructions else ""
+        await self.bridge.send_notice(
+            room_id, f"{intro}Please enter your {fld.name}{desc}, or `cancel` to stop."
+        )
+
+    async def _login_answer(self, room_id: str, sender: str, answer: str) -> None:
+        pending = self.pending_logins[sender]
+        fld = pending.step.fields[pending.field_index]
+        pending.values[fld.id] = answer
+        pending.field_index += 1
+        if pending.field_index < len(pending.step.fields):
+            await self._advance(room_id, sender, pending)
+            return
+        try:
+            pending.step = await pending.process.submit(pending.values)
+        except Exception as e:
+            self.pending_logins.pop(sender, None)
+            await self.bridge.send_notice(room_id, f"Login failed: {e}")
+            return
+        pending.values, pending.field_index = {}, 0
+        await self._advance(room_id, sender, pending)
+
+    async def _finish_login(
+        self, room_id: str, sender: str, network: str, info: LoginInfo | None
+    ) -> None:
+        assert info is not None
+        await self.get_or_create_user(sender)
+        info.user_mxid, info.network = sender, network
+        if not info.id:
+            info.id = self.bridge.new_login_id()
+        await self.bridge.add_login(info)
+        await self.bridge.send_notice(
+            room_id, f"Logged in to {network} as {info.remote_name or info.remote_id} (login {info.id})."
+        )
+
+    async def cancel_login(self, sender: str) -> bool:
+        pending = self.pending_logins.pop(sender, None)
+        if pending is None:
+            return False
+        await pending.process.cancel()
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in commands
+
+
+async def cmd_help(ce: CommandEvent) -> None:
+    procs = ce.bridge.commands
+    prefix = procs._hint(ce)
+    if ce.args:
+        cmd = procs.commands.get(ce.args[0].lower())
+        if cmd is None or ce.level < cmd.level:
+            await ce.reply(f"No command `{ce.args[0]}` available to you.")
+            return
+        usage = f" {cmd.usage}" if cmd.usage else ""
+        await ce.reply(f"{prefix}{cmd.name}{usage}: {cmd.help}")
+        return
+    sections: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for cmd in procs.commands.values():
+        if cmd.name in seen or ce.level < cmd.level:
+            continue
+        seen.add(cmd.name)
+        usage = f" {cmd.usage}" if cmd.usage else ""
+        sections.setdefault(cmd.section, []).append(f"{prefix}{cmd.name}{usage} - {cmd.help}")
+    lines = []
+    for section, items in sections.items():
+        lines.append(f"{section}:")
+        lines.extend(f"  {i}" for i in sorted(items))
+    await ce.reply("\n".join(lines))
+
+
+async def cmd_version(ce: CommandEvent) -> None:
+    nets = ", ".join(f"{c.display_name}" for c in ce.bridge.connectors.values())
+    await ce.reply(f"bridgekit {__version__} (networks: {nets or 'none'})")
+
+
+async def cmd_ping(ce: CommandEvent) -> None:
+    logins = ce.bridge.clients_of(ce.sender)
+    if not logins:
+        await ce.reply("Pong. You have no logins.")
+        return
+    states = ce.bridge.login_states
+    lines = [
+        f"{c.login.network} {c.login.remote_name or c.login.remote_id}: "
+        f"{states[c.login.id].state.value if c.login.id in states else 'UNKNOWN'}"
+        for c in logins
+    ]
+    await ce.reply("Pong.\n" + "\n".join(lines))
+
+
+async def cmd_login(ce: CommandEvent) -> None:
+    if not ce.args:
+        await ce.reply(f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}")
+        return
+    await ce.bridge.commands.start_login(ce, ce.args[0].lower(), ce.args[1] if len(ce.args) > 1 else None)
+
+
+async def cmd_cancel(ce: CommandEvent) -> None:
+    if await ce.bridge.commands.cancel_login(ce.sender):
+        await ce.reply("Login cancelled.")
+    else:
+        await ce.reply("Nothing to cancel.")
+
+
+def _find_login(ce: CommandEvent, selector: str | None) -> LoginInfo | None:
+    clients = ce.bridge.clients_of(ce.sender)
+    if selector is None:
+        return clients[0].login if len(clients) == 1 else None
+    for c in clients:
+        if selector in (c.login.id, c.login.network, c.login.remote_id):
+            return c.login
+    return None
+
+
+async def cmd_logout(ce: CommandEvent) -> None:
+    login = _find_login(ce, ce.args[0] if ce.args else None)
+    if login is None:
+        await ce.reply("Which login? Give its id or network (see `list-logins`).")
+        return
+    await ce.bridge.remove_login(login.id)
+    await ce.reply(f"Logged out of {login.network} ({login.remote_name or login.remote_id}).")
+
+
+async def cmd_list_logins(ce: CommandEvent) -> None:
+    clients = ce.bridge.clients_of(ce.sender)
+    if not clients:
+        await ce.reply("You have no logins. Use `login <network>` to add one.")
+        return
+    states = ce.bridge.login_states
+    lines = []
+    for c in clients:
+        st = states.get(c.login.id)
+        state = st.state.value if st else "UNKNOWN"
+        msg = f" ({st.message})" if st and st.message else ""
+        lines.append(
+            f"* {c.login.id}: {c.login.network} as {c.login.remote_name or c.login.remote_id} - {state}{msg}"
+        )
+    await ce.reply("\n".join(lines))
+
+
+async def cmd_list_portals(ce: CommandEvent) -> None:
+    portals = await ce.bridge.store.all_portals()
+    if ce.level < 3:
+        mine = {c.login.id for c in ce.bridge.clients_of(ce.sender)}
+        networks = {c.login.network for c in ce.bridge.clients_of(ce.sender)}
+        portals = [
+            p for p in portals
+            if (p.key.receiver in mine) or (not p.key.receiver and p.network in networks)
+        ]
+    if not portals:
+        await ce.reply("No portals.")
+        return
+    await ce.reply("\n".join(f"* {p.network} {p.key.id}: {p.name or ''} {p.mxid}" for p in portals))
+
+
+async def _require_room_admin(ce: CommandEvent) -> bool:
+    if ce.level >= 3:
+        return True
+    bot = ce.bridge.matrix.bot
+    assert bot is not None
+    try:
+        pls = await bot.get_power_levels(ce.room_id)
+    except MatrixRequestError:
+        await ce.reply("I cannot read this room's power levels: invite me first.")
+        return False
+    if pls.get_user_level(ce.sender) < 100:
+        await ce.reply("Only room admins (power level 100) can do that.")
+        return False
+    return True
+
+
+async def cmd_bridge(ce: CommandEvent) -> None:
+    if ce.is_management or len(ce.args) < 2:
+        await ce.reply("Usage (in the room to bridge): bridge <network> <remote chat id>")
+        return
+    if ce.portal is not None:
+        await ce.reply("This room is already bridged. Use `unbridge` first.")
+        return
+    if not await _require_room_admin(ce):
+        return
+    network, remote_id = ce.args[0].lower(), " ".join(ce.args[1:])
+    if network not in ce.bridge.connectors:
+        await ce.reply(f"Unknown network `{network}`.")
+        return
+    key = PortalKey(remote_id)
+    existing = await ce.bridge.store.get_portal(network, key)
+    if existing and existing.mxid:
+        await ce.reply(f"{remote_id} is already bridged to another room.")
+        return
+    login = next(iter(ce.bridge.clients_of(ce.sender, network)), None)
+    portal = await ce.bridge.portals.get_or_create(
+        network, key, login.login.id if login else None, room_id=ce.room_id
+    )
+    if portal is None:
+        await ce.reply("Could not bridge this room.")
+        return
+    if login and not portal.relay_login:
+        portal.relay_login = login.login.id
+        await ce.bridge.store.save_portal(portal)
+    await ce.reply(f"Bridged this room to {network} {remote_id}.")
+
+
+async def cmd_unbridge(ce: CommandEvent) -> None:
+    if ce.portal is None:
+        await ce.reply("This room is not bridged.")
+        return
+    if not await _require_room_admin(ce):
+        return
+    await ce.bridge.store.delete_portal(ce.portal)
+    await ce.reply("This room is no longer bridged.")
+
+
+async def cmd_set_relay(ce: CommandEvent) -> None:
+    if ce.portal is None:
+        await ce.reply("Use this in a bridged room.")
+        return
+    if not ce.bridge.config.get("bridge.relay.enabled", True):
+        await ce.reply("Relay mode is disabled in the bridge config.")
+        return
+    clients = [c for c in ce.bridge.clients_of(ce.sender, ce.portal.network) if c.is_in_portal(ce.portal.key)]
+    if not clients:
+        await ce.reply("You need a login in this room to relay through.")
+        return
+    ce.portal.relay_login = clients[0].login.id
+    await ce.bridge.store.save_portal(ce.portal)
+    await ce.reply(f"Messages from users without a login are now relayed through {clients[0].login.remote_name or clients[0].login.remote_id}.")
+
+
+async def cmd_unset_relay(ce: CommandEvent) -> None:
+    if ce.portal is None or not ce.portal.relay_login:
+        await ce.reply("This room has no relay.")
+        return
+    owner = ce.bridge.clients.get(ce.portal.relay_login)
+    if ce.level < 3 and owner is not None and owner.login.user_mxid != ce.sender:
+        await ce.reply("Only the relay's owner or a bridge admin can unset it.")
+        return
+    ce.portal.relay_login = None
+    await ce.bridge.store.save_portal(ce.portal)
+    await ce.reply("Relay mode is off in this room.")
+
+
+async def cmd_login_matrix(ce: CommandEvent) -> None:
+    if not ce.args:
+        await ce.reply("Usage: login-matrix <access token of your Matrix account>")
+        return
+    token = ce.args[0]
+    intent = ce.bridge.matrix.real_user_intent(ce.sender, token)
+    try:
+        whoami = await intent.whoami()
+    except MatrixRequestError as e:
+        await ce.reply(f"That token did not work: {e.message}")
+        return
+    if whoami.user_id != ce.sender:
+        await ce.reply("That token belongs to another user.")
+        return
+    user = await ce.bridge.commands.get_or_create_user(ce.sender)
+    user.double_puppet = token
+    await ce.bridge.store.save_user(user)
+    await ce.reply("Double puppeting enabled: what you send from the remote side appears as you.")
+
+
+async def cmd_logout_matrix(ce: CommandEvent) -> None:
+    user = await ce.bridge.store.get_user(ce.sender)
+    if not user or not user.double_puppet:
+        await ce.reply("Double puppeting with a personal token is not enabled.")
+        return
+    user.double_puppet = None
+    await ce.bridge.store.save_user(user)
+    await ce.reply("Double puppeting disabled.")
+
+
+async def cmd_delete_portal(ce: CommandEvent) -> None:
+    if ce.portal is None:
+        await ce.reply("Use this in a bridged room.")
+        return
+    portal = ce.portal
+    bot = ce.bridge.matrix.bot
+    assert bot is not None and portal.mxid
+    await ce.bridge.store.delete_portal(portal)
+    await ce.reply("Portal deleted; I am leaving this room.")
+    try:
+        if not portal.plumbed:
+            members = await bot.get_joined_members(portal.mxid)
+            for member in members:
+                if ce.bridge.connector_for_ghost(member):
+                    await ce.bridge.matrix.intent(member).leave_room(portal.mxid)
+        await bot.leave_room(portal.mxid)
+    except MatrixRequestError:
+        log.warning("Could not clean up room %s", portal.mxid)
+
+
+def _builtin_commands() -> list[Command]:
+    return [
+        Command("help", cmd_help, "Show the commands you can use, or details of one.", "[command]", 1),
+        Command("version", cmd_version, "Show the bridge version.", level=1),
+        Command("ping", cmd_ping, "Check that the bridge answers and how your logins are.", level=1),
+        Command("login", cmd_login, "Log in to a network.", "<network> [flow]", section="Logins"),
+        Command("cancel", cmd_cancel, "Cancel a login in progress.", section="Logins"),
+        Command("logout", cmd_logout, "Log out of a network.", "[login id|network]", section="Logins"),
+        Command("list-logins", cmd_list_logins, "List your logins and their state.", section="Logins"),
+        Command("list-portals", cmd_list_portals, "List bridged rooms.", section="Portals"),
+        Command("bridge", cmd_bridge, "Bridge this room to a remote chat (room admins).",
+                "<network> <remote id>", section="Portals"),
+        Command("unbridge", cmd_unbridge, "Stop bridging this room (room admins).", section="Portals"),
+        Command("set-relay", cmd_set_relay, "Relay users without a login through your login.",
+                section="Portals"),
+        Command("unset-relay", cmd_unset_relay, "Stop relaying in this room.", section="Portals"),
+        Command("login-matrix", cmd_login_matrix, "Enable double puppeting with your access token.",
+                "<token>", section="Double puppeting"),
+        Command("logout-matrix", cmd_logout_matrix, "Disable double puppeting.",
+                section="Double puppeting"),
+        Command("delete-portal", cmd_delete_portal, "Delete this portal and leave the room.",
+                level=3, section="Admin"),
+    ]

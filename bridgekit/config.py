@@ -1,0 +1,304 @@
+"""Loading, validating and rewriting ``config.yaml``.
+
+The file is read with ruamel.yaml in round-trip mode so that ``generate-registration`` can write
+tokens back without losing the admin's comments or key order. Validation collects *every*
+problem with its key and line, so a bad config is fixed in one go rather than one crash at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+ENV_PREFIX = "BRIDGEKIT_"
+PERMISSION_LEVELS = ("relay", "user", "admin")
+_MXID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
+_DOMAIN_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d+)?$")
+_PLACEHOLDER = "generate"
+
+
+@dataclass
+class Problem:
+    key: str
+    why: str
+    line: int | None = None
+
+    def format(self, path: str | None) -> str:
+        where = f"{path}:{self.line}: " if path and self.line else (f"{path}: " if path else "")
+        return f"{where}{self.key}: {self.why}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` says every reason."""
+
+    def __init__(self, problems: list[Problem], path: str | None = None) -> None:
+        self.problems = problems
+        self.path = path
+        super().__init__("\n".join(p.format(path) for p in problems))
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def _line_of(data: Any, dotted: str) -> int | None:
+    """1-based line of a dotted key in a ruamel mapping, if known."""
+    parts = dotted.split(".")
+    node = data
+    for i, part in enumerate(parts):
+        if not isinstance(node, CommentedMap) or part not in node:
+            return None
+        if i == len(parts) - 1:
+            try:
+                return node.lc.key(part)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                return None
+        node = node[part]
+    return None
+
+
+class Config:
+    """The parsed config. ``get("appservice.port")`` reads dotted keys."""
+
+    def __init__(self, data: CommentedMap, path: Path | None = None) -> None:
+        self.data = data
+        self.path = path
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(
+                [
+                    Problem(
+                        "config",
+                        f"file {path} does not exist; create it with "
+                        f"`cp example-config.yaml {path}` and edit it",
+                    )
+                ]
+            )
+        try:
+            with path.open(encoding="utf-8") as fh:
+                data = _yaml().load(fh)
+        except YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            raise ConfigError([Problem("config", f"not valid YAML: {e}", line)], str(path)) from e
+        if data is None:
+            data = CommentedMap()
+        if not isinstance(data, CommentedMap):
+            raise ConfigError([Problem("config", "top level must be a mapping")], str(path))
+        config = cls(data, path)
+        config.apply_env(os.environ if env is None else env)
+        return config
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        return cls(_to_commented(data))
+
+    def apply_env(self, env: Mapping[str, str]) -> None:
+        """``BRIDGEKIT_APPSERVICE__PORT=8080`` overrides ``appservice.port`` (values are YAML)."""
+        for name, raw in env.items():
+            if not name.startswith(ENV_PREFIX) or "__" not in name:
+                continue
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            try:
+                value = YAML(typ="safe").load(raw)
+            except YAMLError:
+                value = raw
+            self.set(dotted, raw if value is None and raw else value)
+
+    # -- access ----------------------------------------------------------------------------
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def __getitem__(self, dotted: str) -> Any:
+        sentinel = object()
+        value = self.get(dotted, sentinel)
+        if value is sentinel:
+            raise KeyError(dotted)
+        return value
+
+    def set(self, dotted: str, value: Any) -> None:
+        parts = dotted.split(".")
+        node = self.data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), Mapping):
+                node[part] = CommentedMap()
+            node = node[part]
+        node[parts[-1]] = value
+
+    def line_of(self, dotted: str) -> int | None:
+        return _line_of(self.data, dotted)
+
+    def save(self, path: str | Path | None = None) -> None:
+        path = Path(path or self.path or "config.yaml")
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            _yaml().dump(self.data, fh)
+        os.replace(tmp, path)
+
+    # -- derived values --------------------------------------------------------------------
+
+    @property
+    def domain(self) -> str:
+        return str(self["homeserver.domain"])
+
+    @property
+    def bot_mxid(self) -> str:
+        return f"@{self['appservice.bot.username']}:{self.domain}"
+
+    def enabled_networks(self) -> dict[str, Mapping[str, Any]]:
+        nets = self.get("networks") or {}
+        return {
+            name: (section or {})
+            for name, section in nets.items()
+            if isinstance(section, Mapping) and section.get("enabled", True)
+        }
+
+    def permission_for(self, mxid: str) -> str | None:
+        """The permission level of a Matrix user: exact MXID, then domain, then ``*``."""
+        perms: Mapping[str, str] = self.get("permissions") or {}
+        if mxid in perms:
+            return perms[mxid]
+        domain = mxid.split(":", 1)[1] if ":" in mxid else ""
+        if domain in perms:
+            return perms[domain]
+        return perms.get("*")
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self, connectors: Mapping[str, Any] | None = None) -> list[Problem]:
+        """Every problem in the config. ``connectors`` maps network name -> connector class."""
+        problems: list[Problem] = []
+
+        def bad(key: str, why: str) -> None:
+            problems.append(Problem(key, why, self.line_of(key)))
+
+        def need_str(key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> None:
+            value = self.get(key)
+            if value is None or value == "":
+                bad(key, "is required")
+            elif not isinstance(value, str):
+                bad(key, f"must be a string, not {type(value).__name__}")
+            elif pattern and not pattern.match(value):
+                bad(key, f"must be {what}, got {value!r}")
+
+        def need_port(key: str) -> None:
+            value = self.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
+                bad(key, f"must be a port number between 1 and 65535, got {value!r}")
+
+        url_re = re.compile(r"^https?://[^\s/]+")
+        need_str("homeserver.address", url_re, "an http(s) URL")
+        need_str("homeserver.domain", _DOMAIN_RE, "a server name like example.org")
+        need_str("appservice.hostname")
+        need_port("appservice.port")
+        need_str("appservice.address", url_re, "an http(s) URL the homeserver can reach")
+        need_str("appservice.id", re.compile(r"^[A-Za-z0-9_.\-]+$"), "letters, digits, _ . -")
+        need_str("appservice.bot.username", re.compile(r"^[a-z0-9._=\-/]+$"), "a valid localpart")
+        for key in ("appservice.as_token", "appservice.hs_token"):
+            value = self.get(key)
+            if not isinstance(value, str) or not value or value == _PLACEHOLDER:
+                bad(key, "not set: run `bridgekit generate-registration -c <config>` first")
+        if self.get("appservice.as_token") and self.get("appservice.as_token") == self.get(
+            "appservice.hs_token"
+        ):
+            bad("appservice.hs_token", "must differ from as_token")
+        max_body = self.get("appservice.max_body_size", 10 * 1024 * 1024)
+        if not isinstance(max_body, int) or max_body < 1024:
+            bad("appservice.max_body_size", "must be an integer number of bytes >= 1024")
+
+        db = self.get("database.url")
+        if not isinstance(db, str) or not re.match(r"^(sqlite|postgres|postgresql)://", db):
+            bad("database.url", f"must start with sqlite:// or postgres://, got {db!r}")
+
+        perms = self.get("permissions")
+        if not isinstance(perms, Mapping) or not perms:
+            bad("permissions", "must map '*', a domain or an MXID to relay, user or admin")
+        else:
+            for who, level in perms.items():
+                key = f"permissions.{who}"
+                if level not in PERMISSION_LEVELS:
+                    bad(key, f"level must be one of {', '.join(PERMISSION_LEVELS)}, got {level!r}")
+                if who != "*" and not _MXID_RE.match(str(who)) and not _DOMAIN_RE.match(str(who)):
+                    bad(key, "must be '*', a domain or a Matrix user id")
+
+        dp = self.get("double_puppet.secrets") or {}
+        if not isinstance(dp, Mapping):
+            bad("double_puppet.secrets", "must map homeserver domains to secrets")
+        else:
+            for server, secret in dp.items():
+                if not isinstance(secret, str) or not secret.startswith("as_token:"):
+                    bad(f"double_puppet.secrets.{server}", "must be 'as_token:<token>'")
+
+        level = str(self.get("logging.level", "INFO")).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            bad("logging.level", f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        if self.get("metrics.enabled"):
+            need_port("metrics.port")
+
+        relay_fmt = self.get("bridge.relay.format", "")
+        if relay_fmt and "{message}" not in str(relay_fmt):
+            bad("bridge.relay.format", "must contain {message}")
+
+        networks = self.get("networks")
+        if networks is not None and not isinstance(networks, Mapping):
+            bad("networks", "must be a mapping of network name to its section")
+        elif connectors is not None:
+            for name, section in self.enabled_networks().items():
+                cls = connectors.get(name)
+                if cls is None:
+                    bad(
+                        f"networks.{name}",
+                        "no installed connector has this name "
+                        f"(installed: {', '.join(sorted(connectors)) or 'none'})",
+                    )
+                    continue
+                for key, why in cls.validate_config(section):
+                    bad(f"networks.{name}.{key}", why)
+        return problems
+
+    def check(self, connectors: Mapping[str, Any] | None = None) -> None:
+        problems = self.validate(connectors)
+        if problems:
+            raise ConfigError(problems, str(self.path) if self.path else None)
+
+
+def _to_commented(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        out = CommentedMap()
+        for k, v in data.items():
+            out[k] = _to_commented(v)
+        return out
+    if isinstance(data, list):
+        return [_to_commented(v) for v in data]
+    return data
+
+
+def iter_keys(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        yield dotted
+        if isinstance(value, Mapping):
+            yield from iter_keys(value, dotted + ".")

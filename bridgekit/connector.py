@@ -1,0 +1,385 @@
+"""The whole contract between bridgekit and a network connector, in one file.
+
+A connector author implements two classes:
+
+* :class:`NetworkConnector` - one per bridge process. It names the network, validates its
+  config section, says how remote ids become Matrix ids, offers login flows and turns a stored
+  :class:`LoginInfo` into a live client.
+* :class:`NetworkClient` - one per user login (an IRC connection, a Slack workspace token...)
+  or one shared by every login (an XMPP component). It connects, disconnects and handles the
+  Matrix events the runtime routes to it.
+
+Everything optional is a *capability*: a mixin class below (``EditHandler``,
+``ReactionHandler``...). The runtime detects capabilities with ``isinstance`` and falls back
+where one is missing (an edit becomes a ``* new text`` message, a reaction is dropped with a
+notice...). Remote events flow the other way through :meth:`BridgeAPI.queue_remote_event`,
+which stores them durably before returning, so a connector that has queued an event may forget it.
+
+The runtime owns ordering (per portal), persistence, retries, id mapping, permissions and
+commands: connectors get those for free.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .events import (
+    ChatInfo,
+    MatrixEdit,
+    MatrixMembership,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixRoomMeta,
+    MatrixTyping,
+    PortalKey,
+    RemoteEvent,
+    RemoteMessage,
+    UserInfo,
+)
+
+if TYPE_CHECKING:
+    from .commands import Command
+
+__all__ = [
+    "BridgeAPI",
+    "BridgeStateEvent",
+    "LoginInfo",
+    "LoginFlow",
+    "LoginField",
+    "LoginStep",
+    "LoginProcess",
+    "NetworkConnector",
+    "NetworkClient",
+    "MessageResult",
+    "EditHandler",
+    "RedactionHandler",
+    "ReactionHandler",
+    "TypingHandler",
+    "ReadReceiptHandler",
+    "MembershipHandler",
+    "RoomMetaHandler",
+    "BackfillHandler",
+    "AliasResolver",
+    "ThirdPartyHandler",
+    "CAPABILITIES",
+    "capabilities_of",
+]
+
+
+class BridgeStateEvent(str, Enum):
+    """The state of one login, as the management room and the status endpoint show it."""
+
+    STARTING = "STARTING"
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    TRANSIENT_DISCONNECT = "TRANSIENT_DISCONNECT"
+    BAD_CREDENTIALS = "BAD_CREDENTIALS"
+    LOGGED_OUT = "LOGGED_OUT"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+
+@dataclass
+class LoginInfo:
+    """A stored login: what the connector needs to reconnect after a restart."""
+
+    id: str
+    user_mxid: str
+    network: str
+    remote_id: str
+    remote_name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MessageResult:
+    """What a network said about a message it accepted.
+
+    ``remote_id`` is the network's id for it (if the network has ids): the runtime maps it to
+    the Matrix event so later edits, replies, reactions and redactions find it, and so the
+    remote echo of the message is recognised and not bridged back.
+    """
+
+    remote_id: str | None = None
+    timestamp: float | None = None
+    extra_ids: Sequence[str] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Login flows: a small state machine the management room drives (`login <network>`).
+
+
+@dataclass
+class LoginField:
+    id: str
+    name: str
+    description: str = ""
+    secret: bool = False
+
+
+@dataclass
+class LoginStep:
+    """One step of a login flow: either a question for the user, or the finished login."""
+
+    instructions: str = ""
+    fields: list[LoginField] = field(default_factory=list)
+    complete: LoginInfo | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.complete is not None
+
+
+@dataclass
+class LoginFlow:
+    id: str
+    name: str
+    description: str = ""
+
+
+class LoginProcess(ABC):
+    """A login in progress for one Matrix user. ``submit`` gets the answers to ``fields``."""
+
+    @abstractmethod
+    async def start(self) -> LoginStep: ...
+
+    @abstractmethod
+    async def submit(self, values: dict[str, str]) -> LoginStep: ...
+
+    async def cancel(self) -> None:  # noqa: B027 - optional hook
+        """Release whatever ``start`` acquired."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What the runtime offers to connectors.
+
+
+class BridgeAPI(ABC):
+    """The runtime as a connector sees it. Obtained in :meth:`NetworkConnector.__init__`."""
+
+    domain: str
+
+    @abstractmethod
+    async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
+        """Store ``event`` durably and schedule it for its portal. Returns once it is stored."""
+
+    @abstractmethod
+    def report_state(
+        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+    ) -> None:
+        """Tell the runtime (and so the user) how a login's connection is doing."""
+
+    @abstractmethod
+    async def get_kv(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_kv(self, key: str, value: str | None) -> None: ...
+
+    @abstractmethod
+    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
+        """The Matrix event id bridged for a remote message id, if any."""
+
+    @abstractmethod
+    async def find_remote_id(self, event_id: str) -> str | None:
+        """The remote message id a Matrix event was bridged to, if any."""
+
+    @abstractmethod
+    def ghost_mxid(self, remote_user_id: str) -> str:
+        """The Matrix user id of the ghost for a remote user."""
+
+    @abstractmethod
+    async def media_url(self, mxc: str, filename: str = "") -> str:
+        """An HTTP(S) link to Matrix media that works for remote users without a token."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The connector.
+
+
+class NetworkConnector(ABC):
+    """One network. Found through the ``bridgekit.connectors`` entry point group."""
+
+    #: Short lowercase id, used in commands (`login irc`), ids and config (`networks.irc`).
+    name: ClassVar[str]
+    #: Human name, shown in help and room bridge-info.
+    display_name: ClassVar[str]
+    #: Ghost localpart template; ``{id}`` is the escaped remote user id.
+    ghost_template: ClassVar[str] = "_{network}_{id}"
+    #: Alias localpart template for portals created on demand; ``{id}`` is the escaped chat id.
+    alias_template: ClassVar[str | None] = None
+    #: Whether Matrix edits/redactions/... can reach this network (see the capability mixins).
+    default_config: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
+        self.bridge = bridge
+        self.config = config
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems in this connector's config section, as ``(key, why)`` pairs."""
+        return []
+
+    @classmethod
+    def namespace_templates(cls, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """(ghost localpart templates, alias localpart templates) for the registration."""
+        ghosts = [cls.ghost_template.replace("{network}", cls.name)]
+        aliases = [cls.alias_template.replace("{network}", cls.name)] if cls.alias_template else []
+        return ghosts, aliases
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start shared resources (a component connection, an HTTP server...)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop shared resources. Clients are disconnected before this is called."""
+
+    def login_flows(self) -> list[LoginFlow]:
+        return []
+
+    async def create_login(self, user_mxid: str, flow_id: str) -> LoginProcess:
+        raise NotImplementedError(f"{self.name} has no login flows")
+
+    @abstractmethod
+    async def load_login(self, login: LoginInfo) -> NetworkClient:
+        """Make a client for a stored login. Do not connect yet: the runtime calls connect."""
+
+    async def logout(self, login: LoginInfo) -> None:  # noqa: B027 - optional hook
+        """Invalidate remote credentials when a user logs out (where the network can)."""
+
+    def commands(self) -> list[Command]:
+        """Extra management-room commands (`irc nick`, ...)."""
+        return []
+
+    def ghost_localpart(self, remote_user_id: str) -> str | None:
+        """Override to map remote user ids to localparts differently. None = use template."""
+        return None
+
+
+class NetworkClient(ABC):
+    """One live login to the network. Must be fast to construct; ``connect`` does the work."""
+
+    login: LoginInfo
+
+    def __init__(self, connector: NetworkConnector, login: LoginInfo) -> None:
+        self.connector = connector
+        self.login = login
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Connect and report state. Should not raise on network errors: report and retry."""
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def handle_matrix_message(self, msg: MatrixMessage) -> MessageResult:
+        """Send a Matrix message to the network. Raise to have the user notified."""
+
+    @abstractmethod
+    async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
+        """Name, topic, members... of a remote chat, to create or resync its portal room."""
+
+    async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
+        """Display name and avatar of a remote user, for their ghost."""
+        return None
+
+    def is_in_portal(self, portal: PortalKey) -> bool:
+        """Whether this login can send to ``portal`` (for routing Matrix messages)."""
+        return not portal.receiver or portal.receiver == self.login.id
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional capabilities (detected with isinstance).
+
+
+class EditHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_edit(self, edit: MatrixEdit) -> MessageResult | None: ...
+
+
+class RedactionHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None: ...
+
+
+class ReactionHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_reaction(self, reaction: MatrixReaction) -> MessageResult | None: ...
+
+    @abstractmethod
+    async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None: ...
+
+
+class TypingHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None: ...
+
+
+class ReadReceiptHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_read_receipt(self, receipt: MatrixReadReceipt) -> None: ...
+
+
+class MembershipHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_membership(self, change: MatrixMembership) -> None: ...
+
+
+class RoomMetaHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_room_meta(self, change: MatrixRoomMeta) -> None:
+        """Room name, topic or avatar changed on Matrix."""
+
+
+class BackfillHandler(ABC):
+    @abstractmethod
+    async def fetch_messages(
+        self, portal: PortalKey, after_remote_id: str | None, limit: int
+    ) -> list[RemoteMessage]:
+        """Messages newer than ``after_remote_id`` (oldest first), to catch up after downtime."""
+
+
+class AliasResolver(ABC):
+    """Connector-level: lets joining ``#<alias template>`` create a portal on demand."""
+
+    @abstractmethod
+    async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
+        """Portal key (and login id to create it with, or None) for an alias, or None."""
+
+
+class ThirdPartyHandler(ABC):
+    """Connector-level: answers the homeserver's third-party lookups."""
+
+    @abstractmethod
+    def protocol_info(self) -> dict[str, Any]: ...
+
+    async def lookup_location(self, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        return []
+
+    async def lookup_user(self, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        return []
+
+
+CAPABILITIES: dict[str, type] = {
+    "edits": EditHandler,
+    "redactions": RedactionHandler,
+    "reactions": ReactionHandler,
+    "typing": TypingHandler,
+    "read_receipts": ReadReceiptHandler,
+    "membership": MembershipHandler,
+    "room_meta": RoomMetaHandler,
+    "backfill": BackfillHandler,
+}
+
+
+def capabilities_of(client: object) -> set[str]:
+    """Names of the optional capabilities an object implements."""
+    return {name for name, cls in CAPABILITIES.items() if isinstance(client, cls)}
+
+
+CommandHandler = Callable[..., Awaitable[None]]

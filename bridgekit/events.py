@@ -1,0 +1,301 @@
+"""Plain data passed between the runtime and connectors.
+
+Remote events are serialised to JSON for the durable outbox, so they are dataclasses of plain
+values; :func:`remote_event_to_json` / :func:`remote_event_from_json` round-trip them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class PortalKey:
+    """Identifies a remote chat. ``receiver`` is set for chats private to one login (DMs)."""
+
+    id: str
+    receiver: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.id}@{self.receiver}" if self.receiver else self.id
+
+
+@dataclass
+class UserInfo:
+    name: str | None = None
+    avatar_url: str | None = None  # an http(s) URL or mxc:// URI
+    is_bot: bool = False
+
+
+@dataclass
+class ChatMember:
+    remote_id: str
+    power_level: int = 0
+    #: Set when this member is the logged-in user themself (not a ghost).
+    is_me: bool = False
+    name: str | None = None
+
+
+@dataclass
+class ChatInfo:
+    name: str | None = None
+    topic: str | None = None
+    avatar_url: str | None = None
+    members: list[ChatMember] = field(default_factory=list)
+    is_dm: bool = False
+    #: For DMs: the remote user the chat is with.
+    dm_user: str | None = None
+
+
+@dataclass
+class EventSender:
+    """Who sent a remote event: a remote user, or the logged-in user themself (``is_me``)."""
+
+    remote_id: str
+    is_me: bool = False
+    login_id: str | None = None
+
+
+@dataclass
+class MessageContent:
+    """A message in network-neutral form (text with optional HTML, or a file)."""
+
+    body: str
+    html: str | None = None
+    msgtype: str = "m.text"  # m.text, m.emote, m.notice, m.image, m.file, m.video, m.audio
+    media_url: str | None = None  # mxc:// to reuse, or http(s):// for the runtime to upload
+    media_info: dict[str, Any] = field(default_factory=dict)
+    #: Remote id of the message replied to.
+    reply_to: str | None = None
+    #: Remote id of the thread root.
+    thread_root: str | None = None
+    #: Remote user ids mentioned, turned into Matrix pills and m.mentions.
+    mentions: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Remote -> Matrix
+
+
+_REMOTE_TYPES: dict[str, type[RemoteEvent]] = {}
+
+
+@dataclass
+class RemoteEvent:
+    portal: PortalKey
+    sender: EventSender | None = None
+    timestamp: float | None = None  # unix seconds; None = now
+    kind: ClassVar[str] = "event"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REMOTE_TYPES[cls.kind] = cls
+
+
+@dataclass
+class RemoteMessage(RemoteEvent):
+    id: str = ""
+    content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    kind: ClassVar[str] = "message"
+
+
+@dataclass
+class RemoteEdit(RemoteEvent):
+    target_id: str = ""
+    content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    kind: ClassVar[str] = "edit"
+
+
+@dataclass
+class RemoteRedaction(RemoteEvent):
+    target_id: str = ""
+    reason: str | None = None
+    kind: ClassVar[str] = "redaction"
+
+
+@dataclass
+class RemoteReaction(RemoteEvent):
+    target_id: str = ""
+    key: str = ""
+    kind: ClassVar[str] = "reaction"
+
+
+@dataclass
+class RemoteReactionRemove(RemoteEvent):
+    target_id: str = ""
+    key: str = ""
+    kind: ClassVar[str] = "reaction_remove"
+
+
+@dataclass
+class RemoteTyping(RemoteEvent):
+    typing: bool = True
+    timeout_ms: int = 5000
+    kind: ClassVar[str] = "typing"
+
+
+@dataclass
+class RemoteReceipt(RemoteEvent):
+    last_read_id: str = ""
+    kind: ClassVar[str] = "receipt"
+
+
+@dataclass
+class RemoteChatInfoChange(RemoteEvent):
+    name: str | None = None
+    topic: str | None = None
+    avatar_url: str | None = None
+    kind: ClassVar[str] = "chat_info"
+
+
+@dataclass
+class RemoteMembership(RemoteEvent):
+    target: str = ""  # remote user id
+    membership: str = "join"  # join, leave, kick, ban
+    reason: str | None = None
+    power_level: int | None = None
+    kind: ClassVar[str] = "membership"
+
+
+@dataclass
+class RemoteChatResync(RemoteEvent):
+    info: ChatInfo | None = None
+    kind: ClassVar[str] = "resync"
+
+
+@dataclass
+class RemoteBackfill(RemoteEvent):
+    messages: list[RemoteMessage] = field(default_factory=list)
+    kind: ClassVar[str] = "backfill"
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value)
+    return value
+
+
+_NESTED: dict[str, type] = {
+    "portal": PortalKey,
+    "sender": EventSender,
+    "content": MessageContent,
+    "info": ChatInfo,
+}
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in names:
+            continue
+        if key in _NESTED and value is not None:
+            value = _from_dict(_NESTED[key], value)
+        elif key == "members":
+            value = [_from_dict(ChatMember, m) for m in value]
+        elif key == "messages":
+            value = [_from_dict(RemoteMessage, m) for m in value]
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def remote_event_to_json(event: RemoteEvent) -> str:
+    data = dataclasses.asdict(event)
+    data["kind"] = event.kind
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def remote_event_from_json(raw: str) -> RemoteEvent:
+    data = json.loads(raw)
+    cls = _REMOTE_TYPES[data.pop("kind")]
+    return _from_dict(cls, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Matrix -> remote
+
+
+@dataclass
+class MatrixEventBase:
+    portal: PortalKey
+    room_id: str
+    event_id: str
+    sender: str  # Matrix user id
+    timestamp: float
+    #: Set when the message is relayed for a Matrix user without their own login.
+    relayed_for: str | None = None
+    #: Display name of the Matrix sender in this room.
+    sender_name: str = ""
+
+
+@dataclass
+class MatrixMessage(MatrixEventBase):
+    content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    #: Remote id (and remote sender) of the message replied to, if it was bridged.
+    reply_to_sender: str | None = None
+    #: Plain text of the message replied to (for networks that quote).
+    reply_to_body: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MatrixEdit(MatrixEventBase):
+    target_id: str = ""
+    content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    old_body: str = ""
+
+
+@dataclass
+class MatrixRedaction(MatrixEventBase):
+    target_id: str = ""  # remote id of the redacted message or reaction
+    target_is_reaction: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class MatrixReaction(MatrixEventBase):
+    target_id: str = ""
+    key: str = ""
+
+
+@dataclass
+class MatrixReactionRemove(MatrixEventBase):
+    target_id: str = ""
+    key: str = ""
+
+
+@dataclass
+class MatrixTyping:
+    portal: PortalKey
+    room_id: str
+    user_id: str
+    typing: bool
+
+
+@dataclass
+class MatrixReadReceipt:
+    portal: PortalKey
+    room_id: str
+    user_id: str
+    event_id: str
+    remote_id: str | None
+
+
+@dataclass
+class MatrixMembership(MatrixEventBase):
+    target: str = ""  # Matrix user id, or a ghost's remote id in target_remote
+    target_remote: str | None = None
+    membership: str = "join"  # join, leave, kick, ban, invite
+    reason: str | None = None
+
+
+@dataclass
+class MatrixRoomMeta(MatrixEventBase):
+    name: str | None = None
+    topic: str | None = None
+    avatar_url: str | None = None

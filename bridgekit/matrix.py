@@ -1,0 +1,177 @@
+"""The Matrix side: mautrix intents for the bot, ghosts and double puppets, plus retries.
+
+mautrix does the protocol plumbing. What bridgekit adds is the retry policy that makes the
+outbox lossless: 429s wait for the server's ``retry_after_ms``, 5xx and connection failures back
+off exponentially (capped), and only errors that can never succeed are raised to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from mautrix.appservice import AppServiceAPI, IntentAPI
+from mautrix.appservice.state_store import ASStateStore
+from mautrix.client.state_store.memory import MemoryStateStore as _ClientMemoryStore
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
+from mautrix.types import EventType, UserID
+
+log = logging.getLogger("bridgekit.matrix")
+T = TypeVar("T")
+
+#: Set by :class:`_RetryAwareResponse` when the homeserver answers 429 with retry_after_ms.
+_retry_after_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "retry_after_ms", default=None
+)
+
+
+class _RetryAwareResponse(aiohttp.ClientResponse):
+    """Remembers ``retry_after_ms`` of 429 answers, which mautrix's errors do not carry."""
+
+    async def json(self, *args: Any, **kwargs: Any) -> Any:
+        data = await super().json(*args, **kwargs)
+        if self.status == 429 and isinstance(data, dict):
+            value = data.get("retry_after_ms")
+            _retry_after_ms.set(int(value) if isinstance(value, int | float) else None)
+        return data
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed request may succeed if simply tried again later."""
+    if isinstance(exc, MatrixConnectionError | aiohttp.ClientError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, ConnectionError | OSError):
+        return True
+    if isinstance(exc, MatrixRequestError):
+        return exc.http_status == 429 or exc.http_status >= 500 or exc.http_status == 0
+    return False
+
+
+class Backoff:
+    """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped at ``cap``."""
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * (2**self.attempt))
+        self.attempt += 1
+        return delay / 2 + random.random() * delay / 2
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+async def with_retries(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_attempts: int | None = None,
+    cap: float = 30.0,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """Run ``fn`` until it succeeds or fails permanently. ``max_attempts=None`` = forever."""
+    backoff = Backoff(cap=cap)
+    attempt = 0
+    while True:
+        attempt += 1
+        _retry_after_ms.set(None)
+        try:
+            return await fn()
+        except Exception as e:
+            if not is_transient(e) or (max_attempts is not None and attempt >= max_attempts):
+                raise
+            delay = backoff.next_delay()
+            hinted = _retry_after_ms.get()
+            if isinstance(e, MatrixRequestError) and e.http_status == 429 and hinted:
+                delay = hinted / 1000
+            if on_retry:
+                on_retry(e, delay)
+            log.warning("%s failed (%s), retry %d in %.1fs", what, _describe(e), attempt, delay)
+            await asyncio.sleep(delay)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, MatrixRequestError):
+        return f"HTTP {e.http_status} {getattr(e, 'errcode', '')} {e.message or ''}".strip()
+    return f"{type(e).__name__}: {e}"
+
+
+class MemoryStateStore(_ClientMemoryStore, ASStateStore):
+    """Room state and registration cache, in memory (rebuilt from transactions)."""
+
+    def __init__(self) -> None:
+        _ClientMemoryStore.__init__(self)
+        ASStateStore.__init__(self)
+
+
+class MatrixClient:
+    """Owns the HTTP session and hands out intents."""
+
+    def __init__(
+        self,
+        homeserver: str,
+        domain: str,
+        bot_mxid: str,
+        as_token: str,
+        bridge_id: str,
+    ) -> None:
+        self.homeserver = homeserver.rstrip("/")
+        self.domain = domain
+        self.bot_mxid = bot_mxid
+        self.as_token = as_token
+        self.bridge_id = bridge_id
+        self.state_store = MemoryStateStore()
+        self.session: aiohttp.ClientSession | None = None
+        self.api: AppServiceAPI | None = None
+        self.bot: IntentAPI | None = None
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            response_class=_RetryAwareResponse,
+            timeout=aiohttp.ClientTimeout(total=120, connect=10),
+            connector=aiohttp.TCPConnector(limit=100),
+        )
+        self.api = AppServiceAPI(
+            base_url=self.homeserver,
+            bot_mxid=UserID(self.bot_mxid),
+            token=self.as_token,
+            log=logging.getLogger("bridgekit.matrix.api"),
+            state_store=self.state_store,
+            client_session=self.session,
+            bridge_name=self.bridge_id,
+            default_retry_count=0,
+        )
+        self.bot = IntentAPI(UserID(self.bot_mxid), self.api, state_store=self.state_store)
+
+    async def stop(self) -> None:
+        if self.session:
+            await self.session.close()
+
+    def intent(self, mxid: str) -> IntentAPI:
+        assert self.bot is not None
+        if mxid == self.bot_mxid:
+            return self.bot
+        return self.bot.user(UserID(mxid))
+
+    def real_user_intent(self, mxid: str, token: str) -> IntentAPI:
+        """An intent acting as a real user: ``as_token:<t>`` secrets or a personal token."""
+        assert self.bot is not None
+        if token.startswith("as_token:"):
+            return self.bot.user(UserID(mxid), token[len("as_token:") :], as_token=True)
+        return self.bot.user(UserID(mxid), token)
+
+
+def message_type(name: str) -> EventType:
+    return EventType.find(name, t_class=EventType.Class.MESSAGE)
+
+
+def state_type(name: str) -> EventType:
+    return EventType.find(name, t_class=EventType.Class.STATE)

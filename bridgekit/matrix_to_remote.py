@@ -1,0 +1,332 @@
+"""Matrix events in a portal room, turned into calls on the right network client.
+
+The runtime picks the client (the sender's own login, else the portal's relay), resolves
+replies/threads/edits/reactions to remote ids through the message map, and falls back where a
+connector lacks a capability: an edit becomes a ``* new text`` message; a reaction or redaction
+the network cannot carry is dropped with a notice-free log line (it is not an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from .connector import (
+    EditHandler,
+    MembershipHandler,
+    NetworkClient,
+    ReactionHandler,
+    ReadReceiptHandler,
+    RedactionHandler,
+    RoomMetaHandler,
+    TypingHandler,
+)
+from .events import (
+    MatrixEdit,
+    MatrixMembership,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixRoomMeta,
+    MatrixTyping,
+    MessageContent,
+)
+from .store import MessageRow, Portal, ReactionRow
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.portals")
+
+_REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
+DEFAULT_RELAY_FORMAT = "<{displayname}> {message}"
+DEFAULT_RELAY_EMOTE_FORMAT = "* {displayname} {message}"
+
+
+def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
+    """Remove the quoted text clients put in replies (it would leak and duplicate)."""
+    if body.startswith("> "):
+        lines = body.split("\n")
+        while lines and lines[0].startswith(">"):
+            lines.pop(0)
+        if lines and lines[0] == "":
+            lines.pop(0)
+        body = "\n".join(lines)
+    if html:
+        html = _REPLY_HTML_RE.sub("", html)
+    return body, html
+
+
+class MatrixToRemote:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self._typing: dict[tuple[str, Any], set[str]] = {}
+
+    def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
+        """(client, relayed): the sender's own login in this portal, else the relay login."""
+        for client in self.bridge.clients_of(sender, portal.network):
+            if client.is_in_portal(portal.key):
+                return client, False
+        if portal.relay_login and self.bridge.config.get("bridge.relay.enabled", True):
+            relay = self.bridge.clients.get(portal.relay_login)
+            if relay is not None:
+                return relay, True
+        return None, False
+
+    async def _display_name(self, room_id: str, mxid: str) -> str:
+        try:
+            member = await self.bridge.matrix.state_store.get_member(room_id, mxid)
+            if member and member.displayname:
+                return str(member.displayname)
+        except Exception:
+            pass
+        return mxid[1:].split(":", 1)[0]
+
+    async def handle_matrix_event(self, portal: Portal, evt: dict[str, Any], level: int) -> None:
+        etype = evt["type"]
+        content = evt["content"]
+        if etype in ("m.room.message", "m.sticker"):
+            rel = content.get("m.relates_to") or {}
+            if rel.get("rel_type") == "m.replace":
+                await self._edit(portal, evt, rel)
+            else:
+                await self._message(portal, evt)
+        elif etype == "m.reaction":
+            await self._reaction(portal, evt)
+        elif etype == "m.room.redaction":
+            await self._redaction(portal, evt)
+        elif etype == "m.room.member":
+            await self._membership(portal, evt)
+        elif etype in ("m.room.name", "m.room.topic", "m.room.avatar"):
+            await self._room_meta(portal, evt)
+
+    def _base(self, portal: Portal, evt: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "portal": portal.key,
+            "room_id": evt["room_id"],
+            "event_id": evt["event_id"],
+            "sender": evt["sender"],
+            "timestamp": (evt.get("origin_server_ts") or 0) / 1000,
+        }
+
+    async def _refuse(self, portal: Portal, evt: dict[str, Any], why: str) -> None:
+        assert portal.mxid
+        await self.bridge.send_notice(portal.mxid, f"{evt['sender']}: {why}")
+
+    async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
+        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        html = content.get("formatted_body") if content.get("format") == "org.matrix.custom.html" else None
+        rel = content.get("m.relates_to") or {}
+        reply_event = (rel.get("m.in_reply_to") or {}).get("event_id")
+        if reply_event and not rel.get("is_falling_back"):
+            body, html = strip_reply_fallback(body, html if isinstance(html, str) else None)
+        mc = MessageContent(body=body, html=html if isinstance(html, str) else None)
+        msgtype = content.get("msgtype", "m.text")
+        mc.msgtype = msgtype if isinstance(msgtype, str) else "m.text"
+        if isinstance(content.get("url"), str):
+            mc.media_url = content["url"]
+            mc.media_info = content.get("info") or {}
+        if reply_event and not rel.get("is_falling_back"):
+            row = await self.bridge.store.message_by_event(reply_event)
+            if row:
+                mc.reply_to = row.remote_id
+        if rel.get("rel_type") == "m.thread" and isinstance(rel.get("event_id"), str):
+            row = await self.bridge.store.message_by_event(rel["event_id"])
+            if row:
+                mc.thread_root = row.remote_id
+        return mc
+
+    async def _message(self, portal: Portal, evt: dict[str, Any]) -> None:
+        if await self.bridge.store.message_by_event(evt["event_id"]):
+            return  # replay after a crash: already bridged
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None:
+            await self._refuse(portal, evt, "you are not logged in and this room has no relay")
+            return
+        mc = await self._to_content(portal, evt["content"])
+        if evt["type"] == "m.sticker":
+            mc.msgtype = "m.image"
+        name = await self._display_name(evt["room_id"], evt["sender"])
+        reply_row = None
+        if mc.reply_to:
+            reply_row = await self.bridge.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+        msg = MatrixMessage(
+            **self._base(portal, evt),
+            content=mc,
+            sender_name=name,
+            relayed_for=evt["sender"] if relayed else None,
+            reply_to_sender=reply_row.sender_remote if reply_row else None,
+            raw=evt["content"],
+        )
+        if relayed:
+            self._apply_relay_format(msg, name)
+        try:
+            result = await client.handle_matrix_message(msg)
+        except Exception as e:
+            log.exception("Connector failed to send %s", evt["event_id"])
+            await self._refuse(portal, evt, f"your message was not delivered: {e}")
+            return
+        self.bridge.metrics.events_out(portal.network)
+        remote_id = (result.remote_id if result else None) or f"mx:{evt['event_id']}"
+        await self.bridge.store.add_message(
+            MessageRow(
+                network=portal.network,
+                portal=portal.key,
+                remote_id=remote_id,
+                part="",
+                event_id=evt["event_id"],
+                room_id=evt["room_id"],
+                sender_mxid=evt["sender"],
+                sender_remote=client.login.remote_id,
+                ts=int(evt.get("origin_server_ts") or 0),
+                thread_root=(evt["content"].get("m.relates_to") or {}).get("event_id")
+                if (evt["content"].get("m.relates_to") or {}).get("rel_type") == "m.thread"
+                else None,
+            )
+        )
+
+    def _apply_relay_format(self, msg: MatrixMessage, name: str) -> None:
+        mc = msg.content
+        if mc.msgtype == "m.emote":
+            fmt = self.bridge.config.get("bridge.relay.emote_format", DEFAULT_RELAY_EMOTE_FORMAT)
+            mc.msgtype = "m.text"
+        else:
+            fmt = self.bridge.config.get("bridge.relay.format", DEFAULT_RELAY_FORMAT)
+        fields = {"displayname": name, "mxid": msg.sender}
+        mc.body = fmt.format(message=mc.body, **fields)
+        if mc.html:
+            from html import escape
+
+            safe = {k: escape(v) for k, v in fields.items()}
+            mc.html = escape(fmt).format(message=mc.html, **safe)
+
+    async def _edit(self, portal: Portal, evt: dict[str, Any], rel: dict[str, Any]) -> None:
+        target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
+        if target is None or target.sender_mxid != evt["sender"]:
+            return  # unknown target, or someone editing another's message
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None:
+            return
+        new = evt["content"].get("m.new_content")
+        if not isinstance(new, dict):
+            return
+        mc = await self._to_content(portal, new)
+        if isinstance(client, EditHandler) and not relayed:
+            await client.handle_matrix_edit(
+                MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
+            )
+            return
+        # Fallback: the network has no edits, so the correction is a new message.
+        if self.bridge.config.get("bridge.edit_fallback", True):
+            fallback = dict(new)
+            fallback["body"] = f"* {mc.body}"
+            if mc.html:
+                fallback["formatted_body"] = f"* {mc.html}"
+            fallback.pop("m.relates_to", None)
+            await self._message(portal, {**evt, "content": fallback})
+
+    async def _reaction(self, portal: Portal, evt: dict[str, Any]) -> None:
+        rel = evt["content"].get("m.relates_to") or {}
+        key = rel.get("key")
+        target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
+        if target is None or not isinstance(key, str):
+            return
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, ReactionHandler):
+            return
+        result = await client.handle_matrix_reaction(
+            MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
+        )
+        await self.bridge.store.add_reaction(
+            ReactionRow(
+                portal.network, portal.key, target.remote_id, client.login.remote_id, key,
+                evt["event_id"], evt["room_id"], result.remote_id if result else None,
+            )
+        )
+
+    async def _redaction(self, portal: Portal, evt: dict[str, Any]) -> None:
+        redacts = evt.get("redacts") or evt["content"].get("redacts")
+        if not isinstance(redacts, str):
+            return
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None or relayed:
+            return
+        msg = await self.bridge.store.message_by_event(redacts)
+        if msg is not None:
+            if msg.sender_mxid != evt["sender"] or not isinstance(client, RedactionHandler):
+                return
+            await client.handle_matrix_redaction(
+                MatrixRedaction(**self._base(portal, evt), target_id=msg.remote_id)
+            )
+            await self.bridge.store.delete_message(redacts)
+            return
+        reaction = await self.bridge.store.reaction_by_event(redacts)
+        if reaction is not None and isinstance(client, ReactionHandler):
+            await client.handle_matrix_reaction_remove(
+                MatrixReactionRemove(
+                    **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key
+                )
+            )
+            await self.bridge.store.delete_reaction(redacts)
+
+    async def _membership(self, portal: Portal, evt: dict[str, Any]) -> None:
+        content = evt["content"]
+        target = evt.get("state_key")
+        membership = content.get("membership")
+        if not isinstance(target, str) or not isinstance(membership, str):
+            return
+        found = self.bridge.connector_for_ghost(target)
+        if membership == "leave" and target != evt["sender"]:
+            membership = "kick"
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, MembershipHandler):
+            return
+        await client.handle_matrix_membership(
+            MatrixMembership(
+                **self._base(portal, evt),
+                target=target,
+                target_remote=found[1] if found else None,
+                membership=membership,
+                reason=content.get("reason"),
+            )
+        )
+
+    async def _room_meta(self, portal: Portal, evt: dict[str, Any]) -> None:
+        client, relayed = self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, RoomMetaHandler):
+            return
+        content = evt["content"]
+        change = MatrixRoomMeta(**self._base(portal, evt))
+        if evt["type"] == "m.room.name":
+            change.name = content.get("name")
+        elif evt["type"] == "m.room.topic":
+            change.topic = content.get("topic")
+        else:
+            change.avatar_url = content.get("url")
+        await client.handle_matrix_room_meta(change)
+
+    async def handle_matrix_typing(self, portal: Portal, typing_users: list[str]) -> None:
+        """Forward only changes: Matrix sends the full list of typing users each time."""
+        typing = set(typing_users)
+        key = (portal.network, portal.key)
+        previous = self._typing.get(key, set())
+        self._typing[key] = typing
+        for user_id in typing ^ previous:
+            for client in self.bridge.clients_of(user_id, portal.network):
+                if isinstance(client, TypingHandler) and client.is_in_portal(portal.key):
+                    await client.handle_matrix_typing(
+                        MatrixTyping(portal.key, portal.mxid or "", user_id, user_id in typing)
+                    )
+
+    async def handle_matrix_receipt(self, portal: Portal, user_id: str, event_id: str) -> None:
+        row = await self.bridge.store.message_by_event(event_id)
+        for client in self.bridge.clients_of(user_id, portal.network):
+            if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
+                await client.handle_matrix_read_receipt(
+                    MatrixReadReceipt(
+                        portal.key, portal.mxid or "", user_id, event_id, row.remote_id if row else None
+                    )
+                )

@@ -1,0 +1,558 @@
+"""Portals: remote chats as Matrix rooms, and remote events sent into them.
+
+Every remote event reaches :meth:`PortalService.handle_remote_event` from the outbox, one portal
+at a time in order. Sends are retried until they succeed (a homeserver outage only delays them)
+and use a transaction id derived from the outbox sequence number, so a send retried after a
+crash is deduplicated by the homeserver rather than posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+
+from .connector import NetworkClient
+from .events import (
+    ChatInfo,
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteBackfill,
+    RemoteChatInfoChange,
+    RemoteChatResync,
+    RemoteEdit,
+    RemoteEvent,
+    RemoteMembership,
+    RemoteMessage,
+    RemoteReaction,
+    RemoteReactionRemove,
+    RemoteReceipt,
+    RemoteRedaction,
+    RemoteTyping,
+)
+from .matrix import message_type, state_type, with_retries
+from .matrix_to_remote import MatrixToRemote
+from .store import Ghost, MessageRow, Portal, ReactionRow
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.portals")
+
+
+class PortalService(MatrixToRemote):
+    def __init__(self, bridge: Bridge) -> None:
+        super().__init__(bridge)
+        self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
+
+    # -- portal rooms ------------------------------------------------------------------------
+
+    def _client_for(self, network: str, key: PortalKey, login_id: str | None) -> NetworkClient | None:
+        if login_id and login_id in self.bridge.clients:
+            return self.bridge.clients[login_id]
+        for client in self.bridge.clients.values():
+            if client.login.network == network and client.is_in_portal(key):
+                return client
+        return None
+
+    async def get_or_create(
+        self,
+        network: str,
+        key: PortalKey,
+        login_id: str | None,
+        *,
+        alias_localpart: str | None = None,
+        room_id: str | None = None,
+    ) -> Portal | None:
+        """The portal for ``key``, creating its room (or plumbing ``room_id``) if needed."""
+        portal = await self.bridge.store.get_portal(network, key)
+        if portal and portal.mxid:
+            return portal
+        lock = self._create_locks.setdefault((network, key), asyncio.Lock())
+        async with lock:
+            portal = await self.bridge.store.get_portal(network, key)
+            if portal and portal.mxid:
+                return portal
+            client = self._client_for(network, key, login_id)
+            info = ChatInfo()
+            if client is not None:
+                info = await client.get_chat_info(key)
+            elif room_id is None and alias_localpart is None:
+                log.warning("No login can create portal %s/%s", network, key)
+                return None
+            portal = portal or Portal(network=network, key=key)
+            portal.name, portal.topic, portal.is_dm = info.name, info.topic, info.is_dm
+            if room_id is not None:
+                portal.mxid = room_id
+                portal.plumbed = True
+                await self._set_bridge_info(portal)
+            else:
+                portal.mxid = await self._create_room(portal, client, info, alias_localpart)
+            await self.bridge.store.save_portal(portal)
+            self._spawn_member_sync(portal, info, client)
+            return portal
+
+    def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
+        connector = self.bridge.connectors.get(portal.network)
+        display = getattr(connector, "display_name", portal.network)
+        content = {
+            "bridgebot": self.bridge.bot_mxid,
+            "creator": self.bridge.bot_mxid,
+            "protocol": {"id": portal.network, "displayname": display},
+            "channel": {"id": portal.key.id, "displayname": portal.name or portal.key.id},
+        }
+        return f"net.bridgekit://{portal.network}/{portal.key.id}", content
+
+    async def _set_bridge_info(self, portal: Portal) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None and portal.mxid
+        state_key, content = self._bridge_info(portal)
+        for etype in ("m.bridge", "uk.half-shot.bridge"):
+            await with_retries(
+                lambda etype=etype: bot.send_state_event(portal.mxid, state_type(etype), content, state_key),
+                what="bridge info",
+                max_attempts=5,
+            )
+
+    async def _create_room(
+        self,
+        portal: Portal,
+        client: NetworkClient | None,
+        info: ChatInfo,
+        alias_localpart: str | None,
+    ) -> str:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        state_key, bridge_info = self._bridge_info(portal)
+        initial_state: list[dict[str, Any]] = [
+            {"type": t, "state_key": state_key, "content": bridge_info}
+            for t in ("m.bridge", "uk.half-shot.bridge")
+        ]
+        invitees: list[str] = []
+        users: dict[str, int] = {self.bridge.bot_mxid: 100}
+        if client is not None and portal.key.receiver:
+            invitees.append(client.login.user_mxid)
+        public = alias_localpart is not None and not info.is_dm
+        if public:
+            initial_state.append(
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
+            )
+        room_id = await with_retries(
+            lambda: bot.create_room(
+                alias_localpart=alias_localpart,
+                name=None if info.is_dm else portal.name,
+                topic=portal.topic,
+                is_direct=info.is_dm,
+                invitees=invitees,
+                initial_state=initial_state,
+                power_level_override={"users": users},
+            ),
+            what=f"creating the room for {portal.network}/{portal.key}",
+        )
+        log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
+        if client is not None and portal.key.receiver:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                try:
+                    await dp.join_room(room_id)
+                except Exception:
+                    log.warning("Double puppet could not join %s", room_id)
+        return str(room_id)
+
+    def _spawn_member_sync(
+        self, portal: Portal, info: ChatInfo, client: NetworkClient | None
+    ) -> None:
+        members = [m for m in info.members if not m.is_me]
+        if not members:
+            return
+
+        async def sync() -> None:
+            # Drip-fed joins so a channel of thousands does not flood the homeserver.
+            for member in members:
+                try:
+                    await self.ghost_intent(
+                        portal.network, member.remote_id, client, portal, name=member.name
+                    )
+                    if member.power_level:
+                        await self._set_power(portal, portal.network, member.remote_id, member.power_level)
+                except Exception:
+                    log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
+
+        self.bridge._spawn(sync())
+
+    # -- ghosts and intents --------------------------------------------------------------------
+
+    async def ghost_intent(
+        self,
+        network: str,
+        remote_id: str,
+        client: NetworkClient | None,
+        portal: Portal | None,
+        *,
+        name: str | None = None,
+    ) -> IntentAPI:
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        intent = self.bridge.matrix.intent(mxid)
+        ghost = await self.bridge.store.get_ghost(network, remote_id)
+        if ghost is None:
+            ghost = Ghost(network, remote_id, mxid)
+            await with_retries(intent.ensure_registered, what=f"registering {mxid}")
+            info = None
+            if client is not None:
+                try:
+                    info = await client.get_user_info(remote_id)
+                except Exception:
+                    log.warning("Could not fetch user info of %s", remote_id)
+            await self._update_ghost_profile(intent, ghost, name or (info.name if info else None))
+            if info and info.avatar_url:
+                await self._update_ghost_avatar(intent, ghost, info.avatar_url)
+            await self.bridge.store.save_ghost(ghost)
+        elif name and name != ghost.name:
+            await self._update_ghost_profile(intent, ghost, name)
+            await self.bridge.store.save_ghost(ghost)
+        if portal is not None and portal.mxid:
+            await with_retries(
+                lambda: intent.ensure_joined(portal.mxid), what=f"joining {mxid} to {portal.mxid}"
+            )
+        return intent
+
+    async def _update_ghost_profile(self, intent: IntentAPI, ghost: Ghost, name: str | None) -> None:
+        display = name or ghost.remote_id
+        await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
+        ghost.name = display
+
+    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> None:
+        try:
+            mxc = await self.to_mxc(url)
+            await with_retries(lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5)
+            ghost.avatar_url = url
+        except Exception:
+            log.warning("Could not set avatar of %s", ghost.mxid)
+
+    async def to_mxc(self, url: str, filename: str = "file") -> str:
+        """Reuse ``mxc://`` URIs; download http(s) URLs and upload them to the homeserver."""
+        if url.startswith("mxc://"):
+            return url
+        session = self.bridge.matrix.session
+        bot = self.bridge.matrix.bot
+        assert session is not None and bot is not None
+        async with session.get(url) as resp:
+            resp.raise_for_status()
+            data = await resp.read()
+            mime = resp.headers.get("Content-Type", "application/octet-stream")
+        return str(await bot.upload_media(data, mime_type=mime, filename=filename))
+
+    async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
+        user = await self.bridge.store.get_user(user_mxid)
+        token = user.double_puppet if user else None
+        if not token:
+            secrets = self.bridge.config.get("double_puppet.secrets") or {}
+            token = secrets.get(user_mxid.split(":", 1)[1])
+        if not token:
+            return None
+        return self.bridge.matrix.real_user_intent(user_mxid, token)
+
+    async def sender_intent(
+        self, portal: Portal, sender: EventSender | None, login_id: str | None
+    ) -> IntentAPI:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        if sender is None:
+            return bot
+        client = self._client_for(portal.network, portal.key, sender.login_id or login_id)
+        if sender.is_me and client is not None:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                assert portal.mxid
+                if not await self.bridge.matrix.state_store.is_joined(portal.mxid, dp.mxid):
+                    await with_retries(
+                        lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
+                    )
+                return dp
+        return await self.ghost_intent(portal.network, sender.remote_id, client, portal)
+
+    async def _set_power(self, portal: Portal, network: str, remote_id: str, level: int) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None and portal.mxid
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        pls = await bot.get_power_levels(portal.mxid)
+        if pls.get_user_level(mxid) != level:
+            pls.set_user_level(mxid, level)
+            await with_retries(
+                lambda: bot.set_power_levels(portal.mxid, pls), what="power levels", max_attempts=5
+            )
+
+    # -- remote -> Matrix ----------------------------------------------------------------------
+
+    async def handle_remote_event(
+        self, network: str, login_id: str | None, evt: RemoteEvent, seq: int
+    ) -> None:
+        needs_room = not isinstance(evt, RemoteTyping | RemoteReceipt)
+        if needs_room:
+            portal = await self.get_or_create(network, evt.portal, login_id)
+        else:
+            portal = await self.bridge.store.get_portal(network, evt.portal)
+        if portal is None or not portal.mxid:
+            return
+        handler = getattr(self, f"_remote_{evt.kind}")
+        await handler(portal, login_id, evt, seq)
+
+    async def _send(
+        self,
+        intent: IntentAPI,
+        portal: Portal,
+        etype: str,
+        content: dict[str, Any],
+        txn_id: str,
+        ts: float | None,
+    ) -> str:
+        kwargs: dict[str, Any] = {"txn_id": txn_id}
+        if ts:
+            kwargs["timestamp"] = int(ts * 1000)
+        assert portal.mxid
+        event_id = await with_retries(
+            lambda: intent.send_message_event(portal.mxid, message_type(etype), content, **kwargs),
+            what=f"sending {etype} to {portal.mxid}",
+        )
+        self.bridge.metrics.events_out("matrix")
+        return str(event_id)
+
+    async def _message_content(
+        self, portal: Portal, mc: MessageContent
+    ) -> dict[str, Any]:
+        content: dict[str, Any] = {"msgtype": mc.msgtype, "body": mc.body}
+        if mc.html:
+            content["format"] = "org.matrix.custom.html"
+            content["formatted_body"] = mc.html
+        if mc.media_url:
+            content["url"] = await self.to_mxc(mc.media_url, mc.body or "file")
+            if mc.media_info:
+                content["info"] = mc.media_info
+        relates: dict[str, Any] = {}
+        reply_row = thread_row = None
+        if mc.reply_to:
+            reply_row = await self.bridge.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+        if mc.thread_root:
+            thread_row = await self.bridge.store.message_by_remote(
+                portal.network, portal.key, mc.thread_root
+            )
+        if thread_row:
+            relates = {
+                "rel_type": "m.thread",
+                "event_id": thread_row.event_id,
+                "is_falling_back": reply_row is None,
+                "m.in_reply_to": {"event_id": (reply_row or thread_row).event_id},
+            }
+        elif reply_row:
+            relates = {"m.in_reply_to": {"event_id": reply_row.event_id}}
+        if relates:
+            content["m.relates_to"] = relates
+        mentions = [self.bridge.ghost_mxid(m, portal.network) for m in mc.mentions]
+        if reply_row and reply_row.sender_mxid not in mentions:
+            mentions.append(reply_row.sender_mxid)
+        content["m.mentions"] = {"user_ids": mentions} if mentions else {}
+        return content
+
+    async def _remote_message(
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+    ) -> None:
+        if evt.id and await self.bridge.store.message_by_remote(portal.network, portal.key, evt.id):
+            return  # an echo of a message we sent, or a duplicate delivery
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        content = await self._message_content(portal, evt.content)
+        event_id = await self._send(intent, portal, "m.room.message", content, f"bk{seq}", evt.timestamp)
+        await self._remember(portal, evt.id or f"noid:{seq}", event_id, intent, evt, content)
+
+    async def _remember(
+        self,
+        portal: Portal,
+        remote_id: str,
+        event_id: str,
+        intent: IntentAPI,
+        evt: RemoteMessage,
+        content: dict[str, Any],
+        part: str = "",
+    ) -> None:
+        thread = content.get("m.relates_to", {})
+        await self.bridge.store.add_message(
+            MessageRow(
+                network=portal.network,
+                portal=portal.key,
+                remote_id=remote_id,
+                part=part,
+                event_id=event_id,
+                room_id=portal.mxid or "",
+                sender_mxid=str(intent.mxid),
+                sender_remote=evt.sender.remote_id if evt.sender else None,
+                ts=int((evt.timestamp or time.time()) * 1000),
+                thread_root=thread.get("event_id") if thread.get("rel_type") == "m.thread" else None,
+            )
+        )
+
+    async def _remote_edit(
+        self, portal: Portal, login_id: str | None, evt: RemoteEdit, seq: int
+    ) -> None:
+        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        if target is None:
+            log.debug("Edit of unknown message %s", evt.target_id)
+            return
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        new = await self._message_content(portal, evt.content)
+        new.pop("m.relates_to", None)
+        content = {
+            **new,
+            "body": f"* {new['body']}",
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target.event_id},
+        }
+        if "formatted_body" in new:
+            content["formatted_body"] = f"* {new['formatted_body']}"
+        await self._send(intent, portal, "m.room.message", content, f"bk{seq}", evt.timestamp)
+
+    async def _remote_redaction(
+        self, portal: Portal, login_id: str | None, evt: RemoteRedaction, seq: int
+    ) -> None:
+        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        if target is None:
+            return
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        assert portal.mxid
+        try:
+            await with_retries(
+                lambda: intent.redact(portal.mxid, target.event_id, reason=evt.reason),
+                what="redacting",
+            )
+        except MatrixRequestError:
+            bot = self.bridge.matrix.bot
+            assert bot is not None
+            await with_retries(
+                lambda: bot.redact(portal.mxid, target.event_id, reason=evt.reason), what="redacting"
+            )
+        await self.bridge.store.delete_message(target.event_id)
+
+    async def _remote_reaction(
+        self, portal: Portal, login_id: str | None, evt: RemoteReaction, seq: int
+    ) -> None:
+        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        sender = evt.sender.remote_id if evt.sender else ""
+        if target is None or await self.bridge.store.get_reaction(
+            portal.network, portal.key, evt.target_id, sender, evt.key
+        ):
+            return
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        content = {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": target.event_id, "key": evt.key}
+        }
+        event_id = await self._send(intent, portal, "m.reaction", content, f"bk{seq}", evt.timestamp)
+        await self.bridge.store.add_reaction(
+            ReactionRow(
+                portal.network, portal.key, evt.target_id, sender, evt.key, event_id,
+                portal.mxid or "",
+            )
+        )
+
+    async def _remote_reaction_remove(
+        self, portal: Portal, login_id: str | None, evt: RemoteReactionRemove, seq: int
+    ) -> None:
+        sender = evt.sender.remote_id if evt.sender else ""
+        row = await self.bridge.store.get_reaction(
+            portal.network, portal.key, evt.target_id, sender, evt.key
+        )
+        if row is None:
+            return
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        assert portal.mxid
+        await with_retries(lambda: intent.redact(portal.mxid, row.event_id), what="unreacting")
+        await self.bridge.store.delete_reaction(row.event_id)
+
+    async def _remote_typing(
+        self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int
+    ) -> None:
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        assert portal.mxid
+        await intent.set_typing(portal.mxid, timeout=evt.timeout_ms if evt.typing else 0)
+
+    async def _remote_receipt(
+        self, portal: Portal, login_id: str | None, evt: RemoteReceipt, seq: int
+    ) -> None:
+        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.last_read_id)
+        if target is None:
+            return
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        assert portal.mxid
+        await intent.mark_read(portal.mxid, target.event_id)
+
+    async def _remote_chat_info(
+        self, portal: Portal, login_id: str | None, evt: RemoteChatInfoChange, seq: int
+    ) -> None:
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        bot = self.bridge.matrix.bot
+        assert portal.mxid and bot is not None
+        for attr, setter in (("name", "set_room_name"), ("topic", "set_room_topic")):
+            value = getattr(evt, attr)
+            if value is None or value == getattr(portal, attr):
+                continue
+            try:
+                await with_retries(
+                    lambda s=setter, v=value: getattr(intent, s)(portal.mxid, v), what=attr
+                )
+            except MatrixRequestError:  # the ghost lacks power: the bot does it
+                await with_retries(lambda s=setter, v=value: getattr(bot, s)(portal.mxid, v), what=attr)
+            setattr(portal, attr, value)
+        if evt.avatar_url and evt.avatar_url != portal.avatar_url:
+            mxc = await self.to_mxc(evt.avatar_url)
+            await with_retries(lambda: bot.set_room_avatar(portal.mxid, mxc), what="room avatar")
+            portal.avatar_url = evt.avatar_url
+        await self.bridge.store.save_portal(portal)
+
+    async def _remote_membership(
+        self, portal: Portal, login_id: str | None, evt: RemoteMembership, seq: int
+    ) -> None:
+        client = self._client_for(portal.network, portal.key, login_id)
+        assert portal.mxid
+        mxid = self.bridge.ghost_mxid(evt.target, portal.network)
+        if evt.membership == "join":
+            await self.ghost_intent(portal.network, evt.target, client, portal)
+            if evt.power_level is not None:
+                await self._set_power(portal, portal.network, evt.target, evt.power_level)
+            return
+        if evt.power_level is not None and evt.membership == "power":
+            await self._set_power(portal, portal.network, evt.target, evt.power_level)
+            return
+        intent = self.bridge.matrix.intent(mxid)
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        if evt.membership == "leave":
+            await with_retries(lambda: intent.leave_room(portal.mxid, reason=evt.reason), what="leave")
+        elif evt.membership == "kick":
+            await with_retries(lambda: bot.kick_user(portal.mxid, mxid, reason=evt.reason or ""), what="kick")
+        elif evt.membership == "ban":
+            await with_retries(lambda: bot.ban_user(portal.mxid, mxid, reason=evt.reason or ""), what="ban")
+
+    async def _remote_resync(
+        self, portal: Portal, login_id: str | None, evt: RemoteChatResync, seq: int
+    ) -> None:
+        info = evt.info or ChatInfo()
+        await self._remote_chat_info(
+            portal, login_id, RemoteChatInfoChange(portal.key, None, None, info.name, info.topic,
+                                                   info.avatar_url), seq,
+        )
+        self._spawn_member_sync(portal, info, self._client_for(portal.network, portal.key, login_id))
+
+    async def _remote_backfill(
+        self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
+    ) -> None:
+        for i, msg in enumerate(evt.messages):
+            if msg.id and await self.bridge.store.message_by_remote(portal.network, portal.key, msg.id):
+                continue
+            intent = await self.sender_intent(portal, msg.sender, login_id)
+            content = await self._message_content(portal, msg.content)
+            event_id = await self._send(
+                intent, portal, "m.room.message", content, f"bk{seq}.{i}", msg.timestamp
+            )
+            await self._remember(portal, msg.id or f"noid:{seq}.{i}", event_id, intent, msg, content)

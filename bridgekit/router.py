@@ -1,0 +1,144 @@
+"""Routes each Matrix event from a transaction to commands, a portal, or nowhere.
+
+Order of checks matters for safety: our own ghosts and echoes of double-puppeted messages are
+dropped first (no loops); then users the config does not permit are ignored, with a log line and
+their invites rejected; only then do commands and portals see the event.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mautrix.types import Event
+
+from .ids import server_of
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.router")
+
+DOUBLE_PUPPET_KEY = "fi.mau.double_puppet_source"
+LEVELS = {"relay": 1, "user": 2, "admin": 3}
+
+
+class MatrixRouter:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def level_of(self, mxid: str) -> int:
+        return LEVELS.get(self.bridge.config.permission_for(mxid) or "", 0)
+
+    def is_ours(self, mxid: str) -> bool:
+        """The bot or one of our ghosts (never treat their events as user input)."""
+        return mxid == self.bridge.bot_mxid or self.bridge.connector_for_ghost(mxid) is not None
+
+    async def _update_state_store(self, evt: dict[str, Any]) -> None:
+        if "state_key" not in evt or evt.get("type") not in ("m.room.member", "m.room.power_levels"):
+            return
+        try:
+            await self.bridge.matrix.state_store.update_state(Event.deserialize(evt))
+        except Exception:  # malformed state must not block the room
+            log.debug("Could not parse state event %s", evt.get("event_id"))
+
+    async def handle_event(self, evt: dict[str, Any]) -> None:
+        etype = evt.get("type")
+        sender = evt.get("sender")
+        room_id = evt.get("room_id")
+        if not isinstance(etype, str) or not isinstance(sender, str) or not isinstance(room_id, str):
+            return
+        await self._update_state_store(evt)
+        content = evt.get("content")
+        if not isinstance(content, dict):
+            return
+        if content.get(DOUBLE_PUPPET_KEY) == self.bridge.bridge_id:
+            return  # our own double-puppeted message coming back
+        if etype == "m.room.member" and evt.get("state_key") == self.bridge.bot_mxid:
+            await self._bot_membership(evt, sender, room_id, content)
+            return
+        if self.is_ours(sender):
+            return
+        level = self.level_of(sender)
+        portal = await self.bridge.store.get_portal_by_mxid(room_id)
+        if etype == "m.room.message" and not content.get("m.relates_to", {}).get("rel_type") == (
+            "m.replace"
+        ):
+            body = content.get("body")
+            if isinstance(body, str) and await self.bridge.commands.maybe_handle(
+                room_id, evt, body, level, portal
+            ):
+                return
+        if portal is None:
+            return
+        if level == 0:
+            log.info("Ignoring %s from %s: not permitted by the config", etype, sender)
+            return
+        await self.bridge.portals.handle_matrix_event(portal, evt, level)
+
+    async def _bot_membership(
+        self, evt: dict[str, Any], sender: str, room_id: str, content: dict[str, Any]
+    ) -> None:
+        if content.get("membership") != "invite":
+            return
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        level = self.level_of(sender)
+        if level < LEVELS["user"]:
+            log.info("Rejecting invite from %s to %s: not permitted by the config", sender, room_id)
+            try:
+                await bot.leave_room(room_id, reason="You are not allowed to use this bridge")
+            except Exception:
+                log.debug("Could not reject invite to %s", room_id)
+            return
+        try:
+            await bot.join_room(room_id)
+        except Exception:
+            log.exception("Could not join %s after an invite from %s", room_id, sender)
+            return
+        if content.get("is_direct") or await self._is_small_room(room_id):
+            user = await self.bridge.commands.get_or_create_user(sender)
+            user.management_room = room_id
+            await self.bridge.store.save_user(user)
+            await self.bridge.send_notice(
+                room_id,
+                "Hello, I'm the bridge bot. This is now your management room: send `help` "
+                "to see what I can do.",
+            )
+
+    async def _is_small_room(self, room_id: str) -> bool:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        try:
+            members = await bot.get_joined_members(room_id)
+        except Exception:
+            return False
+        return len(members) <= 2
+
+    async def handle_ephemeral(self, evt: dict[str, Any]) -> None:
+        etype = evt.get("type")
+        room_id = evt.get("room_id")
+        content = evt.get("content")
+        if not isinstance(room_id, str) or not isinstance(content, dict):
+            return
+        portal = await self.bridge.store.get_portal_by_mxid(room_id)
+        if portal is None:
+            return
+        if etype == "m.typing":
+            users = content.get("user_ids")
+            if isinstance(users, list):
+                await self.bridge.portals.handle_matrix_typing(
+                    portal, [u for u in users if isinstance(u, str) and not self.is_ours(u)]
+                )
+        elif etype == "m.receipt":
+            for event_id, receipts in content.items():
+                if not isinstance(receipts, dict):
+                    continue
+                for user_id in (receipts.get("m.read") or {}).keys():
+                    if (
+                        isinstance(user_id, str)
+                        and not self.is_ours(user_id)
+                        and self.level_of(user_id) > 0
+                        and server_of(user_id)
+                    ):
+                        await self.bridge.portals.handle_matrix_receipt(portal, user_id, event_id)

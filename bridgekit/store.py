@@ -1,0 +1,526 @@
+"""Typed access to the runtime's tables, with in-memory caches in front of the hot lookups.
+
+Everything that touches SQL for the runtime lives here, written once for both engines
+(``$n`` placeholders, no engine-specific syntax outside ``migrations/``). Queries never build SQL
+from values: lists are expanded into placeholders, never into text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mautrix.util.async_db import Database, Scheme
+
+from .connector import LoginInfo
+from .events import PortalKey
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LRU(OrderedDict):
+    """A tiny bounded cache: oldest entries fall out first."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class Portal:
+    network: str
+    key: PortalKey
+    mxid: str | None = None
+    name: str | None = None
+    topic: str | None = None
+    avatar_url: str | None = None
+    is_dm: bool = False
+    plumbed: bool = False
+    relay_login: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Ghost:
+    network: str
+    remote_id: str
+    mxid: str
+    name: str | None = None
+    avatar_url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BridgeUser:
+    mxid: str
+    management_room: str | None = None
+    double_puppet: str | None = None  # access token of the user's own account, if set
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MessageRow:
+    network: str
+    portal: PortalKey
+    remote_id: str
+    part: str
+    event_id: str
+    room_id: str
+    sender_mxid: str
+    sender_remote: str | None
+    ts: int
+    thread_root: str | None = None
+
+
+@dataclass
+class ReactionRow:
+    network: str
+    portal: PortalKey
+    target_id: str
+    sender_remote: str
+    key: str
+    event_id: str
+    room_id: str
+    remote_id: str | None = None
+
+
+@dataclass
+class OutboxItem:
+    seq: int
+    network: str
+    portal: PortalKey
+    login_id: str | None
+    payload: str
+
+
+def _portal(row: Any) -> Portal:
+    return Portal(
+        network=row["network"],
+        key=PortalKey(row["remote_id"], row["receiver"]),
+        mxid=row["mxid"],
+        name=row["name"],
+        topic=row["topic"],
+        avatar_url=row["avatar_url"],
+        is_dm=bool(row["is_dm"]),
+        plumbed=bool(row["plumbed"]),
+        relay_login=row["relay_login"],
+        metadata=json.loads(row["metadata"] or "{}"),
+    )
+
+
+def _message(row: Any) -> MessageRow:
+    return MessageRow(
+        network=row["network"],
+        portal=PortalKey(row["portal_id"], row["receiver"]),
+        remote_id=row["remote_id"],
+        part=row["part"],
+        event_id=row["event_id"],
+        room_id=row["room_id"],
+        sender_mxid=row["sender_mxid"],
+        sender_remote=row["sender_remote"],
+        ts=row["ts"],
+        thread_root=row["thread_root"],
+    )
+
+
+def _reaction(row: Any) -> ReactionRow:
+    return ReactionRow(
+        network=row["network"],
+        portal=PortalKey(row["portal_id"], row["receiver"]),
+        target_id=row["target_id"],
+        sender_remote=row["sender_remote"],
+        key=row["reaction_key"],
+        event_id=row["event_id"],
+        room_id=row["room_id"],
+        remote_id=row["remote_id"],
+    )
+
+
+def _login(row: Any) -> LoginInfo:
+    return LoginInfo(
+        id=row["id"],
+        user_mxid=row["user_mxid"],
+        network=row["network"],
+        remote_id=row["remote_id"],
+        remote_name=row["remote_name"],
+        metadata=json.loads(row["metadata"] or "{}"),
+    )
+
+
+def _affected(result: Any) -> int:
+    """Rows changed by an execute, for both engines (asyncpg: 'INSERT 0 1'; sqlite: cursor)."""
+    if isinstance(result, str):
+        try:
+            return int(result.rsplit(" ", 1)[-1])
+        except ValueError:
+            return 0
+    return getattr(result, "rowcount", 0)
+
+
+class Store:
+    """The runtime's persistence. One instance per bridge process."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._portals: dict[tuple[str, PortalKey], Portal] = {}
+        self._portals_by_mxid: dict[str, Portal] = {}
+        self._ghosts: dict[tuple[str, str], Ghost] = {}
+        self._msg_by_event: LRU = LRU(20_000)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db.scheme == Scheme.SQLITE
+
+    # -- transactions (the durable inbox) ------------------------------------------------
+
+    async def store_transaction(self, txn_id: str, body: str) -> bool:
+        """Store a transaction; False if this txnId was already stored (a retry)."""
+        res = await self.db.execute(
+            "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (txn_id) DO NOTHING",
+            txn_id,
+            body,
+            _now_ms(),
+        )
+        return _affected(res) == 1
+
+    async def finish_transactions(self, txn_ids: Iterable[str]) -> None:
+        ids = list(txn_ids)
+        if ids:
+            await self.db.executemany(
+                "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1", [(t,) for t in ids]
+            )
+
+    async def pending_transactions(self) -> list[tuple[str, str]]:
+        rows = await self.db.fetch(
+            "SELECT txn_id, body FROM appservice_txn WHERE body IS NOT NULL "
+            "ORDER BY received_at, txn_id"
+        )
+        return [(r["txn_id"], r["body"]) for r in rows]
+
+    async def prune_transactions(self, older_than_ms: int) -> None:
+        await self.db.execute(
+            "DELETE FROM appservice_txn WHERE body IS NULL AND received_at < $1",
+            _now_ms() - older_than_ms,
+        )
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def outbox_add_many(
+        self, items: list[tuple[str, PortalKey, str | None, str]]
+    ) -> list[int]:
+        """Append events (network, portal, login, payload); returns their sequence numbers."""
+        now = _now_ms()
+        seqs: list[int] = []
+        async with self.db.acquire() as conn, conn.transaction():
+            for network, key, login_id, payload in items:
+                seq = await conn.fetchval(
+                    "INSERT INTO outbox (network, portal_id, receiver, login_id, payload, "
+                    "created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                    network,
+                    key.id,
+                    key.receiver,
+                    login_id,
+                    payload,
+                    now,
+                )
+                seqs.append(seq)
+        return seqs
+
+    async def outbox_done(self, seqs: Iterable[int]) -> None:
+        batch = [(s,) for s in seqs]
+        if batch:
+            await self.db.executemany("DELETE FROM outbox WHERE seq=$1", batch)
+
+    async def outbox_pending(self) -> list[OutboxItem]:
+        rows = await self.db.fetch(
+            "SELECT seq, network, portal_id, receiver, login_id, payload FROM outbox ORDER BY seq"
+        )
+        return [
+            OutboxItem(
+                r["seq"], r["network"], PortalKey(r["portal_id"], r["receiver"]), r["login_id"],
+                r["payload"],
+            )
+            for r in rows
+        ]
+
+    # -- portals ---------------------------------------------------------------------------
+
+    async def get_portal(self, network: str, key: PortalKey) -> Portal | None:
+        cached = self._portals.get((network, key))
+        if cached:
+            return cached
+        row = await self.db.fetchrow(
+            "SELECT * FROM portal WHERE network=$1 AND remote_id=$2 AND receiver=$3",
+            network,
+            key.id,
+            key.receiver,
+        )
+        return self._cache_portal(_portal(row)) if row else None
+
+    async def get_portal_by_mxid(self, mxid: str) -> Portal | None:
+        cached = self._portals_by_mxid.get(mxid)
+        if cached:
+            return cached
+        row = await self.db.fetchrow("SELECT * FROM portal WHERE mxid=$1", mxid)
+        return self._cache_portal(_portal(row)) if row else None
+
+    def _cache_portal(self, portal: Portal) -> Portal:
+        existing = self._portals.get((portal.network, portal.key))
+        if existing:
+            return existing
+        self._portals[(portal.network, portal.key)] = portal
+        if portal.mxid:
+            self._portals_by_mxid[portal.mxid] = portal
+        return portal
+
+    async def all_portals(self) -> list[Portal]:
+        rows = await self.db.fetch("SELECT * FROM portal WHERE mxid IS NOT NULL")
+        return [self._cache_portal(_portal(r)) for r in rows]
+
+    async def save_portal(self, portal: Portal) -> None:
+        await self.db.execute(
+            "INSERT INTO portal (network, remote_id, receiver, mxid, name, topic, avatar_url, "
+            "is_dm, plumbed, relay_login, metadata) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (network, remote_id, receiver) DO UPDATE SET mxid=excluded.mxid, "
+            "name=excluded.name, topic=excluded.topic, avatar_url=excluded.avatar_url, "
+            "is_dm=excluded.is_dm, plumbed=excluded.plumbed, relay_login=excluded.relay_login, "
+            "metadata=excluded.metadata",
+            portal.network,
+            portal.key.id,
+            portal.key.receiver,
+            portal.mxid,
+            portal.name,
+            portal.topic,
+            portal.avatar_url,
+            portal.is_dm,
+            portal.plumbed,
+            portal.relay_login,
+            json.dumps(portal.metadata),
+        )
+        self._portals[(portal.network, portal.key)] = portal
+        if portal.mxid:
+            self._portals_by_mxid[portal.mxid] = portal
+
+    async def delete_portal(self, portal: Portal) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            args = (portal.network, portal.key.id, portal.key.receiver)
+            where = "network=$1 AND portal_id=$2 AND receiver=$3"
+            await conn.execute(f"DELETE FROM message WHERE {where}", *args)
+            await conn.execute(f"DELETE FROM reaction WHERE {where}", *args)
+            await conn.execute(
+                "DELETE FROM portal WHERE network=$1 AND remote_id=$2 AND receiver=$3", *args
+            )
+        self._portals.pop((portal.network, portal.key), None)
+        if portal.mxid:
+            self._portals_by_mxid.pop(portal.mxid, None)
+        self._msg_by_event.clear()
+
+    # -- ghosts ----------------------------------------------------------------------------
+
+    async def get_ghost(self, network: str, remote_id: str) -> Ghost | None:
+        cached = self._ghosts.get((network, remote_id))
+        if cached:
+            return cached
+        row = await self.db.fetchrow(
+            "SELECT * FROM ghost WHERE network=$1 AND remote_id=$2", network, remote_id
+        )
+        if not row:
+            return None
+        ghost = Ghost(
+            row["network"], row["remote_id"], row["mxid"], row["name"], row["avatar_url"],
+            json.loads(row["metadata"] or "{}"),
+        )
+        self._ghosts[(network, remote_id)] = ghost
+        return ghost
+
+    async def save_ghost(self, ghost: Ghost) -> None:
+        await self.db.execute(
+            "INSERT INTO ghost (network, remote_id, mxid, name, avatar_url, metadata) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (network, remote_id) DO UPDATE SET "
+            "name=excluded.name, avatar_url=excluded.avatar_url, metadata=excluded.metadata",
+            ghost.network,
+            ghost.remote_id,
+            ghost.mxid,
+            ghost.name,
+            ghost.avatar_url,
+            json.dumps(ghost.metadata),
+        )
+        self._ghosts[(ghost.network, ghost.remote_id)] = ghost
+
+    # -- users and logins ------------------------------------------------------------------
+
+    async def get_user(self, mxid: str) -> BridgeUser | None:
+        row = await self.db.fetchrow("SELECT * FROM bridge_user WHERE mxid=$1", mxid)
+        if not row:
+            return None
+        return BridgeUser(
+            row["mxid"], row["management_room"], row["double_puppet"],
+            json.loads(row["metadata"] or "{}"),
+        )
+
+    async def all_users(self) -> list[BridgeUser]:
+        rows = await self.db.fetch("SELECT * FROM bridge_user")
+        return [
+            BridgeUser(
+                r["mxid"], r["management_room"], r["double_puppet"],
+                json.loads(r["metadata"] or "{}"),
+            )
+            for r in rows
+        ]
+
+    async def save_user(self, user: BridgeUser) -> None:
+        await self.db.execute(
+            "INSERT INTO bridge_user (mxid, management_room, double_puppet, metadata) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (mxid) DO UPDATE SET "
+            "management_room=excluded.management_room, double_puppet=excluded.double_puppet, "
+            "metadata=excluded.metadata",
+            user.mxid,
+            user.management_room,
+            user.double_puppet,
+            json.dumps(user.metadata),
+        )
+
+    async def save_login(self, login: LoginInfo) -> None:
+        await self.db.execute(
+            "INSERT INTO user_login (id, user_mxid, network, remote_id, remote_name, metadata, "
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET "
+            "remote_name=excluded.remote_name, metadata=excluded.metadata",
+            login.id,
+            login.user_mxid,
+            login.network,
+            login.remote_id,
+            login.remote_name,
+            json.dumps(login.metadata),
+            _now_ms(),
+        )
+
+    async def delete_login(self, login_id: str) -> None:
+        await self.db.execute("DELETE FROM user_login WHERE id=$1", login_id)
+
+    async def logins(self, user_mxid: str | None = None) -> list[LoginInfo]:
+        if user_mxid is None:
+            rows = await self.db.fetch("SELECT * FROM user_login ORDER BY created_at, id")
+        else:
+            rows = await self.db.fetch(
+                "SELECT * FROM user_login WHERE user_mxid=$1 ORDER BY created_at, id", user_mxid
+            )
+        return [_login(r) for r in rows]
+
+    # -- messages and reactions --------------------------------------------------------------
+
+    async def add_message(self, msg: MessageRow) -> None:
+        await self.db.execute(
+            "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
+            "room_id, sender_mxid, sender_remote, ts, thread_root) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT DO NOTHING",
+            msg.network,
+            msg.portal.id,
+            msg.portal.receiver,
+            msg.remote_id,
+            msg.part,
+            msg.event_id,
+            msg.room_id,
+            msg.sender_mxid,
+            msg.sender_remote,
+            msg.ts,
+            msg.thread_root,
+        )
+        self._msg_by_event.put(msg.event_id, msg)
+
+    async def message_by_remote(
+        self, network: str, portal: PortalKey, remote_id: str, part: str | None = None
+    ) -> MessageRow | None:
+        """The message bridged for a remote id (its first part unless ``part`` is given)."""
+        if part is None:
+            row = await self.db.fetchrow(
+                "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+                "AND remote_id=$4 ORDER BY part LIMIT 1",
+                network, portal.id, portal.receiver, remote_id,
+            )
+        else:
+            row = await self.db.fetchrow(
+                "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+                "AND remote_id=$4 AND part=$5",
+                network, portal.id, portal.receiver, remote_id, part,
+            )
+        return _message(row) if row else None
+
+    async def message_by_event(self, event_id: str) -> MessageRow | None:
+        cached = self._msg_by_event.get(event_id)
+        if cached:
+            return cached
+        row = await self.db.fetchrow("SELECT * FROM message WHERE event_id=$1", event_id)
+        if not row:
+            return None
+        msg = _message(row)
+        self._msg_by_event.put(event_id, msg)
+        return msg
+
+    async def last_message(self, network: str, portal: PortalKey) -> MessageRow | None:
+        row = await self.db.fetchrow(
+            "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+            "ORDER BY ts DESC LIMIT 1",
+            network, portal.id, portal.receiver,
+        )
+        return _message(row) if row else None
+
+    async def delete_message(self, event_id: str) -> None:
+        await self.db.execute("DELETE FROM message WHERE event_id=$1", event_id)
+        self._msg_by_event.pop(event_id, None)
+
+    async def add_reaction(self, r: ReactionRow) -> None:
+        await self.db.execute(
+            "INSERT INTO reaction (network, portal_id, receiver, target_id, sender_remote, "
+            "reaction_key, event_id, room_id, remote_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            r.network, r.portal.id, r.portal.receiver, r.target_id, r.sender_remote, r.key,
+            r.event_id, r.room_id, r.remote_id,
+        )
+
+    async def get_reaction(
+        self, network: str, portal: PortalKey, target_id: str, sender_remote: str, key: str
+    ) -> ReactionRow | None:
+        row = await self.db.fetchrow(
+            "SELECT * FROM reaction WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+            "AND target_id=$4 AND sender_remote=$5 AND reaction_key=$6",
+            network, portal.id, portal.receiver, target_id, sender_remote, key,
+        )
+        return _reaction(row) if row else None
+
+    async def reaction_by_event(self, event_id: str) -> ReactionRow | None:
+        row = await self.db.fetchrow("SELECT * FROM reaction WHERE event_id=$1", event_id)
+        return _reaction(row) if row else None
+
+    async def delete_reaction(self, event_id: str) -> None:
+        await self.db.execute("DELETE FROM reaction WHERE event_id=$1", event_id)
+
+    # -- key/value -------------------------------------------------------------------------
+
+    async def get_kv(self, key: str) -> str | None:
+        return await self.db.fetchval("SELECT value FROM kv WHERE key=$1", key)
+
+    async def set_kv(self, key: str, value: str | None) -> None:
+        if value is None:
+            await self.db.execute("DELETE FROM kv WHERE key=$1", key)
+        else:
+            await self.db.execute(
+                "INSERT INTO kv (key, value) VALUES ($1, $2) "
+                "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                key,
+                value,
+            )

@@ -1,0 +1,302 @@
+"""An in-memory network connector implementing the whole contract (see ``connector.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..connector import (
+    AliasResolver,
+    BackfillHandler,
+    BridgeAPI,
+    BridgeStateEvent,
+    EditHandler,
+    LoginField,
+    LoginFlow,
+    LoginInfo,
+    LoginProcess,
+    LoginStep,
+    MembershipHandler,
+    MessageResult,
+    NetworkClient,
+    NetworkConnector,
+    ReactionHandler,
+    ReadReceiptHandler,
+    RedactionHandler,
+    RoomMetaHandler,
+    ThirdPartyHandler,
+    TypingHandler,
+)
+from ..events import (
+    ChatInfo,
+    ChatMember,
+    EventSender,
+    MatrixEdit,
+    MatrixMembership,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixRoomMeta,
+    MatrixTyping,
+    MessageContent,
+    PortalKey,
+    RemoteEvent,
+    RemoteMessage,
+    UserInfo,
+)
+from ..ids import unescape_localpart
+
+
+@dataclass
+class FakeChat:
+    id: str
+    name: str = ""
+    topic: str = ""
+    members: list[str] = field(default_factory=list)
+    is_dm: bool = False
+
+
+@dataclass
+class SentItem:
+    """Something the bridge did on the fake network (a message, an edit, a reaction...)."""
+
+    kind: str
+    login_id: str
+    chat_id: str
+    data: Any
+    remote_id: str | None = None
+
+
+class FakeNetwork:
+    """The remote side: chats, users, and a log of what the bridge sent."""
+
+    def __init__(self) -> None:
+        self.chats: dict[str, FakeChat] = {}
+        self.users: dict[str, str] = {}  # remote id -> display name
+        self.sent: list[SentItem] = []
+        self.passwords: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self.fail_next_send: Exception | None = None
+
+    def next_id(self) -> str:
+        return f"fk{next(self._ids)}"
+
+    def add_chat(self, chat_id: str, name: str = "", members: list[str] | None = None, **kw: Any) -> FakeChat:
+        chat = FakeChat(chat_id, name or chat_id, members=list(members or []), **kw)
+        self.chats[chat_id] = chat
+        return chat
+
+    async def record(self, item: SentItem) -> None:
+        self.sent.append(item)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Any, timeout: float = 15) -> SentItem:
+        """The first sent item matching ``predicate``, waiting for it if need be."""
+
+        async def find() -> SentItem:
+            async with self._changed:
+                while True:
+                    for item in self.sent:
+                        if predicate(item):
+                            return item
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+
+class FakeLogin(LoginProcess):
+    def __init__(self, connector: FakeConnector, user_mxid: str) -> None:
+        self.connector = connector
+        self.user_mxid = user_mxid
+
+    async def start(self) -> LoginStep:
+        return LoginStep(
+            instructions="Log in to the fake network.",
+            fields=[LoginField("username", "username"), LoginField("password", "password", secret=True)],
+        )
+
+    async def submit(self, values: dict[str, str]) -> LoginStep:
+        username, password = values.get("username", ""), values.get("password", "")
+        expected = self.connector.network.passwords.get(username)
+        if expected is not None and expected != password:
+            raise ValueError("wrong password")
+        return LoginStep(
+            complete=LoginInfo(id="", user_mxid=self.user_mxid, network="fake", remote_id=username,
+                               remote_name=username)
+        )
+
+
+class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
+    name: ClassVar[str] = "fake"
+    display_name: ClassVar[str] = "Fake network"
+    ghost_template: ClassVar[str] = "_fake_{id}"
+    alias_template: ClassVar[str | None] = "_fake_{id}"
+
+    def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
+        super().__init__(bridge, config)
+        self.network = FakeNetwork()
+        self.clients: dict[str, FakeClient] = {}
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems = []
+        delay = config.get("send_delay", 0)
+        if not isinstance(delay, int | float) or delay < 0:
+            problems.append(("send_delay", "must be a number of seconds >= 0"))
+        return problems
+
+    def login_flows(self) -> list[LoginFlow]:
+        return [LoginFlow("password", "Password", "Username and password")]
+
+    async def create_login(self, user_mxid: str, flow_id: str) -> LoginProcess:
+        return FakeLogin(self, user_mxid)
+
+    async def load_login(self, login: LoginInfo) -> NetworkClient:
+        client = FakeClient(self, login)
+        self.clients[login.id] = client
+        return client
+
+    async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
+        if not alias_localpart.startswith("_fake_"):
+            return None
+        chat_id = unescape_localpart(alias_localpart[len("_fake_"):])
+        if chat_id is None or chat_id not in self.network.chats:
+            return None
+        login = next(iter(self.clients), None)
+        return PortalKey(chat_id), login
+
+    def protocol_info(self) -> dict[str, Any]:
+        return {
+            "user_fields": ["username"],
+            "location_fields": ["chat"],
+            "icon": "",
+            "field_types": {
+                "username": {"regexp": ".+", "placeholder": "alice"},
+                "chat": {"regexp": ".+", "placeholder": "general"},
+            },
+            "instances": [{"network_id": "fake", "desc": "Fake network", "fields": {}}],
+        }
+
+    async def lookup_location(self, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        chat = fields.get("chat")
+        if chat not in self.network.chats:
+            return []
+        from ..ids import escape_localpart
+
+        alias = f"#_fake_{escape_localpart(chat)}:{self.bridge.domain}"
+        return [{"alias": alias, "protocol": "fake", "fields": {"chat": chat}}]
+
+
+class FakeClient(
+    NetworkClient,
+    EditHandler,
+    RedactionHandler,
+    ReactionHandler,
+    TypingHandler,
+    ReadReceiptHandler,
+    MembershipHandler,
+    RoomMetaHandler,
+    BackfillHandler,
+):
+    connector: FakeConnector
+
+    @property
+    def network(self) -> FakeNetwork:
+        return self.connector.network
+
+    async def connect(self) -> None:
+        self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
+
+    async def disconnect(self) -> None:
+        pass
+
+    def is_in_portal(self, portal: PortalKey) -> bool:
+        if portal.receiver:
+            return portal.receiver == self.login.id
+        chat = self.network.chats.get(portal.id)
+        return chat is not None and (not chat.members or self.login.remote_id in chat.members)
+
+    async def _record(self, kind: str, chat_id: str, data: Any, with_id: bool = True) -> str | None:
+        delay = self.connector.config.get("send_delay", 0)
+        if delay:
+            await asyncio.sleep(delay)
+        if self.network.fail_next_send is not None:
+            exc, self.network.fail_next_send = self.network.fail_next_send, None
+            raise exc
+        remote_id = self.network.next_id() if with_id else None
+        await self.network.record(SentItem(kind, self.login.id, chat_id, data, remote_id))
+        return remote_id
+
+    async def handle_matrix_message(self, msg: MatrixMessage) -> MessageResult:
+        return MessageResult(await self._record("message", msg.portal.id, msg))
+
+    async def handle_matrix_edit(self, edit: MatrixEdit) -> MessageResult | None:
+        await self._record("edit", edit.portal.id, edit, with_id=False)
+        return None
+
+    async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None:
+        await self._record("redaction", redaction.portal.id, redaction, with_id=False)
+
+    async def handle_matrix_reaction(self, reaction: MatrixReaction) -> MessageResult | None:
+        return MessageResult(await self._record("reaction", reaction.portal.id, reaction))
+
+    async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None:
+        await self._record("reaction_remove", removal.portal.id, removal, with_id=False)
+
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
+        await self._record("typing", typing.portal.id, typing, with_id=False)
+
+    async def handle_matrix_read_receipt(self, receipt: MatrixReadReceipt) -> None:
+        await self._record("receipt", receipt.portal.id, receipt, with_id=False)
+
+    async def handle_matrix_membership(self, change: MatrixMembership) -> None:
+        await self._record("membership", change.portal.id, change, with_id=False)
+
+    async def handle_matrix_room_meta(self, change: MatrixRoomMeta) -> None:
+        await self._record("room_meta", change.portal.id, change, with_id=False)
+
+    async def fetch_messages(
+        self, portal: PortalKey, after_remote_id: str | None, limit: int
+    ) -> list[RemoteMessage]:
+        return []
+
+    async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
+        chat = self.network.chats.get(portal.id) or FakeChat(portal.id)
+        return ChatInfo(
+            name=chat.name,
+            topic=chat.topic,
+            is_dm=chat.is_dm,
+            members=[
+                ChatMember(m, is_me=m == self.login.remote_id, name=self.network.users.get(m))
+                for m in chat.members
+            ],
+        )
+
+    async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
+        return UserInfo(name=self.network.users.get(remote_user_id, remote_user_id))
+
+    # -- helpers for tests: make the remote side do things --------------------------------
+
+    async def emit(self, event: RemoteEvent) -> None:
+        await self.connector.bridge.queue_remote_event(self.login.id, event)
+
+    async def remote_message(
+        self, chat_id: str, sender: str, body: str, *, msg_id: str | None = None, **content: Any
+    ) -> str:
+        msg_id = msg_id or self.network.next_id()
+        await self.emit(
+            RemoteMessage(
+                PortalKey(chat_id),
+                EventSender(sender, is_me=sender == self.login.remote_id, login_id=self.login.id),
+                id=msg_id,
+                content=MessageContent(body=body, **content),
+            )
+        )
+        return msg_id

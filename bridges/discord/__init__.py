@@ -1,0 +1,1 @@
+"""discord connector (not yet implemented)."""

@@ -1,0 +1,1 @@
+"""xmpp connector (not yet implemented)."""

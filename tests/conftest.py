@@ -1,0 +1,160 @@
+"""Shared fixtures: one real Synapse per test session, a fresh bridge and database per test.
+
+The database engine comes from ``BRIDGEKIT_TEST_DB`` (``sqlite``, the default, or ``postgres``),
+so the whole suite runs on both: ``.ci/run`` runs it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridgekit.bridge import Bridge, discover_connectors
+from bridgekit.config import Config
+from bridgekit.registration import double_puppet_registration, generate
+from tests.harness.ports import free_port
+
+SERVER_NAME = "bridgekit.test"
+DB_ENGINE = os.environ.get("BRIDGEKIT_TEST_DB", "sqlite")
+
+
+class BridgeEnv:
+    """What a test needs to run a bridge against the session's Synapse."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.as_port = free_port()
+        self.as_token = secrets.token_hex(32)
+        self.hs_token = secrets.token_hex(32)
+        self.dp_token = secrets.token_hex(32)
+        self.synapse: Any = None
+
+    def config_dict(self, db_url: str, **overrides: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "homeserver": {"address": self.synapse.base_url if self.synapse else "http://127.0.0.1:1",
+                           "domain": SERVER_NAME},
+            "appservice": {
+                "hostname": "127.0.0.1",
+                "port": self.as_port,
+                "address": f"http://127.0.0.1:{self.as_port}",
+                "id": "bridgekit",
+                "bot": {"username": "bridgekitbot", "displayname": "Bridge bot"},
+                "as_token": self.as_token,
+                "hs_token": self.hs_token,
+            },
+            "database": {"url": db_url},
+            "permissions": {
+                "*": "relay",
+                SERVER_NAME: "user",
+                f"@admin:{SERVER_NAME}": "admin",
+                f"@stranger:{SERVER_NAME}": "relay",
+            },
+            "bridge": {"state_notice_delay": 1},
+            "logging": {"level": "DEBUG"},
+            "networks": {"fake": {"enabled": True}},
+        }
+        for dotted, value in overrides.items():
+            node = base
+            parts = dotted.split(".")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = value
+        return base
+
+
+@pytest.fixture(scope="session")
+def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
+    from tests.harness.synapse import SynapseServer
+
+    workdir = tmp_path_factory.mktemp("synapse")
+    env = BridgeEnv(workdir)
+    config = Config.from_dict(env.config_dict("sqlite:///unused.db"))
+    reg_path = workdir / "bridgekit-registration.yaml"
+    generate(config, discover_connectors(), reg_path)
+    # generate() keeps tokens that are already set: the config's tokens are the session's.
+    dp_path = workdir / "doublepuppet.yaml"
+    import yaml
+
+    dp_path.write_text(yaml.safe_dump(double_puppet_registration(SERVER_NAME, env.dp_token)))
+    server = SynapseServer(workdir, [reg_path, dp_path], server_name=SERVER_NAME)
+    server.start()
+    env.synapse = server
+    yield env
+    server.stop()
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> AsyncIterator[str]:
+    if DB_ENGINE == "postgres":
+        from tests.harness.postgres import create_database, drop_database, ensure_postgres
+
+        dsn = await create_database(ensure_postgres())
+        yield dsn
+        await drop_database(dsn)
+    else:
+        yield f"sqlite:///{tmp_path}/bridgekit.db"
+
+
+BridgeFactory = Callable[..., Awaitable[Bridge]]
+
+
+@pytest.fixture
+async def make_bridge(bridge_env: BridgeEnv, db_url: str) -> AsyncIterator[BridgeFactory]:
+    """Start bridges on the session's appservice port; all are stopped at the end."""
+    running: list[Bridge] = []
+
+    async def factory(**overrides: Any) -> Bridge:
+        config = Config.from_dict(bridge_env.config_dict(db_url, **overrides))
+        assert config.validate(discover_connectors()) == []
+        bridge = Bridge(config)
+        await bridge.start()
+        running.append(bridge)
+        return bridge
+
+    async def stop(bridge: Bridge) -> None:
+        if bridge in running:
+            running.remove(bridge)
+            await bridge.stop()
+
+    factory.stop = stop  # type: ignore[attr-defined]
+    yield factory
+    for bridge in running:
+        await bridge.stop()
+
+
+@pytest.fixture
+async def bridge(make_bridge: BridgeFactory) -> Bridge:
+    return await make_bridge()
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def unique(prefix: str) -> str:
+    """A name no other test in this session uses (Synapse is shared by all tests)."""
+    return f"{prefix}{next(_counter)}{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def uid() -> Callable[[str], str]:
+    return unique
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15) -> None:
+    """Wait until ``check()`` is true (polling), or fail the test."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
