@@ -54,19 +54,30 @@ def _yaml() -> YAML:
 
 
 def _line_of(data: Any, dotted: str) -> int | None:
-    """1-based line of a dotted key in a ruamel mapping, if known."""
+    """1-based line of a dotted key in a ruamel mapping, if known.
+
+    Keys may themselves contain dots (``permissions.example.org``), so every split is tried.
+    """
     parts = dotted.split(".")
-    node = data
-    for i, part in enumerate(parts):
-        if not isinstance(node, CommentedMap) or part not in node:
+
+    def walk(node: Any, start: int) -> int | None:
+        if not isinstance(node, CommentedMap):
             return None
-        if i == len(parts) - 1:
-            try:
-                return node.lc.key(part)[0] + 1
-            except (KeyError, TypeError, AttributeError):
-                return None
-        node = node[part]
-    return None
+        for end in range(len(parts), start, -1):
+            key = ".".join(parts[start:end])
+            if key not in node:
+                continue
+            if end == len(parts):
+                try:
+                    return node.lc.key(key)[0] + 1
+                except (KeyError, TypeError, AttributeError):
+                    return None
+            found = walk(node[key], end)
+            if found is not None:
+                return found
+        return None
+
+    return walk(data, 0)
 
 
 class Config:
@@ -221,9 +232,8 @@ class Config:
             value = self.get(key)
             if not isinstance(value, str) or not value or value == _PLACEHOLDER:
                 bad(key, "not set: run `bridgekit generate-registration -c <config>` first")
-        if self.get("appservice.as_token") and self.get("appservice.as_token") == self.get(
-            "appservice.hs_token"
-        ):
+        as_token = self.get("appservice.as_token")
+        if as_token and as_token != _PLACEHOLDER and as_token == self.get("appservice.hs_token"):
             bad("appservice.hs_token", "must differ from as_token")
         max_body = self.get("appservice.max_body_size", 10 * 1024 * 1024)
         if not isinstance(max_body, int) or max_body < 1024:

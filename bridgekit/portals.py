@@ -134,8 +134,7 @@ class PortalService(MatrixToRemote):
             for t in ("m.bridge", "uk.half-shot.bridge")
         ]
         invitees: list[str] = []
-        users: dict[str, int] = {self.bridge.bot_mxid: 100}
-        if client is not None and portal.key.receiver:
+        if client is not None:
             invitees.append(client.login.user_mxid)
         public = alias_localpart is not None and not info.is_dm
         if public:
@@ -150,18 +149,19 @@ class PortalService(MatrixToRemote):
                 is_direct=info.is_dm,
                 invitees=invitees,
                 initial_state=initial_state,
-                power_level_override={"users": users},
+                # No power-level override: the bot creates the room, so it is the creator
+                # (v12 rooms give creators unlimited power and refuse them in `users`).
             ),
             what=f"creating the room for {portal.network}/{portal.key}",
         )
         log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
-        if client is not None and portal.key.receiver:
+        if client is not None:
             dp = await self.double_puppet_intent(client.login.user_mxid)
             if dp is not None:
                 try:
                     await dp.join_room(room_id)
-                except Exception:
-                    log.warning("Double puppet could not join %s", room_id)
+                except Exception as e:
+                    log.warning("Double puppet could not join %s: %s", room_id, e)
         return str(room_id)
 
     def _spawn_member_sync(
@@ -255,6 +255,8 @@ class PortalService(MatrixToRemote):
             token = secrets.get(user_mxid.split(":", 1)[1])
         if not token:
             return None
+        # Real users exist already: never try to register them as appservice users.
+        await self.bridge.matrix.state_store.registered(user_mxid)
         return self.bridge.matrix.real_user_intent(user_mxid, token)
 
     async def sender_intent(

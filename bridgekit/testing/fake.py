@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from ..connector import (
     AliasResolver,
@@ -83,6 +84,9 @@ class FakeNetwork:
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self.fail_next_send: Exception | None = None
+        #: When set (config ``sent_log``), every sent item is appended as a JSON line, so a
+        #: test can see what a bridge in another process sent, even after kill -9.
+        self.sent_log: IO[str] | None = None
 
     def next_id(self) -> str:
         return f"fk{next(self._ids)}"
@@ -94,6 +98,13 @@ class FakeNetwork:
 
     async def record(self, item: SentItem) -> None:
         self.sent.append(item)
+        if self.sent_log is not None:
+            data = item.data
+            body = getattr(getattr(data, "content", None), "body", None)
+            line = {"kind": item.kind, "chat": item.chat_id, "id": item.remote_id, "body": body,
+                    "event_id": getattr(data, "event_id", None)}
+            self.sent_log.write(json.dumps(line) + "\n")
+            self.sent_log.flush()
         async with self._changed:
             self._changed.notify_all()
 
@@ -143,6 +154,10 @@ class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
         super().__init__(bridge, config)
         self.network = FakeNetwork()
         self.clients: dict[str, FakeClient] = {}
+        if config.get("sent_log"):
+            self.network.sent_log = open(config["sent_log"], "a", encoding="utf-8")  # noqa: SIM115
+        for chat_id, members in (config.get("chats") or {}).items():
+            self.network.add_chat(chat_id, members=list(members))
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
