@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -162,13 +161,13 @@ class AppServiceServer:
         return web.json_response({})
 
     async def handle_query_user(self, request: web.Request) -> web.Response:
-        user_id = unquote(request.match_info["user_id"])
+        user_id = request.match_info["user_id"]  # aiohttp has already percent-decoded it
         if await self.sink.query_user(user_id):
             return web.json_response({})
         return matrix_error(404, "M_NOT_FOUND", "No such user")
 
     async def handle_query_alias(self, request: web.Request) -> web.Response:
-        alias = unquote(request.match_info["alias"])
+        alias = request.match_info["alias"]
         if await self.sink.query_alias(alias):
             return web.json_response({})
         return matrix_error(404, "M_NOT_FOUND", "No such room alias")

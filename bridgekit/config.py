@@ -108,7 +108,14 @@ class Config:
         except YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
-            raise ConfigError([Problem("config", f"not valid YAML: {e}", line)], str(path)) from e
+            # One line per problem: ruamel's str(e) spans several lines.
+            why = "; ".join(
+                str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x
+            )
+            why = " ".join((why or str(e)).split())
+            if mark is not None:
+                why += f" (column {mark.column + 1})"
+            raise ConfigError([Problem("config", f"not valid YAML: {why}", line)], str(path)) from e
         if data is None:
             data = CommentedMap()
         if not isinstance(data, CommentedMap):

@@ -241,6 +241,10 @@ class MatrixMessage(MatrixEventBase):
     #: Plain text of the message replied to (for networks that quote).
     reply_to_body: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: True when the bridge stopped after handing this message to the network but before it
+    #: recorded the result: the network may already have it. Connectors that can deduplicate
+    #: (a nonce, a client message id, the event id) should; others send it again.
+    maybe_sent: bool = False
 
 
 @dataclass

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.portals")
 
 _REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
+#: remote_id of a message handed to the network whose result is not recorded yet.
+PENDING = "pending:"
 DEFAULT_RELAY_FORMAT = "<{displayname}> {message}"
 DEFAULT_RELAY_EMOTE_FORMAT = "* {displayname} {message}"
 
@@ -140,7 +142,9 @@ class MatrixToRemote:
         return mc
 
     async def _message(self, portal: Portal, evt: dict[str, Any]) -> None:
-        if await self.bridge.store.message_by_event(evt["event_id"]):
+        event_id = evt["event_id"]
+        existing = await self.bridge.store.message_by_event(event_id)
+        if existing and not existing.remote_id.startswith(PENDING):
             return  # replay after a crash: already bridged
         client, relayed = self.choose_client(portal, evt["sender"])
         if client is None:
@@ -160,33 +164,38 @@ class MatrixToRemote:
             relayed_for=evt["sender"] if relayed else None,
             reply_to_sender=reply_row.sender_remote if reply_row else None,
             raw=evt["content"],
+            maybe_sent=existing is not None,
         )
         if relayed:
             self._apply_relay_format(msg, name)
+        if existing is None:
+            # Written before the network sees the message: if we crash before recording the
+            # result, the replay knows the network may have it (``maybe_sent``).
+            rel = evt["content"].get("m.relates_to") or {}
+            await self.bridge.store.add_message(
+                MessageRow(
+                    network=portal.network,
+                    portal=portal.key,
+                    remote_id=PENDING + event_id,
+                    part="",
+                    event_id=event_id,
+                    room_id=evt["room_id"],
+                    sender_mxid=evt["sender"],
+                    sender_remote=client.login.remote_id,
+                    ts=int(evt.get("origin_server_ts") or 0),
+                    thread_root=rel.get("event_id") if rel.get("rel_type") == "m.thread" else None,
+                )
+            )
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
-            log.exception("Connector failed to send %s", evt["event_id"])
+            log.exception("Connector failed to send %s", event_id)
+            await self.bridge.store.delete_message(event_id)
             await self._refuse(portal, evt, f"your message was not delivered: {e}")
             return
         self.bridge.metrics.events_out(portal.network)
-        remote_id = (result.remote_id if result else None) or f"mx:{evt['event_id']}"
-        await self.bridge.store.add_message(
-            MessageRow(
-                network=portal.network,
-                portal=portal.key,
-                remote_id=remote_id,
-                part="",
-                event_id=evt["event_id"],
-                room_id=evt["room_id"],
-                sender_mxid=evt["sender"],
-                sender_remote=client.login.remote_id,
-                ts=int(evt.get("origin_server_ts") or 0),
-                thread_root=(evt["content"].get("m.relates_to") or {}).get("event_id")
-                if (evt["content"].get("m.relates_to") or {}).get("rel_type") == "m.thread"
-                else None,
-            )
-        )
+        remote_id = (result.remote_id if result else None) or f"mx:{event_id}"
+        await self.bridge.store.set_message_remote_id(event_id, remote_id)
 
     def _apply_relay_format(self, msg: MatrixMessage, name: str) -> None:
         mc = msg.content

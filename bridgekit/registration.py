@@ -15,16 +15,21 @@ from .connector import NetworkConnector
 
 
 def _template_to_regex(template: str, domain: str, sigil: str) -> str:
-    """``_irc_{server}_{nick}`` -> ``@_irc_.+_.+:example\\.org``."""
+    """``_irc_{server}_{nick}`` -> ``^@_irc_.+_.+:example\\.org$``.
+
+    Anchored at both ends: homeservers use ``re.match``, which would otherwise also claim
+    ``@_irc_x:example.org.evil.com`` on other servers.
+    """
     parts = re.split(r"\{\w+\}", template)
     body = ".+".join(re.escape(p) for p in parts)
-    return f"{re.escape(sigil)}{body}:{re.escape(domain)}"
+    return f"^{re.escape(sigil)}{body}:{re.escape(domain)}$"
 
 
 def namespaces(
     config: Config, connectors: Mapping[str, type[NetworkConnector]]
 ) -> tuple[list[str], list[str]]:
-    users: list[str] = [f"@{re.escape(str(config['appservice.bot.username']))}:{re.escape(config.domain)}"]
+    bot = re.escape(str(config["appservice.bot.username"]))
+    users: list[str] = [f"^@{bot}:{re.escape(config.domain)}$"]
     aliases: list[str] = []
     for name, section in config.enabled_networks().items():
         cls = connectors.get(name)
@@ -66,12 +71,15 @@ def generate(
     regenerate_tokens: bool = False,
 ) -> dict[str, Any]:
     """Create tokens (unless already set), write them to config.yaml, write the registration."""
+    new_tokens: dict[str, str] = {}
     for key in ("appservice.as_token", "appservice.hs_token"):
         value = config.get(key)
         if regenerate_tokens or not isinstance(value, str) or len(value) < 32 or value == "generate":
-            config.set(key, secrets.token_hex(32))  # 64 hex characters
+            new_tokens[key] = secrets.token_hex(32)  # 64 hex characters
+            config.set(key, new_tokens[key])
     if config.get("appservice.as_token") == config.get("appservice.hs_token"):
-        config.set("appservice.hs_token", secrets.token_hex(32))
+        new_tokens["appservice.hs_token"] = secrets.token_hex(32)
+        config.set("appservice.hs_token", new_tokens["appservice.hs_token"])
     reg = build_registration(config, connectors)
     out.parent.mkdir(parents=True, exist_ok=True)
     yaml = YAML()
@@ -81,8 +89,13 @@ def generate(
         fh.write("# homeserver (Synapse: app_service_config_files). Keep it secret.\n")
         yaml.dump(reg, fh)
     out.chmod(0o600)
-    if config.path is not None:
-        config.save()
+    if config.path is not None and new_tokens:
+        # Write only the new tokens into the file as it is on disk: ``config`` also holds
+        # BRIDGEKIT_* environment overrides (perhaps a database password) that must not be saved.
+        on_disk = Config.load(config.path, env={})
+        for key, value in new_tokens.items():
+            on_disk.set(key, value)
+        on_disk.save()
     return reg
 
 

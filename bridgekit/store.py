@@ -442,6 +442,14 @@ class Store:
         )
         self._msg_by_event.put(msg.event_id, msg)
 
+    async def set_message_remote_id(self, event_id: str, remote_id: str) -> None:
+        await self.db.execute(
+            "UPDATE message SET remote_id=$1 WHERE event_id=$2", remote_id, event_id
+        )
+        cached = self._msg_by_event.get(event_id)
+        if cached:
+            cached.remote_id = remote_id
+
     async def message_by_remote(
         self, network: str, portal: PortalKey, remote_id: str, part: str | None = None
     ) -> MessageRow | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
@@ -82,14 +83,19 @@ class FakeNetwork:
         self.sent: list[SentItem] = []
         self.passwords: dict[str, str] = {}
         self._ids = itertools.count(1)
+        self._epoch = secrets.token_hex(3)
         self._changed = asyncio.Condition()
         self.fail_next_send: Exception | None = None
         #: When set (config ``sent_log``), every sent item is appended as a JSON line, so a
         #: test can see what a bridge in another process sent, even after kill -9.
         self.sent_log: IO[str] | None = None
+        #: Matrix event id -> remote id of every message received (for deduplication).
+        self.sent_event_ids: dict[str, str | None] = {}
 
     def next_id(self) -> str:
-        return f"fk{next(self._ids)}"
+        # Unique across restarts too, like real network ids: a reused id would (rightly) be
+        # taken for an echo of an earlier message and dropped.
+        return f"fk{self._epoch}.{next(self._ids)}"
 
     def add_chat(self, chat_id: str, name: str = "", members: list[str] | None = None, **kw: Any) -> FakeChat:
         chat = FakeChat(chat_id, name or chat_id, members=list(members or []), **kw)
@@ -98,6 +104,8 @@ class FakeNetwork:
 
     async def record(self, item: SentItem) -> None:
         self.sent.append(item)
+        if item.kind == "message":
+            self.sent_event_ids[item.data.event_id] = item.remote_id
         if self.sent_log is not None:
             data = item.data
             body = getattr(getattr(data, "content", None), "body", None)
@@ -155,7 +163,16 @@ class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
         self.network = FakeNetwork()
         self.clients: dict[str, FakeClient] = {}
         if config.get("sent_log"):
-            self.network.sent_log = open(config["sent_log"], "a", encoding="utf-8")  # noqa: SIM115
+            path = config["sent_log"]
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        item = json.loads(line)
+                        if item.get("event_id"):
+                            self.network.sent_event_ids[item["event_id"]] = item["id"]
+            except FileNotFoundError:
+                pass
+            self.network.sent_log = open(path, "a", encoding="utf-8")  # noqa: SIM115
         for chat_id, members in (config.get("chats") or {}).items():
             self.network.add_chat(chat_id, members=list(members))
 
@@ -250,6 +267,9 @@ class FakeClient(
         return remote_id
 
     async def handle_matrix_message(self, msg: MatrixMessage) -> MessageResult:
+        if msg.maybe_sent and msg.event_id in self.network.sent_event_ids:
+            # Like a network with client-supplied nonces: a resend is recognised.
+            return MessageResult(self.network.sent_event_ids[msg.event_id])
         return MessageResult(await self._record("message", msg.portal.id, msg))
 
     async def handle_matrix_edit(self, edit: MatrixEdit) -> MessageResult | None:

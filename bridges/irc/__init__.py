@@ -1,0 +1,1 @@
+"""IRC connector for bridgekit."""

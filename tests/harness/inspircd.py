@@ -1,0 +1,599 @@
+"""A real InspIRCd 3 server for integration tests, plus a minimal raw IRC client.
+
+Tests against a real IRCd catch what mocks cannot: numerics, CAP negotiation,
+flood limits and line-length behaviour.  The server runs in the foreground
+(``--nofork``) in a private work dir on a free loopback port, so parallel
+tests and restarts never interfere with anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+from bridges.irc.lines import Message, ParseError, build_line, parse_line
+from bridges.irc.names import casefold
+
+__all__ = [
+    "InspIRCd",
+    "InspIRCdError",
+    "InspIRCdUnavailable",
+    "IrcTestClient",
+    "find_inspircd",
+    "free_port",
+    "inspircd_server",
+    "require_inspircd",
+]
+
+INSPIRCD_ENV = "BRIDGEKIT_INSPIRCD"
+MODULE_DIR = Path("/usr/lib/inspircd/modules")
+# IRCv3 support the bridge relies on.  m_sasl is deliberately absent: without
+# services it advertises a SASL cap that can never succeed.
+OPTIONAL_MODULES = (
+    "cap",
+    "ircv3",
+    "ircv3_servertime",
+    "ircv3_msgid",
+    "ircv3_echomessage",
+    "ircv3_ctctags",
+)
+_LOCAL_LIMIT = 20000
+_BIND_FAILURE = "listeners failed to bind"
+_READY = "is now running as"
+# Servers still running when the interpreter exits (a crashed test run) are stopped
+# so that no orphaned inspircd keeps its port.
+_RUNNING: weakref.WeakSet[InspIRCd] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftover_servers() -> None:
+    for server in list(_RUNNING):
+        server.stop()
+
+
+def _fd_limit() -> int:
+    """File descriptors to give the server: enough for _LOCAL_LIMIT clients if allowed."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return _LOCAL_LIMIT + 64 if hard == resource.RLIM_INFINITY else min(_LOCAL_LIMIT + 64, hard)
+
+
+class InspIRCdError(RuntimeError):
+    """The server failed to start or stop; the message includes its log tail."""
+
+
+class InspIRCdUnavailable(InspIRCdError):
+    """No InspIRCd binary is installed."""
+
+
+def find_inspircd() -> str | None:
+    """Path of the inspircd binary ($BRIDGEKIT_INSPIRCD, PATH, or Debian's /usr/sbin)."""
+    override = os.environ.get(INSPIRCD_ENV)
+    if override:
+        return override if os.access(override, os.X_OK) else None
+    found = shutil.which("inspircd")
+    if found:
+        return found
+    debian = "/usr/sbin/inspircd"
+    return debian if os.access(debian, os.X_OK) else None
+
+
+def require_inspircd() -> str:
+    """Return the binary path or skip the calling test with an actionable message."""
+    binary = find_inspircd()
+    if binary is None:
+        pytest.skip(
+            "InspIRCd is not installed (apt-get install -y inspircd, "
+            f"or set {INSPIRCD_ENV} to the binary)"
+        )
+    return binary
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently unused TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _available_modules() -> list[str]:
+    return [name for name in OPTIONAL_MODULES if (MODULE_DIR / f"m_{name}.so").exists()]
+
+
+_LOG_NOISE = ("module was unloaded", "New module introduced")
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` meaningful lines of a log (module load/unload chatter dropped)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"<{path.name} missing>"
+    kept = [line for line in text.splitlines() if not any(n in line for n in _LOG_NOISE)]
+    return "\n".join(kept[-lines:]) or f"<{path.name} empty>"
+
+
+class InspIRCd:
+    """One InspIRCd process with its own config, logs and pid file in ``workdir``.
+
+    ``flood_control=False`` disables fakelag and raises the command-rate
+    limits so that benchmarks measure the bridge rather than the server's
+    throttling.  The port is fixed on first start, so :meth:`restart` (or
+    stop + start) comes back on the same address.
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        port: int | None = None,
+        flood_control: bool = True,
+        server_name: str = "irc.bridgekit.test",
+        *,
+        host: str = "127.0.0.1",
+        extra_config: str = "",
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.flood_control = flood_control
+        self.server_name = server_name
+        self.extra_config = extra_config
+        self.start_timeout = start_timeout
+        self.modules = _available_modules()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output_offset = 0
+
+    # -- paths -------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "inspircd.conf"
+
+    @property
+    def log_path(self) -> Path:
+        """InspIRCd's own log (``<log>`` tag)."""
+        return self.workdir / "ircd.log"
+
+    @property
+    def output_path(self) -> Path:
+        """The process's stdout/stderr."""
+        return self.workdir / "inspircd.out"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.workdir / "inspircd.pid"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # -- config ------------------------------------------------------------
+    def config_text(self) -> str:
+        """The full configuration for the current settings."""
+        if self.flood_control:
+            flood = 'threshold="10" commandrate="1000" fakelag="yes"'
+        else:
+            flood = 'threshold="1000000" commandrate="1000000000" fakelag="no"'
+        modules = "\n".join(f'<module name="{name}">' for name in self.modules)
+        local_class = f"""\
+         timeout="60" pingfreq="120"
+         hardsendq="1048576" softsendq="65536" recvq="65536"
+         {flood}
+         localmax="{_LOCAL_LIMIT}" globalmax="{_LOCAL_LIMIT}" maxconnwarn="no"
+         limit="{_LOCAL_LIMIT}" maxchans="1000"
+         resolvehostnames="no" useident="no">"""
+        # Every tag below is load-bearing:
+        #  * <connect> must use hardsendq/softsendq/recvq; an unknown "sendq"
+        #    leaves a tiny default and every client gets dropped;
+        #  * no DNS exists here, so resolvehostnames="no" and a fast-failing <dns>;
+        #  * the default netbuffersize (10240) stalls bulk writers.
+        return f"""\
+<server name="{self.server_name}" description="bridgekit test server" network="BridgekitTest">
+<admin name="bridgekit" nick="admin" email="admin@{self.server_name}">
+<bind address="{self.host}" port="{self.port}" type="clients">
+<pid file="{self.pid_path}">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{self.log_path}">
+<dns server="127.0.0.1" timeout="1">
+<files motd="{self.workdir / "inspircd.motd"}">
+<performance netbuffersize="65534" somaxconn="1024" softlimit="{_fd_limit() - 64}"
+             quietbursts="yes" clonesonconnect="yes">
+<options prefixquit="Quit: " syntaxhints="no" announcets="yes" hostintopic="yes"
+         pingwarning="15" splitwhois="no" exemptchanops="">
+<security hideserver="" userstats="Pu" customversion="" flatlinks="no" hidesplits="no"
+          hideulines="no" hidebans="no" maxtargets="20">
+<limits maxnick="30" maxchan="64" maxident="10" maxhost="64" maxtopic="330"
+        maxkick="300" maxquit="300" maxreal="130" maxaway="200" maxmodes="20">
+<channels users="1000" opers="1000">
+<whowas groupsize="10" maxgroups="100000" maxkeep="3d">
+<connect name="local" allow="127.0.0.1"
+{local_class}
+<connect name="loopback" allow="127.0.0.0/8"
+{local_class}
+<connect name="main" allow="*" timeout="60" pingfreq="120"
+         hardsendq="262144" softsendq="8192" recvq="8192"
+         threshold="10" commandrate="1000" fakelag="yes"
+         localmax="10" globalmax="10" maxconnwarn="no"
+         resolvehostnames="no" useident="no">
+{modules}
+{self.extra_config}
+"""
+
+    def write_config(self) -> None:
+        """Write the config (and an MOTD) into the work dir."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "inspircd.motd").write_text("bridgekit test server\n")
+        self.config_path.write_text(self.config_text())
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Start the server and wait until a client can register on it."""
+        if self.running:
+            return
+        binary = find_inspircd()
+        if binary is None:
+            raise InspIRCdUnavailable("inspircd binary not found")
+        self.write_config()
+        self._output_offset = self.output_path.stat().st_size if self.output_path.exists() else 0
+        output = open(self.output_path, "ab")  # the child keeps its own descriptor
+        # Raise the fd limit in the child only (via sh) so it can hold _LOCAL_LIMIT clients.
+        command = [
+            "sh",
+            "-c",
+            'ulimit -n "$0" 2>/dev/null; exec "$@"',
+            str(_fd_limit()),
+            binary,
+            f"--config={self.config_path}",
+            "--runasroot",
+            "--nofork",
+        ]
+        try:
+            self._process = subprocess.Popen(
+                command,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            output.close()
+        _RUNNING.add(self)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self._terminate()
+            raise
+
+    def _wait_until_ready(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.start_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            code = self._process.poll()
+            if code is not None:
+                raise InspIRCdError(self._failure(f"inspircd exited with status {code}"))
+            output = self._new_output()
+            if _BIND_FAILURE in output:
+                raise InspIRCdError(
+                    self._failure(f"inspircd could not bind {self.host}:{self.port}")
+                )
+            # Probe only once startup is complete: a probe against a port someone
+            # else holds would otherwise hang until its socket timeout.
+            if _READY not in output and time.monotonic() - started < 5:
+                time.sleep(0.02)
+                continue
+            try:
+                self._registration_round_trip()
+                return
+            except (OSError, InspIRCdError) as exc:
+                last_error = exc
+                time.sleep(0.05)
+        raise InspIRCdError(
+            self._failure(f"not ready after {self.start_timeout}s (last error: {last_error})")
+        )
+
+    def _new_output(self) -> str:
+        """What the process printed since this start (the file is shared across restarts)."""
+        try:
+            with open(self.output_path, "rb") as handle:
+                handle.seek(self._output_offset)
+                return handle.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _registration_round_trip(self) -> None:
+        """Connect, register and quit: proves the listener and the connect class work."""
+        nick = f"probe{os.getpid() % 100000}"
+        with socket.create_connection(self.address, timeout=2) as sock:
+            sock.sendall(build_line("NICK", nick) + build_line("USER", "probe", "0", "*", "probe"))
+            buffer = b""
+            while True:
+                data = sock.recv(4096)
+                if not data:
+                    raise InspIRCdError(f"connection closed during registration: {buffer!r}")
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    try:
+                        message = parse_line(raw)
+                    except ParseError:
+                        continue
+                    if message.command == "PING":
+                        sock.sendall(build_line("PONG", *message.params[:1]))
+                    elif message.command == "001":
+                        sock.sendall(build_line("QUIT", "probe done"))
+                        return
+                    elif message.command == "ERROR":
+                        raise InspIRCdError(f"server refused probe: {message.params}")
+
+    def _failure(self, reason: str) -> str:
+        return (
+            f"{reason}\n--- {self.output_path} ---\n{_tail(self.output_path)}"
+            f"\n--- {self.log_path} ---\n{_tail(self.log_path)}"
+        )
+
+    def _terminate(self) -> int | None:
+        process, self._process = self._process, None
+        _RUNNING.discard(self)
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        return process.returncode
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
+        self._terminate()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> InspIRCd:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers -------------------------------------------------------------
+    def client(self) -> IrcTestClient:
+        """A not-yet-connected :class:`IrcTestClient` for this server."""
+        return IrcTestClient(self.host, self.port)
+
+
+@pytest.fixture
+def inspircd_server(tmp_path: Path) -> Iterator[InspIRCd]:
+    """A started InspIRCd (stock flood limits) in the test's tmp dir; skips if not installed."""
+    require_inspircd()
+    server = InspIRCd(tmp_path / "inspircd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class IrcTestClient:
+    """A deliberately dumb asyncio IRC client for driving a server from tests.
+
+    Every received message is kept; :meth:`wait_for` consumes the first one
+    matching a predicate, so messages that arrive before a test starts waiting
+    are never lost.  PINGs are answered automatically.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.nick: str | None = None
+        self.caps: set[str] = set()
+        self.history: list[Message] = []
+        self._pending: list[Message] = []
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._changed: asyncio.Condition | None = None
+        self._closed = False
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connected(
+        cls, host: str, port: int, nick: str, caps: Iterable[str] = ()
+    ) -> AsyncIterator[IrcTestClient]:
+        """``async with IrcTestClient.connected(...) as client:`` — registered, closed after."""
+        client = cls(host, port)
+        await client.connect(nick, caps=caps)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def connect(
+        self,
+        nick: str,
+        *,
+        user: str | None = None,
+        realname: str | None = None,
+        caps: Iterable[str] = (),
+        timeout: float = 10.0,  # noqa: ASYNC109 - the harness API takes explicit timeouts
+    ) -> Message:
+        """Connect and register; optionally negotiate ``caps`` first. Returns RPL_WELCOME."""
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._changed = asyncio.Condition()
+        self._reader_task = asyncio.create_task(self._read_loop())
+        wanted = list(caps)
+        if wanted:
+            await self.send("CAP LS 302")
+        self.nick = nick
+        await self.send_line("NICK", nick)
+        await self.send_line("USER", user or nick.lower(), "0", "*", realname or nick)
+        if wanted:
+            await self.wait_for(
+                lambda m: m.command == "CAP" and m.param(1) == "LS" and m.param(2) != "*",
+                timeout,
+            )
+            await self._request(wanted, timeout)
+            await self.send("CAP END")
+        welcome = await self.wait_for(
+            lambda m: m.command in ("001", "432", "433", "ERROR"), timeout
+        )
+        if welcome.command != "001":
+            raise ConnectionError(f"registration failed: {welcome.command} {welcome.params}")
+        return welcome
+
+    async def request_caps(self, caps: Iterable[str], timeout: float = 5.0) -> set[str]:  # noqa: ASYNC109 - the harness API takes explicit timeouts
+        """Request capabilities (after registration too); returns the acknowledged ones."""
+        return await self._request(list(caps), timeout)
+
+    async def _request(self, caps: list[str], timeout: float) -> set[str]:  # noqa: ASYNC109 - the harness API takes explicit timeouts
+        await self.send_line("CAP", "REQ", " ".join(caps))
+        reply = await self.wait_for(
+            lambda m: m.command == "CAP" and m.param(1) in ("ACK", "NAK"), timeout
+        )
+        if reply.param(1) == "NAK":
+            return set()
+        acked = {cap.lstrip("-=~") for cap in (reply.trailing or "").split()}
+        self.caps |= acked
+        return acked
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None and self._changed is not None
+        try:
+            while True:
+                raw = await self._reader.readline()
+                if not raw:
+                    break
+                try:
+                    message = parse_line(raw)
+                except ParseError:
+                    continue
+                if message.command == "PING":
+                    await self.send_line("PONG", *message.params[:1])
+                self.history.append(message)
+                async with self._changed:
+                    self._pending.append(message)
+                    self._changed.notify_all()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._closed = True
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def send(self, line: str) -> None:
+        """Send one raw line (CRLF added). Refuses embedded CR/LF to keep tests honest."""
+        if "\r" in line or "\n" in line:
+            raise ValueError("send() takes a single line; use send_raw() for raw bytes")
+        await self.send_raw(line.encode("utf-8") + b"\r\n")
+
+    async def send_line(self, command: str, *params: str) -> None:
+        """Send a line built with :func:`build_line`."""
+        await self.send_raw(build_line(command, *params))
+
+    async def send_raw(self, data: bytes) -> None:
+        """Send bytes exactly as given (for adversarial tests)."""
+        if self._writer is None:
+            raise ConnectionError("not connected")
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:  # noqa: ASYNC109 - the harness API takes explicit timeouts
+        """Consume and return the first received message matching ``predicate``."""
+        assert self._changed is not None, "connect() first"
+
+        def take() -> Message | None:
+            for index, message in enumerate(self._pending):
+                if predicate(message):
+                    return self._pending.pop(index)
+            return None
+
+        async def wait() -> Message:
+            assert self._changed is not None
+            async with self._changed:
+                while True:
+                    found = take()
+                    if found is not None:
+                        return found
+                    if self._closed:
+                        raise ConnectionError("connection closed before a matching message")
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            recent = [f"{m.command} {m.params}" for m in self.history[-10:]]
+            raise TimeoutError(f"no matching message within {timeout}s; last: {recent}") from None
+
+    async def join(self, channel: str, timeout: float = 5.0) -> Message:  # noqa: ASYNC109 - the harness API takes explicit timeouts
+        """Join ``channel`` and wait for the end of NAMES (366); raises on join errors."""
+        folded = casefold(channel)
+        errors = {"403", "405", "471", "473", "474", "475", "476", "477", "479"}
+        await self.send_line("JOIN", channel)
+        reply = await self.wait_for(
+            lambda m: (
+                (m.command == "366" or m.command in errors) and casefold(m.param(1) or "") == folded
+            ),
+            timeout,
+        )
+        if reply.command != "366":
+            raise ConnectionError(f"cannot join {channel}: {reply.command} {reply.params}")
+        return reply
+
+    async def privmsg(self, target: str, text: str) -> None:
+        await self.send_line("PRIVMSG", target, text)
+
+    async def close(self, message: str = "bye") -> None:
+        """Send QUIT and close the connection; safe to call twice."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write(build_line("QUIT", message))
+                await writer.drain()
+            writer.close()
+            with contextlib.suppress(OSError, RuntimeError):
+                await writer.wait_closed()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+            self._reader_task = None
+
+    async def __aenter__(self) -> IrcTestClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,178 @@
+"""Nothing lost, nothing doubled: restarts, crashes and homeserver outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bridgekit.events import PortalKey
+from tests.conftest import BridgeEnv, eventually
+from tests.test_e2e_portals import body_is, fake, login, open_portal
+
+
+def bodies(client, room_id: str, prefix: str) -> list[str]:
+    return [
+        e["content"]["body"]
+        for e in client.history(room_id)
+        if e.get("type") == "m.room.message" and e["content"].get("body", "").startswith(prefix)
+    ]
+
+
+async def test_restart_mid_stream_remote_to_matrix(make_bridge, bridge_env: BridgeEnv, uid):
+    """Remote events queued before a stop are delivered after the restart, in order, once."""
+    bridge = await make_bridge(**{"networks.fake.send_delay": 0})
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        expected = [f"r{i:02d}" for i in range(40)]
+        for body in expected:
+            await client.remote_message(chat, "bob", body)  # durable once this returns
+        await eventually(lambda: len(bodies(alice, room_id, "r")) >= 5)
+        await make_bridge.stop(bridge)
+        delivered_before = len(bodies(alice, room_id, "r"))
+        assert delivered_before < len(expected), "stopped too late to test anything"
+        await make_bridge()
+        await eventually(lambda: len(bodies(alice, room_id, "r")) >= len(expected), timeout=60)
+        await asyncio.sleep(1)  # a duplicate would show up now
+        assert bodies(alice, room_id, "r") == expected
+
+
+async def test_homeserver_outage_delays_but_loses_nothing(bridge, bridge_env: BridgeEnv, uid):
+    """Synapse down while remote messages arrive: all delivered after it is back, in order."""
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        bridge_env.synapse.stop()
+        try:
+            expected = [f"o{i:02d}" for i in range(15)]
+            for body in expected:
+                await client.remote_message(chat, "bob", body)
+            await asyncio.sleep(2)  # the outbox is retrying against a dead homeserver
+            assert bridge.outbox.pending == len(expected)
+        finally:
+            bridge_env.synapse.start()
+        await eventually(lambda: len(bodies(alice, room_id, "o")) >= len(expected), timeout=90)
+        await asyncio.sleep(1)
+        assert bodies(alice, room_id, "o") == expected
+
+
+async def test_restart_mid_stream_matrix_to_remote(make_bridge, bridge_env: BridgeEnv, uid, tmp_path):
+    """Matrix messages acknowledged before a stop all reach the network after the restart."""
+    log_path = tmp_path / "sent.jsonl"
+    overrides = {"networks.fake.sent_log": str(log_path), "networks.fake.send_delay": 0.05}
+    bridge = await make_bridge(**overrides)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        sent_ids = [await alice.send_text(room_id, f"m{i:02d}") for i in range(30)]
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge(**overrides)
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+
+        def received() -> list[str]:
+            lines = log_path.read_text().splitlines() if log_path.exists() else []
+            return [json.loads(x)["event_id"] for x in lines if json.loads(x)["kind"] == "message"]
+
+        await eventually(lambda: len(received()) >= len(sent_ids), timeout=60)
+        await asyncio.sleep(1)
+        assert received() == sent_ids
+
+
+def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, **overrides) -> None:
+    path.write_text(yaml.safe_dump(bridge_env.config_dict(db_url, **overrides)))
+
+
+async def test_kill_9_loses_no_acknowledged_matrix_message(bridge_env: BridgeEnv, uid, tmp_path, db_url):
+    """A bridge process killed with SIGKILL mid-stream delivers every acked message after restart."""
+    log_path = tmp_path / "sent.jsonl"
+    cfg = tmp_path / "config.yaml"
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    chat = uid("chat")
+    remote = uid("a")
+    _write_config(
+        bridge_env, cfg, db_url,
+        **{"networks.fake.sent_log": str(log_path), "networks.fake.send_delay": 0.02,
+           "networks.fake.chats": {chat: [remote, "bob"]}, "logging.level": "WARNING"},
+    )
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
+            stdout=open(tmp_path / "bridge.out", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def received() -> list[str]:
+        lines = log_path.read_text().splitlines() if log_path.exists() else []
+        return [json.loads(x)["event_id"] for x in lines if json.loads(x)["kind"] == "message"]
+
+    proc = start()
+    try:
+        async with alice:
+            conv_room = await alice.create_room(invite=[bridge_env.config_dict("")["appservice"]["bot"]["username"].join(["@", ":bridgekit.test"])], is_direct=True)
+            await alice.wait_for_event(conv_room, lambda e: "management room" in e.get("content", {}).get("body", ""), timeout=30)
+            await alice.send_text(conv_room, "login fake")
+            await alice.wait_for_event(conv_room, lambda e: "username" in e.get("content", {}).get("body", ""))
+            await alice.send_text(conv_room, remote)
+            await alice.wait_for_event(conv_room, lambda e: "password" in e.get("content", {}).get("body", ""))
+            await alice.send_text(conv_room, "pw")
+            await alice.wait_for_event(conv_room, lambda e: "Logged in" in e.get("content", {}).get("body", ""))
+            # A portal for the chat, created from its alias.
+            room_id = await alice.join(f"#_fake_{chat}:bridgekit.test")
+            sent_ids: list[str] = []
+            for i in range(60):
+                sent_ids.append(await alice.send_text(room_id, f"k{i:02d}"))
+                if i == 30:
+                    # Kill as soon as the network has seen a few: mid-stream, mid-send.
+                    await eventually(lambda: len(received()) >= 5, timeout=30)
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+            before = len(received())
+            assert before < len(sent_ids)
+            time.sleep(0.5)
+            proc = start()
+            await eventually(lambda: len(received()) >= len(sent_ids), timeout=90)
+            await asyncio.sleep(1.5)
+            got = received()
+            assert sorted(set(got)) == sorted(sent_ids), "a message was lost"
+            assert len(got) == len(sent_ids), "a message was delivered twice"
+            assert got == sent_ids, "messages were reordered"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_portal_key_lookup_survives_restart(make_bridge, bridge_env: BridgeEnv, uid):
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        portal = await bridge.store.get_portal("fake", PortalKey(chat))
+        assert portal is not None and portal.mxid == room_id
+        assert list(bridge.clients) == [client.login.id]
+        # The reloaded login still bridges into the same room.
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        await bridge.clients[client.login.id].remote_message(chat, "bob", "after restart")
+        await alice.wait_for_event(room_id, body_is("after restart"))
