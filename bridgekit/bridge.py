@@ -39,7 +39,7 @@ from .connector import (
 )
 from .db import create_database, migrate, package_migrations
 from .events import PortalKey, RemoteEvent, remote_event_from_json, remote_event_to_json
-from .ids import escape_localpart, localpart_of, server_of, template_regex, unescape_localpart
+from .ids import localpart_of, server_of
 from .matrix import MatrixClient, message_type, with_retries
 from .metrics import Metrics
 from .ordering import OrderedExecutor
@@ -117,7 +117,6 @@ class Bridge(BridgeAPI):
         self._outbox_done: list[int] = []
         self._outbox_done_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._ghost_res: dict[str, list[tuple[Any, str]]] = {}
         self._media_key = hashlib.sha256(
             ("media:" + str(config["appservice.as_token"])).encode()
         ).digest()
@@ -146,8 +145,6 @@ class Bridge(BridgeAPI):
                 await migrate(self.db, name, migrations)
             connector = cls(self, section)
             self.connectors[name] = connector
-            ghosts, _ = cls.namespace_templates(section)
-            self._ghost_res[name] = [(template_regex(t), t) for t in ghosts]
             for cmd in connector.commands():
                 self.commands.register(cmd)
         await self.matrix.start()
@@ -289,20 +286,10 @@ class Bridge(BridgeAPI):
         if server_of(mxid) != self.domain:
             return None
         localpart = localpart_of(mxid)
-        for name, patterns in self._ghost_res.items():
-            connector = self.connectors[name]
-            custom = getattr(connector, "parse_ghost_localpart", None)
-            if custom is not None:
-                remote = custom(localpart)
-                if remote is not None:
-                    return connector, remote
-                continue
-            for regex, _ in patterns:
-                m = regex.match(localpart)
-                if m and "id" in m.groupdict():
-                    remote = unescape_localpart(m.group("id"))
-                    if remote is not None:
-                        return connector, remote
+        for connector in self.connectors.values():
+            remote = connector.ghost_remote_id(localpart)
+            if remote is not None:
+                return connector, remote
         return None
 
     async def query_user(self, user_id: str) -> bool:
@@ -467,12 +454,7 @@ class Bridge(BridgeAPI):
     def ghost_mxid(self, remote_user_id: str, network: str | None = None) -> str:
         if network is None:
             network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
-        connector = self.connectors[network]
-        custom = connector.ghost_localpart(remote_user_id)
-        if custom is None:
-            template = self._ghost_res[network][0][1]
-            custom = template.replace("{id}", escape_localpart(remote_user_id))
-        return f"@{custom}:{self.domain}"
+        return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy, since Matrix 1.11 downloads need a token."""

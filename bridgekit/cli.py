@@ -85,7 +85,13 @@ async def _migrate(config: Config) -> dict[str, int]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
-    versions = asyncio.run(_migrate(config))
+    from .db import SchemaTooNewError
+
+    try:
+        versions = asyncio.run(_migrate(config))
+    except SchemaTooNewError as e:
+        print(f"Database error: {e}", file=sys.stderr)
+        return 1
     for name, version in versions.items():
         print(f"{name} schema version: {version}")
     return 0

@@ -105,6 +105,8 @@ class Config:
         try:
             with path.open(encoding="utf-8") as fh:
                 data = _yaml().load(fh)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError([Problem("config", f"cannot read the file: {e}")], str(path)) from e
         except YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
@@ -191,7 +193,8 @@ class Config:
         return {
             name: (section or {})
             for name, section in nets.items()
-            if isinstance(section, Mapping) and section.get("enabled", True)
+            # An empty section (``fake:``) means "enabled, all defaults".
+            if section is None or (isinstance(section, Mapping) and section.get("enabled", True))
         }
 
     def permission_for(self, mxid: str) -> str | None:
@@ -283,6 +286,9 @@ class Config:
         if networks is not None and not isinstance(networks, Mapping):
             bad("networks", "must be a mapping of network name to its section")
         elif connectors is not None:
+            for name, section in (networks or {}).items():
+                if section is not None and not isinstance(section, Mapping):
+                    bad(f"networks.{name}", "must be a mapping (or empty for the defaults)")
             for name, section in self.enabled_networks().items():
                 cls = connectors.get(name)
                 if cls is None:

@@ -44,6 +44,8 @@ from .events import (
     UserInfo,
 )
 
+from .ids import escape_localpart, template_regex, unescape_localpart
+
 if TYPE_CHECKING:
     from .commands import Command
 
@@ -67,6 +69,7 @@ __all__ = [
     "RoomMetaHandler",
     "BackfillHandler",
     "AliasResolver",
+    "AutoLogin",
     "ThirdPartyHandler",
     "CAPABILITIES",
     "capabilities_of",
@@ -255,8 +258,19 @@ class NetworkConnector(ABC):
         """Extra management-room commands (`irc nick`, ...)."""
         return []
 
-    def ghost_localpart(self, remote_user_id: str) -> str | None:
-        """Override to map remote user ids to localparts differently. None = use template."""
+    def ghost_localpart(self, remote_user_id: str) -> str:
+        """The localpart of a remote user's ghost. Must be injective and reversible."""
+        template = self.namespace_templates(self.config)[0][0]
+        return template.replace("{id}", escape_localpart(remote_user_id))
+
+    def ghost_remote_id(self, localpart: str) -> str | None:
+        """Inverse of :meth:`ghost_localpart`: the remote user id, or None if not ours."""
+        for template in self.namespace_templates(self.config)[0]:
+            m = template_regex(template).match(localpart)
+            if m and "id" in m.groupdict():
+                remote = unescape_localpart(m.group("id"))
+                if remote is not None:
+                    return remote
         return None
 
 
@@ -350,6 +364,18 @@ class AliasResolver(ABC):
     @abstractmethod
     async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
         """Portal key (and login id to create it with, or None) for an alias, or None."""
+
+
+class AutoLogin(ABC):
+    """Connector-level: networks where speaking in a portal is enough to get a connection.
+
+    IRC works this way: a permitted Matrix user who talks in a channel portal gets their own
+    puppeted IRC connection without a ``login`` command. The runtime calls this when such a
+    user has no login for the portal's network; the login returned is stored and connected.
+    """
+
+    @abstractmethod
+    async def auto_login(self, user_mxid: str, portal: PortalKey) -> LoginInfo | None: ...
 
 
 class ThirdPartyHandler(ABC):

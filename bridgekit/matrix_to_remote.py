@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .connector import (
+    AutoLogin,
     EditHandler,
     MembershipHandler,
     NetworkClient,
@@ -67,11 +68,17 @@ class MatrixToRemote:
         self.bridge = bridge
         self._typing: dict[tuple[str, Any], set[str]] = {}
 
-    def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
+    async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
         for client in self.bridge.clients_of(sender, portal.network):
             if client.is_in_portal(portal.key):
                 return client, False
+        connector = self.bridge.connectors.get(portal.network)
+        if isinstance(connector, AutoLogin) and self.bridge.router.level_of(sender) >= 2:
+            info = await connector.auto_login(sender, portal.key)
+            if info is not None:
+                await self.bridge.commands.get_or_create_user(sender)
+                return await self.bridge.add_login(info), False
         if portal.relay_login and self.bridge.config.get("bridge.relay.enabled", True):
             relay = self.bridge.clients.get(portal.relay_login)
             if relay is not None:
@@ -146,7 +153,7 @@ class MatrixToRemote:
         existing = await self.bridge.store.message_by_event(event_id)
         if existing and not existing.remote_id.startswith(PENDING):
             return  # replay after a crash: already bridged
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
             await self._refuse(portal, evt, "you are not logged in and this room has no relay")
             return
@@ -216,7 +223,7 @@ class MatrixToRemote:
         target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
         if target is None or target.sender_mxid != evt["sender"]:
             return  # unknown target, or someone editing another's message
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
             return
         new = evt["content"].get("m.new_content")
@@ -243,7 +250,7 @@ class MatrixToRemote:
         target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
         if target is None or not isinstance(key, str):
             return
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, ReactionHandler):
             return
         result = await client.handle_matrix_reaction(
@@ -260,7 +267,7 @@ class MatrixToRemote:
         redacts = evt.get("redacts") or evt["content"].get("redacts")
         if not isinstance(redacts, str):
             return
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed:
             return
         msg = await self.bridge.store.message_by_event(redacts)
@@ -290,7 +297,7 @@ class MatrixToRemote:
         found = self.bridge.connector_for_ghost(target)
         if membership == "leave" and target != evt["sender"]:
             membership = "kick"
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, MembershipHandler):
             return
         await client.handle_matrix_membership(
@@ -304,7 +311,7 @@ class MatrixToRemote:
         )
 
     async def _room_meta(self, portal: Portal, evt: dict[str, Any]) -> None:
-        client, relayed = self.choose_client(portal, evt["sender"])
+        client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, RoomMetaHandler):
             return
         content = evt["content"]

@@ -52,7 +52,10 @@ class OrderedExecutor:
                 except Exception as e:  # a job's failure must not stall its portal
                     log.exception("%s job for %s failed", self.name, key)
                     if self.on_error:
-                        self.on_error(key, e)
+                        try:
+                            self.on_error(key, e)
+                        except Exception:  # nor may a failing error hook
+                            log.exception("%s on_error for %s failed", self.name, key)
                 queue.popleft()
                 self.pending -= 1
         finally:

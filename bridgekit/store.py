@@ -272,7 +272,7 @@ class Store:
 
     async def get_portal_by_mxid(self, mxid: str) -> Portal | None:
         cached = self._portals_by_mxid.get(mxid)
-        if cached:
+        if cached and cached.mxid == mxid:  # not a room the portal has since moved away from
             return cached
         row = await self.db.fetchrow("SELECT * FROM portal WHERE mxid=$1", mxid)
         return self._cache_portal(_portal(row)) if row else None

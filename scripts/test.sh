@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts a private PostgreSQL on a free loopback
+# port, and runs the whole suite on SQLite and then on PostgreSQL.
+#   bash scripts/test.sh            # both engines
+#   bash scripts/test.sh -k portals # extra args go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+pg_dir=""
+cleanup() {
+  if [ -n "$pg_dir" ]; then
+    runas "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+trap cleanup EXIT
+runas() { if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+if [ -z "${BRIDGEKIT_TEST_POSTGRES:-}" ]; then
+  pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+  pg_dir=$(mktemp -d /tmp/bridgekit-pg.XXXXXX)
+  [ "$(id -u)" = "0" ] && chown postgres "$pg_dir"
+  pg_port=$(.venv/bin/python -c "from tests.harness.ports import free_port; print(free_port())")
+  runas "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
+  runas "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" \
+    start >/dev/null
+  export BRIDGEKIT_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  echo "== PostgreSQL on 127.0.0.1:$pg_port"
+fi
+
+status=0
+echo "== tests on SQLite"
+BRIDGEKIT_TEST_DB=sqlite .venv/bin/python -m pytest -q "$@" || status=1
+echo "== tests on PostgreSQL"
+BRIDGEKIT_TEST_DB=postgres .venv/bin/python -m pytest -q "$@" || status=1
+exit $status
