@@ -8,6 +8,7 @@ want_apt=()
 if [ "${BRIDGEKIT_SKIP_APT:-}" != "1" ]; then
   command -v inspircd >/dev/null 2>&1 || [ -x /usr/sbin/inspircd ] || want_apt+=(inspircd)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want_apt+=(postgresql)
+  command -v prosody >/dev/null 2>&1 || want_apt+=(prosody)
 fi
 if [ "${#want_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
@@ -16,7 +17,9 @@ if [ "${#want_apt[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want_apt[@]}" >/dev/null
     # Debian starts a default cluster/daemon on install; the tests run their own on free ports.
     systemctl stop inspircd >/dev/null 2>&1 || true
+    systemctl stop prosody >/dev/null 2>&1 || true
     pkill -x inspircd >/dev/null 2>&1 || true
+    pkill -f "lua.*prosody" >/dev/null 2>&1 || true
   else
     echo "note: ${want_apt[*]} missing and not root: tests that need them will be skipped" >&2
   fi
@@ -27,11 +30,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import bridgekit, synapse, irc" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import bridgekit, synapse, irc, slixmpp" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
-  echo "== pip install -e .[test,irc]"
+  echo "== pip install -e .[test,irc,xmpp]"
   .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/pip install -q -e '.[test,irc]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q -e '.[test,irc,xmpp]' 2>&1 | grep -v "^WARNING: Location" || true
   touch .venv/.installed
 fi
-.venv/bin/python -c "import bridgekit, synapse, irc" || { echo "install failed" >&2; exit 1; }
+.venv/bin/python -c "import bridgekit, synapse, irc, slixmpp" || { echo "install failed" >&2; exit 1; }

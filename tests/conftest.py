@@ -74,7 +74,14 @@ def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
 
     workdir = tmp_path_factory.mktemp("synapse")
     env = BridgeEnv(workdir)
-    config = Config.from_dict(env.config_dict("sqlite:///unused.db"))
+    # The registration covers every installed connector's namespaces, so tests of any network
+    # can run against this one Synapse (a test enables the networks it needs in its config).
+    config = Config.from_dict(
+        env.config_dict(
+            "sqlite:///unused.db",
+            networks={name: {"enabled": True} for name in discover_connectors()},
+        )
+    )
     reg_path = workdir / "bridgekit-registration.yaml"
     generate(config, discover_connectors(), reg_path)
     # generate() keeps tokens that are already set: the config's tokens are the session's.
