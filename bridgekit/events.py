@@ -88,6 +88,9 @@ class RemoteEvent:
     portal: PortalKey
     sender: EventSender | None = None
     timestamp: float | None = None  # unix seconds; None = now
+    #: The connector's name. Needed only when queued without a login id while several
+    #: networks run (a shared component connection, for example).
+    network: str = ""
     kind: ClassVar[str] = "event"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

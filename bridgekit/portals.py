@@ -541,8 +541,9 @@ class PortalService(MatrixToRemote):
     ) -> None:
         info = evt.info or ChatInfo()
         await self._remote_chat_info(
-            portal, login_id, RemoteChatInfoChange(portal.key, None, None, info.name, info.topic,
-                                                   info.avatar_url), seq,
+            portal, login_id, RemoteChatInfoChange(
+                portal.key, name=info.name, topic=info.topic, avatar_url=info.avatar_url
+            ), seq,
         )
         self._spawn_member_sync(portal, info, self._client_for(portal.network, portal.key, login_id))
 
