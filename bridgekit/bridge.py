@@ -13,8 +13,6 @@ Data flow (see the README picture):
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -41,6 +39,8 @@ from .db import create_database, migrate, package_migrations
 from .events import PortalKey, RemoteEvent, remote_event_from_json, remote_event_to_json
 from .ids import localpart_of, server_of
 from .matrix import MatrixClient, message_type, with_retries
+from .media import MediaSigner
+from .media import add_routes as add_media_routes
 from .metrics import Metrics
 from .ordering import OrderedExecutor
 from .store import OutboxItem, Store
@@ -117,9 +117,8 @@ class Bridge(BridgeAPI):
         self._outbox_done: list[int] = []
         self._outbox_done_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._media_key = hashlib.sha256(
-            ("media:" + str(config["appservice.as_token"])).encode()
-        ).digest()
+        self.media = MediaSigner(str(config["appservice.as_token"]))
+        add_media_routes(self.server.app, self)
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
         from .commands import CommandProcessor
@@ -457,18 +456,11 @@ class Bridge(BridgeAPI):
         return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
-        """A signed link to our media proxy, since Matrix 1.11 downloads need a token."""
+        """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
         base = str(
             self.config.get("appservice.public_address") or self.config["appservice.address"]
-        ).rstrip("/")
-        server, media_id = mxc[len("mxc://") :].split("/", 1)
-        sig = self.sign_media(server, media_id)
-        name = filename or media_id
-        return f"{base}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
-
-    def sign_media(self, server: str, media_id: str) -> str:
-        mac = hmac.new(self._media_key, f"{server}/{media_id}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:32]
+        )
+        return self.media.url(base, mxc, filename)
 
     # -- logins --------------------------------------------------------------------------------
 
