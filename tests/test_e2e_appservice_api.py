@@ -1,0 +1,122 @@
+"""The appservice HTTP API of a running bridge: authentication, bad input, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+
+from bridgekit.bridge import Bridge
+from tests.conftest import BridgeEnv, eventually
+from tests.test_e2e_portals import fake, login, open_portal
+
+
+def url(env: BridgeEnv, path: str) -> str:
+    return f"http://127.0.0.1:{env.as_port}{path}"
+
+
+def auth(env: BridgeEnv) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.hs_token}"}
+
+
+async def test_requests_are_authenticated(bridge: Bridge, bridge_env: BridgeEnv):
+    path = url(bridge_env, "/_matrix/app/v1/transactions/t-auth")
+    async with aiohttp.ClientSession() as http:
+        async with http.put(path, json={"events": []}) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["errcode"] == "M_UNAUTHORIZED"
+        async with http.put(path, json={"events": []}, headers={"Authorization": "Bearer nope"}) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["errcode"] == "M_FORBIDDEN"
+        async with http.put(path, json={"events": []}, params={"access_token": "nope"}) as resp:
+            assert resp.status == 403
+        async with http.put(path, json={"events": []}, params={"access_token": bridge_env.hs_token}) as resp:
+            assert resp.status == 200  # the legacy query parameter, when it matches
+        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@_fake_x:bridgekit.test")) as resp:
+            assert resp.status == 401
+
+
+async def test_bad_requests_get_matrix_errors(bridge: Bridge, bridge_env: BridgeEnv):
+    path = url(bridge_env, "/_matrix/app/v1/transactions/t-bad")
+    async with aiohttp.ClientSession() as http:
+        async with http.put(path, data=b"{not json", headers=auth(bridge_env)) as resp:
+            assert resp.status == 400 and (await resp.json())["errcode"] == "M_NOT_JSON"
+        async with http.put(path, data=b"\xff\xfe", headers=auth(bridge_env)) as resp:
+            assert resp.status == 400 and (await resp.json())["errcode"] == "M_NOT_JSON"
+        async with http.put(path, json=[1, 2], headers=auth(bridge_env)) as resp:
+            assert resp.status == 400 and (await resp.json())["errcode"] == "M_BAD_JSON"
+        async with http.put(path, json={"events": "x"}, headers=auth(bridge_env)) as resp:
+            assert resp.status == 400 and (await resp.json())["errcode"] == "M_BAD_JSON"
+        huge = b'{"events": [], "pad": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+        async with http.put(path, data=huge, headers=auth(bridge_env)) as resp:
+            assert resp.status == 413
+        async with http.get(url(bridge_env, "/_matrix/app/v1/nonsense"), headers=auth(bridge_env)) as resp:
+            assert resp.status == 404 and (await resp.json())["errcode"] == "M_UNRECOGNIZED"
+        async with http.get(path, headers=auth(bridge_env)) as resp:
+            assert resp.status == 405 and (await resp.json())["errcode"] == "M_UNRECOGNIZED"
+        # Events that are not objects or lack fields are ignored, never a crash.
+        junk = {"events": [1, "x", None, {"type": 5}, {"type": "m.room.message", "room_id": "!r:x"}]}
+        async with http.put(url(bridge_env, "/_matrix/app/v1/transactions/t-junk"), json=junk,
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 200
+        async with http.post(url(bridge_env, "/_matrix/app/v1/ping"), json={}, headers=auth(bridge_env)) as resp:
+            assert resp.status == 200 and await resp.json() == {}
+
+
+async def test_user_and_alias_queries(bridge: Bridge, bridge_env: BridgeEnv):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@_fake_someone:bridgekit.test"),
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 200
+        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@alice:bridgekit.test"),
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 404
+        async with http.get(url(bridge_env, "/_matrix/app/v1/rooms/%23_fake_nochat:bridgekit.test"),
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 404
+        async with http.get(url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/fake"),
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 200 and "location_fields" in await resp.json()
+        async with http.get(url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/nope"),
+                            headers=auth(bridge_env)) as resp:
+            assert resp.status == 404
+
+
+async def test_duplicate_transactions_are_processed_once(make_bridge, bridge_env: BridgeEnv, uid):
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
+        room_id = await open_portal(bridge, alice, client, chat)
+        event = {
+            "type": "m.room.message", "room_id": room_id, "sender": alice.user_id,
+            "event_id": f"$dup{uid('e')}", "origin_server_ts": int(time.time() * 1000),
+            "content": {"msgtype": "m.text", "body": "only once"},
+        }
+        txn = {"events": [event]}
+        path = url(bridge_env, f"/_matrix/app/v1/transactions/{uid('txn')}")
+
+        async def put(p: str) -> None:
+            async with aiohttp.ClientSession() as http:
+                async with http.put(p, data=json.dumps(txn), headers=auth(bridge_env)) as resp:
+                    assert resp.status == 200
+
+        def copies(b: Bridge) -> int:
+            return sum(1 for i in fake(b).network.sent
+                       if i.kind == "message" and i.data.event_id == event["event_id"])
+
+        await put(path)
+        await put(path)
+        await eventually(lambda: copies(bridge) == 1)
+        # After a restart the txn id is still remembered, and the event itself is known too.
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
+        await put(path)
+        await put(url(bridge_env, f"/_matrix/app/v1/transactions/{uid('other')}"))
+        await asyncio.sleep(1)
+        assert copies(bridge) == 0
