@@ -1,0 +1,469 @@
+"""The runtime's persistence, on SQLite and PostgreSQL (``BRIDGEKIT_TEST_DB``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from mautrix.util.async_db import Database
+
+from bridgekit.connector import LoginInfo
+from bridgekit.db import create_database, migrate, package_migrations
+from bridgekit.events import PortalKey
+from bridgekit.store import BridgeUser, Ghost, MessageRow, Portal, ReactionRow, Store
+
+NASTY = "x'); DROP TABLE portal; --"
+
+Opener = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture
+async def open_store(db_url: str) -> AsyncIterator[Opener]:
+    """Open a Store on the test database; each call is a fresh process's view (a restart)."""
+    opened: list[Database] = []
+
+    async def opener() -> Store:
+        db = create_database(db_url)
+        await db.start()
+        opened.append(db)
+        await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
+        return Store(db)
+
+    yield opener
+    for db in opened:
+        await db.stop()
+
+
+@pytest.fixture
+async def store(open_store: Opener) -> Store:
+    return await open_store()
+
+
+def message(
+    remote_id: str = "m1",
+    part: str = "",
+    event_id: str = "$e1",
+    portal: PortalKey = PortalKey("chat"),
+    ts: int = 1000,
+) -> MessageRow:
+    return MessageRow(
+        network="fake",
+        portal=portal,
+        remote_id=remote_id,
+        part=part,
+        event_id=event_id,
+        room_id="!room:example.org",
+        sender_mxid="@_fake_bob:example.org",
+        sender_remote="bob",
+        ts=ts,
+        thread_root=None,
+    )
+
+
+# -- transactions (the durable inbox) --------------------------------------------------------
+
+
+async def test_store_transaction_is_true_for_a_new_txn_id(store: Store) -> None:
+    assert await store.store_transaction("t1", '{"events":[]}') is True
+
+
+async def test_store_transaction_is_false_for_a_repeated_txn_id(store: Store) -> None:
+    await store.store_transaction("t1", '{"events":[]}')
+    assert await store.store_transaction("t1", '{"events":[]}') is False
+
+
+async def test_repeated_txn_id_is_recognised_after_a_restart(open_store: Opener) -> None:
+    first = await open_store()
+    assert await first.store_transaction("t1", "{}") is True
+    restarted = await open_store()
+    assert await restarted.store_transaction("t1", "{}") is False
+
+
+async def test_repeated_txn_id_is_recognised_after_it_is_finished(store: Store) -> None:
+    await store.store_transaction("t1", "{}")
+    await store.finish_transactions(["t1"])
+    assert await store.store_transaction("t1", "{}") is False
+
+
+async def test_stored_transactions_are_pending_in_arrival_order(store: Store) -> None:
+    for txn in ("b", "a", "c"):
+        await store.store_transaction(txn, f'{{"id":"{txn}"}}')
+    pending = await store.pending_transactions()
+    # received_at has millisecond resolution; ties are broken by txn id.
+    assert sorted(pending) == [("a", '{"id":"a"}'), ("b", '{"id":"b"}'), ("c", '{"id":"c"}')]
+
+
+async def test_finish_transactions_removes_them_from_pending(store: Store) -> None:
+    for txn in ("t1", "t2", "t3"):
+        await store.store_transaction(txn, "{}")
+    await store.finish_transactions(["t1", "t3"])
+    assert await store.pending_transactions() == [("t2", "{}")]
+
+
+async def test_pending_transactions_survive_a_restart(open_store: Opener) -> None:
+    first = await open_store()
+    await first.store_transaction("t1", '{"events":[1]}')
+    restarted = await open_store()
+    assert await restarted.pending_transactions() == [("t1", '{"events":[1]}')]
+
+
+async def test_prune_removes_only_old_finished_transactions(store: Store) -> None:
+    await store.store_transaction("done", "{}")
+    await store.store_transaction("open", "{}")
+    await store.finish_transactions(["done"])
+    await store.prune_transactions(older_than_ms=-60_000)  # everything is "old"
+    assert await store.pending_transactions() == [("open", "{}")]
+    assert await store.store_transaction("done", "{}") is True
+    assert await store.store_transaction("open", "{}") is False
+
+
+# -- outbox ----------------------------------------------------------------------------------
+
+
+async def test_outbox_add_many_returns_increasing_sequence_numbers(store: Store) -> None:
+    seqs = await store.outbox_add_many(
+        [("fake", PortalKey("c"), None, f"p{i}") for i in range(5)]
+    )
+    assert len(seqs) == 5
+    assert seqs == sorted(set(seqs))
+    more = await store.outbox_add_many([("fake", PortalKey("c"), None, "p5")])
+    assert more[0] > seqs[-1]
+
+
+async def test_outbox_pending_returns_items_in_sequence_order(store: Store) -> None:
+    items = [
+        ("fake", PortalKey("c1"), None, "first"),
+        ("fake", PortalKey("c2", "login1"), "login1", "second"),
+        ("other", PortalKey("c1"), None, "third"),
+    ]
+    seqs = await store.outbox_add_many(items)
+    pending = await store.outbox_pending()
+    assert [(i.seq, i.network, i.portal, i.login_id, i.payload) for i in pending] == [
+        (seq, *item) for seq, item in zip(seqs, items, strict=True)
+    ]
+
+
+async def test_outbox_done_removes_only_those_items(store: Store) -> None:
+    seqs = await store.outbox_add_many([("fake", PortalKey("c"), None, f"p{i}") for i in range(4)])
+    await store.outbox_done([seqs[0], seqs[2]])
+    assert [i.payload for i in await store.outbox_pending()] == ["p1", "p3"]
+
+
+async def test_outbox_survives_a_restart(open_store: Opener) -> None:
+    first = await open_store()
+    await first.outbox_add_many([("fake", PortalKey("c"), None, "payload")])
+    restarted = await open_store()
+    assert [i.payload for i in await restarted.outbox_pending()] == ["payload"]
+
+
+async def test_outbox_sequence_numbers_are_not_reused_after_done(open_store: Opener) -> None:
+    store = await open_store()
+    [first] = await store.outbox_add_many([("fake", PortalKey("c"), None, "a")])
+    await store.outbox_done([first])
+    restarted = await open_store()
+    [second] = await restarted.outbox_add_many([("fake", PortalKey("c"), None, "b")])
+    assert second > first
+
+
+# -- portals ---------------------------------------------------------------------------------
+
+
+def a_portal(**changes: object) -> Portal:
+    portal = Portal(
+        network="fake",
+        key=PortalKey("general", ""),
+        mxid="!portal:example.org",
+        name="General",
+        topic="Talk",
+        avatar_url="mxc://example.org/abc",
+        is_dm=False,
+        plumbed=True,
+        relay_login="login1",
+        metadata={"n": 1, "nested": {"list": [1, "two"]}},
+    )
+    for key, value in changes.items():
+        setattr(portal, key, value)
+    return portal
+
+
+async def test_portal_round_trips_through_the_database(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_portal(a_portal())
+    fresh = await open_store()  # no cache
+    assert await fresh.get_portal("fake", PortalKey("general")) == a_portal()
+
+
+async def test_portal_is_found_by_its_room_id(open_store: Opener) -> None:
+    await (await open_store()).save_portal(a_portal())
+    fresh = await open_store()
+    assert await fresh.get_portal_by_mxid("!portal:example.org") == a_portal()
+
+
+async def test_portal_keys_with_different_receivers_are_different_portals(
+    open_store: Opener,
+) -> None:
+    store = await open_store()
+    await store.save_portal(a_portal(key=PortalKey("dm", "login1"), mxid="!a:x", name="A"))
+    await store.save_portal(a_portal(key=PortalKey("dm", "login2"), mxid="!b:x", name="B"))
+    fresh = await open_store()
+    assert (await fresh.get_portal("fake", PortalKey("dm", "login1"))).name == "A"
+    assert (await fresh.get_portal("fake", PortalKey("dm", "login2"))).name == "B"
+    assert await fresh.get_portal("fake", PortalKey("dm")) is None
+
+
+async def test_saving_a_portal_again_updates_it(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_portal(a_portal())
+    await store.save_portal(a_portal(name="Renamed", is_dm=True, metadata={}))
+    fresh = await open_store()
+    assert await fresh.get_portal("fake", PortalKey("general")) == a_portal(
+        name="Renamed", is_dm=True, metadata={}
+    )
+
+
+async def test_a_portal_moved_to_a_new_room_is_not_found_by_the_old_room(store: Store) -> None:
+    portal = a_portal()
+    await store.save_portal(portal)
+    assert await store.get_portal_by_mxid("!portal:example.org") is portal
+    portal.mxid = "!new:example.org"
+    await store.save_portal(portal)
+    assert await store.get_portal_by_mxid("!portal:example.org") is None
+    assert await store.get_portal_by_mxid("!new:example.org") is portal
+
+
+async def test_unknown_portal_is_none(store: Store) -> None:
+    assert await store.get_portal("fake", PortalKey("nope")) is None
+    assert await store.get_portal_by_mxid("!nope:example.org") is None
+
+
+async def test_all_portals_lists_only_portals_with_a_room(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_portal(a_portal())
+    await store.save_portal(a_portal(key=PortalKey("roomless"), mxid=None))
+    fresh = await open_store()
+    assert [p.key for p in await fresh.all_portals()] == [PortalKey("general")]
+
+
+async def test_delete_portal_removes_it_with_its_messages_and_reactions(open_store: Opener) -> None:
+    store = await open_store()
+    portal = a_portal()
+    other = a_portal(key=PortalKey("other"), mxid="!other:example.org")
+    await store.save_portal(portal)
+    await store.save_portal(other)
+    await store.add_message(message("m1", event_id="$in", portal=portal.key))
+    await store.add_message(message("m1", event_id="$elsewhere", portal=other.key))
+    await store.add_reaction(reaction(portal.key, "$r1"))
+    await store.delete_portal(portal)
+    for view in (store, await open_store()):
+        assert await view.get_portal("fake", portal.key) is None
+        assert await view.get_portal_by_mxid("!portal:example.org") is None
+        assert await view.message_by_event("$in") is None
+        assert await view.message_by_remote("fake", portal.key, "m1") is None
+        assert await view.reaction_by_event("$r1") is None
+        assert (await view.message_by_event("$elsewhere")).portal == other.key
+
+
+# -- ghosts ----------------------------------------------------------------------------------
+
+
+async def test_ghost_round_trips_through_the_database(open_store: Opener) -> None:
+    ghost = Ghost("fake", "alice", "@_fake_alice:example.org", "Alice", "mxc://x/y", {"k": [1]})
+    await (await open_store()).save_ghost(ghost)
+    fresh = await open_store()
+    assert await fresh.get_ghost("fake", "alice") == ghost
+    assert await fresh.get_ghost("fake", "bob") is None
+    assert await fresh.get_ghost("other", "alice") is None
+
+
+async def test_saving_a_ghost_again_updates_its_profile(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_ghost(Ghost("fake", "alice", "@_fake_alice:example.org", "Alice"))
+    await store.save_ghost(Ghost("fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b"))
+    fresh = await open_store()
+    assert await fresh.get_ghost("fake", "alice") == Ghost(
+        "fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b"
+    )
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+async def test_message_round_trips_by_event_id(open_store: Opener) -> None:
+    row = message()
+    row.thread_root = "root1"
+    await (await open_store()).add_message(row)
+    fresh = await open_store()
+    assert await fresh.message_by_event("$e1") == row
+
+
+async def test_message_by_remote_returns_the_first_part_by_default(open_store: Opener) -> None:
+    store = await open_store()
+    await store.add_message(message("m1", part="1", event_id="$p1"))
+    await store.add_message(message("m1", part="0", event_id="$p0"))
+    await store.add_message(message("m1", part="2", event_id="$p2"))
+    fresh = await open_store()
+    assert (await fresh.message_by_remote("fake", PortalKey("chat"), "m1")).event_id == "$p0"
+
+
+async def test_message_by_remote_with_a_part_returns_that_part(store: Store) -> None:
+    await store.add_message(message("m1", part="0", event_id="$p0"))
+    await store.add_message(message("m1", part="1", event_id="$p1"))
+    assert (await store.message_by_remote("fake", PortalKey("chat"), "m1", "1")).event_id == "$p1"
+    assert await store.message_by_remote("fake", PortalKey("chat"), "m1", "9") is None
+
+
+async def test_message_by_remote_is_scoped_to_network_and_portal(store: Store) -> None:
+    await store.add_message(message("m1", event_id="$e1", portal=PortalKey("chat", "login1")))
+    assert await store.message_by_remote("fake", PortalKey("chat"), "m1") is None
+    assert await store.message_by_remote("other", PortalKey("chat", "login1"), "m1") is None
+    assert await store.message_by_remote("fake", PortalKey("chat", "login1"), "m1") is not None
+
+
+async def test_adding_the_same_message_twice_keeps_the_first(store: Store) -> None:
+    await store.add_message(message("m1", event_id="$first"))
+    await store.add_message(message("m1", event_id="$second"))
+    assert (await store.message_by_remote("fake", PortalKey("chat"), "m1")).event_id == "$first"
+
+
+async def test_last_message_is_the_newest_by_timestamp(store: Store) -> None:
+    await store.add_message(message("old", event_id="$old", ts=1))
+    await store.add_message(message("new", event_id="$new", ts=3))
+    await store.add_message(message("mid", event_id="$mid", ts=2))
+    assert (await store.last_message("fake", PortalKey("chat"))).event_id == "$new"
+    assert await store.last_message("fake", PortalKey("empty")) is None
+
+
+async def test_set_message_remote_id_updates_the_row_and_the_cache(open_store: Opener) -> None:
+    store = await open_store()
+    await store.add_message(message("pending-1", event_id="$e1"))
+    assert (await store.message_by_event("$e1")).remote_id == "pending-1"  # now cached
+    await store.set_message_remote_id("$e1", "real-1")
+    assert (await store.message_by_event("$e1")).remote_id == "real-1"
+    fresh = await open_store()
+    assert (await fresh.message_by_remote("fake", PortalKey("chat"), "real-1")).event_id == "$e1"
+    assert await fresh.message_by_remote("fake", PortalKey("chat"), "pending-1") is None
+
+
+async def test_delete_message_removes_it(open_store: Opener) -> None:
+    store = await open_store()
+    await store.add_message(message())
+    await store.delete_message("$e1")
+    assert await store.message_by_event("$e1") is None
+    assert await (await open_store()).message_by_event("$e1") is None
+
+
+# -- reactions -------------------------------------------------------------------------------
+
+
+def reaction(portal: PortalKey = PortalKey("chat"), event_id: str = "$r1") -> ReactionRow:
+    return ReactionRow(
+        network="fake",
+        portal=portal,
+        target_id="m1",
+        sender_remote="bob",
+        key="👍",
+        event_id=event_id,
+        room_id="!room:example.org",
+        remote_id="r-remote",
+    )
+
+
+async def test_reaction_round_trips_by_key_and_by_event(open_store: Opener) -> None:
+    await (await open_store()).add_reaction(reaction())
+    fresh = await open_store()
+    assert await fresh.get_reaction("fake", PortalKey("chat"), "m1", "bob", "👍") == reaction()
+    assert await fresh.reaction_by_event("$r1") == reaction()
+    assert await fresh.get_reaction("fake", PortalKey("chat"), "m1", "bob", "👎") is None
+
+
+async def test_delete_reaction_removes_it(store: Store) -> None:
+    await store.add_reaction(reaction())
+    await store.delete_reaction("$r1")
+    assert await store.reaction_by_event("$r1") is None
+
+
+# -- users and logins ------------------------------------------------------------------------
+
+
+async def test_user_round_trips_and_updates(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_user(BridgeUser("@a:example.org", "!mgmt:example.org", None, {"x": 1}))
+    await store.save_user(BridgeUser("@a:example.org", "!mgmt:example.org", "tok", {"x": 2}))
+    fresh = await open_store()
+    assert await fresh.get_user("@a:example.org") == BridgeUser(
+        "@a:example.org", "!mgmt:example.org", "tok", {"x": 2}
+    )
+    assert await fresh.get_user("@nobody:example.org") is None
+    assert await fresh.all_users() == [await fresh.get_user("@a:example.org")]
+
+
+async def test_logins_round_trip_and_are_listed_per_user(open_store: Opener) -> None:
+    store = await open_store()
+    await store.save_user(BridgeUser("@a:example.org"))
+    await store.save_user(BridgeUser("@b:example.org"))
+    la = LoginInfo("la", "@a:example.org", "fake", "alice", "Alice", {"cookie": "c"})
+    lb = LoginInfo("lb", "@b:example.org", "fake", "bob", "Bob")
+    await store.save_login(la)
+    await store.save_login(lb)
+    fresh = await open_store()
+    assert await fresh.logins("@a:example.org") == [la]
+    assert sorted(await fresh.logins(), key=lambda login: login.id) == [la, lb]
+
+
+async def test_saving_a_login_again_updates_its_name_and_metadata(store: Store) -> None:
+    await store.save_user(BridgeUser("@a:example.org"))
+    await store.save_login(LoginInfo("la", "@a:example.org", "fake", "alice", "Alice"))
+    await store.save_login(LoginInfo("la", "@a:example.org", "fake", "alice", "Al", {"v": 2}))
+    assert await store.logins() == [
+        LoginInfo("la", "@a:example.org", "fake", "alice", "Al", {"v": 2})
+    ]
+
+
+async def test_delete_login_removes_only_that_login(store: Store) -> None:
+    await store.save_user(BridgeUser("@a:example.org"))
+    await store.save_login(LoginInfo("l1", "@a:example.org", "fake", "one"))
+    await store.save_login(LoginInfo("l2", "@a:example.org", "fake", "two"))
+    await store.delete_login("l1")
+    assert [login.id for login in await store.logins()] == ["l2"]
+
+
+# -- key/value -------------------------------------------------------------------------------
+
+
+async def test_kv_round_trips_overwrites_and_deletes(open_store: Opener) -> None:
+    store = await open_store()
+    assert await store.get_kv("k") is None
+    await store.set_kv("k", "v1")
+    await store.set_kv("k", "v2")
+    assert await (await open_store()).get_kv("k") == "v2"
+    await store.set_kv("k", None)
+    assert await (await open_store()).get_kv("k") is None
+
+
+# -- values are data, never SQL --------------------------------------------------------------
+
+
+async def test_sql_in_values_is_stored_and_read_back_verbatim(open_store: Opener) -> None:
+    store = await open_store()
+    portal = a_portal(key=PortalKey(NASTY, NASTY), mxid=NASTY, name=NASTY, topic=NASTY)
+    await store.save_portal(portal)
+    await store.save_ghost(Ghost("fake", NASTY, "@_fake_x:example.org", NASTY))
+    await store.add_message(message(NASTY, part=NASTY, event_id=NASTY, portal=PortalKey(NASTY)))
+    await store.set_kv(NASTY, NASTY)
+    assert await store.store_transaction(NASTY, NASTY) is True
+
+    fresh = await open_store()
+    assert await fresh.get_portal("fake", PortalKey(NASTY, NASTY)) == portal
+    assert await fresh.get_portal_by_mxid(NASTY) == portal
+    assert (await fresh.get_ghost("fake", NASTY)).name == NASTY
+    found = await fresh.message_by_remote("fake", PortalKey(NASTY), NASTY, NASTY)
+    assert (found.remote_id, found.part, found.event_id) == (NASTY, NASTY, NASTY)
+    assert await fresh.get_kv(NASTY) == NASTY
+    assert await fresh.pending_transactions() == [(NASTY, NASTY)]
+    assert await fresh.db.table_exists("portal")
+
+
+async def test_unicode_and_quotes_round_trip(store: Store) -> None:
+    value = "ünïcødé 🎉 \"double\" 'single' \\ back\\slash \n newline \t tab"
+    await store.set_kv(value, value)
+    assert await store.get_kv(value) == value
