@@ -28,6 +28,7 @@ from .appservice import AppServiceServer
 from .config import Config
 from .connector import (
     AliasResolver,
+    BackfillHandler,
     BridgeAPI,
     BridgeStateEvent,
     LoginInfo,
@@ -36,7 +37,7 @@ from .connector import (
     ThirdPartyHandler,
 )
 from .db import create_database, migrate, package_migrations
-from .events import PortalKey, RemoteEvent, remote_event_from_json, remote_event_to_json
+from .events import PortalKey, RemoteBackfill, RemoteEvent, remote_event_from_json, remote_event_to_json
 from .ids import localpart_of, server_of
 from .matrix import MatrixClient, message_type, with_retries
 from .media import MediaSigner
@@ -400,6 +401,7 @@ class Bridge(BridgeAPI):
         self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
     ) -> None:
         st = self.login_states.setdefault(login_id, LoginState())
+        previous = st.state
         if st.state != state:
             st.since = time.time()
             st.notified = False
@@ -414,6 +416,29 @@ class Bridge(BridgeAPI):
         elif state == BridgeStateEvent.TRANSIENT_DISCONNECT:
             delay = float(self.config.get("bridge.state_notice_delay", 60))
             self._spawn(self._notify_state(login_id, delay))
+        elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
+            self._spawn(self._catch_up(login_id))
+
+    async def _catch_up(self, login_id: str) -> None:
+        """After a (re)connect, fetch what was said while we were away (BackfillHandler)."""
+        client = self.clients.get(login_id)
+        if not isinstance(client, BackfillHandler):
+            return
+        limit = int(self.config.get("bridge.backfill_limit", 100))
+        for portal in await self.store.all_portals():
+            if portal.network != client.login.network or not client.is_in_portal(portal.key):
+                continue
+            last = await self.store.last_remote_message(portal.network, portal.key)
+            try:
+                messages = await client.fetch_messages(portal.key, last, limit)
+            except Exception:
+                log.exception("Backfill of %s failed", portal.key)
+                continue
+            if messages:
+                log.info("Backfilling %d messages into %s", len(messages), portal.mxid)
+                await self.queue_remote_event(
+                    login_id, RemoteBackfill(portal.key, network=portal.network, messages=messages)
+                )
 
     async def _notify_state(self, login_id: str, delay: float) -> None:
         """Tell the user in their management room when a disconnect persists."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixRequestError
+from mautrix.types import EventType
 
 from . import __version__
 from .connector import LoginInfo, LoginProcess, LoginStep
@@ -332,10 +333,12 @@ async def _require_room_admin(ce: CommandEvent) -> bool:
     assert bot is not None
     try:
         pls = await bot.get_power_levels(ce.room_id)
+        # Room v12 creators have unlimited power and are not listed in `users`.
+        create = await bot.get_state_event(ce.room_id, EventType.ROOM_CREATE, format="event")
     except MatrixRequestError:
         await ce.reply("I cannot read this room's power levels: invite me first.")
         return False
-    if pls.get_user_level(ce.sender) < 100:
+    if pls.get_user_level(ce.sender, create) < 100:
         await ce.reply("Only room admins (power level 100) can do that.")
         return False
     return True

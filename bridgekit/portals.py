@@ -90,7 +90,10 @@ class PortalService(MatrixToRemote):
             if room_id is not None:
                 portal.mxid = room_id
                 portal.plumbed = True
-                await self._set_bridge_info(portal)
+                try:
+                    await self._set_bridge_info(portal)
+                except Exception as e:  # a plumbed room may not give the bot state power
+                    log.warning("Could not set bridge info in plumbed room %s: %s", room_id, e)
             else:
                 portal.mxid = await self._create_room(portal, client, info, alias_localpart)
             await self.bridge.store.save_portal(portal)
@@ -283,6 +286,8 @@ class PortalService(MatrixToRemote):
         assert bot is not None and portal.mxid
         mxid = self.bridge.ghost_mxid(remote_id, network)
         pls = await bot.get_power_levels(portal.mxid)
+        if mxid not in pls.users and level == pls.users_default:
+            return
         if pls.get_user_level(mxid) != level:
             pls.set_user_level(mxid, level)
             await with_retries(

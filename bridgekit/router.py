@@ -96,7 +96,9 @@ class MatrixRouter:
         except Exception:
             log.exception("Could not join %s after an invite from %s", room_id, sender)
             return
-        if content.get("is_direct") or await self._is_small_room(room_id):
+        # Only a direct chat becomes the management room: a room invited to for plumbing
+        # (`bridge <network> <id>`) must keep needing the command prefix.
+        if content.get("is_direct"):
             user = await self.bridge.commands.get_or_create_user(sender)
             user.management_room = room_id
             await self.bridge.store.save_user(user)
@@ -105,15 +107,6 @@ class MatrixRouter:
                 "Hello, I'm the bridge bot. This is now your management room: send `help` "
                 "to see what I can do.",
             )
-
-    async def _is_small_room(self, room_id: str) -> bool:
-        bot = self.bridge.matrix.bot
-        assert bot is not None
-        try:
-            members = await bot.get_joined_members(room_id)
-        except Exception:
-            return False
-        return len(members) <= 2
 
     async def handle_ephemeral(self, evt: dict[str, Any]) -> None:
         etype = evt.get("type")

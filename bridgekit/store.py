@@ -487,6 +487,15 @@ class Store:
         )
         return _message(row) if row else None
 
+    async def last_remote_message(self, network: str, portal: PortalKey) -> str | None:
+        """Newest remote id in a portal that came from the network (for catching up)."""
+        return await self.db.fetchval(
+            "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+            "AND remote_id NOT LIKE 'mx:%' AND remote_id NOT LIKE 'pending:%' "
+            "AND remote_id NOT LIKE 'noid:%' ORDER BY ts DESC, remote_id DESC LIMIT 1",
+            network, portal.id, portal.receiver,
+        )
+
     async def delete_message(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM message WHERE event_id=$1", event_id)
         self._msg_by_event.pop(event_id, None)

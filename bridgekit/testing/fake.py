@@ -89,6 +89,8 @@ class FakeNetwork:
         #: When set (config ``sent_log``), every sent item is appended as a JSON line, so a
         #: test can see what a bridge in another process sent, even after kill -9.
         self.sent_log: IO[str] | None = None
+        #: Per chat, messages "on the server" that a reconnecting client can fetch (backfill).
+        self.history: dict[str, list[RemoteMessage]] = {}
         #: Matrix event id -> remote id of every message received (for deduplication).
         self.sent_event_ids: dict[str, str | None] = {}
 
@@ -300,7 +302,10 @@ class FakeClient(
     async def fetch_messages(
         self, portal: PortalKey, after_remote_id: str | None, limit: int
     ) -> list[RemoteMessage]:
-        return []
+        history = self.network.history.get(portal.id, [])
+        ids = [m.id for m in history]
+        start = ids.index(after_remote_id) + 1 if after_remote_id in ids else 0
+        return history[start : start + limit]
 
     async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
         chat = self.network.chats.get(portal.id) or FakeChat(portal.id)

@@ -275,6 +275,8 @@ class MatrixTestClient:
     def _ingest(self, rooms: dict[str, Any]) -> None:
         for room_id, room in rooms.get("join", {}).items():
             self._append(room_id, room.get("timeline", {}).get("events", []))
+            # Typing and receipts too (no event ids: each one is kept as it arrives).
+            self._append(room_id, room.get("ephemeral", {}).get("events", []))
         for room_id, room in rooms.get("leave", {}).items():
             self._append(room_id, room.get("timeline", {}).get("events", []))
         for room_id, room in rooms.get("invite", {}).items():

@@ -1,0 +1,161 @@
+"""More runtime features end to end: catch-up after reconnect, state notices, typing,
+receipts, plumbing rooms, admin commands."""
+
+from __future__ import annotations
+
+import time
+
+from bridgekit.bridge import Bridge
+from bridgekit.connector import BridgeStateEvent
+from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage, RemoteTyping
+from tests.conftest import BridgeEnv, eventually
+from tests.helpers import management_room
+from tests.test_e2e_portals import body_is, fake, ghost, login, open_portal
+
+
+async def test_reconnect_catches_up_missed_messages(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await management_room(alice, bridge)
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        last = await bridge.store.last_remote_message("fake", PortalKey(chat))
+        assert last is not None
+        bridge.report_state(client.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, "network down")
+        # The disconnect lasts longer than state_notice_delay (1 s in tests): the user is told.
+        notice = await conv.next_notice(timeout=10)
+        assert "TRANSIENT_DISCONNECT" in notice and "network down" in notice
+        sent_at = time.time() - 3600
+        net.history[chat] = [
+            RemoteMessage(PortalKey(chat), EventSender("bob"), id=last, content=MessageContent("old")),
+            RemoteMessage(PortalKey(chat), EventSender("bob"), timestamp=sent_at, id=uid("m"),
+                          content=MessageContent("missed one")),
+            RemoteMessage(PortalKey(chat), EventSender("bob"), timestamp=sent_at + 1, id=uid("m"),
+                          content=MessageContent("missed two")),
+        ]
+        bridge.report_state(client.login.id, BridgeStateEvent.CONNECTED)
+        one = await alice.wait_for_event(room_id, body_is("missed one"))
+        two = await alice.wait_for_event(room_id, body_is("missed two"))
+        assert one["sender"] == ghost("bob")
+        assert one["origin_server_ts"] == int(sent_at * 1000)  # the remote timestamp is kept
+        assert two["origin_server_ts"] == int((sent_at + 1) * 1000)
+        # "old" was already bridged: catching up does not repeat it.
+        assert not [e for e in alice.history(room_id) if e.get("content", {}).get("body") == "old"]
+
+
+async def test_typing_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        await alice.request("PUT", f"/rooms/{room_id}/typing/{alice.user_id}",
+                            {"typing": True, "timeout": 10000})
+        typing = await net.wait_for(lambda i: i.kind == "typing" and i.data.typing)
+        assert typing.data.user_id == alice.user_id and typing.chat_id == chat
+        await alice.request("PUT", f"/rooms/{room_id}/typing/{alice.user_id}", {"typing": False})
+        await net.wait_for(lambda i: i.kind == "typing" and not i.data.typing)
+        # remote typing -> the ghost types in Matrix
+        await client.emit(RemoteTyping(PortalKey(chat), EventSender("bob"), timeout_ms=10000))
+        evt = await alice.wait_for_event(
+            room_id, lambda e: e.get("type") == "m.typing"
+            and ghost("bob") in e.get("content", {}).get("user_ids", []))
+        assert evt
+
+
+async def test_read_receipts_reach_the_network(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        msg_id = await client.remote_message(chat, "bob", "read me")
+        evt = await alice.wait_for_event(room_id, body_is("read me"))
+        await alice.request("POST", f"/rooms/{room_id}/receipt/m.read/{evt['event_id']}", {})
+        receipt = await net.wait_for(lambda i: i.kind == "receipt")
+        assert receipt.data.remote_id == msg_id and receipt.data.user_id == alice.user_id
+
+
+async def test_plumbing_an_existing_room(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, name="Plumbed", members=[client.login.remote_id, "bob"])
+        room_id = await alice.create_room(
+            name="Our room", invite=[bridge.bot_mxid],
+            power_level_content_override={"users": {bridge.bot_mxid: 100}},
+        )
+        await eventually(lambda: bridge.matrix.state_store is not None)
+        await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.member"
+                                   and e.get("state_key") == bridge.bot_mxid
+                                   and e["content"].get("membership") == "join")
+        await alice.send_text(room_id, f"!bridge fake {chat}")
+        await alice.wait_for_event(room_id, lambda e: "Bridged this room" in e.get("content", {}).get("body", ""))
+        portal = await bridge.store.get_portal("fake", PortalKey(chat))
+        assert portal is not None and portal.mxid == room_id and portal.plumbed
+        info = await alice.get_state(room_id, "m.bridge", f"net.bridgekit://fake/{chat}")
+        assert info["channel"]["id"] == chat
+        await client.remote_message(chat, "bob", "into the plumbed room")
+        await alice.wait_for_event(room_id, body_is("into the plumbed room"))
+        await alice.send_text(room_id, "!unbridge")
+        await alice.wait_for_event(room_id, lambda e: "no longer bridged" in e.get("content", {}).get("body", ""))
+        assert await bridge.store.get_portal("fake", PortalKey(chat)) is None
+
+
+async def test_plumbing_needs_room_admin(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    bob = await bridge_env.synapse.register_user(uid("bob"))
+    async with alice, bob:
+        room_id = await alice.create_room(invite=[bridge.bot_mxid, bob.user_id])
+        await bob.join(room_id)
+        await alice.wait_for_event(room_id, lambda e: e.get("state_key") == bridge.bot_mxid
+                                   and e.get("content", {}).get("membership") == "join")
+        await bob.send_text(room_id, "!bridge fake somechat")
+        await bob.wait_for_event(room_id, lambda e: "Only room admins" in e.get("content", {}).get("body", ""))
+
+
+async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    admin = await bridge_env.synapse.register_user("admin")  # an admin in the test config
+    async with alice, admin:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        await alice.send_text(room_id, "!delete-portal")
+        await alice.wait_for_event(
+            room_id, lambda e: "do not have permission" in e.get("content", {}).get("body", ""))
+        assert await bridge.store.get_portal("fake", PortalKey(chat)) is not None
+        await alice.invite(room_id, admin.user_id)
+        await admin.join(room_id)
+        await admin.send_text(room_id, "!delete-portal")
+
+        async def gone() -> bool:
+            return await bridge.store.get_portal("fake", PortalKey(chat)) is None
+
+        await eventually(gone)
+        # The bot and the ghosts leave the room.
+        await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.member"
+                                   and e.get("state_key") == bridge.bot_mxid
+                                   and e["content"].get("membership") == "leave")
+
+
+async def test_list_portals_shows_the_users_portals(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await management_room(alice, bridge)
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, name="Listed", members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        listing = await conv.say("list-portals")
+        assert chat in listing and room_id in listing
