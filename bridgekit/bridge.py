@@ -13,6 +13,8 @@ Data flow (see the README picture):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -37,7 +39,13 @@ from .connector import (
     ThirdPartyHandler,
 )
 from .db import create_database, migrate, package_migrations
-from .events import PortalKey, RemoteBackfill, RemoteEvent, remote_event_from_json, remote_event_to_json
+from .events import (
+    PortalKey,
+    RemoteBackfill,
+    RemoteEvent,
+    remote_event_from_json,
+    remote_event_to_json,
+)
 from .ids import localpart_of, server_of
 from .matrix import MatrixClient, message_type, with_retries
 from .media import MediaSigner
@@ -90,7 +98,8 @@ class Bridge(BridgeAPI):
         self.clients: dict[str, NetworkClient] = {}
         self.login_states: dict[str, LoginState] = {}
         self.db: Database = create_database(
-            str(config["database.url"]), max_connections=int(config.get("database.max_connections", 10))
+            str(config["database.url"]),
+            max_connections=int(config.get("database.max_connections", 10)),
         )
         self.store = Store(self.db)
         self.matrix = MatrixClient(
@@ -113,7 +122,9 @@ class Bridge(BridgeAPI):
         self._txn_remaining: dict[str, int] = {}
         self._txn_finished: list[str] = []
         self._txn_flush_task: asyncio.Task[None] | None = None
-        self._outbox_pending: list[tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]] = []
+        self._outbox_pending: list[
+            tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]
+        ] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
         self._outbox_done: list[int] = []
         self._outbox_done_task: asyncio.Task[None] | None = None
@@ -230,7 +241,7 @@ class Bridge(BridgeAPI):
         return await self.store.store_transaction(txn_id, body)
 
     async def wait_for_capacity(self) -> None:
-        while self.inbox.pending > MAX_PENDING_EVENTS:
+        while self.inbox.pending > MAX_PENDING_EVENTS:  # noqa: ASYNC110 - rare backpressure path
             await asyncio.sleep(0.05)
 
     def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
@@ -319,9 +330,7 @@ class Bridge(BridgeAPI):
     async def thirdparty(
         self, kind: str, protocol: str | None, query: dict[str, str]
     ) -> list[dict[str, Any]] | dict[str, Any] | None:
-        handlers = {
-            n: c for n, c in self.connectors.items() if isinstance(c, ThirdPartyHandler)
-        }
+        handlers = {n: c for n, c in self.connectors.items() if isinstance(c, ThirdPartyHandler)}
         if kind == "protocol":
             handler = handlers.get(protocol or "")
             return handler.protocol_info() if handler else None
@@ -479,6 +488,27 @@ class Bridge(BridgeAPI):
         if network is None:
             network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
         return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
+
+    async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
+        bot = self.matrix.bot
+        assert bot is not None
+        return str(await with_retries(
+            lambda: bot.upload_media(data, mime_type=mime_type, filename=filename or None),
+            what="uploading media", max_attempts=5,
+        ))
+
+    def secret_key(self, purpose: str) -> bytes:
+        token = str(self.config["appservice.as_token"]).encode()
+        return hmac.new(token, b"bridgekit-secret:" + purpose.encode(), hashlib.sha256).digest()
+
+    async def matrix_displayname(self, mxid: str) -> str | None:
+        bot = self.matrix.bot
+        assert bot is not None
+        try:
+            name = await bot.get_displayname(mxid)
+        except Exception:
+            return None
+        return str(name) if name else None
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""

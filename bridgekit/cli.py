@@ -29,7 +29,9 @@ def _load(path: str, *, need_tokens: bool = True) -> tuple[Config, dict]:
     connectors = discover_connectors()
     problems = config.validate(connectors)
     if not need_tokens:
-        problems = [p for p in problems if p.key not in ("appservice.as_token", "appservice.hs_token")]
+        problems = [
+            p for p in problems if p.key not in ("appservice.as_token", "appservice.hs_token")
+        ]
     if problems:
         raise ConfigError(problems, str(config.path))
     return config, connectors
@@ -69,7 +71,9 @@ async def _migrate(config: Config) -> dict[str, int]:
     db = create_database(str(config["database.url"]))
     await db.start()
     try:
-        versions = {"bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))}
+        versions = {
+            "bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
+        }
         connectors = discover_connectors()
         for name in config.enabled_networks():
             cls = connectors.get(name)
@@ -110,10 +114,13 @@ async def _run(config: Config) -> None:
     status = None
     if config.get("metrics.enabled"):
         status = StatusServer(
-            bridge.metrics, bridge.status,
+            bridge.metrics,
+            bridge.status,
             lambda: {"inbox": bridge.inbox.pending, "outbox": bridge.outbox.pending},
         )
-        await status.start(str(config.get("metrics.hostname", "127.0.0.1")), int(config["metrics.port"]))
+        await status.start(
+            str(config.get("metrics.hostname", "127.0.0.1")), int(config["metrics.port"])
+        )
     await stop.wait()
     logging.getLogger("bridgekit").info("Stopping")
     if status:

@@ -117,7 +117,14 @@ class CommandProcessor:
         except ValueError:
             args = raw_args.split()
         ce = CommandEvent(
-            self.bridge, room_id, sender, name.lower(), args, raw_args.strip(), level, portal,
+            self.bridge,
+            room_id,
+            sender,
+            name.lower(),
+            args,
+            raw_args.strip(),
+            level,
+            portal,
             is_management,
         )
         cmd = self.commands.get(ce.command)
@@ -145,7 +152,9 @@ class CommandProcessor:
     async def start_login(self, ce: CommandEvent, network: str, flow_id: str | None) -> None:
         connector = self.bridge.connectors.get(network)
         if connector is None:
-            await ce.reply(f"Unknown network `{network}`. Available: {', '.join(self.bridge.connectors)}")
+            await ce.reply(
+                f"Unknown network `{network}`. Available: {', '.join(self.bridge.connectors)}"
+            )
             return
         flows = connector.login_flows()
         if not flows:
@@ -201,7 +210,8 @@ class CommandProcessor:
             info.id = self.bridge.new_login_id()
         await self.bridge.add_login(info)
         await self.bridge.send_notice(
-            room_id, f"Logged in to {network} as {info.remote_name or info.remote_id} (login {info.id})."
+            room_id,
+            f"Logged in to {network} as {info.remote_name or info.remote_id} (login {info.id}).",
         )
 
     async def cancel_login(self, sender: str) -> bool:
@@ -263,9 +273,13 @@ async def cmd_ping(ce: CommandEvent) -> None:
 
 async def cmd_login(ce: CommandEvent) -> None:
     if not ce.args:
-        await ce.reply(f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}")
+        await ce.reply(
+            f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}"
+        )
         return
-    await ce.bridge.commands.start_login(ce, ce.args[0].lower(), ce.args[1] if len(ce.args) > 1 else None)
+    await ce.bridge.commands.start_login(
+        ce, ce.args[0].lower(), ce.args[1] if len(ce.args) > 1 else None
+    )
 
 
 async def cmd_cancel(ce: CommandEvent) -> None:
@@ -305,9 +319,8 @@ async def cmd_list_logins(ce: CommandEvent) -> None:
         st = states.get(c.login.id)
         state = st.state.value if st else "UNKNOWN"
         msg = f" ({st.message})" if st and st.message else ""
-        lines.append(
-            f"* {c.login.id}: {c.login.network} as {c.login.remote_name or c.login.remote_id} - {state}{msg}"
-        )
+        who = c.login.remote_name or c.login.remote_id
+        lines.append(f"* {c.login.id}: {c.login.network} as {who} - {state}{msg}")
     await ce.reply("\n".join(lines))
 
 
@@ -317,7 +330,8 @@ async def cmd_list_portals(ce: CommandEvent) -> None:
         mine = {c.login.id for c in ce.bridge.clients_of(ce.sender)}
         networks = {c.login.network for c in ce.bridge.clients_of(ce.sender)}
         portals = [
-            p for p in portals
+            p
+            for p in portals
             if (p.key.receiver in mine) or (not p.key.receiver and p.network in networks)
         ]
     if not portals:
@@ -392,13 +406,18 @@ async def cmd_set_relay(ce: CommandEvent) -> None:
     if not ce.bridge.config.get("bridge.relay.enabled", True):
         await ce.reply("Relay mode is disabled in the bridge config.")
         return
-    clients = [c for c in ce.bridge.clients_of(ce.sender, ce.portal.network) if c.is_in_portal(ce.portal.key)]
+    clients = [
+        c
+        for c in ce.bridge.clients_of(ce.sender, ce.portal.network)
+        if c.is_in_portal(ce.portal.key)
+    ]
     if not clients:
         await ce.reply("You need a login in this room to relay through.")
         return
     ce.portal.relay_login = clients[0].login.id
     await ce.bridge.store.save_portal(ce.portal)
-    await ce.reply(f"Messages from users without a login are now relayed through {clients[0].login.remote_name or clients[0].login.remote_id}.")
+    who = clients[0].login.remote_name or clients[0].login.remote_id
+    await ce.reply(f"Messages from users without a login are now relayed through {who}.")
 
 
 async def cmd_unset_relay(ce: CommandEvent) -> None:
@@ -466,24 +485,57 @@ async def cmd_delete_portal(ce: CommandEvent) -> None:
 
 def _builtin_commands() -> list[Command]:
     return [
-        Command("help", cmd_help, "Show the commands you can use, or details of one.", "[command]", 1),
+        Command(
+            "help", cmd_help, "Show the commands you can use, or details of one.", "[command]", 1
+        ),
         Command("version", cmd_version, "Show the bridge version.", level=1),
-        Command("ping", cmd_ping, "Check that the bridge answers and how your logins are.", level=1),
+        Command(
+            "ping", cmd_ping, "Check that the bridge answers and how your logins are.", level=1
+        ),
         Command("login", cmd_login, "Log in to a network.", "<network> [flow]", section="Logins"),
         Command("cancel", cmd_cancel, "Cancel a login in progress.", section="Logins"),
-        Command("logout", cmd_logout, "Log out of a network.", "[login id|network]", section="Logins"),
-        Command("list-logins", cmd_list_logins, "List your logins and their state.", section="Logins"),
+        Command(
+            "logout", cmd_logout, "Log out of a network.", "[login id|network]", section="Logins"
+        ),
+        Command(
+            "list-logins", cmd_list_logins, "List your logins and their state.", section="Logins"
+        ),
         Command("list-portals", cmd_list_portals, "List bridged rooms.", section="Portals"),
-        Command("bridge", cmd_bridge, "Bridge this room to a remote chat (room admins).",
-                "<network> <remote id>", section="Portals"),
-        Command("unbridge", cmd_unbridge, "Stop bridging this room (room admins).", section="Portals"),
-        Command("set-relay", cmd_set_relay, "Relay users without a login through your login.",
-                section="Portals"),
+        Command(
+            "bridge",
+            cmd_bridge,
+            "Bridge this room to a remote chat (room admins).",
+            "<network> <remote id>",
+            section="Portals",
+        ),
+        Command(
+            "unbridge", cmd_unbridge, "Stop bridging this room (room admins).", section="Portals"
+        ),
+        Command(
+            "set-relay",
+            cmd_set_relay,
+            "Relay users without a login through your login.",
+            section="Portals",
+        ),
         Command("unset-relay", cmd_unset_relay, "Stop relaying in this room.", section="Portals"),
-        Command("login-matrix", cmd_login_matrix, "Enable double puppeting with your access token.",
-                "<token>", section="Double puppeting"),
-        Command("logout-matrix", cmd_logout_matrix, "Disable double puppeting.",
-                section="Double puppeting"),
-        Command("delete-portal", cmd_delete_portal, "Delete this portal and leave the room.",
-                level=3, section="Admin"),
+        Command(
+            "login-matrix",
+            cmd_login_matrix,
+            "Enable double puppeting with your access token.",
+            "<token>",
+            section="Double puppeting",
+        ),
+        Command(
+            "logout-matrix",
+            cmd_logout_matrix,
+            "Disable double puppeting.",
+            section="Double puppeting",
+        ),
+        Command(
+            "delete-portal",
+            cmd_delete_portal,
+            "Delete this portal and leave the room.",
+            level=3,
+            section="Admin",
+        ),
     ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .events import (
@@ -43,7 +43,6 @@ from .events import (
     RemoteMessage,
     UserInfo,
 )
-
 from .ids import escape_localpart, template_regex, unescape_localpart
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ __all__ = [
 ]
 
 
-class BridgeStateEvent(str, Enum):
+class BridgeStateEvent(StrEnum):
     """The state of one login, as the management room and the status endpoint show it."""
 
     STARTING = "STARTING"
@@ -199,6 +198,18 @@ class BridgeAPI(ABC):
     @abstractmethod
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """An HTTP(S) link to Matrix media that works for remote users without a token."""
+
+    async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
+        """Upload bytes to the homeserver's media repository; returns the ``mxc://`` URI."""
+        raise NotImplementedError
+
+    def secret_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` derived from the appservice token (stable, private)."""
+        raise NotImplementedError
+
+    async def matrix_displayname(self, mxid: str) -> str | None:
+        """The global display name of a Matrix user, if it can be found."""
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

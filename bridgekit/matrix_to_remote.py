@@ -127,7 +127,11 @@ class MatrixToRemote:
 
     async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
         body = content.get("body") if isinstance(content.get("body"), str) else ""
-        html = content.get("formatted_body") if content.get("format") == "org.matrix.custom.html" else None
+        html = (
+            content.get("formatted_body")
+            if content.get("format") == "org.matrix.custom.html"
+            else None
+        )
         rel = content.get("m.relates_to") or {}
         reply_event = (rel.get("m.in_reply_to") or {}).get("event_id")
         if reply_event and not rel.get("is_falling_back"):
@@ -163,7 +167,9 @@ class MatrixToRemote:
         name = await self._display_name(evt["room_id"], evt["sender"])
         reply_row = None
         if mc.reply_to:
-            reply_row = await self.bridge.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+            reply_row = await self.bridge.store.message_by_remote(
+                portal.network, portal.key, mc.reply_to
+            )
         msg = MatrixMessage(
             **self._base(portal, evt),
             content=mc,
@@ -258,8 +264,14 @@ class MatrixToRemote:
         )
         await self.bridge.store.add_reaction(
             ReactionRow(
-                portal.network, portal.key, target.remote_id, client.login.remote_id, key,
-                evt["event_id"], evt["room_id"], result.remote_id if result else None,
+                portal.network,
+                portal.key,
+                target.remote_id,
+                client.login.remote_id,
+                key,
+                evt["event_id"],
+                evt["room_id"],
+                result.remote_id if result else None,
             )
         )
 
@@ -343,6 +355,10 @@ class MatrixToRemote:
             if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
                 await client.handle_matrix_read_receipt(
                     MatrixReadReceipt(
-                        portal.key, portal.mxid or "", user_id, event_id, row.remote_id if row else None
+                        portal.key,
+                        portal.mxid or "",
+                        user_id,
+                        event_id,
+                        row.remote_id if row else None,
                     )
                 )

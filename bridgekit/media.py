@@ -42,7 +42,8 @@ class MediaSigner:
             raise ValueError(f"not an mxc URI: {mxc!r}")
         server, media_id = mxc[len("mxc://") :].split("/", 1)
         name = re.sub(r"[^A-Za-z0-9._\-]", "_", filename) or media_id
-        return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{self.sign(server, media_id)}/{name}"
+        sig = self.sign(server, media_id)
+        return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
 
 
 def add_routes(app: web.Application, bridge: Bridge) -> None:

@@ -19,7 +19,9 @@ Job = Callable[[], Awaitable[None]]
 
 
 class OrderedExecutor:
-    def __init__(self, name: str, on_error: Callable[[Hashable, BaseException], None] | None = None):
+    def __init__(
+        self, name: str, on_error: Callable[[Hashable, BaseException], None] | None = None
+    ):
         self.name = name
         self._queues: dict[Hashable, deque[Job]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}

@@ -52,7 +52,9 @@ class PortalService(MatrixToRemote):
 
     # -- portal rooms ------------------------------------------------------------------------
 
-    def _client_for(self, network: str, key: PortalKey, login_id: str | None) -> NetworkClient | None:
+    def _client_for(
+        self, network: str, key: PortalKey, login_id: str | None
+    ) -> NetworkClient | None:
         if login_id and login_id in self.bridge.clients:
             return self.bridge.clients[login_id]
         for client in self.bridge.clients.values():
@@ -117,7 +119,9 @@ class PortalService(MatrixToRemote):
         state_key, content = self._bridge_info(portal)
         for etype in ("m.bridge", "uk.half-shot.bridge"):
             await with_retries(
-                lambda etype=etype: bot.send_state_event(portal.mxid, state_type(etype), content, state_key),
+                lambda etype=etype: bot.send_state_event(
+                    portal.mxid, state_type(etype), content, state_key
+                ),
                 what="bridge info",
                 max_attempts=5,
             )
@@ -182,7 +186,9 @@ class PortalService(MatrixToRemote):
                         portal.network, member.remote_id, client, portal, name=member.name
                     )
                     if member.power_level:
-                        await self._set_power(portal, portal.network, member.remote_id, member.power_level)
+                        await self._set_power(
+                            portal, portal.network, member.remote_id, member.power_level
+                        )
                 except Exception:
                     log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
 
@@ -224,7 +230,9 @@ class PortalService(MatrixToRemote):
             )
         return intent
 
-    async def _update_ghost_profile(self, intent: IntentAPI, ghost: Ghost, name: str | None) -> None:
+    async def _update_ghost_profile(
+        self, intent: IntentAPI, ghost: Ghost, name: str | None
+    ) -> None:
         display = name or ghost.remote_id
         await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
         ghost.name = display
@@ -232,7 +240,9 @@ class PortalService(MatrixToRemote):
     async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> None:
         try:
             mxc = await self.to_mxc(url)
-            await with_retries(lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5)
+            await with_retries(
+                lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5
+            )
             ghost.avatar_url = url
         except Exception:
             log.warning("Could not set avatar of %s", ghost.mxid)
@@ -329,9 +339,7 @@ class PortalService(MatrixToRemote):
         self.bridge.metrics.events_out("matrix")
         return str(event_id)
 
-    async def _message_content(
-        self, portal: Portal, mc: MessageContent
-    ) -> dict[str, Any]:
+    async def _message_content(self, portal: Portal, mc: MessageContent) -> dict[str, Any]:
         content: dict[str, Any] = {"msgtype": mc.msgtype, "body": mc.body}
         if mc.html:
             content["format"] = "org.matrix.custom.html"
@@ -343,7 +351,9 @@ class PortalService(MatrixToRemote):
         relates: dict[str, Any] = {}
         reply_row = thread_row = None
         if mc.reply_to:
-            reply_row = await self.bridge.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+            reply_row = await self.bridge.store.message_by_remote(
+                portal.network, portal.key, mc.reply_to
+            )
         if mc.thread_root:
             thread_row = await self.bridge.store.message_by_remote(
                 portal.network, portal.key, mc.thread_root
@@ -359,7 +369,11 @@ class PortalService(MatrixToRemote):
             relates = {"m.in_reply_to": {"event_id": reply_row.event_id}}
         if relates:
             content["m.relates_to"] = relates
-        mentions = [self.bridge.ghost_mxid(m, portal.network) for m in mc.mentions]
+        # A full MXID (a Matrix user's puppet mentioned on the network) passes through as is.
+        mentions = [
+            m if m.startswith("@") and ":" in m else self.bridge.ghost_mxid(m, portal.network)
+            for m in mc.mentions
+        ]
         if reply_row and reply_row.sender_mxid not in mentions:
             mentions.append(reply_row.sender_mxid)
         content["m.mentions"] = {"user_ids": mentions} if mentions else {}
@@ -372,7 +386,9 @@ class PortalService(MatrixToRemote):
             return  # an echo of a message we sent, or a duplicate delivery
         intent = await self.sender_intent(portal, evt.sender, login_id)
         content = await self._message_content(portal, evt.content)
-        event_id = await self._send(intent, portal, "m.room.message", content, f"bk{seq}", evt.timestamp)
+        event_id = await self._send(
+            intent, portal, "m.room.message", content, f"bk{seq}", evt.timestamp
+        )
         await self._remember(portal, evt.id or f"noid:{seq}", event_id, intent, evt, content)
 
     async def _remember(
@@ -397,14 +413,18 @@ class PortalService(MatrixToRemote):
                 sender_mxid=str(intent.mxid),
                 sender_remote=evt.sender.remote_id if evt.sender else None,
                 ts=int((evt.timestamp or time.time()) * 1000),
-                thread_root=thread.get("event_id") if thread.get("rel_type") == "m.thread" else None,
+                thread_root=thread.get("event_id")
+                if thread.get("rel_type") == "m.thread"
+                else None,
             )
         )
 
     async def _remote_edit(
         self, portal: Portal, login_id: str | None, evt: RemoteEdit, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        target = await self.bridge.store.message_by_remote(
+            portal.network, portal.key, evt.target_id
+        )
         if target is None:
             log.debug("Edit of unknown message %s", evt.target_id)
             return
@@ -424,7 +444,9 @@ class PortalService(MatrixToRemote):
     async def _remote_redaction(
         self, portal: Portal, login_id: str | None, evt: RemoteRedaction, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        target = await self.bridge.store.message_by_remote(
+            portal.network, portal.key, evt.target_id
+        )
         if target is None:
             return
         intent = await self.sender_intent(portal, evt.sender, login_id)
@@ -438,14 +460,17 @@ class PortalService(MatrixToRemote):
             bot = self.bridge.matrix.bot
             assert bot is not None
             await with_retries(
-                lambda: bot.redact(portal.mxid, target.event_id, reason=evt.reason), what="redacting"
+                lambda: bot.redact(portal.mxid, target.event_id, reason=evt.reason),
+                what="redacting",
             )
         await self.bridge.store.delete_message(target.event_id)
 
     async def _remote_reaction(
         self, portal: Portal, login_id: str | None, evt: RemoteReaction, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.target_id)
+        target = await self.bridge.store.message_by_remote(
+            portal.network, portal.key, evt.target_id
+        )
         sender = evt.sender.remote_id if evt.sender else ""
         if target is None or await self.bridge.store.get_reaction(
             portal.network, portal.key, evt.target_id, sender, evt.key
@@ -453,12 +478,23 @@ class PortalService(MatrixToRemote):
             return
         intent = await self.sender_intent(portal, evt.sender, login_id)
         content = {
-            "m.relates_to": {"rel_type": "m.annotation", "event_id": target.event_id, "key": evt.key}
+            "m.relates_to": {
+                "rel_type": "m.annotation",
+                "event_id": target.event_id,
+                "key": evt.key,
+            }
         }
-        event_id = await self._send(intent, portal, "m.reaction", content, f"bk{seq}", evt.timestamp)
+        event_id = await self._send(
+            intent, portal, "m.reaction", content, f"bk{seq}", evt.timestamp
+        )
         await self.bridge.store.add_reaction(
             ReactionRow(
-                portal.network, portal.key, evt.target_id, sender, evt.key, event_id,
+                portal.network,
+                portal.key,
+                evt.target_id,
+                sender,
+                evt.key,
+                event_id,
                 portal.mxid or "",
             )
         )
@@ -487,7 +523,9 @@ class PortalService(MatrixToRemote):
     async def _remote_receipt(
         self, portal: Portal, login_id: str | None, evt: RemoteReceipt, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(portal.network, portal.key, evt.last_read_id)
+        target = await self.bridge.store.message_by_remote(
+            portal.network, portal.key, evt.last_read_id
+        )
         if target is None:
             return
         intent = await self.sender_intent(portal, evt.sender, login_id)
@@ -509,7 +547,9 @@ class PortalService(MatrixToRemote):
                     lambda s=setter, v=value: getattr(intent, s)(portal.mxid, v), what=attr
                 )
             except MatrixRequestError:  # the ghost lacks power: the bot does it
-                await with_retries(lambda s=setter, v=value: getattr(bot, s)(portal.mxid, v), what=attr)
+                await with_retries(
+                    lambda s=setter, v=value: getattr(bot, s)(portal.mxid, v), what=attr
+                )
             setattr(portal, attr, value)
         if evt.avatar_url and evt.avatar_url != portal.avatar_url:
             mxc = await self.to_mxc(evt.avatar_url)
@@ -535,32 +575,47 @@ class PortalService(MatrixToRemote):
         bot = self.bridge.matrix.bot
         assert bot is not None
         if evt.membership == "leave":
-            await with_retries(lambda: intent.leave_room(portal.mxid, reason=evt.reason), what="leave")
+            await with_retries(
+                lambda: intent.leave_room(portal.mxid, reason=evt.reason), what="leave"
+            )
         elif evt.membership == "kick":
-            await with_retries(lambda: bot.kick_user(portal.mxid, mxid, reason=evt.reason or ""), what="kick")
+            await with_retries(
+                lambda: bot.kick_user(portal.mxid, mxid, reason=evt.reason or ""), what="kick"
+            )
         elif evt.membership == "ban":
-            await with_retries(lambda: bot.ban_user(portal.mxid, mxid, reason=evt.reason or ""), what="ban")
+            await with_retries(
+                lambda: bot.ban_user(portal.mxid, mxid, reason=evt.reason or ""), what="ban"
+            )
 
     async def _remote_resync(
         self, portal: Portal, login_id: str | None, evt: RemoteChatResync, seq: int
     ) -> None:
         info = evt.info or ChatInfo()
         await self._remote_chat_info(
-            portal, login_id, RemoteChatInfoChange(
+            portal,
+            login_id,
+            RemoteChatInfoChange(
                 portal.key, name=info.name, topic=info.topic, avatar_url=info.avatar_url
-            ), seq,
+            ),
+            seq,
         )
-        self._spawn_member_sync(portal, info, self._client_for(portal.network, portal.key, login_id))
+        self._spawn_member_sync(
+            portal, info, self._client_for(portal.network, portal.key, login_id)
+        )
 
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
         for i, msg in enumerate(evt.messages):
-            if msg.id and await self.bridge.store.message_by_remote(portal.network, portal.key, msg.id):
+            if msg.id and await self.bridge.store.message_by_remote(
+                portal.network, portal.key, msg.id
+            ):
                 continue
             intent = await self.sender_intent(portal, msg.sender, login_id)
             content = await self._message_content(portal, msg.content)
             event_id = await self._send(
                 intent, portal, "m.room.message", content, f"bk{seq}.{i}", msg.timestamp
             )
-            await self._remember(portal, msg.id or f"noid:{seq}.{i}", event_id, intent, msg, content)
+            await self._remember(
+                portal, msg.id or f"noid:{seq}.{i}", event_id, intent, msg, content
+            )

@@ -74,7 +74,12 @@ def generate(
     new_tokens: dict[str, str] = {}
     for key in ("appservice.as_token", "appservice.hs_token"):
         value = config.get(key)
-        if regenerate_tokens or not isinstance(value, str) or len(value) < 32 or value == "generate":
+        if (
+            regenerate_tokens
+            or not isinstance(value, str)
+            or len(value) < 32
+            or value == "generate"
+        ):
             new_tokens[key] = secrets.token_hex(32)  # 64 hex characters
             config.set(key, new_tokens[key])
     if config.get("appservice.as_token") == config.get("appservice.hs_token"):

@@ -35,7 +35,10 @@ class MatrixRouter:
         return mxid == self.bridge.bot_mxid or self.bridge.connector_for_ghost(mxid) is not None
 
     async def _update_state_store(self, evt: dict[str, Any]) -> None:
-        if "state_key" not in evt or evt.get("type") not in ("m.room.member", "m.room.power_levels"):
+        if "state_key" not in evt or evt.get("type") not in (
+            "m.room.member",
+            "m.room.power_levels",
+        ):
             return
         try:
             await self.bridge.matrix.state_store.update_state(Event.deserialize(evt))
@@ -46,7 +49,11 @@ class MatrixRouter:
         etype = evt.get("type")
         sender = evt.get("sender")
         room_id = evt.get("room_id")
-        if not isinstance(etype, str) or not isinstance(sender, str) or not isinstance(room_id, str):
+        if (
+            not isinstance(etype, str)
+            or not isinstance(sender, str)
+            or not isinstance(room_id, str)
+        ):
             return
         await self._update_state_store(evt)
         content = evt.get("content")

@@ -250,7 +250,10 @@ class Store:
         )
         return [
             OutboxItem(
-                r["seq"], r["network"], PortalKey(r["portal_id"], r["receiver"]), r["login_id"],
+                r["seq"],
+                r["network"],
+                PortalKey(r["portal_id"], r["receiver"]),
+                r["login_id"],
                 r["payload"],
             )
             for r in rows
@@ -341,7 +344,11 @@ class Store:
         if not row:
             return None
         ghost = Ghost(
-            row["network"], row["remote_id"], row["mxid"], row["name"], row["avatar_url"],
+            row["network"],
+            row["remote_id"],
+            row["mxid"],
+            row["name"],
+            row["avatar_url"],
             json.loads(row["metadata"] or "{}"),
         )
         self._ghosts[(network, remote_id)] = ghost
@@ -368,7 +375,9 @@ class Store:
         if not row:
             return None
         return BridgeUser(
-            row["mxid"], row["management_room"], row["double_puppet"],
+            row["mxid"],
+            row["management_room"],
+            row["double_puppet"],
             json.loads(row["metadata"] or "{}"),
         )
 
@@ -376,7 +385,9 @@ class Store:
         rows = await self.db.fetch("SELECT * FROM bridge_user")
         return [
             BridgeUser(
-                r["mxid"], r["management_room"], r["double_puppet"],
+                r["mxid"],
+                r["management_room"],
+                r["double_puppet"],
                 json.loads(r["metadata"] or "{}"),
             )
             for r in rows
@@ -458,13 +469,20 @@ class Store:
             row = await self.db.fetchrow(
                 "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
                 "AND remote_id=$4 ORDER BY part LIMIT 1",
-                network, portal.id, portal.receiver, remote_id,
+                network,
+                portal.id,
+                portal.receiver,
+                remote_id,
             )
         else:
             row = await self.db.fetchrow(
                 "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
                 "AND remote_id=$4 AND part=$5",
-                network, portal.id, portal.receiver, remote_id, part,
+                network,
+                portal.id,
+                portal.receiver,
+                remote_id,
+                part,
             )
         return _message(row) if row else None
 
@@ -483,7 +501,9 @@ class Store:
         row = await self.db.fetchrow(
             "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "ORDER BY ts DESC LIMIT 1",
-            network, portal.id, portal.receiver,
+            network,
+            portal.id,
+            portal.receiver,
         )
         return _message(row) if row else None
 
@@ -493,7 +513,9 @@ class Store:
             "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "AND remote_id NOT LIKE 'mx:%' AND remote_id NOT LIKE 'pending:%' "
             "AND remote_id NOT LIKE 'noid:%' ORDER BY ts DESC, remote_id DESC LIMIT 1",
-            network, portal.id, portal.receiver,
+            network,
+            portal.id,
+            portal.receiver,
         )
 
     async def delete_message(self, event_id: str) -> None:
@@ -505,8 +527,15 @@ class Store:
             "INSERT INTO reaction (network, portal_id, receiver, target_id, sender_remote, "
             "reaction_key, event_id, room_id, remote_id) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            r.network, r.portal.id, r.portal.receiver, r.target_id, r.sender_remote, r.key,
-            r.event_id, r.room_id, r.remote_id,
+            r.network,
+            r.portal.id,
+            r.portal.receiver,
+            r.target_id,
+            r.sender_remote,
+            r.key,
+            r.event_id,
+            r.room_id,
+            r.remote_id,
         )
 
     async def get_reaction(
@@ -515,7 +544,12 @@ class Store:
         row = await self.db.fetchrow(
             "SELECT * FROM reaction WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "AND target_id=$4 AND sender_remote=$5 AND reaction_key=$6",
-            network, portal.id, portal.receiver, target_id, sender_remote, key,
+            network,
+            portal.id,
+            portal.receiver,
+            target_id,
+            sender_remote,
+            key,
         )
         return _reaction(row) if row else None
 

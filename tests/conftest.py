@@ -37,8 +37,10 @@ class BridgeEnv:
 
     def config_dict(self, db_url: str, **overrides: Any) -> dict[str, Any]:
         base: dict[str, Any] = {
-            "homeserver": {"address": self.synapse.base_url if self.synapse else "http://127.0.0.1:1",
-                           "domain": SERVER_NAME},
+            "homeserver": {
+                "address": self.synapse.base_url if self.synapse else "http://127.0.0.1:1",
+                "domain": SERVER_NAME,
+            },
             "appservice": {
                 "hostname": "127.0.0.1",
                 "port": self.as_port,

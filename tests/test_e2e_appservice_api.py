@@ -27,14 +27,20 @@ async def test_requests_are_authenticated(bridge: Bridge, bridge_env: BridgeEnv)
         async with http.put(path, json={"events": []}) as resp:
             assert resp.status == 401
             assert (await resp.json())["errcode"] == "M_UNAUTHORIZED"
-        async with http.put(path, json={"events": []}, headers={"Authorization": "Bearer nope"}) as resp:
+        async with http.put(
+            path, json={"events": []}, headers={"Authorization": "Bearer nope"}
+        ) as resp:
             assert resp.status == 403
             assert (await resp.json())["errcode"] == "M_FORBIDDEN"
         async with http.put(path, json={"events": []}, params={"access_token": "nope"}) as resp:
             assert resp.status == 403
-        async with http.put(path, json={"events": []}, params={"access_token": bridge_env.hs_token}) as resp:
+        async with http.put(
+            path, json={"events": []}, params={"access_token": bridge_env.hs_token}
+        ) as resp:
             assert resp.status == 200  # the legacy query parameter, when it matches
-        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@_fake_x:bridgekit.test")) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/users/@_fake_x:bridgekit.test")
+        ) as resp:
             assert resp.status == 401
 
 
@@ -52,35 +58,51 @@ async def test_bad_requests_get_matrix_errors(bridge: Bridge, bridge_env: Bridge
         huge = b'{"events": [], "pad": "' + b"x" * (11 * 1024 * 1024) + b'"}'
         async with http.put(path, data=huge, headers=auth(bridge_env)) as resp:
             assert resp.status == 413
-        async with http.get(url(bridge_env, "/_matrix/app/v1/nonsense"), headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/nonsense"), headers=auth(bridge_env)
+        ) as resp:
             assert resp.status == 404 and (await resp.json())["errcode"] == "M_UNRECOGNIZED"
         async with http.get(path, headers=auth(bridge_env)) as resp:
             assert resp.status == 405 and (await resp.json())["errcode"] == "M_UNRECOGNIZED"
         # Events that are not objects or lack fields are ignored, never a crash.
-        junk = {"events": [1, "x", None, {"type": 5}, {"type": "m.room.message", "room_id": "!r:x"}]}
-        async with http.put(url(bridge_env, "/_matrix/app/v1/transactions/t-junk"), json=junk,
-                            headers=auth(bridge_env)) as resp:
+        junk = {
+            "events": [1, "x", None, {"type": 5}, {"type": "m.room.message", "room_id": "!r:x"}]
+        }
+        async with http.put(
+            url(bridge_env, "/_matrix/app/v1/transactions/t-junk"),
+            json=junk,
+            headers=auth(bridge_env),
+        ) as resp:
             assert resp.status == 200
-        async with http.post(url(bridge_env, "/_matrix/app/v1/ping"), json={}, headers=auth(bridge_env)) as resp:
+        async with http.post(
+            url(bridge_env, "/_matrix/app/v1/ping"), json={}, headers=auth(bridge_env)
+        ) as resp:
             assert resp.status == 200 and await resp.json() == {}
 
 
 async def test_user_and_alias_queries(bridge: Bridge, bridge_env: BridgeEnv):
     async with aiohttp.ClientSession() as http:
-        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@_fake_someone:bridgekit.test"),
-                            headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/users/@_fake_someone:bridgekit.test"),
+            headers=auth(bridge_env),
+        ) as resp:
             assert resp.status == 200
-        async with http.get(url(bridge_env, "/_matrix/app/v1/users/@alice:bridgekit.test"),
-                            headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/users/@alice:bridgekit.test"), headers=auth(bridge_env)
+        ) as resp:
             assert resp.status == 404
-        async with http.get(url(bridge_env, "/_matrix/app/v1/rooms/%23_fake_nochat:bridgekit.test"),
-                            headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/rooms/%23_fake_nochat:bridgekit.test"),
+            headers=auth(bridge_env),
+        ) as resp:
             assert resp.status == 404
-        async with http.get(url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/fake"),
-                            headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/fake"), headers=auth(bridge_env)
+        ) as resp:
             assert resp.status == 200 and "location_fields" in await resp.json()
-        async with http.get(url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/nope"),
-                            headers=auth(bridge_env)) as resp:
+        async with http.get(
+            url(bridge_env, "/_matrix/app/v1/thirdparty/protocol/nope"), headers=auth(bridge_env)
+        ) as resp:
             assert resp.status == 404
 
 
@@ -93,8 +115,11 @@ async def test_duplicate_transactions_are_processed_once(make_bridge, bridge_env
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
         room_id = await open_portal(bridge, alice, client, chat)
         event = {
-            "type": "m.room.message", "room_id": room_id, "sender": alice.user_id,
-            "event_id": f"$dup{uid('e')}", "origin_server_ts": int(time.time() * 1000),
+            "type": "m.room.message",
+            "room_id": room_id,
+            "sender": alice.user_id,
+            "event_id": f"$dup{uid('e')}",
+            "origin_server_ts": int(time.time() * 1000),
             "content": {"msgtype": "m.text", "body": "only once"},
         }
         txn = {"events": [event]}
@@ -106,8 +131,11 @@ async def test_duplicate_transactions_are_processed_once(make_bridge, bridge_env
                     assert resp.status == 200
 
         def copies(b: Bridge) -> int:
-            return sum(1 for i in fake(b).network.sent
-                       if i.kind == "message" and i.data.event_id == event["event_id"])
+            return sum(
+                1
+                for i in fake(b).network.sent
+                if i.kind == "message" and i.data.event_id == event["event_id"]
+            )
 
         await put(path)
         await put(path)

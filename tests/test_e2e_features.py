@@ -30,11 +30,23 @@ async def test_reconnect_catches_up_missed_messages(bridge: Bridge, bridge_env: 
         assert "TRANSIENT_DISCONNECT" in notice and "network down" in notice
         sent_at = time.time() - 3600
         net.history[chat] = [
-            RemoteMessage(PortalKey(chat), EventSender("bob"), id=last, content=MessageContent("old")),
-            RemoteMessage(PortalKey(chat), EventSender("bob"), timestamp=sent_at, id=uid("m"),
-                          content=MessageContent("missed one")),
-            RemoteMessage(PortalKey(chat), EventSender("bob"), timestamp=sent_at + 1, id=uid("m"),
-                          content=MessageContent("missed two")),
+            RemoteMessage(
+                PortalKey(chat), EventSender("bob"), id=last, content=MessageContent("old")
+            ),
+            RemoteMessage(
+                PortalKey(chat),
+                EventSender("bob"),
+                timestamp=sent_at,
+                id=uid("m"),
+                content=MessageContent("missed one"),
+            ),
+            RemoteMessage(
+                PortalKey(chat),
+                EventSender("bob"),
+                timestamp=sent_at + 1,
+                id=uid("m"),
+                content=MessageContent("missed two"),
+            ),
         ]
         bridge.report_state(client.login.id, BridgeStateEvent.CONNECTED)
         one = await alice.wait_for_event(room_id, body_is("missed one"))
@@ -54,8 +66,9 @@ async def test_typing_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
         net = fake(bridge).network
         net.add_chat(chat, members=[client.login.remote_id, "bob"])
         room_id = await open_portal(bridge, alice, client, chat)
-        await alice.request("PUT", f"/rooms/{room_id}/typing/{alice.user_id}",
-                            {"typing": True, "timeout": 10000})
+        await alice.request(
+            "PUT", f"/rooms/{room_id}/typing/{alice.user_id}", {"typing": True, "timeout": 10000}
+        )
         typing = await net.wait_for(lambda i: i.kind == "typing" and i.data.typing)
         assert typing.data.user_id == alice.user_id and typing.chat_id == chat
         await alice.request("PUT", f"/rooms/{room_id}/typing/{alice.user_id}", {"typing": False})
@@ -63,8 +76,12 @@ async def test_typing_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
         # remote typing -> the ghost types in Matrix
         await client.emit(RemoteTyping(PortalKey(chat), EventSender("bob"), timeout_ms=10000))
         evt = await alice.wait_for_event(
-            room_id, lambda e: e.get("type") == "m.typing"
-            and ghost("bob") in e.get("content", {}).get("user_ids", []))
+            room_id,
+            lambda e: (
+                e.get("type") == "m.typing"
+                and ghost("bob") in e.get("content", {}).get("user_ids", [])
+            ),
+        )
         assert evt
 
 
@@ -91,15 +108,23 @@ async def test_plumbing_an_existing_room(bridge: Bridge, bridge_env: BridgeEnv, 
         net = fake(bridge).network
         net.add_chat(chat, name="Plumbed", members=[client.login.remote_id, "bob"])
         room_id = await alice.create_room(
-            name="Our room", invite=[bridge.bot_mxid],
+            name="Our room",
+            invite=[bridge.bot_mxid],
             power_level_content_override={"users": {bridge.bot_mxid: 100}},
         )
         await eventually(lambda: bridge.matrix.state_store is not None)
-        await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.member"
-                                   and e.get("state_key") == bridge.bot_mxid
-                                   and e["content"].get("membership") == "join")
+        await alice.wait_for_event(
+            room_id,
+            lambda e: (
+                e.get("type") == "m.room.member"
+                and e.get("state_key") == bridge.bot_mxid
+                and e["content"].get("membership") == "join"
+            ),
+        )
         await alice.send_text(room_id, f"!bridge fake {chat}")
-        await alice.wait_for_event(room_id, lambda e: "Bridged this room" in e.get("content", {}).get("body", ""))
+        await alice.wait_for_event(
+            room_id, lambda e: "Bridged this room" in e.get("content", {}).get("body", "")
+        )
         portal = await bridge.store.get_portal("fake", PortalKey(chat))
         assert portal is not None and portal.mxid == room_id and portal.plumbed
         info = await alice.get_state(room_id, "m.bridge", f"net.bridgekit://fake/{chat}")
@@ -107,7 +132,9 @@ async def test_plumbing_an_existing_room(bridge: Bridge, bridge_env: BridgeEnv, 
         await client.remote_message(chat, "bob", "into the plumbed room")
         await alice.wait_for_event(room_id, body_is("into the plumbed room"))
         await alice.send_text(room_id, "!unbridge")
-        await alice.wait_for_event(room_id, lambda e: "no longer bridged" in e.get("content", {}).get("body", ""))
+        await alice.wait_for_event(
+            room_id, lambda e: "no longer bridged" in e.get("content", {}).get("body", "")
+        )
         assert await bridge.store.get_portal("fake", PortalKey(chat)) is None
 
 
@@ -117,10 +144,17 @@ async def test_plumbing_needs_room_admin(bridge: Bridge, bridge_env: BridgeEnv, 
     async with alice, bob:
         room_id = await alice.create_room(invite=[bridge.bot_mxid, bob.user_id])
         await bob.join(room_id)
-        await alice.wait_for_event(room_id, lambda e: e.get("state_key") == bridge.bot_mxid
-                                   and e.get("content", {}).get("membership") == "join")
+        await alice.wait_for_event(
+            room_id,
+            lambda e: (
+                e.get("state_key") == bridge.bot_mxid
+                and e.get("content", {}).get("membership") == "join"
+            ),
+        )
         await bob.send_text(room_id, "!bridge fake somechat")
-        await bob.wait_for_event(room_id, lambda e: "Only room admins" in e.get("content", {}).get("body", ""))
+        await bob.wait_for_event(
+            room_id, lambda e: "Only room admins" in e.get("content", {}).get("body", "")
+        )
 
 
 async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv, uid):
@@ -133,7 +167,8 @@ async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv
         room_id = await open_portal(bridge, alice, client, chat)
         await alice.send_text(room_id, "!delete-portal")
         await alice.wait_for_event(
-            room_id, lambda e: "do not have permission" in e.get("content", {}).get("body", ""))
+            room_id, lambda e: "do not have permission" in e.get("content", {}).get("body", "")
+        )
         assert await bridge.store.get_portal("fake", PortalKey(chat)) is not None
         await alice.invite(room_id, admin.user_id)
         await admin.join(room_id)
@@ -144,9 +179,14 @@ async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv
 
         await eventually(gone)
         # The bot and the ghosts leave the room.
-        await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.member"
-                                   and e.get("state_key") == bridge.bot_mxid
-                                   and e["content"].get("membership") == "leave")
+        await alice.wait_for_event(
+            room_id,
+            lambda e: (
+                e.get("type") == "m.room.member"
+                and e.get("state_key") == bridge.bot_mxid
+                and e["content"].get("membership") == "leave"
+            ),
+        )
 
 
 async def test_list_portals_shows_the_users_portals(bridge: Bridge, bridge_env: BridgeEnv, uid):

@@ -36,7 +36,9 @@ async def test_media_link_works_without_a_token(bridge: Bridge, bridge_env: Brid
                 assert resp.status == 200
                 assert await resp.read() == payload
                 assert resp.headers["Content-Type"] == "image/png"
-            tampered = link.replace("/cat_picture.png", "").rsplit("/", 1)[0] + "/" + "0" * 32 + "/x"
+            tampered = (
+                link.replace("/cat_picture.png", "").rsplit("/", 1)[0] + "/" + "0" * 32 + "/x"
+            )
             async with http.get(tampered) as resp:
                 assert resp.status == 404
             # A valid signature for media that does not exist is still a 404, not an error.
@@ -51,7 +53,8 @@ async def test_status_and_metrics_endpoints(bridge: Bridge, bridge_env: BridgeEn
         client = await login(bridge, alice, uid("a"))
         port = free_port()
         server = StatusServer(
-            bridge.metrics, bridge.status,
+            bridge.metrics,
+            bridge.status,
             lambda: {"inbox": bridge.inbox.pending, "outbox": bridge.outbox.pending},
         )
         await server.start("127.0.0.1", port)
@@ -71,11 +74,15 @@ async def test_status_and_metrics_endpoints(bridge: Bridge, bridge_env: BridgeEn
                         'bridgekit_events_in_total{source="matrix"}' in text
                         and 'bridgekit_handling_seconds_count{source="matrix"}' in text
                     )
+
                 await eventually(counted)
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                     text = await resp.text()
-                for name in ("bridgekit_transaction_ack_seconds_bucket", "bridgekit_queue_depth",
-                             "bridgekit_handling_seconds_bucket"):
+                for name in (
+                    "bridgekit_transaction_ack_seconds_bucket",
+                    "bridgekit_queue_depth",
+                    "bridgekit_handling_seconds_bucket",
+                ):
                     assert name in text
         finally:
             await server.stop()

@@ -49,7 +49,9 @@ async def open_portal(
     await client.remote_message(chat, first_from, "hello from the remote side")
     room_id, _ = await user.wait_for_invite()
     await user.join(room_id)
-    await user.wait_for_event(room_id, lambda e: e.get("content", {}).get("body") == "hello from the remote side")
+    await user.wait_for_event(
+        room_id, lambda e: e.get("content", {}).get("body") == "hello from the remote side"
+    )
     return room_id
 
 
@@ -82,18 +84,29 @@ async def test_matrix_message_reaches_network_once(bridge: Bridge, bridge_env: B
         net.add_chat(chat, members=[client.login.remote_id, "bob"])
         room_id = await open_portal(bridge, alice, client, chat)
         event_id = await alice.send_message(
-            room_id, {"msgtype": "m.text", "body": "hi *there*", "format": "org.matrix.custom.html",
-                      "formatted_body": "hi <em>there</em>"}
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "hi *there*",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "hi <em>there</em>",
+            },
         )
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
         assert sent.data.content.body == "hi *there*"
         assert sent.data.content.html == "hi <em>there</em>"
         assert sent.data.sender == alice.user_id and sent.chat_id == chat
         # The network echoes our message back with its id: it must not reappear on Matrix.
-        await client.remote_message(chat, client.login.remote_id, "hi *there*", msg_id=sent.remote_id)
+        await client.remote_message(
+            chat, client.login.remote_id, "hi *there*", msg_id=sent.remote_id
+        )
         await client.remote_message(chat, "bob", "after the echo")
         await alice.wait_for_event(room_id, body_is("after the echo"))
-        bodies = [e["content"].get("body") for e in alice.history(room_id) if e["type"] == "m.room.message"]
+        bodies = [
+            e["content"].get("body")
+            for e in alice.history(room_id)
+            if e["type"] == "m.room.message"
+        ]
         assert bodies.count("hi *there*") == 1
         assert [i.data.event_id for i in net.sent if i.kind == "message"].count(event_id) == 1
 
@@ -109,23 +122,37 @@ async def test_edits_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
         # Matrix -> remote
         event_id = await alice.send_text(room_id, "teh typo")
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
-        await alice.send_message(room_id, {
-            "msgtype": "m.text", "body": "* the typo",
-            "m.new_content": {"msgtype": "m.text", "body": "the typo"},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
-        })
+        await alice.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "* the typo",
+                "m.new_content": {"msgtype": "m.text", "body": "the typo"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+            },
+        )
         edit = await net.wait_for(lambda i: i.kind == "edit")
         assert edit.data.target_id == sent.remote_id and edit.data.content.body == "the typo"
         # remote -> Matrix
         msg_id = await client.remote_message(chat, "bob", "wrogn")
         original = await alice.wait_for_event(room_id, body_is("wrogn"))
-        await client.emit(RemoteEdit(PortalKey(chat), EventSender("bob"), target_id=msg_id,
-                                     content=MessageContent("wrong")))
+        await client.emit(
+            RemoteEdit(
+                PortalKey(chat),
+                EventSender("bob"),
+                target_id=msg_id,
+                content=MessageContent("wrong"),
+            )
+        )
         evt = await alice.wait_for_event(
-            room_id, lambda e: e.get("content", {}).get("m.new_content") and e["sender"] != alice.user_id
+            room_id,
+            lambda e: e.get("content", {}).get("m.new_content") and e["sender"] != alice.user_id,
         )
         assert evt["content"]["m.new_content"]["body"] == "wrong"
-        assert evt["content"]["m.relates_to"] == {"rel_type": "m.replace", "event_id": original["event_id"]}
+        assert evt["content"]["m.relates_to"] == {
+            "rel_type": "m.replace",
+            "event_id": original["event_id"],
+        }
         assert evt["sender"] == ghost("bob")
 
 
@@ -149,17 +176,30 @@ async def test_reactions_and_redactions_both_ways(bridge: Bridge, bridge_env: Br
         # Remote reaction -> Matrix annotation from the ghost, then removed
         mine = await alice.send_text(room_id, "my message")
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == mine)
-        await client.emit(RemoteReaction(PortalKey(chat), EventSender("bob"), target_id=sent.remote_id, key="🎉"))
+        await client.emit(
+            RemoteReaction(PortalKey(chat), EventSender("bob"), target_id=sent.remote_id, key="🎉")
+        )
         annotation = await alice.wait_for_event(
             room_id, lambda e: e.get("type") == "m.reaction" and e["sender"] != alice.user_id
         )
         assert annotation["sender"] == ghost("bob")
         assert annotation["content"]["m.relates_to"] == {
-            "rel_type": "m.annotation", "event_id": mine, "key": "🎉"}
-        await client.emit(RemoteReactionRemove(PortalKey(chat), EventSender("bob"),
-                                               target_id=sent.remote_id, key="🎉"))
+            "rel_type": "m.annotation",
+            "event_id": mine,
+            "key": "🎉",
+        }
+        await client.emit(
+            RemoteReactionRemove(
+                PortalKey(chat), EventSender("bob"), target_id=sent.remote_id, key="🎉"
+            )
+        )
         await alice.wait_for_event(
-            room_id, lambda e: e.get("type") == "m.room.redaction" and e.get("redacts", e.get("content", {}).get("redacts")) == annotation["event_id"])
+            room_id,
+            lambda e: (
+                e.get("type") == "m.room.redaction"
+                and e.get("redacts", e.get("content", {}).get("redacts")) == annotation["event_id"]
+            ),
+        )
         # Matrix redaction of a message -> network
         await alice.redact(room_id, mine)
         red = await net.wait_for(lambda i: i.kind == "redaction")
@@ -167,7 +207,12 @@ async def test_reactions_and_redactions_both_ways(bridge: Bridge, bridge_env: Br
         # Remote redaction -> Matrix
         await client.emit(RemoteRedaction(PortalKey(chat), EventSender("bob"), target_id=msg_id))
         await alice.wait_for_event(
-            room_id, lambda e: e.get("type") == "m.room.redaction" and e.get("redacts", e.get("content", {}).get("redacts")) == target["event_id"])
+            room_id,
+            lambda e: (
+                e.get("type") == "m.room.redaction"
+                and e.get("redacts", e.get("content", {}).get("redacts")) == target["event_id"]
+            ),
+        )
 
 
 async def test_replies_and_threads_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
@@ -189,19 +234,30 @@ async def test_replies_and_threads_both_ways(bridge: Bridge, bridge_env: BridgeE
         assert threaded["content"]["m.relates_to"]["rel_type"] == "m.thread"
         assert threaded["content"]["m.relates_to"]["event_id"] == root["event_id"]
         # Matrix reply (with the legacy quoted fallback) and thread message -> network ids
-        reply_eid = await alice.send_message(room_id, {
-            "msgtype": "m.text", "body": "> <@bob> thread root\n\nmy answer",
-            "m.relates_to": {"m.in_reply_to": {"event_id": root["event_id"]}},
-        })
+        reply_eid = await alice.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "> <@bob> thread root\n\nmy answer",
+                "m.relates_to": {"m.in_reply_to": {"event_id": root["event_id"]}},
+            },
+        )
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == reply_eid)
         assert sent.data.content.reply_to == root_id
         assert sent.data.content.body == "my answer"  # fallback stripped, nothing quoted leaks
-        thread_eid = await alice.send_message(room_id, {
-            "msgtype": "m.text", "body": "thread answer",
-            "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"],
-                             "is_falling_back": True,
-                             "m.in_reply_to": {"event_id": root["event_id"]}},
-        })
+        thread_eid = await alice.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "thread answer",
+                "m.relates_to": {
+                    "rel_type": "m.thread",
+                    "event_id": root["event_id"],
+                    "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": root["event_id"]},
+                },
+            },
+        )
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == thread_eid)
         assert sent.data.content.thread_root == root_id
         assert sent.data.content.reply_to is None
@@ -240,22 +296,30 @@ async def test_relay_mode(bridge: Bridge, bridge_env: BridgeEnv, uid):
         await carol.join(room_id)
         # Without a relay, carol is told she is not logged in.
         await carol.send_text(room_id, "unrelayed")
-        await carol.wait_for_event(room_id, lambda e: "not logged in" in e.get("content", {}).get("body", ""))
+        await carol.wait_for_event(
+            room_id, lambda e: "not logged in" in e.get("content", {}).get("body", "")
+        )
         await alice.send_text(room_id, "!set-relay")
-        await alice.wait_for_event(room_id, lambda e: "now relayed" in e.get("content", {}).get("body", ""))
+        await alice.wait_for_event(
+            room_id, lambda e: "now relayed" in e.get("content", {}).get("body", "")
+        )
         eid = await carol.send_text(room_id, "relay me")
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == eid)
         assert sent.login_id == client.login.id
         assert sent.data.relayed_for == carol.user_id
         assert sent.data.content.body == f"<{carol.user_id[1:].split(':')[0]}> relay me"
         await alice.send_text(room_id, "!unset-relay")
-        await alice.wait_for_event(room_id, lambda e: "Relay mode is off" in e.get("content", {}).get("body", ""))
+        await alice.wait_for_event(
+            room_id, lambda e: "Relay mode is off" in e.get("content", {}).get("body", "")
+        )
         portal = await bridge.store.get_portal("fake", PortalKey(chat))
         assert portal is not None and portal.relay_login is None
 
 
 async def test_double_puppeting_with_shared_secret(make_bridge, bridge_env: BridgeEnv, uid):
-    bridge = await make_bridge(**{"double_puppet.secrets": {DOMAIN: f"as_token:{bridge_env.dp_token}"}})
+    bridge = await make_bridge(
+        **{"double_puppet.secrets": {DOMAIN: f"as_token:{bridge_env.dp_token}"}}
+    )
     alice = await bridge_env.synapse.register_user(uid("alice"))
     async with alice:
         client = await login(bridge, alice, uid("a"))

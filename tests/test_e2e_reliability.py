@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -70,7 +69,9 @@ async def test_homeserver_outage_delays_but_loses_nothing(bridge, bridge_env: Br
         assert bodies(alice, room_id, "o") == expected
 
 
-async def test_restart_mid_stream_matrix_to_remote(make_bridge, bridge_env: BridgeEnv, uid, tmp_path):
+async def test_restart_mid_stream_matrix_to_remote(
+    make_bridge, bridge_env: BridgeEnv, uid, tmp_path
+):
     """Matrix messages acknowledged before a stop all reach the network after the restart."""
     log_path = tmp_path / "sent.jsonl"
     overrides = {"networks.fake.sent_log": str(log_path), "networks.fake.send_delay": 0.05}
@@ -99,23 +100,32 @@ def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, **overrides) -
     path.write_text(yaml.safe_dump(bridge_env.config_dict(db_url, **overrides)))
 
 
-async def test_kill_9_loses_no_acknowledged_matrix_message(bridge_env: BridgeEnv, uid, tmp_path, db_url):
-    """A bridge process killed with SIGKILL mid-stream delivers every acked message after restart."""
+async def test_kill_9_loses_no_acknowledged_matrix_message(
+    bridge_env: BridgeEnv, uid, tmp_path, db_url
+):
+    """A bridge killed with SIGKILL mid-stream delivers every acked message after restart."""
     log_path = tmp_path / "sent.jsonl"
     cfg = tmp_path / "config.yaml"
     alice = await bridge_env.synapse.register_user(uid("alice"))
     chat = uid("chat")
     remote = uid("a")
     _write_config(
-        bridge_env, cfg, db_url,
-        **{"networks.fake.sent_log": str(log_path), "networks.fake.send_delay": 0.02,
-           "networks.fake.chats": {chat: [remote, "bob"]}, "logging.level": "WARNING"},
+        bridge_env,
+        cfg,
+        db_url,
+        **{
+            "networks.fake.sent_log": str(log_path),
+            "networks.fake.send_delay": 0.02,
+            "networks.fake.chats": {chat: [remote, "bob"]},
+            "logging.level": "WARNING",
+        },
     )
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
-            stdout=open(tmp_path / "bridge.out", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            stdout=open(tmp_path / "bridge.out", "ab"),
+            stderr=subprocess.STDOUT,  # noqa: SIM115
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
@@ -126,14 +136,31 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(bridge_env: BridgeEnv
     proc = start()
     try:
         async with alice:
-            conv_room = await alice.create_room(invite=[bridge_env.config_dict("")["appservice"]["bot"]["username"].join(["@", ":bridgekit.test"])], is_direct=True)
-            await alice.wait_for_event(conv_room, lambda e: "management room" in e.get("content", {}).get("body", ""), timeout=30)
+            conv_room = await alice.create_room(
+                invite=[
+                    bridge_env.config_dict("")["appservice"]["bot"]["username"].join(
+                        ["@", ":bridgekit.test"]
+                    )
+                ],
+                is_direct=True,
+            )
+            await alice.wait_for_event(
+                conv_room,
+                lambda e: "management room" in e.get("content", {}).get("body", ""),
+                timeout=30,
+            )
             await alice.send_text(conv_room, "login fake")
-            await alice.wait_for_event(conv_room, lambda e: "username" in e.get("content", {}).get("body", ""))
+            await alice.wait_for_event(
+                conv_room, lambda e: "username" in e.get("content", {}).get("body", "")
+            )
             await alice.send_text(conv_room, remote)
-            await alice.wait_for_event(conv_room, lambda e: "password" in e.get("content", {}).get("body", ""))
+            await alice.wait_for_event(
+                conv_room, lambda e: "password" in e.get("content", {}).get("body", "")
+            )
             await alice.send_text(conv_room, "pw")
-            await alice.wait_for_event(conv_room, lambda e: "Logged in" in e.get("content", {}).get("body", ""))
+            await alice.wait_for_event(
+                conv_room, lambda e: "Logged in" in e.get("content", {}).get("body", "")
+            )
             # A portal for the chat, created from its alias.
             room_id = await alice.join(f"#_fake_{chat}:bridgekit.test")
             sent_ids: list[str] = []
@@ -146,7 +173,7 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(bridge_env: BridgeEnv
                     proc.wait()
             before = len(received())
             assert before < len(sent_ids)
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
             proc = start()
             await eventually(lambda: len(received()) >= len(sent_ids), timeout=90)
             await asyncio.sleep(1.5)

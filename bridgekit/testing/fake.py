@@ -99,7 +99,9 @@ class FakeNetwork:
         # taken for an echo of an earlier message and dropped.
         return f"fk{self._epoch}.{next(self._ids)}"
 
-    def add_chat(self, chat_id: str, name: str = "", members: list[str] | None = None, **kw: Any) -> FakeChat:
+    def add_chat(
+        self, chat_id: str, name: str = "", members: list[str] | None = None, **kw: Any
+    ) -> FakeChat:
         chat = FakeChat(chat_id, name or chat_id, members=list(members or []), **kw)
         self.chats[chat_id] = chat
         return chat
@@ -111,8 +113,13 @@ class FakeNetwork:
         if self.sent_log is not None:
             data = item.data
             body = getattr(getattr(data, "content", None), "body", None)
-            line = {"kind": item.kind, "chat": item.chat_id, "id": item.remote_id, "body": body,
-                    "event_id": getattr(data, "event_id", None)}
+            line = {
+                "kind": item.kind,
+                "chat": item.chat_id,
+                "id": item.remote_id,
+                "body": body,
+                "event_id": getattr(data, "event_id", None),
+            }
             self.sent_log.write(json.dumps(line) + "\n")
             self.sent_log.flush()
         async with self._changed:
@@ -140,7 +147,10 @@ class FakeLogin(LoginProcess):
     async def start(self) -> LoginStep:
         return LoginStep(
             instructions="Log in to the fake network.",
-            fields=[LoginField("username", "username"), LoginField("password", "password", secret=True)],
+            fields=[
+                LoginField("username", "username"),
+                LoginField("password", "password", secret=True),
+            ],
         )
 
     async def submit(self, values: dict[str, str]) -> LoginStep:
@@ -149,8 +159,13 @@ class FakeLogin(LoginProcess):
         if expected is not None and expected != password:
             raise ValueError("wrong password")
         return LoginStep(
-            complete=LoginInfo(id="", user_mxid=self.user_mxid, network="fake", remote_id=username,
-                               remote_name=username)
+            complete=LoginInfo(
+                id="",
+                user_mxid=self.user_mxid,
+                network="fake",
+                remote_id=username,
+                remote_name=username,
+            )
         )
 
 
@@ -200,7 +215,7 @@ class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
     async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
         if not alias_localpart.startswith("_fake_"):
             return None
-        chat_id = unescape_localpart(alias_localpart[len("_fake_"):])
+        chat_id = unescape_localpart(alias_localpart[len("_fake_") :])
         if chat_id is None or chat_id not in self.network.chats:
             return None
         login = next(iter(self.clients), None)
