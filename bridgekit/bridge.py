@@ -492,10 +492,13 @@ class Bridge(BridgeAPI):
     async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
         bot = self.matrix.bot
         assert bot is not None
-        return str(await with_retries(
-            lambda: bot.upload_media(data, mime_type=mime_type, filename=filename or None),
-            what="uploading media", max_attempts=5,
-        ))
+        return str(
+            await with_retries(
+                lambda: bot.upload_media(data, mime_type=mime_type, filename=filename or None),
+                what="uploading media",
+                max_attempts=5,
+            )
+        )
 
     def secret_key(self, purpose: str) -> bytes:
         token = str(self.config["appservice.as_token"]).encode()

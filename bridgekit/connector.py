@@ -32,6 +32,7 @@ from .events import (
     MatrixEdit,
     MatrixMembership,
     MatrixMessage,
+    MatrixPresence,
     MatrixReaction,
     MatrixReactionRemove,
     MatrixReadReceipt,
@@ -65,6 +66,7 @@ __all__ = [
     "TypingHandler",
     "ReadReceiptHandler",
     "MembershipHandler",
+    "PresenceHandler",
     "RoomMetaHandler",
     "BackfillHandler",
     "AliasResolver",
@@ -350,6 +352,12 @@ class ReadReceiptHandler(ABC):
     async def handle_matrix_read_receipt(self, receipt: MatrixReadReceipt) -> None: ...
 
 
+class PresenceHandler(ABC):
+    @abstractmethod
+    async def handle_matrix_presence(self, presence: MatrixPresence) -> None:
+        """The logged-in Matrix user's presence changed."""
+
+
 class MembershipHandler(ABC):
     @abstractmethod
     async def handle_matrix_membership(self, change: MatrixMembership) -> None: ...
@@ -409,6 +417,7 @@ CAPABILITIES: dict[str, type] = {
     "typing": TypingHandler,
     "read_receipts": ReadReceiptHandler,
     "membership": MembershipHandler,
+    "presence": PresenceHandler,
     "room_meta": RoomMetaHandler,
     "backfill": BackfillHandler,
 }

@@ -57,6 +57,9 @@ class EventSender:
     remote_id: str
     is_me: bool = False
     login_id: str | None = None
+    #: The sender's current display name, if the event carries it (an IRC nick, a MUC
+    #: nick): the ghost's Matrix display name follows it.
+    name: str | None = None
 
 
 @dataclass
@@ -161,6 +164,13 @@ class RemoteMembership(RemoteEvent):
     reason: str | None = None
     power_level: int | None = None
     kind: ClassVar[str] = "membership"
+
+
+@dataclass
+class RemotePresence(RemoteEvent):
+    presence: str = "online"  # online, unavailable, offline
+    status_msg: str | None = None
+    kind: ClassVar[str] = "presence"
 
 
 @dataclass
@@ -291,6 +301,13 @@ class MatrixReadReceipt:
     user_id: str
     event_id: str
     remote_id: str | None
+
+
+@dataclass
+class MatrixPresence:
+    user_id: str
+    presence: str
+    status_msg: str | None = None
 
 
 @dataclass

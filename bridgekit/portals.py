@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
+from mautrix.types import PresenceState
 
 from .connector import NetworkClient
 from .events import (
@@ -29,6 +30,7 @@ from .events import (
     RemoteEvent,
     RemoteMembership,
     RemoteMessage,
+    RemotePresence,
     RemoteReaction,
     RemoteReactionRemove,
     RemoteReceipt,
@@ -49,6 +51,7 @@ class PortalService(MatrixToRemote):
     def __init__(self, bridge: Bridge) -> None:
         super().__init__(bridge)
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
+        self._ghost_locks = [asyncio.Lock() for _ in range(64)]
 
     # -- portal rooms ------------------------------------------------------------------------
 
@@ -143,6 +146,15 @@ class PortalService(MatrixToRemote):
         invitees: list[str] = []
         if client is not None:
             invitees.append(client.login.user_mxid)
+        if info.avatar_url and not info.is_dm:
+            try:
+                mxc = await self.to_mxc(info.avatar_url)
+                initial_state.append(
+                    {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
+                )
+                portal.avatar_url = info.avatar_url
+            except Exception as e:
+                log.warning("Could not copy the avatar of %s: %s", portal.key, e)
         public = alias_localpart is not None and not info.is_dm
         if public:
             initial_state.append(
@@ -207,6 +219,25 @@ class PortalService(MatrixToRemote):
     ) -> IntentAPI:
         mxid = self.bridge.ghost_mxid(remote_id, network)
         intent = self.bridge.matrix.intent(mxid)
+        # Striped locks: concurrent first sightings of one ghost (member sync and a message)
+        # must not race each other's profile updates.
+        async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
+            await self._ensure_ghost(network, remote_id, mxid, intent, client, name)
+        if portal is not None and portal.mxid:
+            await with_retries(
+                lambda: intent.ensure_joined(portal.mxid), what=f"joining {mxid} to {portal.mxid}"
+            )
+        return intent
+
+    async def _ensure_ghost(
+        self,
+        network: str,
+        remote_id: str,
+        mxid: str,
+        intent: IntentAPI,
+        client: NetworkClient | None,
+        name: str | None,
+    ) -> None:
         ghost = await self.bridge.store.get_ghost(network, remote_id)
         if ghost is None:
             ghost = Ghost(network, remote_id, mxid)
@@ -224,11 +255,6 @@ class PortalService(MatrixToRemote):
         elif name and name != ghost.name:
             await self._update_ghost_profile(intent, ghost, name)
             await self.bridge.store.save_ghost(ghost)
-        if portal is not None and portal.mxid:
-            await with_retries(
-                lambda: intent.ensure_joined(portal.mxid), what=f"joining {mxid} to {portal.mxid}"
-            )
-        return intent
 
     async def _update_ghost_profile(
         self, intent: IntentAPI, ghost: Ghost, name: str | None
@@ -289,7 +315,9 @@ class PortalService(MatrixToRemote):
                         lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
                     )
                 return dp
-        return await self.ghost_intent(portal.network, sender.remote_id, client, portal)
+        return await self.ghost_intent(
+            portal.network, sender.remote_id, client, portal, name=sender.name
+        )
 
     async def _set_power(self, portal: Portal, network: str, remote_id: str, level: int) -> None:
         bot = self.bridge.matrix.bot
@@ -309,7 +337,7 @@ class PortalService(MatrixToRemote):
     async def handle_remote_event(
         self, network: str, login_id: str | None, evt: RemoteEvent, seq: int
     ) -> None:
-        needs_room = not isinstance(evt, RemoteTyping | RemoteReceipt)
+        needs_room = not isinstance(evt, RemoteTyping | RemoteReceipt | RemotePresence)
         if needs_room:
             portal = await self.get_or_create(network, evt.portal, login_id)
         else:
@@ -512,6 +540,12 @@ class PortalService(MatrixToRemote):
         assert portal.mxid
         await with_retries(lambda: intent.redact(portal.mxid, row.event_id), what="unreacting")
         await self.bridge.store.delete_reaction(row.event_id)
+
+    async def _remote_presence(
+        self, portal: Portal, login_id: str | None, evt: RemotePresence, seq: int
+    ) -> None:
+        intent = await self.sender_intent(portal, evt.sender, login_id)
+        await intent.set_presence(PresenceState(evt.presence), evt.status_msg)
 
     async def _remote_typing(
         self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int

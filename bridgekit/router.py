@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.types import Event
 
+from .connector import PresenceHandler
+from .events import MatrixPresence
 from .ids import server_of
 
 if TYPE_CHECKING:
@@ -119,6 +121,9 @@ class MatrixRouter:
         etype = evt.get("type")
         room_id = evt.get("room_id")
         content = evt.get("content")
+        if etype == "m.presence" and isinstance(content, dict):
+            await self._presence(evt.get("sender"), content)
+            return
         if not isinstance(room_id, str) or not isinstance(content, dict):
             return
         portal = await self.bridge.store.get_portal_by_mxid(room_id)
@@ -142,3 +147,15 @@ class MatrixRouter:
                         and server_of(user_id)
                     ):
                         await self.bridge.portals.handle_matrix_receipt(portal, user_id, event_id)
+
+    async def _presence(self, sender: Any, content: dict[str, Any]) -> None:
+        if not isinstance(sender, str) or self.is_ours(sender) or self.level_of(sender) < 2:
+            return
+        presence = content.get("presence")
+        if not isinstance(presence, str):
+            return
+        status = content.get("status_msg")
+        change = MatrixPresence(sender, presence, status if isinstance(status, str) else None)
+        for client in self.bridge.clients_of(sender):
+            if isinstance(client, PresenceHandler):
+                await client.handle_matrix_presence(change)

@@ -199,3 +199,47 @@ async def test_list_portals_shows_the_users_portals(bridge: Bridge, bridge_env: 
         room_id = await open_portal(bridge, alice, client, chat)
         listing = await conv.say("list-portals")
         assert chat in listing and room_id in listing
+
+
+async def test_ghost_names_follow_the_sender_and_rooms_get_avatars(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    from tests.test_e2e_media_status import upload
+
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        avatar = await upload(bridge_env.synapse.base_url, alice.access_token, b"png", "a.png")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "carl"],
+                                      avatar_url=avatar)
+        await client.emit(RemoteMessage(PortalKey(chat), EventSender("carl", name="Carl"),
+                                        id=uid("m"), content=MessageContent("hi")))
+        room_id, _ = await alice.wait_for_invite()
+        await alice.join(room_id)
+        await alice.wait_for_event(room_id, body_is("hi"))
+        assert (await alice.get_state(room_id, "m.room.avatar"))["url"] == avatar
+        assert (await alice.get_profile(ghost("carl")))["displayname"] == "Carl"
+        await client.emit(RemoteMessage(PortalKey(chat), EventSender("carl", name="Carl Renamed"),
+                                        id=uid("m"), content=MessageContent("renamed")))
+        await alice.wait_for_event(room_id, body_is("renamed"))
+        assert (await alice.get_profile(ghost("carl")))["displayname"] == "Carl Renamed"
+
+
+async def test_remote_presence_reaches_matrix(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    from bridgekit.events import RemotePresence
+
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        await open_portal(bridge, alice, client, chat)
+        await client.emit(RemotePresence(PortalKey(chat), EventSender("bob"), presence="unavailable",
+                                         status_msg="at lunch"))
+
+        async def away() -> bool:
+            status = await alice.request("GET", f"/presence/{ghost('bob')}/status")
+            return status.get("presence") == "unavailable" and status.get("status_msg") == "at lunch"
+
+        await eventually(away)

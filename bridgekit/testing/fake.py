@@ -61,6 +61,7 @@ class FakeChat:
     topic: str = ""
     members: list[str] = field(default_factory=list)
     is_dm: bool = False
+    avatar_url: str | None = None
 
 
 @dataclass
@@ -327,6 +328,7 @@ class FakeClient(
         return ChatInfo(
             name=chat.name,
             topic=chat.topic,
+            avatar_url=chat.avatar_url,
             is_dm=chat.is_dm,
             members=[
                 ChatMember(m, is_me=m == self.login.remote_id, name=self.network.users.get(m))
