@@ -211,17 +211,30 @@ async def test_ghost_names_follow_the_sender_and_rooms_get_avatars(
         client = await login(bridge, alice, uid("a"))
         chat = uid("chat")
         avatar = await upload(bridge_env.synapse.base_url, alice.access_token, b"png", "a.png")
-        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "carl"],
-                                      avatar_url=avatar)
-        await client.emit(RemoteMessage(PortalKey(chat), EventSender("carl", name="Carl"),
-                                        id=uid("m"), content=MessageContent("hi")))
+        fake(bridge).network.add_chat(
+            chat, members=[client.login.remote_id, "carl"], avatar_url=avatar
+        )
+        await client.emit(
+            RemoteMessage(
+                PortalKey(chat),
+                EventSender("carl", name="Carl"),
+                id=uid("m"),
+                content=MessageContent("hi"),
+            )
+        )
         room_id, _ = await alice.wait_for_invite()
         await alice.join(room_id)
         await alice.wait_for_event(room_id, body_is("hi"))
         assert (await alice.get_state(room_id, "m.room.avatar"))["url"] == avatar
         assert (await alice.get_profile(ghost("carl")))["displayname"] == "Carl"
-        await client.emit(RemoteMessage(PortalKey(chat), EventSender("carl", name="Carl Renamed"),
-                                        id=uid("m"), content=MessageContent("renamed")))
+        await client.emit(
+            RemoteMessage(
+                PortalKey(chat),
+                EventSender("carl", name="Carl Renamed"),
+                id=uid("m"),
+                content=MessageContent("renamed"),
+            )
+        )
         await alice.wait_for_event(room_id, body_is("renamed"))
         assert (await alice.get_profile(ghost("carl")))["displayname"] == "Carl Renamed"
 
@@ -235,11 +248,16 @@ async def test_remote_presence_reaches_matrix(bridge: Bridge, bridge_env: Bridge
         chat = uid("chat")
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
         await open_portal(bridge, alice, client, chat)
-        await client.emit(RemotePresence(PortalKey(chat), EventSender("bob"), presence="unavailable",
-                                         status_msg="at lunch"))
+        await client.emit(
+            RemotePresence(
+                PortalKey(chat), EventSender("bob"), presence="unavailable", status_msg="at lunch"
+            )
+        )
 
         async def away() -> bool:
             status = await alice.request("GET", f"/presence/{ghost('bob')}/status")
-            return status.get("presence") == "unavailable" and status.get("status_msg") == "at lunch"
+            return (
+                status.get("presence") == "unavailable" and status.get("status_msg") == "at lunch"
+            )
 
         await eventually(away)
