@@ -101,7 +101,12 @@ class Bridge(BridgeAPI):
             str(config["database.url"]),
             max_connections=int(config.get("database.max_connections", 10)),
         )
-        self.store = Store(self.db)
+        # SQLite: the transaction table gets a connection of its own (see Store).
+        url = str(config["database.url"])
+        self.txn_db: Database | None = (
+            create_database(url) if url.startswith(("sqlite:", "sqlite3:")) else None
+        )
+        self.store = Store(self.db, self.txn_db)
         self.matrix = MatrixClient(
             str(config["homeserver.address"]),
             self.domain,
@@ -146,6 +151,9 @@ class Bridge(BridgeAPI):
     async def start(self) -> None:
         await self.db.start()
         await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
+        if self.txn_db is not None:
+            await self.txn_db.start()
+        await self.store.load()
         for name, section in self.config.enabled_networks().items():
             cls = self.connector_classes.get(name)
             if cls is None:
@@ -159,16 +167,12 @@ class Bridge(BridgeAPI):
             for cmd in connector.commands():
                 self.commands.register(cmd)
         await self.matrix.start()
-        await self.server.start(
-            str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
-        )
         for connector in self.connectors.values():
             await connector.start()
-        self._spawn(self._init_bot())
         for login in await self.store.logins():
             if login.network in self.connectors:
                 await self._load_client(login)
-        # Replay what was stored but not finished before the last stop.
+        # Replay what was stored but not finished before the last stop, ahead of anything new.
         for item in await self.store.outbox_pending():
             self._submit_outbox(item)
         for txn_id, body in await self.store.pending_transactions():
@@ -179,6 +183,10 @@ class Bridge(BridgeAPI):
                 continue
             log.info("Replaying unfinished transaction %s", txn_id)
             self.dispatch_transaction(txn_id, data)
+        await self.server.start(
+            str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
+        )
+        self._spawn(self._init_bot())
         self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
         self.started = True
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
@@ -205,6 +213,8 @@ class Bridge(BridgeAPI):
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
         await self.db.stop()
+        if self.txn_db is not None:
+            await self.txn_db.stop()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -245,30 +255,40 @@ class Bridge(BridgeAPI):
             await asyncio.sleep(0.05)
 
     def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
-        events = [e for e in data.get("events") or () if isinstance(e, dict)]
+        """Queue a stored transaction's events, one job per room, in order within each room.
+
+        Events the bridge has no use for (ordinary messages in rooms that are neither portals
+        nor management rooms) are recognised here from in-memory indexes and never queued.
+        """
+        events = data.get("events") or ()
         ephemeral = data.get("ephemeral") or data.get("de.sorunome.msc2409.ephemeral") or []
         self.metrics.events_in("matrix", len(events))
-        self._txn_remaining[txn_id] = len(events)
-        if not events:
-            self._txn_done(txn_id)
+        wants = self.router.wants
+        by_room: dict[str, list[dict[str, Any]]] = {}
         for evt in events:
-            room = evt.get("room_id")
-            key = room if isinstance(room, str) else ""
-            self.inbox.submit(key, lambda evt=evt: self._handle_inbox_event(txn_id, evt))
+            if isinstance(evt, dict) and wants(evt):
+                by_room.setdefault(evt["room_id"], []).append(evt)
+        self._txn_remaining[txn_id] = len(by_room)
+        if not by_room:
+            self._txn_done(txn_id)
+        for room, room_events in by_room.items():
+            self.inbox.submit(room, lambda evts=room_events: self._handle_room_events(txn_id, evts))
         for evt in ephemeral:
             if isinstance(evt, dict):
                 key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
                 self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
 
-    async def _handle_inbox_event(self, txn_id: str, evt: dict[str, Any]) -> None:
-        start = time.perf_counter()
+    async def _handle_room_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         try:
-            await self.router.handle_event(evt)
-        except Exception:
-            self.metrics.error("matrix_event")
-            log.exception("Failed to handle event %s", evt.get("event_id"))
+            for evt in events:
+                start = time.perf_counter()
+                try:
+                    await self.router.handle_event(evt)
+                except Exception:
+                    self.metrics.error("matrix_event")
+                    log.exception("Failed to handle event %s", evt.get("event_id"))
+                self.metrics.handled("matrix", time.perf_counter() - start)
         finally:
-            self.metrics.handled("matrix", time.perf_counter() - start)
             remaining = self._txn_remaining.get(txn_id, 1) - 1
             if remaining <= 0:
                 self._txn_done(txn_id)

@@ -73,6 +73,7 @@ class CommandProcessor:
         self.bridge = bridge
         self.commands: dict[str, Command] = {}
         self.pending_logins: dict[str, PendingLogin] = {}
+        self._prefix = str(bridge.config.get("bridge.command_prefix", "!"))
         for cmd in _builtin_commands():
             self.register(cmd)
 
@@ -82,7 +83,7 @@ class CommandProcessor:
 
     @property
     def prefix(self) -> str:
-        return str(self.bridge.config.get("bridge.command_prefix", "!"))
+        return self._prefix
 
     async def get_or_create_user(self, mxid: str) -> BridgeUser:
         user = await self.bridge.store.get_user(mxid)
@@ -96,13 +97,16 @@ class CommandProcessor:
     ) -> bool:
         """Handle ``body`` if it is a command (or a login answer). True if it was consumed."""
         sender = evt["sender"]
-        user = await self.bridge.store.get_user(sender) if level else None
-        is_management = bool(user and user.management_room == room_id)
+        is_management = room_id in self.bridge.store.management_rooms
         text = body.strip()
         if text.startswith(self.prefix):
             text = text[len(self.prefix) :].strip()
         elif not is_management:
             return False
+        user = await self.bridge.store.get_user(sender) if level else None
+        is_management = bool(user and user.management_room == room_id)
+        if not is_management and not body.strip().startswith(self.prefix):
+            return False  # someone else's management room (the bot is there for its owner)
         if level == 0:
             log.info("Ignoring command from %s: not permitted by the config", sender)
             return True

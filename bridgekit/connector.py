@@ -278,8 +278,12 @@ class NetworkConnector(ABC):
 
     def ghost_remote_id(self, localpart: str) -> str | None:
         """Inverse of :meth:`ghost_localpart`: the remote user id, or None if not ours."""
-        for template in self.namespace_templates(self.config)[0]:
-            m = template_regex(template).match(localpart)
+        patterns = self.__dict__.get("_ghost_patterns")
+        if patterns is None:
+            templates = self.namespace_templates(self.config)[0]
+            patterns = self.__dict__["_ghost_patterns"] = [template_regex(t) for t in templates]
+        for pattern in patterns:
+            m = pattern.match(localpart)
             if m and "id" in m.groupdict():
                 remote = unescape_localpart(m.group("id"))
                 if remote is not None:

@@ -9,6 +9,7 @@ allowed set -> ``=xx`` (hex of its UTF-8 byte).
 
 from __future__ import annotations
 
+import functools
 import re
 
 _SAFE = set("abcdefghijklmnopqrstuvwxyz0123456789.-/")
@@ -56,6 +57,7 @@ def unescape_localpart(value: str) -> str | None:
     return decoded if escape_localpart(decoded) == value else None
 
 
+@functools.lru_cache(maxsize=256)
 def template_regex(template: str) -> re.Pattern[str]:
     """``_irc_{id}`` -> a regex with one named group per ``{field}``."""
     parts = re.split(r"(\{\w+\})", template)

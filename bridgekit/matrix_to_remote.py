@@ -98,7 +98,8 @@ class MatrixToRemote:
         etype = evt["type"]
         content = evt["content"]
         if etype in ("m.room.message", "m.sticker"):
-            rel = content.get("m.relates_to") or {}
+            rel = content.get("m.relates_to")
+            rel = rel if isinstance(rel, dict) else {}
             if rel.get("rel_type") == "m.replace":
                 await self._edit(portal, evt, rel)
             else:
@@ -154,6 +155,8 @@ class MatrixToRemote:
 
     async def _message(self, portal: Portal, evt: dict[str, Any]) -> None:
         event_id = evt["event_id"]
+        # Also catches the same event delivered again (a replay after a crash, or a resend
+        # in another transaction): only a message whose send was interrupted goes out again.
         existing = await self.bridge.store.message_by_event(event_id)
         if existing and not existing.remote_id.startswith(PENDING):
             return  # replay after a crash: already bridged

@@ -24,6 +24,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, str], Any] = {}
         self._events_in = Counter(
             "bridgekit_events_in_total", "Events received", ["source"], registry=self.registry
         )
@@ -50,14 +51,22 @@ class Metrics:
             "bridgekit_queue_depth", "Events waiting", ["queue"], registry=self.registry
         )
 
+    def _child(self, metric: Any, label: str) -> Any:
+        """Labelled children are looked up once: ``labels()`` costs microseconds per event."""
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
     def events_in(self, source: str, n: int = 1) -> None:
-        self._events_in.labels(source).inc(n)
+        self._child(self._events_in, source).inc(n)
 
     def events_out(self, target: str, n: int = 1) -> None:
-        self._events_out.labels(target).inc(n)
+        self._child(self._events_out, target).inc(n)
 
     def handled(self, source: str, seconds: float) -> None:
-        self._latency.labels(source).observe(seconds)
+        self._child(self._latency, source).observe(seconds)
 
     def observe_ack(self, seconds: float, n_events: int) -> None:
         self._ack.observe(seconds)

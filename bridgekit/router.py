@@ -28,9 +28,37 @@ LEVELS = {"relay": 1, "user": 2, "admin": 3}
 class MatrixRouter:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+        self._levels: dict[str, int] = {}
 
     def level_of(self, mxid: str) -> int:
-        return LEVELS.get(self.bridge.config.permission_for(mxid) or "", 0)
+        level = self._levels.get(mxid)
+        if level is None:
+            level = LEVELS.get(self.bridge.config.permission_for(mxid) or "", 0)
+            if len(self._levels) > 100_000:
+                self._levels.clear()
+            self._levels[mxid] = level
+        return level
+
+    def wants(self, evt: dict[str, Any]) -> bool:
+        """Cheap, synchronous: could this event matter? (No SQL: in-memory indexes only.)
+
+        Membership and power levels always matter (room state, invites to the bot). Anything
+        else matters in portals and management rooms, or when it is a command elsewhere.
+        """
+        room_id = evt.get("room_id")
+        etype = evt.get("type")
+        if not isinstance(room_id, str) or not isinstance(etype, str):
+            return False
+        if etype in ("m.room.member", "m.room.power_levels"):
+            return True
+        store = self.bridge.store
+        if store.is_portal_room(room_id) or room_id in store.management_rooms:
+            return True
+        if etype == "m.room.message":
+            content = evt.get("content")
+            body = content.get("body") if isinstance(content, dict) else None
+            return isinstance(body, str) and body.startswith(self.bridge.commands.prefix)
+        return False
 
     def is_ours(self, mxid: str) -> bool:
         """The bot or one of our ghosts (never treat their events as user input)."""
@@ -70,9 +98,9 @@ class MatrixRouter:
             return
         level = self.level_of(sender)
         portal = await self.bridge.store.get_portal_by_mxid(room_id)
-        if etype == "m.room.message" and not content.get("m.relates_to", {}).get("rel_type") == (
-            "m.replace"
-        ):
+        relates = content.get("m.relates_to")
+        is_edit = isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+        if etype == "m.room.message" and not is_edit:
             body = content.get("body")
             if isinstance(body, str) and await self.bridge.commands.maybe_handle(
                 room_id, evt, body, level, portal

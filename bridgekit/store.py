@@ -7,6 +7,7 @@ from values: lists are expanded into placeholders, never into text.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
@@ -148,6 +149,15 @@ def _reaction(row: Any) -> ReactionRow:
     )
 
 
+def _user(row: Any) -> BridgeUser:
+    return BridgeUser(
+        row["mxid"],
+        row["management_room"],
+        row["double_puppet"],
+        json.loads(row["metadata"] or "{}"),
+    )
+
+
 def _login(row: Any) -> LoginInfo:
     return LoginInfo(
         id=row["id"],
@@ -172,12 +182,63 @@ def _affected(result: Any) -> int:
 class Store:
     """The runtime's persistence. One instance per bridge process."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, txn_db: Database | None = None) -> None:
         self.db = db
+        #: SQLite: a connection of its own for the transaction table, so acknowledging a
+        #: transaction never queues behind the inbox's work on the shared connection.
+        self.txn_db = txn_db or db
         self._portals: dict[tuple[str, PortalKey], Portal] = {}
         self._portals_by_mxid: dict[str, Portal] = {}
+        self._users: dict[str, BridgeUser] = {}
+        self.management_rooms: set[str] = set()
+        self._loaded = False
         self._ghosts: dict[tuple[str, str], Ghost] = {}
         self._msg_by_event: LRU = LRU(20_000)
+        self._writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
+        self._write_task: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        """Load portals and users into memory: from then on they are looked up without SQL
+        (every Matrix event asks "is this a portal or a management room?")."""
+        for row in await self.db.fetch("SELECT * FROM portal"):
+            self._cache_portal(_portal(row))
+        for user in await self._fetch_users():
+            self._remember_user(user)
+        self._loaded = True
+
+    def is_portal_room(self, room_id: str) -> bool:
+        return room_id in self._portals_by_mxid
+
+    # -- group commit ------------------------------------------------------------------------
+
+    async def _write(self, sql: str, *args: Any) -> None:
+        """Run a write in the next group commit: concurrent writers share one transaction."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append((sql, args, fut))
+        if self._write_task is None or self._write_task.done():
+            self._write_task = asyncio.create_task(self._flush_writes())
+        await fut
+
+    async def _flush_writes(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes, []
+            try:
+                async with self.db.acquire() as conn, conn.transaction():
+                    i = 0
+                    while i < len(batch):  # consecutive writes of one statement: executemany
+                        j = i
+                        while j < len(batch) and batch[j][0] == batch[i][0]:
+                            j += 1
+                        await conn.executemany(batch[i][0], [args for _, args, _ in batch[i:j]])
+                        i = j
+            except Exception as e:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -187,7 +248,7 @@ class Store:
 
     async def store_transaction(self, txn_id: str, body: str) -> bool:
         """Store a transaction; False if this txnId was already stored (a retry)."""
-        res = await self.db.execute(
+        res = await self.txn_db.execute(
             "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (txn_id) DO NOTHING",
             txn_id,
@@ -199,7 +260,7 @@ class Store:
     async def finish_transactions(self, txn_ids: Iterable[str]) -> None:
         ids = list(txn_ids)
         if ids:
-            await self.db.executemany(
+            await self.txn_db.executemany(
                 "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1", [(t,) for t in ids]
             )
 
@@ -263,7 +324,7 @@ class Store:
 
     async def get_portal(self, network: str, key: PortalKey) -> Portal | None:
         cached = self._portals.get((network, key))
-        if cached:
+        if cached or self._loaded:
             return cached
         row = await self.db.fetchrow(
             "SELECT * FROM portal WHERE network=$1 AND remote_id=$2 AND receiver=$3",
@@ -277,6 +338,8 @@ class Store:
         cached = self._portals_by_mxid.get(mxid)
         if cached and cached.mxid == mxid:  # not a room the portal has since moved away from
             return cached
+        if self._loaded:
+            return None
         row = await self.db.fetchrow("SELECT * FROM portal WHERE mxid=$1", mxid)
         return self._cache_portal(_portal(row)) if row else None
 
@@ -314,6 +377,9 @@ class Store:
             portal.relay_login,
             json.dumps(portal.metadata),
         )
+        for mxid, cached in list(self._portals_by_mxid.items()):
+            if cached is portal and mxid != portal.mxid:
+                del self._portals_by_mxid[mxid]  # the portal moved to another room
         self._portals[(portal.network, portal.key)] = portal
         if portal.mxid:
             self._portals_by_mxid[portal.mxid] = portal
@@ -371,27 +437,28 @@ class Store:
     # -- users and logins ------------------------------------------------------------------
 
     async def get_user(self, mxid: str) -> BridgeUser | None:
+        cached = self._users.get(mxid)
+        if cached or self._loaded:
+            return cached
         row = await self.db.fetchrow("SELECT * FROM bridge_user WHERE mxid=$1", mxid)
-        if not row:
-            return None
-        return BridgeUser(
-            row["mxid"],
-            row["management_room"],
-            row["double_puppet"],
-            json.loads(row["metadata"] or "{}"),
-        )
+        return self._remember_user(_user(row)) if row else None
+
+    async def _fetch_users(self) -> list[BridgeUser]:
+        return [_user(r) for r in await self.db.fetch("SELECT * FROM bridge_user")]
 
     async def all_users(self) -> list[BridgeUser]:
-        rows = await self.db.fetch("SELECT * FROM bridge_user")
-        return [
-            BridgeUser(
-                r["mxid"],
-                r["management_room"],
-                r["double_puppet"],
-                json.loads(r["metadata"] or "{}"),
-            )
-            for r in rows
-        ]
+        if self._loaded:
+            return list(self._users.values())
+        return await self._fetch_users()
+
+    def _remember_user(self, user: BridgeUser) -> BridgeUser:
+        old = self._users.get(user.mxid)
+        if old and old.management_room:
+            self.management_rooms.discard(old.management_room)
+        self._users[user.mxid] = user
+        if user.management_room:
+            self.management_rooms.add(user.management_room)
+        return user
 
     async def save_user(self, user: BridgeUser) -> None:
         await self.db.execute(
@@ -404,6 +471,7 @@ class Store:
             user.double_puppet,
             json.dumps(user.metadata),
         )
+        self._remember_user(user)
 
     async def save_login(self, login: LoginInfo) -> None:
         await self.db.execute(
@@ -434,7 +502,7 @@ class Store:
     # -- messages and reactions --------------------------------------------------------------
 
     async def add_message(self, msg: MessageRow) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
             "room_id, sender_mxid, sender_remote, ts, thread_root) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
@@ -454,9 +522,7 @@ class Store:
         self._msg_by_event.put(msg.event_id, msg)
 
     async def set_message_remote_id(self, event_id: str, remote_id: str) -> None:
-        await self.db.execute(
-            "UPDATE message SET remote_id=$1 WHERE event_id=$2", remote_id, event_id
-        )
+        await self._write("UPDATE message SET remote_id=$1 WHERE event_id=$2", remote_id, event_id)
         cached = self._msg_by_event.get(event_id)
         if cached:
             cached.remote_id = remote_id

@@ -22,6 +22,7 @@ from bridgekit.events import (
     RemoteEvent,
     RemoteMembership,
     RemoteMessage,
+    RemotePresence,
     RemoteReaction,
     RemoteReactionRemove,
     RemoteReceipt,
@@ -72,6 +73,7 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
     RemoteReactionRemove: lambda: RemoteReactionRemove(**common(), target_id="m1", key="👍"),
     RemoteTyping: lambda: RemoteTyping(**common(), typing=False, timeout_ms=1234),
     RemoteReceipt: lambda: RemoteReceipt(**common(), last_read_id="m9"),
+    RemotePresence: lambda: RemotePresence(**common(), presence="unavailable", status_msg="away"),
     RemoteChatInfoChange: lambda: RemoteChatInfoChange(
         **common(), name="New name", topic="New topic", avatar_url="mxc://example.org/av"
     ),
