@@ -29,7 +29,7 @@ def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.R
 class TransactionSink(Protocol):
     """What the HTTP layer hands transactions and queries to (the bridge)."""
 
-    async def store_transaction(self, txn_id: str, body: str) -> bool: ...
+    async def store_transaction(self, txn_id: str, body: str | None) -> bool: ...
 
     def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None: ...
 
@@ -152,6 +152,11 @@ class AppServiceServer:
             if key in data and not isinstance(data[key], list):
                 return matrix_error(400, "M_BAD_JSON", f"'{key}' must be a list")
         await self.sink.wait_for_capacity()
+        # A transaction with nothing to replay (only events the bridge ignores) is remembered
+        # by id alone: its body need not be stored, nor cleared afterwards.
+        needs_replay = getattr(self.sink, "needs_replay", None)
+        if needs_replay is not None and not needs_replay(data):
+            body = None
         if await self.sink.store_transaction(txn_id, body):
             self.sink.dispatch_transaction(txn_id, data)
         else:

@@ -96,6 +96,7 @@ class Bridge(BridgeAPI):
         self.connector_classes = available
         self.connectors: dict[str, NetworkConnector] = {}
         self.clients: dict[str, NetworkClient] = {}
+        self._clients_by_user: dict[str, list[NetworkClient]] = {}
         self.login_states: dict[str, LoginState] = {}
         self.db: Database = create_database(
             str(config["database.url"]),
@@ -125,6 +126,7 @@ class Bridge(BridgeAPI):
             metrics=self.metrics,
         )
         self._txn_remaining: dict[str, int] = {}
+        self._txn_without_body: set[str] = set()
         self._txn_finished: list[str] = []
         self._txn_flush_task: asyncio.Task[None] | None = None
         self._outbox_pending: list[
@@ -182,7 +184,7 @@ class Bridge(BridgeAPI):
                 await self.store.finish_transactions([txn_id])
                 continue
             log.info("Replaying unfinished transaction %s", txn_id)
-            self.dispatch_transaction(txn_id, data)
+            self.dispatch_transaction(txn_id, data, replay=True)
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
@@ -206,6 +208,7 @@ class Bridge(BridgeAPI):
                 log.exception("Error stopping connector %s", connector.name)
         await self.inbox.stop()
         await self.outbox.stop()
+        await self.store.flush()
         await self._flush_finished_txns()
         await self._flush_outbox_done()
         for task in list(self._background):
@@ -247,14 +250,24 @@ class Bridge(BridgeAPI):
 
     # -- transactions (TransactionSink) ------------------------------------------------------
 
-    async def store_transaction(self, txn_id: str, body: str) -> bool:
-        return await self.store.store_transaction(txn_id, body)
+    async def store_transaction(self, txn_id: str, body: str | None) -> bool:
+        if body is None:
+            self._txn_without_body.add(txn_id)
+        stored = await self.store.store_transaction(txn_id, body)
+        if not stored:
+            self._txn_without_body.discard(txn_id)  # a retry: it will not be dispatched
+        return stored
+
+    def needs_replay(self, data: dict[str, Any]) -> bool:
+        """Whether any event of a transaction needs handling (so its body must be stored)."""
+        wants = self.router.wants
+        return any(isinstance(e, dict) and wants(e) for e in data.get("events") or ())
 
     async def wait_for_capacity(self) -> None:
         while self.inbox.pending > MAX_PENDING_EVENTS:  # noqa: ASYNC110 - rare backpressure path
             await asyncio.sleep(0.05)
 
-    def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
+    def dispatch_transaction(self, txn_id: str, data: dict[str, Any], replay: bool = False) -> None:
         """Queue a stored transaction's events, one job per room, in order within each room.
 
         Events the bridge has no use for (ordinary messages in rooms that are neither portals
@@ -268,22 +281,31 @@ class Bridge(BridgeAPI):
         for evt in events:
             if isinstance(evt, dict) and wants(evt):
                 by_room.setdefault(evt["room_id"], []).append(evt)
-        self._txn_remaining[txn_id] = len(by_room)
         if not by_room:
-            self._txn_done(txn_id)
+            if txn_id in self._txn_without_body:
+                self._txn_without_body.discard(txn_id)  # nothing stored, nothing to clear
+            else:
+                self._txn_done(txn_id)
+        else:
+            self._txn_without_body.discard(txn_id)
+            self._txn_remaining[txn_id] = len(by_room)
         for room, room_events in by_room.items():
-            self.inbox.submit(room, lambda evts=room_events: self._handle_room_events(txn_id, evts))
+            self.inbox.submit(
+                room, lambda evts=room_events: self._handle_room_events(txn_id, evts, replay)
+            )
         for evt in ephemeral:
             if isinstance(evt, dict):
                 key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
                 self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
 
-    async def _handle_room_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
+    async def _handle_room_events(
+        self, txn_id: str, events: list[dict[str, Any]], replay: bool
+    ) -> None:
         try:
             for evt in events:
                 start = time.perf_counter()
                 try:
-                    await self.router.handle_event(evt)
+                    await self.router.handle_event(evt, replay)
                 except Exception:
                     self.metrics.error("matrix_event")
                     log.exception("Failed to handle event %s", evt.get("event_id"))
@@ -305,6 +327,9 @@ class Bridge(BridgeAPI):
         while self._txn_finished:
             batch, self._txn_finished = self._txn_finished, []
             try:
+                # What handling these events recorded must be committed before their
+                # transaction stops being replayable.
+                await self.store.flush()
                 await self.store.finish_transactions(batch)
             except Exception:
                 log.exception("Could not mark transactions finished (they will be replayed)")
@@ -546,6 +571,7 @@ class Bridge(BridgeAPI):
         connector = self.connectors[login.network]
         client = await connector.load_login(login)
         self.clients[login.id] = client
+        self._clients_by_user.setdefault(login.user_mxid, []).append(client)
         self.login_states.setdefault(login.id, LoginState())
         self.report_state(login.id, BridgeStateEvent.CONNECTING)
         self._spawn(self._connect(client))
@@ -565,6 +591,10 @@ class Bridge(BridgeAPI):
     async def remove_login(self, login_id: str) -> None:
         client = self.clients.pop(login_id, None)
         if client is not None:
+            mine = self._clients_by_user.get(client.login.user_mxid, [])
+            if client in mine:
+                mine.remove(client)
+        if client is not None:
             try:
                 await client.disconnect()
                 await self.connectors[client.login.network].logout(client.login)
@@ -578,11 +608,9 @@ class Bridge(BridgeAPI):
         return secrets.token_hex(8)
 
     def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
-        return [
-            c
-            for c in self.clients.values()
-            if c.login.user_mxid == user_mxid and (network is None or c.login.network == network)
-        ]
+        """A user's live clients (indexed: this runs for every Matrix message)."""
+        mine = self._clients_by_user.get(user_mxid, ())
+        return [c for c in mine if network is None or c.login.network == network]
 
     # -- helpers -------------------------------------------------------------------------------
 

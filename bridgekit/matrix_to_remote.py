@@ -35,7 +35,7 @@ from .events import (
     MatrixTyping,
     MessageContent,
 )
-from .store import MessageRow, Portal, ReactionRow
+from .store import LRU, MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.portals")
 
 _REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
-#: remote_id of a message handed to the network whose result is not recorded yet.
-PENDING = "pending:"
 DEFAULT_RELAY_FORMAT = "<{displayname}> {message}"
 DEFAULT_RELAY_EMOTE_FORMAT = "* {displayname} {message}"
 
@@ -67,6 +65,7 @@ class MatrixToRemote:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._typing: dict[tuple[str, Any], set[str]] = {}
+        self._seen = LRU(100_000)
 
     async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
@@ -94,7 +93,9 @@ class MatrixToRemote:
             pass
         return mxid[1:].split(":", 1)[0]
 
-    async def handle_matrix_event(self, portal: Portal, evt: dict[str, Any], level: int) -> None:
+    async def handle_matrix_event(
+        self, portal: Portal, evt: dict[str, Any], level: int, replay: bool = False
+    ) -> None:
         etype = evt["type"]
         content = evt["content"]
         if etype in ("m.room.message", "m.sticker"):
@@ -103,7 +104,7 @@ class MatrixToRemote:
             if rel.get("rel_type") == "m.replace":
                 await self._edit(portal, evt, rel)
             else:
-                await self._message(portal, evt)
+                await self._message(portal, evt, replay)
         elif etype == "m.reaction":
             await self._reaction(portal, evt)
         elif etype == "m.room.redaction":
@@ -153,13 +154,22 @@ class MatrixToRemote:
                 mc.thread_root = row.remote_id
         return mc
 
-    async def _message(self, portal: Portal, evt: dict[str, Any]) -> None:
+    async def _message(self, portal: Portal, evt: dict[str, Any], replay: bool = True) -> None:
+        """Send a Matrix message to the network, once.
+
+        A first delivery needs no database at all: the homeserver resends an event only in
+        a retry of the same transaction, which the transaction table recognises, and the same
+        event twice in this process is caught by ``_seen``. The mapping to the remote id is
+        written in the background (group commit). After a crash, the replayed transactions
+        are checked against the message table: what is mapped was delivered; anything else
+        goes out again with ``maybe_sent`` so a connector that can deduplicate does.
+        """
         event_id = evt["event_id"]
-        # Also catches the same event delivered again (a replay after a crash, or a resend
-        # in another transaction): only a message whose send was interrupted goes out again.
-        existing = await self.bridge.store.message_by_event(event_id)
-        if existing and not existing.remote_id.startswith(PENDING):
-            return  # replay after a crash: already bridged
+        if event_id in self._seen and not replay:
+            return
+        self._seen.put(event_id, True)
+        if replay and await self.bridge.store.message_by_event(event_id):
+            return  # delivered before the crash
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
             await self._refuse(portal, evt, "you are not logged in and this room has no relay")
@@ -180,38 +190,33 @@ class MatrixToRemote:
             relayed_for=evt["sender"] if relayed else None,
             reply_to_sender=reply_row.sender_remote if reply_row else None,
             raw=evt["content"],
-            maybe_sent=existing is not None,
+            maybe_sent=replay,
         )
         if relayed:
             self._apply_relay_format(msg, name)
-        if existing is None:
-            # Written before the network sees the message: if we crash before recording the
-            # result, the replay knows the network may have it (``maybe_sent``).
-            rel = evt["content"].get("m.relates_to") or {}
-            await self.bridge.store.add_message(
-                MessageRow(
-                    network=portal.network,
-                    portal=portal.key,
-                    remote_id=PENDING + event_id,
-                    part="",
-                    event_id=event_id,
-                    room_id=evt["room_id"],
-                    sender_mxid=evt["sender"],
-                    sender_remote=client.login.remote_id,
-                    ts=int(evt.get("origin_server_ts") or 0),
-                    thread_root=rel.get("event_id") if rel.get("rel_type") == "m.thread" else None,
-                )
-            )
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
             log.exception("Connector failed to send %s", event_id)
-            await self.bridge.store.delete_message(event_id)
             await self._refuse(portal, evt, f"your message was not delivered: {e}")
             return
         self.bridge.metrics.events_out(portal.network)
-        remote_id = (result.remote_id if result else None) or f"mx:{event_id}"
-        await self.bridge.store.set_message_remote_id(event_id, remote_id)
+        rel = evt["content"].get("m.relates_to")
+        rel = rel if isinstance(rel, dict) else {}
+        self.bridge.store.add_message_soon(
+            MessageRow(
+                network=portal.network,
+                portal=portal.key,
+                remote_id=(result.remote_id if result else None) or f"mx:{event_id}",
+                part="",
+                event_id=event_id,
+                room_id=evt["room_id"],
+                sender_mxid=evt["sender"],
+                sender_remote=client.login.remote_id,
+                ts=int(evt.get("origin_server_ts") or 0),
+                thread_root=rel.get("event_id") if rel.get("rel_type") == "m.thread" else None,
+            )
+        )
 
     def _apply_relay_format(self, msg: MatrixMessage, name: str) -> None:
         mc = msg.content

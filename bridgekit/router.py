@@ -75,7 +75,8 @@ class MatrixRouter:
         except Exception:  # malformed state must not block the room
             log.debug("Could not parse state event %s", evt.get("event_id"))
 
-    async def handle_event(self, evt: dict[str, Any]) -> None:
+    async def handle_event(self, evt: dict[str, Any], replay: bool = False) -> None:
+        """Handle one event; ``replay``: it may have been handled before a crash."""
         etype = evt.get("type")
         sender = evt.get("sender")
         room_id = evt.get("room_id")
@@ -111,7 +112,7 @@ class MatrixRouter:
         if level == 0:
             log.info("Ignoring %s from %s: not permitted by the config", etype, sender)
             return
-        await self.bridge.portals.handle_matrix_event(portal, evt, level)
+        await self.bridge.portals.handle_matrix_event(portal, evt, level, replay)
 
     async def _bot_membership(
         self, evt: dict[str, Any], sender: str, room_id: str, content: dict[str, Any]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from mautrix.util.async_db import Database, Scheme
 
 from .connector import LoginInfo
 from .events import PortalKey
+
+log = logging.getLogger("bridgekit.store")
 
 
 def _now_ms() -> int:
@@ -211,13 +214,21 @@ class Store:
 
     # -- group commit ------------------------------------------------------------------------
 
-    async def _write(self, sql: str, *args: Any) -> None:
-        """Run a write in the next group commit: concurrent writers share one transaction."""
+    def _enqueue_write(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._writes.append((sql, args, fut))
         if self._write_task is None or self._write_task.done():
             self._write_task = asyncio.create_task(self._flush_writes())
-        await fut
+        return fut
+
+    async def _write(self, sql: str, *args: Any) -> None:
+        """Run a write in the next group commit: concurrent writers share one transaction."""
+        await self._enqueue_write(sql, args)
+
+    async def flush(self) -> None:
+        """Wait for every queued write (before stopping)."""
+        while self._write_task is not None and not self._write_task.done():
+            await asyncio.shield(self._write_task)
 
     async def _flush_writes(self) -> None:
         while self._writes:
@@ -232,9 +243,11 @@ class Store:
                         await conn.executemany(batch[i][0], [args for _, args, _ in batch[i:j]])
                         i = j
             except Exception as e:
+                log.exception("A group commit of %d writes failed", len(batch))
                 for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(e)
+                        fut.exception()  # retrieved: background writes have no awaiter
                 continue
             for _, _, fut in batch:
                 if not fut.done():
@@ -246,8 +259,10 @@ class Store:
 
     # -- transactions (the durable inbox) ------------------------------------------------
 
-    async def store_transaction(self, txn_id: str, body: str) -> bool:
-        """Store a transaction; False if this txnId was already stored (a retry)."""
+    async def store_transaction(self, txn_id: str, body: str | None) -> bool:
+        """Store a transaction; False if this txnId was already stored (a retry).
+
+        ``body=None`` records only the id, for transactions with nothing to replay."""
         res = await self.txn_db.execute(
             "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (txn_id) DO NOTHING",
@@ -501,31 +516,30 @@ class Store:
 
     # -- messages and reactions --------------------------------------------------------------
 
-    async def add_message(self, msg: MessageRow) -> None:
-        await self._write(
-            "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
-            "room_id, sender_mxid, sender_remote, ts, thread_root) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-            "ON CONFLICT DO NOTHING",
-            msg.network,
-            msg.portal.id,
-            msg.portal.receiver,
-            msg.remote_id,
-            msg.part,
-            msg.event_id,
-            msg.room_id,
-            msg.sender_mxid,
-            msg.sender_remote,
-            msg.ts,
-            msg.thread_root,
-        )
-        self._msg_by_event.put(msg.event_id, msg)
+    _INSERT_MESSAGE = (
+        "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
+        "room_id, sender_mxid, sender_remote, ts, thread_root) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "ON CONFLICT DO NOTHING"
+    )
 
-    async def set_message_remote_id(self, event_id: str, remote_id: str) -> None:
-        await self._write("UPDATE message SET remote_id=$1 WHERE event_id=$2", remote_id, event_id)
-        cached = self._msg_by_event.get(event_id)
-        if cached:
-            cached.remote_id = remote_id
+    @staticmethod
+    def _message_args(msg: MessageRow) -> tuple[Any, ...]:
+        return (
+            msg.network, msg.portal.id, msg.portal.receiver, msg.remote_id, msg.part,
+            msg.event_id, msg.room_id, msg.sender_mxid, msg.sender_remote, msg.ts,
+            msg.thread_root,
+        )  # fmt: skip
+
+    async def add_message(self, msg: MessageRow) -> None:
+        self._msg_by_event.put(msg.event_id, msg)
+        await self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+
+    def add_message_soon(self, msg: MessageRow) -> None:
+        """Record a mapping without waiting for the commit (it is visible at once to
+        lookups by event id through the cache; :meth:`flush` waits for it)."""
+        self._msg_by_event.put(msg.event_id, msg)
+        self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
 
     async def message_by_remote(
         self, network: str, portal: PortalKey, remote_id: str, part: str | None = None
@@ -577,7 +591,7 @@ class Store:
         """Newest remote id in a portal that came from the network (for catching up)."""
         return await self.db.fetchval(
             "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
-            "AND remote_id NOT LIKE 'mx:%' AND remote_id NOT LIKE 'pending:%' "
+            "AND remote_id NOT LIKE 'mx:%' "
             "AND remote_id NOT LIKE 'noid:%' ORDER BY ts DESC, remote_id DESC LIMIT 1",
             network,
             portal.id,

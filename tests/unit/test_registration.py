@@ -166,9 +166,9 @@ def test_generate_does_not_write_environment_overrides_into_the_config_file(
     reg = generate(config, discover_connectors(), tmp_path / "reg.yaml")
     saved = path.read_text(encoding="utf-8")
     assert "s3cret" not in saved
-    assert saved == original.replace(
-        "as_token: generate", f"as_token: {reg['as_token']}"
-    ).replace("hs_token: generate", f"hs_token: {reg['hs_token']}")
+    assert saved == original.replace("as_token: generate", f"as_token: {reg['as_token']}").replace(
+        "hs_token: generate", f"hs_token: {reg['hs_token']}"
+    )
 
 
 # -- double puppeting ------------------------------------------------------------------------

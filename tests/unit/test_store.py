@@ -121,9 +121,7 @@ async def test_prune_removes_only_old_finished_transactions(store: Store) -> Non
 
 
 async def test_outbox_add_many_returns_increasing_sequence_numbers(store: Store) -> None:
-    seqs = await store.outbox_add_many(
-        [("fake", PortalKey("c"), None, f"p{i}") for i in range(5)]
-    )
+    seqs = await store.outbox_add_many([("fake", PortalKey("c"), None, f"p{i}") for i in range(5)])
     assert len(seqs) == 5
     assert seqs == sorted(set(seqs))
     more = await store.outbox_add_many([("fake", PortalKey("c"), None, "p5")])
@@ -278,7 +276,9 @@ async def test_ghost_round_trips_through_the_database(open_store: Opener) -> Non
 async def test_saving_a_ghost_again_updates_its_profile(open_store: Opener) -> None:
     store = await open_store()
     await store.save_ghost(Ghost("fake", "alice", "@_fake_alice:example.org", "Alice"))
-    await store.save_ghost(Ghost("fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b"))
+    await store.save_ghost(
+        Ghost("fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b")
+    )
     fresh = await open_store()
     assert await fresh.get_ghost("fake", "alice") == Ghost(
         "fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b"
@@ -333,15 +333,27 @@ async def test_last_message_is_the_newest_by_timestamp(store: Store) -> None:
     assert await store.last_message("fake", PortalKey("empty")) is None
 
 
-async def test_set_message_remote_id_updates_the_row_and_the_cache(open_store: Opener) -> None:
+async def test_add_message_soon_is_visible_at_once_and_durable_after_flush(
+    open_store: Opener,
+) -> None:
     store = await open_store()
-    await store.add_message(message("pending-1", event_id="$e1"))
-    assert (await store.message_by_event("$e1")).remote_id == "pending-1"  # now cached
-    await store.set_message_remote_id("$e1", "real-1")
-    assert (await store.message_by_event("$e1")).remote_id == "real-1"
+    store.add_message_soon(message("r-1", event_id="$soon"))
+    assert (await store.message_by_event("$soon")).remote_id == "r-1"  # from the cache
+    await store.flush()
     fresh = await open_store()
-    assert (await fresh.message_by_remote("fake", PortalKey("chat"), "real-1")).event_id == "$e1"
-    assert await fresh.message_by_remote("fake", PortalKey("chat"), "pending-1") is None
+    assert (await fresh.message_by_remote("fake", PortalKey("chat"), "r-1")).event_id == "$soon"
+
+
+async def test_concurrent_writes_share_group_commits(open_store: Opener) -> None:
+    import asyncio
+
+    store = await open_store()
+    await asyncio.gather(
+        *(store.add_message(message(f"g{i}", event_id=f"$g{i}", ts=i)) for i in range(50))
+    )
+    fresh = await open_store()
+    for i in range(50):
+        assert (await fresh.message_by_event(f"$g{i}")).remote_id == f"g{i}"
 
 
 async def test_delete_message_removes_it(open_store: Opener) -> None:
