@@ -68,3 +68,12 @@ async def test_non_permitted_user_is_refused(make_bridge, bridge_env: BridgeEnv,
 
         await eventually(bot_left)
         assert any("not permitted" in r.getMessage() for r in caplog.records)
+
+
+async def test_connector_commands_are_listed_and_run(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    bridge.connectors["fake"].network.add_chat("lobby")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await management_room(alice, bridge)
+        assert "fake-chats" in await conv.say("help")
+        assert "Chats: lobby" in await conv.say("fake-chats")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
+from ..commands import Command, CommandEvent
 from ..connector import (
     AliasResolver,
     BackfillHandler,
@@ -204,6 +205,19 @@ class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
 
     def login_flows(self) -> list[LoginFlow]:
         return [LoginFlow("password", "Password", "Username and password")]
+
+    def commands(self) -> list[Command]:
+        """A connector command, as a real connector would add (``irc nick``...)."""
+
+        async def fake_chats(ce: CommandEvent) -> None:
+            names = sorted(self.network.chats)
+            await ce.reply("Chats: " + (", ".join(names) if names else "none"))
+
+        return [
+            Command(
+                "fake-chats", fake_chats, "List the fake network's chats.", section="Fake network"
+            )
+        ]
 
     async def create_login(self, user_mxid: str, flow_id: str) -> LoginProcess:
         return FakeLogin(self, user_mxid)
