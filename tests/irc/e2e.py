@@ -59,6 +59,11 @@ def is_join_of(channel: str, exclude: str | None = None):
     return check
 
 
+def is_puppet_join(channel: str):
+    """A bridged Matrix user's puppet (nick template ``{displayname}[m]``) joining."""
+    return lambda m: is_join_of(channel)(m) and (m.nick or "").endswith("[m]")
+
+
 def privmsg_from(nick: str, text: str | None = None, command: str = "PRIVMSG"):
     def check(m: Message) -> bool:
         return (
@@ -79,7 +84,7 @@ async def open_channel(
 ) -> tuple[str, str]:
     """``user`` joins the channel's alias; returns (room id, the user's puppet nick on IRC)."""
     room_id = await user.join(alias(channel))
-    joined = await watcher.wait_for(is_join_of(channel, exclude=watcher.nick), timeout)
+    joined = await watcher.wait_for(is_puppet_join(channel), timeout)
     assert joined.nick
     return room_id, joined.nick
 

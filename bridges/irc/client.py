@@ -1,0 +1,552 @@
+"""One IRC connection: asyncio protocol, registration, CAP/SASL, reconnects, flood-safe sending.
+
+This is a small protocol over :mod:`bridges.irc.lines` rather than the ``irc`` package's
+``AioConnection``: every byte written goes through :func:`build_line` (the ``irc`` package
+checks only for LF, not CR or NUL), writes are paced by a token bucket and survive reconnects,
+and per connection it keeps a fraction of the state (see the README for the measurement).
+
+The connection knows nothing about Matrix. It hands every parsed line to ``on_line`` and
+calls ``on_registered`` / ``on_disconnected`` hooks; :class:`~bridges.irc.puppet.IRCClient`
+builds the bridge on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import logging
+import random
+import ssl
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ServerConfig
+from .lines import LineError, Message, ParseError, build_line, parse_line
+from .names import InvalidNameError, casefold, nick_variants, sanitize_nick
+
+log = logging.getLogger("bridgekit.irc.client")
+
+#: Capabilities used when the server offers them.
+WANTED_CAPS = (
+    "server-time",
+    "message-tags",
+    "echo-message",
+    "multi-prefix",
+    "draft/chathistory",
+    "batch",
+    "account-tag",
+    "cap-notify",
+)
+KEEPALIVE = 90.0  # seconds of silence before we PING the server
+KEEPALIVE_GRACE = 60.0  # seconds to answer it
+REGISTER_TIMEOUT = 60.0
+_MAX_BUFFER = 1 << 20
+
+
+class TokenBucket:
+    """``rate`` lines per second with bursts of ``burst`` lines."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def wait_time(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+@dataclass(eq=False)
+class SendItem:
+    """Lines that belong together (one Matrix message), written in order."""
+
+    lines: list[bytes]
+    done: asyncio.Future[None]
+    #: Awaited right before the first line is written (a durable "sent" marker).
+    before_write: Callable[[], Awaitable[None]] | None = None
+    sent: int = 0
+
+
+@dataclass
+class ISupport:
+    casemapping: str = "rfc1459"
+    chantypes: str = "#&"
+    prefix_modes: str = "ov"
+    prefix_chars: str = "@+"
+    nicklen: int = 30
+    channellen: int = 64
+    network: str = ""
+    chanmodes: str = "b,k,l,imnpst"
+
+    def load(self, tokens: list[str]) -> None:
+        for token in tokens:
+            key, _, value = token.partition("=")
+            key = key.upper()
+            if key == "CHANMODES":
+                self.chanmodes = sys.intern(value)
+            if key == "CASEMAPPING" and value.lower() in ("ascii", "rfc1459", "strict-rfc1459"):
+                self.casemapping = value.lower()
+            elif key == "CHANTYPES" and value:
+                self.chantypes = value
+            elif key == "PREFIX" and value.startswith("(") and ")" in value:
+                modes, _, chars = value[1:].partition(")")
+                if len(modes) == len(chars):
+                    self.prefix_modes, self.prefix_chars = modes, chars
+            elif key == "NICKLEN" and value.isdigit():
+                self.nicklen = max(1, int(value))
+            elif key == "CHANNELLEN" and value.isdigit():
+                self.channellen = max(1, int(value))
+            elif key == "NETWORK":
+                self.network = value
+
+
+class _Protocol(asyncio.Protocol):
+    __slots__ = ("conn", "buffer", "transport")
+
+    def __init__(self, conn: IRCConnection) -> None:
+        self.conn = conn
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        conn = self.conn
+        conn.last_rx = time.monotonic()
+        while True:
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                break
+            raw = bytes(self.buffer[:end])
+            del self.buffer[: end + 1]
+            if not raw.strip():
+                continue
+            try:
+                msg = parse_line(raw)
+            except ParseError as e:
+                log.debug("Unparsable line from %s: %s", conn.server.name, e)
+                continue
+            try:
+                conn.handle_line(msg)
+            except Exception:
+                log.exception("Error handling %r", raw[:200])
+        if len(self.buffer) > _MAX_BUFFER:
+            log.warning("Line too long from %s; dropping the connection", conn.server.name)
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(self, exc)
+
+
+class IRCConnection:
+    """A self-healing connection to one server for one nick."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        nick: str,
+        *,
+        on_line: Callable[[Message], None],
+        on_registered: Callable[[], None],
+        on_state: Callable[[str, str], None],
+        semaphore: asyncio.Semaphore,
+        password: str | None = None,
+        sasl: tuple[str, str] | None = None,
+        realname: str | None = None,
+        label: str = "",
+    ) -> None:
+        self.server = server
+        self.wanted_nick = nick
+        self.nick = nick
+        self.user: str | None = None
+        self.host: str | None = None
+        self.on_line = on_line
+        self.on_registered = on_registered
+        self.on_state = on_state
+        self.semaphore = semaphore
+        self.password = password
+        self.sasl = sasl
+        self.realname = realname or server.realname
+        self.label = label or nick
+        self.isupport = ISupport()
+        self.caps: set[str] = set()
+        self._offered: dict[str, str] = {}
+        self.registered = False
+        self.ready = asyncio.Event()
+        self.last_rx = time.monotonic()
+        self.bucket = TokenBucket(server.send_rate, server.burst)
+        self.queue: deque[SendItem] = deque()
+        self._wake = asyncio.Event()
+        self._proto: _Protocol | None = None
+        self._lost: asyncio.Event = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._variants: Any = None
+        self._stopping = False
+        self.idle = False
+        self.sasl_failed = False
+        self.attempt = 0
+        #: Lines written before registration completes (JOINs queued by the owner...).
+        self.on_ready_lines: Callable[[], list[bytes]] = lambda: []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._proto is not None and self._proto.transport is not None
+
+    def start(self) -> None:
+        self._stopping = False
+        self.idle = False
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name=f"irc-{self.label}")
+        self._wake.set()
+
+    async def stop(self, message: str = "Bridge shutting down") -> None:
+        self._stopping = True
+        self._wake.set()
+        self._close(message)
+        for task in (self._runner, self._pump):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._runner = self._pump = None
+        # Whoever waits for these lines is cancelled, not failed: the runtime keeps the
+        # Matrix event pending and sends it again after the restart.
+        for item in self.queue:
+            if not item.done.done():
+                item.done.cancel()
+        self.queue.clear()
+
+    def go_idle(self, message: str = "Idle") -> None:
+        """Disconnect until something is queued again."""
+        self.idle = True
+        self._wake.clear()
+        self._close(message)
+
+    def reconnect(self, message: str = "Reconnecting") -> None:
+        self.idle = False
+        self.attempt = 0
+        self._close(message)
+        self._wake.set()
+        self.start()
+
+    def _close(self, message: str) -> None:
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            with contextlib.suppress(Exception):
+                proto.transport.write(build_line("QUIT", message))
+            proto.transport.close()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            if self.idle:
+                await self._wake.wait()
+                if self._stopping:
+                    return
+                self.idle = False
+            try:
+                async with self.semaphore:
+                    await self._connect_and_register()
+                self.attempt = 0
+                await self._lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.info("%s: connection to %s failed: %s", self.label, self.server.name, e)
+                self._close("Registration failed")
+            self._proto = None
+            self.registered = False
+            self.ready.clear()
+            if self._stopping:
+                return
+            if self.idle:
+                self.on_state("idle", "")
+                continue
+            self.attempt += 1
+            delay = self.backoff_delay()
+            self.on_state("disconnected", f"reconnecting in {delay:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._forced_wake(), delay)
+
+    async def _forced_wake(self) -> None:
+        # `reconnect()` sets _wake while we sleep off a backoff: try again at once.
+        self._wake.clear()
+        await self._wake.wait()
+
+    def backoff_delay(self) -> float:
+        """Exponential backoff with full jitter around the nominal delay."""
+        lo, hi = self.server.reconnect_min_delay, self.server.reconnect_max_delay
+        nominal = min(hi, lo * (2 ** max(0, self.attempt - 1)))
+        return nominal * random.uniform(0.5, 1.5)
+
+    async def _connect_and_register(self) -> None:
+        self.on_state("connecting", "")
+        self._lost = asyncio.Event()
+        self.caps.clear()
+        self._offered.clear()
+        self.isupport = ISupport()
+        self.registered = False
+        self.sasl_failed = False
+        self._variants = None
+        self.nick = self.wanted_nick
+        loop = asyncio.get_running_loop()
+        ctx: ssl.SSLContext | None = None
+        if self.server.tls:
+            ctx = ssl.create_default_context()
+            if not self.server.tls_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        proto = _Protocol(self)
+        self._proto = proto
+        await asyncio.wait_for(
+            loop.create_connection(lambda: proto, self.server.host, self.server.port, ssl=ctx), 30
+        )
+        self.last_rx = time.monotonic()
+        self.write(build_line("CAP", "LS", "302"))
+        if self.password:
+            self.write(build_line("PASS", self.password))
+        self.write(build_line("NICK", self.nick))
+        self.write(build_line("USER", self.server.username, "0", "*", self.realname))
+        waiter = asyncio.ensure_future(self.ready.wait())
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait(
+                {waiter, lost}, timeout=REGISTER_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+            lost.cancel()
+        if not self.ready.is_set():
+            raise ConnectionError("registration did not complete")
+        self._schedule_keepalive()
+
+    def connection_lost(self, proto: _Protocol, exc: Exception | None) -> None:
+        if proto is not self._proto:
+            return
+        log.info("%s: disconnected from %s (%s)", self.label, self.server.name, exc or "closed")
+        proto.transport = None
+        self.registered = False
+        self.ready.clear()
+        self._lost.set()
+
+    def _schedule_keepalive(self) -> None:
+        loop = asyncio.get_running_loop()
+        proto = self._proto
+
+        def check() -> None:
+            if proto is not self._proto or proto is None or proto.transport is None:
+                return
+            silent = time.monotonic() - self.last_rx
+            if silent > KEEPALIVE + KEEPALIVE_GRACE:
+                log.info("%s: ping timeout", self.label)
+                proto.transport.close()
+                return
+            if silent > KEEPALIVE:
+                self.write(build_line("PING", "bridgekit"))
+            loop.call_later(KEEPALIVE / 3, check)
+
+        loop.call_later(KEEPALIVE / 3, check)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, line: bytes) -> bool:
+        """Write a line now (protocol replies, registration). False if not connected."""
+        proto = self._proto
+        if proto is None or proto.transport is None:
+            return False
+        proto.transport.write(line)
+        return True
+
+    def send(
+        self, *lines: bytes, before_write: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Future[None]:
+        """Queue lines for the flood-paced writer; the future resolves once all are written.
+
+        Lines wait for the connection (through reconnects) rather than being dropped.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.append(SendItem(list(lines), done, before_write))
+        if self.idle:
+            self.idle = False
+            self.start()
+        self._wake.set()
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run_pump(), name=f"irc-send-{self.label}")
+        return done
+
+    async def _run_pump(self) -> None:
+        while self.queue:
+            item = self.queue[0]
+            if item.done.done():  # cancelled by its sender
+                self.queue.popleft()
+                continue
+            if not self.ready.is_set():
+                await self.ready.wait()
+                continue
+            delay = self.bucket.wait_time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if item.sent == 0 and item.before_write is not None:
+                try:
+                    await item.before_write()
+                except Exception as e:
+                    self.queue.popleft()
+                    item.done.set_exception(e)
+                    continue
+                if not self.ready.is_set():
+                    continue
+            # No await between the marker above and the write below.
+            if not self.write(item.lines[item.sent]):
+                continue
+            self.bucket.take()
+            item.sent += 1
+            if item.sent >= len(item.lines):
+                self.queue.popleft()
+                if not item.done.done():
+                    item.done.set_result(None)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def fold(self, name: str) -> str:
+        return casefold(name, self.isupport.casemapping)
+
+    def is_me(self, nick: str | None) -> bool:
+        return nick is not None and self.fold(nick) == self.fold(self.nick)
+
+    def handle_line(self, msg: Message) -> None:
+        cmd = msg.command
+        if cmd == "PING":
+            self.write(build_line("PONG", *msg.params[:1]))
+            return
+        if cmd == "CAP":
+            self._on_cap(msg)
+        elif cmd == "AUTHENTICATE":
+            self._on_authenticate(msg)
+        elif cmd in ("903", "907"):
+            self._cap_end()
+        elif cmd in ("902", "904", "905", "906", "908"):
+            if cmd != "908":
+                self.sasl_failed = True
+                log.warning("%s: SASL failed on %s: %s", self.label, self.server.name, msg.params)
+                self._cap_end()
+        elif cmd == "001":
+            self.nick = msg.param(0) or self.nick
+            self.registered = True
+        elif cmd == "005":
+            self.isupport.load(msg.params[1:-1])
+        elif cmd in ("376", "422"):  # end of MOTD / no MOTD: registration finished
+            self._on_welcome_done()
+        elif cmd in ("432", "433", "436", "437") and not self.registered:
+            self._next_nick(cmd)
+        elif cmd == "NICK" and self.is_me(msg.nick):
+            self.nick = msg.param(0) or self.nick
+        elif cmd == "JOIN" and self.is_me(msg.nick):
+            self.user, self.host = msg.user, msg.host
+        elif cmd == "396" and len(msg.params) >= 2:  # RPL_VISIBLEHOST
+            self.host = msg.params[1]
+        elif cmd == "ERROR":
+            log.info("%s: server said ERROR %s", self.label, msg.params)
+        self.on_line(msg)
+
+    def _on_welcome_done(self) -> None:
+        if self.ready.is_set():
+            return
+        self._offered = {}  # only needed during negotiation: 10,000 connections add up
+        for line in self.on_ready_lines():
+            self.write(line)
+        self.ready.set()
+        self.on_state("connected", "")
+        self.on_registered()
+
+    def _next_nick(self, code: str) -> None:
+        if self._variants is None:
+            base = self.wanted_nick
+            try:
+                if code == "432":
+                    base = sanitize_nick(base, self.isupport.nicklen)
+                first = [base] if base != self.nick else []
+                self._variants = itertools.chain(first, nick_variants(base, self.isupport.nicklen))
+            except InvalidNameError:
+                self._variants = nick_variants("matrixuser", self.isupport.nicklen)
+        try:
+            self.nick = next(self._variants)
+        except StopIteration:
+            self._close("No usable nick")
+            return
+        self.write(build_line("NICK", self.nick))
+
+    def _on_cap(self, msg: Message) -> None:
+        sub = (msg.param(1) or "").upper()
+        if sub in ("LS", "NEW"):
+            more = msg.param(2) == "*" and len(msg.params) > 3
+            for token in (msg.trailing or "").split():
+                name, _, value = token.partition("=")
+                self._offered[name] = value
+            if more:
+                return
+            wanted = [c for c in WANTED_CAPS if c in self._offered and c not in self.caps]
+            if self.sasl and "sasl" in self._offered and sub == "LS":
+                mechs = self._offered["sasl"]
+                if not mechs or "PLAIN" in mechs.upper().split(","):
+                    wanted.append("sasl")
+            if wanted:
+                self.write(build_line("CAP", "REQ", " ".join(wanted)))
+            elif sub == "LS":
+                self._cap_end()
+        elif sub == "ACK":
+            acked = {c.lstrip("-=~") for c in (msg.trailing or "").split() if not c.startswith("-")}
+            self.caps |= acked
+            if "sasl" in acked and self.sasl and not self.registered:
+                self.write(build_line("AUTHENTICATE", "PLAIN"))
+            elif not self.registered:
+                self._cap_end()
+        elif sub == "NAK":
+            if not self.registered:
+                self._cap_end()
+        elif sub == "DEL":
+            for c in (msg.trailing or "").split():
+                self.caps.discard(c)
+
+    def _on_authenticate(self, msg: Message) -> None:
+        if msg.param(0) != "+" or not self.sasl:
+            return
+        account, password = self.sasl
+        payload = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
+        for i in range(0, len(payload), 400):
+            self.write(build_line("AUTHENTICATE", payload[i : i + 400]))
+        if len(payload) % 400 == 0:
+            self.write(build_line("AUTHENTICATE", "+"))
+
+    def _cap_end(self) -> None:
+        if not self.registered:
+            self.write(build_line("CAP", "END"))
+
+    def send_raw_safe(self, command: str, *params: str) -> bool:
+        """Build and write one line now; False if it cannot be built safely or sent."""
+        try:
+            line = build_line(command, *params)
+        except LineError as e:
+            log.warning("%s: refused to send %s: %s", self.label, command, e)
+            return False
+        return self.write(line)

@@ -1,0 +1,273 @@
+"""The ``networks.irc`` config section: one entry per IRC server, every key validated.
+
+Example::
+
+    networks:
+      irc:
+        servers:
+          libera:
+            host: irc.libera.chat
+            port: 6697
+            tls: true
+            sasl_username: mybot        # or `password:` for a server password
+            sasl_password: secret
+            nick_template: "{displayname}[m]"
+            send_rate: 1.0              # lines per second once the burst is used
+            burst: 5
+            line_limit: 3               # more lines than this become one pastebin link
+            mode_power_levels: {o: 50, v: 1}
+            relay_only: false
+            idle_timeout: 172800
+            reconnect: {concurrency: 10, min_delay: 2, max_delay: 300}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .names import InvalidNameError, validate_channel
+
+#: Server names appear in ghost localparts, aliases and portal keys: keep them plain.
+SERVER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,31}$")
+DEFAULT_GHOST_TEMPLATE = "_irc_{server}_{nick}"
+DEFAULT_ALIAS_TEMPLATE = "_irc_{server}_{channel}"
+DEFAULT_NICK_TEMPLATE = "{displayname}[m]"
+DEFAULT_EDIT_FORMAT = "* {diff}"
+_LOCALPART_TEXT_RE = re.compile(r"^[a-z0-9._=/-]*$")
+
+_SERVER_KEYS = {
+    "host",
+    "port",
+    "tls",
+    "tls_verify",
+    "password",
+    "sasl_username",
+    "sasl_password",
+    "ghost_template",
+    "alias_template",
+    "nick_template",
+    "max_connections",
+    "idle_timeout",
+    "line_limit",
+    "paste_fallback",
+    "send_rate",
+    "burst",
+    "mode_power_levels",
+    "relay_only",
+    "relay_nick",
+    "edit_format",
+    "reconnect",
+    "netsplit_debounce",
+    "names_drip_delay",
+    "channels",
+    "realname",
+    "username",
+}
+_RECONNECT_KEYS = {"concurrency", "min_delay", "max_delay"}
+
+
+@dataclass
+class ServerConfig:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 6667
+    tls: bool = False
+    tls_verify: bool = True
+    password: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ghost_template: str = DEFAULT_GHOST_TEMPLATE
+    alias_template: str = DEFAULT_ALIAS_TEMPLATE
+    nick_template: str = DEFAULT_NICK_TEMPLATE
+    max_connections: int = 10_000
+    idle_timeout: float = 172_800.0  # two days, like matrix-appservice-irc
+    line_limit: int = 3
+    paste_fallback: bool = True
+    send_rate: float = 1.0
+    burst: int = 5
+    mode_power_levels: dict[str, int] = field(default_factory=lambda: {"o": 50, "v": 1})
+    relay_only: bool = False
+    relay_nick: str = "MatrixRelay"
+    edit_format: str = DEFAULT_EDIT_FORMAT
+    reconnect_concurrency: int = 10
+    reconnect_min_delay: float = 2.0
+    reconnect_max_delay: float = 300.0
+    netsplit_debounce: float = 30.0
+    names_drip_delay: float = 0.0
+    realname: str = "Matrix user (bridgekit)"
+    username: str = "matrix"
+
+    def ghost_localpart_template(self) -> str:
+        return self.ghost_template.replace("{server}", self.name)
+
+    def alias_localpart_template(self) -> str:
+        return self.alias_template.replace("{server}", self.name)
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_template(
+    key: str, value: Any, placeholder: str, problems: list[tuple[str, str]]
+) -> None:
+    if not isinstance(value, str) or placeholder not in value:
+        problems.append((key, f"must be a string containing {placeholder}"))
+        return
+    fixed = re.sub(r"\{\w+\}", "", value)
+    if not _LOCALPART_TEXT_RE.match(fixed):
+        problems.append((key, "may only contain a-z 0-9 . _ = - / besides placeholders"))
+    unknown = set(re.findall(r"\{(\w+)\}", value)) - {"server", placeholder.strip("{}")}
+    if unknown:
+        problems.append((key, f"unknown placeholder(s): {', '.join(sorted(unknown))}"))
+    if value.endswith(placeholder) is False:
+        problems.append((key, f"must end with {placeholder} so ids stay reversible"))
+
+
+def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem in the ``networks.irc`` section as ``(key, why)`` pairs."""
+    problems: list[tuple[str, str]] = []
+    for key in config:
+        if key not in ("enabled", "servers"):
+            problems.append((str(key), "unknown key (expected enabled, servers)"))
+    servers = config.get("servers")
+    if servers is None:
+        return problems
+    if not isinstance(servers, Mapping):
+        return [*problems, ("servers", "must map server names to their settings")]
+    for name, section in servers.items():
+        base = f"servers.{name}"
+        if not isinstance(name, str) or not SERVER_NAME_RE.match(name):
+            problems.append((base, "server name must be lowercase a-z 0-9 . - (no _), max 32"))
+        if not isinstance(section, Mapping):
+            problems.append((base, "must be a mapping with at least host"))
+            continue
+        for key in section:
+            if key not in _SERVER_KEYS:
+                problems.append((f"{base}.{key}", "unknown key"))
+        host = section.get("host")
+        if not isinstance(host, str) or not host or any(c in host for c in " \r\n\0/"):
+            problems.append((f"{base}.host", "is required: a host name or address"))
+        port = section.get("port", 6667)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            problems.append((f"{base}.port", f"must be a port number, got {port!r}"))
+        for key in ("tls", "tls_verify", "relay_only", "paste_fallback"):
+            if key in section and not isinstance(section[key], bool):
+                problems.append((f"{base}.{key}", "must be true or false"))
+        for key in (
+            "password",
+            "sasl_username",
+            "sasl_password",
+            "relay_nick",
+            "realname",
+            "username",
+        ):
+            value = section.get(key)
+            if value is not None and (
+                not isinstance(value, str) or any(c in value for c in "\r\n\0")
+            ):
+                problems.append((f"{base}.{key}", "must be a single-line string"))
+        if bool(section.get("sasl_username")) != bool(section.get("sasl_password")):
+            problems.append(
+                (f"{base}.sasl_password", "sasl_username and sasl_password go together")
+            )
+        if "ghost_template" in section:
+            _check_template(f"{base}.ghost_template", section["ghost_template"], "{nick}", problems)
+        if "alias_template" in section:
+            _check_template(
+                f"{base}.alias_template", section["alias_template"], "{channel}", problems
+            )
+        nick_tpl = section.get("nick_template", DEFAULT_NICK_TEMPLATE)
+        if not isinstance(nick_tpl, str) or not re.search(r"\{(displayname|localpart)\}", nick_tpl):
+            problems.append((f"{base}.nick_template", "must contain {displayname} or {localpart}"))
+        elif set(re.findall(r"\{(\w*)\}", nick_tpl)) - {"displayname", "localpart"}:
+            problems.append((f"{base}.nick_template", "placeholders: {displayname}, {localpart}"))
+        for key, minimum in (("max_connections", 1), ("line_limit", 1), ("burst", 1)):
+            value = section.get(key)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < minimum
+            ):
+                problems.append((f"{base}.{key}", f"must be an integer >= {minimum}"))
+        for key in ("idle_timeout", "netsplit_debounce", "names_drip_delay"):
+            value = section.get(key)
+            if value is not None and (not _num(value) or value < 0):
+                problems.append((f"{base}.{key}", "must be a number of seconds >= 0 (0 = off)"))
+        rate = section.get("send_rate")
+        if rate is not None and (not _num(rate) or rate <= 0):
+            problems.append((f"{base}.send_rate", "must be a number of lines per second > 0"))
+        modes = section.get("mode_power_levels")
+        if modes is not None:
+            if not isinstance(modes, Mapping):
+                problems.append((f"{base}.mode_power_levels", "must map mode letters to levels"))
+            else:
+                for mode, level in modes.items():
+                    if not (isinstance(mode, str) and len(mode) == 1 and mode.isalpha()):
+                        problems.append((f"{base}.mode_power_levels.{mode}", "must be one letter"))
+                    if (
+                        not isinstance(level, int)
+                        or isinstance(level, bool)
+                        or not 0 <= level <= 99
+                    ):
+                        problems.append(
+                            (f"{base}.mode_power_levels.{mode}", "level must be an integer 0-99")
+                        )
+        edit = section.get("edit_format")
+        if edit and (
+            not isinstance(edit, str)
+            or not re.search(r"\{(diff|text)\}", edit)
+            or set(re.findall(r"\{(\w*)\}", edit)) - {"diff", "text"}
+        ):
+            problems.append(
+                (
+                    f"{base}.edit_format",
+                    "must contain {diff} or {text} (and no other"
+                    " placeholder), or be empty to drop edits",
+                )
+            )
+        reconnect = section.get("reconnect")
+        if reconnect is not None:
+            if not isinstance(reconnect, Mapping):
+                problems.append((f"{base}.reconnect", "must be a mapping"))
+            else:
+                for key, value in reconnect.items():
+                    if key not in _RECONNECT_KEYS:
+                        problems.append((f"{base}.reconnect.{key}", "unknown key"))
+                    elif not _num(value) or value <= 0:
+                        problems.append((f"{base}.reconnect.{key}", "must be a number > 0"))
+                if (
+                    _num(reconnect.get("min_delay"))
+                    and _num(reconnect.get("max_delay"))
+                    and reconnect["min_delay"] > reconnect["max_delay"]
+                ):
+                    problems.append((f"{base}.reconnect.min_delay", "must be <= max_delay"))
+        channels = section.get("channels")
+        if channels is not None:
+            if not isinstance(channels, list):
+                problems.append((f"{base}.channels", "must be a list of channel names"))
+            else:
+                for chan in channels:
+                    try:
+                        validate_channel(chan if isinstance(chan, str) else "")
+                    except InvalidNameError as e:
+                        problems.append((f"{base}.channels", str(e)))
+    return problems
+
+
+def parse(config: Mapping[str, Any]) -> dict[str, ServerConfig]:
+    """Server configs with defaults filled in (assumes :func:`validate` passed)."""
+    out: dict[str, ServerConfig] = {}
+    for name, section in (config.get("servers") or {}).items():
+        section = dict(section or {})
+        reconnect = dict(section.pop("reconnect", None) or {})
+        section.pop("channels", None)
+        sc = ServerConfig(name=name, **{k: v for k, v in section.items() if k in _SERVER_KEYS})
+        if "mode_power_levels" in section:
+            sc.mode_power_levels = dict(section["mode_power_levels"])
+        sc.reconnect_concurrency = int(reconnect.get("concurrency", sc.reconnect_concurrency))
+        sc.reconnect_min_delay = float(reconnect.get("min_delay", sc.reconnect_min_delay))
+        sc.reconnect_max_delay = float(reconnect.get("max_delay", sc.reconnect_max_delay))
+        out[name] = sc
+    return out

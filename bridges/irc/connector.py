@@ -1,0 +1,340 @@
+"""The IRC connector: config, ids, aliases, automatic per-user connections, commands.
+
+Ids (``server`` is the config's name for an IRC server, names are case-folded the way the
+server folds them, so ``Bob`` and ``bob`` are one user and ``#Chan`` and ``#chan`` one room):
+
+* ghost of IRC user ``Bob``: remote id ``local/bob`` -> ``@_irc_local_bob:domain``, display
+  name ``Bob`` (as typed);
+* channel portal: ``PortalKey("local/#chan")``, alias ``#_irc_local_=23chan:domain``;
+* private messages: ``PortalKey("local/bob", receiver=<login id>)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bridgekit.connector import (
+    AliasResolver,
+    AutoLogin,
+    BridgeAPI,
+    LoginFlow,
+    LoginInfo,
+    LoginProcess,
+    NetworkClient,
+    NetworkConnector,
+    ThirdPartyHandler,
+)
+from bridgekit.events import PortalKey
+from bridgekit.ids import localpart_of, template_regex
+
+from . import config as irc_config
+from .config import DEFAULT_ALIAS_TEMPLATE, DEFAULT_GHOST_TEMPLATE, ServerConfig
+from .crypto import SecretBox, SecretError
+from .names import (
+    InvalidNameError,
+    casefold,
+    escape_localpart,
+    sanitize_nick,
+    unescape_localpart,
+    validate_channel,
+)
+
+if TYPE_CHECKING:
+    from bridgekit.commands import Command
+
+    from .puppet import IRCClient
+
+log = logging.getLogger("bridgekit.irc")
+
+
+class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler):
+    name: ClassVar[str] = "irc"
+    display_name: ClassVar[str] = "IRC"
+    ghost_template: ClassVar[str] = DEFAULT_GHOST_TEMPLATE
+    alias_template: ClassVar[str | None] = DEFAULT_ALIAS_TEMPLATE
+
+    def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
+        super().__init__(bridge, config)
+        self.servers: dict[str, ServerConfig] = irc_config.parse(config)
+        self.clients: dict[str, IRCClient] = {}
+        self._puppets: dict[tuple[str, str], IRCClient] = {}
+        self._listeners: dict[tuple[str, str], list[str]] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._ghost_res = [
+            (name, template_regex(sc.ghost_localpart_template()))
+            for name, sc in self.servers.items()
+        ]
+        self._alias_res = [
+            (name, template_regex(sc.alias_localpart_template()))
+            for name, sc in self.servers.items()
+        ]
+        try:
+            self.secrets: SecretBox | None = SecretBox(bridge.secret_key("irc-passwords"))
+        except (NotImplementedError, AttributeError):
+            self.secrets = None
+
+    # -- config and ids ----------------------------------------------------------------------
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return irc_config.validate(config)
+
+    @classmethod
+    def namespace_templates(cls, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        try:
+            servers = irc_config.parse(config) if not irc_config.validate(config) else {}
+        except (TypeError, ValueError):
+            servers = {}
+        if not servers:
+            # Any server: what the registration covers before servers are configured.
+            return [DEFAULT_GHOST_TEMPLATE], [DEFAULT_ALIAS_TEMPLATE]
+        ghosts = sorted({sc.ghost_localpart_template() for sc in servers.values()})
+        aliases = sorted({sc.alias_localpart_template() for sc in servers.values()})
+        return ghosts, aliases
+
+    def fold(self, name: str, server: str | None = None) -> str:
+        return casefold(name)
+
+    def ghost_localpart(self, remote_user_id: str) -> str:
+        server, _, nick = remote_user_id.partition("/")
+        sc = self.servers.get(server)
+        template = (
+            sc.ghost_localpart_template()
+            if sc
+            else DEFAULT_GHOST_TEMPLATE.replace("{server}", server)
+        )
+        return template.replace("{nick}", escape_localpart(nick))
+
+    def ghost_remote_id(self, localpart: str) -> str | None:
+        for server, regex in self._ghost_res:
+            m = regex.match(localpart)
+            if not m:
+                continue
+            try:
+                nick = unescape_localpart(m.group("nick"))
+            except InvalidNameError:
+                continue
+            if nick and self.fold(nick) == nick:  # only the canonical (folded) spelling
+                return f"{server}/{nick}"
+        return None
+
+    async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
+        for server, regex in self._alias_res:
+            m = regex.match(alias_localpart)
+            if not m:
+                continue
+            try:
+                channel = validate_channel(unescape_localpart(m.group("channel")))
+            except InvalidNameError:
+                continue
+            if self.fold(channel) != channel:
+                continue  # one alias per channel: the folded spelling
+            return PortalKey(f"{server}/{channel}"), None
+        return None
+
+    def alias_for(self, server: str, channel: str) -> str:
+        sc = self.servers[server]
+        local = sc.alias_localpart_template().replace(
+            "{channel}", escape_localpart(self.fold(channel))
+        )
+        return f"#{local}:{self.bridge.domain}"
+
+    # -- registries shared by the connections --------------------------------------------------
+
+    def semaphore(self, server: str) -> asyncio.Semaphore:
+        sem = self._semaphores.get(server)
+        if sem is None:
+            sem = asyncio.Semaphore(self.servers[server].reconnect_concurrency)
+            self._semaphores[server] = sem
+        return sem
+
+    def set_puppet_nick(self, client: IRCClient, old: str | None, new: str | None) -> None:
+        if old is not None:
+            key = (client.server_name, self.fold(old))
+            if self._puppets.get(key) is client:
+                del self._puppets[key]
+        if new is not None:
+            self._puppets[(client.server_name, self.fold(new))] = client
+
+    def puppet_for(self, server: str, folded_nick: str) -> IRCClient | None:
+        return self._puppets.get((server, folded_nick))
+
+    def puppet_by_remote_id(self, remote_id: str) -> IRCClient | None:
+        server, _, folded = remote_id.partition("/")
+        found = self._puppets.get((server, folded))
+        if found is not None:
+            return found
+        for client in self.clients.values():
+            if client.login.remote_id == remote_id:
+                return client
+        return None
+
+    def puppet_of_user(self, server: str, mxid: str) -> IRCClient | None:
+        for client in self.clients.values():
+            if client.server_name == server and client.login.user_mxid == mxid and not client.relay:
+                return client
+        return None
+
+    def add_listener(self, client: IRCClient, folded_channel: str) -> None:
+        lst = self._listeners.setdefault((client.server_name, folded_channel), [])
+        if client.login.id not in lst:
+            lst.append(client.login.id)
+
+    def remove_listener(self, client: IRCClient, folded_channel: str) -> None:
+        key = (client.server_name, folded_channel)
+        lst = self._listeners.get(key)
+        if lst and client.login.id in lst:
+            lst.remove(client.login.id)
+            if not lst:
+                del self._listeners[key]
+
+    def is_listener(self, client: IRCClient, folded_channel: str) -> bool:
+        lst = self._listeners.get((client.server_name, folded_channel))
+        return bool(lst) and lst[0] == client.login.id
+
+    # -- passwords (irc storepass) -------------------------------------------------------------
+
+    async def store_password(self, login_id: str, password: str | None) -> None:
+        if self.secrets is None:
+            raise RuntimeError("this bridge runtime cannot derive an encryption key")
+        value = self.secrets.encrypt(password, context=login_id) if password else None
+        await self.bridge.set_kv(f"irc:pass:{login_id}", value)
+
+    async def load_password(self, login_id: str) -> str | None:
+        token = await self.bridge.get_kv(f"irc:pass:{login_id}")
+        if not token or self.secrets is None:
+            return None
+        try:
+            return self.secrets.decrypt(token, context=login_id)
+        except SecretError:
+            log.warning("Stored password of %s cannot be decrypted (as_token changed?)", login_id)
+            return None
+
+    # -- logins --------------------------------------------------------------------------------
+
+    def login_id_for(self, server: str, user_mxid: str) -> str:
+        digest = hashlib.sha256(f"{server}\0{user_mxid}".encode()).hexdigest()[:16]
+        return f"irc-{server}-{digest}"
+
+    async def nick_for(self, server: str, user_mxid: str) -> str:
+        sc = self.servers[server]
+        localpart = localpart_of(user_mxid)
+        displayname = None
+        lookup = getattr(self.bridge, "matrix_displayname", None)
+        if lookup is not None:
+            try:
+                displayname = await lookup(user_mxid)
+            except Exception:
+                log.debug("No display name for %s", user_mxid)
+        wanted = sc.nick_template.replace("{displayname}", displayname or localpart).replace(
+            "{localpart}", localpart
+        )
+        return sanitize_nick(wanted)
+
+    async def make_login(self, user_mxid: str, server: str, nick: str | None = None) -> LoginInfo:
+        nick = nick or await self.nick_for(server, user_mxid)
+        return LoginInfo(
+            id=self.login_id_for(server, user_mxid),
+            user_mxid=user_mxid,
+            network=self.name,
+            remote_id=f"{server}/{self.fold(nick)}",
+            remote_name=nick,
+            metadata={"server": server},
+        )
+
+    async def auto_login(self, user_mxid: str, portal: PortalKey) -> LoginInfo | None:
+        server = portal.id.partition("/")[0]
+        sc = self.servers.get(server)
+        if sc is None or sc.relay_only:
+            return None
+        if any(
+            c.server_name == server and c.login.user_mxid == user_mxid
+            for c in self.clients.values()
+        ):
+            return None
+        if sum(1 for c in self.clients.values() if c.server_name == server) >= sc.max_connections:
+            log.warning("%s: max_connections reached; %s gets no connection", server, user_mxid)
+            return None
+        return await self.make_login(user_mxid, server)
+
+    def login_flows(self) -> list[LoginFlow]:
+        return [LoginFlow("nick", "Nick", "Connect to an IRC server with a nick of your choice")]
+
+    async def create_login(self, user_mxid: str, flow_id: str) -> LoginProcess:
+        from .commands import IRCLogin
+
+        return IRCLogin(self, user_mxid)
+
+    async def load_login(self, login: LoginInfo) -> NetworkClient:
+        from .puppet import IRCClient
+
+        server = str(login.metadata.get("server") or login.remote_id.partition("/")[0])
+        if server not in self.servers:
+            raise ValueError(f"IRC server {server!r} is not in the config any more")
+        client = IRCClient(self, login)
+        old = self.clients.get(login.id)
+        if old is not None and old is not client:
+            await old.disconnect()
+        self.clients[login.id] = client
+        return client
+
+    async def logout(self, login: LoginInfo) -> None:
+        client = self.clients.pop(login.id, None)
+        if client is not None:
+            await client.disconnect()
+        for what in ("pass", "channels", "nick"):
+            await self.bridge.set_kv(f"irc:{what}:{login.id}", None)
+
+    async def stop(self) -> None:
+        for client in list(self.clients.values()):
+            await client.disconnect()
+
+    def commands(self) -> list[Command]:
+        from .commands import irc_commands
+
+        return irc_commands(self)
+
+    # -- third-party lookups -------------------------------------------------------------------
+
+    def protocol_info(self) -> dict[str, Any]:
+        return {
+            "user_fields": ["server", "nick"],
+            "location_fields": ["server", "channel"],
+            "icon": "",
+            "field_types": {
+                "server": {"regexp": r"[a-z0-9.\-]+", "placeholder": "libera"},
+                "nick": {"regexp": r"[^\s#&]+", "placeholder": "alice"},
+                "channel": {"regexp": r"[#&][^\s,]+", "placeholder": "#matrix"},
+            },
+            "instances": [
+                {"network_id": name, "desc": sc.host, "fields": {"server": name}}
+                for name, sc in self.servers.items()
+            ],
+        }
+
+    async def lookup_location(self, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        server, channel = fields.get("server", ""), fields.get("channel", "")
+        if server not in self.servers:
+            return []
+        try:
+            validate_channel(channel)
+        except InvalidNameError:
+            return []
+        return [
+            {
+                "alias": self.alias_for(server, channel),
+                "protocol": self.name,
+                "fields": {"server": server, "channel": channel},
+            }
+        ]
+
+    async def lookup_user(self, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        server, nick = fields.get("server", ""), fields.get("nick", "")
+        if server not in self.servers or not nick:
+            return []
+        mxid = f"@{self.ghost_localpart(f'{server}/{self.fold(nick)}')}:{self.bridge.domain}"
+        return [{"userid": mxid, "protocol": self.name, "fields": {"server": server, "nick": nick}}]

@@ -1,0 +1,587 @@
+"""IRC lines -> remote events for the runtime.
+
+Channel events are reported by one connection per channel (the connector's *listener* for it),
+so a channel with ten bridged users does not produce ten copies of every line. Lines from the
+bridge's own puppets are never bridged back (with echo-message they confirm delivery instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bridgekit.events import (
+    ChatInfo,
+    ChatMember,
+    EventSender,
+    MessageContent,
+    RemoteChatInfoChange,
+    RemoteChatResync,
+    RemoteMembership,
+    RemoteMessage,
+    RemoteReaction,
+)
+
+from .formatting import find_nick_mentions, irc_to_html, strip_irc_formatting
+from .lines import Message, build_line
+from .netsplit import is_netsplit_quit
+
+if TYPE_CHECKING:
+    from .puppet import Channel, IRCClient, Member
+
+log = logging.getLogger("bridgekit.irc.handlers")
+
+_TAG_SPLIT_RE = re.compile(r"(<[^>]*>)")
+
+
+def parse_server_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class IncomingMixin:
+    """Mixed into :class:`~bridges.irc.puppet.IRCClient`."""
+
+    def on_line(self: IRCClient, msg: Message) -> None:
+        handler = _HANDLERS.get(msg.command)
+        if handler is not None:
+            handler(self, msg)
+        for matcher, fut in list(self._waiters):
+            if not fut.done():
+                try:
+                    matcher(msg, fut)
+                except Exception as e:  # a broken matcher must not break the connection
+                    fut.set_exception(e)
+        self._waiters = [(m, f) for m, f in self._waiters if not f.done()]
+
+    def wait_for_line(self: IRCClient, matcher: Any, timeout: float = 10) -> Any:
+        """Future resolved by ``matcher(msg, fut)``; used by commands (WHOIS, NICK...)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append((matcher, fut))
+        return asyncio.wait_for(fut, timeout)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def is_listener(self: IRCClient, folded_channel: str) -> bool:
+        return self.connector.is_listener(self, folded_channel)
+
+    def sender_of(self: IRCClient, msg: Message) -> EventSender:
+        nick = msg.nick or ""
+        self.display[self.fold(nick)] = nick
+        return EventSender(self.rid(nick), login_id=self.login.id)
+
+    def is_puppet(self: IRCClient, nick: str | None) -> bool:
+        return (
+            nick is not None
+            and self.connector.puppet_for(self.server_name, self.fold(nick)) is not None
+        )
+
+    def _mention_html(
+        self: IRCClient, body: str, formatted: str | None, nicks: dict[str, str]
+    ) -> tuple[str | None, list[str]]:
+        """Pills for nicks mentioned in the text: (html or None, mentioned ids/mxids)."""
+        if not nicks:
+            return formatted, []
+        source = formatted if formatted is not None else html.escape(body, quote=False)
+        mentioned: list[str] = []
+        parts = _TAG_SPLIT_RE.split(source)
+        changed = False
+        for i, part in enumerate(parts):
+            if not part or part.startswith("<"):
+                continue
+            found = find_nick_mentions(part, nicks.keys(), casemapping=self._casemapping())
+            if not found:
+                continue
+            out, pos = [], 0
+            for start, end, nick in found:
+                target = nicks[nick]
+                mxid = target if target.startswith("@") else self.bridge.ghost_mxid(target)
+                out.append(part[pos:start])
+                out.append(
+                    f'<a href="https://matrix.to/#/{html.escape(mxid)}">{part[start:end]}</a>'
+                )
+                pos = end
+                if target not in mentioned:
+                    mentioned.append(target)
+            out.append(part[pos:])
+            parts[i] = "".join(out)
+            changed = True
+        return ("".join(parts) if changed else formatted), mentioned
+
+    def _casemapping(self: IRCClient) -> str:
+        return self.conn.isupport.casemapping if self.conn else "rfc1459"
+
+    def _known_nicks(self: IRCClient, chan: Channel | None, other: str | None) -> dict[str, str]:
+        """Nick -> remote id (IRC users) or MXID (Matrix users' puppets) for mentions."""
+        nicks: dict[str, str] = {}
+        members = list(chan.members.values()) if chan else []
+        if other:
+            from .puppet import Member
+
+            members.append(Member(other))
+        for m in members:
+            if self.conn is not None and self.conn.is_me(m.nick):
+                nicks[m.nick] = self.login.user_mxid
+                continue
+            puppet = self.connector.puppet_for(self.server_name, self.fold(m.nick))
+            nicks[m.nick] = puppet.login.user_mxid if puppet else self.rid(m.nick)
+        return nicks
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _on_privmsg(self: IRCClient, msg: Message) -> None:
+        if len(msg.params) < 2 or not msg.nick or msg.user is None:
+            return  # server notices and malformed lines
+        target, text = msg.params[0], msg.params[1]
+        if self.conn is not None and self.conn.is_me(msg.nick):
+            self._on_echo(target, text, msg)
+            return
+        if self.is_puppet(msg.nick):
+            return  # another bridged Matrix user: already on Matrix
+        self._bridge_message(msg, target, text)
+
+    def _on_echo(self: IRCClient, target: str, text: str, msg: Message) -> None:
+        waiters = self._echo.get(self.fold(target))
+        if not waiters:
+            return
+        for i, (expected, fut) in enumerate(waiters):
+            if expected == text:
+                del waiters[i]
+                if not fut.done():
+                    fut.set_result(msg.tags.get("msgid"))
+                break
+
+    def _bridge_message(self: IRCClient, msg: Message, target: str, text: str) -> None:
+        if msg.tags.get("batch") in self._history_refs:
+            return  # chathistory replay: fetch_messages collects it
+        event = self.message_event(msg, target, text, live=True)
+        if event is not None:
+            self.emit(event)
+
+    def message_event(
+        self: IRCClient, msg: Message, target: str, text: str, live: bool
+    ) -> RemoteMessage | None:
+        notice = msg.command == "NOTICE"
+        msgtype = "m.notice" if notice else "m.text"
+        if text.startswith("\x01"):
+            ctcp = text.strip("\x01")
+            verb, _, rest = ctcp.partition(" ")
+            if verb.upper() != "ACTION" or notice:
+                return None  # CTCP requests/replies are not chat; we do not answer them either
+            text, msgtype = rest, "m.emote"
+        is_chan = bool(target) and target[0] in self.chantypes
+        if is_chan:
+            folded = self.fold(target)
+            if live and not self.is_listener(folded):
+                return None
+            key = self.chan_key(target)
+            chan = self.channels.get(folded)
+        else:
+            if not self.conn or not self.conn.is_me(target):
+                return None
+            key = self.dm_key(msg.nick or "")
+            chan = None
+        body, formatted = irc_to_html(text)
+        nicks = self._known_nicks(chan, None if is_chan else msg.nick)
+        formatted, mentioned = self._mention_html(body, formatted, nicks)
+        content = MessageContent(body=body, html=formatted, msgtype=msgtype)
+        content.mentions = mentioned
+        reply = msg.tags.get("+draft/reply") or msg.tags.get("+reply")
+        if reply:
+            content.reply_to = reply
+        return RemoteMessage(
+            key,
+            self.sender_of(msg),
+            timestamp=parse_server_time(msg.tags.get("time")),
+            id=msg.tags.get("msgid", ""),
+            content=content,
+        )
+
+    def _on_batch(self: IRCClient, msg: Message) -> None:
+        ref = msg.param(0) or ""
+        if ref.startswith("+") and msg.param(1) in ("chathistory", "draft/chathistory"):
+            self._history_refs.add(ref[1:])
+        elif ref.startswith("-"):
+            self._history_refs.discard(ref[1:])
+
+    async def chathistory(
+        self: IRCClient, target: str, portal: Any, after: str, limit: int
+    ) -> list[RemoteMessage]:
+        assert self.conn is not None
+        collected: list[Message] = []
+        refs: set[str] = set()
+
+        def matcher(m: Message, fut: asyncio.Future[None]) -> None:
+            ref = m.param(0) or ""
+            if (
+                m.command == "BATCH"
+                and ref.startswith("+")
+                and self.fold(m.param(2) or "") == (self.fold(target))
+            ):
+                refs.add(ref[1:])
+            elif m.command in ("PRIVMSG", "NOTICE") and m.tags.get("batch") in refs:
+                collected.append(m)
+            elif m.command == "BATCH" and ref[1:] in refs and ref.startswith("-"):
+                fut.set_result(None)
+            elif m.command == "FAIL" and m.param(0) == "CHATHISTORY":
+                fut.set_result(None)
+
+        waiter = self.wait_for_line(matcher, timeout=30)
+        await self.conn.send(
+            build_line("CHATHISTORY", "AFTER", target, f"msgid={after}", str(min(limit, 100)))
+        )
+        await waiter
+        out = []
+        for m in collected:
+            if len(m.params) < 2 or not m.nick or self.is_puppet(m.nick):
+                continue
+            if self.conn.is_me(m.nick):
+                continue
+            event = self.message_event(m, m.params[0], m.params[1], live=False)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def _on_tagmsg(self: IRCClient, msg: Message) -> None:
+        react, reply = msg.tags.get("+draft/react"), msg.tags.get("+draft/reply")
+        if not react or not reply or not msg.params or self.is_puppet(msg.nick):
+            return
+        if self.conn is not None and self.conn.is_me(msg.nick):
+            return
+        target = msg.params[0]
+        if target and target[0] in self.chantypes:
+            if not self.is_listener(self.fold(target)):
+                return
+            key = self.chan_key(target)
+        else:
+            key = self.dm_key(msg.nick or "")
+        self.emit(
+            RemoteReaction(
+                key,
+                self.sender_of(msg),
+                target_id=reply,
+                key=react,
+                timestamp=parse_server_time(msg.tags.get("time")),
+            )
+        )
+
+    # -- membership --------------------------------------------------------------------------
+
+    def _on_join(self: IRCClient, msg: Message) -> None:
+        from .puppet import Channel, Member
+
+        if not msg.params or not msg.nick:
+            return
+        name = msg.params[0]
+        folded = self.fold(name)
+        assert self.conn is not None
+        if self.conn.is_me(msg.nick):
+            self.channels[folded] = Channel(name, names_buf={})
+            self.channels[folded].members[self.fold(msg.nick)] = Member(msg.nick)
+            self.connector.add_listener(self, folded)
+            if self.wanted.get(folded) != name:
+                self.wanted[folded] = name
+                self._spawn(self.save_channels())
+            return
+        chan = self.channels.get(folded)
+        if chan is None:
+            return
+        user = self.fold(msg.nick)
+        chan.members[user] = Member(msg.nick)
+        self.display[user] = msg.nick
+        if self.is_puppet(msg.nick) or not self.is_listener(folded):
+            return
+        if self.netsplit.rejoined(folded, user):
+            return
+        self.emit(
+            RemoteMembership(
+                self.chan_key(name),
+                self.sender_of(msg),
+                timestamp=parse_server_time(msg.tags.get("time")),
+                target=self.rid(msg.nick),
+                membership="join",
+            )
+        )
+
+    def _leave(
+        self: IRCClient,
+        name: str,
+        nick: str,
+        membership: str,
+        reason: str | None,
+        msg: Message,
+        sender_nick: str | None = None,
+    ) -> None:
+        folded, user = self.fold(name), self.fold(nick)
+        chan = self.channels.get(folded)
+        if chan is not None:
+            chan.members.pop(user, None)
+        if self.is_puppet(nick) or not self.is_listener(folded):
+            return
+        sender = None
+        if sender_nick:
+            sender = self.sender_of(Message("KICK", nick=sender_nick))
+        self.emit(
+            RemoteMembership(
+                self.chan_key(name),
+                sender,
+                timestamp=parse_server_time(msg.tags.get("time")),
+                target=self.rid(nick),
+                membership=membership,
+                reason=reason,
+            )
+        )
+
+    def _on_part(self: IRCClient, msg: Message) -> None:
+        if not msg.params or not msg.nick:
+            return
+        assert self.conn is not None
+        folded = self.fold(msg.params[0])
+        if self.conn.is_me(msg.nick):
+            self._lost_channel(folded)
+            return
+        self._leave(msg.params[0], msg.nick, "leave", msg.param(1), msg)
+
+    def _lost_channel(self: IRCClient, folded: str, forget: bool = True) -> None:
+        self.channels.pop(folded, None)
+        self.connector.remove_listener(self, folded)
+        if forget and self.wanted.pop(folded, None) is not None:
+            self._spawn(self.save_channels())
+
+    def _on_kick(self: IRCClient, msg: Message) -> None:
+        if len(msg.params) < 2:
+            return
+        assert self.conn is not None
+        name, nick, reason = msg.params[0], msg.params[1], msg.param(2)
+        if self.conn.is_me(nick):
+            log.info("%s was kicked from %s by %s: %s", self.login.id, name, msg.nick, reason)
+            self._lost_channel(self.fold(name))
+            return
+        if self.is_puppet(msg.nick):  # a Matrix kick bridged by us: done on Matrix already
+            chan = self.channels.get(self.fold(name))
+            if chan is not None:
+                chan.members.pop(self.fold(nick), None)
+            return
+        self._leave(name, nick, "kick", reason, msg, sender_nick=msg.nick)
+
+    def _on_quit(self: IRCClient, msg: Message) -> None:
+        if not msg.nick or (self.conn and self.conn.is_me(msg.nick)):
+            return
+        user = self.fold(msg.nick)
+        reason = msg.param(0)
+        split = is_netsplit_quit(reason) and self.server.netsplit_debounce > 0
+        for folded, chan in list(self.channels.items()):
+            if user not in chan.members:
+                continue
+            if split and self.is_listener(folded) and not self.is_puppet(msg.nick):
+                chan.members.pop(user, None)
+                self.netsplit.quit(folded, user, reason or "")
+                continue
+            self._leave(chan.name, msg.nick, "leave", reason, msg)
+
+    def _netsplit_leaves(self: IRCClient, batch: list[tuple[str, str, str]]) -> None:
+        for folded, user, reason in batch:
+            chan = self.channels.get(folded)
+            if chan is None or not self.is_listener(folded):
+                continue
+            self.emit(
+                RemoteMembership(
+                    self.chan_key(chan.name),
+                    None,
+                    target=f"{self.server_name}/{user}",
+                    membership="leave",
+                    reason=f"netsplit: {reason}",
+                )
+            )
+
+    def _on_nick(self: IRCClient, msg: Message) -> None:
+        if not msg.params or not msg.nick:
+            return
+        new = msg.params[0]
+        old_f, new_f = self.fold(msg.nick), self.fold(new)
+        assert self.conn is not None
+        if self.conn.is_me(new):  # the connection already took the new nick
+            self.connector.set_puppet_nick(self, msg.nick, new)
+        puppet = self.is_puppet(new) or self.is_puppet(msg.nick)
+        self.display[new_f] = new
+        for folded, chan in self.channels.items():
+            member = chan.members.pop(old_f, None)
+            if member is None:
+                continue
+            member.nick = new
+            chan.members[new_f] = member
+            if puppet or not self.is_listener(folded):
+                continue
+            key = self.chan_key(chan.name)
+            ts = parse_server_time(msg.tags.get("time"))
+            if old_f == new_f:  # case change only: same ghost, new display name
+                self.emit(
+                    RemoteChatResync(
+                        key,
+                        info=ChatInfo(
+                            members=[ChatMember(self.rid(new), self.power_of(member), name=new)]
+                        ),
+                    )
+                )
+                continue
+            self.emit(
+                RemoteMembership(
+                    key,
+                    None,
+                    timestamp=ts,
+                    target=self.rid(msg.nick),
+                    membership="leave",
+                    reason=f"changed nick to {new}",
+                )
+            )
+            self.emit(
+                RemoteMembership(
+                    key,
+                    None,
+                    timestamp=ts,
+                    target=self.rid(new),
+                    membership="join",
+                    power_level=self.power_of(member) or None,
+                )
+            )
+
+    def _on_topic(self: IRCClient, msg: Message) -> None:
+        if len(msg.params) < 2:
+            return
+        folded = self.fold(msg.params[0])
+        chan = self.channels.get(folded)
+        if chan is not None:
+            chan.topic = msg.params[1]
+        if self.is_puppet(msg.nick) or not self.is_listener(folded):
+            return
+        self.emit(
+            RemoteChatInfoChange(
+                self.chan_key(msg.params[0]),
+                self.sender_of(msg),
+                timestamp=parse_server_time(msg.tags.get("time")),
+                topic=strip_irc_formatting(msg.params[1]),
+            )
+        )
+
+    def _on_rpl_topic(self: IRCClient, msg: Message) -> None:  # 332
+        if len(msg.params) >= 3:
+            chan = self.channels.get(self.fold(msg.params[1]))
+            if chan is not None:
+                chan.topic = strip_irc_formatting(msg.params[2])
+
+    def _on_mode(self: IRCClient, msg: Message) -> None:
+        if len(msg.params) < 2 or not self.conn:
+            return
+        name = msg.params[0]
+        if not name or name[0] not in self.chantypes:
+            return
+        folded = self.fold(name)
+        chan = self.channels.get(folded)
+        if chan is None:
+            return
+        isup = self.conn.isupport
+        chanmodes = (isup.chanmodes or "b,k,l,").split(",") + ["", "", "", ""]
+        always_arg = set(chanmodes[0] + chanmodes[1])
+        set_arg = set(chanmodes[2])
+        args = msg.params[2:]
+        adding = True
+        changed: dict[str, Member] = {}
+        for ch in msg.params[1]:
+            if ch in "+-":
+                adding = ch == "+"
+                continue
+            if ch in isup.prefix_modes:
+                if not args:
+                    break
+                nick = args.pop(0)
+                member = chan.members.get(self.fold(nick))
+                if member is None:
+                    continue
+                (member.modes.add if adding else member.modes.discard)(ch)
+                changed[self.fold(nick)] = member
+            elif ch in always_arg or (adding and ch in set_arg):
+                if args:
+                    args.pop(0)
+        if not self.is_listener(folded):
+            return
+        for user, member in changed.items():
+            if self.is_puppet(member.nick):
+                continue
+            self.emit(
+                RemoteMembership(
+                    self.chan_key(name),
+                    None,
+                    timestamp=parse_server_time(msg.tags.get("time")),
+                    target=f"{self.server_name}/{user}",
+                    membership="power",
+                    power_level=self.power_of(member),
+                )
+            )
+
+    def _on_names(self: IRCClient, msg: Message) -> None:  # 353
+        from .puppet import Member
+
+        if len(msg.params) < 4 or not self.conn:
+            return
+        chan = self.channels.get(self.fold(msg.params[2]))
+        if chan is None:
+            return
+        if chan.names_buf is None:
+            chan.names_buf = {}
+        isup = self.conn.isupport
+        for entry in msg.params[3].split():
+            modes = set()
+            while entry and entry[0] in isup.prefix_chars:
+                modes.add(isup.prefix_modes[isup.prefix_chars.index(entry[0])])
+                entry = entry[1:]
+            nick = entry.split("!", 1)[0]
+            if nick:
+                chan.names_buf[self.fold(nick)] = Member(nick, modes)
+                self.display[self.fold(nick)] = nick
+
+    def _on_end_of_names(self: IRCClient, msg: Message) -> None:  # 366
+        if len(msg.params) < 2:
+            return
+        folded = self.fold(msg.params[1])
+        chan = self.channels.get(folded)
+        if chan is None or chan.names_buf is None:
+            return
+        chan.members, chan.names_buf = chan.names_buf, None
+        if not self.is_listener(folded):
+            return
+        first = not chan.synced
+        chan.synced = True
+        info = ChatInfo(name=chan.name, topic=chan.topic, members=self.members_of(chan))
+        if first:
+            self.emit(RemoteChatResync(self.chan_key(chan.name), info=info))
+
+    def _spawn(self: IRCClient, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+
+_HANDLERS = {
+    "PRIVMSG": IncomingMixin._on_privmsg,
+    "NOTICE": IncomingMixin._on_privmsg,
+    "TAGMSG": IncomingMixin._on_tagmsg,
+    "JOIN": IncomingMixin._on_join,
+    "PART": IncomingMixin._on_part,
+    "KICK": IncomingMixin._on_kick,
+    "QUIT": IncomingMixin._on_quit,
+    "NICK": IncomingMixin._on_nick,
+    "TOPIC": IncomingMixin._on_topic,
+    "332": IncomingMixin._on_rpl_topic,
+    "MODE": IncomingMixin._on_mode,
+    "353": IncomingMixin._on_names,
+    "366": IncomingMixin._on_end_of_names,
+    "BATCH": IncomingMixin._on_batch,
+}

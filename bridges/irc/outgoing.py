@@ -1,0 +1,371 @@
+"""Matrix events -> IRC lines.
+
+Everything that leaves here is built by :func:`~bridges.irc.lines.build_line`, from text that
+has been reduced to one line per IRC message (formatting converted, control characters dropped,
+newlines turned into separate messages). A Matrix message handed to us while the connection
+is down waits in the connection's send queue: it is never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from bridgekit.connector import MessageResult
+from bridgekit.events import (
+    MatrixEdit,
+    MatrixMembership,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixRoomMeta,
+    PortalKey,
+    RemoteMessage,
+)
+from bridgekit.ids import localpart_of, server_of
+
+from .formatting import html_to_irc, strip_irc_formatting
+from .lines import LineError, build_line
+from .names import validate_channel
+from .split import estimate_prefix_len, max_privmsg_payload, split_message
+
+if TYPE_CHECKING:
+    from .puppet import IRCClient
+
+log = logging.getLogger("bridgekit.irc.outgoing")
+
+# C0 controls other than the mIRC formatting codes (and CR/LF, which split lines), plus DEL.
+_CONTROL_RE = re.compile(r"[\x00\x01\x05-\x08\x0b\x0c\x0e\x10\x12-\x15\x17-\x1c\x7f]")
+_SINGLE_LINE_RE = re.compile(r"[\r\n\x00]+")
+_MEDIA = ("m.image", "m.file", "m.video", "m.audio")
+ECHO_TIMEOUT = 10.0
+_SYNTHETIC_ID = ("mx:", "pending:", "noid:")
+
+
+def clean_text(text: str) -> str:
+    return _CONTROL_RE.sub("", text.replace("\t", "    "))
+
+
+def one_line(text: str) -> str:
+    """For reasons, topics and other single-parameter text."""
+    return _SINGLE_LINE_RE.sub(" ", clean_text(text)).strip()
+
+
+def short_diff(old: str | None, new: str) -> str:
+    """The words an edit changed ("teh cat" -> "the cat" gives "the"), or the whole text."""
+    if not old:
+        return new
+    a, b = old.split(), new.split()
+    sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    changed = [
+        " ".join(b[j1:j2])
+        for tag, _, _, j1, j2 in sm.get_opcodes()
+        if tag in ("replace", "insert") and j2 > j1
+    ]
+    if not changed:
+        return new
+    result = " … ".join(changed)
+    return result if len(result) < len(new) else new
+
+
+class OutgoingMixin:
+    """Mixed into :class:`~bridges.irc.puppet.IRCClient`."""
+
+    # -- targets and names -------------------------------------------------------------------
+
+    def target_for(self: IRCClient, portal: PortalKey) -> str | None:
+        server, rest = portal.id.partition("/")[0], portal.id.partition("/")[2]
+        if server != self.server_name or not rest:
+            return None
+        if portal.receiver:
+            return self.display.get(rest, rest)
+        return self.channel_name(portal)
+
+    def nick_of_remote(self: IRCClient, remote_id: str | None) -> str | None:
+        if not remote_id:
+            return None
+        server, _, folded = remote_id.partition("/")
+        if server != self.server_name or not folded:
+            return None
+        puppet = self.connector.puppet_by_remote_id(remote_id)
+        if puppet is not None:
+            return puppet.nick
+        return self.display.get(folded, folded)
+
+    def pill_to_nick(self: IRCClient, mxid: str) -> str | None:
+        if server_of(mxid) == self.bridge.domain:
+            remote = self.connector.ghost_remote_id(localpart_of(mxid))
+            if remote is not None:
+                return self.nick_of_remote(remote)
+        puppet = self.connector.puppet_of_user(self.server_name, mxid)
+        return puppet.nick if puppet is not None else None
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def render(self: IRCClient, msg: MatrixMessage | MatrixEdit) -> str:
+        mc = msg.content
+        if mc.msgtype in _MEDIA and mc.media_url and mc.media_url.startswith("mxc://"):
+            url = await self.bridge.media_url(mc.media_url, mc.body or "")
+            text = f"{mc.body}: {url}" if mc.body else url
+        elif mc.html:
+            text = html_to_irc(mc.html, pill_to_nick=self.pill_to_nick)
+        else:
+            text = mc.body
+        text = clean_text(text)
+        if isinstance(msg, MatrixMessage):
+            if self.relay and not msg.relayed_for and msg.sender != self.login.user_mxid:
+                name = one_line(msg.sender_name or msg.sender)
+                text = f"* {name} {text}" if mc.msgtype == "m.emote" else f"<{name}> {text}"
+            reply_nick = self.nick_of_remote(msg.reply_to_sender) if mc.reply_to else None
+            if reply_nick and not text.lower().startswith(reply_nick.lower() + ":"):
+                text = f"{reply_nick}: {text}"
+        return text
+
+    def _payload(self: IRCClient, target: str, command: str, emote: bool) -> int:
+        conn = self.conn
+        prefix = estimate_prefix_len(
+            self.nick, conn.user if conn else None, conn.host if conn else None
+        )
+        return max_privmsg_payload(target, prefix, command=command) - (9 if emote else 0)
+
+    def _build(
+        self: IRCClient,
+        command: str,
+        target: str,
+        chunks: list[str],
+        emote: bool,
+        first_tags: dict[str, str] | None,
+    ) -> tuple[list[bytes], list[str]]:
+        lines, texts = [], []
+        for i, chunk in enumerate(chunks):
+            text = f"\x01ACTION {chunk}\x01" if emote else chunk
+            lines.append(build_line(command, target, text, tags=first_tags if i == 0 else None))
+            texts.append(text)
+        return lines, texts
+
+    async def _paste(self: IRCClient, text: str) -> str | None:
+        upload = getattr(self.bridge, "upload_media", None)
+        if upload is None:
+            return None
+        try:
+            mxc = await upload(
+                strip_irc_formatting(text).encode("utf-8"),
+                "text/plain; charset=utf-8",
+                "message.txt",
+            )
+            return await self.bridge.media_url(mxc, "message.txt")
+        except Exception:
+            log.exception("Could not upload a long message")
+            return None
+
+    async def prepare_channel(self: IRCClient, portal: PortalKey) -> None:
+        """Join a channel portal's channel before speaking in it (lazily, in queue order)."""
+        if portal.receiver:
+            return
+        name = self.channel_name(portal)
+        if name is not None and self.fold(name) not in self.channels:
+            await self.join_channel(name, wait=False)
+
+    async def handle_matrix_message(self: IRCClient, msg: MatrixMessage) -> MessageResult:
+        self.touch()
+        target = self.target_for(msg.portal)
+        if target is None:
+            raise ValueError(f"{msg.portal} is not an IRC chat of {self.server_name}")
+        marker = f"irc:sent:{self.login.id}:{msg.portal}"
+        if msg.maybe_sent and await self.bridge.get_kv(marker) == msg.event_id:
+            log.info("%s was written to IRC before a restart: not sending it again", msg.event_id)
+            return MessageResult(None)
+        text = await self.render(msg)
+        mc = msg.content
+        command = "NOTICE" if mc.msgtype == "m.notice" else "PRIVMSG"
+        emote = mc.msgtype == "m.emote"
+        payload = self._payload(target, command, emote)
+        chunks = split_message(text, payload)
+        if not chunks:
+            return MessageResult(None)
+        if len(chunks) > self.server.line_limit and self.server.paste_fallback:
+            url = await self._paste(text)
+            if url is not None:
+                suffix = f" (full message: {url})"
+                room = payload - len(suffix.encode("utf-8")) - 4
+                preview = split_message(chunks[0], max(room, 8))[0] if room > 8 else ""
+                chunks = [f"{preview} …{suffix}" if preview else url]
+        tags = None
+        conn = self.conn
+        if (
+            mc.reply_to
+            and not mc.reply_to.startswith(_SYNTHETIC_ID)
+            and conn is not None
+            and ("message-tags" in conn.caps)
+        ):
+            tags = {"+draft/reply": mc.reply_to}
+        try:
+            lines, texts = self._build(command, target, chunks, emote, tags)
+        except LineError:
+            lines, texts = self._build(command, target, chunks, emote, None)
+        await self.prepare_channel(msg.portal)
+        folded = self.fold(target)
+        waiters: list[asyncio.Future[str | None]] = []
+        loop = asyncio.get_running_loop()
+        for t in texts:
+            fut: asyncio.Future[str | None] = loop.create_future()
+            self._echo.setdefault(folded, []).append((t, fut))
+            waiters.append(fut)
+
+        async def mark() -> None:
+            await self.bridge.set_kv(marker, msg.event_id)
+
+        assert self.conn is not None
+        try:
+            await self.conn.send(*lines, before_write=mark)
+            ids: list[str | None] = []
+            if "echo-message" in self.conn.caps:
+                done, _ = await asyncio.wait(waiters, timeout=ECHO_TIMEOUT)
+                ids = [w.result() if w in done and not w.exception() else None for w in waiters]
+        finally:
+            pending = self._echo.get(folded, [])
+            self._echo[folded] = [(t, f) for t, f in pending if f not in waiters]
+            if not self._echo[folded]:
+                del self._echo[folded]
+        remote_id = ids[0] if ids and ids[0] else None
+        self._remember_text(remote_id or f"mx:{msg.event_id}", text)
+        return MessageResult(remote_id, extra_ids=[i for i in ids[1:] if i])
+
+    def _remember_text(self: IRCClient, remote_id: str, text: str) -> None:
+        self._sent_text[remote_id] = text
+        while len(self._sent_text) > 256:
+            self._sent_text.popitem(last=False)
+
+    async def handle_matrix_edit(self: IRCClient, edit: MatrixEdit) -> MessageResult | None:
+        self.touch()
+        fmt = self.server.edit_format
+        target = self.target_for(edit.portal)
+        if not fmt or target is None:
+            return None
+        new = await self.render(edit)
+        old = self._sent_text.get(edit.target_id)
+        text = fmt.replace("{diff}", short_diff(old, new)).replace("{text}", new)
+        chunks = split_message(text, self._payload(target, "PRIVMSG", False))
+        chunks = chunks[: self.server.line_limit]
+        if not chunks:
+            return None
+        lines, _ = self._build("PRIVMSG", target, chunks, False, None)
+        await self.prepare_channel(edit.portal)
+        assert self.conn is not None
+        await self.conn.send(*lines)
+        self._remember_text(edit.target_id, new)
+        return None
+
+    # -- reactions, membership, topic --------------------------------------------------------
+
+    async def handle_matrix_reaction(
+        self: IRCClient, reaction: MatrixReaction
+    ) -> MessageResult | None:
+        target = self.target_for(reaction.portal)
+        conn = self.conn
+        if (
+            target is None
+            or conn is None
+            or "message-tags" not in conn.caps
+            or reaction.target_id.startswith(_SYNTHETIC_ID)
+        ):
+            return None
+        try:
+            line = build_line(
+                "TAGMSG",
+                target,
+                tags={"+draft/react": reaction.key, "+draft/reply": reaction.target_id},
+            )
+        except LineError:
+            return None
+        await conn.send(line)
+        return None
+
+    async def handle_matrix_reaction_remove(self: IRCClient, removal: MatrixReactionRemove) -> None:
+        return None  # IRC has no way to take a reaction back
+
+    async def join_channel(self: IRCClient, name: str, wait: bool = True) -> None:
+        validate_channel(name, self.chantypes)
+        await self._load()
+        folded = self.fold(name)
+        if folded not in self.wanted:
+            self.wanted[folded] = name
+            await self.save_channels()
+        assert self.conn is not None
+        done = self.conn.send(build_line("JOIN", name))
+        if wait:
+            await done
+
+    async def part_channel(self: IRCClient, name: str, reason: str = "") -> None:
+        await self._load()
+        folded = self.fold(name)
+        if self.wanted.pop(folded, None) is not None:
+            await self.save_channels()
+        if folded in self.channels and self.conn is not None:
+            params = [name, one_line(reason)] if reason else [name]
+            await self.conn.send(build_line("PART", *params))
+
+    def has_ops(self: IRCClient, name: str) -> bool:
+        chan = self.channels.get(self.fold(name))
+        me = chan.members.get(self.fold(self.nick)) if chan else None
+        return me is not None and bool(me.modes & {"o", "q", "a"})
+
+    async def handle_matrix_membership(self: IRCClient, change: MatrixMembership) -> None:
+        self.touch()
+        name = self.channel_name(change.portal)
+        if name is None:
+            return
+        if change.target == self.login.user_mxid:
+            if change.membership == "join":
+                await self.join_channel(name, wait=False)
+            elif change.membership in ("leave", "kick", "ban"):
+                await self.part_channel(name, change.reason or "")
+            return
+        if change.membership not in ("kick", "ban") or not change.target_remote:
+            return
+        nick = self.nick_of_remote(change.target_remote)
+        if nick is None or self.connector.puppet_by_remote_id(change.target_remote):
+            return
+        if not self.has_ops(name):
+            log.info("%s cannot kick %s from %s: no ops", self.nick, nick, name)
+            return
+        assert self.conn is not None
+        lines = []
+        if change.membership == "ban":
+            lines.append(build_line("MODE", name, "+b", f"{nick}!*@*"))
+        reason = one_line(change.reason or "") or f"Kicked by {one_line(change.sender_name or '')}"
+        lines.append(build_line("KICK", name, nick, reason[:300]))
+        await self.conn.send(*lines)
+
+    async def handle_matrix_room_meta(self: IRCClient, change: MatrixRoomMeta) -> None:
+        self.touch()
+        name = self.channel_name(change.portal)
+        if name is None or change.topic is None or self.conn is None:
+            return
+        chan = self.channels.get(self.fold(name))
+        topic = one_line(change.topic)[:300]
+        if chan is not None and chan.topic == topic:
+            return  # our own topic coming back
+        await self.conn.send(build_line("TOPIC", name, topic))
+
+    # -- history -----------------------------------------------------------------------------
+
+    async def fetch_messages(
+        self: IRCClient, portal: PortalKey, after_remote_id: str | None, limit: int
+    ) -> list[RemoteMessage]:
+        """CHATHISTORY AFTER the last bridged msgid, where the server offers it."""
+        conn = self.conn
+        target = self.target_for(portal)
+        if (
+            conn is None
+            or target is None
+            or "draft/chathistory" not in conn.caps
+            or "batch" not in conn.caps
+            or not after_remote_id
+            or after_remote_id.startswith(_SYNTHETIC_ID)
+        ):
+            return []
+        return await self.chathistory(target, portal, after_remote_id, limit)

@@ -1,0 +1,308 @@
+"""One Matrix user's IRC presence: a puppeted connection plus the channel state it sees.
+
+:class:`IRCClient` is the :class:`~bridgekit.connector.NetworkClient` of the IRC connector.
+Incoming lines are turned into remote events by :class:`~bridges.irc.handlers.IncomingMixin`;
+Matrix events become lines in :class:`~bridges.irc.outgoing.OutgoingMixin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bridgekit.connector import (
+    BackfillHandler,
+    BridgeStateEvent,
+    EditHandler,
+    LoginInfo,
+    MembershipHandler,
+    NetworkClient,
+    ReactionHandler,
+    RoomMetaHandler,
+)
+from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
+
+from .client import IRCConnection
+from .config import ServerConfig
+from .handlers import IncomingMixin
+from .lines import build_line
+from .names import InvalidNameError, is_channel, validate_channel
+from .netsplit import NetsplitDebouncer
+from .outgoing import OutgoingMixin
+
+if TYPE_CHECKING:
+    from .connector import IRCConnector
+
+log = logging.getLogger("bridgekit.irc")
+
+
+@dataclass
+class Member:
+    nick: str
+    modes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Channel:
+    name: str
+    members: dict[str, Member] = field(default_factory=dict)
+    topic: str | None = None
+    names_buf: dict[str, Member] | None = None
+    synced: bool = False
+
+
+def split_key(key: PortalKey) -> tuple[str, str]:
+    server, _, rest = key.id.partition("/")
+    return server, rest
+
+
+class IRCClient(
+    IncomingMixin,
+    OutgoingMixin,
+    NetworkClient,
+    EditHandler,
+    ReactionHandler,
+    MembershipHandler,
+    RoomMetaHandler,
+    BackfillHandler,
+):
+    connector: IRCConnector
+
+    def __init__(self, connector: IRCConnector, login: LoginInfo) -> None:
+        super().__init__(connector, login)
+        self.server_name = str(login.metadata.get("server") or login.remote_id.partition("/")[0])
+        self.server: ServerConfig = connector.servers[self.server_name]
+        self.bridge = connector.bridge
+        self.relay = bool(login.metadata.get("relay"))
+        self.channels: dict[str, Channel] = {}
+        #: Channels to be in (folded -> name as typed), persisted and rejoined on reconnect.
+        self.wanted: dict[str, str] = {}
+        self.display: dict[str, str] = {}  # folded nick -> nick as last seen
+        self.conn: IRCConnection | None = None
+        self.last_activity = time.monotonic()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._echo: dict[str, list[tuple[str, asyncio.Future[str | None]]]] = {}
+        self._sent_text: OrderedDict[str, str] = OrderedDict()
+        self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.netsplit = NetsplitDebouncer(self.server.netsplit_debounce, self._netsplit_leaves)
+        self._loaded = False
+        self._history_refs: set[str] = set()
+        self._password: str | None = None
+        self.conn = self._make_conn()
+
+    # -- ids ---------------------------------------------------------------------------------
+
+    def fold(self, name: str) -> str:
+        return self.conn.fold(name) if self.conn else self.connector.fold(name)
+
+    def rid(self, nick: str) -> str:
+        return f"{self.server_name}/{self.fold(nick)}"
+
+    def chan_key(self, channel: str) -> PortalKey:
+        return PortalKey(f"{self.server_name}/{self.fold(channel)}")
+
+    def dm_key(self, nick: str) -> PortalKey:
+        return PortalKey(f"{self.server_name}/{self.fold(nick)}", receiver=self.login.id)
+
+    @property
+    def nick(self) -> str:
+        return self.conn.nick if self.conn else self.login.remote_name
+
+    @property
+    def chantypes(self) -> str:
+        return self.conn.isupport.chantypes if self.conn else "#&"
+
+    def kv(self, what: str) -> str:
+        return f"irc:{what}:{self.login.id}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        raw = await self.bridge.get_kv(self.kv("channels"))
+        for name in json.loads(raw) if raw else []:
+            try:
+                validate_channel(name)
+            except InvalidNameError:
+                continue
+            self.wanted[self.connector.fold(name)] = name
+        for name in self.login.metadata.get("channels") or []:
+            self.wanted.setdefault(self.connector.fold(name), name)
+
+    async def save_channels(self) -> None:
+        await self.bridge.set_kv(self.kv("channels"), json.dumps(sorted(self.wanted.values())))
+
+    def _make_conn(self) -> IRCConnection:
+        conn = IRCConnection(
+            self.server,
+            self.login.remote_name or "matrixuser",
+            on_line=self.on_line,
+            on_registered=self._on_registered,
+            on_state=self._on_state,
+            semaphore=self.connector.semaphore(self.server_name),
+            password=self.server.password,
+            label=f"{self.login.id}/{self.login.remote_name}",
+        )
+        conn.on_ready_lines = self._rejoin_lines
+        return conn
+
+    async def connect(self) -> None:
+        await self._load()
+        assert self.conn is not None
+        nick = await self.bridge.get_kv(self.kv("nick"))
+        if nick:
+            self.conn.wanted_nick = nick
+        if self.server.sasl_username and self.server.sasl_password and self.relay:
+            self.conn.sasl = (self.server.sasl_username, self.server.sasl_password)
+        self._password = await self.connector.load_password(self.login.id)
+        if self._password:
+            self.conn.sasl = (self.conn.wanted_nick, self._password)
+        self.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
+        self.conn.start()
+        self._schedule_idle_check()
+
+    async def disconnect(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self.netsplit.cancel()
+        self._forget_presence()
+        if self.conn is not None:
+            await self.conn.stop()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _rejoin_lines(self) -> list[bytes]:
+        lines = []
+        for name in self.wanted.values():
+            try:
+                lines.append(build_line("JOIN", name))
+            except ValueError:
+                continue
+        return lines
+
+    def _on_registered(self) -> None:
+        assert self.conn is not None
+        self.connector.set_puppet_nick(self, None, self.conn.nick)
+        self.conn.label = f"{self.login.id}/{self.conn.nick}"
+        if self._password and "sasl" not in self.conn.caps:
+            self.conn.send_raw_safe("PRIVMSG", "NickServ", f"IDENTIFY {self._password}")
+
+    def _on_state(self, state: str, message: str) -> None:
+        if state == "connected":
+            self.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
+        elif state == "connecting":
+            pass
+        elif state == "idle":
+            self._forget_presence()
+            self.bridge.report_state(
+                self.login.id, BridgeStateEvent.STARTING, "idle: disconnected until you next speak"
+            )
+        else:
+            self._forget_presence()
+            self.bridge.report_state(self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, message)
+
+    def _forget_presence(self) -> None:
+        for folded in list(self.channels):
+            self.connector.remove_listener(self, folded)
+        self.channels.clear()
+        if self.conn is not None:
+            self.connector.set_puppet_nick(self, self.conn.nick, None)
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(ConnectionError("disconnected from IRC"))
+        self._waiters.clear()
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def _schedule_idle_check(self) -> None:
+        timeout = self.server.idle_timeout
+        if not timeout or self.relay:
+            return
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            idle_for = time.monotonic() - self.last_activity
+            if idle_for >= timeout and self.conn is not None and not self.conn.idle:
+                log.info("%s idle for %.0fs: disconnecting", self.login.id, idle_for)
+                self.conn.go_idle("Idle timeout")
+                self._forget_presence()
+            self._idle_timer = loop.call_later(max(0.5, min(timeout / 4, 60.0)), check)
+
+        self._idle_timer = loop.call_later(max(0.5, min(timeout / 4, 60.0)), check)
+
+    # -- events to the runtime ---------------------------------------------------------------
+
+    def emit(self, event: RemoteEvent) -> None:
+        """Hand an event to the runtime now (durable once the task's first await returns).
+
+        Tasks start in creation order and the runtime appends to its outbox before its first
+        await, so events keep the order the lines arrived in.
+        """
+        event.network = "irc"
+        task = asyncio.ensure_future(self.bridge.queue_remote_event(self.login.id, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Could not queue an IRC event: %s", task.exception())
+
+    # -- runtime queries ---------------------------------------------------------------------
+
+    def is_in_portal(self, portal: PortalKey) -> bool:
+        server, _ = split_key(portal)
+        if server != self.server_name:
+            return False
+        return not portal.receiver or portal.receiver == self.login.id
+
+    def channel_name(self, key: PortalKey) -> str | None:
+        server, rest = split_key(key)
+        if key.receiver or server != self.server_name or not is_channel(rest, self.chantypes):
+            return None
+        chan = self.channels.get(rest)
+        return chan.name if chan else self.wanted.get(rest, rest)
+
+    def power_of(self, member: Member) -> int:
+        levels = self.server.mode_power_levels
+        return max((levels.get(m, 0) for m in member.modes), default=0)
+
+    async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
+        server, rest = split_key(portal)
+        if portal.receiver:
+            nick = self.display.get(rest, rest)
+            return ChatInfo(
+                name=nick,
+                is_dm=True,
+                dm_user=f"{server}/{rest}",
+                members=[ChatMember(f"{server}/{rest}", name=nick)],
+            )
+        chan = self.channels.get(rest)
+        if chan is None:
+            return ChatInfo(name=self.wanted.get(rest, rest))
+        return ChatInfo(name=chan.name, topic=chan.topic, members=self.members_of(chan))
+
+    def members_of(self, chan: Channel) -> list[ChatMember]:
+        out = []
+        for folded, member in chan.members.items():
+            if self.connector.puppet_for(self.server_name, folded) is not None:
+                continue  # a Matrix user's own connection: not a ghost
+            out.append(
+                ChatMember(f"{self.server_name}/{folded}", self.power_of(member), name=member.nick)
+            )
+        return out
+
+    async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
+        server, _, folded = remote_user_id.partition("/")
+        if server != self.server_name:
+            return None
+        return UserInfo(name=self.display.get(folded, folded))

@@ -1,0 +1,191 @@
+"""Outages and crashes: the ircd restarting, the bridge killed with SIGKILL, flood limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import BridgeEnv, eventually
+from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
+from tests.irc.e2e import (
+    SERVER,
+    alias,
+    body_is,
+    connector,
+    irc_networks,
+    irc_user,
+    is_puppet_join,
+    open_channel,
+    privmsg_from,
+    start_bridge,
+)
+
+
+async def test_ircd_restart_reconnects_rejoins_and_delivers_in_order(
+    make_bridge, bridge_env, uid, tmp_path
+):
+    require_inspircd()
+    server = InspIRCd(tmp_path / "ircd", flood_control=False)
+    await asyncio.to_thread(server.start)
+    bob: IrcTestClient | None = None
+    try:
+        bridge = await start_bridge(
+            make_bridge, server, reconnect={"concurrency": 1, "min_delay": 0.3, "max_delay": 1}
+        )
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob_nick = uid("bob")
+        bob = await irc_user(server, bob_nick, channel)
+        async with alice:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            await bob.close()
+            await asyncio.to_thread(server.stop)
+            # Hold the bridge's reconnects (concurrency 1) until our watcher is back in.
+            semaphore = connector(bridge).semaphore(SERVER)
+            await semaphore.acquire()
+            try:
+                expected = [f"o{i:02d}" for i in range(10)]
+                for body in expected:
+                    await alice.send_text(room_id, body)  # acknowledged by the homeserver
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(server.start)
+                bob = await irc_user(server, bob_nick, channel)
+            finally:
+                semaphore.release()
+            await bob.wait_for(is_puppet_join(channel), 30)
+            got = [(await bob.wait_for(privmsg_from(puppet), 30)).trailing for _ in expected]
+            assert got == expected
+            await bob.privmsg(channel, "after the restart")
+            await alice.wait_for_event(room_id, body_is("after the restart"))
+    finally:
+        if bob is not None:
+            await bob.close()
+        await asyncio.to_thread(server.stop)
+
+
+async def test_flood_rate_follows_the_configured_allowance(make_bridge, bridge_env, uid, tmp_path):
+    require_inspircd()
+    server = InspIRCd(tmp_path / "ircd", flood_control=True)  # stock limits, fakelag on
+    await asyncio.to_thread(server.start)
+    bob: IrcTestClient | None = None
+    try:
+        await start_bridge(make_bridge, server, send_rate=2, burst=3)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob = await irc_user(server, uid("bob"), channel)
+        async with alice:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            await asyncio.sleep(2)  # let the bucket refill after the join
+            expected = [f"f{i:02d}" for i in range(9)]
+            for body in expected:
+                await alice.send_text(room_id, body)
+            got, stamps = [], []
+            for _ in expected:
+                got.append((await bob.wait_for(privmsg_from(puppet), 30)).trailing)
+                stamps.append(time.monotonic())
+            assert got == expected
+            # 3 at once, then 2 per second: the last 6 lines take about 3 seconds (the bucket
+            # refills a little while the messages arrive one by one from the homeserver).
+            assert stamps[-1] - stamps[2] >= 2.0
+            assert not any(m.command == "QUIT" and m.nick == puppet for m in bob.history)
+    finally:
+        if bob is not None:
+            await bob.close()
+        await asyncio.to_thread(server.stop)
+
+
+def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, ircd: InspIRCd) -> None:
+    config = bridge_env.config_dict(
+        db_url, networks=irc_networks(ircd), **{"logging.level": "WARNING"}
+    )
+    path.write_text(yaml.safe_dump(config))
+
+
+async def test_kill_9_loses_no_acknowledged_matrix_message(
+    ircd, bridge_env: BridgeEnv, uid, tmp_path, db_url
+):
+    """60 messages, SIGKILL after the 30th: every acked one reaches IRC once, in order."""
+    cfg = tmp_path / "config.yaml"
+    _write_config(bridge_env, cfg, db_url, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
+            stdout=open(tmp_path / "bridge.out", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    proc = start()
+    try:
+        async with alice:
+            room_id = None
+            for _ in range(100):  # the bridge process is starting
+                try:
+                    room_id = await alice.join(alias(channel))
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            assert room_id is not None
+            try:
+                puppet = (await bob.wait_for(is_puppet_join(channel), 60)).nick
+            except TimeoutError:
+                raise AssertionError((tmp_path / "bridge.out").read_text()[-3000:]) from None
+            assert puppet
+            base = puppet[: -len("[m]")]
+
+            def received() -> list[str]:
+                return [
+                    m.trailing or ""
+                    for m in bob.history
+                    if m.command == "PRIVMSG" and (m.nick or "").startswith(base)
+                    and m.param(0) == channel
+                ]
+
+            expected = [f"k{i:02d}" for i in range(60)]
+            for i, body in enumerate(expected):
+                await alice.send_text(room_id, body)  # 200 from the homeserver: acknowledged
+                if i == 30:
+                    await eventually(lambda: len(received()) >= 5, timeout=30)
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+            assert len(received()) < len(expected)
+            proc = start()
+            await eventually(lambda: len(received()) >= len(expected), timeout=90)
+            await asyncio.sleep(1.5)
+            got = received()
+            assert sorted(set(got)) == expected, "a message was lost"
+            assert len(got) == len(expected), "a message was delivered twice"
+            assert got == expected, "messages were reordered"
+    finally:
+        proc.kill()
+        proc.wait()
+        await bob.close()
+
+
+async def test_idle_connection_quits_and_comes_back_when_the_user_speaks(
+    make_bridge, ircd, bridge_env, uid
+):
+    await start_bridge(make_bridge, ircd, idle_timeout=1.5)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    async with alice:
+        try:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == puppet, 15)
+            await alice.send_text(room_id, "back again")
+            await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == puppet, 30)
+            assert (await bob.wait_for(privmsg_from(puppet), 15)).trailing == "back again"
+        finally:
+            await bob.close()
