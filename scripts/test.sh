@@ -21,7 +21,7 @@ if [ -z "${BRIDGEKIT_TEST_POSTGRES:-}" ]; then
   pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
   pg_dir=$(mktemp -d /tmp/bridgekit-pg.XXXXXX)
   [ "$(id -u)" = "0" ] && chown postgres "$pg_dir"
-  pg_port=$(.venv/bin/python -c "from tests.harness.ports import free_port; print(free_port())")
+  pg_port=$(.venv/bin/python -c "from bridgekit.testing.ports import free_port; print(free_port())")
   runas "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust >/dev/null
   runas "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" \

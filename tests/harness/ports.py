@@ -1,12 +1,8 @@
-"""Free TCP port allocation for test servers."""
+"""Alias of :mod:`bridgekit.testing.ports` (the test kit for connector authors)."""
 
-from __future__ import annotations
+from bridgekit.testing import ports as _moved
+from bridgekit.testing.ports import *  # noqa: F403
 
-import socket
 
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free at the time of the call."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def __getattr__(name: str) -> object:
+    return getattr(_moved, name)
