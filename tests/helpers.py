@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bridgekit.bridge import Bridge
+from bridgekit.connector import LoginInfo
+from bridgekit.testing import FakeClient, FakeConnector, FakeNetwork
 from tests.harness.matrix_client import MatrixTestClient
 
 
@@ -51,3 +56,72 @@ async def login_fake(conv: Conversation, username: str, password: str = "pw") ->
     assert "username" in await conv.say("login fake")
     assert "password" in await conv.say(username)
     return await conv.say(password)
+
+
+DOMAIN = "bridgekit.test"
+
+
+async def login(bridge: Bridge, user: MatrixTestClient, remote_id: str) -> FakeClient:
+    """Give ``user`` a fake-network login without going through the management room."""
+    await bridge.commands.get_or_create_user(user.user_id)
+    client = await bridge.add_login(
+        LoginInfo(bridge.new_login_id(), user.user_id, "fake", remote_id, remote_id)
+    )
+    assert isinstance(client, FakeClient)
+    return client
+
+
+def fake(bridge: Bridge) -> FakeConnector:
+    connector = bridge.connectors["fake"]
+    assert isinstance(connector, FakeConnector)
+    return connector
+
+
+def ghost(remote_id: str) -> str:
+    return f"@_fake_{remote_id}:{DOMAIN}"
+
+
+async def open_portal(
+    bridge: Bridge, user: MatrixTestClient, client: FakeClient, chat: str, first_from: str = "bob"
+) -> str:
+    """Make the remote side speak in ``chat`` so its portal is created; join it; return room."""
+    await client.remote_message(chat, first_from, "hello from the remote side")
+    room_id, _ = await user.wait_for_invite()
+    await user.join(room_id)
+    await user.wait_for_event(
+        room_id, lambda e: e.get("content", {}).get("body") == "hello from the remote side"
+    )
+    return room_id
+
+
+def body_is(text: str):
+    return lambda e: e.get("type") == "m.room.message" and e.get("content", {}).get("body") == text
+
+
+@dataclass
+class PortalScene:
+    """A Matrix user in a portal with a remote chat where "bob" speaks."""
+
+    alice: MatrixTestClient
+    client: FakeClient
+    chat: str
+    room_id: str
+    net: FakeNetwork
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.alice, self.client, self.chat, self.room_id, self.net))
+
+
+@asynccontextmanager
+async def portal_scene(
+    bridge: Bridge, env: Any, uid: Callable[[str], str], **chat: Any
+) -> AsyncIterator[PortalScene]:
+    """Register alice, log her in to the fake network and open a portal with bob in it."""
+    alice = await env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat_id = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat_id, members=[client.login.remote_id, "bob"], **chat)
+        room_id = await open_portal(bridge, alice, client, chat_id)
+        yield PortalScene(alice, client, chat_id, room_id, net)

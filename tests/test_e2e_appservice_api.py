@@ -10,7 +10,7 @@ import aiohttp
 
 from bridgekit.bridge import Bridge
 from tests.conftest import BridgeEnv, eventually
-from tests.test_e2e_portals import fake, login, open_portal
+from tests.helpers import fake, login, open_portal
 
 
 def url(env: BridgeEnv, path: str) -> str:

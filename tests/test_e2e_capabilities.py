@@ -9,7 +9,7 @@ from bridgekit.events import ChatInfo, MatrixMessage, PortalKey
 from bridgekit.testing import FakeClient, FakeConnector
 from bridgekit.testing.fake import SentItem
 from tests.conftest import BridgeEnv
-from tests.test_e2e_portals import body_is
+from tests.helpers import body_is
 
 
 class BareClient(NetworkClient):

@@ -8,7 +8,7 @@ from bridgekit.bridge import Bridge
 from bridgekit.metrics import StatusServer
 from tests.conftest import BridgeEnv
 from tests.harness.ports import free_port
-from tests.test_e2e_portals import login
+from tests.helpers import login
 
 
 async def upload(base_url: str, token: str, data: bytes, name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from bridgekit.connector import LoginInfo
 from bridgekit.events import (
     EventSender,
     MessageContent,
@@ -15,48 +14,8 @@ from bridgekit.events import (
     RemoteReactionRemove,
     RemoteRedaction,
 )
-from bridgekit.testing import FakeClient, FakeConnector
 from tests.conftest import BridgeEnv, eventually
-from tests.harness.matrix_client import MatrixTestClient
-
-DOMAIN = "bridgekit.test"
-
-
-async def login(bridge: Bridge, user: MatrixTestClient, remote_id: str) -> FakeClient:
-    """Give ``user`` a fake-network login without going through the management room."""
-    await bridge.commands.get_or_create_user(user.user_id)
-    client = await bridge.add_login(
-        LoginInfo(bridge.new_login_id(), user.user_id, "fake", remote_id, remote_id)
-    )
-    assert isinstance(client, FakeClient)
-    return client
-
-
-def fake(bridge: Bridge) -> FakeConnector:
-    connector = bridge.connectors["fake"]
-    assert isinstance(connector, FakeConnector)
-    return connector
-
-
-def ghost(remote_id: str) -> str:
-    return f"@_fake_{remote_id}:{DOMAIN}"
-
-
-async def open_portal(
-    bridge: Bridge, user: MatrixTestClient, client: FakeClient, chat: str, first_from: str = "bob"
-) -> str:
-    """Make the remote side speak in ``chat`` so its portal is created; join it; return room."""
-    await client.remote_message(chat, first_from, "hello from the remote side")
-    room_id, _ = await user.wait_for_invite()
-    await user.join(room_id)
-    await user.wait_for_event(
-        room_id, lambda e: e.get("content", {}).get("body") == "hello from the remote side"
-    )
-    return room_id
-
-
-def body_is(text: str):
-    return lambda e: e.get("type") == "m.room.message" and e.get("content", {}).get("body") == text
+from tests.helpers import DOMAIN, body_is, fake, ghost, login, open_portal, portal_scene
 
 
 async def test_remote_message_creates_portal_with_ghost(bridge: Bridge, bridge_env: BridgeEnv, uid):
@@ -76,13 +35,8 @@ async def test_remote_message_creates_portal_with_ghost(bridge: Bridge, bridge_e
 
 
 async def test_matrix_message_reaches_network_once(bridge: Bridge, bridge_env: BridgeEnv, uid):
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        net = fake(bridge).network
-        net.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
         event_id = await alice.send_message(
             room_id,
             {
@@ -112,13 +66,8 @@ async def test_matrix_message_reaches_network_once(bridge: Bridge, bridge_env: B
 
 
 async def test_edits_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        net = fake(bridge).network
-        net.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
         # Matrix -> remote
         event_id = await alice.send_text(room_id, "teh typo")
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
@@ -157,13 +106,8 @@ async def test_edits_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
 
 
 async def test_reactions_and_redactions_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        net = fake(bridge).network
-        net.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
         msg_id = await client.remote_message(chat, "bob", "react to me")
         target = await alice.wait_for_event(room_id, body_is("react to me"))
         # Matrix reaction -> network, and its removal
@@ -216,13 +160,8 @@ async def test_reactions_and_redactions_both_ways(bridge: Bridge, bridge_env: Br
 
 
 async def test_replies_and_threads_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        net = fake(bridge).network
-        net.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
         root_id = await client.remote_message(chat, "bob", "thread root")
         root = await alice.wait_for_event(room_id, body_is("thread root"))
         # remote reply and thread reply -> Matrix relations

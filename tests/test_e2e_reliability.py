@@ -14,7 +14,7 @@ import yaml
 
 from bridgekit.events import PortalKey
 from tests.conftest import BridgeEnv, eventually
-from tests.test_e2e_portals import body_is, fake, login, open_portal
+from tests.helpers import body_is, fake, portal_scene
 
 
 def bodies(client, room_id: str, prefix: str) -> list[str]:
@@ -28,12 +28,8 @@ def bodies(client, room_id: str, prefix: str) -> list[str]:
 async def test_restart_mid_stream_remote_to_matrix(make_bridge, bridge_env: BridgeEnv, uid):
     """Remote events queued before a stop are delivered after the restart, in order, once."""
     bridge = await make_bridge(**{"networks.fake.send_delay": 0})
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
         expected = [f"r{i:02d}" for i in range(40)]
         for body in expected:
             await client.remote_message(chat, "bob", body)  # durable once this returns
@@ -49,12 +45,8 @@ async def test_restart_mid_stream_remote_to_matrix(make_bridge, bridge_env: Brid
 
 async def test_homeserver_outage_delays_but_loses_nothing(bridge, bridge_env: BridgeEnv, uid):
     """Synapse down while remote messages arrive: all delivered after it is back, in order."""
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
         bridge_env.synapse.stop()
         try:
             expected = [f"o{i:02d}" for i in range(15)]
@@ -76,12 +68,8 @@ async def test_restart_mid_stream_matrix_to_remote(
     log_path = tmp_path / "sent.jsonl"
     overrides = {"networks.fake.sent_log": str(log_path), "networks.fake.send_delay": 0.05}
     bridge = await make_bridge(**overrides)
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
         sent_ids = [await alice.send_text(room_id, f"m{i:02d}") for i in range(30)]
         await make_bridge.stop(bridge)
         bridge = await make_bridge(**overrides)
@@ -188,12 +176,8 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
 
 async def test_portal_key_lookup_survives_restart(make_bridge, bridge_env: BridgeEnv, uid):
     bridge = await make_bridge()
-    alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
-        client = await login(bridge, alice, uid("a"))
-        chat = uid("chat")
-        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
-        room_id = await open_portal(bridge, alice, client, chat)
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
         await make_bridge.stop(bridge)
         bridge = await make_bridge()
         portal = await bridge.store.get_portal("fake", PortalKey(chat))
