@@ -108,6 +108,13 @@ class PortalScene:
     room_id: str
     net: FakeNetwork
 
+    async def until_transactions_flow(self) -> None:
+        """Ephemeral events (typing, receipts) are dropped by Synapse while it counts the
+        appservice as down, e.g. after the previous test's bridge stopped: a message that
+        reaches the network shows transactions flow again."""
+        probe = await self.alice.send_text(self.room_id, "probe")
+        await self.net.wait_for(lambda i: i.kind == "message" and i.data.event_id == probe)
+
     def __iter__(self) -> Iterator[Any]:
         return iter((self.alice, self.client, self.chat, self.room_id, self.net))
 

@@ -60,6 +60,7 @@ async def test_reconnect_catches_up_missed_messages(bridge: Bridge, bridge_env: 
 async def test_typing_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
     async with portal_scene(bridge, bridge_env, uid) as scene:
         alice, client, chat, room_id, net = scene
+        await scene.until_transactions_flow()
         await alice.request(
             "PUT", f"/rooms/{room_id}/typing/{alice.user_id}", {"typing": True, "timeout": 10000}
         )
@@ -82,11 +83,7 @@ async def test_typing_both_ways(bridge: Bridge, bridge_env: BridgeEnv, uid):
 async def test_read_receipts_reach_the_network(bridge: Bridge, bridge_env: BridgeEnv, uid):
     async with portal_scene(bridge, bridge_env, uid) as scene:
         alice, client, chat, room_id, net = scene
-        # Receipts are ephemeral: Synapse drops them while it still counts the appservice as
-        # down (from the previous test's bridge stopping). A message that reaches the network
-        # shows transactions flow again before the receipt is made.
-        probe = await alice.send_text(room_id, "probe")
-        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == probe)
+        await scene.until_transactions_flow()
         msg_id = await client.remote_message(chat, "bob", "read me")
         evt = await alice.wait_for_event(room_id, body_is("read me"))
         await alice.request("POST", f"/rooms/{room_id}/receipt/m.read/{evt['event_id']}", {})
