@@ -1,0 +1,193 @@
+"""The one XEP-0114 component connection that serves every bridged user.
+
+:class:`GatewayComponent` is a slixmpp ``ComponentXMPP`` with:
+
+* the XEP plugins the gateway speaks loaded (stanza classes and their events),
+* reconnection with capped exponential backoff and jitter: after a lost session, after a
+  refused connection and after a refused handshake (a wrong secret is retried slowly, and
+  reported),
+* a last line of defence against invalid XML: whatever is about to be written has the
+  characters XML 1.0 forbids removed, so no stanza can ever break the stream,
+* an ``online`` event that senders wait on while the server is away.
+
+Stanzas are handed to the connector's callbacks synchronously, in the order they arrive; the
+connector queues them per chat (see ``inbound.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from slixmpp import ComponentXMPP, Iq, Message, Presence
+from slixmpp.plugins.xep_0045 import stanza as muc_stanza
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from . import identity  # noqa: F401 - registers the bridgekit_identity plugin
+from .jid import INVALID_XML_RE
+
+log = logging.getLogger("bridgekit.xmpp.component")
+
+#: Plugins loaded on the component, with their config. Most only register stanza classes.
+PLUGINS: dict[str, dict[str, Any]] = {
+    "xep_0004": {},
+    "xep_0030": {},  # service discovery (our identities are answered by bridgekit_identity)
+    "xep_0054": {},  # vcard-temp
+    "xep_0059": {},  # result set management (MAM paging)
+    "xep_0066": {},  # out-of-band data (file links)
+    "xep_0071": {},  # XHTML-IM
+    "xep_0082": {},
+    "xep_0085": {},  # chat states
+    "xep_0184": {"auto_ack": False, "auto_request": False},  # receipts: acked once stored
+    "xep_0199": {"keepalive": False},  # answer pings
+    "xep_0203": {},  # delayed delivery
+    "xep_0297": {},  # forwarded (MAM results)
+    "xep_0308": {},  # last message correction
+    "xep_0313": {},  # message archive management
+    "xep_0333": {},  # chat markers
+    "xep_0334": {},  # processing hints
+    "xep_0359": {},  # origin-id / stanza-id
+    "xep_0421": {},  # occupant-id
+    "xep_0424": {},  # retraction
+    "xep_0428": {},  # fallback indication
+    "xep_0444": {},  # reactions
+    "xep_0461": {},  # replies
+}
+
+
+class GatewayComponent(ComponentXMPP):
+    def __init__(
+        self,
+        jid: str,
+        secret: str,
+        host: str,
+        port: int,
+        *,
+        max_delay: float = 30,
+        on_message: Callable[[Message], None],
+        on_presence: Callable[[Presence], None],
+        on_online: Callable[[], None],
+        on_offline: Callable[[str], None],
+    ) -> None:
+        super().__init__(jid, secret, host, port)
+        self.max_delay = max_delay
+        self.online = asyncio.Event()
+        self.was_online = False
+        self.failures = 0
+        self.last_error = ""
+        self._stopping = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._on_online = on_online
+        self._on_offline = on_offline
+        muc_stanza.register_plugins()
+        for name, config in PLUGINS.items():
+            self.register_plugin(name, dict(config))
+        self.register_plugin("bridgekit_identity")
+        self.add_event_handler("session_start", self._session_start)
+        self.add_event_handler("disconnected", self._disconnected)
+        self.add_event_handler("connection_failed", self._connection_failed)
+        self.add_event_handler("stream_error", self._stream_error)
+        # Every message and presence, in arrival order (slixmpp's "message" event only fires
+        # for messages with a body; reactions, retractions and chat states have none).
+        ns = self.default_ns
+        self.register_handler(
+            Callback("bridgekit message", MatchXPath(f"{{{ns}}}message"), on_message)
+        )
+        self.register_handler(
+            Callback("bridgekit presence", MatchXPath(f"{{{ns}}}presence"), on_presence)
+        )
+
+    # -- connection lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._connect()
+
+    def _connect(self) -> None:
+        self._retry = None
+        if self._stopping:
+            return
+        log.info("Connecting to %s:%s as %s", self.server_host, self.server_port, self.boundjid)
+        self.connect()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._retry is not None:
+            self._retry.cancel()
+        self.cancel_connection_attempt()
+        if self.transport is not None:
+            self.online.clear()
+            try:
+                await asyncio.wait_for(self.disconnect(wait=2.0), 5)
+            except Exception:
+                self.abort()
+
+    def _backoff(self) -> float:
+        self.failures += 1
+        base = min(self.max_delay, 0.5 * 2 ** min(self.failures - 1, 10))
+        return base * random.uniform(0.8, 1.2)
+
+    def _schedule(self) -> None:
+        if self._stopping or self._retry is not None:
+            return
+        delay = self._backoff()
+        log.info("Reconnecting to the XMPP server in %.1f s", delay)
+        self._retry = asyncio.get_running_loop().call_later(delay, self._connect)
+
+    def reschedule_connection_attempt(self) -> asyncio.Future | None:  # type: ignore[override]
+        # slixmpp's own retry loop backs off up to 300 s; ours is capped by the config.
+        self.cancel_connection_attempt()
+        self._schedule()
+        return None
+
+    def _session_start(self, _: Any) -> None:
+        self.failures = 0
+        self.last_error = ""
+        self.was_online = True
+        self.online.set()
+        log.info("Component %s connected", self.boundjid)
+        self._on_online()
+
+    def _connection_failed(self, error: Any) -> None:
+        self.last_error = f"cannot connect to {self.server_host}:{self.server_port}: {error}"
+        log.warning("XMPP %s", self.last_error)
+
+    def _stream_error(self, error: Any) -> None:
+        condition = error["condition"] if hasattr(error, "__getitem__") else str(error)
+        self.last_error = f"stream error from the server: {condition}"
+        log.error("XMPP %s", self.last_error)
+
+    def _disconnected(self, reason: Any) -> None:
+        was_online = self.online.is_set()
+        self.online.clear()
+        if was_online:
+            log.warning("Component disconnected: %s", reason)
+            self._on_offline(self.last_error or f"disconnected: {reason or 'connection lost'}")
+        elif self.last_error:
+            self._on_offline(self.last_error)
+        self._schedule()
+
+    async def wait_online(self, timeout: float) -> bool:
+        if self.online.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.online.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send_raw(self, data: str | bytes) -> None:
+        if isinstance(data, str) and INVALID_XML_RE.search(data):
+            log.warning("Removed characters XML cannot carry from an outgoing stanza")
+            data = INVALID_XML_RE.sub("", data)
+        super().send_raw(data)
+
+    async def query(self, iq: Iq, timeout: float = 10) -> Iq:
+        """Send an iq get/set and return the result (raises IqError / IqTimeout)."""
+        return await iq.send(timeout=timeout)

@@ -1,0 +1,340 @@
+"""MUC (XEP-0045) rooms as the component sees them: several Matrix users, one listener.
+
+Every Matrix user in a portal is an occupant of its MUC through the component, under their own
+nick. The room sends each of those occupants a copy of everything; the bridge reads only the
+copy addressed to the room's *listener* (the first of its occupants to join; another takes over
+when it leaves), so nothing is bridged twice. Presences of the other occupants become ghosts
+joining and leaving, with affiliations and roles as power levels; kicks and bans as kicks and
+bans. A Matrix user's own occupant being kicked or banned is told in the portal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from slixmpp import JID, Presence
+from slixmpp.exceptions import IqError, IqTimeout
+
+from bridgekit.events import (
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteMembership,
+    RemoteMessage,
+    RemotePresence,
+)
+
+from .jid import clean_text
+
+if TYPE_CHECKING:
+    from .connector import XMPPConnector
+
+log = logging.getLogger("bridgekit.xmpp.muc")
+
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+MUC_ADMIN_NS = "http://jabber.org/protocol/muc#admin"
+RESOURCE = "bridgekit"
+AFFILIATION_POWER = {"owner": 100, "admin": 50}
+
+
+def power_of(affiliation: str, role: str) -> int:
+    level = AFFILIATION_POWER.get(affiliation, 0)
+    return max(level, 50) if role == "moderator" else level
+
+
+class JoinError(Exception):
+    def __init__(self, condition: str, text: str = "") -> None:
+        super().__init__(f"{condition}{': ' + text if text else ''}")
+        self.condition = condition
+
+
+@dataclass
+class Occupant:
+    nick: str
+    remote_id: str
+    affiliation: str = "none"
+    role: str = "participant"
+    show: str = ""
+
+
+@dataclass
+class Room:
+    jid: str
+    occupants: dict[str, Occupant] = field(default_factory=dict)  # XMPP users, by nick
+    ours: dict[str, str] = field(default_factory=dict)  # our occupants: nick -> login id
+    nick_of: dict[str, str] = field(default_factory=dict)  # login id -> nick (joined/joining)
+    joins: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    listener: str | None = None
+    subject: str | None = None
+
+    @property
+    def key(self) -> PortalKey:
+        return PortalKey(self.jid)
+
+    def joined(self, login_id: str) -> bool:
+        return login_id in self.nick_of and login_id not in self.joins
+
+    def drop(self, login_id: str) -> None:
+        nick = self.nick_of.pop(login_id, None)
+        if nick is not None and self.ours.get(nick) == login_id:
+            del self.ours[nick]
+        if self.listener == login_id:
+            # Hand over to another joined occupant: it has received every stanza too.
+            self.listener = next((lid for lid in self.nick_of if self.joined(lid)), None)
+            if self.listener is None:
+                self.occupants.clear()
+
+
+def _nick_candidates(nick: str) -> list[str]:
+    nick = clean_text(nick).strip()[:64] or "matrix-user"
+    return [nick, f"{nick} [m]", f"{nick} [m2]", f"{nick} [m3]"]
+
+
+class MucManager:
+    def __init__(self, connector: XMPPConnector) -> None:
+        self.connector = connector
+        self.rooms: dict[str, Room] = {}
+
+    def room(self, jid: str) -> Room:
+        room = self.rooms.get(jid)
+        if room is None:
+            room = self.rooms[jid] = Room(jid)
+        return room
+
+    def reset(self) -> None:
+        """The component went away: every occupancy is gone with it."""
+        for room in self.rooms.values():
+            for fut in room.joins.values():
+                if not fut.done():
+                    fut.set_exception(JoinError("remote-server-not-found", "disconnected"))
+        self.rooms.clear()
+
+    # -- joining and leaving ------------------------------------------------------------------
+
+    def _send_join(self, puppet: str, room: Room, nick: str, history: int) -> None:
+        xmpp = self.connector.component
+        pres = xmpp.make_presence(pto=f"{room.jid}/{nick}", pfrom=f"{puppet}/{RESOURCE}")
+        pres.enable("muc_join")
+        pres["muc_join"]["history"]["maxstanzas"] = str(history)
+        pres.send()
+
+    async def join(self, login_id: str, puppet: str, room_jid: str, nick: str) -> str:
+        """Join ``room_jid`` as ``puppet``; returns the nick the room accepted."""
+        room = self.room(room_jid)
+        if room.joined(login_id):
+            return room.nick_of[login_id]
+        pending = room.joins.get(login_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        loop = asyncio.get_running_loop()
+        timeout = float(self.connector.setting("join_timeout"))
+        history = int(self.connector.setting("muc_history"))
+        if room.listener is None or room.listener not in room.nick_of:
+            room.listener = login_id
+        error: JoinError | None = None
+        try:
+            for candidate in _nick_candidates(nick):
+                fut: asyncio.Future[str] = loop.create_future()
+                room.joins[login_id] = fut
+                room.nick_of[login_id] = candidate
+                self._send_join(puppet, room, candidate, history)
+                try:
+                    joined = await asyncio.wait_for(asyncio.shield(fut), timeout)
+                    if room.listener == login_id:
+                        self.connector.spawn(self.connector.sync_room_name(room_jid))
+                    return joined
+                except JoinError as e:
+                    error = e
+                    if e.condition != "conflict":
+                        break
+                except TimeoutError:
+                    error = JoinError("remote-server-timeout", "the room did not answer")
+                    break
+            room.joins.pop(login_id, None)
+            room.drop(login_id)
+            raise error or JoinError("conflict")
+        finally:
+            room.joins.pop(login_id, None)
+
+    def leave(self, login_id: str, puppet: str, room_jid: str, status: str = "") -> None:
+        room = self.rooms.get(room_jid)
+        if room is None or login_id not in room.nick_of:
+            return
+        nick = room.nick_of[login_id]
+        room.drop(login_id)
+        if self.connector.component.online.is_set():
+            pres = self.connector.component.make_presence(
+                pto=f"{room_jid}/{nick}", pfrom=f"{puppet}/{RESOURCE}", ptype="unavailable"
+            )
+            if status:
+                pres["status"] = clean_text(status)[:200]
+            pres.send()
+
+    # -- presences from rooms -----------------------------------------------------------------
+
+    async def handle_presence(self, pres: Presence, login_id: str) -> None:
+        frm = pres["from"]
+        room = self.rooms.get(frm.bare)
+        if room is None:
+            return
+        nick = frm.resource
+        ptype = pres["type"]
+        if ptype == "error":
+            fut = room.joins.get(login_id)
+            if fut is not None and not fut.done():
+                fut.set_exception(JoinError(pres["error"]["condition"], pres["error"]["text"]))
+            return
+        x = pres.xml.find(f"{{{MUC_USER_NS}}}x")
+        if x is None:
+            return  # not a MUC presence
+        codes = {s.get("code", "") for s in x.findall(f"{{{MUC_USER_NS}}}status")}
+        item = x.find(f"{{{MUC_USER_NS}}}item")
+        attrs = item.attrib if item is not None else {}
+        reason_el = item.find(f"{{{MUC_USER_NS}}}reason") if item is not None else None
+        reason = clean_text(reason_el.text) if reason_el is not None and reason_el.text else None
+        is_self = "110" in codes or (room.nick_of.get(login_id) == nick and login_id in room.joins)
+        if is_self:
+            if x.find(f"{{{MUC_USER_NS}}}destroy") is not None:
+                attrs = {**attrs, "destroy": "1"}
+            await self._self_presence(room, login_id, nick, ptype, codes, attrs, reason)
+            return
+        if nick in room.ours or login_id != room.listener or not nick:
+            return
+        real = JID(attrs.get("jid", "")) if attrs.get("jid") else None
+        if real is not None and real.domain == self.connector.component_jid:
+            return  # a Matrix user of this bridge (seen through a non-anonymous room)
+        await self._occupant_presence(room, nick, ptype, codes, attrs, real, reason, pres)
+
+    async def _self_presence(
+        self,
+        room: Room,
+        login_id: str,
+        nick: str,
+        ptype: str,
+        codes: set[str],
+        attrs: dict[str, str],
+        reason: str | None,
+    ) -> None:
+        if ptype != "unavailable":
+            room.nick_of[login_id] = nick
+            room.ours[nick] = login_id
+            fut = room.joins.get(login_id)
+            if fut is not None and not fut.done():
+                fut.set_result(nick)
+            return
+        if "303" in codes and attrs.get("nick"):
+            room.ours.pop(nick, None)
+            room.nick_of[login_id] = attrs["nick"]
+            room.ours[attrs["nick"]] = login_id
+            return
+        room.drop(login_id)
+        client = self.connector.clients.get(login_id)
+        # Banned, removed as a non-member, or the room is gone: stop rejoining it. A kick or a
+        # server shutdown (332) only ends this occupancy: it is joined again when needed.
+        final = bool(codes & {"301", "321", "322"}) or "destroy" in attrs
+        if final and client is not None:
+            await client.forget_room(room.jid)
+        reasons = {
+            "301": "banned from",
+            "307": "kicked from",
+            "321": "removed from",
+            "322": "removed from",
+        }
+        what = next((reasons[c] for c in sorted(codes) if c in reasons), None)
+        text = f"{client.login.user_mxid} was {what} the XMPP room" if client and what else ""
+        if "destroy" in attrs:
+            text = "The XMPP room was destroyed"
+        if text:
+            text += f": {reason}" if reason else "."
+            await self.connector.queue(
+                None,
+                RemoteMessage(
+                    room.key, None, id="", content=MessageContent(text, msgtype="m.notice")
+                ),
+            )
+
+    async def _occupant_presence(
+        self,
+        room: Room,
+        nick: str,
+        ptype: str,
+        codes: set[str],
+        attrs: dict[str, str],
+        real: JID | None,
+        reason: str | None,
+        pres: Presence,
+    ) -> None:
+        known = room.occupants.get(nick)
+        remote_id = real.bare if real is not None else f"{room.jid}/{nick}"
+        if known is not None:
+            remote_id = known.remote_id
+        sender = EventSender(remote_id, name=nick)
+        if ptype == "unavailable":
+            room.occupants.pop(nick, None)
+            if "303" in codes and real is not None:
+                return  # a nick change: the same ghost comes back under the new nick
+            membership = "ban" if "301" in codes else "kick" if "307" in codes else "leave"
+            await self.connector.queue(
+                None,
+                RemoteMembership(
+                    room.key, sender, target=remote_id, membership=membership, reason=reason
+                ),
+            )
+            return
+        affiliation = attrs.get("affiliation", "none")
+        role = attrs.get("role", "participant")
+        show = pres["show"] or ""
+        level = power_of(affiliation, role)
+        occupant = Occupant(nick, remote_id, affiliation, role, show)
+        room.occupants[nick] = occupant
+        if known is None or power_of(known.affiliation, known.role) != level:
+            await self.connector.queue(
+                None,
+                RemoteMembership(
+                    room.key,
+                    sender,
+                    target=remote_id,
+                    membership="join",
+                    power_level=level if (known is not None or level) else None,
+                ),
+            )
+        if known is not None and known.show != show:
+            presence = "online" if show in ("", "chat") else "unavailable"
+            await self.connector.queue(None, RemotePresence(room.key, sender, presence=presence))
+
+    # -- moderation from Matrix -------------------------------------------------------------
+
+    def nick_of_remote(self, room_jid: str, remote_id: str) -> str | None:
+        room = self.rooms.get(room_jid)
+        if room is None:
+            return None
+        for occupant in room.occupants.values():
+            if occupant.remote_id == remote_id:
+                return occupant.nick
+        if remote_id.startswith(room_jid + "/"):
+            return remote_id[len(room_jid) + 1 :]
+        return None
+
+    async def admin(
+        self, puppet: str, room_jid: str, item: dict[str, str], reason: str | None
+    ) -> None:
+        """A muc#admin change (role or affiliation) made by a Matrix user's occupant."""
+        xmpp = self.connector.component
+        iq = xmpp.make_iq_set(ito=room_jid, ifrom=f"{puppet}/{RESOURCE}")
+        from slixmpp.xmlstream import ET
+
+        query = ET.SubElement(iq.xml, f"{{{MUC_ADMIN_NS}}}query")
+        el = ET.SubElement(
+            query, f"{{{MUC_ADMIN_NS}}}item", {k: clean_text(v) for k, v in item.items()}
+        )
+        if reason:
+            ET.SubElement(el, f"{{{MUC_ADMIN_NS}}}reason").text = clean_text(reason)[:500]
+        try:
+            await iq.send(timeout=10)
+        except IqError as e:
+            raise PermissionError(f"the XMPP room refused: {e.iq['error']['condition']}") from e
+        except IqTimeout as e:
+            raise TimeoutError("the XMPP room did not answer") from e

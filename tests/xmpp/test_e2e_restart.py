@@ -1,0 +1,96 @@
+"""Restarts: of Prosody (the component reconnects, nothing lost) and of the bridge (MAM)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridgekit.connector import BridgeStateEvent
+from tests.conftest import eventually
+from tests.harness.prosody import Prosody
+from tests.xmpp.conftest import alias, body_is, xmpp_networks
+
+
+async def _portal(bridge, server: Prosody, bridge_env, xmpp_clients, uid):
+    bob = await xmpp_clients(server, uid("bob"))
+    room = f"{uid('room')}@{server.muc}"
+    await bob.join(room, "Bob")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    room_id = await alice.join(alias(room))
+    await bob.wait_for(
+        lambda p: p["from"].bare == room and p["from"].resource not in ("Bob", ""), presences=True
+    )
+    return bob, alice, room, room_id
+
+
+def bodies(client, room_id: str, prefix: str) -> list[str]:
+    return [
+        e["content"]["body"]
+        for e in client.history(room_id)
+        if e.get("type") == "m.room.message" and e["content"].get("body", "").startswith(prefix)
+    ]
+
+
+async def test_prosody_restart(make_bridge, own_prosody: Prosody, bridge_env, xmpp_clients, uid):
+    bridge = await make_bridge(networks=xmpp_networks(own_prosody))
+    connector = bridge.connectors["xmpp"]
+    assert await connector.component.wait_online(15)
+    bob, alice, room, room_id = await _portal(bridge, own_prosody, bridge_env, xmpp_clients, uid)
+    async with alice:
+        login_id = next(iter(connector.clients))
+        own_prosody.stop()
+        await eventually(lambda: not connector.component.online.is_set(), timeout=20)
+        await eventually(
+            lambda: bridge.login_states[login_id].state == BridgeStateEvent.TRANSIENT_DISCONNECT
+        )
+        expected = [f"q{i}" for i in range(5)]
+        for body in expected:  # Matrix messages while the XMPP server is down
+            await alice.send_text(room_id, body)
+        await asyncio.sleep(1)
+        own_prosody.start()
+        await eventually(
+            lambda: bridge.login_states[login_id].state == BridgeStateEvent.CONNECTED, timeout=30
+        )
+        bob2 = await xmpp_clients(own_prosody, bob.jid.split("@")[0] + "x")
+        await bob2.join(room, "Bob2", history=20)
+        await eventually(
+            lambda: len([b for b in bob2.bodies(room) if b.startswith("q")]) >= 5, timeout=30
+        )
+        await asyncio.sleep(0.5)
+        assert [b for b in bob2.bodies(room) if b.startswith("q")] == expected
+        bob2.say(room, "after the restart")
+        await alice.wait_for_event(room_id, body_is("after the restart"), timeout=20)
+
+
+async def test_bridge_restart_catches_up_from_archive(
+    make_bridge, prosody: Prosody, bridge_env, xmpp_clients, uid
+):
+    bridge = await make_bridge(networks=xmpp_networks(prosody))
+    assert await bridge.connectors["xmpp"].component.wait_online(15)
+    bob, alice, room, room_id = await _portal(bridge, prosody, bridge_env, xmpp_clients, uid)
+    async with alice:
+        bob.say(room, "r-before")
+        await alice.wait_for_event(room_id, body_is("r-before"))
+        await make_bridge.stop(bridge)
+        expected = [f"r-during-{i}" for i in range(4)]
+        for body in expected:  # said while the bridge is away: in the room's archive
+            bob.say(room, body)
+        await asyncio.sleep(0.5)
+        bridge = await make_bridge(networks=xmpp_networks(prosody))
+        await eventually(
+            lambda: len(bodies(alice, room_id, "r-during")) >= len(expected), timeout=40
+        )
+        await asyncio.sleep(1)
+        assert bodies(alice, room_id, "r-during") == expected
+        await alice.send_text(room_id, "r-after from matrix")
+        await bob.wait_for(lambda m: m["body"] == "r-after from matrix", timeout=20)
+
+
+async def test_wrong_secret_is_reported_and_retried(make_bridge, prosody: Prosody):
+    networks = xmpp_networks(prosody)
+    networks["xmpp"]["component_secret"] = "not the secret"
+    bridge = await make_bridge(networks=networks)
+    component = bridge.connectors["xmpp"].component
+    await eventually(lambda: "not-authorized" in component.last_error, timeout=15)
+    failures = component.failures
+    await eventually(lambda: component.failures > failures, timeout=15)  # still trying
+    assert not component.online.is_set()
