@@ -456,6 +456,10 @@ class PortalService(MatrixToRemote):
         if target is None:
             log.debug("Edit of unknown message %s", evt.target_id)
             return
+        author = target.sender_remote
+        if evt.sender and author and evt.sender.remote_id != author:
+            log.warning("Ignoring %s's edit of %s's message", evt.sender.remote_id, author)
+            return  # only the author may edit: a connector bug or a forged event otherwise
         intent = await self.sender_intent(portal, evt.sender, login_id)
         new = await self._message_content(portal, evt.content)
         new.pop("m.relates_to", None)

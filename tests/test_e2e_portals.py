@@ -302,3 +302,21 @@ async def test_ghost_user_query_and_unknown_users(bridge: Bridge, bridge_env: Br
         await alice.invite(room_id, ghost(uid("someone")))
         members: dict[str, Any] = await alice.request("GET", f"/rooms/{room_id}/members")
         assert any(m["state_key"].startswith("@_fake_") for m in members["chunk"])
+
+
+async def test_remote_edit_by_someone_else_is_ignored(bridge: Bridge, bridge_env: BridgeEnv, uid):
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
+        msg_id = await client.remote_message(chat, "bob", "bob wrote this")
+        await alice.wait_for_event(room_id, body_is("bob wrote this"))
+        await client.emit(
+            RemoteEdit(
+                PortalKey(chat),
+                EventSender("mallory"),
+                target_id=msg_id,
+                content=MessageContent("mallory's words"),
+            )
+        )
+        await client.remote_message(chat, "bob", "marker")
+        await alice.wait_for_event(room_id, body_is("marker"))
+        assert not [e for e in alice.history(room_id) if "m.new_content" in e.get("content", {})]
