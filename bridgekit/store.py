@@ -11,165 +11,37 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mautrix.util.async_db import Database, Scheme
 
 from .connector import LoginInfo
 from .events import PortalKey
+from .records import (
+    LRU,
+    BridgeUser,
+    Ghost,
+    MessageRow,
+    OutboxItem,
+    Portal,
+    ReactionRow,
+    login_from_row,
+    message_from_row,
+    portal_from_row,
+    reaction_from_row,
+    user_from_row,
+)
+
+__all__ = [
+    "LRU", "BridgeUser", "Ghost", "MessageRow", "OutboxItem", "Portal", "ReactionRow", "Store",
+]  # fmt: skip
 
 log = logging.getLogger("bridgekit.store")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class LRU(OrderedDict):
-    """A tiny bounded cache: oldest entries fall out first."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
-@dataclass
-class Portal:
-    network: str
-    key: PortalKey
-    mxid: str | None = None
-    name: str | None = None
-    topic: str | None = None
-    avatar_url: str | None = None
-    is_dm: bool = False
-    plumbed: bool = False
-    relay_login: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Ghost:
-    network: str
-    remote_id: str
-    mxid: str
-    name: str | None = None
-    avatar_url: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class BridgeUser:
-    mxid: str
-    management_room: str | None = None
-    double_puppet: str | None = None  # access token of the user's own account, if set
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class MessageRow:
-    network: str
-    portal: PortalKey
-    remote_id: str
-    part: str
-    event_id: str
-    room_id: str
-    sender_mxid: str
-    sender_remote: str | None
-    ts: int
-    thread_root: str | None = None
-
-
-@dataclass
-class ReactionRow:
-    network: str
-    portal: PortalKey
-    target_id: str
-    sender_remote: str
-    key: str
-    event_id: str
-    room_id: str
-    remote_id: str | None = None
-
-
-@dataclass
-class OutboxItem:
-    seq: int
-    network: str
-    portal: PortalKey
-    login_id: str | None
-    payload: str
-
-
-def _portal(row: Any) -> Portal:
-    return Portal(
-        network=row["network"],
-        key=PortalKey(row["remote_id"], row["receiver"]),
-        mxid=row["mxid"],
-        name=row["name"],
-        topic=row["topic"],
-        avatar_url=row["avatar_url"],
-        is_dm=bool(row["is_dm"]),
-        plumbed=bool(row["plumbed"]),
-        relay_login=row["relay_login"],
-        metadata=json.loads(row["metadata"] or "{}"),
-    )
-
-
-def _message(row: Any) -> MessageRow:
-    return MessageRow(
-        network=row["network"],
-        portal=PortalKey(row["portal_id"], row["receiver"]),
-        remote_id=row["remote_id"],
-        part=row["part"],
-        event_id=row["event_id"],
-        room_id=row["room_id"],
-        sender_mxid=row["sender_mxid"],
-        sender_remote=row["sender_remote"],
-        ts=row["ts"],
-        thread_root=row["thread_root"],
-    )
-
-
-def _reaction(row: Any) -> ReactionRow:
-    return ReactionRow(
-        network=row["network"],
-        portal=PortalKey(row["portal_id"], row["receiver"]),
-        target_id=row["target_id"],
-        sender_remote=row["sender_remote"],
-        key=row["reaction_key"],
-        event_id=row["event_id"],
-        room_id=row["room_id"],
-        remote_id=row["remote_id"],
-    )
-
-
-def _user(row: Any) -> BridgeUser:
-    return BridgeUser(
-        row["mxid"],
-        row["management_room"],
-        row["double_puppet"],
-        json.loads(row["metadata"] or "{}"),
-    )
-
-
-def _login(row: Any) -> LoginInfo:
-    return LoginInfo(
-        id=row["id"],
-        user_mxid=row["user_mxid"],
-        network=row["network"],
-        remote_id=row["remote_id"],
-        remote_name=row["remote_name"],
-        metadata=json.loads(row["metadata"] or "{}"),
-    )
 
 
 def _affected(result: Any) -> int:
@@ -204,7 +76,7 @@ class Store:
         """Load portals and users into memory: from then on they are looked up without SQL
         (every Matrix event asks "is this a portal or a management room?")."""
         for row in await self.db.fetch("SELECT * FROM portal"):
-            self._cache_portal(_portal(row))
+            self._cache_portal(portal_from_row(row))
         for user in await self._fetch_users():
             self._remember_user(user)
         self._loaded = True
@@ -347,7 +219,7 @@ class Store:
             key.id,
             key.receiver,
         )
-        return self._cache_portal(_portal(row)) if row else None
+        return self._cache_portal(portal_from_row(row)) if row else None
 
     async def get_portal_by_mxid(self, mxid: str) -> Portal | None:
         cached = self._portals_by_mxid.get(mxid)
@@ -356,7 +228,7 @@ class Store:
         if self._loaded:
             return None
         row = await self.db.fetchrow("SELECT * FROM portal WHERE mxid=$1", mxid)
-        return self._cache_portal(_portal(row)) if row else None
+        return self._cache_portal(portal_from_row(row)) if row else None
 
     def _cache_portal(self, portal: Portal) -> Portal:
         existing = self._portals.get((portal.network, portal.key))
@@ -369,7 +241,7 @@ class Store:
 
     async def all_portals(self) -> list[Portal]:
         rows = await self.db.fetch("SELECT * FROM portal WHERE mxid IS NOT NULL")
-        return [self._cache_portal(_portal(r)) for r in rows]
+        return [self._cache_portal(portal_from_row(r)) for r in rows]
 
     async def save_portal(self, portal: Portal) -> None:
         await self.db.execute(
@@ -456,10 +328,10 @@ class Store:
         if cached or self._loaded:
             return cached
         row = await self.db.fetchrow("SELECT * FROM bridge_user WHERE mxid=$1", mxid)
-        return self._remember_user(_user(row)) if row else None
+        return self._remember_user(user_from_row(row)) if row else None
 
     async def _fetch_users(self) -> list[BridgeUser]:
-        return [_user(r) for r in await self.db.fetch("SELECT * FROM bridge_user")]
+        return [user_from_row(r) for r in await self.db.fetch("SELECT * FROM bridge_user")]
 
     async def all_users(self) -> list[BridgeUser]:
         if self._loaded:
@@ -512,7 +384,7 @@ class Store:
             rows = await self.db.fetch(
                 "SELECT * FROM user_login WHERE user_mxid=$1 ORDER BY created_at, id", user_mxid
             )
-        return [_login(r) for r in rows]
+        return [login_from_row(r) for r in rows]
 
     # -- messages and reactions --------------------------------------------------------------
 
@@ -564,7 +436,7 @@ class Store:
                 remote_id,
                 part,
             )
-        return _message(row) if row else None
+        return message_from_row(row) if row else None
 
     async def message_by_event(self, event_id: str) -> MessageRow | None:
         cached = self._msg_by_event.get(event_id)
@@ -573,7 +445,7 @@ class Store:
         row = await self.db.fetchrow("SELECT * FROM message WHERE event_id=$1", event_id)
         if not row:
             return None
-        msg = _message(row)
+        msg = message_from_row(row)
         self._msg_by_event.put(event_id, msg)
         return msg
 
@@ -585,7 +457,7 @@ class Store:
             portal.id,
             portal.receiver,
         )
-        return _message(row) if row else None
+        return message_from_row(row) if row else None
 
     async def last_remote_message(self, network: str, portal: PortalKey) -> str | None:
         """Newest remote id in a portal that came from the network (for catching up)."""
@@ -631,11 +503,11 @@ class Store:
             sender_remote,
             key,
         )
-        return _reaction(row) if row else None
+        return reaction_from_row(row) if row else None
 
     async def reaction_by_event(self, event_id: str) -> ReactionRow | None:
         row = await self.db.fetchrow("SELECT * FROM reaction WHERE event_id=$1", event_id)
-        return _reaction(row) if row else None
+        return reaction_from_row(row) if row else None
 
     async def delete_reaction(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM reaction WHERE event_id=$1", event_id)

@@ -1,0 +1,158 @@
+"""Who speaks for a remote event on Matrix: ghosts, double puppets, the bot.
+
+Ghosts are registered, given the remote user's name and avatar, and joined lazily; striped
+locks keep the first sightings of one ghost (a member sync and a message at once) from racing.
+A remote event the logged-in user sent themself appears from their real Matrix account when
+double puppeting is set up (a shared secret or ``login-matrix``), and from their ghost otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mautrix.appservice import IntentAPI
+
+from .connector import NetworkClient
+from .events import EventSender, PortalKey
+from .matrix import with_retries
+from .store import Ghost, Portal
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.portals")
+
+
+class Puppets:
+    """Mixed into :class:`~bridgekit.portals.PortalService`, which provides ``_client_for``."""
+
+    bridge: Bridge
+    _ghost_locks: list[asyncio.Lock]
+    _client_for: Callable[[str, PortalKey, str | None], NetworkClient | None]
+
+    async def ghost_intent(
+        self,
+        network: str,
+        remote_id: str,
+        client: NetworkClient | None,
+        portal: Portal | None,
+        *,
+        name: str | None = None,
+    ) -> IntentAPI:
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        intent = self.bridge.matrix.intent(mxid)
+        # Striped locks: concurrent first sightings of one ghost (member sync and a message)
+        # must not race each other's profile updates.
+        async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
+            await self._ensure_ghost(network, remote_id, mxid, intent, client, name)
+        if portal is not None and portal.mxid:
+            await with_retries(
+                lambda: intent.ensure_joined(portal.mxid), what=f"joining {mxid} to {portal.mxid}"
+            )
+        return intent
+
+    async def _ensure_ghost(
+        self,
+        network: str,
+        remote_id: str,
+        mxid: str,
+        intent: IntentAPI,
+        client: NetworkClient | None,
+        name: str | None,
+    ) -> None:
+        ghost = await self.bridge.store.get_ghost(network, remote_id)
+        if ghost is None:
+            ghost = Ghost(network, remote_id, mxid)
+            await with_retries(intent.ensure_registered, what=f"registering {mxid}")
+            info = None
+            if client is not None:
+                try:
+                    info = await client.get_user_info(remote_id)
+                except Exception:
+                    log.warning("Could not fetch user info of %s", remote_id)
+            await self._update_ghost_profile(intent, ghost, name or (info.name if info else None))
+            if info and info.avatar_url:
+                await self._update_ghost_avatar(intent, ghost, info.avatar_url)
+            await self.bridge.store.save_ghost(ghost)
+        elif name and name != ghost.name:
+            await self._update_ghost_profile(intent, ghost, name)
+            await self.bridge.store.save_ghost(ghost)
+
+    async def _update_ghost_profile(
+        self, intent: IntentAPI, ghost: Ghost, name: str | None
+    ) -> None:
+        display = name or ghost.remote_id
+        await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
+        ghost.name = display
+
+    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> None:
+        try:
+            mxc = await self.to_mxc(url)
+            await with_retries(
+                lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5
+            )
+            ghost.avatar_url = url
+        except Exception:
+            log.warning("Could not set avatar of %s", ghost.mxid)
+
+    async def to_mxc(self, url: str, filename: str = "file") -> str:
+        """Reuse ``mxc://`` URIs; download http(s) URLs and upload them to the homeserver."""
+        if url.startswith("mxc://"):
+            return url
+        session = self.bridge.matrix.session
+        bot = self.bridge.matrix.bot
+        assert session is not None and bot is not None
+        async with session.get(url) as resp:
+            resp.raise_for_status()
+            data = await resp.read()
+            mime = resp.headers.get("Content-Type", "application/octet-stream")
+        return str(await bot.upload_media(data, mime_type=mime, filename=filename))
+
+    async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
+        user = await self.bridge.store.get_user(user_mxid)
+        token = user.double_puppet if user else None
+        if not token:
+            secrets = self.bridge.config.get("double_puppet.secrets") or {}
+            token = secrets.get(user_mxid.split(":", 1)[1])
+        if not token:
+            return None
+        # Real users exist already: never try to register them as appservice users.
+        await self.bridge.matrix.state_store.registered(user_mxid)
+        return self.bridge.matrix.real_user_intent(user_mxid, token)
+
+    async def sender_intent(
+        self, portal: Portal, sender: EventSender | None, login_id: str | None
+    ) -> IntentAPI:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        if sender is None:
+            return bot
+        client = self._client_for(portal.network, portal.key, sender.login_id or login_id)
+        if sender.is_me and client is not None:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                assert portal.mxid
+                if not await self.bridge.matrix.state_store.is_joined(portal.mxid, dp.mxid):
+                    await with_retries(
+                        lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
+                    )
+                return dp
+        return await self.ghost_intent(
+            portal.network, sender.remote_id, client, portal, name=sender.name
+        )
+
+    async def _set_power(self, portal: Portal, network: str, remote_id: str, level: int) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None and portal.mxid
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        pls = await bot.get_power_levels(portal.mxid)
+        if mxid not in pls.users and level == pls.users_default:
+            return
+        if pls.get_user_level(mxid) != level:
+            pls.set_user_level(mxid, level)
+            await with_retries(
+                lambda: bot.set_power_levels(portal.mxid, pls), what="power levels", max_attempts=5
+            )
