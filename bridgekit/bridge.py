@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -30,10 +29,7 @@ from .appservice import AppServiceServer
 from .config import Config
 from .connector import (
     AliasResolver,
-    BackfillHandler,
     BridgeAPI,
-    BridgeStateEvent,
-    LoginInfo,
     NetworkClient,
     NetworkConnector,
     ThirdPartyHandler,
@@ -41,12 +37,12 @@ from .connector import (
 from .db import create_database, migrate, package_migrations
 from .events import (
     PortalKey,
-    RemoteBackfill,
     RemoteEvent,
     remote_event_from_json,
     remote_event_to_json,
 )
 from .ids import localpart_of, server_of
+from .logins import Logins, LoginState
 from .matrix import MatrixClient, message_type, with_retries
 from .media import MediaSigner
 from .media import add_routes as add_media_routes
@@ -73,16 +69,7 @@ def discover_connectors() -> dict[str, type[NetworkConnector]]:
     return found
 
 
-class LoginState:
-    def __init__(self) -> None:
-        self.state = BridgeStateEvent.STARTING
-        self.message = ""
-        self.error = ""
-        self.since = time.time()
-        self.notified = False
-
-
-class Bridge(BridgeAPI):
+class Bridge(Logins, BridgeAPI):
     def __init__(
         self,
         config: Config,
@@ -451,67 +438,6 @@ class Bridge(BridgeAPI):
                 log.exception("Could not clear outbox rows (they will be replayed)")
                 return
 
-    def report_state(
-        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
-    ) -> None:
-        st = self.login_states.setdefault(login_id, LoginState())
-        previous = st.state
-        if st.state != state:
-            st.since = time.time()
-            st.notified = False
-        st.state, st.message, st.error = state, message, error
-        log.info("Login %s is %s %s", login_id, state.value, message)
-        if state in (
-            BridgeStateEvent.BAD_CREDENTIALS,
-            BridgeStateEvent.LOGGED_OUT,
-            BridgeStateEvent.UNKNOWN_ERROR,
-        ):
-            self._spawn(self._notify_state(login_id, 0))
-        elif state == BridgeStateEvent.TRANSIENT_DISCONNECT:
-            delay = float(self.config.get("bridge.state_notice_delay", 60))
-            self._spawn(self._notify_state(login_id, delay))
-        elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
-            self._spawn(self._catch_up(login_id))
-
-    async def _catch_up(self, login_id: str) -> None:
-        """After a (re)connect, fetch what was said while we were away (BackfillHandler)."""
-        client = self.clients.get(login_id)
-        if not isinstance(client, BackfillHandler):
-            return
-        limit = int(self.config.get("bridge.backfill_limit", 100))
-        for portal in await self.store.all_portals():
-            if portal.network != client.login.network or not client.is_in_portal(portal.key):
-                continue
-            last = await self.store.last_remote_message(portal.network, portal.key)
-            try:
-                messages = await client.fetch_messages(portal.key, last, limit)
-            except Exception:
-                log.exception("Backfill of %s failed", portal.key)
-                continue
-            if messages:
-                log.info("Backfilling %d messages into %s", len(messages), portal.mxid)
-                await self.queue_remote_event(
-                    login_id, RemoteBackfill(portal.key, network=portal.network, messages=messages)
-                )
-
-    async def _notify_state(self, login_id: str, delay: float) -> None:
-        """Tell the user in their management room when a disconnect persists."""
-        st = self.login_states[login_id]
-        state, since = st.state, st.since
-        if delay:
-            await asyncio.sleep(delay)
-        if st.state != state or st.since != since or st.notified:
-            return
-        st.notified = True
-        client = self.clients.get(login_id)
-        if client is None:
-            return
-        user = await self.store.get_user(client.login.user_mxid)
-        if user and user.management_room:
-            text = f"{client.login.network} login {client.login.remote_name or login_id}: "
-            text += f"{state.value}" + (f" ({st.message})" if st.message else "")
-            await self.send_notice(user.management_room, text)
-
     async def get_kv(self, key: str) -> str | None:
         return await self.store.get_kv(key)
 
@@ -564,53 +490,6 @@ class Bridge(BridgeAPI):
             self.config.get("appservice.public_address") or self.config["appservice.address"]
         )
         return self.media.url(base, mxc, filename)
-
-    # -- logins --------------------------------------------------------------------------------
-
-    async def _load_client(self, login: LoginInfo) -> NetworkClient:
-        connector = self.connectors[login.network]
-        client = await connector.load_login(login)
-        self.clients[login.id] = client
-        self._clients_by_user.setdefault(login.user_mxid, []).append(client)
-        self.login_states.setdefault(login.id, LoginState())
-        self.report_state(login.id, BridgeStateEvent.CONNECTING)
-        self._spawn(self._connect(client))
-        return client
-
-    async def _connect(self, client: NetworkClient) -> None:
-        try:
-            await client.connect()
-        except Exception as e:
-            log.exception("Login %s failed to connect", client.login.id)
-            self.report_state(client.login.id, BridgeStateEvent.UNKNOWN_ERROR, str(e))
-
-    async def add_login(self, login: LoginInfo) -> NetworkClient:
-        await self.store.save_login(login)
-        return await self._load_client(login)
-
-    async def remove_login(self, login_id: str) -> None:
-        client = self.clients.pop(login_id, None)
-        if client is not None:
-            mine = self._clients_by_user.get(client.login.user_mxid, [])
-            if client in mine:
-                mine.remove(client)
-        if client is not None:
-            try:
-                await client.disconnect()
-                await self.connectors[client.login.network].logout(client.login)
-            except Exception:
-                log.exception("Error while logging out %s", login_id)
-        await self.store.delete_login(login_id)
-        self.report_state(login_id, BridgeStateEvent.LOGGED_OUT)
-        self.login_states.pop(login_id, None)
-
-    def new_login_id(self) -> str:
-        return secrets.token_hex(8)
-
-    def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
-        """A user's live clients (indexed: this runs for every Matrix message)."""
-        mine = self._clients_by_user.get(user_mxid, ())
-        return [c for c in mine if network is None or c.login.network == network]
 
     # -- helpers -------------------------------------------------------------------------------
 
