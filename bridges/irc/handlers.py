@@ -159,6 +159,15 @@ class IncomingMixin:
                     fut.set_result(msg.tags.get("msgid"))
                 break
 
+    def _on_cannot_send(self: IRCClient, msg: Message) -> None:
+        """401/403/404: the server refused a message; fail its wait at once (not after the
+        echo timeout, which would stall the room) so the sender is told."""
+        target = msg.param(1) or ""
+        reason = msg.param(2) or "refused by the server"
+        for _, fut in self._echo.get(self.fold(target), []):
+            if not fut.done():
+                fut.set_exception(SendRefusedError(f"{target}: {reason}"))
+
     def _bridge_message(self: IRCClient, msg: Message, target: str, text: str) -> None:
         if msg.tags.get("batch") in self._history_refs:
             return  # chathistory replay: fetch_messages collects it
@@ -584,4 +593,11 @@ _HANDLERS = {
     "353": IncomingMixin._on_names,
     "366": IncomingMixin._on_end_of_names,
     "BATCH": IncomingMixin._on_batch,
+    "401": IncomingMixin._on_cannot_send,  # ERR_NOSUCHNICK
+    "403": IncomingMixin._on_cannot_send,  # ERR_NOSUCHCHANNEL
+    "404": IncomingMixin._on_cannot_send,  # ERR_CANNOTSENDTOCHAN
 }
+
+
+class SendRefusedError(Exception):
+    """The IRC server said it did not deliver a message (moderated channel, no such nick)."""

@@ -223,8 +223,13 @@ class OutgoingMixin:
             await self.conn.send(*lines, before_write=mark)
             ids: list[str | None] = []
             if "echo-message" in self.conn.caps:
-                done, _ = await asyncio.wait(waiters, timeout=ECHO_TIMEOUT)
-                ids = [w.result() if w in done and not w.exception() else None for w in waiters]
+                done, _ = await asyncio.wait(
+                    waiters, timeout=ECHO_TIMEOUT, return_when=asyncio.FIRST_EXCEPTION
+                )
+                refused = [w.exception() for w in done if w.exception()]
+                if refused:
+                    raise refused[0]  # the runtime tells the sender it was not delivered
+                ids = [w.result() if w in done else None for w in waiters]
         finally:
             pending = self._echo.get(folded, [])
             self._echo[folded] = [(t, f) for t, f in pending if f not in waiters]

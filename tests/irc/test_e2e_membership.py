@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import eventually
-from tests.irc.e2e import connector, ghost, irc_user, open_channel, start_bridge
+from tests.irc.e2e import connector, ghost, irc_user, open_channel, privmsg_from, start_bridge
 
 
 def member_event(user_id: str, membership: str):
@@ -50,13 +50,15 @@ async def test_irc_membership_nicks_topic_and_modes(make_bridge, ircd, bridge_en
             # TOPIC
             await bob.send_line("TOPIC", channel, "a new topic")
             await alice.wait_for_event(
-                room_id, lambda e: e["type"] == "m.room.topic"
-                and e["content"].get("topic") == "a new topic")
+                room_id,
+                lambda e: (
+                    e["type"] == "m.room.topic" and e["content"].get("topic") == "a new topic"
+                ),
+            )
             # NICK: case-only change keeps the ghost and renames it; a new nick is a new ghost
             old = carol.nick
             await carol.send_line("NICK", old.lower())
-            await eventually(
-                lambda: _displayname(alice, ghost(old)), timeout=15)
+            await eventually(lambda: _displayname(alice, ghost(old)), timeout=15)
             new = uid("dave")
             await carol.send_line("NICK", new)
             await alice.wait_for_event(room_id, member_event(ghost(old), "leave"))
@@ -86,7 +88,8 @@ async def test_irc_membership_nicks_topic_and_modes(make_bridge, ircd, bridge_en
 async def _displayname(client, user_id: str) -> bool:
     profile = await client.get_profile(user_id)
     return profile.get("displayname") == profile.get("displayname", "").lower() and bool(
-        profile.get("displayname"))
+        profile.get("displayname")
+    )
 
 
 async def test_matrix_kick_becomes_irc_kick_only_with_ops(make_bridge, ircd, bridge_env, uid):
@@ -107,16 +110,18 @@ async def test_matrix_kick_becomes_irc_kick_only_with_ops(make_bridge, ircd, bri
             await bot.set_power_levels(room_id, pls)
             await asyncio.sleep(0.5)
             # Without ops on IRC the kick stays on Matrix.
-            await alice.request("POST", f"/rooms/{room_id}/kick",
-                                {"user_id": ghost(dave.nick), "reason": "no"})
+            await alice.request(
+                "POST", f"/rooms/{room_id}/kick", {"user_id": ghost(dave.nick), "reason": "no"}
+            )
             await alice.wait_for_event(room_id, member_event(ghost(dave.nick), "leave"))
             await asyncio.sleep(1.5)  # the bridge has handled the kick by now
             # With ops it reaches IRC.
             await bob.send_line("MODE", channel, "+o", puppet)
             client = next(iter(connector(bridge).clients.values()))
             await eventually(lambda: client.has_ops(channel), timeout=15)
-            await alice.request("POST", f"/rooms/{room_id}/kick",
-                                {"user_id": ghost(carol.nick), "reason": "out"})
+            await alice.request(
+                "POST", f"/rooms/{room_id}/kick", {"user_id": ghost(carol.nick), "reason": "out"}
+            )
             kick = await carol.wait_for(lambda m: m.command == "KICK", 15)
             assert kick.nick == puppet and kick.params[1] == carol.nick and kick.params[2] == "out"
             # Matrix topic -> IRC TOPIC (the puppet is an operator now)
@@ -127,3 +132,33 @@ async def test_matrix_kick_becomes_irc_kick_only_with_ops(make_bridge, ircd, bri
         finally:
             for user in (bob, carol, dave):
                 await user.close()
+
+
+async def test_a_refused_line_is_reported_and_does_not_stall_the_room(
+    make_bridge, ircd, bridge_env, uid
+):
+    await start_bridge(make_bridge, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)  # first in: channel operator
+    async with alice:
+        try:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            await bob.send_line("MODE", channel, "+m")  # moderated: the puppet may not speak
+            await bob.wait_for(lambda m: m.command == "MODE" and "+m" in m.params, 15)
+            await alice.send_text(room_id, "muted words")
+            notice = await alice.wait_for_event(
+                room_id,
+                lambda e: "not delivered" in e.get("content", {}).get("body", ""),
+                timeout=15,
+            )
+            assert channel.lower() in notice["content"]["body"].lower()
+            await bob.send_line("MODE", channel, "-m")
+            await bob.wait_for(lambda m: m.command == "MODE" and "-m" in m.params, 15)
+            started = asyncio.get_running_loop().time()
+            await alice.send_text(room_id, "heard again")
+            await bob.wait_for(privmsg_from(puppet, "heard again"), 15)
+            # Well under the 10 s echo timeout the refused line used to hold the room for.
+            assert asyncio.get_running_loop().time() - started < 5
+        finally:
+            await bob.close()
