@@ -45,7 +45,6 @@ import resource
 import select
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -63,6 +62,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.harness and tests.irc.e2e are not installed packages
+sys.path.insert(0, str(REPO / "bench"))
+
+from _stats import order_check, summary_ms  # noqa: E402
 
 CHANNEL = "#bench"
 IRC_NICK = "benchbob"
@@ -79,55 +81,6 @@ def now() -> float:
 
 def text_for(kind: str, seq: int) -> str:
     return f"BK{kind}{seq:07d} {FILLER} {seq}"
-
-
-# -- statistics -------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def summary_ms(values: list[float]) -> dict[str, Any]:
-    """p50/p95/p99/max/mean in milliseconds of durations given in seconds."""
-    if not values:
-        return {"n": 0}
-    out: dict[str, Any] = {"n": len(values)}
-    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-        out[name] = round(pct(values, q) * 1000, 2)  # type: ignore[operator]
-    out["max"] = round(max(values) * 1000, 2)
-    out["mean"] = round(statistics.fmean(values) * 1000, 2)
-    return out
-
-
-def order_check(sent: list[int], seen: list[int]) -> dict[str, int]:
-    """Lost, duplicated and reordered messages of ``sent`` (reference order) in ``seen``."""
-    rank = {s: i for i, s in enumerate(sent)}
-    counts: dict[int, int] = {}
-    reordered = 0
-    high = -1
-    for s in seen:
-        if s not in rank:
-            continue
-        counts[s] = counts.get(s, 0) + 1
-        if counts[s] > 1:
-            continue
-        if rank[s] < high:
-            reordered += 1  # arrived after a message that was sent later
-        high = max(high, rank[s])
-    return {
-        "sent": len(sent),
-        "delivered": len(counts),
-        "lost": sum(1 for s in sent if s not in counts),
-        "duplicated": sum(c - 1 for c in counts.values()),
-        "reordered": reordered,
-    }
 
 
 # -- packet capture (child process) -----------------------------------------------------------

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -42,11 +41,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.harness is not an installed package
+sys.path.insert(0, str(REPO / "bench"))
+
+from _stats import order_check, proc_cpu, summary_ms  # noqa: E402
 
 SERVER_NAME = "bridgekit.test"
 MARKER_RE = re.compile(r"BK([XM])(\d{7})")
 FILLER = "the quick brown fox jumps over the lazy dog"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def now() -> float:
@@ -62,60 +63,7 @@ def marker(body: Any) -> tuple[str, int] | None:
     return (m.group(1), int(m.group(2))) if m else None
 
 
-# -- statistics -------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def summary_ms(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    out: dict[str, Any] = {"n": len(values)}
-    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-        out[name] = round(pct(values, q) * 1000, 2)
-    out["max"] = round(max(values) * 1000, 2)
-    out["mean"] = round(statistics.fmean(values) * 1000, 2)
-    return out
-
-
-def order_check(sent: list[int], seen: list[int]) -> dict[str, int]:
-    """Lost, duplicated and reordered messages of ``sent`` (reference order) in ``seen``."""
-    rank = {s: i for i, s in enumerate(sent)}
-    counts: dict[int, int] = {}
-    reordered = 0
-    high = -1
-    for s in seen:
-        if s not in rank:
-            continue
-        counts[s] = counts.get(s, 0) + 1
-        if counts[s] > 1:
-            continue
-        if rank[s] < high:
-            reordered += 1  # arrived after a message that was sent later
-        high = max(high, rank[s])
-    return {
-        "sent": len(sent),
-        "delivered": len(counts),
-        "lost": sum(1 for s in sent if s not in counts),
-        "duplicated": sum(c - 1 for c in counts.values()),
-        "reordered": reordered,
-    }
-
-
 # -- processes --------------------------------------------------------------------------------
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process (all threads) in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        rest = fh.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
 class BridgeProcess:
