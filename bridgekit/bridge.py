@@ -26,6 +26,7 @@ from mautrix.util.async_db import Database
 
 from . import __version__
 from .appservice import AppServiceServer
+from .coalesce import mergeable
 from .config import Config
 from .connector import (
     AliasResolver,
@@ -38,6 +39,7 @@ from .db import create_database, migrate, package_migrations
 from .events import (
     PortalKey,
     RemoteEvent,
+    RemoteMessage,
     remote_event_from_json,
     remote_event_to_json,
 )
@@ -414,20 +416,51 @@ class Bridge(Logins, BridgeAPI):
                     fut.set_result(seq)
 
     def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
-        key = (item.network, item.portal)
+        self.outbox.submit((item.network, item.portal), _OutboxJob(self, item, event))
 
-        async def job() -> None:
-            evt = event or remote_event_from_json(item.payload)
-            start = time.perf_counter()
-            try:
-                await self.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
-            finally:
-                self.metrics.handled("remote", time.perf_counter() - start)
-                self._outbox_done.append(item.seq)
-                if self._outbox_done_task is None or self._outbox_done_task.done():
-                    self._outbox_done_task = self._spawn(self._flush_outbox_done())
+    async def _run_outbox_job(self, job: _OutboxJob) -> None:
+        item = job.item
+        items = [item]
+        start = time.perf_counter()
+        try:
+            evt = job.event
+            if type(evt) is RemoteMessage and self.connectors[item.network].merge_backlog:
+                merged = self._take_mergeable(job, evt, items)
+                if len(merged) > 1:
+                    await self.portals.handle_remote_messages(
+                        item.network, item.login_id, merged, item.seq
+                    )
+                    return
+            await self.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
+        finally:
+            self.metrics.handled("remote", time.perf_counter() - start)
+            self._outbox_done.extend(i.seq for i in items)
+            if self._outbox_done_task is None or self._outbox_done_task.done():
+                self._outbox_done_task = self._spawn(self._flush_outbox_done())
 
-        self.outbox.submit(key, job)
+    def _take_mergeable(
+        self, job: _OutboxJob, first: RemoteMessage, items: list[OutboxItem]
+    ) -> list[RemoteMessage]:
+        """Pull the messages queued right behind ``first`` that may share its Matrix event
+        (see :mod:`bridgekit.coalesce`); their outbox rows are appended to ``items``."""
+        merged = [first]
+        size = len(first.content.body)
+
+        def accept(nxt: object) -> bool:
+            if not isinstance(nxt, _OutboxJob) or nxt.item.login_id != job.item.login_id:
+                return False
+            evt = nxt.event
+            return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)
+
+        key = (job.item.network, job.item.portal)
+        while (taken := self.outbox.take_next(key, accept)) is not None:
+            assert isinstance(taken, _OutboxJob)
+            evt = taken.event
+            assert isinstance(evt, RemoteMessage)
+            merged.append(evt)
+            items.append(taken.item)
+            size += 1 + len(evt.content.body)
+        return merged
 
     async def _flush_outbox_done(self) -> None:
         while self._outbox_done:
@@ -526,3 +559,24 @@ class Bridge(Logins, BridgeAPI):
                 for lid, c in self.clients.items()
             },
         }
+
+
+class _OutboxJob:
+    """One outbox row's work. A class rather than a closure so that a running job can look
+    at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
+
+    __slots__ = ("bridge", "item", "_event")
+
+    def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
+        self.bridge = bridge
+        self.item = item
+        self._event = event
+
+    @property
+    def event(self) -> RemoteEvent:
+        if self._event is None:  # replayed from the database after a restart
+            self._event = remote_event_from_json(self.item.payload)
+        return self._event
+
+    async def __call__(self) -> None:
+        await self.bridge._run_outbox_job(self)

@@ -17,7 +17,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventType
 
 from . import __version__
-from .connector import LoginInfo, LoginProcess, LoginStep
+from .connector import ChatIdParser, LoginInfo, LoginProcess, LoginStep
 from .events import PortalKey
 from .store import BridgeUser, Portal
 
@@ -375,7 +375,16 @@ async def cmd_bridge(ce: CommandEvent) -> None:
     if network not in ce.bridge.connectors:
         await ce.reply(f"Unknown network `{network}`.")
         return
-    key = PortalKey(remote_id)
+    connector = ce.bridge.connectors[network]
+    if isinstance(connector, ChatIdParser):
+        try:
+            key = connector.parse_chat_id(remote_id)
+        except ValueError as e:
+            await ce.reply(f"`{remote_id}` is not a valid {network} chat: {e}")
+            return
+        remote_id = key.id
+    else:
+        key = PortalKey(remote_id)
     existing = await ce.bridge.store.get_portal(network, key)
     if existing and existing.mxid:
         await ce.reply(f"{remote_id} is already bridged to another room.")

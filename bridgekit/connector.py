@@ -71,6 +71,7 @@ __all__ = [
     "BackfillHandler",
     "AliasResolver",
     "AutoLogin",
+    "ChatIdParser",
     "ThirdPartyHandler",
     "CAPABILITIES",
     "capabilities_of",
@@ -229,8 +230,12 @@ class NetworkConnector(ABC):
     ghost_template: ClassVar[str] = "_{network}_{id}"
     #: Alias localpart template for portals created on demand; ``{id}`` is the escaped chat id.
     alias_template: ClassVar[str | None] = None
-    #: Whether Matrix edits/redactions/... can reach this network (see the capability mixins).
+    #: Defaults for this connector's config section.
     default_config: ClassVar[Mapping[str, Any]] = {}
+    #: Whether plain lines of one sender that queue up behind a slow homeserver may go out as
+    #: one Matrix event (see :mod:`bridgekit.coalesce`). Right for line-based networks (IRC,
+    #: where a paste is many lines); wrong where each message can be edited on its own.
+    merge_backlog: bool = False
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         self.bridge = bridge
@@ -399,6 +404,19 @@ class AutoLogin(ABC):
 
     @abstractmethod
     async def auto_login(self, user_mxid: str, portal: PortalKey) -> LoginInfo | None: ...
+
+
+class ChatIdParser(ABC):
+    """Connector-level: checks and canonicalises a chat id a person typed.
+
+    ``bridge <network> <chat id>`` hands the typed text here, so ``#Chan`` and ``#chan`` plumb the
+    same portal on a case-insensitive network and a look-alike id is refused instead of
+    creating a portal nobody can reach. Without this capability the text is used as typed.
+    """
+
+    @abstractmethod
+    def parse_chat_id(self, text: str) -> PortalKey:
+        """The portal key for ``text``; raise ``ValueError("why")`` if it names no valid chat."""
 
 
 class ThirdPartyHandler(ABC):

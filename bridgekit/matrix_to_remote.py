@@ -215,7 +215,8 @@ class MatrixToRemote:
                 sender_remote=client.login.remote_id,
                 ts=int(evt.get("origin_server_ts") or 0),
                 thread_root=rel.get("event_id") if rel.get("rel_type") == "m.thread" else None,
-            )
+            ),
+            result.extra_ids if result else (),
         )
 
     def _apply_relay_format(self, msg: MatrixMessage, name: str) -> None:

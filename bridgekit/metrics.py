@@ -47,6 +47,11 @@ class Metrics:
         self._errors = Counter(
             "bridgekit_errors_total", "Errors by place", ["where"], registry=self.registry
         )
+        self._merged = Counter(
+            "bridgekit_merged_lines_total",
+            "Remote lines sent to Matrix inside a merged event (a backlog caught up)",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "bridgekit_queue_depth", "Events waiting", ["queue"], registry=self.registry
         )
@@ -70,6 +75,9 @@ class Metrics:
 
     def observe_ack(self, seconds: float, n_events: int) -> None:
         self._ack.observe(seconds)
+
+    def merged_lines(self, n: int) -> None:
+        self._merged.inc(n)
 
     def error(self, where: str) -> None:
         self._errors.labels(where).inc()

@@ -67,6 +67,18 @@ class OrderedExecutor:
             if self.pending == 0:
                 self._idle.set()
 
+    def take_next(self, key: Hashable, accept: Callable[[Job], bool]) -> Job | None:
+        """Remove and return the job queued right after ``key``'s running one, if ``accept``
+        says so. For a running job that absorbs work queued behind it (a merged send); the
+        caller then owns the taken job, which will not run."""
+        queue = self._queues.get(key)
+        if queue is None or len(queue) < 2 or not accept(queue[1]):
+            return None
+        job = queue[1]
+        del queue[1]
+        self.pending -= 1
+        return job
+
     def queue_depth(self) -> int:
         return self.pending
 

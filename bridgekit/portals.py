@@ -17,6 +17,7 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import PresenceState
 
+from .coalesce import merge_contents
 from .connector import NetworkClient
 from .events import (
     ChatInfo,
@@ -221,6 +222,41 @@ class PortalService(Puppets, MatrixToRemote):
         handler = getattr(self, f"_remote_{evt.kind}")
         await handler(portal, login_id, evt, seq)
 
+    async def handle_remote_messages(
+        self, network: str, login_id: str | None, evts: list[RemoteMessage], seq: int
+    ) -> None:
+        """Several queued lines of one sender, sent as one Matrix event (see coalesce.py)."""
+        portal = await self.get_or_create(network, evts[0].portal, login_id)
+        if portal is None or not portal.mxid:
+            return
+        fresh = [
+            e
+            for e in evts
+            if not (
+                e.id and await self.bridge.store.message_by_remote(portal.network, portal.key, e.id)
+            )
+        ]  # echoes and duplicate deliveries drop out, as for a single message
+        if len(fresh) <= 1:
+            if fresh:
+                await self._remote_message(portal, login_id, fresh[0], seq)
+            return
+        first = fresh[0]
+        intent = await self.sender_intent(portal, first.sender, login_id)
+        content = await self._message_content(portal, merge_contents([e.content for e in fresh]))
+        event_id = await self._send(
+            intent, portal, "m.room.message", content, f"bk{seq}", first.timestamp
+        )
+        self.bridge.metrics.merged_lines(len(fresh))
+        await self._remember(
+            portal,
+            first.id or f"noid:{seq}",
+            event_id,
+            intent,
+            first,
+            content,
+            extra_ids=[e.id for e in fresh[1:] if e.id],
+        )
+
     async def _send(
         self,
         intent: IntentAPI,
@@ -302,6 +338,7 @@ class PortalService(Puppets, MatrixToRemote):
         evt: RemoteMessage,
         content: dict[str, Any],
         part: str = "",
+        extra_ids: list[str] | None = None,
     ) -> None:
         thread = content.get("m.relates_to", {})
         await self.bridge.store.add_message(
@@ -318,7 +355,8 @@ class PortalService(Puppets, MatrixToRemote):
                 thread_root=thread.get("event_id")
                 if thread.get("rel_type") == "m.thread"
                 else None,
-            )
+            ),
+            extra_ids or (),
         )
 
     async def _remote_edit(

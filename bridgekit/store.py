@@ -276,6 +276,7 @@ class Store:
             args = (portal.network, portal.key.id, portal.key.receiver)
             where = "network=$1 AND portal_id=$2 AND receiver=$3"
             await conn.execute(f"DELETE FROM message WHERE {where}", *args)
+            await conn.execute(f"DELETE FROM message_alias WHERE {where}", *args)
             await conn.execute(f"DELETE FROM reaction WHERE {where}", *args)
             await conn.execute(
                 "DELETE FROM portal WHERE network=$1 AND remote_id=$2 AND receiver=$3", *args
@@ -403,15 +404,31 @@ class Store:
             msg.thread_root,
         )  # fmt: skip
 
-    async def add_message(self, msg: MessageRow) -> None:
-        self._msg_by_event.put(msg.event_id, msg)
-        await self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+    _INSERT_ALIAS = (
+        "INSERT INTO message_alias (network, portal_id, receiver, remote_id, event_id) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+    )
 
-    def add_message_soon(self, msg: MessageRow) -> None:
+    def _queue_message(self, msg: MessageRow, extra_ids: Iterable[str]) -> asyncio.Future[None]:
+        self._msg_by_event.put(msg.event_id, msg)
+        fut = self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+        for remote_id in extra_ids:
+            if remote_id and remote_id != msg.remote_id:
+                fut = self._enqueue_write(
+                    self._INSERT_ALIAS,
+                    (msg.network, msg.portal.id, msg.portal.receiver, remote_id, msg.event_id),
+                )
+        return fut  # writes commit in order: the last one done means all are
+
+    async def add_message(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
+        """Map a Matrix event to its remote id, and to ``extra_ids`` (the other remote ids
+        the same event stands for: split lines, merged lines)."""
+        await self._queue_message(msg, extra_ids)
+
+    def add_message_soon(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
         """Record a mapping without waiting for the commit (it is visible at once to
         lookups by event id through the cache; :meth:`flush` waits for it)."""
-        self._msg_by_event.put(msg.event_id, msg)
-        self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+        self._queue_message(msg, extra_ids)
 
     async def message_by_remote(
         self, network: str, portal: PortalKey, remote_id: str, part: str | None = None
@@ -435,6 +452,15 @@ class Store:
                 portal.receiver,
                 remote_id,
                 part,
+            )
+        if row is None and not part:
+            row = await self.db.fetchrow(
+                "SELECT m.* FROM message_alias a JOIN message m ON m.event_id=a.event_id "
+                "WHERE a.network=$1 AND a.portal_id=$2 AND a.receiver=$3 AND a.remote_id=$4",
+                network,
+                portal.id,
+                portal.receiver,
+                remote_id,
             )
         return message_from_row(row) if row else None
 
@@ -472,6 +498,7 @@ class Store:
 
     async def delete_message(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM message WHERE event_id=$1", event_id)
+        await self.db.execute("DELETE FROM message_alias WHERE event_id=$1", event_id)
         self._msg_by_event.pop(event_id, None)
 
     async def add_reaction(self, r: ReactionRow) -> None:

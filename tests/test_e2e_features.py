@@ -129,6 +129,30 @@ async def test_plumbing_an_existing_room(bridge: Bridge, bridge_env: BridgeEnv, 
         assert await bridge.store.get_portal("fake", PortalKey(chat)) is None
 
 
+async def test_plumbing_refuses_a_chat_id_the_network_does_not_know(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        room_id = await alice.create_room(
+            invite=[bridge.bot_mxid],
+            power_level_content_override={"users": {bridge.bot_mxid: 100}},
+        )
+        await alice.wait_for_event(
+            room_id,
+            lambda e: (
+                e.get("state_key") == bridge.bot_mxid
+                and e.get("content", {}).get("membership") == "join"
+            ),
+        )
+        await alice.send_text(room_id, "!bridge fake no-such-chat")
+        await alice.wait_for_event(
+            room_id,
+            lambda e: "not a valid fake chat: no such chat" in e.get("content", {}).get("body", ""),
+        )
+        assert await bridge.store.get_portal("fake", PortalKey("no-such-chat")) is None
+
+
 async def test_plumbing_needs_room_admin(bridge: Bridge, bridge_env: BridgeEnv, uid):
     alice = await bridge_env.synapse.register_user(uid("alice"))
     bob = await bridge_env.synapse.register_user(uid("bob"))

@@ -16,6 +16,7 @@ from ..connector import (
     BackfillHandler,
     BridgeAPI,
     BridgeStateEvent,
+    ChatIdParser,
     EditHandler,
     LoginField,
     LoginFlow,
@@ -171,7 +172,7 @@ class FakeLogin(LoginProcess):
         )
 
 
-class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
+class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHandler):
     name: ClassVar[str] = "fake"
     display_name: ClassVar[str] = "Fake network"
     ghost_template: ClassVar[str] = "_fake_{id}"
@@ -235,6 +236,12 @@ class FakeConnector(NetworkConnector, AliasResolver, ThirdPartyHandler):
             return None
         login = next(iter(self.clients), None)
         return PortalKey(chat_id), login
+
+    def parse_chat_id(self, text: str) -> PortalKey:
+        chat_id = text.strip()
+        if chat_id not in self.network.chats:
+            raise ValueError("no such chat")
+        return PortalKey(chat_id)
 
     def protocol_info(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,12 @@ import pytest
 import yaml
 
 from bridgekit.cli import EXIT_CONFIG, main
+from bridgekit.db import package_migrations
+
+#: What `bridgekit migrate` reports for a fully migrated database.
+SCHEMA_LINE = (
+    f"bridgekit schema version: {package_migrations('bridgekit.migrations')[-1].version}\n"
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-config.yaml"
 BRIDGEKIT = Path("/work/venv/bin/bridgekit")
@@ -235,13 +241,13 @@ def test_missing_config_as_a_command_exits_2_without_a_traceback(tmp_path: Path)
 # -- migrate ---------------------------------------------------------------------------------
 
 
-def test_migrate_creates_a_fresh_sqlite_database_at_version_1(
+def test_migrate_creates_a_fresh_sqlite_database_at_the_latest_version(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     generate(workdir)
     capsys.readouterr()
     assert main(["migrate", "-c", "config.yaml"]) == 0
-    assert capsys.readouterr().out == "bridgekit schema version: 1\n"
+    assert capsys.readouterr().out == SCHEMA_LINE
     # sqlite:///bridgekit.db is relative to the working directory.
     assert (workdir / "bridgekit.db").is_file()
 
@@ -251,7 +257,7 @@ def test_migrate_twice_is_idempotent(workdir: Path, capsys: pytest.CaptureFixtur
     assert main(["migrate", "-c", "config.yaml"]) == 0
     capsys.readouterr()
     assert main(["migrate", "-c", "config.yaml"]) == 0
-    assert capsys.readouterr().out == "bridgekit schema version: 1\n"
+    assert capsys.readouterr().out == SCHEMA_LINE
 
 
 def test_migrate_uses_an_absolute_sqlite_path(
@@ -268,7 +274,7 @@ def test_migrate_uses_an_absolute_sqlite_path(
     )
     capsys.readouterr()
     assert main(["migrate", "-c", "config.yaml"]) == 0
-    assert capsys.readouterr().out == "bridgekit schema version: 1\n"
+    assert capsys.readouterr().out == SCHEMA_LINE
     assert elsewhere.is_file()
     assert not (workdir / "bridgekit.db").exists()
 
@@ -294,7 +300,7 @@ def test_migrate_as_a_command_prints_the_version(workdir: Path) -> None:
     generate(workdir)
     result = run("migrate", "-c", "config.yaml", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "bridgekit schema version: 1\n"
+    assert result.stdout == SCHEMA_LINE
 
 
 # -- arguments -------------------------------------------------------------------------------

@@ -266,3 +266,39 @@ async def test_stop_cancels_a_job_that_outlives_the_timeout() -> None:
     await ex.stop(timeout=0.05)
     assert cancelled.is_set()
     assert ex.active_keys() == 0
+
+
+async def test_a_running_job_can_take_the_job_queued_behind_it() -> None:
+    ex = OrderedExecutor("test")
+    done: list[object] = []
+    taken: list[Job | None] = []
+    second = recorder(done, "second")
+
+    async def first() -> None:
+        taken.append(ex.take_next("k", lambda job: job is second))
+        taken.append(ex.take_next("k", lambda job: True))  # "third" is next now
+        done.append("first")
+
+    third = recorder(done, "third")
+    ex.submit("k", first)
+    ex.submit("k", second)
+    ex.submit("k", third)
+    await ex.wait_idle(timeout=5)
+    assert taken == [second, third]
+    assert done == ["first"]  # taken jobs belong to the taker and do not run
+    assert ex.queue_depth() == 0
+
+
+async def test_take_next_leaves_a_refused_job_in_place() -> None:
+    ex = OrderedExecutor("test")
+    done: list[object] = []
+
+    async def first() -> None:
+        assert ex.take_next("k", lambda job: False) is None
+        assert ex.take_next("other", lambda job: True) is None  # no such key
+        done.append("first")
+
+    ex.submit("k", first)
+    ex.submit("k", recorder(done, "second"))
+    await ex.wait_idle(timeout=5)
+    assert done == ["first", "second"]

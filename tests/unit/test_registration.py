@@ -130,6 +130,16 @@ def test_registration_file_is_private_and_holds_what_was_returned(tmp_path: Path
     assert yaml.safe_load(out.read_text(encoding="utf-8")) == reg
 
 
+def test_a_world_readable_registration_file_is_made_private_when_rewritten(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "reg.yaml"
+    out.write_text("old")
+    out.chmod(0o644)
+    generate(base_config(), discover_connectors(), out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
 def test_registration_has_the_fields_the_homeserver_needs() -> None:
     config = base_config(as_token="1" * 64, hs_token="2" * 64)
     reg: dict[str, Any] = build_registration(config, discover_connectors())

@@ -356,6 +356,29 @@ async def test_concurrent_writes_share_group_commits(open_store: Opener) -> None
         assert (await fresh.message_by_event(f"$g{i}")).remote_id == f"g{i}"
 
 
+async def test_extra_remote_ids_find_the_same_event_after_a_restart(open_store: Opener) -> None:
+    store = await open_store()
+    await store.add_message(message("line-1", event_id="$merged"), ["line-2", "line-3"])
+    fresh = await open_store()
+    for remote_id in ("line-1", "line-2", "line-3"):
+        found = await fresh.message_by_remote("fake", PortalKey("chat"), remote_id)
+        assert found is not None and found.event_id == "$merged", remote_id
+    assert await fresh.message_by_remote("fake", PortalKey("other"), "line-2") is None
+
+
+async def test_extra_remote_ids_go_with_their_message_and_portal(open_store: Opener) -> None:
+    store = await open_store()
+    portal = a_portal()
+    await store.save_portal(portal)
+    store.add_message_soon(message("a1", event_id="$a", portal=portal.key), ["a2"])
+    await store.add_message(message("b1", event_id="$b", portal=portal.key), ["b2"])
+    await store.delete_message("$a")
+    assert await store.message_by_remote("fake", portal.key, "a2") is None
+    assert (await store.message_by_remote("fake", portal.key, "b2")).event_id == "$b"
+    await store.delete_portal(portal)
+    assert await (await open_store()).message_by_remote("fake", portal.key, "b2") is None
+
+
 async def test_delete_message_removes_it(open_store: Opener) -> None:
     store = await open_store()
     await store.add_message(message())

@@ -1,0 +1,79 @@
+"""A backlog of lines from one sender goes to Matrix as one event, in order, losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridgekit.bridge import Bridge
+from tests.conftest import BridgeEnv
+from tests.helpers import fake, ghost, portal_scene
+
+
+def lines_of(events: list[dict], senders: set[str]) -> list[str]:
+    """Every line the senders said, in timeline order (open_portal's greeting left out)."""
+    out: list[str] = []
+    for e in events:
+        if e.get("type") == "m.room.message" and e.get("sender") in senders:
+            out.extend(e["content"]["body"].split("\n"))
+    return [line for line in out if line != "hello from the remote side"]
+
+
+async def test_a_backlog_of_lines_is_merged_in_order_and_replies_find_any_line(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    fake(bridge).merge_backlog = True
+    try:
+        async with portal_scene(bridge, bridge_env, uid) as scene:
+            alice, client, chat, room_id, _ = scene
+            lines = [f"line {i:02d}" for i in range(40)]
+            # Queued all at once, as a paste arrives: the room is busy sending the first
+            # while the rest wait, so they are merged; carol's line in between stays between.
+            ids = await asyncio.gather(
+                *(client.remote_message(chat, "bob", t) for t in lines[:20]),
+                client.remote_message(chat, "carol", "interjection"),
+                *(client.remote_message(chat, "bob", t) for t in lines[20:]),
+            )
+            await alice.wait_for_event(
+                room_id, lambda e: "line 39" in e.get("content", {}).get("body", "")
+            )
+            events = await alice.messages(room_id, limit=100)
+            senders = {ghost("bob"), ghost("carol")}
+            assert lines_of(events, senders) == lines[:20] + ["interjection"] + lines[20:]
+            sent = [
+                e
+                for e in events
+                if e.get("sender") in senders
+                and str(e["content"].get("body", "")).startswith(("line", "inter"))
+            ]
+            assert len(sent) < 41, "nothing was merged"
+            assert "line 19" not in next(
+                e["content"]["body"] for e in sent if "line 20" in e["content"]["body"]
+            ), "a merge crossed carol's line"
+
+            # A reply to a line inside a merged event points at that event.
+            await client.remote_message(chat, "carol", "re: five", reply_to=ids[5])
+            reply = await alice.wait_for_event(
+                room_id, lambda e: e.get("content", {}).get("body") == "re: five"
+            )
+            holder = next(e for e in sent if "line 05" in e["content"]["body"].split("\n"))
+            in_reply_to = reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
+            assert in_reply_to == holder["event_id"]
+    finally:
+        fake(bridge).merge_backlog = False
+
+
+async def test_without_merging_each_line_is_its_own_event(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
+        lines = [f"solo {i}" for i in range(8)]
+        await asyncio.gather(*(client.remote_message(chat, "bob", t) for t in lines))
+        await alice.wait_for_event(room_id, lambda e: e.get("content", {}).get("body") == "solo 7")
+        events = await alice.messages(room_id, limit=50)
+        bodies = [
+            e["content"]["body"]
+            for e in events
+            if e.get("sender") == ghost("bob") and e["type"] == "m.room.message"
+        ]
+        assert bodies[-8:] == lines and len(bodies) == 9  # the greeting, then one per line
