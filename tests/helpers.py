@@ -132,3 +132,28 @@ async def portal_scene(
         net.add_chat(chat_id, members=[client.login.remote_id, "bob"], **chat)
         room_id = await open_portal(bridge, alice, client, chat_id)
         yield PortalScene(alice, client, chat_id, room_id, net)
+
+
+def bot_joined(bridge: Bridge) -> Callable[[dict[str, Any]], bool]:
+    """Matches the bridge bot's join (it answers commands in a room only once joined)."""
+    return lambda e: (
+        e.get("type") == "m.room.member"
+        and e.get("state_key") == bridge.bot_mxid
+        and e.get("content", {}).get("membership") == "join"
+    )
+
+
+def notice_says(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: text in str(e.get("content", {}).get("body", ""))
+
+
+async def room_with_bot(
+    bridge: Bridge, user: MatrixTestClient, *, bot_is_admin: bool = True, **room: Any
+) -> str:
+    """A room ``user`` created with the bridge bot in it (as admin unless told otherwise)."""
+    if bot_is_admin:
+        room["power_level_content_override"] = {"users": {bridge.bot_mxid: 100}}
+    invite = [bridge.bot_mxid, *room.pop("invite", [])]
+    room_id = await user.create_room(invite=invite, **room)
+    await user.wait_for_event(room_id, bot_joined(bridge))
+    return room_id

@@ -9,7 +9,17 @@ from bridgekit.bridge import Bridge
 from bridgekit.connector import BridgeStateEvent
 from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage, RemoteTyping
 from tests.conftest import BridgeEnv, eventually
-from tests.helpers import body_is, fake, ghost, login, management_room, open_portal, portal_scene
+from tests.helpers import (
+    body_is,
+    fake,
+    ghost,
+    login,
+    management_room,
+    notice_says,
+    open_portal,
+    portal_scene,
+    room_with_bot,
+)
 
 
 async def test_reconnect_catches_up_missed_messages(bridge: Bridge, bridge_env: BridgeEnv, uid):
@@ -98,20 +108,8 @@ async def test_plumbing_an_existing_room(bridge: Bridge, bridge_env: BridgeEnv, 
         chat = uid("chat")
         net = fake(bridge).network
         net.add_chat(chat, name="Plumbed", members=[client.login.remote_id, "bob"])
-        room_id = await alice.create_room(
-            name="Our room",
-            invite=[bridge.bot_mxid],
-            power_level_content_override={"users": {bridge.bot_mxid: 100}},
-        )
         await eventually(lambda: bridge.matrix.state_store is not None)
-        await alice.wait_for_event(
-            room_id,
-            lambda e: (
-                e.get("type") == "m.room.member"
-                and e.get("state_key") == bridge.bot_mxid
-                and e["content"].get("membership") == "join"
-            ),
-        )
+        room_id = await room_with_bot(bridge, alice, name="Our room")
         await alice.send_text(room_id, f"!bridge fake {chat}")
         await alice.wait_for_event(
             room_id, lambda e: "Bridged this room" in e.get("content", {}).get("body", "")
@@ -134,22 +132,9 @@ async def test_plumbing_refuses_a_chat_id_the_network_does_not_know(
 ):
     alice = await bridge_env.synapse.register_user(uid("alice"))
     async with alice:
-        room_id = await alice.create_room(
-            invite=[bridge.bot_mxid],
-            power_level_content_override={"users": {bridge.bot_mxid: 100}},
-        )
-        await alice.wait_for_event(
-            room_id,
-            lambda e: (
-                e.get("state_key") == bridge.bot_mxid
-                and e.get("content", {}).get("membership") == "join"
-            ),
-        )
+        room_id = await room_with_bot(bridge, alice)
         await alice.send_text(room_id, "!bridge fake no-such-chat")
-        await alice.wait_for_event(
-            room_id,
-            lambda e: "not a valid fake chat: no such chat" in e.get("content", {}).get("body", ""),
-        )
+        await alice.wait_for_event(room_id, notice_says("not a valid fake chat: no such chat"))
         assert await bridge.store.get_portal("fake", PortalKey("no-such-chat")) is None
 
 
@@ -157,19 +142,10 @@ async def test_plumbing_needs_room_admin(bridge: Bridge, bridge_env: BridgeEnv, 
     alice = await bridge_env.synapse.register_user(uid("alice"))
     bob = await bridge_env.synapse.register_user(uid("bob"))
     async with alice, bob:
-        room_id = await alice.create_room(invite=[bridge.bot_mxid, bob.user_id])
+        room_id = await room_with_bot(bridge, alice, bot_is_admin=False, invite=[bob.user_id])
         await bob.join(room_id)
-        await alice.wait_for_event(
-            room_id,
-            lambda e: (
-                e.get("state_key") == bridge.bot_mxid
-                and e.get("content", {}).get("membership") == "join"
-            ),
-        )
         await bob.send_text(room_id, "!bridge fake somechat")
-        await bob.wait_for_event(
-            room_id, lambda e: "Only room admins" in e.get("content", {}).get("body", "")
-        )
+        await bob.wait_for_event(room_id, notice_says("Only room admins"))
 
 
 async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv, uid):
