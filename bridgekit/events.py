@@ -323,3 +323,5 @@ class MatrixRoomMeta(MatrixEventBase):
     name: str | None = None
     topic: str | None = None
     avatar_url: str | None = None
+    #: Users whose Matrix power level changed, with their new level (bridge bot left out).
+    power_levels: dict[str, int] | None = None

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from mautrix.types import EventType, UserID
 
 log = logging.getLogger("bridgekit.matrix")
 T = TypeVar("T")
+#: Ghost intents kept by :meth:`MatrixClient.intent` (least recently used ones go first).
+INTENT_CACHE_SIZE = 10_000
 
 #: Set by :class:`_RetryAwareResponse` when the homeserver answers 429 with retry_after_ms.
 _retry_after_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -132,6 +135,9 @@ class MatrixClient:
         self.session: aiohttp.ClientSession | None = None
         self.api: AppServiceAPI | None = None
         self.bot: IntentAPI | None = None
+        # mautrix builds a new IntentAPI (wrapping ~60 methods, ~65 us) on every ``user()``
+        # call, and every remote event asks for its ghost's: keep the recent ones.
+        self._intents: OrderedDict[str, IntentAPI] = OrderedDict()
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -159,7 +165,14 @@ class MatrixClient:
         assert self.bot is not None
         if mxid == self.bot_mxid:
             return self.bot
-        return self.bot.user(UserID(mxid))
+        intent = self._intents.get(mxid)
+        if intent is None:
+            intent = self._intents[mxid] = self.bot.user(UserID(mxid))
+            if len(self._intents) > INTENT_CACHE_SIZE:
+                self._intents.popitem(last=False)
+        else:
+            self._intents.move_to_end(mxid)
+        return intent
 
     def real_user_intent(self, mxid: str, token: str) -> IntentAPI:
         """An intent acting as a real user: ``as_token:<t>`` secrets or a personal token."""

@@ -113,6 +113,8 @@ class MatrixToRemote:
             await self._membership(portal, evt)
         elif etype in ("m.room.name", "m.room.topic", "m.room.avatar"):
             await self._room_meta(portal, evt)
+        elif etype == "m.room.power_levels" and evt.get("state_key") == "":
+            await self._power_levels(portal, evt)
 
     def _base(self, portal: Portal, evt: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -345,6 +347,17 @@ class MatrixToRemote:
             change.avatar_url = content.get("url")
         await client.handle_matrix_room_meta(change)
 
+    async def _power_levels(self, portal: Portal, evt: dict[str, Any]) -> None:
+        """Only the users whose level changed go to the network (from ``prev_content``)."""
+        changed = power_level_changes(evt, self.bridge.bot_mxid)
+        if not changed:
+            return
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, RoomMetaHandler):
+            return
+        change = MatrixRoomMeta(**self._base(portal, evt), power_levels=changed)
+        await client.handle_matrix_room_meta(change)
+
     async def handle_matrix_typing(self, portal: Portal, typing_users: list[str]) -> None:
         """Forward only changes: Matrix sends the full list of typing users each time."""
         typing = set(typing_users)
@@ -371,3 +384,27 @@ class MatrixToRemote:
                         row.remote_id if row else None,
                     )
                 )
+
+
+def _level(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def power_level_changes(evt: dict[str, Any], bot_mxid: str) -> dict[str, int]:
+    """``{user: new level}`` for every user whose level differs from the previous state."""
+    content = evt.get("content") or {}
+    unsigned = evt.get("unsigned")
+    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
+    prev = prev if isinstance(prev, dict) else {}
+    users = content.get("users") if isinstance(content.get("users"), dict) else {}
+    prev_users = prev.get("users") if isinstance(prev.get("users"), dict) else {}
+    default = _level(content.get("users_default"), 0)
+    prev_default = _level(prev.get("users_default"), 0)
+    changed: dict[str, int] = {}
+    for user in {*users, *prev_users}:
+        if not isinstance(user, str) or user == bot_mxid:
+            continue
+        new = _level(users.get(user), default)
+        if new != _level(prev_users.get(user), prev_default):
+            changed[user] = new
+    return changed

@@ -545,10 +545,12 @@ class Store:
         return await self.db.fetchval("SELECT value FROM kv WHERE key=$1", key)
 
     async def set_kv(self, key: str, value: str | None) -> None:
+        """Durable when it returns; concurrent calls share one group commit (connectors call
+        this per message, e.g. IRC's "written" marker, so a commit each would cost)."""
         if value is None:
-            await self.db.execute("DELETE FROM kv WHERE key=$1", key)
+            await self._write("DELETE FROM kv WHERE key=$1", key)
         else:
-            await self.db.execute(
+            await self._write(
                 "INSERT INTO kv (key, value) VALUES ($1, $2) "
                 "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
                 key,
