@@ -25,9 +25,10 @@ per-connection send rate is raised (``--send-rate``) so that the bridge is what 
 * **Scale.** ``--scale N`` stored logins of N Matrix users are loaded by a fresh bridge process
   exactly as after a restart (``Bridge.start`` -> ``IRCConnector.load_login`` -> ``IRCClient``
   -> ``IRCConnection``: registration with CAP negotiation, staggered by the connector's
-  ``reconnect.concurrency``). RSS per connection is (RSS with N+1 logins - RSS of a fresh
-  process with the 1 login of the latency phases) / N, both measured once every connection is
-  registered and the process has settled.
+  ``reconnect.rate`` starts per second and ``reconnect.concurrency`` registrations in
+  flight). RSS per connection is (RSS with N+1 logins - RSS of a fresh process with the 1
+  login of the latency phases) / N, both measured once every connection is registered and
+  the process has settled.
 
 This is a benchmark, not a test: it asserts nothing about speed.
 """
@@ -522,18 +523,20 @@ class MatrixSide:
                 self.limited += 1
             for evt in timeline.get("events", []):
                 body_text = evt.get("content", {}).get("body")
-                m = MARKER_RE.match(body_text) if isinstance(body_text, str) else None
-                if not m:
+                if not isinstance(body_text, str):
                     continue
-                seq = int(m.group(2))
-                if m.group(1) == "M":
-                    self.own_order.append(seq)
-                    continue
-                self.order.append(seq)
-                self.arrivals.setdefault(seq, stamp)
-                fut = self.expect.pop(seq, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(stamp)
+                # Every marker of the body: the runtime may merge consecutive lines of one
+                # sender into one event ("\n"-separated) while the room is backed up.
+                for m in MARKER_RE.finditer(body_text):
+                    seq = int(m.group(2))
+                    if m.group(1) == "M":
+                        self.own_order.append(seq)
+                        continue
+                    self.order.append(seq)
+                    self.arrivals.setdefault(seq, stamp)
+                    fut = self.expect.pop(seq, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(stamp)
         return str(data["next_batch"])
 
     async def _loop(self, since: str) -> None:
@@ -590,13 +593,24 @@ class MatrixSide:
 
 
 def markers_in(events: list[dict[str, Any]], kind: str) -> list[int]:
+    """The ``kind`` markers in the events' bodies, in order (several per merged event)."""
     out = []
     for evt in events:
         body = evt.get("content", {}).get("body")
-        m = MARKER_RE.match(body) if isinstance(body, str) else None
-        if m and m.group(1) == kind:
-            out.append(int(m.group(2)))
+        if isinstance(body, str):
+            out.extend(int(m.group(2)) for m in MARKER_RE.finditer(body) if m.group(1) == kind)
     return out
+
+
+def events_carrying(events: list[dict[str, Any]], kind: str, seqs: list[int]) -> int:
+    """How many events hold at least one of ``seqs`` (fewer than messages when merged)."""
+    wanted = set(seqs)
+    return sum(
+        1
+        for evt in events
+        if isinstance(body := evt.get("content", {}).get("body"), str)
+        and any(m.group(1) == kind and int(m.group(2)) in wanted for m in MARKER_RE.finditer(body))
+    )
 
 
 # -- the benchmark ----------------------------------------------------------------------------
@@ -697,7 +711,10 @@ def bridge_stamps(
         if a is not None and b is not None:
             legs.setdefault(name, []).append(b - a)
 
+    # Answers to the current send and to the one before it. Lines merged into one event share
+    # one send (the same answer), so a line's service starts at the previous *send's* answer.
     prev_done: float | None = None
+    cur_done: float | None = None
     for seq in seqs:
         if kind == "I":
             rx, tx = t(seq, "ircd>x"), t(seq, "x>hs")
@@ -712,11 +729,12 @@ def bridge_stamps(
             leg("bridge_ack", rx, t(seq, "resp>as"))
             leg("ircd_echo", tx, done)
             leg("ircd_to_irc_client", tx, t(seq, "ircd>bob"))
+        if done is None or done != cur_done:
+            prev_done, cur_done = cur_done, done
         if rx is not None and tx is not None:
             added.append(tx - rx)
             start = rx if prev_done is None else max(rx, prev_done)
             service.append(tx - start)
-        prev_done = done
     return added, service, legs
 
 
@@ -767,6 +785,7 @@ async def phase_irc_to_matrix(
         "latency_ms": summary_ms(latencies),
         "throughput": round(delivered / busy, 1) if rate is None and busy else None,
         "check": check,
+        "matrix_events": events_carrying(history, "I", seqs),
         "sync_order": order_check(seqs, env.matrix.order),
         "sync_limited": env.matrix.limited,
     }
@@ -1109,9 +1128,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             burst=args.send_burst,
             max_connections=max(10_000, args.scale + 10),
         )
-        # InspIRCd 3 completes registrations on a once-a-second timer, so with the default of
-        # 10 registrations in flight the bridge connects ~10 users per second (README).
-        section["irc"]["servers"]["local"]["reconnect"]["concurrency"] = args.concurrency
+        # Connection starts per second and registrations in flight (InspIRCd 3 completes
+        # registrations on a once-a-second timer); 0 leaves the connector's default.
+        reconnect = section["irc"]["servers"]["local"]["reconnect"]
+        if args.start_rate:
+            reconnect["rate"] = args.start_rate
+        if args.concurrency:
+            reconnect["concurrency"] = args.concurrency
         reg_config = Config.from_dict(benv.config_dict("sqlite:///unused.db", networks=section))
         reg_path = workdir / "registration.yaml"
         generate(reg_config, discover_connectors(), reg_path)
@@ -1173,7 +1196,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["conditions"]["config"] = {
             "send_rate": args.send_rate,
             "burst": args.send_burst,
-            "reconnect_concurrency": args.concurrency,
+            "reconnect_rate": args.start_rate or "default",
+            "reconnect_concurrency": args.concurrency or "default",
             "log_level": args.log_level,
             "database": "sqlite",
         }
@@ -1266,7 +1290,8 @@ def print_table(report: dict[str, Any]) -> None:
     )
     print(
         f"connector send_rate {cfg.get('send_rate')}/s burst {cfg.get('burst')}, reconnect "
-        f"concurrency {cfg.get('reconnect_concurrency')}, bridge log "
+        f"rate {cfg.get('reconnect_rate')}/s concurrency {cfg.get('reconnect_concurrency')}, "
+        f"bridge log "
         f"level {cfg.get('log_level')}, fd limit {c.get('bridge_nofile')}, idle bridge CPU "
         f"{c.get('bridge_idle_cpu_pct')}%, capture: {c.get('capture', 'off')}"
     )
@@ -1317,6 +1342,7 @@ def print_phases(phases: list[dict[str, Any]]) -> None:
             f"{fmt(r.get('throughput'), 7)}{chk['lost']:>5}{chk['reordered']:>6}"
             f"{chk['duplicated']:>4}  {cpu.get('bridge', 0):.2f} (loop "
             f"{cpu.get('bridge_loop', 0):.2f}); synapse {cpu.get('synapse', 0):.1f}"
+            + (f"; in {r['matrix_events']} events" if "matrix_events" in r else "")
         )
         for key, label in (("bridge_added_ms", "bridge-added"), ("bridge_service_ms", "  service")):
             b = r.get(key)
@@ -1346,11 +1372,18 @@ def main() -> None:
         "--scale-messages", type=int, default=30, help="single messages each way at scale"
     )
     parser.add_argument(
+        "--start-rate",
+        type=float,
+        default=500,
+        help="connector reconnect.rate (connection starts per second; 0: the connector's "
+        "default, 20)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=500,
-        help="connector reconnect.concurrency (registrations in flight; default of the "
-        "connector: 10)",
+        help="connector reconnect.concurrency (registrations in flight; 0: the connector's "
+        "default, 100)",
     )
     parser.add_argument(
         "--fanout",

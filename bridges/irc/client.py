@@ -70,6 +70,34 @@ class TokenBucket:
         self.tokens -= 1
 
 
+class StartPacer:
+    """Connection starts per second, shared by all connections to one server.
+
+    Starts are spaced ``1 / rate`` apart in the order they ask (a reserved slot each), so a
+    mass reconnect after a restart or a netsplit does not flood the server. It paces starts
+    only: a slow registration (InspIRCd completes them on a 1 s timer) does not hold up the
+    next start, unlike a small concurrency limit held through the registration.
+    """
+
+    __slots__ = ("interval", "_next")
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    def delay(self) -> float:
+        """Reserve the next start slot; seconds until it comes."""
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        return slot - now
+
+    async def wait(self) -> None:
+        delay = self.delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 @dataclass(eq=False)
 class SendItem:
     """Lines that belong together (one Matrix message), written in order."""
@@ -168,6 +196,7 @@ class IRCConnection:
         on_registered: Callable[[], None],
         on_state: Callable[[str, str], None],
         semaphore: asyncio.Semaphore,
+        start_pacer: StartPacer | None = None,
         password: str | None = None,
         sasl: tuple[str, str] | None = None,
         realname: str | None = None,
@@ -176,12 +205,15 @@ class IRCConnection:
         self.server = server
         self.wanted_nick = nick
         self.nick = nick
+        self._me: tuple[str, str, str] = ("", "", "")  # (nick, casemapping, folded nick)
         self.user: str | None = None
         self.host: str | None = None
         self.on_line = on_line
         self.on_registered = on_registered
         self.on_state = on_state
+        #: Connections of the server in registration at once, and their start rate.
         self.semaphore = semaphore
+        self.start_pacer = start_pacer
         self.password = password
         self.sasl = sasl
         self.realname = realname or server.realname
@@ -266,6 +298,8 @@ class IRCConnection:
                 self.idle = False
             try:
                 async with self.semaphore:
+                    if self.start_pacer is not None:
+                        await self.start_pacer.wait()
                     await self._connect_and_register()
                 self.attempt = 0
                 await self._lost.wait()
@@ -432,7 +466,17 @@ class IRCConnection:
         return casefold(name, self.isupport.casemapping)
 
     def is_me(self, nick: str | None) -> bool:
-        return nick is not None and self.fold(nick) == self.fold(self.nick)
+        if nick is None:
+            return False
+        own = self.nick
+        if nick == own:
+            return True
+        # Asked for every line a connection reads: fold our own nick once per nick/casemapping.
+        cached = self._me
+        casemapping = self.isupport.casemapping
+        if cached[0] is not own or cached[1] is not casemapping:
+            cached = self._me = (own, casemapping, casefold(own, casemapping))
+        return casefold(nick, casemapping) == cached[2]
 
     def handle_line(self, msg: Message) -> None:
         cmd = msg.command

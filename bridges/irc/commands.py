@@ -163,12 +163,15 @@ async def _join(ce: CommandEvent, client: IRCClient, channel: str) -> None:
             fut.set_result(m.trailing or m.command)
 
     waiter = client.wait_for_line(matcher, timeout=60)
-    await client.join_channel(channel)
+    client.quiet_join_errors.add(folded)  # a refusal is this command's answer
     try:
+        await client.join_channel(channel)
         error = await waiter
     except (TimeoutError, ConnectionError):
         await ce.reply(f"Joining {channel} is taking long; you will be invited when it works.")
         return
+    finally:
+        client.quiet_join_errors.discard(folded)
     if error:
         await ce.reply(f"Could not join {channel}: {error}")
     else:

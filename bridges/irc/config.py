@@ -18,7 +18,7 @@ Example::
             mode_power_levels: {o: 50, v: 1}
             relay_only: false
             idle_timeout: 172800
-            reconnect: {concurrency: 10, min_delay: 2, max_delay: 300}
+            reconnect: {rate: 20, concurrency: 100, min_delay: 2, max_delay: 300}
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ _SERVER_KEYS = {
     "realname",
     "username",
 }
-_RECONNECT_KEYS = {"concurrency", "min_delay", "max_delay"}
+_RECONNECT_KEYS = {"rate", "concurrency", "min_delay", "max_delay"}
 
 
 @dataclass
@@ -92,7 +92,12 @@ class ServerConfig:
     relay_only: bool = False
     relay_nick: str = "MatrixRelay"
     edit_format: str = DEFAULT_EDIT_FORMAT
-    reconnect_concurrency: int = 10
+    #: Connection starts per second (all of this server's connections together): a mass
+    #: reconnect after a restart is spread out instead of flooding the server.
+    reconnect_rate: float = 20.0
+    #: Connections in TCP connect + registration at once. InspIRCd takes ~1 s to register a
+    #: client, so this must exceed rate x registration time or it, not the rate, paces starts.
+    reconnect_concurrency: int = 100
     reconnect_min_delay: float = 2.0
     reconnect_max_delay: float = 300.0
     netsplit_debounce: float = 30.0
@@ -131,8 +136,10 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every problem in the ``networks.irc`` section as ``(key, why)`` pairs."""
     problems: list[tuple[str, str]] = []
     for key in config:
-        if key not in ("enabled", "servers"):
-            problems.append((str(key), "unknown key (expected enabled, servers)"))
+        if key not in ("enabled", "servers", "merge_lines"):
+            problems.append((str(key), "unknown key (expected enabled, servers, merge_lines)"))
+    if not isinstance(config.get("merge_lines", True), bool):
+        problems.append(("merge_lines", "must be true or false"))
     servers = config.get("servers")
     if servers is None:
         return problems
@@ -266,6 +273,7 @@ def parse(config: Mapping[str, Any]) -> dict[str, ServerConfig]:
         sc = ServerConfig(name=name, **{k: v for k, v in section.items() if k in _SERVER_KEYS})
         if "mode_power_levels" in section:
             sc.mode_power_levels = dict(section["mode_power_levels"])
+        sc.reconnect_rate = float(reconnect.get("rate", sc.reconnect_rate))
         sc.reconnect_concurrency = int(reconnect.get("concurrency", sc.reconnect_concurrency))
         sc.reconnect_min_delay = float(reconnect.get("min_delay", sc.reconnect_min_delay))
         sc.reconnect_max_delay = float(reconnect.get("max_delay", sc.reconnect_max_delay))

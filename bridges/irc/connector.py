@@ -15,12 +15,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bridgekit.connector import (
     AliasResolver,
     AutoLogin,
     BridgeAPI,
+    ChatIdParser,
     LoginFlow,
     LoginInfo,
     LoginProcess,
@@ -32,6 +33,7 @@ from bridgekit.events import PortalKey
 from bridgekit.ids import localpart_of, template_regex
 
 from . import config as irc_config
+from .client import StartPacer
 from .config import DEFAULT_ALIAS_TEMPLATE, DEFAULT_GHOST_TEMPLATE, ServerConfig
 from .crypto import SecretBox, SecretError
 from .names import (
@@ -50,8 +52,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridgekit.irc")
 
+_K = TypeVar("_K")
 
-class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler):
+
+def _drop(index: dict[_K, list[IRCClient]], key: _K, client: IRCClient) -> None:
+    entries = index.get(key)
+    if entries is not None and client in entries:
+        entries.remove(client)
+        if not entries:
+            del index[key]
+
+
+class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, ThirdPartyHandler):
     name: ClassVar[str] = "irc"
     display_name: ClassVar[str] = "IRC"
     ghost_template: ClassVar[str] = DEFAULT_GHOST_TEMPLATE
@@ -59,11 +71,21 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)
+        # A paste arrives as many lines: while a room's sends to Matrix are backed up, the
+        # waiting lines of one nick go out as one multi-line event (bridgekit/coalesce.py).
+        self.merge_backlog = bool(config.get("merge_lines", True))
         self.servers: dict[str, ServerConfig] = irc_config.parse(config)
         self.clients: dict[str, IRCClient] = {}
         self._puppets: dict[tuple[str, str], IRCClient] = {}
         self._listeners: dict[tuple[str, str], list[str]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._pacers: dict[str, StartPacer] = {}
+        # Indexes over `clients` (kept by load_login/logout), so that lookups made for every
+        # message and every Matrix user do not scan all connections (10,000 of them at scale).
+        self._by_remote_id: dict[str, list[IRCClient]] = {}  # logins made with a nick
+        self._by_user: dict[tuple[str, str], list[IRCClient]] = {}  # (server, mxid)
+        self._per_server: dict[str, int] = {}
+        self._full_warned: set[str] = set()  # servers whose max_connections was logged
         self._ghost_res = [
             (name, template_regex(sc.ghost_localpart_template()))
             for name, sc in self.servers.items()
@@ -122,6 +144,25 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
                 return f"{server}/{nick}"
         return None
 
+    def parse_chat_id(self, text: str) -> PortalKey:
+        """``bridge irc <server> <#chan>`` (or ``<server>/<#chan>``, or ``<#chan>`` with one
+        server): the channel is checked strictly and case-folded, so ``#Chan`` and ``#chan``
+        plumb the one portal that the alias and IRC's own lines use."""
+        text = text.strip()
+        if " " in text:
+            server, _, channel = text.partition(" ")
+        elif text[:1] in ("#", "&"):
+            if len(self.servers) != 1:
+                raise ValueError(f"which server? Put one of {', '.join(self.servers)} first")
+            server, channel = next(iter(self.servers)), text
+        else:
+            server, _, channel = text.partition("/")
+        server, channel = server.strip(), channel.strip()
+        if server not in self.servers:
+            raise ValueError(f"unknown server {server!r}; one of {', '.join(self.servers)}")
+        validate_channel(channel)  # InvalidNameError is a ValueError that says why
+        return PortalKey(f"{server}/{self.fold(channel)}")
+
     async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
         for server, regex in self._alias_res:
             m = regex.match(alias_localpart)
@@ -146,11 +187,20 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
     # -- registries shared by the connections --------------------------------------------------
 
     def semaphore(self, server: str) -> asyncio.Semaphore:
+        """Caps the server's connections in connect + registration at once."""
         sem = self._semaphores.get(server)
         if sem is None:
             sem = asyncio.Semaphore(self.servers[server].reconnect_concurrency)
             self._semaphores[server] = sem
         return sem
+
+    def start_pacer(self, server: str) -> StartPacer:
+        """Spaces the server's connection starts (``reconnect.rate`` per second)."""
+        pacer = self._pacers.get(server)
+        if pacer is None:
+            pacer = StartPacer(self.servers[server].reconnect_rate)
+            self._pacers[server] = pacer
+        return pacer
 
     def set_puppet_nick(self, client: IRCClient, old: str | None, new: str | None) -> None:
         if old is not None:
@@ -164,20 +214,32 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
         return self._puppets.get((server, folded_nick))
 
     def puppet_by_remote_id(self, remote_id: str) -> IRCClient | None:
+        """The connection using that nick now, else the login made with it."""
         server, _, folded = remote_id.partition("/")
         found = self._puppets.get((server, folded))
         if found is not None:
             return found
-        for client in self.clients.values():
-            if client.login.remote_id == remote_id:
+        same_nick = self._by_remote_id.get(remote_id)
+        return same_nick[0] if same_nick else None
+
+    def puppet_of_user(self, server: str, mxid: str) -> IRCClient | None:
+        for client in self._by_user.get((server, mxid), ()):
+            if not client.relay:
                 return client
         return None
 
-    def puppet_of_user(self, server: str, mxid: str) -> IRCClient | None:
-        for client in self.clients.values():
-            if client.server_name == server and client.login.user_mxid == mxid and not client.relay:
-                return client
-        return None
+    def _index(self, client: IRCClient) -> None:
+        login = client.login
+        self._by_remote_id.setdefault(login.remote_id, []).append(client)
+        self._by_user.setdefault((client.server_name, login.user_mxid), []).append(client)
+        self._per_server[client.server_name] = self._per_server.get(client.server_name, 0) + 1
+
+    def _unindex(self, client: IRCClient) -> None:
+        login = client.login
+        _drop(self._by_remote_id, login.remote_id, client)
+        _drop(self._by_user, (client.server_name, login.user_mxid), client)
+        self._per_server[client.server_name] = self._per_server.get(client.server_name, 1) - 1
+        self._full_warned.discard(client.server_name)
 
     def add_listener(self, client: IRCClient, folded_channel: str) -> None:
         lst = self._listeners.setdefault((client.server_name, folded_channel), [])
@@ -251,13 +313,17 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
         sc = self.servers.get(server)
         if sc is None or sc.relay_only:
             return None
-        if any(
-            c.server_name == server and c.login.user_mxid == user_mxid
-            for c in self.clients.values()
-        ):
+        if (server, user_mxid) in self._by_user:
             return None
-        if sum(1 for c in self.clients.values() if c.server_name == server) >= sc.max_connections:
-            log.warning("%s: max_connections reached; %s gets no connection", server, user_mxid)
+        if self._per_server.get(server, 0) >= sc.max_connections:
+            if server not in self._full_warned:  # once, not for every message of every user
+                self._full_warned.add(server)
+                log.warning(
+                    "%s: max_connections (%d) reached; new users get no connection",
+                    server,
+                    sc.max_connections,
+                )
+            log.debug("%s: max_connections reached; %s gets no connection", server, user_mxid)
             return None
         return await self.make_login(user_mxid, server)
 
@@ -278,13 +344,18 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler
         client = IRCClient(self, login)
         old = self.clients.get(login.id)
         if old is not None and old is not client:
+            self._unindex(old)
+            del self.clients[login.id]
             await old.disconnect()
         self.clients[login.id] = client
+        self._index(client)
         return client
 
     async def logout(self, login: LoginInfo) -> None:
-        client = self.clients.pop(login.id, None)
+        client = self.clients.get(login.id)
         if client is not None:
+            self._unindex(client)
+            del self.clients[login.id]
             await client.disconnect()
         for what in ("pass", "channels", "nick"):
             await self.bridge.set_kv(f"irc:{what}:{login.id}", None)

@@ -11,6 +11,8 @@ import asyncio
 import html
 import logging
 import re
+import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +26,10 @@ from bridgekit.events import (
     RemoteMembership,
     RemoteMessage,
     RemoteReaction,
+    RemoteTyping,
 )
 
-from .formatting import find_nick_mentions, irc_to_html, strip_irc_formatting
+from .formatting import find_mentions, irc_to_html, strip_irc_formatting
 from .lines import Message, build_line
 from .netsplit import is_netsplit_quit
 
@@ -36,6 +39,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.irc.handlers")
 
 _TAG_SPLIT_RE = re.compile(r"(<[^>]*>)")
+#: Why a JOIN was refused, by numeric (the server's own words follow in brackets).
+JOIN_REFUSALS = {
+    "403": "there is no such channel",
+    "405": "you are in too many channels",
+    "471": "the channel is full",
+    "473": "the channel is invite-only",
+    "474": "you are banned from it",
+    "475": "it needs a channel key",
+    "476": "the channel name is not valid",
+    "477": "it needs a registered nick (see `irc storepass`)",
+    "479": "the channel name is not allowed",
+}
+#: IRCv3 typing: a receiver treats ``active`` as over after 6 s without another one.
+TYPING_TIMEOUT_MS = 6000
 
 
 def parse_server_time(value: str | None) -> float | None:
@@ -54,6 +71,8 @@ class IncomingMixin:
         handler = _HANDLERS.get(msg.command)
         if handler is not None:
             handler(self, msg)
+        if not self._waiters:
+            return
         for matcher, fut in list(self._waiters):
             if not fut.done():
                 try:
@@ -75,8 +94,9 @@ class IncomingMixin:
 
     def sender_of(self: IRCClient, msg: Message) -> EventSender:
         nick = msg.nick or ""
-        self.display[self.fold(nick)] = nick
-        return EventSender(self.rid(nick), login_id=self.login.id)
+        folded = self.fold(nick)
+        self.display[folded] = nick
+        return EventSender(f"{self.server_name}/{folded}", login_id=self.login.id)
 
     def is_puppet(self: IRCClient, nick: str | None) -> bool:
         return (
@@ -85,24 +105,32 @@ class IncomingMixin:
         )
 
     def _mention_html(
-        self: IRCClient, body: str, formatted: str | None, nicks: dict[str, str]
+        self: IRCClient, body: str, formatted: str | None, nicks: Mapping[str, Member]
     ) -> tuple[str | None, list[str]]:
-        """Pills for nicks mentioned in the text: (html or None, mentioned ids/mxids)."""
+        """Pills for nicks mentioned in the text: (html or None, mentioned ids/mxids).
+
+        ``nicks`` is keyed by folded nick (a channel's member dict as it stands), so the cost
+        is one lookup per word of the line, not one pass per channel member.
+        """
         if not nicks:
             return formatted, []
-        source = formatted if formatted is not None else html.escape(body, quote=False)
+        casemapping = self._casemapping()
+        if formatted is None:
+            source = html.escape(body, quote=False)
+            parts = [source]
+        else:
+            parts = _TAG_SPLIT_RE.split(formatted)
         mentioned: list[str] = []
-        parts = _TAG_SPLIT_RE.split(source)
         changed = False
         for i, part in enumerate(parts):
-            if not part or part.startswith("<"):
+            if not part or part[0] == "<":
                 continue
-            found = find_nick_mentions(part, nicks.keys(), casemapping=self._casemapping())
+            found = find_mentions(part, nicks, casemapping=casemapping)
             if not found:
                 continue
             out, pos = [], 0
-            for start, end, nick in found:
-                target = nicks[nick]
+            for start, end, member in found:
+                target = self._mention_target(member.nick)
                 mxid = target if target.startswith("@") else self.bridge.ghost_mxid(target)
                 out.append(part[pos:start])
                 out.append(
@@ -119,36 +147,55 @@ class IncomingMixin:
     def _casemapping(self: IRCClient) -> str:
         return self.conn.isupport.casemapping if self.conn else "rfc1459"
 
-    def _known_nicks(self: IRCClient, chan: Channel | None, other: str | None) -> dict[str, str]:
-        """Nick -> remote id (IRC users) or MXID (Matrix users' puppets) for mentions."""
-        nicks: dict[str, str] = {}
-        members = list(chan.members.values()) if chan else []
+    def _mention_target(self: IRCClient, nick: str) -> str:
+        """Remote id of a mentioned IRC user, or the MXID behind a Matrix user's puppet."""
+        if self.conn is not None and self.conn.is_me(nick):
+            return self.login.user_mxid
+        folded = self.fold(nick)
+        puppet = self.connector.puppet_for(self.server_name, folded)
+        return puppet.login.user_mxid if puppet else f"{self.server_name}/{folded}"
+
+    def _known_nicks(
+        self: IRCClient, chan: Channel | None, other: str | None
+    ) -> Mapping[str, Member]:
+        """Folded nick -> member, the nicks a line may mention: the channel's members as kept
+        up to date by JOIN/PART/QUIT/KICK/NICK/NAMES (no copy), or a DM's other side."""
+        if chan is not None:
+            return chan.members
         if other:
             from .puppet import Member
 
-            members.append(Member(other))
-        for m in members:
-            if self.conn is not None and self.conn.is_me(m.nick):
-                nicks[m.nick] = self.login.user_mxid
-                continue
-            puppet = self.connector.puppet_for(self.server_name, self.fold(m.nick))
-            nicks[m.nick] = puppet.login.user_mxid if puppet else self.rid(m.nick)
-        return nicks
+            return {self.fold(other): Member(other)}
+        return {}
 
     # -- messages ----------------------------------------------------------------------------
 
     def _on_privmsg(self: IRCClient, msg: Message) -> None:
-        if len(msg.params) < 2 or not msg.nick or msg.user is None:
+        params = msg.params
+        if len(params) < 2 or not msg.nick or msg.user is None:
             return  # server notices and malformed lines
-        target, text = msg.params[0], msg.params[1]
-        if self.conn is not None and self.conn.is_me(msg.nick):
+        target, text = params[0], params[1]
+        conn = self.conn
+        if target and target[0] in self.chantypes:
+            folded = self.fold(target)
+            if not self.is_listener(folded):
+                # Another connection bridges this channel: every bridged user in a channel
+                # receives each line, so this stays cheap. Only our own echo matters here.
+                if self._echo and conn is not None and conn.is_me(msg.nick):
+                    self._on_echo(target, text, msg)
+                return
+        else:
+            folded = None
+        if conn is not None and conn.is_me(msg.nick):
             self._on_echo(target, text, msg)
             return
         if self.is_puppet(msg.nick):
             return  # another bridged Matrix user: already on Matrix
-        self._bridge_message(msg, target, text)
+        self._bridge_message(msg, target, text, folded)
 
     def _on_echo(self: IRCClient, target: str, text: str, msg: Message) -> None:
+        if not self._echo:
+            return
         waiters = self._echo.get(self.fold(target))
         if not waiters:
             return
@@ -168,16 +215,27 @@ class IncomingMixin:
             if not fut.done():
                 fut.set_exception(SendRefusedError(f"{target}: {reason}"))
 
-    def _bridge_message(self: IRCClient, msg: Message, target: str, text: str) -> None:
-        if msg.tags.get("batch") in self._history_refs:
+    def _bridge_message(
+        self: IRCClient, msg: Message, target: str, text: str, folded: str | None = None
+    ) -> None:
+        if self._history_refs and msg.tags.get("batch") in self._history_refs:
             return  # chathistory replay: fetch_messages collects it
-        event = self.message_event(msg, target, text, live=True)
+        event = self.message_event(msg, target, text, live=True, folded=folded)
         if event is not None:
             self.emit(event)
 
     def message_event(
-        self: IRCClient, msg: Message, target: str, text: str, live: bool
+        self: IRCClient,
+        msg: Message,
+        target: str,
+        text: str,
+        live: bool,
+        folded: str | None = None,
     ) -> RemoteMessage | None:
+        """The event for a PRIVMSG/NOTICE, or None (CTCP, not ours to bridge).
+
+        ``folded``: the channel target already folded by the caller.
+        """
         notice = msg.command == "NOTICE"
         msgtype = "m.notice" if notice else "m.text"
         if text.startswith("\x01"):
@@ -188,7 +246,8 @@ class IncomingMixin:
             text, msgtype = rest, "m.emote"
         is_chan = bool(target) and target[0] in self.chantypes
         if is_chan:
-            folded = self.fold(target)
+            if folded is None:
+                folded = self.fold(target)
             if live and not self.is_listener(folded):
                 return None
             key = self.chan_key(target)
@@ -260,8 +319,8 @@ class IncomingMixin:
         return out
 
     def _on_tagmsg(self: IRCClient, msg: Message) -> None:
-        react, reply = msg.tags.get("+draft/react"), msg.tags.get("+draft/reply")
-        if not react or not reply or not msg.params or self.is_puppet(msg.nick):
+        """Client-only tags without text: ``+draft/react`` reactions and ``+typing``."""
+        if not msg.params or not msg.nick or self.is_puppet(msg.nick):
             return
         if self.conn is not None and self.conn.is_me(msg.nick):
             return
@@ -270,17 +329,32 @@ class IncomingMixin:
             if not self.is_listener(self.fold(target)):
                 return
             key = self.chan_key(target)
+        elif self.conn is not None and self.conn.is_me(target):
+            key = self.dm_key(msg.nick)
         else:
-            key = self.dm_key(msg.nick or "")
-        self.emit(
-            RemoteReaction(
-                key,
-                self.sender_of(msg),
-                target_id=reply,
-                key=react,
-                timestamp=parse_server_time(msg.tags.get("time")),
+            return
+        react, reply = msg.tags.get("+draft/react"), msg.tags.get("+draft/reply")
+        if react and reply:
+            self.emit(
+                RemoteReaction(
+                    key,
+                    self.sender_of(msg),
+                    target_id=reply,
+                    key=react,
+                    timestamp=parse_server_time(msg.tags.get("time")),
+                )
             )
-        )
+        typing = msg.tags.get("+typing")
+        if typing in ("active", "paused", "done"):
+            # A lost "done" must not leave the ghost typing: "active" expires like IRCv3 says.
+            self.emit(
+                RemoteTyping(
+                    key,
+                    self.sender_of(msg),
+                    typing=typing == "active",
+                    timeout_ms=TYPING_TIMEOUT_MS,
+                )
+            )
 
     # -- membership --------------------------------------------------------------------------
 
@@ -293,6 +367,7 @@ class IncomingMixin:
         folded = self.fold(name)
         assert self.conn is not None
         if self.conn.is_me(msg.nick):
+            self.join_refused.pop(folded, None)
             self.channels[folded] = Channel(name, names_buf={})
             self.channels[folded].members[self.fold(msg.nick)] = Member(msg.nick)
             self.connector.add_listener(self, folded)
@@ -319,6 +394,43 @@ class IncomingMixin:
                 membership="join",
             )
         )
+
+    def _on_join_refused(self: IRCClient, msg: Message) -> None:
+        """405/471/473/474/475/477...: the server kept us out of a channel we want to be in.
+
+        The user is told once per refusal where they look (the portal room and their
+        management room), and their messages to it are refused at once (``prepare_channel``)
+        instead of vanishing. Nothing retries on a timer: a reconnect, an INVITE, ``irc join``
+        or a message after ``JOIN_RETRY`` seconds tries again.
+        """
+        name = msg.param(1) or ""
+        folded = self.fold(name)
+        if not name or folded in self.channels or folded not in self.wanted:
+            return
+        why = JOIN_REFUSALS.get(msg.command, "the server refused")
+        said = msg.param(2)
+        reason = f"{why} ({said})" if said and len(msg.params) > 2 else why
+        previous = self.join_refused.get(folded)
+        self.join_refused[folded] = (reason, time.monotonic())
+        if previous is not None and previous[0] == reason:
+            return  # already said (a retry, a reconnect's rejoin): no repeat
+        management = folded not in self.quiet_join_errors  # else `irc join` answers there
+        self._spawn(self.report_join_refused(self.wanted[folded], reason, management))
+
+    def _on_no_such_channel(self: IRCClient, msg: Message) -> None:  # 403
+        """403 answers both a JOIN and a message to a channel that does not exist."""
+        self._on_cannot_send(msg)
+        self._on_join_refused(msg)
+
+    def _on_invite(self: IRCClient, msg: Message) -> None:
+        """Invited to a channel we want but could not join (+i): join it now."""
+        if len(msg.params) < 2 or self.conn is None or not self.conn.is_me(msg.params[0]):
+            return
+        name = msg.params[1]
+        folded = self.fold(name)
+        if folded in self.wanted and folded not in self.channels:
+            self.join_refused.pop(folded, None)
+            self.conn.send_raw_safe("JOIN", name)
 
     def _leave(
         self: IRCClient,
@@ -594,8 +706,10 @@ _HANDLERS = {
     "366": IncomingMixin._on_end_of_names,
     "BATCH": IncomingMixin._on_batch,
     "401": IncomingMixin._on_cannot_send,  # ERR_NOSUCHNICK
-    "403": IncomingMixin._on_cannot_send,  # ERR_NOSUCHCHANNEL
+    "403": IncomingMixin._on_no_such_channel,  # ERR_NOSUCHCHANNEL
     "404": IncomingMixin._on_cannot_send,  # ERR_CANNOTSENDTOCHAN
+    "INVITE": IncomingMixin._on_invite,
+    **{code: IncomingMixin._on_join_refused for code in JOIN_REFUSALS if code != "403"},
 }
 
 

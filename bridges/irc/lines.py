@@ -220,39 +220,27 @@ def parse_line(raw: bytes | str) -> Message:
     if "\0" in line:
         raise ParseError("line contains NUL")
 
-    pos = 0
-    n = len(line)
-
-    def skip_spaces(p: int) -> int:
-        while p < n and line[p] == " ":
-            p += 1
-        return p
-
-    def next_token(p: int) -> tuple[str, int]:
-        end = line.find(" ", p)
-        if end == -1:
-            end = n
-        return line[p:end], end
-
-    pos = skip_spaces(pos)
+    # Every bridged connection in a channel parses every line of it, so this stays on str
+    # methods (partition/lstrip) rather than per-character Python loops.
+    rest = line.lstrip(" ")
     tags: dict[str, str] = {}
-    if pos < n and line[pos] == "@":
-        raw_tags, pos = next_token(pos + 1)
+    if rest[:1] == "@":
+        raw_tags, _, rest = rest[1:].partition(" ")
         for item in raw_tags.split(";"):
             key, _, value = item.partition("=")
             if key:
                 tags[key] = unescape_tag_value(value)
-        pos = skip_spaces(pos)
+        rest = rest.lstrip(" ")
 
     source = nick = user = host = None
-    if pos < n and line[pos] == ":":
-        source, pos = next_token(pos + 1)
+    if rest[:1] == ":":
+        source, _, rest = rest[1:].partition(" ")
         if not source:
             raise ParseError("empty source prefix")
         nick, user, host = _split_source(source)
-        pos = skip_spaces(pos)
+        rest = rest.lstrip(" ")
 
-    command, pos = next_token(pos)
+    command, _, rest = rest.partition(" ")
     if not command:
         raise ParseError("missing command")
     if not _COMMAND_RE.fullmatch(command):
@@ -260,13 +248,13 @@ def parse_line(raw: bytes | str) -> Message:
 
     params: list[str] = []
     while True:
-        pos = skip_spaces(pos)
-        if pos >= n:
+        rest = rest.lstrip(" ")
+        if not rest:
             break
-        if line[pos] == ":":
-            params.append(line[pos + 1 :])
+        if rest[0] == ":":
+            params.append(rest[1:])
             break
-        token, pos = next_token(pos)
+        token, _, rest = rest.partition(" ")
         params.append(token)
 
     return Message(

@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 from bridgekit.connector import MessageResult
@@ -22,12 +23,14 @@ from bridgekit.events import (
     MatrixReaction,
     MatrixReactionRemove,
     MatrixRoomMeta,
+    MatrixTyping,
     PortalKey,
     RemoteMessage,
 )
 from bridgekit.ids import localpart_of, server_of
 
 from .formatting import html_to_irc, strip_irc_formatting
+from .handlers import SendRefusedError
 from .lines import LineError, build_line
 from .names import validate_channel
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
@@ -42,6 +45,13 @@ _CONTROL_RE = re.compile(r"[\x00\x01\x05-\x08\x0b\x0c\x0e\x10\x12-\x15\x17-\x1c\
 _SINGLE_LINE_RE = re.compile(r"[\r\n\x00]+")
 _MEDIA = ("m.image", "m.file", "m.video", "m.audio")
 ECHO_TIMEOUT = 10.0
+#: IRCv3 typing: ``active`` at most this often, and repeated this often while typing lasts
+#: (receivers expire an ``active`` after 6 s without another one).
+TYPING_INTERVAL = 3.0
+#: A Matrix typing notice that never ends (its "stopped" lost) stops being repeated after this.
+TYPING_MAX = 30.0
+#: While the server refuses us a channel, a message to it tries to JOIN again at most this often.
+JOIN_RETRY = 60.0
 _SYNTHETIC_ID = ("mx:", "pending:", "noid:")
 
 
@@ -162,12 +172,20 @@ class OutgoingMixin:
             return None
 
     async def prepare_channel(self: IRCClient, portal: PortalKey) -> None:
-        """Join a channel portal's channel before speaking in it (lazily, in queue order)."""
+        """Join a channel portal's channel before speaking in it (lazily, in queue order).
+
+        Raises :class:`SendRefusedError` while the server refuses us the channel.
+        """
         if portal.receiver:
             return
         name = self.channel_name(portal)
-        if name is not None and self.fold(name) not in self.channels:
-            await self.join_channel(name, wait=False)
+        if name is None or self.fold(name) in self.channels:
+            return
+        refused = self.join_refused.get(self.fold(name))
+        if refused is not None and time.monotonic() - refused[1] < JOIN_RETRY:
+            # Said at once, not after the echo timeout, and without a JOIN per message.
+            raise SendRefusedError(f"{name}: could not join: {refused[0]}")
+        await self.join_channel(name, wait=False)
 
     async def handle_matrix_message(self: IRCClient, msg: MatrixMessage) -> MessageResult:
         self.touch()
@@ -292,6 +310,54 @@ class OutgoingMixin:
     async def handle_matrix_reaction_remove(self: IRCClient, removal: MatrixReactionRemove) -> None:
         return None  # IRC has no way to take a reaction back
 
+    # -- typing --------------------------------------------------------------------------------
+
+    async def handle_matrix_typing(self: IRCClient, typing: MatrixTyping) -> None:
+        """Matrix typing -> ``@+typing=active|done TAGMSG``, where the server has message-tags.
+
+        Matrix says "typing" once; IRC receivers forget it after 6 s, so ``active`` is repeated
+        every :data:`TYPING_INTERVAL` seconds until the user stops (or :data:`TYPING_MAX`).
+        """
+        target = self.target_for(typing.portal)
+        if target is None:
+            return
+        folded = self.fold(target)
+        task = self._typing.pop(folded, None)
+        if task is not None:
+            task.cancel()
+        if typing.typing:
+            self._typing[folded] = asyncio.ensure_future(self._keep_typing(target, folded))
+        elif task is not None and not task.done():  # done: TYPING_MAX said "done" already
+            self._send_typing(target, "done")
+
+    async def _keep_typing(self: IRCClient, target: str, folded: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < TYPING_MAX:
+            wait = self._typing_sent.get(folded, 0.0) + TYPING_INTERVAL - loop.time()
+            if wait > 0:  # typing stopped and started again quickly: keep the 3 s pace
+                await asyncio.sleep(wait)
+            self._send_typing(target, "active")
+            self._typing_sent[folded] = loop.time()
+            await asyncio.sleep(TYPING_INTERVAL)
+        if self._typing.get(folded) is asyncio.current_task():
+            del self._typing[folded]
+            self._send_typing(target, "done")
+
+    def _send_typing(self: IRCClient, target: str, state: str) -> None:
+        """Best effort: skipped while disconnected (it would be stale after a reconnect) and
+        where the server has no message-tags (plain servers do not know TAGMSG)."""
+        conn = self.conn
+        if conn is None or not conn.ready.is_set() or "message-tags" not in conn.caps:
+            return
+        if target[:1] in self.chantypes and self.fold(target) not in self.channels:
+            return  # not in the channel (yet): the server would refuse it
+        try:
+            line = build_line("TAGMSG", target, tags={"+typing": state})
+        except LineError:
+            return
+        conn.send(line)
+
     async def join_channel(self: IRCClient, name: str, wait: bool = True) -> None:
         validate_channel(name, self.chantypes)
         await self._load()
@@ -307,6 +373,7 @@ class OutgoingMixin:
     async def part_channel(self: IRCClient, name: str, reason: str = "") -> None:
         await self._load()
         folded = self.fold(name)
+        self.join_refused.pop(folded, None)
         if self.wanted.pop(folded, None) is not None:
             await self.save_channels()
         if folded in self.channels and self.conn is not None:

@@ -24,6 +24,7 @@ from bridgekit.connector import (
     NetworkClient,
     ReactionHandler,
     RoomMetaHandler,
+    TypingHandler,
 )
 from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
 
@@ -70,6 +71,7 @@ class IRCClient(
     MembershipHandler,
     RoomMetaHandler,
     BackfillHandler,
+    TypingHandler,
 ):
     connector: IRCConnector
 
@@ -89,6 +91,13 @@ class IRCClient(
         self._idle_timer: asyncio.TimerHandle | None = None
         self._echo: dict[str, list[tuple[str, asyncio.Future[str | None]]]] = {}
         self._sent_text: OrderedDict[str, str] = OrderedDict()
+        #: folded target -> the task repeating ``+typing=active`` while the Matrix user types
+        self._typing: dict[str, asyncio.Task[None]] = {}
+        self._typing_sent: dict[str, float] = {}  # folded target -> loop time of last active
+        #: folded channel -> (why the server refused our JOIN, when): see ``_on_join_refused``.
+        self.join_refused: dict[str, tuple[str, float]] = {}
+        #: Channels an ``irc join`` command is waiting for: it answers a refusal itself.
+        self.quiet_join_errors: set[str] = set()
         self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
         self.netsplit = NetsplitDebouncer(self.server.netsplit_debounce, self._netsplit_leaves)
         self._loaded = False
@@ -148,6 +157,7 @@ class IRCClient(
             on_registered=self._on_registered,
             on_state=self._on_state,
             semaphore=self.connector.semaphore(self.server_name),
+            start_pacer=self.connector.start_pacer(self.server_name),
             password=self.server.password,
             label=f"{self.login.id}/{self.login.remote_name}",
         )
@@ -173,6 +183,9 @@ class IRCClient(
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self.netsplit.cancel()
+        for task in self._typing.values():
+            task.cancel()
+        self._typing.clear()
         self._forget_presence()
         if self.conn is not None:
             await self.conn.stop()
@@ -219,6 +232,29 @@ class IRCClient(
             if not fut.done():
                 fut.set_exception(ConnectionError("disconnected from IRC"))
         self._waiters.clear()
+
+    async def report_join_refused(self, name: str, reason: str, management: bool = True) -> None:
+        """Say why we are not in ``name`` where the user looks: the portal room (if it exists,
+        from the bridge bot) and, with ``management``, the management room."""
+        text = f"{self.nick} could not join {name} on {self.server_name}: {reason}."
+        # The runtime's BridgeAPI has no "notice to a user/portal" yet: use what Bridge offers.
+        store = getattr(self.bridge, "store", None)
+        send_notice = getattr(self.bridge, "send_notice", None)
+        if store is None or send_notice is None:
+            log.warning("%s", text)
+            return
+        portal = await store.get_portal("irc", self.chan_key(name))
+        if portal is not None and portal.mxid:
+            await send_notice(
+                portal.mxid,
+                f"{self.login.user_mxid}: {text} Your messages here are not delivered "
+                "until the join works.",
+            )
+        if not management:
+            return
+        user = await store.get_user(self.login.user_mxid)
+        if user is not None and user.management_room:
+            await send_notice(user.management_room, text)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()

@@ -30,6 +30,7 @@ from bridges.irc.names import casefold
 
 __all__ = [
     "InspIRCd",
+    "link_servers",
     "InspIRCdError",
     "InspIRCdUnavailable",
     "IrcTestClient",
@@ -54,6 +55,7 @@ OPTIONAL_MODULES = (
 _LOCAL_LIMIT = 20000
 _BIND_FAILURE = "listeners failed to bind"
 _READY = "is now running as"
+LINK_PASSWORD = "bridgekit-link"
 # Servers still running when the interpreter exits (a crashed test run) are stopped
 # so that no orphaned inspircd keeps its port.
 _RUNNING: weakref.WeakSet[InspIRCd] = weakref.WeakSet()
@@ -145,8 +147,16 @@ class InspIRCd:
         host: str = "127.0.0.1",
         extra_config: str = "",
         start_timeout: float = 20.0,
+        server_id: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        #: The server's SID (digit + two letters/digits); linked servers need distinct ones.
+        self.server_id = server_id
+        #: Port for server-to-server links (``m_spanningtree``); set by :func:`link_servers`.
+        self.link_port: int | None = None
+        self.peers: list[InspIRCd] = []
+        #: The peer this server keeps (re)connecting to, every second.
+        self.uplink: InspIRCd | None = None
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.flood_control = flood_control
@@ -204,8 +214,9 @@ class InspIRCd:
         #    leaves a tiny default and every client gets dropped;
         #  * no DNS exists here, so resolvehostnames="no" and a fast-failing <dns>;
         #  * the default netbuffersize (10240) stalls bulk writers.
+        sid = f' id="{self.server_id}"' if self.server_id else ""
         return f"""\
-<server name="{self.server_name}" description="bridgekit test server" network="BridgekitTest">
+<server name="{self.server_name}"{sid} description="bridgekit test server" network="BridgekitTest">
 <admin name="bridgekit" nick="admin" email="admin@{self.server_name}">
 <bind address="{self.host}" port="{self.port}" type="clients">
 <pid file="{self.pid_path}">
@@ -232,8 +243,27 @@ class InspIRCd:
          localmax="10" globalmax="10" maxconnwarn="no"
          resolvehostnames="no" useident="no">
 {modules}
+{self.link_config()}
 {self.extra_config}
 """
+
+    def link_config(self) -> str:
+        """``m_spanningtree``: a server listener and a ``<link>`` per peer (loopback only)."""
+        if self.link_port is None:
+            return ""
+        lines = [
+            '<module name="spanningtree">',
+            f'<bind address="{self.host}" port="{self.link_port}" type="servers">',
+        ]
+        for peer in self.peers:
+            lines.append(
+                f'<link name="{peer.server_name}" ipaddr="{peer.host}" port="{peer.link_port}"'
+                f' allowmask="127.0.0.0/8" timeout="5s"'
+                f' sendpass="{LINK_PASSWORD}" recvpass="{LINK_PASSWORD}">'
+            )
+        if self.uplink is not None:
+            lines.append(f'<autoconnect period="1s" server="{self.uplink.server_name}">')
+        return "\n".join(lines)
 
     def write_config(self) -> None:
         """Write the config (and an MOTD) into the work dir."""
@@ -321,7 +351,17 @@ class InspIRCd:
 
     def _registration_round_trip(self) -> None:
         """Connect, register and quit: proves the listener and the connect class work."""
-        nick = f"probe{os.getpid() % 100000}"
+        self._probe()
+
+    def _probe(self, *command: str, end: str = "") -> list[Message]:
+        """Register a throwaway client and return what the server sent it.
+
+        Without ``command`` it quits as soon as it is registered; with one it sends it after
+        the MOTD and quits on the numeric ``end`` (``LINKS`` ends with 365).
+        """
+        # Unique even across linked servers, where one nick is one user network-wide.
+        nick = f"probe{os.getpid() % 1000}{os.urandom(3).hex()}"
+        replies: list[Message] = []
         with socket.create_connection(self.address, timeout=2) as sock:
             sock.sendall(build_line("NICK", nick) + build_line("USER", "probe", "0", "*", "probe"))
             buffer = b""
@@ -336,11 +376,14 @@ class InspIRCd:
                         message = parse_line(raw)
                     except ParseError:
                         continue
+                    replies.append(message)
                     if message.command == "PING":
                         sock.sendall(build_line("PONG", *message.params[:1]))
-                    elif message.command == "001":
+                    elif message.command == (end if command else "001"):
                         sock.sendall(build_line("QUIT", "probe done"))
-                        return
+                        return replies
+                    elif message.command in ("376", "422") and command:  # end of MOTD
+                        sock.sendall(build_line(*command))
                     elif message.command == "ERROR":
                         raise InspIRCdError(f"server refused probe: {message.params}")
 
@@ -368,6 +411,30 @@ class InspIRCd:
         """Stop the server (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
         self._terminate()
 
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes without a goodbye, as in a crash or a cut link."""
+        process, self._process = self._process, None
+        _RUNNING.discard(self)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def links(self) -> set[str]:
+        """The names of the servers this one sees on its network (itself included)."""
+        replies = self._probe("LINKS", end="365")
+        return {m.params[1] for m in replies if m.command == "364" and len(m.params) > 1}
+
+    def wait_linked(self, *names: str, timeout: float = 20.0) -> None:
+        """Block until every server in ``names`` is linked into this one's network."""
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            seen = self.links()
+            if set(names) <= seen:
+                return
+            time.sleep(0.1)
+        raise InspIRCdError(self._failure(f"{names} not linked after {timeout}s (seen: {seen})"))
+
     def restart(self) -> None:
         """Stop and start again on the same port."""
         self.stop()
@@ -389,6 +456,23 @@ class InspIRCd:
     def client(self) -> IrcTestClient:
         """A not-yet-connected :class:`IrcTestClient` for this server."""
         return IrcTestClient(self.host, self.port)
+
+
+def link_servers(hub: InspIRCd, leaf: InspIRCd) -> None:
+    """Configure ``leaf`` to link to ``hub`` with ``m_spanningtree`` (before either starts).
+
+    The leaf keeps reconnecting every second, so a leaf that was killed and started again
+    links back by itself: a netsplit and its healing, on loopback. Give the two distinct
+    ``server_name``s (``hub.test``, ``leaf.test``) and ``server_id``s.
+    """
+    if hub.server_name == leaf.server_name:
+        raise ValueError("linked servers need distinct names")
+    for server, peer in ((hub, leaf), (leaf, hub)):
+        if server.link_port is None:
+            server.link_port = free_port(server.host)
+        if peer not in server.peers:
+            server.peers.append(peer)
+    leaf.uplink = hub
 
 
 @pytest.fixture
@@ -518,6 +602,10 @@ class IrcTestClient:
     async def send_line(self, command: str, *params: str) -> None:
         """Send a line built with :func:`build_line`."""
         await self.send_raw(build_line(command, *params))
+
+    async def send_line_tagged(self, tags: dict[str, str], command: str, *params: str) -> None:
+        """Send a line with IRCv3 message tags (``+typing``, ``+draft/react``...)."""
+        await self.send_raw(build_line(command, *params, tags=tags))
 
     async def send_raw(self, data: bytes) -> None:
         """Send bytes exactly as given (for adversarial tests)."""

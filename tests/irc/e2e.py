@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridgekit.bridge import Bridge
@@ -75,6 +78,15 @@ def privmsg_from(nick: str, text: str | None = None, command: str = "PRIVMSG"):
     return check
 
 
+def member_event(user_id: str, membership: str):
+    """An ``m.room.member`` event putting ``user_id`` in ``membership``."""
+    return lambda e: (
+        e.get("type") == "m.room.member"
+        and e.get("state_key") == user_id
+        and e.get("content", {}).get("membership") == membership
+    )
+
+
 def body_is(text: str):
     return lambda e: e.get("type") == "m.room.message" and e.get("content", {}).get("body") == text
 
@@ -95,3 +107,64 @@ async def irc_user(ircd: InspIRCd, nick: str, *channels: str) -> IrcTestClient:
     for channel in channels:
         await client.join(channel)
     return client
+
+
+@dataclass
+class ChannelScene:
+    """Alice on Matrix and bob on IRC (the channel's operator, first in), in one channel.
+
+    After :meth:`open`, alice is in the channel's portal room and her puppet is on IRC.
+    """
+
+    bridge: Bridge
+    ircd: InspIRCd
+    uid: Callable[[str], str]
+    alice: MatrixTestClient
+    bob: IrcTestClient
+    channel: str
+    room_id: str = ""
+    puppet: str = ""  # alice's nick on IRC
+    others: list[IrcTestClient] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Any]:
+        """``alice, bob, channel, room_id, puppet = scene``"""
+        return iter((self.alice, self.bob, self.channel, self.room_id, self.puppet))
+
+    async def open(self) -> str:
+        """Alice joins the channel's alias; returns the room id once her puppet is in."""
+        self.room_id, self.puppet = await open_channel(self.alice, self.channel, self.bob)
+        return self.room_id
+
+    async def irc_user(self, name: str, *channels: str) -> IrcTestClient:
+        """Another IRC user (a unique nick from ``name``) in ``channels`` or the scene's
+        channel; closed when the scene ends."""
+        user = await irc_user(self.ircd, self.uid(name), *(channels or (self.channel,)))
+        self.others.append(user)
+        return user
+
+
+@asynccontextmanager
+async def channel_scene(
+    make_bridge: Any,
+    ircd: InspIRCd,
+    bridge_env: Any,
+    uid: Callable[[str], str],
+    *,
+    open_portal: bool = True,
+    **server: Any,
+) -> AsyncIterator[ChannelScene]:
+    """A bridge on ``ircd`` (``server`` overrides its config), alice, bob and a fresh channel;
+    with ``open_portal`` alice is already in its room. IRC users are closed at the end."""
+    bridge = await start_bridge(make_bridge, ircd, **server)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    scene = ChannelScene(bridge, ircd, uid, alice, bob, channel)
+    async with alice:
+        try:
+            if open_portal:
+                await scene.open()
+            yield scene
+        finally:
+            for user in (bob, *scene.others):
+                await user.close()

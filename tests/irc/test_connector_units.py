@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from bridgekit.events import PortalKey
 from bridges.irc import crypto
-from bridges.irc.client import ISupport, TokenBucket
+from bridges.irc.client import IRCConnection, ISupport, StartPacer, TokenBucket
 from bridges.irc.config import parse, validate
 from bridges.irc.connector import IRCConnector
 from bridges.irc.netsplit import NetsplitDebouncer, is_netsplit_quit
@@ -17,34 +19,84 @@ from bridges.irc.outgoing import clean_text, one_line, short_diff
 def test_config_validation_reports_every_key():
     assert validate({"enabled": True}) == []
     assert validate({"servers": {"local": {"host": "127.0.0.1"}}}) == []
-    problems = dict(validate({"bogus": 1, "servers": {"Bad_Name": {
-        "host": "", "port": 70000, "tls": "yes", "send_rate": 0, "burst": 0,
-        "mode_power_levels": {"o": 500, "xx": 1}, "ghost_template": "_irc_{server}",
-        "nick_template": "{nope}", "edit_format": "{other}", "reconnect": {"min_delay": -1},
-        "sasl_username": "u", "password": "a\r\nQUIT", "unknown": 1, "channels": ["#ok", "bad"],
-    }}}))
-    for key in ("bogus", "servers.Bad_Name", "servers.Bad_Name.host", "servers.Bad_Name.port",
-                "servers.Bad_Name.tls", "servers.Bad_Name.send_rate", "servers.Bad_Name.burst",
-                "servers.Bad_Name.mode_power_levels.o", "servers.Bad_Name.mode_power_levels.xx",
-                "servers.Bad_Name.ghost_template", "servers.Bad_Name.nick_template",
-                "servers.Bad_Name.edit_format", "servers.Bad_Name.reconnect.min_delay",
-                "servers.Bad_Name.sasl_password", "servers.Bad_Name.password",
-                "servers.Bad_Name.unknown", "servers.Bad_Name.channels"):
+    problems = dict(
+        validate(
+            {
+                "bogus": 1,
+                "servers": {
+                    "Bad_Name": {
+                        "host": "",
+                        "port": 70000,
+                        "tls": "yes",
+                        "send_rate": 0,
+                        "burst": 0,
+                        "mode_power_levels": {"o": 500, "xx": 1},
+                        "ghost_template": "_irc_{server}",
+                        "nick_template": "{nope}",
+                        "edit_format": "{other}",
+                        "reconnect": {"min_delay": -1},
+                        "sasl_username": "u",
+                        "password": "a\r\nQUIT",
+                        "unknown": 1,
+                        "channels": ["#ok", "bad"],
+                    }
+                },
+            }
+        )
+    )
+    for key in (
+        "bogus",
+        "servers.Bad_Name",
+        "servers.Bad_Name.host",
+        "servers.Bad_Name.port",
+        "servers.Bad_Name.tls",
+        "servers.Bad_Name.send_rate",
+        "servers.Bad_Name.burst",
+        "servers.Bad_Name.mode_power_levels.o",
+        "servers.Bad_Name.mode_power_levels.xx",
+        "servers.Bad_Name.ghost_template",
+        "servers.Bad_Name.nick_template",
+        "servers.Bad_Name.edit_format",
+        "servers.Bad_Name.reconnect.min_delay",
+        "servers.Bad_Name.sasl_password",
+        "servers.Bad_Name.password",
+        "servers.Bad_Name.unknown",
+        "servers.Bad_Name.channels",
+    ):
         assert key in problems, key
 
 
 def test_parse_fills_defaults():
     sc = parse({"servers": {"libera": {"host": "irc.example", "reconnect": {"concurrency": 3}}}})[
-        "libera"]
+        "libera"
+    ]
     assert sc.port == 6667 and sc.mode_power_levels == {"o": 50, "v": 1}
     assert sc.reconnect_concurrency == 3 and sc.nick_template == "{displayname}[m]"
+    assert sc.reconnect_rate == 20  # starts per second by default
+
+
+def test_reconnect_rate_is_configurable_and_validated():
+    servers = {"servers": {"l": {"host": "x", "reconnect": {"rate": 2.5}}}}
+    assert validate(servers) == []
+    assert parse(servers)["l"].reconnect_rate == 2.5
+    assert parse({"servers": {"l": {"host": "x"}}})["l"].reconnect_concurrency == 100
+    problems = dict(validate({"servers": {"l": {"host": "x", "reconnect": {"rate": 0}}}}))
+    assert "servers.l.reconnect.rate" in problems
 
 
 def test_namespace_templates_cover_every_server_and_work_without_servers():
     assert IRCConnector.namespace_templates({"enabled": True}) == (
-        ["_irc_{server}_{nick}"], ["_irc_{server}_{channel}"])
-    ghosts, aliases = IRCConnector.namespace_templates({"servers": {
-        "a": {"host": "x"}, "b": {"host": "y", "ghost_template": "irc_{server}_{nick}"}}})
+        ["_irc_{server}_{nick}"],
+        ["_irc_{server}_{channel}"],
+    )
+    ghosts, aliases = IRCConnector.namespace_templates(
+        {
+            "servers": {
+                "a": {"host": "x"},
+                "b": {"host": "y", "ghost_template": "irc_{server}_{nick}"},
+            }
+        }
+    )
     assert ghosts == ["_irc_a_{nick}", "irc_b_{nick}"]
     assert aliases == ["_irc_a_{channel}", "_irc_b_{channel}"]
 
@@ -92,7 +144,8 @@ def test_text_cleaning_and_corrections():
     assert short_diff("i like teh cats", "i like the cats") == "the"
     assert short_diff(None, "new text") == "new text"
     assert short_diff("abc", "completely different words here") == (
-        "completely different words here")
+        "completely different words here"
+    )
 
 
 def test_token_bucket_and_isupport():
@@ -105,3 +158,235 @@ def test_token_bucket_and_isupport():
     isup.load(["CASEMAPPING=ascii", "PREFIX=(qaohv)~&@%+", "CHANTYPES=#", "NICKLEN=16"])
     assert isup.casemapping == "ascii" and isup.prefix_modes == "qaohv"
     assert isup.prefix_chars == "~&@%+" and isup.nicklen == 16 and isup.chantypes == "#"
+
+
+# -- the per-line path, indexes and start pacing (no servers needed) -------------------------
+
+
+class _Bridge:
+    """What IRCConnector/IRCClient use of the runtime, in memory."""
+
+    domain = "example.org"
+
+    def __init__(self) -> None:
+        self.kv: dict[str, str | None] = {}
+
+    async def get_kv(self, key: str) -> str | None:
+        return self.kv.get(key)
+
+    async def set_kv(self, key: str, value: str | None) -> None:
+        self.kv[key] = value
+
+    def ghost_mxid(self, remote_id: str) -> str:
+        server, _, nick = remote_id.partition("/")
+        return f"@_irc_{server}_{nick}:example.org"
+
+    def report_state(self, *args, **kwargs) -> None:
+        pass
+
+    def secret_key(self, name: str) -> bytes:
+        raise NotImplementedError
+
+
+def _connector(**server) -> IRCConnector:
+    return IRCConnector(_Bridge(), {"servers": {"local": {"host": "127.0.0.1", **server}}})
+
+
+async def _registered(connector: IRCConnector, localpart: str, nick: str, relay: bool = False):
+    """A loaded login whose connection registered as ``nick``, its events in ``.events``."""
+    info = await connector.make_login(f"@{localpart}:example.org", "local", nick=nick)
+    if relay:
+        info.metadata["relay"] = True
+        info.id += "-relay"
+    client = await connector.load_login(info)
+    client.conn.nick = nick
+    client.conn.registered = True
+    client._on_registered()
+    client.events = []
+    client.emit = client.events.append
+    return client
+
+
+def _feed(client, *raw: str) -> None:
+    from bridges.irc.lines import parse_line
+
+    for line in raw:
+        client.conn.handle_line(parse_line(line.encode()))
+
+
+def _messages(client) -> list:
+    from bridgekit.events import RemoteMessage
+
+    out = [e for e in client.events if isinstance(e, RemoteMessage)]
+    client.events.clear()
+    return out
+
+
+def test_mentions_follow_channel_membership_with_irc_casemapping():
+    async def run() -> None:
+        connector = _connector()
+        alice = await _registered(connector, "alice", "alice[m]")
+        await _registered(connector, "zed", "zed[m]")  # a bridged user: mentions get its MXID
+        _feed(
+            alice,
+            ":alice[m]!a@h JOIN #Chan",
+            ":srv 353 alice[m] = #chan :alice[m] @Bob carol zed[m]",
+            ":srv 366 alice[m] #chan :End of /NAMES list.",
+        )
+        _feed(alice, ":Bob!b@h PRIVMSG #chan :CAROL: hi ALICE{M}, zed[m]; bobby bob_ &amp;")
+        (msg,) = _messages(alice)
+        assert msg.content.mentions == ["local/carol", "@alice:example.org", "@zed:example.org"]
+        assert msg.content.body == "CAROL: hi ALICE{M}, zed[m]; bobby bob_ &amp;"
+        assert '<a href="https://matrix.to/#/@_irc_local_carol:example.org">CAROL</a>:' in (
+            msg.content.html
+        )
+        assert "&amp;amp;" in msg.content.html
+        # Nick change, part, quit and join keep the lookup current.
+        _feed(
+            alice,
+            ":carol!c@h NICK Dave",
+            ":Eve!e@h JOIN #chan",
+            ":Bob!b@h QUIT :bye",
+            ":zed[m]!z@h PART #chan",
+            ":Eve!e@h PRIVMSG #chan :carol dave eve bob zed[m]",
+        )
+        (msg,) = _messages(alice)
+        assert msg.content.mentions == ["local/dave", "local/eve"]
+        assert alice.channels["#chan"].members.keys() == {"alice{m}", "dave", "eve"}
+        # A private message may mention its sender, nobody else.
+        _feed(alice, ":Dave!c@h PRIVMSG alice[m] :dave eve")
+        (msg,) = _messages(alice)
+        assert msg.content.mentions == ["local/dave"]
+        await connector.stop()
+
+    asyncio.run(run())
+
+
+def test_only_the_listener_handles_a_channel_line_but_every_connection_sees_its_echo():
+    async def run() -> None:
+        connector = _connector()
+        alice = await _registered(connector, "alice", "alice[m]")
+        zed = await _registered(connector, "zed", "zed[m]")
+        _feed(alice, ":alice[m]!a@h JOIN #chan")
+        _feed(zed, ":zed[m]!z@h JOIN #chan")
+        assert alice.is_listener("#chan") and not zed.is_listener("#chan")
+
+        def not_called(*args, **kwargs):
+            raise AssertionError("a non-listener built an event")
+
+        zed.message_event = not_called
+        echo = asyncio.get_running_loop().create_future()
+        zed._echo["#chan"] = [("hello", echo)]
+        _feed(zed, ":Bob!b@h PRIVMSG #chan :hi all", "@msgid=m1 :zed[m]!z@h PRIVMSG #chan :hello")
+        assert echo.result() == "m1" and zed.events == []
+        _feed(alice, ":Bob!b@h PRIVMSG #chan :hi all", ":zed[m]!z@h PRIVMSG #chan :hello")
+        assert [m.content.body for m in _messages(alice)] == ["hi all"]  # zed's is on Matrix
+        await connector.stop()
+
+    asyncio.run(run())
+
+
+def test_login_indexes_follow_nick_changes_disconnects_and_logouts():
+    async def run() -> None:
+        connector = _connector()
+        alice = await _registered(connector, "alice", "alice[m]")
+        relay = await _registered(connector, "alice", "relay", relay=True)
+        assert connector.puppet_of_user("local", "@alice:example.org") is alice
+        assert connector.puppet_of_user("other", "@alice:example.org") is None
+        assert connector.puppet_by_remote_id("local/alice{m}") is alice
+        _feed(alice, ":alice[m]!a@h NICK Alice2")
+        assert connector.puppet_for("local", "alice2") is alice
+        assert connector.puppet_for("local", "alice{m}") is None
+        assert connector.puppet_by_remote_id("local/alice2") is alice
+        assert connector.puppet_by_remote_id("local/alice{m}") is alice  # its login's nick
+        alice._forget_presence()  # disconnected: no nick on the server any more
+        assert connector.puppet_for("local", "alice2") is None
+        assert connector.puppet_by_remote_id("local/alice{m}") is alice
+        portal = PortalKey("local/#chan")
+        assert await connector.auto_login("@alice:example.org", portal) is None
+        await connector.logout(alice.login)
+        assert connector.puppet_by_remote_id("local/alice{m}") is None
+        assert connector.puppet_of_user("local", "@alice:example.org") is None
+        assert connector.puppet_by_remote_id("local/relay") is relay
+        assert await connector.auto_login("@alice:example.org", portal) is None  # relay's user
+        await connector.logout(relay.login)
+        login = await connector.auto_login("@alice:example.org", portal)
+        assert login is not None and login.remote_id == "local/alice{m}"
+        await connector.stop()
+
+    asyncio.run(run())
+
+
+def test_max_connections_is_logged_once_not_per_message(caplog):
+    async def run() -> None:
+        connector = _connector(max_connections=2)
+        await _registered(connector, "a", "a")
+        b = await _registered(connector, "b", "b")
+        portal = PortalKey("local/#chan")
+        with caplog.at_level("WARNING", logger="bridgekit.irc"):
+            for i in range(5):
+                assert await connector.auto_login(f"@new{i}:example.org", portal) is None
+        assert sum("max_connections" in r.getMessage() for r in caplog.records) == 1
+        await connector.logout(b.login)
+        assert await connector.auto_login("@new0:example.org", portal) is not None
+        await connector.stop()
+
+    asyncio.run(run())
+
+
+def test_start_pacer_spaces_reserved_starts():
+    pacer = StartPacer(rate=10)
+    delays = [pacer.delay() for _ in range(4)]
+    assert delays[0] == 0
+    for i, d in enumerate(delays):
+        assert i * 0.1 - 0.01 <= d <= i * 0.1 + 0.01
+
+
+@pytest.mark.parametrize("concurrency", [100, 2])
+def test_connection_starts_are_paced_and_not_held_by_slow_registrations(concurrency):
+    """A server that never completes registration: with a high enough cap, starts go on at
+    the configured rate anyway; the cap still bounds registrations in flight."""
+
+    async def run() -> list[float]:
+        accepted: list[float] = []
+        writers = []
+
+        async def on_client(reader, writer) -> None:
+            accepted.append(time.monotonic())
+            writers.append(writer)
+
+        server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        sc = parse({"servers": {"t": {"host": "127.0.0.1", "port": port}}})["t"]
+        sem, pacer = asyncio.Semaphore(concurrency), StartPacer(rate=20)
+        conns = [
+            IRCConnection(
+                sc,
+                f"n{i}",
+                on_line=lambda msg: None,
+                on_registered=lambda: None,
+                on_state=lambda state, message: None,
+                semaphore=sem,
+                start_pacer=pacer,
+            )
+            for i in range(6)
+        ]
+        t0 = time.monotonic()
+        for conn in conns:
+            conn.start()
+        await asyncio.sleep(0.6)
+        started = [t - t0 for t in accepted]
+        for conn in conns:
+            await conn.stop()
+        for writer in writers:
+            writer.close()
+        server.close()
+        return started
+
+    accepted = asyncio.run(run())
+    if concurrency == 2:
+        assert len(accepted) == 2  # the others wait for a registration slot
+        return
+    assert len(accepted) == 6  # none of them registered, yet all started
+    gaps = [b - a for a, b in zip(accepted, accepted[1:], strict=False)]
+    assert min(gaps) >= 0.04 and accepted[-1] >= 0.24  # 20 starts per second

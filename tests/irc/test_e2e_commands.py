@@ -70,7 +70,8 @@ async def test_login_flow_and_relay_only_server(make_bridge, ircd, bridge_env, u
             assert casefold(joined.params[0]) == casefold(channel)
             await admin.send_text(room_id, "!set-relay")
             await admin.wait_for_event(
-                room_id, lambda e: "relayed" in e.get("content", {}).get("body", ""))
+                room_id, lambda e: "relayed" in e.get("content", {}).get("body", "")
+            )
             await guest.join(room_id)
             await guest.send_text(room_id, "hello via the relay")
             got = await bob.wait_for(lambda m: m.command == "PRIVMSG" and m.nick == relay_nick, 15)

@@ -53,11 +53,15 @@ async def test_emote_notice_and_formatting_both_ways(make_bridge, ircd, bridge_e
             await bob.wait_for(privmsg_from(puppet, "\x01ACTION dances\x01"), 15)
             await alice.send_message(room_id, {"msgtype": "m.notice", "body": "matrix notice"})
             await bob.wait_for(privmsg_from(puppet, "matrix notice", "NOTICE"), 15)
-            await alice.send_message(room_id, {
-                "msgtype": "m.text", "body": "**strong** _em_",
-                "format": "org.matrix.custom.html",
-                "formatted_body": "<strong>strong</strong> <em>em</em>",
-            })
+            await alice.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": "**strong** _em_",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": "<strong>strong</strong> <em>em</em>",
+                },
+            )
             got = await bob.wait_for(privmsg_from(puppet), 15)
             assert (got.trailing or "").startswith("\x02strong\x02 \x1dem")
         finally:
@@ -87,23 +91,34 @@ async def test_mentions_become_pills_and_replies_become_nick_prefixes(
             # Matrix reply: "nick: text", no quoted fallback, +draft/reply tag with the msgid.
             await bob.privmsg(channel, "question?")
             question = await alice.wait_for_event(room_id, body_is("question?"))
-            await alice.send_message(room_id, {
-                "msgtype": "m.text",
-                "body": f"> <{ghost(bob.nick)}> question?\n\nanswer",
-                "format": "org.matrix.custom.html",
-                "formatted_body": "<mx-reply><blockquote>question?</blockquote></mx-reply>answer",
-                "m.relates_to": {"m.in_reply_to": {"event_id": question["event_id"]}},
-            })
+            await alice.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": f"> <{ghost(bob.nick)}> question?\n\nanswer",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": (
+                        "<mx-reply><blockquote>question?</blockquote></mx-reply>answer"
+                    ),
+                    "m.relates_to": {"m.in_reply_to": {"event_id": question["event_id"]}},
+                },
+            )
             got = await bob.wait_for(privmsg_from(puppet), 15)
             assert got.trailing == f"{bob.nick}: answer"
             row = await bridge.store.message_by_event(question["event_id"])
             assert row is not None and got.tags.get("+draft/reply") == row.remote_id
             # A pill in Matrix HTML becomes the ghost's IRC nick.
-            await alice.send_message(room_id, {
-                "msgtype": "m.text", "body": "carol: hi",
-                "format": "org.matrix.custom.html",
-                "formatted_body": f'<a href="https://matrix.to/#/{ghost(carol.nick)}">C</a>: hi',
-            })
+            await alice.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": "carol: hi",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": (
+                        f'<a href="https://matrix.to/#/{ghost(carol.nick)}">C</a>: hi'
+                    ),
+                },
+            )
             got = await bob.wait_for(privmsg_from(puppet), 15)
             assert got.trailing == f"{carol.nick}: hi"
         finally:
@@ -156,8 +171,11 @@ async def test_echo_message_confirms_and_is_not_posted_twice(make_bridge, ircd, 
             got = await bob.wait_for(privmsg_from(puppet, "only once"), 15)
             await bob.privmsg(channel, "marker")
             await alice.wait_for_event(room_id, body_is("marker"))
-            bodies = [e["content"].get("body") for e in alice.history(room_id)
-                      if e["type"] == "m.room.message"]
+            bodies = [
+                e["content"].get("body")
+                for e in alice.history(room_id)
+                if e["type"] == "m.room.message"
+            ]
             assert bodies.count("only once") == 1
             row = await bridge.store.message_by_event(event_id)
             # The echo's msgid is the remote id: replies from IRC can find the message.
@@ -176,11 +194,15 @@ async def test_edit_is_sent_as_a_short_correction(make_bridge, ircd, bridge_env,
             room_id, puppet = await open_channel(alice, channel, bob)
             event_id = await alice.send_text(room_id, "i like teh cats")
             await bob.wait_for(privmsg_from(puppet, "i like teh cats"), 15)
-            await alice.send_message(room_id, {
-                "msgtype": "m.text", "body": "* i like the cats",
-                "m.new_content": {"msgtype": "m.text", "body": "i like the cats"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
-            })
+            await alice.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": "* i like the cats",
+                    "m.new_content": {"msgtype": "m.text", "body": "i like the cats"},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+                },
+            )
             assert (await bob.wait_for(privmsg_from(puppet), 15)).trailing == "* the"
         finally:
             await bob.close()

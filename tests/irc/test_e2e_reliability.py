@@ -148,7 +148,8 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
                 return [
                     m.trailing or ""
                     for m in bob.history
-                    if m.command == "PRIVMSG" and (m.nick or "").startswith(base)
+                    if m.command == "PRIVMSG"
+                    and (m.nick or "").startswith(base)
                     and m.param(0) == channel
                 ]
 

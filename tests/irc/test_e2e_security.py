@@ -36,15 +36,18 @@ async def test_no_command_injection_from_matrix(make_bridge, ircd, bridge_env, u
             await bob.privmsg(channel, "quote me")
             quoted = await alice.wait_for_event(room_id, body_is("quote me"))
             # 1. A reply whose quoted fallback (and body) carry CR and LF.
-            await alice.send_message(room_id, {
-                "msgtype": "m.text",
-                "body": f"> <@x:{DOMAIN}> quote me\rJOIN {evil}\r\n\r\nreal\rJOIN {evil}\n"
-                        f"PRIVMSG {evil} :pwned",
-                "format": "org.matrix.custom.html",
-                "formatted_body": f"<mx-reply>quote me\rJOIN {evil}\r\n</mx-reply>"
-                                  f"real\rJOIN {evil}<br>PRIVMSG {evil} :pwned\x00QUIT",
-                "m.relates_to": {"m.in_reply_to": {"event_id": quoted["event_id"]}},
-            })
+            await alice.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": f"> <@x:{DOMAIN}> quote me\rJOIN {evil}\r\n\r\nreal\rJOIN {evil}\n"
+                    f"PRIVMSG {evil} :pwned",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": f"<mx-reply>quote me\rJOIN {evil}\r\n</mx-reply>"
+                    f"real\rJOIN {evil}<br>PRIVMSG {evil} :pwned\x00QUIT",
+                    "m.relates_to": {"m.in_reply_to": {"event_id": quoted["event_id"]}},
+                },
+            )
             lines = [(await bob.wait_for(privmsg_from(puppet), 15)).trailing]
             while "pwned" not in lines[-1]:
                 lines.append((await bob.wait_for(privmsg_from(puppet), 15)).trailing)
@@ -57,25 +60,37 @@ async def test_no_command_injection_from_matrix(make_bridge, ircd, bridge_env, u
                 await mallory.set_displayname(f"m\r\nJOIN {evil}\r\nQUIT")
                 m_room = await mallory.join(alias(channel))
                 joined = await bob.wait_for(
-                    lambda m: m.command == "JOIN" and (m.nick or "").endswith("[m]")
-                    and m.nick != puppet, 30)
+                    lambda m: (
+                        m.command == "JOIN" and (m.nick or "").endswith("[m]") and m.nick != puppet
+                    ),
+                    30,
+                )
                 assert "\r" not in joined.nick and " " not in joined.nick
                 await mallory.send_text(m_room, f"hi\r\nJOIN {evil}")
                 await bob.wait_for(privmsg_from(joined.nick, "hi"), 15)
             # 3. Command arguments carrying a newline (the advisory: `irc join "#a\r\nQUIT"`).
             conv = await management_room(alice, bridge)
-            for cmd in (f'irc join "#a\r\nJOIN {evil}"', f'irc join "#a\nPART {channel}"',
-                        f'irc nick "x\r\nJOIN {evil}"', f'irc whois "b\rJOIN {evil}"',
-                        f"irc join #a\nJOIN {evil}"):
+            for cmd in (
+                f'irc join "#a\r\nJOIN {evil}"',
+                f'irc join "#a\nPART {channel}"',
+                f'irc nick "x\r\nJOIN {evil}"',
+                f'irc whois "b\rJOIN {evil}"',
+                f"irc join #a\nJOIN {evil}",
+            ):
                 answer = await conv.say(cmd, timeout=20)
                 assert "Not a valid" in answer or "takes one" in answer, answer
             await bob.privmsg(channel, "still here?")
             await alice.wait_for_event(room_id, body_is("still here?"))
             await asyncio.sleep(0.5)
             # Nothing joined #evil, nobody quit or parted: no injected command ran.
-            assert not [m for m in bob.history if m.command in ("JOIN", "PART", "QUIT", "KICK")
-                        and m.param(0) in (evil, channel) and m.nick != bob.nick
-                        and (m.command != "JOIN" or m.param(0) == evil)]
+            assert not [
+                m
+                for m in bob.history
+                if m.command in ("JOIN", "PART", "QUIT", "KICK")
+                and m.param(0) in (evil, channel)
+                and m.nick != bob.nick
+                and (m.command != "JOIN" or m.param(0) == evil)
+            ]
             assert not [m for m in bob.history if m.command == "PRIVMSG" and m.param(0) == evil]
             clients = connector(bridge).clients.values()
             assert all(evil.lower() not in c.channels for c in clients)

@@ -9,6 +9,7 @@ import pytest
 
 from bridges.irc.formatting import (
     IRC_PALETTE,
+    find_mentions,
     find_nick_mentions,
     html_to_irc,
     irc_to_html,
@@ -623,3 +624,48 @@ def test_offsets_index_the_original_text() -> None:
     text = "Hi ALICE~ and ｗide"
     for start, end, nick in find_nick_mentions(text, ["alice~"]):
         assert text[start:end].lower().replace("~", "^") == nick.replace("~", "^")
+
+
+# find_mentions: the per-line path, one dict lookup per nick-shaped word
+
+
+def test_find_mentions_looks_words_up_in_a_folded_nick_dict() -> None:
+    members = {"bob": "B", "{carol}": "C", "d^n": "D"}  # keys folded (rfc1459)
+    text = "BOB: hi [Carol], and D~N. bobby bob_ xbob"
+    assert find_mentions(text, members) == [(0, 3, "B"), (8, 15, "C"), (21, 24, "D")]
+
+
+def test_find_mentions_takes_tokens_with_trailing_punctuation() -> None:
+    members = {"alice": 1}
+    for text in ("alice: x", "alice, x", "x alice.", "@alice!", "(alice)", "alice's", "<alice>"):
+        found = find_mentions(text, members)
+        assert [text[a:b].lower() for a, b, _ in found] == ["alice"], text
+
+
+def test_find_mentions_follows_the_servers_casemapping() -> None:
+    assert find_mentions("[bot]", {"{bot}": 1}) == [(0, 5, 1)]
+    assert find_mentions("[bot]", {"{bot}": 1}, casemapping="ascii") == []
+    assert find_mentions("[BOT]", {"[bot]": 1}, casemapping="ascii") == [(0, 5, 1)]
+
+
+def test_find_mentions_skips_html_character_references() -> None:
+    members = {"amp": 1, "lt": 2, "x27": 3}
+    assert find_mentions("a &amp; b &lt;c &#x27;", members) == []
+    assert find_mentions("amp; lt & x27", members) == [(0, 3, 1), (5, 7, 2), (10, 13, 3)]
+
+
+def test_find_mentions_cost_does_not_grow_with_the_member_count() -> None:
+    import time
+
+    text = "alice: did you see what bob said about the build? " * 2
+    small = {"alice": 1, "bob": 2}
+    big = {f"user{i}": i for i in range(20_000)} | small
+
+    def cost(members: dict[str, int]) -> float:
+        start = time.perf_counter()
+        for _ in range(200):
+            assert len(find_mentions(text, members)) == 4
+        return time.perf_counter() - start
+
+    cost(small)
+    assert cost(big) < cost(small) * 5 + 0.05
