@@ -47,6 +47,7 @@ from bridgekit.events import (
 from .jid import clean_text
 from .mam import fetch_room_archive
 from .muc import RESOURCE, JoinError
+from .muc import _nick_candidates as nick_candidates
 from .outbound import render, stanza_id_for
 
 if TYPE_CHECKING:
@@ -102,7 +103,9 @@ class XMPPClient(
             # Before the first connection: CONNECTING; while the component reconnects: a
             # transient disconnect, whatever state the runtime gave this login meanwhile.
             state = (
-                BridgeStateEvent.TRANSIENT_DISCONNECT
+                BridgeStateEvent.BAD_CREDENTIALS
+                if component.auth_failed
+                else BridgeStateEvent.TRANSIENT_DISCONNECT
                 if component.was_online
                 else BridgeStateEvent.CONNECTING
             )
@@ -110,14 +113,20 @@ class XMPPClient(
             self.connector.bridge.report_state(self.login.id, state, reason)
 
     def on_online(self) -> None:
+        # Reporting CONNECTED makes the runtime catch up on every room (fetch_messages).
+        self.connector.catchup.expect(self.login.id, set(self.rooms))
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
         if self._rejoin is None or self._rejoin.done():
             self._rejoin = asyncio.get_running_loop().create_task(self._rejoin_rooms())
 
     def on_offline(self, reason: str) -> None:
-        self.connector.bridge.report_state(
-            self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, reason
+        # A refused handshake is the bridge's credentials, not a passing outage.
+        state = (
+            BridgeStateEvent.BAD_CREDENTIALS
+            if self.connector.component.auth_failed
+            else BridgeStateEvent.TRANSIENT_DISCONNECT
         )
+        self.connector.bridge.report_state(self.login.id, state, reason)
 
     async def _rejoin_rooms(self) -> None:
         for room in list(self.rooms):
@@ -176,10 +185,12 @@ class XMPPClient(
 
     async def change_nick(self) -> None:
         """The login's nick changed: take it in every joined room (XEP-0045 nick change)."""
-        nick = await self.nick()
+        candidates = nick_candidates(await self.nick())
+        nick = candidates[0]
         for room, current in list(self.rooms.items()):
             state = self.connector.muc.rooms.get(room)
-            if state is None or not state.joined(self.login.id) or current == nick:
+            # A nick the room made unique ("Alice [m]") stays: asking again would only conflict.
+            if state is None or not state.joined(self.login.id) or current in candidates:
                 continue
             self.connector.component.make_presence(pto=f"{room}/{nick}", pfrom=self.full_jid).send()
             self.rooms[room] = nick
@@ -220,7 +231,10 @@ class XMPPClient(
         desc = None
         if content.media_url and content.media_url.startswith("mxc://"):
             filename = str((msg.raw or {}).get("filename") or content.body or "file")
-            url = await self.connector.bridge.media_url(content.media_url, filename)
+            link = await self.connector.bridge.media_url(content.media_url, filename)
+            url = await out.upload.share(
+                self.full_jid, content.media_url, link, filename, content.media_info or {}
+            )
             caption = content.body if content.body and content.body != filename else None
             body, xhtml, desc = url, None, caption or filename
         else:
@@ -237,8 +251,7 @@ class XMPPClient(
             out.add_reply(stanza, content.reply_to, self._reply_to_jid(portal, msg.reply_to_sender))
         canonical = await out.send(stanza, room)
         await idmap.add_aliases(portal, canonical, sent_id)
-        await idmap.set_sent_id(portal, canonical, sent_id)
-        await idmap.set_author(portal, canonical, f"login:{self.login.id}")
+        await idmap.remember(portal, canonical, f"login:{self.login.id}", sent_id)
         return MessageResult(remote_id=canonical)
 
     def _reply_to_jid(self, portal: PortalKey, sender_remote: str | None) -> str | None:
@@ -311,8 +324,12 @@ class XMPPClient(
             if change.target != self.login.user_mxid:
                 return
             if change.membership == "join":
+                state = self.connector.muc.rooms.get(room)
+                rejoin = state is not None and state.joined(self.login.id)
                 await self.want_room(room)
                 await self.ensure_joined(room)
+                if rejoin:  # a join over a join: the display name changed, the nick follows
+                    await self.change_nick()
             elif change.membership in ("leave", "kick", "ban"):
                 self.connector.muc.leave(self.login.id, self.jid, room, change.reason or "")
                 await self.forget_room(room)
@@ -338,12 +355,42 @@ class XMPPClient(
             msg.send()
 
     async def handle_matrix_room_meta(self, change: MatrixRoomMeta) -> None:
-        if change.portal.receiver or change.topic is None:
+        if change.portal.receiver:
             return
-        to, _, _ = await self._target(change.portal)
-        msg = self.connector.outbound.message(self.full_jid, to, "groupchat")
-        msg["subject"] = clean_text(change.topic)[:1000]
-        msg.send()
+        muc = self.connector.muc
+        room = change.portal.id
+        if change.topic is not None:
+            to, _, _ = await self._target(change.portal)
+            msg = self.connector.outbound.message(self.full_jid, to, "groupchat")
+            msg["subject"] = clean_text(change.topic)[:1000]
+            msg.send()
+        if change.name is not None:
+            await self.ensure_joined(room)
+            try:
+                await muc.rename(self.jid, room, change.name)
+            except (PermissionError, TimeoutError) as e:
+                await muc.notice(room, f"The XMPP room was not renamed: {e}.")
+        # Power levels of Matrix users, when the runtime delivers them: {mxid: new level}.
+        levels = getattr(change, "power_levels", None)
+        if isinstance(levels, dict) and levels:
+            await self._apply_power_levels(room, levels)
+
+    async def _apply_power_levels(self, room: str, levels: dict[str, int]) -> None:
+        """Matrix users who are occupants get the affiliation their new level maps to."""
+        await self.ensure_joined(room)
+        state = self.connector.muc.rooms.get(room)
+        for mxid, level in levels.items():
+            target = self.connector.client_of_user(mxid)
+            if state is None or target is None or not state.joined(target.login.id):
+                continue
+            try:
+                await self.connector.muc.apply_power(
+                    self.jid, room, target.jid, state.nick_of[target.login.id], int(level)
+                )
+            except (PermissionError, TimeoutError) as e:
+                await self.connector.muc.notice(
+                    room, f"The power level of {mxid} was not applied in the XMPP room: {e}."
+                )
 
     async def handle_matrix_presence(self, presence: MatrixPresence) -> None:
         self.show = SHOW.get(presence.presence, "")
@@ -382,10 +429,20 @@ class XMPPClient(
     async def fetch_messages(
         self, portal: PortalKey, after_remote_id: str | None, limit: int
     ) -> list[RemoteMessage]:
-        if portal.receiver or portal.id not in self.rooms or after_remote_id is None:
+        if portal.receiver:
             return []
-        await self.ensure_joined(portal.id)
-        room = self.connector.muc.rooms.get(portal.id)
-        if room is None or room.listener != self.login.id:
-            return []  # the room's listener catches up for everyone
-        return await fetch_room_archive(self.connector, self, portal.id, after_remote_id, limit)
+        archived: set[str] = set()
+        try:
+            if portal.id not in self.rooms or after_remote_id is None:
+                return []
+            await self.ensure_joined(portal.id)
+            room = self.connector.muc.rooms.get(portal.id)
+            if room is None or room.listener != self.login.id:
+                return []  # the room's listener catches up for everyone
+            self.connector.catchup.started(self.login.id, portal.id)
+            return await fetch_room_archive(
+                self.connector, self, portal.id, after_remote_id, limit, archived
+            )
+        finally:
+            # Live messages held meanwhile go on, after these (see mam.CatchUps).
+            self.connector.catchup.finish(self.login.id, portal.id, archived)

@@ -15,6 +15,9 @@ Example::
         avatars: true
         max_body_bytes: 65536          # larger bodies are refused both ways
         reconnect_max_delay: 30        # seconds, the cap of the reconnect backoff
+        auth_retry_delay: 60           # seconds between attempts while the secret is refused
+        http_upload: true              # share Matrix media through the server's XEP-0363 service
+        upload_service: ""             # its JID; "" = discover it on the server's domain
         send_timeout: 120              # seconds a Matrix message waits for the server
 """
 
@@ -37,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "max_body_bytes": 65536,
     "reconnect_max_delay": 30,
     "send_timeout": 120,
+    "auth_retry_delay": 60,
+    "http_upload": True,
+    "upload_service": "",
     "join_timeout": 15,
     "muc_history": 0,
 }
@@ -100,11 +106,18 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("user_jid_template", "only {localpart} and {server} may be used"))
     elif "@" in tpl:
         problems.append(("user_jid_template", "is the JID node only: the domain is component_jid"))
-    if not isinstance(setting(config, "avatars"), bool):
-        problems.append(("avatars", "must be true or false"))
+    for key in ("avatars", "http_upload"):
+        if not isinstance(setting(config, key), bool):
+            problems.append((key, "must be true or false"))
+    upload = setting(config, "upload_service")
+    if not isinstance(upload, str) or (upload and not _DOMAIN_RE.match(upload)):
+        problems.append(
+            ("upload_service", f"must be a domain like upload.example.org, got {upload!r}")
+        )
     for key, low in (
         ("max_body_bytes", 1024),
         ("reconnect_max_delay", 1),
+        ("auth_retry_delay", 1),
         ("send_timeout", 1),
         ("join_timeout", 1),
         ("muc_history", 0),

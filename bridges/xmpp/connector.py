@@ -59,7 +59,7 @@ from .idmap import IdMap
 from .inbound import Inbound
 from .jid import PuppetTemplate, clean_text, parse_room_jid
 from .login import NickLogin, puppet_login
-from .mam import ArchiveCollector
+from .mam import ArchiveCollector, CatchUps
 from .muc import MucManager, power_of
 from .outbound import Outbound
 
@@ -85,6 +85,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self.archive = ArchiveCollector()
+        self.catchup = CatchUps(self._release_held)
         self.executor = OrderedExecutor("xmpp-in")
         self._names: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -94,12 +95,15 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
             str(self.setting("server_host")),
             int(self.setting("server_port")),
             max_delay=float(self.setting("reconnect_max_delay")),
+            auth_retry_delay=float(self.setting("auth_retry_delay")),
             on_message=self._on_message,
             on_presence=self._on_presence,
             on_online=self._on_online,
             on_offline=self._on_offline,
         )
         self.component.plugin["bridgekit_identity"].lookup = self._puppet
+        # Asked for every Matrix sender the router sees: compiled once.
+        self._ghost_re = template_regex(str(self.setting("ghost_template")))
 
     # -- config and ids -----------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         )
 
     def ghost_remote_id(self, localpart: str) -> str | None:
-        m = template_regex(str(self.setting("ghost_template"))).match(localpart)
+        m = self._ghost_re.match(localpart)
         return unescape_localpart(m.group("jid")) if m else None
 
     def alias_localpart(self, room: str) -> str:
@@ -148,6 +152,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         for task in list(self._tasks):
             task.cancel()
         await self.component.stop()
+        await self.outbound.upload.close()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -156,10 +161,13 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         return task
 
     def _on_online(self) -> None:
+        self.outbound.upload.reset()
         for client in list(self.clients.values()):
             client.on_online()
 
     def _on_offline(self, reason: str) -> None:
+        self.outbound.upload.reset()
+        self.catchup.reset()
         self.muc.reset()
         for client in list(self.clients.values()):
             client.on_offline(reason)
@@ -247,6 +255,16 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
     def _on_message(self, msg: Message) -> None:
         if self.archive.offer(msg):
             return
+        room = self.muc.rooms.get(msg["from"].bare)
+        if room is not None and self.catchup.offer(msg, room.ours):
+            return  # the room is catching up on its archive: after that
+        self._dispatch(msg)
+
+    def _release_held(self, messages: list[Message]) -> None:
+        for msg in messages:
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: Message) -> None:
         frm, to = msg["from"], msg["to"]
         key = (
             frm.bare

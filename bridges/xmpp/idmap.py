@@ -6,8 +6,9 @@ A message in a MUC has the sender's ``id`` attribute, usually an ``origin-id`` a
 MUC by the room's stanza-id; in 1:1 chats by ``id``/``origin-id``). The bridge stores one
 *canonical* id per message - the room's stanza-id in a MUC, the origin-id or id in a chat - and
 this map turns every other id of the message into it, and back to the ``id`` the bridge itself
-sent (for corrections of Matrix users' messages). It also keeps the XEP-0444 reaction sets,
-which the protocol sends whole. Stored in the runtime's key/value table, cached in memory.
+sent (for corrections of Matrix users' messages). One record per message keeps its author and
+that sent ``id`` (one database write, not one per fact). It also keeps the XEP-0444 reaction
+sets, which the protocol sends whole. Stored in the runtime's key/value table, cached in memory.
 """
 
 from __future__ import annotations
@@ -65,19 +66,50 @@ class IdMap:
         found = await self._get(f"xmpp:alias:{_pk(portal)}:{some_id}")
         return found or some_id
 
-    async def set_author(self, portal: PortalKey, canonical: str, author: str) -> None:
-        """Who wrote a message (a remote user id, or ``login:<id>`` for a Matrix user)."""
-        await self._set(f"xmpp:author:{_pk(portal)}:{canonical}", author)
+    async def remember(
+        self, portal: PortalKey, canonical: str, author: str, sent_id: str | None = None
+    ) -> None:
+        """Who wrote a message (a remote user id, or ``login:<id>`` for a Matrix user) and, for
+        a Matrix user's message, the ``id`` we sent it with (corrections refer to it).
 
-    async def author(self, portal: PortalKey, canonical: str) -> str | None:
-        return await self._get(f"xmpp:author:{_pk(portal)}:{canonical}")
+        One key per message, written once: every key is a database write per bridged message.
+        """
+        record = {"a": author}
+        if sent_id and sent_id != canonical:
+            record["s"] = sent_id
+        await self._set(
+            f"xmpp:msg:{_pk(portal)}:{canonical}", json.dumps(record, ensure_ascii=False)
+        )
+
+    async def _record(self, portal: PortalKey, canonical: str) -> dict[str, str]:
+        raw = await self._get(f"xmpp:msg:{_pk(portal)}:{canonical}")
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    async def set_author(self, portal: PortalKey, canonical: str, author: str) -> None:
+        await self.remember(portal, canonical, author)
 
     async def set_sent_id(self, portal: PortalKey, canonical: str, sent_id: str) -> None:
-        """Remember the ``id`` we sent a Matrix user's message with (corrections refer to it)."""
-        if canonical != sent_id:
-            await self._set(f"xmpp:sent:{_pk(portal)}:{canonical}", sent_id)
+        """Add the ``id`` we sent a message with to its record (prefer :meth:`remember`)."""
+        record = await self._record(portal, canonical)
+        await self.remember(portal, canonical, str(record.get("a") or ""), sent_id)
+
+    async def author(self, portal: PortalKey, canonical: str) -> str | None:
+        found = (await self._record(portal, canonical)).get("a")
+        if isinstance(found, str):
+            return found
+        # Written before message records existed.
+        return await self._get(f"xmpp:author:{_pk(portal)}:{canonical}")
 
     async def sent_id(self, portal: PortalKey, canonical: str) -> str:
+        record = await self._record(portal, canonical)
+        if isinstance(record.get("s"), str):
+            return record["s"]
+        if record:
+            return canonical
         return await self._get(f"xmpp:sent:{_pk(portal)}:{canonical}") or canonical
 
     async def stanza_id(self, portal: PortalKey, some_id: str) -> str:

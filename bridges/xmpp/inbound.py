@@ -19,7 +19,7 @@ import logging
 import mimetypes
 import posixpath
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from slixmpp import JID, Message
@@ -41,7 +41,7 @@ from bridgekit.events import (
 )
 
 from .formatting import XHTML_NS, styling_to_html, xhtml_to_html
-from .jid import clean_text
+from .jid import clean_text, parse_room_jid
 
 if TYPE_CHECKING:
     from .client import XMPPClient
@@ -62,6 +62,8 @@ CHATSTATES_NS = "http://jabber.org/protocol/chatstates"
 XHTML_IM_NS = "http://jabber.org/protocol/xhtml-im"
 OOB_NS = "jabber:x:oob"
 DELAY_NS = "urn:xmpp:delay"
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+CONFERENCE_NS = "jabber:x:conference"
 MAX_REACTIONS = 20
 
 
@@ -121,6 +123,21 @@ def _strip_fallbacks(msg: Message, body: str, namespaces: tuple[str, ...]) -> st
     return body
 
 
+def _invitation(msg: Message) -> tuple[str, str, str] | None:
+    """(room, inviter, reason) of a XEP-0045 mediated or XEP-0249 direct invitation, or None."""
+    x = msg.xml.find(f"{{{MUC_USER_NS}}}x")
+    invite = x.find(f"{{{MUC_USER_NS}}}invite") if x is not None else None
+    frm: JID = msg["from"]
+    if invite is not None and frm.node and not frm.resource:  # relayed by the room itself
+        inviter = clean_text(invite.get("from", "")) or frm.bare
+        return frm.bare, inviter, clean_text(invite.findtext(f"{{{MUC_USER_NS}}}reason") or "")
+    direct = msg.xml.find(f"{{{CONFERENCE_NS}}}x")
+    room = parse_room_jid(direct.get("jid", "")) if direct is not None else None
+    if room is None or direct is None:
+        return None
+    return room.bare, frm.bare, clean_text(direct.get("reason", ""))
+
+
 def media_content(url: str, body: str, desc: str | None) -> MessageContent:
     path = unquote(urlparse(url).path)
     filename = posixpath.basename(path) or "file"
@@ -157,7 +174,10 @@ class Inbound:
                 condition = "item-not-found" if to.node else "service-unavailable"
                 self.connector.send_error(msg, condition, "No such Matrix user on this gateway")
             return
-        if mtype == "groupchat":
+        invitation = _invitation(msg) if mtype != "groupchat" else None
+        if invitation is not None:
+            await self._invited(client, *invitation)
+        elif mtype == "groupchat":
             await self._groupchat(client, msg)
         elif msg["from"].bare in self.connector.muc.rooms:
             self.connector.send_error(
@@ -198,6 +218,31 @@ class Inbound:
         remote_id = occupant.remote_id if occupant else f"{room.jid}/{nick}"
         sender = EventSender(remote_id, name=nick)
         await self._convert(room.key, None, sender, msg, canonical, (mid, origin), group=True)
+
+    async def _invited(self, client: XMPPClient, room: str, inviter: str, reason: str) -> None:
+        """An XMPP invitation of a Matrix user into a MUC: a Matrix invite to its portal.
+
+        A new portal is created with the user invited; an existing one gets an invite from the
+        bridge bot. The user joins the MUC when they join the Matrix room (as for any portal).
+        """
+        key = PortalKey(room)
+        if client.is_in_portal(key):
+            return
+        connector = self.connector
+        if not await connector.room_exists(room):
+            log.info("Ignoring an invitation from %s to %s: not a room", inviter, room)
+            return
+        log.info("%s invited %s to %s", inviter, client.login.user_mxid, room)
+        bridge: Any = connector.bridge  # the runtime: the connector API has no invites
+        existing = await bridge.store.get_portal(connector.name, key)
+        portal = await bridge.portals.get_or_create(connector.name, key, client.login.id)
+        if portal is None or not portal.mxid or (existing is None or not existing.mxid):
+            return  # just created: its creation invited the user
+        why = f"Invited on XMPP by {inviter}" + (f": {reason[:200]}" if reason else "")
+        try:
+            await bridge.matrix.bot.invite_user(portal.mxid, client.login.user_mxid, reason=why)
+        except Exception as e:  # already in the room, or the bot may not invite
+            log.info("Could not invite %s to %s: %s", client.login.user_mxid, portal.mxid, e)
 
     async def _chat(self, client: XMPPClient, msg: Message) -> None:
         frm: JID = msg["from"]
@@ -303,7 +348,7 @@ class Inbound:
             return
 
         await idmap.add_aliases(portal, canonical, *other_ids)
-        await idmap.set_author(portal, canonical, sender.remote_id)
+        await idmap.remember(portal, canonical, sender.remote_id)
         content = await self._content(portal, msg, body)
         await emit(RemoteMessage(portal, sender, id=canonical, content=content))
         if not group and msg.xml.find(f"{{{RECEIPTS_NS}}}request") is not None and other_ids[0]:
@@ -384,7 +429,7 @@ class Inbound:
         room = self.connector.muc.rooms.get(room_jid)
         occupant = room.occupants.get(nick) if room else None
         remote_id = occupant.remote_id if occupant else f"{room_jid}/{nick}"
-        await self.connector.idmap.set_author(portal, archive_id, remote_id)
+        await self.connector.idmap.remember(portal, archive_id, remote_id)
         content = await self._content(portal, msg, body)
         return RemoteMessage(
             portal,

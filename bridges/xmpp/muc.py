@@ -6,6 +6,11 @@ copy addressed to the room's *listener* (the first of its occupants to join; ano
 when it leaves), so nothing is bridged twice. Presences of the other occupants become ghosts
 joining and leaving, with affiliations and roles as power levels; kicks and bans as kicks and
 bans. A Matrix user's own occupant being kicked or banned is told in the portal.
+
+The other way, a Matrix user's occupant acts for them: power levels given to Matrix users who
+are occupants become affiliations (100: owner, 50: admin, or moderator where the acting
+occupant may not name admins), and a new room name goes into the room's configuration form.
+Where the room refuses, the portal gets a notice saying so.
 """
 
 from __future__ import annotations
@@ -36,8 +41,33 @@ log = logging.getLogger("bridgekit.xmpp.muc")
 
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
 MUC_ADMIN_NS = "http://jabber.org/protocol/muc#admin"
+MUC_OWNER_NS = "http://jabber.org/protocol/muc#owner"
+DATA_NS = "jabber:x:data"
 RESOURCE = "bridgekit"
 AFFILIATION_POWER = {"owner": 100, "admin": 50}
+
+
+STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+def error_condition(stanza: object) -> str:
+    """The error condition of a stanza as the server sent it.
+
+    Read from the XML: on a component stream the ``<error>`` is in the component namespace,
+    which slixmpp's ``stanza["error"]`` does not look in (it answers a condition of its own).
+    """
+    xml = getattr(stanza, "xml", None)
+    for error in xml.findall("{*}error") if xml is not None else []:
+        for el in error:
+            if (
+                isinstance(el.tag, str)
+                and el.tag.startswith(f"{{{STANZAS_NS}}}")
+                and not (el.tag.endswith("}text"))
+            ):
+                text = error.findtext(f"{{{STANZAS_NS}}}text")
+                condition = el.tag.split("}", 1)[1]
+                return f"{condition} ({clean_text(text)[:200]})" if text else condition
+    return "undefined-condition"
 
 
 def power_of(affiliation: str, role: str) -> int:
@@ -58,6 +88,12 @@ class Occupant:
     affiliation: str = "none"
     role: str = "participant"
     show: str = ""
+    status: str | None = None
+
+
+def _matrix_presence(show: str) -> str:
+    """XMPP ``show`` -> Matrix presence: away, xa and dnd are all "unavailable"."""
+    return "online" if show in ("", "chat") else "unavailable"
 
 
 @dataclass
@@ -134,6 +170,8 @@ class MucManager:
         history = int(self.connector.setting("muc_history"))
         if room.listener is None or room.listener not in room.nick_of:
             room.listener = login_id
+        if room.listener == login_id:
+            self.connector.catchup.joining(login_id, room_jid)
         error: JoinError | None = None
         try:
             for candidate in _nick_candidates(nick):
@@ -274,8 +312,16 @@ class MucManager:
         sender = EventSender(remote_id, name=nick)
         if ptype == "unavailable":
             room.occupants.pop(nick, None)
-            if "303" in codes and real is not None:
-                return  # a nick change: the same ghost comes back under the new nick
+            new_nick = clean_text(attrs.get("nick", ""))
+            if "303" in codes and real is not None and new_nick:
+                # A nick change: the same ghost stays, under its new name (a presence event
+                # carries the name; the join that follows finds the ghost already there).
+                renamed = EventSender(remote_id, name=new_nick)
+                presence = _matrix_presence(known.show if known else "")
+                await self.connector.queue(
+                    None, RemotePresence(room.key, renamed, presence=presence)
+                )
+                return
             membership = "ban" if "301" in codes else "kick" if "307" in codes else "leave"
             await self.connector.queue(
                 None,
@@ -301,9 +347,17 @@ class MucManager:
                     power_level=level if (known is not None or level) else None,
                 ),
             )
-        if known is not None and known.show != show:
-            presence = "online" if show in ("", "chat") else "unavailable"
-            await self.connector.queue(None, RemotePresence(room.key, sender, presence=presence))
+        status = clean_text(pres["status"])[:200] or None
+        occupant.status = status
+        if known is not None:
+            changed = known.show != show or known.status != status
+        else:  # a new occupant is "online" already: only away/dnd/xa or a status is news
+            changed = _matrix_presence(show) != "online" or status is not None
+        if changed:
+            presence = _matrix_presence(show)
+            await self.connector.queue(
+                None, RemotePresence(room.key, sender, presence=presence, status_msg=status)
+            )
 
     # -- moderation from Matrix -------------------------------------------------------------
 
@@ -335,6 +389,73 @@ class MucManager:
         try:
             await iq.send(timeout=10)
         except IqError as e:
-            raise PermissionError(f"the XMPP room refused: {e.iq['error']['condition']}") from e
+            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
         except IqTimeout as e:
             raise TimeoutError("the XMPP room did not answer") from e
+
+    async def notice(self, room_jid: str, text: str) -> None:
+        """A notice from the bridge in the room's portal (why something did not happen)."""
+        await self.connector.queue(
+            None,
+            RemoteMessage(
+                PortalKey(room_jid), None, id="", content=MessageContent(text, msgtype="m.notice")
+            ),
+        )
+
+    async def rename(self, puppet: str, room_jid: str, name: str) -> None:
+        """Set muc#roomconfig_roomname through the owner configuration form."""
+        from slixmpp.xmlstream import ET
+
+        xmpp = self.connector.component
+        frm = f"{puppet}/{RESOURCE}"
+        get = xmpp.make_iq_get(ito=room_jid, ifrom=frm)
+        ET.SubElement(get.xml, f"{{{MUC_OWNER_NS}}}query")
+        try:
+            current = await get.send(timeout=10)
+        except IqError as e:
+            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
+        except IqTimeout as e:
+            raise TimeoutError("the XMPP room did not answer") from e
+        form = current.xml.find(f"{{{MUC_OWNER_NS}}}query/{{{DATA_NS}}}x")
+        if form is None:
+            raise PermissionError("the XMPP room has no configuration form")
+        # The whole form back, as it was, with the new name: servers differ on partial forms.
+        iq = xmpp.make_iq_set(ito=room_jid, ifrom=frm)
+        query = ET.SubElement(iq.xml, f"{{{MUC_OWNER_NS}}}query")
+        submit = ET.SubElement(query, f"{{{DATA_NS}}}x", {"type": "submit"})
+        named = False
+        for fld in form.findall(f"{{{DATA_NS}}}field"):
+            var = fld.get("var")
+            if not var or fld.get("type") == "fixed":
+                continue
+            out = ET.SubElement(submit, f"{{{DATA_NS}}}field", {"var": var})
+            if var == "muc#roomconfig_roomname":
+                ET.SubElement(out, f"{{{DATA_NS}}}value").text = clean_text(name)[:255]
+                named = True
+                continue
+            for value in fld.findall(f"{{{DATA_NS}}}value"):
+                ET.SubElement(out, f"{{{DATA_NS}}}value").text = value.text or ""
+        if not named:
+            raise PermissionError("the XMPP room's configuration has no room name")
+        try:
+            await iq.send(timeout=10)
+        except IqError as e:
+            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
+        except IqTimeout as e:
+            raise TimeoutError("the XMPP room did not answer") from e
+
+    async def apply_power(
+        self, puppet: str, room_jid: str, jid: str, nick: str, level: int
+    ) -> None:
+        """A Matrix power level for one of our occupants, as its affiliation (or role)."""
+        if level >= 100:
+            await self.admin(puppet, room_jid, {"affiliation": "owner", "jid": jid}, None)
+        elif level >= 50:
+            try:
+                await self.admin(puppet, room_jid, {"affiliation": "admin", "jid": jid}, None)
+            except PermissionError:
+                # Only owners name admins; a moderator may still make a moderator.
+                await self.admin(puppet, room_jid, {"role": "moderator", "nick": nick}, None)
+        else:
+            # "member" rather than "none": in a members-only room "none" would remove them.
+            await self.admin(puppet, room_jid, {"affiliation": "member", "jid": jid}, None)

@@ -2,7 +2,9 @@
 
 Prosody (Debian's ``prosody``) runs in the foreground with a config written here: one
 VirtualHost, a MUC component with message archives (XEP-0313), and the bridge's external
-component (XEP-0114) with its secret, on free loopback ports. Its pid file, data and log live
+component (XEP-0114) with its secret, on free loopback ports. With ``upload=True`` it also runs
+an XEP-0363 HTTP upload service (``mod_http_file_share`` as ``upload.<host>``) on plain HTTP on
+loopback, so the URLs it hands out can be fetched by the tests. Its pid file, data and log live
 in the test's work dir, so a restart keeps accounts and persistent rooms. Tests that need it
 skip with a clear message when it is not installed.
 """
@@ -72,7 +74,7 @@ c2s_ports = {{ {c2s_port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
 component_ports = {{ {component_port} }}
 component_interfaces = {{ "127.0.0.1" }}
-http_ports = {{ }}
+{http}
 https_ports = {{ }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -95,6 +97,18 @@ Component "{muc}" "muc"
 
 Component "{component}"
   component_secret = "{secret}"
+{upload}"""
+
+HTTP = """\
+http_ports = {{ {port} }}
+http_interfaces = {{ "127.0.0.1" }}
+http_host = "127.0.0.1"
+http_external_url = "http://127.0.0.1:{port}/"
+"""
+
+UPLOAD = """
+Component "{upload}" "http_file_share"
+  http_file_share_size_limit = {limit}
 """
 
 
@@ -109,6 +123,8 @@ class Prosody:
         muc: str = "muc.localhost",
         component: str = "matrix.localhost",
         log_level: str = "info",
+        upload: bool = False,
+        upload_size_limit: int = 1024 * 1024,
     ) -> None:
         binaries = find_prosody()
         if binaries is None:
@@ -122,6 +138,10 @@ class Prosody:
         self.c2s_port = free_port()
         self.component_port = free_port()
         self.log_level = log_level
+        #: The XEP-0363 service (``upload.<host>``) and its HTTP port, when enabled.
+        self.upload = f"upload.{host}" if upload else None
+        self.upload_size_limit = upload_size_limit
+        self.http_port = free_port() if upload else None
         self.config = self.dir / "prosody.cfg.lua"
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_config()
@@ -137,6 +157,12 @@ class Prosody:
                 component=self.component,
                 secret=self.secret,
                 level=self.log_level,
+                http=HTTP.format(port=self.http_port) if self.http_port else "http_ports = { }",
+                upload=(
+                    UPLOAD.format(upload=self.upload, limit=self.upload_size_limit)
+                    if self.upload
+                    else ""
+                ),
             )
         )
 
@@ -173,7 +199,10 @@ class Prosody:
                 raise RuntimeError(
                     f"prosody exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
-            if self._listening(self.c2s_port) and self._listening(self.component_port):
+            ports = [self.c2s_port, self.component_port]
+            if self.http_port:
+                ports.append(self.http_port)
+            if all(self._listening(port) for port in ports):
                 return
             time.sleep(0.05)
         self.stop()

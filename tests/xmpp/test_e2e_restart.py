@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bridgekit.connector import BridgeStateEvent
-from tests.conftest import eventually
+from bridges.xmpp.login import puppet_login
+from tests.conftest import SERVER_NAME, eventually
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias, body_is, xmpp_networks
 
@@ -85,12 +86,63 @@ async def test_bridge_restart_catches_up_from_archive(
         await bob.wait_for(lambda m: m["body"] == "r-after from matrix", timeout=20)
 
 
-async def test_wrong_secret_is_reported_and_retried(make_bridge, prosody: Prosody):
-    networks = xmpp_networks(prosody)
+async def test_wrong_secret_is_bad_credentials_and_retried_slowly(make_bridge, prosody: Prosody):
+    networks = xmpp_networks(prosody, auth_retry_delay=3)
     networks["xmpp"]["component_secret"] = "not the secret"
     bridge = await make_bridge(networks=networks)
-    component = bridge.connectors["xmpp"].component
+    connector = bridge.connectors["xmpp"]
+    component = connector.component
+    user = f"@secretless:{SERVER_NAME}"
+    await bridge.commands.get_or_create_user(user)
+    login = puppet_login(connector, user)
+    await bridge.add_login(login)
     await eventually(lambda: "not-authorized" in component.last_error, timeout=15)
+    # The user is told their login cannot work as it is: not a passing disconnect.
+    await eventually(
+        lambda: bridge.login_states[login.id].state == BridgeStateEvent.BAD_CREDENTIALS
+    )
+    assert "component_secret" in bridge.login_states[login.id].message
+    # Retried, but once per auth_retry_delay, not in a tight backoff loop.
     failures = component.failures
+    await asyncio.sleep(2.5)
+    assert component.failures <= failures + 1
     await eventually(lambda: component.failures > failures, timeout=15)  # still trying
     assert not component.online.is_set()
+    assert bridge.login_states[login.id].state == BridgeStateEvent.BAD_CREDENTIALS
+
+
+async def test_live_messages_wait_for_the_archive_catch_up(
+    make_bridge, prosody: Prosody, bridge_env, xmpp_clients, uid
+):
+    """What the room says while the bridge catches up comes after what it said before."""
+    bridge = await make_bridge(networks=xmpp_networks(prosody))
+    assert await bridge.connectors["xmpp"].component.wait_online(15)
+    bob, alice, room, room_id = await _portal(bridge, prosody, bridge_env, xmpp_clients, uid)
+    async with alice:
+        bob.say(room, "o-before")
+        await alice.wait_for_event(room_id, body_is("o-before"))
+        await make_bridge.stop(bridge)
+        during = [f"o-during-{i}" for i in range(10)]
+        for body in during:  # in the room's archive only
+            bob.say(room, body)
+        await asyncio.sleep(0.5)
+        seen = len(bob.presences)
+        bridge = await make_bridge(networks=xmpp_networks(prosody))
+        # The moment the bridge's occupant is back in the room, Bob keeps talking: these
+        # arrive live while the archive query for the room is still running.
+        await bob.wait_for(
+            lambda p: (
+                any(p is q for q in bob.presences[seen:])
+                and p["from"].bare == room
+                and p["from"].resource != "Bob"
+                and p["type"] != "unavailable"
+            ),
+            presences=True,
+        )
+        live = [f"o-live-{i}" for i in range(6)]
+        for body in live:
+            bob.say(room, body)
+        expected = during + live
+        await eventually(lambda: len(bodies(alice, room_id, "o-")) >= 1 + len(expected), timeout=40)
+        await asyncio.sleep(1.5)
+        assert bodies(alice, room_id, "o-") == ["o-before", *expected]
