@@ -370,7 +370,7 @@ class XMPPClient(
                 await muc.rename(self.jid, room, change.name)
             except (PermissionError, TimeoutError) as e:
                 await muc.notice(room, f"The XMPP room was not renamed: {e}.")
-        # Power levels of Matrix users, when the runtime delivers them: {mxid: new level}.
+        # Power levels of Matrix users whose level changed: {mxid: new level}.
         levels = getattr(change, "power_levels", None)
         if isinstance(levels, dict) and levels:
             await self._apply_power_levels(room, levels)

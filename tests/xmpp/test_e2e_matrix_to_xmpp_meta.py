@@ -7,12 +7,8 @@ occupant do it; when it does not, the portal gets a notice instead of silence.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-import pytest
-
-from bridgekit.events import MatrixRoomMeta
 from tests.conftest import eventually
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias
@@ -72,16 +68,6 @@ async def test_matrix_room_name_renames_the_muc_where_permitted(
         await eventually(renamed, timeout=20)
 
 
-RUNTIME_DELIVERS_POWER_LEVELS = "power_levels" in {
-    f.name for f in dataclasses.fields(MatrixRoomMeta)
-}
-
-
-@pytest.mark.skipif(
-    not RUNTIME_DELIVERS_POWER_LEVELS,
-    reason="the runtime does not deliver power-level changes to connectors yet "
-    "(MatrixRoomMeta.power_levels)",
-)
 async def test_matrix_power_levels_become_affiliations_where_permitted(
     xmpp_bridge, prosody: Prosody, bridge_env, xmpp_clients, uid
 ):
