@@ -50,7 +50,7 @@ from .media import MediaSigner
 from .media import add_routes as add_media_routes
 from .metrics import Metrics
 from .ordering import OrderedExecutor
-from .store import OutboxItem, Store
+from .store import LRU, OutboxItem, Store
 
 log = logging.getLogger("bridgekit")
 
@@ -116,6 +116,7 @@ class Bridge(Logins, BridgeAPI):
         )
         self._txn_remaining: dict[str, int] = {}
         self._txn_without_body: set[str] = set()
+        self._recent_idless_txns = LRU(10_000)
         self._txn_finished: list[str] = []
         self._txn_flush_task: asyncio.Task[None] | None = None
         self._outbox_pending: list[
@@ -241,7 +242,14 @@ class Bridge(Logins, BridgeAPI):
 
     async def store_transaction(self, txn_id: str, body: str | None) -> bool:
         if body is None:
+            # Nothing in it to handle (typically the echo of what the bridge itself just
+            # sent): a retry would be ignored again, so the id is remembered in memory only
+            # and acknowledging it costs no write.
+            if txn_id in self._recent_idless_txns:
+                return False
+            self._recent_idless_txns.put(txn_id, True)
             self._txn_without_body.add(txn_id)
+            return True
         stored = await self.store.store_transaction(txn_id, body)
         if not stored:
             self._txn_without_body.discard(txn_id)  # a retry: it will not be dispatched

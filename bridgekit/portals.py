@@ -461,7 +461,16 @@ class PortalService(Puppets, MatrixToRemote):
         self, portal: Portal, login_id: str | None, evt: RemotePresence, seq: int
     ) -> None:
         intent = await self.sender_intent(portal, evt.sender, login_id)
-        await intent.set_presence(PresenceState(evt.presence), evt.status_msg)
+        # ignore_cache: mautrix's presence cache is keyed by status message alone, so "away"
+        # then "online" with no status would be skipped. A busy homeserver's transient error
+        # is retried a few times rather than leaving the ghost in its old state.
+        await with_retries(
+            lambda: intent.set_presence(
+                PresenceState(evt.presence), evt.status_msg, ignore_cache=True
+            ),
+            what="setting presence",
+            max_attempts=5,
+        )
 
     async def _remote_typing(
         self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int

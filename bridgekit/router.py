@@ -51,6 +51,9 @@ class MatrixRouter:
             return False
         if etype in ("m.room.member", "m.room.power_levels"):
             return True
+        sender = evt.get("sender")
+        if isinstance(sender, str) and self.is_ours(sender):
+            return False  # the echo of what the bot or a ghost sent: handle_event ignores it
         store = self.bridge.store
         if store.is_portal_room(room_id) or room_id in store.management_rooms:
             return True

@@ -16,6 +16,7 @@ from typing import Any
 
 from mautrix.util.async_db import Database, Scheme
 
+from . import sqlite_work
 from .connector import LoginInfo
 from .events import PortalKey
 from .records import (
@@ -71,6 +72,8 @@ class Store:
         self._msg_by_event: LRU = LRU(20_000)
         self._writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._write_task: asyncio.Task[None] | None = None
+        self._sqlite = db.scheme == Scheme.SQLITE
+        self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
 
     async def load(self) -> None:
         """Load portals and users into memory: from then on they are looked up without SQL
@@ -103,17 +106,26 @@ class Store:
             await asyncio.shield(self._write_task)
 
     async def _flush_writes(self) -> None:
+        # One loop turn first: writes queued by the same burst of work (a message's mapping
+        # and its outbox row's deletion) then share the commit instead of taking two.
+        await asyncio.sleep(0)
         while self._writes:
             batch, self._writes = self._writes, []
+            groups: list[tuple[str, list[Any]]] = []
+            for query, args, _ in batch:  # consecutive writes of one statement: executemany
+                if groups and groups[-1][0] == query:
+                    groups[-1][1].append(args)
+                else:
+                    groups.append((query, [args]))
             try:
-                async with self.db.acquire() as conn, conn.transaction():
-                    i = 0
-                    while i < len(batch):  # consecutive writes of one statement: executemany
-                        j = i
-                        while j < len(batch) and batch[j][0] == batch[i][0]:
-                            j += 1
-                        await conn.executemany(batch[i][0], [args for _, args, _ in batch[i:j]])
-                        i = j
+                if self._sqlite:
+                    await sqlite_work.run(
+                        self.db, lambda c, g=groups: sqlite_work.execute_groups(c, g)
+                    )
+                else:
+                    async with self.db.acquire() as conn, conn.transaction():
+                        for query, rows in groups:
+                            await conn.executemany(query, rows)
             except Exception as e:
                 log.exception("A group commit of %d writes failed", len(batch))
                 for _, _, fut in batch:
@@ -135,21 +147,27 @@ class Store:
         """Store a transaction; False if this txnId was already stored (a retry).
 
         ``body=None`` records only the id, for transactions with nothing to replay."""
-        res = await self.txn_db.execute(
+        query = (
             "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (txn_id) DO NOTHING",
-            txn_id,
-            body,
-            _now_ms(),
+            "ON CONFLICT (txn_id) DO NOTHING"
         )
-        return _affected(res) == 1
+        args = (txn_id, body, _now_ms())
+        if self._txn_sqlite:
+            q = sqlite_work.sql(query)
+            return await sqlite_work.run(self.txn_db, lambda c: c.execute(q, args).rowcount == 1)
+        return _affected(await self.txn_db.execute(query, *args)) == 1
 
     async def finish_transactions(self, txn_ids: Iterable[str]) -> None:
-        ids = list(txn_ids)
-        if ids:
-            await self.txn_db.executemany(
-                "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1", [(t,) for t in ids]
+        rows = [(t,) for t in txn_ids]
+        if not rows:
+            return
+        query = "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1"
+        if self._txn_sqlite:
+            await sqlite_work.run(
+                self.txn_db, lambda c: sqlite_work.execute_groups(c, [(query, rows)])
             )
+        else:
+            await self.txn_db.executemany(query, rows)
 
     async def pending_transactions(self) -> list[tuple[str, str]]:
         rows = await self.db.fetch(
@@ -171,26 +189,33 @@ class Store:
     ) -> list[int]:
         """Append events (network, portal, login, payload); returns their sequence numbers."""
         now = _now_ms()
-        seqs: list[int] = []
-        async with self.db.acquire() as conn, conn.transaction():
-            for network, key, login_id, payload in items:
-                seq = await conn.fetchval(
-                    "INSERT INTO outbox (network, portal_id, receiver, login_id, payload, "
-                    "created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-                    network,
-                    key.id,
-                    key.receiver,
-                    login_id,
-                    payload,
-                    now,
+        query = (
+            "INSERT INTO outbox (network, portal_id, receiver, login_id, payload, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+        )
+        rows = [
+            (network, key.id, key.receiver, login_id, payload, now)
+            for network, key, login_id, payload in items
+        ]
+        if self._sqlite:
+            q = sqlite_work.sql(query)
+
+            def work(c: Any) -> list[int]:
+                return sqlite_work.transaction(
+                    c, lambda: [c.execute(q, row).fetchone()[0] for row in rows]
                 )
-                seqs.append(seq)
-        return seqs
+
+            return await sqlite_work.run(self.db, work)
+        async with self.db.acquire() as conn, conn.transaction():
+            return [await conn.fetchval(query, *row) for row in rows]
 
     async def outbox_done(self, seqs: Iterable[int]) -> None:
-        batch = [(s,) for s in seqs]
-        if batch:
-            await self.db.executemany("DELETE FROM outbox WHERE seq=$1", batch)
+        """Delete handled rows, in the group commit (with the mappings their handling wrote)."""
+        last: asyncio.Future[None] | None = None
+        for seq in seqs:
+            last = self._enqueue_write("DELETE FROM outbox WHERE seq=$1", (seq,))
+        if last is not None:
+            await last  # writes commit in order: the last one done means all are
 
     async def outbox_pending(self) -> list[OutboxItem]:
         rows = await self.db.fetch(
@@ -434,35 +459,41 @@ class Store:
         self, network: str, portal: PortalKey, remote_id: str, part: str | None = None
     ) -> MessageRow | None:
         """The message bridged for a remote id (its first part unless ``part`` is given)."""
+        key = (network, portal.id, portal.receiver, remote_id)
         if part is None:
-            row = await self.db.fetchrow(
-                "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
-                "AND remote_id=$4 ORDER BY part LIMIT 1",
-                network,
-                portal.id,
-                portal.receiver,
-                remote_id,
-            )
+            queries = [(self._BY_REMOTE, key), (self._BY_ALIAS, key)]
         else:
-            row = await self.db.fetchrow(
-                "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
-                "AND remote_id=$4 AND part=$5",
-                network,
-                portal.id,
-                portal.receiver,
-                remote_id,
-                part,
-            )
-        if row is None and not part:
-            row = await self.db.fetchrow(
-                "SELECT m.* FROM message_alias a JOIN message m ON m.event_id=a.event_id "
-                "WHERE a.network=$1 AND a.portal_id=$2 AND a.receiver=$3 AND a.remote_id=$4",
-                network,
-                portal.id,
-                portal.receiver,
-                remote_id,
-            )
+            queries = [(self._BY_REMOTE_PART, (*key, part))]
+        row = None
+        if self._sqlite:
+            compiled = [(sqlite_work.sql(q), args) for q, args in queries]
+
+            def work(c: Any) -> Any:
+                for q, args in compiled:
+                    found = c.execute(q, args).fetchone()
+                    if found is not None:
+                        return found
+                return None
+
+            row = await sqlite_work.run(self.db, work)
+        else:
+            for q, args in queries:
+                if (row := await self.db.fetchrow(q, *args)) is not None:
+                    break
         return message_from_row(row) if row else None
+
+    _BY_REMOTE = (
+        "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+        "AND remote_id=$4 ORDER BY part LIMIT 1"
+    )
+    _BY_REMOTE_PART = (
+        "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+        "AND remote_id=$4 AND part=$5"
+    )
+    _BY_ALIAS = (
+        "SELECT m.* FROM message_alias a JOIN message m ON m.event_id=a.event_id "
+        "WHERE a.network=$1 AND a.portal_id=$2 AND a.receiver=$3 AND a.remote_id=$4"
+    )
 
     async def message_by_event(self, event_id: str) -> MessageRow | None:
         cached = self._msg_by_event.get(event_id)
