@@ -268,6 +268,10 @@ def proc_nofile(pid: int) -> str:
     return "?"
 
 
+#: ``--profile FILE``: the bridge runs under cProfile (slower; for call counts, not figures).
+PROFILE_ARGS: list[str] = []
+
+
 class BridgeProcess:
     """``python -m bridgekit run -c config.yaml`` with its metrics/status listener."""
 
@@ -287,7 +291,15 @@ class BridgeProcess:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridgekit", "run", "-c", str(self.config_path)],
+                [
+                    sys.executable,
+                    *PROFILE_ARGS,
+                    "-m",
+                    "bridgekit",
+                    "run",
+                    "-c",
+                    str(self.config_path),
+                ],
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -1396,7 +1408,12 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="the bridge's logging.level")
     parser.add_argument("--no-capture", action="store_true", help="no packet capture")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--profile", help="run the bridge under cProfile, writing FILE (call counts; slower)"
+    )
     args = parser.parse_args()
+    if args.profile:
+        PROFILE_ARGS[:] = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]
     report = asyncio.run(run(args))
     if args.json:
         print(json.dumps(report, indent=2))
