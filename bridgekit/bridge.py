@@ -45,10 +45,11 @@ from .events import (
 )
 from .ids import localpart_of, server_of
 from .logins import Logins, LoginState
-from .matrix import MatrixClient, message_type, with_retries
+from .matrix import MatrixClient, with_retries
 from .media import MediaSigner
 from .media import add_routes as add_media_routes
 from .metrics import Metrics
+from .notices import Notices
 from .ordering import OrderedExecutor
 from .store import LRU, OutboxItem, Store
 
@@ -71,7 +72,7 @@ def discover_connectors() -> dict[str, type[NetworkConnector]]:
     return found
 
 
-class Bridge(Logins, BridgeAPI):
+class Bridge(Logins, Notices, BridgeAPI):
     def __init__(
         self,
         config: Config,
@@ -533,21 +534,6 @@ class Bridge(Logins, BridgeAPI):
         return self.media.url(base, mxc, filename)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    async def send_notice(self, room_id: str, text: str, html: str | None = None) -> None:
-        bot = self.matrix.bot
-        assert bot is not None
-        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
-        if html:
-            content.update(format="org.matrix.custom.html", formatted_body=html)
-        try:
-            await with_retries(
-                lambda: bot.send_message_event(room_id, message_type("m.room.message"), content),
-                what="sending a notice",
-                max_attempts=5,
-            )
-        except Exception:
-            log.exception("Could not send notice to %s", room_id)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -214,6 +214,23 @@ class BridgeAPI(ABC):
         """The global display name of a Matrix user, if it can be found."""
         return None
 
+    async def notify_user(self, user_mxid: str, text: str) -> bool:
+        """A notice from the bridge bot in the user's management room (why a join failed,
+        what a remote server refused); False if they have none."""
+        return False
+
+    async def notify_portal(self, network: str, portal: PortalKey, text: str) -> bool:
+        """A notice from the bridge bot in a portal's room; False if it has no room yet."""
+        return False
+
+    async def invite_to_portal(
+        self, login_id: str, portal: PortalKey, reason: str = ""
+    ) -> str | None:
+        """Bring a login's Matrix user to a portal: the room is created (with them invited)
+        if it does not exist, otherwise the bridge bot invites them. Returns the room id.
+        For remote invitations (an XMPP MUC invite, a Slack channel the user was added to)."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------
 # The connector.

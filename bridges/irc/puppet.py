@@ -237,24 +237,15 @@ class IRCClient(
         """Say why we are not in ``name`` where the user looks: the portal room (if it exists,
         from the bridge bot) and, with ``management``, the management room."""
         text = f"{self.nick} could not join {name} on {self.server_name}: {reason}."
-        # The runtime's BridgeAPI has no "notice to a user/portal" yet: use what Bridge offers.
-        store = getattr(self.bridge, "store", None)
-        send_notice = getattr(self.bridge, "send_notice", None)
-        if store is None or send_notice is None:
+        in_portal = await self.bridge.notify_portal(
+            "irc",
+            self.chan_key(name),
+            f"{self.login.user_mxid}: {text} Your messages here are not delivered "
+            "until the join works.",
+        )
+        told = management and await self.bridge.notify_user(self.login.user_mxid, text)
+        if not (in_portal or told):
             log.warning("%s", text)
-            return
-        portal = await store.get_portal("irc", self.chan_key(name))
-        if portal is not None and portal.mxid:
-            await send_notice(
-                portal.mxid,
-                f"{self.login.user_mxid}: {text} Your messages here are not delivered "
-                "until the join works.",
-            )
-        if not management:
-            return
-        user = await store.get_user(self.login.user_mxid)
-        if user is not None and user.management_room:
-            await send_notice(user.management_room, text)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()

@@ -192,9 +192,15 @@ class XMPPClient(
             # A nick the room made unique ("Alice [m]") stays: asking again would only conflict.
             if state is None or not state.joined(self.login.id) or current in candidates:
                 continue
+            # The record changes when the room confirms (status 303, see nick_taken); a room
+            # that refuses (409 conflict) leaves the old nick in place, and so the record.
             self.connector.component.make_presence(pto=f"{room}/{nick}", pfrom=self.full_jid).send()
+
+    async def nick_taken(self, room: str, nick: str) -> None:
+        """The room confirmed a nick change of this login's occupant: remember it."""
+        if room in self.rooms and self.rooms[room] != nick:
             self.rooms[room] = nick
-        await self.connector.idmap.set_rooms(self.login.id, self.rooms)
+            await self.connector.idmap.set_rooms(self.login.id, self.rooms)
 
     async def _target(self, portal: PortalKey, join: bool = True) -> tuple[str, str, str | None]:
         """(to, type, room or None) for sending into ``portal``."""

@@ -19,7 +19,7 @@ import logging
 import mimetypes
 import posixpath
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from slixmpp import JID, Message
@@ -233,16 +233,8 @@ class Inbound:
             log.info("Ignoring an invitation from %s to %s: not a room", inviter, room)
             return
         log.info("%s invited %s to %s", inviter, client.login.user_mxid, room)
-        bridge: Any = connector.bridge  # the runtime: the connector API has no invites
-        existing = await bridge.store.get_portal(connector.name, key)
-        portal = await bridge.portals.get_or_create(connector.name, key, client.login.id)
-        if portal is None or not portal.mxid or (existing is None or not existing.mxid):
-            return  # just created: its creation invited the user
         why = f"Invited on XMPP by {inviter}" + (f": {reason[:200]}" if reason else "")
-        try:
-            await bridge.matrix.bot.invite_user(portal.mxid, client.login.user_mxid, reason=why)
-        except Exception as e:  # already in the room, or the bot may not invite
-            log.info("Could not invite %s to %s: %s", client.login.user_mxid, portal.mxid, e)
+        await connector.bridge.invite_to_portal(client.login.id, key, reason=why)
 
     async def _chat(self, client: XMPPClient, msg: Message) -> None:
         frm: JID = msg["from"]

@@ -26,7 +26,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 from bridgekit.events import RemoteMessage
 
 from .jid import clean_text
-from .muc import RESOURCE
+from .muc import RESOURCE, error_condition
 
 if TYPE_CHECKING:
     from .client import XMPPClient
@@ -194,7 +194,7 @@ async def fetch_room_archive(
                 "Archive of %s refused the query after %s: %s",
                 room,
                 cursor,
-                e.iq["error"]["condition"],
+                error_condition(e.iq),
             )
             break
         except IqTimeout:

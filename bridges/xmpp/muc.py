@@ -50,11 +50,12 @@ AFFILIATION_POWER = {"owner": 100, "admin": 50}
 STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
-def error_condition(stanza: object) -> str:
-    """The error condition of a stanza as the server sent it.
+def stanza_error(stanza: object) -> tuple[str, str]:
+    """(condition, text) of an error stanza as the server sent it.
 
     Read from the XML: on a component stream the ``<error>`` is in the component namespace,
-    which slixmpp's ``stanza["error"]`` does not look in (it answers a condition of its own).
+    which slixmpp's ``stanza["error"]`` does not look in (it answers "feature-not-implemented"
+    for every error, so a nick conflict would not look like one).
     """
     xml = getattr(stanza, "xml", None)
     for error in xml.findall("{*}error") if xml is not None else []:
@@ -65,9 +66,14 @@ def error_condition(stanza: object) -> str:
                 and not (el.tag.endswith("}text"))
             ):
                 text = error.findtext(f"{{{STANZAS_NS}}}text")
-                condition = el.tag.split("}", 1)[1]
-                return f"{condition} ({clean_text(text)[:200]})" if text else condition
-    return "undefined-condition"
+                return el.tag.split("}", 1)[1], clean_text(text or "")[:200]
+    return "undefined-condition", ""
+
+
+def error_condition(stanza: object) -> str:
+    """The error condition of a stanza, with the server's text if it gave one."""
+    condition, text = stanza_error(stanza)
+    return f"{condition} ({text})" if text else condition
 
 
 def power_of(affiliation: str, role: str) -> int:
@@ -221,9 +227,19 @@ class MucManager:
         nick = frm.resource
         ptype = pres["type"]
         if ptype == "error":
+            condition, text = stanza_error(pres)
             fut = room.joins.get(login_id)
             if fut is not None and not fut.done():
-                fut.set_exception(JoinError(pres["error"]["condition"], pres["error"]["text"]))
+                fut.set_exception(JoinError(condition, text))
+                return
+            current = room.nick_of.get(login_id)
+            client = self.connector.clients.get(login_id)
+            if current and nick != current and client is not None:  # a refused nick change
+                await self.connector.bridge.notify_user(
+                    client.login.user_mxid,
+                    f"The XMPP room {room.jid} refused the nick {nick} ({condition}): "
+                    f"you are still {current} there.",
+                )
             return
         x = pres.xml.find(f"{{{MUC_USER_NS}}}x")
         if x is None:
@@ -267,6 +283,9 @@ class MucManager:
             room.ours.pop(nick, None)
             room.nick_of[login_id] = attrs["nick"]
             room.ours[attrs["nick"]] = login_id
+            renamed = self.connector.clients.get(login_id)
+            if renamed is not None:
+                await renamed.nick_taken(room.jid, attrs["nick"])
             return
         room.drop(login_id)
         client = self.connector.clients.get(login_id)

@@ -44,7 +44,7 @@ from .inbound import (
     XHTML_IM_NS,
 )
 from .jid import clean_text
-from .muc import error_condition
+from .muc import error_condition, stanza_error
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector
@@ -210,7 +210,7 @@ class Outbound:
 
     def on_error(self, msg: Message) -> None:
         frm = msg["from"].bare
-        condition, text = msg["error"]["condition"], clean_text(msg["error"]["text"])
+        condition, text = stanza_error(msg)
         fut = self._pending.get((frm, msg["id"]))
         if fut is not None and not fut.done():
             fut.set_exception(SendError(condition, text))

@@ -13,7 +13,10 @@ Nick changes:
 * An XMPP occupant's nick change keeps the same ghost when the room shows real JIDs (the display
   name follows the nick, no leave and join); in rooms that hide them the ghost is the occupant
   JID, so the old one leaves and the new one joins under the new nick.
-* A Matrix user's display name change is their occupants' nick change.
+* A Matrix user's display name change is their occupants' nick change. A room that refuses the
+  new nick (taken: 409 conflict) keeps the old one, the bridge's record of it too, and the user
+  hears why in their management room.
+* A Matrix user whose nick is already held in the room joins as "nick [m]" (then [m2], [m3]).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from tests.conftest import eventually
+from tests.helpers import management_room
 from tests.xmpp.conftest import alias, body_is, ghost
 from tests.xmpp.helpers import member_events, newer
 from tests.xmpp.test_e2e_muc import open_muc_portal
@@ -187,3 +191,39 @@ async def test_matrix_display_name_change_is_a_nick_change(
         await alice.send_text(room_id, "new name")
         msg = await bob.wait_for(lambda m: m["body"] == "new name")
         assert msg["from"] == f"{room}/Alice Liddell"
+
+
+async def test_a_refused_nick_change_keeps_the_old_nick_and_says_why(
+    xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+):
+    bob, alice, room, room_id, nick = await open_muc_portal(
+        xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+    )
+    async with alice:
+        conv = await management_room(alice, xmpp_bridge)
+        connector = xmpp_bridge.connectors["xmpp"]
+        client = next(c for c in connector.clients.values() if c.login.user_mxid == alice.user_id)
+        await alice.set_displayname("Bob")  # Bob (XMPP) holds that nick in the room
+        notice = await conv.next_notice()
+        assert f"refused the nick Bob (conflict): you are still {nick} there" in notice
+        assert client.rooms[room] == nick
+        await alice.send_text(room_id, "still me")
+        msg = await bob.wait_for(lambda m: m["body"] == "still me")
+        assert msg["from"] == f"{room}/{nick}"
+
+
+async def test_a_taken_nick_at_join_gets_the_matrix_suffix(
+    xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+):
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        taken = alice.user_id[1:].split(":")[0]  # her display name: the localpart
+        mallory = await xmpp_clients(prosody, uid("mallory"))
+        room = f"{uid('room')}@{prosody.muc}"
+        await mallory.join(room, taken)  # an XMPP user already holds that nick
+        room_id = await alice.join(alias(room))
+        joined = await mallory.wait_for(occupant_joined(room, f"{taken} [m]"), presences=True)
+        assert joined is not None
+        await alice.send_text(room_id, "hello under a suffix")
+        msg = await mallory.wait_for(lambda m: m["body"] == "hello under a suffix")
+        assert msg["from"] == f"{room}/{taken} [m]"

@@ -1,0 +1,80 @@
+"""Notices and invitations from the bridge bot: what connectors say to users through it.
+
+Connectors reach users through these (``BridgeAPI.notify_user``, ``notify_portal``,
+``invite_to_portal``) instead of the runtime's store and Matrix client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mautrix.types import UserID
+
+from .events import PortalKey
+from .matrix import message_type, with_retries
+
+if TYPE_CHECKING:
+    from .matrix import MatrixClient
+    from .portals import PortalService
+    from .store import Store
+
+log = logging.getLogger("bridgekit")
+
+
+class Notices:
+    """Mixed into :class:`bridgekit.bridge.Bridge`."""
+
+    store: Store
+    matrix: MatrixClient
+    portals: PortalService
+    clients: dict[str, Any]
+
+    async def send_notice(self, room_id: str, text: str, html: str | None = None) -> None:
+        bot = self.matrix.bot
+        assert bot is not None
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
+        if html:
+            content.update(format="org.matrix.custom.html", formatted_body=html)
+        try:
+            await with_retries(
+                lambda: bot.send_message_event(room_id, message_type("m.room.message"), content),
+                what="sending a notice",
+                max_attempts=5,
+            )
+        except Exception:
+            log.exception("Could not send notice to %s", room_id)
+
+    async def notify_user(self, user_mxid: str, text: str) -> bool:
+        user = await self.store.get_user(user_mxid)
+        if user is None or not user.management_room:
+            return False
+        await self.send_notice(user.management_room, text)
+        return True
+
+    async def notify_portal(self, network: str, portal: PortalKey, text: str) -> bool:
+        found = await self.store.get_portal(network, portal)
+        if found is None or not found.mxid:
+            return False
+        await self.send_notice(found.mxid, text)
+        return True
+
+    async def invite_to_portal(
+        self, login_id: str, portal: PortalKey, reason: str = ""
+    ) -> str | None:
+        client = self.clients.get(login_id)
+        if client is None:
+            return None
+        network, user = client.login.network, client.login.user_mxid
+        existing = await self.store.get_portal(network, portal)
+        created = await self.portals.get_or_create(network, portal, login_id)
+        if created is None or not created.mxid:
+            return None
+        if existing is not None and existing.mxid:  # a new room invited them as it was made
+            bot = self.matrix.bot
+            assert bot is not None
+            try:
+                await bot.invite_user(created.mxid, UserID(user), reason=reason or None)
+            except Exception as e:  # already in the room, or the bot may not invite
+                log.info("Could not invite %s to %s: %s", user, created.mxid, e)
+        return created.mxid
