@@ -15,6 +15,7 @@ from mautrix.types import Event
 from .connector import PresenceHandler
 from .events import MatrixPresence
 from .ids import server_of
+from .records import LRU
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -29,6 +30,7 @@ class MatrixRouter:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._levels: dict[str, int] = {}
+        self._ours = LRU(50_000)
 
     def level_of(self, mxid: str) -> int:
         level = self._levels.get(mxid)
@@ -51,12 +53,12 @@ class MatrixRouter:
             return False
         if etype in ("m.room.member", "m.room.power_levels"):
             return True
-        sender = evt.get("sender")
-        if isinstance(sender, str) and self.is_ours(sender):
-            return False  # the echo of what the bot or a ghost sent: handle_event ignores it
         store = self.bridge.store
         if store.is_portal_room(room_id) or room_id in store.management_rooms:
-            return True
+            # ... unless it is the echo of what the bot or a ghost sent (handle_event would
+            # ignore it): a transaction of only such echoes then needs no write at all.
+            sender = evt.get("sender")
+            return not (isinstance(sender, str) and self.is_ours(sender))
         if etype == "m.room.message":
             content = evt.get("content")
             body = content.get("body") if isinstance(content, dict) else None
@@ -65,7 +67,11 @@ class MatrixRouter:
 
     def is_ours(self, mxid: str) -> bool:
         """The bot or one of our ghosts (never treat their events as user input)."""
-        return mxid == self.bridge.bot_mxid or self.bridge.connector_for_ghost(mxid) is not None
+        ours = self._ours.get(mxid)
+        if ours is None:
+            ours = mxid == self.bridge.bot_mxid or self.bridge.connector_for_ghost(mxid) is not None
+            self._ours.put(mxid, ours)
+        return ours
 
     async def _update_state_store(self, evt: dict[str, Any]) -> None:
         if "state_key" not in evt or evt.get("type") not in (
