@@ -230,11 +230,27 @@ class Bridge(Logins, Notices, BridgeAPI):
         except Exception:
             log.exception("Could not set up the bridge bot")
             return
-        try:
-            duration = await bot.appservice_ping(self.bridge_id)
-            log.info("Homeserver -> bridge ping OK in %d ms", duration)
-        except Exception as e:
-            log.warning("Homeserver could not reach the bridge (ping failed): %s", e)
+        await self._ping_from_homeserver()
+
+    async def _ping_from_homeserver(self, attempts: int = 5) -> None:
+        """Ask the homeserver to ping us. A successful ping also makes Synapse retry at once
+        the transactions it held back while it counted the bridge as down (otherwise they wait
+        out its backoff, up to minutes after a restart). A failed one does not, so a failure to
+        reach us (502/504: e.g. a pooled connection to the previous process) is retried."""
+        bot = self.matrix.bot
+        assert bot is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                duration = await bot.appservice_ping(self.bridge_id)
+                log.info("Homeserver -> bridge ping OK in %d ms", duration)
+                return
+            except Exception as e:
+                status = getattr(e, "http_status", None)
+                if status not in (502, 504) or attempt == attempts:
+                    log.warning("Homeserver could not reach the bridge (ping failed): %s", e)
+                    return
+                log.info("Homeserver -> bridge ping failed (%s), retrying", e)
+                await asyncio.sleep(0.5 * attempt)
 
     async def _on_ping(self, txn_id: str | None) -> None:
         log.debug("Ping from homeserver (%s)", txn_id)

@@ -1,0 +1,53 @@
+"""The start-up ping: Synapse retries held-back transactions only after a ping that worked."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from mautrix.errors import make_request_error
+
+from bridgekit.bridge import Bridge
+
+
+class Bot:
+    def __init__(self, failures: list[int]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def appservice_ping(self, appservice_id: str) -> int:
+        self.calls += 1
+        if self.failures:
+            status = self.failures.pop(0)
+            raise make_request_error(status, "{}", "M_CONNECTION_FAILED", "AlreadyCalled")
+        return 3
+
+
+def bridge_with(bot: Bot) -> SimpleNamespace:
+    return SimpleNamespace(matrix=SimpleNamespace(bot=bot), bridge_id="bk")
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def sleep(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("bridgekit.bridge.asyncio.sleep", sleep)
+
+
+async def test_a_ping_the_homeserver_could_not_deliver_is_retried():
+    bot = Bot([502, 504])
+    await Bridge._ping_from_homeserver(bridge_with(bot))  # type: ignore[arg-type]
+    assert bot.calls == 3
+
+
+async def test_a_refused_ping_is_not_retried():
+    bot = Bot([403])  # not an appservice token, or the homeserver lacks the endpoint
+    await Bridge._ping_from_homeserver(bridge_with(bot))  # type: ignore[arg-type]
+    assert bot.calls == 1
+
+
+async def test_retries_are_bounded():
+    bot = Bot([502] * 10)
+    await Bridge._ping_from_homeserver(bridge_with(bot), attempts=5)  # type: ignore[arg-type]
+    assert bot.calls == 5
