@@ -43,6 +43,20 @@ def connector(bridge: Bridge) -> IRCConnector:
     return conn
 
 
+def record_sent_lines(conn: Any, monkeypatch: Any) -> list[bytes]:
+    """Every line ``conn`` writes from now on (still sent), for asserting what reached the
+    wire."""
+    written: list[bytes] = []
+    send = conn.send
+
+    def recording_send(*lines: bytes, **kwargs: Any) -> Any:
+        written.extend(lines)
+        return send(*lines, **kwargs)
+
+    monkeypatch.setattr(conn, "send", recording_send)
+    return written
+
+
 def alias(channel: str) -> str:
     return f"#_irc_{SERVER}_{escape_localpart(casefold(channel))}:{DOMAIN}"
 

@@ -7,7 +7,14 @@ from typing import Any
 
 from tests.conftest import eventually
 from tests.helpers import management_room
-from tests.irc.e2e import alias, channel_scene, connector, is_puppet_join, privmsg_from
+from tests.irc.e2e import (
+    alias,
+    channel_scene,
+    connector,
+    is_puppet_join,
+    privmsg_from,
+    record_sent_lines,
+)
 
 
 def bot_notice(bot: str, *words: str):
@@ -84,14 +91,7 @@ async def test_after_a_kick_and_ban_messages_are_refused_without_a_join_per_mess
         bot = scene.bridge.bot_mxid
         client = next(iter(connector(scene.bridge).clients.values()))
         assert client.conn is not None
-        written: list[bytes] = []
-        send = client.conn.send
-
-        def recording_send(*lines: bytes, **kwargs: Any) -> Any:
-            written.extend(lines)
-            return send(*lines, **kwargs)
-
-        monkeypatch.setattr(client.conn, "send", recording_send)
+        written = record_sent_lines(client.conn, monkeypatch)
         await bob.send_line("MODE", channel, "+b", f"{puppet}!*@*")
         await bob.send_line("KICK", channel, puppet, "out")
         await bob.wait_for(lambda m: m.command == "KICK", 15)

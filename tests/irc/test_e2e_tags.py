@@ -10,7 +10,7 @@ from bridges.irc.lines import Message
 from bridges.irc.names import casefold
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
 from tests.harness.matrix_client import MatrixTestClient
-from tests.irc.e2e import body_is, channel_scene, connector, ghost, privmsg_from
+from tests.irc.e2e import body_is, channel_scene, connector, ghost, privmsg_from, record_sent_lines
 
 
 def tagmsg_from(nick: str, tag: str, value: str | None = None):
@@ -125,14 +125,7 @@ async def test_no_typing_tags_where_the_server_has_no_message_tags(
             alice, bob, _, room_id, puppet = scene
             client = next(iter(connector(scene.bridge).clients.values()))
             assert client.conn is not None and "message-tags" not in client.conn.caps
-            written: list[bytes] = []
-            send = client.conn.send
-
-            def recording_send(*lines: bytes, **kwargs: Any) -> Any:
-                written.extend(lines)
-                return send(*lines, **kwargs)
-
-            monkeypatch.setattr(client.conn, "send", recording_send)
+            written = record_sent_lines(client.conn, monkeypatch)
             await round_trip(alice, room_id, bob, puppet)
             await set_typing(alice, room_id, True)
             await asyncio.sleep(1)
