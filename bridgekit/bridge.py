@@ -146,6 +146,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
         if self.txn_db is not None:
             await self.txn_db.start()
+        self.store.attach_loop_connection()
         await self.store.load()
         for name, section in self.config.enabled_networks().items():
             cls = self.connector_classes.get(name)
@@ -206,6 +207,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
+        await self.store.detach_loop_connection()
         await self.db.stop()
         if self.txn_db is not None:
             await self.txn_db.stop()

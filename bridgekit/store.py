@@ -75,6 +75,16 @@ class Store:
         self._sqlite = db.scheme == Scheme.SQLITE
         self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
 
+    def attach_loop_connection(self) -> None:
+        """SQLite: small units of work run on the event loop's own connection (sqlite_work)."""
+        if self._sqlite:
+            sqlite_work.attach(self.db)
+        if self._txn_sqlite and self.txn_db is not self.db:
+            sqlite_work.attach(self.txn_db, share_with=self.db)
+
+    async def detach_loop_connection(self) -> None:
+        await sqlite_work.detach(self.db, self.txn_db)
+
     async def load(self) -> None:
         """Load portals and users into memory: from then on they are looked up without SQL
         (every Matrix event asks "is this a portal or a management room?")."""

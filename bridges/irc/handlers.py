@@ -292,6 +292,7 @@ class IncomingMixin:
             if (
                 m.command == "BATCH"
                 and ref.startswith("+")
+                and m.param(1) in ("chathistory", "draft/chathistory")
                 and self.fold(m.param(2) or "") == (self.fold(target))
             ):
                 refs.add(ref[1:])

@@ -440,4 +440,8 @@ class OutgoingMixin:
             or after_remote_id.startswith(_SYNTHETIC_ID)
         ):
             return []
+        folded = self.fold(target)
+        joined = folded in self.wanted or folded in self.channels
+        if target[0] in self.chantypes and not joined:
+            return []  # a channel this login is not in: its history is not ours to ask for
         return await self.chathistory(target, portal, after_remote_id, limit)
