@@ -1,25 +1,29 @@
-"""SQLite: a whole unit of work at once, on the event loop's own connection when it can be.
+"""SQLite: a whole unit of work at once, on the event loop's own connection when it is cheap
+and safe, else in one trip to aiosqlite's thread.
 
 aiosqlite runs every call (``BEGIN``, each statement, each fetch, each cursor close,
 ``COMMIT``) as its own trip to the connection's thread: a queue put, a thread wake-up, a
-``call_soon_threadsafe`` back and a loop wake-up. On the benchmark machine (a VM, where
-waking a sleeping thread is dear) one trip after an idle moment cost ~400 µs of CPU and
-back-to-back trips ~110 µs, while the same small INSERT + COMMIT run in place cost 15-40 µs.
-The runtime's hot paths (the outbox append, the group commit, the remote-id lookup, the
-transaction ledger) are small units of work, so each is one function, ``work(connection)``,
-and :func:`run` runs it:
+``call_soon_threadsafe`` back and a loop wake-up. On the benchmark machine (a VM, where waking
+a sleeping thread is dear) one trip after an idle moment cost ~400 µs of CPU and back-to-back
+trips ~110 µs, while the same small INSERT + COMMIT run in place cost 15-40 µs. The runtime's
+hot paths (the outbox append, the group commit, the remote-id lookup, the transaction ledger)
+are small units of work, so each is one function, ``work(connection)``, and :func:`run` runs it:
 
-* on a second connection owned by the event-loop thread (:class:`LoopConnection`), when the
-  database has one. That connection never waits: it never syncs to disk (WAL with
-  ``synchronous=NORMAL`` writes the log with plain ``write()``; a commit survives a kill of
-  the process, which is what an ack promises), it does no checkpoints (those, which do
-  ``fsync``, run in aiosqlite's thread), and its ``busy_timeout`` is 0, so if another
-  connection holds the write lock the unit gives up at once, untouched;
-* else, or after such a give-up, in aiosqlite's thread, as one trip.
+* in place, on a second connection owned by the event-loop thread (:class:`LoopConnection`),
+  while the bridge writes little. That connection never syncs to disk (WAL with
+  ``synchronous=NORMAL`` writes the log with plain ``write()``; a commit survives a kill of the
+  process, which is what an ack promises), never checkpoints (checkpoints ``fsync``; they run in
+  the thread) and never waits for a lock (``busy_timeout`` 0: the unit gives up untouched);
+* in the thread otherwise: after such a give-up, while a checkpoint runs, for
+  :data:`BUSY_BACKOFF` seconds once more than :data:`BUSY_ROWS_PER_S` rows a second are
+  written, and for :data:`SLOW_BACKOFF` seconds after a unit in place took longer than
+  :data:`SLOW_UNIT`.
 
-Units that run in place are single-row statements by key, which stay in SQLite's page cache;
-one taking longer than :data:`SLOW_UNIT` is logged. PostgreSQL (asyncpg) keeps the ordinary
-path: its protocol already runs on the event loop.
+Why the last two: a plain ``write()`` can still wait. On ext4 an append waits for the running
+journal commit, and a busy disk (checkpoints, other processes' fsyncs) makes those long: under
+the ingest benchmark's ~7,000 rows/s, writes in place stalled the loop for 10 ms to 1 s. Under
+write load the thread is awake anyway, so its trips are cheap. PostgreSQL (asyncpg) keeps the
+ordinary path: its protocol already runs on the event loop.
 """
 
 from __future__ import annotations
@@ -44,8 +48,13 @@ log = logging.getLogger("bridgekit.sqlite")
 _PARAM = re.compile(r"\$(\d+)")
 #: Units of work that wrote, between two checkpoints run in the thread.
 CHECKPOINT_EVERY = 256
-#: A unit in place taking longer than this (seconds) is logged: it held the event loop.
-SLOW_UNIT = 0.05
+#: A unit in place taking longer than this (seconds) sends units to the thread for
+#: SLOW_BACKOFF seconds: the disk is busy and writes in place could stall the loop.
+SLOW_UNIT = 0.02
+SLOW_BACKOFF = 60.0
+#: Rows written in place in one second above which units go to the thread for BUSY_BACKOFF.
+BUSY_ROWS_PER_S = 1000
+BUSY_BACKOFF = 10.0
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
@@ -75,11 +84,18 @@ class LoopConnection:
         self.units = 0
         self.gave_up = 0
         self._writes_since_checkpoint = 0
+        self.slow = 0
         self._checkpoint: asyncio.Task[None] | None = None
-        self._slow_logged = 0.0
+        self._thread_until = 0.0
+        self._window_start = 0.0
+        self._window_rows = 0
 
     def try_run(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
-        """``(True, result)``, or ``(False, None)`` when the database was busy (nothing done)."""
+        """``(True, result)``, or ``(False, None)``: not run here (nothing done), the thread
+        must take it."""
+        now = time.monotonic()
+        if now < self._thread_until or self._checkpoint is not None:
+            return False, None
         c = self.conn
         before = c.total_changes
         start = time.perf_counter()
@@ -95,12 +111,23 @@ class LoopConnection:
             raise
         elapsed = time.perf_counter() - start
         self.units += 1
-        if elapsed > SLOW_UNIT and start - self._slow_logged > 60:
-            self._slow_logged = start
-            log.warning("A SQLite unit of work held the event loop for %.0f ms", elapsed * 1000)
-        if c.total_changes != before:
+        if elapsed > SLOW_UNIT:
+            # The disk is busy (a journal commit, a checkpoint's fsync): writes in place can
+            # stall behind it, so the thread takes every unit for a while.
+            self._thread_until = now + SLOW_BACKOFF
+            self.slow += 1
+            log.info("A SQLite unit held the event loop for %.0f ms", elapsed * 1000)
+        rows = c.total_changes - before
+        if rows:
+            if now - self._window_start >= 1.0:
+                self._window_start, self._window_rows = now, 0
+            self._window_rows += rows
+            if self._window_rows > BUSY_ROWS_PER_S:
+                # Under write load the thread is awake (its trips are cheap) and checkpoints
+                # come often: writes in place would save little and risk stalls.
+                self._thread_until = max(self._thread_until, now + BUSY_BACKOFF)
             self._writes_since_checkpoint += 1
-            if self._writes_since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
+            if self._writes_since_checkpoint >= CHECKPOINT_EVERY:
                 self._writes_since_checkpoint = 0
                 self._checkpoint = asyncio.create_task(self._run_checkpoint())
         return True, result
@@ -108,7 +135,11 @@ class LoopConnection:
     async def _run_checkpoint(self) -> None:
         """Copy the log into the database file, in the thread (it syncs to disk)."""
         try:
-            await in_thread(self.db, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            # fetchall: a cursor left unfinished would keep a statement open on the
+            # connection, and its next COMMIT would fail ("SQL statements in progress").
+            await in_thread(
+                self.db, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            )
         except Exception:
             log.exception("SQLite checkpoint failed")
         finally:

@@ -140,3 +140,27 @@ async def test_a_failing_unit_in_place_leaves_no_transaction_open(looped):
     assert not lc.conn.in_transaction
     await sqlite_work.run(db, insert_unit(2, "b"))
     assert await values(db) == ["a", "b"]
+
+
+async def test_after_a_slow_unit_in_place_the_thread_takes_the_next_ones(looped, monkeypatch):
+    db, lc = looped
+    monkeypatch.setattr(sqlite_work, "SLOW_UNIT", 0.0)  # every unit counts as a stall
+    threads: list[int] = []
+    await sqlite_work.run(db, insert_unit(1, "a", threads))
+    await sqlite_work.run(db, insert_unit(2, "b", threads))
+    main = threading.get_ident()
+    assert threads[0] == main and threads[1] != main
+    assert lc.slow == 1
+    assert await values(db) == ["a", "b"]
+
+
+async def test_under_write_load_the_thread_takes_the_units(looped, monkeypatch):
+    db, lc = looped
+    monkeypatch.setattr(sqlite_work, "BUSY_ROWS_PER_S", 2)
+    threads: list[int] = []
+    for k in range(4):
+        await sqlite_work.run(db, insert_unit(k, str(k), threads))
+    main = threading.get_ident()
+    # Three rows within a second is "load" here: the fourth unit goes to the thread.
+    assert [t == main for t in threads] == [True, True, True, False]
+    assert await values(db) == ["0", "1", "2", "3"]
