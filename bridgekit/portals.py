@@ -247,14 +247,17 @@ class PortalService(Puppets, MatrixToRemote):
             intent, portal, "m.room.message", content, f"bk{seq}", first.timestamp
         )
         self.bridge.metrics.merged_lines(len(fresh))
+        # The row names the newest line (its id and time), the rest are aliases: catching up
+        # after a reconnect asks for what came after the newest remote id in the portal.
+        ids = [e.id for e in fresh if e.id]
         await self._remember(
             portal,
-            first.id or f"noid:{seq}",
+            ids[-1] if ids else f"noid:{seq}",
             event_id,
             intent,
-            first,
+            fresh[-1],
             content,
-            extra_ids=[e.id for e in fresh[1:] if e.id],
+            extra_ids=ids[:-1],
         )
 
     async def _send(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bridgekit.bridge import Bridge
-from tests.conftest import BridgeEnv
+from bridgekit.events import PortalKey
+from tests.conftest import BridgeEnv, eventually
 from tests.helpers import fake, ghost, portal_scene
 
 
@@ -49,6 +50,13 @@ async def test_a_backlog_of_lines_is_merged_in_order_and_replies_find_any_line(
             assert "line 19" not in next(
                 e["content"]["body"] for e in sent if "line 20" in e["content"]["body"]
             ), "a merge crossed carol's line"
+
+            # The portal's newest remote id is the newest line, merged or not: catching up
+            # after a reconnect asks for what came after it.
+            async def newest_is_the_last_line() -> bool:
+                return await bridge.store.last_remote_message("fake", PortalKey(chat)) == ids[-1]
+
+            await eventually(newest_is_the_last_line)
 
             # A reply to a line inside a merged event points at that event.
             await client.remote_message(chat, "carol", "re: five", reply_to=ids[5])
