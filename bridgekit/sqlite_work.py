@@ -180,10 +180,6 @@ async def detach(*dbs: Database) -> None:
             await lc.close()
 
 
-def loop_connection(db: Database) -> LoopConnection | None:
-    return _loop_conns.get(db)
-
-
 async def run(db: Database, work: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``work(connection)``: in place when it can, else in the pool's thread.
 
