@@ -751,7 +751,7 @@ def bridge_stamps(
 
 
 async def phase_irc_to_matrix(
-    env: Env, name: str, n: int, rate: float | None, gap: float
+    env: Env, name: str, n: int, rate: float | None, gap: float, drain_limit: float | None = None
 ) -> dict[str, Any]:
     """``rate`` None: one message at a time (closed loop, ``gap`` between); 0: all at once."""
     assert env.matrix is not None
@@ -780,7 +780,7 @@ async def phase_irc_to_matrix(
             if gap:
                 await asyncio.sleep(gap)
     last_sent = now()
-    await drain(list(futs.values()))
+    await drain(list(futs.values()), drain_limit)
     end = max((env.matrix.arrivals.get(s, 0.0) for s in seqs), default=now())
     await asyncio.sleep(0.3)  # let the bridge finish its bookkeeping before reading CPU
     cpu1, m1 = env.procs_cpu(), await scrape(env)
@@ -813,7 +813,7 @@ async def phase_irc_to_matrix(
 
 
 async def phase_matrix_to_irc(
-    env: Env, name: str, n: int, rate: float | None, gap: float
+    env: Env, name: str, n: int, rate: float | None, gap: float, drain_limit: float | None = None
 ) -> dict[str, Any]:
     assert env.matrix is not None
     loop = asyncio.get_running_loop()
@@ -852,7 +852,7 @@ async def phase_matrix_to_irc(
     if tasks:
         await asyncio.gather(*tasks)
     last_sent = now()
-    await drain(list(futs.values()))
+    await drain(list(futs.values()), drain_limit)
     end = max((env.bob.arrivals.get(s, 0.0) for s in seqs), default=now())
     await asyncio.sleep(0.3)
     cpu1, m1 = env.procs_cpu(), await scrape(env)
@@ -889,11 +889,15 @@ async def phase_matrix_to_irc(
     return result
 
 
-async def drain(futs: list[asyncio.Future[float]]) -> None:
-    """Wait for deliveries: stop once all arrived, or after 20 s without progress."""
+async def drain(futs: list[asyncio.Future[float]], limit: float | None = None) -> None:
+    """Wait for deliveries: stop once all arrived, after 20 s without progress or ``limit`` s."""
+    deadline = None if limit is None else now() + limit
     pending = [f for f in futs if not f.done()]
     while pending:
-        done, still = await asyncio.wait(pending, timeout=20)
+        timeout = 20.0 if deadline is None else min(20.0, deadline - now())
+        if timeout <= 0:
+            return
+        done, still = await asyncio.wait(pending, timeout=timeout)
         if not done:
             return
         pending = list(still)
