@@ -124,8 +124,6 @@ class Bridge(Logins, Notices, BridgeAPI):
             tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]
         ] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
-        self._outbox_done: list[int] = []
-        self._outbox_done_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
         add_media_routes(self.server.app, self)
@@ -202,7 +200,6 @@ class Bridge(Logins, Notices, BridgeAPI):
         await self.outbox.stop()
         await self.store.flush()
         await self._flush_finished_txns()
-        await self._flush_outbox_done()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -461,9 +458,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             await self.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
         finally:
             self.metrics.handled("remote", time.perf_counter() - start)
-            self._outbox_done.extend(i.seq for i in items)
-            if self._outbox_done_task is None or self._outbox_done_task.done():
-                self._outbox_done_task = self._spawn(self._flush_outbox_done())
+            self.store.outbox_done_later(i.seq for i in items)
 
     def _take_mergeable(
         self, job: _OutboxJob, first: RemoteMessage, items: list[OutboxItem]
@@ -488,15 +483,6 @@ class Bridge(Logins, Notices, BridgeAPI):
             items.append(taken.item)
             size += 1 + len(evt.content.body)
         return merged
-
-    async def _flush_outbox_done(self) -> None:
-        while self._outbox_done:
-            batch, self._outbox_done = self._outbox_done, []
-            try:
-                await self.store.outbox_done(batch)
-            except Exception:
-                log.exception("Could not clear outbox rows (they will be replayed)")
-                return
 
     async def get_kv(self, key: str) -> str | None:
         return await self.store.get_kv(key)

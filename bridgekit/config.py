@@ -278,6 +278,9 @@ class Config:
         if self.get("metrics.enabled"):
             need_port("metrics.port")
 
+        if self.get("bridge.event_loop", "auto") not in ("auto", "uvloop", "asyncio"):
+            bad("bridge.event_loop", "must be auto, uvloop or asyncio")
+
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):
             bad("bridge.relay.format", "must contain {message}")

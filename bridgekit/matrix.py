@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store.memory import MemoryStateStore as _ClientMemoryStore
-from mautrix.errors import MatrixConnectionError, MatrixRequestError
+from mautrix.errors import MatrixConnectionError, MatrixRequestError, make_request_error
 from mautrix.types import EventType, UserID
+from yarl import URL
 
 log = logging.getLogger("bridgekit.matrix")
 T = TypeVar("T")
@@ -180,6 +183,71 @@ class MatrixClient:
         if token.startswith("as_token:"):
             return self.bot.user(UserID(mxid), token[len("as_token:") :], as_token=True)
         return self.bot.user(UserID(mxid), token)
+
+
+async def send_event(
+    intent: IntentAPI,
+    room_id: str,
+    event_type: str,
+    content: dict[str, Any],
+    txn_id: str,
+    timestamp_ms: int | None = None,
+) -> str:
+    """``PUT /rooms/{room}/send/{type}/{txn}`` as ``intent``: the request of every bridged
+    message, so it is made directly on the shared aiohttp session. mautrix's generic request
+    path formats two log lines, updates its metrics and rebuilds the URL for each request;
+    here that was a third of the CPU of sending a lone message. The sender is still joined
+    first (from the state store), errors are mautrix's, and 429 hints reach
+    :func:`with_retries`. Double puppets take mautrix's path (it marks their events)."""
+    api = intent.api
+    if api.is_real_user or api.session is None:
+        etype = message_type(event_type)
+        return str(
+            await intent.send_message_event(
+                room_id,
+                etype,
+                content,
+                txn_id=txn_id,
+                **({"timestamp": timestamp_ms} if timestamp_ms else {}),
+            )
+        )
+    await intent.ensure_joined(room_id)
+    query = f"?user_id={quote(intent.mxid, safe='')}"
+    if timestamp_ms:
+        query += f"&ts={timestamp_ms}"
+    url = URL(
+        f"{api.base_url}/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/"
+        f"{quote(event_type, safe='')}/{quote(txn_id, safe='')}{query}",
+        encoded=True,
+    )
+    headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+    body = json.dumps(content).encode()
+    try:
+        async with api.session.put(url, data=body, headers=headers) as resp:
+            raw = await resp.read()
+            status = resp.status
+    except aiohttp.ClientError as e:
+        raise MatrixConnectionError(str(e)) from e
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if 200 <= status < 300 and isinstance(data, dict) and "event_id" in data:
+        return str(data["event_id"])
+    errcode = message = unstable = None
+    if isinstance(data, dict):
+        errcode, message = data.get("errcode"), data.get("error")
+        unstable = data.get("org.matrix.msc3848.unstable.errcode")
+        retry = data.get("retry_after_ms")
+        if status == 429 and isinstance(retry, int | float):
+            _retry_after_ms.set(int(retry))
+    raise make_request_error(
+        http_status=status,
+        text=raw.decode("utf-8", "replace"),
+        errcode=errcode,
+        message=message,
+        unstable_errcode=unstable,
+    )
 
 
 def message_type(name: str) -> EventType:

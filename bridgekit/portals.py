@@ -37,7 +37,7 @@ from .events import (
     RemoteRedaction,
     RemoteTyping,
 )
-from .matrix import message_type, state_type, with_retries
+from .matrix import send_event, state_type, with_retries
 from .matrix_to_remote import MatrixToRemote
 from .puppets import Puppets
 from .store import MessageRow, Portal, ReactionRow
@@ -269,12 +269,10 @@ class PortalService(Puppets, MatrixToRemote):
         txn_id: str,
         ts: float | None,
     ) -> str:
-        kwargs: dict[str, Any] = {"txn_id": txn_id}
-        if ts:
-            kwargs["timestamp"] = int(ts * 1000)
+        ts_ms = int(ts * 1000) if ts else None
         assert portal.mxid
         event_id = await with_retries(
-            lambda: intent.send_message_event(portal.mxid, message_type(etype), content, **kwargs),
+            lambda: send_event(intent, portal.mxid, etype, content, txn_id, ts_ms),
             what=f"sending {etype} to {portal.mxid}",
         )
         self.bridge.metrics.events_out("matrix")

@@ -55,6 +55,11 @@ def _affected(result: Any) -> int:
     return getattr(result, "rowcount", 0)
 
 
+_DELETE_OUTBOX = "DELETE FROM outbox WHERE seq=$1"
+#: Longest wait of a handled outbox row's deletion for a commit to ride on (seconds).
+DONE_LATER_DELAY = 1.0
+
+
 class Store:
     """The runtime's persistence. One instance per bridge process."""
 
@@ -72,6 +77,9 @@ class Store:
         self._msg_by_event: LRU = LRU(20_000)
         self._writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._write_task: asyncio.Task[None] | None = None
+        #: Handled outbox rows whose deletion rides on the next commit (see outbox_done_later).
+        self._done_later: list[int] = []
+        self._done_timer: asyncio.TimerHandle | None = None
         self._sqlite = db.scheme == Scheme.SQLITE
         self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
 
@@ -111,17 +119,35 @@ class Store:
         await self._enqueue_write(sql, args)
 
     async def flush(self) -> None:
-        """Wait for every queued write (before stopping)."""
+        """Wait for every queued write, deferred deletions included (before stopping)."""
+        self._commit_done_later()
         while self._write_task is not None and not self._write_task.done():
             await asyncio.shield(self._write_task)
 
+    def _take_done_later(self) -> list[tuple[int]]:
+        """The deferred outbox deletions, for the commit about to run."""
+        if self._done_timer is not None:
+            self._done_timer.cancel()
+            self._done_timer = None
+        rows, self._done_later = [(seq,) for seq in self._done_later], []
+        return rows
+
+    def _commit_done_later(self) -> None:
+        """Nothing else wrote in time: the deferred deletions get a commit of their own."""
+        self._done_timer = None
+        if self._done_later:
+            for (seq,) in self._take_done_later():
+                self._enqueue_write(_DELETE_OUTBOX, (seq,))
+
     async def _flush_writes(self) -> None:
-        # One loop turn first: writes queued by the same burst of work (a message's mapping
-        # and its outbox row's deletion) then share the commit instead of taking two.
+        # One loop turn first: writes queued by the same burst of work (the mappings of
+        # several portals' messages, say) then share the commit instead of taking one each.
         await asyncio.sleep(0)
         while self._writes:
             batch, self._writes = self._writes, []
             groups: list[tuple[str, list[Any]]] = []
+            if self._done_later:
+                groups.append((_DELETE_OUTBOX, self._take_done_later()))
             for query, args, _ in batch:  # consecutive writes of one statement: executemany
                 if groups and groups[-1][0] == query:
                     groups[-1][1].append(args)
@@ -207,23 +233,40 @@ class Store:
             (network, key.id, key.receiver, login_id, payload, now)
             for network, key, login_id, payload in items
         ]
+        done = self._take_done_later()
         if self._sqlite:
-            q = sqlite_work.sql(query)
+            q, delete = sqlite_work.sql(query), sqlite_work.sql(_DELETE_OUTBOX)
 
             def work(c: Any) -> list[int]:
-                return sqlite_work.transaction(
-                    c, lambda: [c.execute(q, row).fetchone()[0] for row in rows]
-                )
+                def insert() -> list[int]:
+                    if done:
+                        c.executemany(delete, done)
+                    return [c.execute(q, row).fetchone()[0] for row in rows]
+
+                return sqlite_work.transaction(c, insert)
 
             return await sqlite_work.run(self.db, work)
         async with self.db.acquire() as conn, conn.transaction():
+            if done:
+                await conn.executemany(_DELETE_OUTBOX, done)
             return [await conn.fetchval(query, *row) for row in rows]
+
+    def outbox_done_later(self, seqs: Iterable[int]) -> None:
+        """Delete handled rows with the next commit that runs anyway (the next event's outbox
+        row, a mapping), or after :data:`DONE_LATER_DELAY` if none comes: a commit of their
+        own per event cost a third of the outbox's writes. Losing them in a crash is safe:
+        a replayed row that was handled is recognised (its mapping exists, and its sends
+        reuse their transaction ids, which the homeserver deduplicates)."""
+        self._done_later.extend(seqs)
+        if self._done_later and self._done_timer is None:
+            loop = asyncio.get_running_loop()
+            self._done_timer = loop.call_later(DONE_LATER_DELAY, self._commit_done_later)
 
     async def outbox_done(self, seqs: Iterable[int]) -> None:
         """Delete handled rows, in the group commit (with the mappings their handling wrote)."""
         last: asyncio.Future[None] | None = None
         for seq in seqs:
-            last = self._enqueue_write("DELETE FROM outbox WHERE seq=$1", (seq,))
+            last = self._enqueue_write(_DELETE_OUTBOX, (seq,))
         if last is not None:
             await last  # writes commit in order: the last one done means all are
 

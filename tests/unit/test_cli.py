@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bridgekit.cli import EXIT_CONFIG, main
+from bridgekit.cli import EXIT_CONFIG, main, run_loop
 from bridgekit.db import package_migrations
 
 #: What `bridgekit migrate` reports for a fully migrated database.
@@ -310,3 +310,35 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+# -- the event loop --------------------------------------------------------------------------
+
+
+async def _loop_class() -> str:
+    import asyncio
+
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_run_loop_uses_uvloop_when_installed_and_auto() -> None:
+    pytest.importorskip("uvloop")
+    assert run_loop(_loop_class(), "auto").startswith("uvloop")
+    assert run_loop(_loop_class(), "uvloop").startswith("uvloop")
+
+
+def test_run_loop_asyncio_uses_the_standard_library_loop() -> None:
+    assert run_loop(_loop_class(), "asyncio").startswith("asyncio")
+
+
+def test_run_loop_auto_without_uvloop_falls_back_and_uvloop_then_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
+    assert run_loop(_loop_class(), "auto").startswith("asyncio")
+    coro = _loop_class()
+    with pytest.raises(ImportError):
+        run_loop(coro, "uvloop")
+    coro.close()

@@ -98,6 +98,7 @@ BAD_VALUES = [
         '    format: "<{displayname}> {message}"',
         '    format: "<{displayname}>"',
     ),
+    ("bridge.event_loop", "  event_loop: auto", "  event_loop: trio"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: -1"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: soon"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -145,6 +146,41 @@ async def test_outbox_done_removes_only_those_items(store: Store) -> None:
     seqs = await store.outbox_add_many([("fake", PortalKey("c"), None, f"p{i}") for i in range(4)])
     await store.outbox_done([seqs[0], seqs[2]])
     assert [i.payload for i in await store.outbox_pending()] == ["p1", "p3"]
+
+
+async def test_outbox_done_later_rides_on_the_next_outbox_commit(store: Store) -> None:
+    seqs = await store.outbox_add_many([("fake", PortalKey("c"), None, f"p{i}") for i in range(3)])
+    store.outbox_done_later(seqs[:2])
+    assert [i.payload for i in await store.outbox_pending()] == ["p0", "p1", "p2"]  # not yet
+    await store.outbox_add_many([("fake", PortalKey("c"), None, "p3")])
+    assert [i.payload for i in await store.outbox_pending()] == ["p2", "p3"]
+
+
+async def test_outbox_done_later_rides_on_the_next_group_commit(store: Store) -> None:
+    [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
+    store.outbox_done_later([seq])
+    await store.set_kv("k", "v")
+    assert await store.outbox_pending() == []
+
+
+async def test_outbox_done_later_commits_alone_when_nothing_else_writes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridgekit.store.DONE_LATER_DELAY", 0.05)
+    [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
+    store.outbox_done_later([seq])
+    await asyncio.sleep(0.2)
+    await store.flush()  # the timer's commit runs as a background write: wait for it
+    assert await store.outbox_pending() == []
+
+
+async def test_flush_commits_outbox_done_later(open_store: Opener) -> None:
+    store = await open_store()
+    [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
+    store.outbox_done_later([seq])
+    await store.flush()
+    restarted = await open_store()
+    assert await restarted.outbox_pending() == []
 
 
 async def test_outbox_survives_a_restart(open_store: Opener) -> None:
