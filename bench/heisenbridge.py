@@ -117,20 +117,9 @@ class HeisenbridgeProcess(bench_irc.BridgeProcess):
             self.hs_url,
         ]
 
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                self.command(),
-                cwd=self.workdir,  # not inside the package: its irc.py would shadow ``irc``
-                env=hb_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+    def env(self) -> dict[str, str]:
+        # The work directory is the cwd (not inside the package: its irc.py would shadow irc).
+        return hb_env()
 
     async def get(self, path: str) -> Any:
         # No metrics endpoint; bench_irc.scrape() calls this inside the CPU window, so fail

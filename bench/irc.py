@@ -287,20 +287,20 @@ class BridgeProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def command(self) -> list[str]:
+        config = str(self.config_path)
+        return [sys.executable, *PROFILE_ARGS, "-m", "bridgekit", "run", "-c", config]
+
+    def env(self) -> dict[str, str] | None:
+        return None  # ours: inherit
+
     def start(self) -> None:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    *PROFILE_ARGS,
-                    "-m",
-                    "bridgekit",
-                    "run",
-                    "-c",
-                    str(self.config_path),
-                ],
+                self.command(),
                 cwd=self.workdir,
+                env=self.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
