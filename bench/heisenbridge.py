@@ -488,17 +488,12 @@ def print_table(report: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench_irc.add_phase_arguments(parser, burst=0)
     parser.add_argument(
         "--heisenbridge-python",
         default=DEFAULT_PYTHON,
         help="interpreter of the venv heisenbridge is installed in",
     )
-    parser.add_argument("--single", type=int, default=100, help="messages one at a time, each way")
-    parser.add_argument("--gap", type=float, default=0.05, help="pause between single messages")
-    parser.add_argument("--rate", type=float, default=50, help="sustained rate (msg/s)")
-    parser.add_argument("--seconds", type=float, default=6, help="length of the sustained phase")
-    parser.add_argument("--burst", type=int, default=0, help="messages sent all at once (0: skip)")
     parser.add_argument(
         "--drain-timeout",
         type=float,
@@ -508,8 +503,6 @@ def main() -> None:
     parser.add_argument(
         "--idle-seconds", type=float, default=10, help="idle CPU measured over this long first"
     )
-    parser.add_argument("--no-capture", action="store_true", help="no packet capture")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if not Path(args.heisenbridge_python).exists():
         parser.error(f"{args.heisenbridge_python} not found; see the module docstring")

@@ -1372,17 +1372,26 @@ def print_phases(phases: list[dict[str, Any]]) -> None:
             print(f"{'  handling (metrics)':22}{h.get('n', 0):>5}{fmt(h.get('p50'), 8)}")
 
 
-def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "--sniff":
-        sniff_main(sys.argv[2])
-        return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_phase_arguments(parser: argparse.ArgumentParser, burst: int) -> None:
+    """The latency phases' options, shared with bench/heisenbridge.py (same phases there)."""
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--single", type=int, default=100, help="messages one at a time, each way")
     parser.add_argument("--gap", type=float, default=0.05, help="pause between single messages")
     parser.add_argument("--rate", type=float, default=50, help="sustained rate (msg/s)")
     parser.add_argument("--seconds", type=float, default=6, help="length of the sustained phase")
-    parser.add_argument("--burst", type=int, default=100, help="messages sent all at once")
+    parser.add_argument(
+        "--burst", type=int, default=burst, help="messages sent all at once (0: skip)"
+    )
+    parser.add_argument("--no-capture", action="store_true", help="no packet capture")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--sniff":
+        sniff_main(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_phase_arguments(parser, burst=100)
     parser.add_argument("--scale", type=int, default=1000, help="puppeted connections (0: skip)")
     parser.add_argument(
         "--scale-messages", type=int, default=30, help="single messages each way at scale"
@@ -1410,8 +1419,6 @@ def main() -> None:
     parser.add_argument("--send-rate", type=float, default=500, help="connector send_rate")
     parser.add_argument("--send-burst", type=int, default=500, help="connector burst")
     parser.add_argument("--log-level", default="WARNING", help="the bridge's logging.level")
-    parser.add_argument("--no-capture", action="store_true", help="no packet capture")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
         "--profile", help="run the bridge under cProfile, writing FILE (call counts; slower)"
     )

@@ -262,14 +262,6 @@ class Store:
             loop = asyncio.get_running_loop()
             self._done_timer = loop.call_later(DONE_LATER_DELAY, self._commit_done_later)
 
-    async def outbox_done(self, seqs: Iterable[int]) -> None:
-        """Delete handled rows, in the group commit (with the mappings their handling wrote)."""
-        last: asyncio.Future[None] | None = None
-        for seq in seqs:
-            last = self._enqueue_write(_DELETE_OUTBOX, (seq,))
-        if last is not None:
-            await last  # writes commit in order: the last one done means all are
-
     async def outbox_pending(self) -> list[OutboxItem]:
         rows = await self.db.fetch(
             "SELECT seq, network, portal_id, receiver, login_id, payload FROM outbox ORDER BY seq"
