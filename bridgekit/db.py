@@ -135,6 +135,9 @@ def create_database(url: str, *, max_connections: int = 10) -> Database:
         }
     else:
         args = {"min_size": 1, "max_size": max_connections}
+        # Registers the postgres scheme; bridgekit/__init__.py keeps it (and asyncpg) unloaded
+        # until a PostgreSQL database is asked for.
+        import mautrix.util.async_db.asyncpg  # noqa: F401
     return Database.create(real, db_args=args, upgrade_table=UpgradeTable(), log=log)
 
 
