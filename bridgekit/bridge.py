@@ -24,9 +24,8 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from . import __version__
+from . import __version__, remote_queue
 from .appservice import AppServiceServer
-from .coalesce import mergeable
 from .config import Config
 from .connector import (
     AliasResolver,
@@ -39,8 +38,6 @@ from .db import create_database, migrate, package_migrations
 from .events import (
     PortalKey,
     RemoteEvent,
-    RemoteMessage,
-    remote_event_from_json,
     remote_event_to_json,
 )
 from .ids import localpart_of, server_of
@@ -146,6 +143,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]
         ] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
+        self.stream_hold = remote_queue.StreamHold(float(config.get("bridge.merge_hold", 0.25)))
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
         add_media_routes(self.server.app, self)
@@ -462,49 +460,7 @@ class Bridge(Logins, Notices, BridgeAPI):
                     fut.set_result(seq)
 
     def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
-        self.outbox.submit((item.network, item.portal), _OutboxJob(self, item, event))
-
-    async def _run_outbox_job(self, job: _OutboxJob) -> None:
-        item = job.item
-        items = [item]
-        start = time.perf_counter()
-        try:
-            evt = job.event
-            if type(evt) is RemoteMessage and self.connectors[item.network].merge_backlog:
-                merged = self._take_mergeable(job, evt, items)
-                if len(merged) > 1:
-                    await self.portals.handle_remote_messages(
-                        item.network, item.login_id, merged, item.seq
-                    )
-                    return
-            await self.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
-        finally:
-            self.metrics.handled("remote", time.perf_counter() - start)
-            self.store.outbox_done_later(i.seq for i in items)
-
-    def _take_mergeable(
-        self, job: _OutboxJob, first: RemoteMessage, items: list[OutboxItem]
-    ) -> list[RemoteMessage]:
-        """Pull the messages queued right behind ``first`` that may share its Matrix event
-        (see :mod:`bridgekit.coalesce`); their outbox rows are appended to ``items``."""
-        merged = [first]
-        size = len(first.content.body)
-
-        def accept(nxt: object) -> bool:
-            if not isinstance(nxt, _OutboxJob) or nxt.item.login_id != job.item.login_id:
-                return False
-            evt = nxt.event
-            return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)
-
-        key = (job.item.network, job.item.portal)
-        while (taken := self.outbox.take_next(key, accept)) is not None:
-            assert isinstance(taken, _OutboxJob)
-            evt = taken.event
-            assert isinstance(evt, RemoteMessage)
-            merged.append(evt)
-            items.append(taken.item)
-            size += 1 + len(evt.content.body)
-        return merged
+        remote_queue.submit(self, item, event)
 
     async def get_kv(self, key: str) -> str | None:
         return await self.store.get_kv(key)
@@ -579,24 +535,3 @@ class Bridge(Logins, Notices, BridgeAPI):
                 for lid, c in self.clients.items()
             },
         }
-
-
-class _OutboxJob:
-    """One outbox row's work. A class rather than a closure so that a running job can look
-    at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
-
-    __slots__ = ("bridge", "item", "_event")
-
-    def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
-        self.bridge = bridge
-        self.item = item
-        self._event = event
-
-    @property
-    def event(self) -> RemoteEvent:
-        if self._event is None:  # replayed from the database after a restart
-            self._event = remote_event_from_json(self.item.payload)
-        return self._event
-
-    async def __call__(self) -> None:
-        await self.bridge._run_outbox_job(self)

@@ -5,7 +5,8 @@ one after another to keep their order, so a room where someone pastes twenty IRC
 behind by seconds. Where a connector allows it (:attr:`NetworkConnector.merge_backlog`),
 consecutive plain messages of one sender that are *already waiting* in the portal's queue are
 sent as one event, lines joined by newlines. A message that arrives while the room is idle is
-sent at once as before: merging never holds a message back to wait for more.
+sent at once. Only a line that continues a fast stream of its sender's lines (a paste, a bot)
+may wait, briefly, for the rest (:class:`bridgekit.remote_queue.StreamHold`).
 
 Every merged remote id still maps to the event (the first as the message, the others as
 aliases), so a later reply or reaction to any of the lines finds it.

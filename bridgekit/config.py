@@ -281,6 +281,10 @@ class Config:
         if self.get("bridge.event_loop", "auto") not in ("auto", "uvloop", "asyncio"):
             bad("bridge.event_loop", "must be auto, uvloop or asyncio")
 
+        hold = self.get("bridge.merge_hold", 0.25)
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold <= 5:
+            bad("bridge.merge_hold", "must be a number of seconds from 0 to 5")
+
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):
             bad("bridge.relay.format", "must contain {message}")

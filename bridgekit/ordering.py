@@ -9,6 +9,7 @@ key - that would deadlock - which is why the runtime's handlers never await thei
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -78,6 +79,16 @@ class OrderedExecutor:
         del queue[1]
         self.pending -= 1
         return job
+
+    def queued(self, key: Hashable) -> int:
+        """Jobs of ``key`` not yet finished, the running one included."""
+        queue = self._queues.get(key)
+        return len(queue) if queue is not None else 0
+
+    def behind(self, key: Hashable) -> list[Job]:
+        """The jobs queued behind ``key``'s running one, in order (to look at, not to run)."""
+        queue = self._queues.get(key)
+        return list(itertools.islice(queue, 1, None)) if queue is not None else []
 
     def queue_depth(self) -> int:
         return self.pending

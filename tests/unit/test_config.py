@@ -99,6 +99,9 @@ BAD_VALUES = [
         '    format: "<{displayname}>"',
     ),
     ("bridge.event_loop", "  event_loop: auto", "  event_loop: trio"),
+    ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: -1"),
+    ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: 60"),
+    ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: yes"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: -1"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: soon"),
 ]
