@@ -190,7 +190,7 @@ def submit(bridge: Bridge, item: OutboxItem, event: RemoteEvent | None = None) -
     job = OutboxJob(bridge, item, event)
     key = (item.network, item.portal)
     hold = bridge.stream_hold
-    if hold.hold > 0 and event is not None:
+    if hold.hold > 0 and event is not None and bridge.connectors[item.network].merge_backlog:
         if type(event) is RemoteMessage and event.sender is not None:
             job.held_from = hold.arrived(key, event.sender.remote_id, time.monotonic())
         else:

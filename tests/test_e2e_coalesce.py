@@ -146,7 +146,7 @@ async def test_someone_elses_line_ends_a_hold_at_once_and_keeps_its_place(
             await client.remote_message(chat, "bob", "warm-up")
             await alice.wait_for_event(room_id, lambda e: e["content"].get("body") == "warm-up")
             first = [f"bot {i:02d}" for i in range(6)]
-            more = [f"bot {i:02d}" for i in range(6, 46)]
+            more = [f"bot {i:02d}" for i in range(6, 66)]
             await stream(client, chat, "bob", first, gap=0.01)
             await client.remote_message(chat, "carol", "carol here")
             rest = asyncio.create_task(stream(client, chat, "bob", more))
@@ -160,9 +160,9 @@ async def test_someone_elses_line_ends_a_hold_at_once_and_keeps_its_place(
             finally:
                 await rest
             await alice.wait_for_event(
-                room_id, lambda e: "bot 45" in e.get("content", {}).get("body", "")
+                room_id, lambda e: "bot 65" in e.get("content", {}).get("body", "")
             )
-            events = await alice.messages(room_id, limit=60)
+            events = await alice.messages(room_id, limit=120)
             said = lines_of(events, {ghost("bob"), ghost("carol")})
             assert said[said.index("bot 00") :] == [*first, "carol here", *more]
     finally:

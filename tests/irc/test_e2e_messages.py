@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import BridgeEnv
 from tests.irc.e2e import body_is, ghost, irc_user, open_channel, privmsg_from, start_bridge
 
@@ -224,5 +226,41 @@ async def test_private_messages_both_ways_become_a_dm_portal(make_bridge, ircd, 
             await alice.send_text(dm_room, "private answer")
             got = await bob.wait_for(privmsg_from(puppet, "private answer"), 15)
             assert got.params[0] == bob.nick
+        finally:
+            await bob.close()
+
+
+async def test_a_paste_from_irc_reaches_matrix_in_one_or_two_events_in_order(
+    make_bridge, ircd, bridge_env, uid
+):
+    bridge = await start_bridge(make_bridge, ircd)
+    bridge.stream_hold.hold = 3.0  # long, so that a paste split by each send's timing shows
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    async with alice:
+        try:
+            room_id, _ = await open_channel(alice, channel, bob)
+            await bob.privmsg(channel, "warm-up")  # bob's ghost is set up; the room is idle
+            await alice.wait_for_event(room_id, body_is("warm-up"))
+            await asyncio.sleep(0.3)
+            lines = [f"paste line {i}" for i in range(9)]  # under the ircd's flood threshold
+            for line in lines:  # a client pasting: lines 50 ms apart
+                await bob.privmsg(channel, line)
+                await asyncio.sleep(0.05)
+            await alice.wait_for_event(
+                room_id, lambda e: "paste line 8" in e.get("content", {}).get("body", "")
+            )
+            events = await alice.messages(room_id, limit=40)
+            bodies = [
+                e["content"]["body"]
+                for e in events
+                if e.get("sender") == ghost(bob.nick)
+                and e["type"] == "m.room.message"
+                and e["content"]["body"].startswith("paste")
+            ]
+            assert "\n".join(bodies).split("\n") == lines
+            assert bodies[0] == "paste line 0"  # the first line is not held
+            assert len(bodies) <= 3, bodies  # one send per line finishing would make 5-9
         finally:
             await bob.close()
