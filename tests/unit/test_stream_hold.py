@@ -36,13 +36,19 @@ def test_nothing_is_held_when_the_hold_is_off() -> None:
     assert hold.arrived(PORTAL, "bob", 1.01) is None
 
 
+def bob_streaming(seconds: float) -> tuple[StreamHold, float]:
+    """A hold of ``seconds`` and the arrival time of bob's second line of a paste."""
+    hold = StreamHold(seconds)
+    now = time.monotonic()
+    hold.arrived(PORTAL, "bob", now)
+    held_from = hold.arrived(PORTAL, "bob", now)
+    assert held_from is not None
+    return hold, held_from
+
+
 def test_a_waiting_merge_wakes_when_someone_else_speaks() -> None:
     async def run() -> float:
-        hold = StreamHold(5.0)
-        now = time.monotonic()
-        hold.arrived(PORTAL, "bob", now)
-        held_from = hold.arrived(PORTAL, "bob", now)
-        assert held_from is not None
+        hold, held_from = bob_streaming(5.0)
 
         async def bob_keeps_streaming() -> None:
             while True:
@@ -64,11 +70,7 @@ def test_a_waiting_merge_wakes_when_someone_else_speaks() -> None:
 
 def test_a_wait_ends_when_the_merge_cannot_grow() -> None:
     async def run() -> float:
-        hold = StreamHold(5.0)
-        now = time.monotonic()
-        hold.arrived(PORTAL, "bob", now)
-        held_from = hold.arrived(PORTAL, "bob", now)
-        assert held_from is not None
+        hold, held_from = bob_streaming(5.0)
         start = time.monotonic()
         await hold.wait(PORTAL, "bob", held_from, lambda: True)
         return time.monotonic() - start
