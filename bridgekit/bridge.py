@@ -139,9 +139,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         self._recent_idless_txns = LRU(10_000)
         self._txn_finished: list[str] = []
         self._txn_flush_task: asyncio.Task[None] | None = None
-        self._outbox_pending: list[
-            tuple[tuple[str, PortalKey, str | None, str], asyncio.Future]
-        ] = []
+        self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
         self.stream_hold = remote_queue.StreamHold(float(config.get("bridge.merge_hold", 0.25)))
         self._background: set[asyncio.Task[Any]] = set()
@@ -216,6 +214,7 @@ class Bridge(Logins, Notices, BridgeAPI):
                 await connector.stop()
             except Exception:
                 log.exception("Error stopping connector %s", connector.name)
+        await self._drain_outbox_pending()
         await self.inbox.stop()
         await self.outbox.stop()
         await self.store.flush()
@@ -424,15 +423,27 @@ class Bridge(Logins, Notices, BridgeAPI):
     # -- BridgeAPI for connectors --------------------------------------------------------------
 
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._append_outbox(login_id, event, fut)
+        await fut
+
+    def queue_remote_event_soon(self, login_id: str | None, event: RemoteEvent) -> None:
+        """No task and no future per event: the group commit submits it (see BridgeAPI)."""
+        try:
+            self._append_outbox(login_id, event, None)
+        except Exception:
+            log.exception("Could not queue a remote event (%s)", event.kind)
+
+    def _append_outbox(
+        self, login_id: str | None, event: RemoteEvent, fut: asyncio.Future[None] | None
+    ) -> None:
         network = self._network_of_event(login_id, event)
         payload = remote_event_to_json(event)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._outbox_pending.append(((network, event.portal, login_id, payload), fut))
+        self._outbox_pending.append(
+            (OutboxItem(0, network, event.portal, login_id, payload), event, fut)
+        )
         if self._outbox_flush_task is None or self._outbox_flush_task.done():
             self._outbox_flush_task = self._spawn(self._flush_outbox())
-        seq = await fut
-        self.metrics.events_in("remote", 1)
-        self._submit_outbox(OutboxItem(seq, network, event.portal, login_id, payload), event)
 
     def _network_of_event(self, login_id: str | None, event: RemoteEvent) -> str:
         if login_id and login_id in self.clients:
@@ -445,19 +456,31 @@ class Bridge(Logins, Notices, BridgeAPI):
         raise ValueError("queue_remote_event needs a login id when several networks run")
 
     async def _flush_outbox(self) -> None:
-        """Group commit: every event queued while the previous write ran goes in one txn."""
+        """Group commit: every event queued while the previous write ran goes in one txn,
+        then each is submitted to its portal's queue, in the order they were queued."""
         while self._outbox_pending:
             batch, self._outbox_pending = self._outbox_pending, []
             try:
-                seqs = await self.store.outbox_add_many([item for item, _ in batch])
+                seqs = await self.store.outbox_add_many(
+                    [(i.network, i.portal, i.login_id, i.payload) for i, _, _ in batch]
+                )
             except Exception as e:
-                for _, fut in batch:
-                    if not fut.done():
+                log.error("Could not store %d remote events: %s", len(batch), e)
+                for _, _, fut in batch:
+                    if fut is not None and not fut.done():
                         fut.set_exception(e)
                 continue
-            for (_, fut), seq in zip(batch, seqs, strict=True):
-                if not fut.done():
-                    fut.set_result(seq)
+            self.metrics.events_in("remote", len(batch))
+            for (item, event, fut), seq in zip(batch, seqs, strict=True):
+                item.seq = seq
+                self._submit_outbox(item, event)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    async def _drain_outbox_pending(self) -> None:
+        """Wait until every queued remote event is committed (before stopping)."""
+        while self._outbox_flush_task is not None and not self._outbox_flush_task.done():
+            await asyncio.gather(self._outbox_flush_task, return_exceptions=True)
 
     def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
         remote_queue.submit(self, item, event)

@@ -21,6 +21,8 @@ commands: connectors get those for free.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +175,14 @@ class BridgeAPI(ABC):
     @abstractmethod
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
         """Store ``event`` durably and schedule it for its portal. Returns once it is stored."""
+
+    def queue_remote_event_soon(self, login_id: str | None, event: RemoteEvent) -> None:
+        """Queue ``event`` without waiting for it to be stored: for a connector reading a
+        stream (IRC lines), where a task per event would cost more than the event itself.
+        Events keep the order of the calls; the runtime logs a failure to store one."""
+        task = asyncio.ensure_future(self.queue_remote_event(login_id, event))
+        _soon_tasks.add(task)
+        task.add_done_callback(_soon_done)
 
     @abstractmethod
     def report_state(
@@ -468,3 +478,14 @@ def capabilities_of(client: object) -> set[str]:
 
 
 CommandHandler = Callable[..., Awaitable[None]]
+
+
+_soon_tasks: set[asyncio.Future[None]] = set()
+
+
+def _soon_done(task: asyncio.Future[None]) -> None:
+    _soon_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("bridgekit.connector").error(
+            "Could not queue a remote event: %s", task.exception()
+        )

@@ -229,16 +229,21 @@ class PortalService(Puppets, MatrixToRemote):
         portal = await self.get_or_create(network, evts[0].portal, login_id)
         if portal is None or not portal.mxid:
             return
-        fresh = [
-            e
-            for e in evts
-            if not (
-                e.id and await self.bridge.store.message_by_remote(portal.network, portal.key, e.id)
-            )
-        ]  # echoes and duplicate deliveries drop out, as for a single message
+        # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
+        # line delivered twice within the batch.
+        seen = await self.bridge.store.known_remote_ids(
+            portal.network, portal.key, [e.id for e in evts if e.id]
+        )
+        fresh = []
+        for e in evts:
+            if e.id and e.id in seen:
+                continue
+            if e.id:
+                seen.add(e.id)
+            fresh.append(e)
         if len(fresh) <= 1:
             if fresh:
-                await self._remote_message(portal, login_id, fresh[0], seq)
+                await self._send_message(portal, login_id, fresh[0], seq)
             return
         first = fresh[0]
         intent = await self.sender_intent(portal, first.sender, login_id)
@@ -323,6 +328,12 @@ class PortalService(Puppets, MatrixToRemote):
     ) -> None:
         if evt.id and await self.bridge.store.message_by_remote(portal.network, portal.key, evt.id):
             return  # an echo of a message we sent, or a duplicate delivery
+        await self._send_message(portal, login_id, evt, seq)
+
+    async def _send_message(
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+    ) -> None:
+        """Send a remote message known to be new."""
         intent = await self.sender_intent(portal, evt.sender, login_id)
         content = await self._message_content(portal, evt.content)
         event_id = await self._send(

@@ -269,20 +269,15 @@ class IRCClient(
     # -- events to the runtime ---------------------------------------------------------------
 
     def emit(self, event: RemoteEvent) -> None:
-        """Hand an event to the runtime now (durable once the task's first await returns).
-
-        Tasks start in creation order and the runtime appends to its outbox before its first
-        await, so events keep the order the lines arrived in.
-        """
+        """Hand an event to the runtime now: it keeps the order of the calls and commits
+        every event read in one go together."""
         event.network = "irc"
-        task = asyncio.ensure_future(self.bridge.queue_remote_event(self.login.id, event))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self.bridge.queue_remote_event_soon(self.login.id, event)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("Could not queue an IRC event: %s", task.exception())
+            log.error("IRC event task failed: %s", task.exception())
 
     # -- runtime queries ---------------------------------------------------------------------
 

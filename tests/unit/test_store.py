@@ -404,6 +404,25 @@ async def test_extra_remote_ids_find_the_same_event_after_a_restart(open_store: 
     assert await fresh.message_by_remote("fake", PortalKey("other"), "line-2") is None
 
 
+async def test_known_remote_ids_finds_ids_and_aliases_of_this_portal_only(
+    open_store: Opener,
+) -> None:
+    store = await open_store()
+    await store.add_message(message("line-3", event_id="$merged"), ["line-1", "line-2"])
+    await store.add_message(message("solo", event_id="$solo"))
+    await store.add_message(message("elsewhere", event_id="$x", portal=PortalKey("other")))
+    asked = ["line-1", "new-1", "solo", "line-3", "elsewhere", "", "new-2", "solo"]
+    fresh = await open_store()
+    assert await fresh.known_remote_ids("fake", PortalKey("chat"), asked) == {
+        "line-1",
+        "line-3",
+        "solo",
+    }
+    assert await fresh.known_remote_ids("fake", PortalKey("other"), asked) == {"elsewhere"}
+    assert await fresh.known_remote_ids("other-net", PortalKey("chat"), asked) == set()
+    assert await fresh.known_remote_ids("fake", PortalKey("chat"), []) == set()
+
+
 async def test_extra_remote_ids_go_with_their_message_and_portal(open_store: Opener) -> None:
     store = await open_store()
     portal = a_portal()
