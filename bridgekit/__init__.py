@@ -7,22 +7,36 @@ import sys
 __version__ = "0.1.0"
 
 
-def _import_async_db_without_asyncpg() -> None:
-    """Import mautrix's ``async_db`` with its PostgreSQL backend left out, to be loaded on demand.
+def _import_mautrix_without_optional_extras() -> None:
+    """Import the mautrix modules that load optional libraries eagerly, with those hidden.
 
-    ``mautrix.util.async_db`` imports asyncpg (and registers the ``postgres`` scheme) when it
-    is imported, so a bridge on SQLite paid about 3.5 MiB of RSS for a driver it never calls.
-    Here the package is imported while asyncpg is hidden, which mautrix tolerates (its backends
-    are optional imports); :func:`bridgekit.db.create_database` imports the backend module for a
-    PostgreSQL URL. If something imported ``async_db`` before bridgekit, nothing changes.
+    * ``mautrix.util.async_db`` imports asyncpg (and registers the ``postgres`` scheme) when
+      it is imported, so a bridge on SQLite paid about 3.5 MiB of RSS for a driver it never
+      calls. :func:`bridgekit.db.create_database` imports the backend for a PostgreSQL URL.
+    * ``mautrix.util.opt_prometheus`` binds prometheus_client's metric classes (about 1 MiB)
+      for counters in prometheus_client's global registry, which bridgekit never serves
+      (:mod:`bridgekit.metrics` has its own, and imports the library only when scraped).
+      Hidden, mautrix falls back to its no-op counters.
+
+    mautrix treats both as optional imports. Whatever was imported before bridgekit is left
+    as it is.
     """
-    if "mautrix.util.async_db" in sys.modules or "asyncpg" in sys.modules:
-        return
-    sys.modules["asyncpg"] = None  # type: ignore[assignment]  # makes `import asyncpg` fail
+    hidden = [
+        name
+        for name, importer in (
+            ("asyncpg", "mautrix.util.async_db"),
+            ("prometheus_client", "mautrix.util.opt_prometheus"),
+        )
+        if name not in sys.modules and importer not in sys.modules
+    ]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
     try:
         import mautrix.util.async_db  # noqa: F401
+        import mautrix.util.opt_prometheus  # noqa: F401
     finally:
-        del sys.modules["asyncpg"]
+        for name in hidden:
+            del sys.modules[name]
 
 
-_import_async_db_without_asyncpg()
+_import_mautrix_without_optional_extras()
