@@ -270,6 +270,8 @@ def proc_nofile(pid: int) -> str:
 
 #: ``--profile FILE``: the bridge runs under cProfile (slower; for call counts, not figures).
 PROFILE_ARGS: list[str] = []
+#: ``--bridge-python``: the interpreter that runs the bridge (default: this one).
+BRIDGE_PYTHON: list[str] = [sys.executable]
 
 
 class BridgeProcess:
@@ -289,7 +291,7 @@ class BridgeProcess:
 
     def command(self) -> list[str]:
         config = str(self.config_path)
-        return [sys.executable, *PROFILE_ARGS, "-m", "bridgekit", "run", "-c", config]
+        return [*BRIDGE_PYTHON, *PROFILE_ARGS, "-m", "bridgekit", "run", "-c", config]
 
     def env(self) -> dict[str, str] | None:
         return None  # ours: inherit
@@ -1422,7 +1424,15 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="run the bridge under cProfile, writing FILE (call counts; slower)"
     )
+    parser.add_argument(
+        "--bridge-python",
+        help="run the bridge with this interpreter: a venv made by `pip install "
+        "'bridgekit[irc]'` measures what an admin installs (this venv has every extra, and "
+        "slixmpp's aiodns makes aiohttp load c-ares: about 1 MiB)",
+    )
     args = parser.parse_args()
+    if args.bridge_python:
+        BRIDGE_PYTHON[:] = [args.bridge_python]
     if args.profile:
         PROFILE_ARGS[:] = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]
     report = asyncio.run(run(args))

@@ -81,20 +81,33 @@ async def test_occupant_presence_is_the_ghosts_presence_and_leaving_leaves_the_r
     async with alice:
         bob_ghost = ghost(f"{room}/Bob")
 
+        last_seen: dict[str, object] = {}
+
         async def ghost_presence_is(user: str, presence: str, status: str | None) -> bool:
             try:
                 seen = await matrix_presence(alice, user)
-            except MatrixError:  # not in a room with Alice yet
+            except MatrixError as e:  # not in a room with Alice yet
+                last_seen[user] = e
                 return False
+            last_seen[user] = seen
             return seen.get("presence") == presence and seen.get("status_msg") == status
+
+        async def wait_presence(user: str, presence: str, status: str | None) -> None:
+            try:
+                await eventually(lambda: ghost_presence_is(user, presence, status))
+            except AssertionError:
+                # What the homeserver last said tells a lost update from a slow one.
+                raise AssertionError(
+                    f"{user} not {presence}/{status!r}; last seen: {last_seen.get(user)!r}"
+                ) from None
 
         # The last step changes the state but not the (empty) status message: still news.
         steps = (("away", "brb"), ("xa", "gone home"), ("dnd", "busy"), ("away", None))
         for show, status in steps:
             bob.xmpp.send_presence(pto=f"{room}/Bob", pshow=show, pstatus=status)
-            await eventually(lambda s=status: ghost_presence_is(bob_ghost, "unavailable", s))
+            await wait_presence(bob_ghost, "unavailable", status)
         bob.xmpp.send_presence(pto=f"{room}/Bob")
-        await eventually(lambda: ghost_presence_is(bob_ghost, "online", None))
+        await wait_presence(bob_ghost, "online", None)
 
         # Someone who arrives already away is shown away at once.
         carol = await xmpp_clients(prosody, uid("carol"))
@@ -103,7 +116,7 @@ async def test_occupant_presence_is_the_ghosts_presence_and_leaving_leaves_the_r
         arrival["muc_join"]["history"]["maxstanzas"] = "0"
         arrival.send()
         carol_ghost = ghost(f"{room}/Carol")
-        await eventually(lambda: ghost_presence_is(carol_ghost, "unavailable", "on holiday"))
+        await wait_presence(carol_ghost, "unavailable", "on holiday")
 
         # Leaving the MUC is leaving the Matrix room (the ghost leaves: not a kick).
         bob.xmpp.send_presence(pto=f"{room}/Bob", ptype="unavailable")
