@@ -1378,7 +1378,13 @@ def add_phase_arguments(parser: argparse.ArgumentParser, burst: int) -> None:
     """The latency phases' options, shared with bench/heisenbridge.py (same phases there)."""
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--single", type=int, default=100, help="messages one at a time, each way")
-    parser.add_argument("--gap", type=float, default=0.05, help="pause between single messages")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.15,
+        help="pause between single messages: with it, lines come more than the runtime's "
+        "stream gap (0.1 s) apart, so none is held as part of a paste",
+    )
     parser.add_argument("--rate", type=float, default=50, help="sustained rate (msg/s)")
     parser.add_argument("--seconds", type=float, default=6, help="length of the sustained phase")
     parser.add_argument(
