@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .config import ServerConfig
+from .config import READ_STREAM_GAP, ServerConfig
 from .lines import LineError, Message, ParseError, build_line, parse_line
 from .names import InvalidNameError, casefold, nick_variants, sanitize_nick
 
@@ -156,7 +156,20 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         conn = self.conn
-        conn.last_rx = time.monotonic()
+        now = time.monotonic()
+        previous, conn.last_rx = conn.last_rx, now
+        if (
+            now - previous < READ_STREAM_GAP
+            and conn.server.read_batch > 0
+            and conn.registered
+            and self.transport is not None
+            and not conn.awaiting()
+        ):
+            # A stream (a paste, a bot, a busy channel): let the next lines gather in the
+            # socket and handle them together. Not while our own lines await their echo, which
+            # would slow the sender down.
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(conn.server.read_batch, self._resume)
         while True:
             end = self.buffer.find(b"\n")
             if end < 0:
@@ -178,6 +191,10 @@ class _Protocol(asyncio.Protocol):
             log.warning("Line too long from %s; dropping the connection", conn.server.name)
             if self.transport is not None:
                 self.transport.close()
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn.connection_lost(self, exc)
@@ -220,6 +237,8 @@ class IRCConnection:
         self.isupport = ISupport()
         self.caps: set[str] = set()
         self._offered: dict[str, str] = {}
+        #: True while lines we sent await their echo (no read pauses then: see _Protocol).
+        self.awaiting: Callable[[], bool] = lambda: False
         self.registered = False
         self.ready = asyncio.Event()
         self.last_rx = time.monotonic()

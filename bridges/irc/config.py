@@ -18,6 +18,7 @@ Example::
             mode_power_levels: {o: 50, v: 1}
             relay_only: false
             idle_timeout: 172800
+            read_batch: 0.05            # a connection receiving a stream reads every 50 ms
             reconnect: {rate: 20, concurrency: 100, min_delay: 2, max_delay: 300}
 """
 
@@ -37,6 +38,10 @@ DEFAULT_ALIAS_TEMPLATE = "_irc_{server}_{channel}"
 DEFAULT_NICK_TEMPLATE = "{displayname}[m]"
 DEFAULT_EDIT_FORMAT = "* {diff}"
 _LOCALPART_TEXT_RE = re.compile(r"^[a-z0-9._=/-]*$")
+#: Reads closer together than this are a stream. It matches the runtime's stream gap
+#: (``bridgekit.remote_queue.STREAM_GAP``): a read pause must stay shorter, or the runtime
+#: would take each batch for the end of the stream.
+READ_STREAM_GAP = 0.1
 
 _SERVER_KEYS = {
     "host",
@@ -62,6 +67,7 @@ _SERVER_KEYS = {
     "reconnect",
     "netsplit_debounce",
     "names_drip_delay",
+    "read_batch",
     "channels",
     "realname",
     "username",
@@ -102,6 +108,10 @@ class ServerConfig:
     reconnect_max_delay: float = 300.0
     netsplit_debounce: float = 30.0
     names_drip_delay: float = 0.0
+    #: Seconds a connection that is receiving a stream of lines (reads less than
+    #: :data:`READ_STREAM_GAP` apart) leaves its socket unread, so the next lines are handled
+    #: together: one wake-up, one parse loop and one outbox commit for several lines. 0: off.
+    read_batch: float = 0.05
     realname: str = "Matrix user (bridgekit)"
     username: str = "matrix"
 
@@ -202,6 +212,14 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             value = section.get(key)
             if value is not None and (not _num(value) or value < 0):
                 problems.append((f"{base}.{key}", "must be a number of seconds >= 0 (0 = off)"))
+        batch = section.get("read_batch")
+        if batch is not None and (not _num(batch) or not 0 <= batch < READ_STREAM_GAP):
+            problems.append(
+                (
+                    f"{base}.read_batch",
+                    f"must be a number of seconds >= 0 and below {READ_STREAM_GAP} (0 = off)",
+                )
+            )
         rate = section.get("send_rate")
         if rate is not None and (not _num(rate) or rate <= 0):
             problems.append((f"{base}.send_rate", "must be a number of lines per second > 0"))

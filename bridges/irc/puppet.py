@@ -162,6 +162,7 @@ class IRCClient(
             label=f"{self.login.id}/{self.login.remote_name}",
         )
         conn.on_ready_lines = self._rejoin_lines
+        conn.awaiting = lambda: bool(self._echo) or bool(conn.queue)
         return conn
 
     async def connect(self) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bridgekit.events import PortalKey
 from bridges.irc import crypto
-from bridges.irc.client import IRCConnection, ISupport, StartPacer, TokenBucket
+from bridges.irc.client import IRCConnection, ISupport, StartPacer, TokenBucket, _Protocol
 from bridges.irc.config import parse, validate
 from bridges.irc.connector import IRCConnector
 from bridges.irc.netsplit import NetsplitDebouncer, is_netsplit_quit
@@ -82,6 +82,15 @@ def test_reconnect_rate_is_configurable_and_validated():
     assert parse({"servers": {"l": {"host": "x"}}})["l"].reconnect_concurrency == 100
     problems = dict(validate({"servers": {"l": {"host": "x", "reconnect": {"rate": 0}}}}))
     assert "servers.l.reconnect.rate" in problems
+
+
+def test_read_batch_is_configurable_and_stays_below_the_stream_gap():
+    assert parse({"servers": {"l": {"host": "x"}}})["l"].read_batch == 0.05
+    for ok in (0, 0.02, 0.09):
+        assert validate({"servers": {"l": {"host": "x", "read_batch": ok}}}) == [], ok
+    for bad in (0.1, 1, -0.01, "fast", True):
+        problems = dict(validate({"servers": {"l": {"host": "x", "read_batch": bad}}}))
+        assert "servers.l.read_batch" in problems, bad
 
 
 def test_namespace_templates_cover_every_server_and_work_without_servers():
@@ -391,3 +400,61 @@ def test_connection_starts_are_paced_and_not_held_by_slow_registrations(concurre
     assert len(accepted) == 6  # none of them registered, yet all started
     gaps = [b - a for a, b in zip(accepted, accepted[1:], strict=False)]
     assert min(gaps) >= 0.04 and accepted[-1] >= 0.24  # 20 starts per second
+
+
+class _Transport:
+    """Records what the protocol asks of its socket."""
+
+    def __init__(self) -> None:
+        self.paused = self.resumed = 0
+
+    def pause_reading(self) -> None:
+        self.paused += 1
+
+    def resume_reading(self) -> None:
+        self.resumed += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def test_a_stream_of_lines_is_read_in_batches_and_a_lone_line_at_once():
+    async def run() -> None:
+        client = await _registered(_connector(read_batch=0.05), "alice", "alice[m]")
+        conn, transport = client.conn, _Transport()
+        proto = _Protocol(conn)
+        proto.transport = transport
+        conn.last_rx = time.monotonic() - 1  # quiet for a second
+
+        def say(text: str) -> None:
+            proto.data_received(f":bob!b@h PRIVMSG alice[m] :{text}\r\n".encode())
+
+        say("one")  # a lone line: read on
+        assert transport.paused == 0
+        say("two")  # the next read within 0.1 s: a stream, the socket rests 50 ms
+        assert (transport.paused, transport.resumed) == (1, 0)
+        await asyncio.sleep(0.1)
+        assert transport.resumed == 1
+        # While our own line awaits its echo, reading never pauses.
+        conn.awaiting = lambda: True
+        say("three")
+        assert transport.paused == 1
+        conn.awaiting = lambda: False
+        # Reads that are not a stream (0.1 s or more apart) do not pause either.
+        conn.last_rx -= 0.1
+        say("four")
+        assert transport.paused == 1
+        # Every line was handled, in order, whatever the pauses.
+        assert [m.content.body for m in _messages(client)] == ["one", "two", "three", "four"]
+        # read_batch: 0 turns it off.
+        off = await _registered(_connector(read_batch=0), "bob", "bob[m]")
+        proto, transport = _Protocol(off.conn), _Transport()
+        proto.transport = transport
+        for text in ("a", "b", "c"):
+            proto.data_received(f":carol!c@h PRIVMSG bob[m] :{text}\r\n".encode())
+        assert transport.paused == 0
+
+    asyncio.run(run())
