@@ -42,7 +42,7 @@ from .events import (
 )
 from .ids import localpart_of, server_of
 from .logins import Logins, LoginState
-from .matrix import MatrixClient, with_retries
+from .matrix import Backoff, MatrixClient, with_retries
 from .media import MediaSigner
 from .media import add_routes as add_media_routes
 from .metrics import Metrics
@@ -51,6 +51,9 @@ from .ordering import OrderedExecutor
 from .store import LRU, OutboxItem, Store
 
 log = logging.getLogger("bridgekit")
+#: Tries to commit a batch of remote events before they are given up (logged, and the
+#: connector's await raises): 0.1-3.2 s apart, 3-6 s in all.
+OUTBOX_ATTEMPTS = 6
 
 #: Above this many unhandled events in memory, new transactions wait before being acknowledged.
 MAX_PENDING_EVENTS = 20_000
@@ -460,15 +463,30 @@ class Bridge(Logins, Notices, BridgeAPI):
         then each is submitted to its portal's queue, in the order they were queued."""
         while self._outbox_pending:
             batch, self._outbox_pending = self._outbox_pending, []
-            try:
-                seqs = await self.store.outbox_add_many(
-                    [(i.network, i.portal, i.login_id, i.payload) for i, _, _ in batch]
-                )
-            except Exception as e:
-                log.error("Could not store %d remote events: %s", len(batch), e)
-                for _, _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(e)
+            rows = [(i.network, i.portal, i.login_id, i.payload) for i, _, _ in batch]
+            backoff = Backoff(base=0.2, cap=5.0)
+            for attempt in range(1, OUTBOX_ATTEMPTS + 1):
+                try:
+                    seqs = await self.store.outbox_add_many(rows)
+                    break
+                except Exception as e:  # a locked or full database: the batch is retried
+                    if attempt == OUTBOX_ATTEMPTS:
+                        log.error("Could not store %d remote events: %s", len(batch), e)
+                        for _, _, fut in batch:
+                            if fut is not None and not fut.done():
+                                fut.set_exception(e)
+                        seqs = None
+                        break
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "Storing %d remote events failed (%s), retry %d in %.1fs",
+                        len(batch),
+                        e,
+                        attempt,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+            if seqs is None:
                 continue
             self.metrics.events_in("remote", len(batch))
             for (item, event, fut), seq in zip(batch, seqs, strict=True):

@@ -6,13 +6,14 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from bridgekit.events import PortalKey
+from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import body_is, fake, portal_scene
 
@@ -59,6 +60,36 @@ async def test_homeserver_outage_delays_but_loses_nothing(bridge, bridge_env: Br
         await eventually(lambda: len(bodies(alice, room_id, "o")) >= len(expected), timeout=90)
         await asyncio.sleep(1)
         assert bodies(alice, room_id, "o") == expected
+
+
+async def test_a_failing_outbox_commit_is_retried_and_loses_nothing(bridge, bridge_env, uid):
+    """The database refuses the first commits (locked, full): the lines queued meanwhile, with
+    and without waiting for their commit, all reach the room, in order, once."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
+        store_many = bridge.store.outbox_add_many
+        failures = [sqlite3.OperationalError("database is locked")] * 2
+
+        async def flaky(items):
+            if failures:
+                raise failures.pop()
+            return await store_many(items)
+
+        bridge.store.outbox_add_many = flaky
+        expected = [f"d{i:02d}" for i in range(12)]
+        for body in expected[:8]:  # the IRC way: queued, not awaited
+            bridge.queue_remote_event_soon(
+                client.login.id,
+                RemoteMessage(
+                    PortalKey(chat), EventSender("bob"), id=body, content=MessageContent(body)
+                ),
+            )
+        for body in expected[8:]:  # the awaited way: returns once stored
+            await client.remote_message(chat, "bob", body)
+        assert not failures, "the failures were never hit"
+        await eventually(lambda: len(bodies(alice, room_id, "d")) >= len(expected), timeout=60)
+        await asyncio.sleep(1)  # a duplicate would show up now
+        assert bodies(alice, room_id, "d") == expected
 
 
 async def test_restart_mid_stream_matrix_to_remote(
