@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 from .config import READ_STREAM_GAP, ServerConfig
@@ -47,6 +48,20 @@ KEEPALIVE = 90.0  # seconds of silence before we PING the server
 KEEPALIVE_GRACE = 60.0  # seconds to answer it
 REGISTER_TIMEOUT = 60.0
 _MAX_BUFFER = 1 << 20
+
+
+@lru_cache(maxsize=32)
+def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """The TLS context for a server's settings, made once and shared by all its connections.
+
+    Each new context loads the whole CA store: ~0.8 MiB and ~40 ms of CPU here, which
+    10,000 puppets (and every reconnect) would otherwise pay one by one.
+    """
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class TokenBucket:
@@ -314,6 +329,7 @@ class IRCConnection:
                 if self._stopping:
                     return
                 self.idle = False
+            failure = ""
             try:
                 async with self.semaphore:
                     if self.start_pacer is not None:
@@ -326,6 +342,7 @@ class IRCConnection:
             except Exception as e:
                 log.info("%s: connection to %s failed: %s", self.label, self.server.name, e)
                 self._close("Registration failed")
+                failure = f"connection failed: {str(e) or type(e).__name__}; "
             self._proto = None
             self.registered = False
             self.ready.clear()
@@ -336,7 +353,7 @@ class IRCConnection:
                 continue
             self.attempt += 1
             delay = self.backoff_delay()
-            self.on_state("disconnected", f"reconnecting in {delay:.0f}s")
+            self.on_state("disconnected", f"{failure}reconnecting in {delay:.0f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._forced_wake(), delay)
 
@@ -364,10 +381,7 @@ class IRCConnection:
         loop = asyncio.get_running_loop()
         ctx: ssl.SSLContext | None = None
         if self.server.tls:
-            ctx = ssl.create_default_context()
-            if not self.server.tls_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
+            ctx = tls_context(self.server.tls_verify, self.server.tls_ca_file)
         proto = _Protocol(self)
         self._proto = proto
         await asyncio.wait_for(

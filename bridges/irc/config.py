@@ -9,6 +9,7 @@ Example::
             host: irc.libera.chat
             port: 6697
             tls: true
+            tls_ca_file: null           # PEM of CAs to trust instead of the system's
             sasl_username: mybot        # or `password:` for a server password
             sasl_password: secret
             nick_template: "{displayname}[m]"
@@ -24,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ _SERVER_KEYS = {
     "port",
     "tls",
     "tls_verify",
+    "tls_ca_file",
     "password",
     "sasl_username",
     "sasl_password",
@@ -82,6 +85,9 @@ class ServerConfig:
     port: int = 6667
     tls: bool = False
     tls_verify: bool = True
+    #: PEM file of the certificate authorities to trust for this server instead of the
+    #: system's (a private network, a self-signed server). None: the system store.
+    tls_ca_file: str | None = None
     password: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = None
@@ -174,6 +180,13 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         for key in ("tls", "tls_verify", "relay_only", "paste_fallback"):
             if key in section and not isinstance(section[key], bool):
                 problems.append((f"{base}.{key}", "must be true or false"))
+        ca_file = section.get("tls_ca_file")
+        if ca_file is not None and (
+            not isinstance(ca_file, str) or any(c in ca_file for c in "\r\n\0")
+        ):
+            problems.append((f"{base}.tls_ca_file", "must be the path of a PEM file"))
+        elif ca_file is not None and not os.path.isfile(ca_file):
+            problems.append((f"{base}.tls_ca_file", f"no such file: {ca_file}"))
         for key in (
             "password",
             "sasl_username",

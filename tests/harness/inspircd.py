@@ -111,6 +111,49 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _write_self_signed(cert_path: Path, key_path: Path, host: str) -> None:
+    """A self-signed certificate (its own CA) for ``host``, 127.0.0.1 and localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bridgekit test ircd")])
+    now = datetime.datetime.now(datetime.UTC)
+    addresses = {ipaddress.ip_address("127.0.0.1")}
+    with contextlib.suppress(ValueError):
+        addresses.add(ipaddress.ip_address(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), *(x509.IPAddress(a) for a in addresses)]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def _available_modules() -> list[str]:
     return [name for name in OPTIONAL_MODULES if (MODULE_DIR / f"m_{name}.so").exists()]
 
@@ -148,6 +191,7 @@ class InspIRCd:
         extra_config: str = "",
         start_timeout: float = 20.0,
         server_id: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         #: The server's SID (digit + two letters/digits); linked servers need distinct ones.
@@ -160,6 +204,9 @@ class InspIRCd:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.flood_control = flood_control
+        #: With ``tls``, a second client port speaks TLS (``ssl_gnutls``) with a self-signed
+        #: certificate for 127.0.0.1 and localhost (:attr:`cert_path`, also its own CA).
+        self.tls_port = free_port(host) if tls else None
         self.server_name = server_name
         self.extra_config = extra_config
         self.start_timeout = start_timeout
@@ -181,6 +228,15 @@ class InspIRCd:
     def output_path(self) -> Path:
         """The process's stdout/stderr."""
         return self.workdir / "inspircd.out"
+
+    @property
+    def cert_path(self) -> Path:
+        """The TLS listener's certificate (PEM), to be trusted as a CA by clients."""
+        return self.workdir / "tls-cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        return self.workdir / "tls-key.pem"
 
     @property
     def pid_path(self) -> Path:
@@ -243,9 +299,22 @@ class InspIRCd:
          localmax="10" globalmax="10" maxconnwarn="no"
          resolvehostnames="no" useident="no">
 {modules}
+{self.tls_config()}
 {self.link_config()}
 {self.extra_config}
 """
+
+    def tls_config(self) -> str:
+        """``ssl_gnutls`` and a TLS client listener on :attr:`tls_port` (when enabled);
+        ``sslinfo`` makes WHOIS say who is on a secure connection."""
+        if self.tls_port is None:
+            return ""
+        return f"""\
+<module name="ssl_gnutls">
+<module name="sslinfo">
+<sslprofile name="bridgekit" provider="gnutls" certfile="{self.cert_path}"
+            keyfile="{self.key_path}" dhfile="" hash="sha256" requestclientcert="no">
+<bind address="{self.host}" port="{self.tls_port}" type="clients" sslprofile="bridgekit">"""
 
     def link_config(self) -> str:
         """``m_spanningtree``: a server listener and a ``<link>`` per peer (loopback only)."""
@@ -269,6 +338,8 @@ class InspIRCd:
         """Write the config (and an MOTD) into the work dir."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "inspircd.motd").write_text("bridgekit test server\n")
+        if self.tls_port is not None and not self.cert_path.exists():
+            _write_self_signed(self.cert_path, self.key_path, self.host)
         self.config_path.write_text(self.config_text())
 
     # -- lifecycle -----------------------------------------------------------

@@ -93,6 +93,18 @@ def test_read_batch_is_configurable_and_stays_below_the_stream_gap():
         assert "servers.l.read_batch" in problems, bad
 
 
+def test_tls_ca_file_must_name_an_existing_file(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    server = {"host": "x", "tls": True, "tls_ca_file": str(ca)}
+    assert validate({"servers": {"l": server}}) == []
+    assert parse({"servers": {"l": server}})["l"].tls_ca_file == str(ca)
+    assert parse({"servers": {"l": {"host": "x"}}})["l"].tls_ca_file is None
+    for bad in (str(tmp_path / "missing.pem"), 5, "a\nb"):
+        problems = dict(validate({"servers": {"l": {**server, "tls_ca_file": bad}}}))
+        assert "servers.l.tls_ca_file" in problems, bad
+
+
 def test_namespace_templates_cover_every_server_and_work_without_servers():
     assert IRCConnector.namespace_templates({"enabled": True}) == (
         ["_irc_{server}_{nick}"],
