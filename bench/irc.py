@@ -1134,7 +1134,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "workdir": str(workdir),
         }
     }
-    ircd = InspIRCd(workdir / "ircd", flood_control=False)
+    ircd = InspIRCd(workdir / "ircd", flood_control=False, tls=args.tls)
+    report["conditions"]["tls"] = args.tls
     synapse = None
     env: Env | None = None
     try:
@@ -1146,6 +1147,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             burst=args.send_burst,
             max_connections=max(10_000, args.scale + 10),
         )
+        if args.tls:
+            # The bridge's connections use the TLS listener; the benchmark's own IRC
+            # clients stay on the plain port.
+            section["irc"]["servers"]["local"].update(
+                port=ircd.tls_port, tls=True, tls_ca_file=str(ircd.cert_path)
+            )
         # Connection starts per second and registrations in flight (InspIRCd 3 completes
         # registrations on a once-a-second timer); 0 leaves the connector's default.
         reconnect = section["irc"]["servers"]["local"]["reconnect"]
@@ -1247,7 +1254,8 @@ async def latency_phases(
     single_only: int = 0,
 ) -> list[dict[str, Any]]:
     sniffer = None
-    if not args.no_capture:
+    # Over TLS the captured bridge<->ircd packets are ciphertext: no wire timestamps per line.
+    if not args.no_capture and not args.tls:
         sniffer = Sniffer(roles)
         if sniffer.start():
             env.sniffer = sniffer
@@ -1312,6 +1320,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"bridge log "
         f"level {cfg.get('log_level')}, fd limit {c.get('bridge_nofile')}, idle bridge CPU "
         f"{c.get('bridge_idle_cpu_pct')}%, capture: {c.get('capture', 'off')}"
+        f"{', bridge<->ircd over TLS' if c.get('tls') else ''}"
     )
     print_phases(report.get("phases", []))
     scale = report.get("scale")
@@ -1392,6 +1401,11 @@ def add_phase_arguments(parser: argparse.ArgumentParser, burst: int) -> None:
     )
     parser.add_argument("--no-capture", action="store_true", help="no packet capture")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the bridge connects to InspIRCd's TLS listener (self-signed, trusted by CA file)",
+    )
 
 
 def main() -> None:
