@@ -268,6 +268,8 @@ class IRCConnection:
         self._stopping = False
         self.idle = False
         self.sasl_failed = False
+        #: The last ERROR line's text from the server (why it is closing the link).
+        self.server_error = ""
         self.attempt = 0
         #: Lines written before registration completes (JOINs queued by the owner...).
         self.on_ready_lines: Callable[[], list[bytes]] = lambda: []
@@ -376,6 +378,7 @@ class IRCConnection:
         self.isupport = ISupport()
         self.registered = False
         self.sasl_failed = False
+        self.server_error = ""
         self._variants = None
         self.nick = self.wanted_nick
         loop = asyncio.get_running_loop()
@@ -403,7 +406,9 @@ class IRCConnection:
             waiter.cancel()
             lost.cancel()
         if not self.ready.is_set():
-            raise ConnectionError("registration did not complete")
+            # The server's ERROR says why (a wrong server password, a ban, a full class).
+            why = f": {self.server_error}" if self.server_error else ""
+            raise ConnectionError(f"registration did not complete{why}")
         self._schedule_keepalive()
 
     def connection_lost(self, proto: _Protocol, exc: Exception | None) -> None:
@@ -543,6 +548,7 @@ class IRCConnection:
             self.host = msg.params[1]
         elif cmd == "ERROR":
             log.info("%s: server said ERROR %s", self.label, msg.params)
+            self.server_error = (msg.trailing or "")[:300]
         self.on_line(msg)
 
     def _on_welcome_done(self) -> None:

@@ -84,6 +84,7 @@ async def run(connector: IRCConnector, ce: CommandEvent) -> None:
         client = await _client(connector, ce, server, create=True)
         assert client is not None
         await connector.store_password(client.login.id, args[0])
+        client.use_password(args[0])
         await ce.reply(
             "Password stored (encrypted). It is used for SASL or NickServ from the "
             "next connection on; `irc reconnect` to use it now."

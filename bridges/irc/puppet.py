@@ -171,14 +171,28 @@ class IRCClient(
         nick = await self.bridge.get_kv(self.kv("nick"))
         if nick:
             self.conn.wanted_nick = nick
-        if self.server.sasl_username and self.server.sasl_password and self.relay:
-            self.conn.sasl = (self.server.sasl_username, self.server.sasl_password)
-        self._password = await self.connector.load_password(self.login.id)
-        if self._password:
-            self.conn.sasl = (self.conn.wanted_nick, self._password)
+        self.use_password(await self.connector.load_password(self.login.id))
         self.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         self.conn.start()
         self._schedule_idle_check()
+
+    @property
+    def _relays_others(self) -> bool:
+        return self.relay or self.server.relay_only
+
+    def use_password(self, password: str | None) -> None:
+        """Log in with ``password`` (SASL where offered, else NickServ) from the next
+        (re)connection on; without one, a connection that relays others (every connection of
+        a ``relay_only`` server) logs in with the server's ``sasl_username``."""
+        self._password = password
+        if self.conn is None:
+            return
+        if password:
+            self.conn.sasl = (self.conn.wanted_nick, password)
+        elif self.server.sasl_username and self.server.sasl_password and self._relays_others:
+            self.conn.sasl = (self.server.sasl_username, self.server.sasl_password)
+        else:
+            self.conn.sasl = None
 
     async def disconnect(self) -> None:
         if self._idle_timer is not None:
@@ -208,6 +222,17 @@ class IRCClient(
         self.conn.label = f"{self.login.id}/{self.conn.nick}"
         if self._password and "sasl" not in self.conn.caps:
             self.conn.send_raw_safe("PRIVMSG", "NickServ", f"IDENTIFY {self._password}")
+        if self.conn.sasl is not None and self.conn.sasl_failed:
+            # Connected, but not logged in: say so where the user looks, not only in a log.
+            account = self.conn.sasl[0]
+            how = "`irc storepass`" if self._password else "the bridge's sasl_password"
+            self._spawn(
+                self.bridge.notify_user(
+                    self.login.user_mxid,
+                    f"{self.server_name} refused the SASL login as {account}: connected "
+                    f"without logging in. Check the password ({how}).",
+                )
+            )
 
     def _on_state(self, state: str, message: str) -> None:
         if state == "connected":

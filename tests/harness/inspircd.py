@@ -192,6 +192,7 @@ class InspIRCd:
         start_timeout: float = 20.0,
         server_id: str | None = None,
         tls: bool = False,
+        client_password: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         #: The server's SID (digit + two letters/digits); linked servers need distinct ones.
@@ -207,6 +208,8 @@ class InspIRCd:
         #: With ``tls``, a second client port speaks TLS (``ssl_gnutls``) with a self-signed
         #: certificate for 127.0.0.1 and localhost (:attr:`cert_path`, also its own CA).
         self.tls_port = free_port(host) if tls else None
+        #: With ``client_password``, every client must send it (``PASS``) to register.
+        self.client_password = client_password
         self.server_name = server_name
         self.extra_config = extra_config
         self.start_timeout = start_timeout
@@ -258,8 +261,11 @@ class InspIRCd:
         else:
             flood = 'threshold="1000000" commandrate="1000000000" fakelag="no"'
         modules = "\n".join(f'<module name="{name}">' for name in self.modules)
+        password = (
+            f'password="{self.client_password}" hash="plaintext"' if self.client_password else ""
+        )
         local_class = f"""\
-         timeout="60" pingfreq="120"
+         timeout="60" pingfreq="120" {password}
          hardsendq="1048576" softsendq="65536" recvq="65536"
          {flood}
          localmax="{_LOCAL_LIMIT}" globalmax="{_LOCAL_LIMIT}" maxconnwarn="no"
@@ -293,7 +299,7 @@ class InspIRCd:
 {local_class}
 <connect name="loopback" allow="127.0.0.0/8"
 {local_class}
-<connect name="main" allow="*" timeout="60" pingfreq="120"
+<connect name="main" allow="*" timeout="60" pingfreq="120" {password}
          hardsendq="262144" softsendq="8192" recvq="8192"
          threshold="10" commandrate="1000" fakelag="yes"
          localmax="10" globalmax="10" maxconnwarn="no"
@@ -434,7 +440,10 @@ class InspIRCd:
         nick = f"probe{os.getpid() % 1000}{os.urandom(3).hex()}"
         replies: list[Message] = []
         with socket.create_connection(self.address, timeout=2) as sock:
-            sock.sendall(build_line("NICK", nick) + build_line("USER", "probe", "0", "*", "probe"))
+            login = build_line("PASS", self.client_password) if self.client_password else b""
+            sock.sendall(
+                login + build_line("NICK", nick) + build_line("USER", "probe", "0", "*", "probe")
+            )
             buffer = b""
             while True:
                 data = sock.recv(4096)
@@ -600,14 +609,18 @@ class IrcTestClient:
         realname: str | None = None,
         caps: Iterable[str] = (),
         timeout: float = 10.0,  # noqa: ASYNC109 - the harness API takes explicit timeouts
+        password: str | None = None,
     ) -> Message:
-        """Connect and register; optionally negotiate ``caps`` first. Returns RPL_WELCOME."""
+        """Connect and register (``PASS password`` first if given); optionally negotiate
+        ``caps`` first. Returns RPL_WELCOME."""
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         self._changed = asyncio.Condition()
         self._reader_task = asyncio.create_task(self._read_loop())
         wanted = list(caps)
         if wanted:
             await self.send("CAP LS 302")
+        if password is not None:
+            await self.send_line("PASS", password)
         self.nick = nick
         await self.send_line("NICK", nick)
         await self.send_line("USER", user or nick.lower(), "0", "*", realname or nick)

@@ -1,0 +1,158 @@
+"""Logging in to IRC: a server password (``PASS``) against a real InspIRCd whose connect
+classes demand one, and SASL PLAIN through :class:`~tests.irc.sasl_proxy.SaslProxy` in front
+of the real InspIRCd (``m_sasl`` needs a services server, which the tests do not have)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from bridgekit.connector import BridgeStateEvent
+from tests.conftest import BridgeEnv
+from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
+from tests.helpers import management_room
+from tests.irc.e2e import (
+    alias,
+    connector,
+    is_puppet_join,
+    open_channel,
+    privmsg_from,
+    start_bridge,
+)
+from tests.irc.sasl_proxy import SaslAttempt, SaslProxy
+
+SERVER_PASSWORD = "letmein-7"
+
+
+async def eventually(check: Callable[[], object], timeout: float = 30.0) -> object:  # noqa: ASYNC109
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.1)
+
+
+async def test_the_server_password_is_sent_and_a_wrong_one_is_refused_with_the_servers_reason(
+    make_bridge, bridge_env: BridgeEnv, uid, tmp_path
+):
+    require_inspircd()
+    server = InspIRCd(tmp_path / "ircd", flood_control=False, client_password=SERVER_PASSWORD)
+    await asyncio.to_thread(server.start)
+    bob = IrcTestClient(server.host, server.port)
+    try:
+        # Without the password nobody gets in: the test's own client proves the class demands it.
+        stranger = IrcTestClient(server.host, server.port)
+        try:
+            await stranger.connect(uid("stranger"))
+            raise AssertionError("the ircd let a client in without its password")
+        except ConnectionError as e:
+            assert "ERROR" in str(e)
+        finally:
+            await stranger.close()
+        channel = "#" + uid("chan")
+        await bob.connect(uid("bob"), password=SERVER_PASSWORD)
+        await bob.join(channel)
+        # The right password: the puppet registers and speaks.
+        bridge = await start_bridge(make_bridge, server, password=SERVER_PASSWORD)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        async with alice:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            await alice.send_text(room_id, "through the front door")
+            await bob.wait_for(privmsg_from(puppet, "through the front door"), 15)
+        await bridge.stop()
+        # A wrong password: refused, and the login's state carries the server's own reason.
+        bridge = await start_bridge(make_bridge, server, password="wrong")
+        carol = await bridge_env.synapse.register_user(uid("carol"))
+        async with carol:
+            await carol.join(alias(channel))
+            refused = await eventually(
+                lambda: [
+                    s.message
+                    for s in bridge.login_states.values()
+                    if s.state == BridgeStateEvent.TRANSIENT_DISCONNECT
+                    and "registration did not complete" in s.message
+                ]
+            )
+            # InspIRCd's words for a PASS that matches no connect class.
+            assert "Access denied by configuration" in refused[0], refused
+    finally:
+        await bob.close()
+        await asyncio.to_thread(server.stop)
+
+
+async def test_the_relay_connection_logs_in_with_the_configured_sasl_account(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    async with SaslProxy(ircd, {"relaybot": "relay-secret"}) as proxy:
+        bridge = await start_bridge(
+            make_bridge,
+            ircd,
+            host=proxy.host,
+            port=proxy.port,
+            relay_only=True,
+            sasl_username="relaybot",
+            sasl_password="relay-secret",
+        )
+        admin = await bridge_env.synapse.register_user(uid("admin"))
+        channel = "#" + uid("chan")
+        bob = IrcTestClient(ircd.host, ircd.port)
+        await bob.connect(uid("bob"))
+        await bob.join(channel)
+        relay_nick = uid("Relay")
+        async with admin:
+            try:
+                conv = await management_room(admin, bridge)
+                assert "nick" in await conv.say("login irc")
+                assert "password" in await conv.say(relay_nick)
+                assert "Logged in" in await conv.say("-")
+                await admin.join(alias(channel))
+                await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == relay_nick, 30)
+                assert proxy.attempts == [SaslAttempt("relaybot", "relay-secret", True)]
+            finally:
+                await bob.close()
+
+
+async def test_a_stored_password_logs_the_puppet_in_and_a_refused_one_is_reported(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    async with SaslProxy(ircd, {}) as proxy:
+        bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob = IrcTestClient(ircd.host, ircd.port)
+        await bob.connect(uid("bob"))
+        await bob.join(channel)
+        async with alice:
+            try:
+                room_id, puppet = await open_channel(alice, channel, bob)
+                assert proxy.attempts == []  # no password stored: no SASL at all
+                proxy.accounts[puppet] = "pw-one"
+                conv = await management_room(alice, bridge)
+                assert "stored" in await conv.say("irc storepass pw-one")
+                # `irc reconnect` uses the new password at once, as the reply promises.
+                await conv.say("irc reconnect")
+                await bob.wait_for(is_puppet_join(channel), 30)
+                await eventually(lambda: proxy.attempts)
+                assert proxy.attempts == [SaslAttempt(puppet, "pw-one", True)]
+                # A password the network refuses: still connected, and the user is told.
+                assert "stored" in await conv.say("irc storepass not-it")
+                await conv.say("irc reconnect")
+                await bob.wait_for(is_puppet_join(channel), 30)
+                await eventually(lambda: len(proxy.attempts) == 2)
+                assert proxy.attempts[1] == SaslAttempt(puppet, "not-it", False)
+                notice = await alice.wait_for_event(
+                    conv.room_id,
+                    lambda e: "refused the SASL login" in e.get("content", {}).get("body", ""),
+                    30,
+                )
+                assert puppet in notice["content"]["body"]
+                assert "irc storepass" in notice["content"]["body"]
+                await alice.send_text(room_id, "still here")
+                await bob.wait_for(privmsg_from(puppet, "still here"), 15)
+                assert len(connector(bridge).clients) == 1
+            finally:
+                await bob.close()
