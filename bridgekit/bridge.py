@@ -362,9 +362,8 @@ class Bridge(Logins, Notices, BridgeAPI):
         while self._txn_finished:
             batch, self._txn_finished = self._txn_finished, []
             try:
-                # What handling these events recorded must be committed before their
-                # transaction stops being replayable.
-                await self.store.flush()
+                # What handling these events recorded commits before (or with) the mark
+                # that ends their transaction's replay: one group commit for both.
                 await self.store.finish_transactions(batch)
             except Exception:
                 log.exception("Could not mark transactions finished (they will be replayed)")

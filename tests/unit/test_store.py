@@ -101,6 +101,31 @@ async def test_finish_transactions_removes_them_from_pending(store: Store) -> No
     assert await store.pending_transactions() == [("t2", "{}")]
 
 
+async def test_finishing_a_transaction_commits_with_what_its_handling_queued(
+    open_store: Opener,
+) -> None:
+    first = await open_store()
+    await first.store_transaction("t1", '{"events":[1]}')
+    first.add_message_soon(message("m1", event_id="$e1"))  # queued, not awaited
+    await first.finish_transactions(["t1"])
+    restarted = await open_store()
+    assert await restarted.pending_transactions() == []
+    found = await restarted.message_by_remote("fake", PortalKey("chat"), "m1")
+    assert found is not None and found.event_id == "$e1"
+
+
+async def test_a_failed_group_commit_leaves_the_transaction_replayable(
+    open_store: Opener,
+) -> None:
+    first = await open_store()
+    await first.store_transaction("t1", '{"events":[1]}')
+    first._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
+    with pytest.raises(Exception, match="no_such_table"):
+        await first.finish_transactions(["t1"])
+    restarted = await open_store()
+    assert await restarted.pending_transactions() == [("t1", '{"events":[1]}')]
+
+
 async def test_pending_transactions_survive_a_restart(open_store: Opener) -> None:
     first = await open_store()
     await first.store_transaction("t1", '{"events":[1]}')
