@@ -173,18 +173,21 @@ class _Protocol(asyncio.Protocol):
         conn = self.conn
         now = time.monotonic()
         previous, conn.last_rx = conn.last_rx, now
-        if (
-            now - previous < READ_STREAM_GAP
-            and conn.server.read_batch > 0
-            and conn.registered
-            and self.transport is not None
-            and not conn.awaiting()
-        ):
-            # A stream (a paste, a bot, a busy channel): let the next lines gather in the
-            # socket and handle them together. Not while our own lines await their echo, which
-            # would slow the sender down.
-            self.transport.pause_reading()
-            asyncio.get_running_loop().call_later(conn.server.read_batch, self._resume)
+        if conn.registered and self.transport is not None and not conn.awaiting():
+            pause = 0.0
+            server = conn.server
+            if server.follower_read_batch > 0 and conn.follower():
+                # Everything this connection hears is bridged by another one (a busy channel
+                # shared by many Matrix users): after a read, let lines gather for longer.
+                pause = server.follower_read_batch
+            elif now - previous < READ_STREAM_GAP:
+                # A stream (a paste, a bot, a busy channel): let the next lines gather in the
+                # socket and handle them together.
+                pause = server.read_batch
+            # Never while our own lines await their echo, which would slow the sender down.
+            if pause > 0:
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(pause, self._resume)
         while True:
             end = self.buffer.find(b"\n")
             if end < 0:
@@ -254,6 +257,9 @@ class IRCConnection:
         self._offered: dict[str, str] = {}
         #: True while lines we sent await their echo (no read pauses then: see _Protocol).
         self.awaiting: Callable[[], bool] = lambda: False
+        #: True while another connection bridges everything this one hears (longer read
+        #: pauses then: see _Protocol and ServerConfig.follower_read_batch).
+        self.follower: Callable[[], bool] = lambda: False
         self.registered = False
         self.ready = asyncio.Event()
         self.last_rx = time.monotonic()

@@ -20,6 +20,7 @@ Example::
             relay_only: false
             idle_timeout: 172800
             read_batch: 0.05            # a connection receiving a stream reads every 50 ms
+            follower_read_batch: 0.25   # ...and one whose channels another bridges, every 250 ms
             reconnect: {rate: 20, concurrency: 100, min_delay: 2, max_delay: 300}
 """
 
@@ -71,6 +72,7 @@ _SERVER_KEYS = {
     "netsplit_debounce",
     "names_drip_delay",
     "read_batch",
+    "follower_read_batch",
     "channels",
     "realname",
     "username",
@@ -118,6 +120,12 @@ class ServerConfig:
     #: :data:`READ_STREAM_GAP` apart) leaves its socket unread, so the next lines are handled
     #: together: one wake-up, one parse loop and one outbox commit for several lines. 0: off.
     read_batch: float = 0.05
+    #: Seconds a connection leaves its socket unread after each read while another
+    #: connection is the listener of every channel it is in (so its lines are only dropped
+    #: as duplicates): in a channel shared by N Matrix users, each line then wakes one
+    #: connection promptly instead of N. A quiet connection still reads at once; its own
+    #: private messages wait at most this long. 0: off.
+    follower_read_batch: float = 0.25
     realname: str = "Matrix user (bridgekit)"
     username: str = "matrix"
 
@@ -232,6 +240,11 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                     f"{base}.read_batch",
                     f"must be a number of seconds >= 0 and below {READ_STREAM_GAP} (0 = off)",
                 )
+            )
+        follower = section.get("follower_read_batch")
+        if follower is not None and (not _num(follower) or not 0 <= follower <= 2):
+            problems.append(
+                (f"{base}.follower_read_batch", "must be a number of seconds from 0 to 2 (0 = off)")
             )
         rate = section.get("send_rate")
         if rate is not None and (not _num(rate) or rate <= 0):

@@ -78,6 +78,9 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         self.clients: dict[str, IRCClient] = {}
         self._puppets: dict[tuple[str, str], IRCClient] = {}
         self._listeners: dict[tuple[str, str], list[str]] = {}
+        #: Bumped whenever a listener list changes: connections cache "am I only a follower?"
+        #: against it instead of asking per read.
+        self.listener_generation = 0
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._pacers: dict[str, StartPacer] = {}
         # Indexes over `clients` (kept by load_login/logout), so that lookups made for every
@@ -245,12 +248,14 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         lst = self._listeners.setdefault((client.server_name, folded_channel), [])
         if client.login.id not in lst:
             lst.append(client.login.id)
+            self.listener_generation += 1
 
     def remove_listener(self, client: IRCClient, folded_channel: str) -> None:
         key = (client.server_name, folded_channel)
         lst = self._listeners.get(key)
         if lst and client.login.id in lst:
             lst.remove(client.login.id)
+            self.listener_generation += 1
             if not lst:
                 del self._listeners[key]
 

@@ -88,6 +88,7 @@ class IRCClient(
         self.conn: IRCConnection | None = None
         self.last_activity = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._follower: tuple[int, bool] = (-1, False)  # (listener generation, answer)
         self._idle_timer: asyncio.TimerHandle | None = None
         self._echo: dict[str, list[tuple[str, asyncio.Future[str | None]]]] = {}
         self._sent_text: OrderedDict[str, str] = OrderedDict()
@@ -163,6 +164,7 @@ class IRCClient(
         )
         conn.on_ready_lines = self._rejoin_lines
         conn.awaiting = lambda: bool(self._echo) or bool(conn.queue)
+        conn.follower = self._follows_only
         return conn
 
     async def connect(self) -> None:
@@ -175,6 +177,17 @@ class IRCClient(
         self.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         self.conn.start()
         self._schedule_idle_check()
+
+    def _follows_only(self) -> bool:
+        """In channels, and the listener of none of them: another connection bridges all
+        this one hears (its own private messages aside)."""
+        generation = self.connector.listener_generation
+        cached = self._follower
+        if cached[0] != generation:
+            folded = self.channels
+            only = bool(folded) and not any(self.connector.is_listener(self, f) for f in folded)
+            cached = self._follower = (generation, only)
+        return cached[1]
 
     @property
     def _relays_others(self) -> bool:

@@ -433,6 +433,59 @@ class _Transport:
         pass
 
 
+def test_a_connection_whose_channels_another_bridges_rests_after_each_read():
+    async def run() -> None:
+        connector = _connector(read_batch=0.05, follower_read_batch=0.2)
+        alice = await _registered(connector, "alice", "alice[m]")
+        zed = await _registered(connector, "zed", "zed[m]")
+        wire: dict[str, tuple[_Protocol, _Transport]] = {}
+        for client, nick in ((alice, "alice[m]"), (zed, "zed[m]")):
+            _feed(
+                client,
+                f":{nick}!u@h JOIN #chan",
+                f":srv 353 {nick} = #chan :alice[m] zed[m] bob",
+                f":srv 366 {nick} #chan :End of /NAMES list.",
+            )
+            proto, transport = _Protocol(client.conn), _Transport()
+            proto.transport = transport
+            client.conn.last_rx = time.monotonic() - 1  # quiet for a second
+            wire[nick] = (proto, transport)
+        assert connector.is_listener(alice, "#chan") and not connector.is_listener(zed, "#chan")
+        line = b":bob!b@h PRIVMSG #chan :hi\r\n"
+        for proto, _ in wire.values():
+            proto.data_received(line)
+        # The listener reads a lone line and reads on; the follower rests after any read.
+        assert wire["alice[m]"][1].paused == 0
+        assert wire["zed[m]"][1].paused == 1
+        await asyncio.sleep(0.25)
+        assert wire["zed[m]"][1].resumed == 1
+        assert [m.content.body for m in _messages(alice)] == ["hi"]
+        assert _messages(zed) == []  # the follower's copy is not bridged again
+        # While the follower's own line awaits its echo, it reads at once.
+        zed.conn.awaiting = lambda: True
+        wire["zed[m]"][0].data_received(line)
+        assert wire["zed[m]"][1].paused == 1
+        zed.conn.awaiting = lambda: False
+        # The listener leaves: zed bridges the channel now, and reads at once again.
+        _feed(alice, ":alice[m]!u@h PART #chan")
+        assert connector.is_listener(zed, "#chan")
+        zed.conn.last_rx = time.monotonic() - 1
+        wire["zed[m]"][0].data_received(line)
+        assert wire["zed[m]"][1].paused == 1
+        assert [m.content.body for m in _messages(zed)] == ["hi"]
+
+    asyncio.run(run())
+
+
+def test_follower_read_batch_is_configurable_and_bounded():
+    assert parse({"servers": {"l": {"host": "x"}}})["l"].follower_read_batch == 0.25
+    for ok in (0, 0.1, 2):
+        assert validate({"servers": {"l": {"host": "x", "follower_read_batch": ok}}}) == []
+    for bad in (-0.1, 2.5, "lazy", True):
+        problems = dict(validate({"servers": {"l": {"host": "x", "follower_read_batch": bad}}}))
+        assert "servers.l.follower_read_batch" in problems, bad
+
+
 def test_a_stream_of_lines_is_read_in_batches_and_a_lone_line_at_once():
     async def run() -> None:
         client = await _registered(_connector(read_batch=0.05), "alice", "alice[m]")
