@@ -1147,6 +1147,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             burst=args.send_burst,
             max_connections=max(10_000, args.scale + 10),
         )
+        if args.follower_read_batch is not None:
+            section["irc"]["servers"]["local"]["follower_read_batch"] = args.follower_read_batch
         if args.tls:
             # The bridge's connections use the TLS listener; the benchmark's own IRC
             # clients stay on the plain port.
@@ -1213,7 +1215,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 scale["fanout"] = await fanout_phase(env, args.scale, min(args.fanout, args.scale))
                 await warm_up(env)
                 scale["fanout"]["latency"] = await latency_phases(
-                    env, roles, args, report, single_only=args.scale_messages
+                    env,
+                    roles,
+                    args,
+                    report,
+                    single_only=args.scale_messages,
+                    irc_rate_too=args.fanout_rate,
                 )
             report["scale"] = scale
         report["conditions"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -1252,6 +1259,7 @@ async def latency_phases(
     args: argparse.Namespace,
     report: dict[str, Any],
     single_only: int = 0,
+    irc_rate_too: bool = False,
 ) -> list[dict[str, Any]]:
     sniffer = None
     # Over TLS the captured bridge<->ircd packets are ciphertext: no wire timestamps per line.
@@ -1275,6 +1283,12 @@ async def latency_phases(
     if n_single:
         results.append(await phase_irc_to_matrix(env, "single", n_single, None, args.gap))
         results.append(await phase_matrix_to_irc(env, "single", n_single, None, args.gap))
+    if single_only and irc_rate_too and args.rate and args.seconds:
+        # IRC -> Matrix at the sustained rate, here with many connections hearing each line.
+        await asyncio.sleep(1)
+        label = f"{args.rate:g}/s"
+        n_rate = int(args.rate * args.seconds)
+        results.append(await phase_irc_to_matrix(env, label, n_rate, args.rate, 0))
     if not single_only:
         n_rate = int(args.rate * args.seconds)
         if n_rate:
@@ -1440,6 +1454,16 @@ def main() -> None:
     )
     parser.add_argument("--send-rate", type=float, default=500, help="connector send_rate")
     parser.add_argument("--send-burst", type=int, default=500, help="connector burst")
+    parser.add_argument(
+        "--fanout-rate",
+        action="store_true",
+        help="with --fanout, also send IRC->Matrix at --rate for --seconds to the shared channel",
+    )
+    parser.add_argument(
+        "--follower-read-batch",
+        type=float,
+        help="connector follower_read_batch (default: the connector's, 0.25 s; 0 = off)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="the bridge's logging.level")
     parser.add_argument(
         "--profile", help="run the bridge under cProfile, writing FILE (call counts; slower)"
