@@ -173,18 +173,21 @@ class _Protocol(asyncio.Protocol):
         conn = self.conn
         now = time.monotonic()
         previous, conn.last_rx = conn.last_rx, now
-        if conn.registered and self.transport is not None and not conn.awaiting():
-            pause = 0.0
+        if (
+            now - previous < READ_STREAM_GAP
+            and conn.registered
+            and self.transport is not None
+            and not conn.awaiting()
+        ):
+            # A stream (a paste, a bot, a busy channel): let the next lines gather in the
+            # socket and handle them together. Longer when everything this connection hears
+            # is bridged by another one (a busy channel shared by many Matrix users). Never
+            # while our own lines await their echo, which would slow the sender down; and a
+            # lone line is read at once (pausing costs more than it saves for one line).
             server = conn.server
-            if server.follower_read_batch > 0 and conn.follower():
-                # Everything this connection hears is bridged by another one (a busy channel
-                # shared by many Matrix users): after a read, let lines gather for longer.
+            pause = server.read_batch
+            if server.follower_read_batch > pause and conn.follower():
                 pause = server.follower_read_batch
-            elif now - previous < READ_STREAM_GAP:
-                # A stream (a paste, a bot, a busy channel): let the next lines gather in the
-                # socket and handle them together.
-                pause = server.read_batch
-            # Never while our own lines await their echo, which would slow the sender down.
             if pause > 0:
                 self.transport.pause_reading()
                 asyncio.get_running_loop().call_later(pause, self._resume)

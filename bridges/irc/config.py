@@ -120,11 +120,11 @@ class ServerConfig:
     #: :data:`READ_STREAM_GAP` apart) leaves its socket unread, so the next lines are handled
     #: together: one wake-up, one parse loop and one outbox commit for several lines. 0: off.
     read_batch: float = 0.05
-    #: Seconds a connection leaves its socket unread after each read while another
-    #: connection is the listener of every channel it is in (so its lines are only dropped
-    #: as duplicates): in a channel shared by N Matrix users, each line then wakes one
-    #: connection promptly instead of N. A quiet connection still reads at once; its own
-    #: private messages wait at most this long. 0: off.
+    #: ``read_batch`` for a connection receiving a stream while another connection is the
+    #: listener of every channel it is in (its lines are only dropped as duplicates): in a
+    #: busy channel shared by N Matrix users, each line then wakes one connection promptly
+    #: instead of N. A lone line is still read at once; a private message to such a
+    #: connection in a busy channel waits at most this long. 0: off.
     follower_read_batch: float = 0.25
     realname: str = "Matrix user (bridgekit)"
     username: str = "matrix"

@@ -433,7 +433,7 @@ class _Transport:
         pass
 
 
-def test_a_connection_whose_channels_another_bridges_rests_after_each_read():
+def test_a_connection_whose_channels_another_bridges_rests_longer_in_a_stream():
     async def run() -> None:
         connector = _connector(read_batch=0.05, follower_read_batch=0.2)
         alice = await _registered(connector, "alice", "alice[m]")
@@ -452,27 +452,30 @@ def test_a_connection_whose_channels_another_bridges_rests_after_each_read():
             wire[nick] = (proto, transport)
         assert connector.is_listener(alice, "#chan") and not connector.is_listener(zed, "#chan")
         line = b":bob!b@h PRIVMSG #chan :hi\r\n"
+        # A lone line: both read it and read on.
         for proto, _ in wire.values():
             proto.data_received(line)
-        # The listener reads a lone line and reads on; the follower rests after any read.
-        assert wire["alice[m]"][1].paused == 0
-        assert wire["zed[m]"][1].paused == 1
-        await asyncio.sleep(0.25)
-        assert wire["zed[m]"][1].resumed == 1
-        assert [m.content.body for m in _messages(alice)] == ["hi"]
-        assert _messages(zed) == []  # the follower's copy is not bridged again
-        # While the follower's own line awaits its echo, it reads at once.
-        zed.conn.awaiting = lambda: True
-        wire["zed[m]"][0].data_received(line)
-        assert wire["zed[m]"][1].paused == 1
-        zed.conn.awaiting = lambda: False
-        # The listener leaves: zed bridges the channel now, and reads at once again.
+        assert [t.paused for _, t in wire.values()] == [0, 0]
+        # A stream: the listener rests read_batch (50 ms), the follower 200 ms.
+        for proto, _ in wire.values():
+            proto.data_received(line)
+        assert [t.paused for _, t in wire.values()] == [1, 1]
+        await asyncio.sleep(0.1)
+        assert [t.resumed for _, t in wire.values()] == [1, 0]
+        await asyncio.sleep(0.15)
+        assert [t.resumed for _, t in wire.values()] == [1, 1]
+        assert [m.content.body for m in _messages(alice)] == ["hi", "hi"]
+        assert _messages(zed) == []  # the follower's copies are not bridged again
+        # The listener leaves: zed bridges the channel now, and rests only read_batch.
         _feed(alice, ":alice[m]!u@h PART #chan")
         assert connector.is_listener(zed, "#chan")
-        zed.conn.last_rx = time.monotonic() - 1
-        wire["zed[m]"][0].data_received(line)
-        assert wire["zed[m]"][1].paused == 1
-        assert [m.content.body for m in _messages(zed)] == ["hi"]
+        proto, transport = wire["zed[m]"]
+        proto.data_received(line)
+        proto.data_received(line)
+        assert transport.paused == 2
+        await asyncio.sleep(0.1)
+        assert transport.resumed == 2
+        assert [m.content.body for m in _messages(zed)] == ["hi", "hi"]
 
     asyncio.run(run())
 
