@@ -1179,6 +1179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "logging.level": args.log_level,
                 "metrics.enabled": True,
                 "metrics.port": metrics_port,
+                **({"bridge.merge_hold": args.merge_hold} if args.merge_hold is not None else {}),
             },
         )
         config_path = workdir / "config.yaml"
@@ -1454,6 +1455,11 @@ def main() -> None:
     )
     parser.add_argument("--send-rate", type=float, default=500, help="connector send_rate")
     parser.add_argument("--send-burst", type=int, default=500, help="connector burst")
+    parser.add_argument(
+        "--merge-hold",
+        type=float,
+        help="the bridge's bridge.merge_hold (default: the runtime's, 0.25 s)",
+    )
     parser.add_argument(
         "--fanout-rate",
         action="store_true",
