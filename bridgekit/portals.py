@@ -326,8 +326,9 @@ class PortalService(Puppets, MatrixToRemote):
     async def _remote_message(
         self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
     ) -> None:
-        if evt.id and await self.bridge.store.message_by_remote(portal.network, portal.key, evt.id):
-            return  # an echo of a message we sent, or a duplicate delivery
+        store = self.bridge.store
+        if evt.id and await store.known_remote_ids(portal.network, portal.key, (evt.id,)):
+            return  # an echo of a message we sent, or a duplicate delivery (one query)
         await self._send_message(portal, login_id, evt, seq)
 
     async def _send_message(
