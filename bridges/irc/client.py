@@ -18,18 +18,17 @@ import contextlib
 import itertools
 import logging
 import random
-import ssl
 import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, cast
 
 from .config import READ_STREAM_GAP, ServerConfig
 from .lines import LineError, Message, ParseError, build_line, parse_line
 from .names import InvalidNameError, casefold, nick_variants, sanitize_nick
+from .tls import TLSSession, tls_context
 
 log = logging.getLogger("bridgekit.irc.client")
 
@@ -48,20 +47,6 @@ KEEPALIVE = 90.0  # seconds of silence before we PING the server
 KEEPALIVE_GRACE = 60.0  # seconds to answer it
 REGISTER_TIMEOUT = 60.0
 _MAX_BUFFER = 1 << 20
-
-
-@lru_cache(maxsize=32)
-def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """The TLS context for a server's settings, made once and shared by all its connections.
-
-    Each new context loads the whole CA store: ~0.8 MiB and ~40 ms of CPU here, which
-    10,000 puppets (and every reconnect) would otherwise pay one by one.
-    """
-    ctx = ssl.create_default_context(cafile=ca_file)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class TokenBucket:
@@ -158,17 +143,31 @@ class ISupport:
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "buffer", "transport")
+    __slots__ = ("conn", "buffer", "transport", "tls")
 
-    def __init__(self, conn: IRCConnection) -> None:
+    def __init__(self, conn: IRCConnection, tls: TLSSession | None = None) -> None:
         self.conn = conn
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        #: TLS driven here, over the plain TCP transport (see tls.py for why).
+        self.tls = tls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if self.tls is not None:
+            self.tls.start(self.transport)
+
+    def write(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+        elif self.transport is not None:
+            self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.tls is not None:
+            data = self.tls.feed(data)
+            if not data:
+                return  # handshake records, or a partial TLS record
         self.buffer += data
         conn = self.conn
         now = time.monotonic()
@@ -218,6 +217,8 @@ class _Protocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.tls is not None:
+            self.tls.lost()
         self.conn.connection_lost(self, exc)
 
 
@@ -330,7 +331,7 @@ class IRCConnection:
         proto = self._proto
         if proto is not None and proto.transport is not None:
             with contextlib.suppress(Exception):
-                proto.transport.write(build_line("QUIT", message))
+                proto.write(build_line("QUIT", message))
             proto.transport.close()
 
     async def _run(self) -> None:
@@ -391,14 +392,17 @@ class IRCConnection:
         self._variants = None
         self.nick = self.wanted_nick
         loop = asyncio.get_running_loop()
-        ctx: ssl.SSLContext | None = None
+        tls = None
         if self.server.tls:
             ctx = tls_context(self.server.tls_verify, self.server.tls_ca_file)
-        proto = _Protocol(self)
+            tls = TLSSession(ctx, self.server.host)
+        proto = _Protocol(self, tls)
         self._proto = proto
         await asyncio.wait_for(
-            loop.create_connection(lambda: proto, self.server.host, self.server.port, ssl=ctx), 30
+            loop.create_connection(lambda: proto, self.server.host, self.server.port), 30
         )
+        if tls is not None:
+            await asyncio.wait_for(asyncio.shield(tls.handshake), 30)
         self.last_rx = time.monotonic()
         self.write(build_line("CAP", "LS", "302"))
         if self.password:
@@ -454,7 +458,7 @@ class IRCConnection:
         proto = self._proto
         if proto is None or proto.transport is None:
             return False
-        proto.transport.write(line)
+        proto.write(line)
         return True
 
     def send(

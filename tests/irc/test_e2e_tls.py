@@ -16,6 +16,7 @@ import pytest
 
 from bridgekit.connector import BridgeStateEvent
 from bridges.irc import client as irc_client
+from bridges.irc import tls as irc_tls
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, require_inspircd
 from tests.irc.e2e import (
@@ -80,7 +81,7 @@ async def test_puppets_speak_tls_and_a_stream_arrives_whole_and_in_order(
         await alice.send_text(room_id, "hello over TLS")
         await bob.wait_for(privmsg_from(puppet, "hello over TLS"), 15)
         # IRC -> Matrix: a paste written at once, so the bridge's connection reads a stream
-        # and pauses its TLS transport between batches.
+        # and pauses its socket between batches (TLS records are decrypted as they come).
         sent = [f"tls line {i:02d}" for i in range(40)]
         for text in sent:
             await bob.privmsg(channel, text)
@@ -133,7 +134,7 @@ async def test_an_untrusted_certificate_is_refused_and_the_state_says_why(
 async def test_connections_to_one_server_share_one_tls_context(
     make_bridge, tls_ircd: InspIRCd, bridge_env: BridgeEnv, uid
 ):
-    irc_client.tls_context.cache_clear()
+    irc_tls.tls_context.cache_clear()
     settings = tls_settings(tls_ircd, tls_ca_file=str(tls_ircd.cert_path))
     bridge = await start_bridge(make_bridge, tls_ircd, **settings)
     channel = "#" + uid("chan")
@@ -144,7 +145,7 @@ async def test_connections_to_one_server_share_one_tls_context(
             await user.join(alias(channel))
         for _ in range(3):
             await bob.wait_for(is_join_of(channel, exclude=bob.nick), 30)
-        info = irc_client.tls_context.cache_info()
+        info = irc_tls.tls_context.cache_info()
         assert info.currsize == 1 and info.misses == 1 and info.hits >= 2, info
         assert len(connector(bridge)._puppets) >= 3
     finally:
