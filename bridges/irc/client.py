@@ -46,6 +46,9 @@ WANTED_CAPS = (
 KEEPALIVE = 90.0  # seconds of silence before we PING the server
 KEEPALIVE_GRACE = 60.0  # seconds to answer it
 REGISTER_TIMEOUT = 60.0
+#: A server that has not finished the TLS handshake by then is not speaking TLS (a plain
+#: port answers a ClientHello with silence until its registration timeout).
+TLS_HANDSHAKE_TIMEOUT = 30.0
 _MAX_BUFFER = 1 << 20
 
 
@@ -402,7 +405,13 @@ class IRCConnection:
             loop.create_connection(lambda: proto, self.server.host, self.server.port), 30
         )
         if tls is not None:
-            await asyncio.wait_for(asyncio.shield(tls.handshake), 30)
+            try:
+                await asyncio.wait_for(asyncio.shield(tls.handshake), TLS_HANDSHAKE_TIMEOUT)
+            except TimeoutError:
+                raise ConnectionError(
+                    f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:g} s "
+                    f"(is port {self.server.port} a TLS port?)"
+                ) from None
         self.last_rx = time.monotonic()
         self.write(build_line("CAP", "LS", "302"))
         if self.password:

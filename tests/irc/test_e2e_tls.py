@@ -152,3 +152,32 @@ async def test_connections_to_one_server_share_one_tls_context(
         await bob.close()
         for user in users:
             await user.close()
+
+
+async def test_tls_to_a_plain_port_fails_with_the_reason_instead_of_hanging(
+    make_bridge, tls_ircd: InspIRCd, bridge_env: BridgeEnv, uid, monkeypatch
+):
+    # A common mistake: tls: true on the server's plain-text port, which answers a
+    # ClientHello with silence (or, by chance, an error line in plain text).
+    monkeypatch.setattr(irc_client, "TLS_HANDSHAKE_TIMEOUT", 1.0)
+    bridge = await start_bridge(
+        make_bridge, tls_ircd, tls=True, tls_ca_file=str(tls_ircd.cert_path)
+    )
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        await alice.join(alias("#" + uid("chan")))
+        for _ in range(150):
+            failed = [
+                s.message
+                for s in bridge.login_states.values()
+                if s.state == BridgeStateEvent.TRANSIENT_DISCONNECT
+                and "connection failed" in (s.message or "")
+            ]
+            if failed:
+                break
+            await asyncio.sleep(0.1)
+        states = {lid: (s.state, s.message) for lid, s in bridge.login_states.items()}
+        assert failed, f"no failed login in {states}"
+        # Either our handshake deadline or OpenSSL's words for plain text where a TLS record
+        # was expected.
+        assert "TLS handshake within 1 s" in failed[0] or "SSL" in failed[0], failed
