@@ -37,16 +37,15 @@ rewriting, and plain lines for clients that did not negotiate ``batch``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridges.irc.lines import Message, ParseError, build_line, escape_tag_value, parse_line
+from bridges.irc.lines import Message, ParseError, build_line, parse_line
 from bridges.irc.names import casefold
 from tests.harness.inspircd import InspIRCd, IrcTestClient
+from tests.irc.line_proxy import LineProxy, LineRelay, wire_line
 
 #: The caps this proxy offers on the server's behalf (``batch`` only where the server lacks it).
 PROXY_CAPS = ("draft/chathistory", "batch")
@@ -65,40 +64,24 @@ class HistoryRequest:
     sent: int
 
 
-def _line(
-    source: str | None, command: str, *params: str, tags: dict[str, str] | None = None
-) -> bytes:
-    """A wire line as a server sends it: optional tags, ``:source``, command, params."""
-    body = build_line(command, *params)
-    if source:
-        body = f":{source} ".encode() + body
-    if tags:
-        tag_text = ";".join(f"{k}={escape_tag_value(v)}" if v else k for k, v in tags.items())
-        body = f"@{tag_text} ".encode() + body
-    return body
-
-
-class HistoryProxy:
+class HistoryProxy(LineProxy):
     """Listens on 127.0.0.1 (a free port); give the bridge :attr:`host` and :attr:`port`."""
 
-    host = "127.0.0.1"
-
     def __init__(self, ircd: InspIRCd) -> None:
-        self.ircd = ircd
-        self.port = 0
+        super().__init__(ircd)
         #: Every CHATHISTORY AFTER answered, in order (for asserting what the bridge asked).
         self.requests: list[HistoryRequest] = []
         self._keeper = IrcTestClient(ircd.host, ircd.port)
-        self._server: asyncio.Server | None = None
-        self._relays: set[_Relay] = set()
         self._refs = itertools.count(1)
+
+    def make_relay(self, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> _Relay:
+        return _Relay(self, client, server)
 
     async def start(self) -> None:
         await self._keeper.connect(
             f"hist{secrets.token_hex(3)}", caps=["message-tags", "server-time"]
         )
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await super().start()
 
     async def keep_history(self, *channels: str) -> None:
         """The keeper joins ``channels``: from now on what is said there can be fetched."""
@@ -125,41 +108,19 @@ class HistoryProxy:
     def next_ref(self) -> str:
         return f"hist{next(self._refs)}"
 
-    def drop_clients(self) -> None:
-        """Cut every relayed connection at once, as a network failure would."""
-        for relay in list(self._relays):
-            relay.close()
-
     async def close(self) -> None:
-        self.drop_clients()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await super().close()
         await self._keeper.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.ircd.host, self.ircd.port)
-        except OSError:
-            writer.close()
-            return
-        relay = _Relay(self, writer, up_writer)
-        self._relays.add(relay)
-        try:
-            await relay.run(reader, up_reader)
-        finally:
-            self._relays.discard(relay)
 
-
-class _Relay:
+class _Relay(LineRelay):
     """One client connection and its own connection to the InspIRCd."""
 
     def __init__(
         self, proxy: HistoryProxy, client: asyncio.StreamWriter, server: asyncio.StreamWriter
     ) -> None:
+        super().__init__(client, server)
         self.proxy = proxy
-        self.client = client
-        self.server = server
         self.nick = "*"
         self.offered: set[str] = set()  # caps the server offers
         #: For each CAP REQ forwarded, the proxy's caps taken out of it (ACK/NAK come in order).
@@ -173,31 +134,9 @@ class _Relay:
     def own_caps(self) -> set[str]:
         return {cap for cap in PROXY_CAPS if cap not in self.offered}
 
-    async def run(self, client: asyncio.StreamReader, server: asyncio.StreamReader) -> None:
-        pumps = [
-            asyncio.ensure_future(self._pump(client, self._from_client)),
-            asyncio.ensure_future(self._pump(server, self._from_server)),
-        ]
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            self.close()
-
-    def close(self) -> None:
-        for writer in (self.client, self.server):
-            writer.transport.abort()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, handle: Callable[[bytes], None]) -> None:
-        with contextlib.suppress(ConnectionError):
-            while raw := await reader.readline():
-                handle(raw)
-
     # -- client -> server -------------------------------------------------------------------
 
-    def _from_client(self, raw: bytes) -> None:
+    def from_client(self, raw: bytes) -> None:
         try:
             msg = parse_line(raw)
         except ParseError:
@@ -222,12 +161,12 @@ class _Relay:
             self.server.write(build_line("CAP", "REQ", " ".join(rest)))
         else:
             self.client.write(
-                _line(self.proxy.ircd.server_name, "CAP", self.nick, "ACK", " ".join(taken))
+                wire_line(self.proxy.ircd.server_name, "CAP", self.nick, "ACK", " ".join(taken))
             )
 
     # -- server -> client -------------------------------------------------------------------
 
-    def _from_server(self, raw: bytes) -> None:
+    def from_server(self, raw: bytes) -> None:
         try:
             msg = parse_line(raw)
         except ParseError:
@@ -248,7 +187,7 @@ class _Relay:
             elif msg.command == "005" and not self.isupport_added:
                 self.isupport_added = True
                 self.client.write(
-                    _line(
+                    wire_line(
                         msg.source,
                         "005",
                         self.nick,
@@ -268,7 +207,9 @@ class _Relay:
 
     def _write_as(self, msg: Message, trailing: str) -> None:
         """``msg`` again with a new last parameter."""
-        self.client.write(_line(msg.source, msg.command, *msg.params[:-1], trailing, tags=msg.tags))
+        self.client.write(
+            wire_line(msg.source, msg.command, *msg.params[:-1], trailing, tags=msg.tags)
+        )
 
     # -- CHATHISTORY --------------------------------------------------------------------------
 
@@ -288,11 +229,13 @@ class _Relay:
 
     def _batch(self, target: str, found: list[Message]) -> None:
         server, ref = self.proxy.ircd.server_name, self.proxy.next_ref()
-        lines = [_line(server, "BATCH", f"+{ref}", "chathistory", target)]
+        lines = [wire_line(server, "BATCH", f"+{ref}", "chathistory", target)]
         for m in found:
-            lines.append(_line(m.source, m.command, *m.params, tags={"batch": ref, **m.tags}))
-        lines.append(_line(server, "BATCH", f"-{ref}"))
+            lines.append(wire_line(m.source, m.command, *m.params, tags={"batch": ref, **m.tags}))
+        lines.append(wire_line(server, "BATCH", f"-{ref}"))
         self.client.write(b"".join(lines))
 
     def _fail(self, code: str, *context: str) -> None:
-        self.client.write(_line(self.proxy.ircd.server_name, "FAIL", "CHATHISTORY", code, *context))
+        self.client.write(
+            wire_line(self.proxy.ircd.server_name, "FAIL", "CHATHISTORY", code, *context)
+        )

@@ -24,14 +24,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridges.irc.lines import Message, ParseError, parse_line
 from tests.harness.inspircd import InspIRCd
-from tests.irc.history_proxy import _line
+from tests.irc.line_proxy import LineProxy, LineRelay, wire_line
 
 
 @dataclass(frozen=True)
@@ -43,95 +41,39 @@ class SaslAttempt:
     accepted: bool
 
 
-class SaslProxy:
+class SaslProxy(LineProxy):
     """Listens on 127.0.0.1 (a free port); give the bridge :attr:`host` and :attr:`port`."""
 
-    host = "127.0.0.1"
-
     def __init__(self, ircd: InspIRCd, accounts: dict[str, str]) -> None:
-        self.ircd = ircd
-        self.port = 0
+        super().__init__(ircd)
         #: account -> password the proxy accepts.
         self.accounts = accounts
         self.attempts: list[SaslAttempt] = []
-        self._server: asyncio.Server | None = None
-        self._relays: set[_SaslRelay] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        for relay in list(self._relays):
-            relay.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def __aenter__(self) -> SaslProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.ircd.host, self.ircd.port)
-        except OSError:
-            writer.close()
-            return
-        relay = _SaslRelay(self, writer, up_writer)
-        self._relays.add(relay)
-        try:
-            await relay.run(reader, up_reader)
-        finally:
-            self._relays.discard(relay)
+    def make_relay(self, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> _SaslRelay:
+        return _SaslRelay(self, client, server)
 
 
-class _SaslRelay:
+class _SaslRelay(LineRelay):
     """One client connection and its own connection to the InspIRCd."""
 
     def __init__(
         self, proxy: SaslProxy, client: asyncio.StreamWriter, server: asyncio.StreamWriter
     ) -> None:
+        super().__init__(client, server)
         self.proxy = proxy
-        self.client = client
-        self.server = server
         self.nick = "*"
         #: For each CAP REQ forwarded: whether ``sasl`` was taken out of it.
         self.taken: deque[bool] = deque()
         self.mechanism: str | None = None
         self.payload = ""
 
-    async def run(self, client: asyncio.StreamReader, server: asyncio.StreamReader) -> None:
-        pumps = [
-            asyncio.ensure_future(self._pump(client, self._from_client)),
-            asyncio.ensure_future(self._pump(server, self._from_server)),
-        ]
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            self.close()
-
-    def close(self) -> None:
-        for writer in (self.client, self.server):
-            writer.transport.abort()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, handle: Callable[[bytes], None]) -> None:
-        with contextlib.suppress(ConnectionError):
-            while raw := await reader.readline():
-                handle(raw)
-
     def _reply(self, command: str, *params: str) -> None:
-        self.client.write(_line(self.proxy.ircd.server_name, command, self.nick, *params))
+        self.client.write(wire_line(self.proxy.ircd.server_name, command, self.nick, *params))
 
     # -- client -> server -------------------------------------------------------------------
 
-    def _from_client(self, raw: bytes) -> None:
+    def from_client(self, raw: bytes) -> None:
         try:
             msg = parse_line(raw)
         except ParseError:
@@ -145,7 +87,7 @@ class _SaslRelay:
             rest = [cap for cap in wanted if cap != "sasl"]
             if rest:
                 self.taken.append(len(rest) < len(wanted))
-                self.server.write(_line(None, "CAP", "REQ", " ".join(rest)))
+                self.server.write(wire_line(None, "CAP", "REQ", " ".join(rest)))
             else:
                 self._reply("CAP", "ACK", "sasl")
         elif msg.command == "AUTHENTICATE":
@@ -163,7 +105,7 @@ class _SaslRelay:
                 self._reply("904", "SASL authentication failed")
                 return
             self.mechanism = "PLAIN"
-            self.client.write(_line(None, "AUTHENTICATE", "+"))
+            self.client.write(wire_line(None, "AUTHENTICATE", "+"))
         else:
             if data != "+":
                 self.payload += data
@@ -190,7 +132,7 @@ class _SaslRelay:
 
     # -- server -> client -------------------------------------------------------------------
 
-    def _from_server(self, raw: bytes) -> None:
+    def from_server(self, raw: bytes) -> None:
         try:
             msg = parse_line(raw)
         except ParseError:
@@ -214,4 +156,6 @@ class _SaslRelay:
 
     def _write_as(self, msg: Message, trailing: str) -> None:
         """``msg`` again with a new last parameter."""
-        self.client.write(_line(msg.source, msg.command, *msg.params[:-1], trailing, tags=msg.tags))
+        self.client.write(
+            wire_line(msg.source, msg.command, *msg.params[:-1], trailing, tags=msg.tags)
+        )
