@@ -714,5 +714,10 @@ _HANDLERS = {
 }
 
 
+class EchoLostError(ConnectionError):
+    """The connection dropped before the server echoed our line back (echo-message): the
+    line may never have reached the server, so it is sent again on the next connection."""
+
+
 class SendRefusedError(Exception):
     """The IRC server said it did not deliver a message (moderated channel, no such nick)."""

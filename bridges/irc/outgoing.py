@@ -30,7 +30,7 @@ from bridgekit.events import (
 from bridgekit.ids import localpart_of, server_of
 
 from .formatting import html_to_irc, strip_irc_formatting
-from .handlers import SendRefusedError
+from .handlers import EchoLostError, SendRefusedError
 from .lines import LineError, build_line
 from .names import validate_channel
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
@@ -45,6 +45,8 @@ _CONTROL_RE = re.compile(r"[\x00\x01\x05-\x08\x0b\x0c\x0e\x10\x12-\x15\x17-\x1c\
 _SINGLE_LINE_RE = re.compile(r"[\r\n\x00]+")
 _MEDIA = ("m.image", "m.file", "m.video", "m.audio")
 ECHO_TIMEOUT = 10.0
+#: Times a line whose connection dropped before the server echoed it is sent again.
+ECHO_RESENDS = 3
 #: IRCv3 typing: ``active`` at most this often, and repeated this often while typing lasts
 #: (receivers expire an ``active`` after 6 s without another one).
 TYPING_INTERVAL = 3.0
@@ -226,28 +228,49 @@ class OutgoingMixin:
             lines, texts = self._build(command, target, chunks, emote, None)
         await self.prepare_channel(msg.portal)
         folded = self.fold(target)
-        waiters: list[asyncio.Future[str | None]] = []
         loop = asyncio.get_running_loop()
-        for t in texts:
+        waiters: list[asyncio.Future[str | None]] = []
+
+        def expect(t: str) -> asyncio.Future[str | None]:
             fut: asyncio.Future[str | None] = loop.create_future()
             self._echo.setdefault(folded, []).append((t, fut))
             waiters.append(fut)
+            return fut
 
         async def mark() -> None:
             await self.bridge.set_kv(marker, msg.event_id)
 
         assert self.conn is not None
+        #: Per line: the future its echo resolves (replaced when the line is sent again).
+        echoes = [expect(t) for t in texts]
+        ids: list[str | None] = []
         try:
-            await self.conn.send(*lines, before_write=mark)
-            ids: list[str | None] = []
-            if "echo-message" in self.conn.caps:
+            todo = list(range(len(lines)))
+            for _ in range(1 + ECHO_RESENDS):
+                await self.conn.send(*(lines[i] for i in todo), before_write=mark)
+                if "echo-message" not in self.conn.caps:
+                    break
                 done, _ = await asyncio.wait(
-                    waiters, timeout=ECHO_TIMEOUT, return_when=asyncio.FIRST_EXCEPTION
+                    [echoes[i] for i in todo],
+                    timeout=ECHO_TIMEOUT,
+                    return_when=asyncio.FIRST_EXCEPTION,
                 )
-                refused = [w.exception() for w in done if w.exception()]
+                failed = [echoes[i].exception() for i in todo if echoes[i] in done]
+                refused = [e for e in failed if e and not isinstance(e, EchoLostError)]
                 if refused:
                     raise refused[0]  # the runtime tells the sender it was not delivered
-                ids = [w.result() if w in done else None for w in waiters]
+                # Lines the connection dropped before the server echoed them may never have
+                # arrived: they go out again, in order, on the next connection.
+                todo = [i for i in todo if isinstance(echoes[i].exception(), EchoLostError)]
+                if not todo:
+                    break
+                log.info("%s: sending %d unconfirmed line(s) again", self.login.id, len(todo))
+                for i in todo:
+                    echoes[i] = expect(texts[i])
+            else:
+                raise EchoLostError(f"not confirmed after {1 + ECHO_RESENDS} connections")
+            if "echo-message" in self.conn.caps:
+                ids = [f.result() if f.done() and not f.exception() else None for f in echoes]
         finally:
             pending = self._echo.get(folded, [])
             self._echo[folded] = [(t, f) for t, f in pending if f not in waiters]

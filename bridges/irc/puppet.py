@@ -30,7 +30,7 @@ from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserI
 
 from .client import IRCConnection
 from .config import ServerConfig
-from .handlers import IncomingMixin
+from .handlers import EchoLostError, IncomingMixin
 from .lines import build_line
 from .names import InvalidNameError, is_channel, validate_channel
 from .netsplit import NetsplitDebouncer
@@ -271,6 +271,11 @@ class IRCClient(
             if not fut.done():
                 fut.set_exception(ConnectionError("disconnected from IRC"))
         self._waiters.clear()
+        for pending in self._echo.values():
+            for _, fut in pending:
+                if not fut.done():
+                    fut.set_exception(EchoLostError("disconnected before the server echoed it"))
+                    fut.exception()  # retrieved: the sender sees it through asyncio.wait
 
     async def report_join_refused(self, name: str, reason: str, management: bool = True) -> None:
         """Say why we are not in ``name`` where the user looks: the portal room (if it exists,

@@ -70,6 +70,60 @@ async def test_ircd_restart_reconnects_rejoins_and_delivers_in_order(
         await asyncio.to_thread(server.stop)
 
 
+async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_reconnect(
+    make_bridge, bridge_env, uid, tmp_path, monkeypatch
+):
+    """The server went away, but the bridge has not read the EOF yet (its socket is in a
+    read pause): a line written then never arrives, and its echo never comes. It must go out
+    again on the next connection, not be taken as delivered when the echo wait gives up."""
+    require_inspircd()
+    server = InspIRCd(tmp_path / "ircd", flood_control=False)
+    await asyncio.to_thread(server.start)
+    bob: IrcTestClient | None = None
+    try:
+        bridge = await start_bridge(
+            make_bridge, server, reconnect={"concurrency": 1, "min_delay": 0.3, "max_delay": 1}
+        )
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob_nick = uid("bob")
+        bob = await irc_user(server, bob_nick, channel)
+        async with alice:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            client = next(iter(connector(bridge).clients.values()))
+            proto = client.conn._proto
+            resume = type(proto)._resume
+
+            def resume_unless_held(p: object) -> None:
+                if p is not proto:
+                    resume(p)
+
+            # Held in a read pause (as by a read batch) until the test lets go: the EOF of the
+            # server's shutdown waits unread.
+            monkeypatch.setattr(type(proto), "_resume", resume_unless_held)
+            await bob.close()
+            proto.transport.pause_reading()
+            await asyncio.to_thread(server.stop)
+            semaphore = connector(bridge).semaphore(SERVER)
+            await semaphore.acquire()
+            try:
+                await alice.send_text(room_id, "into the void")
+                # Written to the dead socket, awaiting an echo that cannot come.
+                await eventually(lambda: bool(client._echo) and not client.conn.queue, 15)
+                proto.transport.resume_reading()  # the EOF is seen: disconnected
+                await asyncio.to_thread(server.start)
+                bob = await irc_user(server, bob_nick, channel)
+            finally:
+                semaphore.release()
+            await bob.wait_for(is_puppet_join(channel), 30)
+            got = await bob.wait_for(privmsg_from(puppet), 30)
+            assert got.trailing == "into the void"
+    finally:
+        if bob is not None:
+            await bob.close()
+        await asyncio.to_thread(server.stop)
+
+
 async def test_flood_rate_follows_the_configured_allowance(make_bridge, bridge_env, uid, tmp_path):
     require_inspircd()
     server = InspIRCd(tmp_path / "ircd", flood_control=True)  # stock limits, fakelag on
