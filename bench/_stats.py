@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -56,8 +57,21 @@ def order_check(sent: list[int], seen: list[int]) -> dict[str, int]:
     }
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process (all threads) in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        rest = fh.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+def proc_cpu(pid: int, tid: int | None = None) -> float:
+    """CPU time of a process (all its threads, exited ones included), or of one of its threads,
+    in seconds, to the nanosecond.
+
+    /proc/<pid>/stat counts in clock ticks (10 ms): over 300 messages that is 0.03 ms per
+    message, about the difference being measured. The process's CPU-time clock
+    (``clock_getcpuclockid``: ``(~pid << 3) | CPUCLOCK_SCHED``) is exact and readable for any
+    process; a thread of another process has no such clock, but its ``schedstat`` is exact.
+    """
+    if tid is not None:
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+            return int(fh.read().split()[0]) / 1e9
+    try:
+        return time.clock_gettime((~pid << 3) | 2)
+    except OSError:  # not Linux, or the process is gone
+        with open(f"/proc/{pid}/stat") as fh:
+            rest = fh.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / CLK_TCK

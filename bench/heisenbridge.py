@@ -1,8 +1,8 @@
 """heisenbridge, a competing Matrix<->IRC bridge, under bench/irc.py's harness and phases.
 
     python -m venv /tmp/hbvenv && /tmp/hbvenv/bin/pip install heisenbridge==1.15.4
-    /work/venv/bin/python bench/heisenbridge.py           # table
-    /work/venv/bin/python bench/heisenbridge.py --json    # machine-readable results
+    .venv/bin/python bench/heisenbridge.py           # table
+    .venv/bin/python bench/heisenbridge.py --json    # machine-readable results
 
 heisenbridge is not a dependency of this project: it lives in a venv of its own
 (``--heisenbridge-python``, default /tmp/hbvenv/bin/python) and runs as its own process,
@@ -122,8 +122,7 @@ class HeisenbridgeProcess(bench_irc.BridgeProcess):
         return hb_env()
 
     async def get(self, path: str) -> Any:
-        # No metrics endpoint; bench_irc.scrape() calls this inside the CPU window, so fail
-        # without touching the bridge.
+        # No metrics endpoint: bench_irc.scrape() gets nothing, without touching the bridge.
         raise RuntimeError("heisenbridge has no metrics endpoint")
 
     async def wait_ready(self, timeout: float = 60) -> None:
@@ -306,24 +305,32 @@ async def phases(
     idle = report["_idle"]
     limit = args.drain_timeout
     results = []
+    i2m = args.direction in ("both", "irc-to-matrix")
+    m2i = args.direction in ("both", "matrix-to-irc")
     if args.single:
-        results.append(await run_phase(env, idle, "i2m", "single", args.single, None, args.gap))
-        results.append(await run_phase(env, idle, "m2i", "single", args.single, None, args.gap))
+        if i2m:
+            results.append(await run_phase(env, idle, "i2m", "single", args.single, None, args.gap))
+        if m2i:
+            results.append(await run_phase(env, idle, "m2i", "single", args.single, None, args.gap))
     n_rate = int(args.rate * args.seconds)
     if n_rate:
         label = f"{args.rate:g}/s"
-        results.append(await run_phase(env, idle, "i2m", label, n_rate, args.rate, 0))
-        await asyncio.sleep(1)
-        results.append(
-            await run_phase(env, idle, "m2i", label, n_rate, args.rate, 0, drain_limit=limit)
-        )
-        await asyncio.sleep(1)
+        if i2m:
+            results.append(await run_phase(env, idle, "i2m", label, n_rate, args.rate, 0))
+            await asyncio.sleep(1)
+        if m2i:
+            results.append(
+                await run_phase(env, idle, "m2i", label, n_rate, args.rate, 0, drain_limit=limit)
+            )
+            await asyncio.sleep(1)
     if args.burst:
-        results.append(await run_phase(env, idle, "i2m", "burst", args.burst, 0, 0))
-        await asyncio.sleep(1)
-        results.append(
-            await run_phase(env, idle, "m2i", "burst", args.burst, 0, 0, drain_limit=limit)
-        )
+        if i2m:
+            results.append(await run_phase(env, idle, "i2m", "burst", args.burst, 0, 0))
+            await asyncio.sleep(1)
+        if m2i:
+            results.append(
+                await run_phase(env, idle, "m2i", "burst", args.burst, 0, 0, drain_limit=limit)
+            )
     stamps: dict[str, float] = {}
     if sniffer is not None:
         stamps = sniffer.stop()

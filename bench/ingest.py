@@ -5,9 +5,9 @@ a real :class:`bridgekit.bridge.Bridge` (every transaction committed to the data
 200, then dispatched to the per-room inbox and routed). The load generator plays Synapse: one
 aiohttp ClientSession, one transaction in flight at a time, to each server in turn.
 
-    /work/venv/bin/python bench/ingest.py                      # SQLite in a temp dir
-    /work/venv/bin/python bench/ingest.py --db postgres        # private PostgreSQL cluster
-    /work/venv/bin/python bench/ingest.py --db postgres://u@h/db --json
+    .venv/bin/python bench/ingest.py                      # SQLite in a temp dir
+    .venv/bin/python bench/ingest.py --db postgres        # private PostgreSQL cluster
+    .venv/bin/python bench/ingest.py --db postgres://u@h/db --json
 
 See bench/README.md for what the numbers mean. This is a benchmark, not a test: it asserts
 nothing about speed, it only fails if a server does not answer 200.

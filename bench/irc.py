@@ -1,8 +1,8 @@
 """Benchmark of the IRC connector end to end: a real Synapse, a real InspIRCd, the bridge alone.
 
-    /work/venv/bin/python bench/irc.py                 # latency, throughput, CPU, 1,000 puppets
-    /work/venv/bin/python bench/irc.py --scale 10000   # 10,000 puppeted connections
-    /work/venv/bin/python bench/irc.py --json          # machine-readable results
+    .venv/bin/python bench/irc.py                 # latency, throughput, CPU, 1,000 puppets
+    .venv/bin/python bench/irc.py --scale 10000   # 10,000 puppeted connections
+    .venv/bin/python bench/irc.py --json          # machine-readable results
 
 The bridge runs as ``python -m bridgekit run -c config.yaml`` in a process of its own, so its CPU
 time and RSS are read from /proc/<pid>. InspIRCd runs without flood control and the connector's
@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.harness and tests.irc.e2e are not installed packages
 sys.path.insert(0, str(REPO / "bench"))
 
-from _stats import order_check, summary_ms  # noqa: E402
+from _stats import order_check, proc_cpu, summary_ms  # noqa: E402
 
 CHANNEL = "#bench"
 IRC_NICK = "benchbob"
@@ -73,7 +73,6 @@ MATRIX_USER = "bench"
 MARKER_RE = re.compile(r"BK([IM])(\d{7})")
 MARKER_BYTES_RE = re.compile(rb"BK([IM])(\d{7})")
 FILLER = "the quick brown fox jumps over the lazy dog"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def now() -> float:
@@ -241,14 +240,6 @@ class Sniffer:
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def proc_cpu(pid: int, tid: int | None = None) -> float:
-    """utime + stime of a process (or of one of its threads) in seconds."""
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    with open(path) as fh:
-        rest = fh.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
 def proc_status(pid: int, key: str) -> int:
@@ -763,7 +754,10 @@ async def phase_irc_to_matrix(
     futs = {}
     for s in seqs:
         futs[s] = env.matrix.expect[s] = loop.create_future()
-    cpu0, m0 = env.procs_cpu(), await scrape(env)
+    # Scrape first: the bridge's CPU for answering /metrics (and, the first time, for
+    # importing prometheus_client) is the benchmark's, not the phase's.
+    m0 = await scrape(env)
+    cpu0 = env.procs_cpu()
     start = now()
     busy = 0.0
     for i, s in enumerate(seqs):
@@ -825,7 +819,10 @@ async def phase_matrix_to_irc(
     for s in seqs:
         futs[s] = env.bob.expect[s] = loop.create_future()
     own_before = len(env.matrix.own_order)
-    cpu0, m0 = env.procs_cpu(), await scrape(env)
+    # Scrape first: the bridge's CPU for answering /metrics (and, the first time, for
+    # importing prometheus_client) is the benchmark's, not the phase's.
+    m0 = await scrape(env)
+    cpu0 = env.procs_cpu()
     start = now()
     busy = 0.0
     send_times: list[float] = []
@@ -1149,6 +1146,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.follower_read_batch is not None:
             section["irc"]["servers"]["local"]["follower_read_batch"] = args.follower_read_batch
+        if args.read_batch is not None:
+            section["irc"]["servers"]["local"]["read_batch"] = args.read_batch
+        if args.read_batch_max is not None:
+            section["irc"]["servers"]["local"]["read_batch_max"] = args.read_batch_max
         if args.tls:
             # The bridge's connections use the TLS listener; the benchmark's own IRC
             # clients stay on the plain port.
@@ -1202,8 +1203,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await warm_up(env)
 
         roles = {"ircd": ircd.port, "hs": synapse.port, "as": benv.as_port, "bob": env.bob_port}
+        report["conditions"]["bridge_rss_mib_idle"] = round(env.bridge.rss_kib() / 1024, 1)
         results = await latency_phases(env, roles, args, report)
         report["phases"] = results
+        report["conditions"]["bridge_rss_mib_end"] = round(env.bridge.rss_kib() / 1024, 1)
         if args.scale > 0:
             scale = await scale_phase(env, args.scale)
             if args.scale_messages:
@@ -1281,9 +1284,13 @@ async def latency_phases(
         "bridge_idle_cpu_pct", round((env.bridge.cpu() - idle0) / (now() - t_idle) * 100, 2)
     )
     n_single = single_only or args.single
+    i2m = getattr(args, "direction", "both") in ("both", "irc-to-matrix")
+    m2i = getattr(args, "direction", "both") in ("both", "matrix-to-irc")
     if n_single:
-        results.append(await phase_irc_to_matrix(env, "single", n_single, None, args.gap))
-        results.append(await phase_matrix_to_irc(env, "single", n_single, None, args.gap))
+        if i2m:
+            results.append(await phase_irc_to_matrix(env, "single", n_single, None, args.gap))
+        if m2i:
+            results.append(await phase_matrix_to_irc(env, "single", n_single, None, args.gap))
     if single_only and irc_rate_too and args.rate and args.seconds:
         # IRC -> Matrix at the sustained rate, here with many connections hearing each line.
         await asyncio.sleep(1)
@@ -1294,14 +1301,18 @@ async def latency_phases(
         n_rate = int(args.rate * args.seconds)
         if n_rate:
             label = f"{args.rate:g}/s"
-            results.append(await phase_irc_to_matrix(env, label, n_rate, args.rate, 0))
-            await asyncio.sleep(1)
-            results.append(await phase_matrix_to_irc(env, label, n_rate, args.rate, 0))
-            await asyncio.sleep(1)
+            if i2m:
+                results.append(await phase_irc_to_matrix(env, label, n_rate, args.rate, 0))
+                await asyncio.sleep(1)
+            if m2i:
+                results.append(await phase_matrix_to_irc(env, label, n_rate, args.rate, 0))
+                await asyncio.sleep(1)
         if args.burst:
-            results.append(await phase_irc_to_matrix(env, "burst", args.burst, 0, 0))
-            await asyncio.sleep(1)
-            results.append(await phase_matrix_to_irc(env, "burst", args.burst, 0, 0))
+            if i2m:
+                results.append(await phase_irc_to_matrix(env, "burst", args.burst, 0, 0))
+                await asyncio.sleep(1)
+            if m2i:
+                results.append(await phase_matrix_to_irc(env, "burst", args.burst, 0, 0))
     stamps: dict[str, float] = {}
     if sniffer is not None:
         stamps = sniffer.stop()
@@ -1334,7 +1345,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"rate {cfg.get('reconnect_rate')}/s concurrency {cfg.get('reconnect_concurrency')}, "
         f"bridge log "
         f"level {cfg.get('log_level')}, fd limit {c.get('bridge_nofile')}, idle bridge CPU "
-        f"{c.get('bridge_idle_cpu_pct')}%, capture: {c.get('capture', 'off')}"
+        f"{c.get('bridge_idle_cpu_pct')}%, bridge RSS {c.get('bridge_rss_mib_idle')} MiB idle, "
+        f"{c.get('bridge_rss_mib_end')} MiB after the phases, capture: {c.get('capture', 'off')}"
         f"{', bridge<->ircd over TLS' if c.get('tls') else ''}"
     )
     print_phases(report.get("phases", []))
@@ -1405,14 +1417,20 @@ def add_phase_arguments(parser: argparse.ArgumentParser, burst: int) -> None:
     parser.add_argument(
         "--gap",
         type=float,
-        default=0.15,
+        default=0.3,
         help="pause between single messages: with it, lines come more than the runtime's "
-        "stream gap (0.1 s) apart, so none is held as part of a paste",
+        "stream gap (0.25 s) apart, so none is held as part of a paste",
     )
     parser.add_argument("--rate", type=float, default=50, help="sustained rate (msg/s)")
     parser.add_argument("--seconds", type=float, default=6, help="length of the sustained phase")
     parser.add_argument(
         "--burst", type=int, default=burst, help="messages sent all at once (0: skip)"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("both", "irc-to-matrix", "matrix-to-irc"),
+        default="both",
+        help="run the phases of one direction only (to profile it alone)",
     )
     parser.add_argument("--no-capture", action="store_true", help="no packet capture")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -1464,6 +1482,16 @@ def main() -> None:
         "--fanout-rate",
         action="store_true",
         help="with --fanout, also send IRC->Matrix at --rate for --seconds to the shared channel",
+    )
+    parser.add_argument(
+        "--read-batch",
+        type=float,
+        help="connector read_batch (default: the connector's, 0.05 s; 0 = off)",
+    )
+    parser.add_argument(
+        "--read-batch-max",
+        type=float,
+        help="connector read_batch_max (default: the connector's, 0.2 s)",
     )
     parser.add_argument(
         "--follower-read-batch",

@@ -1,7 +1,7 @@
 """Benchmark of the XMPP connector end to end in one MUC: a real Synapse, a real Prosody.
 
-    /work/venv/bin/python bench/xmpp.py            # compact table
-    /work/venv/bin/python bench/xmpp.py --json     # machine-readable results
+    .venv/bin/python bench/xmpp.py            # compact table
+    .venv/bin/python bench/xmpp.py --json     # machine-readable results
 
 The bridge runs as ``python -m bridgekit run -c config.yaml`` in a process of its own, so its CPU
 time is read from /proc/<pid>/stat (Synapse's and Prosody's too, for context). The clients (a

@@ -118,7 +118,7 @@ async def test_a_stream_of_lines_waits_for_its_rest_but_a_lone_line_goes_at_once
             await alice.wait_for_event(room_id, lambda e: e["content"].get("body") == "alone")
             assert time.monotonic() - start < 2.0, "a lone line was held"
 
-            await asyncio.sleep(0.3)  # bob pauses: the paste below starts a new stream
+            await asyncio.sleep(0.5)  # bob pauses: the paste below starts a new stream
             lines = [f"paste {i:02d}" for i in range(12)]
             await stream(client, chat, "bob", lines)
             await alice.wait_for_event(

@@ -188,11 +188,17 @@ class _Protocol(asyncio.Protocol):
             # lone line is read at once (pausing costs more than it saves for one line).
             server = conn.server
             pause = server.read_batch
+            if pause > 0 and data.count(b"\n") > 1:
+                # The last pause gathered several lines: the stream goes on, rest longer.
+                pause = min(max(conn.read_pause * 2, pause), server.read_batch_max)
+            conn.read_pause = pause
             if server.follower_read_batch > pause and conn.follower():
                 pause = server.follower_read_batch
             if pause > 0:
                 self.transport.pause_reading()
                 asyncio.get_running_loop().call_later(pause, self._resume)
+        else:
+            conn.read_pause = 0.0
         while True:
             end = self.buffer.find(b"\n")
             if end < 0:
@@ -270,6 +276,8 @@ class IRCConnection:
         self.registered = False
         self.ready = asyncio.Event()
         self.last_rx = time.monotonic()
+        #: The read pause of the stream being received (0: none), doubled while it goes on.
+        self.read_pause = 0.0
         self.bucket = TokenBucket(server.send_rate, server.burst)
         self.queue: deque[SendItem] = deque()
         self._wake = asyncio.Event()

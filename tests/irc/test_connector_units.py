@@ -8,9 +8,10 @@ import time
 import pytest
 
 from bridgekit.events import PortalKey
+from bridgekit.remote_queue import STREAM_GAP
 from bridges.irc import crypto
 from bridges.irc.client import IRCConnection, ISupport, StartPacer, TokenBucket, _Protocol
-from bridges.irc.config import parse, validate
+from bridges.irc.config import READ_STREAM_GAP, parse, validate
 from bridges.irc.connector import IRCConnector
 from bridges.irc.netsplit import NetsplitDebouncer, is_netsplit_quit
 from bridges.irc.outgoing import clean_text, one_line, short_diff
@@ -85,12 +86,22 @@ def test_reconnect_rate_is_configurable_and_validated():
 
 
 def test_read_batch_is_configurable_and_stays_below_the_stream_gap():
-    assert parse({"servers": {"l": {"host": "x"}}})["l"].read_batch == 0.05
-    for ok in (0, 0.02, 0.09):
+    defaults = parse({"servers": {"l": {"host": "x"}}})["l"]
+    assert (defaults.read_batch, defaults.read_batch_max) == (0.05, 0.2)
+    assert READ_STREAM_GAP == STREAM_GAP  # the runtime must not take a pause for the end
+    for ok in (0, 0.02, 0.09, 0.2):
         assert validate({"servers": {"l": {"host": "x", "read_batch": ok}}}) == [], ok
-    for bad in (0.1, 1, -0.01, "fast", True):
+    for bad in (0.25, 1, -0.01, "fast", True):
         problems = dict(validate({"servers": {"l": {"host": "x", "read_batch": bad}}}))
         assert "servers.l.read_batch" in problems, bad
+    for ok in (0.05, 0.1, 0.24):
+        server = {"host": "x", "read_batch_max": ok}
+        assert validate({"servers": {"l": server}}) == [], ok
+    for bad in (0.25, 0.04, -1, "slow", True):  # 0.04: below read_batch (0.05)
+        problems = dict(validate({"servers": {"l": {"host": "x", "read_batch_max": bad}}}))
+        assert "servers.l.read_batch_max" in problems, bad
+    # A read_batch above the default maximum raises the maximum with it.
+    assert parse({"servers": {"l": {"host": "x", "read_batch": 0.22}}})["l"].read_batch_max == 0.22
 
 
 def test_tls_ca_file_must_name_an_existing_file(tmp_path):
@@ -502,8 +513,8 @@ def test_a_stream_of_lines_is_read_in_batches_and_a_lone_line_at_once():
 
         say("one")  # a lone line: read on
         assert transport.paused == 0
-        say("two")  # the next read within 0.1 s: a stream, the socket rests 50 ms
-        assert (transport.paused, transport.resumed) == (1, 0)
+        say("two")  # the next read within 0.25 s: a stream, the socket rests 50 ms
+        assert (transport.paused, transport.resumed, conn.read_pause) == (1, 0, 0.05)
         await asyncio.sleep(0.1)
         assert transport.resumed == 1
         # While our own line awaits its echo, reading never pauses.
@@ -511,12 +522,48 @@ def test_a_stream_of_lines_is_read_in_batches_and_a_lone_line_at_once():
         say("three")
         assert transport.paused == 1
         conn.awaiting = lambda: False
-        # Reads that are not a stream (0.1 s or more apart) do not pause either.
-        conn.last_rx -= 0.1
+        # Reads that are not a stream (0.25 s or more apart) do not pause either.
+        conn.last_rx -= READ_STREAM_GAP
         say("four")
         assert transport.paused == 1
         # Every line was handled, in order, whatever the pauses.
         assert [m.content.body for m in _messages(client)] == ["one", "two", "three", "four"]
+
+    asyncio.run(run())
+
+
+def test_a_read_pause_doubles_while_each_read_finds_several_lines():
+    """A flood: each pause gathered more than one line, so the next pause is twice as long,
+    up to read_batch_max; a read that finds one line (people taking turns) goes back to
+    read_batch, and so does the next stream after a quiet moment."""
+
+    async def run() -> None:
+        connector = _connector(read_batch=0.05, read_batch_max=0.2)
+        client = await _registered(connector, "alice", "alice[m]")
+        conn, transport = client.conn, _Transport()
+        proto = _Protocol(conn)
+        proto.transport = transport
+        conn.last_rx = time.monotonic() - 1
+        n = 0
+
+        def read(lines: int) -> float:
+            nonlocal n
+            data = b""
+            for _ in range(lines):
+                n += 1
+                data += f":bob!b@h PRIVMSG alice[m] :line {n}\r\n".encode()
+            proto.data_received(data)
+            return conn.read_pause
+
+        assert read(3) == 0.0  # the first read of the stream is not a stream yet
+        assert [read(3) for _ in range(4)] == [0.05, 0.1, 0.2, 0.2]
+        assert read(1) == 0.05  # one line: back to the short pause
+        assert read(2) == 0.1
+        conn.last_rx -= READ_STREAM_GAP  # quiet: the next read is no stream
+        assert read(5) == 0.0
+        assert read(2) == 0.05
+        assert transport.paused == 7
+        assert [m.content.body for m in _messages(client)] == [f"line {i}" for i in range(1, n + 1)]
         # read_batch: 0 turns it off.
         off = await _registered(_connector(read_batch=0), "bob", "bob[m]")
         proto, transport = _Protocol(off.conn), _Transport()

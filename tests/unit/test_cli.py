@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ SCHEMA_LINE = (
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-config.yaml"
-BRIDGEKIT = Path("/work/venv/bin/bridgekit")
+#: The console script pip installed beside the interpreter running the tests (any venv).
+BRIDGEKIT = Path(sys.executable).parent / "bridgekit"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
