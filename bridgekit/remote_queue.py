@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 #: Lines of one sender in one portal that arrive this close together are a stream (a paste,
 #: a bot, a backlog relayed at once), not someone typing. Connectors may read a stream in
-#: batches (the IRC connector rests up to 0.2 s between reads of a flood, which takes a third
-#: off its CPU per line): the gap must exceed such a pause, or each batch would look like
+#: batches (the IRC connector rests up to 0.2 s between reads of a flood, which nearly halves
+#: its CPU per line): the gap must exceed such a pause, or each batch would look like
 #: the end of the stream. Nobody types two lines a quarter of a second apart.
 STREAM_GAP = 0.25
 

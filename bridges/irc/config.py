@@ -125,7 +125,7 @@ class ServerConfig:
     #: While each read of a stream finds more than one line (a bot, a flood: the stream goes
     #: on), the pause doubles after each read, up to this. A wake-up of the bridge costs far
     #: more than a line (about 0.5 ms against 0.1 ms on the benchmark), so at 50 lines/s
-    #: reading every 200 ms instead of every 50 ms took a third off the CPU per line. Lines
+    #: reading every 200 ms instead of every 50 ms nearly halved the CPU per line. Lines
     #: of several people in a busy channel mostly arrive one per read and keep the short
     #: pause. Below :data:`READ_STREAM_GAP`.
     read_batch_max: float = 0.2
