@@ -92,17 +92,21 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
             room_id, puppet = await open_channel(alice, channel, bob)
             client = next(iter(connector(bridge).clients.values()))
             proto = client.conn._proto
-            resume = type(proto)._resume
+            transport = proto.transport
+            transport_resume = type(transport).resume_reading
+            held = [True]
 
-            def resume_unless_held(p: object) -> None:
-                if p is not proto:
-                    resume(p)
+            def resume_unless_held(t: object) -> None:
+                if t is not transport or not held[0]:
+                    transport_resume(t)
 
             # Held in a read pause (as by a read batch) until the test lets go: the EOF of the
-            # server's shutdown waits unread.
-            monkeypatch.setattr(type(proto), "_resume", resume_unless_held)
+            # server's shutdown waits unread. Held at the transport, so that a read pause the
+            # bridge scheduled just before (its timer already holds the bound _resume) cannot
+            # end it either.
+            monkeypatch.setattr(type(transport), "resume_reading", resume_unless_held)
             await bob.close()
-            proto.transport.pause_reading()
+            transport.pause_reading()
             await asyncio.to_thread(server.stop)
             semaphore = connector(bridge).semaphore(SERVER)
             await semaphore.acquire()
@@ -110,7 +114,8 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
                 await alice.send_text(room_id, "into the void")
                 # Written to the dead socket, awaiting an echo that cannot come.
                 await eventually(lambda: bool(client._echo) and not client.conn.queue, 15)
-                proto.transport.resume_reading()  # the EOF is seen: disconnected
+                held[0] = False
+                transport.resume_reading()  # the EOF is seen: disconnected
                 await asyncio.to_thread(server.start)
                 bob = await irc_user(server, bob_nick, channel)
             finally:
