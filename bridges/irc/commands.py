@@ -42,11 +42,7 @@ async def _client(
     connector: IRCConnector, ce: CommandEvent, server: str, create: bool
 ) -> IRCClient | None:
     for client in connector.clients.values():
-        if (
-            client.server_name == server
-            and client.login.user_mxid == ce.sender
-            and not client.relay
-        ):
+        if client.server_name == server and client.login.user_mxid == ce.sender:
             return client
     if not create:
         return None

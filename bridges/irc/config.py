@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridgekit.remote_queue import STREAM_GAP
+
 from .names import InvalidNameError, validate_channel
 
 #: Server names appear in ghost localparts, aliases and portal keys: keep them plain.
@@ -42,10 +44,9 @@ DEFAULT_ALIAS_TEMPLATE = "_irc_{server}_{channel}"
 DEFAULT_NICK_TEMPLATE = "{displayname}[m]"
 DEFAULT_EDIT_FORMAT = "* {diff}"
 _LOCALPART_TEXT_RE = re.compile(r"^[a-z0-9._=/-]*$")
-#: Reads closer together than this are a stream. It matches the runtime's stream gap
-#: (``bridgekit.remote_queue.STREAM_GAP``): a read pause must stay shorter, or the runtime
-#: would take each batch for the end of the stream.
-READ_STREAM_GAP = 0.25
+#: Reads closer together than this are a stream: the runtime's own stream gap, which a read
+#: pause must stay below, or the runtime would take each batch for the end of the stream.
+READ_STREAM_GAP = STREAM_GAP
 
 _SERVER_KEYS = {
     "host",

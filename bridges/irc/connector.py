@@ -88,6 +88,7 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         self._by_remote_id: dict[str, list[IRCClient]] = {}  # logins made with a nick
         self._by_user: dict[tuple[str, str], list[IRCClient]] = {}  # (server, mxid)
         self._per_server: dict[str, int] = {}
+        self._stopping = False
         self._full_warned: set[str] = set()  # servers whose max_connections was logged
         self._ghost_res = [
             (name, template_regex(sc.ghost_localpart_template()))
@@ -226,10 +227,8 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         return same_nick[0] if same_nick else None
 
     def puppet_of_user(self, server: str, mxid: str) -> IRCClient | None:
-        for client in self._by_user.get((server, mxid), ()):
-            if not client.relay:
-                return client
-        return None
+        clients = self._by_user.get((server, mxid))
+        return clients[0] if clients else None
 
     def _index(self, client: IRCClient) -> None:
         login = client.login
@@ -258,6 +257,42 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
             self.listener_generation += 1
             if not lst:
                 del self._listeners[key]
+                if not self._stopping:
+                    # Decided once the leaving client is done with its own state (a PART
+                    # drops the channel from ``wanted`` after this call).
+                    asyncio.get_running_loop().call_soon(self._keep_an_ear, client, key)
+
+    def _keep_an_ear(self, leaving: IRCClient, key: tuple[str, str]) -> None:
+        """The bridge's last connection in a channel left it. If a user still wants the
+        channel but their connection was closed as idle, bring that one back: the portal
+        hears IRC only through a connection in the channel."""
+        server, folded = key
+        if self._stopping or key in self._listeners:
+            return
+        sleepers: list[IRCClient] = []
+        # The leaving one first: a dropped connection that rejoins by itself (every one of
+        # them after an ircd restart) settles it without a scan of all connections.
+        for client in (leaving, *self.clients.values()):
+            conn = client.conn
+            if client.server_name != server or conn is None or folded not in client.wanted:
+                continue
+            if not conn.idle:
+                if folded not in client.join_refused and client.login.id in self.clients:
+                    return  # connected or reconnecting: it joins by itself
+                continue
+            if client is not leaving:
+                sleepers.append(client)
+        if sleepers:
+            woken = sleepers[0]
+            log.info("%s: no connection left in %s; waking %s", server, folded, woken.login.id)
+            woken.touch()
+            woken.conn.start()
+
+    def sole_ear(self, client: IRCClient, folded_channel: str) -> bool:
+        """Whether the bridge has no connection but ``client`` in the channel: the portal's
+        only ear, which the idle timeout must not close."""
+        others = self._listeners.get((client.server_name, folded_channel), ())
+        return all(login_id == client.login.id for login_id in others)
 
     def is_listener(self, client: IRCClient, folded_channel: str) -> bool:
         lst = self._listeners.get((client.server_name, folded_channel))
@@ -366,6 +401,7 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
             await self.bridge.set_kv(f"irc:{what}:{login.id}", None)
 
     async def stop(self) -> None:
+        self._stopping = True
         for client in list(self.clients.values()):
             await client.disconnect()
 

@@ -128,9 +128,6 @@ class OutgoingMixin:
             text = mc.body
         text = clean_text(text)
         if isinstance(msg, MatrixMessage):
-            if self.relay and not msg.relayed_for and msg.sender != self.login.user_mxid:
-                name = one_line(msg.sender_name or msg.sender)
-                text = f"* {name} {text}" if mc.msgtype == "m.emote" else f"<{name}> {text}"
             reply_nick = self.nick_of_remote(msg.reply_to_sender) if mc.reply_to else None
             if reply_nick and not text.lower().startswith(reply_nick.lower() + ":"):
                 text = f"{reply_nick}: {text}"

@@ -80,7 +80,6 @@ class IRCClient(
         self.server_name = str(login.metadata.get("server") or login.remote_id.partition("/")[0])
         self.server: ServerConfig = connector.servers[self.server_name]
         self.bridge = connector.bridge
-        self.relay = bool(login.metadata.get("relay"))
         self.channels: dict[str, Channel] = {}
         #: Channels to be in (folded -> name as typed), persisted and rejoined on reconnect.
         self.wanted: dict[str, str] = {}
@@ -189,10 +188,6 @@ class IRCClient(
             cached = self._follower = (generation, only)
         return cached[1]
 
-    @property
-    def _relays_others(self) -> bool:
-        return self.relay or self.server.relay_only
-
     def use_password(self, password: str | None) -> None:
         """Log in with ``password`` (SASL where offered, else NickServ) from the next
         (re)connection on; without one, a connection that relays others (every connection of
@@ -202,7 +197,7 @@ class IRCClient(
             return
         if password:
             self.conn.sasl = (self.conn.wanted_nick, password)
-        elif self.server.sasl_username and self.server.sasl_password and self._relays_others:
+        elif self.server.sasl_username and self.server.sasl_password and self.server.relay_only:
             self.conn.sasl = (self.server.sasl_username, self.server.sasl_password)
         else:
             self.conn.sasl = None
@@ -296,16 +291,21 @@ class IRCClient(
 
     def _schedule_idle_check(self) -> None:
         timeout = self.server.idle_timeout
-        if not timeout or self.relay:
+        if not timeout:
             return
         loop = asyncio.get_running_loop()
 
         def check() -> None:
             idle_for = time.monotonic() - self.last_activity
             if idle_for >= timeout and self.conn is not None and not self.conn.idle:
-                log.info("%s idle for %.0fs: disconnecting", self.login.id, idle_for)
-                self.conn.go_idle("Idle timeout")
-                self._forget_presence()
+                joining = set(self.wanted) - set(self.join_refused)  # its JOIN may be unread
+                ears = [f for f in set(self.channels) | joining if self.connector.sole_ear(self, f)]
+                if ears:
+                    log.debug("%s idle, kept: the only connection in %s", self.login.id, ears)
+                else:
+                    log.info("%s idle for %.0fs: disconnecting", self.login.id, idle_for)
+                    self.conn.go_idle("Idle timeout")
+                    self._forget_presence()
             self._idle_timer = loop.call_later(max(0.5, min(timeout / 4, 60.0)), check)
 
         self._idle_timer = loop.call_later(max(0.5, min(timeout / 4, 60.0)), check)

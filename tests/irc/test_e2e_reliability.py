@@ -233,19 +233,66 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
         await bob.close()
 
 
-async def test_idle_connection_quits_and_comes_back_when_the_user_speaks(
+async def test_an_idle_connection_quits_unless_it_is_the_channels_only_one_and_comes_back(
     make_bridge, ircd, bridge_env, uid
 ):
-    await start_bridge(make_bridge, ircd, idle_timeout=1.5)
+    """The idle timeout closes a quiet user's connection, but never the last one the bridge
+    has in a channel: that one is how the portal hears the channel."""
+    await start_bridge(make_bridge, ircd, idle_timeout=1.0)
     alice = await bridge_env.synapse.register_user(uid("alice"))
+    carol = await bridge_env.synapse.register_user(uid("carol"))
     channel = "#" + uid("chan")
     bob = await irc_user(ircd, uid("bob"), channel)
-    async with alice:
+
+    def quits() -> list[str]:
+        return [m.nick or "" for m in bob.history if m.command == "QUIT"]
+
+    async with alice, carol:
         try:
-            room_id, puppet = await open_channel(alice, channel, bob)
-            await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == puppet, 15)
+            room_id, alice_nick = await open_channel(alice, channel, bob)
+            await asyncio.sleep(3.0)  # three idle timeouts: alice is the channel's only ear
+            assert quits() == [], "the portal's only connection in the channel quit"
+            await bob.privmsg(channel, "heard while alice idles")
+            await alice.wait_for_event(room_id, body_is("heard while alice idles"))
+
+            await carol.join(room_id)
+            await carol.send_text(room_id, "carol is here")
+            said = await bob.wait_for(lambda m: m.trailing == "carol is here", 30)
+            assert said.command == "PRIVMSG" and said.nick not in (None, alice_nick)
+            # alice has been idle for long: with carol in the channel, she may go now.
+            await bob.wait_for(lambda m: m.command == "QUIT", 15)
+            await asyncio.sleep(3.0)  # carol's own timeout passes: she is the only one now
+            assert quits() == [alice_nick]
+            await bob.privmsg(channel, "heard through carol")
+            await alice.wait_for_event(room_id, body_is("heard through carol"))
+
             await alice.send_text(room_id, "back again")
-            await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == puppet, 30)
-            assert (await bob.wait_for(privmsg_from(puppet), 15)).trailing == "back again"
+            await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == alice_nick, 30)
+            assert (await bob.wait_for(privmsg_from(alice_nick), 15)).trailing == "back again"
+        finally:
+            await bob.close()
+
+
+async def test_when_the_last_connection_leaves_a_channel_an_idle_one_comes_back_to_hear_it(
+    make_bridge, ircd, bridge_env, uid
+):
+    await start_bridge(make_bridge, ircd, idle_timeout=1.0)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    async with alice, carol:
+        try:
+            room_id, alice_nick = await open_channel(alice, channel, bob)
+            await carol.join(room_id)
+            await carol.send_text(room_id, "carol is here")
+            carol_nick = (await bob.wait_for(lambda m: m.trailing == "carol is here", 30)).nick
+            assert (await bob.wait_for(lambda m: m.command == "QUIT", 15)).nick == alice_nick
+            await carol.leave(room_id)
+            await bob.wait_for(lambda m: m.command == "PART" and m.nick == carol_nick, 15)
+            # alice said nothing, but her connection is the portal's only way to hear IRC.
+            await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == alice_nick, 30)
+            await bob.privmsg(channel, "heard after carol left")
+            await alice.wait_for_event(room_id, body_is("heard after carol left"))
         finally:
             await bob.close()
