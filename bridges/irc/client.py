@@ -28,6 +28,7 @@ from typing import Any, cast
 from .config import READ_STREAM_GAP, ServerConfig
 from .lines import LineError, Message, ParseError, build_line, parse_line
 from .names import InvalidNameError, casefold, nick_variants, sanitize_nick
+from .pacing import StartPacer, TokenBucket
 from .tls import TLSSession, tls_context
 
 log = logging.getLogger("bridgekit.irc.client")
@@ -50,55 +51,6 @@ REGISTER_TIMEOUT = 60.0
 #: port answers a ClientHello with silence until its registration timeout).
 TLS_HANDSHAKE_TIMEOUT = 30.0
 _MAX_BUFFER = 1 << 20
-
-
-class TokenBucket:
-    """``rate`` lines per second with bursts of ``burst`` lines."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def wait_time(self) -> float:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        self.tokens -= 1
-
-
-class StartPacer:
-    """Connection starts per second, shared by all connections to one server.
-
-    Starts are spaced ``1 / rate`` apart in the order they ask (a reserved slot each), so a
-    mass reconnect after a restart or a netsplit does not flood the server. It paces starts
-    only: a slow registration (InspIRCd completes them on a 1 s timer) does not hold up the
-    next start, unlike a small concurrency limit held through the registration.
-    """
-
-    __slots__ = ("interval", "_next")
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-
-    def delay(self) -> float:
-        """Reserve the next start slot; seconds until it comes."""
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        return slot - now
-
-    async def wait(self) -> None:
-        delay = self.delay()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 @dataclass(eq=False)

@@ -15,15 +15,16 @@ from bridgekit.commands import Command, CommandEvent
 from bridgekit.connector import LoginField, LoginInfo, LoginProcess, LoginStep
 
 from .lines import Message, build_line
-from .names import InvalidNameError, validate_channel, validate_nick
+from .names import InvalidNameError, validate_channel, validate_channel_key, validate_nick
 
 if TYPE_CHECKING:
     from .connector import IRCConnector
     from .puppet import IRCClient
 
 HELP = (
-    "IRC: `irc nick <nick>` change your nick; `irc join <#channel>` join a channel (you are "
-    "invited to its room); `irc part <#channel>`; `irc pm <nick>` open a private chat; "
+    "IRC: `irc nick <nick>` change your nick; `irc join <#channel> [key]` join a channel "
+    "(you are invited to its room; the key, if it has one, is stored encrypted for rejoins); "
+    "`irc part <#channel>`; `irc pm <nick>` open a private chat; "
     "`irc whois <nick>`; `irc storepass <password>` store your NickServ/SASL password "
     "(encrypted); `irc reconnect`; `irc quit` disconnect and forget your connection. "
     "With several servers, put the server name first: `irc join libera #matrix`."
@@ -41,11 +42,9 @@ def irc_commands(connector: IRCConnector) -> list[Command]:
 async def _client(
     connector: IRCConnector, ce: CommandEvent, server: str, create: bool
 ) -> IRCClient | None:
-    for client in connector.clients.values():
-        if client.server_name == server and client.login.user_mxid == ce.sender:
-            return client
-    if not create:
-        return None
+    client = connector.puppet_of_user(server, ce.sender)
+    if client is not None or not create:
+        return client
     await ce.bridge.commands.get_or_create_user(ce.sender)
     info = await connector.make_login(ce.sender, server)
     client = await ce.bridge.add_login(info)
@@ -97,20 +96,22 @@ async def run(connector: IRCConnector, ce: CommandEvent) -> None:
         await ce.reply(f"Usage: irc {sub} [server] <argument>")
         return
     if sub in ("join", "part"):
-        if len(args) > 1:
-            await ce.reply(f"`irc {sub}` takes one channel name.")
+        if len(args) > (2 if sub == "join" else 1):
+            then = ", then its key if it has one" if sub == "join" else ""
+            await ce.reply(f"`irc {sub}` takes one channel name{then}.")
             return
         try:
             channel = validate_channel(args[0])
+            key = validate_channel_key(args[1]) if len(args) > 1 else None
         except InvalidNameError as e:
-            await ce.reply(f"Not a valid channel name: {e}")
+            await ce.reply(f"Not a valid channel name or key: {e}")
             return
         client = await _client(connector, ce, server, create=sub == "join")
         if client is None:
             await ce.reply(f"You are not connected to {server}.")
             return
         if sub == "join":
-            await _join(ce, client, channel)
+            await _join(ce, client, channel, key)
         else:
             await client.part_channel(channel)
             await ce.reply(f"Left {channel}.")
@@ -144,8 +145,10 @@ async def _ready(client: IRCClient, timeout: float = 60) -> None:
     await asyncio.wait_for(client.conn.ready.wait(), timeout)
 
 
-async def _join(ce: CommandEvent, client: IRCClient, channel: str) -> None:
+async def _join(ce: CommandEvent, client: IRCClient, channel: str, key: str | None) -> None:
     folded = client.fold(channel)
+    await client._load()
+    old_key = client.keys.get(folded)
 
     def matcher(m: Message, fut: asyncio.Future[str]) -> None:
         errors = {"403", "405", "471", "473", "474", "475", "476", "477", "479"}
@@ -161,6 +164,8 @@ async def _join(ce: CommandEvent, client: IRCClient, channel: str) -> None:
 
     waiter = client.wait_for_line(matcher, timeout=60)
     client.quiet_join_errors.add(folded)  # a refusal is this command's answer
+    if key:  # the JOIN (and later rejoins) use it; kept only if the server takes it
+        await client.set_channel_key(folded, key)
     try:
         await client.join_channel(channel)
         error = await waiter
@@ -169,6 +174,8 @@ async def _join(ce: CommandEvent, client: IRCClient, channel: str) -> None:
         return
     finally:
         client.quiet_join_errors.discard(folded)
+    if error and key:
+        await client.set_channel_key(folded, old_key)
     if error:
         await ce.reply(f"Could not join {channel}: {error}")
     else:

@@ -12,7 +12,9 @@ server folds them, so ``Bob`` and ``bob`` are one user and ``#Chan`` and ``#chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,7 +35,6 @@ from bridgekit.events import PortalKey
 from bridgekit.ids import localpart_of, template_regex
 
 from . import config as irc_config
-from .client import StartPacer
 from .config import DEFAULT_ALIAS_TEMPLATE, DEFAULT_GHOST_TEMPLATE, ServerConfig
 from .crypto import SecretBox, SecretError
 from .names import (
@@ -43,7 +44,9 @@ from .names import (
     sanitize_nick,
     unescape_localpart,
     validate_channel,
+    validate_channel_key,
 )
+from .pacing import StartPacer
 
 if TYPE_CHECKING:
     from bridgekit.commands import Command
@@ -316,6 +319,31 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
             log.warning("Stored password of %s cannot be decrypted (as_token changed?)", login_id)
             return None
 
+    # -- channel keys (+k) ----------------------------------------------------------------------
+
+    async def store_channel_keys(self, login_id: str, keys: Mapping[str, str]) -> None:
+        """A user's channel keys, encrypted at rest like their password. Without an
+        encryption key (a runtime that cannot derive one) they live in memory only."""
+        if self.secrets is None:
+            return
+        token = self.secrets.encrypt(json.dumps(dict(keys)), context=f"keys:{login_id}")
+        await self.bridge.set_kv(f"irc:keys:{login_id}", token if keys else None)
+
+    async def load_channel_keys(self, login_id: str) -> dict[str, str]:
+        token = await self.bridge.get_kv(f"irc:keys:{login_id}")
+        if not token or self.secrets is None:
+            return {}
+        try:
+            stored = json.loads(self.secrets.decrypt(token, context=f"keys:{login_id}"))
+        except (SecretError, ValueError):
+            log.warning("Channel keys of %s cannot be read (as_token changed?)", login_id)
+            return {}
+        keys = {}
+        for folded, key in stored.items():
+            with contextlib.suppress(InvalidNameError):
+                keys[folded] = validate_channel_key(key)
+        return keys
+
     # -- logins --------------------------------------------------------------------------------
 
     def login_id_for(self, server: str, user_mxid: str) -> str:
@@ -397,7 +425,7 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
             self._unindex(client)
             del self.clients[login.id]
             await client.disconnect()
-        for what in ("pass", "channels", "nick"):
+        for what in ("pass", "channels", "nick", "keys"):
             await self.bridge.set_kv(f"irc:{what}:{login.id}", None)
 
     async def stop(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -266,3 +267,13 @@ def parse_line(raw: bytes | str) -> Message:
         user=user,
         host=host,
     )
+
+
+def parse_server_time(value: str | None) -> float | None:
+    """The IRCv3 ``time`` tag (ISO 8601, UTC) as a Unix timestamp; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -105,6 +105,21 @@ def validate_channel(name: str, chantypes: str = "#&", max_len: int = 64) -> str
     return name
 
 
+def validate_channel_key(key: str, max_len: int = 64) -> str:
+    """Return ``key`` unchanged if it can be a channel key (mode +k) in a JOIN: one
+    parameter, so no space, comma (a key list separator) or control character."""
+    if not isinstance(key, str) or not key:
+        raise InvalidNameError("channel key is empty")
+    if len(key) > max_len:
+        raise InvalidNameError(f"channel key is longer than {max_len} characters")
+    if key[0] == ":":
+        raise InvalidNameError("channel key must not start with ':'")
+    for ch in key:
+        if ch in " ," or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise InvalidNameError(f"channel key contains forbidden character {ch!r}")
+    return key
+
+
 def validate_nick(nick: str, max_len: int = 30) -> str:
     """Return ``nick`` unchanged if it is a valid RFC 2812 nick (plus '_' and '`' first)."""
     if not isinstance(nick, str) or not nick:

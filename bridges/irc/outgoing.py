@@ -386,7 +386,7 @@ class OutgoingMixin:
             self.wanted[folded] = name
             await self.save_channels()
         assert self.conn is not None
-        done = self.conn.send(build_line("JOIN", name))
+        done = self.conn.send(self.join_line(name))
         if wait:
             await done
 
@@ -396,6 +396,7 @@ class OutgoingMixin:
         self.join_refused.pop(folded, None)
         if self.wanted.pop(folded, None) is not None:
             await self.save_channels()
+        await self.set_channel_key(folded, None)
         if folded in self.channels and self.conn is not None:
             params = [name, one_line(reason)] if reason else [name]
             await self.conn.send(build_line("PART", *params))

@@ -28,6 +28,7 @@ from bridgekit.connector import (
 )
 from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
 
+from .channels import ChannelMixin
 from .client import IRCConnection
 from .config import ServerConfig
 from .handlers import EchoLostError, IncomingMixin
@@ -64,6 +65,7 @@ def split_key(key: PortalKey) -> tuple[str, str]:
 
 class IRCClient(
     IncomingMixin,
+    ChannelMixin,
     OutgoingMixin,
     NetworkClient,
     EditHandler,
@@ -83,6 +85,9 @@ class IRCClient(
         self.channels: dict[str, Channel] = {}
         #: Channels to be in (folded -> name as typed), persisted and rejoined on reconnect.
         self.wanted: dict[str, str] = {}
+        #: Keys (+k) of channels to be in (folded -> key): given by this user with `irc join`,
+        #: or seen set by an operator while in the channel. Never used for anyone else.
+        self.keys: dict[str, str] = {}
         self.display: dict[str, str] = {}  # folded nick -> nick as last seen
         self.conn: IRCConnection | None = None
         self.last_activity = time.monotonic()
@@ -145,9 +150,19 @@ class IRCClient(
             self.wanted[self.connector.fold(name)] = name
         for name in self.login.metadata.get("channels") or []:
             self.wanted.setdefault(self.connector.fold(name), name)
+        self.keys = await self.connector.load_channel_keys(self.login.id)
 
     async def save_channels(self) -> None:
         await self.bridge.set_kv(self.kv("channels"), json.dumps(sorted(self.wanted.values())))
+
+    async def set_channel_key(self, folded: str, key: str | None) -> None:
+        if self.keys.get(folded) == key:
+            return
+        if key:
+            self.keys[folded] = key
+        else:
+            self.keys.pop(folded, None)
+        await self.connector.store_channel_keys(self.login.id, self.keys)
 
     def _make_conn(self) -> IRCConnection:
         conn = IRCConnection(
@@ -215,11 +230,16 @@ class IRCClient(
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def join_line(self, name: str) -> bytes:
+        """``JOIN name``, with the channel's key when the bridge knows one."""
+        key = self.keys.get(self.fold(name))
+        return build_line("JOIN", name, key) if key else build_line("JOIN", name)
+
     def _rejoin_lines(self) -> list[bytes]:
         lines = []
         for name in self.wanted.values():
             try:
-                lines.append(build_line("JOIN", name))
+                lines.append(self.join_line(name))
             except ValueError:
                 continue
         return lines

@@ -9,11 +9,12 @@ import pytest
 
 from bridgekit.events import PortalKey
 from bridges.irc import crypto
-from bridges.irc.client import IRCConnection, ISupport, StartPacer, TokenBucket, _Protocol
+from bridges.irc.client import IRCConnection, ISupport, _Protocol
 from bridges.irc.config import READ_STREAM_GAP, parse, validate
 from bridges.irc.connector import IRCConnector
 from bridges.irc.netsplit import NetsplitDebouncer, is_netsplit_quit
 from bridges.irc.outgoing import clean_text, one_line, short_diff
+from bridges.irc.pacing import StartPacer, TokenBucket
 
 
 def test_config_validation_reports_every_key():

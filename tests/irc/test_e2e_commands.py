@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bridges.irc.names import casefold
+from tests.conftest import eventually
 from tests.helpers import management_room
-from tests.irc.e2e import alias, connector, irc_user, is_puppet_join, start_bridge
+from tests.irc.e2e import SERVER, alias, connector, irc_user, is_puppet_join, start_bridge
 
 
 async def test_irc_commands_in_the_management_room(make_bridge, ircd, bridge_env, uid):
@@ -77,5 +78,79 @@ async def test_login_flow_and_relay_only_server(make_bridge, ircd, bridge_env, u
             got = await bob.wait_for(lambda m: m.command == "PRIVMSG" and m.nick == relay_nick, 15)
             assert got.trailing == f"<{guest.user_id[1:].split(':')[0]}> hello via the relay"
             assert len(connector(bridge).clients) == 1  # the guest got no connection of its own
+        finally:
+            await bob.close()
+
+
+async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_operator(
+    make_bridge, ircd, bridge_env, uid
+):
+    """A key is a secret of the channel: the bridge joins with it only for users who gave
+    it; being let into the Matrix room does not let anyone past +k on IRC."""
+    bridge = await start_bridge(make_bridge, ircd)
+    irc = connector(bridge)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    channel = "#" + uid("chan")
+    folded = casefold(channel)
+    bob = await irc_user(ircd, uid("bob"), channel)  # first in: the channel's operator
+
+    async def set_modes(*modes: str) -> None:
+        await bob.send_line("MODE", channel, *modes)
+        await bob.wait_for(lambda m: m.command == "MODE" and m.param(1) == modes[0], 10)
+
+    def keys_of(user: str) -> dict[str, str]:
+        client = irc.puppet_of_user(SERVER, user)
+        return client.keys if client else {}
+
+    async with alice, carol:
+        try:
+            await set_modes("+k", "sesame")
+            conv = await management_room(alice, bridge)
+            assert "Could not join" in await conv.say(f"irc join {channel}", timeout=30)
+            assert "Could not join" in await conv.say(f"irc join {channel} wrong", timeout=30)
+            assert folded not in keys_of(alice.user_id)  # a refused key is not kept
+            assert "Joined" in await conv.say(f"irc join {channel} sesame", timeout=30)
+            alice_nick = (await bob.wait_for(is_puppet_join(channel), 15)).nick
+            alice_login = irc.puppet_of_user(SERVER, alice.user_id).login.id
+            stored = await bridge.get_kv(f"irc:keys:{alice_login}")
+            assert stored and "sesame" not in stored  # encrypted at rest
+            assert await irc.load_channel_keys(alice_login) == {folded: "sesame"}
+            room_id, _ = await alice.wait_for_invite(20)
+            await alice.join(room_id)
+
+            # carol is let into the room, but not past the key: she is told how to give it
+            await alice.invite(room_id, carol.user_id)
+            await carol.join(room_id)
+            told = await carol.wait_for_event(
+                room_id, lambda e: "channel key" in e.get("content", {}).get("body", ""), 30
+            )
+            assert carol.user_id in told["content"]["body"]
+            assert folded not in keys_of(carol.user_id)
+            carol_conv = await management_room(carol, bridge)
+            answer = await carol_conv.say(f"irc join {channel} sesame", timeout=30)
+            assert "Joined" in answer, answer
+            carol_nick = (await bob.wait_for(is_puppet_join(channel), 15)).nick
+            assert carol_nick != alice_nick
+
+            # the operator changes the key: each user's connection keeps up and rejoins with it
+            await set_modes("-k", "sesame")
+            await set_modes("+k", "door-2")
+            for user in (alice.user_id, carol.user_id):
+                await eventually(lambda user=user: keys_of(user).get(folded) == "door-2")
+            assert "Reconnecting" in await conv.say("irc reconnect")
+            await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == alice_nick, 15)
+            await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == alice_nick, 30)
+            await set_modes("-k", "door-2")
+            await eventually(lambda: folded not in keys_of(alice.user_id))
+
+            async def no_stored_keys() -> bool:
+                return await bridge.get_kv(f"irc:keys:{alice_login}") is None
+
+            await eventually(no_stored_keys)
+            # a key cannot smuggle a second parameter or line into the JOIN
+            for bad in ("a,b", "x\rQUIT", ":x"):
+                answer = await conv.say(f'irc join {channel} "{bad}"', timeout=20)
+                assert "Not a valid" in answer, answer
         finally:
             await bob.close()

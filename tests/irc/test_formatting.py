@@ -9,13 +9,12 @@ import pytest
 
 from bridges.irc.formatting import (
     IRC_PALETTE,
-    find_mentions,
-    find_nick_mentions,
     html_to_irc,
     irc_to_html,
     nearest_irc_colour,
     strip_irc_formatting,
 )
+from bridges.irc.mentions import find_mentions, find_nick_mentions
 
 B, C, H, RST, M, R, IT, S, U = (
     "\x02",

@@ -17,6 +17,7 @@ from bridges.irc.names import (
     sanitize_nick,
     unescape_localpart,
     validate_channel,
+    validate_channel_key,
     validate_nick,
 )
 
@@ -393,3 +394,11 @@ def test_unescape_never_maps_two_localparts_to_one_name() -> None:
 def test_escape_rejects_lone_surrogates() -> None:
     with pytest.raises(InvalidNameError):
         escape_localpart("a\ud800")
+
+
+def test_a_channel_key_is_one_join_parameter_or_refused():
+    for ok in ("sesame", "door-2", "p@ss:w0rd", "ключ"):
+        assert validate_channel_key(ok) == ok
+    for bad in ("", "two words", "a,b", ":lead", "x\rQUIT", "x\nJOIN #evil", "nul\0", "x" * 65):
+        with pytest.raises(InvalidNameError):
+            validate_channel_key(bad)
