@@ -400,6 +400,11 @@ class Bridge(Logins, Notices, BridgeAPI):
             if resolved is None:
                 continue
             key, login_id = resolved
+            existing = await self.store.get_portal(connector.name, key)
+            if existing is not None and existing.mxid:
+                # A room made before anyone asked for its alias (by a command, an invite):
+                # the homeserver asks us because the alias is not there yet, so add it.
+                return await self.portals.add_alias(existing, localpart)
             portal = await self.portals.get_or_create(
                 connector.name, key, login_id, alias_localpart=localpart
             )

@@ -48,6 +48,13 @@ class ChatInfo:
     is_dm: bool = False
     #: For DMs: the remote user the chat is with.
     dm_user: str | None = None
+    #: Whether anyone may join the room (join rule ``public``) or only the invited: a chat
+    #: that is closed on the network (an IRC channel with a key, or invite-only) must not be
+    #: readable by whoever finds the room. None: public if the room is made for its alias.
+    joinable: bool | None = None
+    #: The localpart of the chat's alias (what :meth:`AliasResolver.resolve_alias` maps back
+    #: to it), so that a room made some other way (a command, an invite) has it too.
+    alias: str | None = None
 
 
 @dataclass
@@ -154,6 +161,9 @@ class RemoteChatInfoChange(RemoteEvent):
     name: str | None = None
     topic: str | None = None
     avatar_url: str | None = None
+    #: The chat opened (True) or closed (False) on the network: the room's join rule follows
+    #: (not in DMs, nor in plumbed rooms, whose join rules are their admins').
+    joinable: bool | None = None
     kind: ClassVar[str] = "chat_info"
 
 

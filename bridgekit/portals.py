@@ -37,9 +37,10 @@ from .events import (
     RemoteRedaction,
     RemoteTyping,
 )
-from .matrix import send_event, state_type, with_retries
+from .matrix import send_event, with_retries
 from .matrix_to_remote import MatrixToRemote
 from .puppets import Puppets
+from .rooms import Rooms
 from .store import MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.portals")
 
 
-class PortalService(Puppets, MatrixToRemote):
+class PortalService(Puppets, MatrixToRemote, Rooms):
     def __init__(self, bridge: Bridge) -> None:
         super().__init__(bridge)
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
@@ -101,88 +102,11 @@ class PortalService(Puppets, MatrixToRemote):
                 except Exception as e:  # a plumbed room may not give the bot state power
                     log.warning("Could not set bridge info in plumbed room %s: %s", room_id, e)
             else:
+                alias_localpart = alias_localpart or (None if info.is_dm else info.alias)
                 portal.mxid = await self._create_room(portal, client, info, alias_localpart)
             await self.bridge.store.save_portal(portal)
             self._spawn_member_sync(portal, info, client)
             return portal
-
-    def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
-        connector = self.bridge.connectors.get(portal.network)
-        display = getattr(connector, "display_name", portal.network)
-        content = {
-            "bridgebot": self.bridge.bot_mxid,
-            "creator": self.bridge.bot_mxid,
-            "protocol": {"id": portal.network, "displayname": display},
-            "channel": {"id": portal.key.id, "displayname": portal.name or portal.key.id},
-        }
-        return f"net.bridgekit://{portal.network}/{portal.key.id}", content
-
-    async def _set_bridge_info(self, portal: Portal) -> None:
-        bot = self.bridge.matrix.bot
-        assert bot is not None and portal.mxid
-        state_key, content = self._bridge_info(portal)
-        for etype in ("m.bridge", "uk.half-shot.bridge"):
-            await with_retries(
-                lambda etype=etype: bot.send_state_event(
-                    portal.mxid, state_type(etype), content, state_key
-                ),
-                what="bridge info",
-                max_attempts=5,
-            )
-
-    async def _create_room(
-        self,
-        portal: Portal,
-        client: NetworkClient | None,
-        info: ChatInfo,
-        alias_localpart: str | None,
-    ) -> str:
-        bot = self.bridge.matrix.bot
-        assert bot is not None
-        state_key, bridge_info = self._bridge_info(portal)
-        initial_state: list[dict[str, Any]] = [
-            {"type": t, "state_key": state_key, "content": bridge_info}
-            for t in ("m.bridge", "uk.half-shot.bridge")
-        ]
-        invitees: list[str] = []
-        if client is not None:
-            invitees.append(client.login.user_mxid)
-        if info.avatar_url and not info.is_dm:
-            try:
-                mxc = await self.to_mxc(info.avatar_url)
-                initial_state.append(
-                    {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
-                )
-                portal.avatar_url = info.avatar_url
-            except Exception as e:
-                log.warning("Could not copy the avatar of %s: %s", portal.key, e)
-        public = alias_localpart is not None and not info.is_dm
-        if public:
-            initial_state.append(
-                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
-            )
-        room_id = await with_retries(
-            lambda: bot.create_room(
-                alias_localpart=alias_localpart,
-                name=None if info.is_dm else portal.name,
-                topic=portal.topic,
-                is_direct=info.is_dm,
-                invitees=invitees,
-                initial_state=initial_state,
-                # No power-level override: the bot creates the room, so it is the creator
-                # (v12 rooms give creators unlimited power and refuse them in `users`).
-            ),
-            what=f"creating the room for {portal.network}/{portal.key}",
-        )
-        log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
-        if client is not None:
-            dp = await self.double_puppet_intent(client.login.user_mxid)
-            if dp is not None:
-                try:
-                    await dp.join_room(room_id)
-                except Exception as e:
-                    log.warning("Double puppet could not join %s: %s", room_id, e)
-        return str(room_id)
 
     def _spawn_member_sync(
         self, portal: Portal, info: ChatInfo, client: NetworkClient | None
@@ -523,6 +447,8 @@ class PortalService(Puppets, MatrixToRemote):
                     lambda s=setter, v=value: getattr(bot, s)(portal.mxid, v), what=attr
                 )
             setattr(portal, attr, value)
+        if evt.joinable is not None and not portal.is_dm and not portal.plumbed:
+            await self._set_join_rule(portal, "public" if evt.joinable else "invite")
         if evt.avatar_url and evt.avatar_url != portal.avatar_url:
             mxc = await self.to_mxc(evt.avatar_url)
             await with_retries(lambda: bot.set_room_avatar(portal.mxid, mxc), what="room avatar")

@@ -75,6 +75,8 @@ class Store(MessageStore):
         self._loaded = False
         self._ghosts: dict[tuple[str, str], Ghost] = {}
         self._msg_by_event: LRU = LRU(20_000)
+        #: Mappings queued but not committed yet, by (network, portal, receiver, remote id).
+        self._pending_by_remote: dict[tuple[str, str, str, str], MessageRow] = {}
         self._writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._write_task: asyncio.Task[None] | None = None
         #: Handled outbox rows whose deletion rides on the next commit (see outbox_done_later).

@@ -31,6 +31,7 @@ class MessageStore:
     db: Database
     _sqlite: bool
     _msg_by_event: LRU
+    _pending_by_remote: dict[tuple[str, str, str, str], MessageRow]
 
     if TYPE_CHECKING:  # the Store's group commit
 
@@ -59,12 +60,29 @@ class MessageStore:
     def _queue_message(self, msg: MessageRow, extra_ids: Iterable[str]) -> asyncio.Future[None]:
         self._msg_by_event.put(msg.event_id, msg)
         fut = self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+        remote_ids = [msg.remote_id]
         for remote_id in extra_ids:
             if remote_id and remote_id != msg.remote_id:
+                remote_ids.append(remote_id)
                 fut = self._enqueue_write(
                     self._INSERT_ALIAS,
                     (msg.network, msg.portal.id, msg.portal.receiver, remote_id, msg.event_id),
                 )
+        if msg.part == "":
+            # Until the commit, lookups by remote id find it here: a reaction or reply from
+            # the network can follow our own line faster than the group commit (a bot that
+            # reacts to every message, read in the same batch as our line's echo).
+            pending = self._pending_by_remote
+            keys = [(msg.network, msg.portal.id, msg.portal.receiver, r) for r in remote_ids]
+            for key in keys:
+                pending[key] = msg
+
+            def committed(_: asyncio.Future[None]) -> None:
+                for key in keys:
+                    if pending.get(key) is msg:
+                        del pending[key]
+
+            fut.add_done_callback(committed)
         return fut  # writes commit in order: the last one done means all are
 
     async def add_message(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
@@ -83,6 +101,8 @@ class MessageStore:
         """The message bridged for a remote id (its first part unless ``part`` is given)."""
         key = (network, portal.id, portal.receiver, remote_id)
         if part is None:
+            if (queued := self._pending_by_remote.get(key)) is not None:
+                return queued
             queries = [(self._BY_REMOTE, key), (self._BY_ALIAS, key)]
         else:
             queries = [(self._BY_REMOTE_PART, (*key, part))]
@@ -114,6 +134,7 @@ class MessageStore:
         if not ids:
             return set()
         key = (network, portal.id, portal.receiver)
+        queued = {i for i in ids if (*key, i) in self._pending_by_remote}
         if self._sqlite:
             marks = ",".join(f"${n}" for n in range(4, 4 + len(ids)))
             q = sqlite_work.sql(
@@ -127,7 +148,7 @@ class MessageStore:
             def work(c: Any) -> set[str]:
                 return {row[0] for row in c.execute(q, args)}
 
-            return await sqlite_work.run(self.db, work)
+            return queued | await sqlite_work.run(self.db, work)
         rows = await self.db.fetch(
             "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "AND remote_id = ANY($4::text[]) UNION SELECT remote_id FROM message_alias "
@@ -135,7 +156,7 @@ class MessageStore:
             *key,
             ids,
         )
-        return {row["remote_id"] for row in rows}
+        return queued | {row["remote_id"] for row in rows}
 
     _BY_REMOTE = (
         "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "

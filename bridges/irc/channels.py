@@ -26,7 +26,7 @@ from .names import InvalidNameError, validate_channel_key
 from .netsplit import is_netsplit_quit
 
 if TYPE_CHECKING:
-    from .puppet import IRCClient, Member
+    from .puppet import Channel, IRCClient, Member
 
 log = logging.getLogger("bridgekit.irc.handlers")
 
@@ -42,6 +42,10 @@ JOIN_REFUSALS = {
     "477": "it needs a registered nick (see `irc storepass`)",
     "479": "the channel name is not allowed",
 }
+
+
+#: Channel modes that close a channel to whoever finds its room: invite-only, key.
+CLOSING_MODES = frozenset("ik")
 
 
 class ChannelMixin:
@@ -61,6 +65,8 @@ class ChannelMixin:
             self.channels[folded] = Channel(name, names_buf={})
             self.channels[folded].members[self.fold(msg.nick)] = Member(msg.nick)
             self.connector.add_listener(self, folded)
+            if self.is_listener(folded):
+                self.query_modes(folded)
             if self.wanted.get(folded) != name:
                 self.wanted[folded] = name
                 self._spawn(self.save_channels())
@@ -321,16 +327,21 @@ class ChannelMixin:
                     continue
                 (member.modes.add if adding else member.modes.discard)(ch)
                 changed[self.fold(nick)] = member
-            elif ch in always_arg or (adding and ch in set_arg):
-                arg = args.pop(0) if args else None
-                if ch == "k" and not (adding and arg == "*"):  # "+k *": a hidden key
-                    key_seen, new_key = True, arg if adding else None
+            elif ch in CLOSING_MODES:
+                (chan.closing_modes.add if adding else chan.closing_modes.discard)(ch)
+                if ch in always_arg or (adding and ch in set_arg):
+                    arg = args.pop(0) if args else None
+                    if ch == "k" and not (adding and arg == "*"):  # "+k *": a hidden key
+                        key_seen, new_key = True, arg if adding else None
+            elif (ch in always_arg or (adding and ch in set_arg)) and args:
+                args.pop(0)
         if key_seen and folded in self.wanted:  # an operator changed the key: rejoins use it
             with contextlib.suppress(InvalidNameError):
                 key = validate_channel_key(new_key) if new_key else None
                 self._spawn(self.set_channel_key(folded, key))
         if not self.is_listener(folded):
             return
+        self._report_closed(chan)
         for user, member in changed.items():
             if self.is_puppet(member.nick):
                 continue
@@ -344,6 +355,33 @@ class ChannelMixin:
                     power_level=self.power_of(member),
                 )
             )
+
+    def query_modes(self: IRCClient, folded: str) -> None:
+        """Ask for the channel's modes (answered by 324): whether it is closed."""
+        chan = self.channels.get(folded)
+        if chan is not None and self.conn is not None:
+            self.conn.send_raw_safe("MODE", chan.name)
+
+    def _on_channel_modes(self: IRCClient, msg: Message) -> None:  # 324 RPL_CHANNELMODEIS
+        if len(msg.params) < 3:
+            return
+        folded = self.fold(msg.params[1])
+        chan = self.channels.get(folded)
+        if chan is None:
+            return
+        chan.closing_modes = set(msg.params[2]) & CLOSING_MODES
+        if self.is_listener(folded):
+            self._report_closed(chan)
+
+    def _report_closed(self: IRCClient, chan: Channel) -> None:
+        """Tell the runtime when the channel opens or closes, so that its room's join rule
+        follows: a channel with a key or invite-only must not be readable by whoever finds
+        its room. An open channel is reported only once it was seen closed."""
+        closed = bool(chan.closing_modes)
+        if closed == chan.reported_closed or (not closed and chan.reported_closed is None):
+            return
+        chan.reported_closed = closed
+        self.emit(RemoteChatInfoChange(self.chan_key(chan.name), None, joinable=not closed))
 
     def _on_names(self: IRCClient, msg: Message) -> None:  # 353
         from .puppet import Member

@@ -184,12 +184,12 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
             return PortalKey(f"{server}/{channel}"), None
         return None
 
+    def alias_localpart_for(self, server: str, channel: str) -> str:
+        template = self.servers[server].alias_localpart_template()
+        return template.replace("{channel}", escape_localpart(self.fold(channel)))
+
     def alias_for(self, server: str, channel: str) -> str:
-        sc = self.servers[server]
-        local = sc.alias_localpart_template().replace(
-            "{channel}", escape_localpart(self.fold(channel))
-        )
-        return f"#{local}:{self.bridge.domain}"
+        return f"#{self.alias_localpart_for(server, channel)}:{self.bridge.domain}"
 
     # -- registries shared by the connections --------------------------------------------------
 
@@ -256,8 +256,13 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         key = (client.server_name, folded_channel)
         lst = self._listeners.get(key)
         if lst and client.login.id in lst:
+            was_first = lst[0] == client.login.id
             lst.remove(client.login.id)
             self.listener_generation += 1
+            if was_first and lst and not self._stopping:
+                successor = self.clients.get(lst[0])
+                if successor is not None:  # it reports the channel now: learn its modes
+                    successor.query_modes(folded_channel)
             if not lst:
                 del self._listeners[key]
                 if not self._stopping:

@@ -349,6 +349,7 @@ _HANDLERS = {
     "NICK": ChannelMixin._on_nick,
     "TOPIC": ChannelMixin._on_topic,
     "332": ChannelMixin._on_rpl_topic,
+    "324": ChannelMixin._on_channel_modes,
     "MODE": ChannelMixin._on_mode,
     "353": ChannelMixin._on_names,
     "366": ChannelMixin._on_end_of_names,

@@ -56,6 +56,10 @@ class Channel:
     topic: str | None = None
     names_buf: dict[str, Member] | None = None
     synced: bool = False
+    #: Of the channel's own modes, those that close it: ``i`` (invite-only), ``k`` (key).
+    closing_modes: set[str] = field(default_factory=set)
+    #: Whether this connection last reported the channel closed (None: not yet).
+    reported_closed: bool | None = None
 
 
 def split_key(key: PortalKey) -> tuple[str, str]:
@@ -373,9 +377,16 @@ class IRCClient(
                 members=[ChatMember(f"{server}/{rest}", name=nick)],
             )
         chan = self.channels.get(rest)
-        if chan is None:
-            return ChatInfo(name=self.wanted.get(rest, rest))
-        return ChatInfo(name=chan.name, topic=chan.topic, members=self.members_of(chan))
+        name = chan.name if chan else self.wanted.get(rest, rest)
+        closed = rest in self.keys or bool(chan and chan.closing_modes)
+        info = ChatInfo(
+            name=name,
+            alias=self.connector.alias_localpart_for(server, name),
+            joinable=False if closed else None,
+        )
+        if chan is not None:
+            info.topic, info.members = chan.topic, self.members_of(chan)
+        return info
 
     def members_of(self, chan: Channel) -> list[ChatMember]:
         out = []

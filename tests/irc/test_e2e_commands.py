@@ -118,6 +118,8 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
             assert await irc.load_channel_keys(alice_login) == {folded: "sesame"}
             room_id, _ = await alice.wait_for_invite(20)
             await alice.join(room_id)
+            rules = await alice.get_state(room_id, "m.room.join_rules")
+            assert rules["join_rule"] == "invite"  # a keyed channel: no one walks in
 
             # carol is let into the room, but not past the key: she is told how to give it
             await alice.invite(room_id, carol.user_id)

@@ -118,3 +118,34 @@ async def test_after_a_kick_and_ban_messages_are_refused_without_a_join_per_mess
         joins = [line for line in written if line.startswith(b"JOIN")]
         assert len(joins) == 1, joins
         assert not [m for m in bob.history if m.command == "PRIVMSG" and m.nick == puppet]
+
+
+async def test_a_room_made_by_irc_join_has_its_alias_and_follows_its_channel_closing(
+    make_bridge, ircd, bridge_env, uid
+):
+    """A channel's room is open to anyone while the channel is, and invite-only while the
+    channel is (+i, +k): otherwise whoever found the room could read a closed channel."""
+    async with channel_scene(make_bridge, ircd, bridge_env, uid, open_portal=False) as scene:
+        bridge, alice, bob, channel = scene.bridge, scene.alice, scene.bob, scene.channel
+        carol = await bridge_env.synapse.register_user(uid("carol"))
+        async with carol:
+            conv = await management_room(alice, bridge)
+            assert alias(channel) in await conv.say(f"irc join {channel}", timeout=30)
+            room_id, _ = await alice.wait_for_invite(20)
+            await alice.join(room_id)
+            # The alias the answer gave works for anyone: the room of an open channel.
+            assert await carol.join(alias(channel)) == room_id
+
+            async def join_rule_is(rule: str) -> bool:
+                state = await alice.get_state(room_id, "m.room.join_rules")
+                return state.get("join_rule") == rule
+
+            assert await join_rule_is("public")
+            for modes, rule in (
+                (("+i",), "invite"),
+                (("-i",), "public"),
+                (("+k", "sesame"), "invite"),
+                (("-k", "sesame"), "public"),
+            ):
+                await bob.send_line("MODE", channel, *modes)
+                await eventually(lambda rule=rule: join_rule_is(rule), 20)

@@ -75,7 +75,11 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
     RemoteReceipt: lambda: RemoteReceipt(**common(), last_read_id="m9"),
     RemotePresence: lambda: RemotePresence(**common(), presence="unavailable", status_msg="away"),
     RemoteChatInfoChange: lambda: RemoteChatInfoChange(
-        **common(), name="New name", topic="New topic", avatar_url="mxc://example.org/av"
+        **common(),
+        name="New name",
+        topic="New topic",
+        avatar_url="mxc://example.org/av",
+        joinable=False,
     ),
     RemoteMembership: lambda: RemoteMembership(
         **common(), target="carol", membership="ban", reason="rude", power_level=50
@@ -92,6 +96,8 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
             ],
             is_dm=True,
             dm_user="alice",
+            joinable=False,
+            alias="general",
         ),
     ),
     RemoteBackfill: lambda: RemoteBackfill(**common(), messages=[message(1), message(2)]),

@@ -368,6 +368,18 @@ async def test_message_by_remote_returns_the_first_part_by_default(open_store: O
     assert (await fresh.message_by_remote("fake", PortalKey("chat"), "m1")).event_id == "$p0"
 
 
+async def test_a_queued_mapping_is_found_by_remote_id_before_its_commit(store: Store) -> None:
+    """A reaction from the network can follow our own line faster than the group commit."""
+    chat = PortalKey("chat")
+    store.add_message_soon(message("m1", event_id="$e1"), extra_ids=["m1b"])
+    for remote_id in ("m1", "m1b"):  # not committed yet: found all the same
+        assert (await store.message_by_remote("fake", chat, remote_id)).event_id == "$e1"
+    assert await store.known_remote_ids("fake", chat, ["m1", "m1b", "other"]) == {"m1", "m1b"}
+    await store.flush()
+    assert store._pending_by_remote == {}  # committed: the database answers from now on
+    assert (await store.message_by_remote("fake", chat, "m1b")).event_id == "$e1"
+
+
 async def test_message_by_remote_with_a_part_returns_that_part(store: Store) -> None:
     await store.add_message(message("m1", part="0", event_id="$p0"))
     await store.add_message(message("m1", part="1", event_id="$p1"))

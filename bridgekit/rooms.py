@@ -1,0 +1,147 @@
+"""Portal rooms as Matrix objects: creating them (bridge info, avatar, alias, join rule,
+invites), and the aliases and join rules that follow their remote chats afterwards."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mautrix.errors import MatrixRequestError
+
+from .connector import NetworkClient
+from .events import ChatInfo
+from .matrix import state_type, with_retries
+from .store import Portal
+
+if TYPE_CHECKING:
+    from mautrix.appservice import IntentAPI
+
+    from .bridge import Bridge
+
+log = logging.getLogger("bridgekit.portals")
+
+
+class Rooms:
+    """Mixed into :class:`~bridgekit.portals.PortalService` (with :class:`.Puppets`, which
+    provides ``to_mxc`` and ``double_puppet_intent``)."""
+
+    bridge: Bridge
+
+    if TYPE_CHECKING:  # from Puppets
+
+        async def to_mxc(self, url: str, filename: str = "file") -> str: ...
+
+        async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None: ...
+
+    def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
+        connector = self.bridge.connectors.get(portal.network)
+        display = getattr(connector, "display_name", portal.network)
+        content = {
+            "bridgebot": self.bridge.bot_mxid,
+            "creator": self.bridge.bot_mxid,
+            "protocol": {"id": portal.network, "displayname": display},
+            "channel": {"id": portal.key.id, "displayname": portal.name or portal.key.id},
+        }
+        return f"net.bridgekit://{portal.network}/{portal.key.id}", content
+
+    async def _set_bridge_info(self, portal: Portal) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None and portal.mxid
+        state_key, content = self._bridge_info(portal)
+        for etype in ("m.bridge", "uk.half-shot.bridge"):
+            await with_retries(
+                lambda etype=etype: bot.send_state_event(
+                    portal.mxid, state_type(etype), content, state_key
+                ),
+                what="bridge info",
+                max_attempts=5,
+            )
+
+    async def _create_room(
+        self,
+        portal: Portal,
+        client: NetworkClient | None,
+        info: ChatInfo,
+        alias_localpart: str | None,
+    ) -> str:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        state_key, bridge_info = self._bridge_info(portal)
+        initial_state: list[dict[str, Any]] = [
+            {"type": t, "state_key": state_key, "content": bridge_info}
+            for t in ("m.bridge", "uk.half-shot.bridge")
+        ]
+        invitees: list[str] = []
+        if client is not None:
+            invitees.append(client.login.user_mxid)
+        if info.avatar_url and not info.is_dm:
+            try:
+                mxc = await self.to_mxc(info.avatar_url)
+                initial_state.append(
+                    {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
+                )
+                portal.avatar_url = info.avatar_url
+            except Exception as e:
+                log.warning("Could not copy the avatar of %s: %s", portal.key, e)
+        opened = info.joinable if info.joinable is not None else alias_localpart is not None
+        public = opened and not info.is_dm
+        if public:
+            initial_state.append(
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
+            )
+        room_id = await with_retries(
+            lambda: bot.create_room(
+                alias_localpart=alias_localpart,
+                name=None if info.is_dm else portal.name,
+                topic=portal.topic,
+                is_direct=info.is_dm,
+                invitees=invitees,
+                initial_state=initial_state,
+                # No power-level override: the bot creates the room, so it is the creator
+                # (v12 rooms give creators unlimited power and refuse them in `users`).
+            ),
+            what=f"creating the room for {portal.network}/{portal.key}",
+        )
+        log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
+        if client is not None:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                try:
+                    await dp.join_room(room_id)
+                except Exception as e:
+                    log.warning("Double puppet could not join %s: %s", room_id, e)
+        return str(room_id)
+
+    async def add_alias(self, portal: Portal, localpart: str) -> bool:
+        """Point the alias ``localpart`` at the portal's room; False if it cannot be."""
+        bot = self.bridge.matrix.bot
+        assert portal.mxid and bot is not None
+        if portal.is_dm:
+            return False
+        try:
+            await with_retries(
+                lambda: bot.add_room_alias(portal.mxid, localpart), what="room alias"
+            )
+        except MatrixRequestError as e:
+            log.warning("Could not add alias %s to %s: %s", localpart, portal.mxid, e)
+            return False
+        log.info("Alias %s now points at %s (%s)", localpart, portal.mxid, portal.key)
+        return True
+
+    async def _set_join_rule(self, portal: Portal, rule: str) -> None:
+        """Set the room's join rule, unless it is that already (a closed chat's room is told
+        again each time the connection watching it rejoins)."""
+        bot = self.bridge.matrix.bot
+        assert portal.mxid and bot is not None
+        etype = state_type("m.room.join_rules")
+        try:
+            current = await bot.get_state_event(portal.mxid, etype)
+            if current.serialize().get("join_rule") == rule:
+                return
+        except MatrixRequestError:
+            pass
+        await with_retries(
+            lambda: bot.send_state_event(portal.mxid, etype, {"join_rule": rule}),
+            what="join rule",
+        )
+        log.info("Room %s of %s/%s: join rule %s", portal.mxid, portal.network, portal.key, rule)
