@@ -147,7 +147,7 @@ async def _ready(client: IRCClient, timeout: float = 60) -> None:
 
 async def _join(ce: CommandEvent, client: IRCClient, channel: str, key: str | None) -> None:
     folded = client.fold(channel)
-    await client._load()
+    await client.load_state()
     old_key = client.keys.get(folded)
 
     def matcher(m: Message, fut: asyncio.Future[str]) -> None:

@@ -331,8 +331,10 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         encryption key (a runtime that cannot derive one) they live in memory only."""
         if self.secrets is None:
             return
-        token = self.secrets.encrypt(json.dumps(dict(keys)), context=f"keys:{login_id}")
-        await self.bridge.set_kv(f"irc:keys:{login_id}", token if keys else None)
+        token = None
+        if keys:
+            token = self.secrets.encrypt(json.dumps(dict(keys)), context=f"keys:{login_id}")
+        await self.bridge.set_kv(f"irc:keys:{login_id}", token)
 
     async def load_channel_keys(self, login_id: str) -> dict[str, str]:
         token = await self.bridge.get_kv(f"irc:keys:{login_id}")

@@ -380,7 +380,7 @@ class OutgoingMixin:
 
     async def join_channel(self: IRCClient, name: str, wait: bool = True) -> None:
         validate_channel(name, self.chantypes)
-        await self._load()
+        await self.load_state()
         folded = self.fold(name)
         if folded not in self.wanted:
             self.wanted[folded] = name
@@ -391,7 +391,7 @@ class OutgoingMixin:
             await done
 
     async def part_channel(self: IRCClient, name: str, reason: str = "") -> None:
-        await self._load()
+        await self.load_state()
         folded = self.fold(name)
         self.join_refused.pop(folded, None)
         if self.wanted.pop(folded, None) is not None:

@@ -141,7 +141,8 @@ class IRCClient(
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def _load(self) -> None:
+    async def load_state(self) -> None:
+        """Channels to be in and their keys, from storage (once; later calls return at once)."""
         if self._loaded:
             return
         self._loaded = True
@@ -186,7 +187,7 @@ class IRCClient(
         return conn
 
     async def connect(self) -> None:
-        await self._load()
+        await self.load_state()
         assert self.conn is not None
         nick = await self.bridge.get_kv(self.kv("nick"))
         if nick:
