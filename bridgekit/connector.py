@@ -241,6 +241,14 @@ class BridgeAPI(ABC):
         For remote invitations (an XMPP MUC invite, a Slack channel the user was added to)."""
         return None
 
+    async def remove_from_portal(self, login_id: str, portal: PortalKey, reason: str) -> bool:
+        """Take a login's Matrix user out of a portal's room because the remote side keeps
+        them out of the chat (kicked, banned, refused at the door): the room shows no more
+        than the network lets them see. The bridge bot kicks them with ``reason``. False if
+        there is no room or they were not in it. The kick does not come back to the
+        connector (the bot's events are the bridge's own): it has already left the chat."""
+        return False
+
 
 # ---------------------------------------------------------------------------------------------
 # The connector.

@@ -320,18 +320,23 @@ class MatrixToRemote:
         found = self.bridge.connector_for_ghost(target)
         if membership == "leave" and target != evt["sender"]:
             membership = "kick"
+        change = MatrixMembership(
+            **self._base(portal, evt),
+            target=target,
+            target_remote=found[1] if found else None,
+            membership=membership,
+            reason=content.get("reason"),
+        )
+        if membership in ("kick", "ban") and found is None:
+            # A Matrix user put out of the room leaves the remote chat too: their own login
+            # hears of it (as of their own leave), whoever the moderator is.
+            for own in self.bridge.clients_of(target, portal.network):
+                if own.is_in_portal(portal.key) and isinstance(own, MembershipHandler):
+                    await own.handle_matrix_membership(change)
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, MembershipHandler):
             return
-        await client.handle_matrix_membership(
-            MatrixMembership(
-                **self._base(portal, evt),
-                target=target,
-                target_remote=found[1] if found else None,
-                membership=membership,
-                reason=content.get("reason"),
-            )
-        )
+        await client.handle_matrix_membership(change)
 
     async def _room_meta(self, portal: Portal, evt: dict[str, Any]) -> None:
         client, relayed = await self.choose_client(portal, evt["sender"])

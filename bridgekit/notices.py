@@ -1,7 +1,7 @@
 """Notices and invitations from the bridge bot: what connectors say to users through it.
 
 Connectors reach users through these (``BridgeAPI.notify_user``, ``notify_portal``,
-``invite_to_portal``) instead of the runtime's store and Matrix client.
+``invite_to_portal``, ``remove_from_portal``) instead of the runtime's store and Matrix client.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mautrix.types import UserID
+from mautrix.errors import MatrixRequestError
+from mautrix.types import Membership, RoomID, UserID
 
 from .events import PortalKey
 from .matrix import message_type, with_retries
@@ -78,3 +79,25 @@ class Notices:
             except Exception as e:  # already in the room, or the bot may not invite
                 log.info("Could not invite %s to %s: %s", user, created.mxid, e)
         return created.mxid
+
+    async def remove_from_portal(self, login_id: str, portal: PortalKey, reason: str) -> bool:
+        client = self.clients.get(login_id)
+        if client is None:
+            return False
+        found = await self.store.get_portal(client.login.network, portal)
+        if found is None or not found.mxid:
+            return False
+        room, user = RoomID(found.mxid), UserID(client.login.user_mxid)
+        member = await self.matrix.state_store.get_member(room, user)
+        if member is not None and member.membership not in (Membership.JOIN, Membership.INVITE):
+            return False  # already out (the state store is rebuilt from transactions)
+        bot = self.matrix.bot
+        assert bot is not None
+        try:
+            await with_retries(
+                lambda: bot.kick_user(room, user, reason=reason), what="kick", max_attempts=5
+            )
+        except MatrixRequestError as e:  # not in the room after all; the bot lacks power
+            log.info("Could not remove %s from %s: %s", user, room, e)
+            return False
+        return True

@@ -22,7 +22,7 @@ from bridgekit.events import (
 
 from .formatting import strip_irc_formatting
 from .lines import Message, parse_server_time
-from .names import InvalidNameError, validate_channel_key
+from .names import InvalidNameError, validate_channel, validate_channel_key
 from .netsplit import is_netsplit_quit
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ class ChannelMixin:
         assert self.conn is not None
         if self.conn.is_me(msg.nick):
             self.join_refused.pop(folded, None)
+            if folded in self.invite_on_join:  # `irc join`: the user may not be in the room
+                self.invite_on_join.discard(folded)
+                self._spawn(self.bridge.invite_to_portal(self.login.id, self.chan_key(name)))
             self.channels[folded] = Channel(name, names_buf={})
             self.channels[folded].members[self.fold(msg.nick)] = Member(msg.nick)
             self.connector.add_listener(self, folded)
@@ -94,10 +97,13 @@ class ChannelMixin:
     def _on_join_refused(self: IRCClient, msg: Message) -> None:
         """405/471/473/474/475/477...: the server kept us out of a channel we want to be in.
 
-        The user is told once per refusal where they look (the portal room and their
-        management room), and their messages to it are refused at once (``prepare_channel``)
-        instead of vanishing. Nothing retries on a timer: a reconnect, an INVITE, ``irc join``
-        or a message after ``JOIN_RETRY`` seconds tries again.
+        With ``follow_channel_access`` (the default) the user is put out of the channel's
+        room, as IRC put them out of the channel, and the channel is forgotten: an INVITE or
+        ``irc join`` brings them back. Otherwise they stay, are told once per refusal where
+        they look (the portal room and their management room), and their messages to it are
+        refused at once (``prepare_channel``) instead of vanishing; nothing retries on a
+        timer: a reconnect, an INVITE, ``irc join`` or a message after ``JOIN_RETRY`` seconds
+        tries again.
         """
         name = msg.param(1) or ""
         folded = self.fold(name)
@@ -106,6 +112,12 @@ class ChannelMixin:
         why = JOIN_REFUSALS.get(msg.command, "the server refused")
         said = msg.param(2)
         reason = f"{why} ({said})" if said and len(msg.params) > 2 else why
+        if self.follows_channel_access:
+            name = self.wanted[folded]
+            self._lost_channel(folded)
+            quiet = folded in self.quiet_join_errors  # `irc join` answers there
+            self._spawn(self.kept_out(name, f"could not join {name}: {reason}", tell=not quiet))
+            return
         previous = self.join_refused.get(folded)
         self.join_refused[folded] = (reason, time.monotonic())
         if previous is not None and previous[0] == reason:
@@ -119,7 +131,8 @@ class ChannelMixin:
         self._on_join_refused(msg)
 
     def _on_invite(self: IRCClient, msg: Message) -> None:
-        """Invited to a channel we want but could not join (+i): join it now."""
+        """Invited to a channel we want but could not join (+i): join it now. Invited to
+        another: the user is told how to accept (joining is theirs to decide)."""
         if len(msg.params) < 2 or self.conn is None or not self.conn.is_me(msg.params[0]):
             return
         name = msg.params[1]
@@ -127,6 +140,14 @@ class ChannelMixin:
         if folded in self.wanted and folded not in self.channels:
             self.join_refused.pop(folded, None)
             self.conn.send_raw_safe("JOIN", name)
+        elif folded not in self.channels:
+            with contextlib.suppress(InvalidNameError):
+                name = validate_channel(name, self.chantypes)
+                text = (
+                    f"{msg.nick or 'Someone'} invites you to {name} on {self.server_name}: "
+                    f"send `irc join {name}` to join it."
+                )
+                self._spawn(self.bridge.notify_user(self.login.user_mxid, text))
 
     def _leave(
         self: IRCClient,
@@ -183,6 +204,9 @@ class ChannelMixin:
         if self.conn.is_me(nick):
             log.info("%s was kicked from %s by %s: %s", self.login.id, name, msg.nick, reason)
             self._lost_channel(self.fold(name))
+            if self.follows_channel_access:
+                why = f"was kicked from {name} by {msg.nick}" + (f": {reason}" if reason else "")
+                self._spawn(self.kept_out(name, why))
             return
         if self.is_puppet(msg.nick):  # a Matrix kick bridged by us: done on Matrix already
             chan = self.channels.get(self.fold(name))

@@ -164,6 +164,7 @@ async def _join(ce: CommandEvent, client: IRCClient, channel: str, key: str | No
 
     waiter = client.wait_for_line(matcher, timeout=60)
     client.quiet_join_errors.add(folded)  # a refusal is this command's answer
+    client.invite_on_join.add(folded)  # the room may exist without them: they are invited
     if key:  # the JOIN (and later rejoins) use it; kept only if the server takes it
         await client.set_channel_key(folded, key)
     try:
@@ -174,6 +175,8 @@ async def _join(ce: CommandEvent, client: IRCClient, channel: str, key: str | No
         return
     finally:
         client.quiet_join_errors.discard(folded)
+    if error:
+        client.invite_on_join.discard(folded)
     if error and key:
         await client.set_channel_key(folded, old_key)
     if error:

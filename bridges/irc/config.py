@@ -19,6 +19,7 @@ Example::
             mode_power_levels: {o: 50, v: 1}
             relay_only: false
             idle_timeout: 172800
+            follow_channel_access: true  # kept out of a channel (kick, ban, +i...): out of its room
             read_batch: 0.05            # a connection receiving a stream reads every 50 ms,
             read_batch_max: 0.2         # ...up to every 200 ms while each read finds several lines
             follower_read_batch: 0.25   # ...and one whose channels another bridges, every 250 ms
@@ -69,6 +70,7 @@ _SERVER_KEYS = {
     "mode_power_levels",
     "relay_only",
     "relay_nick",
+    "follow_channel_access",
     "edit_format",
     "reconnect",
     "netsplit_debounce",
@@ -108,6 +110,11 @@ class ServerConfig:
     mode_power_levels: dict[str, int] = field(default_factory=lambda: {"o": 50, "v": 1})
     relay_only: bool = False
     relay_nick: str = "MatrixRelay"
+    #: A Matrix user whose connection the channel keeps out (kicked, banned, invite-only,
+    #: key, full, registered nicks only) is removed from the channel's room, which would
+    #: otherwise go on showing them what the other connections hear. Off: they stay, told
+    #: why, and their messages are refused until a join works.
+    follow_channel_access: bool = True
     edit_format: str = DEFAULT_EDIT_FORMAT
     #: Connection starts per second (all of this server's connections together): a mass
     #: reconnect after a restart is spread out instead of flooding the server.
@@ -195,7 +202,7 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         port = section.get("port", 6667)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             problems.append((f"{base}.port", f"must be a port number, got {port!r}"))
-        for key in ("tls", "tls_verify", "relay_only", "paste_fallback"):
+        for key in ("tls", "tls_verify", "relay_only", "paste_fallback", "follow_channel_access"):
             if key in section and not isinstance(section[key], bool):
                 problems.append((f"{base}.{key}", "must be true or false"))
         ca_file = section.get("tls_ca_file")

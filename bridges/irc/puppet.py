@@ -107,6 +107,8 @@ class IRCClient(
         self.join_refused: dict[str, tuple[str, float]] = {}
         #: Channels an ``irc join`` command is waiting for: it answers a refusal itself.
         self.quiet_join_errors: set[str] = set()
+        #: folded channels ``irc join`` asked for: the user is invited to the room on JOIN.
+        self.invite_on_join: set[str] = set()
         self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
         self.netsplit = NetsplitDebouncer(self.server.netsplit_debounce, self._netsplit_leaves)
         self._loaded = False
@@ -296,6 +298,30 @@ class IRCClient(
                 if not fut.done():
                     fut.set_exception(EchoLostError("disconnected before the server echoed it"))
                     fut.exception()  # retrieved: the sender sees it through asyncio.wait
+
+    @property
+    def follows_channel_access(self) -> bool:
+        """Whether being kept out of a channel puts the user out of its room (a relay
+        connection speaks for a whole room: it is never put out)."""
+        return self.server.follow_channel_access and not self.server.relay_only
+
+    async def kept_out(self, name: str, why: str, tell: bool = True) -> None:
+        """The channel ``name`` keeps this connection out (``why``, from IRC): its user is
+        removed from the channel's room and, with ``tell``, told in the management room."""
+        text = f"{self.nick} {why}"
+        removed = await self.bridge.remove_from_portal(
+            self.login.id, self.chan_key(name), f"{text} (on {self.server_name})"
+        )
+        told = False
+        if tell:
+            said = f"On {self.server_name}, {text}."
+            if removed:
+                said += " You were removed from its room."
+            if "`irc join" not in why:
+                said += f" `irc join {name}` tries again."
+            told = await self.bridge.notify_user(self.login.user_mxid, said)
+        if not (removed or told):
+            log.info("%s", text)
 
     async def report_join_refused(self, name: str, reason: str, management: bool = True) -> None:
         """Say why we are not in ``name`` where the user looks: the portal room (if it exists,

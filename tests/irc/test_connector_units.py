@@ -29,6 +29,7 @@ def test_config_validation_reports_every_key():
                         "host": "",
                         "port": 70000,
                         "tls": "yes",
+                        "follow_channel_access": "no",
                         "send_rate": 0,
                         "burst": 0,
                         "mode_power_levels": {"o": 500, "xx": 1},
@@ -51,6 +52,7 @@ def test_config_validation_reports_every_key():
         "servers.Bad_Name.host",
         "servers.Bad_Name.port",
         "servers.Bad_Name.tls",
+        "servers.Bad_Name.follow_channel_access",
         "servers.Bad_Name.send_rate",
         "servers.Bad_Name.burst",
         "servers.Bad_Name.mode_power_levels.o",
@@ -74,6 +76,9 @@ def test_parse_fills_defaults():
     assert sc.port == 6667 and sc.mode_power_levels == {"o": 50, "v": 1}
     assert sc.reconnect_concurrency == 3 and sc.nick_template == "{displayname}[m]"
     assert sc.reconnect_rate == 20  # starts per second by default
+    assert sc.follow_channel_access  # a channel that keeps a user out keeps them out of its room
+    off = {"host": "irc.example", "follow_channel_access": False}
+    assert not parse({"servers": {"libera": off}})["libera"].follow_channel_access
 
 
 def test_reconnect_rate_is_configurable_and_validated():

@@ -5,7 +5,15 @@ from __future__ import annotations
 from bridges.irc.names import casefold
 from tests.conftest import eventually
 from tests.helpers import management_room
-from tests.irc.e2e import SERVER, alias, connector, irc_user, is_puppet_join, start_bridge
+from tests.irc.e2e import (
+    SERVER,
+    alias,
+    connector,
+    irc_user,
+    is_puppet_join,
+    member_event,
+    start_bridge,
+)
 
 
 async def test_irc_commands_in_the_management_room(make_bridge, ircd, bridge_env, uid):
@@ -121,17 +129,23 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
             rules = await alice.get_state(room_id, "m.room.join_rules")
             assert rules["join_rule"] == "invite"  # a keyed channel: no one walks in
 
-            # carol is let into the room, but not past the key: she is told how to give it
-            await alice.invite(room_id, carol.user_id)
-            await carol.join(room_id)
-            told = await carol.wait_for_event(
-                room_id, lambda e: "channel key" in e.get("content", {}).get("body", ""), 30
-            )
-            assert carol.user_id in told["content"]["body"]
-            assert folded not in keys_of(carol.user_id)
+            # carol is let into the room, but not past the key: the channel keeps her
+            # puppet out, so the room puts her out too, and she is told how to give it
             carol_conv = await management_room(carol, bridge)
+            await alice.invite(room_id, carol.user_id)
+            assert (await carol.wait_for_invite(20))[0] == room_id
+            await carol.join(room_id)
+            kicked = await alice.wait_for_event(room_id, member_event(carol.user_id, "leave"), 30)
+            assert kicked["sender"] == bridge.bot_mxid
+            assert "channel key" in kicked["content"]["reason"]
+            assert folded not in keys_of(carol.user_id)
+            told = await carol_conv.next_notice(timeout=20)
+            assert "channel key" in told and channel in told and "removed" in told
             answer = await carol_conv.say(f"irc join {channel} sesame", timeout=30)
             assert "Joined" in answer, answer
+            # the key opens the room again: she is invited back
+            assert await carol.wait_for_invite(20) == (room_id, bridge.bot_mxid)
+            await carol.join(room_id)
             carol_nick = (await bob.wait_for(is_puppet_join(channel), 15)).nick
             assert carol_nick != alice_nick
 

@@ -28,7 +28,10 @@ def bot_notice(bot: str, *words: str):
 async def test_a_refused_join_is_reported_and_later_messages_are_refused_not_lost(
     make_bridge, ircd, bridge_env, uid
 ):
-    async with channel_scene(make_bridge, ircd, bridge_env, uid, open_portal=False) as scene:
+    """With ``follow_channel_access: false`` the user stays in the room, told why."""
+    async with channel_scene(
+        make_bridge, ircd, bridge_env, uid, open_portal=False, follow_channel_access=False
+    ) as scene:
         bridge, alice, bob, channel = scene.bridge, scene.alice, scene.bob, scene.channel
         await bob.send_line("MODE", channel, "+i")
         await bob.wait_for(lambda m: m.command == "MODE" and "+i" in m.params, 15)
@@ -86,7 +89,10 @@ async def test_irc_join_of_a_refused_channel_answers_once(make_bridge, ircd, bri
 async def test_after_a_kick_and_ban_messages_are_refused_without_a_join_per_message(
     make_bridge, ircd, bridge_env, uid, monkeypatch
 ):
-    async with channel_scene(make_bridge, ircd, bridge_env, uid) as scene:
+    """With ``follow_channel_access: false`` the user stays in the room after a kick."""
+    async with channel_scene(
+        make_bridge, ircd, bridge_env, uid, follow_channel_access=False
+    ) as scene:
         alice, bob, channel, room_id, puppet = scene
         bot = scene.bridge.bot_mxid
         client = next(iter(connector(scene.bridge).clients.values()))
