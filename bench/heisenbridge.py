@@ -70,9 +70,13 @@ def _load_bench_irc() -> Any:
     return module
 
 
-bench_irc = _load_bench_irc()
-now = bench_irc.now
-CHANNEL = bench_irc.CHANNEL
+bench_irc = _load_bench_irc()  # puts bench/ on sys.path for its parts, imported below
+import irc_capture  # noqa: E402
+import irc_phases  # noqa: E402
+import irc_sides  # noqa: E402
+
+now = irc_sides.now
+CHANNEL = irc_sides.CHANNEL
 NETWORK = "bench"
 IRC_NICK_MX = "benchmx"  # the owner's nick on IRC
 DEFAULT_PYTHON = "/tmp/hbvenv/bin/python"
@@ -89,7 +93,7 @@ def hb_env() -> dict[str, str]:
     return env
 
 
-class HeisenbridgeProcess(bench_irc.BridgeProcess):
+class HeisenbridgeProcess(irc_sides.BridgeProcess):
     """``python -m heisenbridge`` in its own venv; pid, cpu(), rss_kib() and stop() inherited."""
 
     def __init__(
@@ -122,7 +126,7 @@ class HeisenbridgeProcess(bench_irc.BridgeProcess):
         return hb_env()
 
     async def get(self, path: str) -> Any:
-        # No metrics endpoint: bench_irc.scrape() gets nothing, without touching the bridge.
+        # No metrics endpoint: irc_phases.scrape() gets nothing, without touching the bridge.
         raise RuntimeError("heisenbridge has no metrics endpoint")
 
     async def wait_ready(self, timeout: float = 60) -> None:
@@ -229,7 +233,7 @@ async def set_up_bridge(env: HbEnv, owner: Any, bot: str) -> dict[str, str]:
 
 
 @dataclass
-class HbEnv(bench_irc.Env):
+class HbEnv(irc_phases.Env):
     """bench/irc.py's Env, noting when each CPU reading was taken (for the idle correction)."""
 
     cpu_stamps: list[float] = field(default_factory=list)
@@ -270,7 +274,7 @@ async def stop_queue(env: HbEnv) -> int | None:
 async def run_phase(
     env: HbEnv, idle: dict[str, float], direction: str, *args: Any, **kwargs: Any
 ) -> dict[str, Any]:
-    phase = bench_irc.phase_irc_to_matrix if direction == "i2m" else bench_irc.phase_matrix_to_irc
+    phase = irc_phases.phase_irc_to_matrix if direction == "i2m" else irc_phases.phase_matrix_to_irc
     first = len(env.cpu_stamps)
     result = await phase(env, *args, **kwargs)
     window = env.cpu_stamps[first + 1] - env.cpu_stamps[first]
@@ -293,7 +297,7 @@ async def phases(
     """bench/irc.py's latency_phases, plus the bounded wait and the queue STOP."""
     sniffer = None
     if not args.no_capture:
-        sniffer = bench_irc.Sniffer(roles)
+        sniffer = irc_capture.Sniffer(roles)
         if sniffer.start():
             env.sniffer = sniffer
             report["conditions"]["capture"] = "AF_PACKET on lo" + (
@@ -335,7 +339,7 @@ async def phases(
     if sniffer is not None:
         stamps = sniffer.stop()
         env.sniffer = None
-    bench_irc.attach_capture(results, stamps)
+    irc_phases.attach_capture(results, stamps)
     return results
 
 
@@ -344,7 +348,7 @@ async def senders(env: HbEnv, bot: str) -> dict[str, int]:
     assert env.matrix is not None
     out: dict[str, int] = {}
     for evt in await env.matrix.history(env.seq + 500):
-        if bench_irc.markers_in([evt], "I"):
+        if irc_sides.markers_in([evt], "I"):
             sender = str(evt.get("sender"))
             who = "bot" if sender == bot else "puppet" if sender.startswith("@irc_") else sender
             key = f"{who} {evt.get('content', {}).get('msgtype')}"
@@ -385,7 +389,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         t = now()
         synapse.start()
         report["conditions"]["synapse_start_s"] = round(now() - t, 1)
-        owner = await synapse.register_user(bench_irc.MATRIX_USER)
+        owner = await synapse.register_user(irc_sides.MATRIX_USER)
         bridge = HeisenbridgeProcess(
             args.heisenbridge_python, workdir, reg_path, as_port, owner.user_id, synapse.base_url
         )
@@ -396,13 +400,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await bridge.wait_ready()
         rooms = await set_up_bridge(env, owner, bot)
         report["conditions"]["setup_s"] = round(now() - started, 1)
-        env.matrix = bench_irc.MatrixSide(synapse.base_url, owner.user_id, owner.access_token)
+        env.matrix = irc_sides.MatrixSide(synapse.base_url, owner.user_id, owner.access_token)
         await owner.close()
         owner = None
         await env.matrix.start(rooms["channel"])
         env.bob.keep_lines = True
         await asyncio.sleep(2)  # the channel room's member sync
-        await bench_irc.warm_up(env)
+        await irc_phases.warm_up(env)
         await asyncio.sleep(2)
         idle = await measure_idle(env, args.idle_seconds)
         report["_idle"] = idle
@@ -415,7 +419,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["conditions"]["i2m_events_by_sender"] = await senders(env, bot)
         report["conditions"]["bridge_rss_mib_end"] = round(bridge.rss_kib() / 1024, 1)
         report["conditions"]["bridge_peak_rss_mib"] = round(
-            bench_irc.proc_status(bridge.pid, "VmHWM") / 1024, 1
+            irc_sides.proc_status(bridge.pid, "VmHWM") / 1024, 1
         )
         report["conditions"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         report["conditions"]["run_seconds"] = round(now() - started, 1)
