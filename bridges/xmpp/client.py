@@ -46,7 +46,7 @@ from bridgekit.events import (
 
 from .jid import clean_text
 from .mam import fetch_room_archive
-from .muc import RESOURCE, JoinError
+from .muc import ACCESS_REFUSALS, RESOURCE, JoinError
 from .muc import _nick_candidates as nick_candidates
 from .outbound import render, stanza_id_for
 
@@ -182,6 +182,22 @@ class XMPPClient(
             self.rooms[room] = joined
             await self.connector.idmap.set_rooms(self.login.id, self.rooms)
         return joined
+
+    async def kept_out(self, room: str, what: str, reason: str | None) -> bool:
+        """The MUC ``room`` keeps this login's occupant out (``what``: "was banned from"...).
+
+        With ``follow_room_access`` the room is forgotten (no rejoin), its user is removed
+        from the portal room by the bridge bot and told in their management room; returns
+        False (and does nothing) without it."""
+        if not self.connector.setting("follow_room_access"):
+            return False
+        await self.forget_room(room)
+        why = f"{what} the XMPP room {room}" + (f": {reason}" if reason else "")
+        bridge = self.connector.bridge
+        removed = await bridge.remove_from_portal(self.login.id, PortalKey(room), why)
+        said = f"You {why}." + (" You were removed from its Matrix room." if removed else "")
+        await bridge.notify_user(self.login.user_mxid, said)
+        return True
 
     async def change_nick(self) -> None:
         """The login's nick changed: take it in every joined room (XEP-0045 nick change)."""
@@ -333,7 +349,13 @@ class XMPPClient(
                 state = self.connector.muc.rooms.get(room)
                 rejoin = state is not None and state.joined(self.login.id)
                 await self.want_room(room)
-                await self.ensure_joined(room)
+                try:
+                    await self.ensure_joined(room)
+                except JoinError as e:
+                    refusal = ACCESS_REFUSALS.get(e.condition)
+                    if refusal is None or not await self.kept_out(room, refusal, e.text):
+                        raise
+                    return
                 if rejoin:  # a join over a join: the display name changed, the nick follows
                     await self.change_nick()
             elif change.membership in ("leave", "kick", "ban"):

@@ -19,6 +19,7 @@ Example::
         http_upload: true              # share Matrix media through the server's XEP-0363 service
         upload_service: ""             # its JID; "" = discover it on the server's domain
         send_timeout: 120              # seconds a Matrix message waits for the server
+        follow_room_access: true       # kept out of a MUC (kick, ban...): out of its room
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "upload_service": "",
     "join_timeout": 15,
     "muc_history": 0,
+    #: A Matrix user whose occupant a MUC keeps out (kicked, banned, removed as a non-member,
+    #: or refused at the door: members-only, password, full) is removed from its Matrix room,
+    #: which would otherwise go on showing them what the room says.
+    "follow_room_access": True,
 }
 
 _DOMAIN_RE = re.compile(
@@ -106,7 +111,7 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("user_jid_template", "only {localpart} and {server} may be used"))
     elif "@" in tpl:
         problems.append(("user_jid_template", "is the JID node only: the domain is component_jid"))
-    for key in ("avatars", "http_upload"):
+    for key in ("avatars", "http_upload", "follow_room_access"):
         if not isinstance(setting(config, key), bool):
             problems.append((key, "must be true or false"))
     upload = setting(config, "upload_service")

@@ -5,7 +5,8 @@ nick. The room sends each of those occupants a copy of everything; the bridge re
 copy addressed to the room's *listener* (the first of its occupants to join; another takes over
 when it leaves), so nothing is bridged twice. Presences of the other occupants become ghosts
 joining and leaving, with affiliations and roles as power levels; kicks and bans as kicks and
-bans. A Matrix user's own occupant being kicked or banned is told in the portal.
+bans. A Matrix user whose own occupant is kicked, banned or refused (members-only, password)
+leaves the portal room too (``follow_room_access``); without that setting the portal is told.
 
 The other way, a Matrix user's occupant acts for them: power levels given to Matrix users who
 are occupants become affiliations (100: owner, 50: admin, or moderator where the acting
@@ -85,6 +86,16 @@ class JoinError(Exception):
     def __init__(self, condition: str, text: str = "") -> None:
         super().__init__(f"{condition}{': ' + text if text else ''}")
         self.condition = condition
+        self.text = text
+
+
+#: Join errors that are the room's access rules (XEP-0045 7.2), as "You ... the XMPP room".
+ACCESS_REFUSALS = {
+    "forbidden": "are banned from",
+    "registration-required": "are not a member of (members-only)",
+    "not-authorized": "need a password for",
+    "service-unavailable": "could not join (it is full)",
+}
 
 
 @dataclass
@@ -289,19 +300,22 @@ class MucManager:
             return
         room.drop(login_id)
         client = self.connector.clients.get(login_id)
+        reasons = {
+            "301": "was banned from",
+            "307": "was kicked from",
+            "321": "was removed from",  # an affiliation change in a members-only room
+            "322": "was removed from",  # the room became members-only
+        }
+        what = next((reasons[c] for c in sorted(codes) if c in reasons), None)
+        if client is not None and what and "destroy" not in attrs:
+            if await client.kept_out(room.jid, what, reason):
+                return  # out of the portal room too, told in the management room
         # Banned, removed as a non-member, or the room is gone: stop rejoining it. A kick or a
         # server shutdown (332) only ends this occupancy: it is joined again when needed.
         final = bool(codes & {"301", "321", "322"}) or "destroy" in attrs
         if final and client is not None:
             await client.forget_room(room.jid)
-        reasons = {
-            "301": "banned from",
-            "307": "kicked from",
-            "321": "removed from",
-            "322": "removed from",
-        }
-        what = next((reasons[c] for c in sorted(codes) if c in reasons), None)
-        text = f"{client.login.user_mxid} was {what} the XMPP room" if client and what else ""
+        text = f"{client.login.user_mxid} {what} the XMPP room" if client and what else ""
         if "destroy" in attrs:
             text = "The XMPP room was destroyed"
         if text:
