@@ -50,7 +50,8 @@ class ChatInfo:
     dm_user: str | None = None
     #: Whether anyone may join the room (join rule ``public``) or only the invited: a chat
     #: that is closed on the network (an IRC channel with a key, or invite-only) must not be
-    #: readable by whoever finds the room. None: public if the room is made for its alias.
+    #: readable by whoever finds the room; its room also shows members only what is said
+    #: after they join. None: public if the room is made for its alias.
     joinable: bool | None = None
     #: The localpart of the chat's alias (what :meth:`AliasResolver.resolve_alias` maps back
     #: to it), so that a room made some other way (a command, an invite) has it too.

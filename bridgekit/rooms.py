@@ -89,6 +89,14 @@ class Rooms:
             initial_state.append(
                 {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
             )
+        elif info.joinable is False and not info.is_dm:  # a closed chat: see _set_join_rule
+            initial_state.append(
+                {
+                    "type": "m.room.history_visibility",
+                    "state_key": "",
+                    "content": {"history_visibility": "joined"},
+                }
+            )
         room_id = await with_retries(
             lambda: bot.create_room(
                 alias_localpart=alias_localpart,
@@ -129,19 +137,29 @@ class Rooms:
         return True
 
     async def _set_join_rule(self, portal: Portal, rule: str) -> None:
-        """Set the room's join rule, unless it is that already (a closed chat's room is told
-        again each time the connection watching it rejoins)."""
+        """Open (``public``) or close (``invite``) the room as its chat opens or closes.
+
+        A closed chat's room also shows new members only what is said after they join
+        (history visibility ``joined``): whoever is let in later, and may then be refused by
+        the network, must not read what the chat said before. Visibility applies to events
+        as they are sent, so reopening (``shared``) exposes nothing said while closed."""
+        await self._set_state(portal, "m.room.join_rules", "join_rule", rule)
+        visibility = "shared" if rule == "public" else "joined"
+        await self._set_state(portal, "m.room.history_visibility", "history_visibility", visibility)
+
+    async def _set_state(self, portal: Portal, etype_name: str, key: str, value: str) -> None:
+        """Set one key of a room state event, unless it is that already (a closed chat's room
+        is told again each time the connection watching it rejoins)."""
         bot = self.bridge.matrix.bot
         assert portal.mxid and bot is not None
-        etype = state_type("m.room.join_rules")
+        etype = state_type(etype_name)
         try:
             current = await bot.get_state_event(portal.mxid, etype)
-            if current.serialize().get("join_rule") == rule:
+            if current.serialize().get(key) == value:
                 return
         except MatrixRequestError:
             pass
         await with_retries(
-            lambda: bot.send_state_event(portal.mxid, etype, {"join_rule": rule}),
-            what="join rule",
+            lambda: bot.send_state_event(portal.mxid, etype, {key: value}), what=etype_name
         )
-        log.info("Room %s of %s/%s: join rule %s", portal.mxid, portal.network, portal.key, rule)
+        log.info("Room %s of %s/%s: %s %s", portal.mxid, portal.network, portal.key, key, value)

@@ -143,6 +143,21 @@ def bot_joined(bridge: Bridge) -> Callable[[dict[str, Any]], bool]:
     )
 
 
+def removed(user_id: str, *words: str) -> Callable[[dict[str, Any]], bool]:
+    """The m.room.member event taking ``user_id`` out of a room, ``words`` in its reason."""
+
+    def check(e: dict[str, Any]) -> bool:
+        content = e.get("content", {})
+        return (
+            e.get("type") == "m.room.member"
+            and e.get("state_key") == user_id
+            and content.get("membership") == "leave"
+            and all(w in str(content.get("reason", "")) for w in words)
+        )
+
+    return check
+
+
 def notice_says(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: text in str(e.get("content", {}).get("body", ""))
 

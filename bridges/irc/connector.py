@@ -84,6 +84,9 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         #: Bumped whenever a listener list changes: connections cache "am I only a follower?"
         #: against it instead of asking per read.
         self.listener_generation = 0
+        #: (portal id, sender id) -> the timer that ends an IRC user's typing: see
+        #: ``IncomingMixin._typing_tag``.
+        self.typing_expiry: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._pacers: dict[str, StartPacer] = {}
         # Indexes over `clients` (kept by load_login/logout), so that lookups made for every

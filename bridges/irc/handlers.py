@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bridgekit.events import (
     EventSender,
     MessageContent,
+    PortalKey,
     RemoteMessage,
     RemoteReaction,
     RemoteTyping,
@@ -322,15 +323,28 @@ class IncomingMixin:
             )
         typing = msg.tags.get("+typing")
         if typing in ("active", "paused", "done"):
-            # A lost "done" must not leave the ghost typing: "active" expires like IRCv3 says.
-            self.emit(
-                RemoteTyping(
-                    key,
-                    self.sender_of(msg),
-                    typing=typing == "active",
-                    timeout_ms=TYPING_TIMEOUT_MS,
-                )
-            )
+            self._typing_tag(key, self.sender_of(msg), typing == "active")
+
+    def _typing_tag(self: IRCClient, key: PortalKey, sender: EventSender, active: bool) -> None:
+        """A lost "done" must not leave the ghost typing: "active" is over after 6 s without
+        another, as IRCv3 says. The bridge ends it itself, on time: a homeserver's own expiry
+        of the typing timeout is coarse (Synapse checks every 5 s in 5 s buckets: up to 16 s).
+        """
+        expiry = self.connector.typing_expiry
+        slot = (key.id, sender.remote_id)
+        timer = expiry.pop(slot, None)
+        if timer is not None:
+            timer.cancel()
+        self.emit(RemoteTyping(key, sender, typing=active, timeout_ms=TYPING_TIMEOUT_MS))
+        if active:
+
+            def expire() -> None:
+                expiry.pop(slot, None)
+                if self.connector.clients.get(self.login.id) is self:  # not logged out since
+                    self.emit(RemoteTyping(key, sender, typing=False))
+
+            loop = asyncio.get_running_loop()
+            expiry[slot] = loop.call_later(TYPING_TIMEOUT_MS / 1000, expire)
 
     def _spawn(self: IRCClient, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -9,30 +9,17 @@ user put out of a room on Matrix leaves the channel on IRC, whoever the moderato
 
 from __future__ import annotations
 
-from typing import Any
-
 from bridges.irc.names import casefold
 from tests.conftest import eventually
-from tests.helpers import management_room, notice_says, room_with_bot
+from tests.helpers import management_room, notice_says, removed, room_with_bot
 from tests.irc.e2e import (
     SERVER,
     alias,
     channel_scene,
     connector,
     is_puppet_join,
-    member_event,
     privmsg_from,
 )
-
-
-def removed(user_id: str, *words: str):
-    """The m.room.member event taking ``user_id`` out of the room with ``words`` in its reason."""
-
-    def check(e: dict[str, Any]) -> bool:
-        reason = e.get("content", {}).get("reason", "")
-        return member_event(user_id, "leave")(e) and all(w in reason for w in words)
-
-    return check
 
 
 async def test_refused_at_an_invite_only_channel_then_invited_back_through_irc_join(

@@ -8,6 +8,7 @@ from tests.helpers import management_room
 from tests.irc.e2e import (
     SERVER,
     alias,
+    body_is,
     connector,
     irc_user,
     is_puppet_join,
@@ -131,10 +132,20 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
 
             # carol is let into the room, but not past the key: the channel keeps her
             # puppet out, so the room puts her out too, and she is told how to give it
+            async def newcomers_see_only_what_follows() -> bool:
+                seen = await alice.get_state(room_id, "m.room.history_visibility")
+                return seen.get("history_visibility") == "joined"
+
+            await eventually(newcomers_see_only_what_follows)
+            await bob.privmsg(channel, "said before carol came")
+            await alice.wait_for_event(room_id, body_is("said before carol came"), 15)
             carol_conv = await management_room(carol, bridge)
             await alice.invite(room_id, carol.user_id)
             assert (await carol.wait_for_invite(20))[0] == room_id
             await carol.join(room_id)
+            # a keyed channel's room shows a newcomer nothing said before they joined
+            seen = [e.get("content", {}).get("body") for e in await carol.messages(room_id)]
+            assert "said before carol came" not in seen
             kicked = await alice.wait_for_event(room_id, member_event(carol.user_id, "leave"), 30)
             assert kicked["sender"] == bridge.bot_mxid
             assert "channel key" in kicked["content"]["reason"]

@@ -144,7 +144,13 @@ async def test_a_room_made_by_irc_join_has_its_alias_and_follows_its_channel_clo
 
             async def join_rule_is(rule: str) -> bool:
                 state = await alice.get_state(room_id, "m.room.join_rules")
-                return state.get("join_rule") == rule
+                if state.get("join_rule") != rule:
+                    return False
+                # Closed: whoever is let in later sees only what is said after they join.
+                seen = await alice.get_state(room_id, "m.room.history_visibility")
+                return seen.get("history_visibility") == (
+                    "shared" if rule == "public" else "joined"
+                )
 
             assert await join_rule_is("public")
             for modes, rule in (

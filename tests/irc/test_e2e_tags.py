@@ -78,12 +78,13 @@ async def test_typing_goes_both_ways_as_typing_tags(make_bridge, ircd, bridge_en
         await next_typing(alice, room_id, True, typing_bob)
         await bob.send_line_tagged({"+typing": "done"}, "TAGMSG", channel)
         await next_typing(alice, room_id, False, typing_bob)
-        # A lost "done": the ghost stops typing by itself after IRCv3's 6 s.
+        # A lost "done": the ghost stops typing by itself after IRCv3's 6 s, on time (the
+        # bridge ends it; Synapse's own expiry of the typing timeout can take up to 16 s).
         await bob.send_line_tagged({"+typing": "active"}, "TAGMSG", channel)
         await next_typing(alice, room_id, True, typing_bob)
         started = loop.time()
         await next_typing(alice, room_id, False, typing_bob, timeout=15)
-        assert loop.time() - started > 3
+        assert 3 < loop.time() - started < 10
 
 
 async def test_reactions_go_both_ways_as_draft_react_tags(make_bridge, ircd, bridge_env, uid):

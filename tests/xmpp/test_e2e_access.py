@@ -11,24 +11,9 @@ from typing import Any
 
 from bridges.xmpp.client import XMPPClient
 from tests.conftest import eventually
-from tests.helpers import management_room
+from tests.helpers import management_room, removed
 from tests.xmpp.conftest import alias, body_is
 from tests.xmpp.test_e2e_muc import open_muc_portal
-
-
-def removed(user_id: str, *words: str):
-    """The m.room.member event taking ``user_id`` out, with ``words`` in its reason."""
-
-    def check(e: dict[str, Any]) -> bool:
-        content = e.get("content", {})
-        return (
-            e.get("type") == "m.room.member"
-            and e.get("state_key") == user_id
-            and content.get("membership") == "leave"
-            and all(w in content.get("reason", "") for w in words)
-        )
-
-    return check
 
 
 def login_of(bridge: Any, user_id: str) -> XMPPClient:
