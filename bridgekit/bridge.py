@@ -406,7 +406,7 @@ class Bridge(Logins, Notices, BridgeAPI):
                 # the homeserver asks us because the alias is not there yet, so add it.
                 return await self.portals.add_alias(existing, localpart)
             portal = await self.portals.get_or_create(
-                connector.name, key, login_id, alias_localpart=localpart
+                connector.name, key, login_id, alias_localpart=localpart, by_alias=True
             )
             return portal is not None and portal.mxid is not None
         return False

@@ -51,7 +51,9 @@ class ChatInfo:
     #: Whether anyone may join the room (join rule ``public``) or only the invited: a chat
     #: that is closed on the network (an IRC channel with a key, or invite-only) must not be
     #: readable by whoever finds the room; its room also shows members only what is said
-    #: after they join. None: public if the room is made for its alias.
+    #: after they join. None: public if the room is made for its alias. A room made because
+    #: someone joins its alias starts public regardless (they cannot be invited: the
+    #: homeserver does not say who asked); report the chat closed again once it is joined.
     joinable: bool | None = None
     #: The localpart of the chat's alias (what :meth:`AliasResolver.resolve_alias` maps back
     #: to it), so that a room made some other way (a command, an invite) has it too.

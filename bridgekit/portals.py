@@ -75,8 +75,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         *,
         alias_localpart: str | None = None,
         room_id: str | None = None,
+        by_alias: bool = False,
     ) -> Portal | None:
-        """The portal for ``key``, creating its room (or plumbing ``room_id``) if needed."""
+        """The portal for ``key``, creating its room (or plumbing ``room_id``) if needed;
+        ``by_alias``: because someone is joining ``alias_localpart`` right now."""
         portal = await self.bridge.store.get_portal(network, key)
         if portal and portal.mxid:
             return portal
@@ -103,7 +105,9 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                     log.warning("Could not set bridge info in plumbed room %s: %s", room_id, e)
             else:
                 alias_localpart = alias_localpart or (None if info.is_dm else info.alias)
-                portal.mxid = await self._create_room(portal, client, info, alias_localpart)
+                portal.mxid = await self._create_room(
+                    portal, client, info, alias_localpart, asked=by_alias
+                )
             await self.bridge.store.save_portal(portal)
             self._spawn_member_sync(portal, info, client)
             return portal

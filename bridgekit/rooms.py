@@ -63,7 +63,14 @@ class Rooms:
         client: NetworkClient | None,
         info: ChatInfo,
         alias_localpart: str | None,
+        *,
+        asked: bool = False,
     ) -> str:
+        """Create the portal's room. ``asked``: made because someone joins its alias right
+        now; the homeserver does not say who, so they cannot be invited, and the room is
+        public even for a closed chat. It still starts with history visible from each
+        member's join, the connector closes it when it reports the chat closed, and a
+        newcomer the network refuses is removed (``remove_from_portal``)."""
         bot = self.bridge.matrix.bot
         assert bot is not None
         state_key, bridge_info = self._bridge_info(portal)
@@ -83,13 +90,13 @@ class Rooms:
                 portal.avatar_url = info.avatar_url
             except Exception as e:
                 log.warning("Could not copy the avatar of %s: %s", portal.key, e)
-        opened = info.joinable if info.joinable is not None else alias_localpart is not None
-        public = opened and not info.is_dm
+        known = info.joinable if info.joinable is not None else alias_localpart is not None
+        public = (asked or known) and not info.is_dm
         if public:
             initial_state.append(
                 {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
             )
-        elif info.joinable is False and not info.is_dm:  # a closed chat: see _set_join_rule
+        if info.joinable is False and not info.is_dm:  # a closed chat: see _set_join_rule
             initial_state.append(
                 {
                     "type": "m.room.history_visibility",

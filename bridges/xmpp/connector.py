@@ -68,6 +68,11 @@ log = logging.getLogger("bridgekit.xmpp")
 MUC_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
 
 
+#: disco#info features of a MUC that keeps strangers out, and of one open to anyone.
+CLOSED_MUC = frozenset({"muc_membersonly", "muc_passwordprotected"})
+OPEN_MUC = frozenset({"muc_open", "muc_unsecured"})
+
+
 class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler):
     name: ClassVar[str] = "xmpp"
     display_name: ClassVar[str] = "XMPP"
@@ -365,6 +370,11 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         for category, _, name, _ in disco["identities"]:
             if category == "conference" and name:
                 info.name = clean_text(name)[:255]
+        features = set(disco["features"])
+        if features & CLOSED_MUC:  # XEP-0045 6.4: members-only or password-protected
+            info.joinable = False
+        elif features & OPEN_MUC == OPEN_MUC:
+            info.joinable = True
         for form in disco.xml.findall("{jabber:x:data}x"):
             for fld in form.findall("{jabber:x:data}field"):
                 if fld.get("var") == "muc#roominfo_subject":
@@ -377,10 +387,13 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
             ]
         return info
 
-    async def sync_room_name(self, room: str) -> None:
+    async def sync_room_info(self, room: str) -> None:
+        """The MUC's name and openness, when its listener joins and when its configuration
+        changes (status 104): the portal room's name and join rule follow."""
         info = await self.room_info(room)
-        if info.name:
-            await self.queue(None, RemoteChatInfoChange(PortalKey(room), name=info.name))
+        if info.name or info.joinable is not None:
+            change = RemoteChatInfoChange(PortalKey(room), name=info.name, joinable=info.joinable)
+            await self.queue(None, change)
 
     def contact_name(self, jid: str) -> str | None:
         return self._names.get(jid)

@@ -212,8 +212,13 @@ class Inbound:
             sender = EventSender(occupant.remote_id, name=nick) if occupant else None
             await self.connector.queue(None, RemoteChatInfoChange(room.key, sender, topic=text))
             return
-        if not nick:
-            return  # a status message from the room itself
+        if not nick:  # a status message from the room itself
+            x = msg.xml.find(f"{{{MUC_USER_NS}}}x")
+            found = x.findall(f"{{{MUC_USER_NS}}}status") if x is not None else []
+            codes = {s.get("code") for s in found}
+            if "104" in codes:  # its configuration changed: members-only, password...
+                self.connector.spawn(self.connector.sync_room_info(room.jid))
+            return
         occupant = room.occupants.get(nick)
         remote_id = occupant.remote_id if occupant else f"{room.jid}/{nick}"
         sender = EventSender(remote_id, name=nick)

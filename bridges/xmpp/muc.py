@@ -199,7 +199,7 @@ class MucManager:
                 try:
                     joined = await asyncio.wait_for(asyncio.shield(fut), timeout)
                     if room.listener == login_id:
-                        self.connector.spawn(self.connector.sync_room_name(room_jid))
+                        self.connector.spawn(self.connector.sync_room_info(room_jid))
                     return joined
                 except JoinError as e:
                     error = e

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bridgekit.testing.matrix_client import MatrixError
 from bridges.xmpp.client import XMPPClient
 from tests.conftest import eventually
 from tests.helpers import management_room, removed
@@ -67,19 +70,27 @@ async def test_a_kick_removes_the_user_and_joining_the_portal_again_rejoins_the_
         assert msg["from"].bare == room
 
 
+async def set_members_only(owner: Any, room: str, on: bool) -> None:
+    form = owner.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
+    form.add_field(var="muc#roomconfig_membersonly", value="1" if on else "0")
+    await owner.xmpp.plugin["xep_0045"].set_room_config(room, form)
+
+
 async def test_a_members_only_muc_lets_a_matrix_user_in_once_they_are_a_member(
     xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
 ):
+    """The portal room of a members-only MUC: made public for whoever joins its alias (and
+    removed if the MUC refuses them), invite-only once the MUC is known to be members-only,
+    showing newcomers only what follows their join; public again when the MUC opens."""
     bob = await xmpp_clients(prosody, uid("bob"))
     room = f"{uid('room')}@{prosody.muc}"
     await bob.join(room, "Bob")
     muc = bob.xmpp.plugin["xep_0045"]
-    form = bob.xmpp.plugin["xep_0004"].make_form(ftype="submit")
-    form.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
-    form.add_field(var="muc#roomconfig_membersonly", value="1")
-    await muc.set_room_config(room, form)
+    await set_members_only(bob, room, True)
     alice = await bridge_env.synapse.register_user(uid("alice"))
-    async with alice:
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    async with alice, carol:
         conv = await management_room(alice, xmpp_bridge)
         room_id = await alice.join(alias(room))
         kick = await alice.wait_for_event(room_id, removed(alice.user_id, "members-only"), 30)
@@ -95,3 +106,16 @@ async def test_a_members_only_muc_lets_a_matrix_user_in_once_they_are_a_member(
         assert await alice.join(alias(room)) == room_id
         await alice.send_text(room_id, "thanks for the membership")
         await bob.wait_for(lambda m: m["body"] == "thanks for the membership")
+
+        async def room_is(rule: str, visibility: str) -> bool:
+            joins = await alice.get_state(room_id, "m.room.join_rules")
+            seen = await alice.get_state(room_id, "m.room.history_visibility")
+            return joins.get("join_rule") == rule and seen.get("history_visibility") == visibility
+
+        await eventually(lambda: room_is("invite", "joined"), timeout=20)
+        with pytest.raises(MatrixError):  # a stranger no longer walks in
+            await carol.join(alias(room))
+        # The owner opens the MUC (status 104): the room opens too.
+        await set_members_only(bob, room, False)
+        await eventually(lambda: room_is("public", "shared"), timeout=20)
+        assert await carol.join(alias(room)) == room_id
