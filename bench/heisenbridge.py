@@ -3,6 +3,7 @@
     python -m venv /tmp/hbvenv && /tmp/hbvenv/bin/pip install heisenbridge==1.15.4
     .venv/bin/python bench/heisenbridge.py           # table
     .venv/bin/python bench/heisenbridge.py --json    # machine-readable results
+    .venv/bin/python bench/heisenbridge.py --users 100   # then RSS per more Matrix user
 
 heisenbridge is not a dependency of this project: it lives in a venv of its own
 (``--heisenbridge-python``, default /tmp/hbvenv/bin/python) and runs as its own process,
@@ -71,6 +72,7 @@ def _load_bench_irc() -> Any:
 
 
 bench_irc = _load_bench_irc()  # puts bench/ on sys.path for its parts, imported below
+import heisenbridge_scale  # noqa: E402
 import irc_capture  # noqa: E402
 import irc_phases  # noqa: E402
 import irc_sides  # noqa: E402
@@ -399,6 +401,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         bridge.start()
         await bridge.wait_ready()
         rooms = await set_up_bridge(env, owner, bot)
+        if args.users:
+            await heisenbridge_scale.allow_users(owner, rooms["control"], bot, DOMAIN, command)
         report["conditions"]["setup_s"] = round(now() - started, 1)
         env.matrix = irc_sides.MatrixSide(synapse.base_url, owner.user_id, owner.access_token)
         await owner.close()
@@ -421,6 +425,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["conditions"]["bridge_peak_rss_mib"] = round(
             irc_sides.proc_status(bridge.pid, "VmHWM") / 1024, 1
         )
+        if args.users:
+            k = min(args.join_users, args.users)
+            users = await heisenbridge_scale.users_phase(
+                env, args.users, k, bot, NETWORK, command, invited_room
+            )
+            if args.users_messages:
+                await irc_phases.warm_up(env)
+                users["latency"] = await run_phase(
+                    env, idle, "i2m", "single, users up", args.users_messages, None, args.gap
+                )
+            report["users"] = users
         report["conditions"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         report["conditions"]["run_seconds"] = round(now() - started, 1)
         report["conditions"]["config"] = {
@@ -457,6 +472,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(report: dict[str, Any]) -> None:
     fmt = bench_irc.fmt
     c = report["conditions"]
+    users = report.get("users")
+    phases = list(report.get("phases", []))
+    if users and users.get("latency"):
+        phases.append(users["latency"])
     print(
         f"bench/heisenbridge.py: real Synapse (SQLite) + InspIRCd (flood control off) + "
         f"{c.get('bridge')} in its own process, log level {c.get('log_level')}; "
@@ -474,7 +493,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"{'':22}{'n':>5}{'p50':>8}{'p95':>8}{'max':>8} ms{'msg/s':>7}{'lost':>5}{'reord':>6}"
         f"{'dup':>4}{'events':>7}  CPU ms/msg: bridge (net of idle), synapse (net)"
     )
-    for r in report.get("phases", []):
+    for r in phases:
         arrow = "IRC->Matrix" if r["direction"] == "irc->matrix" else "Matrix->IRC"
         lat, chk, cpu = r["latency_ms"], r["check"], r["cpu_ms_per_msg"]
         extra = ""
@@ -495,6 +514,14 @@ def print_table(report: dict[str, Any]) -> None:
                     f"{'  ' + label:22}{b['n']:>5}{fmt(b.get('p50'), 8)}{fmt(b.get('p95'), 8)}"
                     f"{fmt(b.get('max'), 8)}"
                 )
+    if users:
+        print(
+            f"users: {users['users']} more ({users['in_channel']} in the channel), set up in "
+            f"{users['setup_s']} s; fresh-process RSS {users['baseline_rss_mib']} MiB (owner "
+            f"alone) -> {users['rss_mib']} MiB (peak {users['peak_rss_mib']}, reconnected in "
+            f"{users['reconnect_s']} s) = {users['kib_per_user']} KiB per user; "
+            f"{users['rss_mib_after_setup']} MiB right after the set-up"
+        )
 
 
 def main() -> None:
@@ -513,6 +540,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--idle-seconds", type=float, default=10, help="idle CPU measured over this long first"
+    )
+    parser.add_argument(
+        "--users", type=int, default=0, help="then set up this many more Matrix users (0: skip)"
+    )
+    parser.add_argument(
+        "--join-users", type=int, default=0, help="how many of --users also join the channel"
+    )
+    parser.add_argument(
+        "--users-messages",
+        type=int,
+        default=30,
+        help="single IRC->Matrix messages with the --users connected",
     )
     args = parser.parse_args()
     if not Path(args.heisenbridge_python).exists():
