@@ -401,7 +401,13 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _remote_presence(
         self, portal: Portal, login_id: str | None, evt: RemotePresence, seq: int
     ) -> None:
-        intent = await self.sender_intent(portal, evt.sender, login_id)
+        # Presence belongs to the user, not the room: it does not join the ghost. A connector
+        # that knows a newcomer's presence queues it before the join, so that the ghost's
+        # first presence is set while no one can see it. Synapse (1.14x) has a race there: a
+        # read of a user's presence that misses its in-memory cache stores the default
+        # ("offline") when the database read returns, over an update made meanwhile, and its
+        # own join handling reads the presence of whoever joins.
+        intent = await self.sender_intent(portal, evt.sender, login_id, join=False)
         # ignore_cache: mautrix's presence cache is keyed by status message alone, so "away"
         # then "online" with no status would be skipped. A busy homeserver's transient error
         # is retried a few times rather than leaving the ghost in its old state.

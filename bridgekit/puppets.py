@@ -124,8 +124,16 @@ class Puppets:
         return self.bridge.matrix.real_user_intent(user_mxid, token)
 
     async def sender_intent(
-        self, portal: Portal, sender: EventSender | None, login_id: str | None
+        self,
+        portal: Portal,
+        sender: EventSender | None,
+        login_id: str | None,
+        *,
+        join: bool = True,
     ) -> IntentAPI:
+        """Who speaks for ``sender`` in ``portal``: the bot, the user's double puppet, or the
+        ghost (registered and named first), joined to the portal room unless ``join`` is False
+        (for what is not said in the room, like presence)."""
         bot = self.bridge.matrix.bot
         assert bot is not None
         if sender is None:
@@ -135,13 +143,15 @@ class Puppets:
             dp = await self.double_puppet_intent(client.login.user_mxid)
             if dp is not None:
                 assert portal.mxid
-                if not await self.bridge.matrix.state_store.is_joined(portal.mxid, dp.mxid):
+                if join and not await self.bridge.matrix.state_store.is_joined(
+                    portal.mxid, dp.mxid
+                ):
                     await with_retries(
                         lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
                     )
                 return dp
         return await self.ghost_intent(
-            portal.network, sender.remote_id, client, portal, name=sender.name
+            portal.network, sender.remote_id, client, portal if join else None, name=sender.name
         )
 
     async def _set_power(self, portal: Portal, network: str, remote_id: str, level: int) -> None:

@@ -43,6 +43,19 @@ class Conversation:
         return await self.next_notice(timeout)
 
 
+async def admin_client(synapse: Any) -> MatrixTestClient:
+    """``@admin``, an admin in the test config: registered by the first test that needs it in a
+    Synapse session, logged in again (a new device) by the others."""
+    from tests.harness.matrix_client import MatrixError
+
+    try:
+        return await synapse.register_user("admin")
+    except MatrixError as e:
+        if e.errcode != "M_USER_IN_USE":
+            raise
+        return await synapse.login("admin")
+
+
 async def management_room(client: MatrixTestClient, bridge: Bridge) -> Conversation:
     """Open a DM with the bot; returns the conversation after the bot's welcome."""
     room_id = await client.create_room(invite=[bridge.bot_mxid], is_direct=True)

@@ -10,6 +10,7 @@ from bridgekit.connector import BridgeStateEvent
 from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage, RemoteTyping
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import (
+    admin_client,
     body_is,
     fake,
     ghost,
@@ -150,7 +151,7 @@ async def test_plumbing_needs_room_admin(bridge: Bridge, bridge_env: BridgeEnv, 
 
 async def test_delete_portal_is_admin_only(bridge: Bridge, bridge_env: BridgeEnv, uid):
     alice = await bridge_env.synapse.register_user(uid("alice"))
-    admin = await bridge_env.synapse.register_user("admin")  # an admin in the test config
+    admin = await admin_client(bridge_env.synapse)
     async with alice, admin:
         client = await login(bridge, alice, uid("a"))
         chat = uid("chat")

@@ -369,6 +369,22 @@ class MucManager:
         level = power_of(affiliation, role)
         occupant = Occupant(nick, remote_id, affiliation, role, show)
         room.occupants[nick] = occupant
+        status = clean_text(pres["status"])[:200] or None
+        occupant.status = status
+        if known is not None:
+            changed = known.show != show or known.status != status
+        else:  # a new occupant is "online" already: only away/dnd/xa or a status is news
+            changed = _matrix_presence(show) != "online" or status is not None
+        presence = (
+            RemotePresence(room.key, sender, presence=_matrix_presence(show), status_msg=status)
+            if changed
+            else None
+        )
+        if presence is not None and known is None:
+            # A newcomer's presence before its join: set while the ghost is in no room (the
+            # runtime's _remote_presence says why).
+            await self.connector.queue(None, presence)
+            presence = None
         if known is None or power_of(known.affiliation, known.role) != level:
             await self.connector.queue(
                 None,
@@ -380,17 +396,8 @@ class MucManager:
                     power_level=level if (known is not None or level) else None,
                 ),
             )
-        status = clean_text(pres["status"])[:200] or None
-        occupant.status = status
-        if known is not None:
-            changed = known.show != show or known.status != status
-        else:  # a new occupant is "online" already: only away/dnd/xa or a status is news
-            changed = _matrix_presence(show) != "online" or status is not None
-        if changed:
-            presence = _matrix_presence(show)
-            await self.connector.queue(
-                None, RemotePresence(room.key, sender, presence=presence, status_msg=status)
-            )
+        if presence is not None:
+            await self.connector.queue(None, presence)
 
     # -- moderation from Matrix -------------------------------------------------------------
 

@@ -382,13 +382,9 @@ async def test_matrix_side_moderation_topic_and_receipts(
 
 
 async def test_admin_command_creates_a_portal(xmpp_bridge, prosody, bridge_env, xmpp_clients, uid):
-    from tests.harness.matrix_client import MatrixTestClient
-    from tests.helpers import management_room
+    from tests.helpers import admin_client, management_room
 
-    try:
-        admin = await bridge_env.synapse.register_user("admin")  # an admin in the test config
-    except Exception:
-        admin = await MatrixTestClient.login(bridge_env.synapse.base_url, "admin", "pw")
+    admin = await admin_client(bridge_env.synapse)
     bob = await xmpp_clients(prosody, uid("bob"))
     name = uid("lobby")
     room = f"{name}@{prosody.muc}"
