@@ -147,6 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "metrics.enabled": True,
                 "metrics.port": metrics_port,
                 **({"bridge.merge_hold": args.merge_hold} if args.merge_hold is not None else {}),
+                **({"bridge.event_loop": args.event_loop} if args.event_loop else {}),
             },
         )
         config_path = workdir / "config.yaml"
@@ -436,6 +437,11 @@ def main() -> None:
     )
     parser.add_argument("--send-rate", type=float, default=500, help="connector send_rate")
     parser.add_argument("--send-burst", type=int, default=500, help="connector burst")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        help="the bridge's bridge.event_loop (default: auto, uvloop when installed)",
+    )
     parser.add_argument(
         "--merge-hold",
         type=float,
