@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
@@ -48,6 +49,7 @@ from .media import add_routes as add_media_routes
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
+from .presence import PresenceKeeper
 from .store import LRU, OutboxItem, Store
 
 log = logging.getLogger("bridgekit")
@@ -145,6 +147,9 @@ class Bridge(Logins, Notices, BridgeAPI):
         self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
         self.stream_hold = remote_queue.StreamHold(float(config.get("bridge.merge_hold", 0.25)))
+        self.presence = PresenceKeeper(
+            float(config.get("bridge.presence_refresh", 25)), self._refresh_presence
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
         add_media_routes(self.server.app, self)
@@ -220,6 +225,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         await self._drain_outbox_pending()
         await self.inbox.stop()
         await self.outbox.stop()
+        await self.presence.stop()
         await self.store.flush()
         await self._flush_finished_txns()
         for task in list(self._background):
@@ -230,6 +236,10 @@ class Bridge(Logins, Notices, BridgeAPI):
         await self.db.stop()
         if self.txn_db is not None:
             await self.txn_db.stop()
+
+    async def _refresh_presence(self, mxid: str, presence: str, status: str | None) -> None:
+        intent = self.matrix.intent(mxid)
+        await intent.set_presence(PresenceState(presence), status, ignore_cache=True)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -285,6 +285,10 @@ class Config:
         if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold <= 5:
             bad("bridge.merge_hold", "must be a number of seconds from 0 to 5")
 
+        refresh = self.get("bridge.presence_refresh", 25)
+        if isinstance(refresh, bool) or not isinstance(refresh, int | float) or refresh < 0:
+            bad("bridge.presence_refresh", "must be a number of seconds (0: off)")
+
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):
             bad("bridge.relay.format", "must contain {message}")

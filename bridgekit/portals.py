@@ -418,6 +418,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             what="setting presence",
             max_attempts=5,
         )
+        if evt.sender is not None and intent.mxid == self.bridge.ghost_mxid(
+            evt.sender.remote_id, portal.network
+        ):  # a ghost (not a double puppet: real users' clients keep their own presence)
+            self.bridge.presence.set(intent.mxid, evt.presence, evt.status_msg)
 
     async def _remote_typing(
         self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int
@@ -482,6 +486,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         intent = self.bridge.matrix.intent(mxid)
         bot = self.bridge.matrix.bot
         assert bot is not None
+        if evt.membership in ("leave", "kick", "ban"):
+            self.bridge.presence.forget(mxid)  # offline once the homeserver's timeout runs
         if evt.membership == "leave":
             await with_retries(
                 lambda: intent.leave_room(portal.mxid, reason=evt.reason), what="leave"

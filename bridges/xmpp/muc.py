@@ -371,10 +371,8 @@ class MucManager:
         room.occupants[nick] = occupant
         status = clean_text(pres["status"])[:200] or None
         occupant.status = status
-        if known is not None:
-            changed = known.show != show or known.status != status
-        else:  # a new occupant is "online" already: only away/dnd/xa or a status is news
-            changed = _matrix_presence(show) != "online" or status is not None
+        # A newcomer's presence is always news: a ghost nobody set reads "offline".
+        changed = known is None or known.show != show or known.status != status
         presence = (
             RemotePresence(room.key, sender, presence=_matrix_presence(show), status_msg=status)
             if changed

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bridgekit.testing.matrix_client import MatrixError
 from tests.conftest import eventually
 from tests.xmpp.conftest import ghost
@@ -130,3 +132,39 @@ async def test_occupant_presence_is_the_ghosts_presence_and_leaving_leaves_the_r
         )
         assert left["sender"] == bob_ghost
         assert member_events(alice, room_id, carol_ghost)[-1] == "join"
+
+
+async def test_an_occupants_presence_outlives_the_homeservers_presence_timeout(
+    xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+):
+    """Synapse marks a user who does not sync offline 30 s after their last presence update;
+    ghosts never sync, so the bridge sets their presence again (``bridge.presence_refresh``,
+    25 s by default). Bob, away, still reads away after Synapse's timeout; an occupant who
+    arrives plain available reads online."""
+    bob, alice, room, room_id, nick = await open_muc_portal(
+        xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+    )
+    async with alice:
+        bob_ghost = ghost(f"{room}/Bob")
+        bob.xmpp.send_presence(pto=f"{room}/Bob", pshow="away", pstatus="lunch")
+
+        async def reads(user: str, presence: str, status: str | None) -> bool:
+            try:
+                seen = await matrix_presence(alice, user)
+            except MatrixError:
+                return False
+            return seen.get("presence") == presence and seen.get("status_msg") == status
+
+        await eventually(lambda: reads(bob_ghost, "unavailable", "lunch"))
+        carol = await xmpp_clients(prosody, uid("carol"))
+        arrival = carol.xmpp.make_presence(pto=f"{room}/Carol")
+        arrival.enable("muc_join")
+        arrival["muc_join"]["history"]["maxstanzas"] = "0"
+        arrival.send()
+        carol_ghost = ghost(f"{room}/Carol")
+        await eventually(lambda: reads(carol_ghost, "online", None))
+        await asyncio.sleep(36)  # past Synapse's 30 s sync_online_timeout
+        assert await reads(bob_ghost, "unavailable", "lunch"), await matrix_presence(
+            alice, bob_ghost
+        )
+        assert await reads(carol_ghost, "online", None), await matrix_presence(alice, carol_ghost)
