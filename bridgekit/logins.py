@@ -26,6 +26,7 @@ from .events import RemoteBackfill, RemoteEvent
 
 if TYPE_CHECKING:
     from .config import Config
+    from .presence import PresenceKeeper
     from .store import Store
 
 log = logging.getLogger("bridgekit")
@@ -49,6 +50,7 @@ class Logins:
     clients: dict[str, NetworkClient]
     _clients_by_user: dict[str, list[NetworkClient]]
     login_states: dict[str, LoginState]
+    presence: PresenceKeeper
 
     if TYPE_CHECKING:  # provided by Bridge
 
@@ -79,6 +81,22 @@ class Logins:
             self._spawn(self._notify_state(login_id, delay))
         elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
             self._spawn(self._catch_up(login_id))
+        if state != BridgeStateEvent.CONNECTED:
+            self._network_maybe_gone(login_id)
+
+    def _network_maybe_gone(self, login_id: str) -> None:
+        """No login of this one's network is connected any more: what its ghosts' presence
+        was is unknown, so stop keeping it (the homeserver's timeout takes them offline); the
+        connector reports it again once back."""
+        client = self.clients.get(login_id)
+        if client is None:
+            return
+        network = client.login.network
+        for other, st in self.login_states.items():
+            peer = self.clients.get(other)
+            if st.state == BridgeStateEvent.CONNECTED and peer and peer.login.network == network:
+                return
+        self.presence.forget_network(network)
 
     async def _catch_up(self, login_id: str) -> None:
         """After a (re)connect, fetch what was said while we were away (BackfillHandler)."""

@@ -421,7 +421,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if evt.sender is not None and intent.mxid == self.bridge.ghost_mxid(
             evt.sender.remote_id, portal.network
         ):  # a ghost (not a double puppet: real users' clients keep their own presence)
-            self.bridge.presence.set(intent.mxid, evt.presence, evt.status_msg)
+            self.bridge.presence.set(intent.mxid, evt.presence, evt.status_msg, portal.network)
 
     async def _remote_typing(
         self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int

@@ -34,23 +34,31 @@ class PresenceKeeper:
         self._set = set_presence
         #: ghost MXID -> (presence, status message, monotonic time it was last set)
         self._kept: dict[str, tuple[str, str | None, float]] = {}
+        self._network: dict[str, str] = {}  # ghost MXID -> its network
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def set(self, mxid: str, presence: str, status: str | None) -> None:
+    def set(self, mxid: str, presence: str, status: str | None, network: str = "") -> None:
         """The ghost's presence was just set: keep it (or stop keeping it, if offline)."""
         if self.interval <= 0 or presence == "offline":
-            self._kept.pop(mxid, None)
+            self.forget(mxid)
             return
         self._kept[mxid] = (presence, status, time.monotonic())
+        self._network[mxid] = network
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def forget(self, mxid: str) -> None:
         """Stop refreshing a ghost (it left): the homeserver's timeout takes it offline."""
         self._kept.pop(mxid, None)
+        self._network.pop(mxid, None)
+
+    def forget_network(self, network: str) -> None:
+        """Stop refreshing every ghost of a network (it is unreachable)."""
+        for mxid in [m for m, n in self._network.items() if n == network]:
+            self.forget(mxid)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -84,3 +84,15 @@ async def test_an_interval_of_zero_keeps_nothing():
     await asyncio.sleep(0.1)
     await keeper.stop()
     assert rec.calls == [] and len(keeper) == 0
+
+
+async def test_a_network_gone_takes_its_ghosts_out_of_the_keeping():
+    rec = Recorder()
+    keeper = PresenceKeeper(0.2, rec)
+    keeper.set("@_x_a:x", "online", None, "xmpp")
+    keeper.set("@_i_b:x", "online", None, "irc")
+    keeper.forget_network("xmpp")
+    await until(lambda: len(rec.calls) >= 1)
+    await keeper.stop()
+    assert set(rec.calls) == {("@_i_b:x", "online", None)}
+    assert len(keeper) == 1
