@@ -112,6 +112,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         self.clients: dict[str, NetworkClient] = {}
         self._clients_by_user: dict[str, list[NetworkClient]] = {}
         self.login_states: dict[str, LoginState] = {}
+        self._connected_by_network: dict[str, int] = {}
         self.db: Database = create_database(
             str(config["database.url"]),
             max_connections=int(config.get("database.max_connections", 10)),

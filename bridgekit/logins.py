@@ -39,6 +39,7 @@ class LoginState:
         self.error = ""
         self.since = time.time()
         self.notified = False
+        self.network = ""  # known once the login is loaded
 
 
 class Logins:
@@ -51,6 +52,7 @@ class Logins:
     _clients_by_user: dict[str, list[NetworkClient]]
     login_states: dict[str, LoginState]
     presence: PresenceKeeper
+    _connected_by_network: dict[str, int]
 
     if TYPE_CHECKING:  # provided by Bridge
 
@@ -81,22 +83,21 @@ class Logins:
             self._spawn(self._notify_state(login_id, delay))
         elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
             self._spawn(self._catch_up(login_id))
-        if state != BridgeStateEvent.CONNECTED:
-            self._network_maybe_gone(login_id)
+        self._count_connected(st.network, previous, state)
 
-    def _network_maybe_gone(self, login_id: str) -> None:
-        """No login of this one's network is connected any more: what its ghosts' presence
-        was is unknown, so stop keeping it (the homeserver's timeout takes them offline); the
-        connector reports it again once back."""
-        client = self.clients.get(login_id)
-        if client is None:
+    def _count_connected(
+        self, network: str, previous: BridgeStateEvent, state: BridgeStateEvent
+    ) -> None:
+        """Connected logins per network. When none is left, what the network's ghosts'
+        presence is has become unknown: it is no longer kept (the homeserver's timeout takes
+        them offline) until the connector reports it again."""
+        was, now = previous == BridgeStateEvent.CONNECTED, state == BridgeStateEvent.CONNECTED
+        if was == now or not network:
             return
-        network = client.login.network
-        for other, st in self.login_states.items():
-            peer = self.clients.get(other)
-            if st.state == BridgeStateEvent.CONNECTED and peer and peer.login.network == network:
-                return
-        self.presence.forget_network(network)
+        count = self._connected_by_network.get(network, 0) + (1 if now else -1)
+        self._connected_by_network[network] = max(count, 0)
+        if count <= 0:
+            self.presence.forget_network(network)
 
     async def _catch_up(self, login_id: str) -> None:
         """After a (re)connect, fetch what was said while we were away (BackfillHandler)."""
@@ -144,7 +145,7 @@ class Logins:
         client = await connector.load_login(login)
         self.clients[login.id] = client
         self._clients_by_user.setdefault(login.user_mxid, []).append(client)
-        self.login_states.setdefault(login.id, LoginState())
+        self.login_states.setdefault(login.id, LoginState()).network = login.network
         self.report_state(login.id, BridgeStateEvent.CONNECTING)
         self._spawn(self._connect(client))
         return client
