@@ -32,9 +32,8 @@ class PresenceKeeper:
     def __init__(self, interval: float, set_presence: SetPresence) -> None:
         self.interval = interval
         self._set = set_presence
-        #: ghost MXID -> (presence, status message, monotonic time it was last set)
-        self._kept: dict[str, tuple[str, str | None, float]] = {}
-        self._network: dict[str, str] = {}  # ghost MXID -> its network
+        #: ghost MXID -> (presence, status message, network, monotonic time it was last set)
+        self._kept: dict[str, tuple[str, str | None, str, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -45,19 +44,17 @@ class PresenceKeeper:
         if self.interval <= 0 or presence == "offline":
             self.forget(mxid)
             return
-        self._kept[mxid] = (presence, status, time.monotonic())
-        self._network[mxid] = network
+        self._kept[mxid] = (presence, status, network, time.monotonic())
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def forget(self, mxid: str) -> None:
         """Stop refreshing a ghost (it left): the homeserver's timeout takes it offline."""
         self._kept.pop(mxid, None)
-        self._network.pop(mxid, None)
 
     def forget_network(self, network: str) -> None:
         """Stop refreshing every ghost of a network (it is unreachable)."""
-        for mxid in [m for m, n in self._network.items() if n == network]:
+        for mxid in [m for m, kept in self._kept.items() if kept[2] == network]:
             self.forget(mxid)
 
     async def stop(self) -> None:
@@ -70,10 +67,10 @@ class PresenceKeeper:
         gate = asyncio.Semaphore(CONCURRENCY)
         while self._kept:
             now = time.monotonic()
-            due = [m for m, (_, _, at) in self._kept.items() if now - at >= self.interval]
+            due = [m for m, kept in self._kept.items() if now - kept[3] >= self.interval]
             if due:
                 await asyncio.gather(*(self._refresh(m, gate) for m in due))
-            oldest = min((at for _, _, at in self._kept.values()), default=now)
+            oldest = min((kept[3] for kept in self._kept.values()), default=now)
             rest = oldest + self.interval - time.monotonic()
             await asyncio.sleep(max(min(0.5, self.interval / 10), rest))
 
@@ -82,10 +79,10 @@ class PresenceKeeper:
             kept = self._kept.get(mxid)
             if kept is None:
                 return
-            presence, status, _ = kept
+            presence, status, network, _ = kept
             try:
                 await self._set(mxid, presence, status)
             except Exception as e:  # tried again next round, not at once
                 log.warning("Could not refresh the presence of %s: %s", mxid, e)
-            if self._kept.get(mxid, (None,))[0:2] == (presence, status):  # not changed meanwhile
-                self._kept[mxid] = (presence, status, time.monotonic())
+            if self._kept.get(mxid, ())[:3] == (presence, status, network):  # not changed since
+                self._kept[mxid] = (presence, status, network, time.monotonic())

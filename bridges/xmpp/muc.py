@@ -371,18 +371,13 @@ class MucManager:
         room.occupants[nick] = occupant
         status = clean_text(pres["status"])[:200] or None
         occupant.status = status
-        # A newcomer's presence is always news: a ghost nobody set reads "offline".
-        changed = known is None or known.show != show or known.status != status
-        presence = (
-            RemotePresence(room.key, sender, presence=_matrix_presence(show), status_msg=status)
-            if changed
-            else None
+        presence = RemotePresence(
+            room.key, sender, presence=_matrix_presence(show), status_msg=status
         )
-        if presence is not None and known is None:
-            # A newcomer's presence before its join: set while the ghost is in no room (the
-            # runtime's _remote_presence says why).
+        if known is None:
+            # Always news (a ghost nobody set reads "offline"), and queued before the join: set
+            # while the ghost is in no room (the runtime's _remote_presence says why).
             await self.connector.queue(None, presence)
-            presence = None
         if known is None or power_of(known.affiliation, known.role) != level:
             await self.connector.queue(
                 None,
@@ -394,7 +389,7 @@ class MucManager:
                     power_level=level if (known is not None or level) else None,
                 ),
             )
-        if presence is not None:
+        if known is not None and (known.show != show or known.status != status):
             await self.connector.queue(None, presence)
 
     # -- moderation from Matrix -------------------------------------------------------------
