@@ -39,6 +39,9 @@ class PresenceKeeper:
     def __len__(self) -> int:
         return len(self._kept)
 
+    def __contains__(self, mxid: object) -> bool:
+        return mxid in self._kept
+
     def set(self, mxid: str, presence: str, status: str | None, network: str = "") -> None:
         """The ghost's presence was just set: keep it (or stop keeping it, if offline)."""
         if self.interval <= 0 or presence == "offline":

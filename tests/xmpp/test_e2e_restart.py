@@ -1,4 +1,5 @@
-"""Restarts: of Prosody (the component reconnects, nothing lost) and of the bridge (MAM)."""
+"""Restarts: of Prosody (the component reconnects, nothing lost, presences reported afresh)
+and of the bridge (MAM)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from bridgekit.connector import BridgeStateEvent
 from bridges.xmpp.login import puppet_login
 from tests.conftest import SERVER_NAME, eventually
 from tests.harness.prosody import Prosody
-from tests.xmpp.conftest import alias, body_is, xmpp_networks
+from tests.xmpp.conftest import alias, body_is, ghost, xmpp_networks
+from tests.xmpp.helpers import matrix_presence
 
 
 async def _portal(bridge, server: Prosody, bridge_env, xmpp_clients, uid):
@@ -38,11 +40,15 @@ async def test_prosody_restart(make_bridge, own_prosody: Prosody, bridge_env, xm
     bob, alice, room, room_id = await _portal(bridge, own_prosody, bridge_env, xmpp_clients, uid)
     async with alice:
         login_id = next(iter(connector.clients))
+        # Bob's presence is kept alive on Matrix (bridge.presence_refresh) while he is there...
+        await eventually(lambda: ghost(f"{room}/Bob") in bridge.presence)
         own_prosody.stop()
         await eventually(lambda: not connector.component.online.is_set(), timeout=20)
         await eventually(
             lambda: bridge.login_states[login_id].state == BridgeStateEvent.TRANSIENT_DISCONNECT
         )
+        # ...and no longer once the network is unreachable: nobody can say he is still there.
+        assert len(bridge.presence) == 0
         expected = [f"q{i}" for i in range(5)]
         for body in expected:  # Matrix messages while the XMPP server is down
             await alice.send_text(room_id, body)
@@ -58,6 +64,12 @@ async def test_prosody_restart(make_bridge, own_prosody: Prosody, bridge_env, xm
         )
         await asyncio.sleep(0.5)
         assert [b for b in bob2.bodies(room) if b.startswith("q")] == expected
+        # After the reconnect the room's occupants are reported afresh: Bob2, who joined
+        # since, is kept and reads online; Bob, whose client the restart cut off, is not kept.
+        bob2_ghost = ghost(f"{room}/Bob2")
+        await eventually(lambda: bob2_ghost in bridge.presence)
+        assert (await matrix_presence(alice, bob2_ghost)).get("presence") == "online"
+        assert ghost(f"{room}/Bob") not in bridge.presence
         bob2.say(room, "after the restart")
         await alice.wait_for_event(room_id, body_is("after the restart"), timeout=20)
 
