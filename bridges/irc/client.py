@@ -1,4 +1,5 @@
-"""One IRC connection: asyncio protocol, registration, CAP/SASL, reconnects, flood-safe sending.
+"""One IRC connection: asyncio protocol, reconnects, flood-safe sending (registration, CAP
+and SASL in :mod:`bridges.irc.registration`).
 
 This is a small protocol over :mod:`bridges.irc.lines` rather than the ``irc`` package's
 ``AioConnection``: every byte written goes through :func:`build_line` (the ``irc`` package
@@ -13,9 +14,7 @@ builds the bridge on top.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import itertools
 import logging
 import random
 import sys
@@ -27,23 +26,13 @@ from typing import Any, cast
 
 from .config import READ_STREAM_GAP, ServerConfig
 from .lines import LineError, Message, ParseError, build_line, parse_line
-from .names import InvalidNameError, casefold, nick_variants, sanitize_nick
+from .names import casefold
 from .pacing import StartPacer, TokenBucket
+from .registration import RegistrationMixin
 from .tls import TLSSession, tls_context
 
 log = logging.getLogger("bridgekit.irc.client")
 
-#: Capabilities used when the server offers them.
-WANTED_CAPS = (
-    "server-time",
-    "message-tags",
-    "echo-message",
-    "multi-prefix",
-    "draft/chathistory",
-    "batch",
-    "account-tag",
-    "cap-notify",
-)
 KEEPALIVE = 90.0  # seconds of silence before we PING the server
 KEEPALIVE_GRACE = 60.0  # seconds to answer it
 REGISTER_TIMEOUT = 60.0
@@ -183,7 +172,7 @@ class _Protocol(asyncio.Protocol):
         self.conn.connection_lost(self, exc)
 
 
-class IRCConnection:
+class IRCConnection(RegistrationMixin):
     """A self-healing connection to one server for one nick."""
 
     def __init__(
@@ -532,79 +521,6 @@ class IRCConnection:
             log.info("%s: server said ERROR %s", self.label, msg.params)
             self.server_error = (msg.trailing or "")[:300]
         self.on_line(msg)
-
-    def _on_welcome_done(self) -> None:
-        if self.ready.is_set():
-            return
-        self._offered = {}  # only needed during negotiation: 10,000 connections add up
-        for line in self.on_ready_lines():
-            self.write(line)
-        self.ready.set()
-        self.on_state("connected", "")
-        self.on_registered()
-
-    def _next_nick(self, code: str) -> None:
-        if self._variants is None:
-            base = self.wanted_nick
-            try:
-                if code == "432":
-                    base = sanitize_nick(base, self.isupport.nicklen)
-                first = [base] if base != self.nick else []
-                self._variants = itertools.chain(first, nick_variants(base, self.isupport.nicklen))
-            except InvalidNameError:
-                self._variants = nick_variants("matrixuser", self.isupport.nicklen)
-        try:
-            self.nick = next(self._variants)
-        except StopIteration:
-            self._close("No usable nick")
-            return
-        self.write(build_line("NICK", self.nick))
-
-    def _on_cap(self, msg: Message) -> None:
-        sub = (msg.param(1) or "").upper()
-        if sub in ("LS", "NEW"):
-            more = msg.param(2) == "*" and len(msg.params) > 3
-            for token in (msg.trailing or "").split():
-                name, _, value = token.partition("=")
-                self._offered[name] = value
-            if more:
-                return
-            wanted = [c for c in WANTED_CAPS if c in self._offered and c not in self.caps]
-            if self.sasl and "sasl" in self._offered and sub == "LS":
-                mechs = self._offered["sasl"]
-                if not mechs or "PLAIN" in mechs.upper().split(","):
-                    wanted.append("sasl")
-            if wanted:
-                self.write(build_line("CAP", "REQ", " ".join(wanted)))
-            elif sub == "LS":
-                self._cap_end()
-        elif sub == "ACK":
-            acked = {c.lstrip("-=~") for c in (msg.trailing or "").split() if not c.startswith("-")}
-            self.caps |= acked
-            if "sasl" in acked and self.sasl and not self.registered:
-                self.write(build_line("AUTHENTICATE", "PLAIN"))
-            elif not self.registered:
-                self._cap_end()
-        elif sub == "NAK":
-            if not self.registered:
-                self._cap_end()
-        elif sub == "DEL":
-            for c in (msg.trailing or "").split():
-                self.caps.discard(c)
-
-    def _on_authenticate(self, msg: Message) -> None:
-        if msg.param(0) != "+" or not self.sasl:
-            return
-        account, password = self.sasl
-        payload = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
-        for i in range(0, len(payload), 400):
-            self.write(build_line("AUTHENTICATE", payload[i : i + 400]))
-        if len(payload) % 400 == 0:
-            self.write(build_line("AUTHENTICATE", "+"))
-
-    def _cap_end(self) -> None:
-        if not self.registered:
-            self.write(build_line("CAP", "END"))
 
     def send_raw_safe(self, command: str, *params: str) -> bool:
         """Build and write one line now; False if it cannot be built safely or sent."""
