@@ -165,6 +165,7 @@ async def channel_scene(
     uid: Callable[[str], str],
     *,
     open_portal: bool = True,
+    bob_name: str = "bob",
     **server: Any,
 ) -> AsyncIterator[ChannelScene]:
     """A bridge on ``ircd`` (``server`` overrides its config), alice, bob and a fresh channel;
@@ -172,7 +173,7 @@ async def channel_scene(
     bridge = await start_bridge(make_bridge, ircd, **server)
     alice = await bridge_env.synapse.register_user(uid("alice"))
     channel = "#" + uid("chan")
-    bob = await irc_user(ircd, uid("bob"), channel)
+    bob = await irc_user(ircd, uid(bob_name), channel)
     scene = ChannelScene(bridge, ircd, uid, alice, bob, channel)
     async with alice:
         try:
