@@ -252,7 +252,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         bot = self.matrix.bot
         assert bot is not None
         try:
-            await with_retries(bot.ensure_registered, what="registering the bot", cap=10)
+            await self.matrix.register_bot()
             name = self.config.get("appservice.bot.displayname")
             if name:
                 await with_retries(lambda: bot.set_displayname(name), what="bot displayname")

@@ -29,6 +29,8 @@ log = logging.getLogger("bridgekit.matrix")
 T = TypeVar("T")
 #: Ghost intents kept by :meth:`MatrixClient.intent` (least recently used ones go first).
 INTENT_CACHE_SIZE = 10_000
+#: Seconds between tries while the homeserver refuses the bridge's as_token (not registered).
+UNREGISTERED_RETRY = 30.0
 
 #: Set by :class:`_RetryAwareResponse` when the homeserver answers 429 with retry_after_ms.
 _retry_after_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -163,6 +165,53 @@ class MatrixClient:
     async def stop(self) -> None:
         if self.session:
             await self.session.close()
+
+    async def register_bot(self) -> None:
+        """Register the bot user, however long the homeserver takes to accept the bridge.
+
+        The two usual first-run mistakes are said plainly, once each, instead of as a stack
+        trace: a homeserver that cannot be reached (``homeserver.address``), and one that does
+        not know the bridge's ``as_token`` (the registration file is not loaded, or is from an
+        older ``generate-registration``). The latter is tried again every
+        :data:`UNREGISTERED_RETRY` seconds, so the bridge comes up by itself once the admin
+        adds the registration and restarts the homeserver.
+        """
+        assert self.bot is not None
+        told: set[str] = set()
+
+        def on_retry(e: BaseException, delay: float) -> None:
+            if "unreachable" not in told and not isinstance(e, MatrixRequestError):
+                told.add("unreachable")
+                log.error(
+                    "Cannot reach the homeserver at %s (homeserver.address in the config); "
+                    "retrying until it answers",
+                    self.homeserver,
+                )
+
+        while True:
+            try:
+                await with_retries(
+                    self.bot.ensure_registered,
+                    what="registering the bot",
+                    cap=10,
+                    on_retry=on_retry,
+                )
+                return
+            except MatrixRequestError as e:
+                if e.http_status != 401:
+                    raise
+                if "token" not in told:
+                    told.add("token")
+                    log.error(
+                        "The homeserver at %s does not accept this bridge's as_token (%s). Add "
+                        "the registration file (bridgekit generate-registration) to its "
+                        "app_service_config_files and restart it; the same as_token must be in "
+                        "both files. Trying again every %.0f s.",
+                        self.homeserver,
+                        _describe(e),
+                        UNREGISTERED_RETRY,
+                    )
+                await asyncio.sleep(UNREGISTERED_RETRY)
 
     def intent(self, mxid: str) -> IntentAPI:
         assert self.bot is not None
