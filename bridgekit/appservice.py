@@ -20,6 +20,8 @@ from aiohttp import web
 log = logging.getLogger("bridgekit.appservice")
 
 PREFIX = "/_matrix/app/v1"
+#: Seconds between two warnings about refused (unauthenticated) requests.
+REFUSED_LOG_INTERVAL = 60.0
 
 
 def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.Response:
@@ -74,6 +76,8 @@ class AppServiceServer:
         r.add_get(PREFIX + "/thirdparty/location", self.handle_thirdparty)
         r.add_get(PREFIX + "/thirdparty/user", self.handle_thirdparty)
         self.runner: web.AppRunner | None = None
+        self._refused_logged_at = float("-inf")
+        self._refused_since_log = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -122,10 +126,35 @@ class AppServiceServer:
         if token is None:
             token = request.query.get("access_token")
         if token is None:
+            self._refused(request, "no hs_token")
             return matrix_error(401, "M_UNAUTHORIZED", "Missing access token")
         if not hmac.compare_digest(token.encode(), self._hs_token):
+            self._refused(request, "a wrong hs_token")
             return matrix_error(403, "M_FORBIDDEN", "Invalid access token")
         return await handler(request)
+
+    def _refused(self, request: web.Request, why: str) -> None:
+        """Say that requests are refused, at most once a minute (never the token itself).
+
+        A homeserver whose registration file does not match the config (an old file, or the
+        config regenerated since) has every transaction refused: without this, only the
+        homeserver's log would show why nothing is bridged."""
+        self._refused_since_log += 1
+        now = time.monotonic()
+        if now - self._refused_logged_at < REFUSED_LOG_INTERVAL:
+            return
+        log.warning(
+            "Refused %d request(s) with %s, the last from %s to %s %s. If it is the homeserver, "
+            "its registration file's hs_token is not the one in this config: give it the file "
+            "generate-registration wrote and restart it.",
+            self._refused_since_log,
+            why,
+            request.remote,
+            request.method,
+            request.path,
+        )
+        self._refused_logged_at = now
+        self._refused_since_log = 0
 
     # -- handlers ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import aiohttp
@@ -21,7 +22,8 @@ def auth(env: BridgeEnv) -> dict[str, str]:
     return {"Authorization": f"Bearer {env.hs_token}"}
 
 
-async def test_requests_are_authenticated(bridge: Bridge, bridge_env: BridgeEnv):
+async def test_requests_are_authenticated(bridge: Bridge, bridge_env: BridgeEnv, caplog):
+    caplog.set_level(logging.INFO, logger="bridgekit")
     path = url(bridge_env, "/_matrix/app/v1/transactions/t-auth")
     async with aiohttp.ClientSession() as http:
         async with http.put(path, json={"events": []}) as resp:
@@ -42,6 +44,12 @@ async def test_requests_are_authenticated(bridge: Bridge, bridge_env: BridgeEnv)
             url(bridge_env, "/_matrix/app/v1/users/@_fake_x:bridgekit.test")
         ) as resp:
             assert resp.status == 401
+    # The refusals are logged, without the token, at most once a minute.
+    refused = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert "no hs_token" in refused[0] and "PUT /_matrix/app/v1/transactions/t-auth" in refused[0]
+    assert "registration file" in refused[0]
+    assert "nope" not in caplog.text and bridge_env.hs_token not in caplog.text
 
 
 async def test_bad_requests_get_matrix_errors(bridge: Bridge, bridge_env: BridgeEnv):
