@@ -279,7 +279,12 @@ class Bridge(Logins, Notices, BridgeAPI):
             except Exception as e:
                 status = getattr(e, "http_status", None)
                 if status not in (502, 504) or attempt == attempts:
-                    log.warning("Homeserver could not reach the bridge (ping failed): %s", e)
+                    log.warning(
+                        "The homeserver could not reach the bridge at %s (appservice.address, "
+                        "the registration's url; ping failed): %s",
+                        self.config["appservice.address"],
+                        e,
+                    )
                     return
                 log.info("Homeserver -> bridge ping failed (%s), retrying", e)
                 await asyncio.sleep(0.5 * attempt)
