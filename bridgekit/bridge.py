@@ -35,7 +35,7 @@ from .connector import (
     NetworkConnector,
     ThirdPartyHandler,
 )
-from .db import create_database, migrate, package_migrations
+from .db import create_database, migrate, open_database, package_migrations
 from .events import (
     PortalKey,
     RemoteEvent,
@@ -167,7 +167,7 @@ class Bridge(Logins, Notices, BridgeAPI):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.db.start()
+        await open_database(self.db, str(self.config["database.url"]))
         await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
         if self.txn_db is not None:
             await self.txn_db.start()

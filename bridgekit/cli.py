@@ -70,10 +70,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 async def _migrate(config: Config) -> dict[str, int]:
     from .bridge import discover_connectors
-    from .db import create_database, migrate, package_migrations
+    from .db import create_database, migrate, open_database, package_migrations
 
-    db = create_database(str(config["database.url"]))
-    await db.start()
+    url = str(config["database.url"])
+    db = create_database(url)
+    await open_database(db, url)
     try:
         versions = {
             "bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
@@ -93,11 +94,11 @@ async def _migrate(config: Config) -> dict[str, int]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
-    from .db import SchemaTooNewError
+    from .db import DatabaseUnavailable, SchemaTooNewError
 
     try:
         versions = asyncio.run(_migrate(config))
-    except SchemaTooNewError as e:
+    except (SchemaTooNewError, DatabaseUnavailable) as e:
         print(f"Database error: {e}", file=sys.stderr)
         return 1
     for name, version in versions.items():
@@ -151,11 +152,11 @@ def run_loop(main: Coroutine[Any, Any, T], kind: str = "auto") -> T:
 def cmd_run(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
     setup_logging(config)
-    from .db import SchemaTooNewError
+    from .db import DatabaseUnavailable, SchemaTooNewError
 
     try:
         run_loop(_run(config), str(config.get("bridge.event_loop", "auto")))
-    except SchemaTooNewError as e:
+    except (SchemaTooNewError, DatabaseUnavailable) as e:
         print(f"Database error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -35,6 +35,27 @@ class SchemaTooNewError(RuntimeError):
     """The database was written by a newer bridgekit; running would risk corrupting it."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database in ``database.url`` cannot be opened (said plainly, password hidden)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    return re.sub(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
+
+
+async def open_database(db: Database, url: str) -> None:
+    """Start ``db``; a failure (server down, wrong password, unwritable file) becomes one
+    :class:`DatabaseUnavailable` that names the URL, rather than a driver's stack trace."""
+    try:
+        await db.start()
+    except Exception as e:  # OSError, asyncpg's and sqlite3's errors, timeouts
+        reason = str(e) or type(e).__name__
+        raise DatabaseUnavailable(
+            f"cannot open the database {redact_url(url)} (database.url): {reason}"
+        ) from e
+
+
 @dataclass
 class Migration:
     version: int

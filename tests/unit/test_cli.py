@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bridgekit.cli import EXIT_CONFIG, main, run_loop
-from bridgekit.db import package_migrations
+from bridgekit.db import package_migrations, redact_url
 
 #: What `bridgekit migrate` reports for a fully migrated database.
 SCHEMA_LINE = (
@@ -303,6 +303,38 @@ def test_migrate_as_a_command_prints_the_version(workdir: Path) -> None:
     result = run("migrate", "-c", "config.yaml", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert result.stdout == SCHEMA_LINE
+
+
+@pytest.mark.parametrize("command", ["run", "migrate"])
+def test_a_database_that_cannot_be_opened_is_one_line_without_the_password(
+    workdir: Path, command: str
+) -> None:
+    """PostgreSQL not listening (a closed port), or an SQLite file in a missing directory:
+    exit 1 with what failed and where to fix it, not a driver's stack trace."""
+    generate(workdir)
+    cfg = workdir / "config.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    for url, reason in (
+        # uvloop says "Connection refused", asyncio's loop "Connect call failed".
+        ("postgres://bridge:s3cret@127.0.0.1:9/bridge", ("refused", "connect call failed")),
+        (f"sqlite:///{workdir}/no/such/dir/bridgekit.db", ("unable to open",)),
+    ):
+        cfg.write_text(text.replace("url: sqlite:///bridgekit.db", f"url: {url}"), "utf-8")
+        result = run(command, "-c", "config.yaml", cwd=workdir)
+        out = result.stdout + result.stderr
+        assert result.returncode == 1, out
+        assert "Traceback" not in out
+        assert "cannot open the database" in out and "(database.url)" in out
+        assert any(r in out.lower() for r in reason), out
+        assert "s3cret" not in out
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    assert redact_url("postgres://u:p%40ss@h:5432/d?sslmode=require") == (
+        "postgres://u:***@h:5432/d?sslmode=require"
+    )
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("sqlite:///var/lib/bridgekit.db") == "sqlite:///var/lib/bridgekit.db"
 
 
 # -- arguments -------------------------------------------------------------------------------
