@@ -24,7 +24,8 @@ class Bot:
 
 
 def bridge_with(bot: Bot) -> SimpleNamespace:
-    return SimpleNamespace(matrix=SimpleNamespace(bot=bot), bridge_id="bk")
+    config = {"appservice.address": "http://10.0.0.5:29300"}
+    return SimpleNamespace(matrix=SimpleNamespace(bot=bot), bridge_id="bk", config=config)
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,9 @@ async def test_a_refused_ping_is_not_retried():
     assert bot.calls == 1
 
 
-async def test_retries_are_bounded():
+async def test_retries_are_bounded_and_the_failure_names_the_address(caplog):
     bot = Bot([502] * 10)
     await Bridge._ping_from_homeserver(bridge_with(bot), attempts=5)  # type: ignore[arg-type]
     assert bot.calls == 5
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "http://10.0.0.5:29300 (appservice.address" in warning
