@@ -42,6 +42,7 @@ from .events import (
     remote_event_to_json,
 )
 from .ids import localpart_of, server_of
+from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
 from .matrix import Backoff, MatrixClient, with_retries
 from .media import MediaSigner
@@ -123,6 +124,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             create_database(url) if url.startswith(("sqlite:", "sqlite3:")) else None
         )
         self.store = Store(self.db, self.txn_db)
+        self.instance_lock = InstanceLock()  # one process per database: see instance_lock.py
         self.matrix = MatrixClient(
             str(config["homeserver.address"]),
             self.domain,
@@ -167,7 +169,7 @@ class Bridge(Logins, Notices, BridgeAPI):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await open_database(self.db, str(self.config["database.url"]))
+        await open_database(self.db, str(self.config["database.url"]), self.instance_lock)
         await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
         if self.txn_db is not None:
             await self.txn_db.start()
@@ -234,6 +236,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
         await self.store.detach_loop_connection()
+        await self.instance_lock.release()
         await self.db.stop()
         if self.txn_db is not None:
             await self.txn_db.stop()

@@ -71,10 +71,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _migrate(config: Config) -> dict[str, int]:
     from .bridge import discover_connectors
     from .db import create_database, migrate, open_database, package_migrations
+    from .instance_lock import InstanceLock
 
     url = str(config["database.url"])
     db = create_database(url)
-    await open_database(db, url)
+    lock = InstanceLock()  # never migrate under a running bridge
+    await open_database(db, url, lock)
     try:
         versions = {
             "bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
@@ -89,6 +91,7 @@ async def _migrate(config: Config) -> dict[str, int]:
                 versions[name] = await migrate(db, name, migs)
         return versions
     finally:
+        await lock.release()
         await db.stop()
 
 

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mautrix.util.async_db import Database, Scheme, UpgradeTable
 from mautrix.util.async_db.errors import UnsupportedDatabaseVersion
+
+if TYPE_CHECKING:
+    from .instance_lock import InstanceLock
 
 log = logging.getLogger("bridgekit.db")
 
@@ -44,9 +47,11 @@ def redact_url(url: str) -> str:
     return re.sub(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
-async def open_database(db: Database, url: str) -> None:
+async def open_database(db: Database, url: str, lock: InstanceLock | None = None) -> None:
     """Start ``db``; a failure (server down, wrong password, unwritable file) becomes one
-    :class:`DatabaseUnavailable` that names the URL, rather than a driver's stack trace."""
+    :class:`DatabaseUnavailable` that names the URL, rather than a driver's stack trace.
+    With ``lock``, also take the database for this process alone (see
+    :mod:`bridgekit.instance_lock`), or stop it again and raise ``DatabaseInUse``."""
     try:
         await db.start()
     except Exception as e:  # OSError, asyncpg's and sqlite3's errors, timeouts
@@ -54,6 +59,12 @@ async def open_database(db: Database, url: str) -> None:
         raise DatabaseUnavailable(
             f"cannot open the database {redact_url(url)} (database.url): {reason}"
         ) from e
+    if lock is not None:
+        try:
+            await lock.acquire(db, make_url(url), redact_url(url))
+        except BaseException:
+            await db.stop()
+            raise
 
 
 @dataclass

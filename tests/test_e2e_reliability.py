@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
+from bridgekit.instance_lock import DatabaseInUse
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import body_is, fake, portal_scene
 
@@ -218,3 +220,15 @@ async def test_portal_key_lookup_survives_restart(make_bridge, bridge_env: Bridg
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
         await bridge.clients[client.login.id].remote_message(chat, "bob", "after restart")
         await alice.wait_for_event(room_id, body_is("after restart"))
+
+
+async def test_a_second_bridge_on_the_same_database_is_refused(make_bridge, bridge_env, uid):
+    """Two processes on one database would replay and send everything twice: the second
+    stops before it touches anything, and starts once the first has stopped."""
+    first = await make_bridge()
+    with pytest.raises(DatabaseInUse, match="another bridgekit process is running"):
+        await make_bridge()
+    await make_bridge.stop(first)
+    second = await make_bridge()
+    async with portal_scene(second, bridge_env, uid) as scene:
+        await scene.until_transactions_flow()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +329,46 @@ def test_a_database_that_cannot_be_opened_is_one_line_without_the_password(
         assert "cannot open the database" in out and "(database.url)" in out
         assert any(r in out.lower() for r in reason), out
         assert "s3cret" not in out
+
+
+def test_a_second_process_on_the_same_database_exits_until_the_first_is_gone(
+    workdir: Path,
+) -> None:
+    """`run` and `migrate` refuse a database another bridge process holds; a kill -9 of that
+    process frees it (the kernel drops its lock)."""
+    generate(workdir)
+    with socket.socket() as s:  # a free port, so that test runs can go side by side
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = workdir / "config.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("29300", str(port)), "utf-8")
+    first = subprocess.Popen(
+        [str(BRIDGEKIT), "run", "-c", "config.yaml"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Up once its appservice listener answers (it keeps retrying the absent homeserver).
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert first.poll() is None, first.communicate()[1]
+            assert time.monotonic() < deadline, "the first bridge did not come up"
+            time.sleep(0.1)
+        for command in ("run", "migrate"):
+            result = run(command, "-c", "config.yaml", cwd=workdir)
+            out = result.stdout + result.stderr
+            assert result.returncode == 1, out
+            assert "another bridgekit process is running" in out and "Traceback" not in out
+    finally:
+        first.kill()
+        first.wait()
+    result = run("migrate", "-c", "config.yaml", cwd=workdir)
+    assert result.returncode == 0, result.stderr
 
 
 def test_redact_url_hides_only_the_password() -> None:
