@@ -29,7 +29,7 @@ from .db import DatabaseUnavailable
 
 log = logging.getLogger("bridgekit.db")
 
-#: The advisory lock's key: ``bridgekit`` in ASCII, as a 64-bit integer.
+#: The advisory lock's key: the first 8 bytes of ``bridgekit`` in ASCII, as a 64-bit integer.
 ADVISORY_KEY = int.from_bytes(b"bridgekit"[:8], "big")
 
 
