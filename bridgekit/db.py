@@ -12,8 +12,10 @@ Inside a migration file, lines between ``-- only: sqlite`` (or ``postgres``) and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -52,9 +54,11 @@ async def open_database(db: Database, url: str, lock: InstanceLock | None = None
     :class:`DatabaseUnavailable` that names the URL, rather than a driver's stack trace.
     With ``lock``, also take the database for this process alone (see
     :mod:`bridgekit.instance_lock`), or stop it again and raise ``DatabaseInUse``."""
+    threads_before = set(threading.enumerate())
     try:
         await db.start()
     except Exception as e:  # OSError, asyncpg's and sqlite3's errors, timeouts
+        await _let_sqlite_threads_finish(threads_before)
         reason = str(e) or type(e).__name__
         raise DatabaseUnavailable(
             f"cannot open the database {redact_url(url)} (database.url): {reason}"
@@ -65,6 +69,18 @@ async def open_database(db: Database, url: str, lock: InstanceLock | None = None
         except BaseException:
             await db.stop()
             raise
+
+
+async def _let_sqlite_threads_finish(before: set[threading.Thread], timeout: float = 2.0) -> None:
+    """Wait for the worker threads a failed SQLite open started to end.
+
+    aiosqlite closes a connection that failed to open in its thread and reports that back to
+    this event loop. When the caller exits right away (``bridgekit migrate``), the loop is
+    closed first and the thread prints a ``RuntimeError`` traceback under the clear message.
+    Only threads started since ``before`` are waited for; the loop stays free meanwhile."""
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:  # aiosqlite's, named after its target
+            await asyncio.to_thread(thread.join, timeout)
 
 
 @dataclass
