@@ -1,13 +1,16 @@
 """The Application Service API HTTP surface (what the homeserver calls).
 
 A transaction is answered 200 only after its body is committed to the database (the durable
-inbox); a retried txnId is recognised from the database, so even a retry that arrives after a
-restart is not processed twice. Every request is authenticated with the hs_token compared in
-constant time; the token never appears in logs. Bad requests get the spec's error codes.
+inbox); a retry (same txnId, same events: see :func:`events_digest`) is recognised from the
+database, so even one that arrives after a restart is not processed twice, while a txnId the
+homeserver reuses for new events is processed. Every request is authenticated with the
+hs_token compared in constant time; the token never appears in logs. Bad requests get the
+spec's error codes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -23,6 +26,28 @@ PREFIX = "/_matrix/app/v1"
 #: Seconds between two warnings about refused (unauthenticated) requests.
 REFUSED_LOG_INTERVAL = 60.0
 
+#: A transaction as the bridge knows it: the homeserver's id and :func:`events_digest`.
+TxnKey = tuple[str, str]
+
+
+def events_digest(data: dict[str, Any]) -> str:
+    """A digest of a transaction's timeline event ids ('' when it has none).
+
+    Transaction ids are unique only within one run of the homeserver (Synapse on SQLite numbers
+    them again from the highest pending one after a restart), while a retry carries the same
+    timeline events (Synapse resends a failed transaction's events by id) and event ids are
+    unique: id and digest together tell a retry from a reused id. The ids, not the body: a
+    retry's body differs (``unsigned.age``, ephemeral events are not resent). Cheap: one hash
+    of some 50 bytes per event."""
+    ids = [
+        e["event_id"]
+        for e in data.get("events") or ()
+        if isinstance(e, dict) and isinstance(e.get("event_id"), str)
+    ]
+    if not ids:
+        return ""
+    return hashlib.blake2b("\0".join(ids).encode(), digest_size=16).hexdigest()
+
 
 def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message, **extra}, status=status)
@@ -31,9 +56,11 @@ def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.R
 class TransactionSink(Protocol):
     """What the HTTP layer hands transactions and queries to (the bridge)."""
 
-    async def store_transaction(self, txn_id: str, body: str | None) -> bool: ...
+    async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
+        """Remember a transaction (its body too, unless None); False if it is a retry."""
+        ...
 
-    def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None: ...
+    def dispatch_transaction(self, txn: TxnKey, data: dict[str, Any]) -> None: ...
 
     async def wait_for_capacity(self) -> None: ...
 
@@ -186,8 +213,9 @@ class AppServiceServer:
         needs_replay = getattr(self.sink, "needs_replay", None)
         if needs_replay is not None and not needs_replay(data):
             body = None
-        if await self.sink.store_transaction(txn_id, body):
-            self.sink.dispatch_transaction(txn_id, data)
+        txn = (txn_id, events_digest(data))
+        if await self.sink.store_transaction(txn, body):
+            self.sink.dispatch_transaction(txn, data)
         else:
             log.debug("Transaction %s already received, acknowledging again", txn_id)
         if self.metrics:

@@ -26,7 +26,7 @@ from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
-from .appservice import AppServiceServer
+from .appservice import AppServiceServer, TxnKey
 from .config import Config
 from .connector import (
     AliasResolver,
@@ -60,6 +60,11 @@ OUTBOX_ATTEMPTS = 6
 
 #: Above this many unhandled events in memory, new transactions wait before being acknowledged.
 MAX_PENDING_EVENTS = 20_000
+
+#: How long a handled transaction's key is kept to recognise a retry (milliseconds).
+TXN_KEEP_MS = 7 * 24 * 3600 * 1000
+#: Seconds between two warnings that the homeserver reuses transaction ids.
+TXN_REUSE_LOG_INTERVAL = 600.0
 
 
 class InstalledConnectors(Mapping[str, type[NetworkConnector]]):
@@ -142,10 +147,12 @@ class Bridge(Logins, Notices, BridgeAPI):
             on_ping=self._on_ping,
             metrics=self.metrics,
         )
-        self._txn_remaining: dict[str, int] = {}
-        self._txn_without_body: set[str] = set()
-        self._recent_idless_txns = LRU(10_000)
-        self._txn_finished: list[str] = []
+        self._txn_remaining: dict[TxnKey, int] = {}
+        self._txn_without_body: set[TxnKey] = set()
+        self._recent_idless_txns = LRU(10_000)  # txnId -> digest, of transactions not stored
+        self._txn_reused_logged_at = float("-inf")
+        self._txn_reused_since_log = 0
+        self._txn_finished: list[TxnKey] = []
         self._txn_flush_task: asyncio.Task[None] | None = None
         self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
@@ -196,19 +203,19 @@ class Bridge(Logins, Notices, BridgeAPI):
         # Replay what was stored but not finished before the last stop, ahead of anything new.
         for item in await self.store.outbox_pending():
             self._submit_outbox(item)
-        for txn_id, body in await self.store.pending_transactions():
+        for txn, body in await self.store.pending_transactions():
             try:
                 data = json.loads(body)
-            except ValueError:
-                await self.store.finish_transactions([txn_id])
+            except (ValueError, RecursionError):
+                await self.store.finish_transactions([txn])
                 continue
-            log.info("Replaying unfinished transaction %s", txn_id)
-            self.dispatch_transaction(txn_id, data, replay=True)
+            log.info("Replaying unfinished transaction %s", txn[0])
+            self.dispatch_transaction(txn, data, replay=True)
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
         self._spawn(self._init_bot())
-        self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
+        self._spawn(self._prune_transactions())
         self.started = True
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
 
@@ -292,25 +299,61 @@ class Bridge(Logins, Notices, BridgeAPI):
                 log.info("Homeserver -> bridge ping failed (%s), retrying", e)
                 await asyncio.sleep(0.5 * attempt)
 
+    async def _prune_transactions(self) -> None:
+        """Forget handled transactions after a week, at start and then daily (a long run
+        would otherwise keep every one; a homeserver retries within minutes to hours)."""
+        while True:
+            try:
+                await self.store.prune_transactions(TXN_KEEP_MS)
+            except Exception as e:
+                log.warning("Could not prune old transactions: %s", e)
+            await asyncio.sleep(24 * 3600)
+
     async def _on_ping(self, txn_id: str | None) -> None:
         log.debug("Ping from homeserver (%s)", txn_id)
 
     # -- transactions (TransactionSink) ------------------------------------------------------
 
-    async def store_transaction(self, txn_id: str, body: str | None) -> bool:
+    async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
+        txn_id, digest = txn
         if body is None:
             # Nothing in it to handle (typically the echo of what the bridge itself just
-            # sent): a retry would be ignored again, so the id is remembered in memory only
-            # and acknowledging it costs no write.
-            if txn_id in self._recent_idless_txns:
-                return False
-            self._recent_idless_txns.put(txn_id, True)
-            self._txn_without_body.add(txn_id)
+            # sent): a retry would be ignored again, so it is remembered in memory only and
+            # acknowledging it costs no write. Without timeline events it is never a retry
+            # (a homeserver resends only those): its ephemeral events, if any, are new.
+            if digest:
+                known = self._recent_idless_txns.get(txn_id)
+                if known == digest:
+                    return False
+                if known is not None:
+                    self._txn_id_reused(txn_id)
+                self._recent_idless_txns.put(txn_id, digest)
+            self._txn_without_body.add(txn)
             return True
-        stored = await self.store.store_transaction(txn_id, body)
-        if not stored:
-            self._txn_without_body.discard(txn_id)  # a retry: it will not be dispatched
-        return stored
+        stored = await self.store.store_transaction(txn, body)
+        if stored == "retry":
+            self._txn_without_body.discard(txn)  # it will not be dispatched
+            return False
+        if stored == "reused":
+            self._txn_id_reused(txn_id)
+        return True
+
+    def _txn_id_reused(self, txn_id: str) -> None:
+        """Say, once per burst, that the homeserver reuses transaction ids for new events."""
+        self._txn_reused_since_log += 1
+        now = time.monotonic()
+        if now - self._txn_reused_logged_at < TXN_REUSE_LOG_INTERVAL:
+            log.debug("Transaction id %s reused with new events: processing them", txn_id)
+            return
+        log.warning(
+            "The homeserver reused transaction id %s for new events (%d time(s) since the "
+            "last warning): it numbers transactions again after a restart (Synapse on SQLite "
+            "does). They are processed, not taken for retries.",
+            txn_id,
+            self._txn_reused_since_log,
+        )
+        self._txn_reused_logged_at = now
+        self._txn_reused_since_log = 0
 
     def needs_replay(self, data: dict[str, Any]) -> bool:
         """Whether any event of a transaction needs handling (so its body must be stored)."""
@@ -321,7 +364,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         while self.inbox.pending > MAX_PENDING_EVENTS:  # noqa: ASYNC110 - rare backpressure path
             await asyncio.sleep(0.05)
 
-    def dispatch_transaction(self, txn_id: str, data: dict[str, Any], replay: bool = False) -> None:
+    def dispatch_transaction(self, txn: TxnKey, data: dict[str, Any], replay: bool = False) -> None:
         """Queue a stored transaction's events, one job per room, in order within each room.
 
         Events the bridge has no use for (ordinary messages in rooms that are neither portals
@@ -336,16 +379,16 @@ class Bridge(Logins, Notices, BridgeAPI):
             if isinstance(evt, dict) and wants(evt):
                 by_room.setdefault(evt["room_id"], []).append(evt)
         if not by_room:
-            if txn_id in self._txn_without_body:
-                self._txn_without_body.discard(txn_id)  # nothing stored, nothing to clear
+            if txn in self._txn_without_body:
+                self._txn_without_body.discard(txn)  # nothing stored, nothing to clear
             else:
-                self._txn_done(txn_id)
+                self._txn_done(txn)
         else:
-            self._txn_without_body.discard(txn_id)
-            self._txn_remaining[txn_id] = len(by_room)
+            self._txn_without_body.discard(txn)
+            self._txn_remaining[txn] = len(by_room)
         for room, room_events in by_room.items():
             self.inbox.submit(
-                room, lambda evts=room_events: self._handle_room_events(txn_id, evts, replay)
+                room, lambda evts=room_events: self._handle_room_events(txn, evts, replay)
             )
         for evt in ephemeral:
             if isinstance(evt, dict):
@@ -353,7 +396,7 @@ class Bridge(Logins, Notices, BridgeAPI):
                 self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
 
     async def _handle_room_events(
-        self, txn_id: str, events: list[dict[str, Any]], replay: bool
+        self, txn: TxnKey, events: list[dict[str, Any]], replay: bool
     ) -> None:
         try:
             for evt in events:
@@ -365,15 +408,15 @@ class Bridge(Logins, Notices, BridgeAPI):
                     log.exception("Failed to handle event %s", evt.get("event_id"))
                 self.metrics.handled("matrix", time.perf_counter() - start)
         finally:
-            remaining = self._txn_remaining.get(txn_id, 1) - 1
+            remaining = self._txn_remaining.get(txn, 1) - 1
             if remaining <= 0:
-                self._txn_done(txn_id)
+                self._txn_done(txn)
             else:
-                self._txn_remaining[txn_id] = remaining
+                self._txn_remaining[txn] = remaining
 
-    def _txn_done(self, txn_id: str) -> None:
-        self._txn_remaining.pop(txn_id, None)
-        self._txn_finished.append(txn_id)
+    def _txn_done(self, txn: TxnKey) -> None:
+        self._txn_remaining.pop(txn, None)
+        self._txn_finished.append(txn)
         if self._txn_flush_task is None or self._txn_flush_task.done():
             self._txn_flush_task = self._spawn(self._flush_finished_txns())
 

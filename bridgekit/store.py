@@ -12,11 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from mautrix.util.async_db import Database, Scheme
 
 from . import sqlite_work
+from .appservice import TxnKey
 from .connector import LoginInfo
 from .events import PortalKey
 from .records import (
@@ -54,7 +55,19 @@ def _affected(result: Any) -> int:
     return getattr(result, "rowcount", 0)
 
 
-_FINISH_TXN = "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1"
+_FINISH_TXN = "UPDATE appservice_txn SET body=NULL WHERE txn_id=$1 AND digest=$2"
+_TXN_DIGESTS = "SELECT digest FROM appservice_txn WHERE txn_id=$1"
+_INSERT_TXN = (
+    "INSERT INTO appservice_txn (txn_id, digest, body, received_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (txn_id, digest) DO NOTHING"
+)
+#: PostgreSQL: look-up and insert in one round trip (the outer SELECT sees the table as it was).
+_STORE_TXN_PG = (
+    f"WITH prior AS ({_TXN_DIGESTS}), ins AS ({_INSERT_TXN} RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM prior) AS prior"
+)
+#: What :meth:`Store.store_transaction` found.
+TxnStored = Literal["new", "retry", "reused"]
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE seq=$1"
 #: Longest wait of a handled outbox row's deletion for a commit to ride on (seconds).
 DONE_LATER_DELAY = 1.0
@@ -181,21 +194,31 @@ class Store(MessageStore):
 
     # -- transactions (the durable inbox) ------------------------------------------------
 
-    async def store_transaction(self, txn_id: str, body: str | None) -> bool:
-        """Store a transaction; False if this txnId was already stored (a retry).
+    async def store_transaction(self, txn: TxnKey, body: str | None) -> TxnStored:
+        """Store a transaction: ``"retry"`` if this (txnId, digest) was already stored,
+        ``"reused"`` if only its txnId was (a homeserver that restarted and numbers its
+        transactions again), else ``"new"``. ``body=None`` records only the key.
 
-        ``body=None`` records only the id, for transactions with nothing to replay."""
-        query = (
-            "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (txn_id) DO NOTHING"
-        )
-        args = (txn_id, body, _now_ms())
+        SQLite: the look-up runs before the insert, so a unit retried in the thread (the loop's
+        connection was busy) gives the same answer."""
+        txn_id, digest = txn
+        args = (txn_id, digest, body, _now_ms())
         if self._txn_sqlite:
-            q = sqlite_work.sql(query)
-            return await sqlite_work.run(self.txn_db, lambda c: c.execute(q, args).rowcount == 1)
-        return _affected(await self.txn_db.execute(query, *args)) == 1
+            select, insert = sqlite_work.sql(_TXN_DIGESTS), sqlite_work.sql(_INSERT_TXN)
 
-    async def finish_transactions(self, txn_ids: Iterable[str]) -> None:
+            def work(c: Any) -> TxnStored:
+                prior = [r[0] for r in c.execute(select, (txn_id,)).fetchall()]
+                if digest in prior or c.execute(insert, args).rowcount != 1:
+                    return "retry"
+                return "reused" if prior else "new"
+
+            return await sqlite_work.run(self.txn_db, work)
+        row = await self.txn_db.fetchrow(_STORE_TXN_PG, *args)
+        if not row["inserted"]:
+            return "retry"
+        return "reused" if row["prior"] else "new"
+
+    async def finish_transactions(self, txns: Iterable[TxnKey]) -> None:
         """Mark transactions handled (no longer replayed after a restart), in the group commit.
 
         Everything their handling queued there (message mappings, deferred outbox deletions)
@@ -203,16 +226,16 @@ class Store(MessageStore):
         replayable before what it did is durable; and a Matrix message costs one commit
         fewer than with a commit of its own for this.
         """
-        futures = [self._enqueue_write(_FINISH_TXN, (t,)) for t in txn_ids]
+        futures = [self._enqueue_write(_FINISH_TXN, t) for t in txns]
         if futures:
             await asyncio.gather(*futures)
 
-    async def pending_transactions(self) -> list[tuple[str, str]]:
+    async def pending_transactions(self) -> list[tuple[TxnKey, str]]:
         rows = await self.db.fetch(
-            "SELECT txn_id, body FROM appservice_txn WHERE body IS NOT NULL "
+            "SELECT txn_id, digest, body FROM appservice_txn WHERE body IS NOT NULL "
             "ORDER BY received_at, txn_id"
         )
-        return [(r["txn_id"], r["body"]) for r in rows]
+        return [((r["txn_id"], r["digest"]), r["body"]) for r in rows]
 
     async def prune_transactions(self, older_than_ms: int) -> None:
         await self.db.execute(

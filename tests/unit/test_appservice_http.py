@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridgekit.appservice import PREFIX, AppServiceServer
+from bridgekit.appservice import PREFIX, AppServiceServer, TxnKey, events_digest
 from tests.harness.ports import free_port
 
 HS_TOKEN = "hs" + "7f3a9c" * 10
@@ -23,8 +23,8 @@ MAX_BODY = 4096
 class FakeSink:
     """An in-memory TransactionSink that records what the HTTP layer handed it."""
 
-    stored: dict[str, str] = field(default_factory=dict)
-    dispatched: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    stored: dict[TxnKey, str | None] = field(default_factory=dict)
+    dispatched: list[tuple[TxnKey, dict[str, Any]]] = field(default_factory=list)
     user_queries: list[str] = field(default_factory=list)
     alias_queries: list[str] = field(default_factory=list)
     known_users: set[str] = field(default_factory=set)
@@ -32,14 +32,14 @@ class FakeSink:
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     thirdparty_calls: list[tuple[str, str | None, dict[str, str]]] = field(default_factory=list)
 
-    async def store_transaction(self, txn_id: str, body: str) -> bool:
-        if txn_id in self.stored:
+    async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
+        if txn in self.stored:
             return False
-        self.stored[txn_id] = body
+        self.stored[txn] = body
         return True
 
-    def dispatch_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
-        self.dispatched.append((txn_id, data))
+    def dispatch_transaction(self, txn: TxnKey, data: dict[str, Any]) -> None:
+        self.dispatched.append((txn, data))
 
     async def wait_for_capacity(self) -> None:
         return None
@@ -150,7 +150,7 @@ async def test_legacy_access_token_query_parameter_is_accepted_when_it_matches(
         "PUT", TXN.format("t1"), token=None, params={"access_token": HS_TOKEN}, json={"events": []}
     )
     assert (status, body) == (200, {})
-    assert list(appservice.sink.stored) == ["t1"]
+    assert list(appservice.sink.stored) == [("t1", "")]
 
 
 async def test_legacy_access_token_query_parameter_is_refused_when_wrong(
@@ -212,7 +212,7 @@ def body_of_size(size: int) -> bytes:
 async def test_body_of_exactly_the_limit_is_accepted(appservice: Running) -> None:
     status, body = await appservice.request("PUT", TXN.format("ok"), data=body_of_size(MAX_BODY))
     assert (status, body) == (200, {})
-    assert list(appservice.sink.stored) == ["ok"]
+    assert list(appservice.sink.stored) == [("ok", "")]
 
 
 async def test_body_one_byte_over_the_limit_is_413(appservice: Running) -> None:
@@ -242,7 +242,7 @@ async def test_body_of_exactly_the_limit_sent_chunked_is_accepted(appservice: Ru
 
     status, body = await appservice.request("PUT", TXN.format("ok"), data=chunks())
     assert (status, body) == (200, {})
-    assert list(appservice.sink.stored) == ["ok"]
+    assert list(appservice.sink.stored) == [("ok", "")]
 
 
 async def test_unknown_path_under_matrix_app_is_404_unrecognized(appservice: Running) -> None:
@@ -275,8 +275,9 @@ async def test_transaction_is_stored_verbatim_and_dispatched(appservice: Running
     raw = json.dumps({"events": [EVENT]})
     status, body = await appservice.request("PUT", TXN.format("t1"), data=raw.encode())
     assert (status, body) == (200, {})
-    assert appservice.sink.stored == {"t1": raw}
-    assert appservice.sink.dispatched == [("t1", {"events": [EVENT]})]
+    key = ("t1", events_digest({"events": [EVENT]}))
+    assert appservice.sink.stored == {key: raw}
+    assert appservice.sink.dispatched == [(key, {"events": [EVENT]})]
 
 
 async def test_same_txn_id_twice_is_acknowledged_twice_and_dispatched_once(
@@ -286,28 +287,55 @@ async def test_same_txn_id_twice_is_acknowledged_twice_and_dispatched_once(
     second = await appservice.request("PUT", TXN.format("t1"), json={"events": [EVENT]})
     assert first == (200, {})
     assert second == (200, {})
-    assert [txn for txn, _ in appservice.sink.dispatched] == ["t1"]
+    assert [txn for (txn, _), _ in appservice.sink.dispatched] == ["t1"]
+
+
+async def test_a_txn_id_reused_with_new_events_is_dispatched_again(appservice: Running) -> None:
+    """A homeserver that restarted numbers its transactions again: same id, other events."""
+    other = {**EVENT, "event_id": "$2", "content": {"body": "new"}}
+    assert await appservice.request("PUT", TXN.format("1"), json={"events": [EVENT]}) == (200, {})
+    assert await appservice.request("PUT", TXN.format("1"), json={"events": [other]}) == (200, {})
+    assert [data["events"] for _, data in appservice.sink.dispatched] == [[EVENT], [other]]
+
+
+async def test_a_retry_is_recognised_by_its_events_not_its_bytes(appservice: Running) -> None:
+    """Synapse's retry of a transaction serialises its events again (their unsigned.age has
+    grown) and leaves out the ephemeral events: still a retry."""
+    first = {"events": [{**EVENT, "unsigned": {"age": 5}}], "ephemeral": [{"type": "m.typing"}]}
+    retry = {"events": [{**EVENT, "unsigned": {"age": 9000}}]}
+    assert await appservice.request("PUT", TXN.format("1"), json=first) == (200, {})
+    assert await appservice.request("PUT", TXN.format("1"), json=retry) == (200, {})
+    assert [data for _, data in appservice.sink.dispatched] == [first]
+
+
+def test_the_events_digest_depends_on_the_event_ids_and_their_order() -> None:
+    a, b = {**EVENT, "event_id": "$a"}, {**EVENT, "event_id": "$b"}
+    assert events_digest({"events": [a, b]}) == events_digest({"events": [a, {**b, "x": 1}]})
+    assert events_digest({"events": [a, b]}) != events_digest({"events": [b, a]})
+    assert events_digest({"events": [a]}) != events_digest({"events": [a, b]})
+    assert events_digest({"events": []}) == events_digest({"ephemeral": [{}]}) == ""
+    assert events_digest({"events": ["junk", {"event_id": 5}]}) == ""
 
 
 async def test_different_txn_ids_are_each_dispatched(appservice: Running) -> None:
     for txn in ("t1", "t2"):
         assert await appservice.request("PUT", TXN.format(txn), json={"events": []}) == (200, {})
-    assert [txn for txn, _ in appservice.sink.dispatched] == ["t1", "t2"]
+    assert [txn for (txn, _), _ in appservice.sink.dispatched] == ["t1", "t2"]
 
 
 async def test_transaction_with_ephemeral_events_only_is_accepted(appservice: Running) -> None:
     payload = {"de.sorunome.msc2409.ephemeral": [{"type": "m.typing"}]}
     assert await appservice.request("PUT", TXN.format("e1"), json=payload) == (200, {})
-    assert appservice.sink.dispatched == [("e1", payload)]
+    assert appservice.sink.dispatched == [(("e1", ""), payload)]
 
 
 async def test_transaction_is_acknowledged_only_after_it_is_stored(appservice: Running) -> None:
     gate = asyncio.Event()
     original = appservice.sink.store_transaction
 
-    async def slow_store(txn_id: str, body: str) -> bool:
+    async def slow_store(txn: TxnKey, body: str | None) -> bool:
         await gate.wait()
-        return await original(txn_id, body)
+        return await original(txn, body)
 
     appservice.sink.store_transaction = slow_store  # type: ignore[method-assign]
     request = asyncio.ensure_future(appservice.request("PUT", TXN.format("t1"), json={}))
@@ -315,11 +343,11 @@ async def test_transaction_is_acknowledged_only_after_it_is_stored(appservice: R
     assert not request.done()
     gate.set()
     assert await request == (200, {})
-    assert list(appservice.sink.stored) == ["t1"]
+    assert list(appservice.sink.stored) == [("t1", "")]
 
 
 async def test_failing_sink_gives_500_so_the_homeserver_retries(appservice: Running) -> None:
-    async def broken(txn_id: str, body: str) -> bool:
+    async def broken(txn: TxnKey, body: str | None) -> bool:
         raise RuntimeError("database is down")
 
     appservice.sink.store_transaction = broken  # type: ignore[method-assign]
@@ -406,7 +434,7 @@ async def test_hs_token_never_appears_in_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
 
-    async def broken(txn_id: str, body: str) -> bool:
+    async def broken(txn: TxnKey, body: str | None) -> bool:
         raise RuntimeError("boom")
 
     r = appservice

@@ -64,50 +64,84 @@ def message(
 # -- transactions (the durable inbox) --------------------------------------------------------
 
 
-async def test_store_transaction_is_true_for_a_new_txn_id(store: Store) -> None:
-    assert await store.store_transaction("t1", '{"events":[]}') is True
+def k(txn_id: str, digest: str = "d") -> tuple[str, str]:
+    """A transaction key: the homeserver's id and the digest of its event ids."""
+    return (txn_id, digest)
 
 
-async def test_store_transaction_is_false_for_a_repeated_txn_id(store: Store) -> None:
-    await store.store_transaction("t1", '{"events":[]}')
-    assert await store.store_transaction("t1", '{"events":[]}') is False
+async def test_store_transaction_is_new_for_a_new_txn_id(store: Store) -> None:
+    assert await store.store_transaction(k("t1"), '{"events":[]}') == "new"
 
 
-async def test_repeated_txn_id_is_recognised_after_a_restart(open_store: Opener) -> None:
+async def test_store_transaction_is_a_retry_for_a_repeated_key(store: Store) -> None:
+    await store.store_transaction(k("t1"), '{"events":[]}')
+    assert await store.store_transaction(k("t1"), '{"events":[]}') == "retry"
+
+
+async def test_a_txn_id_stored_with_other_events_is_reused_not_a_retry(store: Store) -> None:
+    """Synapse numbers transactions again after a restart: its id 1 now holds new events."""
+    assert await store.store_transaction(k("1", "old"), '{"events":[1]}') == "new"
+    await store.finish_transactions([k("1", "old")])
+    assert await store.store_transaction(k("1", "new"), '{"events":[2]}') == "reused"
+    assert await store.store_transaction(k("1", "new"), '{"events":[2]}') == "retry"
+    assert await store.store_transaction(k("1", "old"), '{"events":[1]}') == "retry"
+    assert await store.pending_transactions() == [(k("1", "new"), '{"events":[2]}')]
+
+
+async def test_a_reused_txn_id_leaves_the_pending_transaction_of_that_id_alone(
+    store: Store,
+) -> None:
+    """Acknowledged but not handled yet when the homeserver restarted: both stay pending."""
+    await store.store_transaction(k("1", "old"), "old")
+    assert await store.store_transaction(k("1", "new"), "new") == "reused"
+    assert sorted(await store.pending_transactions()) == [
+        (k("1", "new"), "new"),
+        (k("1", "old"), "old"),
+    ]
+    await store.finish_transactions([k("1", "new")])
+    assert await store.pending_transactions() == [(k("1", "old"), "old")]
+
+
+async def test_repeated_key_is_recognised_after_a_restart(open_store: Opener) -> None:
     first = await open_store()
-    assert await first.store_transaction("t1", "{}") is True
+    assert await first.store_transaction(k("t1"), "{}") == "new"
     restarted = await open_store()
-    assert await restarted.store_transaction("t1", "{}") is False
+    assert await restarted.store_transaction(k("t1"), "{}") == "retry"
+    assert await restarted.store_transaction(k("t1", "other"), "{}") == "reused"
 
 
-async def test_repeated_txn_id_is_recognised_after_it_is_finished(store: Store) -> None:
-    await store.store_transaction("t1", "{}")
-    await store.finish_transactions(["t1"])
-    assert await store.store_transaction("t1", "{}") is False
+async def test_repeated_key_is_recognised_after_it_is_finished(store: Store) -> None:
+    await store.store_transaction(k("t1"), "{}")
+    await store.finish_transactions([k("t1")])
+    assert await store.store_transaction(k("t1"), "{}") == "retry"
 
 
 async def test_stored_transactions_are_pending_in_arrival_order(store: Store) -> None:
     for txn in ("b", "a", "c"):
-        await store.store_transaction(txn, f'{{"id":"{txn}"}}')
+        await store.store_transaction(k(txn), f'{{"id":"{txn}"}}')
     pending = await store.pending_transactions()
     # received_at has millisecond resolution; ties are broken by txn id.
-    assert sorted(pending) == [("a", '{"id":"a"}'), ("b", '{"id":"b"}'), ("c", '{"id":"c"}')]
+    assert sorted(pending) == [
+        (k("a"), '{"id":"a"}'),
+        (k("b"), '{"id":"b"}'),
+        (k("c"), '{"id":"c"}'),
+    ]
 
 
 async def test_finish_transactions_removes_them_from_pending(store: Store) -> None:
     for txn in ("t1", "t2", "t3"):
-        await store.store_transaction(txn, "{}")
-    await store.finish_transactions(["t1", "t3"])
-    assert await store.pending_transactions() == [("t2", "{}")]
+        await store.store_transaction(k(txn), "{}")
+    await store.finish_transactions([k("t1"), k("t3")])
+    assert await store.pending_transactions() == [(k("t2"), "{}")]
 
 
 async def test_finishing_a_transaction_commits_with_what_its_handling_queued(
     open_store: Opener,
 ) -> None:
     first = await open_store()
-    await first.store_transaction("t1", '{"events":[1]}')
+    await first.store_transaction(k("t1"), '{"events":[1]}')
     first.add_message_soon(message("m1", event_id="$e1"))  # queued, not awaited
-    await first.finish_transactions(["t1"])
+    await first.finish_transactions([k("t1")])
     restarted = await open_store()
     assert await restarted.pending_transactions() == []
     found = await restarted.message_by_remote("fake", PortalKey("chat"), "m1")
@@ -118,29 +152,50 @@ async def test_a_failed_group_commit_leaves_the_transaction_replayable(
     open_store: Opener,
 ) -> None:
     first = await open_store()
-    await first.store_transaction("t1", '{"events":[1]}')
+    await first.store_transaction(k("t1"), '{"events":[1]}')
     first._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
     with pytest.raises(Exception, match="no_such_table"):
-        await first.finish_transactions(["t1"])
+        await first.finish_transactions([k("t1")])
     restarted = await open_store()
-    assert await restarted.pending_transactions() == [("t1", '{"events":[1]}')]
+    assert await restarted.pending_transactions() == [(k("t1"), '{"events":[1]}')]
 
 
 async def test_pending_transactions_survive_a_restart(open_store: Opener) -> None:
     first = await open_store()
-    await first.store_transaction("t1", '{"events":[1]}')
+    await first.store_transaction(k("t1"), '{"events":[1]}')
     restarted = await open_store()
-    assert await restarted.pending_transactions() == [("t1", '{"events":[1]}')]
+    assert await restarted.pending_transactions() == [(k("t1"), '{"events":[1]}')]
 
 
 async def test_prune_removes_only_old_finished_transactions(store: Store) -> None:
-    await store.store_transaction("done", "{}")
-    await store.store_transaction("open", "{}")
-    await store.finish_transactions(["done"])
+    await store.store_transaction(k("done"), "{}")
+    await store.store_transaction(k("open"), "{}")
+    await store.finish_transactions([k("done")])
     await store.prune_transactions(older_than_ms=-60_000)  # everything is "old"
-    assert await store.pending_transactions() == [("open", "{}")]
-    assert await store.store_transaction("done", "{}") is True
-    assert await store.store_transaction("open", "{}") is False
+    assert await store.pending_transactions() == [(k("open"), "{}")]
+    assert await store.store_transaction(k("done"), "{}") == "new"
+    assert await store.store_transaction(k("open"), "{}") == "retry"
+
+
+async def test_transactions_from_before_the_digest_are_kept_and_replayed(db_url: str) -> None:
+    """Migration 003: a row stored by the previous schema is still pending (digest '')."""
+    db = create_database(db_url)
+    await db.start()
+    try:
+        migrations = package_migrations("bridgekit.migrations")
+        await migrate(db, "bridgekit", migrations[:2])
+        await db.execute(
+            "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3)",
+            "7",
+            '{"events":[1]}',
+            1,
+        )
+        await migrate(db, "bridgekit", migrations)
+        store = Store(db)
+        assert await store.pending_transactions() == [(k("7", ""), '{"events":[1]}')]
+        assert await store.store_transaction(k("7", "d"), "{}") == "reused"
+    finally:
+        await db.stop()
 
 
 # -- outbox ----------------------------------------------------------------------------------
@@ -579,7 +634,7 @@ async def test_sql_in_values_is_stored_and_read_back_verbatim(open_store: Opener
     await store.save_ghost(Ghost("fake", NASTY, "@_fake_x:example.org", NASTY))
     await store.add_message(message(NASTY, part=NASTY, event_id=NASTY, portal=PortalKey(NASTY)))
     await store.set_kv(NASTY, NASTY)
-    assert await store.store_transaction(NASTY, NASTY) is True
+    assert await store.store_transaction((NASTY, NASTY), NASTY) == "new"
 
     fresh = await open_store()
     assert await fresh.get_portal("fake", PortalKey(NASTY, NASTY)) == portal
@@ -588,7 +643,7 @@ async def test_sql_in_values_is_stored_and_read_back_verbatim(open_store: Opener
     found = await fresh.message_by_remote("fake", PortalKey(NASTY), NASTY, NASTY)
     assert (found.remote_id, found.part, found.event_id) == (NASTY, NASTY, NASTY)
     assert await fresh.get_kv(NASTY) == NASTY
-    assert await fresh.pending_transactions() == [(NASTY, NASTY)]
+    assert await fresh.pending_transactions() == [((NASTY, NASTY), NASTY)]
     assert await fresh.db.table_exists("portal")
 
 
