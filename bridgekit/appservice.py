@@ -194,6 +194,16 @@ class AppServiceServer:
             return text, json.loads(text)
         except (UnicodeDecodeError, ValueError):
             return matrix_error(400, "M_NOT_JSON", "Body is not valid JSON")
+        except RecursionError:
+            # Valid JSON nested deeper than the parser goes: a client error, never a 500
+            # (a homeserver retries those forever, and everything queued behind waits).
+            log.warning(
+                "Refused %s %s: JSON nested too deep to parse (%d bytes)",
+                request.method,
+                request.path,
+                len(raw),
+            )
+            return matrix_error(400, "M_NOT_JSON", "Body is nested too deeply")
 
     async def handle_transaction(self, request: web.Request) -> web.Response:
         start = time.perf_counter()

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import yaml
@@ -39,8 +40,29 @@ def _tail(path: Path, lines: int = 50) -> str:
     return "\n".join(content[-lines:])
 
 
+def postgres_database_config(url: str) -> dict[str, Any]:
+    """Synapse's ``database`` section for a ``postgres://user[:password]@host:port/db`` URL."""
+    parts = urlsplit(url)
+    args: dict[str, Any] = {
+        "user": unquote(parts.username or "postgres"),
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "database": parts.path.lstrip("/") or "postgres",
+        "cp_min": 1,
+        "cp_max": 5,
+        # Test databases take the server's locale; Synapse wants C collation, for sorting
+        # that nothing in the tests depends on.
+        "allow_unsafe_locale": True,
+    }
+    if parts.password:
+        args["password"] = unquote(parts.password)
+    return {"name": "psycopg2", "args": args}
+
+
 class SynapseServer:
-    """A Synapse process with SQLite storage whose data and port survive stop()/start()."""
+    """A Synapse process whose data and port survive stop()/start(): SQLite storage in the
+    workdir, or a PostgreSQL database given as ``database_url`` (its schema is Synapse's,
+    so use a database of its own; psycopg2 must be installed: ``matrix-synapse[postgres]``)."""
 
     def __init__(
         self,
@@ -51,8 +73,10 @@ class SynapseServer:
         python: str = sys.executable,
         *,
         extra_config: dict[str, Any] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        self.database_url = database_url
         self.registration_files = [Path(p).resolve() for p in registration_files]
         self._server_name = server_name
         self._port = port if port is not None else free_port()
@@ -213,6 +237,8 @@ class SynapseServer:
                 "rc_key_requests": _RELAXED,
             }
         )
+        if self.database_url:
+            config["database"] = postgres_database_config(self.database_url)
         config.update(self.extra_config)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
@@ -334,10 +360,17 @@ def start_synapse(
     python: str = sys.executable,
     *,
     extra_config: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> SynapseServer:
     """Create and start a SynapseServer (caller must stop() it, e.g. in a fixture finalizer)."""
     server = SynapseServer(
-        workdir, registration_files or [], server_name, port, python, extra_config=extra_config
+        workdir,
+        registration_files or [],
+        server_name,
+        port,
+        python,
+        extra_config=extra_config,
+        database_url=database_url,
     )
     server.start()
     return server

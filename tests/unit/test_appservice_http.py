@@ -177,6 +177,21 @@ async def test_body_that_is_not_utf8_is_400_not_json(appservice: Running) -> Non
     assert (status, body["errcode"]) == (400, "M_NOT_JSON")
 
 
+@pytest.mark.parametrize("path", [TXN.format("t1"), PREFIX + "/ping"])
+async def test_json_nested_deeper_than_the_parser_goes_is_400_not_500(
+    appservice: Running, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Valid JSON, but too deep for the parser (RecursionError): a 5xx would be retried by the
+    homeserver forever, with every later transaction waiting behind it."""
+    depth = 1500
+    deep = '{"events": [{"content": ' + "[" * depth + "]" * depth + "}]}"
+    status, body = await appservice.request("POST" if "ping" in path else "PUT", path, data=deep)
+    assert (status, body["errcode"]) == (400, "M_NOT_JSON")
+    assert appservice.sink.stored == {} and appservice.sink.dispatched == []
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert not caplog.records[0].exc_info, "one short line, no traceback"
+
+
 @pytest.mark.parametrize("payload", [[], "text", 3, None], ids=["list", "string", "number", "null"])
 async def test_json_that_is_not_an_object_is_400_bad_json(
     appservice: Running, payload: Any
