@@ -23,7 +23,7 @@ from aiohttp import web
 log = logging.getLogger("bridgekit.appservice")
 
 PREFIX = "/_matrix/app/v1"
-#: Seconds between two warnings about refused (unauthenticated) requests.
+#: Seconds between two warnings about refused requests (unauthenticated, or JSON too deep).
 REFUSED_LOG_INTERVAL = 60.0
 
 #: A transaction as the bridge knows it: the homeserver's id and :func:`events_digest`.
@@ -105,6 +105,7 @@ class AppServiceServer:
         self.runner: web.AppRunner | None = None
         self._refused_logged_at = float("-inf")
         self._refused_since_log = 0
+        self._too_deep_logged_at = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -197,12 +198,16 @@ class AppServiceServer:
         except RecursionError:
             # Valid JSON nested deeper than the parser goes: a client error, never a 500
             # (a homeserver retries those forever, and everything queued behind waits).
-            log.warning(
-                "Refused %s %s: JSON nested too deep to parse (%d bytes)",
-                request.method,
-                request.path,
-                len(raw),
-            )
+            # Synapse itself refuses events nested past ~100 levels, so this is not one.
+            now = time.monotonic()
+            if now - self._too_deep_logged_at >= REFUSED_LOG_INTERVAL:  # a retry: once
+                self._too_deep_logged_at = now
+                log.warning(
+                    "Refused %s %s: JSON nested too deep to parse (%d bytes)",
+                    request.method,
+                    request.path,
+                    len(raw),
+                )
             return matrix_error(400, "M_NOT_JSON", "Body is nested too deeply")
 
     async def handle_transaction(self, request: web.Request) -> web.Response:

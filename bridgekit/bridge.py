@@ -153,6 +153,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         self._txn_reused_logged_at = float("-inf")
         self._txn_reused_since_log = 0
         self._txn_finished: list[TxnKey] = []
+        self._event_failure_sites = LRU(1000)  # where events failed (one traceback each)
         self._txn_flush_task: asyncio.Task[None] | None = None
         self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
@@ -403,9 +404,9 @@ class Bridge(Logins, Notices, BridgeAPI):
                 start = time.perf_counter()
                 try:
                     await self.router.handle_event(evt, replay)
-                except Exception:
+                except Exception as e:
                     self.metrics.error("matrix_event")
-                    log.exception("Failed to handle event %s", evt.get("event_id"))
+                    self._event_failed(evt, e)
                 self.metrics.handled("matrix", time.perf_counter() - start)
         finally:
             remaining = self._txn_remaining.get(txn, 1) - 1
@@ -413,6 +414,26 @@ class Bridge(Logins, Notices, BridgeAPI):
                 self._txn_done(txn)
             else:
                 self._txn_remaining[txn] = remaining
+
+    def _event_failed(self, evt: dict[str, Any], e: Exception) -> None:
+        """One line per event that failed; its traceback only the first time that exception
+        comes from that place: junk repeats the same failure, and a traceback for each (deep
+        in a replay, too) buried everything else in the log."""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        site = (type(e), tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else (type(e),)
+        first = site not in self._event_failure_sites
+        self._event_failure_sites.put(site, True)
+        log.error(
+            "Failed to handle event %.100s (%.100s in %.100s): %s: %.200s",
+            evt.get("event_id"),
+            evt.get("type"),
+            evt.get("room_id"),
+            type(e).__name__,
+            e,
+            exc_info=e if first else None,
+        )
 
     def _txn_done(self, txn: TxnKey) -> None:
         self._txn_remaining.pop(txn, None)

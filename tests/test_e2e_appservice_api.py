@@ -160,3 +160,136 @@ async def test_duplicate_transactions_are_processed_once(make_bridge, bridge_env
         await put(path)
         await asyncio.sleep(1)
         assert copies(bridge) == 0
+
+
+async def test_a_txn_id_reused_with_new_events_is_processed(
+    make_bridge, bridge_env: BridgeEnv, uid, caplog
+):
+    """A homeserver that restarted numbers its transactions again (Synapse on SQLite): an id
+    seen before with other events is new work, a retry (same events) is not, before and after
+    a bridge restart; the reuse is a warning, once."""
+    caplog.set_level(logging.INFO, logger="bridgekit")
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
+        room_id = await open_portal(bridge, alice, client, chat)
+
+        def event(body: str, room: str = room_id) -> dict:
+            return {
+                "type": "m.room.message",
+                "room_id": room,
+                "sender": alice.user_id,
+                "event_id": f"${body}{uid('e')}",
+                "origin_server_ts": int(time.time() * 1000),
+                "content": {"msgtype": "m.text", "body": body},
+            }
+
+        async def put(txn_id: str, *events: dict) -> None:
+            async with aiohttp.ClientSession() as http:
+                async with http.put(
+                    url(bridge_env, f"/_matrix/app/v1/transactions/{txn_id}"),
+                    data=json.dumps({"events": list(events)}),
+                    headers=auth(bridge_env),
+                ) as resp:
+                    assert resp.status == 200
+
+        def sent(b: Bridge) -> list[str]:
+            return [i.data.event_id for i in fake(b).network.sent if i.kind == "message"]
+
+        txn, idless = uid("1"), uid("2")
+        a, b, c, d = event("a"), event("b"), event("c"), event("d")
+        await put(txn, a)
+        await put(txn, a)  # a retry
+        await put(txn, b)  # the id again, new events
+        await put(txn, c, a)  # and again
+        # Only events the bridge ignores (a room that is no portal): remembered in memory.
+        await put(idless, event("elsewhere", "!nowhere:bridgekit.test"))
+        await put(idless, d)
+        await eventually(lambda: len(sent(bridge)) >= 4)
+        await asyncio.sleep(0.5)
+        # a, again in a new transaction, is recognised as bridged (its mapping).
+        assert sent(bridge) == [e["event_id"] for e in (a, b, c, d)]
+        warnings = [r for r in caplog.records if "reused transaction id" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
+        e = event("e")
+        await put(txn, c, a)  # a late retry, after the bridge restarted
+        await put(txn, e)
+        await eventually(lambda: sent(bridge) == [e["event_id"]])
+        await asyncio.sleep(0.5)
+        assert sent(bridge) == [e["event_id"]]
+
+
+def _deep(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_junk_events_are_each_logged_once_briefly(
+    bridge: Bridge, bridge_env: BridgeEnv, uid, caplog
+):
+    """Events nested deep, or with fields of the wrong type, in a portal: the transaction is
+    acknowledged, the good event in it bridged, and each bad one logged once, in one line."""
+    caplog.set_level(logging.DEBUG)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
+        room_id = await open_portal(bridge, alice, client, chat)
+
+        def event(n: int, content: object, **extra: object) -> dict:
+            return {
+                "type": "m.room.message",
+                "room_id": room_id,
+                "sender": alice.user_id,
+                "event_id": f"$junk{n}{uid('e')}",
+                "origin_server_ts": int(time.time() * 1000),
+                "content": content,
+                **extra,
+            }
+
+        junk = [
+            event(1, {"msgtype": "m.text", "body": _deep(900)}),
+            event(2, {"msgtype": "m.text", "body": "deep", "m.relates_to": _deep(900)}),
+            event(3, {"msgtype": "m.text", "body": "x", "m.relates_to": {"rel_type": 5}}),
+            event(4, {"msgtype": 7, "body": ["x"]}),
+            event(5, ["not", "an", "object"]),
+            event(
+                6,
+                {
+                    "msgtype": "m.text",
+                    "body": "x",
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": {"a": 1},
+                },
+            ),
+            event(7, {"msgtype": "m.image", "body": "x", "url": 5, "info": "nope"}),
+            event(9, {"msgtype": "m.text", "body": "x", "m.relates_to": ["a list"]}),
+            event(10, {"msgtype": "m.text", "body": "x", "m.relates_to": [_deep(900)]}),
+        ]
+        good = event(8, {"msgtype": "m.text", "body": "after the junk"})
+        caplog.clear()
+        async with aiohttp.ClientSession() as http:
+            async with http.put(
+                url(bridge_env, f"/_matrix/app/v1/transactions/{uid('junk')}"),
+                data=json.dumps({"events": [*junk, good]}),
+                headers=auth(bridge_env),
+            ) as resp:
+                assert resp.status == 200
+        net = fake(bridge).network
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == good["event_id"])
+        await asyncio.sleep(0.5)
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert 0 < len(loud) <= len(junk), [r.getMessage() for r in loud]
+        # One line each (the event, what failed); one traceback for the same failure.
+        assert all(len(r.getMessage()) < 500 for r in loud)
+        assert sum(1 for r in loud if r.exc_info) == 1

@@ -185,8 +185,10 @@ async def test_json_nested_deeper_than_the_parser_goes_is_400_not_500(
     homeserver forever, with every later transaction waiting behind it."""
     depth = 1500
     deep = '{"events": [{"content": ' + "[" * depth + "]" * depth + "}]}"
-    status, body = await appservice.request("POST" if "ping" in path else "PUT", path, data=deep)
-    assert (status, body["errcode"]) == (400, "M_NOT_JSON")
+    for _ in range(3):  # retried: answered the same, logged once
+        method = "POST" if "ping" in path else "PUT"
+        status, body = await appservice.request(method, path, data=deep)
+        assert (status, body["errcode"]) == (400, "M_NOT_JSON")
     assert appservice.sink.stored == {} and appservice.sink.dispatched == []
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert not caplog.records[0].exc_info, "one short line, no traceback"
