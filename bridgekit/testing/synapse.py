@@ -50,13 +50,12 @@ def postgres_database_config(url: str) -> dict[str, Any]:
         "database": parts.path.lstrip("/") or "postgres",
         "cp_min": 1,
         "cp_max": 5,
-        # Test databases take the server's locale; Synapse wants C collation, for sorting
-        # that nothing in the tests depends on.
-        "allow_unsafe_locale": True,
     }
     if parts.password:
         args["password"] = unquote(parts.password)
-    return {"name": "psycopg2", "args": args}
+    # Test databases take the server's locale; Synapse wants C collation, for sorting that
+    # nothing in the tests depends on.
+    return {"name": "psycopg2", "allow_unsafe_locale": True, "args": args}
 
 
 class SynapseServer:
