@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -26,7 +25,7 @@ from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
-from .appservice import AppServiceServer, TxnKey
+from .appservice import AppServiceServer
 from .config import Config
 from .connector import (
     AliasResolver,
@@ -51,20 +50,13 @@ from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
 from .presence import PresenceKeeper
-from .store import LRU, OutboxItem, Store
+from .store import OutboxItem, Store
+from .transactions import Transactions
 
 log = logging.getLogger("bridgekit")
 #: Tries to commit a batch of remote events before they are given up (logged, and the
 #: connector's await raises): 0.1-3.2 s apart, 3-6 s in all.
 OUTBOX_ATTEMPTS = 6
-
-#: Above this many unhandled events in memory, new transactions wait before being acknowledged.
-MAX_PENDING_EVENTS = 20_000
-
-#: How long a handled transaction's key is kept to recognise a retry (milliseconds).
-TXN_KEEP_MS = 7 * 24 * 3600 * 1000
-#: Seconds between two warnings that the homeserver reuses transaction ids.
-TXN_REUSE_LOG_INTERVAL = 600.0
 
 
 class InstalledConnectors(Mapping[str, type[NetworkConnector]]):
@@ -102,7 +94,7 @@ def discover_connectors() -> InstalledConnectors:
     return InstalledConnectors()
 
 
-class Bridge(Logins, Notices, BridgeAPI):
+class Bridge(Logins, Notices, Transactions, BridgeAPI):
     def __init__(
         self,
         config: Config,
@@ -147,14 +139,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             on_ping=self._on_ping,
             metrics=self.metrics,
         )
-        self._txn_remaining: dict[TxnKey, int] = {}
-        self._txn_without_body: set[TxnKey] = set()
-        self._recent_idless_txns = LRU(10_000)  # txnId -> digest, of transactions not stored
-        self._txn_reused_logged_at = float("-inf")
-        self._txn_reused_since_log = 0
-        self._txn_finished: list[TxnKey] = []
-        self._event_failure_sites = LRU(1000)  # where events failed (one traceback each)
-        self._txn_flush_task: asyncio.Task[None] | None = None
+        self._init_transactions()
         self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
         self.stream_hold = remote_queue.StreamHold(float(config.get("bridge.merge_hold", 0.25)))
@@ -300,157 +285,8 @@ class Bridge(Logins, Notices, BridgeAPI):
                 log.info("Homeserver -> bridge ping failed (%s), retrying", e)
                 await asyncio.sleep(0.5 * attempt)
 
-    async def _prune_transactions(self) -> None:
-        """Forget handled transactions after a week, at start and then daily (a long run
-        would otherwise keep every one; a homeserver retries within minutes to hours)."""
-        while True:
-            try:
-                await self.store.prune_transactions(TXN_KEEP_MS)
-            except Exception as e:
-                log.warning("Could not prune old transactions: %s", e)
-            await asyncio.sleep(24 * 3600)
-
     async def _on_ping(self, txn_id: str | None) -> None:
         log.debug("Ping from homeserver (%s)", txn_id)
-
-    # -- transactions (TransactionSink) ------------------------------------------------------
-
-    async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
-        txn_id, digest = txn
-        if body is None:
-            # Nothing in it to handle (typically the echo of what the bridge itself just
-            # sent): a retry would be ignored again, so it is remembered in memory only and
-            # acknowledging it costs no write. Without timeline events it is never a retry
-            # (a homeserver resends only those): its ephemeral events, if any, are new.
-            if digest:
-                known = self._recent_idless_txns.get(txn_id)
-                if known == digest:
-                    return False
-                if known is not None:
-                    self._txn_id_reused(txn_id)
-                self._recent_idless_txns.put(txn_id, digest)
-            self._txn_without_body.add(txn)
-            return True
-        stored = await self.store.store_transaction(txn, body)
-        if stored == "retry":
-            self._txn_without_body.discard(txn)  # it will not be dispatched
-            return False
-        if stored == "reused":
-            self._txn_id_reused(txn_id)
-        return True
-
-    def _txn_id_reused(self, txn_id: str) -> None:
-        """Say, once per burst, that the homeserver reuses transaction ids for new events."""
-        self._txn_reused_since_log += 1
-        now = time.monotonic()
-        if now - self._txn_reused_logged_at < TXN_REUSE_LOG_INTERVAL:
-            log.debug("Transaction id %s reused with new events: processing them", txn_id)
-            return
-        log.warning(
-            "The homeserver reused transaction id %s for new events (%d time(s) since the "
-            "last warning): it numbers transactions again after a restart (Synapse on SQLite "
-            "does). They are processed, not taken for retries.",
-            txn_id,
-            self._txn_reused_since_log,
-        )
-        self._txn_reused_logged_at = now
-        self._txn_reused_since_log = 0
-
-    def needs_replay(self, data: dict[str, Any]) -> bool:
-        """Whether any event of a transaction needs handling (so its body must be stored)."""
-        wants = self.router.wants
-        return any(isinstance(e, dict) and wants(e) for e in data.get("events") or ())
-
-    async def wait_for_capacity(self) -> None:
-        while self.inbox.pending > MAX_PENDING_EVENTS:  # noqa: ASYNC110 - rare backpressure path
-            await asyncio.sleep(0.05)
-
-    def dispatch_transaction(self, txn: TxnKey, data: dict[str, Any], replay: bool = False) -> None:
-        """Queue a stored transaction's events, one job per room, in order within each room.
-
-        Events the bridge has no use for (ordinary messages in rooms that are neither portals
-        nor management rooms) are recognised here from in-memory indexes and never queued.
-        """
-        events = data.get("events") or ()
-        ephemeral = data.get("ephemeral") or data.get("de.sorunome.msc2409.ephemeral") or []
-        self.metrics.events_in("matrix", len(events))
-        wants = self.router.wants
-        by_room: dict[str, list[dict[str, Any]]] = {}
-        for evt in events:
-            if isinstance(evt, dict) and wants(evt):
-                by_room.setdefault(evt["room_id"], []).append(evt)
-        if not by_room:
-            if txn in self._txn_without_body:
-                self._txn_without_body.discard(txn)  # nothing stored, nothing to clear
-            else:
-                self._txn_done(txn)
-        else:
-            self._txn_without_body.discard(txn)
-            self._txn_remaining[txn] = len(by_room)
-        for room, room_events in by_room.items():
-            self.inbox.submit(
-                room, lambda evts=room_events: self._handle_room_events(txn, evts, replay)
-            )
-        for evt in ephemeral:
-            if isinstance(evt, dict):
-                key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
-                self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
-
-    async def _handle_room_events(
-        self, txn: TxnKey, events: list[dict[str, Any]], replay: bool
-    ) -> None:
-        try:
-            for evt in events:
-                start = time.perf_counter()
-                try:
-                    await self.router.handle_event(evt, replay)
-                except Exception as e:
-                    self.metrics.error("matrix_event")
-                    self._event_failed(evt, e)
-                self.metrics.handled("matrix", time.perf_counter() - start)
-        finally:
-            remaining = self._txn_remaining.get(txn, 1) - 1
-            if remaining <= 0:
-                self._txn_done(txn)
-            else:
-                self._txn_remaining[txn] = remaining
-
-    def _event_failed(self, evt: dict[str, Any], e: Exception) -> None:
-        """One line per event that failed; its traceback only the first time that exception
-        comes from that place: junk repeats the same failure, and a traceback for each (deep
-        in a replay, too) buried everything else in the log."""
-        tb = e.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        site = (type(e), tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else (type(e),)
-        first = site not in self._event_failure_sites
-        self._event_failure_sites.put(site, True)
-        log.error(
-            "Failed to handle event %.100s (%.100s in %.100s): %s: %.200s",
-            evt.get("event_id"),
-            evt.get("type"),
-            evt.get("room_id"),
-            type(e).__name__,
-            e,
-            exc_info=e if first else None,
-        )
-
-    def _txn_done(self, txn: TxnKey) -> None:
-        self._txn_remaining.pop(txn, None)
-        self._txn_finished.append(txn)
-        if self._txn_flush_task is None or self._txn_flush_task.done():
-            self._txn_flush_task = self._spawn(self._flush_finished_txns())
-
-    async def _flush_finished_txns(self) -> None:
-        while self._txn_finished:
-            batch, self._txn_finished = self._txn_finished, []
-            try:
-                # What handling these events recorded commits before (or with) the mark
-                # that ends their transaction's replay: one group commit for both.
-                await self.store.finish_transactions(batch)
-            except Exception:
-                log.exception("Could not mark transactions finished (they will be replayed)")
-                return
 
     # -- queries -----------------------------------------------------------------------------
 
