@@ -32,6 +32,12 @@ TXN_KEEP_MS = 7 * 24 * 3600 * 1000
 TXN_REUSE_LOG_INTERVAL = 600.0
 
 
+def _short(value: Any) -> str:
+    """A field of an untrusted event, for a log line: a string cut short, else its type (the
+    repr of junk can be huge, or nested too deep to build)."""
+    return value[:100] if isinstance(value, str) else f"<{type(value).__name__}>"
+
+
 class Transactions:
     """Mixed into :class:`~bridgekit.bridge.Bridge`."""
 
@@ -174,13 +180,17 @@ class Transactions:
         site = (type(e), tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else (type(e),)
         first = site not in self._event_failure_sites
         self._event_failure_sites.put(site, True)
+        try:
+            why = str(e)[:200]
+        except Exception:  # a message built from junk (its repr nested too deep)
+            why = "?"
         log.error(
-            "Failed to handle event %.100s (%.100s in %.100s): %s: %.200s",
-            evt.get("event_id"),
-            evt.get("type"),
-            evt.get("room_id"),
+            "Failed to handle event %s (%s in %s): %s: %s",
+            _short(evt.get("event_id")),
+            _short(evt.get("type")),
+            _short(evt.get("room_id")),
             type(e).__name__,
-            e,
+            why,
             exc_info=e if first else None,
         )
 
