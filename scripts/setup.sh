@@ -8,6 +8,9 @@ want_apt=()
 if [ "${BRIDGEKIT_SKIP_APT:-}" != "1" ]; then
   command -v inspircd >/dev/null 2>&1 || [ -x /usr/sbin/inspircd ] || want_apt+=(inspircd)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want_apt+=(postgresql)
+  # psycopg2 (Synapse on PostgreSQL, in the test extra) is built against libpq.
+  command -v pg_config >/dev/null 2>&1 || want_apt+=(libpq-dev)
+  command -v gcc >/dev/null 2>&1 || want_apt+=(gcc)
   command -v prosody >/dev/null 2>&1 || want_apt+=(prosody)
 fi
 if [ "${#want_apt[@]}" -gt 0 ]; then
