@@ -215,6 +215,23 @@ async def test_a_txn_id_reused_with_new_events_is_processed(
         warnings = [r for r in caplog.records if "reused transaction id" in r.getMessage()]
         assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
 
+        # Only ephemeral events: never a retry (a homeserver does not resend those).
+        ephemeral = uid("3")
+        for users in ([alice.user_id], []):
+            typing = {"type": "m.typing", "room_id": room_id, "content": {"user_ids": users}}
+            async with aiohttp.ClientSession() as http:
+                async with http.put(
+                    url(bridge_env, f"/_matrix/app/v1/transactions/{ephemeral}"),
+                    json={"events": [], "de.sorunome.msc2409.ephemeral": [typing]},
+                    headers=auth(bridge_env),
+                ) as resp:
+                    assert resp.status == 200
+
+        def typing_seen() -> list[bool]:
+            return [i.data.typing for i in fake(bridge).network.sent if i.kind == "typing"]
+
+        await eventually(lambda: typing_seen() == [True, False])
+
         await make_bridge.stop(bridge)
         bridge = await make_bridge()
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
