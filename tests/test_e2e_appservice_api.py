@@ -236,7 +236,10 @@ async def test_a_txn_id_reused_with_new_events_is_processed(
         bridge = await make_bridge()
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
         e = event("e")
+        caplog.set_level(logging.DEBUG, logger="bridgekit.appservice")
+        caplog.clear()
         await put(txn, c, a)  # a late retry, after the bridge restarted
+        assert f"Transaction {txn} already received" in caplog.text
         await put(txn, e)
         await eventually(lambda: sent(bridge) == [e["event_id"]])
         await asyncio.sleep(0.5)
