@@ -41,12 +41,12 @@ from .events import (
     RemoteEvent,
     remote_event_to_json,
 )
+from .fetcher import MediaFetcher
 from .ids import localpart_of, server_of
 from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
 from .matrix import Backoff, MatrixClient, with_retries
-from .media import MediaSigner
-from .media import add_routes as add_media_routes
+from .media import MediaServer, MediaSigner
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
@@ -155,7 +155,10 @@ class Bridge(Logins, Notices, BridgeAPI):
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
-        add_media_routes(self.server.app, self)
+        # Signed media links: on the appservice listener, or on their own (media.port) so
+        # that exposing media to the internet does not expose the appservice API.
+        self.media_server = MediaServer(self, None if config.get("media.port") else self.server.app)
+        self.fetcher = MediaFetcher.from_config(config.get("media"))
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
         from .commands import CommandProcessor
@@ -207,6 +210,11 @@ class Bridge(Logins, Notices, BridgeAPI):
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
+        if self.config.get("media.port"):
+            await self.media_server.start(
+                str(self.config.get("media.hostname") or self.config["appservice.hostname"]),
+                int(self.config["media.port"]),
+            )
         self._spawn(self._init_bot())
         self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
         self.started = True
@@ -215,6 +223,7 @@ class Bridge(Logins, Notices, BridgeAPI):
     async def stop(self) -> None:
         self.started = False
         await self.server.stop()
+        await self.media_server.stop()
         for client in list(self.clients.values()):
             try:
                 await asyncio.wait_for(client.disconnect(), 10)
@@ -235,6 +244,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
+        await self.fetcher.close()
         await self.store.detach_loop_connection()
         await self.instance_lock.release()
         await self.db.stop()
@@ -548,7 +558,9 @@ class Bridge(Logins, Notices, BridgeAPI):
             network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
         return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
 
-    async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
+    async def upload_media(
+        self, data: bytes | bytearray, mime_type: str, filename: str = ""
+    ) -> str:
         bot = self.matrix.bot
         assert bot is not None
         return str(
@@ -574,10 +586,19 @@ class Bridge(Logins, Notices, BridgeAPI):
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
-        base = str(
-            self.config.get("appservice.public_address") or self.config["appservice.address"]
-        )
-        return self.media.url(base, mxc, filename)
+        return self.media.url(self.media_base_url(), mxc, filename)
+
+    def media_base_url(self) -> str:
+        """Where remote users reach the media links: ``media.public_address``, else the
+        media listener's own address when it has one, else the appservice's."""
+        cfg = self.config
+        if cfg.get("media.public_address"):
+            return str(cfg["media.public_address"])
+        if cfg.get("media.port"):
+            host = str(cfg.get("media.hostname") or cfg["appservice.hostname"])
+            host = f"[{host}]" if ":" in host else host
+            return f"http://{host}:{int(cfg['media.port'])}"
+        return str(cfg.get("appservice.public_address") or cfg["appservice.address"])
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Since Matrix 1.11 media downloads need an access token, so a plain ``/_matrix/media`` link
 handed to an IRC or XMPP user no longer works. The bridge serves ``/_bridgekit/media/...``
 links instead: each carries an HMAC of the mxc URI (keyed from the as_token), so only media the
-bridge chose to share can be fetched, and the bridge downloads it with its own token.
+bridge chose to share can be fetched, and the bridge downloads it with its own token. They are
+served on the appservice listener, or with ``media.port`` on a listener of their own that serves
+nothing else (exposing media to the internet then does not expose the appservice API).
 """
 
 from __future__ import annotations
@@ -44,6 +46,30 @@ class MediaSigner:
         name = re.sub(r"[^A-Za-z0-9._\-]", "_", filename) or media_id
         sig = self.sign(server, media_id)
         return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+
+
+class MediaServer:
+    """The media links' routes: added to ``app`` (the appservice's), or, when ``app`` is None,
+    on an application of their own that :meth:`start` serves."""
+
+    def __init__(self, bridge: Bridge, app: web.Application | None) -> None:
+        self.own = app is None
+        self.app = web.Application() if app is None else app
+        self.runner: web.AppRunner | None = None
+        add_routes(self.app, bridge)
+
+    async def start(self, host: str, port: int) -> None:
+        if not self.own:
+            return
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        log.info("Media links served on %s:%d", host, port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
 
 
 def add_routes(app: web.Application, bridge: Bridge) -> None:

@@ -99,17 +99,12 @@ class Puppets:
             log.warning("Could not set avatar of %s", ghost.mxid)
 
     async def to_mxc(self, url: str, filename: str = "file") -> str:
-        """Reuse ``mxc://`` URIs; download http(s) URLs and upload them to the homeserver."""
+        """Reuse ``mxc://`` URIs; fetch http(s) URLs through the guarded fetcher (raises
+        :class:`~bridgekit.fetcher.FetchError` when it will not) and upload them."""
         if url.startswith("mxc://"):
             return url
-        session = self.bridge.matrix.session
-        bot = self.bridge.matrix.bot
-        assert session is not None and bot is not None
-        async with session.get(url) as resp:
-            resp.raise_for_status()
-            data = await resp.read()
-            mime = resp.headers.get("Content-Type", "application/octet-stream")
-        return str(await bot.upload_media(data, mime_type=mime, filename=filename))
+        fetched = await self.bridge.fetcher.fetch(url)
+        return await self.bridge.upload_media(fetched.data, fetched.mime, filename)
 
     async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
         user = await self.bridge.store.get_user(user_mxid)

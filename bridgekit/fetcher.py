@@ -1,0 +1,153 @@
+"""The one way the bridge downloads remote media (links in messages, avatars of any network).
+
+Connectors hand the runtime URLs; only this fetcher opens them. Each fetch:
+
+* goes only to addresses :mod:`bridgekit.netguard` allows, on every redirect hop too (followed
+  by hand, at most ``media.max_redirects``), connecting to the address that was checked;
+* stops reading at ``media.max_size`` (a larger Content-Length is refused before reading) and
+  never holds more than that: the bytes go to the homeserver once complete, because Synapse
+  needs a Content-Length for uploads and an upload fed by a slow remote server would hold a
+  homeserver connection as long as the remote server likes;
+* ends after ``media.timeout`` seconds, waiting for a free slot included, so a link that never
+  answers holds its portal's queue no longer than that;
+* runs on a connection pool of its own, ``media.concurrency`` fetches at a time, so hanging
+  links cannot starve the homeserver connections the bridge sends with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from . import __version__
+from .netguard import AddressPolicy, GuardedResolver, RefusedAddress
+
+log = logging.getLogger("bridgekit.fetcher")
+
+DEFAULTS: dict[str, Any] = {
+    "max_size": 20 * 1024 * 1024,
+    "timeout": 30,
+    "concurrency": 8,
+    "max_redirects": 5,
+    "allow": [],
+}
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CHUNK = 64 * 1024
+
+
+class FetchError(Exception):
+    """Why a link was not bridged as media: short, and safe to show in the room."""
+
+
+@dataclass
+class Fetched:
+    data: bytearray
+    mime: str
+
+
+class MediaFetcher:
+    def __init__(
+        self,
+        *,
+        allow: list[str] | tuple[str, ...] = (),
+        max_size: int = DEFAULTS["max_size"],
+        timeout: float = DEFAULTS["timeout"],
+        concurrency: int = DEFAULTS["concurrency"],
+        max_redirects: int = DEFAULTS["max_redirects"],
+    ) -> None:
+        self.policy = AddressPolicy(allow)
+        self.max_size = max_size
+        self.timeout = float(timeout)
+        self.concurrency = concurrency
+        self.max_redirects = max_redirects
+        self._slots = asyncio.Semaphore(concurrency)
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_config(cls, section: Any) -> MediaFetcher:
+        section = section or {}
+        values = {k: section.get(k) for k in DEFAULTS}
+        return cls(**{k: DEFAULTS[k] if v is None else v for k, v in values.items()})
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency, resolver=GuardedResolver(self.policy)
+                ),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # Sizes are counted as they arrive: no decompression behind the count's back.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                headers={
+                    "User-Agent": f"bridgekit/{__version__}",
+                    "Accept-Encoding": "identity",
+                },
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, url: str) -> Fetched:
+        """The body of ``url`` (at most ``max_size`` bytes), or :class:`FetchError`."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._slots:
+                    return await self._fetch(url)
+        except RefusedAddress as e:
+            log.info("Not fetching %s: %s", url, e)
+            raise FetchError("its address is not public") from e
+        except TimeoutError as e:
+            log.info("Not fetching %s: no answer within %g s", url, self.timeout)
+            raise FetchError(f"no answer within {self.timeout:g} s") from e
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            log.info("Not fetching %s: %s", url, e)
+            raise FetchError("could not download it") from e
+
+    async def _fetch(self, url: str) -> Fetched:
+        current = URL(url)
+        for _ in range(self.max_redirects + 1):
+            if current.scheme not in ("http", "https") or not current.host:
+                raise FetchError("not an http(s) link")
+            self.policy.check_literal(current.host, current.port or 0)
+            async with self._http().get(current, allow_redirects=False) as resp:
+                if resp.status in _REDIRECTS:
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise FetchError(f"the server answered {resp.status} without a Location")
+                    current = current.join(URL(location))
+                    continue
+                if resp.status != 200:
+                    raise FetchError(f"the server answered {resp.status}")
+                return await self._read(resp)
+        raise FetchError(f"more than {self.max_redirects} redirects")
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> Fetched:
+        if resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+            raise FetchError("the server sent it compressed")
+        too_large = FetchError(f"larger than {_size(self.max_size)}")
+        if resp.content_length is not None and resp.content_length > self.max_size:
+            raise too_large
+        data = bytearray()
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            if len(data) + len(chunk) > self.max_size:
+                raise too_large
+            data += chunk
+        mime = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+        return Fetched(data, mime.strip() or "application/octet-stream")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
