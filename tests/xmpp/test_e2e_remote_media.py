@@ -74,8 +74,10 @@ async def test_oob_links_to_internal_services_never_reach_matrix(
             send_link(bob, room, f"{s.good}/cat.png", body="a cat")
             image = await alice.wait_for_event(
                 room_id,
-                lambda e: e.get("sender") == bob_ghost
-                and e.get("content", {}).get("msgtype") == "m.image",
+                lambda e: (
+                    e.get("sender") == bob_ghost
+                    and e.get("content", {}).get("msgtype") == "m.image"
+                ),
             )
             assert image["content"]["body"] == "a cat"
             server, media_id = image["content"]["url"][len("mxc://") :].split("/", 1)
