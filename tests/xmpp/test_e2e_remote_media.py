@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.harness.media_servers import PNG, SECRET, media_servers
+from tests.helpers import management_room
 from tests.xmpp.conftest import ghost, xmpp_networks
 from tests.xmpp.helpers import add
 from tests.xmpp.test_e2e_muc import open_muc_portal
@@ -18,8 +19,10 @@ OOB = "jabber:x:oob"
 TIMEOUT = 2
 
 
-def send_link(client: Any, room: str, link: str, body: str | None = None) -> None:
-    msg = client.make(room, body if body is not None else link)
+def send_link(
+    client: Any, to: str, link: str, body: str | None = None, mtype: str = "groupchat"
+) -> None:
+    msg = client.make(to, body if body is not None else link, mtype=mtype)
     x = add(msg, OOB, "x")
     url = x.makeelement(f"{{{OOB}}}url", {})
     url.text = link
@@ -120,3 +123,28 @@ async def test_a_link_that_never_answers_holds_the_room_only_until_the_timeout(
             # The room's order holds: the link's stand-in comes first.
             assert history.index(link_evt) < history.index(later)
             assert s.hang_hits == ["/hang.png"]
+
+
+async def test_oob_link_in_a_one_to_one_chat_is_guarded_too(
+    make_bridge, prosody, bridge_env, xmpp_clients, uid
+):
+    async with media_servers() as s:
+        bridge = await media_bridge(make_bridge, prosody, s.good_port)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        async with alice:
+            conv = await management_room(alice, bridge)
+            assert "nick" in await conv.say("login xmpp")
+            assert "Logged in" in await conv.say("Alice")
+            jid = bridge.connectors["xmpp"].puppets.jid_for(alice.user_id)
+            bob = await xmpp_clients(prosody, uid("bob"))
+            bait = f"http://[::ffff:127.0.0.1]:{s.bait_port}/status"
+            send_link(bob, jid, bait, mtype="chat")
+            room_id, _ = await alice.wait_for_invite()
+            await alice.join(room_id)
+            evt = await alice.wait_for_event(
+                room_id, lambda e: bait in e.get("content", {}).get("body", "")
+            )
+            assert evt["sender"] == ghost(bob.jid)
+            assert evt["content"]["msgtype"] == "m.text" and "url" not in evt["content"]
+            assert "not public" in evt["content"]["body"]
+            assert s.bait_hits == []
