@@ -112,6 +112,11 @@ BAD_VALUES = [
     ("media.max_redirects", "  max_redirects: 5", "  max_redirects: -1"),
     ("media.port", "  # port: 29302", "  port: 29300  # the appservice's"),
     ("media.port", "  # port: 29302", "  port: 0"),
+    (
+        "media.public_address",
+        "  # public_address: https://media.example.org",
+        "  public_address: media.example.org",
+    ),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: -1"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: soon"),
 ]
