@@ -67,6 +67,7 @@ class MediaFetcher:
         self.max_redirects = max_redirects
         self._slots = asyncio.Semaphore(concurrency)
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
 
     @classmethod
     def from_config(cls, section: Any) -> MediaFetcher:
@@ -76,10 +77,9 @@ class MediaFetcher:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            self._resolver = GuardedResolver(self.policy)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.concurrency, resolver=GuardedResolver(self.policy)
-                ),
+                connector=aiohttp.TCPConnector(limit=self.concurrency, resolver=self._resolver),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 # Sizes are counted as they arrive: no decompression behind the count's back.
                 auto_decompress=False,
@@ -96,6 +96,9 @@ class MediaFetcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:  # given to the connector, so not closed by it
+            await self._resolver.close()
+            self._resolver = None
 
     async def fetch(self, url: str) -> Fetched:
         """The body of ``url`` (at most ``max_size`` bytes), or :class:`FetchError`."""
