@@ -347,6 +347,9 @@ class Config:
                 parse_allow_entry(str(entry))
             except ValueError as e:
                 bad("media.allow", f"entry {i + 1} ({entry!r}): {e}")
+        hostname = media.get("hostname")
+        if hostname is not None and (not isinstance(hostname, str) or not hostname):
+            bad("media.hostname", "must be the address to listen on, like 0.0.0.0")
         if media.get("port") is not None:
             need_port("media.port")
             same_host = (media.get("hostname") or self.get("appservice.hostname")) == self.get(

@@ -112,6 +112,7 @@ BAD_VALUES = [
     ("media.max_redirects", "  max_redirects: 5", "  max_redirects: -1"),
     ("media.port", "  # port: 29302", "  port: 29300  # the appservice's"),
     ("media.port", "  # port: 29302", "  port: 0"),
+    ("media.hostname", "  # hostname: 0.0.0.0", "  hostname: 12"),
     (
         "media.public_address",
         "  # public_address: https://media.example.org",
