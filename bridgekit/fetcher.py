@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -44,10 +45,42 @@ class FetchError(Exception):
     """Why a link was not bridged as media: short, and safe to show in the room."""
 
 
-@dataclass
-class Fetched:
-    data: bytearray
-    mime: str
+class RemoteBody:
+    """A remote answer being read: its type, its announced size, and its body in chunks that
+    stop at the size cap. ``error`` says why reading the remote side failed, if it did (an
+    upload fed by :meth:`chunks` then failed because of the remote, not the homeserver)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, max_size: int) -> None:
+        self._resp = resp
+        self.max_size = max_size
+        self.size = resp.content_length
+        mime = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+        self.mime = mime.strip() or "application/octet-stream"
+        self.error: FetchError | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        read = 0
+        try:
+            async for chunk in self._resp.content.iter_chunked(_CHUNK):
+                read += len(chunk)
+                if read > self.max_size:
+                    raise FetchError(f"larger than {_size(self.max_size)}")
+                yield chunk
+            if self.size is not None and read != self.size:
+                raise FetchError("the answer ended early")
+        except FetchError as e:
+            self.error = e
+            raise
+        except (aiohttp.ClientError, OSError) as e:
+            self.error = FetchError("could not download it")
+            raise self.error from e
+
+    async def read(self) -> bytearray:
+        """The whole body: at most ``max_size`` bytes are ever held."""
+        data = bytearray()
+        async for chunk in self.chunks():
+            data += chunk
+        return data
 
 
 class MediaFetcher:
@@ -100,23 +133,43 @@ class MediaFetcher:
             await self._resolver.close()
             self._resolver = None
 
-    async def fetch(self, url: str) -> Fetched:
-        """The body of ``url`` (at most ``max_size`` bytes), or :class:`FetchError`."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with self._slots:
-                    return await self._fetch(url)
-        except RefusedAddress as e:
-            log.info("Not fetching %s: %s", url, e)
-            raise FetchError("its address is not public") from e
-        except TimeoutError as e:
-            log.info("Not fetching %s: no answer within %g s", url, self.timeout)
-            raise FetchError(f"no answer within {self.timeout:g} s") from e
-        except (aiohttp.ClientError, OSError, ValueError) as e:
-            log.info("Not fetching %s: %s", url, e)
-            raise FetchError("could not download it") from e
+    async def fetch(self, url: str) -> tuple[bytearray, str]:
+        """The body of ``url`` (at most ``max_size`` bytes) and its type, or FetchError."""
+        async with self.open(url) as body:
+            return await body.read(), body.mime
 
-    async def _fetch(self, url: str) -> Fetched:
+    @asynccontextmanager
+    async def open(self, url: str) -> AsyncIterator[RemoteBody]:
+        """The answer of ``url`` (redirects followed), to read within the ``async with``:
+        the timeout and the concurrency slot hold until it ends. Refusals and the remote
+        side's failures raise :class:`FetchError`; the caller's own errors pass unchanged."""
+        body: RemoteBody | None = None
+        try:
+            async with asyncio.timeout(self.timeout), self._slots:
+                async with self._answer(url) as resp:
+                    body = RemoteBody(resp, self.max_size)
+                    yield body
+        except Exception as e:
+            if body is not None and body.error is not None:
+                log.info("Not fetching %s: %s", url, body.error)
+                raise body.error from e
+            if isinstance(e, FetchError):
+                log.info("Not fetching %s: %s", url, e)
+                raise
+            if isinstance(e, RefusedAddress):
+                log.info("Not fetching %s: %s", url, e)
+                raise FetchError("its address is not public") from e
+            if isinstance(e, TimeoutError):
+                log.info("Not fetching %s: no answer within %g s", url, self.timeout)
+                raise FetchError(f"no answer within {self.timeout:g} s") from e
+            if body is None and isinstance(e, aiohttp.ClientError | OSError | ValueError):
+                log.info("Not fetching %s: %s", url, e)
+                raise FetchError("could not download it") from e
+            raise
+
+    @asynccontextmanager
+    async def _answer(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The final answer (200) after redirects, each hop's address checked."""
         current = URL(url)
         for _ in range(self.max_redirects + 1):
             if current.scheme not in ("http", "https") or not current.host:
@@ -131,22 +184,16 @@ class MediaFetcher:
                     continue
                 if resp.status != 200:
                     raise FetchError(f"the server answered {resp.status}")
-                return await self._read(resp)
+                if resp.headers.get("Content-Encoding", "identity").lower() not in (
+                    "identity",
+                    "",
+                ):
+                    raise FetchError("the server sent it compressed")
+                if resp.content_length is not None and resp.content_length > self.max_size:
+                    raise FetchError(f"larger than {_size(self.max_size)}")
+                yield resp
+                return
         raise FetchError(f"more than {self.max_redirects} redirects")
-
-    async def _read(self, resp: aiohttp.ClientResponse) -> Fetched:
-        if resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
-            raise FetchError("the server sent it compressed")
-        too_large = FetchError(f"larger than {_size(self.max_size)}")
-        if resp.content_length is not None and resp.content_length > self.max_size:
-            raise too_large
-        data = bytearray()
-        async for chunk in resp.content.iter_chunked(_CHUNK):
-            if len(data) + len(chunk) > self.max_size:
-                raise too_large
-            data += chunk
-        mime = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0]
-        return Fetched(data, mime.strip() or "application/octet-stream")
 
 
 def _size(n: int) -> str:

@@ -45,6 +45,25 @@ async def media_servers(big_size: int = 4 * 1024 * 1024) -> AsyncIterator[MediaS
     async def cat(request: web.Request) -> web.Response:
         return web.Response(body=PNG, content_type="image/png")
 
+    async def chunked_cat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "image/png"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(PNG[:20])
+        await resp.write(PNG[20:])
+        await resp.write_eof()
+        return resp
+
+    async def short(request: web.Request) -> web.StreamResponse:
+        """Announces 100000 bytes, sends 1000 and hangs up (after the upload has begun)."""
+        resp = web.StreamResponse(headers={"Content-Type": "image/png", "Content-Length": "100000"})
+        await resp.prepare(request)
+        await resp.write(b"s" * 1000)
+        await asyncio.sleep(0.2)
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=b"x" * big_size, content_type="image/png")
 
@@ -80,6 +99,8 @@ async def media_servers(big_size: int = 4 * 1024 * 1024) -> AsyncIterator[MediaS
     good_app = web.Application()
     for path, handler in (
         ("/cat.png", cat),
+        ("/chunked-cat.png", chunked_cat),
+        ("/short.png", short),
         ("/big.png", big),
         ("/unsized.png", big_unsized),
         ("/hang.png", hang),

@@ -20,8 +20,8 @@ async def test_bait_on_loopback_is_refused_before_any_connection() -> None:
     async with media_servers() as s:
         fetcher = fetcher_for(s.good_port)
         try:
-            got = await fetcher.fetch(f"{s.good}/cat.png")  # allow-listed: fetched
-            assert bytes(got.data) == PNG and got.mime == "image/png"
+            data, mime = await fetcher.fetch(f"{s.good}/cat.png")  # allow-listed: fetched
+            assert bytes(data) == PNG and mime == "image/png"
             for url in (
                 f"{s.bait}/status",  # the literal address, another port
                 f"http://localhost:{s.bait_port}/status",  # a name resolving to loopback
@@ -71,6 +71,9 @@ async def test_size_cap_by_content_length_and_by_counting() -> None:
                 await fetcher.fetch(f"{s.good}/big.png")
             with pytest.raises(FetchError, match="larger than 256 KiB"):
                 await fetcher.fetch(f"{s.good}/unsized.png")
+            # An answer cut off before its announced size is a failure, not a short file.
+            with pytest.raises(FetchError, match="could not download"):
+                await fetcher.fetch(f"{s.good}/short.png")
             # The reading stopped near the cap: the server could not send it all.
             await asyncio.sleep(0.2)
             assert s.big_bytes_sent and s.big_bytes_sent[0] < 4 * 1024 * 1024

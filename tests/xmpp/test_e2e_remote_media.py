@@ -64,6 +64,7 @@ async def test_oob_links_to_internal_services_never_reach_matrix(
                 f"{s.good}/to-bait.png": "not public",  # an allowed server redirecting to it
                 f"{s.good}/big.png": "larger than 256 KiB",  # too large (Content-Length)
                 f"{s.good}/unsized.png": "larger than 256 KiB",  # too large (counted)
+                f"{s.good}/short.png": "could not download",  # cut off while streamed
             }
             for link in refused:
                 send_link(bob, room, link)
@@ -73,29 +74,33 @@ async def test_oob_links_to_internal_services_never_reach_matrix(
                 # The bare link and why, as text: no file was uploaded.
                 assert content["msgtype"] == "m.text" and "url" not in content, content
                 assert why in content["body"], content["body"]
-            # The allow-listed server's file arrives as a file.
-            send_link(bob, room, f"{s.good}/cat.png", body="a cat")
-            image = await alice.wait_for_event(
-                room_id,
-                lambda e: (
-                    e.get("sender") == bob_ghost
-                    and e.get("content", {}).get("msgtype") == "m.image"
-                ),
-            )
-            assert image["content"]["body"] == "a cat"
-            server, media_id = image["content"]["url"][len("mxc://") :].split("/", 1)
-            async with aiohttp.ClientSession() as http:
-                async with http.get(
-                    f"{bridge_env.synapse.base_url}/_matrix/client/v1/media/download/"
-                    f"{server}/{media_id}",
-                    headers={"Authorization": f"Bearer {alice.access_token}"},
-                ) as resp:
-                    assert resp.status == 200 and await resp.read() == PNG
+            # The allow-listed server's files arrive as files: one with its size announced
+            # (streamed to the homeserver), one without (counted into a buffer first).
+            images = []
+            for path, caption in (("/cat.png", "a cat"), ("/chunked-cat.png", "a chunked cat")):
+                send_link(bob, room, f"{s.good}{path}", body=caption)
+                image = await alice.wait_for_event(
+                    room_id,
+                    lambda e, c=caption: (
+                        e.get("sender") == bob_ghost
+                        and e.get("content", {}).get("msgtype") == "m.image"
+                        and e["content"].get("body") == c
+                    ),
+                )
+                images.append(image)
+                server, media_id = image["content"]["url"][len("mxc://") :].split("/", 1)
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(
+                        f"{bridge_env.synapse.base_url}/_matrix/client/v1/media/download/"
+                        f"{server}/{media_id}",
+                        headers={"Authorization": f"Bearer {alice.access_token}"},
+                    ) as resp:
+                        assert resp.status == 200 and await resp.read() == PNG
             # Nothing of the bait was ever requested, let alone posted.
             assert s.bait_hits == []
             for evt in alice.history(room_id):
                 assert SECRET.decode() not in str(evt)
-                if evt.get("type") == "m.room.message" and evt is not image:
+                if evt.get("type") == "m.room.message" and evt not in images:
                     assert "url" not in evt["content"], evt
 
 
