@@ -5,11 +5,10 @@ Connectors hand the runtime URLs; only this fetcher opens them. Each fetch:
 * goes only to addresses :mod:`bridgekit.netguard` allows, on every redirect hop too (followed
   by hand, at most ``media.max_redirects``), connecting to the address that was checked;
 * stops reading at ``media.max_size`` (a larger Content-Length is refused before reading) and
-  never holds more than that: the bytes go to the homeserver once complete, because Synapse
-  needs a Content-Length for uploads and an upload fed by a slow remote server would hold a
-  homeserver connection as long as the remote server likes;
-* ends after ``media.timeout`` seconds, waiting for a free slot included, so a link that never
-  answers holds its portal's queue no longer than that;
+  never holds more than that: :meth:`MediaFetcher.open` hands out the body as chunks, which the
+  runtime streams to the homeserver when the size was announced (Synapse needs it up front);
+* ends after ``media.timeout`` seconds, waiting for a free slot and a streamed upload included,
+  so a link that never answers (or trickles) holds its portal's queue no longer than that;
 * runs on a connection pool of its own, ``media.concurrency`` fetches at a time, so hanging
   links cannot starve the homeserver connections the bridge sends with.
 """
