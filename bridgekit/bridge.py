@@ -47,6 +47,7 @@ from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
 from .matrix import Backoff, MatrixClient, with_retries
 from .media import MediaServer, MediaSigner
+from .media import public_base as media_public_base
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
@@ -157,7 +158,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         self.media = MediaSigner(str(config["appservice.as_token"]))
         # Signed media links: on the appservice listener, or on their own (media.port) so
         # that exposing media to the internet does not expose the appservice API.
-        self.media_server = MediaServer(self, None if config.get("media.port") else self.server.app)
+        self.media_server = MediaServer(self, self.server.app)
         self.fetcher = MediaFetcher.from_config(config.get("media"))
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
@@ -210,11 +211,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
-        if self.config.get("media.port"):
-            await self.media_server.start(
-                str(self.config.get("media.hostname") or self.config["appservice.hostname"]),
-                int(self.config["media.port"]),
-            )
+        await self.media_server.start()
         self._spawn(self._init_bot())
         self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
         self.started = True
@@ -558,9 +555,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
         return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
 
-    async def upload_media(
-        self, data: bytes | bytearray, mime_type: str, filename: str = ""
-    ) -> str:
+    async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
         bot = self.matrix.bot
         assert bot is not None
         return str(
@@ -586,19 +581,7 @@ class Bridge(Logins, Notices, BridgeAPI):
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
-        return self.media.url(self.media_base_url(), mxc, filename)
-
-    def media_base_url(self) -> str:
-        """Where remote users reach the media links: ``media.public_address``, else the
-        media listener's own address when it has one, else the appservice's."""
-        cfg = self.config
-        if cfg.get("media.public_address"):
-            return str(cfg["media.public_address"])
-        if cfg.get("media.port"):
-            host = str(cfg.get("media.hostname") or cfg["appservice.hostname"])
-            host = f"[{host}]" if ":" in host else host
-            return f"http://{host}:{int(cfg['media.port'])}"
-        return str(cfg.get("appservice.public_address") or cfg["appservice.address"])
+        return self.media.url(media_public_base(self.config), mxc, filename)
 
     # -- helpers -------------------------------------------------------------------------------
 
