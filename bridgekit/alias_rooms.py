@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixRequestError
+from mautrix.types import Membership
 
 from .connector import AliasResolver, ChatIdParser
 from .events import PortalKey
@@ -161,12 +162,19 @@ class AliasRooms:
     async def _check(self, portal: Portal, alias_localpart: str) -> None:
         bot = self.bridge.matrix.bot
         assert bot is not None and portal.mxid
-        members = await bot.get_joined_members(portal.mxid)
+        events = await bot.get_members(portal.mxid)
+        # Joined or invited (``irc join`` may have invited someone who has not answered yet).
+        present = {
+            str(e.state_key): e.content.membership
+            for e in events
+            if e.content.membership in (Membership.JOIN, Membership.INVITE)
+        }
         people = [
             m
-            for m in members
+            for m in present
             if m != self.bridge.bot_mxid and self.bridge.connector_for_ghost(m) is None
         ]
+        members = [m for m, ms in present.items() if ms == Membership.JOIN]
         if people:
             portal.metadata.pop(MARKER, None)
             await self.bridge.store.save_portal(portal)

@@ -92,3 +92,19 @@ async def test_a_room_nobody_joined_is_closed_and_forgotten(make_bridge, ircd, b
         # Joining the closed room's alias again makes a new room.
         again = await alice.join(alias(lonely))
         assert again != lonely_room
+
+
+async def test_a_restart_does_not_forget_a_room_to_close(make_bridge, ircd, bridge_env, uid):
+    bridge = await make_bridge(networks=irc_networks(ircd))  # cleanup_after: 600 s
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        room_id = await alice.resolve_alias(alias("#" + uid("lonely")))
+    await make_bridge.stop(bridge)
+    bridge = await make_bridge(
+        networks=irc_networks(ircd), **{"bridge.alias_rooms.cleanup_after": 1}
+    )
+
+    async def forgotten() -> bool:
+        return not [p for p in await bridge.store.all_portals() if p.mxid == room_id]
+
+    await eventually(forgotten, timeout=20)
