@@ -2,7 +2,9 @@
 
 In a user's management room the prefix is optional; elsewhere commands need it (``!`` by
 default). Each command declares the permission level it needs; ``help`` lists only what the
-caller may run. Connectors add commands with :meth:`NetworkConnector.commands`.
+caller may run. Connectors add commands with :meth:`NetworkConnector.commands`. A command or
+login field that carries a secret says so (``Command.secret``, ``LoginField.secret``) and the
+processor keeps it out of room history (:mod:`.command_secrets`).
 """
 
 from __future__ import annotations
