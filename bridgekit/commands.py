@@ -294,6 +294,10 @@ async def cmd_ping(ce: CommandEvent) -> None:
 
 
 async def cmd_login(ce: CommandEvent) -> None:
+    if not ce.is_management:
+        # Its questions (a password) would be asked, and answered, where others read them.
+        await ce.reply("Log in from your management room (a direct chat with me).")
+        return
     if not ce.args:
         await ce.reply(
             f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}"

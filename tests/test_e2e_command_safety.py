@@ -99,6 +99,10 @@ async def test_secret_commands_are_refused_and_removed_outside_the_management_ro
         assert await is_redacted(alice, room_id, eid)  # the bot made this room: it can
         user = await bridge.store.get_user(alice.user_id)
         assert user is None or not user.double_puppet
+        # A login asks for a password: it is not started where others would read the answer.
+        await alice.send_text(room_id, "!login fake")
+        await alice.wait_for_event(room_id, notice_says("Log in from your management room"))
+        assert alice.user_id not in bridge.commands.pending_logins
         # In the management room it works, and the token leaves the room's history.
         conv = await trusted_management_room(alice, bridge)
         token_msg: dict[str, Any] = {}
