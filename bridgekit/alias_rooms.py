@@ -39,6 +39,7 @@ log = logging.getLogger("bridgekit.portals")
 
 MARKER = "alias_room"  # portal.metadata key: {"at": creation time, "alias": localpart}
 _LOG_EVERY = 60.0
+_LOG_LINES = 30  # refused queries logged a minute, at most
 
 
 class AliasRooms:
@@ -48,6 +49,7 @@ class AliasRooms:
         self.cleanup_after = float(bridge.config.get("bridge.alias_rooms.cleanup_after", 600))
         self._buckets: dict[str, tuple[float, float]] = {}  # network -> (tokens, when)
         self._logged: dict[str, float] = {}
+        self._window: list[float] = [time.monotonic(), 0, 0]  # start, lines, left out
         self._due: dict[tuple[str, PortalKey], float] = {}  # rooms to check, and when
         self._wake = asyncio.Event()
 
@@ -85,6 +87,7 @@ class AliasRooms:
                     f"more than {self.per_minute:g} rooms a minute made from {connector.name} "
                     "aliases (bridge.alias_rooms.per_minute)",
                     level=logging.WARNING,
+                    key=f"rate:{connector.name}",
                 )
                 return False
             portal = await self.bridge.portals.get_or_create(
@@ -118,13 +121,26 @@ class AliasRooms:
         self._buckets[network] = (tokens - 1, now)
         return True
 
-    def _refused(self, alias: str, why: str, level: int = logging.INFO) -> None:
+    def _refused(
+        self, alias: str, why: str, level: int = logging.INFO, key: str | None = None
+    ) -> None:
+        """Log a refused alias query: once a minute per ``key`` (the alias by default), and
+        at most ``_LOG_LINES`` lines a minute in all (a stranger's loop over made-up names
+        must not flood the log; what was left out is counted)."""
         now = time.monotonic()
-        if now - self._logged.get(alias, -_LOG_EVERY) < _LOG_EVERY:
+        key = key or alias
+        if now - self._window[0] >= _LOG_EVERY:
+            if self._window[2]:
+                log.info("%d more alias queries refused in the last minute", self._window[2])
+            self._window = [now, 0, 0]
+            self._logged = {k: t for k, t in self._logged.items() if now - t < _LOG_EVERY}
+        if now - self._logged.get(key, -_LOG_EVERY) < _LOG_EVERY:
             return
-        if len(self._logged) > 10_000:  # strangers' made-up names must not grow it forever
-            self._logged = {a: t for a, t in self._logged.items() if now - t < _LOG_EVERY}
-        self._logged[alias] = now
+        if self._window[1] >= _LOG_LINES:
+            self._window[2] += 1
+            return
+        self._window[1] += 1
+        self._logged[key] = now
         log.log(level, "Alias %s refused (404): %s", alias, why)
 
     # -- cleanup -------------------------------------------------------------------------------
