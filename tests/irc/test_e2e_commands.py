@@ -216,3 +216,30 @@ async def test_irc_secrets_are_refused_in_a_portal_and_removed(make_bridge, ircd
             await alice.wait_for_event(room_id, lambda e: "Joined" in str(e.get("content")))
         finally:
             await bob.close()
+
+
+async def test_list_portals_does_not_show_a_secret_channel_to_outsiders(
+    make_bridge, ircd, bridge_env, uid
+):
+    """A +s channel's portal (its name, its room id) is listed to its members only: not to
+    another IRC user of the bridge who is in it on neither side."""
+    bridge = await start_bridge(make_bridge, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    mallory = await bridge_env.synapse.register_user(uid("mallory"))
+    secret = "#" + uid("secret")
+    bob = await irc_user(ircd, uid("bob"), secret)
+    async with alice, mallory:
+        try:
+            await bob.send_line("MODE", secret, "+s")
+            await bob.wait_for(lambda m: m.command == "MODE" and m.param(1) == "+s", 10)
+            conv = await management_room(alice, bridge)
+            assert "Joined" in await conv.say(f"irc join {secret}", timeout=30)
+            room_id, _ = await alice.wait_for_invite(20)
+            await alice.join(room_id)
+            assert room_id in await conv.say("list-portals")
+            outsider = await management_room(mallory, bridge)
+            assert "Joined" in await outsider.say(f"irc join #{uid('other')}", timeout=30)
+            listing = await outsider.say("list-portals")
+            assert room_id not in listing and casefold(secret) not in listing
+        finally:
+            await bob.close()
