@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridgekit.portals")
 
-MARKER = "alias_room"  # portal.metadata key: {"at": creation time, "alias": localpart}
+MARKER = "alias_room"  # portal.metadata key: {"at": creation time, "aliases": [localpart]}
 _LOG_EVERY = 60.0
 _LOG_LINES = 30  # refused queries logged a minute, at most
 
@@ -78,9 +78,15 @@ class AliasRooms:
                     return False
             existing = await self.bridge.store.get_portal(connector.name, key)
             if existing is not None and existing.mxid:
-                # A room made before anyone asked for its alias (by a command, an invite):
-                # the homeserver asks us because the alias is not there yet, so add it.
-                return await self.bridge.portals.add_alias(existing, localpart)
+                # A room made before anyone asked for its alias (by a command, an invite, or
+                # the other spelling of the alias): the homeserver asks us because the alias
+                # is not there yet, so add it.
+                added = await self.bridge.portals.add_alias(existing, localpart)
+                mark = existing.metadata.get(MARKER)
+                if added and isinstance(mark, dict):  # removed with the room if unjoined
+                    mark.setdefault("aliases", []).append(localpart)
+                    await self.bridge.store.save_portal(existing)
+                return added
             if not self._take(connector.name):
                 self._refused(
                     alias,
@@ -96,7 +102,7 @@ class AliasRooms:
             if portal is None or portal.mxid is None:
                 return False
             if self.cleanup_after > 0:
-                portal.metadata[MARKER] = {"at": time.time(), "alias": localpart}
+                portal.metadata[MARKER] = {"at": time.time(), "aliases": [localpart]}
                 await self.bridge.store.save_portal(portal)
                 self._due[(portal.network, portal.key)] = time.time() + self.cleanup_after
                 self._wake.set()
@@ -166,16 +172,17 @@ class AliasRooms:
                 if portal is None or not portal.mxid or not isinstance(mark, dict):
                     continue
                 try:
-                    await self._check(portal, str(mark.get("alias", "")))
+                    await self._check(portal, [str(a) for a in mark.get("aliases", [])])
                 except Exception:
                     log.exception("Could not check the alias room %s", portal.mxid)
+                    self._due[ident] = time.time() + 60  # the homeserver may be back then
             wait = min(self._due.values(), default=now + 3600) - time.time()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.05, wait))
             except TimeoutError:
                 pass
 
-    async def _check(self, portal: Portal, alias_localpart: str) -> None:
+    async def _check(self, portal: Portal, aliases: list[str]) -> None:
         bot = self.bridge.matrix.bot
         assert bot is not None and portal.mxid
         events = await bot.get_members(portal.mxid)
@@ -200,7 +207,7 @@ class AliasRooms:
             portal.mxid,
             portal.network,
             portal.key,
-            alias_localpart,
+            ", ".join(aliases),
             self.cleanup_after,
         )
         await self.bridge.store.delete_portal(portal)
@@ -208,8 +215,8 @@ class AliasRooms:
             await bot.send_state_event(
                 portal.mxid, state_type("m.room.join_rules"), {"join_rule": "invite"}
             )
-            if alias_localpart:
-                await bot.remove_room_alias(alias_localpart)
+            for localpart in aliases:
+                await bot.remove_room_alias(localpart)
             for member in members:
                 if member != self.bridge.bot_mxid:
                     await self.bridge.matrix.intent(member).leave_room(portal.mxid)

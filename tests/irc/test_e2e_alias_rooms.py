@@ -62,8 +62,10 @@ async def test_a_room_nobody_joined_is_closed_and_forgotten(make_bridge, ircd, b
     alice = await bridge_env.synapse.register_user(uid("alice"))
     lonely, kept = "#" + uid("lonely"), "#" + uid("kept")
     async with alice:
-        # A directory lookup makes the homeserver ask the bridge, but nobody joins.
-        lonely_room = await alice.resolve_alias(alias(lonely))
+        # A directory lookup makes the homeserver ask the bridge, but nobody joins; the other
+        # spelling of its alias points at the same room.
+        lonely_room = await alice.resolve_alias(typed(lonely))
+        assert await alice.resolve_alias(alias(lonely)) == lonely_room
         kept_room = await alice.join(alias(kept))
         portals = {p.mxid: p for p in await bridge.store.all_portals()}
         assert lonely_room in portals and kept_room in portals
@@ -89,9 +91,10 @@ async def test_a_room_nobody_joined_is_closed_and_forgotten(make_bridge, ircd, b
 
         await eventually(kept_unwatched)
         assert kept_room in await bot.get_joined_rooms()
-        # Joining the closed room's alias again makes a new room.
+        # Both its aliases went with it: joining either makes a new room.
         again = await alice.join(alias(lonely))
         assert again != lonely_room
+        assert await alice.resolve_alias(typed(lonely)) == again
 
 
 async def test_a_restart_does_not_forget_a_room_to_close(make_bridge, ircd, bridge_env, uid):
