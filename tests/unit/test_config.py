@@ -102,6 +102,8 @@ BAD_VALUES = [
     ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: -1"),
     ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: 60"),
     ("bridge.merge_hold", "  merge_hold: 0.25", "  merge_hold: yes"),
+    ("bridge.alias_rooms.per_minute", "    per_minute: 10", "    per_minute: -1"),
+    ("bridge.alias_rooms.cleanup_after", "    cleanup_after: 600", "    cleanup_after: soon"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: -1"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: soon"),
 ]
