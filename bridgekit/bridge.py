@@ -26,10 +26,10 @@ from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
+from .alias_rooms import AliasRooms
 from .appservice import AppServiceServer
 from .config import Config
 from .connector import (
-    AliasResolver,
     BridgeAPI,
     NetworkClient,
     NetworkConnector,
@@ -169,6 +169,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         self.portals = PortalService(self)
         self.router = MatrixRouter(self)
         self.commands = CommandProcessor(self)
+        self.alias_rooms = AliasRooms(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         )
         await self.media_server.start()
         self._spawn(self._init_bot())
+        self._spawn(self.alias_rooms.run())
         self._spawn(self.store.prune_transactions(7 * 24 * 3600 * 1000))
         self.started = True
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
@@ -416,26 +418,7 @@ class Bridge(Logins, Notices, BridgeAPI):
         return True
 
     async def query_alias(self, alias: str) -> bool:
-        if server_of(alias) != self.domain:
-            return False
-        localpart = alias[1:].split(":", 1)[0]
-        for connector in self.connectors.values():
-            if not isinstance(connector, AliasResolver):
-                continue
-            resolved = await connector.resolve_alias(localpart)
-            if resolved is None:
-                continue
-            key, login_id = resolved
-            existing = await self.store.get_portal(connector.name, key)
-            if existing is not None and existing.mxid:
-                # A room made before anyone asked for its alias (by a command, an invite):
-                # the homeserver asks us because the alias is not there yet, so add it.
-                return await self.portals.add_alias(existing, localpart)
-            portal = await self.portals.get_or_create(
-                connector.name, key, login_id, alias_localpart=localpart, by_alias=True
-            )
-            return portal is not None and portal.mxid is not None
-        return False
+        return await self.alias_rooms.query(alias)
 
     async def thirdparty(
         self, kind: str, protocol: str | None, query: dict[str, str]

@@ -290,6 +290,10 @@ class Config:
             bad("bridge.presence_refresh", "must be a number of seconds (0: off)")
 
         self._validate_media(bad, need_port)
+        for key, default in (("per_minute", 10), ("cleanup_after", 600)):
+            value = self.get(f"bridge.alias_rooms.{key}", default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                bad(f"bridge.alias_rooms.{key}", "must be a number, 0 or more (0: no limit)")
 
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):

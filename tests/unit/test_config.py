@@ -118,6 +118,8 @@ BAD_VALUES = [
         "  # public_address: https://media.example.org",
         "  public_address: media.example.org",
     ),
+    ("bridge.alias_rooms.per_minute", "    per_minute: 10", "    per_minute: -1"),
+    ("bridge.alias_rooms.cleanup_after", "    cleanup_after: 600", "    cleanup_after: soon"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: -1"),
     ("networks.fake.send_delay", "    send_delay: 0", "    send_delay: soon"),
 ]
