@@ -25,10 +25,10 @@ from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
+from .alias_rooms import AliasRooms
 from .appservice import AppServiceServer
 from .config import Config
 from .connector import (
-    AliasResolver,
     BridgeAPI,
     NetworkClient,
     NetworkConnector,
@@ -40,12 +40,13 @@ from .events import (
     RemoteEvent,
     remote_event_to_json,
 )
+from .fetcher import MediaFetcher
 from .ids import localpart_of, server_of
 from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
 from .matrix import Backoff, MatrixClient, with_retries
-from .media import MediaSigner
-from .media import add_routes as add_media_routes
+from .media import MediaServer, MediaSigner
+from .media import public_base as media_public_base
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
@@ -148,7 +149,10 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
-        add_media_routes(self.server.app, self)
+        # Signed media links: on the appservice listener, or on their own (media.port) so
+        # that exposing media to the internet does not expose the appservice API.
+        self.media_server = MediaServer(self, self.server.app)
+        self.fetcher = MediaFetcher.from_config(config.get("media"))
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
         from .commands import CommandProcessor
@@ -158,6 +162,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         self.portals = PortalService(self)
         self.router = MatrixRouter(self)
         self.commands = CommandProcessor(self)
+        self.alias_rooms = AliasRooms(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -200,7 +205,9 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
+        await self.media_server.start()
         self._spawn(self._init_bot())
+        self._spawn(self.alias_rooms.run())
         self._spawn(self._prune_transactions())
         self.started = True
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
@@ -208,6 +215,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
     async def stop(self) -> None:
         self.started = False
         await self.server.stop()
+        await self.media_server.stop()
         for client in list(self.clients.values()):
             try:
                 await asyncio.wait_for(client.disconnect(), 10)
@@ -228,6 +236,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
+        await self.fetcher.close()
         await self.store.detach_loop_connection()
         await self.instance_lock.release()
         await self.db.stop()
@@ -309,26 +318,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         return True
 
     async def query_alias(self, alias: str) -> bool:
-        if server_of(alias) != self.domain:
-            return False
-        localpart = alias[1:].split(":", 1)[0]
-        for connector in self.connectors.values():
-            if not isinstance(connector, AliasResolver):
-                continue
-            resolved = await connector.resolve_alias(localpart)
-            if resolved is None:
-                continue
-            key, login_id = resolved
-            existing = await self.store.get_portal(connector.name, key)
-            if existing is not None and existing.mxid:
-                # A room made before anyone asked for its alias (by a command, an invite):
-                # the homeserver asks us because the alias is not there yet, so add it.
-                return await self.portals.add_alias(existing, localpart)
-            portal = await self.portals.get_or_create(
-                connector.name, key, login_id, alias_localpart=localpart, by_alias=True
-            )
-            return portal is not None and portal.mxid is not None
-        return False
+        return await self.alias_rooms.query(alias)
 
     async def thirdparty(
         self, kind: str, protocol: str | None, query: dict[str, str]
@@ -474,10 +464,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
-        base = str(
-            self.config.get("appservice.public_address") or self.config["appservice.address"]
-        )
-        return self.media.url(base, mxc, filename)
+        return self.media.url(media_public_base(self.config), mxc, filename)
 
     # -- helpers -------------------------------------------------------------------------------
 

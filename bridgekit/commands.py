@@ -2,7 +2,9 @@
 
 In a user's management room the prefix is optional; elsewhere commands need it (``!`` by
 default). Each command declares the permission level it needs; ``help`` lists only what the
-caller may run. Connectors add commands with :meth:`NetworkConnector.commands`.
+caller may run. Connectors add commands with :meth:`NetworkConnector.commands`. A command or
+login field that carries a secret says so (``Command.secret``, ``LoginField.secret``) and the
+processor keeps it out of room history (:mod:`.command_secrets`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType
 
 from . import __version__
-from .connector import ChatIdParser, LoginInfo, LoginProcess, LoginStep
-from .events import PortalKey
+from .command_secrets import redact_in_management_room, refuse_outside_management
+from .connector import LoginInfo, LoginProcess, LoginStep
 from .store import BridgeUser, Portal
 
 if TYPE_CHECKING:
@@ -57,6 +58,13 @@ class Command:
     level: int = 2
     section: str = "General"
     aliases: list[str] = field(default_factory=list)
+    #: Whether a use of the command carries a secret (a password, a token), given its
+    #: arguments: such a use is refused outside the user's management room and its message is
+    #: redacted (see :mod:`.command_secrets`). A callable decides per use (``irc storepass``).
+    secret: bool | Callable[[list[str]], bool] = False
+
+    def carries_secret(self, args: list[str]) -> bool:
+        return self.secret(args) if callable(self.secret) else self.secret
 
 
 @dataclass
@@ -111,7 +119,7 @@ class CommandProcessor:
             log.info("Ignoring command from %s: not permitted by the config", sender)
             return True
         if is_management and sender in self.pending_logins and not text.startswith("cancel"):
-            await self._login_answer(room_id, sender, body.strip())
+            await self._login_answer(room_id, sender, body.strip(), evt.get("event_id"))
             return True
         if not text:
             return True
@@ -135,6 +143,12 @@ class CommandProcessor:
         if cmd is None:
             await ce.reply(f"Unknown command `{name}`. Send `{self._hint(ce)}help` for a list.")
             return True
+        if cmd.carries_secret(args):
+            # Before the permission check: a secret is removed whoever sent it.
+            if not is_management:
+                await refuse_outside_management(self.bridge, room_id, evt.get("event_id"), name)
+                return True
+            await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
         if level < cmd.level:
             await ce.reply(
                 f"You do not have permission to use `{cmd.name}` "
@@ -187,9 +201,13 @@ class CommandProcessor:
             room_id, f"{intro}Please enter your {fld.name}{desc}, or `cancel` to stop."
         )
 
-    async def _login_answer(self, room_id: str, sender: str, answer: str) -> None:
+    async def _login_answer(
+        self, room_id: str, sender: str, answer: str, event_id: str | None
+    ) -> None:
         pending = self.pending_logins[sender]
         fld = pending.step.fields[pending.field_index]
+        if fld.secret:
+            await redact_in_management_room(self.bridge, room_id, sender, event_id)
         pending.values[fld.id] = answer
         pending.field_index += 1
         if pending.field_index < len(pending.step.fields):
@@ -276,6 +294,10 @@ async def cmd_ping(ce: CommandEvent) -> None:
 
 
 async def cmd_login(ce: CommandEvent) -> None:
+    if not ce.is_management:
+        # Its questions (a password) would be asked, and answered, where others read them.
+        await ce.reply("Log in from your management room (a direct chat with me).")
+        return
     if not ce.args:
         await ce.reply(
             f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}"
@@ -328,124 +350,6 @@ async def cmd_list_logins(ce: CommandEvent) -> None:
     await ce.reply("\n".join(lines))
 
 
-async def cmd_list_portals(ce: CommandEvent) -> None:
-    portals = await ce.bridge.store.all_portals()
-    if ce.level < 3:
-        mine = {c.login.id for c in ce.bridge.clients_of(ce.sender)}
-        networks = {c.login.network for c in ce.bridge.clients_of(ce.sender)}
-        portals = [
-            p
-            for p in portals
-            if (p.key.receiver in mine) or (not p.key.receiver and p.network in networks)
-        ]
-    if not portals:
-        await ce.reply("No portals.")
-        return
-    await ce.reply("\n".join(f"* {p.network} {p.key.id}: {p.name or ''} {p.mxid}" for p in portals))
-
-
-async def _require_room_admin(ce: CommandEvent) -> bool:
-    if ce.level >= 3:
-        return True
-    bot = ce.bridge.matrix.bot
-    assert bot is not None
-    try:
-        pls = await bot.get_power_levels(ce.room_id)
-        # Room v12 creators have unlimited power and are not listed in `users`.
-        create = await bot.get_state_event(ce.room_id, EventType.ROOM_CREATE, format="event")
-    except MatrixRequestError:
-        await ce.reply("I cannot read this room's power levels: invite me first.")
-        return False
-    if pls.get_user_level(ce.sender, create) < 100:
-        await ce.reply("Only room admins (power level 100) can do that.")
-        return False
-    return True
-
-
-async def cmd_bridge(ce: CommandEvent) -> None:
-    if ce.is_management or len(ce.args) < 2:
-        await ce.reply("Usage (in the room to bridge): bridge <network> <remote chat id>")
-        return
-    if ce.portal is not None:
-        await ce.reply("This room is already bridged. Use `unbridge` first.")
-        return
-    if not await _require_room_admin(ce):
-        return
-    network, remote_id = ce.args[0].lower(), " ".join(ce.args[1:])
-    if network not in ce.bridge.connectors:
-        await ce.reply(f"Unknown network `{network}`.")
-        return
-    connector = ce.bridge.connectors[network]
-    if isinstance(connector, ChatIdParser):
-        try:
-            key = connector.parse_chat_id(remote_id)
-        except ValueError as e:
-            await ce.reply(f"`{remote_id}` is not a valid {network} chat: {e}")
-            return
-        remote_id = key.id
-    else:
-        key = PortalKey(remote_id)
-    existing = await ce.bridge.store.get_portal(network, key)
-    if existing and existing.mxid:
-        await ce.reply(f"{remote_id} is already bridged to another room.")
-        return
-    login = next(iter(ce.bridge.clients_of(ce.sender, network)), None)
-    portal = await ce.bridge.portals.get_or_create(
-        network, key, login.login.id if login else None, room_id=ce.room_id
-    )
-    if portal is None:
-        await ce.reply("Could not bridge this room.")
-        return
-    if login and not portal.relay_login:
-        portal.relay_login = login.login.id
-        await ce.bridge.store.save_portal(portal)
-    await ce.reply(f"Bridged this room to {network} {remote_id}.")
-
-
-async def cmd_unbridge(ce: CommandEvent) -> None:
-    if ce.portal is None:
-        await ce.reply("This room is not bridged.")
-        return
-    if not await _require_room_admin(ce):
-        return
-    await ce.bridge.store.delete_portal(ce.portal)
-    await ce.reply("This room is no longer bridged.")
-
-
-async def cmd_set_relay(ce: CommandEvent) -> None:
-    if ce.portal is None:
-        await ce.reply("Use this in a bridged room.")
-        return
-    if not ce.bridge.config.get("bridge.relay.enabled", True):
-        await ce.reply("Relay mode is disabled in the bridge config.")
-        return
-    clients = [
-        c
-        for c in ce.bridge.clients_of(ce.sender, ce.portal.network)
-        if c.is_in_portal(ce.portal.key)
-    ]
-    if not clients:
-        await ce.reply("You need a login in this room to relay through.")
-        return
-    ce.portal.relay_login = clients[0].login.id
-    await ce.bridge.store.save_portal(ce.portal)
-    who = clients[0].login.remote_name or clients[0].login.remote_id
-    await ce.reply(f"Messages from users without a login are now relayed through {who}.")
-
-
-async def cmd_unset_relay(ce: CommandEvent) -> None:
-    if ce.portal is None or not ce.portal.relay_login:
-        await ce.reply("This room has no relay.")
-        return
-    owner = ce.bridge.clients.get(ce.portal.relay_login)
-    if ce.level < 3 and owner is not None and owner.login.user_mxid != ce.sender:
-        await ce.reply("Only the relay's owner or a bridge admin can unset it.")
-        return
-    ce.portal.relay_login = None
-    await ce.bridge.store.save_portal(ce.portal)
-    await ce.reply("Relay mode is off in this room.")
-
-
 async def cmd_login_matrix(ce: CommandEvent) -> None:
     if not ce.args:
         await ce.reply("Usage: login-matrix <access token of your Matrix account>")
@@ -476,28 +380,11 @@ async def cmd_logout_matrix(ce: CommandEvent) -> None:
     await ce.reply("Double puppeting disabled.")
 
 
-async def cmd_delete_portal(ce: CommandEvent) -> None:
-    if ce.portal is None:
-        await ce.reply("Use this in a bridged room.")
-        return
-    portal = ce.portal
-    bot = ce.bridge.matrix.bot
-    assert bot is not None and portal.mxid
-    await ce.bridge.store.delete_portal(portal)
-    await ce.reply("Portal deleted; I am leaving this room.")
-    try:
-        if not portal.plumbed:
-            members = await bot.get_joined_members(portal.mxid)
-            for member in members:
-                if ce.bridge.connector_for_ghost(member):
-                    await ce.bridge.matrix.intent(member).leave_room(portal.mxid)
-        await bot.leave_room(portal.mxid)
-    except MatrixRequestError:
-        log.warning("Could not clean up room %s", portal.mxid)
-
-
 def _builtin_commands() -> list[Command]:
+    from .portal_commands import portal_commands  # it imports this module
+
     return [
+        *portal_commands(),
         Command(
             "help", cmd_help, "Show the commands you can use, or details of one.", "[command]", 1
         ),
@@ -513,42 +400,18 @@ def _builtin_commands() -> list[Command]:
         Command(
             "list-logins", cmd_list_logins, "List your logins and their state.", section="Logins"
         ),
-        Command("list-portals", cmd_list_portals, "List bridged rooms.", section="Portals"),
-        Command(
-            "bridge",
-            cmd_bridge,
-            "Bridge this room to a remote chat (room admins).",
-            "<network> <remote id>",
-            section="Portals",
-        ),
-        Command(
-            "unbridge", cmd_unbridge, "Stop bridging this room (room admins).", section="Portals"
-        ),
-        Command(
-            "set-relay",
-            cmd_set_relay,
-            "Relay users without a login through your login.",
-            section="Portals",
-        ),
-        Command("unset-relay", cmd_unset_relay, "Stop relaying in this room.", section="Portals"),
         Command(
             "login-matrix",
             cmd_login_matrix,
             "Enable double puppeting with your access token.",
             "<token>",
             section="Double puppeting",
+            secret=True,
         ),
         Command(
             "logout-matrix",
             cmd_logout_matrix,
             "Disable double puppeting.",
             section="Double puppeting",
-        ),
-        Command(
-            "delete-portal",
-            cmd_delete_portal,
-            "Delete this portal and leave the room.",
-            level=3,
-            section="Admin",
         ),
     ]

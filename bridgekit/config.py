@@ -289,6 +289,12 @@ class Config:
         if isinstance(refresh, bool) or not isinstance(refresh, int | float) or refresh < 0:
             bad("bridge.presence_refresh", "must be a number of seconds (0: off)")
 
+        self._validate_media(bad, need_port)
+        for key, default in (("per_minute", 10), ("cleanup_after", 600)):
+            value = self.get(f"bridge.alias_rooms.{key}", default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                bad(f"bridge.alias_rooms.{key}", "must be a number, 0 or more (0: no limit)")
+
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):
             bad("bridge.relay.format", "must contain {message}")
@@ -312,6 +318,52 @@ class Config:
                 for key, why in cls.validate_config(section):
                     bad(f"networks.{name}.{key}", why)
         return problems
+
+    def _validate_media(self, bad: Any, need_port: Any) -> None:
+        """``media``: how remote media is fetched, and where media links are served."""
+        from .netguard import parse_allow_entry
+
+        media = self.get("media")
+        if media is None:
+            return
+        if not isinstance(media, Mapping):
+            bad("media", "must be a mapping")
+            return
+
+        def number(key: str, low: float, high: float, integer: bool = True) -> None:
+            value = media.get(key)
+            kinds = int if integer else int | float
+            if value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+                what = "an integer" if integer else "a number"
+                bad(f"media.{key}", f"must be {what} from {low:g} to {high:g}, got {value!r}")
+
+        number("max_size", 1024, 2**40)
+        number("timeout", 0.1, 600, integer=False)
+        number("concurrency", 1, 1000)
+        number("max_redirects", 0, 20)
+        allow = media.get("allow")
+        if allow is not None and not isinstance(allow, list):
+            bad("media.allow", "must be a list of addresses or CIDRs, each with an optional port")
+        for i, entry in enumerate(allow if isinstance(allow, list) else []):
+            try:
+                parse_allow_entry(str(entry))
+            except ValueError as e:
+                bad("media.allow", f"entry {i + 1} ({entry!r}): {e}")
+        hostname = media.get("hostname")
+        if hostname is not None and (not isinstance(hostname, str) or not hostname):
+            bad("media.hostname", "must be the address to listen on, like 0.0.0.0")
+        if media.get("port") is not None:
+            need_port("media.port")
+            same_host = (media.get("hostname") or self.get("appservice.hostname")) == self.get(
+                "appservice.hostname"
+            )
+            if media.get("port") == self.get("appservice.port") and same_host:
+                bad("media.port", "must differ from appservice.port (or leave it out)")
+        public = media.get("public_address")
+        if public is not None and not re.match(r"^https?://[^\s/]+", str(public)):
+            bad("media.public_address", "must be an http(s) URL")
 
     def check(self, connectors: Mapping[str, Any] | None = None) -> None:
         problems = self.validate(connectors)

@@ -3,7 +3,9 @@
 Since Matrix 1.11 media downloads need an access token, so a plain ``/_matrix/media`` link
 handed to an IRC or XMPP user no longer works. The bridge serves ``/_bridgekit/media/...``
 links instead: each carries an HMAC of the mxc URI (keyed from the as_token), so only media the
-bridge chose to share can be fetched, and the bridge downloads it with its own token.
+bridge chose to share can be fetched, and the bridge downloads it with its own token. They are
+served on the appservice listener, or with ``media.port`` on a listener of their own that serves
+nothing else (exposing media to the internet then does not expose the appservice API).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .bridge import Bridge
+    from .config import Config
 
 log = logging.getLogger("bridgekit.media")
 
@@ -44,6 +47,44 @@ class MediaSigner:
         name = re.sub(r"[^A-Za-z0-9._\-]", "_", filename) or media_id
         sig = self.sign(server, media_id)
         return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+
+
+class MediaServer:
+    """The media links' routes: on the appservice's application, or, with ``media.port``, on
+    an application of their own that :meth:`start` serves."""
+
+    def __init__(self, bridge: Bridge, appservice_app: web.Application) -> None:
+        config = bridge.config
+        self.port = config.get("media.port")
+        self.host = str(config.get("media.hostname") or config["appservice.hostname"])
+        self.app = web.Application() if self.port else appservice_app
+        self.runner: web.AppRunner | None = None
+        add_routes(self.app, bridge)
+
+    async def start(self) -> None:
+        if not self.port:
+            return
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.host, int(self.port), reuse_address=True).start()
+        log.info("Media links served on %s:%d", self.host, int(self.port))
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def public_base(config: Config) -> str:
+    """Where remote users reach the media links: ``media.public_address``, else the media
+    listener's own address when it has one, else the appservice's public address."""
+    if config.get("media.public_address"):
+        return str(config["media.public_address"])
+    if config.get("media.port"):
+        host = str(config.get("media.hostname") or config["appservice.hostname"])
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{int(config['media.port'])}"
+    return str(config.get("appservice.public_address") or config["appservice.address"])
 
 
 def add_routes(app: web.Application, bridge: Bridge) -> None:

@@ -37,6 +37,7 @@ from .events import (
     RemoteRedaction,
     RemoteTyping,
 )
+from .fetcher import FetchError
 from .matrix import send_event, with_retries
 from .matrix_to_remote import MatrixToRemote
 from .puppets import Puppets
@@ -47,6 +48,13 @@ if TYPE_CHECKING:
     from .bridge import Bridge
 
 log = logging.getLogger("bridgekit.portals")
+
+
+def _link_instead(body: str, url: str, why: str) -> dict[str, Any]:
+    """A remote file the fetcher would not bring over: its link as text, and why."""
+    caption = body if body and body != "file" and body not in url else ""
+    text = f"{caption}\n{url}" if caption else url
+    return {"msgtype": "m.text", "body": f"{text}\n(not bridged as a file: {why})"}
 
 
 class PortalService(Puppets, MatrixToRemote, Rooms):
@@ -217,9 +225,12 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = mc.html
         if mc.media_url:
-            content["url"] = await self.to_mxc(mc.media_url, mc.body or "file")
-            if mc.media_info:
-                content["info"] = mc.media_info
+            try:
+                content["url"] = await self.to_mxc(mc.media_url, mc.body or "file")
+                if mc.media_info:
+                    content["info"] = mc.media_info
+            except FetchError as e:  # the bare link, and why it is not the file itself
+                content = _link_instead(mc.body, mc.media_url, str(e))
         relates: dict[str, Any] = {}
         reply_row = thread_row = None
         if mc.reply_to:
@@ -464,9 +475,15 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if evt.joinable is not None and not portal.is_dm and not portal.plumbed:
             await self._set_join_rule(portal, "public" if evt.joinable else "invite")
         if evt.avatar_url and evt.avatar_url != portal.avatar_url:
-            mxc = await self.to_mxc(evt.avatar_url)
-            await with_retries(lambda: bot.set_room_avatar(portal.mxid, mxc), what="room avatar")
-            portal.avatar_url = evt.avatar_url
+            try:
+                mxc = await self.to_mxc(evt.avatar_url)
+            except FetchError as e:
+                log.info("Room avatar of %s not copied: %s", portal.key, e)
+            else:
+                await with_retries(
+                    lambda: bot.set_room_avatar(portal.mxid, mxc), what="room avatar"
+                )
+                portal.avatar_url = evt.avatar_url
         await self.bridge.store.save_portal(portal)
 
     async def _remote_membership(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from mautrix.appservice import IntentAPI
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from .bridge import Bridge
 
 log = logging.getLogger("bridgekit.portals")
+
+
+async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 class Puppets:
@@ -99,17 +104,30 @@ class Puppets:
             log.warning("Could not set avatar of %s", ghost.mxid)
 
     async def to_mxc(self, url: str, filename: str = "file") -> str:
-        """Reuse ``mxc://`` URIs; download http(s) URLs and upload them to the homeserver."""
+        """Reuse ``mxc://`` URIs; copy http(s) URLs to the homeserver through the guarded
+        fetcher (:class:`~bridgekit.fetcher.FetchError` when it will not). A homeserver
+        hiccup retries the copy; a refusal or a failing remote server does not."""
         if url.startswith("mxc://"):
             return url
-        session = self.bridge.matrix.session
+        return await with_retries(
+            lambda: self._copy_media(url, filename), what="copying remote media", max_attempts=3
+        )
+
+    async def _copy_media(self, url: str, filename: str) -> str:
         bot = self.bridge.matrix.bot
-        assert session is not None and bot is not None
-        async with session.get(url) as resp:
-            resp.raise_for_status()
-            data = await resp.read()
-            mime = resp.headers.get("Content-Type", "application/octet-stream")
-        return str(await bot.upload_media(data, mime_type=mime, filename=filename))
+        assert bot is not None
+        async with self.bridge.fetcher.open(url) as body:
+            if body.size:  # streamed through: Synapse needs the size before the bytes
+                mxc = await bot.upload_media(
+                    body.chunks(), mime_type=body.mime, filename=filename, size=body.size
+                )
+                return str(mxc)
+            # No size announced: the chunks are kept (at most the cap, never copied into one
+            # buffer) until the size is known.
+            parts = [chunk async for chunk in body.chunks()]
+        size = sum(len(part) for part in parts)
+        data = _replay(parts) if size else b""
+        return str(await bot.upload_media(data, mime_type=body.mime, filename=filename, size=size))
 
     async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
         user = await self.bridge.store.get_user(user_mxid)

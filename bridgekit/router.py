@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.types import Event
 
+from .command_secrets import NO_POWER_HINT, can_redact
 from .connector import PresenceHandler
 from .events import MatrixPresence
 from .ids import server_of
@@ -148,12 +149,17 @@ class MatrixRouter:
         if content.get("is_direct"):
             user = await self.bridge.commands.get_or_create_user(sender)
             user.management_room = room_id
-            await self.bridge.store.save_user(user)
-            await self.bridge.send_notice(
-                room_id,
+            welcome = (
                 "Hello, I'm the bridge bot. This is now your management room: send `help` "
-                "to see what I can do.",
+                "to see what I can do."
             )
+            # The user made this room: the bot removes the secrets sent here (passwords,
+            # tokens) only if the room gave it that power; if not, it says so once.
+            if not await can_redact(self.bridge, room_id):
+                welcome += "\n" + NO_POWER_HINT
+                user.metadata["no_redact_told"] = room_id
+            await self.bridge.store.save_user(user)
+            await self.bridge.send_notice(room_id, welcome)
 
     async def handle_ephemeral(self, evt: dict[str, Any]) -> None:
         etype = evt.get("type")

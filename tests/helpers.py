@@ -171,6 +171,15 @@ def removed(user_id: str, *words: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+async def give_power(bridge: Bridge, room_id: str, user_id: str, level: int) -> None:
+    """Set ``user_id``'s power in a room the bot made (so it can hand out power there)."""
+    bot = bridge.matrix.bot
+    assert bot is not None
+    pls = await bot.get_power_levels(room_id)
+    pls.set_user_level(user_id, level)
+    await bot.set_power_levels(room_id, pls)
+
+
 def notice_says(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: text in str(e.get("content", {}).get("body", ""))
 

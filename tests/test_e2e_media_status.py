@@ -86,3 +86,41 @@ async def test_status_and_metrics_endpoints(bridge: Bridge, bridge_env: BridgeEn
                     assert name in text
         finally:
             await server.stop()
+
+
+async def test_media_links_on_their_own_listener(make_bridge, bridge_env: BridgeEnv, uid):
+    """With media.port the signed links are served there and nowhere else, and that listener
+    serves nothing of the appservice API: exposing media does not expose the bridge."""
+    media_port = free_port()
+    bridge = await make_bridge(media={"hostname": "127.0.0.1", "port": media_port})
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        payload = b"\x89PNG on its own port " * 50
+        mxc = await upload(bridge_env.synapse.base_url, alice.access_token, payload, "cat.png")
+        link = await bridge.media_url(mxc, "cat.png")
+        media_base = f"http://127.0.0.1:{media_port}"
+        as_base = f"http://127.0.0.1:{bridge_env.as_port}"
+        assert link.startswith(f"{media_base}/_bridgekit/media/")
+        path = link[len(media_base) :]
+        auth = {"Authorization": f"Bearer {bridge_env.hs_token}"}
+        txn = {"events": []}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(link) as resp:
+                assert resp.status == 200 and await resp.read() == payload
+            async with http.get(as_base + path) as resp:  # not on the appservice port
+                assert resp.status == 404
+            # The appservice API, with the right token, is not on the media listener...
+            for method, api_path in (
+                ("PUT", f"/_matrix/app/v1/transactions/media{uid('t')}"),
+                ("GET", f"/_matrix/app/v1/users/@_fake_x:{bridge.domain}"),
+                ("POST", "/_matrix/app/v1/ping"),
+            ):
+                async with http.request(
+                    method, media_base + api_path, headers=auth, json=txn
+                ) as resp:
+                    assert resp.status == 404, (method, api_path, resp.status)
+            # ...and still on the appservice port.
+            async with http.put(
+                f"{as_base}/_matrix/app/v1/transactions/media{uid('t')}", headers=auth, json=txn
+            ) as resp:
+                assert resp.status == 200

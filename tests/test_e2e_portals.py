@@ -15,7 +15,16 @@ from bridgekit.events import (
     RemoteRedaction,
 )
 from tests.conftest import BridgeEnv, eventually
-from tests.helpers import DOMAIN, body_is, fake, ghost, login, open_portal, portal_scene
+from tests.helpers import (
+    DOMAIN,
+    body_is,
+    fake,
+    ghost,
+    give_power,
+    login,
+    open_portal,
+    portal_scene,
+)
 
 
 async def test_remote_message_creates_portal_with_ghost(bridge: Bridge, bridge_env: BridgeEnv, uid):
@@ -238,6 +247,7 @@ async def test_relay_mode(bridge: Bridge, bridge_env: BridgeEnv, uid):
         await carol.wait_for_event(
             room_id, lambda e: "not logged in" in e.get("content", {}).get("body", "")
         )
+        await give_power(bridge, room_id, alice.user_id, 50)  # set-relay: moderators
         await alice.send_text(room_id, "!set-relay")
         await alice.wait_for_event(
             room_id, lambda e: "now relayed" in e.get("content", {}).get("body", "")

@@ -83,6 +83,7 @@ class FakeNetwork:
     def __init__(self) -> None:
         self.chats: dict[str, FakeChat] = {}
         self.users: dict[str, str] = {}  # remote id -> display name
+        self.avatars: dict[str, str] = {}  # remote id -> avatar URL (what the network reports)
         self.sent: list[SentItem] = []
         self.passwords: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -360,7 +361,10 @@ class FakeClient(
         )
 
     async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
-        return UserInfo(name=self.network.users.get(remote_user_id, remote_user_id))
+        return UserInfo(
+            name=self.network.users.get(remote_user_id, remote_user_id),
+            avatar_url=self.network.avatars.get(remote_user_id),
+        )
 
     # -- helpers for tests: make the remote side do things --------------------------------
 

@@ -36,7 +36,13 @@ def irc_commands(connector: IRCConnector) -> list[Command]:
     async def handler(ce: CommandEvent) -> None:
         await run(connector, ce)
 
-    return [Command("irc", handler, HELP, USAGE, section="IRC")]
+    def secret(args: list[str]) -> bool:
+        """`irc storepass` carries a password, `irc join <#channel> <key>` a channel key."""
+        sub = args[0].lower() if args else ""
+        rest = [a for a in args[1:2] if a not in connector.servers] + args[2:]
+        return sub == "storepass" or (sub == "join" and len(rest) > 1)
+
+    return [Command("irc", handler, HELP, USAGE, section="IRC", secret=secret)]
 
 
 async def _client(

@@ -41,6 +41,7 @@ from .names import (
     InvalidNameError,
     casefold,
     escape_localpart,
+    is_channel,
     sanitize_nick,
     unescape_localpart,
     validate_channel,
@@ -174,12 +175,16 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         return PortalKey(f"{server}/{self.fold(channel)}")
 
     async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None] | None:
+        """``_irc_libera_=23python`` (escaped) or ``_irc_libera_#python`` (as people type it):
+        a room alias may hold ``#``, and an escaped name never does, so both read one way."""
         for server, regex in self._alias_res:
             m = regex.match(alias_localpart)
             if not m:
                 continue
+            raw = m.group("channel")
             try:
-                channel = validate_channel(unescape_localpart(m.group("channel")))
+                typed = is_channel(raw)
+                channel = validate_channel(raw if typed else unescape_localpart(raw))
             except InvalidNameError:
                 continue
             if self.fold(channel) != channel:

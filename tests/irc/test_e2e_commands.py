@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bridges.irc.names import casefold
 from tests.conftest import eventually
-from tests.helpers import management_room
+from tests.helpers import give_power, management_room
 from tests.irc.e2e import (
     SERVER,
     alias,
@@ -78,6 +78,7 @@ async def test_login_flow_and_relay_only_server(make_bridge, ircd, bridge_env, u
             room_id = await admin.join(alias(channel))
             joined = await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == relay_nick, 30)
             assert casefold(joined.params[0]) == casefold(channel)
+            await give_power(bridge, room_id, admin.user_id, 50)  # set-relay: moderators
             await admin.send_text(room_id, "!set-relay")
             await admin.wait_for_event(
                 room_id, lambda e: "relayed" in e.get("content", {}).get("body", "")
@@ -179,5 +180,66 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
             for bad in ("a,b", "x\rQUIT", ":x"):
                 answer = await conv.say(f'irc join {channel} "{bad}"', timeout=20)
                 assert "Not a valid" in answer, answer
+        finally:
+            await bob.close()
+
+
+async def test_irc_secrets_are_refused_in_a_portal_and_removed(make_bridge, ircd, bridge_env, uid):
+    """`!irc storepass` (a password) or `!irc join <#chan> <key>` in a portal would show the
+    secret to the whole room: refused, redacted (the bot made the room), nothing stored."""
+    bridge = await start_bridge(make_bridge, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    async with alice:
+        try:
+            room_id = await alice.join(alias(channel))
+            seen: set[str] = set()
+
+            def refusal(e: dict) -> bool:
+                body = str(e.get("content", {}).get("body"))
+                return "only works in your management room" in body and e["event_id"] not in seen
+
+            for text in ("!irc storepass hunter2", f"!irc join {channel}x k3y"):
+                eid = await alice.send_text(room_id, text)
+                seen.add((await alice.wait_for_event(room_id, refusal))["event_id"])
+
+                async def redacted(eid: str = eid) -> bool:
+                    evt = await alice.request("GET", f"/rooms/{room_id}/event/{eid}")
+                    return evt.get("content") == {}
+
+                await eventually(redacted)
+            for login_id in connector(bridge).clients:
+                assert await connector(bridge).load_password(login_id) is None
+            # Without a key, `irc join` carries no secret and still works in a portal.
+            await alice.send_text(room_id, f"!irc join {channel}y")
+            await alice.wait_for_event(room_id, lambda e: "Joined" in str(e.get("content")))
+        finally:
+            await bob.close()
+
+
+async def test_list_portals_does_not_show_a_secret_channel_to_outsiders(
+    make_bridge, ircd, bridge_env, uid
+):
+    """A +s channel's portal (its name, its room id) is listed to its members only: not to
+    another IRC user of the bridge who is in it on neither side."""
+    bridge = await start_bridge(make_bridge, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    mallory = await bridge_env.synapse.register_user(uid("mallory"))
+    secret = "#" + uid("secret")
+    bob = await irc_user(ircd, uid("bob"), secret)
+    async with alice, mallory:
+        try:
+            await bob.send_line("MODE", secret, "+s")
+            await bob.wait_for(lambda m: m.command == "MODE" and m.param(1) == "+s", 10)
+            conv = await management_room(alice, bridge)
+            assert "Joined" in await conv.say(f"irc join {secret}", timeout=30)
+            room_id, _ = await alice.wait_for_invite(20)
+            await alice.join(room_id)
+            assert room_id in await conv.say("list-portals")
+            outsider = await management_room(mallory, bridge)
+            assert "Joined" in await outsider.say(f"irc join #{uid('other')}", timeout=30)
+            listing = await outsider.say("list-portals")
+            assert room_id not in listing and casefold(secret) not in listing
         finally:
             await bob.close()

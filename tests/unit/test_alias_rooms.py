@@ -1,0 +1,44 @@
+"""Edge cases of bounding rooms made from aliases (the end-to-end tests are in
+tests/irc/test_e2e_alias_rooms.py)."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bridgekit.alias_rooms import _LOG_LINES, AliasRooms
+
+
+def rooms(**config: Any) -> AliasRooms:
+    settings = {f"bridge.alias_rooms.{k}": v for k, v in config.items()}
+    bridge = SimpleNamespace(config=SimpleNamespace(get=lambda k, d=None: settings.get(k, d)))
+    return AliasRooms(bridge)  # type: ignore[arg-type]
+
+
+def test_the_rate_limit_is_per_network_and_refills(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("bridgekit.alias_rooms.time.monotonic", lambda: now[0])
+    ar = rooms(per_minute=2)
+    assert ar._take("irc") and ar._take("irc")
+    assert not ar._take("irc")
+    assert ar._take("xmpp")  # another network has its own budget
+    now[0] += 30  # half a minute: one room back
+    assert ar._take("irc")
+    assert not ar._take("irc")
+    assert rooms(per_minute=0)._take("irc")  # 0: no limit
+
+
+def test_refused_queries_are_logged_once_per_alias_and_capped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridgekit")
+    ar = rooms()
+    ar._refused("#a:x", "why")
+    ar._refused("#a:x", "why")
+    assert len(caplog.records) == 1
+    for i in range(200):  # a loop over made-up names
+        ar._refused(f"#made-up{i}:x", "why")
+    assert len(caplog.records) == _LOG_LINES
