@@ -158,9 +158,11 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         from .commands import CommandProcessor
         from .portals import PortalService
         from .router import MatrixRouter
+        from .upgrades import RoomUpgrades
 
         self.portals = PortalService(self)
         self.router = MatrixRouter(self)
+        self.upgrades = RoomUpgrades(self)
         self.commands = CommandProcessor(self)
         self.alias_rooms = AliasRooms(self)
 

@@ -67,6 +67,10 @@ class Logins:
     ) -> None:
         st = self.login_states.setdefault(login_id, LoginState())
         previous = st.state
+        if (state, message, error) == (previous, st.message, st.error):
+            # Said again (the runtime reports CONNECTING before a client's connect(), which
+            # may report it too): nothing changed, so nothing to log or to act on.
+            return
         if st.state != state:
             st.since = time.time()
             st.notified = False

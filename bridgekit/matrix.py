@@ -83,9 +83,13 @@ async def with_retries(
     what: str,
     max_attempts: int | None = None,
     cap: float = 30.0,
-    on_retry: Callable[[BaseException, float], None] | None = None,
+    on_retry: Callable[[BaseException, float], bool] | None = None,
 ) -> T:
-    """Run ``fn`` until it succeeds or fails permanently. ``max_attempts=None`` = forever."""
+    """Run ``fn`` until it succeeds or fails permanently. ``max_attempts=None`` = forever.
+
+    ``on_retry`` returns True when it has told the admin about the failure itself: the retry
+    is then logged at DEBUG only, not as a warning every few seconds.
+    """
     backoff = Backoff(cap=cap)
     attempt = 0
     while True:
@@ -100,9 +104,15 @@ async def with_retries(
             hinted = _retry_after_ms.get()
             if isinstance(e, MatrixRequestError) and e.http_status == 429 and hinted:
                 delay = hinted / 1000
-            if on_retry:
-                on_retry(e, delay)
-            log.warning("%s failed (%s), retry %d in %.1fs", what, _describe(e), attempt, delay)
+            told = on_retry(e, delay) if on_retry else False
+            log.log(
+                logging.DEBUG if told else logging.WARNING,
+                "%s failed (%s), retry %d in %.1fs",
+                what,
+                _describe(e),
+                attempt,
+                delay,
+            )
             await asyncio.sleep(delay)
 
 
@@ -179,14 +189,17 @@ class MatrixClient:
         assert self.bot is not None
         told: set[str] = set()
 
-        def on_retry(e: BaseException, delay: float) -> None:
-            if "unreachable" not in told and not isinstance(e, MatrixRequestError):
+        def on_retry(e: BaseException, delay: float) -> bool:
+            if isinstance(e, MatrixRequestError):
+                return False  # it answers, with an error: each retry is worth a warning
+            if "unreachable" not in told:
                 told.add("unreachable")
                 log.error(
                     "Cannot reach the homeserver at %s (homeserver.address in the config); "
                     "retrying until it answers",
                     self.homeserver,
                 )
+            return True
 
         while True:
             try:

@@ -10,12 +10,14 @@ sender is streaming lines (a paste, a bot), may wait a moment for more (:class:`
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from .coalesce import MAX_LINES, mergeable
-from .events import RemoteEvent, RemoteMessage, remote_event_from_json
+from .events import RemoteEvent, RemoteMessage, remote_event_from_json, remote_event_to_json
 from .store import OutboxItem
 
 if TYPE_CHECKING:
@@ -27,6 +29,24 @@ if TYPE_CHECKING:
 #: its CPU per line): the gap must exceed such a pause, or each batch would look like
 #: the end of the stream. Nobody types two lines a quarter of a second apart.
 STREAM_GAP = 0.25
+#: The ``kind`` of an outbox payload that holds lines already merged into one Matrix event.
+MERGED = "merged-lines"
+
+_MERGED_PREFIX = json.dumps({"kind": MERGED})[:-1]
+
+log = logging.getLogger("bridgekit.outbox")
+
+
+def merged_payload(lines: list[RemoteMessage]) -> str:
+    return json.dumps({"kind": MERGED, "lines": [remote_event_to_json(e) for e in lines]})
+
+
+def merged_lines(payload: str) -> list[RemoteMessage] | None:
+    """The lines of a merged payload (None for any other event)."""
+    if not payload.startswith(_MERGED_PREFIX):
+        return None
+    lines = [remote_event_from_json(raw) for raw in json.loads(payload)["lines"]]
+    return [e for e in lines if isinstance(e, RemoteMessage)]
 
 
 class StreamHold:
@@ -105,12 +125,16 @@ class OutboxJob:
     """One outbox row's work. A class rather than a closure so that a running job can look
     at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
 
-    __slots__ = ("bridge", "item", "_event", "held_from")
+    __slots__ = ("bridge", "item", "_event", "held_from", "lines")
 
     def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
         self.bridge = bridge
         self.item = item
         self._event = event
+        #: Replayed after a crash: the lines this row was merged from before it.
+        self.lines = merged_lines(item.payload) if event is None else None
+        if self.lines:
+            self._event = self.lines[0]
         #: Arrival time when this line continues a stream (see :class:`StreamHold`).
         self.held_from: float | None = None
 
@@ -126,11 +150,22 @@ class OutboxJob:
         start = time.perf_counter()
         try:
             evt = self.event
+            if self.lines:  # merged before a crash: the same lines again, nothing more
+                await bridge.portals.handle_remote_messages(
+                    item.network, item.login_id, self.lines, item.seq
+                )
+                return
             if type(evt) is RemoteMessage and bridge.connectors[item.network].merge_backlog:
                 if self.held_from is not None and evt.sender is not None:
                     await self._hold(evt.sender.remote_id)
                 merged = self._take_mergeable(evt, items)
                 if len(merged) > 1:
+                    try:
+                        await bridge.store.outbox_merge(
+                            item.seq, merged_payload(merged), [i.seq for i in items[1:]]
+                        )
+                    except Exception:
+                        log.exception("Could not record a merge of %d lines", len(merged))
                     await bridge.portals.handle_remote_messages(
                         item.network, item.login_id, merged, item.seq
                     )
@@ -146,7 +181,7 @@ class OutboxJob:
         login_id = self.item.login_id
 
         def joinable(job: object) -> bool:
-            if not isinstance(job, OutboxJob) or job.item.login_id != login_id:
+            if not isinstance(job, OutboxJob) or job.item.login_id != login_id or job.lines:
                 return False
             evt = job._event
             return (
@@ -172,7 +207,7 @@ class OutboxJob:
         login_id = self.item.login_id
 
         def accept(nxt: object) -> bool:
-            if not isinstance(nxt, OutboxJob) or nxt.item.login_id != login_id:
+            if not isinstance(nxt, OutboxJob) or nxt.item.login_id != login_id or nxt.lines:
                 return False
             evt = nxt.event
             return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)

@@ -111,6 +111,11 @@ class MatrixRouter:
         portal = await self.bridge.store.get_portal_by_mxid(room_id)
         relates = content.get("m.relates_to")
         is_edit = isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+        if etype == "m.room.tombstone":
+            # The room's power levels, not the bridge's permissions, decide who may move it.
+            if portal is not None and evt.get("state_key") == "":
+                await self.bridge.upgrades.follow(portal, evt)
+            return
         if etype == "m.room.message" and not is_edit:
             body = content.get("body")
             if isinstance(body, str) and await self.bridge.commands.maybe_handle(
@@ -144,6 +149,8 @@ class MatrixRouter:
         except Exception:
             log.exception("Could not join %s after an invite from %s", room_id, sender)
             return
+        if await self.bridge.upgrades.joined(room_id):
+            return  # the replacement of an upgraded portal room
         # Only a direct chat becomes the management room: a room invited to for plumbing
         # (`bridge <network> <id>`) must keep needing the command prefix.
         if content.get("is_direct"):

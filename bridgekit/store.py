@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from mautrix.util.async_db import Database, Scheme
@@ -275,6 +275,16 @@ class Store(MessageStore):
             if done:
                 await conn.executemany(_DELETE_OUTBOX, done)
             return [await conn.fetchval(query, *row) for row in rows]
+
+    async def outbox_merge(self, first: int, payload: str, rest: Sequence[int]) -> None:
+        """Make a merge of outbox rows durable before it is sent: row ``first`` takes the
+        merged ``payload`` and the ``rest`` go, in one commit. A replay after a crash then
+        sends the same lines under the same transaction id, which the homeserver
+        deduplicates; merged anew, they could differ, and lines would be lost or doubled."""
+        fut = self._enqueue_write("UPDATE outbox SET payload=$1 WHERE seq=$2", (payload, first))
+        for seq in rest:
+            fut = self._enqueue_write(_DELETE_OUTBOX, (seq,))
+        await fut  # writes commit in order, in one transaction
 
     def outbox_done_later(self, seqs: Iterable[int]) -> None:
         """Delete handled rows with the next commit that runs anyway (the next event's outbox

@@ -17,6 +17,7 @@ import yaml
 from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
 from bridgekit.instance_lock import DatabaseInUse
 from tests.conftest import BridgeEnv, eventually
+from tests.harness.ports import free_port
 from tests.helpers import body_is, fake, portal_scene
 
 
@@ -121,6 +122,46 @@ def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, **overrides) -
     path.write_text(yaml.safe_dump(bridge_env.config_dict(db_url, **overrides)))
 
 
+class BridgeProcess:
+    """``bridgekit run`` in a child process, so that it can be killed with SIGKILL."""
+
+    def __init__(self, cfg: Path, out: Path) -> None:
+        self.cfg, self.out = cfg, out
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridgekit", "run", "-c", str(self.cfg)],
+            stdout=open(self.out, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def kill_9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+async def _log_in_and_open_portal(alice, bridge_env: BridgeEnv, remote: str, chat: str) -> str:
+    """Alice logs in to the fake network through the bot and joins the chat's alias."""
+    bot = "@" + bridge_env.config_dict("")["appservice"]["bot"]["username"] + ":bridgekit.test"
+    conv_room = await alice.create_room(invite=[bot], is_direct=True)
+
+    async def answer(expected: str, reply: str | None) -> None:
+        await alice.wait_for_event(
+            conv_room, lambda e: expected in e.get("content", {}).get("body", ""), timeout=30
+        )
+        if reply is not None:
+            await alice.send_text(conv_room, reply)
+
+    await answer("management room", "login fake")
+    await answer("username", remote)
+    await answer("password", "pw")
+    await answer("Logged in", None)
+    return await alice.join(f"#_fake_{chat}:bridgekit.test")  # the portal, from its alias
+
+
 async def test_kill_9_loses_no_acknowledged_matrix_message(
     bridge_env: BridgeEnv, uid, tmp_path, db_url
 ):
@@ -142,60 +183,26 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
         },
     )
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
-            stdout=open(tmp_path / "bridge.out", "ab"),
-            stderr=subprocess.STDOUT,  # noqa: SIM115
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
     def received() -> list[str]:
         lines = log_path.read_text().splitlines() if log_path.exists() else []
         return [json.loads(x)["event_id"] for x in lines if json.loads(x)["kind"] == "message"]
 
-    proc = start()
+    bridge = BridgeProcess(cfg, tmp_path / "bridge.out")
+    bridge.start()
     try:
         async with alice:
-            conv_room = await alice.create_room(
-                invite=[
-                    bridge_env.config_dict("")["appservice"]["bot"]["username"].join(
-                        ["@", ":bridgekit.test"]
-                    )
-                ],
-                is_direct=True,
-            )
-            await alice.wait_for_event(
-                conv_room,
-                lambda e: "management room" in e.get("content", {}).get("body", ""),
-                timeout=30,
-            )
-            await alice.send_text(conv_room, "login fake")
-            await alice.wait_for_event(
-                conv_room, lambda e: "username" in e.get("content", {}).get("body", "")
-            )
-            await alice.send_text(conv_room, remote)
-            await alice.wait_for_event(
-                conv_room, lambda e: "password" in e.get("content", {}).get("body", "")
-            )
-            await alice.send_text(conv_room, "pw")
-            await alice.wait_for_event(
-                conv_room, lambda e: "Logged in" in e.get("content", {}).get("body", "")
-            )
-            # A portal for the chat, created from its alias.
-            room_id = await alice.join(f"#_fake_{chat}:bridgekit.test")
+            room_id = await _log_in_and_open_portal(alice, bridge_env, remote, chat)
             sent_ids: list[str] = []
             for i in range(60):
                 sent_ids.append(await alice.send_text(room_id, f"k{i:02d}"))
                 if i == 30:
                     # Kill as soon as the network has seen a few: mid-stream, mid-send.
                     await eventually(lambda: len(received()) >= 5, timeout=30)
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
+                    bridge.kill_9()
             before = len(received())
             assert before < len(sent_ids)
             await asyncio.sleep(0.5)
-            proc = start()
+            bridge.start()
             await eventually(lambda: len(received()) >= len(sent_ids), timeout=90)
             await asyncio.sleep(1.5)
             got = received()
@@ -203,8 +210,83 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
             assert len(got) == len(sent_ids), "a message was delivered twice"
             assert got == sent_ids, "messages were reordered"
     finally:
-        proc.kill()
-        proc.wait()
+        bridge.kill_9()
+
+
+async def test_kill_9_loses_no_acknowledged_remote_message(
+    bridge_env: BridgeEnv, uid, tmp_path, db_url
+):
+    """The other way: the network streams 80 messages, the bridge is killed with SIGKILL
+    after acknowledging 30 (``queue_remote_event`` returned) while the rest are in flight,
+    and the network sends what was not acknowledged again after the restart, as networks
+    that redeliver do: all 80 reach the room once, in order."""
+    cfg = tmp_path / "config.yaml"
+    port = free_port()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    chat, remote = uid("chat"), uid("a")
+    _write_config(
+        bridge_env,
+        cfg,
+        db_url,
+        **{
+            "networks.fake.inbox_port": port,
+            "networks.fake.chats": {chat: [remote, "bob"]},
+            "logging.level": "WARNING",
+        },
+    )
+    expected = [f"r{i:02d}" for i in range(80)]
+    acked: list[str] = []
+
+    async def stream(texts: list[str], kill_after: int | None = None) -> None:
+        """Send ``texts`` at once (id = text) and collect the bridge's acks; with
+        ``kill_after``, SIGKILL the bridge as soon as that many are acknowledged."""
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:  # the bridge is (re)starting
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the fake network's inbox never opened")
+        for text in texts:
+            line = {"chat": chat, "sender": "bob", "body": text, "id": text}
+            writer.write(json.dumps(line).encode() + b"\n")
+        await writer.drain()
+        for text in texts:
+            answer = await asyncio.wait_for(reader.readline(), 30)
+            assert answer == f"ok {text}\n".encode(), answer
+            acked.append(text)
+            if len(acked) == kill_after:
+                bridge.kill_9()
+                break
+        writer.close()
+
+    async def in_room() -> list[str]:
+        events = await alice.messages(room_id, limit=200)
+        found = [e["content"].get("body", "") for e in events if e["type"] == "m.room.message"]
+        return [b for b in found if b.startswith("r")]
+
+    bridge = BridgeProcess(cfg, tmp_path / "bridge.out")
+    bridge.start()
+    try:
+        async with alice:
+            room_id = await _log_in_and_open_portal(alice, bridge_env, remote, chat)
+            await stream(expected, kill_after=30)
+            assert len(await in_room()) < len(acked), "killed too late to test anything"
+            bridge.start()
+            await stream(expected[len(acked) :])  # the unacknowledged ones, again
+
+            async def all_there() -> bool:
+                return len(await in_room()) >= len(expected)
+
+            await eventually(all_there, timeout=90)
+            await asyncio.sleep(1.5)  # a duplicate would show up now
+            got = await in_room()
+            assert sorted(set(got)) == expected, "a message was lost"
+            assert len(got) == len(expected), "a message was delivered twice"
+            assert got == expected, "messages were reordered"
+    finally:
+        bridge.kill_9()
 
 
 async def test_portal_key_lookup_survives_restart(make_bridge, bridge_env: BridgeEnv, uid):

@@ -196,6 +196,40 @@ class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHan
             self.network.sent_log = open(path, "a", encoding="utf-8")  # noqa: SIM115
         for chat_id, members in (config.get("chats") or {}).items():
             self.network.add_chat(chat_id, members=list(members))
+        self._inbox: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        port = self.config.get("inbox_port")
+        if port:
+            self._inbox = await asyncio.start_server(self._serve_inbox, "127.0.0.1", int(port))
+
+    async def stop(self) -> None:
+        if self._inbox is not None:
+            self._inbox.close()
+            await self._inbox.wait_closed()
+
+    async def _serve_inbox(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The remote side, from another process (config ``inbox_port``, loopback): each line
+        ``{"chat", "sender", "body", "id"?}`` arrives like a network message and is answered
+        ``ok <id>`` once the bridge holds it durably: the ack a network that redelivers
+        unacknowledged messages waits for."""
+        try:
+            while line := await reader.readline():
+                item = json.loads(line)
+                key = PortalKey(item["chat"])
+                client = next((c for c in self.clients.values() if c.is_in_portal(key)), None)
+                if client is None:
+                    writer.write(b"no login in that chat\n")
+                else:
+                    msg_id = await client.remote_message(
+                        key.id, item["sender"], item["body"], msg_id=item.get("id")
+                    )
+                    writer.write(f"ok {msg_id}\n".encode())
+                await writer.drain()
+        finally:
+            writer.close()
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ import yaml
 
 from bridgekit.cli import EXIT_CONFIG, main, run_loop
 from bridgekit.db import package_migrations, redact_url
+from tests.unit.test_config import with_fake_network
 
 #: What `bridgekit migrate` reports for a fully migrated database.
 SCHEMA_LINE = (
@@ -30,12 +31,13 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A directory holding a fresh copy of example-config.yaml, and the cwd of the test."""
+    """A directory holding example-config.yaml with the test network, and the cwd of the test."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("BRIDGEKIT_") and "__" in name:
             monkeypatch.delenv(name)
-    (tmp_path / "config.yaml").write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    text = with_fake_network(EXAMPLE.read_text(encoding="utf-8"))
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
     return tmp_path
 
 

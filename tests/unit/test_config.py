@@ -8,10 +8,12 @@ import pytest
 
 from bridgekit.bridge import discover_connectors
 from bridgekit.config import Config, ConfigError, Problem
+from bridgekit.registration import build_registration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-config.yaml"
 AS_TOKEN = "a1" * 32
 HS_TOKEN = "b2" * 32
+FAKE_NETWORK = "  fake:\n    enabled: true\n    send_delay: 0\n"
 
 
 def replace_line(text: str, old: str, new: str) -> str:
@@ -30,9 +32,14 @@ def line_number(text: str, exact_line: str) -> int:
     return hits[0]
 
 
+def with_fake_network(text: str) -> str:
+    """``text`` with the in-memory test network enabled first (the example ships without it)."""
+    return text.replace("\nnetworks:\n", "\nnetworks:\n" + FAKE_NETWORK, 1)
+
+
 def example_text() -> str:
     """The shipped example config with tokens filled in, as generate-registration would."""
-    text = EXAMPLE.read_text(encoding="utf-8")
+    text = with_fake_network(EXAMPLE.read_text(encoding="utf-8"))
     text = replace_line(text, "  as_token: generate", f"  as_token: {AS_TOKEN}")
     return replace_line(text, "  hs_token: generate", f"  hs_token: {HS_TOKEN}")
 
@@ -412,3 +419,22 @@ def test_save_after_set_changes_only_that_line(tmp_path: Path) -> None:
     config.save()
     assert path.read_text(encoding="utf-8") == replace_line(text, "  port: 29300", "  port: 29999")
     assert not (tmp_path / "config.yaml.tmp").exists()
+
+
+# -- what the example enables ------------------------------------------------------------------
+
+
+def test_the_example_config_enables_no_test_only_connector(tmp_path: Path) -> None:
+    """A production config copied from the example must not claim a test network's ghost
+    and alias namespaces (``@_fake_*``) on the homeserver."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = replace_line(text, "  as_token: generate", f"  as_token: {AS_TOKEN}")
+    text = replace_line(text, "  hs_token: generate", f"  hs_token: {HS_TOKEN}")
+    config = Config.load(write(tmp_path, text), env={})
+    installed = discover_connectors()
+    for name in config.enabled_networks():
+        module = installed[name].__module__
+        assert not module.startswith("bridgekit.testing"), f"{name} is a test connector"
+    reg = build_registration(config, installed)
+    regexes = [e["regex"] for ns in ("users", "aliases") for e in reg["namespaces"][ns]]
+    assert not any("_fake_" in r for r in regexes), regexes

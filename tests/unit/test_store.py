@@ -10,7 +10,14 @@ from mautrix.util.async_db import Database
 
 from bridgekit.connector import LoginInfo
 from bridgekit.db import create_database, migrate, package_migrations
-from bridgekit.events import PortalKey
+from bridgekit.events import (
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteMessage,
+    remote_event_to_json,
+)
+from bridgekit.remote_queue import merged_lines, merged_payload
 from bridgekit.store import BridgeUser, Ghost, MessageRow, Portal, ReactionRow, Store
 
 NASTY = "x'); DROP TABLE portal; --"
@@ -227,6 +234,23 @@ async def test_outbox_done_removes_only_those_items(store: Store) -> None:
     store.outbox_done_later([seqs[0], seqs[2]])
     await store.flush()
     assert [i.payload for i in await store.outbox_pending()] == ["p1", "p3"]
+
+
+async def test_a_merge_of_outbox_rows_is_durable_before_it_is_sent(open_store: Opener) -> None:
+    """What a restart finds after a merged send: one row holding the same lines, so the
+    replay repeats that send (same seq, same transaction id) rather than merging anew."""
+    store = await open_store()
+    lines = [
+        RemoteMessage(PortalKey("c"), EventSender("bob"), id=f"m{i}", content=MessageContent(t))
+        for i, t in enumerate(["one", "two", "three"])
+    ]
+    payloads = [("fake", PortalKey("c"), None, remote_event_to_json(e)) for e in lines]
+    seqs = await store.outbox_add_many([*payloads, ("fake", PortalKey("c"), None, "after")])
+    await store.outbox_merge(seqs[0], merged_payload(lines), seqs[1:3])
+    pending = await (await open_store()).outbox_pending()  # another process's view
+    assert [i.seq for i in pending] == [seqs[0], seqs[3]]
+    assert merged_lines(pending[0].payload) == lines
+    assert merged_lines(pending[1].payload) is None
 
 
 async def test_outbox_done_later_rides_on_the_next_outbox_commit(store: Store) -> None:
