@@ -60,6 +60,25 @@ _DELETE_OUTBOX = "DELETE FROM outbox WHERE seq=$1"
 DONE_LATER_DELAY = 1.0
 
 
+def _settle(fut: asyncio.Future[None] | None, error: BaseException | None = None) -> None:
+    if fut is None or fut.done():
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
+        fut.exception()  # retrieved: background writes have no awaiter
+
+
+def _write_failed(
+    write: tuple[str, tuple[Any, ...], asyncio.Future[None] | None], error: Exception
+) -> None:
+    """A write that fails on its own: logged with its statement (never its values), and
+    its waiter told; the writes around it are unaffected."""
+    log.error("A database write failed (%s ...): %s", write[0][:40], error)
+    _settle(write[2], error)
+
+
 class Store(MessageStore):
     """The runtime's persistence. One instance per bridge process."""
 
@@ -147,33 +166,48 @@ class Store(MessageStore):
         await asyncio.sleep(0)
         while self._writes:
             batch, self._writes = self._writes, []
+            writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None] | None]] = [
+                (_DELETE_OUTBOX, row, None) for row in self._take_done_later()
+            ]
+            writes.extend(batch)
             groups: list[tuple[str, list[Any]]] = []
-            if self._done_later:
-                groups.append((_DELETE_OUTBOX, self._take_done_later()))
-            for query, args, _ in batch:  # consecutive writes of one statement: executemany
+            for query, args, _ in writes:  # consecutive writes of one statement: executemany
                 if groups and groups[-1][0] == query:
                     groups[-1][1].append(args)
                 else:
                     groups.append((query, [args]))
             try:
-                if self._sqlite:
-                    await sqlite_work.run(
-                        self.db, lambda c, g=groups: sqlite_work.execute_groups(c, g)
-                    )
-                else:
-                    async with self.db.acquire() as conn, conn.transaction():
-                        for query, rows in groups:
-                            await conn.executemany(query, rows)
+                await self._commit_groups(groups)
             except Exception as e:
-                log.exception("A group commit of %d writes failed", len(batch))
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                        fut.exception()  # retrieved: background writes have no awaiter
+                if len(writes) == 1:
+                    _write_failed(writes[0], e)
+                    continue
+                # One bad row must not sink the others (another room's mappings, the
+                # transactions' "finished" marks): each write again, in order, on its own.
+                log.warning(
+                    "A group commit of %d writes failed (%s); retrying them one by one",
+                    len(writes),
+                    e,
+                )
+                for write in writes:
+                    try:
+                        await self._commit_groups([(write[0], [write[1]])])
+                    except Exception as e1:
+                        _write_failed(write, e1)
+                    else:
+                        _settle(write[2])
                 continue
             for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+                _settle(fut)
+
+    async def _commit_groups(self, groups: list[tuple[str, list[Any]]]) -> None:
+        """``executemany`` per (statement, rows) group, all in one database transaction."""
+        if self._sqlite:
+            await sqlite_work.run(self.db, lambda c: sqlite_work.execute_groups(c, groups))
+        else:
+            async with self.db.acquire() as conn, conn.transaction():
+                for query, rows in groups:
+                    await conn.executemany(query, rows)
 
     @property
     def is_sqlite(self) -> bool:
