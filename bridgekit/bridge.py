@@ -50,6 +50,7 @@ from .media import add_routes as add_media_routes
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
+from .parking import REPLAY_ATTEMPTS, Parking
 from .presence import PresenceKeeper
 from .store import LRU, OutboxItem, Store
 
@@ -133,6 +134,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             self.bridge_id,
         )
         self.metrics = Metrics()
+        self.parking = Parking(self.store, self.metrics)
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
         self.server = AppServiceServer(
@@ -193,14 +195,26 @@ class Bridge(Logins, Notices, BridgeAPI):
         for login in await self.store.logins():
             if login.network in self.connectors:
                 await self._load_client(login)
-        # Replay what was stored but not finished before the last stop, ahead of anything new.
-        for item in await self.store.outbox_pending():
-            self._submit_outbox(item)
-        for txn_id, body in await self.store.pending_transactions():
+        # Replay what was stored but not finished before the last stop, ahead of anything new
+        # (each replay counted: what keeps failing is parked, see parking.py).
+        await self.parking.load()
+        outbox = await self.store.outbox_pending()
+        await self.parking.keep_only("outbox", (str(i.seq) for i in outbox))
+        for item in outbox:
+            if not self.parking.is_parked("outbox", str(item.seq)):
+                self._submit_outbox(item)
+        pending = await self.store.pending_transactions()
+        await self.parking.keep_only("transaction", (t for t, _ in pending))
+        for txn_id, body in pending:
+            if self.parking.is_parked("transaction", txn_id):
+                continue
             try:
                 data = json.loads(body)
             except ValueError:
                 await self.store.finish_transactions([txn_id])
+                continue
+            if not await self.parking.replay("transaction", txn_id):
+                self._spawn(self._tell_parked_transaction(txn_id, data))
                 continue
             log.info("Replaying unfinished transaction %s", txn_id)
             self.dispatch_transaction(txn_id, data, replay=True)
@@ -387,6 +401,22 @@ class Bridge(Logins, Notices, BridgeAPI):
             except Exception:
                 log.exception("Could not mark transactions finished (they will be replayed)")
                 return
+
+    async def _tell_parked_transaction(self, txn_id: str, data: dict[str, Any]) -> None:
+        """The portal rooms of a parked transaction's events learn that some were not
+        bridged (their senders would otherwise never know)."""
+        rooms = {
+            e["room_id"]
+            for e in data.get("events") or ()
+            if isinstance(e, dict) and isinstance(e.get("room_id"), str)
+        }
+        for room_id in sorted(rooms):
+            if self.store.is_portal_room(room_id):
+                await self.send_notice(
+                    room_id,
+                    f"Some messages sent here could not be bridged: their transaction "
+                    f"({txn_id}) failed {REPLAY_ATTEMPTS} replays and was set aside.",
+                )
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -587,6 +617,7 @@ class Bridge(Logins, Notices, BridgeAPI):
             "version": __version__,
             "started": self.started,
             "queues": {"inbox": self.inbox.pending, "outbox": self.outbox.pending},
+            "parked": {kind: sorted(items) for kind, items in self.parking.parked.items()},
             "logins": {
                 lid: {
                     "network": c.login.network,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .coalesce import MAX_LINES, mergeable
 from .events import RemoteEvent, RemoteMessage, remote_event_from_json
+from .parking import REPLAY_ATTEMPTS
 from .store import OutboxItem
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ class OutboxJob:
 
     async def __call__(self) -> None:
         bridge, item = self.bridge, self.item
+        if self._event is None and not await bridge.parking.replay("outbox", str(item.seq)):
+            await self._tell_parked()  # replayed too often: kept, no longer run
+            return
         items = [item]
         start = time.perf_counter()
         try:
@@ -139,6 +143,15 @@ class OutboxJob:
         finally:
             bridge.metrics.handled("remote", time.perf_counter() - start)
             bridge.store.outbox_done_later(i.seq for i in items)
+
+    async def _tell_parked(self) -> None:
+        portal = await self.bridge.store.get_portal(self.item.network, self.item.portal)
+        if portal is not None and portal.mxid:
+            await self.bridge.send_notice(
+                portal.mxid,
+                f"A message from the network could not be bridged here: it failed "
+                f"{REPLAY_ATTEMPTS} replays and was set aside (outbox row {self.item.seq}).",
+            )
 
     async def _hold(self, sender: str) -> None:
         key = (self.item.network, self.item.portal)

@@ -498,6 +498,13 @@ class Store(MessageStore):
     async def get_kv(self, key: str) -> str | None:
         return await self.db.fetchval("SELECT value FROM kv WHERE key=$1", key)
 
+    async def kv_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key starting with ``prefix`` (taken literally), with its value."""
+        rows = await self.db.fetch(
+            "SELECT key, value FROM kv WHERE substr(key, 1, $1) = $2", len(prefix), prefix
+        )
+        return {r["key"]: r["value"] for r in rows}
+
     async def set_kv(self, key: str, value: str | None) -> None:
         """Durable when it returns; concurrent calls share one group commit (connectors call
         this per message, e.g. IRC's "written" marker, so a commit each would cost)."""
