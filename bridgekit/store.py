@@ -74,7 +74,7 @@ def _write_failed(
     write: tuple[str, tuple[Any, ...], asyncio.Future[None] | None], error: Exception
 ) -> None:
     """A write that fails on its own: logged with its statement (never its values), and
-    its waiter told; the writes around it are unaffected."""
+    its waiter told."""
     log.error("A database write failed (%s ...): %s", write[0][:40], error)
     _settle(write[2], error)
 
@@ -189,13 +189,19 @@ class Store(MessageStore):
                     len(writes),
                     e,
                 )
-                for write in writes:
+                failed: list[str] = []
+                for query, args, fut in writes:
                     try:
-                        await self._commit_groups([(write[0], [write[1]])])
+                        await self._commit_groups([(query, [args])])
                     except Exception as e1:
-                        _write_failed(write, e1)
+                        failed.append(f"{query[:40]} ...: {e1}")
+                        _settle(fut, e1)
                     else:
-                        _settle(write[2])
+                        _settle(fut)
+                if failed:  # one line, however many (a full disk fails them all)
+                    log.error(
+                        "%d of %d writes failed (first: %s)", len(failed), len(writes), failed[0]
+                    )
                 continue
             for _, _, fut in batch:
                 _settle(fut)
