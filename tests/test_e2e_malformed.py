@@ -99,6 +99,7 @@ async def test_a_malformed_relation_does_not_poison_its_transaction(
         ids = [s["event_id"] for s in _sent(log_path) if s["kind"] == "message"]
         assert ids.count(good_id) == 1, ids
         assert bad_id not in ids
+        assert await bridge.store.message_by_event(good_id) is not None  # durable mapping
 
 
 async def test_relations_to_another_rooms_event_stay_out_of_this_rooms_chat(
