@@ -205,15 +205,18 @@ class Bridge(Logins, Notices, BridgeAPI):
                 self._submit_outbox(item)
         pending = await self.store.pending_transactions()
         await self.parking.keep_only("transaction", (t for t, _ in pending))
+        replays: list[tuple[str, dict[str, Any]]] = []
         for txn_id, body in pending:
             if self.parking.is_parked("transaction", txn_id):
                 continue
             try:
-                data = json.loads(body)
+                replays.append((txn_id, json.loads(body)))
             except ValueError:
                 await self.store.finish_transactions([txn_id])
-                continue
-            if not await self.parking.replay("transaction", txn_id):
+        # Counted together (one commit), then dispatched in one go, in order.
+        allowed = await self.parking.replay_many("transaction", [t for t, _ in replays])
+        for (txn_id, data), go in zip(replays, allowed, strict=True):
+            if not go:
                 self._spawn(self._tell_parked_transaction(txn_id, data))
                 continue
             log.info("Replaying unfinished transaction %s", txn_id)
@@ -378,6 +381,10 @@ class Bridge(Logins, Notices, BridgeAPI):
                     self.metrics.error("matrix_event")
                     log.exception("Failed to handle event %s", evt.get("event_id"))
                 self.metrics.handled("matrix", time.perf_counter() - start)
+        except asyncio.CancelledError:
+            if replay:  # a stop cut it short: not a failure
+                self.parking.interrupted("transaction", txn_id)
+            raise
         finally:
             remaining = self._txn_remaining.get(txn_id, 1) - 1
             if remaining <= 0:

@@ -14,6 +14,7 @@ replayed, that is after an unclean stop: the hot paths never touch them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ class Parking:
         self.attempts: dict[str, dict[str, int]] = {k: {} for k in KINDS}
         #: Parked items: id -> when it was parked (unix ms).
         self.parked: dict[str, dict[str, int]] = {k: {} for k in KINDS}
+        self._interrupted: set[tuple[str, str]] = set()
 
     async def load(self) -> None:
         for key, value in (await self.store.kv_with_prefix(_PREFIX)).items():
@@ -68,11 +70,33 @@ class Parking:
         """Forget the attempts of items that are no longer stored (they finished) and the
         parking of items an operator removed."""
         ids = set(pending)
+        gone: list[str] = []
         for table in (self.attempts[kind], self.parked[kind]):
             for item_id in [i for i in table if i not in ids]:
                 del table[item_id]
-                await self._set(kind, item_id, None)
+                gone.append(item_id)
+        # Concurrent: the deletions share one group commit (a backlog replayed after a
+        # crash leaves one row per item).
+        await asyncio.gather(*(self._set(kind, i, None) for i in gone))
         self._count()
+
+    def interrupted(self, kind: str, item_id: str) -> None:
+        """A replay cut short by a clean stop did not fail: it is not counted (else a long
+        homeserver outage spanning a few restarts would park work that is only waiting).
+        Synchronous, for a cancelled task: the write rides on the stop's last commit."""
+        done = self.attempts[kind].get(item_id)
+        if not done or (kind, item_id) in self._interrupted:
+            return
+        self._interrupted.add((kind, item_id))
+        if done > 1:
+            self.attempts[kind][item_id] = done - 1
+        else:
+            del self.attempts[kind][item_id]
+        self.store.set_kv_soon(f"{_PREFIX}{kind}/{item_id}", str(done - 1) if done > 1 else None)
+
+    async def replay_many(self, kind: str, item_ids: list[str]) -> list[bool]:
+        """:meth:`replay` for several items, sharing one commit."""
+        return list(await asyncio.gather(*(self.replay(kind, i) for i in item_ids)))
 
     async def replay(self, kind: str, item_id: str) -> bool:
         """Count one more replay of this item (durable before it runs); False when its

@@ -123,7 +123,8 @@ class OutboxJob:
 
     async def __call__(self) -> None:
         bridge, item = self.bridge, self.item
-        if self._event is None and not await bridge.parking.replay("outbox", str(item.seq)):
+        replayed = self._event is None
+        if replayed and not await bridge.parking.replay("outbox", str(item.seq)):
             await self._tell_parked()  # replayed too often: kept, no longer run
             return
         items = [item]
@@ -140,6 +141,10 @@ class OutboxJob:
                     )
                     return
             await bridge.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
+        except asyncio.CancelledError:
+            if replayed:  # a stop cut it short: not a failure
+                bridge.parking.interrupted("outbox", str(item.seq))
+            raise
         finally:
             bridge.metrics.handled("remote", time.perf_counter() - start)
             bridge.store.outbox_done_later(i.seq for i in items)

@@ -514,12 +514,14 @@ class Store(MessageStore):
     async def set_kv(self, key: str, value: str | None) -> None:
         """Durable when it returns; concurrent calls share one group commit (connectors call
         this per message, e.g. IRC's "written" marker, so a commit each would cost)."""
+        await self.set_kv_soon(key, value)
+
+    def set_kv_soon(self, key: str, value: str | None) -> asyncio.Future[None]:
+        """:meth:`set_kv` queued at once, without waiting (:meth:`flush` waits for it)."""
         if value is None:
-            await self._write("DELETE FROM kv WHERE key=$1", key)
-        else:
-            await self._write(
-                "INSERT INTO kv (key, value) VALUES ($1, $2) "
-                "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-                key,
-                value,
-            )
+            return self._enqueue_write("DELETE FROM kv WHERE key=$1", (key,))
+        return self._enqueue_write(
+            "INSERT INTO kv (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )

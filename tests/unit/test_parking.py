@@ -37,3 +37,23 @@ async def test_finished_items_are_forgotten_and_kv_keys_alike_are_left_alone(
     await restarted.load()
     assert restarted.attempts["transaction"] == {"t2": 1}
     assert await store.get_kv("replay_") == "not ours"
+
+
+async def test_a_replay_cut_short_by_a_stop_is_not_counted(
+    open_store: Opener,  # noqa: F811
+) -> None:
+    store = await open_store()
+    parking = Parking(store, Metrics())
+    assert await parking.replay("outbox", "3")
+    assert await parking.replay("outbox", "3")
+    parking.interrupted("outbox", "3")
+    parking.interrupted("outbox", "3")  # once per run, however many jobs it had
+    await store.flush()
+    restarted = Parking(await open_store(), Metrics())
+    await restarted.load()
+    assert restarted.attempts["outbox"] == {"3": 1}
+    restarted.interrupted("outbox", "3")
+    await restarted.store.flush()
+    again = Parking(await open_store(), Metrics())
+    await again.load()
+    assert again.attempts["outbox"] == {}
