@@ -26,7 +26,7 @@ from mautrix.util.async_db import Database
 
 from . import __version__, remote_queue
 from .alias_rooms import AliasRooms
-from .appservice import AppServiceServer
+from .appservice import AppServiceServer, TxnKey
 from .config import Config
 from .connector import (
     BridgeAPI,
@@ -50,9 +50,10 @@ from .media import public_base as media_public_base
 from .metrics import Metrics
 from .notices import Notices
 from .ordering import OrderedExecutor
+from .parking import Parking
 from .presence import PresenceKeeper
 from .store import OutboxItem, Store
-from .transactions import Transactions
+from .transactions import Transactions, parking_key
 
 log = logging.getLogger("bridgekit")
 #: Tries to commit a batch of remote events before they are given up (logged, and the
@@ -131,6 +132,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             self.bridge_id,
         )
         self.metrics = Metrics()
+        self.parking = Parking(self.store, self.metrics)
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
         self.server = AppServiceServer(
@@ -193,14 +195,31 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
         for login in await self.store.logins():
             if login.network in self.connectors:
                 await self._load_client(login)
-        # Replay what was stored but not finished before the last stop, ahead of anything new.
-        for item in await self.store.outbox_pending():
-            self._submit_outbox(item)
-        for txn, body in await self.store.pending_transactions():
+        # Replay what was stored but not finished before the last stop, ahead of anything new
+        # (each replay counted: what keeps failing is parked, see parking.py).
+        await self.parking.load()
+        outbox = await self.store.outbox_pending()
+        await self.parking.keep_only("outbox", (str(i.seq) for i in outbox))
+        for item in outbox:
+            if not self.parking.is_parked("outbox", str(item.seq)):
+                self._submit_outbox(item)
+        pending = await self.store.pending_transactions()
+        await self.parking.keep_only("transaction", (parking_key(t) for t, _ in pending))
+        replays: list[tuple[TxnKey, dict[str, Any]]] = []
+        for txn, body in pending:
+            if self.parking.is_parked("transaction", parking_key(txn)):
+                continue
             try:
-                data = json.loads(body)
+                replays.append((txn, json.loads(body)))
             except (ValueError, RecursionError):
                 await self.store.finish_transactions([txn])
+        # Counted together (one commit), then dispatched in one go, in order.
+        allowed = await self.parking.replay_many(
+            "transaction", [parking_key(t) for t, _ in replays]
+        )
+        for (txn, data), go in zip(replays, allowed, strict=True):
+            if not go:
+                self._spawn(self._tell_parked_transaction(txn, data))
                 continue
             log.info("Replaying unfinished transaction %s", txn[0])
             self.dispatch_transaction(txn, data, replay=True)
@@ -476,6 +495,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             "version": __version__,
             "started": self.started,
             "queues": {"inbox": self.inbox.pending, "outbox": self.outbox.pending},
+            "parked": {kind: sorted(items) for kind, items in self.parking.parked.items()},
             "logins": {
                 lid: {
                     "network": c.login.network,

@@ -35,6 +35,7 @@ from .events import (
     MatrixTyping,
     MessageContent,
 )
+from .matrix_fields import Relation, relation
 from .store import LRU, MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
@@ -99,9 +100,8 @@ class MatrixToRemote:
         etype = evt["type"]
         content = evt["content"]
         if etype in ("m.room.message", "m.sticker"):
-            rel = content.get("m.relates_to")
-            rel = rel if isinstance(rel, dict) else {}
-            if rel.get("rel_type") == "m.replace":
+            rel = relation(content)  # checked by the router (matrix_fields.check_event)
+            if rel.rel_type == "m.replace":
                 await self._edit(portal, evt, rel)
             else:
                 await self._message(portal, evt, replay)
@@ -136,9 +136,9 @@ class MatrixToRemote:
             if content.get("format") == "org.matrix.custom.html"
             else None
         )
-        rel = content.get("m.relates_to") or {}
-        reply_event = (rel.get("m.in_reply_to") or {}).get("event_id")
-        if reply_event and not rel.get("is_falling_back"):
+        rel = relation(content)
+        reply_event = rel.reply_to
+        if reply_event and not rel.is_falling_back:
             body, html = strip_reply_fallback(body, html if isinstance(html, str) else None)
         mc = MessageContent(body=body, html=html if isinstance(html, str) else None)
         msgtype = content.get("msgtype", "m.text")
@@ -146,12 +146,14 @@ class MatrixToRemote:
         if isinstance(content.get("url"), str):
             mc.media_url = content["url"]
             mc.media_info = content.get("info") or {}
-        if reply_event and not rel.get("is_falling_back"):
-            row = await self.bridge.store.message_by_event(reply_event)
+        if reply_event and not rel.is_falling_back:
+            row = await self.bridge.store.message_in_portal(portal.network, portal.key, reply_event)
             if row:
                 mc.reply_to = row.remote_id
-        if rel.get("rel_type") == "m.thread" and isinstance(rel.get("event_id"), str):
-            row = await self.bridge.store.message_by_event(rel["event_id"])
+        if rel.rel_type == "m.thread" and rel.event_id:
+            row = await self.bridge.store.message_in_portal(
+                portal.network, portal.key, rel.event_id
+            )
             if row:
                 mc.thread_root = row.remote_id
         return mc
@@ -203,8 +205,7 @@ class MatrixToRemote:
             await self._refuse(portal, evt, f"your message was not delivered: {e}")
             return
         self.bridge.metrics.events_out(portal.network)
-        rel = evt["content"].get("m.relates_to")
-        rel = rel if isinstance(rel, dict) else {}
+        rel = relation(evt["content"])
         self.bridge.store.add_message_soon(
             MessageRow(
                 network=portal.network,
@@ -216,7 +217,7 @@ class MatrixToRemote:
                 sender_mxid=evt["sender"],
                 sender_remote=client.login.remote_id,
                 ts=int(evt.get("origin_server_ts") or 0),
-                thread_root=rel.get("event_id") if rel.get("rel_type") == "m.thread" else None,
+                thread_root=rel.event_id if rel.rel_type == "m.thread" else None,
             ),
             result.extra_ids if result else (),
         )
@@ -236,10 +237,10 @@ class MatrixToRemote:
             safe = {k: escape(v) for k, v in fields.items()}
             mc.html = escape(fmt).format(message=mc.html, **safe)
 
-    async def _edit(self, portal: Portal, evt: dict[str, Any], rel: dict[str, Any]) -> None:
-        target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
+    async def _edit(self, portal: Portal, evt: dict[str, Any], rel: Relation) -> None:
+        target = await self._target(portal, rel.event_id)
         if target is None or target.sender_mxid != evt["sender"]:
-            return  # unknown target, or someone editing another's message
+            return  # unknown here (or another room's), or someone editing another's message
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
             return
@@ -261,11 +262,18 @@ class MatrixToRemote:
             fallback.pop("m.relates_to", None)
             await self._message(portal, {**evt, "content": fallback})
 
+    async def _target(self, portal: Portal, event_id: str | None) -> MessageRow | None:
+        """The bridged message ``event_id`` names, if it is one of this portal's: an edit,
+        reaction, reply or redaction in one room must never reach another room's chat."""
+        if not event_id:
+            return None
+        return await self.bridge.store.message_in_portal(portal.network, portal.key, event_id)
+
     async def _reaction(self, portal: Portal, evt: dict[str, Any]) -> None:
-        rel = evt["content"].get("m.relates_to") or {}
-        key = rel.get("key")
-        target = await self.bridge.store.message_by_event(rel.get("event_id", ""))
-        if target is None or not isinstance(key, str):
+        rel = relation(evt["content"])
+        key = rel.key
+        target = await self._target(portal, rel.event_id)
+        if target is None or key is None:
             return
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, ReactionHandler):
@@ -293,7 +301,7 @@ class MatrixToRemote:
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed:
             return
-        msg = await self.bridge.store.message_by_event(redacts)
+        msg = await self._target(portal, redacts)
         if msg is not None:
             if msg.sender_mxid != evt["sender"] or not isinstance(client, RedactionHandler):
                 return
@@ -302,7 +310,7 @@ class MatrixToRemote:
             )
             await self.bridge.store.delete_message(redacts)
             return
-        reaction = await self.bridge.store.reaction_by_event(redacts)
+        reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
         if reaction is not None and isinstance(client, ReactionHandler):
             await client.handle_matrix_reaction_remove(
                 MatrixReactionRemove(
@@ -377,7 +385,7 @@ class MatrixToRemote:
                     )
 
     async def handle_matrix_receipt(self, portal: Portal, user_id: str, event_id: str) -> None:
-        row = await self.bridge.store.message_by_event(event_id)
+        row = await self._target(portal, event_id)
         for client in self.bridge.clients_of(user_id, portal.network):
             if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
                 await client.handle_matrix_read_receipt(

@@ -54,6 +54,8 @@ class Metrics:
         self.handling: dict[str, Histogram] = {}
         self.ack = Histogram(ACK_BUCKETS)
         self.queue_depth: dict[str, int] = {}
+        #: Transactions and outbox rows set aside after failing replays (see parking.py).
+        self.parked: dict[str, int] = {}
 
     def events_in(self, source: str, n: int = 1) -> None:
         self.events_in_total[source] = self.events_in_total.get(source, 0) + n
@@ -122,6 +124,14 @@ class Metrics:
         yield labelled(
             GaugeMetricFamily("bridgekit_queue_depth", "Events waiting", labels=["queue"]),
             self.queue_depth,
+        )
+        yield labelled(
+            GaugeMetricFamily(
+                "bridgekit_parked",
+                "Transactions and outbox rows no longer replayed after failing replays",
+                labels=["kind"],
+            ),
+            self.parked,
         )
 
 

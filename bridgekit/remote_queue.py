@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .coalesce import MAX_LINES, mergeable
 from .events import RemoteEvent, RemoteMessage, remote_event_from_json, remote_event_to_json
+from .parking import REPLAY_ATTEMPTS
 from .store import OutboxItem
 
 if TYPE_CHECKING:
@@ -146,6 +147,10 @@ class OutboxJob:
 
     async def __call__(self) -> None:
         bridge, item = self.bridge, self.item
+        replayed = self._event is None
+        if replayed and not await bridge.parking.replay("outbox", str(item.seq)):
+            await self._tell_parked()  # replayed too often: kept, no longer run
+            return
         items = [item]
         start = time.perf_counter()
         try:
@@ -171,9 +176,22 @@ class OutboxJob:
                     )
                     return
             await bridge.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
+        except asyncio.CancelledError:
+            if replayed:  # a stop cut it short: not a failure
+                bridge.parking.interrupted("outbox", str(item.seq))
+            raise
         finally:
             bridge.metrics.handled("remote", time.perf_counter() - start)
             bridge.store.outbox_done_later(i.seq for i in items)
+
+    async def _tell_parked(self) -> None:
+        portal = await self.bridge.store.get_portal(self.item.network, self.item.portal)
+        if portal is not None and portal.mxid:
+            await self.bridge.send_notice(
+                portal.mxid,
+                f"A message from the network could not be bridged here: it failed "
+                f"{REPLAY_ATTEMPTS} replays and was set aside (outbox row {self.item.seq}).",
+            )
 
     async def _hold(self, sender: str) -> None:
         key = (self.item.network, self.item.portal)

@@ -16,6 +16,7 @@ from .command_secrets import NO_POWER_HINT, can_redact
 from .connector import PresenceHandler
 from .events import MatrixPresence
 from .ids import server_of
+from .matrix_fields import NOTICE_TYPES, MalformedEvent, check_event
 from .records import LRU
 
 if TYPE_CHECKING:
@@ -127,7 +128,22 @@ class MatrixRouter:
         if level == 0:
             log.info("Ignoring %s from %s: not permitted by the config", etype, sender)
             return
+        try:
+            check_event(evt)
+        except MalformedEvent as e:
+            await self._refuse_malformed(evt, sender, room_id, str(e))
+            return
         await self.bridge.portals.handle_matrix_event(portal, evt, level, replay)
+
+    async def _refuse_malformed(
+        self, evt: dict[str, Any], sender: str, room_id: str, why: str
+    ) -> None:
+        """One log line, a metric, and for what the sender wrote a notice (it won't arrive)."""
+        etype = evt["type"]
+        log.info("Refusing %s %r from %s: %s", etype, evt.get("event_id"), sender, why)
+        self.bridge.metrics.error("malformed_event")
+        if etype in NOTICE_TYPES:
+            await self.bridge.send_notice(room_id, f"{sender}: your {etype} was not bridged: {why}")
 
     async def _bot_membership(
         self, evt: dict[str, Any], sender: str, room_id: str, content: dict[str, Any]

@@ -73,6 +73,25 @@ _DELETE_OUTBOX = "DELETE FROM outbox WHERE seq=$1"
 DONE_LATER_DELAY = 1.0
 
 
+def _settle(fut: asyncio.Future[None] | None, error: BaseException | None = None) -> None:
+    if fut is None or fut.done():
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
+        fut.exception()  # retrieved: background writes have no awaiter
+
+
+def _write_failed(
+    write: tuple[str, tuple[Any, ...], asyncio.Future[None] | None], error: Exception
+) -> None:
+    """A write that fails on its own: logged with its statement (never its values), and
+    its waiter told."""
+    log.error("A database write failed (%s ...): %s", write[0][:40], error)
+    _settle(write[2], error)
+
+
 class Store(MessageStore):
     """The runtime's persistence. One instance per bridge process."""
 
@@ -160,33 +179,54 @@ class Store(MessageStore):
         await asyncio.sleep(0)
         while self._writes:
             batch, self._writes = self._writes, []
+            writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None] | None]] = [
+                (_DELETE_OUTBOX, row, None) for row in self._take_done_later()
+            ]
+            writes.extend(batch)
             groups: list[tuple[str, list[Any]]] = []
-            if self._done_later:
-                groups.append((_DELETE_OUTBOX, self._take_done_later()))
-            for query, args, _ in batch:  # consecutive writes of one statement: executemany
+            for query, args, _ in writes:  # consecutive writes of one statement: executemany
                 if groups and groups[-1][0] == query:
                     groups[-1][1].append(args)
                 else:
                     groups.append((query, [args]))
             try:
-                if self._sqlite:
-                    await sqlite_work.run(
-                        self.db, lambda c, g=groups: sqlite_work.execute_groups(c, g)
-                    )
-                else:
-                    async with self.db.acquire() as conn, conn.transaction():
-                        for query, rows in groups:
-                            await conn.executemany(query, rows)
+                await self._commit_groups(groups)
             except Exception as e:
-                log.exception("A group commit of %d writes failed", len(batch))
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                        fut.exception()  # retrieved: background writes have no awaiter
+                if len(writes) == 1:
+                    _write_failed(writes[0], e)
+                    continue
+                # One bad row must not sink the others (another room's mappings, the
+                # transactions' "finished" marks): each write again, in order, on its own.
+                log.warning(
+                    "A group commit of %d writes failed (%s); retrying them one by one",
+                    len(writes),
+                    e,
+                )
+                failed: list[str] = []
+                for query, args, fut in writes:
+                    try:
+                        await self._commit_groups([(query, [args])])
+                    except Exception as e1:
+                        failed.append(f"{query[:40]} ...: {e1}")
+                        _settle(fut, e1)
+                    else:
+                        _settle(fut)
+                if failed:  # one line, however many (a full disk fails them all)
+                    log.error(
+                        "%d of %d writes failed (first: %s)", len(failed), len(writes), failed[0]
+                    )
                 continue
             for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+                _settle(fut)
+
+    async def _commit_groups(self, groups: list[tuple[str, list[Any]]]) -> None:
+        """``executemany`` per (statement, rows) group, all in one database transaction."""
+        if self._sqlite:
+            await sqlite_work.run(self.db, lambda c: sqlite_work.execute_groups(c, groups))
+        else:
+            async with self.db.acquire() as conn, conn.transaction():
+                for query, rows in groups:
+                    await conn.executemany(query, rows)
 
     @property
     def is_sqlite(self) -> bool:
@@ -497,15 +537,24 @@ class Store(MessageStore):
     async def get_kv(self, key: str) -> str | None:
         return await self.db.fetchval("SELECT value FROM kv WHERE key=$1", key)
 
+    async def kv_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key starting with ``prefix`` (taken literally), with its value."""
+        rows = await self.db.fetch(
+            "SELECT key, value FROM kv WHERE substr(key, 1, $1) = $2", len(prefix), prefix
+        )
+        return {r["key"]: r["value"] for r in rows}
+
     async def set_kv(self, key: str, value: str | None) -> None:
         """Durable when it returns; concurrent calls share one group commit (connectors call
         this per message, e.g. IRC's "written" marker, so a commit each would cost)."""
+        await self.set_kv_soon(key, value)
+
+    def set_kv_soon(self, key: str, value: str | None) -> asyncio.Future[None]:
+        """:meth:`set_kv` queued at once, without waiting (:meth:`flush` waits for it)."""
         if value is None:
-            await self._write("DELETE FROM kv WHERE key=$1", key)
-        else:
-            await self._write(
-                "INSERT INTO kv (key, value) VALUES ($1, $2) "
-                "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-                key,
-                value,
-            )
+            return self._enqueue_write("DELETE FROM kv WHERE key=$1", (key,))
+        return self._enqueue_write(
+            "INSERT INTO kv (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )

@@ -182,6 +182,16 @@ class MessageStore:
         self._msg_by_event.put(event_id, msg)
         return msg
 
+    async def message_in_portal(
+        self, network: str, portal: PortalKey, event_id: str
+    ) -> MessageRow | None:
+        """The message bridged as ``event_id`` if it belongs to this portal, else None
+        (event ids are global: a relation may name another room's event)."""
+        msg = await self.message_by_event(event_id)
+        if msg is None or msg.network != network or msg.portal != portal:
+            return None
+        return msg
+
     async def last_message(self, network: str, portal: PortalKey) -> MessageRow | None:
         row = await self.db.fetchrow(
             "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
@@ -242,6 +252,13 @@ class MessageStore:
     async def reaction_by_event(self, event_id: str) -> ReactionRow | None:
         row = await self.db.fetchrow("SELECT * FROM reaction WHERE event_id=$1", event_id)
         return reaction_from_row(row) if row else None
+
+    async def reaction_in_portal(
+        self, network: str, portal: PortalKey, event_id: str
+    ) -> ReactionRow | None:
+        """The reaction bridged as ``event_id`` if it belongs to this portal, else None."""
+        r = await self.reaction_by_event(event_id)
+        return r if r is not None and r.network == network and r.portal == portal else None
 
     async def delete_reaction(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM reaction WHERE event_id=$1", event_id)

@@ -14,11 +14,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .appservice import TxnKey
+from .parking import REPLAY_ATTEMPTS
 from .records import LRU
 
 if TYPE_CHECKING:
     from .metrics import Metrics
     from .ordering import OrderedExecutor
+    from .parking import Parking
     from .router import MatrixRouter
     from .store import Store
 
@@ -30,6 +32,11 @@ MAX_PENDING_EVENTS = 20_000
 TXN_KEEP_MS = 7 * 24 * 3600 * 1000
 #: Seconds between two warnings that the homeserver reuses transaction ids.
 TXN_REUSE_LOG_INTERVAL = 600.0
+
+
+def parking_key(txn: TxnKey) -> str:
+    """A transaction's name in :mod:`bridgekit.parking` (its id alone is not unique)."""
+    return f"{txn[0]}/{txn[1]}"
 
 
 def _short(value: Any) -> str:
@@ -45,10 +52,13 @@ class Transactions:
     router: MatrixRouter
     inbox: OrderedExecutor
     metrics: Metrics
+    parking: Parking
 
     if TYPE_CHECKING:  # provided by Bridge
 
         def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+
+        async def send_notice(self, room_id: str, text: str) -> Any: ...
 
     def _init_transactions(self) -> None:
         self._txn_remaining: dict[TxnKey, int] = {}
@@ -163,6 +173,10 @@ class Transactions:
                     self.metrics.error("matrix_event")
                     self._event_failed(evt, e)
                 self.metrics.handled("matrix", time.perf_counter() - start)
+        except asyncio.CancelledError:
+            if replay:  # a stop cut it short: not a failure
+                self.parking.interrupted("transaction", parking_key(txn))
+            raise
         finally:
             remaining = self._txn_remaining.get(txn, 1) - 1
             if remaining <= 0:
@@ -210,3 +224,19 @@ class Transactions:
             except Exception:
                 log.exception("Could not mark transactions finished (they will be replayed)")
                 return
+
+    async def _tell_parked_transaction(self, txn: TxnKey, data: dict[str, Any]) -> None:
+        """The portal rooms of a parked transaction's events learn that some were not
+        bridged (their senders would otherwise never know)."""
+        rooms = {
+            e["room_id"]
+            for e in data.get("events") or ()
+            if isinstance(e, dict) and isinstance(e.get("room_id"), str)
+        }
+        for room_id in sorted(rooms):
+            if self.store.is_portal_room(room_id):
+                await self.send_notice(
+                    room_id,
+                    f"Some messages sent here could not be bridged: their transaction "
+                    f"({txn[0]}) failed {REPLAY_ATTEMPTS} replays and was set aside.",
+                )

@@ -156,15 +156,49 @@ async def test_finishing_a_transaction_commits_with_what_its_handling_queued(
 
 
 async def test_a_failed_group_commit_leaves_the_transaction_replayable(
-    open_store: Opener,
+    open_store: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The database refuses every commit (full, gone): nothing is marked finished."""
     first = await open_store()
     await first.store_transaction(k("t1"), '{"events":[1]}')
-    first._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
-    with pytest.raises(Exception, match="no_such_table"):
+    first.add_message_soon(message("m1", event_id="$e1"))
+
+    async def refuse(groups: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(first, "_commit_groups", refuse)
+    with pytest.raises(OSError, match="disk full"):
         await first.finish_transactions([k("t1")])
     restarted = await open_store()
     assert await restarted.pending_transactions() == [(k("t1"), '{"events":[1]}')]
+
+
+async def test_one_bad_write_does_not_sink_the_others_of_its_group_commit(
+    open_store: Opener,
+) -> None:
+    """A row the database refuses (a list where text belongs) fails alone: the other
+    portal's mapping and the transaction's "finished" mark in the same commit hold."""
+    first = await open_store()
+    await first.store_transaction(k("t1"), '{"events":[1]}')
+    bad = message("m1", event_id="$bad")
+    bad.thread_root = ["$a", "$b"]  # type: ignore[assignment]
+    first.add_message_soon(message("m0", event_id="$before", portal=PortalKey("other")))
+    first.add_message_soon(bad)
+    first.add_message_soon(message("m2", event_id="$good", portal=PortalKey("other")))
+    await first.finish_transactions([k("t1")])
+    restarted = await open_store()
+    assert await restarted.pending_transactions() == []
+    for remote_id, event_id in (("m0", "$before"), ("m2", "$good")):
+        found = await restarted.message_by_remote("fake", PortalKey("other"), remote_id)
+        assert found is not None and found.event_id == event_id
+    assert await restarted.message_by_remote("fake", PortalKey("chat"), "m1") is None
+
+
+async def test_a_write_that_fails_alone_tells_its_waiter(store: Store) -> None:
+    with pytest.raises(Exception, match="no_such_table"):
+        await store._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
+    await store.set_kv("k", "v")  # the group commit goes on
+    assert await store.get_kv("k") == "v"
 
 
 async def test_pending_transactions_survive_a_restart(open_store: Opener) -> None:
