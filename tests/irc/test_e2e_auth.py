@@ -5,9 +5,11 @@ of the real InspIRCd (``m_sasl`` needs a services server, which the tests do not
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from bridgekit.connector import BridgeStateEvent
+from bridges.irc.crypto import SecretBox
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
 from tests.helpers import management_room
@@ -20,6 +22,7 @@ from tests.irc.e2e import (
     start_bridge,
 )
 from tests.irc.sasl_proxy import SaslAttempt, SaslProxy
+from tests.irc.test_connector_units import old_v0_encrypt
 
 SERVER_PASSWORD = "letmein-7"
 
@@ -154,5 +157,41 @@ async def test_a_stored_password_logs_the_puppet_in_and_a_refused_one_is_reporte
                 await alice.send_text(room_id, "still here")
                 await bob.wait_for(privmsg_from(puppet, "still here"), 15)
                 assert len(connector(bridge).clients) == 1
+            finally:
+                await bob.close()
+
+
+async def test_a_password_stored_in_the_old_v0_format_is_used_and_rewritten_with_aes_gcm(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    """Releases before the removal of the stdlib cipher wrote ``v0:`` values when
+    ``cryptography`` was missing. Such a value still logs the user in, and loading it once
+    rewrites it as ``v1:`` (AES-GCM)."""
+    async with SaslProxy(ircd, {}) as proxy:
+        bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob = IrcTestClient(ircd.host, ircd.port)
+        await bob.connect(uid("bob"))
+        await bob.join(channel)
+        async with alice:
+            try:
+                room_id, puppet = await open_channel(alice, channel, bob)
+                proxy.accounts[puppet] = "old-secret"
+                irc = connector(bridge)
+                (login_id,) = list(irc.clients)
+                key = bridge.secret_key("irc-passwords")
+                old = old_v0_encrypt(key, "old-secret", login_id, os.urandom(12))
+                await bridge.set_kv(f"irc:pass:{login_id}", old)
+                # A restart loads every login with its stored password.
+                await make_bridge.stop(bridge)
+                await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == puppet, 30)
+                bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
+                await bob.wait_for(is_puppet_join(channel), 30)
+                await eventually(lambda: proxy.attempts)
+                assert proxy.attempts == [SaslAttempt(puppet, "old-secret", True)]
+                stored = await bridge.get_kv(f"irc:pass:{login_id}")
+                assert stored is not None and stored.startswith("v1:"), stored
+                assert SecretBox(key).decrypt(stored, context=login_id) == "old-secret"
             finally:
                 await bob.close()
