@@ -23,6 +23,7 @@ from bridgekit.connector import (
     MembershipHandler,
     NetworkClient,
     ReactionHandler,
+    RelayLineHandler,
     RoomMetaHandler,
     TypingHandler,
 )
@@ -78,6 +79,7 @@ class IRCClient(
     RoomMetaHandler,
     BackfillHandler,
     TypingHandler,
+    RelayLineHandler,
 ):
     connector: IRCConnector
 
