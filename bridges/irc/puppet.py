@@ -29,6 +29,7 @@ from bridgekit.connector import (
 )
 from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
 
+from . import nickserv
 from .channels import ChannelMixin
 from .client import IRCConnection
 from .config import ServerConfig
@@ -258,7 +259,7 @@ class IRCClient(
         self.connector.set_puppet_nick(self, None, self.conn.nick)
         self.conn.label = f"{self.login.id}/{self.conn.nick}"
         if self._password and "sasl" not in self.conn.caps:
-            self.conn.send_raw_safe("PRIVMSG", "NickServ", f"IDENTIFY {self._password}")
+            self._spawn(self._identify(self._password))
         if self.conn.sasl is not None and self.conn.sasl_failed:
             # Connected, but not logged in: say so where the user looks, not only in a log.
             account = self.conn.sasl[0]
@@ -269,6 +270,16 @@ class IRCClient(
                     f"{self.server_name} refused the SASL login as {account}: connected "
                     f"without logging in. Check the password ({how}).",
                 )
+            )
+
+    async def _identify(self, password: str) -> None:
+        """NickServ for a server without SASL, if it vouches for its services."""
+        why_not = await nickserv.identify(self, password)
+        if why_not is not None and why_not != "disconnected":
+            await self.bridge.notify_user(
+                self.login.user_mxid,
+                f"Your password was not sent to {self.server.nickserv}: {why_not}. "
+                "Connected without identifying.",
             )
 
     def _on_state(self, state: str, message: str) -> None:

@@ -195,3 +195,74 @@ async def test_a_password_stored_in_the_old_v0_format_is_used_and_rewritten_with
                 assert SecretBox(key).decrypt(stored, context=login_id) == "old-secret"
             finally:
                 await bob.close()
+
+
+def _identify_to(client: IrcTestClient) -> list[str]:
+    return [
+        m.trailing or ""
+        for m in client.history
+        if m.command == "PRIVMSG" and "IDENTIFY" in (m.trailing or "")
+    ]
+
+
+async def test_nickserv_identify_goes_only_to_services_the_server_vouches_for(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    """Without SASL the stored password goes to NickServ by PRIVMSG, and on a network without
+    services anyone can hold that nick. It is sent only when the holder's ``USERHOST`` matches
+    the configured ``services_mask``; without a mask, or to an impostor, never."""
+    channel = "#" + uid("chan")
+    bob = IrcTestClient(ircd.host, ircd.port)
+    await bob.connect(uid("bob"))
+    await bob.join(channel)
+    impostor = IrcTestClient(ircd.host, ircd.port)
+    await impostor.connect("NickServ", user="evil")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    bridge = await start_bridge(make_bridge, ircd)
+    try:
+        async with alice:
+            _, puppet = await open_channel(alice, channel, bob)
+            conv = await management_room(alice, bridge)
+
+            async def reconnect_and_see_refusal(reason: str) -> None:
+                await conv.say("irc reconnect")
+                await bob.wait_for(is_puppet_join(channel), 30)
+                # The old code wrote IDENTIFY right after registering, before the JOIN.
+                assert _identify_to(impostor) == []
+                notice = await alice.wait_for_event(
+                    conv.room_id,
+                    lambda e: (
+                        "password was not sent" in e.get("content", {}).get("body", "")
+                        and reason in e["content"]["body"]
+                    ),
+                    30,
+                )
+                assert "pw-ns-1" not in notice["content"]["body"]
+
+            # No services_mask (the default): a user holding NickServ gets nothing.
+            assert "stored" in await conv.say("irc storepass pw-ns-1")
+            await reconnect_and_see_refusal("services_mask")
+            assert _identify_to(impostor) == []
+            # With a mask, an impostor whose user@host does not match gets nothing either.
+            await make_bridge.stop(bridge)
+            mask = f"NickServ!svc@{ircd.host}"
+            bridge = await start_bridge(make_bridge, ircd, services_mask=mask)
+            await bob.wait_for(is_puppet_join(channel), 30)
+            conv = await management_room(alice, bridge)
+            await reconnect_and_see_refusal("evil@")
+            assert _identify_to(impostor) == []
+            # The services' own connection (here: the user part the mask names) gets it.
+            await impostor.close()
+            services = IrcTestClient(ircd.host, ircd.port)
+            await services.connect("NickServ", user="svc")
+            try:
+                await conv.say("irc reconnect")
+                got = await services.wait_for(
+                    lambda m: m.command == "PRIVMSG" and m.nick == puppet, 30
+                )
+                assert got.params[0] == "NickServ" and got.trailing == "IDENTIFY pw-ns-1"
+            finally:
+                await services.close()
+    finally:
+        await impostor.close()
+        await bob.close()
