@@ -113,6 +113,8 @@ class IRCClient(
         #: folded channels ``irc join`` asked for: the user is invited to the room on JOIN.
         self.invite_on_join: set[str] = set()
         self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
+        #: Why the password last was not sent to NickServ (said once, not at every reconnect).
+        self._nickserv_told: str | None = None
         self.netsplit = NetsplitDebouncer(self.server.netsplit_debounce, self._netsplit_leaves)
         self._loaded = False
         self._history_refs: set[str] = set()
@@ -275,7 +277,8 @@ class IRCClient(
     async def _identify(self, password: str) -> None:
         """NickServ for a server without SASL, if it vouches for its services."""
         why_not = await nickserv.identify(self, password)
-        if why_not is not None and why_not != "disconnected":
+        told, self._nickserv_told = self._nickserv_told, why_not
+        if why_not is not None and why_not != "disconnected" and why_not != told:
             await self.bridge.notify_user(
                 self.login.user_mxid,
                 f"Your password was not sent to {self.server.nickserv}: {why_not}. "
