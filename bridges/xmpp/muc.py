@@ -439,9 +439,9 @@ class MucManager:
         for occupant in room.occupants.values():
             if occupant.remote_id == remote_id:
                 return occupant.nick
-        if remote_id.startswith(room_jid + "/"):
-            return remote_id[len(room_jid) + 1 :]
-        return None
+        nick = remote_id[len(room_jid) + 1 :] if remote_id.startswith(room_jid + "/") else ""
+        # A generated id (occupants.py) is no nick: its occupant is gone.
+        return nick if nick and not nick.startswith("~") else None
 
     async def admin(
         self, puppet: str, room_jid: str, item: dict[str, str], reason: str | None
