@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import management_room
+from tests.helpers import give_power, management_room
 from tests.irc.e2e import alias, irc_user, start_bridge
 
 
@@ -21,6 +21,7 @@ async def _relay_room(make_bridge, ircd, bridge_env, uid, admin) -> tuple[Any, s
     assert "Logged in" in await conv.say("-")
     room_id = await admin.join(alias(channel))
     await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == relay_nick, 30)
+    await give_power(bridge, room_id, admin.user_id, 50)  # set-relay needs a room moderator
     await admin.send_text(room_id, "!set-relay")
     await admin.wait_for_event(room_id, lambda e: "relayed" in e.get("content", {}).get("body", ""))
     return bridge, room_id, relay_nick, bob
