@@ -28,18 +28,9 @@ from . import __version__, remote_queue
 from .alias_rooms import AliasRooms
 from .appservice import AppServiceServer, TxnKey
 from .config import Config
-from .connector import (
-    BridgeAPI,
-    NetworkClient,
-    NetworkConnector,
-    ThirdPartyHandler,
-)
+from .connector import NetworkClient, NetworkConnector, ThirdPartyHandler
 from .db import create_database, migrate, open_database, package_migrations
-from .events import (
-    PortalKey,
-    RemoteEvent,
-    remote_event_to_json,
-)
+from .events import RemoteEvent, RemoteUserID, remote_event_to_json
 from .fetcher import MediaFetcher
 from .ids import localpart_of, server_of
 from .instance_lock import InstanceLock
@@ -48,6 +39,7 @@ from .matrix import Backoff, MatrixClient, with_retries
 from .media import MediaServer, MediaSigner
 from .media import public_base as media_public_base
 from .metrics import Metrics
+from .network_api import NetworkBridge
 from .notices import Notices
 from .ordering import OrderedExecutor
 from .parking import Parking
@@ -96,7 +88,11 @@ def discover_connectors() -> InstalledConnectors:
     return InstalledConnectors()
 
 
-class Bridge(Logins, Notices, Transactions, BridgeAPI):
+class Bridge(Logins, Notices, Transactions):
+    """The runtime. Connectors never see it whole: each gets a
+    :class:`~bridgekit.network_api.NetworkBridge` bound to its network, so the methods here
+    that look something up take the network explicitly."""
+
     def __init__(
         self,
         config: Config,
@@ -185,7 +181,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             migrations = package_migrations(pkg + ".migrations")
             if migrations:
                 await migrate(self.db, name, migrations)
-            connector = cls(self, section)
+            connector = cls(NetworkBridge(self, name), section)
             self.connectors[name] = connector
             for cmd in connector.commands():
                 self.commands.register(cmd)
@@ -357,7 +353,7 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             return await handler.lookup_location(query)
         return await handler.lookup_user(query)
 
-    # -- BridgeAPI for connectors --------------------------------------------------------------
+    # -- what the connectors' BridgeAPI views forward to ---------------------------------------
 
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -383,14 +379,16 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
             self._outbox_flush_task = self._spawn(self._flush_outbox())
 
     def _network_of_event(self, login_id: str | None, event: RemoteEvent) -> str:
-        if login_id and login_id in self.clients:
-            return self.clients[login_id].login.network
-        network = getattr(event, "network", None)
-        if network:
-            return network
-        if len(self.connectors) == 1:
-            return next(iter(self.connectors))
-        raise ValueError("queue_remote_event needs a login id when several networks run")
+        """The event's network: set by the connector's view (or the login's, for the
+        runtime's own events). Never guessed: with several networks a guess is wrong."""
+        client = self.clients.get(login_id) if login_id else None
+        if client is not None:
+            if event.network and event.network != client.login.network:
+                raise ValueError(f"a {event.network} event for {client.login.network} login")
+            return client.login.network
+        if event.network:
+            return event.network
+        raise ValueError("a remote event needs its network or the id of a loaded login")
 
     async def _flush_outbox(self) -> None:
         """Group commit: every event queued while the previous write ran goes in one txn,
@@ -443,21 +441,14 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
     async def set_kv(self, key: str, value: str | None) -> None:
         await self.store.set_kv(key, value)
 
-    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
-        for network in self.connectors:
-            row = await self.store.message_by_remote(network, portal, remote_id)
-            if row:
-                return row.event_id
-        return None
-
     async def find_remote_id(self, event_id: str) -> str | None:
         row = await self.store.message_by_event(event_id)
         return row.remote_id if row else None
 
-    def ghost_mxid(self, remote_user_id: str, network: str | None = None) -> str:
-        if network is None:
-            network = next(iter(self.connectors)) if len(self.connectors) == 1 else ""
-        return f"@{self.connectors[network].ghost_localpart(remote_user_id)}:{self.domain}"
+    def ghost_mxid(self, remote_user_id: str, network: str) -> str:
+        """The ghost of ``remote_user_id`` on ``network`` (a remote id means nothing alone)."""
+        localpart = self.connectors[network].ghost_localpart(RemoteUserID(remote_user_id))
+        return f"@{localpart}:{self.domain}"
 
     async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
         bot = self.matrix.bot

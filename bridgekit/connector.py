@@ -42,8 +42,11 @@ from .events import (
     MatrixRoomMeta,
     MatrixTyping,
     PortalKey,
+    RemoteChatID,
     RemoteEvent,
     RemoteMessage,
+    RemoteMessageID,
+    RemoteUserID,
     UserInfo,
 )
 from .ids import escape_localpart, template_regex, unescape_localpart
@@ -54,6 +57,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BridgeAPI",
     "BridgeStateEvent",
+    "RemoteChatID",
+    "RemoteMessageID",
+    "RemoteUserID",
     "LoginInfo",
     "LoginFlow",
     "LoginField",
@@ -114,9 +120,9 @@ class MessageResult:
     remote echo of the message is recognised and not bridged back.
     """
 
-    remote_id: str | None = None
+    remote_id: RemoteMessageID | None = None
     timestamp: float | None = None
-    extra_ids: Sequence[str] = ()
+    extra_ids: Sequence[RemoteMessageID] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +175,17 @@ class LoginProcess(ABC):
 
 
 class BridgeAPI(ABC):
-    """The runtime as a connector sees it. Obtained in :meth:`NetworkConnector.__init__`."""
+    """The runtime as a connector sees it. Obtained in :meth:`NetworkConnector.__init__`.
+
+    Each connector gets its own, bound to its network (:attr:`network`): every lookup
+    (``ghost_mxid``, ``find_message``...) is within that network, events queued are that
+    network's, and a login id of another network is refused (``ValueError``). So with
+    several networks in one process a connector cannot name another network's objects.
+    """
 
     domain: str
+    #: The name of the network this view is bound to (the connector's ``name``).
+    network: str
 
     @abstractmethod
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
@@ -192,22 +206,24 @@ class BridgeAPI(ABC):
         """Tell the runtime (and so the user) how a login's connection is doing."""
 
     @abstractmethod
-    async def get_kv(self, key: str) -> str | None: ...
+    async def get_kv(self, key: str) -> str | None:
+        """A value the connector stored. Keys are shared by all networks: prefix yours with
+        the network's name (``irc:nick:...``)."""
 
     @abstractmethod
     async def set_kv(self, key: str, value: str | None) -> None: ...
 
     @abstractmethod
-    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
-        """The Matrix event id bridged for a remote message id, if any."""
+    async def find_message(self, portal: PortalKey, remote_id: RemoteMessageID) -> str | None:
+        """The Matrix event id bridged for a remote message id of this network, if any."""
 
     @abstractmethod
     async def find_remote_id(self, event_id: str) -> str | None:
-        """The remote message id a Matrix event was bridged to, if any."""
+        """The remote message id a Matrix event was bridged to on this network, if any."""
 
     @abstractmethod
-    def ghost_mxid(self, remote_user_id: str) -> str:
-        """The Matrix user id of the ghost for a remote user."""
+    def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
+        """The Matrix user id of the ghost for a remote user of this network."""
 
     @abstractmethod
     async def media_url(self, mxc: str, filename: str = "") -> str:
@@ -230,7 +246,7 @@ class BridgeAPI(ABC):
         what a remote server refused); False if they have none."""
         return False
 
-    async def notify_portal(self, network: str, portal: PortalKey, text: str) -> bool:
+    async def notify_portal(self, portal: PortalKey, text: str) -> bool:
         """A notice from the bridge bot in a portal's room; False if it has no room yet."""
         return False
 
@@ -312,12 +328,12 @@ class NetworkConnector(ABC):
         """Extra management-room commands (`irc nick`, ...)."""
         return []
 
-    def ghost_localpart(self, remote_user_id: str) -> str:
+    def ghost_localpart(self, remote_user_id: RemoteUserID) -> str:
         """The localpart of a remote user's ghost. Must be injective and reversible."""
         template = self.namespace_templates(self.config)[0][0]
         return template.replace("{id}", escape_localpart(remote_user_id))
 
-    def ghost_remote_id(self, localpart: str) -> str | None:
+    def ghost_remote_id(self, localpart: str) -> RemoteUserID | None:
         """Inverse of :meth:`ghost_localpart`: the remote user id, or None if not ours."""
         patterns = self.__dict__.get("_ghost_patterns")
         if patterns is None:
@@ -328,7 +344,7 @@ class NetworkConnector(ABC):
             if m and "id" in m.groupdict():
                 remote = unescape_localpart(m.group("id"))
                 if remote is not None:
-                    return remote
+                    return RemoteUserID(remote)
         return None
 
 
@@ -356,7 +372,7 @@ class NetworkClient(ABC):
     async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
         """Name, topic, members... of a remote chat, to create or resync its portal room."""
 
-    async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
+    async def get_user_info(self, remote_user_id: RemoteUserID) -> UserInfo | None:
         """Display name and avatar of a remote user, for their ghost."""
         return None
 
@@ -424,7 +440,7 @@ class RoomMetaHandler(ABC):
 class BackfillHandler(ABC):
     @abstractmethod
     async def fetch_messages(
-        self, portal: PortalKey, after_remote_id: str | None, limit: int
+        self, portal: PortalKey, after_remote_id: RemoteMessageID | None, limit: int
     ) -> list[RemoteMessage]:
         """Messages newer than ``after_remote_id`` (oldest first), to catch up after downtime."""
 

@@ -9,16 +9,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NewType
 
 from .relay import RelayFormat
+
+#: A remote user's id on its network (an IRC nick folded per server, an occupant JID...).
+#: Ids carry no network: a connector names only its own network's objects, through the
+#: :class:`~bridgekit.connector.BridgeAPI` view bound to it, so an id of one network is never
+#: looked up in another's tables.
+RemoteUserID = NewType("RemoteUserID", str)
+#: A remote chat's id (an IRC channel, a MUC JID): :attr:`PortalKey.id`.
+RemoteChatID = NewType("RemoteChatID", str)
+#: A remote message's id (an IRCv3 msgid, an XMPP stanza-id).
+RemoteMessageID = NewType("RemoteMessageID", str)
 
 
 @dataclass(frozen=True)
 class PortalKey:
     """Identifies a remote chat. ``receiver`` is set for chats private to one login (DMs)."""
 
-    id: str
+    id: RemoteChatID
     receiver: str = ""
 
     def __str__(self) -> str:
@@ -34,7 +44,7 @@ class UserInfo:
 
 @dataclass
 class ChatMember:
-    remote_id: str
+    remote_id: RemoteUserID
     power_level: int = 0
     #: Set when this member is the logged-in user themself (not a ghost).
     is_me: bool = False
@@ -49,7 +59,7 @@ class ChatInfo:
     members: list[ChatMember] = field(default_factory=list)
     is_dm: bool = False
     #: For DMs: the remote user the chat is with.
-    dm_user: str | None = None
+    dm_user: RemoteUserID | None = None
     #: Whether anyone may join the room (join rule ``public``) or only the invited: a chat
     #: that is closed on the network (an IRC channel with a key, or invite-only) must not be
     #: readable by whoever finds the room; its room also shows members only what is said
@@ -66,7 +76,7 @@ class ChatInfo:
 class EventSender:
     """Who sent a remote event: a remote user, or the logged-in user themself (``is_me``)."""
 
-    remote_id: str
+    remote_id: RemoteUserID
     is_me: bool = False
     login_id: str | None = None
     #: The sender's current display name, if the event carries it (an IRC nick, a MUC
@@ -84,11 +94,11 @@ class MessageContent:
     media_url: str | None = None  # mxc:// to reuse, or http(s):// for the runtime to upload
     media_info: dict[str, Any] = field(default_factory=dict)
     #: Remote id of the message replied to.
-    reply_to: str | None = None
+    reply_to: RemoteMessageID | None = None
     #: Remote id of the thread root.
-    thread_root: str | None = None
+    thread_root: RemoteMessageID | None = None
     #: Remote user ids mentioned, turned into Matrix pills and m.mentions.
-    mentions: list[str] = field(default_factory=list)
+    mentions: list[RemoteUserID] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +113,9 @@ class RemoteEvent:
     portal: PortalKey
     sender: EventSender | None = None
     timestamp: float | None = None  # unix seconds; None = now
-    #: The connector's name. Needed only when queued without a login id while several
-    #: networks run (a shared component connection, for example).
+    #: The connector's name. Set by the runtime when the event is queued (from the
+    #: :class:`~bridgekit.connector.BridgeAPI` the connector was given): a connector need not
+    #: set it, and cannot queue an event for another network.
     network: str = ""
     kind: ClassVar[str] = "event"
 
@@ -115,35 +126,35 @@ class RemoteEvent:
 
 @dataclass
 class RemoteMessage(RemoteEvent):
-    id: str = ""
+    id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
     kind: ClassVar[str] = "message"
 
 
 @dataclass
 class RemoteEdit(RemoteEvent):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
     kind: ClassVar[str] = "edit"
 
 
 @dataclass
 class RemoteRedaction(RemoteEvent):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     reason: str | None = None
     kind: ClassVar[str] = "redaction"
 
 
 @dataclass
 class RemoteReaction(RemoteEvent):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
     kind: ClassVar[str] = "reaction"
 
 
 @dataclass
 class RemoteReactionRemove(RemoteEvent):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
     kind: ClassVar[str] = "reaction_remove"
 
@@ -157,7 +168,7 @@ class RemoteTyping(RemoteEvent):
 
 @dataclass
 class RemoteReceipt(RemoteEvent):
-    last_read_id: str = ""
+    last_read_id: RemoteMessageID = RemoteMessageID("")
     kind: ClassVar[str] = "receipt"
 
 
@@ -174,7 +185,7 @@ class RemoteChatInfoChange(RemoteEvent):
 
 @dataclass
 class RemoteMembership(RemoteEvent):
-    target: str = ""  # remote user id
+    target: RemoteUserID = RemoteUserID("")
     membership: str = "join"  # join, leave, kick, ban
     reason: str | None = None
     power_level: int | None = None
@@ -301,27 +312,28 @@ class MatrixMessage(MatrixEventBase):
 
 @dataclass
 class MatrixEdit(MatrixEventBase):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
     old_body: str = ""
 
 
 @dataclass
 class MatrixRedaction(MatrixEventBase):
-    target_id: str = ""  # remote id of the redacted message or reaction
+    #: Remote id of the redacted message or reaction.
+    target_id: RemoteMessageID = RemoteMessageID("")
     target_is_reaction: bool = False
     reason: str | None = None
 
 
 @dataclass
 class MatrixReaction(MatrixEventBase):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
 
 
 @dataclass
 class MatrixReactionRemove(MatrixEventBase):
-    target_id: str = ""
+    target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
 
 

@@ -344,7 +344,6 @@ class IRCClient(
         from the bridge bot) and, with ``management``, the management room."""
         text = f"{self.nick} could not join {name} on {self.server_name}: {reason}."
         in_portal = await self.bridge.notify_portal(
-            "irc",
             self.chan_key(name),
             f"{self.login.user_mxid}: {text} Your messages here are not delivered "
             "until the join works.",

@@ -1,0 +1,114 @@
+"""The :class:`~bridgekit.connector.BridgeAPI` each connector gets: the runtime seen from one
+network.
+
+The runtime serves several networks in one process. A connector speaks of its objects by
+remote id alone (a nick, a JID, a msgid), which means nothing without its network; so each
+connector is handed a view bound to its own network, and the view passes that network
+explicitly to the runtime on every call. A lookup can then never land in another network's
+tables (an IRC nick looked up as an XMPP user), and the runtime never guesses which network
+asked (it used to, and failed with ``KeyError('')`` when two were loaded).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .connector import BridgeAPI, BridgeStateEvent
+from .events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUserID
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+__all__ = ["NetworkBridge"]
+
+
+class NetworkBridge(BridgeAPI):
+    """:class:`BridgeAPI` for the connector named ``network``, forwarding to the runtime."""
+
+    def __init__(self, bridge: Bridge, network: str) -> None:
+        self._bridge = bridge
+        self.network = network
+        self.domain = bridge.domain
+
+    def __repr__(self) -> str:
+        return f"NetworkBridge({self.network!r})"
+
+    def _own_login(self, login_id: str | None) -> None:
+        """Refuse a login id of another network (a login not loaded yet is let through:
+        the runtime ignores what it does not know)."""
+        client = self._bridge.clients.get(login_id) if login_id else None
+        if client is not None and client.login.network != self.network:
+            network = client.login.network
+            raise ValueError(f"login {login_id} is a {network} login, not {self.network}")
+
+    def _own_event(self, login_id: str | None, event: RemoteEvent) -> RemoteEvent:
+        self._own_login(login_id)
+        if event.network and event.network != self.network:
+            raise ValueError(f"a {self.network} connector queued a {event.network} event")
+        event.network = self.network
+        return event
+
+    # -- events and state ----------------------------------------------------------------------
+
+    async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
+        await self._bridge.queue_remote_event(login_id, self._own_event(login_id, event))
+
+    def queue_remote_event_soon(self, login_id: str | None, event: RemoteEvent) -> None:
+        self._bridge.queue_remote_event_soon(login_id, self._own_event(login_id, event))
+
+    def report_state(
+        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+    ) -> None:
+        self._own_login(login_id)
+        self._bridge.report_state(login_id, state, message, error)
+
+    # -- lookups, within this network ----------------------------------------------------------
+
+    async def find_message(self, portal: PortalKey, remote_id: RemoteMessageID) -> str | None:
+        row = await self._bridge.store.message_by_remote(self.network, portal, remote_id)
+        return row.event_id if row else None
+
+    async def find_remote_id(self, event_id: str) -> str | None:
+        row = await self._bridge.store.message_by_event(event_id)
+        return row.remote_id if row and row.network == self.network else None
+
+    def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
+        return self._bridge.ghost_mxid(remote_user_id, self.network)
+
+    # -- storage, media, users -----------------------------------------------------------------
+
+    async def get_kv(self, key: str) -> str | None:
+        return await self._bridge.get_kv(key)
+
+    async def set_kv(self, key: str, value: str | None) -> None:
+        await self._bridge.set_kv(key, value)
+
+    async def media_url(self, mxc: str, filename: str = "") -> str:
+        return await self._bridge.media_url(mxc, filename)
+
+    async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
+        return await self._bridge.upload_media(data, mime_type, filename)
+
+    def secret_key(self, purpose: str) -> bytes:
+        return self._bridge.secret_key(purpose)
+
+    async def matrix_displayname(self, mxid: str) -> str | None:
+        return await self._bridge.matrix_displayname(mxid)
+
+    # -- notices and rooms ---------------------------------------------------------------------
+
+    async def notify_user(self, user_mxid: str, text: str) -> bool:
+        return await self._bridge.notify_user(user_mxid, text)
+
+    async def notify_portal(self, portal: PortalKey, text: str) -> bool:
+        return await self._bridge.notify_portal(self.network, portal, text)
+
+    async def invite_to_portal(
+        self, login_id: str, portal: PortalKey, reason: str = ""
+    ) -> str | None:
+        self._own_login(login_id)
+        return await self._bridge.invite_to_portal(login_id, portal, reason)
+
+    async def remove_from_portal(self, login_id: str, portal: PortalKey, reason: str) -> bool:
+        self._own_login(login_id)
+        return await self._bridge.remove_from_portal(login_id, portal, reason)

@@ -1,0 +1,217 @@
+"""Several networks in one bridge process: IRC and XMPP enabled in one config, against a real
+InspIRCd, Prosody and Synapse. Messages go both ways on both networks at once (mentions and
+replies included), the bridge restarts in the middle, and every message arrives exactly once.
+
+Each connector gets a view of the runtime bound to its own network (``BridgeAPI``), so an
+IRC line mentioning a known nick finds the IRC ghost, not ``KeyError('')`` from a runtime
+that had to guess which network asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from bridgekit.bridge import Bridge
+from tests.conftest import BridgeEnv, eventually
+from tests.harness.inspircd import InspIRCd
+from tests.harness.irc_client import IrcTestClient
+from tests.harness.matrix_client import MatrixTestClient
+from tests.harness.prosody import Prosody, XmppTestClient
+from tests.irc.conftest import ircd  # noqa: F401 - fixture
+from tests.irc.e2e import alias as irc_alias
+from tests.irc.e2e import ghost as irc_ghost
+from tests.irc.e2e import irc_networks, irc_user, is_puppet_join, privmsg_from
+from tests.xmpp.conftest import alias as xmpp_alias
+from tests.xmpp.conftest import ghost as xmpp_ghost
+from tests.xmpp.conftest import prosody, xmpp_clients  # noqa: F401 - fixtures
+from tests.xmpp.helpers import add, child, reflected, stanza_id
+
+REPLY = "urn:xmpp:reply:0"
+FALLBACK = "urn:xmpp:fallback:0"
+
+
+def networks(ircd: InspIRCd, prosody: Prosody) -> dict[str, Any]:  # noqa: F811
+    return {**irc_networks(ircd), "xmpp": prosody.bridge_config()}
+
+
+async def start(make_bridge: Any, ircd: InspIRCd, prosody: Prosody) -> Bridge:  # noqa: F811
+    bridge = await make_bridge(networks=networks(ircd, prosody))
+    assert set(bridge.connectors) == {"irc", "xmpp"}
+    component = bridge.connectors["xmpp"].component
+    assert await component.wait_online(15), component.last_error
+    return bridge
+
+
+def body_is(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("type") == "m.room.message" and e.get("content", {}).get("body") == text
+
+
+def occupant_of(room: str, *not_nicks: str) -> Callable[[Any], bool]:
+    """Presence of a new occupant of ``room`` (Alice's, from the bridge) that is available."""
+    return lambda p: (
+        p["from"].bare == room
+        and p["from"].resource not in ("", *not_nicks)
+        and p["type"] != "unavailable"
+    )
+
+
+def count(alice: MatrixTestClient, room_id: str, text: str) -> int:
+    return sum(1 for e in alice.history(room_id) if body_is(text)(e))
+
+
+async def exchange(
+    alice: MatrixTestClient,
+    rooms: tuple[str, str],
+    bob: IrcTestClient,
+    channel: str,
+    puppet: str,
+    dave: XmppTestClient,
+    muc: str,
+    tag: str,
+) -> None:
+    """One message each way on each network, all sent before any is awaited."""
+    irc_room, xmpp_room = rooms
+    texts = {k: f"{tag} {k}" for k in ("irc-in", "irc-out", "xmpp-in", "xmpp-out")}
+    await bob.privmsg(channel, texts["irc-in"])
+    dave.say(muc, texts["xmpp-in"])
+    await asyncio.gather(
+        alice.send_text(irc_room, texts["irc-out"]), alice.send_text(xmpp_room, texts["xmpp-out"])
+    )
+    got_irc, got_xmpp, in_irc, in_xmpp = await asyncio.gather(
+        bob.wait_for(privmsg_from(puppet, texts["irc-out"]), 20),
+        dave.wait_for(lambda m: m["body"] == texts["xmpp-out"], 20),
+        alice.wait_for_event(irc_room, body_is(texts["irc-in"]), timeout=20),
+        alice.wait_for_event(xmpp_room, body_is(texts["xmpp-in"]), timeout=20),
+    )
+    assert got_xmpp["from"].bare == muc
+    assert in_irc["sender"] == irc_ghost(bob.nick)
+    assert in_xmpp["sender"] == xmpp_ghost(f"{muc}/Dave")
+
+
+async def test_irc_and_xmpp_in_one_bridge_with_a_restart(
+    make_bridge,
+    ircd: InspIRCd,  # noqa: F811
+    prosody: Prosody,  # noqa: F811
+    bridge_env: BridgeEnv,
+    xmpp_clients,  # noqa: F811
+    uid,
+) -> None:
+    bridge = await start(make_bridge, ircd, prosody)
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    carol = await irc_user(ircd, uid("carol"), channel)
+    dave = await xmpp_clients(prosody, uid("dave"))
+    muc = f"{uid('room')}@{prosody.muc}"
+    await dave.join(muc, "Dave")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    try:
+        async with alice:
+            irc_room = await alice.join(irc_alias(channel))
+            xmpp_room = await alice.join(xmpp_alias(muc))
+            joined, occupant = await asyncio.gather(
+                bob.wait_for(is_puppet_join(channel), 30),
+                dave.wait_for(occupant_of(muc, "Dave"), presences=True),
+            )
+            puppet, nick = joined.nick, occupant["from"].resource
+            assert puppet
+            rooms = (irc_room, xmpp_room)
+            await exchange(alice, rooms, bob, channel, puppet, dave, muc, "before")
+
+            # Mentions. An IRC line naming a known nick (the lookup of its ghost is the one
+            # that had no network to go by), and Matrix pills of each network's ghosts.
+            await bob.privmsg(channel, f"{carol.nick}: look")
+            pill = await alice.wait_for_event(irc_room, body_is(f"{carol.nick}: look"))
+            assert irc_ghost(carol.nick) in pill["content"]["formatted_body"]
+            await alice.send_message(irc_room, _pill(irc_ghost(bob.nick), "bob", "hi irc"))
+            await alice.send_message(xmpp_room, _pill(xmpp_ghost(f"{muc}/Dave"), "Dave", "hi"))
+            said = await bob.wait_for(privmsg_from(puppet), 20)
+            assert said.trailing == f"{bob.nick}: hi irc"
+            heard = await dave.wait_for(lambda m: m["body"].endswith(": hi"), 20)
+            assert heard["body"] == "Dave: hi"
+
+            # Replies, each way on each network.
+            question = await alice.wait_for_event(irc_room, body_is("before irc-in"))
+            await alice.send_message(irc_room, _reply(question["event_id"], "irc answer"))
+            answer = await bob.wait_for(privmsg_from(puppet, f"{bob.nick}: irc answer"), 20)
+            assert answer.tags.get("+draft/reply")
+            mine = await alice.send_text(irc_room, "asked on matrix")
+            seen = await bob.wait_for(privmsg_from(puppet, "asked on matrix"), 20)
+            await bob.send_line_tagged(
+                {"+draft/reply": seen.tags["msgid"]}, "PRIVMSG", channel, "irc reply"
+            )
+            back = await alice.wait_for_event(irc_room, body_is("irc reply"))
+            assert back["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == mine
+
+            first = await reflected(dave, muc, dave.say(muc, "xmpp question"))
+            original = await alice.wait_for_event(xmpp_room, body_is("xmpp question"))
+            await alice.send_message(xmpp_room, _reply(original["event_id"], "xmpp answer"))
+            answered = await dave.wait_for(lambda m: m["body"] == "xmpp answer", 20)
+            assert child(answered, REPLY, "reply").get("id") == stanza_id(first, muc)
+            mine = await alice.send_text(xmpp_room, "asked on matrix too")
+            seen_x = await dave.wait_for(lambda m: m["body"] == "asked on matrix too", 20)
+            quote = "> Alice:\n> asked on matrix too\n"
+            reply = dave.make(muc, quote + "xmpp reply")
+            add(reply, REPLY, "reply", id=stanza_id(seen_x, muc), to=f"{muc}/{nick}")
+            fb = add(reply, FALLBACK, "fallback", **{"for": REPLY})
+            fb.append(fb.makeelement(f"{{{FALLBACK}}}body", {"start": "0", "end": str(len(quote))}))
+            reply.send()
+            back = await alice.wait_for_event(xmpp_room, body_is("xmpp reply"))
+            assert back["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == mine
+
+            # Lookups through a connector's BridgeAPI stay within its network.
+            row = await bridge.store.message_by_event(original["event_id"])
+            assert row is not None and row.network == "xmpp"
+            xmpp_api, irc_api = (bridge.connectors[n].bridge for n in ("xmpp", "irc"))
+            assert await xmpp_api.find_message(row.portal, row.remote_id) == original["event_id"]
+            assert await irc_api.find_message(row.portal, row.remote_id) is None
+            assert await xmpp_api.find_remote_id(original["event_id"]) == row.remote_id
+            assert await irc_api.find_remote_id(original["event_id"]) is None
+
+            # A restart in the middle: both networks come back in the one process.
+            await make_bridge.stop(bridge)
+            bridge = await start(make_bridge, ircd, prosody)
+            await asyncio.gather(
+                bob.wait_for(is_puppet_join(channel), 30),
+                dave.wait_for(occupant_of(muc, "Dave"), presences=True, timeout=30),
+            )
+            await exchange(alice, rooms, bob, channel, puppet, dave, muc, "after")
+            await bob.privmsg(channel, f"again {carol.nick}")
+            pill = await alice.wait_for_event(irc_room, body_is(f"again {carol.nick}"))
+            assert irc_ghost(carol.nick) in pill["content"]["formatted_body"]
+
+            # Exactly once: nothing was bridged twice across the restart.
+            await asyncio.sleep(1)
+            for tag in ("before", "after"):
+                assert count(alice, irc_room, f"{tag} irc-in") == 1
+                assert count(alice, xmpp_room, f"{tag} xmpp-in") == 1
+                sent = [m for m in bob.history if privmsg_from(puppet, f"{tag} irc-out")(m)]
+                assert len(sent) == 1
+            for text in ("irc reply", f"{carol.nick}: look"):
+                assert count(alice, irc_room, text) == 1
+            for text in ("xmpp reply", "xmpp question"):
+                assert count(alice, xmpp_room, text) == 1
+            await eventually(lambda: dave.bodies(muc).count("after xmpp-out") == 1)
+            assert dave.bodies(muc).count("before xmpp-out") == 1
+    finally:
+        await bob.close()
+        await carol.close()
+
+
+def _pill(mxid: str, name: str, text: str) -> dict[str, Any]:
+    return {
+        "msgtype": "m.text",
+        "body": f"{name}: {text}",
+        "format": "org.matrix.custom.html",
+        "formatted_body": f'<a href="https://matrix.to/#/{mxid}">{name}</a>: {text}',
+        "m.mentions": {"user_ids": [mxid]},
+    }
+
+
+def _reply(event_id: str, text: str) -> dict[str, Any]:
+    return {
+        "msgtype": "m.text",
+        "body": f"> <@x> quoted\n\n{text}",
+        "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+    }
