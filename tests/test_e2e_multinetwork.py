@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from tests.conftest import BridgeEnv, eventually
+from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd
 from tests.harness.irc_client import IrcTestClient
 from tests.harness.matrix_client import MatrixTestClient
@@ -26,7 +26,7 @@ from tests.irc.e2e import irc_networks, irc_user, is_puppet_join, privmsg_from
 from tests.xmpp.conftest import alias as xmpp_alias
 from tests.xmpp.conftest import ghost as xmpp_ghost
 from tests.xmpp.conftest import prosody, xmpp_clients  # noqa: F401 - fixtures
-from tests.xmpp.helpers import add, child, reflected, stanza_id
+from tests.xmpp.helpers import add, child, newer, reflected, stanza_id
 
 REPLY = "urn:xmpp:reply:0"
 FALLBACK = "urn:xmpp:fallback:0"
@@ -170,11 +170,19 @@ async def test_irc_and_xmpp_in_one_bridge_with_a_restart(
             assert await irc_api.find_remote_id(original["event_id"]) is None
 
             # A restart in the middle: both networks come back in the one process.
+            back_in_muc = newer(dave.presences, occupant_of(muc, "Dave"))
             await make_bridge.stop(bridge)
+            # Said on Matrix while the bridge is down: the homeserver holds it until it is back.
+            await alice.send_text(irc_room, "while down irc")
+            await alice.send_text(xmpp_room, "while down xmpp")
             bridge = await start(make_bridge, ircd, prosody)
             await asyncio.gather(
                 bob.wait_for(is_puppet_join(channel), 30),
-                dave.wait_for(occupant_of(muc, "Dave"), presences=True, timeout=30),
+                dave.wait_for(back_in_muc, presences=True, timeout=30),
+            )
+            await asyncio.gather(
+                bob.wait_for(privmsg_from(puppet, "while down irc"), 30),
+                dave.wait_for(lambda m: m["body"] == "while down xmpp", 30),
             )
             await exchange(alice, rooms, bob, channel, puppet, dave, muc, "after")
             await bob.privmsg(channel, f"again {carol.nick}")
@@ -186,14 +194,14 @@ async def test_irc_and_xmpp_in_one_bridge_with_a_restart(
             for tag in ("before", "after"):
                 assert count(alice, irc_room, f"{tag} irc-in") == 1
                 assert count(alice, xmpp_room, f"{tag} xmpp-in") == 1
-                sent = [m for m in bob.history if privmsg_from(puppet, f"{tag} irc-out")(m)]
-                assert len(sent) == 1
             for text in ("irc reply", f"{carol.nick}: look"):
                 assert count(alice, irc_room, text) == 1
             for text in ("xmpp reply", "xmpp question"):
                 assert count(alice, xmpp_room, text) == 1
-            await eventually(lambda: dave.bodies(muc).count("after xmpp-out") == 1)
-            assert dave.bodies(muc).count("before xmpp-out") == 1
+            for text in ("before xmpp-out", "while down xmpp", "after xmpp-out"):
+                assert dave.bodies(muc).count(text) == 1
+            for text in ("before irc-out", "while down irc", "after irc-out"):
+                assert len([m for m in bob.history if privmsg_from(puppet, text)(m)]) == 1
     finally:
         await bob.close()
         await carol.close()
