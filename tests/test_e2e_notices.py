@@ -10,7 +10,7 @@ from __future__ import annotations
 from bridgekit.bridge import Bridge
 from bridgekit.events import PortalKey
 from tests.conftest import BridgeEnv
-from tests.helpers import body_is, management_room, portal_scene
+from tests.helpers import body_is, fake, management_room, portal_scene
 
 
 async def test_a_notice_to_the_user_lands_in_their_management_room(
@@ -29,13 +29,14 @@ async def test_a_notice_to_a_portal_comes_from_the_bot_in_its_room(
 ):
     async with portal_scene(bridge, bridge_env, uid) as scene:
         key = PortalKey(scene.chat)
-        assert await bridge.notify_portal("fake", key, "the network is read-only now")
+        api = fake(bridge).bridge  # the connector's view: the portal is one of its network's
+        assert await api.notify_portal(key, "the network is read-only now")
         evt = await scene.alice.wait_for_event(
             scene.room_id, body_is("the network is read-only now")
         )
         assert evt["sender"] == bridge.bot_mxid
         assert evt["content"]["msgtype"] == "m.notice"
-        assert not await bridge.notify_portal("fake", PortalKey(uid("nochat")), "lost")
+        assert not await api.notify_portal(PortalKey(uid("nochat")), "lost")
 
 
 async def test_a_remote_invitation_brings_the_user_to_the_portal(
