@@ -443,15 +443,12 @@ class Bridge(Logins, Notices, Transactions, BridgeAPI):
     async def set_kv(self, key: str, value: str | None) -> None:
         await self.store.set_kv(key, value)
 
-    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
-        for network in self.connectors:
-            row = await self.store.message_by_remote(network, portal, remote_id)
-            if row:
-                return row.event_id
-        return None
+    async def find_message(self, network: str, portal: PortalKey, remote_id: str) -> str | None:
+        row = await self.store.message_by_remote(network, portal, remote_id)
+        return row.event_id if row else None
 
-    async def find_remote_id(self, event_id: str) -> str | None:
-        row = await self.store.message_by_event(event_id)
+    async def find_remote_id(self, network: str, portal: PortalKey, event_id: str) -> str | None:
+        row = await self.store.message_in_portal(network, portal, event_id)
         return row.remote_id if row else None
 
     def ghost_mxid(self, remote_user_id: str, network: str | None = None) -> str:

@@ -197,12 +197,13 @@ class BridgeAPI(ABC):
     async def set_kv(self, key: str, value: str | None) -> None: ...
 
     @abstractmethod
-    async def find_message(self, portal: PortalKey, remote_id: str) -> str | None:
-        """The Matrix event id bridged for a remote message id, if any."""
+    async def find_message(self, network: str, portal: PortalKey, remote_id: str) -> str | None:
+        """The Matrix event id bridged for a remote message id in this network's portal."""
 
     @abstractmethod
-    async def find_remote_id(self, event_id: str) -> str | None:
-        """The remote message id a Matrix event was bridged to, if any."""
+    async def find_remote_id(self, network: str, portal: PortalKey, event_id: str) -> str | None:
+        """The remote message id a Matrix event was bridged to, if it is one of this portal's
+        (event ids are global: an id taken from one chat may name another room's event)."""
 
     @abstractmethod
     def ghost_mxid(self, remote_user_id: str) -> str:
