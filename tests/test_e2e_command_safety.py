@@ -74,6 +74,46 @@ async def test_set_relay_needs_moderator_power_or_being_the_relay(
             assert portal is not None and portal.relay_login == client.login.id
 
 
+async def test_unset_relay_needs_moderator_power_or_being_the_relay(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """Even while the relay's login is not connected (it did not load at this start, or its
+    owner logged out): it is not for anyone in the room to drop."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _net = scene
+        mallory = await bridge_env.synapse.register_user(uid("mallory"))
+        async with mallory:
+            await alice.invite(room_id, mallory.user_id)
+            await mallory.join(room_id)
+            await give_power(bridge, room_id, alice.user_id, 50)
+            await alice.send_text(room_id, "!set-relay")
+            await alice.wait_for_event(room_id, notice_says("now relayed"))
+            await give_power(bridge, room_id, alice.user_id, 0)
+            # Mallory, with no power: refused whether the relay's client is loaded or not.
+            await mallory.send_text(room_id, "!unset-relay")
+            await mallory.wait_for_event(room_id, notice_says("can unset"))
+            bridge.clients.pop(client.login.id)  # as if it had failed to load at start
+            try:
+                await mallory.send_text(room_id, "!unset-relay")
+
+                def refusals() -> int:
+                    return sum(
+                        "can unset" in str(e.get("content", {}).get("body"))
+                        for e in mallory.history(room_id)
+                    )
+
+                await eventually(lambda: refusals() == 2)
+                portal = await bridge.store.get_portal("fake", PortalKey(chat))
+                assert portal is not None and portal.relay_login == client.login.id
+                # Its owner may, without power.
+                await alice.send_text(room_id, "!unset-relay")
+                await alice.wait_for_event(room_id, notice_says("Relay mode is off"))
+                portal = await bridge.store.get_portal("fake", PortalKey(chat))
+                assert portal is not None and portal.relay_login is None
+            finally:
+                bridge.clients[client.login.id] = client
+
+
 async def test_list_portals_shows_a_user_only_the_portals_they_belong_to(
     bridge: Bridge, bridge_env: BridgeEnv, uid
 ):
