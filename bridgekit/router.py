@@ -127,6 +127,8 @@ class MatrixRouter:
                 room_id, evt, body, level, portal
             ):
                 return
+        elif is_edit and await self.bridge.commands.secret_in_edit(room_id, evt, level):
+            return
         if portal is None:
             return
         if level == 0:

@@ -204,3 +204,28 @@ async def test_portal_user_listing_still_reaches_a_plain_open_portal(
         await alice.invite(room_id, carol.user_id)
         await carol.join(room_id)
         assert room_id in await (await management_room(carol, bridge)).say("list-portals")
+
+
+async def test_a_secret_put_in_by_an_edit_is_removed_too(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """An edit is not run as a command, but the token it adds stayed in the room's history."""
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await trusted_management_room(alice, bridge)
+        secret = f"login-matrix {alice.access_token}"
+        first = await alice.send_text(conv.room_id, "version")
+        await conv.next_notice()
+        edit = await alice.send_message(
+            conv.room_id,
+            {
+                "msgtype": "m.text",
+                "body": f"* {secret}",
+                "m.new_content": {"msgtype": "m.text", "body": secret},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            },
+        )
+        await eventually(lambda: is_redacted(alice, conv.room_id, edit))
+        assert "new message" in await conv.next_notice()
+        user = await bridge.store.get_user(alice.user_id)
+        assert user is None or not user.double_puppet  # and it was not run
