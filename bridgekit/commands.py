@@ -141,7 +141,10 @@ class CommandProcessor:
         )
         cmd = self.commands.get(ce.command)
         if cmd is None:
-            await ce.reply(f"Unknown command `{name}`. Send `{self._hint(ce)}help` for a list.")
+            # Not echoed in the management room: a word sent there that is no command is
+            # often a password typed again after its login ended (failed, or a restart).
+            what = "That is not a command" if is_management else f"Unknown command `{name}`"
+            await ce.reply(f"{what}. Send `{self._hint(ce)}help` for a list.")
             return True
         if cmd.carries_secret(args):
             # Before the permission check: a secret is removed whoever sent it.

@@ -229,3 +229,17 @@ async def test_a_secret_put_in_by_an_edit_is_removed_too(
         assert "new message" in await conv.next_notice()
         user = await bridge.store.get_user(alice.user_id)
         assert user is None or not user.double_puppet  # and it was not run
+
+
+async def test_a_password_sent_again_after_its_login_ended_is_not_echoed(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """After "Login failed", people type the password again: it is no command, and the bot's
+    answer quoted it back into the room's history."""
+    bridge.connectors["fake"].network.passwords["bob-remote"] = "right-pw"
+    bob = await bridge_env.synapse.register_user(uid("bob"))
+    async with bob:
+        conv = await management_room(bob, bridge)
+        assert "Login failed" in await login_fake(conv, "bob-remote", "wrong-pw")
+        reply = await conv.say("right-pw")
+        assert "not a command" in reply and "right-pw" not in reply
