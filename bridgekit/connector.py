@@ -64,6 +64,7 @@ __all__ = [
     "MessageResult",
     "EditHandler",
     "RedactionHandler",
+    "RelayLineHandler",
     "ReactionHandler",
     "TypingHandler",
     "ReadReceiptHandler",
@@ -372,6 +373,13 @@ class NetworkClient(ABC):
 class EditHandler(ABC):
     @abstractmethod
     async def handle_matrix_edit(self, edit: MatrixEdit) -> MessageResult | None: ...
+
+
+class RelayLineHandler(ABC):  # noqa: B024 - a capability without methods of its own
+    """The connector labels relayed messages itself: it puts ``msg.relay.line(text)`` on
+    every line it sends of a :class:`MatrixMessage` whose ``relay`` is set (after wrapping
+    long lines, which only it knows how to do), and the runtime leaves the content as it is.
+    Without this capability the runtime labels every line of the body before the call."""
 
 
 class RedactionHandler(ABC):

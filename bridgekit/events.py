@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .relay import RelayFormat
+
 
 @dataclass(frozen=True)
 class PortalKey:
@@ -288,6 +290,9 @@ class MatrixMessage(MatrixEventBase):
     #: Plain text of the message replied to (for networks that quote).
     reply_to_body: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Set with ``relayed_for``: the label of the relayed sender. Already applied to every line
+    #: of ``content``, unless the client is a :class:`~bridgekit.connector.RelayLineHandler`.
+    relay: RelayFormat | None = None
     #: True when the bridge stopped after handing this message to the network but before it
     #: recorded the result: the network may already have it. Connectors that can deduplicate
     #: (a nonce, a client message id, the event id) should; others send it again.

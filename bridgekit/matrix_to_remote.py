@@ -8,9 +8,12 @@ the network cannot carry is dropped with a notice-free log line (it is not an er
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
+
+from mautrix.types import Membership
 
 from .connector import (
     AutoLogin,
@@ -20,6 +23,7 @@ from .connector import (
     ReactionHandler,
     ReadReceiptHandler,
     RedactionHandler,
+    RelayLineHandler,
     RoomMetaHandler,
     TypingHandler,
 )
@@ -36,6 +40,7 @@ from .events import (
     MessageContent,
 )
 from .matrix_fields import Relation, relation
+from .relay import RelayFormat, clean_name, relay_name
 from .store import LRU, MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
@@ -197,7 +202,7 @@ class MatrixToRemote:
             maybe_sent=replay,
         )
         if relayed:
-            self._apply_relay_format(msg, name)
+            await self._apply_relay_format(msg, client)
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
@@ -222,20 +227,41 @@ class MatrixToRemote:
             result.extra_ids if result else (),
         )
 
-    def _apply_relay_format(self, msg: MatrixMessage, name: str) -> None:
+    async def _apply_relay_format(self, msg: MatrixMessage, client: NetworkClient) -> None:
+        """Label the message with its sender (see :mod:`bridgekit.relay`): on every line."""
         mc = msg.content
         if mc.msgtype == "m.emote":
             fmt = self.bridge.config.get("bridge.relay.emote_format", DEFAULT_RELAY_EMOTE_FORMAT)
             mc.msgtype = "m.text"
         else:
             fmt = self.bridge.config.get("bridge.relay.format", DEFAULT_RELAY_FORMAT)
-        fields = {"displayname": name, "mxid": msg.sender}
-        mc.body = fmt.format(message=mc.body, **fields)
-        if mc.html:
-            from html import escape
+        name = await self._relay_name(msg.room_id, msg.sender)
+        msg.relay = RelayFormat(fmt, name, clean_name(msg.sender))
+        if not isinstance(client, RelayLineHandler):
+            msg.relay.apply(mc)
 
-            safe = {k: escape(v) for k, v in fields.items()}
-            mc.html = escape(fmt).format(message=mc.html, **safe)
+    async def _relay_name(self, room_id: str, mxid: str) -> str:
+        """The sender's name for the relay label, told apart from the room's other members
+        (their list is fetched once per room, then kept by the member events that arrive)."""
+        store = self.bridge.matrix.state_store
+        members: dict[str, Any] | None = None
+        try:
+            if not await store.has_full_member_list(room_id):
+                bot = self.bridge.matrix.bot
+                assert bot is not None
+                joined = await bot.get_joined_members(room_id)
+                await store.set_members(room_id, joined, only_membership=Membership.JOIN)
+            members = await store.get_member_profiles(room_id)
+        except Exception as e:
+            log.warning("Members of %s unknown (%s): relayed names carry the Matrix id", room_id, e)
+        own = members.get(mxid) if members is not None else None
+        if own is None:
+            with contextlib.suppress(Exception):
+                own = await store.get_member(room_id, mxid)
+        others = None
+        if members is not None:
+            others = [(user, member.displayname) for user, member in members.items()]
+        return relay_name(mxid, own.displayname if own else None, others)
 
     async def _edit(self, portal: Portal, evt: dict[str, Any], rel: Relation) -> None:
         target = await self._target(portal, rel.event_id)

@@ -257,6 +257,31 @@ async def test_relay_mode(bridge: Bridge, bridge_env: BridgeEnv, uid):
         assert sent.login_id == client.login.id
         assert sent.data.relayed_for == carol.user_id
         assert sent.data.content.body == f"<{carol.user_id[1:].split(':')[0]}> relay me"
+        # Every line is labelled (a connector without its own line handling gets the body so),
+        # and a display name another member has is told apart by the Matrix id.
+        shared = alice.user_id[1:].split(":")[0]
+        await carol.set_displayname(shared)
+        await carol.wait_for_event(
+            room_id,
+            lambda e: (
+                e.get("type") == "m.room.member"
+                and e.get("state_key") == carol.user_id
+                and e.get("content", {}).get("displayname") == shared
+            ),
+        )
+        eid = await carol.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "one\n<bob> two",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "one<br>&lt;bob&gt; two",
+            },
+        )
+        sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == eid)
+        label = f"<{alice.user_id[1:].split(':')[0]} ({carol.user_id})>"
+        assert sent.data.content.body == f"{label} one\n{label} <bob> two"
+        assert sent.data.content.html is None  # labelled once at its start: not sent
         await alice.send_text(room_id, "!unset-relay")
         await alice.wait_for_event(
             room_id, lambda e: "Relay mode is off" in e.get("content", {}).get("body", "")

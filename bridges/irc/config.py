@@ -12,6 +12,8 @@ Example::
             tls_ca_file: null           # PEM of CAs to trust instead of the system's
             sasl_username: mybot        # or `password:` for a server password
             sasl_password: secret
+            services_mask: "NickServ!NickServ@services.libera.chat"  # without SASL, IDENTIFY
+            nickserv: NickServ          # goes only to this nick, and only if it matches the mask
             nick_template: "{displayname}[m]"
             send_rate: 1.0              # lines per second once the burst is used
             burst: 5
@@ -44,6 +46,7 @@ DEFAULT_GHOST_TEMPLATE = "_irc_{server}_{nick}"
 DEFAULT_ALIAS_TEMPLATE = "_irc_{server}_{channel}"
 DEFAULT_NICK_TEMPLATE = "{displayname}[m]"
 DEFAULT_EDIT_FORMAT = "* {diff}"
+_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][\w\[\]\\`^{|}-]*")
 _LOCALPART_TEXT_RE = re.compile(r"^[a-z0-9._=/-]*$")
 #: Reads closer together than this are a stream: the runtime's own stream gap, which a read
 #: pause must stay below, or the runtime would take each batch for the end of the stream.
@@ -81,6 +84,8 @@ _SERVER_KEYS = {
     "channels",
     "realname",
     "username",
+    "services_mask",
+    "nickserv",
 }
 _RECONNECT_KEYS = {"rate", "concurrency", "min_delay", "max_delay"}
 
@@ -145,6 +150,10 @@ class ServerConfig:
     follower_read_batch: float = 0.25
     realname: str = "Matrix user (bridgekit)"
     username: str = "matrix"
+    #: ``nick!user@host`` glob the server's NickServ must match (USERHOST) before a stored
+    #: password is sent to it when the server offers no SASL. None: never sent that way.
+    services_mask: str | None = None
+    nickserv: str = "NickServ"
 
     def ghost_localpart_template(self) -> str:
         return self.ghost_template.replace("{server}", self.name)
@@ -225,6 +234,16 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                 not isinstance(value, str) or any(c in value for c in "\r\n\0")
             ):
                 problems.append((f"{base}.{key}", "must be a single-line string"))
+        mask = section.get("services_mask")
+        if mask is not None and (
+            not isinstance(mask, str)
+            or any(c in mask for c in " \r\n\0")
+            or not re.fullmatch(r"[^!@]+![^!@]+@[^!@]+", mask)
+        ):
+            problems.append((f"{base}.services_mask", "must be a nick!user@host mask"))
+        ns = section.get("nickserv")
+        if ns is not None and (not isinstance(ns, str) or not _NICK_RE.fullmatch(ns)):
+            problems.append((f"{base}.nickserv", "must be a nick"))
         if bool(section.get("sasl_username")) != bool(section.get("sasl_password")):
             problems.append(
                 (f"{base}.sasl_password", "sasl_username and sasl_password go together")

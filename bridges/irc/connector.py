@@ -327,10 +327,14 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         if not token or self.secrets is None:
             return None
         try:
-            return self.secrets.decrypt(token, context=login_id)
+            password = self.secrets.decrypt(token, context=login_id)
         except SecretError:
             log.warning("Stored password of %s cannot be decrypted (as_token changed?)", login_id)
             return None
+        if self.secrets.needs_upgrade(token):
+            await self.store_password(login_id, password)
+            log.info("Stored password of %s rewritten with AES-GCM (was v0)", login_id)
+        return password
 
     # -- channel keys (+k) ----------------------------------------------------------------------
 
@@ -353,6 +357,9 @@ class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, Thi
         except (SecretError, ValueError):
             log.warning("Channel keys of %s cannot be read (as_token changed?)", login_id)
             return {}
+        if self.secrets.needs_upgrade(token):
+            await self.store_channel_keys(login_id, stored)
+            log.info("Channel keys of %s rewritten with AES-GCM (was v0)", login_id)
         keys = {}
         for folded, key in stored.items():
             with contextlib.suppress(InvalidNameError):

@@ -1,8 +1,13 @@
 """Passwords stored at rest (``irc storepass``), encrypted with a key derived from the as_token.
 
-AES-256-GCM from ``cryptography`` when it is installed; otherwise a stdlib construction:
-an HMAC-SHA256 counter-mode keystream plus an HMAC-SHA256 tag (encrypt-then-MAC). Either way a
-changed ciphertext or a wrong key is detected rather than decrypted to garbage.
+AES-256-GCM from ``cryptography`` (a required dependency of the ``irc`` extra): a changed
+ciphertext or a wrong key is detected rather than decrypted to garbage. Tokens are ``v1:``
+followed by base64 of nonce + ciphertext + tag.
+
+Releases before this one fell back to a construction of their own (``v0:``, an HMAC-SHA256
+keystream) when ``cryptography`` was missing. Such values are still read, by
+:func:`_read_v0` and nothing else, so that the connector can rewrite them as ``v1:`` when it
+loads them (:meth:`SecretBox.needs_upgrade`); nothing is written in that format any more.
 """
 
 from __future__ import annotations
@@ -13,9 +18,15 @@ import hmac
 import os
 from typing import Any
 
+__all__ = ["SecretBox", "SecretError"]
+
 #: ``cryptography``'s AESGCM class, imported on first use: the library costs about 5.7 MiB of
-#: RSS, which a bridge where nobody ran ``irc storepass`` need not pay. None: not installed.
+#: RSS, which a bridge where nobody ran ``irc storepass`` need not pay.
 AESGCM: Any = ...
+
+
+class SecretError(ValueError):
+    """The ciphertext was tampered with or the key is wrong."""
 
 
 def _aesgcm() -> Any:
@@ -23,17 +34,13 @@ def _aesgcm() -> Any:
     if AESGCM is ...:
         try:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM as cls
-        except ImportError:  # pragma: no cover - depends on the environment
-            cls = None
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise RuntimeError(
+                "stored IRC passwords need the 'cryptography' package: "
+                "install bridgekit[irc] (or pip install cryptography)"
+            ) from e
         AESGCM = cls
     return AESGCM
-
-
-__all__ = ["SecretBox", "SecretError"]
-
-
-class SecretError(ValueError):
-    """The ciphertext was tampered with or the key is wrong."""
 
 
 class SecretBox:
@@ -44,16 +51,9 @@ class SecretBox:
         self._mac = hmac.new(key, b"irc-secret-mac", hashlib.sha256).digest()
 
     def encrypt(self, plaintext: str, context: str = "") -> str:
-        data = plaintext.encode("utf-8")
         nonce = os.urandom(12)
-        aesgcm = _aesgcm()
-        if aesgcm is not None:
-            sealed = aesgcm(self._enc).encrypt(nonce, data, context.encode())
-            return "v1:" + base64.b64encode(nonce + sealed).decode()
-        stream = self._keystream(nonce, len(data))
-        body = bytes(a ^ b for a, b in zip(data, stream, strict=True))
-        tag = hmac.new(self._mac, nonce + body + context.encode(), hashlib.sha256).digest()
-        return "v0:" + base64.b64encode(nonce + body + tag).decode()
+        sealed = _aesgcm()(self._enc).encrypt(nonce, plaintext.encode("utf-8"), context.encode())
+        return "v1:" + base64.b64encode(nonce + sealed).decode()
 
     def decrypt(self, token: str, context: str = "") -> str:
         version, _, b64 = token.partition(":")
@@ -61,29 +61,29 @@ class SecretBox:
             raw = base64.b64decode(b64, validate=True)
         except ValueError as e:
             raise SecretError("not a stored secret") from e
-        nonce = raw[:12]
         if version == "v1":
-            aesgcm = _aesgcm()
-            if aesgcm is None:
-                raise SecretError("stored with AES-GCM but cryptography is not installed")
             try:
-                data = aesgcm(self._enc).decrypt(nonce, raw[12:], context.encode())
+                data = _aesgcm()(self._enc).decrypt(raw[:12], raw[12:], context.encode())
             except Exception as e:
                 raise SecretError("cannot decrypt (wrong key or tampered)") from e
             return data.decode("utf-8")
         if version == "v0":
-            body, tag = raw[12:-32], raw[-32:]
-            expected = hmac.new(self._mac, nonce + body + context.encode(), hashlib.sha256).digest()
-            if len(raw) < 44 or not hmac.compare_digest(tag, expected):
-                raise SecretError("cannot decrypt (wrong key or tampered)")
-            stream = self._keystream(nonce, len(body))
-            return bytes(a ^ b for a, b in zip(body, stream, strict=True)).decode("utf-8")
+            return _read_v0(self._enc, self._mac, raw, context)
         raise SecretError(f"unknown secret format {version!r}")
 
-    def _keystream(self, nonce: bytes, length: int) -> bytes:
-        out = bytearray()
-        counter = 0
-        while len(out) < length:
-            out += hmac.new(self._enc, nonce + counter.to_bytes(8, "big"), hashlib.sha256).digest()
-            counter += 1
-        return bytes(out[:length])
+    @staticmethod
+    def needs_upgrade(token: str) -> bool:
+        """Whether ``token`` is in a format that should be rewritten with :meth:`encrypt`."""
+        return not token.startswith("v1:")
+
+
+def _read_v0(enc: bytes, mac: bytes, raw: bytes, context: str) -> str:
+    """Decrypt a value of the retired ``v0`` format, only to migrate it to ``v1``."""
+    nonce, body, tag = raw[:12], raw[12:-32], raw[-32:]
+    expected = hmac.new(mac, nonce + body + context.encode(), hashlib.sha256).digest()
+    if len(raw) < 44 or not hmac.compare_digest(tag, expected):
+        raise SecretError("cannot decrypt (wrong key or tampered)")
+    stream = bytearray()
+    for counter in range((len(body) + 31) // 32):
+        stream += hmac.new(enc, nonce + counter.to_bytes(8, "big"), hashlib.sha256).digest()
+    return bytes(a ^ b for a, b in zip(body, stream, strict=False)).decode("utf-8")

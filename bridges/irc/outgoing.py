@@ -200,6 +200,8 @@ class OutgoingMixin:
         command = "NOTICE" if mc.msgtype == "m.notice" else "PRIVMSG"
         emote = mc.msgtype == "m.emote"
         payload = self._payload(target, command, emote)
+        if msg.relay is not None:  # the relay label goes on every line, wrapped ones too
+            payload = max(payload - msg.relay.overhead(), 16)
         chunks = split_message(text, payload)
         if not chunks:
             return MessageResult(None)
@@ -210,6 +212,8 @@ class OutgoingMixin:
                 room = payload - len(suffix.encode("utf-8")) - 4
                 preview = split_message(chunks[0], max(room, 8))[0] if room > 8 else ""
                 chunks = [f"{preview} …{suffix}" if preview else url]
+        if msg.relay is not None:
+            chunks = [msg.relay.line(chunk) for chunk in chunks]
         tags = None
         conn = self.conn
         if (

@@ -23,11 +23,13 @@ from bridgekit.connector import (
     MembershipHandler,
     NetworkClient,
     ReactionHandler,
+    RelayLineHandler,
     RoomMetaHandler,
     TypingHandler,
 )
 from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
 
+from . import nickserv
 from .channels import ChannelMixin
 from .client import IRCConnection
 from .config import ServerConfig
@@ -78,6 +80,7 @@ class IRCClient(
     RoomMetaHandler,
     BackfillHandler,
     TypingHandler,
+    RelayLineHandler,
 ):
     connector: IRCConnector
 
@@ -110,6 +113,8 @@ class IRCClient(
         #: folded channels ``irc join`` asked for: the user is invited to the room on JOIN.
         self.invite_on_join: set[str] = set()
         self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
+        #: Why the password last was not sent to NickServ (said once, not at every reconnect).
+        self._nickserv_told: str | None = None
         self.netsplit = NetsplitDebouncer(self.server.netsplit_debounce, self._netsplit_leaves)
         self._loaded = False
         self._history_refs: set[str] = set()
@@ -256,7 +261,7 @@ class IRCClient(
         self.connector.set_puppet_nick(self, None, self.conn.nick)
         self.conn.label = f"{self.login.id}/{self.conn.nick}"
         if self._password and "sasl" not in self.conn.caps:
-            self.conn.send_raw_safe("PRIVMSG", "NickServ", f"IDENTIFY {self._password}")
+            self._spawn(self._identify(self._password))
         if self.conn.sasl is not None and self.conn.sasl_failed:
             # Connected, but not logged in: say so where the user looks, not only in a log.
             account = self.conn.sasl[0]
@@ -267,6 +272,17 @@ class IRCClient(
                     f"{self.server_name} refused the SASL login as {account}: connected "
                     f"without logging in. Check the password ({how}).",
                 )
+            )
+
+    async def _identify(self, password: str) -> None:
+        """NickServ for a server without SASL, if it vouches for its services."""
+        why_not = await nickserv.identify(self, password)
+        told, self._nickserv_told = self._nickserv_told, why_not
+        if why_not is not None and why_not != "disconnected" and why_not != told:
+            await self.bridge.notify_user(
+                self.login.user_mxid,
+                f"Your password was not sent to {self.server.nickserv}: {why_not}. "
+                "Connected without identifying.",
             )
 
     def _on_state(self, state: str, message: str) -> None:

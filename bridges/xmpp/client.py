@@ -44,7 +44,7 @@ from bridgekit.events import (
     UserInfo,
 )
 
-from .jid import clean_text
+from .jid import clean_text, safe_nick
 from .mam import fetch_room_archive
 from .muc import ACCESS_REFUSALS, RESOURCE, JoinError
 from .muc import _nick_candidates as nick_candidates
@@ -154,7 +154,8 @@ class XMPPClient(
         if isinstance(chosen, str) and chosen.strip():
             return chosen
         name = await self.connector.bridge.matrix_displayname(self.login.user_mxid)
-        return name or self.login.user_mxid[1:].split(":", 1)[0]
+        localpart = self.login.user_mxid[1:].split(":", 1)[0]
+        return safe_nick(name or localpart, fallback=safe_nick(localpart))
 
     async def want_room(self, room: str) -> None:
         if room not in self.rooms:

@@ -399,8 +399,11 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         return self._names.get(jid)
 
     async def user_info(self, remote_id: str) -> UserInfo:
-        if "/" in remote_id:  # an occupant JID: the nick is all there is
-            return UserInfo(name=remote_id.split("/", 1)[1] or remote_id)
+        if "/" in remote_id:  # an occupant: the nick is all there is
+            room, nick = remote_id.split("/", 1)
+            if nick.startswith("~"):  # a generated id (occupants.py): ask the room who it is
+                nick = self.muc.nick_of_remote(room, remote_id) or "XMPP user"
+            return UserInfo(name=nick or remote_id)
         identity = self.component.plugin["bridgekit_identity"]
         vcard = await identity.fetch_vcard(remote_id) if self.component.online.is_set() else None
         name = (

@@ -148,3 +148,13 @@ class IdMap:
         await self._set(
             f"xmpp:rooms:{login_id}", json.dumps(rooms, ensure_ascii=False) if rooms else None
         )
+
+    # -- occupancies of a nick in semi-anonymous rooms (see occupants.py) ----------------------
+
+    async def occupancy(self, room: str, nick: str) -> int:
+        raw = await self._get(f"xmpp:occgen:{room}:{nick}")
+        return int(raw) if raw and raw.isdigit() else 0
+
+    async def next_occupancy(self, room: str, nick: str) -> None:
+        """The occupant of ``nick`` left: whoever takes it next is someone new."""
+        await self._set(f"xmpp:occgen:{room}:{nick}", str(await self.occupancy(room, nick) + 1))

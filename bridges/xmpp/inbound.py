@@ -219,8 +219,7 @@ class Inbound:
             if "104" in codes:  # its configuration changed: members-only, password...
                 self.connector.spawn(self.connector.sync_room_info(room.jid))
             return
-        occupant = room.occupants.get(nick)
-        remote_id = occupant.remote_id if occupant else f"{room.jid}/{nick}"
+        remote_id = await self.connector.muc.sender_id(room, nick, msg.xml)
         sender = EventSender(remote_id, name=nick)
         await self._convert(room.key, None, sender, msg, canonical, (mid, origin), group=True)
 
@@ -423,9 +422,8 @@ class Inbound:
         portal = PortalKey(room_jid)
         _, mid, origin = message_ids(msg, room_jid)
         await self.connector.idmap.add_aliases(portal, archive_id, mid, origin)
-        room = self.connector.muc.rooms.get(room_jid)
-        occupant = room.occupants.get(nick) if room else None
-        remote_id = occupant.remote_id if occupant else f"{room_jid}/{nick}"
+        room = self.connector.muc.room(room_jid)
+        remote_id = await self.connector.muc.sender_id(room, nick, msg.xml)
         await self.connector.idmap.remember(portal, archive_id, remote_id)
         content = await self._content(portal, msg, body)
         return RemoteMessage(

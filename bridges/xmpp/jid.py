@@ -44,6 +44,23 @@ def clean_text(value: str | None) -> str:
     return INVALID_XML_RE.sub("", value)
 
 
+def _valid_resource(value: str) -> bool:
+    try:
+        return bool(JID(f"n@d/{value}").resource)
+    except (InvalidJID, ValueError):
+        return False
+
+
+def safe_nick(value: str, fallback: str = "matrix-user") -> str:
+    """A MUC nick slixmpp accepts (resourceprep: Unicode 3.2, so e.g. emoji are refused) made
+    from a display name: refused characters are dropped; ``fallback`` if nothing is left."""
+    nick = clean_text(value).strip()[:64]
+    if nick and _valid_resource(nick):
+        return nick
+    kept = " ".join("".join(ch for ch in nick if _valid_resource(ch)).split())
+    return kept if kept and _valid_resource(kept) else fallback
+
+
 def escape_node(value: str) -> str:
     """XEP-0106 escaping of a JID node (``o'brien`` -> ``o\\27brien``)."""
     out: list[str] = []

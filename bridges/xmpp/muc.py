@@ -33,7 +33,8 @@ from bridgekit.events import (
     RemotePresence,
 )
 
-from .jid import clean_text
+from .jid import clean_text, safe_nick
+from .occupants import OCCUPANT_ID_NS, by_nick, by_occupant_id, occupant_id_of
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector
@@ -122,6 +123,8 @@ class Room:
     joins: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     listener: str | None = None
     subject: str | None = None
+    #: The room advertises XEP-0421 occupant ids (only then are they not the sender's own).
+    occupant_ids: bool | None = None
 
     @property
     def key(self) -> PortalKey:
@@ -142,7 +145,7 @@ class Room:
 
 
 def _nick_candidates(nick: str) -> list[str]:
-    nick = clean_text(nick).strip()[:64] or "matrix-user"
+    nick = safe_nick(nick)
     return [nick, f"{nick} [m]", f"{nick} [m2]", f"{nick} [m3]"]
 
 
@@ -182,6 +185,13 @@ class MucManager:
         pending = room.joins.get(login_id)
         if pending is not None:
             return await asyncio.shield(pending)
+        if room.occupant_ids is None:  # asked before joining: the join's presences carry them
+            room.occupant_ids = await self._offers_occupant_ids(room_jid)
+            if room.joined(login_id):  # another call joined meanwhile
+                return room.nick_of[login_id]
+            pending = room.joins.get(login_id)
+            if pending is not None:
+                return await asyncio.shield(pending)
         loop = asyncio.get_running_loop()
         timeout = float(self.connector.setting("join_timeout"))
         history = int(self.connector.setting("muc_history"))
@@ -213,6 +223,28 @@ class MucManager:
             raise error or JoinError("conflict")
         finally:
             room.joins.pop(login_id, None)
+
+    async def _offers_occupant_ids(self, room_jid: str) -> bool:
+        identity = self.connector.component.plugin["bridgekit_identity"]
+        try:
+            info = await identity.fetch_info(room_jid)
+        except (IqError, IqTimeout):
+            return False
+        return OCCUPANT_ID_NS in set(info["features"])
+
+    async def sender_id(self, room: Room, nick: str, xml: object | None) -> str:
+        """The ghost for ``nick``'s stanza (see :mod:`bridges.xmpp.occupants`)."""
+        occupant = room.occupants.get(nick)
+        occ_id = occupant_id_of(xml) if room.occupant_ids and xml is not None else None
+        if occupant is not None and (
+            occ_id is None
+            or "/" not in occupant.remote_id  # a real JID
+            or occupant.remote_id == by_occupant_id(room.jid, occ_id)
+        ):
+            return occupant.remote_id
+        if occ_id:  # e.g. an archived message of someone who had this nick before
+            return by_occupant_id(room.jid, occ_id)
+        return by_nick(room.jid, nick, await self.connector.idmap.occupancy(room.jid, nick))
 
     def leave(self, login_id: str, puppet: str, room_jid: str, status: str = "") -> None:
         room = self.rooms.get(room_jid)
@@ -339,14 +371,20 @@ class MucManager:
         pres: Presence,
     ) -> None:
         known = room.occupants.get(nick)
-        remote_id = real.bare if real is not None else f"{room.jid}/{nick}"
+        occ_id = occupant_id_of(pres.xml) if room.occupant_ids else None
         if known is not None:
             remote_id = known.remote_id
+        elif real is not None:
+            remote_id = real.bare
+        else:
+            remote_id = await self.sender_id(room, nick, pres.xml)
         sender = EventSender(remote_id, name=nick)
         if ptype == "unavailable":
             room.occupants.pop(nick, None)
+            if real is None and not occ_id:  # keyed by nick: the next holder is someone else
+                await self.connector.idmap.next_occupancy(room.jid, nick)
             new_nick = clean_text(attrs.get("nick", ""))
-            if "303" in codes and real is not None and new_nick:
+            if "303" in codes and (real is not None or occ_id) and new_nick:
                 # A nick change: the same ghost stays, under its new name (a presence event
                 # carries the name; the join that follows finds the ghost already there).
                 renamed = EventSender(remote_id, name=new_nick)
@@ -401,9 +439,9 @@ class MucManager:
         for occupant in room.occupants.values():
             if occupant.remote_id == remote_id:
                 return occupant.nick
-        if remote_id.startswith(room_jid + "/"):
-            return remote_id[len(room_jid) + 1 :]
-        return None
+        nick = remote_id[len(room_jid) + 1 :] if remote_id.startswith(room_jid + "/") else ""
+        # A generated id (occupants.py) is no nick: its occupant is gone.
+        return nick if nick and not nick.startswith("~") else None
 
     async def admin(
         self, puppet: str, room_jid: str, item: dict[str, str], reason: str | None

@@ -87,7 +87,18 @@ certificates = "{dir}/certs"
 
 VirtualHost "{host}"
 
+-- Without XEP-0421 occupant ids (Prosody adds them by default): ghosts keyed by nick.
 Component "{muc}" "muc"
+  modules_enabled = {{ "muc_mam" }}
+  muc_room_locking = false
+  muc_room_default_persistent = true
+  muc_room_default_public = true
+  restrict_room_creation = false
+  max_history_messages = 50
+  muc_occupant_id = false
+
+-- With them (Prosody's default): ghosts keyed by occupant id.
+Component "{muc_ids}" "muc"
   modules_enabled = {{ "muc_mam" }}
   muc_room_locking = false
   muc_room_default_persistent = true
@@ -134,6 +145,8 @@ class Prosody:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
         self.host, self.muc, self.component = host, muc, component
+        #: A second MUC service, which gives XEP-0421 occupant ids (``muc`` does not).
+        self.muc_ids = f"ids.{muc}"
         self.secret = secrets.token_hex(16)
         self.c2s_port = free_port()
         self.component_port = free_port()
@@ -154,6 +167,7 @@ class Prosody:
                 component_port=self.component_port,
                 host=self.host,
                 muc=self.muc,
+                muc_ids=self.muc_ids,
                 component=self.component,
                 secret=self.secret,
                 level=self.log_level,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 import pytest
@@ -156,13 +157,11 @@ def test_netsplit_detection_and_debounce():
     assert asyncio.run(run()) == [("#c", "carol", "a.net b.net")]
 
 
-@pytest.mark.parametrize("stdlib", [False, True])
-def test_secret_box_round_trip_and_tamper_detection(monkeypatch, stdlib):
-    if stdlib:
-        monkeypatch.setattr(crypto, "AESGCM", None)
+def test_secret_box_round_trip_and_tamper_detection():
     box = crypto.SecretBox(b"k" * 32)
     token = box.encrypt("hunter2", context="login1")
-    assert token.startswith("v0:" if stdlib else "v1:")  # AES-GCM whenever cryptography is there
+    assert token.startswith("v1:")  # AES-GCM, always
+    assert not box.needs_upgrade(token)
     assert "hunter2" not in token
     assert box.decrypt(token, context="login1") == "hunter2"
     with pytest.raises(crypto.SecretError):
@@ -173,6 +172,58 @@ def test_secret_box_round_trip_and_tamper_detection(monkeypatch, stdlib):
     tampered = version + ":" + body[:-4] + ("AAAA" if body[-4:] != "AAAA" else "BBBB")
     with pytest.raises(crypto.SecretError):
         box.decrypt(tampered, context="login1")
+
+
+#: Written by the retired stdlib fallback (``v0``) with key bytes(range(32)), before its removal.
+V0_PASSWORD = "v0:D1ECFLMb27dFB8PwQsPtExUFmXYymLxq6h0ysDoxAkaISgv1bwYjRGDtKSgTSsMAWuvg"
+V0_KEYS = "v0:6VIbKrqdXCOyjudtn+ulIqt3ROGvMvGSaVOzvEWyEFv9c/Yo12dEqOx/eSRiA239cG3366tg3LrkFMzn0GA="
+
+
+def old_v0_encrypt(key: bytes, plaintext: str, context: str, nonce: bytes) -> str:
+    """The retired ``v0`` writer, verbatim but for the nonce (so tests can make values the old
+    code would have written for a key they only know at run time)."""
+    import hashlib
+    import hmac
+
+    enc = hmac.new(key, b"irc-secret-enc", hashlib.sha256).digest()
+    mac = hmac.new(key, b"irc-secret-mac", hashlib.sha256).digest()
+    data = plaintext.encode("utf-8")
+    out = bytearray()
+    counter = 0
+    while len(out) < len(data):
+        out += hmac.new(enc, nonce + counter.to_bytes(8, "big"), hashlib.sha256).digest()
+        counter += 1
+    body = bytes(a ^ b for a, b in zip(data, out[: len(data)], strict=True))
+    tag = hmac.new(mac, nonce + body + context.encode(), hashlib.sha256).digest()
+    return "v0:" + base64.b64encode(nonce + body + tag).decode()
+
+
+def test_v0_values_of_the_old_fallback_are_read_for_migration_and_never_written():
+    key = bytes(range(32))
+    box = crypto.SecretBox(key)
+    assert box.needs_upgrade(V0_PASSWORD)
+    assert box.decrypt(V0_PASSWORD, context="login1") == "hunter2"
+    assert box.decrypt(V0_KEYS, context="keys:login1") == '{"#secret": "k3y"}'
+    # The copy of the old writer used by the end-to-end migration test is the old writer.
+    nonce = base64.b64decode(V0_PASSWORD[3:])[:12]
+    assert old_v0_encrypt(key, "hunter2", "login1", nonce) == V0_PASSWORD
+    with pytest.raises(crypto.SecretError):
+        box.decrypt(V0_PASSWORD, context="login2")
+    with pytest.raises(crypto.SecretError):
+        crypto.SecretBox(b"x" * 32).decrypt(V0_PASSWORD, context="login1")
+    with pytest.raises(crypto.SecretError):
+        box.decrypt("v0:AAAA", context="login1")
+    with pytest.raises(crypto.SecretError):
+        box.decrypt("v9:AAAA", context="login1")
+
+
+def test_without_cryptography_a_secret_is_refused_with_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(crypto, "AESGCM", ...)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+    with pytest.raises(RuntimeError, match=r"bridgekit\[irc\]"):
+        crypto.SecretBox(b"k" * 32).encrypt("hunter2")
 
 
 def test_text_cleaning_and_corrections():

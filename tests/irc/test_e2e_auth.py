@@ -5,9 +5,11 @@ of the real InspIRCd (``m_sasl`` needs a services server, which the tests do not
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from bridgekit.connector import BridgeStateEvent
+from bridges.irc.crypto import SecretBox
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
 from tests.helpers import management_room
@@ -20,6 +22,7 @@ from tests.irc.e2e import (
     start_bridge,
 )
 from tests.irc.sasl_proxy import SaslAttempt, SaslProxy
+from tests.irc.test_connector_units import old_v0_encrypt
 
 SERVER_PASSWORD = "letmein-7"
 
@@ -156,3 +159,109 @@ async def test_a_stored_password_logs_the_puppet_in_and_a_refused_one_is_reporte
                 assert len(connector(bridge).clients) == 1
             finally:
                 await bob.close()
+
+
+async def test_a_password_stored_in_the_old_v0_format_is_used_and_rewritten_with_aes_gcm(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    """Releases before the removal of the stdlib cipher wrote ``v0:`` values when
+    ``cryptography`` was missing. Such a value still logs the user in, and loading it once
+    rewrites it as ``v1:`` (AES-GCM)."""
+    async with SaslProxy(ircd, {}) as proxy:
+        bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob = IrcTestClient(ircd.host, ircd.port)
+        await bob.connect(uid("bob"))
+        await bob.join(channel)
+        async with alice:
+            try:
+                room_id, puppet = await open_channel(alice, channel, bob)
+                proxy.accounts[puppet] = "old-secret"
+                irc = connector(bridge)
+                (login_id,) = list(irc.clients)
+                key = bridge.secret_key("irc-passwords")
+                old = old_v0_encrypt(key, "old-secret", login_id, os.urandom(12))
+                await bridge.set_kv(f"irc:pass:{login_id}", old)
+                # A restart loads every login with its stored password.
+                await make_bridge.stop(bridge)
+                await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == puppet, 30)
+                bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
+                await bob.wait_for(is_puppet_join(channel), 30)
+                await eventually(lambda: proxy.attempts)
+                assert proxy.attempts == [SaslAttempt(puppet, "old-secret", True)]
+                stored = await bridge.get_kv(f"irc:pass:{login_id}")
+                assert stored is not None and stored.startswith("v1:"), stored
+                assert SecretBox(key).decrypt(stored, context=login_id) == "old-secret"
+            finally:
+                await bob.close()
+
+
+def _identify_to(client: IrcTestClient) -> list[str]:
+    return [
+        m.trailing or ""
+        for m in client.history
+        if m.command == "PRIVMSG" and "IDENTIFY" in (m.trailing or "")
+    ]
+
+
+async def test_nickserv_identify_goes_only_to_services_the_server_vouches_for(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+):
+    """Without SASL the stored password goes to NickServ by PRIVMSG, and on a network without
+    services anyone can hold that nick. It is sent only when the holder's ``USERHOST`` matches
+    the configured ``services_mask``; without a mask, or to an impostor, never."""
+    channel = "#" + uid("chan")
+    bob = IrcTestClient(ircd.host, ircd.port)
+    await bob.connect(uid("bob"))
+    await bob.join(channel)
+    impostor = IrcTestClient(ircd.host, ircd.port)
+    await impostor.connect("NickServ", user="evil")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    bridge = await start_bridge(make_bridge, ircd)
+    try:
+        async with alice:
+            _, puppet = await open_channel(alice, channel, bob)
+            conv = await management_room(alice, bridge)
+
+            async def see_refusal(reason: str) -> None:
+                await bob.wait_for(is_puppet_join(channel), 30)
+                # The old code wrote IDENTIFY right after registering, before the JOIN.
+                assert _identify_to(impostor) == []
+                notice = await alice.wait_for_event(
+                    conv.room_id,
+                    lambda e: (
+                        "password was not sent" in e.get("content", {}).get("body", "")
+                        and reason in e["content"]["body"]
+                    ),
+                    30,
+                )
+                assert "pw-ns-1" not in notice["content"]["body"]
+
+            # No services_mask (the default): a user holding NickServ gets nothing.
+            assert "stored" in await conv.say("irc storepass pw-ns-1")
+            await conv.say("irc reconnect")
+            await see_refusal("services_mask")
+            assert _identify_to(impostor) == []
+            # With a mask, an impostor whose user@host does not match gets nothing either (the
+            # restarted bridge connects with the stored password and says why in the same room).
+            await make_bridge.stop(bridge)
+            mask = f"NickServ!svc@{ircd.host}"
+            bridge = await start_bridge(make_bridge, ircd, services_mask=mask)
+            await see_refusal("evil@")
+            assert _identify_to(impostor) == []
+            # The services' own connection (here: the user part the mask names) gets it.
+            await impostor.close()
+            services = IrcTestClient(ircd.host, ircd.port)
+            await services.connect("NickServ", user="svc")
+            try:
+                await conv.say("irc reconnect")
+                got = await services.wait_for(
+                    lambda m: m.command == "PRIVMSG" and m.nick == puppet, 30
+                )
+                assert got.params[0] == "NickServ" and got.trailing == "IDENTIFY pw-ns-1"
+            finally:
+                await services.close()
+    finally:
+        await impostor.close()
+        await bob.close()

@@ -53,6 +53,12 @@ async def test_irc_commands_in_the_management_room(make_bridge, ircd, bridge_env
             await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == new_nick, 15)
             back = await bob.wait_for(lambda m: m.command == "JOIN" and m.nick == new_nick, 30)
             assert casefold(back.params[0]) == casefold(channel)
+            # No SASL and no services_mask on this server: the password stays unsent, said once.
+            await alice.wait_for_event(
+                conv.room_id,
+                lambda e: "password was not sent" in e.get("content", {}).get("body", ""),
+                30,
+            )
             # quit
             assert "Disconnected" in await conv.say("irc quit")
             await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == new_nick, 15)
