@@ -80,7 +80,18 @@ class AliasRooms:
             if existing is not None and existing.mxid:
                 # A room made before anyone asked for its alias (by a command, an invite, or
                 # the other spelling of the alias): the homeserver asks us because the alias
-                # is not there yet, so add it.
+                # is not there yet, so add it. Within the same rate as new rooms: a
+                # connector that reads many spellings as one chat must not let a stranger
+                # pile aliases onto a room.
+                if not self._take(connector.name):
+                    self._refused(
+                        alias,
+                        f"more than {self.per_minute:g} rooms or aliases a minute made from "
+                        f"{connector.name} aliases (bridge.alias_rooms.per_minute)",
+                        level=logging.WARNING,
+                        key=f"rate:{connector.name}",
+                    )
+                    return False
                 added = await self.bridge.portals.add_alias(existing, localpart)
                 mark = existing.metadata.get(MARKER)
                 if added and isinstance(mark, dict):  # removed with the room if unjoined

@@ -106,6 +106,8 @@ class AppServiceServer:
         self._refused_logged_at = float("-inf")
         self._refused_since_log = 0
         self._too_deep_logged_at = float("-inf")
+        #: Where failing requests failed -> (when last logged, repeats since).
+        self._failures: dict[tuple[Any, ...], tuple[float, int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -137,8 +139,8 @@ class AppServiceServer:
             return matrix_error(413, "M_TOO_LARGE", "Request body too large")
         except web.HTTPException:
             raise
-        except Exception:
-            log.exception("Error handling %s %s", request.method, request.path)
+        except Exception as e:
+            self._failed(request, e)
             return matrix_error(500, "M_UNKNOWN", "Internal error")
 
     @web.middleware
@@ -160,6 +162,31 @@ class AppServiceServer:
             self._refused(request, "a wrong hs_token")
             return matrix_error(403, "M_FORBIDDEN", "Invalid access token")
         return await handler(request)
+
+    def _failed(self, request: web.Request, e: Exception) -> None:
+        """Log a request that failed (a 500) with its traceback once a minute per cause (the
+        exception's type and where it was raised), the repeats counted: the homeserver
+        retries a 5xx every few seconds, so a database outage logged a traceback each time."""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        site = (type(e), tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else (type(e),)
+        now = time.monotonic()
+        logged_at, repeats = self._failures.get(site, (float("-inf"), 0))
+        if now - logged_at < REFUSED_LOG_INTERVAL:
+            self._failures[site] = (logged_at, repeats + 1)
+            log.debug("Error handling %s %s again: %s", request.method, request.path, e)
+            return
+        if len(self._failures) > 1000:
+            self._failures.clear()
+        self._failures[site] = (now, 0)
+        log.error(
+            "Error handling %s %s (answered 500, the homeserver retries)%s",
+            request.method,
+            request.path,
+            f"; {repeats} more like it since the last report" if repeats else "",
+            exc_info=e,
+        )
 
     def _refused(self, request: web.Request, why: str) -> None:
         """Say that requests are refused, at most once a minute (never the token itself).

@@ -441,10 +441,6 @@ class Bridge(Logins, Notices, Transactions):
     async def set_kv(self, key: str, value: str | None) -> None:
         await self.store.set_kv(key, value)
 
-    async def find_remote_id(self, event_id: str) -> str | None:
-        row = await self.store.message_by_event(event_id)
-        return row.remote_id if row else None
-
     def ghost_mxid(self, remote_user_id: str, network: str) -> str:
         """The ghost of ``remote_user_id`` on ``network`` (a remote id means nothing alone)."""
         localpart = self.connectors[network].ghost_localpart(RemoteUserID(remote_user_id))

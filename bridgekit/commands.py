@@ -141,7 +141,10 @@ class CommandProcessor:
         )
         cmd = self.commands.get(ce.command)
         if cmd is None:
-            await ce.reply(f"Unknown command `{name}`. Send `{self._hint(ce)}help` for a list.")
+            # Not echoed in the management room: a word sent there that is no command is
+            # often a password typed again after its login ended (failed, or a restart).
+            what = "That is not a command" if is_management else f"Unknown command `{name}`"
+            await ce.reply(f"{what}. Send `{self._hint(ce)}help` for a list.")
             return True
         if cmd.carries_secret(args):
             # Before the permission check: a secret is removed whoever sent it.
@@ -160,6 +163,41 @@ class CommandProcessor:
         except Exception as e:
             log.exception("Command %s failed", cmd.name)
             await ce.reply(f"Command `{cmd.name}` failed: {e}")
+        return True
+
+    async def secret_in_edit(self, room_id: str, evt: dict[str, Any], level: int) -> bool:
+        """An edit is never run as a command, but one that turns a message into a secret
+        command (or answers a login's secret question) puts the secret in room history all
+        the same: remove it like the message it imitates. True if it was one."""
+        new = evt["content"].get("m.new_content")
+        body = new.get("body") if isinstance(new, dict) else None
+        if not isinstance(body, str) or not level:
+            return False
+        sender = evt["sender"]
+        user = await self.bridge.store.get_user(sender)
+        is_management = bool(user and user.management_room == room_id)
+        text = body.strip()
+        if text.startswith(self.prefix):
+            text = text[len(self.prefix) :].strip()
+        elif not is_management:
+            return False
+        pending = self.pending_logins.get(sender) if is_management else None
+        name, _, raw_args = text.partition(" ")
+        cmd = self.commands.get(name.lower())
+        try:
+            args = shlex.split(raw_args)
+        except ValueError:
+            args = raw_args.split()
+        secret_answer = pending is not None and pending.step.fields[pending.field_index].secret
+        if not secret_answer and (cmd is None or not cmd.carries_secret(args)):
+            return False
+        if is_management:
+            await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
+            await self.bridge.send_notice(
+                room_id, "Edits are not read as commands or answers: send it as a new message."
+            )
+        else:
+            await refuse_outside_management(self.bridge, room_id, evt.get("event_id"), name)
         return True
 
     def _hint(self, ce: CommandEvent) -> str:

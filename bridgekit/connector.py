@@ -215,11 +215,12 @@ class BridgeAPI(ABC):
 
     @abstractmethod
     async def find_message(self, portal: PortalKey, remote_id: RemoteMessageID) -> str | None:
-        """The Matrix event id bridged for a remote message id of this network, if any."""
+        """The Matrix event id bridged for a remote message id in this network's portal."""
 
     @abstractmethod
-    async def find_remote_id(self, event_id: str) -> str | None:
-        """The remote message id a Matrix event was bridged to on this network, if any."""
+    async def find_remote_id(self, portal: PortalKey, event_id: str) -> str | None:
+        """The remote message id a Matrix event was bridged to, if it is one of this network's
+        portal's (event ids are global: an id taken from one chat may name another room's)."""
 
     @abstractmethod
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:

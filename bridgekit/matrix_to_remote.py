@@ -337,7 +337,13 @@ class MatrixToRemote:
             await self.bridge.store.delete_message(redacts)
             return
         reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
-        if reaction is not None and isinstance(client, ReactionHandler):
+        # Only its sender's own removal: a moderator redacting it would otherwise remove,
+        # through their own login, a reaction they never made (and leave the sender's).
+        if (
+            reaction is not None
+            and isinstance(client, ReactionHandler)
+            and reaction.sender_remote == client.login.remote_id
+        ):
             await client.handle_matrix_reaction_remove(
                 MatrixReactionRemove(
                     **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key

@@ -68,9 +68,9 @@ class NetworkBridge(BridgeAPI):
         row = await self._bridge.store.message_by_remote(self.network, portal, remote_id)
         return row.event_id if row else None
 
-    async def find_remote_id(self, event_id: str) -> str | None:
-        row = await self._bridge.store.message_by_event(event_id)
-        return row.remote_id if row and row.network == self.network else None
+    async def find_remote_id(self, portal: PortalKey, event_id: str) -> str | None:
+        row = await self._bridge.store.message_in_portal(self.network, portal, event_id)
+        return row.remote_id if row else None
 
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         return self._bridge.ghost_mxid(remote_user_id, self.network)

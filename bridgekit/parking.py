@@ -103,17 +103,17 @@ class Parking:
         attempts are used up: it is parked now and must not run."""
         done = self.attempts[kind].get(item_id, 0)
         if done >= REPLAY_ATTEMPTS:
-            self.attempts[kind].pop(item_id, None)
-            parked_at = self.parked[kind][item_id] = int(time.time() * 1000)
-            await self._set(kind, item_id, f"parked:{parked_at}")
-            self._count()
-            log.error(
-                "Parked %s %s: %d replays did not finish it; it is kept but no longer replayed",
-                kind,
-                item_id,
-                done,
-            )
+            await self.park(kind, item_id, f"{done} replays did not finish it")
             return False
         self.attempts[kind][item_id] = done + 1
         await self._set(kind, item_id, str(done + 1))
         return True
+
+    async def park(self, kind: str, item_id: str, why: str) -> None:
+        """Set an item aside now: kept, listed, no longer run (one that can never run, such
+        as a payload that no longer decodes, need not wait for its replays)."""
+        self.attempts[kind].pop(item_id, None)
+        parked_at = self.parked[kind][item_id] = int(time.time() * 1000)
+        await self._set(kind, item_id, f"parked:{parked_at}")
+        self._count()
+        log.error("Parked %s %s: %s; it is kept but no longer replayed", kind, item_id, why)

@@ -1,8 +1,8 @@
 """Built-in commands about portals: listing them, bridging a room, its relay, deleting it.
 
 Who may change a room's bridge is the room's business: ``bridge``/``unbridge`` need room
-admin power, ``set-relay`` moderator power (or being the room's current relay), so a user
-with a login cannot take over the relay others have set.
+admin power, ``set-relay`` and ``unset-relay`` moderator power (or being the room's current
+relay), so a user with a login cannot take over or drop the relay others have set.
 """
 
 from __future__ import annotations
@@ -134,6 +134,28 @@ async def cmd_unbridge(ce: CommandEvent) -> None:
     await ce.reply("This room is no longer bridged.")
 
 
+async def _may_change_relay(ce: CommandEvent, verb: str) -> bool:
+    """Setting, replacing or unsetting a room's relay: bridge admins, room moderators, and
+    the owner of the current relay login (found in the store: a login that is not connected
+    now, or did not load, is still theirs and comes back at the next start)."""
+    assert ce.portal is not None
+    if ce.level >= 3:
+        return True
+    relay = ce.portal.relay_login
+    if relay and any(login.id == relay for login in await ce.bridge.store.logins(ce.sender)):
+        return True
+    power = await _room_power(ce)
+    if power is None:
+        return False
+    if power < MODERATOR:
+        await ce.reply(
+            f"Only room moderators (power level {MODERATOR}) or the current relay can "
+            f"{verb} this room's relay."
+        )
+        return False
+    return True
+
+
 async def cmd_set_relay(ce: CommandEvent) -> None:
     if ce.portal is None:
         await ce.reply("Use this in a bridged room.")
@@ -149,18 +171,8 @@ async def cmd_set_relay(ce: CommandEvent) -> None:
     if not clients:
         await ce.reply("You need a login in this room to relay through.")
         return
-    current = ce.bridge.clients.get(ce.portal.relay_login or "")
-    is_relay = current is not None and current.login.user_mxid == ce.sender
-    if ce.level < 3 and not is_relay:
-        power = await _room_power(ce)
-        if power is None:
-            return
-        if power < MODERATOR:
-            await ce.reply(
-                f"Only room moderators (power level {MODERATOR}) or the current relay can "
-                "set this room's relay."
-            )
-            return
+    if not await _may_change_relay(ce, "set"):
+        return
     ce.portal.relay_login = clients[0].login.id
     await ce.bridge.store.save_portal(ce.portal)
     who = clients[0].login.remote_name or clients[0].login.remote_id
@@ -171,9 +183,7 @@ async def cmd_unset_relay(ce: CommandEvent) -> None:
     if ce.portal is None or not ce.portal.relay_login:
         await ce.reply("This room has no relay.")
         return
-    owner = ce.bridge.clients.get(ce.portal.relay_login)
-    if ce.level < 3 and owner is not None and owner.login.user_mxid != ce.sender:
-        await ce.reply("Only the relay's owner or a bridge admin can unset it.")
+    if not await _may_change_relay(ce, "unset"):
         return
     ce.portal.relay_login = None
     await ce.bridge.store.save_portal(ce.portal)
@@ -219,7 +229,12 @@ def portal_commands() -> list[Command]:
             "Relay users without a login through your login (room moderators).",
             section="Portals",
         ),
-        Command("unset-relay", cmd_unset_relay, "Stop relaying in this room.", section="Portals"),
+        Command(
+            "unset-relay",
+            cmd_unset_relay,
+            "Stop relaying in this room (room moderators).",
+            section="Portals",
+        ),
         Command(
             "delete-portal",
             cmd_delete_portal,

@@ -126,28 +126,43 @@ class OutboxJob:
     """One outbox row's work. A class rather than a closure so that a running job can look
     at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
 
-    __slots__ = ("bridge", "item", "_event", "held_from", "lines")
+    __slots__ = ("bridge", "item", "_event", "held_from", "lines", "replayed", "undecodable")
 
     def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
         self.bridge = bridge
         self.item = item
         self._event = event
+        self.replayed = event is None  # read back from the database after a restart
         #: Replayed after a crash: the lines this row was merged from before it.
-        self.lines = merged_lines(item.payload) if event is None else None
-        if self.lines:
-            self._event = self.lines[0]
+        self.lines: list[RemoteMessage] | None = None
+        #: Why a replayed row's payload does not decode (written by another version, or
+        #: damaged): it is parked, never run, and nothing queued before it trips on it.
+        self.undecodable: str | None = None
+        if event is None:
+            try:
+                self.lines = merged_lines(item.payload)
+                self._event = self.lines[0] if self.lines else None
+                if self._event is None:
+                    self._event = remote_event_from_json(item.payload)
+            except Exception as e:  # noqa: BLE001 - any damage: the row is set aside
+                self.undecodable = f"{type(e).__name__}: {str(e)[:200]}"
         #: Arrival time when this line continues a stream (see :class:`StreamHold`).
         self.held_from: float | None = None
 
     @property
     def event(self) -> RemoteEvent:
-        if self._event is None:  # replayed from the database after a restart
-            self._event = remote_event_from_json(self.item.payload)
+        assert self._event is not None, "an undecodable row is never run"
         return self._event
 
     async def __call__(self) -> None:
         bridge, item = self.bridge, self.item
-        replayed = self._event is None
+        replayed = self.replayed
+        if self.undecodable is not None:
+            await bridge.parking.park(
+                "outbox", str(item.seq), f"its payload does not decode ({self.undecodable})"
+            )
+            await self._tell_parked("its stored form no longer reads back")
+            return
         if replayed and not await bridge.parking.replay("outbox", str(item.seq)):
             await self._tell_parked()  # replayed too often: kept, no longer run
             return
@@ -184,13 +199,13 @@ class OutboxJob:
             bridge.metrics.handled("remote", time.perf_counter() - start)
             bridge.store.outbox_done_later(i.seq for i in items)
 
-    async def _tell_parked(self) -> None:
+    async def _tell_parked(self, why: str = f"it failed {REPLAY_ATTEMPTS} replays") -> None:
         portal = await self.bridge.store.get_portal(self.item.network, self.item.portal)
         if portal is not None and portal.mxid:
             await self.bridge.send_notice(
                 portal.mxid,
-                f"A message from the network could not be bridged here: it failed "
-                f"{REPLAY_ATTEMPTS} replays and was set aside (outbox row {self.item.seq}).",
+                f"A message from the network could not be bridged here: {why} and it was "
+                f"set aside (outbox row {self.item.seq}).",
             )
 
     async def _hold(self, sender: str) -> None:
@@ -225,7 +240,12 @@ class OutboxJob:
         login_id = self.item.login_id
 
         def accept(nxt: object) -> bool:
-            if not isinstance(nxt, OutboxJob) or nxt.item.login_id != login_id or nxt.lines:
+            if (
+                not isinstance(nxt, OutboxJob)
+                or nxt.item.login_id != login_id
+                or nxt.lines
+                or nxt.undecodable is not None
+            ):
                 return False
             evt = nxt.event
             return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)

@@ -8,6 +8,7 @@ their invites rejected; only then do commands and portals see the event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from mautrix.types import Event
@@ -26,6 +27,8 @@ log = logging.getLogger("bridgekit.router")
 
 DOUBLE_PUPPET_KEY = "fi.mau.double_puppet_source"
 LEVELS = {"relay": 1, "user": 2, "admin": 3}
+#: Seconds between two notices (and INFO lines) about one sender's malformed events in a room.
+MALFORMED_TELL_INTERVAL = 60.0
 
 
 class MatrixRouter:
@@ -33,6 +36,7 @@ class MatrixRouter:
         self.bridge = bridge
         self._levels: dict[str, int] = {}
         self._ours = LRU(50_000)
+        self._malformed_told = LRU(10_000)  # (room, sender, noticed) -> when last told
 
     def level_of(self, mxid: str) -> int:
         level = self._levels.get(mxid)
@@ -123,6 +127,8 @@ class MatrixRouter:
                 room_id, evt, body, level, portal
             ):
                 return
+        elif is_edit and await self.bridge.commands.secret_in_edit(room_id, evt, level):
+            return
         if portal is None:
             return
         if level == 0:
@@ -138,12 +144,24 @@ class MatrixRouter:
     async def _refuse_malformed(
         self, evt: dict[str, Any], sender: str, room_id: str, why: str
     ) -> None:
-        """One log line, a metric, and for what the sender wrote a notice (it won't arrive)."""
+        """A metric, and for what the sender wrote a notice (it won't arrive) and a log line,
+        once a minute per sender and room: a client sending junk in a loop must not make the
+        bot post (or the log grow) once per event."""
         etype = evt["type"]
-        log.info("Refusing %s %r from %s: %s", etype, evt.get("event_id"), sender, why)
         self.bridge.metrics.error("malformed_event")
-        if etype in NOTICE_TYPES:
-            await self.bridge.send_notice(room_id, f"{sender}: your {etype} was not bridged: {why}")
+        notice = etype in NOTICE_TYPES
+        key, now = (room_id, sender, notice), time.monotonic()
+        last = self._malformed_told.get(key)
+        if last is not None and now - last < MALFORMED_TELL_INTERVAL:
+            log.debug("Refusing %s %r from %s: %s", etype, evt.get("event_id"), sender, why)
+            return
+        self._malformed_told.put(key, now)
+        log.info("Refusing %s %r from %s: %s", etype, evt.get("event_id"), sender, why)
+        if notice:
+            await self.bridge.send_notice(
+                room_id,
+                f"{sender}: your {etype} was not bridged: {why} (said once a minute at most)",
+            )
 
     async def _bot_membership(
         self, evt: dict[str, Any], sender: str, room_id: str, content: dict[str, Any]

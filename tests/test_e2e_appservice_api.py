@@ -316,3 +316,35 @@ async def test_junk_events_are_each_logged_once_briefly(
         same = [r for r in loud if any(f"$junk{n}e" in r.getMessage() for n in (2, 9, 10))]
         assert sum(1 for r in same if r.exc_info) <= 1
         assert sum(1 for r in loud if r.exc_info) <= 2
+
+
+async def test_a_database_outage_logs_one_traceback_while_synapse_retries(
+    bridge: Bridge, bridge_env: BridgeEnv, uid, caplog
+):
+    """Each transaction Synapse retries is a 500 while the database is down: one traceback,
+    not one per retry; and the message arrives once the database is back."""
+    caplog.set_level(logging.INFO, logger="bridgekit")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        calls: list[object] = []
+
+        async def database_down(txn, body):
+            calls.append(txn)
+            raise ConnectionError("database is down")
+
+        bridge.store_transaction = database_down  # type: ignore[method-assign]
+        try:
+            event_id = await alice.send_text(room_id, "during the outage")
+            await eventually(lambda: len(calls) >= 3, timeout=40)
+        finally:
+            del bridge.store_transaction  # the class's own again
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
+        tracebacks = [
+            r for r in caplog.records if r.exc_info and "database is down" in str(r.exc_info[1])
+        ]
+        assert len(tracebacks) == 1

@@ -74,6 +74,46 @@ async def test_set_relay_needs_moderator_power_or_being_the_relay(
             assert portal is not None and portal.relay_login == client.login.id
 
 
+async def test_unset_relay_needs_moderator_power_or_being_the_relay(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """Even while the relay's login is not connected (it did not load at this start, or its
+    owner logged out): it is not for anyone in the room to drop."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _net = scene
+        mallory = await bridge_env.synapse.register_user(uid("mallory"))
+        async with mallory:
+            await alice.invite(room_id, mallory.user_id)
+            await mallory.join(room_id)
+            await give_power(bridge, room_id, alice.user_id, 50)
+            await alice.send_text(room_id, "!set-relay")
+            await alice.wait_for_event(room_id, notice_says("now relayed"))
+            await give_power(bridge, room_id, alice.user_id, 0)
+            # Mallory, with no power: refused whether the relay's client is loaded or not.
+            await mallory.send_text(room_id, "!unset-relay")
+            await mallory.wait_for_event(room_id, notice_says("can unset"))
+            bridge.clients.pop(client.login.id)  # as if it had failed to load at start
+            try:
+                await mallory.send_text(room_id, "!unset-relay")
+
+                def refusals() -> int:
+                    return sum(
+                        "can unset" in str(e.get("content", {}).get("body"))
+                        for e in mallory.history(room_id)
+                    )
+
+                await eventually(lambda: refusals() == 2)
+                portal = await bridge.store.get_portal("fake", PortalKey(chat))
+                assert portal is not None and portal.relay_login == client.login.id
+                # Its owner may, without power.
+                await alice.send_text(room_id, "!unset-relay")
+                await alice.wait_for_event(room_id, notice_says("Relay mode is off"))
+                portal = await bridge.store.get_portal("fake", PortalKey(chat))
+                assert portal is not None and portal.relay_login is None
+            finally:
+                bridge.clients[client.login.id] = client
+
+
 async def test_list_portals_shows_a_user_only_the_portals_they_belong_to(
     bridge: Bridge, bridge_env: BridgeEnv, uid
 ):
@@ -164,3 +204,42 @@ async def test_portal_user_listing_still_reaches_a_plain_open_portal(
         await alice.invite(room_id, carol.user_id)
         await carol.join(room_id)
         assert room_id in await (await management_room(carol, bridge)).say("list-portals")
+
+
+async def test_a_secret_put_in_by_an_edit_is_removed_too(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """An edit is not run as a command, but the token it adds stayed in the room's history."""
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await trusted_management_room(alice, bridge)
+        secret = f"login-matrix {alice.access_token}"
+        first = await alice.send_text(conv.room_id, "version")
+        await conv.next_notice()
+        edit = await alice.send_message(
+            conv.room_id,
+            {
+                "msgtype": "m.text",
+                "body": f"* {secret}",
+                "m.new_content": {"msgtype": "m.text", "body": secret},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            },
+        )
+        await eventually(lambda: is_redacted(alice, conv.room_id, edit))
+        assert "new message" in await conv.next_notice()
+        user = await bridge.store.get_user(alice.user_id)
+        assert user is None or not user.double_puppet  # and it was not run
+
+
+async def test_a_password_sent_again_after_its_login_ended_is_not_echoed(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """After "Login failed", people type the password again: it is no command, and the bot's
+    answer quoted it back into the room's history."""
+    bridge.connectors["fake"].network.passwords["bob-remote"] = "right-pw"
+    bob = await bridge_env.synapse.register_user(uid("bob"))
+    async with bob:
+        conv = await management_room(bob, bridge)
+        assert "Login failed" in await login_fake(conv, "bob-remote", "wrong-pw")
+        reply = await conv.say("right-pw")
+        assert "not a command" in reply and "right-pw" not in reply

@@ -178,3 +178,27 @@ async def test_relations_to_another_rooms_event_stay_out_of_this_rooms_chat(
         replied = next(i for i in after if i.data.event_id == reply)
         assert replied.data.content.reply_to is None
         assert await bridge.store.message_in_portal("fake", key_b, in_b) is not None
+
+
+async def test_malformed_events_in_a_loop_get_one_notice(bridge, bridge_env: BridgeEnv, uid):
+    """A client sending junk over and over does not make the bot post once per event."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, _client, _chat, room_id, net = scene
+        for i in range(5):
+            await alice.send_message(
+                room_id,
+                {"msgtype": "m.text", "body": f"bad {i}", "m.relates_to": [i]},
+            )
+        good_id = await alice.send_text(room_id, "good after the junk")
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == good_id)
+
+        def notices() -> int:
+            return sum(
+                "not bridged" in str(e.get("content", {}).get("body"))
+                for e in alice.history(room_id)
+            )
+
+        await eventually(lambda: notices() >= 1)
+        await alice.send_text(room_id, "!version")  # a reply: what came before it is synced
+        await alice.wait_for_event(room_id, notice_says("bridgekit"))
+        assert notices() == 1

@@ -49,7 +49,7 @@ async def test_login_can_be_cancelled(bridge: Bridge, bridge_env: BridgeEnv, uid
         conv = await management_room(carol, bridge)
         assert "username" in await conv.say("login fake")
         assert "cancelled" in await conv.say("cancel")
-        assert "Unknown command" in await conv.say("frobnicate")
+        assert "not a command" in await conv.say("frobnicate")
 
 
 async def test_non_permitted_user_is_refused(make_bridge, bridge_env: BridgeEnv, uid, caplog):

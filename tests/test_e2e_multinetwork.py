@@ -166,8 +166,8 @@ async def test_irc_and_xmpp_in_one_bridge_with_a_restart(
             xmpp_api, irc_api = (bridge.connectors[n].bridge for n in ("xmpp", "irc"))
             assert await xmpp_api.find_message(row.portal, row.remote_id) == original["event_id"]
             assert await irc_api.find_message(row.portal, row.remote_id) is None
-            assert await xmpp_api.find_remote_id(original["event_id"]) == row.remote_id
-            assert await irc_api.find_remote_id(original["event_id"]) is None
+            assert await xmpp_api.find_remote_id(row.portal, original["event_id"]) == row.remote_id
+            assert await irc_api.find_remote_id(row.portal, original["event_id"]) is None
 
             # A restart in the middle: both networks come back in the one process.
             back_in_muc = newer(dave.presences, occupant_of(muc, "Dave"))

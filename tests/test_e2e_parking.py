@@ -18,6 +18,13 @@ import pytest
 
 from bridgekit.appservice import TxnKey
 from bridgekit.bridge import Bridge
+from bridgekit.events import (
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteMessage,
+    remote_event_to_json,
+)
 from bridgekit.metrics import StatusServer
 from bridgekit.parking import REPLAY_ATTEMPTS
 from bridgekit.store import Store
@@ -137,3 +144,33 @@ async def test_an_outbox_row_that_never_finishes_is_parked_after_its_replays(
             assert status["parked"]["outbox"] == [str(seq)]
             assert 'bridgekit_parked{kind="outbox"} 1.0' in metrics
         assert seq in [i.seq for i in await bridge.store.outbox_pending()]  # kept
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['{"kind": "merged-lines", "lines": ["{broken"]}', '{"kind": "gone-kind"}', "not json"],
+    ids=["merged", "unknown-kind", "not-json"],
+)
+async def test_an_outbox_row_that_no_longer_decodes_is_parked_at_once(
+    make_bridge, bridge_env: BridgeEnv, uid, payload: str
+):
+    """Written by another version, or damaged: the start goes on (a merged row that did not
+    decode stopped it), the lines around it arrive, and it is set aside, not dropped."""
+    bridge = await make_bridge()
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, _ = scene
+        good = RemoteMessage(
+            PortalKey(chat), EventSender("bob"), id=uid("after"), content=MessageContent("after")
+        )
+        bad_seq, _ = await bridge.store.outbox_add_many(
+            [
+                ("fake", PortalKey(chat), client.login.id, payload),
+                ("fake", PortalKey(chat), client.login.id, remote_event_to_json(good)),
+            ]
+        )
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        await alice.wait_for_event(room_id, body_is("after"), timeout=20)
+        await alice.wait_for_event(room_id, notice_says("set aside"), timeout=20)
+        assert bridge.status()["parked"]["outbox"] == [str(bad_seq)]
+        assert bad_seq in [i.seq for i in await bridge.store.outbox_pending()]  # kept

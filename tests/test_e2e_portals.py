@@ -355,3 +355,30 @@ async def test_remote_edit_by_someone_else_is_ignored(bridge: Bridge, bridge_env
         await client.remote_message(chat, "bob", "marker")
         await alice.wait_for_event(room_id, body_is("marker"))
         assert not [e for e in alice.history(room_id) if "m.new_content" in e.get("content", {})]
+
+
+async def test_a_moderator_redacting_anothers_reaction_does_not_remove_their_own(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """Only the reaction's own sender's removal reaches the network: a moderator's redaction
+    of Alice's reaction went out from the moderator's login (removing what they never put)."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
+        carol = await bridge_env.synapse.register_user(uid("carol"))
+        async with carol:
+            carol_client = await login(bridge, carol, uid("c"))
+            net.chats[chat].members.append(carol_client.login.remote_id)
+            await alice.invite(room_id, carol.user_id)
+            await carol.join(room_id)
+            await give_power(bridge, room_id, carol.user_id, 50)
+            await client.remote_message(chat, "bob", "react to me")
+            target = await alice.wait_for_event(room_id, body_is("react to me"))
+            reaction = await alice.react(room_id, target["event_id"], "👍")
+            await net.wait_for(lambda i: i.kind == "reaction")
+            await carol.redact(room_id, reaction)
+            after = await carol.send_text(room_id, "after the redaction")
+            await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == after)
+            assert not [
+                i for i in net.sent if i.kind == "reaction_remove" and i.data.portal.id == chat
+            ]
+            assert await bridge.store.reaction_by_event(reaction) is not None

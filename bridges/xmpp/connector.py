@@ -424,9 +424,19 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         m = template_regex(str(self.setting("alias_template"))).match(alias_localpart)
         raw = unescape_localpart(m.group("jid")) if m else None
         room = self.room_address(raw) if raw else None
-        if room is None or not await self.room_exists(room):
+        # One alias per room, two with muc_service (the short form): a JID is caseless, so
+        # every other spelling named the same room, and each query for one added an alias.
+        if room is None or raw not in (room, self._short_room(room)):
+            return None
+        if not await self.room_exists(room):
             return None
         return PortalKey(room), None
+
+    def _short_room(self, room: str) -> str | None:
+        """``room`` for ``room@<muc_service>``: the form the README allows with muc_service."""
+        node, _, domain = room.partition("@")
+        muc = str(self.setting("muc_service"))
+        return node if muc and domain == muc else None
 
     def protocol_info(self) -> dict[str, Any]:
         return {

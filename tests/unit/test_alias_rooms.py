@@ -42,3 +42,35 @@ def test_refused_queries_are_logged_once_per_alias_and_capped(
     for i in range(200):  # a loop over made-up names
         ar._refused(f"#made-up{i}:x", "why")
     assert len(caplog.records) == _LOG_LINES
+
+
+async def test_aliases_added_to_an_existing_room_count_against_the_rate_limit() -> None:
+    """A connector that reads many spellings as one chat must not let a stranger pile aliases
+    onto its room: adding one takes from the same budget as making a room."""
+    from bridgekit.connector import AliasResolver
+    from bridgekit.events import PortalKey
+
+    class AnySpelling(AliasResolver):
+        name = "net"
+
+        async def resolve_alias(self, alias_localpart: str) -> tuple[PortalKey, str | None]:
+            return PortalKey("chat"), None
+
+    added: list[str] = []
+    portal = SimpleNamespace(mxid="!room:x", metadata={})
+
+    async def get_portal(network: str, key: PortalKey) -> Any:
+        return portal
+
+    async def add_alias(p: Any, localpart: str) -> bool:
+        added.append(localpart)
+        return True
+
+    ar = rooms(per_minute=2)
+    ar.bridge.domain = "x"
+    ar.bridge.connectors = {"net": AnySpelling()}
+    ar.bridge.store = SimpleNamespace(get_portal=get_portal)
+    ar.bridge.portals = SimpleNamespace(add_alias=add_alias)
+    answers = [await ar.query(f"#spelling{i}:x") for i in range(5)]
+    assert answers == [True, True, False, False, False]
+    assert added == ["spelling0", "spelling1"]

@@ -373,6 +373,24 @@ async def test_failing_sink_gives_500_so_the_homeserver_retries(appservice: Runn
     assert appservice.sink.dispatched == []
 
 
+async def test_a_failure_the_homeserver_retries_logs_its_traceback_once_a_minute(
+    appservice: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database down: every retry is a 500, but the log gets one traceback per cause."""
+
+    async def broken(txn: TxnKey, body: str | None) -> bool:
+        raise RuntimeError("database is down")
+
+    appservice.sink.store_transaction = broken  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="bridgekit.appservice")
+    for _ in range(5):
+        status, _body = await appservice.request("PUT", TXN.format("t1"), json={})
+        assert status == 500
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "database is down" in str(tracebacks[0].exc_info[1])
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == tracebacks
+
+
 # -- queries ---------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import BridgeEnv
+from tests.harness.matrix_client import MatrixError
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias, body_is, ghost
 
@@ -371,3 +372,22 @@ async def test_admin_command_creates_a_portal(xmpp_bridge, prosody, bridge_env, 
         )
         bob.say(room, "welcome")
         await admin.wait_for_event(room_id, body_is("welcome"))
+
+
+async def test_only_the_rooms_own_alias_spelling_resolves(
+    xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+):
+    """A JID is caseless: each case spelling of a room's alias named the same room, and each
+    query a stranger made for one added another alias to it."""
+    _bob, alice, room, room_id, _nick = await open_muc_portal(
+        xmpp_bridge, prosody, bridge_env, xmpp_clients, uid
+    )
+    async with alice:
+        assert await alice.resolve_alias(alias(room)) == room_id
+        node, _, domain = room.partition("@")
+        for spelling in (f"{node.upper()}@{domain}", f"{node}@{domain.upper()}"):
+            try:
+                found = await alice.resolve_alias(alias(spelling))
+            except MatrixError:
+                found = None
+            assert found is None, spelling
