@@ -13,6 +13,7 @@ import difflib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bridgekit.connector import MessageResult
@@ -33,6 +34,7 @@ from .formatting import html_to_irc, strip_irc_formatting
 from .handlers import EchoLostError, SendRefusedError
 from .lines import LineError, build_line
 from .names import validate_channel
+from .progress import progress_value, resume_from
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
 
 if TYPE_CHECKING:
@@ -191,10 +193,6 @@ class OutgoingMixin:
         target = self.target_for(msg.portal)
         if target is None:
             raise ValueError(f"{msg.portal} is not an IRC chat of {self.server_name}")
-        marker = f"irc:sent:{self.login.id}:{msg.portal}"
-        if msg.maybe_sent and await self.bridge.get_kv(marker) == msg.event_id:
-            log.info("%s was written to IRC before a restart: not sending it again", msg.event_id)
-            return MessageResult(None)
         text = await self.render(msg)
         mc = msg.content
         command = "NOTICE" if mc.msgtype == "m.notice" else "PRIVMSG"
@@ -227,6 +225,17 @@ class OutgoingMixin:
             lines, texts = self._build(command, target, chunks, emote, tags)
         except LineError:
             lines, texts = self._build(command, target, chunks, emote, None)
+        marker = f"irc:sent:{self.login.id}:{msg.portal}"
+        start = 0
+        if msg.maybe_sent:
+            start = resume_from(await self.bridge.get_kv(marker), msg.event_id, texts)
+            if start >= len(lines):
+                log.info(
+                    "%s was written to IRC before a restart: not sending it again", msg.event_id
+                )
+                return MessageResult(None)
+            if start:
+                log.info("%s: resuming at line %d after a restart", msg.event_id, start + 1)
         await self.prepare_channel(msg.portal)
         folded = self.fold(target)
         loop = asyncio.get_running_loop()
@@ -238,17 +247,22 @@ class OutgoingMixin:
             waiters.append(fut)
             return fut
 
-        async def mark() -> None:
-            await self.bridge.set_kv(marker, msg.event_id)
+        def marking(todo: list[int]) -> Callable[[int], Awaitable[None]]:
+            async def mark(k: int) -> None:  # k: an index into ``todo``, -1 for none of it
+                i = todo[k] if k >= 0 else todo[0] - 1
+                value = progress_value(msg.event_id, i, texts[i] if i >= 0 else None)
+                await self.bridge.set_kv(marker, value)
+
+            return mark
 
         assert self.conn is not None
-        #: Per line: the future its echo resolves (replaced when the line is sent again).
-        echoes = [expect(t) for t in texts]
+        #: Per line to send: the future its echo resolves (replaced when it is sent again).
+        echoes = {i: expect(texts[i]) for i in range(start, len(lines))}
         ids: list[str | None] = []
         try:
-            todo = list(range(len(lines)))
+            todo = list(echoes)
             for _ in range(1 + ECHO_RESENDS):
-                await self.conn.send(*(lines[i] for i in todo), before_write=mark)
+                await self.conn.send(*(lines[i] for i in todo), before_write=marking(todo))
                 if "echo-message" not in self.conn.caps:
                     break
                 done, _ = await asyncio.wait(
@@ -271,7 +285,9 @@ class OutgoingMixin:
             else:
                 raise EchoLostError(f"not confirmed after {1 + ECHO_RESENDS} connections")
             if "echo-message" in self.conn.caps:
-                ids = [f.result() if f.done() and not f.exception() else None for f in echoes]
+                ids = [
+                    f.result() if f.done() and not f.exception() else None for f in echoes.values()
+                ]
         finally:
             pending = self._echo.get(folded, [])
             self._echo[folded] = [(t, f) for t, f in pending if f not in waiters]
