@@ -34,7 +34,7 @@ from .formatting import html_to_irc, strip_irc_formatting
 from .handlers import EchoLostError, SendRefusedError
 from .lines import LineError, build_line
 from .names import validate_channel
-from .progress import progress_value, resume_from
+from .progress import line_ends, progress_value, resume_offset
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
 
 if TYPE_CHECKING:
@@ -200,16 +200,28 @@ class OutgoingMixin:
         payload = self._payload(target, command, emote)
         if msg.relay is not None:  # the relay label goes on every line, wrapped ones too
             payload = max(payload - msg.relay.overhead(), 16)
-        chunks = split_message(text, payload)
+        marker = f"irc:sent:{self.login.id}:{msg.portal}"
+        written = 0  # the text before this offset is on IRC already (see progress.py)
+        if msg.maybe_sent:
+            written = resume_offset(await self.bridge.get_kv(marker), msg.event_id, text)
+        rest = text[written:].lstrip(" \t\r\n") if written else text
+        chunks = split_message(rest, payload)
         if not chunks:
+            if written:
+                log.info("%s was written to IRC before a restart: not sent again", msg.event_id)
             return MessageResult(None)
+        if written:
+            log.info("%s: the rest of it goes out after a restart", msg.event_id)
+        #: Per line: the offset in ``text`` just past it (what its marker names).
+        ends = line_ends(rest, chunks, len(text) - len(rest))
         if len(chunks) > self.server.line_limit and self.server.paste_fallback:
-            url = await self._paste(text)
+            url = await self._paste(rest)
             if url is not None:
                 suffix = f" (full message: {url})"
                 room = payload - len(suffix.encode("utf-8")) - 4
                 preview = split_message(chunks[0], max(room, 8))[0] if room > 8 else ""
                 chunks = [f"{preview} …{suffix}" if preview else url]
+                ends = [len(text)]
         if msg.relay is not None:
             chunks = [msg.relay.line(chunk) for chunk in chunks]
         tags = None
@@ -225,17 +237,6 @@ class OutgoingMixin:
             lines, texts = self._build(command, target, chunks, emote, tags)
         except LineError:
             lines, texts = self._build(command, target, chunks, emote, None)
-        marker = f"irc:sent:{self.login.id}:{msg.portal}"
-        start = 0
-        if msg.maybe_sent:
-            start = resume_from(await self.bridge.get_kv(marker), msg.event_id, texts)
-            if start >= len(lines):
-                log.info(
-                    "%s was written to IRC before a restart: not sending it again", msg.event_id
-                )
-                return MessageResult(None)
-            if start:
-                log.info("%s: resuming at line %d after a restart", msg.event_id, start + 1)
         await self.prepare_channel(msg.portal)
         folded = self.fold(target)
         loop = asyncio.get_running_loop()
@@ -250,14 +251,14 @@ class OutgoingMixin:
         def marking(todo: list[int]) -> Callable[[int], Awaitable[None]]:
             async def mark(k: int) -> None:  # k: an index into ``todo``, -1 for none of it
                 i = todo[k] if k >= 0 else todo[0] - 1
-                value = progress_value(msg.event_id, i, texts[i] if i >= 0 else None)
-                await self.bridge.set_kv(marker, value)
+                end = ends[i] if i >= 0 else written
+                await self.bridge.set_kv(marker, progress_value(msg.event_id, end, text))
 
             return mark
 
         assert self.conn is not None
         #: Per line to send: the future its echo resolves (replaced when it is sent again).
-        echoes = {i: expect(texts[i]) for i in range(start, len(lines))}
+        echoes = {i: expect(t) for i, t in enumerate(texts)}
         ids: list[str | None] = []
         try:
             todo = list(echoes)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import BridgeEnv, eventually
@@ -234,12 +235,13 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
         await bob.close()
 
 
+@pytest.mark.parametrize("shape", ["lines", "wrapped"])
 async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_lines(
-    ircd, bridge_env: BridgeEnv, uid, tmp_path, db_url
+    ircd, bridge_env: BridgeEnv, uid, tmp_path, db_url, shape
 ):
-    """A 10-line Matrix message, paced at 2 lines a second; SIGKILL once IRC has 3 of its
-    lines. After the restart the rest arrive: no line is lost, and at most the one in
-    flight at the kill could come twice."""
+    """A Matrix message of 10 lines (or one long line the bridge wraps into about 10), paced
+    at 2 lines a second; SIGKILL once IRC has 3 of its lines. After the restart the rest
+    arrive: no line is lost, and at most the one in flight at the kill could come twice."""
     cfg = tmp_path / "config.yaml"
     config = bridge_env.config_dict(
         db_url,
@@ -289,21 +291,30 @@ async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_li
                     and m.param(0) == channel
                 ]
 
-            expected = [f"line {i:02d} of the message" for i in range(10)]
-            await alice.send_text(room_id, "\n".join(expected))  # acknowledged
+            if shape == "lines":
+                text = "\n".join(f"line {i:02d} of the message" for i in range(10))
+            else:
+                text = " ".join(f"word{i:04d}" for i in range(400))  # 3999 bytes
+            flat = text.replace("\n", " ")
+
+            def whole() -> bool:  # every line there, in order (a repeated one counted once)
+                return " ".join(dict.fromkeys(received())) == flat
+
+            await alice.send_text(room_id, text)  # acknowledged
             await eventually(lambda: len(received()) >= 3, timeout=30)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            assert len(received()) < len(expected), "the kill came too late"
+            assert not whole(), "the kill came too late"
+            assert flat.startswith(" ".join(received()))
             proc = start()
             try:
-                await eventually(lambda: set(received()) >= set(expected), timeout=60)
+                await eventually(whole, timeout=60)
             except AssertionError:
                 raise AssertionError(f"lines lost: {received()}") from None
             await asyncio.sleep(1.5)  # a repeated line would show up now
             got = received()
-            assert list(dict.fromkeys(got)) == expected, "lines were reordered"
-            assert len(got) - len(expected) <= 1, f"more than one line repeated: {got}"
+            assert len(got) >= 7, "not split into many lines"
+            assert len(got) - len(set(got)) <= 1, f"more than one line repeated: {got}"
     finally:
         proc.kill()
         proc.wait()

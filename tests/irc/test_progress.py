@@ -7,33 +7,36 @@ import asyncio
 
 from bridges.irc.client import IRCConnection, _Protocol
 from bridges.irc.config import parse
-from bridges.irc.progress import progress_value, resume_from
+from bridges.irc.progress import line_ends, progress_value, resume_offset
+from bridges.irc.split import split_message
 
-TEXTS = [f"line {i}" for i in range(5)]
-
-
-def test_resume_from_the_line_after_the_marked_one():
-    assert resume_from(None, "$e", TEXTS) == 0
-    assert resume_from(progress_value("$other", 2, TEXTS[2]), "$e", TEXTS) == 0
-    assert resume_from(progress_value("$e", -1, None), "$e", TEXTS) == 0
-    assert resume_from(progress_value("$e", 0, TEXTS[0]), "$e", TEXTS) == 1
-    assert resume_from(progress_value("$e", 2, TEXTS[2]), "$e", TEXTS) == 3
-    assert resume_from(progress_value("$e", 4, TEXTS[4]), "$e", TEXTS) == 5  # all written
-    # The marker of an earlier version: the event id alone, set before its first line.
-    assert resume_from("$e", "$e", TEXTS) == 1
-    assert resume_from("$e", "$e", TEXTS[:1]) == 1
-    assert resume_from("garbage x y", "$e", TEXTS) == 0
-    assert resume_from("$e notanumber y", "$e", TEXTS) == 0
+TEXT = "\n".join(f"line {i}" for i in range(5))
 
 
-def test_resume_finds_the_marked_line_when_the_message_splits_differently():
-    marked = progress_value("$e", 2, TEXTS[2])
-    assert resume_from(marked, "$e", ["extra", *TEXTS]) == 4  # by its text, not its index
-    # Two lines with that text: the one nearest the marked index.
-    assert resume_from(marked, "$e", [TEXTS[2], "a", "b", TEXTS[2], "c"]) == 4
-    # Not found at all: after the marked index (never before it: that would repeat lines).
-    assert resume_from(marked, "$e", ["x", "y", "z", "w"]) == 3
-    assert resume_from(marked, "$e", ["x"]) == 1
+def test_resume_after_the_text_the_marker_names():
+    assert resume_offset(None, "$e", TEXT) == 0
+    assert resume_offset(progress_value("$other", 6, TEXT), "$e", TEXT) == 0
+    assert resume_offset(progress_value("$e", 0, TEXT), "$e", TEXT) == 0
+    assert resume_offset(progress_value("$e", 13, TEXT), "$e", TEXT) == 13
+    assert resume_offset(progress_value("$e", len(TEXT), TEXT), "$e", TEXT) == len(TEXT)
+    # The marker of an earlier version: the event id alone, and the message counted as sent.
+    assert resume_offset("$e", "$e", TEXT) == len(TEXT)
+    assert resume_offset("$f", "$e", TEXT) == 0
+    assert resume_offset("$e notanumber y", "$e", TEXT) == 0
+    # Rendered differently since (a longer nick in it): the offset is kept, within the text.
+    assert resume_offset(progress_value("$e", 13, TEXT), "$e", "x" + TEXT) == 13
+    assert resume_offset(progress_value("$e", 99, TEXT + "x" * 99), "$e", TEXT) == len(TEXT)
+
+
+def test_an_offset_holds_when_the_text_splits_differently_after_a_restart():
+    text = " ".join(f"word{i:04d}" for i in range(100))
+    before = split_message(text, 120)
+    ends = line_ends(text, before)
+    assert [text[e - len(c) : e] for c, e in zip(before, ends, strict=True)] == before
+    marked = progress_value("$e", ends[1], text)  # two lines out, then the kill
+    at = resume_offset(marked, "$e", text)
+    after = split_message(text[at:].lstrip(), 90)  # less room per line now
+    assert " ".join(before[:2] + after) == text  # nothing lost, nothing repeated
 
 
 class _Transport:
