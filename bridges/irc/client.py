@@ -48,8 +48,9 @@ class SendItem:
 
     lines: list[bytes]
     done: asyncio.Future[None]
-    #: Awaited right before the first line is written (a durable "sent" marker).
-    before_write: Callable[[], Awaitable[None]] | None = None
+    #: Awaited before each burst of lines with the index of the burst's last line (a durable
+    #: progress marker, see :mod:`bridges.irc.progress`); -1 takes back a burst not written.
+    before_write: Callable[[int], Awaitable[None]] | None = None
     sent: int = 0
 
 
@@ -420,7 +421,7 @@ class IRCConnection(RegistrationMixin):
         return True
 
     def send(
-        self, *lines: bytes, before_write: Callable[[], Awaitable[None]] | None = None
+        self, *lines: bytes, before_write: Callable[[int], Awaitable[None]] | None = None
     ) -> asyncio.Future[None]:
         """Queue lines for the flood-paced writer; the future resolves once all are written.
 
@@ -449,20 +450,26 @@ class IRCConnection(RegistrationMixin):
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
-            if item.sent == 0 and item.before_write is not None:
+            # The lines the bucket lets out now: one marker (one commit) covers them all.
+            last = item.sent
+            if item.before_write is not None:
+                last = min(len(item.lines), item.sent + self.bucket.whole()) - 1
                 try:
-                    await item.before_write()
+                    await item.before_write(last)
+                    if not self.ready.is_set():
+                        # Marked but not written: the mark must not outlive a kill meanwhile.
+                        await item.before_write(item.sent - 1)
+                        continue
                 except Exception as e:
                     self.queue.popleft()
                     item.done.set_exception(e)
                     continue
-                if not self.ready.is_set():
-                    continue
-            # No await between the marker above and the write below.
-            if not self.write(item.lines[item.sent]):
-                continue
-            self.bucket.take()
-            item.sent += 1
+            # No await between the marker above and the writes below.
+            while item.sent <= last:
+                if not self.write(item.lines[item.sent]):
+                    break
+                self.bucket.take()
+                item.sent += 1
             if item.sent >= len(item.lines):
                 self.queue.popleft()
                 if not item.done.done():

@@ -13,6 +13,7 @@ import difflib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bridgekit.connector import MessageResult
@@ -33,6 +34,7 @@ from .formatting import html_to_irc, strip_irc_formatting
 from .handlers import EchoLostError, SendRefusedError
 from .lines import LineError, build_line
 from .names import validate_channel
+from .progress import line_ends, progress_value, resume_offset
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
 
 if TYPE_CHECKING:
@@ -191,10 +193,6 @@ class OutgoingMixin:
         target = self.target_for(msg.portal)
         if target is None:
             raise ValueError(f"{msg.portal} is not an IRC chat of {self.server_name}")
-        marker = f"irc:sent:{self.login.id}:{msg.portal}"
-        if msg.maybe_sent and await self.bridge.get_kv(marker) == msg.event_id:
-            log.info("%s was written to IRC before a restart: not sending it again", msg.event_id)
-            return MessageResult(None)
         text = await self.render(msg)
         mc = msg.content
         command = "NOTICE" if mc.msgtype == "m.notice" else "PRIVMSG"
@@ -202,16 +200,28 @@ class OutgoingMixin:
         payload = self._payload(target, command, emote)
         if msg.relay is not None:  # the relay label goes on every line, wrapped ones too
             payload = max(payload - msg.relay.overhead(), 16)
-        chunks = split_message(text, payload)
+        marker = f"irc:sent:{self.login.id}:{msg.portal}"
+        written = 0  # the text before this offset is on IRC already (see progress.py)
+        if msg.maybe_sent:
+            written = resume_offset(await self.bridge.get_kv(marker), msg.event_id, text)
+        rest = text[written:].lstrip(" \t\r\n") if written else text
+        chunks = split_message(rest, payload)
         if not chunks:
+            if written:
+                log.info("%s was written to IRC before a restart: not sent again", msg.event_id)
             return MessageResult(None)
+        if written:
+            log.info("%s: the rest of it goes out after a restart", msg.event_id)
+        #: Per line: the offset in ``text`` just past it (what its marker names).
+        ends = line_ends(rest, chunks, len(text) - len(rest))
         if len(chunks) > self.server.line_limit and self.server.paste_fallback:
-            url = await self._paste(text)
+            url = await self._paste(rest)
             if url is not None:
                 suffix = f" (full message: {url})"
                 room = payload - len(suffix.encode("utf-8")) - 4
                 preview = split_message(chunks[0], max(room, 8))[0] if room > 8 else ""
                 chunks = [f"{preview} …{suffix}" if preview else url]
+                ends = [len(text)]
         if msg.relay is not None:
             chunks = [msg.relay.line(chunk) for chunk in chunks]
         tags = None
@@ -238,17 +248,22 @@ class OutgoingMixin:
             waiters.append(fut)
             return fut
 
-        async def mark() -> None:
-            await self.bridge.set_kv(marker, msg.event_id)
+        def marking(todo: list[int]) -> Callable[[int], Awaitable[None]]:
+            async def mark(k: int) -> None:  # k: an index into ``todo``, -1 for none of it
+                i = todo[k] if k >= 0 else todo[0] - 1
+                end = ends[i] if i >= 0 else written
+                await self.bridge.set_kv(marker, progress_value(msg.event_id, end, text))
+
+            return mark
 
         assert self.conn is not None
-        #: Per line: the future its echo resolves (replaced when the line is sent again).
-        echoes = [expect(t) for t in texts]
+        #: Per line to send: the future its echo resolves (replaced when it is sent again).
+        echoes = {i: expect(t) for i, t in enumerate(texts)}
         ids: list[str | None] = []
         try:
-            todo = list(range(len(lines)))
+            todo = list(echoes)
             for _ in range(1 + ECHO_RESENDS):
-                await self.conn.send(*(lines[i] for i in todo), before_write=mark)
+                await self.conn.send(*(lines[i] for i in todo), before_write=marking(todo))
                 if "echo-message" not in self.conn.caps:
                     break
                 done, _ = await asyncio.wait(
@@ -271,7 +286,9 @@ class OutgoingMixin:
             else:
                 raise EchoLostError(f"not confirmed after {1 + ECHO_RESENDS} connections")
             if "echo-message" in self.conn.caps:
-                ids = [f.result() if f.done() and not f.exception() else None for f in echoes]
+                ids = [
+                    f.result() if f.done() and not f.exception() else None for f in echoes.values()
+                ]
         finally:
             pending = self._echo.get(folded, [])
             self._echo[folded] = [(t, f) for t, f in pending if f not in waiters]

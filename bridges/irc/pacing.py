@@ -24,6 +24,10 @@ class TokenBucket:
         self.stamp = now
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
+    def whole(self) -> int:
+        """Lines that may go out now, at least one (call after :meth:`wait_time` said 0)."""
+        return max(1, int(self.tokens))
+
     def take(self) -> None:
         self.tokens -= 1
 

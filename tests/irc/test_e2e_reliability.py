@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import BridgeEnv, eventually
@@ -228,6 +229,92 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
             assert sorted(set(got)) == expected, "a message was lost"
             assert len(got) == len(expected), "a message was delivered twice"
             assert got == expected, "messages were reordered"
+    finally:
+        proc.kill()
+        proc.wait()
+        await bob.close()
+
+
+@pytest.mark.parametrize("shape", ["lines", "wrapped"])
+async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_lines(
+    ircd, bridge_env: BridgeEnv, uid, tmp_path, db_url, shape
+):
+    """A Matrix message of 10 lines (or one long line the bridge wraps into about 10), paced
+    at 2 lines a second; SIGKILL once IRC has 3 of its lines. After the restart the rest
+    arrive: no line is lost, and at most the one in flight at the kill could come twice."""
+    cfg = tmp_path / "config.yaml"
+    config = bridge_env.config_dict(
+        db_url,
+        # Slow pacing holds the message in flight for seconds; line_limit keeps it as lines
+        # (not one pastebin link).
+        networks=irc_networks(ircd, send_rate=2, burst=1, line_limit=20),
+        **{"logging.level": "WARNING"},
+    )
+    cfg.write_text(yaml.safe_dump(config))
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    out = tmp_path / "bridge.out"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
+            stdout=open(out, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    proc = start()
+    try:
+        async with alice:
+            room_id = None
+            for _ in range(100):  # the bridge process is starting
+                try:
+                    room_id = await alice.join(alias(channel))
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            assert room_id is not None
+            try:
+                puppet = (await bob.wait_for(is_puppet_join(channel), 60)).nick
+            except TimeoutError:
+                raise AssertionError(out.read_text()[-3000:]) from None
+            assert puppet
+            base = puppet[: -len("[m]")]
+
+            def received() -> list[str]:
+                return [
+                    m.trailing or ""
+                    for m in bob.history
+                    if m.command == "PRIVMSG"
+                    and (m.nick or "").startswith(base)
+                    and m.param(0) == channel
+                ]
+
+            if shape == "lines":
+                text = "\n".join(f"line {i:02d} of the message" for i in range(10))
+            else:
+                text = " ".join(f"word{i:04d}" for i in range(400))  # 3999 bytes
+            flat = text.replace("\n", " ")
+
+            def whole() -> bool:  # every line there, in order (a repeated one counted once)
+                return " ".join(dict.fromkeys(received())) == flat
+
+            await alice.send_text(room_id, text)  # acknowledged
+            await eventually(lambda: len(received()) >= 3, timeout=30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert not whole(), "the kill came too late"
+            assert flat.startswith(" ".join(received()))
+            proc = start()
+            try:
+                await eventually(whole, timeout=60)
+            except AssertionError:
+                raise AssertionError(f"lines lost: {received()}") from None
+            await asyncio.sleep(1.5)  # a repeated line would show up now
+            got = received()
+            assert len(got) >= 7, "not split into many lines"
+            assert len(got) - len(set(got)) <= 1, f"more than one line repeated: {got}"
     finally:
         proc.kill()
         proc.wait()
