@@ -479,6 +479,43 @@ class ChatIdParser(ABC):
         """The portal key for ``text``; raise ``ValueError("why")`` if it names no valid chat."""
 
 
+class SendRefused(Exception):
+    """Raised by a connector that knows why the network did not take a Matrix event: the
+    sender's client shows ``str(self)`` as the failure and ``reason`` (a
+    ``com.beeper.message_send_status`` reason such as ``m.no_permission``), and
+    ``retriable`` says whether sending again may work."""
+
+    def __init__(
+        self, message: str, reason: str = "m.foreign_network_error", retriable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retriable = retriable
+
+
+@dataclass
+class RoomCapabilities:
+    """What one portal allows this login to send, checked by the runtime before the call:
+    what the room refuses gets a failed message status at once, never a failed send."""
+
+    read_only: bool = False  # nothing may be sent (a moderated channel without voice...)
+    read_only_reason: str = "this room is read-only for you"
+    edits: bool = True  # False: edits are refused (not even the ``* text`` fallback)
+    edit_max_age: float | None = None  # seconds after the message within which it may change
+    reactions: bool = True
+    redactions: bool = True
+    max_file_size: int | None = None  # bytes, of a file the sender's client declares
+    formatting: bool = True  # False: only the plain body is handed over (no ``html``)
+
+
+class RoomCapabilityHandler(ABC):
+    """Per-portal limits (see :class:`RoomCapabilities`), asked before every Matrix message,
+    edit, reaction and redaction; cheap and synchronous: from what the client already knows."""
+
+    @abstractmethod
+    def room_capabilities(self, portal: PortalKey) -> RoomCapabilities: ...
+
+
 class ThirdPartyHandler(ABC):
     """Connector-level: answers the homeserver's third-party lookups."""
 
@@ -502,6 +539,7 @@ CAPABILITIES: dict[str, type] = {
     "presence": PresenceHandler,
     "room_meta": RoomMetaHandler,
     "backfill": BackfillHandler,
+    "room_capabilities": RoomCapabilityHandler,
 }
 
 

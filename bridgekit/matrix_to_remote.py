@@ -3,7 +3,9 @@
 The runtime picks the client (the sender's own login, else the portal's relay), resolves
 replies/threads/edits/reactions to remote ids through the message map, and falls back where a
 connector lacks a capability: an edit becomes a ``* new text`` message; a reaction or redaction
-the network cannot carry is dropped with a notice-free log line (it is not an error).
+the network cannot carry is not sent. What a room refuses (its :class:`RoomCapabilities`) is
+refused before the connector is called. The outcome of every message, edit, reaction and
+redaction goes back to the sender's client as a message status (:mod:`.message_status`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from .connector import (
     ReadReceiptHandler,
     RedactionHandler,
     RelayLineHandler,
+    RoomCapabilities,
+    RoomCapabilityHandler,
     RoomMetaHandler,
+    SendRefused,
     TypingHandler,
 )
 from .events import (
@@ -40,6 +45,7 @@ from .events import (
     MessageContent,
 )
 from .matrix_fields import Relation, relation
+from .message_status import KINDS, Reason, Status, StatusReporter
 from .relay import RelayFormat, clean_name, relay_name
 from .store import LRU, MessageRow, Portal, ReactionRow
 
@@ -72,6 +78,7 @@ class MatrixToRemote:
         self.bridge = bridge
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
+        self.status = StatusReporter(bridge)
 
     async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
@@ -130,9 +137,42 @@ class MatrixToRemote:
             "timestamp": (evt.get("origin_server_ts") or 0) / 1000,
         }
 
-    async def _refuse(self, portal: Portal, evt: dict[str, Any], why: str) -> None:
-        assert portal.mxid
-        await self.bridge.send_notice(portal.mxid, f"{evt['sender']}: {why}")
+    async def _refuse(
+        self,
+        portal: Portal,
+        evt: dict[str, Any],
+        why: str,
+        reason: str = Reason.NO_PERMISSION,
+        status: Status = Status.FAIL,
+        notice: bool = True,
+    ) -> None:
+        """A failed status for ``evt`` (and, for messages and edits, the notice line)."""
+        await self.status.report(portal, evt, status, reason, why, notice=notice)
+
+    async def _done(self, portal: Portal, evt: dict[str, Any]) -> None:
+        await self.status.report(portal, evt, Status.SUCCESS)
+
+    async def _failed(
+        self, portal: Portal, evt: dict[str, Any], e: Exception, notice: bool
+    ) -> None:
+        """The connector raised: a refusal it explained, or a failure that may pass."""
+        kind = KINDS.get(evt["type"], "message")
+        if isinstance(evt["content"].get("m.new_content"), dict):
+            kind = "edit"
+        log.warning("Connector failed to send %s %s: %s", kind, evt["event_id"], e, exc_info=e)
+        if isinstance(e, SendRefused):
+            status = Status.RETRIABLE if e.retriable else Status.FAIL
+            reason: str = e.reason
+        else:
+            status, reason = Status.RETRIABLE, Reason.NETWORK_ERROR
+        why = f"your {kind} was not delivered: {e}"
+        await self._refuse(portal, evt, why, reason, status, notice)
+
+    @staticmethod
+    def capabilities(client: NetworkClient, portal: Portal) -> RoomCapabilities:
+        if isinstance(client, RoomCapabilityHandler):
+            return client.room_capabilities(portal.key)
+        return RoomCapabilities()
 
     async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
         body = content.get("body") if isinstance(content.get("body"), str) else ""
@@ -186,6 +226,13 @@ class MatrixToRemote:
         mc = await self._to_content(portal, evt["content"])
         if evt["type"] == "m.sticker":
             mc.msgtype = "m.image"
+        caps = self.capabilities(client, portal)
+        why = self._refused_message(caps, mc)
+        if why is not None:
+            await self._refuse(portal, evt, f"your message was not delivered: {why[1]}", why[0])
+            return
+        if not caps.formatting:
+            mc.html = None
         name = await self._display_name(evt["room_id"], evt["sender"])
         reply_row = None
         if mc.reply_to:
@@ -206,10 +253,10 @@ class MatrixToRemote:
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
-            log.exception("Connector failed to send %s", event_id)
-            await self._refuse(portal, evt, f"your message was not delivered: {e}")
+            await self._failed(portal, evt, e, notice=True)
             return
         self.bridge.metrics.events_out(portal.network)
+        await self._done(portal, evt)
         rel = relation(evt["content"])
         self.bridge.store.add_message_soon(
             MessageRow(
@@ -226,6 +273,21 @@ class MatrixToRemote:
             ),
             result.extra_ids if result else (),
         )
+
+    @staticmethod
+    def _refused_message(caps: RoomCapabilities, mc: MessageContent) -> tuple[str, str] | None:
+        """(reason, why) if the room does not take this message, else None."""
+        if caps.read_only:
+            return Reason.NO_PERMISSION, caps.read_only_reason
+        size = (mc.media_info or {}).get("size") if mc.media_url else None
+        if (
+            caps.max_file_size is not None
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size > caps.max_file_size
+        ):
+            return Reason.UNSUPPORTED, f"the file is larger than {caps.max_file_size} bytes"
+        return None
 
     async def _apply_relay_format(self, msg: MatrixMessage, client: NetworkClient) -> None:
         """Label the message with its sender (see :mod:`bridgekit.relay`): on every line."""
@@ -266,18 +328,32 @@ class MatrixToRemote:
     async def _edit(self, portal: Portal, evt: dict[str, Any], rel: Relation) -> None:
         target = await self._target(portal, rel.event_id)
         if target is None or target.sender_mxid != evt["sender"]:
-            return  # unknown here (or another room's), or someone editing another's message
-        client, relayed = await self.choose_client(portal, evt["sender"])
-        if client is None:
+            # unknown here (or another room's), or someone editing another's message
+            await self._refuse(
+                portal, evt, "the edited message is not bridged", Reason.GENERIC, notice=False
+            )
             return
+        client, relayed = await self.choose_client(portal, evt["sender"])
         new = evt["content"].get("m.new_content")
-        if not isinstance(new, dict):
+        if client is None or not isinstance(new, dict):
+            await self._refuse(portal, evt, "your edit was not delivered", notice=False)
+            return
+        why = self._refused_edit(self.capabilities(client, portal), evt, target)
+        if why is not None:
+            await self._refuse(portal, evt, f"your edit was not delivered: {why[1]}", why[0])
             return
         mc = await self._to_content(portal, new)
+        if not self.capabilities(client, portal).formatting:
+            mc.html = None
         if isinstance(client, EditHandler) and not relayed:
-            await client.handle_matrix_edit(
-                MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
-            )
+            try:
+                await client.handle_matrix_edit(
+                    MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
+                )
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=True)
+                return
+            await self._done(portal, evt)
             return
         # Fallback: the network has no edits, so the correction is a new message.
         if self.bridge.config.get("bridge.edit_fallback", True):
@@ -287,6 +363,24 @@ class MatrixToRemote:
                 fallback["formatted_body"] = f"* {mc.html}"
             fallback.pop("m.relates_to", None)
             await self._message(portal, {**evt, "content": fallback})
+        else:
+            await self._refuse(
+                portal, evt, "edits are not bridged here", Reason.UNSUPPORTED, notice=False
+            )
+
+    @staticmethod
+    def _refused_edit(
+        caps: RoomCapabilities, evt: dict[str, Any], target: MessageRow
+    ) -> tuple[str, str] | None:
+        if caps.read_only:
+            return Reason.NO_PERMISSION, caps.read_only_reason
+        if not caps.edits:
+            return Reason.UNSUPPORTED, "messages cannot be edited here"
+        age = ((evt.get("origin_server_ts") or 0) - target.ts) / 1000
+        if caps.edit_max_age is not None and target.ts and age > caps.edit_max_age:
+            limit = int(caps.edit_max_age)
+            return Reason.UNSUPPORTED, f"messages can be edited for {limit} seconds only here"
+        return None
 
     async def _target(self, portal: Portal, event_id: str | None) -> MessageRow | None:
         """The bridged message ``event_id`` names, if it is one of this portal's: an edit,
@@ -300,13 +394,34 @@ class MatrixToRemote:
         key = rel.key
         target = await self._target(portal, rel.event_id)
         if target is None or key is None:
+            await self._refuse(
+                portal, evt, "the message is not bridged", Reason.GENERIC, notice=False
+            )
             return
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed or not isinstance(client, ReactionHandler):
+            await self._refuse(
+                portal,
+                evt,
+                "reactions are not bridged for you here",
+                Reason.UNSUPPORTED,
+                notice=False,
+            )
             return
-        result = await client.handle_matrix_reaction(
-            MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
-        )
+        caps = self.capabilities(client, portal)
+        if caps.read_only or not caps.reactions:
+            why = caps.read_only_reason if caps.read_only else "reactions are not allowed here"
+            reason = Reason.NO_PERMISSION if caps.read_only else Reason.UNSUPPORTED
+            await self._refuse(portal, evt, why, reason, notice=False)
+            return
+        try:
+            result = await client.handle_matrix_reaction(
+                MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
+            )
+        except Exception as e:
+            await self._failed(portal, evt, e, notice=False)
+            return
+        await self._done(portal, evt)
         await self.bridge.store.add_reaction(
             ReactionRow(
                 portal.network,
@@ -327,14 +442,32 @@ class MatrixToRemote:
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed:
             return
+        caps = self.capabilities(client, portal)
         msg = await self._target(portal, redacts)
         if msg is not None:
-            if msg.sender_mxid != evt["sender"] or not isinstance(client, RedactionHandler):
+            if msg.sender_mxid != evt["sender"]:
+                return  # a moderator's redaction: nothing to send
+            if not isinstance(client, RedactionHandler) or not caps.redactions:
+                await self._refuse(
+                    portal,
+                    evt,
+                    "deleting messages is not bridged here",
+                    Reason.UNSUPPORTED,
+                    notice=False,
+                )
                 return
-            await client.handle_matrix_redaction(
-                MatrixRedaction(**self._base(portal, evt), target_id=msg.remote_id)
-            )
+            if caps.read_only:
+                await self._refuse(portal, evt, caps.read_only_reason, notice=False)
+                return
+            try:
+                await client.handle_matrix_redaction(
+                    MatrixRedaction(**self._base(portal, evt), target_id=msg.remote_id)
+                )
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=False)
+                return
             await self.bridge.store.delete_message(redacts)
+            await self._done(portal, evt)
             return
         reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
         # Only its sender's own removal: a moderator redacting it would otherwise remove,
@@ -344,12 +477,20 @@ class MatrixToRemote:
             and isinstance(client, ReactionHandler)
             and reaction.sender_remote == client.login.remote_id
         ):
-            await client.handle_matrix_reaction_remove(
-                MatrixReactionRemove(
-                    **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key
+            if caps.read_only:
+                await self._refuse(portal, evt, caps.read_only_reason, notice=False)
+                return
+            try:
+                await client.handle_matrix_reaction_remove(
+                    MatrixReactionRemove(
+                        **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key
+                    )
                 )
-            )
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=False)
+                return
             await self.bridge.store.delete_reaction(redacts)
+            await self._done(portal, evt)
 
     async def _membership(self, portal: Portal, evt: dict[str, Any]) -> None:
         content = evt["content"]

@@ -30,6 +30,8 @@ from ..connector import (
     ReactionHandler,
     ReadReceiptHandler,
     RedactionHandler,
+    RoomCapabilities,
+    RoomCapabilityHandler,
     RoomMetaHandler,
     ThirdPartyHandler,
     TypingHandler,
@@ -97,6 +99,8 @@ class FakeNetwork:
         self.history: dict[str, list[RemoteMessage]] = {}
         #: Matrix event id -> remote id of every message received (for deduplication).
         self.sent_event_ids: dict[str, str | None] = {}
+        #: Per chat, what the room allows (read-only, edit window...): see RoomCapabilities.
+        self.capabilities: dict[str, RoomCapabilities] = {}
 
     def next_id(self) -> str:
         # Unique across restarts too, like real network ids: a reused id would (rightly) be
@@ -310,6 +314,7 @@ class FakeClient(
     MembershipHandler,
     RoomMetaHandler,
     BackfillHandler,
+    RoomCapabilityHandler,
 ):
     connector: FakeConnector
 
@@ -328,6 +333,9 @@ class FakeClient(
             return portal.receiver == self.login.id
         chat = self.network.chats.get(portal.id)
         return chat is not None and (not chat.members or self.login.remote_id in chat.members)
+
+    def room_capabilities(self, portal: PortalKey) -> RoomCapabilities:
+        return self.network.capabilities.get(portal.id) or RoomCapabilities()
 
     async def _record(self, kind: str, chat_id: str, data: Any, with_id: bool = True) -> str | None:
         delay = self.connector.config.get("send_delay", 0)

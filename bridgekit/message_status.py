@@ -1,0 +1,108 @@
+"""What became of a Matrix event the runtime handed a connector, told to the sender's client.
+
+The ``com.beeper.message_send_status`` event is the format mautrix bridgev2 sends and clients
+already read (Beeper and others show a failed or delivered mark on the message). Like bridgev2
+it is off by default (``bridge.message_status_events``); a failure is also said as a notice
+line in the room (``bridge.message_error_notices``, on by default) for clients that show no
+status events.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .matrix import message_type
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+    from .store import Portal
+
+log = logging.getLogger("bridgekit.message_status")
+
+EVENT_TYPE = "com.beeper.message_send_status"
+
+
+class Status(StrEnum):
+    SUCCESS = "SUCCESS"
+    PENDING = "PENDING"
+    RETRIABLE = "FAIL_RETRIABLE"
+    FAIL = "FAIL_PERMANENT"
+
+
+class Reason(StrEnum):
+    GENERIC = "m.event_not_handled"
+    UNSUPPORTED = "com.beeper.unsupported_event"
+    TOO_OLD = "m.event_too_old"
+    NETWORK_ERROR = "m.foreign_network_error"
+    NO_PERMISSION = "m.no_permission"
+    BRIDGE_UNAVAILABLE = "m.bridge_unavailable"
+
+
+#: What the notice calls each kind of event ("your reaction was not delivered").
+KINDS = {"m.reaction": "reaction", "m.room.redaction": "redaction", "m.sticker": "sticker"}
+
+
+def status_content(
+    network: str,
+    event_id: str,
+    status: Status,
+    reason: str | None = None,
+    message: str | None = None,
+    internal_error: str | None = None,
+) -> dict[str, Any]:
+    """The event content, field for field as bridgev2's ``ToMSSEvent`` (empty ones left out)."""
+    content: dict[str, Any] = {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
+        "network": network,
+        "status": str(status),
+    }
+    if reason:
+        content["reason"] = str(reason)
+    if message:
+        content["message"] = message
+    if internal_error:
+        content["internal_error"] = internal_error
+    return content
+
+
+class StatusReporter:
+    """Sends the status event and, for a failed message or edit, the notice."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    @property
+    def events_enabled(self) -> bool:
+        return bool(self.bridge.config.get("bridge.message_status_events", False))
+
+    async def report(
+        self,
+        portal: Portal,
+        evt: dict[str, Any],
+        status: Status,
+        reason: str | None = None,
+        message: str | None = None,
+        *,
+        notice: bool = False,
+        internal_error: str | None = None,
+    ) -> None:
+        """Tell the sender of ``evt`` how it went. ``notice``: also say a failure as a line
+        in the room (messages and edits; a refused reaction is not worth a line)."""
+        room_id = portal.mxid or evt.get("room_id")
+        if not room_id:
+            return
+        if self.events_enabled:
+            content = status_content(
+                portal.network, evt["event_id"], status, reason, message, internal_error
+            )
+            bot = self.bridge.matrix.bot
+            assert bot is not None
+            try:
+                await bot.send_message_event(room_id, message_type(EVENT_TYPE), content)
+            except Exception as e:
+                log.warning("Could not send the status of %s: %s", evt["event_id"], e)
+        failed = status in (Status.FAIL, Status.RETRIABLE)
+        if notice and failed and self.bridge.config.get("bridge.message_error_notices", True):
+            await self.bridge.send_notice(room_id, f"{evt['sender']}: {message}")
