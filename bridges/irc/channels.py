@@ -351,6 +351,8 @@ class ChannelMixin:
                     continue
                 (member.modes.add if adding else member.modes.discard)(ch)
                 changed[self.fold(nick)] = member
+            elif ch == "m":
+                chan.moderated = adding
             elif ch in CLOSING_MODES:
                 (chan.closing_modes.add if adding else chan.closing_modes.discard)(ch)
                 if ch in always_arg or (adding and ch in set_arg):
@@ -394,6 +396,7 @@ class ChannelMixin:
         if chan is None:
             return
         chan.closing_modes = set(msg.params[2]) & CLOSING_MODES
+        chan.moderated = "m" in msg.params[2]
         if self.is_listener(folded):
             self._report_closed(chan)
 

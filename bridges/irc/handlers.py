@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from bridgekit.connector import SendRefused
 from bridgekit.events import (
     EventSender,
     MessageContent,
@@ -189,7 +190,8 @@ class IncomingMixin:
         reason = msg.param(2) or "refused by the server"
         for _, fut in self._echo.get(self.fold(target), []):
             if not fut.done():
-                fut.set_exception(SendRefusedError(f"{target}: {reason}"))
+                why = "m.no_permission" if msg.command == "404" else "m.foreign_network_error"
+                fut.set_exception(SendRefusedError(f"{target}: {reason}", why))
 
     def _bridge_message(
         self: IRCClient, msg: Message, target: str, text: str, folded: str | None = None
@@ -381,5 +383,6 @@ class EchoLostError(ConnectionError):
     line may never have reached the server, so it is sent again on the next connection."""
 
 
-class SendRefusedError(Exception):
-    """The IRC server said it did not deliver a message (moderated channel, no such nick)."""
+class SendRefusedError(SendRefused):
+    """The IRC server said it did not deliver a message (moderated channel, no such nick):
+    a permanent failure for the message's send status, not one to retry."""

@@ -185,7 +185,7 @@ class OutgoingMixin:
         refused = self.join_refused.get(self.fold(name))
         if refused is not None and time.monotonic() - refused[1] < JOIN_RETRY:
             # Said at once, not after the echo timeout, and without a JOIN per message.
-            raise SendRefusedError(f"{name}: could not join: {refused[0]}")
+            raise SendRefusedError(f"{name}: could not join: {refused[0]}", "m.no_permission")
         await self.join_channel(name, wait=False)
 
     async def handle_matrix_message(self: IRCClient, msg: MatrixMessage) -> MessageResult:

@@ -24,6 +24,8 @@ from bridgekit.connector import (
     NetworkClient,
     ReactionHandler,
     RelayLineHandler,
+    RoomCapabilities,
+    RoomCapabilityHandler,
     RoomMetaHandler,
     TypingHandler,
 )
@@ -62,6 +64,8 @@ class Channel:
     closing_modes: set[str] = field(default_factory=set)
     #: Whether this connection last reported the channel closed (None: not yet).
     reported_closed: bool | None = None
+    #: ``+m``: only members with a prefix mode (voice and up) may speak.
+    moderated: bool = False
 
 
 def split_key(key: PortalKey) -> tuple[str, str]:
@@ -81,6 +85,7 @@ class IRCClient(
     BackfillHandler,
     TypingHandler,
     RelayLineHandler,
+    RoomCapabilityHandler,
 ):
     connector: IRCConnector
 
@@ -396,6 +401,21 @@ class IRCClient(
         if server != self.server_name:
             return False
         return not portal.receiver or portal.receiver == self.login.id
+
+    def room_capabilities(self, portal: PortalKey) -> RoomCapabilities:
+        """A moderated channel (+m) where this connection has no voice is read-only: the
+        server would drop (404) whatever is sent, so the runtime refuses it first."""
+        server, rest = split_key(portal)
+        chan = self.channels.get(rest) if server == self.server_name else None
+        if chan is None or not chan.moderated or self.conn is None:
+            return RoomCapabilities()
+        own = chan.members.get(self.fold(self.nick))
+        if own is not None and own.modes:
+            return RoomCapabilities()
+        return RoomCapabilities(
+            read_only=True,
+            read_only_reason=f"{chan.name} is moderated (+m) and {self.nick} has no voice",
+        )
 
     def channel_name(self, key: PortalKey) -> str | None:
         server, rest = split_key(key)
