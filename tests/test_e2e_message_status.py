@@ -167,3 +167,20 @@ async def test_status_events_off_by_default_notice_stays(bridge: Bridge, bridge_
         await alice.wait_for_event(room_id, notice_says("your message was not delivered"))
         # The status event would have been sent before the notice: none is in the room.
         assert alice._find(room_id, status_of(failed)) is None
+
+
+async def test_error_notices_can_be_turned_off(make_bridge: Any, bridge_env: BridgeEnv, uid):
+    """For rooms whose clients all show status events: the failure is the status alone."""
+    bridge: Bridge = await make_bridge(
+        **{"bridge.message_status_events": True, "bridge.message_error_notices": False}
+    )
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, _client, _chat, room_id, net = scene
+        ok = await alice.send_text(room_id, "first")
+        await alice.wait_for_event(room_id, status_of(ok, "SUCCESS"))
+        net.fail_next_send = SendRefused("no such chat")
+        failed = await alice.send_text(room_id, "into the void")
+        await alice.wait_for_event(room_id, status_of(failed, "FAIL_PERMANENT"))
+        after = await alice.send_text(room_id, "after")
+        await alice.wait_for_event(room_id, status_of(after, "SUCCESS"))
+        assert alice._find(room_id, notice_says("not delivered")) is None
