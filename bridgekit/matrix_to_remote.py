@@ -338,12 +338,13 @@ class MatrixToRemote:
         if client is None or not isinstance(new, dict):
             await self._refuse(portal, evt, "your edit was not delivered", notice=False)
             return
-        why = self._refused_edit(self.capabilities(client, portal), evt, target)
+        caps = self.capabilities(client, portal)
+        why = self._refused_edit(caps, evt, target)
         if why is not None:
             await self._refuse(portal, evt, f"your edit was not delivered: {why[1]}", why[0])
             return
         mc = await self._to_content(portal, new)
-        if not self.capabilities(client, portal).formatting:
+        if not caps.formatting:
             mc.html = None
         if isinstance(client, EditHandler) and not relayed:
             try:

@@ -9,6 +9,7 @@ status events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,7 @@ class StatusReporter:
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def events_enabled(self) -> bool:
@@ -97,12 +99,19 @@ class StatusReporter:
             content = status_content(
                 portal.network, evt["event_id"], status, reason, message, internal_error
             )
-            bot = self.bridge.matrix.bot
-            assert bot is not None
-            try:
-                await bot.send_message_event(room_id, message_type(EVENT_TYPE), content)
-            except Exception as e:
-                log.warning("Could not send the status of %s: %s", evt["event_id"], e)
+            # In the background, as bridgev2 does: the room's next event need not wait for it.
+            task = asyncio.create_task(self._send(room_id, content))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         failed = status in (Status.FAIL, Status.RETRIABLE)
         if notice and failed and self.bridge.config.get("bridge.message_error_notices", True):
             await self.bridge.send_notice(room_id, f"{evt['sender']}: {message}")
+
+    async def _send(self, room_id: str, content: dict[str, Any]) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        try:
+            await bot.send_message_event(room_id, message_type(EVENT_TYPE), content)
+        except Exception as e:
+            event_id = content["m.relates_to"]["event_id"]
+            log.warning("Could not send the status of %s: %s", event_id, e)
