@@ -26,8 +26,6 @@ from .connector import (
     ReadReceiptHandler,
     RedactionHandler,
     RelayLineHandler,
-    RoomCapabilities,
-    RoomCapabilityHandler,
     RoomMetaHandler,
     SendRefused,
     TypingHandler,
@@ -45,7 +43,15 @@ from .events import (
     MessageContent,
 )
 from .matrix_fields import Relation, relation
-from .message_status import KINDS, Reason, Status, StatusReporter
+from .message_status import (
+    KINDS,
+    Reason,
+    Status,
+    StatusReporter,
+    refused_edit,
+    refused_message,
+    room_capabilities,
+)
 from .relay import RelayFormat, clean_name, relay_name
 from .store import LRU, MessageRow, Portal, ReactionRow
 
@@ -168,12 +174,6 @@ class MatrixToRemote:
         why = f"your {kind} was not delivered: {e}"
         await self._refuse(portal, evt, why, reason, status, notice)
 
-    @staticmethod
-    def capabilities(client: NetworkClient, portal: Portal) -> RoomCapabilities:
-        if isinstance(client, RoomCapabilityHandler):
-            return client.room_capabilities(portal.key)
-        return RoomCapabilities()
-
     async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
         body = content.get("body") if isinstance(content.get("body"), str) else ""
         html = (
@@ -226,8 +226,8 @@ class MatrixToRemote:
         mc = await self._to_content(portal, evt["content"])
         if evt["type"] == "m.sticker":
             mc.msgtype = "m.image"
-        caps = self.capabilities(client, portal)
-        why = self._refused_message(caps, mc)
+        caps = room_capabilities(client, portal)
+        why = refused_message(caps, mc)
         if why is not None:
             await self._refuse(portal, evt, f"your message was not delivered: {why[1]}", why[0])
             return
@@ -273,21 +273,6 @@ class MatrixToRemote:
             ),
             result.extra_ids if result else (),
         )
-
-    @staticmethod
-    def _refused_message(caps: RoomCapabilities, mc: MessageContent) -> tuple[str, str] | None:
-        """(reason, why) if the room does not take this message, else None."""
-        if caps.read_only:
-            return Reason.NO_PERMISSION, caps.read_only_reason
-        size = (mc.media_info or {}).get("size") if mc.media_url else None
-        if (
-            caps.max_file_size is not None
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and size > caps.max_file_size
-        ):
-            return Reason.UNSUPPORTED, f"the file is larger than {caps.max_file_size} bytes"
-        return None
 
     async def _apply_relay_format(self, msg: MatrixMessage, client: NetworkClient) -> None:
         """Label the message with its sender (see :mod:`bridgekit.relay`): on every line."""
@@ -338,8 +323,8 @@ class MatrixToRemote:
         if client is None or not isinstance(new, dict):
             await self._refuse(portal, evt, "your edit was not delivered", notice=False)
             return
-        caps = self.capabilities(client, portal)
-        why = self._refused_edit(caps, evt, target)
+        caps = room_capabilities(client, portal)
+        why = refused_edit(caps, evt, target)
         if why is not None:
             await self._refuse(portal, evt, f"your edit was not delivered: {why[1]}", why[0])
             return
@@ -369,20 +354,6 @@ class MatrixToRemote:
                 portal, evt, "edits are not bridged here", Reason.UNSUPPORTED, notice=False
             )
 
-    @staticmethod
-    def _refused_edit(
-        caps: RoomCapabilities, evt: dict[str, Any], target: MessageRow
-    ) -> tuple[str, str] | None:
-        if caps.read_only:
-            return Reason.NO_PERMISSION, caps.read_only_reason
-        if not caps.edits:
-            return Reason.UNSUPPORTED, "messages cannot be edited here"
-        age = ((evt.get("origin_server_ts") or 0) - target.ts) / 1000
-        if caps.edit_max_age is not None and target.ts and age > caps.edit_max_age:
-            limit = int(caps.edit_max_age)
-            return Reason.UNSUPPORTED, f"messages can be edited for {limit} seconds only here"
-        return None
-
     async def _target(self, portal: Portal, event_id: str | None) -> MessageRow | None:
         """The bridged message ``event_id`` names, if it is one of this portal's: an edit,
         reaction, reply or redaction in one room must never reach another room's chat."""
@@ -409,7 +380,7 @@ class MatrixToRemote:
                 notice=False,
             )
             return
-        caps = self.capabilities(client, portal)
+        caps = room_capabilities(client, portal)
         if caps.read_only or not caps.reactions:
             why = caps.read_only_reason if caps.read_only else "reactions are not allowed here"
             reason = Reason.NO_PERMISSION if caps.read_only else Reason.UNSUPPORTED
@@ -443,7 +414,7 @@ class MatrixToRemote:
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None or relayed:
             return
-        caps = self.capabilities(client, portal)
+        caps = room_capabilities(client, portal)
         msg = await self._target(portal, redacts)
         if msg is not None:
             if msg.sender_mxid != evt["sender"]:

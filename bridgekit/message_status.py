@@ -4,7 +4,8 @@ The ``com.beeper.message_send_status`` event is the format mautrix bridgev2 send
 already read (Beeper and others show a failed or delivered mark on the message). Like bridgev2
 it is off by default (``bridge.message_status_events``); a failure is also said as a notice
 line in the room (``bridge.message_error_notices``, on by default) for clients that show no
-status events.
+status events. What a room does not allow (the connector's :class:`RoomCapabilities`) is
+checked here too, before the connector is called.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .connector import RoomCapabilities, RoomCapabilityHandler
 from .matrix import message_type
 
 if TYPE_CHECKING:
     from .bridge import Bridge
+    from .connector import NetworkClient
+    from .events import MessageContent
+    from .records import MessageRow
     from .store import Portal
 
 log = logging.getLogger("bridgekit.message_status")
@@ -115,3 +120,43 @@ class StatusReporter:
         except Exception as e:
             event_id = content["m.relates_to"]["event_id"]
             log.warning("Could not send the status of %s: %s", event_id, e)
+
+
+# Per-room capabilities: what a portal refuses before the connector is called.
+
+
+def room_capabilities(client: NetworkClient, portal: Portal) -> RoomCapabilities:
+    """What the room allows ``client`` (everything, for a client that does not say)."""
+    if isinstance(client, RoomCapabilityHandler):
+        return client.room_capabilities(portal.key)
+    return RoomCapabilities()
+
+
+def refused_message(caps: RoomCapabilities, mc: MessageContent) -> tuple[str, str] | None:
+    """(reason, why) if the room does not take this message, else None."""
+    if caps.read_only:
+        return Reason.NO_PERMISSION, caps.read_only_reason
+    size = (mc.media_info or {}).get("size") if mc.media_url else None
+    if (
+        caps.max_file_size is not None
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size > caps.max_file_size
+    ):
+        return Reason.UNSUPPORTED, f"the file is larger than {caps.max_file_size} bytes"
+    return None
+
+
+def refused_edit(
+    caps: RoomCapabilities, evt: dict[str, Any], target: MessageRow
+) -> tuple[str, str] | None:
+    """(reason, why) if the room does not take this edit of ``target``, else None."""
+    if caps.read_only:
+        return Reason.NO_PERMISSION, caps.read_only_reason
+    if not caps.edits:
+        return Reason.UNSUPPORTED, "messages cannot be edited here"
+    age = ((evt.get("origin_server_ts") or 0) - target.ts) / 1000
+    if caps.edit_max_age is not None and target.ts and age > caps.edit_max_age:
+        limit = int(caps.edit_max_age)
+        return Reason.UNSUPPORTED, f"messages can be edited for {limit} seconds only here"
+    return None

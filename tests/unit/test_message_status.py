@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from bridgekit.connector import RoomCapabilities, SendRefused
 from bridgekit.events import MessageContent
-from bridgekit.matrix_to_remote import MatrixToRemote
-from bridgekit.message_status import Reason, Status, status_content
+from bridgekit.message_status import (
+    Reason,
+    Status,
+    refused_edit,
+    refused_message,
+    status_content,
+)
 from bridgekit.records import MessageRow
 
 
@@ -36,7 +41,7 @@ def row(ts: int) -> MessageRow:
 
 
 def test_edit_window_and_refusals():
-    check = MatrixToRemote._refused_edit
+    check = refused_edit
     evt = {"origin_server_ts": 10_000}
     assert check(RoomCapabilities(), evt, row(1_000)) is None
     assert check(RoomCapabilities(edit_max_age=9), evt, row(1_000)) is None
@@ -48,7 +53,7 @@ def test_edit_window_and_refusals():
 
 
 def test_file_size_declared_by_the_client_only():
-    check = MatrixToRemote._refused_message
+    check = refused_message
     caps = RoomCapabilities(max_file_size=100)
     big = MessageContent("f", media_url="mxc://x/y", media_info={"size": 101})
     assert check(caps, big)[0] == Reason.UNSUPPORTED
