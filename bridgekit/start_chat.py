@@ -30,7 +30,8 @@ async def open_dm(
     theirs: Callable[[str], bool] | None = None,
 ) -> str:
     """Resolve ``identifier`` for ``user_mxid``, open the 1:1 portal and invite them.
-    Returns the answer for the person (a malformed or unknown identifier is an answer too).
+    Returns the answer for the person (a malformed or unknown identifier, or a network that
+    could not be asked (``ConnectionError``), is an answer too).
     ``theirs`` checks the login the connector chose is the person's: a resolver that picked
     the wrong one must not pull someone else into the chat."""
     network = api.network
@@ -38,6 +39,8 @@ async def open_dm(
         resolved = await resolver.resolve_identifier(user_mxid, identifier)
     except ValueError as e:
         return f"{identifier!r} is not a valid {network} identifier: {e}"
+    except ConnectionError as e:  # the network could not be asked
+        return f"Could not look up {identifier!r} on {network}: {e}"
     if resolved is None:
         return f"There is no {network} user {identifier!r}."
     if theirs is not None and not theirs(resolved.login_id):

@@ -59,7 +59,11 @@ class IRCIdentifiers(IdentifierResolver):
         server, nick = _split(connector, identifier)
         nick = validate_nick(nick)  # InvalidNameError is a ValueError
         client = await ensure_client(connector, server, user_mxid)
-        if not await nick_exists(client, nick):
+        try:
+            exists = await nick_exists(client, nick)
+        except TimeoutError as e:  # not connected yet, or the server is slow to answer
+            raise ConnectionError(f"{server} did not answer in time; try again") from e
+        if not exists:
             return None
         client.display.setdefault(client.fold(nick), nick)
         key = client.dm_key(nick)
