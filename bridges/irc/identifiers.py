@@ -59,6 +59,8 @@ class IRCIdentifiers(IdentifierResolver):
         server, nick = _split(connector, identifier)
         nick = validate_nick(nick)  # InvalidNameError is a ValueError
         client = await ensure_client(connector, server, user_mxid)
+        if client.conn is not None and client.conn.is_me(nick):
+            raise ValueError("that is your own nick")
         try:
             exists = await nick_exists(client, nick)
         except TimeoutError as e:  # not connected yet, or the server is slow to answer

@@ -39,6 +39,8 @@ async def test_start_chat_opens_a_dm_with_an_irc_user_both_ways(make_bridge, irc
             assert "There is no irc user" in answer, answer
             answer = await conv.say("start-chat irc bad,nick", timeout=20)
             assert "not a valid irc identifier" in answer, answer
+            answer = await conv.say(f"start-chat irc {puppet}", timeout=20)
+            assert "your own nick" in answer, answer
             answer = await conv.say("start-chat irc nosuchserver/bob")
             assert "no IRC server" in answer, answer
             answer = await conv.say("start-chat gopher bob")
