@@ -54,6 +54,7 @@ from . import config as cfg
 from .client import XMPPClient
 from .commands import connector_commands
 from .component import GatewayComponent
+from .identifiers import XMPPIdentifiers
 from .identity import Puppet
 from .idmap import IdMap
 from .inbound import Inbound
@@ -73,7 +74,7 @@ CLOSED_MUC = frozenset({"muc_membersonly", "muc_passwordprotected"})
 OPEN_MUC = frozenset({"muc_open", "muc_unsecured"})
 
 
-class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler):
+class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler, XMPPIdentifiers):
     name: ClassVar[str] = "xmpp"
     display_name: ClassVar[str] = "XMPP"
     ghost_template: ClassVar[str] = "_xmpp_{jid}"
