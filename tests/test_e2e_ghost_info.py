@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from mautrix.appservice import IntentAPI
 
 from tests.conftest import BridgeEnv
 from tests.harness.media_servers import PNG
 from tests.harness.ports import free_port
-from tests.helpers import body_is, fake, ghost, login, open_portal
+from tests.helpers import body_is, count_profile_calls, fake, ghost, login, member_is, open_portal
 
 OTHER_PNG = PNG + b"\x00"  # different bytes (trailing data after IEND)
 
@@ -47,32 +46,7 @@ async def image_server() -> AsyncIterator[tuple[str, Counter[str]]]:
 
 @pytest.fixture
 def homeserver_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts the profile writes and media uploads every intent (ghosts, the bot) makes."""
-    calls: Counter[str] = Counter()
-    for name in ("upload_media", "set_displayname", "set_avatar_url"):
-        original = getattr(IntentAPI, name)
-
-        async def counted(
-            self: IntentAPI, *args: Any, _o: Any = original, _n: str = name, **kw: Any
-        ):
-            calls[_n] += 1
-            return await _o(self, *args, **kw)
-
-        monkeypatch.setattr(IntentAPI, name, counted)
-    return calls
-
-
-def member_is(user_id: str, **fields: Any):
-    def match(e: dict[str, Any]) -> bool:
-        if e.get("type") != "m.room.member" or e.get("state_key") != user_id:
-            return False
-        content = e.get("content", {})
-        return all(
-            (content.get(k, "").startswith("mxc://") if v is ... else content.get(k) == v)
-            for k, v in fields.items()
-        )
-
-    return match
+    return count_profile_calls(monkeypatch)
 
 
 async def test_remote_profile_changes_reach_the_ghost(
@@ -98,13 +72,13 @@ async def test_remote_profile_changes_reach_the_ghost(
             bob_profile = await alice.get_profile(ghost(bob))
             assert bob_profile["displayname"] == "Bob Renamed"
             bob_avatar = bob_profile["avatar_url"]
-            assert homeserver_calls["upload_media"] == 1
+            assert homeserver_calls["upload"] == 1
 
             # Carol takes the same image from another URL: it is not uploaded again.
             await client.change_profile(carol, avatar_url=f"{base}/a-copy.png")
             await alice.wait_for_event(room_id, member_is(ghost(carol), avatar_url=bob_avatar))
             assert (await alice.get_profile(ghost(carol)))["avatar_url"] == bob_avatar
-            assert homeserver_calls["upload_media"] == 1
+            assert homeserver_calls["upload"] == 1
 
             # Reports of what the ghosts already show cost no homeserver request (nor a fetch):
             # the message after them (same chat, so handled after them) is the checkpoint.
@@ -128,7 +102,7 @@ async def test_remote_profile_changes_reach_the_ghost(
                     and e["content"]["avatar_url"] != bob_avatar
                 ),
             )
-            assert homeserver_calls["upload_media"] == 1
+            assert homeserver_calls["upload"] == 1
             api = fake(bridge).bridge
             assert await api.ghost_is_bot(bob) and not await api.ghost_is_bot(carol)
             bridge.store._ghosts.clear()  # from the database, not the cache
@@ -155,4 +129,4 @@ async def test_remote_profile_changes_reach_the_ghost(
                 raise AssertionError("dave's ghost never got his profile")
 
             assert await dave_profile() == {"displayname": "Dave D", "avatar_url": bob_avatar}
-            assert homeserver_calls["upload_media"] == 1  # his avatar was known already
+            assert homeserver_calls["upload"] == 1  # his avatar was known already
