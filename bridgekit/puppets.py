@@ -25,11 +25,18 @@ if TYPE_CHECKING:
     from .bridge import Bridge
 
 log = logging.getLogger("bridgekit.portals")
+MAX_DISPLAYNAME = 256
 
 
 async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
+
+
+def _display(ghost: Ghost, name: str | None) -> str:
+    """The display name a ghost gets: its remote id when the network has none, cut to what
+    homeservers accept (Synapse refuses more than 256 characters)."""
+    return (name or ghost.remote_id)[:MAX_DISPLAYNAME]
 
 
 class Puppets:
@@ -106,7 +113,7 @@ class Puppets:
     ) -> bool:
         """Whether the ghost's row changed. None leaves a field as it is."""
         changed = False
-        if name is not None and (name or ghost.remote_id) != ghost.name:
+        if name is not None and _display(ghost, name) != ghost.name:
             await self._update_ghost_profile(intent, ghost, name)
             changed = True
         if avatar_url is not None and avatar_url != (ghost.avatar_url or ""):
@@ -142,7 +149,7 @@ class Puppets:
     async def _update_ghost_profile(
         self, intent: IntentAPI, ghost: Ghost, name: str | None
     ) -> None:
-        display = name or ghost.remote_id
+        display = _display(ghost, name)
         await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
         ghost.name = display
 

@@ -114,6 +114,10 @@ async def test_remote_profile_changes_reach_the_ghost(
                 lambda e: member_is(ghost(carol))(e) and not e.get("content", {}).get("avatar_url"),
             )
 
+            # A name longer than homeservers accept is cut rather than failing the change.
+            await client.change_profile(carol, name="c" * 300)
+            await alice.wait_for_event(room_id, member_is(ghost(carol), displayname="c" * 256))
+
             # A user first seen through a profile report gets a ghost with that profile.
             await client.change_profile(dave, name="Dave D", avatar_url=f"{base}/a.png")
 
