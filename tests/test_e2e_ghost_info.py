@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bridgekit.events import PortalKey, RemoteChatInfoChange
 from tests.conftest import BridgeEnv
 from tests.harness.media_servers import PNG
 from tests.harness.ports import free_port
@@ -78,6 +79,17 @@ async def test_remote_profile_changes_reach_the_ghost(
             await client.change_profile(carol, avatar_url=f"{base}/a-copy.png")
             await alice.wait_for_event(room_id, member_is(ghost(carol), avatar_url=bob_avatar))
             assert (await alice.get_profile(ghost(carol)))["avatar_url"] == bob_avatar
+            assert homeserver_calls["upload"] == 1
+
+            # A room avatar of the same image reuses it too.
+            await client.emit(RemoteChatInfoChange(PortalKey(chat), avatar_url=f"{base}/a.png"))
+            await alice.wait_for_event(
+                room_id,
+                lambda e: (
+                    e.get("type") == "m.room.avatar"
+                    and e.get("content", {}).get("url") == bob_avatar
+                ),
+            )
             assert homeserver_calls["upload"] == 1
 
             # Reports of what the ghosts already show cost no homeserver request (nor a fetch):
