@@ -288,6 +288,18 @@ class BridgeAPI(ABC):
         bridge a remote chat on request (``xmpp-portal``)."""
         return None
 
+    # -- ghost info (see RemoteUserInfoChange) -------------------------------------------------
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        """An avatar the network gives as bytes (an XMPP vCard photo), as an ``mxc://`` URI to
+        report in :class:`~bridgekit.events.RemoteUserInfoChange`: the same image is uploaded
+        once, whoever has it."""
+        return await self.upload_media(data, mime_type, "avatar")
+
+    async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
+        """Whether the network last reported this user as a bot (``is_bot``)."""
+        return False
+
 
 # ---------------------------------------------------------------------------------------------
 # The connector.

@@ -147,3 +147,12 @@ class NetworkBridge(BridgeAPI):
     async def remove_login(self, login_id: str) -> None:
         self._own_login(login_id)
         await self._bridge.remove_login(login_id)
+
+    # -- ghost info ----------------------------------------------------------------------------
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        return await self._bridge.portals.upload_avatar(data, mime_type)
+
+    async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
+        ghost = await self._bridge.store.get_ghost(self.network, remote_user_id)
+        return ghost is not None and ghost.is_bot
