@@ -184,6 +184,7 @@ class Bridge(Logins, Notices, Transactions):
             connector = cls(NetworkBridge(self, name), section)
             self.connectors[name] = connector
             for cmd in connector.commands():
+                cmd.network = name  # its handler gets this connector's BridgeAPI
                 self.commands.register(cmd)
         await self.matrix.start()
         for connector in self.connectors.values():

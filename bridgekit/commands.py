@@ -19,7 +19,7 @@ from mautrix.errors import MatrixRequestError
 
 from . import __version__
 from .command_secrets import redact_in_management_room, refuse_outside_management
-from .connector import LoginInfo, LoginProcess, LoginStep
+from .connector import BridgeAPI, LoginInfo, LoginProcess, LoginStep
 from .store import BridgeUser, Portal
 
 if TYPE_CHECKING:
@@ -32,7 +32,10 @@ LEVEL_NAMES = {1: "relay", 2: "user", 3: "admin"}
 
 @dataclass
 class CommandEvent:
-    bridge: Bridge
+    #: The runtime's own commands get the :class:`Bridge`; a connector's commands get that
+    #: connector's network-bound :class:`BridgeAPI` (its ``NetworkBridge``), so they reach
+    #: the runtime only through the contract, never its portals, Matrix client or store.
+    bridge: Bridge | BridgeAPI
     room_id: str
     sender: str
     command: str
@@ -41,9 +44,10 @@ class CommandEvent:
     level: int
     portal: Portal | None
     is_management: bool
+    send_notice: Callable[[str, str, str | None], Awaitable[None]]
 
     async def reply(self, text: str, html: str | None = None) -> None:
-        await self.bridge.send_notice(self.room_id, text, html)
+        await self.send_notice(self.room_id, text, html)
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]
@@ -62,6 +66,9 @@ class Command:
     #: arguments: such a use is refused outside the user's management room and its message is
     #: redacted (see :mod:`.command_secrets`). A callable decides per use (``irc storepass``).
     secret: bool | Callable[[list[str]], bool] = False
+    #: The connector that registered the command (set by the runtime): its handler gets
+    #: that connector's BridgeAPI as ``ce.bridge``.
+    network: str | None = None
 
     def carries_secret(self, args: list[str]) -> bool:
         return self.secret(args) if callable(self.secret) else self.secret
@@ -138,8 +145,11 @@ class CommandProcessor:
             level,
             portal,
             is_management,
+            self.bridge.send_notice,
         )
         cmd = self.commands.get(ce.command)
+        if cmd is not None and cmd.network is not None:
+            ce.bridge = self.bridge.connectors[cmd.network].bridge
         if cmd is None:
             # Not echoed in the management room: a word sent there that is no command is
             # often a password typed again after its login ended (failed, or a restart).
@@ -420,9 +430,11 @@ async def cmd_logout_matrix(ce: CommandEvent) -> None:
 
 def _builtin_commands() -> list[Command]:
     from .portal_commands import portal_commands  # it imports this module
+    from .start_chat import start_chat_command
 
     return [
         *portal_commands(),
+        start_chat_command(),
         Command(
             "help", cmd_help, "Show the commands you can use, or details of one.", "[command]", 1
         ),

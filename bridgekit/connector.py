@@ -82,6 +82,8 @@ __all__ = [
     "AutoLogin",
     "ChatIdParser",
     "ThirdPartyHandler",
+    "IdentifierResolver",
+    "ResolvedIdentifier",
     "CAPABILITIES",
     "capabilities_of",
 ]
@@ -265,6 +267,37 @@ class BridgeAPI(ABC):
         than the network lets them see. The bridge bot kicks them with ``reason``. False if
         there is no room or they were not in it. The kick does not come back to the
         connector (the bot's events are the bridge's own): it has already left the chat."""
+        return False
+
+    async def add_login(self, login: LoginInfo) -> NetworkClient:
+        """Store a new login of this network (``login.network`` must be it), make sure its
+        Matrix user is known to the bridge, and connect it. For connectors that open a
+        connection on demand (``irc join``, ``start-chat`` before any ``login``)."""
+        raise NotImplementedError
+
+    async def remove_login(self, login_id: str) -> None:
+        """Disconnect and forget one of this network's logins (``irc quit``)."""
+        raise NotImplementedError
+
+    async def open_portal(
+        self, portal: PortalKey, user_mxid: str, alias_localpart: str | None = None
+    ) -> str | None:
+        """Create the room of a portal shared by every login (no receiver), if it has none,
+        and invite ``user_mxid`` to it; ``alias_localpart`` gives a new room its alias.
+        Returns the room id, or None if no room could be made. For admin commands that
+        bridge a remote chat on request (``xmpp-portal``)."""
+        return None
+
+    # -- ghost info (see RemoteUserInfoChange) -------------------------------------------------
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        """An avatar the network gives as bytes (an XMPP vCard photo), as an ``mxc://`` URI to
+        report in :class:`~bridgekit.events.RemoteUserInfoChange`: the same image is uploaded
+        once, whoever has it."""
+        return await self.upload_media(data, mime_type, "avatar")
+
+    async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
+        """Whether the network last reported this user as a bot (``is_bot``)."""
         return False
 
 
@@ -514,6 +547,40 @@ class RoomCapabilityHandler(ABC):
 
     @abstractmethod
     def room_capabilities(self, portal: PortalKey) -> RoomCapabilities: ...
+
+
+@dataclass
+class ResolvedIdentifier:
+    """A remote user found from what a person typed (a nick, a JID), and how to reach them."""
+
+    #: The Matrix user's login the chat goes through (the runtime checks it is theirs).
+    login_id: str
+    user_id: RemoteUserID
+    name: str = ""
+    #: Their 1:1 chat, when resolving already knows it; otherwise :meth:`create_dm` is asked.
+    chat: PortalKey | None = None
+
+
+class IdentifierResolver(ABC):
+    """Connector-level: lets ``start-chat <network> <identifier>`` (alias ``pm``) open a 1:1
+    chat. Connector-level rather than per login because the connector knows which of the
+    user's logins reaches the identifier (an IRC nick of which server) and may have to make
+    one first (IRC and XMPP connect users on demand)."""
+
+    @abstractmethod
+    async def resolve_identifier(
+        self, user_mxid: str, identifier: str
+    ) -> ResolvedIdentifier | None:
+        """The remote user ``identifier`` names, for ``user_mxid``, or None if the network
+        says there is no such user. Raise ``ValueError("why")`` if it is not an identifier
+        of this network at all (a malformed nick, a JID of the bridge itself)."""
+
+    async def create_dm(self, resolved: ResolvedIdentifier) -> PortalKey:
+        """The portal key of the 1:1 chat with a resolved user (made on the network if it
+        needs making). The default is ``resolved.chat``."""
+        if resolved.chat is None:
+            raise NotImplementedError(f"{type(self).__name__} resolved no chat")
+        return resolved.chat
 
 
 class ThirdPartyHandler(ABC):

@@ -211,6 +211,22 @@ class RemoteBackfill(RemoteEvent):
     kind: ClassVar[str] = "backfill"
 
 
+@dataclass
+class RemoteUserInfoChange(RemoteEvent):
+    """A remote user's profile changed: ``sender.remote_id`` is whose. None leaves a field as
+    it is; ``avatar_url=""`` removes the avatar. The ghost follows on Matrix (whether or not
+    it is in a room yet); a report of what the ghost already shows costs no homeserver
+    request, and each distinct image is uploaded once (see
+    :meth:`~bridgekit.connector.BridgeAPI.upload_avatar` for avatars a network gives as
+    bytes). ``portal`` only orders the change among that chat's events: any chat the user is
+    in, or ``PortalKey("")``."""
+
+    name: str | None = None
+    avatar_url: str | None = None  # an http(s) URL or mxc:// URI; "" = no avatar
+    is_bot: bool | None = None
+    kind: ClassVar[str] = "user_info"
+
+
 def _decode(tp: Any, value: Any) -> Any:
     if value is None:
         return None

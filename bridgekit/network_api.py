@@ -11,15 +11,20 @@ asked (it used to, and failed with ``KeyError('')`` when two were loaded).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from .connector import BridgeAPI, BridgeStateEvent
+from mautrix.types import RoomID, UserID
+
+from .connector import BridgeAPI, BridgeStateEvent, LoginInfo, NetworkClient
 from .events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUserID
 
 if TYPE_CHECKING:
     from .bridge import Bridge
 
 __all__ = ["NetworkBridge"]
+
+log = logging.getLogger("bridgekit.network_api")
 
 
 class NetworkBridge(BridgeAPI):
@@ -112,3 +117,42 @@ class NetworkBridge(BridgeAPI):
     async def remove_from_portal(self, login_id: str, portal: PortalKey, reason: str) -> bool:
         self._own_login(login_id)
         return await self._bridge.remove_from_portal(login_id, portal, reason)
+
+    async def open_portal(
+        self, portal: PortalKey, user_mxid: str, alias_localpart: str | None = None
+    ) -> str | None:
+        if portal.receiver:
+            raise ValueError("open_portal is for shared portals; a 1:1 chat: invite_to_portal")
+        created = await self._bridge.portals.get_or_create(
+            self.network, portal, None, alias_localpart=alias_localpart
+        )
+        if created is None or not created.mxid:
+            return None
+        bot = self._bridge.matrix.bot  # a shared room is made with nobody invited
+        assert bot is not None
+        try:
+            await bot.invite_user(RoomID(created.mxid), UserID(user_mxid))
+        except Exception as e:  # already in the room, or the bot may not invite
+            log.info("Could not invite %s to %s: %s", user_mxid, created.mxid, e)
+        return created.mxid
+
+    # -- logins --------------------------------------------------------------------------------
+
+    async def add_login(self, login: LoginInfo) -> NetworkClient:
+        if login.network != self.network:
+            raise ValueError(f"a {self.network} connector added a {login.network} login")
+        await self._bridge.commands.get_or_create_user(login.user_mxid)
+        return await self._bridge.add_login(login)
+
+    async def remove_login(self, login_id: str) -> None:
+        self._own_login(login_id)
+        await self._bridge.remove_login(login_id)
+
+    # -- ghost info ----------------------------------------------------------------------------
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        return await self._bridge.portals.upload_avatar(data, mime_type)
+
+    async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
+        ghost = await self._bridge.store.get_ghost(self.network, remote_user_id)
+        return ghost is not None and ghost.is_bot

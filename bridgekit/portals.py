@@ -36,6 +36,7 @@ from .events import (
     RemoteReceipt,
     RemoteRedaction,
     RemoteTyping,
+    RemoteUserInfoChange,
 )
 from .fetcher import FetchError
 from .matrix import send_event, with_retries
@@ -62,6 +63,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         super().__init__(bridge)
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
         self._ghost_locks = [asyncio.Lock() for _ in range(64)]
+        self._avatar_locks = [asyncio.Lock() for _ in range(16)]
 
     # -- portal rooms ------------------------------------------------------------------------
 
@@ -148,6 +150,9 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def handle_remote_event(
         self, network: str, login_id: str | None, evt: RemoteEvent, seq: int
     ) -> None:
+        if isinstance(evt, RemoteUserInfoChange):  # the user's, not a room's
+            await self._remote_user_info(network, login_id, evt)
+            return
         needs_room = not isinstance(evt, RemoteTyping | RemoteReceipt | RemotePresence)
         if needs_room:
             portal = await self.get_or_create(network, evt.portal, login_id)
@@ -476,7 +481,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             await self._set_join_rule(portal, "public" if evt.joinable else "invite")
         if evt.avatar_url and evt.avatar_url != portal.avatar_url:
             try:
-                mxc = await self.to_mxc(evt.avatar_url)
+                mxc = await self.avatar_mxc(evt.avatar_url)
             except FetchError as e:
                 log.info("Room avatar of %s not copied: %s", portal.key, e)
             else:

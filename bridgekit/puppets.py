@@ -9,6 +9,7 @@ double puppeting is set up (a shared secret or ``login-matrix``), and from their
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from mautrix.appservice import IntentAPI
 
 from .connector import NetworkClient
-from .events import EventSender, PortalKey
+from .events import EventSender, PortalKey, RemoteUserInfoChange
 from .matrix import with_retries
 from .store import Ghost, Portal
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .bridge import Bridge
 
 log = logging.getLogger("bridgekit.portals")
+MAX_DISPLAYNAME = 256
 
 
 async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -31,11 +33,18 @@ async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
         yield part
 
 
+def _display(ghost: Ghost, name: str | None) -> str:
+    """The display name a ghost gets: its remote id when the network has none, cut to what
+    homeservers accept (Synapse refuses more than 256 characters)."""
+    return (name or ghost.remote_id)[:MAX_DISPLAYNAME]
+
+
 class Puppets:
     """Mixed into :class:`~bridgekit.portals.PortalService`, which provides ``_client_for``."""
 
     bridge: Bridge
     _ghost_locks: list[asyncio.Lock]
+    _avatar_locks: list[asyncio.Lock]
     _client_for: Callable[[str, PortalKey, str | None], NetworkClient | None]
 
     async def ghost_intent(
@@ -67,41 +76,124 @@ class Puppets:
         intent: IntentAPI,
         client: NetworkClient | None,
         name: str | None,
+        *,
+        avatar_url: str | None = None,
+        is_bot: bool | None = None,
     ) -> None:
+        """Register the ghost at first sight (asking the network for what the caller did not
+        say), then bring its profile to what is reported: only what differs from the ghost's
+        row costs a homeserver request."""
         ghost = await self.bridge.store.get_ghost(network, remote_id)
+        changed = ghost is None
         if ghost is None:
             ghost = Ghost(network, remote_id, mxid)
             await with_retries(intent.ensure_registered, what=f"registering {mxid}")
             info = None
-            if client is not None:
+            if client is not None and (not name or avatar_url is None or is_bot is None):
                 try:
                     info = await client.get_user_info(remote_id)
                 except Exception:
                     log.warning("Could not fetch user info of %s", remote_id)
-            await self._update_ghost_profile(intent, ghost, name or (info.name if info else None))
-            if info and info.avatar_url:
-                await self._update_ghost_avatar(intent, ghost, info.avatar_url)
+            name = name or (info.name if info else None) or ""
+            if avatar_url is None and info is not None:
+                avatar_url = info.avatar_url
+            if is_bot is None and info is not None:
+                is_bot = info.is_bot
+        changed |= await self._apply_user_info(intent, ghost, name, avatar_url, is_bot)
+        if changed:
             await self.bridge.store.save_ghost(ghost)
-        elif name and name != ghost.name:
+
+    async def _apply_user_info(
+        self,
+        intent: IntentAPI,
+        ghost: Ghost,
+        name: str | None,
+        avatar_url: str | None,
+        is_bot: bool | None,
+    ) -> bool:
+        """Whether the ghost's row changed. None leaves a field as it is."""
+        changed = False
+        if name is not None and _display(ghost, name) != ghost.name:
             await self._update_ghost_profile(intent, ghost, name)
-            await self.bridge.store.save_ghost(ghost)
+            changed = True
+        if avatar_url is not None and avatar_url != (ghost.avatar_url or ""):
+            changed |= await self._update_ghost_avatar(intent, ghost, avatar_url)
+        if is_bot is not None and is_bot != ghost.is_bot:
+            ghost.is_bot = is_bot
+            changed = True
+        return changed
+
+    async def _remote_user_info(
+        self, network: str, login_id: str | None, evt: RemoteUserInfoChange
+    ) -> None:
+        """A remote profile change reaches the ghost, in a room or not (see
+        :class:`~bridgekit.events.RemoteUserInfoChange`)."""
+        if evt.sender is None or not evt.sender.remote_id:
+            return
+        remote_id = evt.sender.remote_id
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        intent = self.bridge.matrix.intent(mxid)
+        client = self._client_for(network, evt.portal, evt.sender.login_id or login_id)
+        async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
+            await self._ensure_ghost(
+                network,
+                remote_id,
+                mxid,
+                intent,
+                client,
+                evt.name,
+                avatar_url=evt.avatar_url,
+                is_bot=evt.is_bot,
+            )
 
     async def _update_ghost_profile(
         self, intent: IntentAPI, ghost: Ghost, name: str | None
     ) -> None:
-        display = name or ghost.remote_id
+        display = _display(ghost, name)
         await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
         ghost.name = display
 
-    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> None:
+    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> bool:
+        """Set the ghost's avatar (none for ``""``); False when the image could not be had,
+        so that the next report tries again."""
         try:
-            mxc = await self.to_mxc(url)
+            mxc = await self.avatar_mxc(url) if url else ""
             await with_retries(
                 lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5
             )
-            ghost.avatar_url = url
-        except Exception:
-            log.warning("Could not set avatar of %s", ghost.mxid)
+        except Exception as e:
+            log.warning("Could not set avatar of %s: %s", ghost.mxid, e)
+            return False
+        ghost.avatar_url = url
+        return True
+
+    async def avatar_mxc(self, url: str) -> str:
+        """An avatar's ``mxc://`` URI: an http(s) image is fetched through the guarded fetcher
+        and uploaded only if no ghost or room has the same bytes already."""
+        if url.startswith("mxc://"):
+            return url
+        async with self.bridge.fetcher.open(url) as body:
+            data = bytes(await body.read())
+            mime = body.mime
+        return await self.upload_avatar(data, mime)
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        """Upload an avatar once per distinct image (keyed by the SHA-256 of its bytes)."""
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._avatar_locks[int(digest[:8], 16) % len(self._avatar_locks)]:
+            mxc = await self.bridge.store.get_avatar(digest)
+            if mxc is None:
+                bot = self.bridge.matrix.bot
+                assert bot is not None
+                mxc = str(
+                    await with_retries(
+                        lambda: bot.upload_media(data, mime_type=mime_type, filename="avatar"),
+                        what="uploading an avatar",
+                        max_attempts=5,
+                    )
+                )
+                await self.bridge.store.save_avatar(digest, mxc)
+        return mxc
 
     async def to_mxc(self, url: str, filename: str = "file") -> str:
         """Reuse ``mxc://`` URIs; copy http(s) URLs to the homeserver through the guarded

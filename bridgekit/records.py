@@ -45,8 +45,14 @@ class Ghost:
     remote_id: str
     mxid: str
     name: str | None = None
+    #: The avatar as the network last reported it (an http(s) URL or mxc:// URI): a report of
+    #: the same one costs nothing.
     avatar_url: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The remote user is a bot (as the network says). Kept for connectors and commands (see
+    #: :meth:`~bridgekit.connector.BridgeAPI.ghost_is_bot`); Matrix profiles have no standard
+    #: field for it.
+    is_bot: bool = False
 
 
 @dataclass

@@ -31,6 +31,8 @@ class Rooms:
 
         async def to_mxc(self, url: str, filename: str = "file") -> str: ...
 
+        async def avatar_mxc(self, url: str) -> str: ...
+
         async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None: ...
 
     def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
@@ -83,7 +85,7 @@ class Rooms:
             invitees.append(client.login.user_mxid)
         if info.avatar_url and not info.is_dm:
             try:
-                mxc = await self.to_mxc(info.avatar_url)
+                mxc = await self.avatar_mxc(info.avatar_url)
                 initial_state.append(
                     {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
                 )

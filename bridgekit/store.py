@@ -449,23 +449,39 @@ class Store(MessageStore):
             row["name"],
             row["avatar_url"],
             json.loads(row["metadata"] or "{}"),
+            bool(row["is_bot"]),
         )
         self._ghosts[(network, remote_id)] = ghost
         return ghost
 
     async def save_ghost(self, ghost: Ghost) -> None:
         await self.db.execute(
-            "INSERT INTO ghost (network, remote_id, mxid, name, avatar_url, metadata) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (network, remote_id) DO UPDATE SET "
-            "name=excluded.name, avatar_url=excluded.avatar_url, metadata=excluded.metadata",
+            "INSERT INTO ghost (network, remote_id, mxid, name, avatar_url, metadata, is_bot) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (network, remote_id) DO UPDATE SET "
+            "name=excluded.name, avatar_url=excluded.avatar_url, metadata=excluded.metadata, "
+            "is_bot=excluded.is_bot",
             ghost.network,
             ghost.remote_id,
             ghost.mxid,
             ghost.name,
             ghost.avatar_url,
             json.dumps(ghost.metadata),
+            ghost.is_bot,
         )
         self._ghosts[(ghost.network, ghost.remote_id)] = ghost
+
+    async def get_avatar(self, digest: str) -> str | None:
+        """The mxc:// URI an image with this SHA-256 was uploaded as, if it was."""
+        return await self.db.fetchval("SELECT mxc FROM avatar WHERE hash=$1", digest)
+
+    async def save_avatar(self, digest: str, mxc: str) -> None:
+        await self.db.execute(
+            "INSERT INTO avatar (hash, mxc, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (hash) DO NOTHING",
+            digest,
+            mxc,
+            int(time.time() * 1000),
+        )
 
     # -- users and logins ------------------------------------------------------------------
 

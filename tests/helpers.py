@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from mautrix.api import HTTPAPI
 
 from bridgekit.bridge import Bridge
 from bridgekit.connector import LoginInfo
@@ -194,3 +197,37 @@ async def room_with_bot(
     room_id = await user.create_room(invite=invite, **room)
     await user.wait_for_event(room_id, bot_joined(bridge))
     return room_id
+
+
+def count_profile_calls(monkeypatch: Any) -> Counter[str]:
+    """Counts the profile requests (``GET profile``, ``PUT profile``) and media uploads
+    (``upload``) the bridge makes to the homeserver, whoever makes them (ghosts, the bot).
+    Patched at the HTTP layer: intents copy their methods when they are made."""
+    calls: Counter[str] = Counter()
+    original = HTTPAPI.request
+
+    async def counted(self: HTTPAPI, method: Any, path: Any, *args: Any, **kw: Any) -> Any:
+        text = str(path)
+        if "/profile/" in text:
+            calls[f"{getattr(method, 'value', method)} profile"] += 1
+        elif "/media/" in text and "/upload" in text:
+            calls["upload"] += 1
+        return await original(self, method, path, *args, **kw)
+
+    monkeypatch.setattr(HTTPAPI, "request", counted)
+    return calls
+
+
+def member_is(user_id: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    """A member event of ``user_id`` with these content fields (``...``: any mxc:// URI)."""
+
+    def match(e: dict[str, Any]) -> bool:
+        if e.get("type") != "m.room.member" or e.get("state_key") != user_id:
+            return False
+        content = e.get("content", {})
+        return all(
+            (str(content.get(k, "")).startswith("mxc://") if v is ... else content.get(k) == v)
+            for k, v in fields.items()
+        )
+
+    return match

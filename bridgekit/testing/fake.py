@@ -53,6 +53,7 @@ from ..events import (
     PortalKey,
     RemoteEvent,
     RemoteMessage,
+    RemoteUserInfoChange,
     UserInfo,
 )
 from ..ids import unescape_localpart
@@ -86,6 +87,7 @@ class FakeNetwork:
         self.chats: dict[str, FakeChat] = {}
         self.users: dict[str, str] = {}  # remote id -> display name
         self.avatars: dict[str, str] = {}  # remote id -> avatar URL (what the network reports)
+        self.bots: set[str] = set()  # remote ids of users the network calls bots
         self.sent: list[SentItem] = []
         self.passwords: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -406,6 +408,7 @@ class FakeClient(
         return UserInfo(
             name=self.network.users.get(remote_user_id, remote_user_id),
             avatar_url=self.network.avatars.get(remote_user_id),
+            is_bot=remote_user_id in self.network.bots,
         )
 
     # -- helpers for tests: make the remote side do things --------------------------------
@@ -426,3 +429,29 @@ class FakeClient(
             )
         )
         return msg_id
+
+    async def change_profile(
+        self,
+        remote_id: str,
+        *,
+        name: str | None = None,
+        avatar_url: str | None = None,
+        is_bot: bool | None = None,
+        chat_id: str = "",
+    ) -> None:
+        """A remote user changes their profile (None: unchanged); the network reports it."""
+        if name is not None:
+            self.network.users[remote_id] = name
+        if avatar_url is not None:
+            self.network.avatars[remote_id] = avatar_url
+        if is_bot is not None:
+            (self.network.bots.add if is_bot else self.network.bots.discard)(remote_id)
+        await self.emit(
+            RemoteUserInfoChange(
+                PortalKey(chat_id),
+                EventSender(remote_id, login_id=self.login.id),
+                name=name,
+                avatar_url=avatar_url,
+                is_bot=is_bot,
+            )
+        )

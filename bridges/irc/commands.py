@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from bridgekit.commands import Command, CommandEvent
 from bridgekit.connector import LoginField, LoginInfo, LoginProcess, LoginStep
+from bridgekit.start_chat import open_dm
 
+from .identifiers import ensure_client
 from .lines import Message, build_line
 from .names import InvalidNameError, validate_channel, validate_channel_key, validate_nick
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 HELP = (
     "IRC: `irc nick <nick>` change your nick; `irc join <#channel> [key]` join a channel "
     "(you are invited to its room; the key, if it has one, is stored encrypted for rejoins); "
-    "`irc part <#channel>`; `irc pm <nick>` open a private chat; "
+    "`irc part <#channel>`; `irc pm <nick>` open a private chat (as `start-chat irc <nick>`); "
     "`irc whois <nick>`; `irc storepass <password>` store your NickServ/SASL password "
     "(encrypted); `irc reconnect`; `irc quit` disconnect and forget your connection. "
     "With several servers, put the server name first: `irc join libera #matrix`."
@@ -51,10 +53,7 @@ async def _client(
     client = connector.puppet_of_user(server, ce.sender)
     if client is not None or not create:
         return client
-    await ce.bridge.commands.get_or_create_user(ce.sender)
-    info = await connector.make_login(ce.sender, server)
-    client = await ce.bridge.add_login(info)
-    return client  # type: ignore[return-value]
+    return await ensure_client(connector, server, ce.sender)
 
 
 async def run(connector: IRCConnector, ce: CommandEvent) -> None:
@@ -137,11 +136,8 @@ async def run(connector: IRCConnector, ce: CommandEvent) -> None:
             await _nick(ce, client, nick)
         elif sub == "whois":
             await _whois(ce, client, nick)
-        else:
-            key = client.dm_key(nick)
-            client.display.setdefault(client.fold(nick), nick)
-            portal = await ce.bridge.portals.get_or_create("irc", key, client.login.id)
-            await ce.reply(f"Private chat with {nick}: {portal.mxid if portal else 'failed'}")
+        else:  # kept for those used to it: `start-chat irc <nick>` does the same
+            await ce.reply(await open_dm(connector, ce.bridge, ce.sender, f"{server}/{nick}"))
         return
     await ce.reply(f"Unknown subcommand `{sub}`. {HELP}")
 

@@ -37,6 +37,7 @@ from bridgekit.ids import localpart_of, template_regex
 from . import config as irc_config
 from .config import DEFAULT_ALIAS_TEMPLATE, DEFAULT_GHOST_TEMPLATE, ServerConfig
 from .crypto import SecretBox, SecretError
+from .identifiers import IRCIdentifiers
 from .names import (
     InvalidNameError,
     casefold,
@@ -67,7 +68,9 @@ def _drop(index: dict[_K, list[IRCClient]], key: _K, client: IRCClient) -> None:
             del index[key]
 
 
-class IRCConnector(NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, ThirdPartyHandler):
+class IRCConnector(
+    NetworkConnector, AliasResolver, AutoLogin, ChatIdParser, ThirdPartyHandler, IRCIdentifiers
+):
     name: ClassVar[str] = "irc"
     display_name: ClassVar[str] = "IRC"
     ghost_template: ClassVar[str] = DEFAULT_GHOST_TEMPLATE

@@ -2,7 +2,8 @@
 
 * ``xmpp-portal <room@muc.example.org>`` (admins): create the portal of a MUC, with its
   ``#_xmpp_...`` alias, and invite the admin.
-* ``xmpp-dm <user@example.org>``: open a 1:1 chat with an XMPP user.
+* ``xmpp-dm <user@example.org>``: open a 1:1 chat with an XMPP user (the older name of
+  ``start-chat xmpp <user@example.org>``, kept as an alias).
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from typing import TYPE_CHECKING
 
 from bridgekit.commands import Command, CommandEvent
 from bridgekit.events import PortalKey
-
-from .jid import parse_jid
-from .login import puppet_login
+from bridgekit.start_chat import open_dm
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector
@@ -31,46 +30,19 @@ def connector_commands(connector: XMPPConnector) -> list[Command]:
         if not await connector.room_exists(room):
             await ce.reply(f"There is no XMPP room {room} (or its service did not answer).")
             return
-        key = PortalKey(room)
-        created = await ce.bridge.portals.get_or_create(
-            connector.name, key, None, alias_localpart=connector.alias_localpart(room)
-        )
-        if created is None or created.mxid is None:
+        alias = connector.alias_localpart(room)
+        room_id = await ce.bridge.open_portal(PortalKey(room), ce.sender, alias)
+        if room_id is None:
             await ce.reply("Could not create the portal.")
             return
-        bot = ce.bridge.matrix.bot
-        assert bot is not None
-        try:
-            await bot.invite_user(created.mxid, ce.sender)
-        except Exception:
-            pass  # already in the room
-        await ce.reply(f"Portal for {room}: {created.mxid} (you are invited).")
+        await ce.reply(f"Portal for {room}: {room_id} (you are invited).")
 
     async def dm(ce: CommandEvent) -> None:
+        """Kept for those used to it: ``start-chat xmpp <jid>`` does the same."""
         if len(ce.args) != 1:
             await ce.reply("Usage: xmpp-dm <user@example.org>")
             return
-        jid = parse_jid(ce.args[0])
-        if jid is None or not jid.node or jid.domain == connector.component_jid:
-            await ce.reply(f"{ce.args[0]!r} is not the address of an XMPP user.")
-            return
-        client = connector.client_of_user(ce.sender)
-        if client is None:
-            await ce.bridge.commands.get_or_create_user(ce.sender)
-            try:
-                await ce.bridge.add_login(puppet_login(connector, ce.sender))
-            except ValueError as e:
-                await ce.reply(str(e))
-                return
-            client = connector.client_of_user(ce.sender)
-        assert client is not None
-        created = await ce.bridge.portals.get_or_create(
-            connector.name, PortalKey(jid.bare, client.login.id), client.login.id
-        )
-        if created is None:
-            await ce.reply("Could not create the chat.")
-            return
-        await ce.reply(f"Chat with {jid.bare}: {created.mxid}")
+        await ce.reply(await open_dm(connector, ce.bridge, ce.sender, ce.args[0]))
 
     return [
         Command(
@@ -84,7 +56,7 @@ def connector_commands(connector: XMPPConnector) -> list[Command]:
         Command(
             "xmpp-dm",
             dm,
-            "Start a 1:1 chat with an XMPP user.",
+            "Start a 1:1 chat with an XMPP user (as `start-chat xmpp <jid>`).",
             "<user@example.org>",
             section="XMPP",
         ),

@@ -45,6 +45,7 @@ from bridgekit.events import (
     RemoteChatInfoChange,
     RemoteEvent,
     RemotePresence,
+    RemoteUserInfoChange,
     UserInfo,
 )
 from bridgekit.ids import escape_localpart, template_regex, unescape_localpart
@@ -54,6 +55,7 @@ from . import config as cfg
 from .client import XMPPClient
 from .commands import connector_commands
 from .component import GatewayComponent
+from .identifiers import XMPPIdentifiers
 from .identity import Puppet
 from .idmap import IdMap
 from .inbound import Inbound
@@ -63,6 +65,7 @@ from .mam import ArchiveCollector, CatchUps
 from .muc import MucManager, power_of
 from .outbound import Outbound
 
+VCARD_UPDATE = "vcard-temp:x:update"
 log = logging.getLogger("bridgekit.xmpp")
 
 MUC_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
@@ -73,7 +76,7 @@ CLOSED_MUC = frozenset({"muc_membersonly", "muc_passwordprotected"})
 OPEN_MUC = frozenset({"muc_open", "muc_unsecured"})
 
 
-class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler):
+class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler, XMPPIdentifiers):
     name: ClassVar[str] = "xmpp"
     display_name: ClassVar[str] = "XMPP"
     ghost_template: ClassVar[str] = "_xmpp_{jid}"
@@ -93,6 +96,8 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         self.catchup = CatchUps(self._release_held)
         self.executor = OrderedExecutor("xmpp-in")
         self._names: dict[str, str] = {}
+        #: The vCard photo hash (XEP-0153) each contact's presence last advertised.
+        self._photos: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.component = GatewayComponent(
             self.component_jid,
@@ -325,6 +330,32 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
                 client.login.id,
                 RemotePresence(portal, sender, presence=presence, status_msg=status),
             )
+            if ptype == "available":
+                await self._photo_advertised(client, frm.bare, pres)
+
+    async def _photo_advertised(self, client: XMPPClient, jid: str, pres: Presence) -> None:
+        """XEP-0153: a contact's presence carries the SHA-1 of their vCard photo. A new one
+        (or the first since start) means their profile changed: the vCard is read again and
+        reported to the ghost, whose unchanged parts cost nothing (nor does a photo its
+        bytes were uploaded for already). An empty hash means no photo."""
+        photo = pres.xml.find(f"{{{VCARD_UPDATE}}}x/{{{VCARD_UPDATE}}}photo")
+        if photo is None:  # the client does not say (yet): nothing to go by
+            return
+        digest = (photo.text or "").strip().lower()
+        if self._photos.get(jid) == digest:
+            return
+        info = await self.user_info(jid)
+        avatar = info.avatar_url if digest else ""
+        if avatar is not None or not self.setting("avatars"):
+            self._photos[jid] = digest  # a failed fetch is tried again at the next presence
+        portal = PortalKey(jid, client.login.id)
+        change = RemoteUserInfoChange(
+            portal,
+            EventSender(jid, login_id=client.login.id),
+            name=info.name,
+            avatar_url=avatar if self.setting("avatars") else None,
+        )
+        await self.queue(client.login.id, change)
 
     def _send_availability(self, client: XMPPClient, to: str) -> None:
         pres = self.component.make_presence(pto=to, pfrom=client.full_jid)
@@ -413,7 +444,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         avatar = None
         if vcard is not None and vcard.photo and self.setting("avatars"):
             try:
-                avatar = await self.bridge.upload_media(vcard.photo, vcard.photo_type, "avatar")
+                avatar = await self.bridge.upload_avatar(vcard.photo, vcard.photo_type)
             except Exception as e:
                 log.info("Could not upload the avatar of %s: %s", remote_id, e)
         return UserInfo(name=name, avatar_url=avatar)

@@ -4,6 +4,7 @@ its port) and the bait (an internal service the bridge must never fetch from).""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ class MediaServers:
     bait_hits: list[str] = field(default_factory=list)
     big_bytes_sent: list[int] = field(default_factory=list)
     hang_hits: list[str] = field(default_factory=list)
+    hang_times: list[float] = field(default_factory=list)  # time.monotonic() of each hang hit
 
 
 @asynccontextmanager
@@ -84,6 +86,7 @@ async def media_servers(big_size: int = 4 * 1024 * 1024) -> AsyncIterator[MediaS
 
     async def hang(request: web.Request) -> web.Response:
         servers.hang_hits.append(request.path)
+        servers.hang_times.append(time.monotonic())
         await asyncio.sleep(3600)
         return web.Response(body=b"")
 

@@ -28,6 +28,7 @@ from bridgekit.events import (
     RemoteReceipt,
     RemoteRedaction,
     RemoteTyping,
+    RemoteUserInfoChange,
     remote_event_from_json,
     remote_event_to_json,
 )
@@ -101,6 +102,9 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
         ),
     ),
     RemoteBackfill: lambda: RemoteBackfill(**common(), messages=[message(1), message(2)]),
+    RemoteUserInfoChange: lambda: RemoteUserInfoChange(
+        **common(), name="Bob B", avatar_url="https://example.org/bob.png", is_bot=True
+    ),
 }
 
 

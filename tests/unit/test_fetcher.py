@@ -93,6 +93,10 @@ async def test_a_link_that_never_answers_ends_at_the_timeout_and_slots_are_bound
             assert all(isinstance(r, FetchError) and "no answer" in str(r) for r in results)
             # Waiting for a slot counts: all five end at the one timeout, not 5/2 of it.
             assert elapsed < 2.5, elapsed
-            assert len(s.hang_hits) == 2  # never more connections than the concurrency
+            # Never more connections at once than the concurrency: until the first two time out
+            # (1 s), only two reach the server. (When they end, a fetch whose own timeout has
+            # not fired yet may take a freed slot: so the total may be more than 2.)
+            early = [t for t in s.hang_times if t - start < 0.8]
+            assert 1 <= len(early) <= 2, s.hang_times
         finally:
             await fetcher.close()
