@@ -11,9 +11,10 @@ A connector author implements two classes:
 
 Everything optional is a *capability*: a mixin class in :mod:`bridgekit.capabilities`,
 re-exported here (``EditHandler``, ``ReactionHandler``...). The runtime detects capabilities
-with ``isinstance`` and falls back where one is missing (an edit becomes a ``* new text`` message, a reaction is dropped with a
-notice...). Remote events flow the other way through :meth:`BridgeAPI.queue_remote_event`,
-which stores them durably before returning, so a connector that has queued an event may forget it.
+with ``isinstance`` and falls back where one is missing (an edit becomes a ``* new text``
+message, a reaction is dropped with a notice...). Remote events flow the other way through
+:meth:`BridgeAPI.queue_remote_event`, which stores them durably before returning, so a connector
+that has queued an event may forget it.
 
 The runtime owns ordering (per portal), persistence, retries, id mapping, permissions and
 commands: connectors get those for free.
