@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mautrix.api import HTTPAPI
@@ -231,3 +236,29 @@ def member_is(user_id: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
         )
 
     return match
+
+
+class BridgeProcess:
+    """``bridgekit run`` in a child process, so that it can be killed with SIGKILL."""
+
+    def __init__(self, cfg: Path, out: Path) -> None:
+        self.cfg, self.out = cfg, out
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridgekit", "run", "-c", str(self.cfg)],
+            stdout=open(self.out, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def kill_9(self) -> None:
+        """SIGKILL, and wait for the process to be gone (a no-op if it is not running)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def log_tail(self) -> str:
+        return self.out.read_text()[-3000:] if self.out.exists() else ""

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,7 @@ from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessa
 from bridgekit.instance_lock import DatabaseInUse
 from tests.conftest import BridgeEnv, eventually
 from tests.harness.ports import free_port
-from tests.helpers import body_is, fake, portal_scene
+from tests.helpers import BridgeProcess, body_is, fake, portal_scene
 
 
 def bodies(client, room_id: str, prefix: str) -> list[str]:
@@ -120,27 +116,6 @@ async def test_restart_mid_stream_matrix_to_remote(
 
 def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, **overrides) -> None:
     path.write_text(yaml.safe_dump(bridge_env.config_dict(db_url, **overrides)))
-
-
-class BridgeProcess:
-    """``bridgekit run`` in a child process, so that it can be killed with SIGKILL."""
-
-    def __init__(self, cfg: Path, out: Path) -> None:
-        self.cfg, self.out = cfg, out
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridgekit", "run", "-c", str(self.cfg)],
-            stdout=open(self.out, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def kill_9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 async def _log_in_and_open_portal(alice, bridge_env: BridgeEnv, remote: str, chat: str) -> str:

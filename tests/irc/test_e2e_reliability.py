@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import yaml
 
 from tests.conftest import BridgeEnv, eventually
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
+from tests.helpers import BridgeProcess
 from tests.irc.e2e import (
     SERVER,
     alias,
@@ -169,6 +166,36 @@ def _write_config(bridge_env: BridgeEnv, path: Path, db_url: str, ircd: InspIRCd
     path.write_text(yaml.safe_dump(config))
 
 
+async def _join_while_it_starts(
+    alice, bob: IrcTestClient, channel: str, proc: BridgeProcess
+) -> tuple[str, str]:
+    """Join the channel's portal once the bridge process answers; its puppet's nick."""
+    room_id = None
+    for _ in range(100):  # the bridge process is starting
+        try:
+            room_id = await alice.join(alias(channel))
+            break
+        except Exception:
+            await asyncio.sleep(0.2)
+    assert room_id is not None
+    try:
+        puppet = (await bob.wait_for(is_puppet_join(channel), 60)).nick
+    except TimeoutError:
+        raise AssertionError(proc.log_tail()) from None
+    return room_id, puppet or ""
+
+
+def _said_by(bob: IrcTestClient, nick_prefix: str, channel: str) -> list[str]:
+    """What the puppet (any nick starting with ``nick_prefix``) said in ``channel``, so far."""
+    return [
+        m.trailing or ""
+        for m in bob.history
+        if m.command == "PRIVMSG"
+        and (m.nick or "").startswith(nick_prefix)
+        and m.param(0) == channel
+    ]
+
+
 async def test_kill_9_loses_no_acknowledged_matrix_message(
     ircd, bridge_env: BridgeEnv, uid, tmp_path, db_url
 ):
@@ -179,50 +206,25 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
     channel = "#" + uid("chan")
     bob = await irc_user(ircd, uid("bob"), channel)
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
-            stdout=open(tmp_path / "bridge.out", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    proc = start()
+    proc = BridgeProcess(cfg, tmp_path / "bridge.out")
+    proc.start()
     try:
         async with alice:
-            room_id = None
-            for _ in range(100):  # the bridge process is starting
-                try:
-                    room_id = await alice.join(alias(channel))
-                    break
-                except Exception:
-                    await asyncio.sleep(0.2)
-            assert room_id is not None
-            try:
-                puppet = (await bob.wait_for(is_puppet_join(channel), 60)).nick
-            except TimeoutError:
-                raise AssertionError((tmp_path / "bridge.out").read_text()[-3000:]) from None
+            room_id, puppet = await _join_while_it_starts(alice, bob, channel, proc)
             assert puppet
             base = puppet[: -len("[m]")]
 
             def received() -> list[str]:
-                return [
-                    m.trailing or ""
-                    for m in bob.history
-                    if m.command == "PRIVMSG"
-                    and (m.nick or "").startswith(base)
-                    and m.param(0) == channel
-                ]
+                return _said_by(bob, base, channel)
 
             expected = [f"k{i:02d}" for i in range(60)]
             for i, body in enumerate(expected):
                 await alice.send_text(room_id, body)  # 200 from the homeserver: acknowledged
                 if i == 30:
                     await eventually(lambda: len(received()) >= 5, timeout=30)
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
+                    proc.kill_9()
             assert len(received()) < len(expected)
-            proc = start()
+            proc.start()
             await eventually(lambda: len(received()) >= len(expected), timeout=90)
             await asyncio.sleep(1.5)
             got = received()
@@ -230,8 +232,7 @@ async def test_kill_9_loses_no_acknowledged_matrix_message(
             assert len(got) == len(expected), "a message was delivered twice"
             assert got == expected, "messages were reordered"
     finally:
-        proc.kill()
-        proc.wait()
+        proc.kill_9()
         await bob.close()
 
 
@@ -256,40 +257,16 @@ async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_li
     bob = await irc_user(ircd, uid("bob"), channel)
     out = tmp_path / "bridge.out"
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
-            stdout=open(out, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    proc = start()
+    proc = BridgeProcess(cfg, out)
+    proc.start()
     try:
         async with alice:
-            room_id = None
-            for _ in range(100):  # the bridge process is starting
-                try:
-                    room_id = await alice.join(alias(channel))
-                    break
-                except Exception:
-                    await asyncio.sleep(0.2)
-            assert room_id is not None
-            try:
-                puppet = (await bob.wait_for(is_puppet_join(channel), 60)).nick
-            except TimeoutError:
-                raise AssertionError(out.read_text()[-3000:]) from None
+            room_id, puppet = await _join_while_it_starts(alice, bob, channel, proc)
             assert puppet
             base = puppet[: -len("[m]")]
 
             def received() -> list[str]:
-                return [
-                    m.trailing or ""
-                    for m in bob.history
-                    if m.command == "PRIVMSG"
-                    and (m.nick or "").startswith(base)
-                    and m.param(0) == channel
-                ]
+                return _said_by(bob, base, channel)
 
             if shape == "lines":
                 text = "\n".join(f"line {i:02d} of the message" for i in range(10))
@@ -302,11 +279,10 @@ async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_li
 
             await alice.send_text(room_id, text)  # acknowledged
             await eventually(lambda: len(received()) >= 3, timeout=30)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.kill_9()
             assert not whole(), "the kill came too late"
             assert flat.startswith(" ".join(received()))
-            proc = start()
+            proc.start()
             try:
                 await eventually(whole, timeout=60)
             except AssertionError:
@@ -316,8 +292,7 @@ async def test_kill_9_in_the_middle_of_a_multi_line_message_loses_none_of_its_li
             assert len(got) >= 7, "not split into many lines"
             assert len(got) - len(set(got)) <= 1, f"more than one line repeated: {got}"
     finally:
-        proc.kill()
-        proc.wait()
+        proc.kill_9()
         await bob.close()
 
 
@@ -422,31 +397,13 @@ async def _kill_9_while_irc_lines_stream_in(
         await keep.keep_history(channel)
     out = tmp_path / "bridge.out"
 
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridgekit", "run", "-c", str(cfg)],
-            stdout=open(out, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    proc = start()
+    proc = BridgeProcess(cfg, out)
+    proc.start()
     said = [f"l{i:02d}" for i in range(60)]
     down: list[str] = []
     try:
         async with alice:
-            room_id = None
-            for _ in range(100):  # the bridge process is starting
-                try:
-                    room_id = await alice.join(alias(channel))
-                    break
-                except Exception:
-                    await asyncio.sleep(0.2)
-            assert room_id is not None
-            try:
-                await bob.wait_for(is_puppet_join(channel), 60)
-            except TimeoutError:
-                raise AssertionError(out.read_text()[-3000:]) from None
+            room_id, _ = await _join_while_it_starts(alice, bob, channel, proc)
 
             async def shown() -> list[str]:
                 return _ghost_lines(await alice.messages(room_id, limit=300), "l")
@@ -456,13 +413,12 @@ async def _kill_9_while_irc_lines_stream_in(
                 await bob.send_line("PRIVMSG", channel, text)
                 await asyncio.sleep(0.02)
                 if not killed.is_set() and i >= 10 and len(await shown()) >= 10:
-                    proc.send_signal(signal.SIGKILL)  # mid-stream: lines are in flight
-                    proc.wait()
+                    proc.kill_9()  # mid-stream: lines are in flight
                     killed.set()
                 elif killed.is_set() and len(down) < 15:
                     down.append(text)
                     if len(down) == 15:
-                        proc = start()  # bob goes on talking while it starts
+                        proc.start()  # bob goes on talking while it starts
             assert killed.is_set() and len(down) == 15, "never killed"
             await bob.wait_for(is_puppet_join(channel), 60)
             if keep is not None:
@@ -481,8 +437,7 @@ async def _kill_9_while_irc_lines_stream_in(
             await asyncio.sleep(1.5)  # a duplicate would show up now
             return said + ["l99"], await shown()
     finally:
-        proc.kill()
-        proc.wait()
+        proc.kill_9()
         await bob.close()
 
 
