@@ -24,6 +24,27 @@ SERVER_NAME = "bridgekit.test"
 DB_ENGINE = os.environ.get("BRIDGEKIT_TEST_DB", "sqlite")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, run only what the database engine can change.
+
+    ``scripts/test.sh`` runs the suite twice, once per engine. A test that never opens the
+    bridge's database (no ``db_url`` among its fixtures, however indirectly) or whose module is
+    marked ``engine_independent`` (formatting, TLS, media: what it checks cannot depend on the
+    engine) already ran on SQLite, so the second pass leaves it out and CI stays short.
+    """
+    if DB_ENGINE != "postgres" or os.environ.get("BRIDGEKIT_TEST_ALL") == "1":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        uses_db = "db_url" in getattr(item, "fixturenames", ())
+        independent = item.get_closest_marker("engine_independent") is not None
+        (keep if uses_db and not independent else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 class BridgeEnv:
     """What a test needs to run a bridge against the session's Synapse."""
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from bridgekit.bridge import Bridge
 from bridgekit.metrics import StatusServer
 from tests.conftest import BridgeEnv
 from tests.harness.ports import free_port
 from tests.helpers import login
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def upload(base_url: str, token: str, data: bytes, name: str) -> str:

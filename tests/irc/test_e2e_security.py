@@ -24,6 +24,9 @@ from tests.irc.e2e import (
     start_bridge,
 )
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 
 async def test_no_command_injection_from_matrix(make_bridge, ircd, bridge_env, uid):
     bridge = await start_bridge(make_bridge, ircd)

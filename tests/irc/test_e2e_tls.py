@@ -29,6 +29,9 @@ from tests.irc.e2e import (
     start_bridge,
 )
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 SECURE = "671"  # RPL_WHOISSECURE: "is using a secure connection"
 
 

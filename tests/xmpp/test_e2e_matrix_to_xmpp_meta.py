@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import eventually
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias
 from tests.xmpp.test_e2e_muc import open_muc_portal
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 MUC_USER = "http://jabber.org/protocol/muc#user"
 

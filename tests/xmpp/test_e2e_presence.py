@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bridgekit.testing.matrix_client import MatrixError
 from tests.conftest import eventually
 from tests.xmpp.conftest import ghost
 from tests.xmpp.helpers import matrix_presence, member_events, newer
 from tests.xmpp.test_e2e_muc import open_muc_portal
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 def occupant_presence(room: str, nick: str, show: str, status: str | None = None):

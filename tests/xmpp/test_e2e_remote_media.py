@@ -8,12 +8,16 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.harness.media_servers import PNG, SECRET, media_servers
 from tests.helpers import management_room
 from tests.xmpp.conftest import ghost, xmpp_networks
 from tests.xmpp.helpers import add
 from tests.xmpp.test_e2e_muc import open_muc_portal
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 OOB = "jabber:x:oob"
 TIMEOUT = 2

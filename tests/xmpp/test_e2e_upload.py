@@ -20,6 +20,9 @@ from tests.xmpp.conftest import xmpp_networks
 from tests.xmpp.helpers import child
 from tests.xmpp.test_e2e_muc import PNG, open_muc_portal
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 OOB = "jabber:x:oob"
 LIMIT = 4096
 
