@@ -53,6 +53,7 @@ from .message_status import (
     room_capabilities,
 )
 from .relay import RelayFormat, clean_name, relay_name
+from .send_gate import SendGate
 from .store import LRU, MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class MatrixToRemote:
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
         self.status = StatusReporter(bridge)
+        #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
+        self.gate = SendGate()
 
     async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
@@ -119,14 +122,17 @@ class MatrixToRemote:
         content = evt["content"]
         if etype in ("m.room.message", "m.sticker"):
             rel = relation(content)  # checked by the router (matrix_fields.check_event)
-            if rel.rel_type == "m.replace":
-                await self._edit(portal, evt, rel)
-            else:
-                await self._message(portal, evt, replay)
+            async with self.gate.sending((portal.network, portal.key)):
+                if rel.rel_type == "m.replace":
+                    await self._edit(portal, evt, rel)
+                else:
+                    await self._message(portal, evt, replay)
         elif etype == "m.reaction":
-            await self._reaction(portal, evt)
+            async with self.gate.sending((portal.network, portal.key)):
+                await self._reaction(portal, evt)
         elif etype == "m.room.redaction":
-            await self._redaction(portal, evt)
+            async with self.gate.sending((portal.network, portal.key)):
+                await self._redaction(portal, evt)
         elif etype == "m.room.member":
             await self._membership(portal, evt)
         elif etype in ("m.room.name", "m.room.topic", "m.room.avatar"):

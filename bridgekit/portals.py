@@ -160,6 +160,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             portal = await self.bridge.store.get_portal(network, evt.portal)
         if portal is None or not portal.mxid:
             return
+        await self.gate.wait_idle((network, evt.portal))  # ids of what Matrix is sending
         handler = getattr(self, f"_remote_{evt.kind}")
         await handler(portal, login_id, evt, seq)
 
@@ -170,6 +171,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         portal = await self.get_or_create(network, evts[0].portal, login_id)
         if portal is None or not portal.mxid:
             return
+        await self.gate.wait_idle((network, evts[0].portal))
         # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
         # line delivered twice within the batch.
         seen = await self.bridge.store.known_remote_ids(

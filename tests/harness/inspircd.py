@@ -105,10 +105,10 @@ def require_inspircd() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A currently unused TCP port on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A currently unused TCP port on ``host``, outside the ephemeral range (see the kit's)."""
+    from bridgekit.testing.ports import free_port as kit_free_port
+
+    return kit_free_port(host)
 
 
 def _write_self_signed(cert_path: Path, key_path: Path, host: str) -> None:
