@@ -45,8 +45,8 @@ _LOG_LINES = 30  # refused queries logged a minute, at most
 class AliasRooms:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
-        self.per_minute = float(bridge.config.get("bridge.alias_rooms.per_minute", 10))
-        self.cleanup_after = float(bridge.config.get("bridge.alias_rooms.cleanup_after", 600))
+        self.per_minute = bridge.config.settings.bridge.alias_rooms.per_minute
+        self.cleanup_after = bridge.config.settings.bridge.alias_rooms.cleanup_after
         self._buckets: dict[str, tuple[float, float]] = {}  # network -> (tokens, when)
         self._logged: dict[str, float] = {}
         self._window: list[float] = [time.monotonic(), 0, 0]  # start, lines, left out

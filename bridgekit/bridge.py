@@ -100,7 +100,7 @@ class Bridge(Logins, Notices, Transactions):
     ) -> None:
         self.config = config
         self.domain = config.domain
-        self.bridge_id = str(config["appservice.id"])
+        self.bridge_id = config.settings.appservice.id
         self.bot_mxid = config.bot_mxid
         available = connectors if connectors is not None else discover_connectors()
         self.connector_classes = available
@@ -110,8 +110,8 @@ class Bridge(Logins, Notices, Transactions):
         self.login_states: dict[str, LoginState] = {}
         self._connected_by_network: dict[str, int] = {}
         self.db: Database = create_database(
-            str(config["database.url"]),
-            max_connections=int(config.get("database.max_connections", 10)),
+            config.settings.database.url,
+            max_connections=config.settings.database.max_connections,
         )
         # SQLite: the transaction table gets a connection of its own (see Store).
         url = str(config["database.url"])
@@ -134,23 +134,23 @@ class Bridge(Logins, Notices, Transactions):
         self.server = AppServiceServer(
             self,
             str(config["appservice.hs_token"]),
-            max_body_size=int(config.get("appservice.max_body_size", 10 * 1024 * 1024)),
+            max_body_size=config.settings.appservice.max_body_size,
             on_ping=self._on_ping,
             metrics=self.metrics,
         )
         self._init_transactions()
         self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
         self._outbox_flush_task: asyncio.Task[None] | None = None
-        self.stream_hold = remote_queue.StreamHold(float(config.get("bridge.merge_hold", 0.25)))
+        self.stream_hold = remote_queue.StreamHold(config.settings.bridge.merge_hold)
         self.presence = PresenceKeeper(
-            float(config.get("bridge.presence_refresh", 25)), self._refresh_presence
+            config.settings.bridge.presence_refresh, self._refresh_presence
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.media = MediaSigner(str(config["appservice.as_token"]))
         # Signed media links: on the appservice listener, or on their own (media.port) so
         # that exposing media to the internet does not expose the appservice API.
         self.media_server = MediaServer(self, self.server.app)
-        self.fetcher = MediaFetcher.from_config(config.get("media"))
+        self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
         from .commands import CommandProcessor
@@ -276,10 +276,10 @@ class Bridge(Logins, Notices, Transactions):
         assert bot is not None
         try:
             await self.matrix.register_bot()
-            name = self.config.get("appservice.bot.displayname")
+            name = self.config.settings.appservice.bot.displayname
             if name:
                 await with_retries(lambda: bot.set_displayname(name), what="bot displayname")
-            avatar = self.config.get("appservice.bot.avatar")
+            avatar = self.config.settings.appservice.bot.avatar
             if avatar:
                 await with_retries(lambda: bot.set_avatar_url(avatar), what="bot avatar")
         except Exception:

@@ -42,7 +42,7 @@ def _load(path: str, *, need_tokens: bool = True) -> tuple[Config, dict]:
 
 
 def setup_logging(config: Config) -> None:
-    level = str(config.get("logging.level", "INFO")).upper()
+    level = config.settings.logging.level.upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -120,15 +120,13 @@ async def _run(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await bridge.start()
     status = None
-    if config.get("metrics.enabled"):
+    if config.settings.metrics.enabled:
         status = StatusServer(
             bridge.metrics,
             bridge.status,
             lambda: {"inbox": bridge.inbox.pending, "outbox": bridge.outbox.pending},
         )
-        await status.start(
-            str(config.get("metrics.hostname", "127.0.0.1")), int(config["metrics.port"])
-        )
+        await status.start(config.settings.metrics.hostname, config.settings.metrics.port)
     await stop.wait()
     logging.getLogger("bridgekit").info("Stopping")
     if status:
@@ -158,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .db import DatabaseUnavailable, SchemaTooNewError
 
     try:
-        run_loop(_run(config), str(config.get("bridge.event_loop", "auto")))
+        run_loop(_run(config), config.settings.bridge.event_loop)
     except (SchemaTooNewError, DatabaseUnavailable) as e:
         print(f"Database error: {e}", file=sys.stderr)
         return 1

@@ -88,7 +88,7 @@ class CommandProcessor:
         self.bridge = bridge
         self.commands: dict[str, Command] = {}
         self.pending_logins: dict[str, PendingLogin] = {}
-        self._prefix = str(bridge.config.get("bridge.command_prefix", "!"))
+        self._prefix = bridge.config.settings.bridge.command_prefix
         for cmd in _builtin_commands():
             self.register(cmd)
 

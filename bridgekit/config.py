@@ -18,6 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from .settings import Settings, default_of, settings_of
+
 ENV_PREFIX = "BRIDGEKIT_"
 PERMISSION_LEVELS = ("relay", "user", "admin")
 _MXID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
@@ -86,6 +88,7 @@ class Config:
     def __init__(self, data: CommentedMap, path: Path | None = None) -> None:
         self.data = data
         self.path = path
+        self._settings: Settings | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -159,7 +162,15 @@ class Config:
             raise KeyError(dotted)
         return value
 
+    @property
+    def settings(self) -> Settings:
+        """The runtime's sections, typed, each key with its one default (settings.py)."""
+        if self._settings is None:
+            self._settings = settings_of(self.data)
+        return self._settings
+
     def set(self, dotted: str, value: Any) -> None:
+        self._settings = None
         parts = dotted.split(".")
         node = self.data
         for part in parts[:-1]:
@@ -245,7 +256,7 @@ class Config:
         as_token = self.get("appservice.as_token")
         if as_token and as_token != _PLACEHOLDER and as_token == self.get("appservice.hs_token"):
             bad("appservice.hs_token", "must differ from as_token")
-        max_body = self.get("appservice.max_body_size", 10 * 1024 * 1024)
+        max_body = self.get("appservice.max_body_size", default_of("appservice.max_body_size"))
         if not isinstance(max_body, int) or max_body < 1024:
             bad("appservice.max_body_size", "must be an integer number of bytes >= 1024")
 
@@ -272,26 +283,27 @@ class Config:
                 if not isinstance(secret, str) or not secret.startswith("as_token:"):
                     bad(f"double_puppet.secrets.{server}", "must be 'as_token:<token>'")
 
-        level = str(self.get("logging.level", "INFO")).upper()
+        level = str(self.get("logging.level", default_of("logging.level"))).upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             bad("logging.level", f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
         if self.get("metrics.enabled"):
             need_port("metrics.port")
 
-        if self.get("bridge.event_loop", "auto") not in ("auto", "uvloop", "asyncio"):
+        event_loop = self.get("bridge.event_loop", default_of("bridge.event_loop"))
+        if event_loop not in ("auto", "uvloop", "asyncio"):
             bad("bridge.event_loop", "must be auto, uvloop or asyncio")
 
-        hold = self.get("bridge.merge_hold", 0.25)
+        hold = self.get("bridge.merge_hold", default_of("bridge.merge_hold"))
         if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold <= 5:
             bad("bridge.merge_hold", "must be a number of seconds from 0 to 5")
 
-        refresh = self.get("bridge.presence_refresh", 25)
+        refresh = self.get("bridge.presence_refresh", default_of("bridge.presence_refresh"))
         if isinstance(refresh, bool) or not isinstance(refresh, int | float) or refresh < 0:
             bad("bridge.presence_refresh", "must be a number of seconds (0: off)")
 
         self._validate_media(bad, need_port)
-        for key, default in (("per_minute", 10), ("cleanup_after", 600)):
-            value = self.get(f"bridge.alias_rooms.{key}", default)
+        for key in ("per_minute", "cleanup_after"):
+            value = self.get(f"bridge.alias_rooms.{key}", default_of(f"bridge.alias_rooms.{key}"))
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 bad(f"bridge.alias_rooms.{key}", "must be a number, 0 or more (0: no limit)")
 

@@ -26,15 +26,14 @@ from yarl import URL
 
 from . import __version__
 from .netguard import AddressPolicy, GuardedResolver, RefusedAddress
+from .settings import MediaSettings, build
 
 log = logging.getLogger("bridgekit.fetcher")
 
+#: The defaults are the ``media`` section's (settings.py), written once there.
 DEFAULTS: dict[str, Any] = {
-    "max_size": 20 * 1024 * 1024,
-    "timeout": 30,
-    "concurrency": 8,
-    "max_redirects": 5,
-    "allow": [],
+    k: getattr(MediaSettings(), k)
+    for k in ("max_size", "timeout", "concurrency", "max_redirects", "allow")
 }
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
@@ -103,9 +102,8 @@ class MediaFetcher:
 
     @classmethod
     def from_config(cls, section: Any) -> MediaFetcher:
-        section = section or {}
-        values = {k: section.get(k) for k in DEFAULTS}
-        return cls(**{k: DEFAULTS[k] if v is None else v for k, v in values.items()})
+        media = section if isinstance(section, MediaSettings) else build(MediaSettings, section)
+        return cls(**{k: getattr(media, k) for k in DEFAULTS})
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

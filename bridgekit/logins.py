@@ -83,7 +83,7 @@ class Logins:
         ):
             self._spawn(self._notify_state(login_id, 0))
         elif state == BridgeStateEvent.TRANSIENT_DISCONNECT:
-            delay = float(self.config.get("bridge.state_notice_delay", 60))
+            delay = self.config.settings.bridge.state_notice_delay
             self._spawn(self._notify_state(login_id, delay))
         elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
             self._spawn(self._catch_up(login_id))
@@ -108,7 +108,7 @@ class Logins:
         client = self.clients.get(login_id)
         if not isinstance(client, BackfillHandler):
             return
-        limit = int(self.config.get("bridge.backfill_limit", 100))
+        limit = self.config.settings.bridge.backfill_limit
         for portal in await self.store.all_portals():
             if portal.network != client.login.network or not client.is_in_portal(portal.key):
                 continue

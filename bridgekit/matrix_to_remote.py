@@ -62,8 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.portals")
 
 _REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
-DEFAULT_RELAY_FORMAT = "<{displayname}> {message}"
-DEFAULT_RELAY_EMOTE_FORMAT = "* {displayname} {message}"
 
 
 def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
@@ -100,7 +98,7 @@ class MatrixToRemote:
             if info is not None:
                 await self.bridge.commands.get_or_create_user(sender)
                 return await self.bridge.add_login(info), False
-        if portal.relay_login and self.bridge.config.get("bridge.relay.enabled", True):
+        if portal.relay_login and self.bridge.config.settings.bridge.relay.enabled:
             relay = self.bridge.clients.get(portal.relay_login)
             if relay is not None:
                 return relay, True
@@ -284,10 +282,10 @@ class MatrixToRemote:
         """Label the message with its sender (see :mod:`bridgekit.relay`): on every line."""
         mc = msg.content
         if mc.msgtype == "m.emote":
-            fmt = self.bridge.config.get("bridge.relay.emote_format", DEFAULT_RELAY_EMOTE_FORMAT)
+            fmt = self.bridge.config.settings.bridge.relay.emote_format
             mc.msgtype = "m.text"
         else:
-            fmt = self.bridge.config.get("bridge.relay.format", DEFAULT_RELAY_FORMAT)
+            fmt = self.bridge.config.settings.bridge.relay.format
         name = await self._relay_name(msg.room_id, msg.sender)
         msg.relay = RelayFormat(fmt, name, clean_name(msg.sender))
         if not isinstance(client, RelayLineHandler):
@@ -348,7 +346,7 @@ class MatrixToRemote:
             await self._done(portal, evt)
             return
         # Fallback: the network has no edits, so the correction is a new message.
-        if self.bridge.config.get("bridge.edit_fallback", True):
+        if self.bridge.config.settings.bridge.edit_fallback:
             fallback = dict(new)
             fallback["body"] = f"* {mc.body}"
             if mc.html:

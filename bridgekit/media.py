@@ -54,9 +54,9 @@ class MediaServer:
     an application of their own that :meth:`start` serves."""
 
     def __init__(self, bridge: Bridge, appservice_app: web.Application) -> None:
-        config = bridge.config
-        self.port = config.get("media.port")
-        self.host = str(config.get("media.hostname") or config["appservice.hostname"])
+        settings = bridge.config.settings
+        self.port = settings.media.port
+        self.host = settings.media.hostname or settings.appservice.hostname
         self.app = web.Application() if self.port else appservice_app
         self.runner: web.AppRunner | None = None
         add_routes(self.app, bridge)
@@ -78,13 +78,14 @@ class MediaServer:
 def public_base(config: Config) -> str:
     """Where remote users reach the media links: ``media.public_address``, else the media
     listener's own address when it has one, else the appservice's public address."""
-    if config.get("media.public_address"):
-        return str(config["media.public_address"])
-    if config.get("media.port"):
-        host = str(config.get("media.hostname") or config["appservice.hostname"])
+    media, appservice = config.settings.media, config.settings.appservice
+    if media.public_address:
+        return media.public_address
+    if media.port:
+        host = media.hostname or appservice.hostname
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{int(config['media.port'])}"
-    return str(config.get("appservice.public_address") or config["appservice.address"])
+        return f"http://{host}:{media.port}"
+    return appservice.public_address or appservice.address
 
 
 def add_routes(app: web.Application, bridge: Bridge) -> None:

@@ -82,7 +82,7 @@ class StatusReporter:
 
     @property
     def events_enabled(self) -> bool:
-        return bool(self.bridge.config.get("bridge.message_status_events", False))
+        return self.bridge.config.settings.bridge.message_status_events
 
     async def report(
         self,
@@ -109,7 +109,7 @@ class StatusReporter:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         failed = status in (Status.FAIL, Status.RETRIABLE)
-        if notice and failed and self.bridge.config.get("bridge.message_error_notices", True):
+        if notice and failed and self.bridge.config.settings.bridge.message_error_notices:
             await self.bridge.send_notice(room_id, f"{evt['sender']}: {message}")
 
     async def _send(self, room_id: str, content: dict[str, Any]) -> None:

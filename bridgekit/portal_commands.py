@@ -160,7 +160,7 @@ async def cmd_set_relay(ce: CommandEvent) -> None:
     if ce.portal is None:
         await ce.reply("Use this in a bridged room.")
         return
-    if not ce.bridge.config.get("bridge.relay.enabled", True):
+    if not ce.bridge.config.settings.bridge.relay.enabled:
         await ce.reply("Relay mode is disabled in the bridge config.")
         return
     clients = [

@@ -225,7 +225,7 @@ class Puppets:
         user = await self.bridge.store.get_user(user_mxid)
         token = user.double_puppet if user else None
         if not token:
-            secrets = self.bridge.config.get("double_puppet.secrets") or {}
+            secrets = self.bridge.config.settings.double_puppet.secrets
             token = secrets.get(user_mxid.split(":", 1)[1])
         if not token:
             return None

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from bridgekit.alias_rooms import _LOG_LINES, AliasRooms
+from bridgekit.config import Config
 
 
 def rooms(**config: Any) -> AliasRooms:
-    settings = {f"bridge.alias_rooms.{k}": v for k, v in config.items()}
-    bridge = SimpleNamespace(config=SimpleNamespace(get=lambda k, d=None: settings.get(k, d)))
+    bridge = SimpleNamespace(config=Config.from_dict({"bridge": {"alias_rooms": config}}))
     return AliasRooms(bridge)  # type: ignore[arg-type]
 
 
