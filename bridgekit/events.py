@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NewType
 
-from .relay import RelayFormat
+from .relay import RelayFormat, RelaySender
 
 #: A remote user's id on its network (an IRC nick folded per server, an occupant JID...).
 #: Ids carry no network: a connector names only its own network's objects, through the
@@ -319,7 +319,11 @@ class MatrixMessage(MatrixEventBase):
     raw: dict[str, Any] = field(default_factory=dict)
     #: Set with ``relayed_for``: the label of the relayed sender. Already applied to every line
     #: of ``content``, unless the client is a :class:`~bridgekit.connector.RelayLineHandler`.
+    #: None for a :class:`~bridgekit.connector.RendersRelaySender`: see ``relay_sender``.
     relay: RelayFormat | None = None
+    #: Set with ``relayed_for`` for a :class:`~bridgekit.connector.RendersRelaySender` client:
+    #: the sender's (sanitised) name and avatar link; ``content`` is then as the sender wrote it.
+    relay_sender: RelaySender | None = None
     #: True when the bridge stopped after handing this message to the network but before it
     #: recorded the result: the network may already have it. Connectors that can deduplicate
     #: (a nonce, a client message id, the event id) should; others send it again.
@@ -331,6 +335,10 @@ class MatrixEdit(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
     old_body: str = ""
+    #: Set (with ``relayed_for``) when a relayed message is edited through a
+    #: :class:`~bridgekit.connector.RendersRelaySender` client; other clients never get relayed
+    #: edits (they get the ``* new text`` message, labelled).
+    relay_sender: RelaySender | None = None
 
 
 @dataclass
