@@ -147,15 +147,27 @@ class RemoteRedaction(RemoteEvent):
 
 @dataclass
 class RemoteReaction(RemoteEvent):
+    """A reaction: ``key`` is the emoji (or, for a custom emoji, its text fallback). A custom
+    emoji (an image the network's users made) sets ``emoji_id`` (its id on the network),
+    ``emoji_url`` (its image: http(s), fetched through the guarded fetcher, or mxc) and
+    ``emoji_name`` (its shortcode without colons): the runtime uploads each emoji's image once
+    and reacts with its ``mxc://`` URI as the key (MSC4027)."""
+
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None
+    emoji_url: str | None = None
+    emoji_name: str | None = None
     kind: ClassVar[str] = "reaction"
 
 
 @dataclass
 class RemoteReactionRemove(RemoteEvent):
+    """A reaction removed: the same ``key``, or the same ``emoji_id`` for a custom emoji."""
+
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None
     kind: ClassVar[str] = "reaction_remove"
 
 
@@ -353,12 +365,17 @@ class MatrixRedaction(MatrixEventBase):
 class MatrixReaction(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    #: When ``key`` is the ``mxc://`` image of a custom emoji the network reported (see
+    #: :class:`RemoteReaction`): its id on the network, and its name (shortcode, no colons).
+    emoji_id: str | None = None
+    emoji_name: str | None = None
 
 
 @dataclass
 class MatrixReactionRemove(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None  # as in MatrixReaction
 
 
 @dataclass

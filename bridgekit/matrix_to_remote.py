@@ -76,6 +76,8 @@ def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
 
 
 class MatrixToRemote:
+    emojis: CustomEmojis  # set by PortalService
+
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._typing: dict[tuple[str, Any], set[str]] = {}
@@ -350,10 +352,12 @@ class MatrixToRemote:
             reason = Reason.NO_PERMISSION if caps.read_only else Reason.UNSUPPORTED
             await self._refuse(portal, evt, why, reason, notice=False)
             return
+        reaction = MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
+        emoji = await self.emojis.by_mxc(portal.network, key)  # a network's custom emoji
+        if emoji is not None:
+            reaction.emoji_id, reaction.emoji_name = emoji.id, emoji.name
         try:
-            result = await client.handle_matrix_reaction(
-                MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
-            )
+            result = await client.handle_matrix_reaction(reaction)
         except Exception as e:
             await self._failed(portal, evt, e, notice=False)
             return
@@ -416,10 +420,14 @@ class MatrixToRemote:
             if caps.read_only:
                 await self._refuse(portal, evt, caps.read_only_reason, notice=False)
                 return
+            emoji = await self.emojis.by_mxc(portal.network, reaction.key)
             try:
                 await client.handle_matrix_reaction_remove(
                     MatrixReactionRemove(
-                        **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key
+                        **self._base(portal, evt),
+                        target_id=reaction.target_id,
+                        key=reaction.key,
+                        emoji_id=emoji.id if emoji else None,
                     )
                 )
             except Exception as e:
