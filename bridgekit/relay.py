@@ -103,7 +103,7 @@ class RelaySender:
 
     Every field is safe to show: ``displayname`` is the room member name cleaned like a label
     (no control or format characters, no line breaks, at most :data:`MAX_NAME` characters,
-    and told apart by the Matrix id when another member shares it), and ``avatar_url`` is an
+    followed by `` (mxid)`` when another member shares it), and ``avatar_url`` is an
     http(s) link through the bridge's signed media links (never an ``mxc://`` URI the network
     cannot fetch), or None."""
 

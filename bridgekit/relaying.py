@@ -72,7 +72,9 @@ async def relay_sender(bridge: Bridge, room_id: str, mxid: str) -> RelaySender:
         except ValueError:
             link = None
     name = relay_name(mxid, own.displayname if own else None, others)
-    return RelaySender(mxid=clean_name(mxid), displayname=name, avatar_url=link)
+    # The sender as the homeserver checked it, whole (a truncated id would name someone else).
+    printable = "".join(ch for ch in mxid if ch.isprintable())
+    return RelaySender(mxid=printable, displayname=name, avatar_url=link)
 
 
 async def mark_relayed(bridge: Bridge, msg: MatrixMessage, client: NetworkClient) -> None:
