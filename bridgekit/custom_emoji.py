@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +30,9 @@ log = logging.getLogger("bridgekit.portals")
 
 SHORTCODE_FIELD = "com.beeper.reaction.shortcode"
 MAX_ID = 255
+#: Seconds an image that could not be had is not asked for again: a link that hangs would
+#: otherwise hold its portal's queue for the fetcher's whole timeout on every reaction.
+RETRY_AFTER = 600.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class CustomEmojis:
         self._to_mxc = to_mxc  # an image URL to an mxc, uploaded once per distinct image
         self._cache = LRU(10_000)
         self._locks = [asyncio.Lock() for _ in range(16)]
+        self._failed = LRU(1_000)  # (network, emoji id) -> when its image last failed
 
     async def by_id(self, network: str, emoji_id: str) -> CustomEmoji | None:
         key = ("id", network, emoji_id)
@@ -87,10 +92,14 @@ class CustomEmojis:
             known = await self.by_id(network, emoji_id)
             if known is not None or not url:
                 return known
+            failed = self._failed.get((network, emoji_id))
+            if failed is not None and time.monotonic() - failed < RETRY_AFTER:
+                return None
             try:
                 mxc = await self._to_mxc(url)
             except Exception as e:
                 log.info("Custom emoji %s of %s not uploaded: %s", emoji_id, network, e)
+                self._failed.put((network, emoji_id), time.monotonic())
                 return None
             emoji = CustomEmoji(network, emoji_id, mxc, _name(name))
             value = json.dumps({"mxc": mxc, "name": emoji.name})

@@ -12,7 +12,7 @@ import aiohttp
 from bridgekit.events import EventSender, PortalKey, RemoteReaction, RemoteReactionRemove
 from tests.conftest import BridgeEnv
 from tests.harness.media_servers import MediaServers, media_servers
-from tests.helpers import body_is, ghost, portal_scene
+from tests.helpers import body_is, fake, ghost, portal_scene
 
 SHORTCODE = "com.beeper.reaction.shortcode"
 
@@ -112,3 +112,51 @@ async def test_custom_emoji_image_on_an_internal_address_is_not_fetched(
             assert evt["content"]["m.relates_to"]["key"] == ":evil_name:"
             assert SHORTCODE not in evt["content"]
             assert s.bait_hits == []
+
+
+async def test_custom_emoji_are_known_after_a_restart(make_bridge, bridge_env: BridgeEnv, uid):
+    """The emoji's mapping is durable: after a restart its image is not fetched again, a
+    Matrix reaction with its mxc still carries its id, and a remote removal still finds it."""
+    async with media_servers() as s:
+        bridge = await make_bridge(media={"allow": [f"127.0.0.1:{s.good_port}"]})
+        async with portal_scene(bridge, bridge_env, uid) as scene:
+            alice, client, chat, room_id, net = scene
+            mid = await client.remote_message(chat, "bob", "react to me")
+            target = (await alice.wait_for_event(room_id, body_is("react to me")))["event_id"]
+            emoji_id = uid("e")
+
+            def wave(sender: str, target_id: str = mid) -> RemoteReaction:
+                return RemoteReaction(
+                    PortalKey(chat),
+                    EventSender(sender),
+                    target_id=target_id,
+                    emoji_id=emoji_id,
+                    emoji_url=f"{s.good}/emoji/wave.png",
+                    emoji_name="wave",
+                )
+
+            await client.emit(wave("bob"))
+            bobs = await alice.wait_for_event(room_id, reaction_by(ghost("bob"), target))
+            key = bobs["content"]["m.relates_to"]["key"]
+            await make_bridge.stop(bridge)
+
+            bridge = await make_bridge(media={"allow": [f"127.0.0.1:{s.good_port}"]})
+            net = fake(bridge).network
+            net.add_chat(chat, members=[client.login.remote_id, "bob"])
+            client = fake(bridge).clients[client.login.id]
+            await client.emit(wave("carl"))
+            carls = await alice.wait_for_event(room_id, reaction_by(ghost("carl"), target))
+            assert carls["content"]["m.relates_to"]["key"] == key
+            assert s.emoji_hits == ["wave"]
+            await client.emit(
+                RemoteReactionRemove(
+                    PortalKey(chat), EventSender("bob"), target_id=mid, emoji_id=emoji_id
+                )
+            )
+            await alice.wait_for_event(
+                room_id,
+                lambda e: e.get("type") == "m.room.redaction" and e["redacts"] == bobs["event_id"],
+            )
+            mine = await alice.react(room_id, target, key)
+            sent = await net.wait_for(lambda i: i.kind == "reaction" and i.data.event_id == mine)
+            assert (sent.data.emoji_id, sent.data.emoji_name) == (emoji_id, "wave")

@@ -59,6 +59,10 @@ async def test_each_emoji_is_uploaded_once_per_network_and_found_both_ways():
     assert await again.removal_key("a", remove) == "mxc://hs/1"
     # An image that cannot be had, or no image and an unknown id: the text key.
     assert await emojis.reaction_key("a", _reaction("2", "https://bad/x", "sad")) == (":sad:", {})
+    # ... and is not asked for again at once (a hanging link would hold the queue each time).
+    before = len(uploads)
+    assert (await emojis.reaction_key("a", _reaction("2", "https://bad/x", "sad")))[0] == ":sad:"
+    assert len(uploads) == before
     assert await emojis.reaction_key("a", _reaction("3", None, None, key="😀")) == ("😀", {})
     assert await emojis.reaction_key("a", _reaction(None, None, None, key="👍")) == ("👍", {})
     assert await emojis.reaction_key("a", _reaction("x" * 300, "https://e/p.png", "l")) == (
