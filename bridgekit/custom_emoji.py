@@ -78,8 +78,14 @@ class CustomEmojis:
         """The emoji of ``network`` whose image is ``mxc`` (a Matrix reaction's key)."""
         if not mxc.startswith("mxc://"):
             return None
+        key = ("mxc", network, mxc)
+        if key in self._cache:
+            return self._cache[key]
         emoji_id = await self._store.get_kv(f"emoji-mxc:{network}:{mxc}")
-        return await self.by_id(network, emoji_id) if emoji_id is not None else None
+        emoji = await self.by_id(network, emoji_id) if emoji_id is not None else None
+        if emoji is not None:
+            self._cache.put(key, emoji)
+        return emoji
 
     async def ensure(
         self, network: str, emoji_id: str, url: str | None, name: str | None
@@ -103,9 +109,12 @@ class CustomEmojis:
                 return None
             emoji = CustomEmoji(network, emoji_id, mxc, _name(name))
             value = json.dumps({"mxc": mxc, "name": emoji.name})
-            await self._store.set_kv(f"emoji:{network}:{emoji_id}", value)
-            await self._store.set_kv(f"emoji-mxc:{network}:{mxc}", emoji_id)
+            await asyncio.gather(  # durable both ways, in one commit
+                self._store.set_kv_soon(f"emoji:{network}:{emoji_id}", value),
+                self._store.set_kv_soon(f"emoji-mxc:{network}:{mxc}", emoji_id),
+            )
             self._cache.put(("id", network, emoji_id), emoji)
+            self._cache.put(("mxc", network, mxc), emoji)
             return emoji
 
     async def reaction_key(self, network: str, evt: RemoteReaction) -> tuple[str, dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bridgekit.custom_emoji import SHORTCODE_FIELD, CustomEmojis
@@ -15,9 +16,12 @@ class _KV:
     async def get_kv(self, key: str) -> str | None:
         return self.data.get(key)
 
-    async def set_kv(self, key: str, value: str | None) -> None:
+    def set_kv_soon(self, key: str, value: str | None) -> asyncio.Future[None]:
         assert value is not None
         self.data[key] = value
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 def _reaction(emoji_id: str | None, url: str | None, name: str | None, key: str = "") -> Any:
