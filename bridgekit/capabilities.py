@@ -45,6 +45,13 @@ class RelayLineHandler(ABC):  # noqa: B024 - a capability without methods of its
     Without this capability the runtime labels every line of the body before the call."""
 
 
+class RendersRelaySender(ABC):  # noqa: B024 - a capability without methods of its own
+    """The network shows each message's sender name and avatar itself (Discord webhooks, Slack
+    ``username`` / ``icon_url``): a relayed :class:`MatrixMessage` (and, for an
+    :class:`EditHandler`, a relayed :class:`MatrixEdit`) comes with ``relay_sender`` set and its
+    content untouched (no label, formatting and emotes kept), instead of labelled lines."""
+
+
 class RedactionHandler(ABC):
     @abstractmethod
     async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None: ...

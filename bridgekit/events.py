@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NewType
 
-from .relay import RelayFormat
+from .relay import RelayFormat, RelaySender
 
 #: A remote user's id on its network (an IRC nick folded per server, an occupant JID...).
 #: Ids carry no network: a connector names only its own network's objects, through the
@@ -147,15 +147,27 @@ class RemoteRedaction(RemoteEvent):
 
 @dataclass
 class RemoteReaction(RemoteEvent):
+    """A reaction: ``key`` is the emoji (or, for a custom emoji, its text fallback). A custom
+    emoji (an image the network's users made) sets ``emoji_id`` (its id on the network),
+    ``emoji_url`` (its image: http(s), fetched through the guarded fetcher, or mxc) and
+    ``emoji_name`` (its shortcode without colons): the runtime uploads each emoji's image once
+    and reacts with its ``mxc://`` URI as the key (MSC4027)."""
+
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None
+    emoji_url: str | None = None
+    emoji_name: str | None = None
     kind: ClassVar[str] = "reaction"
 
 
 @dataclass
 class RemoteReactionRemove(RemoteEvent):
+    """A reaction removed: the same ``key``, or the same ``emoji_id`` for a custom emoji."""
+
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None
     kind: ClassVar[str] = "reaction_remove"
 
 
@@ -319,7 +331,11 @@ class MatrixMessage(MatrixEventBase):
     raw: dict[str, Any] = field(default_factory=dict)
     #: Set with ``relayed_for``: the label of the relayed sender. Already applied to every line
     #: of ``content``, unless the client is a :class:`~bridgekit.connector.RelayLineHandler`.
+    #: None for a :class:`~bridgekit.connector.RendersRelaySender`: see ``relay_sender``.
     relay: RelayFormat | None = None
+    #: Set with ``relayed_for`` for a :class:`~bridgekit.connector.RendersRelaySender` client:
+    #: the sender's (sanitised) name and avatar link; ``content`` is then as the sender wrote it.
+    relay_sender: RelaySender | None = None
     #: True when the bridge stopped after handing this message to the network but before it
     #: recorded the result: the network may already have it. Connectors that can deduplicate
     #: (a nonce, a client message id, the event id) should; others send it again.
@@ -331,6 +347,10 @@ class MatrixEdit(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
     old_body: str = ""
+    #: Set (with ``relayed_for``) when a relayed message is edited through a
+    #: :class:`~bridgekit.connector.RendersRelaySender` client; other clients never get relayed
+    #: edits (they get the ``* new text`` message, labelled).
+    relay_sender: RelaySender | None = None
 
 
 @dataclass
@@ -345,12 +365,17 @@ class MatrixRedaction(MatrixEventBase):
 class MatrixReaction(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    #: When ``key`` is the ``mxc://`` image of a custom emoji the network reported (see
+    #: :class:`RemoteReaction`): its id on the network, and its name (shortcode, no colons).
+    emoji_id: str | None = None
+    emoji_name: str | None = None
 
 
 @dataclass
 class MatrixReactionRemove(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     key: str = ""
+    emoji_id: str | None = None  # as in MatrixReaction
 
 
 @dataclass

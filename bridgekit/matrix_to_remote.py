@@ -10,12 +10,9 @@ redaction goes back to the sender's client as a message status (:mod:`.message_s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any
-
-from mautrix.types import Membership
 
 from .connector import (
     AutoLogin,
@@ -25,7 +22,7 @@ from .connector import (
     ReactionHandler,
     ReadReceiptHandler,
     RedactionHandler,
-    RelayLineHandler,
+    RendersRelaySender,
     RoomMetaHandler,
     SendRefused,
     TypingHandler,
@@ -52,12 +49,13 @@ from .message_status import (
     refused_message,
     room_capabilities,
 )
-from .relay import RelayFormat, clean_name, relay_name
+from .relaying import mark_relayed, relay_sender
 from .send_gate import SendGate
 from .store import LRU, MessageRow, Portal, ReactionRow
 
 if TYPE_CHECKING:
     from .bridge import Bridge
+    from .custom_emoji import CustomEmojis
 
 log = logging.getLogger("bridgekit.portals")
 
@@ -79,6 +77,8 @@ def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
 
 
 class MatrixToRemote:
+    emojis: CustomEmojis  # set by PortalService
+
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._typing: dict[tuple[str, Any], set[str]] = {}
@@ -253,7 +253,7 @@ class MatrixToRemote:
             maybe_sent=replay,
         )
         if relayed:
-            await self._apply_relay_format(msg, client)
+            await mark_relayed(self.bridge, msg, client)
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
@@ -278,42 +278,6 @@ class MatrixToRemote:
             result.extra_ids if result else (),
         )
 
-    async def _apply_relay_format(self, msg: MatrixMessage, client: NetworkClient) -> None:
-        """Label the message with its sender (see :mod:`bridgekit.relay`): on every line."""
-        mc = msg.content
-        if mc.msgtype == "m.emote":
-            fmt = self.bridge.config.settings.bridge.relay.emote_format
-            mc.msgtype = "m.text"
-        else:
-            fmt = self.bridge.config.settings.bridge.relay.format
-        name = await self._relay_name(msg.room_id, msg.sender)
-        msg.relay = RelayFormat(fmt, name, clean_name(msg.sender))
-        if not isinstance(client, RelayLineHandler):
-            msg.relay.apply(mc)
-
-    async def _relay_name(self, room_id: str, mxid: str) -> str:
-        """The sender's name for the relay label, told apart from the room's other members
-        (their list is fetched once per room, then kept by the member events that arrive)."""
-        store = self.bridge.matrix.state_store
-        members: dict[str, Any] | None = None
-        try:
-            if not await store.has_full_member_list(room_id):
-                bot = self.bridge.matrix.bot
-                assert bot is not None
-                joined = await bot.get_joined_members(room_id)
-                await store.set_members(room_id, joined, only_membership=Membership.JOIN)
-            members = await store.get_member_profiles(room_id)
-        except Exception as e:
-            log.warning("Members of %s unknown (%s): relayed names carry the Matrix id", room_id, e)
-        own = members.get(mxid) if members is not None else None
-        if own is None:
-            with contextlib.suppress(Exception):
-                own = await store.get_member(room_id, mxid)
-        others = None
-        if members is not None:
-            others = [(user, member.displayname) for user, member in members.items()]
-        return relay_name(mxid, own.displayname if own else None, others)
-
     async def _edit(self, portal: Portal, evt: dict[str, Any], rel: Relation) -> None:
         target = await self._target(portal, rel.event_id)
         if target is None or target.sender_mxid != evt["sender"]:
@@ -335,11 +299,15 @@ class MatrixToRemote:
         mc = await self._to_content(portal, new)
         if not caps.formatting:
             mc.html = None
-        if isinstance(client, EditHandler) and not relayed:
+        if isinstance(client, EditHandler) and (
+            not relayed or isinstance(client, RendersRelaySender)
+        ):
+            edit = MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
+            if relayed:  # the network shows the sender: the relayed message can be edited
+                edit.relayed_for = evt["sender"]
+                edit.relay_sender = await relay_sender(self.bridge, evt["room_id"], evt["sender"])
             try:
-                await client.handle_matrix_edit(
-                    MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
-                )
+                await client.handle_matrix_edit(edit)
             except Exception as e:
                 await self._failed(portal, evt, e, notice=True)
                 return
@@ -390,10 +358,12 @@ class MatrixToRemote:
             reason = Reason.NO_PERMISSION if caps.read_only else Reason.UNSUPPORTED
             await self._refuse(portal, evt, why, reason, notice=False)
             return
+        reaction = MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
+        emoji = await self.emojis.by_mxc(portal.network, key)  # a network's custom emoji
+        if emoji is not None:
+            reaction.emoji_id, reaction.emoji_name = emoji.id, emoji.name
         try:
-            result = await client.handle_matrix_reaction(
-                MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
-            )
+            result = await client.handle_matrix_reaction(reaction)
         except Exception as e:
             await self._failed(portal, evt, e, notice=False)
             return
@@ -456,10 +426,14 @@ class MatrixToRemote:
             if caps.read_only:
                 await self._refuse(portal, evt, caps.read_only_reason, notice=False)
                 return
+            emoji = await self.emojis.by_mxc(portal.network, reaction.key)
             try:
                 await client.handle_matrix_reaction_remove(
                     MatrixReactionRemove(
-                        **self._base(portal, evt), target_id=reaction.target_id, key=reaction.key
+                        **self._base(portal, evt),
+                        target_id=reaction.target_id,
+                        key=reaction.key,
+                        emoji_id=emoji.id if emoji else None,
                     )
                 )
             except Exception as e:

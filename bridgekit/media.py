@@ -29,6 +29,15 @@ _SAFE_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Disposition", "Cache-Control")
 
 
+def linkable(mxc: object) -> bool:
+    """Whether ``mxc`` is an ``mxc://server/media_id`` URI the media links can serve (any
+    other string, from an untrusted event, gets no link rather than a broken one)."""
+    if not isinstance(mxc, str) or not mxc.startswith("mxc://"):
+        return False
+    server, _, media_id = mxc[len("mxc://") :].partition("/")
+    return bool(_SAFE_RE.match(server) and _SAFE_RE.match(media_id))
+
+
 class MediaSigner:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(("bridgekit-media:" + secret).encode()).digest()

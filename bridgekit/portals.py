@@ -19,6 +19,7 @@ from mautrix.types import PresenceState
 
 from .coalesce import merge_contents
 from .connector import NetworkClient
+from .custom_emoji import CustomEmojis
 from .events import (
     ChatInfo,
     MessageContent,
@@ -64,6 +65,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
         self._ghost_locks = [asyncio.Lock() for _ in range(64)]
         self._avatar_locks = [asyncio.Lock() for _ in range(16)]
+        self.emojis = CustomEmojis(bridge.store, self.avatar_mxc)
 
     # -- portal rooms ------------------------------------------------------------------------
 
@@ -375,17 +377,17 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             portal.network, portal.key, evt.target_id
         )
         sender = evt.sender.remote_id if evt.sender else ""
-        if target is None or await self.bridge.store.get_reaction(
-            portal.network, portal.key, evt.target_id, sender, evt.key
+        if target is None:
+            return
+        key, extra = await self.emojis.reaction_key(portal.network, evt)
+        if await self.bridge.store.get_reaction(
+            portal.network, portal.key, evt.target_id, sender, key
         ):
             return
         intent = await self.sender_intent(portal, evt.sender, login_id)
         content = {
-            "m.relates_to": {
-                "rel_type": "m.annotation",
-                "event_id": target.event_id,
-                "key": evt.key,
-            }
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": target.event_id, "key": key},
+            **extra,
         }
         event_id = await self._send(
             intent, portal, "m.reaction", content, f"bk{seq}", evt.timestamp
@@ -396,7 +398,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                 portal.key,
                 evt.target_id,
                 sender,
-                evt.key,
+                key,
                 event_id,
                 portal.mxid or "",
             )
@@ -406,8 +408,9 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self, portal: Portal, login_id: str | None, evt: RemoteReactionRemove, seq: int
     ) -> None:
         sender = evt.sender.remote_id if evt.sender else ""
+        key = await self.emojis.removal_key(portal.network, evt)
         row = await self.bridge.store.get_reaction(
-            portal.network, portal.key, evt.target_id, sender, evt.key
+            portal.network, portal.key, evt.target_id, sender, key
         )
         if row is None:
             return

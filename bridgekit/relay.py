@@ -7,6 +7,9 @@ line a message becomes (by the runtime on the body, or by a connector that wraps
 see :class:`~bridgekit.connector.RelayLineHandler`), names lose control characters (a CR/LF in
 a display name would start a line of its own), and a name two members of the room share is
 told apart by the Matrix id (as Matrix clients disambiguate).
+
+A network that shows a sender's name and avatar itself (Discord webhooks, Slack ``username`` /
+``icon_url``) needs no label: its connector gets a :class:`RelaySender` and the content as sent.
 """
 
 from __future__ import annotations
@@ -91,3 +94,19 @@ class RelayFormat:
         content.html = escape(self.template).format(
             message=content.html, displayname=escape(self.displayname), mxid=escape(self.mxid)
         )
+
+
+@dataclass(frozen=True)
+class RelaySender:
+    """Who a relayed message is from, for a connector that renders the sender itself (see
+    :class:`~bridgekit.connector.RendersRelaySender`); the content then carries no label.
+
+    Every field is safe to show: ``displayname`` is the room member name cleaned like a label
+    (no control or format characters, no line breaks, at most :data:`MAX_NAME` characters,
+    followed by `` (mxid)`` when another member shares it), and ``avatar_url`` is an
+    http(s) link through the bridge's signed media links (never an ``mxc://`` URI the network
+    cannot fetch), or None."""
+
+    mxid: str
+    displayname: str
+    avatar_url: str | None = None

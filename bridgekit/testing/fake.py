@@ -30,6 +30,7 @@ from ..connector import (
     ReactionHandler,
     ReadReceiptHandler,
     RedactionHandler,
+    RendersRelaySender,
     RoomCapabilities,
     RoomCapabilityHandler,
     RoomMetaHandler,
@@ -265,7 +266,10 @@ class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHan
         return FakeLogin(self, user_mxid)
 
     async def load_login(self, login: LoginInfo) -> NetworkClient:
-        client = FakeClient(self, login)
+        # Config ``renders_relay_sender``: a network that shows each message's sender name
+        # and avatar itself (as Discord webhooks do), so relayed messages come unlabelled.
+        cls = FakeRenderingClient if self.config.get("renders_relay_sender") else FakeClient
+        client = cls(self, login)
         self.clients[login.id] = client
         return client
 
@@ -455,3 +459,7 @@ class FakeClient(
                 is_bot=is_bot,
             )
         )
+
+
+class FakeRenderingClient(FakeClient, RendersRelaySender):
+    """A fake client whose network renders relayed senders itself (``relay_sender``)."""

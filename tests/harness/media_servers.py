@@ -31,6 +31,12 @@ class MediaServers:
     big_bytes_sent: list[int] = field(default_factory=list)
     hang_hits: list[str] = field(default_factory=list)
     hang_times: list[float] = field(default_factory=list)  # time.monotonic() of each hang hit
+    emoji_hits: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def emoji_image(name: str) -> bytes:
+        """What ``/emoji/<name>.png`` serves: an image of its own per name."""
+        return PNG + name.encode()
 
 
 @asynccontextmanager
@@ -46,6 +52,11 @@ async def media_servers(big_size: int = 4 * 1024 * 1024) -> AsyncIterator[MediaS
 
     async def cat(request: web.Request) -> web.Response:
         return web.Response(body=PNG, content_type="image/png")
+
+    async def emoji(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        servers.emoji_hits.append(name)
+        return web.Response(body=MediaServers.emoji_image(name), content_type="image/png")
 
     async def chunked_cat(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "image/png"})
@@ -110,6 +121,7 @@ async def media_servers(big_size: int = 4 * 1024 * 1024) -> AsyncIterator[MediaS
         ("/to-bait.png", to_bait),
         ("/to-localhost.png", to_localhost),
         ("/loop", loop),
+        ("/emoji/{name}.png", emoji),
     ):
         good_app.router.add_get(path, handler)
     bait_app = web.Application()

@@ -70,8 +70,17 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
     RemoteMessage: lambda: RemoteMessage(**common(), id="m1", content=content()),
     RemoteEdit: lambda: RemoteEdit(**common(), target_id="m1", content=content(2)),
     RemoteRedaction: lambda: RemoteRedaction(**common(), target_id="m1", reason="spam"),
-    RemoteReaction: lambda: RemoteReaction(**common(), target_id="m1", key="👍"),
-    RemoteReactionRemove: lambda: RemoteReactionRemove(**common(), target_id="m1", key="👍"),
+    RemoteReaction: lambda: RemoteReaction(
+        **common(),
+        target_id="m1",
+        key="👍",
+        emoji_id="e123",
+        emoji_url="https://example.org/party.png",
+        emoji_name="party",
+    ),
+    RemoteReactionRemove: lambda: RemoteReactionRemove(
+        **common(), target_id="m1", key="👍", emoji_id="e123"
+    ),
     RemoteTyping: lambda: RemoteTyping(**common(), typing=False, timeout_ms=1234),
     RemoteReceipt: lambda: RemoteReceipt(**common(), last_read_id="m9"),
     RemotePresence: lambda: RemotePresence(**common(), presence="unavailable", status_msg="away"),

@@ -3,6 +3,8 @@ tests/irc/test_e2e_relay.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bridgekit.events import MessageContent
 from bridgekit.relay import RelayFormat, clean_name, relay_name
 
@@ -36,3 +38,64 @@ def test_every_body_line_labelled_and_multiline_html_dropped():
     RelayFormat("<{displayname}> {message}", "A<l>", "@al:x").apply(one)
     assert one.html == "&lt;A&lt;l&gt;&gt; <b>hi</b>"
     assert fmt.overhead() == len("<Al> ")
+
+
+class _Member:
+    def __init__(self, displayname: str | None, avatar_url: str | None) -> None:
+        self.displayname = displayname
+        self.avatar_url = avatar_url
+
+
+class _StateStore:
+    def __init__(self, members: dict[str, _Member]) -> None:
+        self.members = members
+
+    async def has_full_member_list(self, room_id: str) -> bool:
+        return True
+
+    async def get_member_profiles(self, room_id: str) -> dict[str, _Member]:
+        return self.members
+
+    async def get_member(self, room_id: str, mxid: str) -> _Member | None:
+        return self.members.get(mxid)
+
+
+class _Bridge:
+    """What relaying.relay_sender reads of the runtime: the members and the media links."""
+
+    def __init__(self, members: dict[str, _Member]) -> None:
+        self.matrix = type("M", (), {"state_store": _StateStore(members)})()
+
+    async def media_url(self, mxc: str, filename: str = "") -> str:
+        from bridgekit.media import MediaSigner
+
+        return MediaSigner("secret").url("https://bridge.example", mxc, filename)
+
+
+async def test_relay_sender_is_sanitised_and_never_hands_out_a_raw_or_bad_avatar():
+    from bridgekit.relaying import relay_sender
+
+    members = {
+        "@c:x": _Member("Carol\r\n<bob> hi\u202e" + "x" * 300, "mxc://x/face"),
+        "@d:x": _Member("Dee", "https://tracker.example/pixel.png"),  # not an mxc
+        "@e:x": _Member("Eve", "mxc://x/../../etc"),  # not a media id the links serve
+        "@f:x": _Member("Dee", None),
+    }
+    bridge: Any = _Bridge(members)
+    carol = await relay_sender(bridge, "!r:x", "@c:x")
+    assert carol.mxid == "@c:x"
+    assert carol.displayname.startswith("Carol <bob> hi") and len(carol.displayname) <= 64
+    assert carol.avatar_url is not None
+    assert carol.avatar_url.startswith("https://bridge.example/_bridgekit/media/x/face/")
+    dee = await relay_sender(bridge, "!r:x", "@d:x")
+    assert dee.avatar_url is None
+    assert dee.displayname == "Dee (@d:x)"  # another member is called Dee
+    assert (await relay_sender(bridge, "!r:x", "@e:x")).avatar_url is None
+
+
+def test_linkable_accepts_only_mxc_uris_the_media_links_serve():
+    from bridgekit.media import linkable
+
+    assert linkable("mxc://example.org/abc_DEF-1.2")
+    for bad in ("https://x/y", "mxc://x", "mxc:///y", "mxc://x/a/b", "mxc://x/../y", None, 3):
+        assert not linkable(bad), bad
