@@ -1,0 +1,32 @@
+-- Spaces: one Matrix space room per remote container (an IRC network, a Slack workspace, a
+-- Discord guild), per receiver when the container is private to one login. ``mxid`` is NULL
+-- until its room exists: the row is written first, so a space whose creation was cut short is
+-- finished at the next start rather than made twice.
+CREATE TABLE space (
+    network       TEXT NOT NULL,
+    space_id      TEXT NOT NULL,
+    receiver      TEXT NOT NULL DEFAULT '',
+    mxid          TEXT,
+    name          TEXT,
+    topic         TEXT,
+    avatar_url    TEXT,
+    PRIMARY KEY (network, space_id, receiver)
+);
+-- Which space each portal belongs to; ``linked``: m.space.child / m.space.parent are set.
+CREATE TABLE space_child (
+    network       TEXT NOT NULL,
+    portal_id     TEXT NOT NULL,
+    receiver      TEXT NOT NULL DEFAULT '',
+    space_id      TEXT NOT NULL,
+    space_receiver TEXT NOT NULL DEFAULT '',
+    linked        BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (network, portal_id, receiver)
+);
+-- Matrix users invited to a space (once: one who leaves it is not invited again and again).
+CREATE TABLE space_member (
+    network       TEXT NOT NULL,
+    space_id      TEXT NOT NULL,
+    receiver      TEXT NOT NULL DEFAULT '',
+    user_mxid     TEXT NOT NULL,
+    PRIMARY KEY (network, space_id, receiver, user_mxid)
+);
