@@ -1,0 +1,133 @@
+"""Spaces: a connector names each chat's container (``ChatInfo.parent``); the runtime makes one
+space room per container, links its portals both ways, invites the logged-in user, unlinks a
+deleted portal, and makes no second space after a restart (fake connector, real Synapse)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridgekit.bridge import Bridge
+from bridgekit.events import ChatInfo, PortalKey, RemoteChatResync, SpaceInfo
+from bridgekit.testing.matrix_client import MatrixTestClient
+from tests.conftest import BridgeEnv, eventually
+from tests.helpers import admin_client, fake, login
+
+
+async def space_rows(bridge: Bridge) -> list[Any]:
+    return list(await bridge.db.fetch("SELECT * FROM space"))
+
+
+async def linked_space(bridge: Bridge, chat: str) -> str:
+    """The space room ``chat``'s portal is linked into, once it is."""
+    found: list[str] = []
+
+    async def linked() -> bool:
+        space = await bridge.spaces.space_of("fake", PortalKey(chat))
+        if space:
+            found.append(space)
+        return bool(space)
+
+    await eventually(linked, timeout=30)
+    return found[-1]
+
+
+def is_space_invite(e: dict[str, Any]) -> bool:
+    return e.get("type") == "m.room.create" and e.get("content", {}).get("type") == "m.space"
+
+
+async def space_invites(user: MatrixTestClient) -> set[str]:
+    """Rooms ``user`` was invited to whose invite state says they are spaces."""
+    await asyncio.sleep(0)
+    return {
+        rid
+        for rid, events in user._history.items()
+        if any(is_space_invite(e) and e.get("_stripped_invite_state") for e in events)
+    }
+
+
+async def test_portals_of_one_container_share_one_space(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    admin = await admin_client(bridge_env.synapse)
+    async with alice, admin:
+        client = await login(bridge, alice, uid("a"))
+        net = fake(bridge).network
+        workspace = SpaceInfo(uid("ws"), name="Acme workspace", topic="all of Acme")
+        chats = [uid("general"), uid("random")]
+        for chat in chats:
+            net.add_chat(chat, members=[client.login.remote_id, "bob"], parent=workspace)
+        # Both portals of the new container are created at once (different portal queues).
+        await asyncio.gather(*(client.remote_message(c, "bob", "hi") for c in chats))
+        spaces = {await linked_space(bridge, c) for c in chats}
+        assert len(spaces) == 1
+        space = spaces.pop()
+        assert len(await space_rows(bridge)) == 1
+
+        # The space: a space room, named as the connector said, that alice is invited to.
+        await alice.wait_for_event(space, lambda e: is_space_invite(e))
+        await alice.join(space)
+        create = await alice.get_state(space, "m.room.create")
+        assert create.get("type") == "m.space"
+        assert (await alice.get_state(space, "m.room.name"))["name"] == "Acme workspace"
+        assert (await alice.get_state(space, "m.room.topic"))["topic"] == "all of Acme"
+        rooms = {}
+        for chat in chats:
+            portal = await bridge.store.get_portal("fake", PortalKey(chat))
+            assert portal is not None and portal.mxid
+            rooms[chat] = portal.mxid
+            child = await alice.get_state(space, "m.space.child", portal.mxid)
+            assert child["via"] == [bridge.domain]
+            await alice.join(portal.mxid)
+            parent = await alice.get_state(portal.mxid, "m.space.parent", space)
+            assert parent == {"via": [bridge.domain], "canonical": True}
+
+        # Deleting a portal takes it out of the space.
+        gone = chats[0]
+        await alice.invite(rooms[gone], admin.user_id)
+        await admin.join(rooms[gone])
+        await admin.send_text(rooms[gone], "!delete-portal")
+        await alice.wait_for_event(
+            space,
+            lambda e: (
+                e.get("type") == "m.space.child"
+                and e.get("state_key") == rooms[gone]
+                and e.get("content") == {}
+            ),
+        )
+        assert await bridge.spaces.space_of("fake", PortalKey(gone)) is None
+        child = await alice.get_state(space, "m.space.child", rooms[chats[1]])
+        assert child["via"] == [bridge.domain]
+
+
+async def test_no_second_space_after_a_restart(make_bridge, bridge_env: BridgeEnv, uid) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        remote_id = client.login.remote_id
+        net = fake(bridge).network
+        guild = SpaceInfo(uid("guild"), name="A guild")
+        first, later, resynced = uid("c1"), uid("c2"), uid("c3")
+        net.add_chat(first, members=[remote_id, "bob"], parent=guild)
+        await client.remote_message(first, "bob", "hi")
+        space = await linked_space(bridge, first)
+        await alice.wait_for_event(space, lambda e: is_space_invite(e))
+
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        client = bridge.clients[client.login.id]
+        net = fake(bridge).network
+        net.add_chat(later, members=[remote_id, "bob"], parent=guild)
+        await client.remote_message(later, "bob", "after the restart")
+        assert await linked_space(bridge, later) == space
+        # A portal made without a container joins it when a resync names one.
+        net.add_chat(resynced, members=[remote_id, "bob"])
+        await client.remote_message(resynced, "bob", "no container yet")
+        await eventually(lambda: bridge.store.get_portal("fake", PortalKey(resynced)))
+        await client.emit(RemoteChatResync(PortalKey(resynced), info=ChatInfo(parent=guild)))
+        assert await linked_space(bridge, resynced) == space
+        assert len(await space_rows(bridge)) == 1
+        assert await space_invites(alice) == {space}  # invited once, to the one space
