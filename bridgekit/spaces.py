@@ -121,8 +121,15 @@ class Spaces:
                 info.id,
                 info.receiver,
             )
+        if user_mxid:
+            await self._db.execute(
+                "INSERT INTO space_member (network, space_id, receiver, user_mxid, invited) "
+                "VALUES ($1, $2, $3, $4, false) ON CONFLICT DO NOTHING",
+                *key,
+                user_mxid,
+            )
         old_key = (portal.network, old[0], old[1]) if old and old[2] else None
-        self.bridge._spawn(self._link(portal.network, portal.key, info, user_mxid, old_key))
+        self.bridge._spawn(self._link(portal.network, portal.key, info, old_key))
 
     async def portal_removed(self, portal: Portal) -> None:
         """Unlink a portal that is being deleted or unbridged from its space."""
@@ -143,7 +150,7 @@ class Spaces:
             log.exception("Could not remove %s/%s from its space", portal.network, portal.key)
 
     async def resume(self) -> None:
-        """Finish the links a stop cut short (run once at start)."""
+        """Finish the links and invites a stop cut short (run once at start)."""
         rows = await self._db.fetch(
             "SELECT network, portal_id, receiver, space_id, space_receiver FROM space_child "
             "WHERE linked=false"
@@ -153,7 +160,15 @@ class Spaces:
                 continue
             key = PortalKey(r["portal_id"], r["receiver"])
             info = SpaceInfo(r["space_id"], receiver=r["space_receiver"])
-            self.bridge._spawn(self._link(r["network"], key, info, None, None, stored=True))
+            self.bridge._spawn(self._link(r["network"], key, info, None, stored=True))
+        rows = await self._db.fetch(
+            "SELECT DISTINCT m.network, m.space_id, m.receiver, s.mxid FROM space_member m "
+            "JOIN space s ON s.network=m.network AND s.space_id=m.space_id "
+            "AND s.receiver=m.receiver WHERE m.invited=false AND s.mxid IS NOT NULL"
+        )
+        for r in rows:
+            space_key = (r["network"], r["space_id"], r["receiver"])
+            self.bridge._spawn(self._invite_pending(space_key, r["mxid"]))
 
     async def space_of(self, network: str, key: PortalKey) -> str | None:
         """The room id of the space ``key``'s portal is linked into, if any."""
@@ -198,7 +213,6 @@ class Spaces:
         network: str,
         key: PortalKey,
         info: SpaceInfo,
-        user_mxid: str | None,
         old: SpaceKey | None,
         *,
         stored: bool = False,
@@ -232,8 +246,7 @@ class Spaces:
                     info.receiver,
                 )
                 log.info("Portal %s (%s/%s) is in space %s", portal.mxid, network, key, space_mxid)
-            if user_mxid:
-                await self._invite(space_key, space_mxid, user_mxid)
+            await self._invite_pending(space_key, space_mxid)
         except Exception:
             log.exception("Could not add %s/%s to its space", network, key)
 
@@ -316,33 +329,33 @@ class Spaces:
                 value,
             )
 
-    async def _invite(self, key: SpaceKey, space_mxid: str, user_mxid: str) -> None:
-        known = await self._db.fetchval(
-            "SELECT 1 FROM space_member WHERE network=$1 AND space_id=$2 AND receiver=$3 "
-            "AND user_mxid=$4",
+    async def _invite_pending(self, key: SpaceKey, space_mxid: str) -> None:
+        """Invite the users with a portal in the space who were not invited yet."""
+        rows = await self._db.fetch(
+            "SELECT user_mxid FROM space_member WHERE network=$1 AND space_id=$2 "
+            "AND receiver=$3 AND invited=false",
             *key,
-            user_mxid,
         )
-        if known:
-            return
         bot = self.bridge.matrix.bot
         assert bot is not None
-        try:
-            await bot.invite_user(RoomID(space_mxid), UserID(user_mxid))
-        except MatrixRequestError as e:  # already in the space: fine
-            log.info("Could not invite %s to space %s: %s", user_mxid, space_mxid, e)
-        dp = await self.bridge.portals.double_puppet_intent(user_mxid)
-        if dp is not None:
+        for row in rows:
+            user_mxid = row["user_mxid"]
             try:
-                await dp.join_room(RoomID(space_mxid))
-            except Exception as e:
-                log.warning("Double puppet could not join space %s: %s", space_mxid, e)
-        await self._db.execute(
-            "INSERT INTO space_member (network, space_id, receiver, user_mxid) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            *key,
-            user_mxid,
-        )
+                await bot.invite_user(RoomID(space_mxid), UserID(user_mxid))
+            except MatrixRequestError as e:  # already in the space: fine
+                log.info("Could not invite %s to space %s: %s", user_mxid, space_mxid, e)
+            dp = await self.bridge.portals.double_puppet_intent(user_mxid)
+            if dp is not None:
+                try:
+                    await dp.join_room(RoomID(space_mxid))
+                except Exception as e:
+                    log.warning("Double puppet could not join space %s: %s", space_mxid, e)
+            await self._db.execute(
+                "UPDATE space_member SET invited=true WHERE network=$1 AND space_id=$2 "
+                "AND receiver=$3 AND user_mxid=$4",
+                *key,
+                user_mxid,
+            )
 
     async def _unlink(self, space_mxid: str, portal: Portal) -> None:
         assert portal.mxid is not None

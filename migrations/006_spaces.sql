@@ -22,11 +22,13 @@ CREATE TABLE space_child (
     linked        BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (network, portal_id, receiver)
 );
--- Matrix users invited to a space (once: one who leaves it is not invited again and again).
+-- Matrix users with a portal in a space; ``invited`` once they were (once: one who leaves the
+-- space is not invited again and again), so an invite cut short by a stop is sent at start.
 CREATE TABLE space_member (
     network       TEXT NOT NULL,
     space_id      TEXT NOT NULL,
     receiver      TEXT NOT NULL DEFAULT '',
     user_mxid     TEXT NOT NULL,
+    invited       BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (network, space_id, receiver, user_mxid)
 );

@@ -131,3 +131,31 @@ async def test_no_second_space_after_a_restart(make_bridge, bridge_env: BridgeEn
         assert await linked_space(bridge, resynced) == space
         assert len(await space_rows(bridge)) == 1
         assert await space_invites(alice) == {space}  # invited once, to the one space
+
+
+async def test_a_link_cut_short_by_a_stop_is_finished_at_the_next_start(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"], parent=SpaceInfo(uid("ws")))
+
+        async def stopped_first(*args: Any, **kwargs: Any) -> None:
+            """The bridge stops before its Matrix side of the link runs."""
+
+        bridge.spaces._link = stopped_first  # type: ignore[method-assign]
+        await client.remote_message(chat, "bob", "hi")
+        await eventually(lambda: bridge.store.get_portal("fake", PortalKey(chat)))
+        await eventually(lambda: bridge.db.fetchval("SELECT count(*) FROM space_member"))
+        assert await bridge.spaces.space_of("fake", PortalKey(chat)) is None
+        assert [r["mxid"] for r in await space_rows(bridge)] == [None]
+
+        await make_bridge.stop(bridge)
+        bridge = await make_bridge()
+        space = await linked_space(bridge, chat)
+        await alice.wait_for_event(space, lambda e: is_space_invite(e))
+        assert len(await space_rows(bridge)) == 1
