@@ -159,3 +159,39 @@ async def test_a_link_cut_short_by_a_stop_is_finished_at_the_next_start(
         space = await linked_space(bridge, chat)
         await alice.wait_for_event(space, lambda e: is_space_invite(e))
         assert len(await space_rows(bridge)) == 1
+
+
+async def test_a_chat_that_moves_to_another_container_moves_space(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"], parent=SpaceInfo(uid("a")))
+        await client.remote_message(chat, "bob", "hi")
+        old = await linked_space(bridge, chat)
+        portal = await bridge.store.get_portal("fake", PortalKey(chat))
+        assert portal is not None and portal.mxid
+        await alice.wait_for_event(old, lambda e: is_space_invite(e))
+        await alice.join(old)
+
+        await client.emit(
+            RemoteChatResync(PortalKey(chat), info=ChatInfo(parent=SpaceInfo(uid("b"))))
+        )
+        await alice.wait_for_event(
+            old,
+            lambda e: (
+                e.get("type") == "m.space.child"
+                and e.get("state_key") == portal.mxid
+                and e.get("content") == {}
+            ),
+            timeout=30,
+        )
+        new = await linked_space(bridge, chat)
+        assert new != old
+        await alice.join(portal.mxid)
+        assert (await alice.get_state(portal.mxid, "m.space.parent", new))["canonical"] is True
+        assert await alice.get_state(portal.mxid, "m.space.parent", old) == {}
