@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import RoomID, UserID
 
 from .events import PortalKey, SpaceInfo
@@ -149,6 +149,28 @@ class Spaces:
         except Exception:
             log.exception("Could not remove %s/%s from its space", portal.network, portal.key)
 
+    async def portal_moved(self, portal: Portal, old_mxid: str) -> None:
+        """The portal's room was upgraded to ``portal.mxid``: the space lists the new room
+        instead of the old one."""
+        try:
+            child = await self._child(portal.network, portal.key)
+            if child is None:
+                return
+            space = await self._space((portal.network, child[0], child[1]))
+            if child[2] and space and space.mxid:
+                await self._state(space.mxid, "m.space.child", old_mxid, {})
+            await self._db.execute(
+                "UPDATE space_child SET linked=false WHERE network=$1 AND portal_id=$2 "
+                "AND receiver=$3",
+                portal.network,
+                portal.key.id,
+                portal.key.receiver,
+            )
+            info = SpaceInfo(child[0], receiver=child[1])
+            self.bridge._spawn(self._link(portal.network, portal.key, info, None, stored=True))
+        except Exception:
+            log.exception("Could not move %s/%s in its space", portal.network, portal.key)
+
     async def resume(self) -> None:
         """Finish the links and invites a stop cut short (run once at start)."""
         rows = await self._db.fetch(
@@ -235,7 +257,11 @@ class Spaces:
                 via = {"via": [self.bridge.domain]}
                 await self._state(space_mxid, "m.space.child", portal.mxid, via)
                 parent = {**via, "canonical": True}
-                await self._state(portal.mxid, "m.space.parent", space_mxid, parent)
+                try:
+                    await self._state(portal.mxid, "m.space.parent", space_mxid, parent)
+                except (MatrixRequestError, IntentError) as e:  # an upgraded room may not
+                    # give the bot power there (its old power as creator is not copied)
+                    log.warning("Could not name the space of %s in it: %s", portal.mxid, e)
                 await self._db.execute(
                     "UPDATE space_child SET linked=true WHERE network=$1 AND portal_id=$2 "
                     "AND receiver=$3 AND space_id=$4 AND space_receiver=$5",

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from bridgekit.bridge import Bridge
 from bridgekit.events import ChatInfo, PortalKey, RemoteChatResync, SpaceInfo
 from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import BridgeEnv, eventually
-from tests.helpers import admin_client, fake, login
+from tests.helpers import admin_client, fake, give_power, login, notice_says
 
 
 async def space_rows(bridge: Bridge) -> list[Any]:
@@ -195,3 +196,38 @@ async def test_a_chat_that_moves_to_another_container_moves_space(
         await alice.join(portal.mxid)
         assert (await alice.get_state(portal.mxid, "m.space.parent", new))["canonical"] is True
         assert await alice.get_state(portal.mxid, "m.space.parent", old) == {}
+
+
+async def test_an_upgraded_portal_room_replaces_the_old_one_in_its_space(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"], parent=SpaceInfo(uid("ws")))
+        await client.remote_message(chat, "bob", "hi")
+        space = await linked_space(bridge, chat)
+        portal = await bridge.store.get_portal("fake", PortalKey(chat))
+        assert portal is not None and portal.mxid
+        old = portal.mxid
+        await alice.wait_for_event(space, lambda e: is_space_invite(e))
+        await alice.join(space)
+        await alice.join(old)
+        await give_power(bridge, old, alice.user_id, 150)  # so that she may upgrade it
+        answer = await alice.request(
+            "POST", f"/rooms/{quote(old, safe='')}/upgrade", {"new_version": "12"}
+        )
+        new = str(answer["replacement_room"])
+        await alice.wait_for_event(old, notice_says("Invite me"), timeout=20)
+        await alice.invite(new, bridge.bot_mxid)
+        await alice.wait_for_event(
+            space,
+            lambda e: e.get("type") == "m.space.child" and e.get("state_key") == new,
+            timeout=30,
+        )
+        assert await alice.get_state(space, "m.space.child", old) == {}
+        assert (await alice.get_state(space, "m.space.child", new))["via"] == [bridge.domain]
+        assert await bridge.spaces.space_of("fake", PortalKey(chat)) == space
