@@ -231,3 +231,38 @@ async def test_an_upgraded_portal_room_replaces_the_old_one_in_its_space(
         assert await alice.get_state(space, "m.space.child", old) == {}
         assert (await alice.get_state(space, "m.space.child", new))["via"] == [bridge.domain]
         assert await bridge.spaces.space_of("fake", PortalKey(chat)) == space
+
+
+async def test_a_shared_container_invites_every_user_and_a_private_one_is_per_login(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    async with alice, carol:
+        a = await login(bridge, alice, uid("a"))
+        c = await login(bridge, carol, uid("c"))
+        net = fake(bridge).network
+        shared = SpaceInfo(uid("team"), name="Team")
+        net.add_chat(a_chat := uid("chat"), members=[a.login.remote_id, "bob"], parent=shared)
+        net.add_chat(c_chat := uid("chat"), members=[c.login.remote_id, "bob"], parent=shared)
+        await a.remote_message(a_chat, "bob", "hi alice")
+        await c.remote_message(c_chat, "bob", "hi carol")
+        space = await linked_space(bridge, a_chat)
+        assert await linked_space(bridge, c_chat) == space
+        for user in (alice, carol):
+            await user.wait_for_event(space, lambda e: is_space_invite(e))
+
+        # A container private to each login (direct messages, say): one space per login.
+        dms = {}
+        for client in (a, c):
+            chat = uid("dm")
+            mine = SpaceInfo("direct", name="Direct messages", receiver=client.login.id)
+            net.add_chat(chat, members=[client.login.remote_id, "bob"], parent=mine)
+            await client.remote_message(chat, "bob", "just you")
+            dms[client.login.id] = await linked_space(bridge, chat)
+        assert len(set(dms.values()) | {space}) == 3
+        await alice.wait_for_event(dms[a.login.id], lambda e: is_space_invite(e))
+        await carol.wait_for_event(dms[c.login.id], lambda e: is_space_invite(e))
+        assert dms[c.login.id] not in await space_invites(alice)
+        assert dms[a.login.id] not in await space_invites(carol)
