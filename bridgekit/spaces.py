@@ -9,6 +9,12 @@ A connector names a chat's container in :attr:`ChatInfo.parent <bridgekit.events
   ``m.space.parent`` in the portal), and unlinks it when the portal is deleted or unbridged;
 * invites the Matrix user of each login that has a portal in the space (once per user).
 
+With ``bridge.personal_spaces``, each login also gets a space of its own (bridgev2's personal
+filtering space) listing the portals it created or resynced: its DMs and the chats it is in, so a
+client can show one network account's chats apart. It is stored as the container ``""`` with the
+login as receiver (a connector's container never has an empty id), and sets no
+``m.space.parent`` in the portal (the container's space is the canonical one).
+
 Portals are created in parallel, so two portals of a new container may ask for its space at
 the same moment: the space is made under a lock per container, and its row is read again
 inside the lock. What is asked for is written to the database first (``space``,
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import RoomID, UserID
 
+from .connector import LoginInfo
 from .events import PortalKey, SpaceInfo
 from .matrix import state_type, with_retries
 from .store import Portal
@@ -83,6 +90,7 @@ class Spaces:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._locks: dict[SpaceKey, asyncio.Lock] = {}
+        self.personal = bool(bridge.config.get("bridge.personal_spaces", False))
 
     @property
     def _db(self) -> Any:
@@ -90,13 +98,25 @@ class Spaces:
 
     # -- what the runtime calls ----------------------------------------------------------------
 
-    async def place(self, portal: Portal, parent: SpaceInfo | None, user_mxid: str | None) -> None:
-        """Record that ``portal`` belongs to the container ``parent`` and link it (in the
-        background); ``user_mxid``: the Matrix user whose login reported it, invited to the
-        space. A plumbed room is left alone (its admins own its state)."""
-        info = _clean(parent) if parent is not None else None
-        if info is None or portal.plumbed or not portal.mxid:
+    async def place(
+        self, portal: Portal, parent: SpaceInfo | None, login: LoginInfo | None
+    ) -> None:
+        """Record that ``portal`` belongs to the container ``parent`` (and, with personal
+        spaces, to ``login``'s space) and link it in the background; the Matrix user of
+        ``login``, the login that reported it, is invited. A plumbed room is left alone (its
+        admins own its state)."""
+        if portal.plumbed or not portal.mxid:
             return
+        user_mxid = login.user_mxid if login else None
+        info = _clean(parent) if parent is not None else None
+        if info is not None:
+            await self._place(portal, info, user_mxid)
+        if self.personal and login is not None and login.network == portal.network:
+            display = getattr(self.bridge.connectors.get(portal.network), "display_name", "")
+            name = f"{display or portal.network} ({login.remote_name or login.remote_id})"
+            await self._place(portal, SpaceInfo("", name=name, receiver=login.id), user_mxid)
+
+    async def _place(self, portal: Portal, info: SpaceInfo, user_mxid: str | None) -> None:
         key: SpaceKey = (portal.network, info.id, info.receiver)
         await self._db.execute(
             "INSERT INTO space (network, space_id, receiver, name, topic, avatar_url) "
@@ -107,20 +127,18 @@ class Spaces:
             info.topic,
             info.avatar_url,
         )
-        old = await self._child(portal.network, portal.key)
-        if old is None or (old[0], old[1]) != (info.id, info.receiver):
-            await self._db.execute(
-                "INSERT INTO space_child (network, portal_id, receiver, space_id, "
-                "space_receiver, linked) VALUES ($1, $2, $3, $4, $5, false) "
-                "ON CONFLICT (network, portal_id, receiver) DO UPDATE SET "
-                "space_id=excluded.space_id, space_receiver=excluded.space_receiver, "
-                "linked=false",
-                portal.network,
-                portal.key.id,
-                portal.key.receiver,
-                info.id,
-                info.receiver,
-            )
+        old = await self._child(portal.network, portal.key) if info.id else None
+        if old is not None and (old[0], old[1]) != (info.id, info.receiver):
+            await self._forget_child(portal, (portal.network, old[0], old[1]))
+        await self._db.execute(
+            "INSERT INTO space_child (network, portal_id, receiver, space_id, space_receiver, "
+            "linked) VALUES ($1, $2, $3, $4, $5, false) ON CONFLICT DO NOTHING",
+            portal.network,
+            portal.key.id,
+            portal.key.receiver,
+            info.id,
+            info.receiver,
+        )
         if user_mxid:
             await self._db.execute(
                 "INSERT INTO space_member (network, space_id, receiver, user_mxid, invited) "
@@ -128,46 +146,64 @@ class Spaces:
                 *key,
                 user_mxid,
             )
-        old_key = (portal.network, old[0], old[1]) if old and old[2] else None
+        moved = old is not None and old[2] and (old[0], old[1]) != (info.id, info.receiver)
+        old_key = (portal.network, old[0], old[1]) if old and moved else None
         self.bridge._spawn(self._link(portal.network, portal.key, info, old_key))
 
+    async def _forget_child(self, portal: Portal, space: SpaceKey) -> None:
+        await self._db.execute(
+            "DELETE FROM space_child WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+            "AND space_id=$4 AND space_receiver=$5",
+            portal.network,
+            portal.key.id,
+            portal.key.receiver,
+            space[1],
+            space[2],
+        )
+
+    async def _children(self, network: str, key: PortalKey) -> list[tuple[str, str, bool]]:
+        """Every space row of the portal: its container's and its logins' personal ones."""
+        rows = await self._db.fetch(
+            "SELECT space_id, space_receiver, linked FROM space_child "
+            "WHERE network=$1 AND portal_id=$2 AND receiver=$3",
+            network,
+            key.id,
+            key.receiver,
+        )
+        return [(r["space_id"], r["space_receiver"], bool(r["linked"])) for r in rows]
+
     async def portal_removed(self, portal: Portal) -> None:
-        """Unlink a portal that is being deleted or unbridged from its space."""
+        """Unlink a portal that is being deleted or unbridged from its spaces."""
         try:
-            child = await self._child(portal.network, portal.key)
-            if child is None:
-                return
-            await self._db.execute(
-                "DELETE FROM space_child WHERE network=$1 AND portal_id=$2 AND receiver=$3",
-                portal.network,
-                portal.key.id,
-                portal.key.receiver,
-            )
-            space = await self._space((portal.network, child[0], child[1]))
-            if child[2] and space and space.mxid and portal.mxid:
-                await self._unlink(space.mxid, portal)
+            for space_id, receiver, linked in await self._children(portal.network, portal.key):
+                space_key = (portal.network, space_id, receiver)
+                await self._forget_child(portal, space_key)
+                space = await self._space(space_key)
+                if linked and space and space.mxid and portal.mxid:
+                    await self._unlink(space.mxid, portal, parent=bool(space_id))
         except Exception:
             log.exception("Could not remove %s/%s from its space", portal.network, portal.key)
 
     async def portal_moved(self, portal: Portal, old_mxid: str) -> None:
-        """The portal's room was upgraded to ``portal.mxid``: the space lists the new room
+        """The portal's room was upgraded to ``portal.mxid``: its spaces list the new room
         instead of the old one."""
         try:
-            child = await self._child(portal.network, portal.key)
-            if child is None:
-                return
-            space = await self._space((portal.network, child[0], child[1]))
-            if child[2] and space and space.mxid:
-                await self._state(space.mxid, "m.space.child", old_mxid, {})
-            await self._db.execute(
-                "UPDATE space_child SET linked=false WHERE network=$1 AND portal_id=$2 "
-                "AND receiver=$3",
-                portal.network,
-                portal.key.id,
-                portal.key.receiver,
-            )
-            info = SpaceInfo(child[0], receiver=child[1])
-            self.bridge._spawn(self._link(portal.network, portal.key, info, None, stored=True))
+            for space_id, receiver, linked in await self._children(portal.network, portal.key):
+                space = await self._space((portal.network, space_id, receiver))
+                if linked and space and space.mxid:
+                    await self._state(space.mxid, "m.space.child", old_mxid, {})
+                await self._db.execute(
+                    "UPDATE space_child SET linked=false WHERE network=$1 AND portal_id=$2 "
+                    "AND receiver=$3 AND space_id=$4 AND space_receiver=$5",
+                    portal.network,
+                    portal.key.id,
+                    portal.key.receiver,
+                    space_id,
+                    receiver,
+                )
+                info = SpaceInfo(space_id, receiver=receiver)
+                link = self._link(portal.network, portal.key, info, None, stored=True)
+                self.bridge._spawn(link)
         except Exception:
             log.exception("Could not move %s/%s in its space", portal.network, portal.key)
 
@@ -192,25 +228,23 @@ class Spaces:
             space_key = (r["network"], r["space_id"], r["receiver"])
             self.bridge._spawn(self._invite_pending(space_key, r["mxid"]))
 
-    async def space_of(self, network: str, key: PortalKey) -> str | None:
-        """The room id of the space ``key``'s portal is linked into, if any."""
-        child = await self._child(network, key)
-        if child is None or not child[2]:
-            return None
-        space = await self._space((network, child[0], child[1]))
-        return space.mxid if space else None
+    async def space_of(self, network: str, key: PortalKey, login_id: str = "") -> str | None:
+        """The room id of the space ``key``'s portal is linked into, if any: its container's,
+        or with ``login_id`` that login's personal space."""
+        space_key = (network, "", login_id) if login_id else None
+        for space_id, receiver, linked in await self._children(network, key):
+            if linked and (
+                space_key is None and space_id or space_key == (network, space_id, receiver)
+            ):
+                space = await self._space((network, space_id, receiver))
+                return space.mxid if space else None
+        return None
 
     # -- rows ----------------------------------------------------------------------------------
 
     async def _child(self, network: str, key: PortalKey) -> tuple[str, str, bool] | None:
-        row = await self._db.fetchrow(
-            "SELECT space_id, space_receiver, linked FROM space_child "
-            "WHERE network=$1 AND portal_id=$2 AND receiver=$3",
-            network,
-            key.id,
-            key.receiver,
-        )
-        return (row["space_id"], row["space_receiver"], bool(row["linked"])) if row else None
+        """The portal's container row (not a personal space's)."""
+        return next(((i, r, ok) for i, r, ok in await self._children(network, key) if i), None)
 
     async def _space(self, key: SpaceKey) -> SpaceRow | None:
         row = await self._db.fetchrow(
@@ -251,14 +285,15 @@ class Spaces:
                 previous = await self._space(old)
                 if previous and previous.mxid:
                     await self._unlink(previous.mxid, portal)
-            if await self._child(network, key) != (info.id, info.receiver, False):
+            if (info.id, info.receiver, False) not in await self._children(network, key):
                 pass  # moved again or removed meanwhile: linked by that call, or not at all
             else:
                 via = {"via": [self.bridge.domain]}
                 await self._state(space_mxid, "m.space.child", portal.mxid, via)
                 parent = {**via, "canonical": True}
                 try:
-                    await self._state(portal.mxid, "m.space.parent", space_mxid, parent)
+                    if info.id:  # a container's space, not a login's
+                        await self._state(portal.mxid, "m.space.parent", space_mxid, parent)
                 except (MatrixRequestError, IntentError) as e:  # an upgraded room may not
                     # give the bot power there (its old power as creator is not copied)
                     log.warning("Could not name the space of %s in it: %s", portal.mxid, e)
@@ -306,7 +341,7 @@ class Spaces:
             "protocol": {"id": row.network, "displayname": display},
             "network": {"id": row.space_id, "displayname": row.name or row.space_id},
         }
-        state_key = f"net.bridgekit://{row.network}/{row.space_id}"
+        state_key = f"net.bridgekit://{row.network}/{row.space_id or row.receiver}"
         initial_state: list[dict[str, Any]] = [
             {"type": t, "state_key": state_key, "content": bridge_info}
             for t in ("m.bridge", "uk.half-shot.bridge")
@@ -383,10 +418,10 @@ class Spaces:
                 user_mxid,
             )
 
-    async def _unlink(self, space_mxid: str, portal: Portal) -> None:
+    async def _unlink(self, space_mxid: str, portal: Portal, *, parent: bool = True) -> None:
         assert portal.mxid is not None
         await self._state(space_mxid, "m.space.child", portal.mxid, {})
-        if not portal.plumbed:
+        if parent and not portal.plumbed:
             try:
                 await self._state(portal.mxid, "m.space.parent", space_mxid, {})
             except MatrixRequestError as e:  # the room may be closing already

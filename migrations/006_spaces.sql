@@ -12,7 +12,9 @@ CREATE TABLE space (
     avatar_url    TEXT,
     PRIMARY KEY (network, space_id, receiver)
 );
--- Which space each portal belongs to; ``linked``: m.space.child / m.space.parent are set.
+-- The spaces each portal is in (its container's, and with bridge.personal_spaces the personal
+-- space of each login that reported it: container '' with the login id as receiver);
+-- ``linked``: m.space.child (and for a container m.space.parent) are set.
 CREATE TABLE space_child (
     network       TEXT NOT NULL,
     portal_id     TEXT NOT NULL,
@@ -20,7 +22,7 @@ CREATE TABLE space_child (
     space_id      TEXT NOT NULL,
     space_receiver TEXT NOT NULL DEFAULT '',
     linked        BOOLEAN NOT NULL DEFAULT false,
-    PRIMARY KEY (network, portal_id, receiver)
+    PRIMARY KEY (network, portal_id, receiver, space_id, space_receiver)
 );
 -- Matrix users with a portal in a space; ``invited`` once they were (once: one who leaves the
 -- space is not invited again and again), so an invite cut short by a stop is sent at start.

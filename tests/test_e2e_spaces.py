@@ -8,9 +8,11 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from bridgekit.events import ChatInfo, PortalKey, RemoteChatResync, SpaceInfo
-from bridgekit.testing.matrix_client import MatrixTestClient
+from bridgekit.testing.matrix_client import MatrixError, MatrixTestClient
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import admin_client, fake, give_power, login, notice_says
 
@@ -19,12 +21,13 @@ async def space_rows(bridge: Bridge) -> list[Any]:
     return list(await bridge.db.fetch("SELECT * FROM space"))
 
 
-async def linked_space(bridge: Bridge, chat: str) -> str:
-    """The space room ``chat``'s portal is linked into, once it is."""
+async def linked_space(bridge: Bridge, chat: str, login_id: str = "") -> str:
+    """The space room ``chat``'s portal is linked into (its container's, or ``login_id``'s
+    personal space), once it is."""
     found: list[str] = []
 
     async def linked() -> bool:
-        space = await bridge.spaces.space_of("fake", PortalKey(chat))
+        space = await bridge.spaces.space_of("fake", PortalKey(chat), login_id)
         if space:
             found.append(space)
         return bool(space)
@@ -266,3 +269,38 @@ async def test_a_shared_container_invites_every_user_and_a_private_one_is_per_lo
         await carol.wait_for_event(dms[c.login.id], lambda e: is_space_invite(e))
         assert dms[c.login.id] not in await space_invites(alice)
         assert dms[a.login.id] not in await space_invites(carol)
+
+
+async def test_a_personal_space_per_login_lists_its_portals(
+    make_bridge, bridge_env: BridgeEnv, uid
+) -> None:
+    bridge = await make_bridge(**{"bridge.personal_spaces": True})
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        login_id = client.login.id
+        net = fake(bridge).network
+        in_team, direct = uid("chat"), uid("dm")
+        team = SpaceInfo(uid("team"), name="Team")
+        net.add_chat(in_team, members=[client.login.remote_id, "bob"], parent=team)
+        net.add_chat(direct, members=[client.login.remote_id, "bob"], is_dm=True)
+        await client.remote_message(in_team, "bob", "in the team")
+        await client.remote_message(direct, "bob", "just us")
+        mine = await linked_space(bridge, direct, login_id)
+        assert await linked_space(bridge, in_team, login_id) == mine
+        container = await linked_space(bridge, in_team)
+        assert container != mine
+        assert await bridge.spaces.space_of("fake", PortalKey(direct)) is None  # no container
+
+        await alice.wait_for_event(mine, lambda e: is_space_invite(e))
+        await alice.join(mine)
+        name = (await alice.get_state(mine, "m.room.name"))["name"]
+        assert name == f"Fake network ({client.login.remote_id})"
+        portal = await bridge.store.get_portal("fake", PortalKey(in_team))
+        assert portal is not None and portal.mxid
+        assert (await alice.get_state(mine, "m.space.child", portal.mxid))["via"]
+        # The container's space is the portal's canonical parent; the login's is not named.
+        await alice.join(portal.mxid)
+        assert (await alice.get_state(portal.mxid, "m.space.parent", container))["canonical"]
+        with pytest.raises(MatrixError):
+            await alice.get_state(portal.mxid, "m.space.parent", mine)
