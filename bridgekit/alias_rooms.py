@@ -221,6 +221,7 @@ class AliasRooms:
             ", ".join(aliases),
             self.cleanup_after,
         )
+        await self.bridge.spaces.portal_removed(portal)
         await self.bridge.store.delete_portal(portal)
         try:
             await bot.send_state_event(

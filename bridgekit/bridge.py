@@ -44,6 +44,7 @@ from .notices import Notices
 from .ordering import OrderedExecutor
 from .parking import Parking
 from .presence import PresenceKeeper
+from .spaces import Spaces
 from .store import OutboxItem, Store
 from .transactions import Transactions, parking_key
 
@@ -163,6 +164,7 @@ class Bridge(Logins, Notices, Transactions):
         self.upgrades = RoomUpgrades(self)
         self.commands = CommandProcessor(self)
         self.alias_rooms = AliasRooms(self)
+        self.spaces = Spaces(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class Bridge(Logins, Notices, Transactions):
         await self.media_server.start()
         self._spawn(self._init_bot())
         self._spawn(self.alias_rooms.run())
+        self._spawn(self.spaces.resume())
         self._spawn(self._prune_transactions())
         self.started = True
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)

@@ -52,6 +52,20 @@ class ChatMember:
 
 
 @dataclass
+class SpaceInfo:
+    """The remote container a chat belongs to (an IRC network, a Slack workspace, a Discord
+    guild, an XMPP MUC service): the runtime makes one Matrix space per container and adds
+    the container's portals to it. ``receiver``: a login id when the container is private to
+    that login (one space each), as in :class:`PortalKey`."""
+
+    id: str
+    name: str | None = None
+    topic: str | None = None
+    avatar_url: str | None = None  # an http(s) URL or mxc:// URI
+    receiver: str = ""
+
+
+@dataclass
 class ChatInfo:
     name: str | None = None
     topic: str | None = None
@@ -70,6 +84,9 @@ class ChatInfo:
     #: The localpart of the chat's alias (what :meth:`AliasResolver.resolve_alias` maps back
     #: to it), so that a room made some other way (a command, an invite) has it too.
     alias: str | None = None
+    #: The container the chat belongs to: the portal becomes a child of its space. None
+    #: leaves the portal's space as it is.
+    parent: SpaceInfo | None = None
 
 
 @dataclass
@@ -252,6 +269,7 @@ _NESTED: dict[str, type] = {
     "sender": EventSender,
     "content": MessageContent,
     "info": ChatInfo,
+    "parent": SpaceInfo,
 }
 
 

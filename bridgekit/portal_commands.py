@@ -130,6 +130,7 @@ async def cmd_unbridge(ce: CommandEvent) -> None:
         return
     if not await _require_room_admin(ce):
         return
+    await ce.bridge.spaces.portal_removed(ce.portal)
     await ce.bridge.store.delete_portal(ce.portal)
     await ce.reply("This room is no longer bridged.")
 
@@ -197,6 +198,7 @@ async def cmd_delete_portal(ce: CommandEvent) -> None:
     portal = ce.portal
     bot = ce.bridge.matrix.bot
     assert bot is not None and portal.mxid
+    await ce.bridge.spaces.portal_removed(portal)
     await ce.bridge.store.delete_portal(portal)
     await ce.reply("Portal deleted; I am leaving this room.")
     try:

@@ -122,6 +122,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                 )
             await self.bridge.store.save_portal(portal)
             self._spawn_member_sync(portal, info, client)
+            await self.bridge.spaces.place(portal, info.parent, client and client.login)
             return portal
 
     def _spawn_member_sync(
@@ -540,9 +541,9 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             ),
             seq,
         )
-        self._spawn_member_sync(
-            portal, info, self._client_for(portal.network, portal.key, login_id)
-        )
+        client = self._client_for(portal.network, portal.key, login_id)
+        self._spawn_member_sync(portal, info, client)
+        await self.bridge.spaces.place(portal, info.parent, client and client.login)
 
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int

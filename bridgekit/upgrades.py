@@ -159,6 +159,7 @@ class RoomUpgrades:
             return  # moved already (a replayed tombstone)
         portal.mxid = new
         await self.bridge.store.save_portal(portal)
+        await self.bridge.spaces.portal_moved(portal, old)
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:
             await self.bridge.portals._set_bridge_info(portal)

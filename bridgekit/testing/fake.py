@@ -55,6 +55,7 @@ from ..events import (
     RemoteEvent,
     RemoteMessage,
     RemoteUserInfoChange,
+    SpaceInfo,
     UserInfo,
 )
 from ..ids import unescape_localpart
@@ -68,6 +69,8 @@ class FakeChat:
     members: list[str] = field(default_factory=list)
     is_dm: bool = False
     avatar_url: str | None = None
+    #: The container the chat is in (its portal goes into that container's space).
+    parent: SpaceInfo | None = None
 
 
 @dataclass
@@ -402,6 +405,7 @@ class FakeClient(
             topic=chat.topic,
             avatar_url=chat.avatar_url,
             is_dm=chat.is_dm,
+            parent=chat.parent,
             members=[
                 ChatMember(m, is_me=m == self.login.remote_id, name=self.network.users.get(m))
                 for m in chat.members

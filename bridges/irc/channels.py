@@ -443,6 +443,11 @@ class ChannelMixin:
             return
         first = not chan.synced
         chan.synced = True
-        info = ChatInfo(name=chan.name, topic=chan.topic, members=self.members_of(chan))
+        info = ChatInfo(
+            name=chan.name,
+            topic=chan.topic,
+            members=self.members_of(chan),
+            parent=self.space_info(),
+        )
         if first:
             self.emit(RemoteChatResync(self.chan_key(chan.name), info=info))

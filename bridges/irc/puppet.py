@@ -29,7 +29,7 @@ from bridgekit.connector import (
     RoomMetaHandler,
     TypingHandler,
 )
-from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, UserInfo
+from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, SpaceInfo, UserInfo
 
 from . import nickserv
 from .channels import ChannelMixin
@@ -424,6 +424,10 @@ class IRCClient(
         chan = self.channels.get(rest)
         return chan.name if chan else self.wanted.get(rest, rest)
 
+    def space_info(self) -> SpaceInfo:
+        """The server's channels share one Matrix space, named as the server is configured."""
+        return SpaceInfo(self.server_name, name=self.server_name)
+
     def power_of(self, member: Member) -> int:
         levels = self.server.mode_power_levels
         return max((levels.get(m, 0) for m in member.modes), default=0)
@@ -445,6 +449,7 @@ class IRCClient(
             name=name,
             alias=self.connector.alias_localpart_for(server, name),
             joinable=False if closed else None,
+            parent=self.space_info(),
         )
         if chan is not None:
             info.topic, info.members = chan.topic, self.members_of(chan)

@@ -30,6 +30,9 @@ RUNTIME_TABLES = [
     "appservice_txn",
     "outbox",
     "kv",
+    "space",
+    "space_child",
+    "space_member",
 ]
 
 

@@ -29,6 +29,7 @@ from bridgekit.events import (
     RemoteRedaction,
     RemoteTyping,
     RemoteUserInfoChange,
+    SpaceInfo,
     remote_event_from_json,
     remote_event_to_json,
 )
@@ -108,6 +109,7 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
             dm_user="alice",
             joinable=False,
             alias="general",
+            parent=SpaceInfo("ws-1", "Acme", "All of Acme", "mxc://example.org/ws", "login-1"),
         ),
     ),
     RemoteBackfill: lambda: RemoteBackfill(**common(), messages=[message(1), message(2)]),
@@ -174,6 +176,7 @@ def test_nested_values_come_back_as_their_own_types() -> None:
     assert isinstance(resync, RemoteChatResync)
     assert isinstance(resync.info, ChatInfo)
     assert all(isinstance(m, ChatMember) for m in resync.info.members)
+    assert isinstance(resync.info.parent, SpaceInfo)
 
 
 def test_restored_portal_key_is_usable_as_a_dict_key() -> None:
