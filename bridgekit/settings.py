@@ -79,6 +79,8 @@ class BridgeSettings:
     merge_hold: float = 0.25
     presence_refresh: float = 25
     backfill_limit: int = 100
+    #: A space per login listing its portals, beside the spaces of remote containers.
+    personal_spaces: bool = False
     alias_rooms: AliasRoomSettings = field(default_factory=AliasRoomSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
 

@@ -90,7 +90,7 @@ class Spaces:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self._locks: dict[SpaceKey, asyncio.Lock] = {}
-        self.personal = bool(bridge.config.get("bridge.personal_spaces", False))
+        self.personal = bridge.config.settings.bridge.personal_spaces
 
     @property
     def _db(self) -> Any:
