@@ -334,7 +334,12 @@ class MatrixToRemote:
         if isinstance(client, EditHandler) and not relayed:
             try:
                 await client.handle_matrix_edit(
-                    MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
+                    MatrixEdit(
+                        **self._base(portal, evt),
+                        target_id=target.remote_id,
+                        content=mc,
+                        target_part=target.part,
+                    )
                 )
             except Exception as e:
                 await self._failed(portal, evt, e, notice=True)
