@@ -35,6 +35,8 @@ def mergeable(first: RemoteMessage, nxt: RemoteMessage, lines: int, size: int) -
     """
     if type(first) is not RemoteMessage or type(nxt) is not RemoteMessage:
         return False
+    if first.parts or nxt.parts:  # a message in parts is several events already
+        return False
     a, b = first.content, nxt.content
     if first.sender is None or nxt.sender is None or first.sender != nxt.sender:
         return False

@@ -142,16 +142,50 @@ class RemoteEvent:
 
 
 @dataclass
+class MessagePart:
+    """One Matrix event of a remote message sent as several (text, then each attachment).
+
+    ``id`` names the part within its message, stable across edits ("" for the first one):
+    an edit of one attachment names it (:attr:`RemoteEdit.target_part`)."""
+
+    id: str = ""
+    content: MessageContent = field(default_factory=lambda: MessageContent(""))
+
+
+@dataclass
 class RemoteMessage(RemoteEvent):
+    """A remote message: ``content``, or, for one sent as several Matrix events, ``parts``
+    (in order; ``content`` is then unused). Every part maps to the one remote ``id``: a
+    reply, reaction, edit or redaction on Matrix of any of them reaches that message."""
+
     id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    parts: list[MessagePart] = field(default_factory=list)
     kind: ClassVar[str] = "message"
+
+    def message_parts(self) -> list[MessagePart]:
+        """The parts to send: ``content`` alone if there are none. The first part's id is
+        always "" and the others' are made unique (a connector's slip must not drop one)."""
+        if not self.parts:
+            return [MessagePart("", self.content)]
+        out = [MessagePart("", self.parts[0].content)]
+        seen = {""}
+        for i, part in enumerate(self.parts[1:], 1):
+            pid = str(part.id or "") or str(i)
+            while pid in seen:
+                pid = f"{pid}.{i}"
+            seen.add(pid)
+            out.append(MessagePart(pid, part.content))
+        return out
 
 
 @dataclass
 class RemoteEdit(RemoteEvent):
     target_id: RemoteMessageID = RemoteMessageID("")
     content: MessageContent = field(default_factory=lambda: MessageContent(""))
+    #: Which part of a message in parts is edited (its :attr:`MessagePart.id`). None: the
+    #: first part (the text, where the message has some), or the only one.
+    target_part: str | None = None
     kind: ClassVar[str] = "edit"
 
 
@@ -285,6 +319,8 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
             value = [_from_dict(ChatMember, m) for m in value]
         elif key == "messages":
             value = [_from_dict(RemoteMessage, m) for m in value]
+        elif key == "parts" and isinstance(value, list):
+            value = [_from_dict(MessagePart, p) for p in value if isinstance(p, dict)]
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -369,6 +405,8 @@ class MatrixEdit(MatrixEventBase):
     #: :class:`~bridgekit.connector.RendersRelaySender` client; other clients never get relayed
     #: edits (they get the ``* new text`` message, labelled).
     relay_sender: RelaySender | None = None
+    #: The edited part of a remote message in parts (:attr:`MessagePart.id`; "" the first).
+    target_part: str = ""
 
 
 @dataclass

@@ -302,7 +302,12 @@ class MatrixToRemote:
         if isinstance(client, EditHandler) and (
             not relayed or isinstance(client, RendersRelaySender)
         ):
-            edit = MatrixEdit(**self._base(portal, evt), target_id=target.remote_id, content=mc)
+            edit = MatrixEdit(
+                **self._base(portal, evt),
+                target_id=target.remote_id,
+                content=mc,
+                target_part=target.part,
+            )
             if relayed:  # the network shows the sender: the relayed message can be edited
                 edit.relayed_for = evt["sender"]
                 edit.relay_sender = await relay_sender(self.bridge, evt["room_id"], evt["sender"])

@@ -17,6 +17,7 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import PresenceState
 
+from . import message_parts
 from .coalesce import merge_contents
 from .connector import NetworkClient
 from .custom_emoji import CustomEmojis
@@ -283,13 +284,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _send_message(
         self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
     ) -> None:
-        """Send a remote message known to be new."""
-        intent = await self.sender_intent(portal, evt.sender, login_id)
-        content = await self._message_content(portal, evt.content)
-        event_id = await self._send(
-            intent, portal, "m.room.message", content, f"bk{seq}", evt.timestamp
+        """Send a remote message known to be new (each of its parts: message_parts.py)."""
+        await message_parts.send_message(
+            self, portal, login_id, evt, f"bk{seq}", evt.id or f"noid:{seq}"
         )
-        await self._remember(portal, evt.id or f"noid:{seq}", event_id, intent, evt, content)
 
     async def _remember(
         self,
@@ -324,9 +322,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _remote_edit(
         self, portal: Portal, login_id: str | None, evt: RemoteEdit, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(
-            portal.network, portal.key, evt.target_id
-        )
+        target = await message_parts.edit_target(self, portal, evt)
         if target is None:
             log.debug("Edit of unknown message %s", evt.target_id)
             return
@@ -350,26 +346,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _remote_redaction(
         self, portal: Portal, login_id: str | None, evt: RemoteRedaction, seq: int
     ) -> None:
-        target = await self.bridge.store.message_by_remote(
-            portal.network, portal.key, evt.target_id
-        )
-        if target is None:
-            return
-        intent = await self.sender_intent(portal, evt.sender, login_id)
-        assert portal.mxid
-        try:
-            await with_retries(
-                lambda: intent.redact(portal.mxid, target.event_id, reason=evt.reason),
-                what="redacting",
-            )
-        except MatrixRequestError:
-            bot = self.bridge.matrix.bot
-            assert bot is not None
-            await with_retries(
-                lambda: bot.redact(portal.mxid, target.event_id, reason=evt.reason),
-                what="redacting",
-            )
-        await self.bridge.store.delete_message(target.event_id)
+        await message_parts.redact_message(self, portal, login_id, evt)
 
     async def _remote_reaction(
         self, portal: Portal, login_id: str | None, evt: RemoteReaction, seq: int
@@ -549,15 +526,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
         for i, msg in enumerate(evt.messages):
-            if msg.id and await self.bridge.store.message_by_remote(
-                portal.network, portal.key, msg.id
+            if msg.id and await self.bridge.store.known_remote_ids(
+                portal.network, portal.key, (msg.id,)
             ):
                 continue
-            intent = await self.sender_intent(portal, msg.sender, login_id)
-            content = await self._message_content(portal, msg.content)
-            event_id = await self._send(
-                intent, portal, "m.room.message", content, f"bk{seq}.{i}", msg.timestamp
-            )
-            await self._remember(
-                portal, msg.id or f"noid:{seq}.{i}", event_id, intent, msg, content
+            await message_parts.send_message(
+                self, portal, login_id, msg, f"bk{seq}.{i}", msg.id or f"noid:{seq}.{i}"
             )

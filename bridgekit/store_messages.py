@@ -129,7 +129,8 @@ class MessageStore:
     ) -> set[str]:
         """Which of these remote ids already have a bridged message (as its id or an alias):
         one query for a whole batch of lines, where :meth:`message_by_remote` takes two
-        per line."""
+        per line. A message in parts counts once its first part is recorded, which is done
+        last (:mod:`bridgekit.message_parts`)."""
         ids = list(dict.fromkeys(i for i in remote_ids if i))
         if not ids:
             return set()
@@ -139,7 +140,7 @@ class MessageStore:
             marks = ",".join(f"${n}" for n in range(4, 4 + len(ids)))
             q = sqlite_work.sql(
                 "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 "
-                f"AND receiver=$3 AND remote_id IN ({marks}) UNION SELECT remote_id "
+                f"AND receiver=$3 AND remote_id IN ({marks}) AND part='' UNION SELECT remote_id "
                 "FROM message_alias WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
                 f"AND remote_id IN ({marks})"
             )
@@ -151,7 +152,7 @@ class MessageStore:
             return queued | await sqlite_work.run(self.db, work)
         rows = await self.db.fetch(
             "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
-            "AND remote_id = ANY($4::text[]) UNION SELECT remote_id FROM message_alias "
+            "AND remote_id = ANY($4::text[]) AND part='' UNION SELECT remote_id FROM message_alias "
             "WHERE network=$1 AND portal_id=$2 AND receiver=$3 AND remote_id = ANY($4::text[])",
             *key,
             ids,
@@ -170,6 +171,20 @@ class MessageStore:
         "SELECT m.* FROM message_alias a JOIN message m ON m.event_id=a.event_id "
         "WHERE a.network=$1 AND a.portal_id=$2 AND a.receiver=$3 AND a.remote_id=$4"
     )
+
+    async def message_parts(
+        self, network: str, portal: PortalKey, remote_id: str
+    ) -> list[MessageRow]:
+        """Every recorded part of a remote message (a message not in parts has one)."""
+        rows = await self.db.fetch(
+            "SELECT * FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
+            "AND remote_id=$4",
+            network,
+            portal.id,
+            portal.receiver,
+            remote_id,
+        )
+        return [message_from_row(row) for row in rows]
 
     async def message_by_event(self, event_id: str) -> MessageRow | None:
         cached = self._msg_by_event.get(event_id)

@@ -51,6 +51,7 @@ from ..events import (
     MatrixRoomMeta,
     MatrixTyping,
     MessageContent,
+    MessagePart,
     PortalKey,
     RemoteEvent,
     RemoteMessage,
@@ -82,6 +83,8 @@ class SentItem:
     chat_id: str
     data: Any
     remote_id: str | None = None
+    #: More remote ids the network gave the same message (see FakeNetwork.ids_per_message).
+    extra_ids: list[str] = field(default_factory=list)
 
 
 class FakeNetwork:
@@ -107,6 +110,9 @@ class FakeNetwork:
         self.sent_event_ids: dict[str, str | None] = {}
         #: Per chat, what the room allows (read-only, edit window...): see RoomCapabilities.
         self.capabilities: dict[str, RoomCapabilities] = {}
+        #: How many remote ids the network gives each Matrix message (like IRC splitting a
+        #: long message into lines, each with its own msgid): the first, then extra ids.
+        self.ids_per_message = 1
 
     def next_id(self) -> str:
         # Unique across restarts too, like real network ids: a reused id would (rightly) be
@@ -222,9 +228,10 @@ class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHan
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """The remote side, from another process (config ``inbox_port``, loopback): each line
-        ``{"chat", "sender", "body", "id"?}`` arrives like a network message and is answered
-        ``ok <id>`` once the bridge holds it durably: the ack a network that redelivers
-        unacknowledged messages waits for."""
+        ``{"chat", "sender", "body", "id"?, "parts"?}`` arrives like a network message and is
+        answered ``ok <id>`` once the bridge holds it durably: the ack a network that
+        redelivers unacknowledged messages waits for. ``parts``: a message in parts, a list
+        of ``{"id", "body", "msgtype"?, "media_url"?}``."""
         try:
             while line := await reader.readline():
                 item = json.loads(line)
@@ -232,6 +239,21 @@ class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHan
                 client = next((c for c in self.clients.values() if c.is_in_portal(key)), None)
                 if client is None:
                     writer.write(b"no login in that chat\n")
+                elif item.get("parts"):
+                    parts = [
+                        MessagePart(
+                            p["id"],
+                            MessageContent(
+                                p["body"], msgtype=p.get("msgtype", "m.text"),
+                                media_url=p.get("media_url"),
+                            ),
+                        )
+                        for p in item["parts"]
+                    ]  # fmt: skip
+                    msg_id = await client.remote_parts(
+                        key.id, item["sender"], parts, msg_id=item.get("id")
+                    )
+                    writer.write(f"ok {msg_id}\n".encode())
                 else:
                     msg_id = await client.remote_message(
                         key.id, item["sender"], item["body"], msg_id=item.get("id")
@@ -363,7 +385,10 @@ class FakeClient(
         if msg.maybe_sent and msg.event_id in self.network.sent_event_ids:
             # Like a network with client-supplied nonces: a resend is recognised.
             return MessageResult(self.network.sent_event_ids[msg.event_id])
-        return MessageResult(await self._record("message", msg.portal.id, msg))
+        remote_id = await self._record("message", msg.portal.id, msg)
+        extra = [self.network.next_id() for _ in range(self.network.ids_per_message - 1)]
+        self.network.sent[-1].extra_ids = extra
+        return MessageResult(remote_id, extra_ids=extra)
 
     async def handle_matrix_edit(self, edit: MatrixEdit) -> MessageResult | None:
         await self._record("edit", edit.portal.id, edit, with_id=False)
@@ -434,6 +459,21 @@ class FakeClient(
                 EventSender(sender, is_me=sender == self.login.remote_id, login_id=self.login.id),
                 id=msg_id,
                 content=MessageContent(body=body, **content),
+            )
+        )
+        return msg_id
+
+    async def remote_parts(
+        self, chat_id: str, sender: str, parts: list[MessagePart], *, msg_id: str | None = None
+    ) -> str:
+        """A remote message in parts (text and attachments), as one remote id."""
+        msg_id = msg_id or self.network.next_id()
+        await self.emit(
+            RemoteMessage(
+                PortalKey(chat_id),
+                EventSender(sender, is_me=sender == self.login.remote_id, login_id=self.login.id),
+                id=msg_id,
+                parts=parts,
             )
         )
         return msg_id

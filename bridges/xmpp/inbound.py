@@ -28,6 +28,7 @@ from slixmpp.xmlstream import ET
 from bridgekit.events import (
     EventSender,
     MessageContent,
+    MessagePart,
     PortalKey,
     RemoteChatInfoChange,
     RemoteEdit,
@@ -150,6 +151,23 @@ def media_content(url: str, body: str, desc: str | None) -> MessageContent:
         body=caption or filename, msgtype=msgtype, media_url=url, media_info={"mimetype": mime}
     )
     return content
+
+
+def text_and_file(msg: Message, body: str, content: MessageContent) -> list[MessagePart]:
+    """The parts of a message with a file link (XEP-0066): a body that says more than the URL
+    is the message's text (its first part, which replies and reactions land on) and the file
+    its second part; a body that is only the URL, as clients send it, stays one file event."""
+    url = content.media_url
+    if not url:
+        return []
+    if content.reply_to:
+        body = _strip_fallbacks(msg, body, (REPLY_NS,)) or body
+    text = body.replace(url, "").strip()
+    if not text:
+        return []
+    file = media_content(url, url, None)
+    text_part = MessageContent(text, html=styling_to_html(text), reply_to=content.reply_to)
+    return [MessagePart("", text_part), MessagePart("oob", file)]
 
 
 class Inbound:
@@ -346,7 +364,15 @@ class Inbound:
         await idmap.add_aliases(portal, canonical, *other_ids)
         await idmap.remember(portal, canonical, sender.remote_id)
         content = await self._content(portal, msg, body)
-        await emit(RemoteMessage(portal, sender, id=canonical, content=content))
+        await emit(
+            RemoteMessage(
+                portal,
+                sender,
+                id=canonical,
+                content=content,
+                parts=text_and_file(msg, body, content),
+            )
+        )
         if not group and msg.xml.find(f"{{{RECEIPTS_NS}}}request") is not None and other_ids[0]:
             self.connector.outbound.send_receipt(msg["to"], msg["from"], other_ids[0])
 

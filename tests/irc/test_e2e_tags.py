@@ -135,3 +135,22 @@ async def test_no_typing_tags_where_the_server_has_no_message_tags(
             assert written and not [line for line in written if b"TAGMSG" in line]
     finally:
         await asyncio.to_thread(plain.stop)
+
+
+async def test_a_reaction_to_any_line_of_a_split_message_lands_on_its_one_event(
+    make_bridge, ircd, bridge_env, uid
+):
+    """A Matrix message of two lines goes out as two PRIVMSGs, each with its msgid
+    (``MessageResult.extra_ids``): a reaction to the second line finds the one Matrix event."""
+    async with channel_scene(make_bridge, ircd, bridge_env, uid) as scene:
+        alice, bob, channel, room_id, puppet = scene
+        mine = await alice.send_text(room_id, "first line\nsecond line")
+        await bob.wait_for(privmsg_from(puppet, "first line"), 15)
+        second = await bob.wait_for(privmsg_from(puppet, "second line"), 15)
+        tags = {"+draft/react": "👀", "+draft/reply": second.tags["msgid"]}
+        await bob.send_line_tagged(tags, "TAGMSG", channel)
+        reaction = await alice.wait_for_event(
+            room_id, lambda e: e.get("type") == "m.reaction", timeout=15
+        )
+        relates = reaction["content"]["m.relates_to"]
+        assert relates == {"rel_type": "m.annotation", "event_id": mine, "key": "👀"}

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from bridgekit.coalesce import MAX_LINES, MAX_SPAN_SECONDS, merge_contents, mergeable
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteEdit, RemoteMessage
+from bridgekit.events import (
+    EventSender,
+    MessageContent,
+    MessagePart,
+    PortalKey,
+    RemoteEdit,
+    RemoteMessage,
+)
 
 BOB = EventSender("bob")
 
@@ -67,3 +74,14 @@ def test_merged_html_escapes_the_plain_lines() -> None:
         [MessageContent("<b>not bold</b>"), MessageContent("bold", html="<b>bold</b>")]
     )
     assert merged.html == "&lt;b&gt;not bold&lt;/b&gt;<br><b>bold</b>"
+
+
+def test_a_message_in_parts_does_not_merge() -> None:
+    """Its parts are events of their own (message_parts.py), not a line of a merge."""
+    parted = line("caption")
+    parted.parts = [
+        MessagePart("", MessageContent("caption")),
+        MessagePart("f", MessageContent("x")),
+    ]
+    assert not mergeable(line("a"), parted, 1, 1)
+    assert not mergeable(parted, line("b"), 1, 1)

@@ -14,6 +14,7 @@ from bridgekit.events import (
     ChatMember,
     EventSender,
     MessageContent,
+    MessagePart,
     PortalKey,
     RemoteBackfill,
     RemoteChatInfoChange,
@@ -68,8 +69,15 @@ def common() -> dict[str, object]:
 
 # One sample per RemoteEvent type, every field set to something other than its default.
 SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
-    RemoteMessage: lambda: RemoteMessage(**common(), id="m1", content=content()),
-    RemoteEdit: lambda: RemoteEdit(**common(), target_id="m1", content=content(2)),
+    RemoteMessage: lambda: RemoteMessage(
+        **common(),
+        id="m1",
+        content=content(),
+        parts=[MessagePart("", content(3)), MessagePart("file-1", content(4))],
+    ),
+    RemoteEdit: lambda: RemoteEdit(
+        **common(), target_id="m1", content=content(2), target_part="file-1"
+    ),
     RemoteRedaction: lambda: RemoteRedaction(**common(), target_id="m1", reason="spam"),
     RemoteReaction: lambda: RemoteReaction(
         **common(),
@@ -207,3 +215,46 @@ def test_json_is_compact_and_keeps_unicode_readable() -> None:
     raw = remote_event_to_json(SAMPLES[RemoteReaction]())
     assert "👍" in raw
     assert ", " not in raw
+
+
+def test_parts_come_back_as_parts_in_order() -> None:
+    restored = remote_event_from_json(remote_event_to_json(SAMPLES[RemoteMessage]()))
+    assert isinstance(restored, RemoteMessage)
+    assert [type(p) for p in restored.parts] == [MessagePart, MessagePart]
+    assert [p.id for p in restored.parts] == ["", "file-1"]
+    assert all(isinstance(p.content, MessageContent) for p in restored.parts)
+    assert restored.parts[1].content.body == "hello 4 🎉"
+
+
+def test_a_message_stored_before_parts_existed_is_one_part() -> None:
+    """An outbox row written by the previous version (no ``parts``) still loads and sends."""
+    data = json.loads(remote_event_to_json(RemoteMessage(PORTAL, id="m1", content=content())))
+    del data["parts"]
+    restored = remote_event_from_json(json.dumps(data))
+    assert isinstance(restored, RemoteMessage)
+    assert restored.message_parts() == [MessagePart("", content())]
+
+
+def test_malformed_parts_in_stored_json_are_dropped() -> None:
+    data = json.loads(remote_event_to_json(SAMPLES[RemoteMessage]()))
+    data["parts"].insert(1, "not a part")
+    restored = remote_event_from_json(json.dumps(data))
+    assert isinstance(restored, RemoteMessage)
+    assert [p.id for p in restored.parts] == ["", "file-1"]
+
+
+def test_message_parts_first_is_unnamed_and_ids_are_unique() -> None:
+    msg = RemoteMessage(
+        PORTAL,
+        parts=[
+            MessagePart("caption", MessageContent("a")),
+            MessagePart("", MessageContent("b")),
+            MessagePart("x", MessageContent("c")),
+            MessagePart("x", MessageContent("d")),
+        ],
+    )
+    parts = msg.message_parts()
+    assert [p.content.body for p in parts] == ["a", "b", "c", "d"]
+    assert parts[0].id == ""
+    assert len({p.id for p in parts}) == 4
+    assert parts[2].id == "x"

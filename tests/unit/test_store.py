@@ -709,3 +709,22 @@ async def test_unicode_and_quotes_round_trip(store: Store) -> None:
     value = "ünïcødé 🎉 \"double\" 'single' \\ back\\slash \n newline \t tab"
     await store.set_kv(value, value)
     assert await store.get_kv(value) == value
+
+
+async def test_a_message_in_parts_is_known_once_its_first_part_is_recorded(
+    open_store: Opener,
+) -> None:
+    """message_parts.py records the first part last: until then an outbox replay finds the
+    message incomplete (not an echo or a duplicate) and sends the parts it lacks."""
+    store = await open_store()
+    chat = PortalKey("chat")
+    await store.add_message(message("m1", part="file-1", event_id="$f1"))
+    assert await store.known_remote_ids("fake", chat, ["m1"]) == set()
+    assert [r.part for r in await store.message_parts("fake", chat, "m1")] == ["file-1"]
+    await store.add_message(message("m1", part="", event_id="$first"))
+    fresh = await open_store()
+    assert await fresh.known_remote_ids("fake", chat, ["m1"]) == {"m1"}
+    parts = {r.part: r.event_id for r in await fresh.message_parts("fake", chat, "m1")}
+    assert parts == {"": "$first", "file-1": "$f1"}
+    assert (await fresh.message_by_remote("fake", chat, "m1")).event_id == "$first"
+    assert await fresh.message_parts("fake", PortalKey("other"), "m1") == []

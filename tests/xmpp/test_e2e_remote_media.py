@@ -79,18 +79,22 @@ async def test_oob_links_to_internal_services_never_reach_matrix(
                 assert content["msgtype"] == "m.text" and "url" not in content, content
                 assert why in content["body"], content["body"]
             # The allow-listed server's files arrive as files: one with its size announced
-            # (streamed to the homeserver), one without (counted into a buffer first).
+            # (streamed to the homeserver), one without (counted into a buffer first). The
+            # text of each (a body that is not the link) is its own event, just before it.
             images = []
             for path, caption in (("/cat.png", "a cat"), ("/chunked-cat.png", "a chunked cat")):
                 send_link(bob, room, f"{s.good}{path}", body=caption)
                 image = await alice.wait_for_event(
                     room_id,
-                    lambda e, c=caption: (
+                    lambda e, p=path: (
                         e.get("sender") == bob_ghost
                         and e.get("content", {}).get("msgtype") == "m.image"
-                        and e["content"].get("body") == c
+                        and e["content"].get("body") == p[1:]
                     ),
                 )
+                history = alice.history(room_id)
+                before = history[history.index(image) - 1]
+                assert (before["sender"], before["content"]["body"]) == (bob_ghost, caption)
                 images.append(image)
                 server, media_id = image["content"]["url"][len("mxc://") :].split("/", 1)
                 async with aiohttp.ClientSession() as http:

@@ -202,6 +202,18 @@ async def test_replies_emotes_files_and_chat_states(conn: FakeConnector) -> None
     )
     assert image.content.msgtype == "m.image" and image.content.media_url == url
     assert image.content.body == "cat pic.jpg"
+    assert image.parts == []  # a body that is only the link: one file event
+    [parted] = await handle(
+        conn,
+        chat(
+            f'<body>look *here*\n{url}</body><x xmlns="jabber:x:oob"><url>{url}</url></x>', mid="q5"
+        ),
+    )
+    text, file = parted.message_parts()
+    assert (text.id, text.content.body, text.content.msgtype) == ("", "look *here*", "m.text")
+    assert text.content.html == "look <strong>here</strong>"
+    assert (file.id, file.content.msgtype, file.content.media_url) == ("oob", "m.image", url)
+    assert file.content.body == "cat pic.jpg"
     [typing] = await handle(
         conn, chat('<composing xmlns="http://jabber.org/protocol/chatstates"/>')
     )

@@ -1,2 +1,0 @@
--- Placeholder on the v2-spaces branch only: migration 005 is reserved for the "parts" work
--- (migrations must be numbered 1..N without gaps). Dropped when the branches are merged.
