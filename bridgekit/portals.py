@@ -41,6 +41,7 @@ from .events import (
 from .fetcher import FetchError
 from .matrix import send_event, with_retries
 from .matrix_to_remote import MatrixToRemote
+from .member_sync import MemberSync
 from .puppets import Puppets
 from .rooms import Rooms
 from .store import MessageRow, Portal, ReactionRow
@@ -64,6 +65,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
         self._ghost_locks = [asyncio.Lock() for _ in range(64)]
         self._avatar_locks = [asyncio.Lock() for _ in range(16)]
+        self.member_sync = MemberSync(self)
 
     # -- portal rooms ------------------------------------------------------------------------
 
@@ -119,31 +121,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                     portal, client, info, alias_localpart, asked=by_alias
                 )
             await self.bridge.store.save_portal(portal)
-            self._spawn_member_sync(portal, info, client)
+            await self.member_sync.apply(portal, info, client)
             return portal
-
-    def _spawn_member_sync(
-        self, portal: Portal, info: ChatInfo, client: NetworkClient | None
-    ) -> None:
-        members = [m for m in info.members if not m.is_me]
-        if not members:
-            return
-
-        async def sync() -> None:
-            # Drip-fed joins so a channel of thousands does not flood the homeserver.
-            for member in members:
-                try:
-                    await self.ghost_intent(
-                        portal.network, member.remote_id, client, portal, name=member.name
-                    )
-                    if member.power_level:
-                        await self._set_power(
-                            portal, portal.network, member.remote_id, member.power_level
-                        )
-                except Exception:
-                    log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
-
-        self.bridge._spawn(sync())
 
     # -- remote -> Matrix ----------------------------------------------------------------------
 
@@ -535,9 +514,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             ),
             seq,
         )
-        self._spawn_member_sync(
-            portal, info, self._client_for(portal.network, portal.key, login_id)
-        )
+        client = self._client_for(portal.network, portal.key, login_id)
+        await self.member_sync.apply(portal, info, client)
 
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
