@@ -12,7 +12,7 @@ from tests.helpers import body_is, ghost, give_power, portal_scene, removed
 
 
 def _joined(members: dict[str, Any]) -> set[str]:
-    return set(members.get("joined", members))
+    return set(members)
 
 
 async def _marker(client: Any, alice: Any, chat: str, room_id: str, text: str) -> None:

@@ -443,6 +443,10 @@ class ChannelMixin:
             return
         first = not chan.synced
         chan.synced = True
-        info = ChatInfo(name=chan.name, topic=chan.topic, members=self.members_of(chan))
+        # NAMES just ended: everyone in the channel now, so ghosts of nicks that left while
+        # this connection was away (the bridge stopped, the link dropped) leave the room.
+        info = ChatInfo(
+            name=chan.name, topic=chan.topic, members=self.members_of(chan), members_complete=True
+        )
         if first:
             self.emit(RemoteChatResync(self.chan_key(chan.name), info=info))
