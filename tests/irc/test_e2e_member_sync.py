@@ -97,10 +97,11 @@ async def test_a_nick_gone_while_the_connection_was_down_leaves_after_the_reconn
                 return ghost(carol_nick) in await _joined(alice, room_id)
 
             await eventually(carol_in, timeout=30)
+            # The server goes away under everyone: the bridge sees no QUIT of carol's.
+            await asyncio.to_thread(server.stop)
             for user in users:
                 await user.close()
             users.clear()
-            await asyncio.to_thread(server.stop)
             # Hold the bridge's reconnect (concurrency 1) until bob alone is back in.
             semaphore = connector(bridge).semaphore(SERVER)
             await semaphore.acquire()
