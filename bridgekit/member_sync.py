@@ -102,7 +102,13 @@ class MemberSync:
         if not members and not info.members_complete:
             return
         assert portal.mxid
-        listed = {self.bridge.ghost_mxid(m.remote_id, portal.network): m for m in members}
+        listed: dict[str, ChatMember] = {}
+        for m in members:
+            try:
+                listed[self.bridge.ghost_mxid(m.remote_id, portal.network)] = m
+            except Exception as e:  # a malformed id from the network: not a ghost we can keep
+                log.warning("Member %r of %s ignored: %s", m.remote_id, portal.key, e)
+        members = list(listed.values())
         is_ours = self.is_ghost_of(portal.network)
         key = (portal.network, str(portal.key))
         if info.members_complete:
@@ -163,6 +169,11 @@ class MemberSync:
                 log.info("%s left %s: no longer in %s", mxid, portal.mxid, portal.key)
             except Exception as e:
                 log.warning("Could not take %s out of %s: %s", mxid, portal.mxid, e)
+
+    async def set_level(self, portal: Portal, remote_id: str, level: int) -> None:
+        """One ghost's power changed on the network (``RemoteMembership``), same rules."""
+        mxid = self.bridge.ghost_mxid(remote_id, portal.network)
+        await self._set_levels(portal, {mxid: level}, False, self.is_ghost_of(portal.network))
 
     async def _set_levels(
         self,

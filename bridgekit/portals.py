@@ -479,10 +479,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if evt.membership == "join":
             await self.ghost_intent(portal.network, evt.target, client, portal)
             if evt.power_level is not None:
-                await self._set_power(portal, portal.network, evt.target, evt.power_level)
+                await self.member_sync.set_level(portal, evt.target, evt.power_level)
             return
         if evt.power_level is not None and evt.membership == "power":
-            await self._set_power(portal, portal.network, evt.target, evt.power_level)
+            await self.member_sync.set_level(portal, evt.target, evt.power_level)
             return
         intent = self.bridge.matrix.intent(mxid)
         bot = self.bridge.matrix.bot
