@@ -45,6 +45,8 @@ class UserInfo:
 @dataclass
 class ChatMember:
     remote_id: RemoteUserID
+    #: The member's Matrix power level in the portal room (0: none). Applied to ghosts only,
+    #: in one ``m.room.power_levels`` event per list, capped below the bridge bot's own.
     power_level: int = 0
     #: Set when this member is the logged-in user themself (not a ghost).
     is_me: bool = False
@@ -71,6 +73,10 @@ class ChatInfo:
     topic: str | None = None
     avatar_url: str | None = None
     members: list[ChatMember] = field(default_factory=list)
+    #: ``members`` is everyone in the chat (an IRC channel's NAMES, a MUC's occupants after
+    #: joining): ghosts of this network in the room that it does not list leave, and its
+    #: ghosts' power levels not listed drop to the default. False: the list only adds.
+    members_complete: bool = False
     is_dm: bool = False
     #: For DMs: the remote user the chat is with.
     dm_user: RemoteUserID | None = None

@@ -43,6 +43,7 @@ from .events import (
 from .fetcher import FetchError
 from .matrix import send_event, with_retries
 from .matrix_to_remote import MatrixToRemote
+from .member_sync import MemberSync
 from .puppets import Puppets
 from .rooms import Rooms
 from .store import MessageRow, Portal, ReactionRow
@@ -67,6 +68,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self._ghost_locks = [asyncio.Lock() for _ in range(64)]
         self._avatar_locks = [asyncio.Lock() for _ in range(16)]
         self.emojis = CustomEmojis(bridge.store, self.avatar_mxc)
+        self.member_sync = MemberSync(self)
 
     # -- portal rooms ------------------------------------------------------------------------
 
@@ -122,32 +124,9 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                     portal, client, info, alias_localpart, asked=by_alias
                 )
             await self.bridge.store.save_portal(portal)
-            self._spawn_member_sync(portal, info, client)
+            await self.member_sync.apply(portal, info, client)
             await self.bridge.spaces.place(portal, info.parent, client and client.login)
             return portal
-
-    def _spawn_member_sync(
-        self, portal: Portal, info: ChatInfo, client: NetworkClient | None
-    ) -> None:
-        members = [m for m in info.members if not m.is_me]
-        if not members:
-            return
-
-        async def sync() -> None:
-            # Drip-fed joins so a channel of thousands does not flood the homeserver.
-            for member in members:
-                try:
-                    await self.ghost_intent(
-                        portal.network, member.remote_id, client, portal, name=member.name
-                    )
-                    if member.power_level:
-                        await self._set_power(
-                            portal, portal.network, member.remote_id, member.power_level
-                        )
-                except Exception:
-                    log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
-
-        self.bridge._spawn(sync())
 
     # -- remote -> Matrix ----------------------------------------------------------------------
 
@@ -483,10 +462,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if evt.membership == "join":
             await self.ghost_intent(portal.network, evt.target, client, portal)
             if evt.power_level is not None:
-                await self._set_power(portal, portal.network, evt.target, evt.power_level)
+                await self.member_sync.set_level(portal, evt.target, evt.power_level)
             return
         if evt.power_level is not None and evt.membership == "power":
-            await self._set_power(portal, portal.network, evt.target, evt.power_level)
+            await self.member_sync.set_level(portal, evt.target, evt.power_level)
             return
         intent = self.bridge.matrix.intent(mxid)
         bot = self.bridge.matrix.bot
@@ -519,7 +498,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             seq,
         )
         client = self._client_for(portal.network, portal.key, login_id)
-        self._spawn_member_sync(portal, info, client)
+        await self.member_sync.apply(portal, info, client)
         await self.bridge.spaces.place(portal, info.parent, client and client.login)
 
     async def _remote_backfill(

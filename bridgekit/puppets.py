@@ -263,16 +263,3 @@ class Puppets:
         return await self.ghost_intent(
             portal.network, sender.remote_id, client, portal if join else None, name=sender.name
         )
-
-    async def _set_power(self, portal: Portal, network: str, remote_id: str, level: int) -> None:
-        bot = self.bridge.matrix.bot
-        assert bot is not None and portal.mxid
-        mxid = self.bridge.ghost_mxid(remote_id, network)
-        pls = await bot.get_power_levels(portal.mxid)
-        if mxid not in pls.users and level == pls.users_default:
-            return
-        if pls.get_user_level(mxid) != level:
-            pls.set_user_level(mxid, level)
-            await with_retries(
-                lambda: bot.set_power_levels(portal.mxid, pls), what="power levels", max_attempts=5
-            )

@@ -53,6 +53,7 @@ from ..events import (
     MessageContent,
     MessagePart,
     PortalKey,
+    RemoteChatResync,
     RemoteEvent,
     RemoteMessage,
     RemoteUserInfoChange,
@@ -72,6 +73,10 @@ class FakeChat:
     avatar_url: str | None = None
     #: The container the chat is in (its portal goes into that container's space).
     parent: SpaceInfo | None = None
+    #: ``members`` is everyone in the chat: reported as a complete list (ChatInfo).
+    members_complete: bool = False
+    #: Remote id -> power level, reported with the member list.
+    power: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -432,9 +437,15 @@ class FakeClient(
             is_dm=chat.is_dm,
             parent=chat.parent,
             members=[
-                ChatMember(m, is_me=m == self.login.remote_id, name=self.network.users.get(m))
+                ChatMember(
+                    m,
+                    chat.power.get(m, 0),
+                    is_me=m == self.login.remote_id,
+                    name=self.network.users.get(m),
+                )
                 for m in chat.members
             ],
+            members_complete=chat.members_complete,
         )
 
     async def get_user_info(self, remote_user_id: str) -> UserInfo | None:
@@ -477,6 +488,11 @@ class FakeClient(
             )
         )
         return msg_id
+
+    async def resync(self, chat_id: str) -> None:
+        """The network reports the chat's info and members as they now stand."""
+        info = await self.get_chat_info(PortalKey(chat_id))
+        await self.emit(RemoteChatResync(PortalKey(chat_id), info=info))
 
     async def change_profile(
         self,

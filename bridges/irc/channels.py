@@ -443,10 +443,13 @@ class ChannelMixin:
             return
         first = not chan.synced
         chan.synced = True
+        # NAMES just ended: everyone in the channel now, so ghosts of nicks that left while
+        # this connection was away (the bridge stopped, the link dropped) leave the room.
         info = ChatInfo(
             name=chan.name,
             topic=chan.topic,
             members=self.members_of(chan),
+            members_complete=True,
             parent=self.space_info(),
         )
         if first:

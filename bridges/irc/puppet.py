@@ -453,6 +453,7 @@ class IRCClient(
         )
         if chan is not None:
             info.topic, info.members = chan.topic, self.members_of(chan)
+            info.members_complete = chan.synced  # NAMES seen: the whole channel
         return info
 
     def members_of(self, chan: Channel) -> list[ChatMember]:

@@ -39,7 +39,6 @@ from bridgekit.connector import (
 )
 from bridgekit.events import (
     ChatInfo,
-    ChatMember,
     EventSender,
     PortalKey,
     RemoteChatInfoChange,
@@ -62,7 +61,7 @@ from .inbound import Inbound
 from .jid import PuppetTemplate, clean_text, parse_room_jid
 from .login import NickLogin, puppet_login
 from .mam import ArchiveCollector, CatchUps
-from .muc import MucManager, power_of
+from .muc import MucManager
 from .outbound import Outbound
 
 VCARD_UPDATE = "vcard-temp:x:update"
@@ -412,10 +411,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
                     info.topic = clean_text(fld.findtext("{jabber:x:data}value") or "") or None
         state = self.muc.rooms.get(room)
         if state is not None:
-            info.members = [
-                ChatMember(o.remote_id, power_of(o.affiliation, o.role), name=o.nick)
-                for o in state.occupants.values()
-            ]
+            info.members, info.members_complete = state.members(), state.members_complete
         return info
 
     async def sync_room_info(self, room: str) -> None:

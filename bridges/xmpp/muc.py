@@ -25,9 +25,12 @@ from slixmpp import JID, Presence
 from slixmpp.exceptions import IqError, IqTimeout
 
 from bridgekit.events import (
+    ChatInfo,
+    ChatMember,
     EventSender,
     MessageContent,
     PortalKey,
+    RemoteChatResync,
     RemoteMembership,
     RemoteMessage,
     RemotePresence,
@@ -132,6 +135,19 @@ class Room:
 
     def joined(self, login_id: str) -> bool:
         return login_id in self.nick_of and login_id not in self.joins
+
+    def members(self) -> list[ChatMember]:
+        """The XMPP occupants as seen by the listener (Matrix users' own are not ghosts)."""
+        return [
+            ChatMember(o.remote_id, power_of(o.affiliation, o.role), name=o.nick)
+            for o in self.occupants.values()
+        ]
+
+    @property
+    def members_complete(self) -> bool:
+        """The room sends every occupant's presence before the joiner's own (XEP-0045 7.2.3):
+        once its listener is in, the occupants are everyone."""
+        return self.listener is not None and self.joined(self.listener)
 
     def drop(self, login_id: str) -> None:
         nick = self.nick_of.pop(login_id, None)
@@ -321,6 +337,11 @@ class MucManager:
             fut = room.joins.get(login_id)
             if fut is not None and not fut.done():
                 fut.set_result(nick)
+                if room.listener == login_id:
+                    # Everyone else's presence came first: occupants who left while the
+                    # bridge was away (stopped, disconnected) have their ghosts leave.
+                    info = ChatInfo(members=room.members(), members_complete=True)
+                    await self.connector.queue(None, RemoteChatResync(room.key, info=info))
             return
         if "303" in codes and attrs.get("nick"):
             room.ours.pop(nick, None)

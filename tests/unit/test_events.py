@@ -113,6 +113,7 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
                 ChatMember("alice", power_level=100, is_me=True, name="Alice"),
                 ChatMember("bob", power_level=0, is_me=False, name=None),
             ],
+            members_complete=True,
             is_dm=True,
             dm_user="alice",
             joinable=False,
