@@ -120,6 +120,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
                 )
             await self.bridge.store.save_portal(portal)
             self._spawn_member_sync(portal, info, client)
+            if not portal.plumbed:  # its history before anything else (bridgekit/backfill.py)
+                await self.bridge.backfill.created(portal, client)
             return portal
 
     def _spawn_member_sync(
@@ -160,6 +162,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             portal = await self.bridge.store.get_portal(network, evt.portal)
         if portal is None or not portal.mxid:
             return
+        if self.bridge.backfill.pending:  # history due before this (bridgekit/backfill.py)
+            await self.bridge.backfill.due(portal, login_id)
         handler = getattr(self, f"_remote_{evt.kind}")
         await handler(portal, login_id, evt, seq)
 
@@ -170,6 +174,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         portal = await self.get_or_create(network, evts[0].portal, login_id)
         if portal is None or not portal.mxid:
             return
+        if self.bridge.backfill.pending:  # history due before these (bridgekit/backfill.py)
+            await self.bridge.backfill.due(portal, login_id)
         # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
         # line delivered twice within the batch.
         seen = await self.bridge.store.known_remote_ids(
@@ -268,7 +274,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         return content
 
     async def _remote_message(
-        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int | str
     ) -> None:
         store = self.bridge.store
         if evt.id and await store.known_remote_ids(portal.network, portal.key, (evt.id,)):
@@ -276,7 +282,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         await self._send_message(portal, login_id, evt, seq)
 
     async def _send_message(
-        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int | str
     ) -> None:
         """Send a remote message known to be new."""
         intent = await self.sender_intent(portal, evt.sender, login_id)
@@ -542,16 +548,4 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
-        for i, msg in enumerate(evt.messages):
-            if msg.id and await self.bridge.store.message_by_remote(
-                portal.network, portal.key, msg.id
-            ):
-                continue
-            intent = await self.sender_intent(portal, msg.sender, login_id)
-            content = await self._message_content(portal, msg.content)
-            event_id = await self._send(
-                intent, portal, "m.room.message", content, f"bk{seq}.{i}", msg.timestamp
-            )
-            await self._remember(
-                portal, msg.id or f"noid:{seq}.{i}", event_id, intent, msg, content
-            )
+        await self.bridge.backfill.handle(portal, login_id, evt, seq)
