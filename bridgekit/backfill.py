@@ -156,7 +156,8 @@ class Backfill:
             return
         try:
             if evt.direction == BACKWARD:
-                if self.initial_limit:
+                state = await self.state(portal)
+                if self.initial_limit and not (state and state.initial_done):
                     await self._history(portal, client, f"{seq}")
             elif self.catchup:
                 await self._catch_up(portal, login_id, client, evt.anchor, seq)
@@ -221,6 +222,7 @@ class Backfill:
 
     async def _history(self, portal: Portal, client: BackfillHandler, txn: str) -> None:
         """The newest ``initial_limit`` messages, fetched newest page first, sent oldest first."""
+        self.pending.discard((portal.network, portal.key))
         state = await self.state(portal) or BackfillState()
         state.initial_done = False
         await self.save(portal, state)
