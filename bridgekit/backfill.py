@@ -178,13 +178,11 @@ class Backfill:
         result = await client.fetch_messages(portal.key, anchor, direction, limit, cursor)
         if isinstance(result, list):  # lenient: a bare list is one final page
             result = FetchResult(messages=result)
-        # Never more than asked for, and always this portal's (a connector's slip cannot
-        # put messages into another room).
-        result.messages = [
-            replace(m, portal=portal.key, network=portal.network)
-            for m in result.messages[-limit:]
-            if isinstance(m, RemoteMessage)
-        ]
+        # Never more than asked for (those next to the anchor), and always this portal's (a
+        # connector's slip cannot put messages into another room).
+        messages = [m for m in result.messages if isinstance(m, RemoteMessage)]
+        messages = messages[:limit] if direction == FORWARD else messages[-limit:]
+        result.messages = [replace(m, portal=portal.key, network=portal.network) for m in messages]
         return result
 
     async def _catch_up(
