@@ -120,7 +120,10 @@ class Backfill:
             return
         if client is None or not client.is_in_portal(portal.key):
             self.pending.add((portal.network, portal.key))
-            await self.save(portal, BackfillState())  # due, also after a restart
+            try:
+                await self.save(portal, BackfillState())  # due, also after a restart
+            except Exception:
+                log.exception("Could not note the history of %s as due", portal.key)
             return
         if isinstance(client, BackfillHandler):
             await self._history_now(portal, client)
@@ -242,7 +245,8 @@ class Backfill:
             if not more or stuck:
                 break
         messages = [m for page in reversed(pages) for m in page]
-        await self._send(portal, None, messages, txn)
+        login = getattr(client, "login", None)  # whose view: the user's own messages puppeted
+        await self._send(portal, login.id if login else None, messages, txn)
         state.backward_cursor, state.backward_more, state.initial_done = cursor, more, True
         if state.forward_anchor is None:
             state.forward_anchor = await self.bridge.store.last_remote_message(
