@@ -27,6 +27,7 @@ from mautrix.util.async_db import Database
 from . import __version__, remote_queue
 from .alias_rooms import AliasRooms
 from .appservice import AppServiceServer, TxnKey
+from .backfill import Backfill
 from .config import Config
 from .connector import NetworkClient, NetworkConnector, ThirdPartyHandler
 from .db import create_database, migrate, open_database, package_migrations
@@ -160,6 +161,7 @@ class Bridge(Logins, Notices, Transactions):
         from .upgrades import RoomUpgrades
 
         self.portals = PortalService(self)
+        self.backfill = Backfill(self)
         self.router = MatrixRouter(self)
         self.upgrades = RoomUpgrades(self)
         self.commands = CommandProcessor(self)

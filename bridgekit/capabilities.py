@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import (
@@ -92,12 +92,47 @@ class RoomMetaHandler(ABC):
         """Room name, topic or avatar changed on Matrix."""
 
 
+#: Directions of :meth:`BackfillHandler.fetch_messages`.
+FORWARD = "forward"
+BACKWARD = "backward"
+
+
+@dataclass
+class FetchResult:
+    """One page of a chat's history, for :meth:`BackfillHandler.fetch_messages`."""
+
+    #: Oldest first, whatever the direction. Threads: a message in a thread names its root in
+    #: ``content.thread_root`` as a live one does (the root must come before it, or be bridged).
+    messages: list[RemoteMessage] = field(default_factory=list)
+    #: Where the next call in the same direction goes on from (opaque to the runtime, which
+    #: keeps it across restarts); None: from the messages' own ids.
+    cursor: str | None = None
+    #: The network has more in that direction (another call with ``cursor`` would find some).
+    has_more: bool = False
+
+
 class BackfillHandler(ABC):
+    """A network that can hand over a chat's history: catch-up after an outage (forward, when
+    a login connects or the bridge starts) and history when a portal is created (backward).
+    Configured by ``bridge.backfill`` (limits; 0 turns a direction off). The runtime pages,
+    dedupes by remote message id and sends through the portal's ordered queue, with each
+    message's ``timestamp`` as its Matrix time; the connector only fetches."""
+
     @abstractmethod
     async def fetch_messages(
-        self, portal: PortalKey, after_remote_id: RemoteMessageID | None, limit: int
-    ) -> list[RemoteMessage]:
-        """Messages newer than ``after_remote_id`` (oldest first), to catch up after downtime."""
+        self,
+        portal: PortalKey,
+        anchor: RemoteMessageID | None,
+        direction: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> FetchResult:
+        """Up to ``limit`` messages of ``portal``, oldest first.
+
+        ``FORWARD``: those newer than ``anchor``, the newest message bridged (None: nothing
+        was; a network may then answer with nothing). ``BACKWARD``: the newest ``limit`` of
+        those older than ``anchor`` (None: older than now). A ``cursor`` from the previous
+        answer in the same direction replaces ``anchor`` as the place to go on from."""
 
 
 class AliasResolver(ABC):

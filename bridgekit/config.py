@@ -307,6 +307,15 @@ class Config:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 bad(f"bridge.alias_rooms.{key}", "must be a number, 0 or more (0: no limit)")
 
+        for key in ("initial_limit", "catchup_limit", "page_size"):
+            value = self.get(f"bridge.backfill.{key}", default_of(f"bridge.backfill.{key}"))
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                bad(f"bridge.backfill.{key}", "must be a whole number, 0 or more (0: off)")
+        if not isinstance(
+            self.get("bridge.backfill.catchup", default_of("bridge.backfill.catchup")), bool
+        ):
+            bad("bridge.backfill.catchup", "must be true or false")
+
         relay_fmt = self.get("bridge.relay.format", "")
         if relay_fmt and "{message}" not in str(relay_fmt):
             bad("bridge.relay.format", "must contain {message}")

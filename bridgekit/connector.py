@@ -31,12 +31,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .capabilities import (  # the optional half of the contract
+    BACKWARD,
     CAPABILITIES,
+    FORWARD,
     AliasResolver,
     AutoLogin,
     BackfillHandler,
     ChatIdParser,
     EditHandler,
+    FetchResult,
     IdentifierResolver,
     MembershipHandler,
     PresenceHandler,
@@ -94,6 +97,9 @@ __all__ = [
     "PresenceHandler",
     "RoomMetaHandler",
     "BackfillHandler",
+    "FetchResult",
+    "FORWARD",
+    "BACKWARD",
     "AliasResolver",
     "AutoLogin",
     "ChatIdParser",

@@ -276,7 +276,15 @@ class RemoteChatResync(RemoteEvent):
 
 @dataclass
 class RemoteBackfill(RemoteEvent):
+    """History for the portal, in its ordered queue (see :mod:`bridgekit.backfill`): either
+    ``messages`` a connector pushes (oldest first), or, without them, a request that the
+    runtime fetch ``direction`` ("forward": what came after ``anchor``, the newest message
+    bridged when the request was made) when its turn comes, so live events queued after it
+    wait for what came before them."""
+
     messages: list[RemoteMessage] = field(default_factory=list)
+    direction: str = "forward"
+    anchor: str | None = None
     kind: ClassVar[str] = "backfill"
 
 

@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .connector import (
-    BackfillHandler,
     BridgeStateEvent,
     LoginInfo,
     NetworkClient,
     NetworkConnector,
 )
-from .events import RemoteBackfill, RemoteEvent
+from .events import RemoteEvent
 
 if TYPE_CHECKING:
+    from .backfill import Backfill
     from .config import Config
     from .presence import PresenceKeeper
     from .store import Store
@@ -52,6 +52,7 @@ class Logins:
     _clients_by_user: dict[str, list[NetworkClient]]
     login_states: dict[str, LoginState]
     presence: PresenceKeeper
+    backfill: Backfill
     _connected_by_network: dict[str, int]
 
     if TYPE_CHECKING:  # provided by Bridge
@@ -104,25 +105,11 @@ class Logins:
             self.presence.forget_network(network)
 
     async def _catch_up(self, login_id: str) -> None:
-        """After a (re)connect, fetch what was said while we were away (BackfillHandler)."""
-        client = self.clients.get(login_id)
-        if not isinstance(client, BackfillHandler):
-            return
-        limit = self.config.settings.bridge.backfill_limit
-        for portal in await self.store.all_portals():
-            if portal.network != client.login.network or not client.is_in_portal(portal.key):
-                continue
-            last = await self.store.last_remote_message(portal.network, portal.key)
-            try:
-                messages = await client.fetch_messages(portal.key, last, limit)
-            except Exception:
-                log.exception("Backfill of %s failed", portal.key)
-                continue
-            if messages:
-                log.info("Backfilling %d messages into %s", len(messages), portal.mxid)
-                await self.queue_remote_event(
-                    login_id, RemoteBackfill(portal.key, network=portal.network, messages=messages)
-                )
+        """After a (re)connect, fetch what was said while we were away (bridgekit/backfill.py)."""
+        try:
+            await self.backfill.catch_up(login_id)
+        except Exception:
+            log.exception("Catch-up of %s could not be queued", login_id)
 
     async def _notify_state(self, login_id: str, delay: float) -> None:
         """Tell the user in their management room when a disconnect persists."""

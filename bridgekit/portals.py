@@ -126,6 +126,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             await self.bridge.store.save_portal(portal)
             await self.member_sync.apply(portal, info, client)
             await self.bridge.spaces.place(portal, info.parent, client and client.login)
+            if not portal.plumbed:  # its history before anything else (bridgekit/backfill.py)
+                await self.bridge.backfill.created(portal, client)
             return portal
 
     # -- remote -> Matrix ----------------------------------------------------------------------
@@ -143,6 +145,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             portal = await self.bridge.store.get_portal(network, evt.portal)
         if portal is None or not portal.mxid:
             return
+        if self.bridge.backfill.pending:  # history due before this (bridgekit/backfill.py)
+            await self.bridge.backfill.due(portal, login_id)
         await self.gate.wait_idle((network, evt.portal))  # ids of what Matrix is sending
         handler = getattr(self, f"_remote_{evt.kind}")
         await handler(portal, login_id, evt, seq)
@@ -154,6 +158,8 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         portal = await self.get_or_create(network, evts[0].portal, login_id)
         if portal is None or not portal.mxid:
             return
+        if self.bridge.backfill.pending:  # history due before these (bridgekit/backfill.py)
+            await self.bridge.backfill.due(portal, login_id)
         await self.gate.wait_idle((network, evts[0].portal))
         # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
         # line delivered twice within the batch.
@@ -253,7 +259,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         return content
 
     async def _remote_message(
-        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int | str
     ) -> None:
         store = self.bridge.store
         if evt.id and await store.known_remote_ids(portal.network, portal.key, (evt.id,)):
@@ -261,7 +267,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         await self._send_message(portal, login_id, evt, seq)
 
     async def _send_message(
-        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int
+        self, portal: Portal, login_id: str | None, evt: RemoteMessage, seq: int | str
     ) -> None:
         """Send a remote message known to be new (each of its parts: message_parts.py)."""
         await message_parts.send_message(
@@ -504,11 +510,4 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
-        for i, msg in enumerate(evt.messages):
-            if msg.id and await self.bridge.store.known_remote_ids(
-                portal.network, portal.key, (msg.id,)
-            ):
-                continue
-            await message_parts.send_message(
-                self, portal, login_id, msg, f"bk{seq}.{i}", msg.id or f"noid:{seq}.{i}"
-            )
+        await self.bridge.backfill.handle(portal, login_id, evt, seq)

@@ -69,6 +69,19 @@ class AliasRoomSettings:
 
 
 @dataclass(frozen=True)
+class BackfillSettings:
+    """History from the network (:mod:`bridgekit.backfill`)."""
+
+    #: When a portal room is created: up to this many of the chat's newest messages (0: none).
+    initial_limit: int = 50
+    #: When a login connects: what was said since the newest bridged message, up to
+    #: ``catchup_limit`` per portal (``bridge.backfill_limit``, its old name, if only it is set).
+    catchup: bool = True
+    catchup_limit: int = 100
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
 class BridgeSettings:
     command_prefix: str = "!"
     edit_fallback: bool = True
@@ -78,7 +91,9 @@ class BridgeSettings:
     event_loop: str = "auto"
     merge_hold: float = 0.25
     presence_refresh: float = 25
-    backfill_limit: int = 100
+    #: Before ``bridge.backfill.catchup_limit`` existed: still read as its fallback.
+    backfill_limit: int | None = None
+    backfill: BackfillSettings = field(default_factory=lambda: BackfillSettings())
     #: A space per login listing its portals, beside the spaces of remote containers.
     personal_spaces: bool = False
     alias_rooms: AliasRoomSettings = field(default_factory=AliasRoomSettings)

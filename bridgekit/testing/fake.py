@@ -12,12 +12,14 @@ from typing import IO, Any, ClassVar
 
 from ..commands import Command, CommandEvent
 from ..connector import (
+    FORWARD,
     AliasResolver,
     BackfillHandler,
     BridgeAPI,
     BridgeStateEvent,
     ChatIdParser,
     EditHandler,
+    FetchResult,
     LoginField,
     LoginFlow,
     LoginInfo,
@@ -111,6 +113,10 @@ class FakeNetwork:
         self.sent_log: IO[str] | None = None
         #: Per chat, messages "on the server" that a reconnecting client can fetch (backfill).
         self.history: dict[str, list[RemoteMessage]] = {}
+        #: Every fetch_messages call: (chat, anchor, direction, limit, cursor).
+        self.fetches: list[tuple[str, str | None, str, int, str | None]] = []
+        #: When set, fetch_messages waits for it (a slow network, for ordering tests).
+        self.fetch_gate: asyncio.Event | None = None
         #: Matrix event id -> remote id of every message received (for deduplication).
         self.sent_event_ids: dict[str, str | None] = {}
         #: Per chat, what the room allows (read-only, edit window...): see RoomCapabilities.
@@ -421,12 +427,31 @@ class FakeClient(
         await self._record("room_meta", change.portal.id, change, with_id=False)
 
     async def fetch_messages(
-        self, portal: PortalKey, after_remote_id: str | None, limit: int
-    ) -> list[RemoteMessage]:
+        self,
+        portal: PortalKey,
+        anchor: str | None,
+        direction: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> FetchResult:
+        """Pages of ``network.history[chat]``; a cursor is an index into it."""
+        self.network.fetches.append((portal.id, anchor, direction, limit, cursor))
+        if self.network.fetch_gate is not None:
+            await self.network.fetch_gate.wait()
         history = self.network.history.get(portal.id, [])
         ids = [m.id for m in history]
-        start = ids.index(after_remote_id) + 1 if after_remote_id in ids else 0
-        return history[start : start + limit]
+        if direction == FORWARD:
+            start = (
+                int(cursor) if cursor is not None else ids.index(anchor) + 1 if anchor in ids else 0
+            )
+            page = history[start : start + limit]
+            end = start + len(page)
+            return FetchResult(page, cursor=str(end), has_more=end < len(history))
+        end = (
+            int(cursor) if cursor is not None else ids.index(anchor) if anchor in ids else len(ids)
+        )
+        start = max(0, end - limit)
+        return FetchResult(history[start:end], cursor=str(start), has_more=start > 0)
 
     async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
         chat = self.network.chats.get(portal.id) or FakeChat(portal.id)

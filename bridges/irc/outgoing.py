@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import MessageResult
+from bridgekit.connector import FORWARD, FetchResult, MessageResult
 from bridgekit.events import (
     MatrixEdit,
     MatrixMembership,
@@ -26,7 +26,6 @@ from bridgekit.events import (
     MatrixRoomMeta,
     MatrixTyping,
     PortalKey,
-    RemoteMessage,
 )
 from bridgekit.ids import localpart_of, server_of
 
@@ -468,22 +467,32 @@ class OutgoingMixin:
     # -- history -----------------------------------------------------------------------------
 
     async def fetch_messages(
-        self: IRCClient, portal: PortalKey, after_remote_id: str | None, limit: int
-    ) -> list[RemoteMessage]:
-        """CHATHISTORY AFTER the last bridged msgid, where the server offers it."""
+        self: IRCClient,
+        portal: PortalKey,
+        anchor: str | None,
+        direction: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> FetchResult:
+        """CHATHISTORY AFTER the last bridged msgid, where the server offers it. Forward only:
+        IRC servers keep too little for history on portal creation to be worth asking."""
         conn = self.conn
         target = self.target_for(portal)
+        after = cursor or anchor
         if (
-            conn is None
+            direction != FORWARD
+            or conn is None
             or target is None
             or "draft/chathistory" not in conn.caps
             or "batch" not in conn.caps
-            or not after_remote_id
-            or after_remote_id.startswith(_SYNTHETIC_ID)
+            or not after
+            or after.startswith(_SYNTHETIC_ID)
         ):
-            return []
+            return FetchResult()
         folded = self.fold(target)
         joined = folded in self.wanted or folded in self.channels
         if target[0] in self.chantypes and not joined:
-            return []  # a channel this login is not in: its history is not ours to ask for
-        return await self.chathistory(target, portal, after_remote_id, limit)
+            return FetchResult()  # a channel this login is not in: its history is not ours
+        asked = min(limit, 100)
+        messages = await self.chathistory(target, portal, after, asked)
+        return FetchResult(messages, has_more=len(messages) >= asked)

@@ -13,9 +13,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from bridgekit.connector import (
+    FORWARD,
     BackfillHandler,
     BridgeStateEvent,
     EditHandler,
+    FetchResult,
     MembershipHandler,
     MessageResult,
     NetworkClient,
@@ -40,12 +42,11 @@ from bridgekit.events import (
     MatrixRoomMeta,
     MatrixTyping,
     PortalKey,
-    RemoteMessage,
     UserInfo,
 )
 
 from .jid import clean_text, safe_nick
-from .mam import fetch_room_archive
+from .mam import archive_page
 from .muc import ACCESS_REFUSALS, RESOURCE, JoinError
 from .muc import _nick_candidates as nick_candidates
 from .outbound import render, stanza_id_for
@@ -456,21 +457,28 @@ class XMPPClient(
         return await self.connector.user_info(remote_user_id)
 
     async def fetch_messages(
-        self, portal: PortalKey, after_remote_id: str | None, limit: int
-    ) -> list[RemoteMessage]:
+        self,
+        portal: PortalKey,
+        anchor: str | None,
+        direction: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> FetchResult:
+        """The MUC's archive (XEP-0313), a page at a time; 1:1 chats have none here."""
         if portal.receiver:
-            return []
+            return FetchResult()
         archived: set[str] = set()
+        position = cursor or anchor
         try:
-            if portal.id not in self.rooms or after_remote_id is None:
-                return []
+            if portal.id not in self.rooms or (direction == FORWARD and position is None):
+                return FetchResult()
             await self.ensure_joined(portal.id)
             room = self.connector.muc.rooms.get(portal.id)
             if room is None or room.listener != self.login.id:
-                return []  # the room's listener catches up for everyone
+                return FetchResult()  # the room's listener catches up for everyone
             self.connector.catchup.started(self.login.id, portal.id)
-            return await fetch_room_archive(
-                self.connector, self, portal.id, after_remote_id, limit, archived
+            return await archive_page(
+                self.connector, self, portal.id, direction, position, limit, archived
             )
         finally:
             # Live messages held meanwhile go on, after these (see mam.CatchUps).

@@ -1,9 +1,11 @@
 """XEP-0313 history: what a MUC said while the bridge was away.
 
 After a restart or a reconnect the runtime asks each portal's listener for the messages after
-the last one it bridged (``BackfillHandler.fetch_messages``); the room's archive answers with
-the messages after that stanza-id. Results arrive as ``<message><result>`` stanzas before the
-iq result: the connector hands them to :class:`ArchiveCollector` as they come in.
+the last one it bridged (``BackfillHandler.fetch_messages``, forward); the room's archive
+answers with the messages after that stanza-id. A portal room the runtime creates asks for the
+newest ones (backward, an empty RSM ``<before/>``), page by page. Results arrive as
+``<message><result>`` stanzas before the iq result: the connector hands them to
+:class:`ArchiveCollector` as they come in.
 
 While a room's catch-up is due or running, what the room says live must not reach Matrix
 before what it said earlier: :class:`CatchUps` holds the room's live messages from the moment
@@ -23,6 +25,7 @@ from xml.etree import ElementTree as ET
 from slixmpp import Message
 from slixmpp.exceptions import IqError, IqTimeout
 
+from bridgekit.connector import FORWARD, FetchResult
 from bridgekit.events import RemoteMessage
 
 from .jid import clean_text
@@ -164,58 +167,65 @@ def room_stanza_id(msg: Message, room: str) -> str | None:
     return None
 
 
-async def fetch_room_archive(
+async def archive_page(
     connector: XMPPConnector,
     client: XMPPClient,
     room: str,
-    after: str,
+    direction: str,
+    position: str | None,
     limit: int,
     seen: set[str] | None = None,
-) -> list[RemoteMessage]:
-    """The room's messages after ``after``; every archive id seen is added to ``seen``."""
+) -> FetchResult:
+    """One page of the room's archive (XEP-0313 with RSM), oldest first: ``FORWARD``, the
+    messages after archive id ``position``; ``BACKWARD``, the newest before it (None: the
+    newest of all). The cursor is the page's edge in the archive, past what was not a plain
+    message (a correction, a reaction), so that the next page does not ask for it again.
+    Every archive id seen is added to ``seen``."""
     xmpp = connector.component
     collector = connector.archive
-    out: list[RemoteMessage] = []
     room_state = connector.muc.rooms.get(room)
     ours = set(room_state.ours) if room_state else set()
-    cursor = after
-    while len(out) < limit:
-        query_id = xmpp.new_id()
-        collector.results[query_id] = []
-        iq = xmpp.make_iq_set(ito=room, ifrom=f"{client.jid}/{RESOURCE}")
-        query = ET.SubElement(iq.xml, f"{{{MAM_NS}}}query", {"queryid": query_id})
-        rsm = ET.SubElement(query, f"{{{RSM_NS}}}set")
-        ET.SubElement(rsm, f"{{{RSM_NS}}}max").text = str(min(PAGE, limit - len(out)))
-        ET.SubElement(rsm, f"{{{RSM_NS}}}after").text = cursor
-        try:
-            result = await iq.send(timeout=20)
-        except IqError as e:
-            log.warning(
-                "Archive of %s refused the query after %s: %s",
-                room,
-                cursor,
-                error_condition(e.iq),
-            )
-            break
-        except IqTimeout:
-            log.warning("Archive of %s did not answer", room)
-            break
-        finally:
-            items = collector.results.pop(query_id, [])
-        for archive_id, frm, inner, ts in items:
-            if frm != room:
-                continue
-            if seen is not None:
-                seen.add(archive_id)
-            stanza = Message(xml=inner)
-            converted = await connector.inbound.archived(room, archive_id, stanza, ts, ours)
-            if converted is not None:
-                out.append(converted)
-        fin = result.xml.find(f"{{{MAM_NS}}}fin")
-        last = fin.findtext(f"{{{RSM_NS}}}set/{{{RSM_NS}}}last") if fin is not None else None
-        if fin is None or fin.get("complete") == "true" or not items or not last:
-            break
-        cursor = clean_text(last)
+    query_id = xmpp.new_id()
+    collector.results[query_id] = []
+    iq = xmpp.make_iq_set(ito=room, ifrom=f"{client.jid}/{RESOURCE}")
+    query = ET.SubElement(iq.xml, f"{{{MAM_NS}}}query", {"queryid": query_id})
+    rsm = ET.SubElement(query, f"{{{RSM_NS}}}set")
+    ET.SubElement(rsm, f"{{{RSM_NS}}}max").text = str(max(1, min(PAGE, limit)))
+    if direction == FORWARD:
+        ET.SubElement(rsm, f"{{{RSM_NS}}}after").text = position or ""
+    else:  # an empty <before/> is the last page (XEP-0059 2.5)
+        ET.SubElement(rsm, f"{{{RSM_NS}}}before").text = position or None
+    try:
+        result = await iq.send(timeout=20)
+    except IqError as e:
+        log.warning(
+            "Archive of %s refused the query (%s %s): %s",
+            room,
+            direction,
+            position,
+            error_condition(e.iq),
+        )
+        return FetchResult(cursor=position)
+    except IqTimeout:
+        log.warning("Archive of %s did not answer", room)
+        return FetchResult(cursor=position)
+    finally:
+        items = collector.results.pop(query_id, [])
+    out: list[RemoteMessage] = []
+    for archive_id, frm, inner, ts in items:
+        if frm != room:
+            continue
+        if seen is not None:
+            seen.add(archive_id)
+        stanza = Message(xml=inner)
+        converted = await connector.inbound.archived(room, archive_id, stanza, ts, ours)
+        if converted is not None:
+            out.append(converted)
+    fin = result.xml.find(f"{{{MAM_NS}}}fin")
+    edge = "last" if direction == FORWARD else "first"
+    found = fin.findtext(f"{{{RSM_NS}}}set/{{{RSM_NS}}}{edge}") if fin is not None else None
+    cursor = clean_text(found) if found else position
+    more = bool(fin is not None and fin.get("complete") != "true" and items and found)
     if out:
-        log.info("Fetched %d archived messages of %s", len(out), room)
-    return out[:limit]
+        log.info("Fetched %d archived messages of %s (%s)", len(out), room, direction)
+    return FetchResult(out[-limit:], cursor=cursor, has_more=more)

@@ -121,7 +121,9 @@ SAMPLES: dict[type[RemoteEvent], Callable[[], RemoteEvent]] = {
             parent=SpaceInfo("ws-1", "Acme", "All of Acme", "mxc://example.org/ws", "login-1"),
         ),
     ),
-    RemoteBackfill: lambda: RemoteBackfill(**common(), messages=[message(1), message(2)]),
+    RemoteBackfill: lambda: RemoteBackfill(
+        **common(), messages=[message(1), message(2)], direction="backward", anchor="m7"
+    ),
     RemoteUserInfoChange: lambda: RemoteUserInfoChange(
         **common(), name="Bob B", avatar_url="https://example.org/bob.png", is_bot=True
     ),
