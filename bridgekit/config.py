@@ -86,6 +86,9 @@ class Config:
     def __init__(self, data: CommentedMap, path: Path | None = None) -> None:
         self.data = data
         self.path = path
+        #: ``get`` answers by dotted key: the runtime reads some keys for every event, and
+        #: each read walked ruamel maps (Python-level lookups). Cleared by ``set``.
+        self._got: dict[tuple[str, Any], Any] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -145,6 +148,17 @@ class Config:
     # -- access ----------------------------------------------------------------------------
 
     def get(self, dotted: str, default: Any = None) -> Any:
+        key = (dotted, default)
+        try:
+            return self._got[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable default
+            return self._get(dotted, default)
+        value = self._got[key] = self._get(dotted, default)
+        return value
+
+    def _get(self, dotted: str, default: Any) -> Any:
         node: Any = self.data
         for part in dotted.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -160,6 +174,7 @@ class Config:
         return value
 
     def set(self, dotted: str, value: Any) -> None:
+        self._got.clear()
         parts = dotted.split(".")
         node = self.data
         for part in parts[:-1]:
