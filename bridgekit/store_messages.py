@@ -106,7 +106,9 @@ class MessageStore:
     async def add_message(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
         """Map a Matrix event to its remote id, and to ``extra_ids`` (the other remote ids
         the same event stands for: split lines, merged lines)."""
-        await self._queue_message(msg, extra_ids)  # type: ignore[misc]
+        fut = self._queue_message(msg, extra_ids)
+        assert fut is not None  # wait=True
+        await fut
 
     def add_message_soon(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
         """Record a mapping without waiting for the commit (it is visible at once to
