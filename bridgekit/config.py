@@ -89,6 +89,9 @@ class Config:
         self.data = data
         self.path = path
         self._settings: Settings | None = None
+        #: ``get`` answers by dotted key: the runtime reads some keys for every event, and
+        #: each read walked ruamel maps (Python-level lookups). Cleared by ``set``.
+        self._got: dict[tuple[str, Any], Any] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -148,6 +151,17 @@ class Config:
     # -- access ----------------------------------------------------------------------------
 
     def get(self, dotted: str, default: Any = None) -> Any:
+        key = (dotted, default)
+        try:
+            return self._got[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable default
+            return self._get(dotted, default)
+        value = self._got[key] = self._get(dotted, default)
+        return value
+
+    def _get(self, dotted: str, default: Any) -> Any:
         node: Any = self.data
         for part in dotted.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -171,6 +185,7 @@ class Config:
 
     def set(self, dotted: str, value: Any) -> None:
         self._settings = None
+        self._got.clear()
         parts = dotted.split(".")
         node = self.data
         for part in parts[:-1]:

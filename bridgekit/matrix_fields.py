@@ -52,10 +52,11 @@ def _text(value: Any, name: str, limit: int, optional: bool = True) -> str | Non
         raise MalformedEvent(f"{name} must be a string, not {type(value).__name__}")
     if len(value) > limit:
         raise MalformedEvent(f"{name} is longer than {limit} characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise MalformedEvent(f"{name} is not valid Unicode") from None
+    if not value.isascii():  # ASCII (most ids and text) is valid UTF-8: no copy to find out
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedEvent(f"{name} is not valid Unicode") from None
     if limit <= MAX_NAME and "\x00" in value:
         raise MalformedEvent(f"{name} contains a NUL character")
     return value
@@ -71,7 +72,10 @@ def _object(value: Any, name: str) -> dict[str, Any] | None:
 
 def relation(content: dict[str, Any]) -> Relation:
     """The typed ``m.relates_to`` of ``content``; raises :class:`MalformedEvent`."""
-    rel = _object(content.get("m.relates_to"), "m.relates_to")
+    rel = content.get("m.relates_to")
+    if rel is None:  # most events: read several times per event, so no call for it
+        return NO_RELATION
+    rel = _object(rel, "m.relates_to")
     if not rel:
         return NO_RELATION
     reply = _object(rel.get("m.in_reply_to"), "m.relates_to.m.in_reply_to") or {}
@@ -87,12 +91,20 @@ def relation(content: dict[str, Any]) -> Relation:
     )
 
 
+_MESSAGE_FIELDS = (
+    ("body", MAX_TEXT),
+    ("formatted_body", MAX_TEXT),
+    ("format", MAX_NAME),
+    ("msgtype", MAX_NAME),
+    ("url", MAX_TEXT),
+)
+
+
 def _check_message(content: dict[str, Any], prefix: str = "") -> None:
-    _text(content.get("body"), prefix + "body", MAX_TEXT)
-    _text(content.get("formatted_body"), prefix + "formatted_body", MAX_TEXT)
-    _text(content.get("format"), prefix + "format", MAX_NAME)
-    _text(content.get("msgtype"), prefix + "msgtype", MAX_NAME)
-    _text(content.get("url"), prefix + "url", MAX_TEXT)
+    for field, limit in _MESSAGE_FIELDS:
+        value = content.get(field)
+        if value is not None:  # absent fields (most of them) cost no call
+            _text(value, prefix + field, limit)
     _object(content.get("info"), prefix + "info")
 
 

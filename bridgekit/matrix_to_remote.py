@@ -260,7 +260,8 @@ class MatrixToRemote:
             await self._failed(portal, evt, e, notice=True)
             return
         self.bridge.metrics.events_out(portal.network)
-        await self._done(portal, evt)
+        if self.status.events_enabled:  # a success says nothing otherwise
+            await self._done(portal, evt)
         rel = relation(evt["content"])
         self.bridge.store.add_message_soon(
             MessageRow(

@@ -19,8 +19,9 @@ class LRU(OrderedDict):
         self.size = size
 
     def put(self, key: Any, value: Any) -> None:
+        if key in self:  # a new key (the usual case on hot paths) is already at the end
+            self.move_to_end(key)
         self[key] = value
-        self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
 

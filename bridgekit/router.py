@@ -27,6 +27,8 @@ log = logging.getLogger("bridgekit.router")
 
 DOUBLE_PUPPET_KEY = "fi.mau.double_puppet_source"
 LEVELS = {"relay": 1, "user": 2, "admin": 3}
+#: State events the mautrix state store keeps (the intents read membership and power levels).
+_STATE_TYPES = frozenset({"m.room.member", "m.room.power_levels"})
 #: Seconds between two notices (and INFO lines) about one sender's malformed events in a room.
 MALFORMED_TELL_INTERVAL = 60.0
 
@@ -80,10 +82,7 @@ class MatrixRouter:
         return ours
 
     async def _update_state_store(self, evt: dict[str, Any]) -> None:
-        if "state_key" not in evt or evt.get("type") not in (
-            "m.room.member",
-            "m.room.power_levels",
-        ):
+        if "state_key" not in evt or evt.get("type") not in _STATE_TYPES:
             return
         try:
             await self.bridge.matrix.state_store.update_state(Event.deserialize(evt))
@@ -101,7 +100,8 @@ class MatrixRouter:
             or not isinstance(room_id, str)
         ):
             return
-        await self._update_state_store(evt)
+        if etype in _STATE_TYPES:
+            await self._update_state_store(evt)
         content = evt.get("content")
         if not isinstance(content, dict):
             return
@@ -123,8 +123,15 @@ class MatrixRouter:
             return
         if etype == "m.room.message" and not is_edit:
             body = content.get("body")
-            if isinstance(body, str) and await self.bridge.commands.maybe_handle(
-                room_id, evt, body, level, portal
+            commands = self.bridge.commands
+            if (
+                isinstance(body, str)
+                # what maybe_handle looks at first, without a coroutine per message
+                and (
+                    room_id in self.bridge.store.management_rooms
+                    or body.strip().startswith(commands.prefix)
+                )
+                and await commands.maybe_handle(room_id, evt, body, level, portal)
             ):
                 return
         elif is_edit and await self.bridge.commands.secret_in_edit(room_id, evt, level):

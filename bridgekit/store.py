@@ -11,8 +11,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, Union
 
 from mautrix.util.async_db import Database, Scheme
 
@@ -73,19 +73,27 @@ _DELETE_OUTBOX = "DELETE FROM outbox WHERE seq=$1"
 DONE_LATER_DELAY = 1.0
 
 
-def _settle(fut: asyncio.Future[None] | None, error: BaseException | None = None) -> None:
-    if fut is None or fut.done():
+#: What a queued write tells when its commit is over: a waiter's future, a plain callback (a
+#: write nobody awaits: called once committed or failed, with no loop turn of its own), or None.
+WriteDone = Union["asyncio.Future[None]", Callable[[], None], None]
+
+
+def _settle(done: WriteDone, error: BaseException | None = None) -> None:
+    if done is None:
+        return
+    if not isinstance(done, asyncio.Future):
+        done()
+        return
+    if done.done():
         return
     if error is None:
-        fut.set_result(None)
+        done.set_result(None)
     else:
-        fut.set_exception(error)
-        fut.exception()  # retrieved: background writes have no awaiter
+        done.set_exception(error)
+        done.exception()  # retrieved: background writes have no awaiter
 
 
-def _write_failed(
-    write: tuple[str, tuple[Any, ...], asyncio.Future[None] | None], error: Exception
-) -> None:
+def _write_failed(write: tuple[str, tuple[Any, ...], WriteDone], error: Exception) -> None:
     """A write that fails on its own: logged with its statement (never its values), and
     its waiter told."""
     log.error("A database write failed (%s ...): %s", write[0][:40], error)
@@ -109,7 +117,7 @@ class Store(MessageStore):
         self._msg_by_event: LRU = LRU(20_000)
         #: Mappings queued but not committed yet, by (network, portal, receiver, remote id).
         self._pending_by_remote: dict[tuple[str, str, str, str], MessageRow] = {}
-        self._writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
+        self._writes: list[tuple[str, tuple[Any, ...], WriteDone]] = []
         self._write_task: asyncio.Task[None] | None = None
         #: Handled outbox rows whose deletion rides on the next commit (see outbox_done_later).
         self._done_later: list[int] = []
@@ -143,10 +151,18 @@ class Store(MessageStore):
 
     def _enqueue_write(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._writes.append((sql, args, fut))
-        if self._write_task is None or self._write_task.done():
-            self._write_task = asyncio.create_task(self._flush_writes())
+        self._enqueue_write_nowait(sql, args, fut)
         return fut
+
+    def _enqueue_write_nowait(
+        self, sql: str, args: tuple[Any, ...], done: WriteDone = None
+    ) -> None:
+        """Queue a write nobody awaits (``done``: called after its commit, or None). No future
+        per write: a future and its done-callback cost two loop turns per bridged message."""
+        self._writes.append((sql, args, done))
+        task = self._write_task
+        if task is None or task.done():
+            self._write_task = asyncio.create_task(self._flush_writes())
 
     async def _write(self, sql: str, *args: Any) -> None:
         """Run a write in the next group commit: concurrent writers share one transaction."""
@@ -179,7 +195,7 @@ class Store(MessageStore):
         await asyncio.sleep(0)
         while self._writes:
             batch, self._writes = self._writes, []
-            writes: list[tuple[str, tuple[Any, ...], asyncio.Future[None] | None]] = [
+            writes: list[tuple[str, tuple[Any, ...], WriteDone]] = [
                 (_DELETE_OUTBOX, row, None) for row in self._take_done_later()
             ]
             writes.extend(batch)

@@ -9,7 +9,7 @@ group commit (``_enqueue_write``), engine flag (``_sqlite``) and event-id cache
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mautrix.util.async_db import Database
@@ -37,6 +37,10 @@ class MessageStore:
 
         def _enqueue_write(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[None]: ...
 
+        def _enqueue_write_nowait(
+            self, sql: str, args: tuple[Any, ...], done: Callable[[], None] | None = None
+        ) -> None: ...
+
     _INSERT_MESSAGE = (
         "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
         "room_id, sender_mxid, sender_remote, ts, thread_root) "
@@ -57,17 +61,24 @@ class MessageStore:
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
     )
 
-    def _queue_message(self, msg: MessageRow, extra_ids: Iterable[str]) -> asyncio.Future[None]:
+    def _queue_message(
+        self, msg: MessageRow, extra_ids: Iterable[str], wait: bool = True
+    ) -> asyncio.Future[None] | None:
+        """Queue the mapping's writes; the future of the last one with ``wait`` (they commit
+        in order: the last one done means all are), else None and no future at all."""
         self._msg_by_event.put(msg.event_id, msg)
-        fut = self._enqueue_write(self._INSERT_MESSAGE, self._message_args(msg))
+        writes = [(self._INSERT_MESSAGE, self._message_args(msg))]
         remote_ids = [msg.remote_id]
         for remote_id in extra_ids:
             if remote_id and remote_id != msg.remote_id:
                 remote_ids.append(remote_id)
-                fut = self._enqueue_write(
-                    self._INSERT_ALIAS,
-                    (msg.network, msg.portal.id, msg.portal.receiver, remote_id, msg.event_id),
+                writes.append(
+                    (
+                        self._INSERT_ALIAS,
+                        (msg.network, msg.portal.id, msg.portal.receiver, remote_id, msg.event_id),
+                    )
                 )
+        committed = None
         if msg.part == "":
             # Until the commit, lookups by remote id find it here: a reaction or reply from
             # the network can follow our own line faster than the group commit (a bot that
@@ -77,23 +88,32 @@ class MessageStore:
             for key in keys:
                 pending[key] = msg
 
-            def committed(_: asyncio.Future[None]) -> None:
+            def committed(_: Any = None) -> None:
                 for key in keys:
                     if pending.get(key) is msg:
                         del pending[key]
 
+        for sql, args in writes[:-1]:
+            self._enqueue_write_nowait(sql, args)
+        if not wait:
+            self._enqueue_write_nowait(*writes[-1], committed)
+            return None
+        fut = self._enqueue_write(*writes[-1])
+        if committed is not None:
             fut.add_done_callback(committed)
-        return fut  # writes commit in order: the last one done means all are
+        return fut
 
     async def add_message(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
         """Map a Matrix event to its remote id, and to ``extra_ids`` (the other remote ids
         the same event stands for: split lines, merged lines)."""
-        await self._queue_message(msg, extra_ids)
+        fut = self._queue_message(msg, extra_ids)
+        assert fut is not None  # wait=True
+        await fut
 
     def add_message_soon(self, msg: MessageRow, extra_ids: Iterable[str] = ()) -> None:
         """Record a mapping without waiting for the commit (it is visible at once to
         lookups by event id through the cache; :meth:`flush` waits for it)."""
-        self._queue_message(msg, extra_ids)
+        self._queue_message(msg, extra_ids, wait=False)
 
     async def message_by_remote(
         self, network: str, portal: PortalKey, remote_id: str, part: str | None = None

@@ -404,6 +404,18 @@ def test_unlisted_user_without_wildcard_has_no_permission() -> None:
     assert config.permission_for("@alice:other.org") is None
 
 
+def test_get_answers_from_its_cache_until_set_changes_a_value() -> None:
+    config = Config.from_dict({"bridge": {"relay": {"enabled": True}}})
+    assert config.get("bridge.relay.enabled") is True
+    assert config.get("bridge.command_prefix", "!") == "!"
+    assert config.get("bridge.missing", []) == []  # an unhashable default is not cached
+    config.set("bridge.relay.enabled", False)
+    config.set("bridge.command_prefix", "!bk")
+    assert config.get("bridge.relay.enabled") is False
+    assert config.get("bridge.command_prefix", "!") == "!bk"
+    assert config["bridge.relay"] == {"enabled": False}
+
+
 def test_no_permissions_section_means_no_permission() -> None:
     assert Config.from_dict({}).permission_for("@alice:example.org") is None
 
