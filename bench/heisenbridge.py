@@ -359,9 +359,9 @@ async def senders(env: HbEnv, bot: str) -> dict[str, int]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bridgekit.testing.ports import free_port
+    from bridgekit.testing.synapse import SynapseServer
     from tests.harness.inspircd import InspIRCd
-    from tests.harness.ports import free_port
-    from tests.harness.synapse import SynapseServer
     from tests.irc.e2e import DOMAIN
 
     started = now()

@@ -205,9 +205,9 @@ class BridgekitServer:
         """Every room a portal and every sender logged in to the (no-op) fake network, so
         each event takes the whole Matrix -> network path: dedupe lookup, pending marker,
         connector call, message mapping."""
-        from bridgekit.connector import LoginInfo
-        from bridgekit.events import PortalKey
-        from bridgekit.store import Portal
+        from bridgekit.contract.connector import LoginInfo
+        from bridgekit.contract.events import PortalKey
+        from bridgekit.database.store import Portal
 
         fake = self.bridge.connectors["fake"]
         for i, room_id in enumerate(room_ids):
@@ -359,7 +359,7 @@ async def open_db(spec: str, tmpdir: str, name: str = "bridgekit") -> tuple[str,
         return f"sqlite:///{tmpdir}/{name}.db", None
     if spec == "postgres":
         sys.path.insert(0, str(REPO))
-        from tests.harness.postgres import create_database, drop_database, ensure_postgres
+        from bridgekit.testing.postgres import create_database, drop_database, ensure_postgres
 
         dsn = await asyncio.to_thread(ensure_postgres)
         url = await create_database(dsn)
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The bot registration retries against a homeserver that is not there: not interesting.
-    logging.getLogger("bridgekit.matrix").setLevel(logging.ERROR)
+    logging.getLogger("bridgekit.matrix.client").setLevel(logging.ERROR)
     out = asyncio.run(main_async(args))
     if args.json:
         print(json.dumps(out, indent=2))

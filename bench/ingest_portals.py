@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--cprofile", metavar="FILE", help="write a cProfile of the measured part")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bridgekit.matrix").setLevel(logging.ERROR)
+    logging.getLogger("bridgekit.matrix.client").setLevel(logging.ERROR)
     asyncio.run(run(args))
 
 

@@ -80,10 +80,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bridgekit.bridge import discover_connectors
     from bridgekit.config import Config
     from bridgekit.registration import generate
+    from bridgekit.testing.ports import free_port
+    from bridgekit.testing.synapse import SynapseServer
     from tests.conftest import BridgeEnv
     from tests.harness.inspircd import InspIRCd
-    from tests.harness.ports import free_port
-    from tests.harness.synapse import SynapseServer
     from tests.irc.e2e import DOMAIN, irc_networks
 
     nofile = raise_nofile()

@@ -397,8 +397,8 @@ async def add_logins(
 
     ``channels``: saved again with these channels in the login's metadata (joined on connect).
     """
-    from bridgekit.db import create_database
-    from bridgekit.store import BridgeUser, Store
+    from bridgekit.database.db import create_database
+    from bridgekit.database.store import BridgeUser, Store
     from bridges.irc.connector import IRCConnector
     from tests.irc.e2e import DOMAIN, SERVER
 

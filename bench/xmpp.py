@@ -395,7 +395,7 @@ def bridge_config(workdir: Path, synapse_url: str, prosody: Any, tokens: dict[st
 
 
 async def open_portal(synapse: Any, bob_client: Any, room: str, alice_name: str) -> tuple[Any, str]:
-    from bridgekit.ids import escape_localpart
+    from bridgekit.contract.ids import escape_localpart
 
     alice = await synapse.register_user(alice_name)
     alias = f"#_xmpp_{escape_localpart(room)}:{SERVER_NAME}"

@@ -12,7 +12,7 @@ def _import_mautrix_without_optional_extras() -> None:
 
     * ``mautrix.util.async_db`` imports asyncpg (and registers the ``postgres`` scheme) when
       it is imported, so a bridge on SQLite paid about 3.5 MiB of RSS for a driver it never
-      calls. :func:`bridgekit.db.create_database` imports the backend for a PostgreSQL URL.
+      calls. :func:`bridgekit.database.db.create_database` imports the backend for a PostgreSQL URL.
     * ``mautrix.util.opt_prometheus`` binds prometheus_client's metric classes (about 1 MiB)
       for counters in prometheus_client's global registry, which bridgekit never serves
       (:mod:`bridgekit.metrics` has its own, and imports the library only when scraped).

@@ -3,11 +3,12 @@
 Data flow (see the README picture):
 
 * homeserver -> ``PUT /transactions`` -> body committed to ``appservice_txn`` -> 200 ->
-  :class:`~bridgekit.ordering.OrderedExecutor` keyed by room -> :mod:`bridgekit.router`.
-  A transaction's body is cleared once all its events are handled; after a crash the bodies
-  still present are replayed (handlers skip events already bridged).
+  :class:`~bridgekit.outbox.ordering.OrderedExecutor` keyed by room ->
+  :mod:`bridgekit.matrix.router`. A transaction's body is cleared once all its events are handled;
+  after a crash the bodies still present are replayed (handlers skip events already bridged).
 * connector -> :meth:`Bridge.queue_remote_event` -> row committed to ``outbox`` (group commit)
-  -> executor keyed by portal -> :mod:`bridgekit.portals` -> Matrix, retried until it succeeds.
+  -> executor keyed by portal -> :mod:`bridgekit.portal.portals` -> Matrix, retried until it
+  succeeds.
 """
 
 from __future__ import annotations
@@ -25,30 +26,31 @@ from typing import Any
 from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
-from . import __version__, remote_queue
-from .alias_rooms import AliasRooms
-from .appservice import AppServiceServer, TxnKey
-from .backfill import Backfill
+from . import __version__
 from .config import Config
-from .connector import NetworkClient, NetworkConnector, ThirdPartyHandler
-from .db import create_database, migrate, open_database, package_migrations
-from .events import RemoteEvent, RemoteUserID, remote_event_to_json
-from .fetcher import MediaFetcher
-from .ids import localpart_of, server_of
+from .contract.connector import NetworkClient, NetworkConnector, ThirdPartyHandler
+from .contract.events import RemoteEvent, RemoteUserID, remote_event_to_json
+from .contract.ids import localpart_of, server_of
+from .database.db import create_database, migrate, open_database, package_migrations
+from .database.store import OutboxItem, Store
 from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
-from .matrix import Backoff, MatrixClient, with_retries
-from .media import MediaServer, MediaSigner
-from .media import public_base as media_public_base
+from .matrix.appservice import AppServiceServer, TxnKey
+from .matrix.client import Backoff, MatrixClient, with_retries
+from .matrix.fetcher import MediaFetcher
+from .matrix.media import MediaServer, MediaSigner
+from .matrix.media import public_base as media_public_base
 from .metrics import Metrics
 from .network_api import NetworkBridge
 from .notices import Notices
-from .ordering import OrderedExecutor
-from .parking import Parking
-from .presence import PresenceKeeper
-from .spaces import Spaces
-from .store import OutboxItem, Store
-from .transactions import Transactions, parking_key
+from .outbox import remote_queue
+from .outbox.ordering import OrderedExecutor
+from .outbox.parking import Parking
+from .outbox.transactions import Transactions, parking_key
+from .portal.alias_rooms import AliasRooms
+from .portal.backfill import Backfill
+from .portal.presence import PresenceKeeper
+from .portal.spaces import Spaces
 
 log = logging.getLogger("bridgekit")
 #: Tries to commit a batch of remote events before they are given up (logged, and the
@@ -156,10 +158,10 @@ class Bridge(Logins, Notices, Transactions):
         self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
-        from .commands import CommandProcessor
-        from .portals import PortalService
-        from .router import MatrixRouter
-        from .upgrades import RoomUpgrades
+        from .commands.processor import CommandProcessor
+        from .matrix.router import MatrixRouter
+        from .portal.portals import PortalService
+        from .portal.upgrades import RoomUpgrades
 
         self.portals = PortalService(self)
         self.backfill = Backfill(self)
@@ -173,7 +175,7 @@ class Bridge(Logins, Notices, Transactions):
 
     async def start(self) -> None:
         await open_database(self.db, str(self.config["database.url"]), self.instance_lock)
-        await migrate(self.db, "bridgekit", package_migrations("bridgekit.migrations"))
+        await migrate(self.db, "bridgekit", package_migrations("bridgekit.database.migrations"))
         if self.txn_db is not None:
             await self.txn_db.start()
         self.store.attach_loop_connection()
@@ -198,7 +200,7 @@ class Bridge(Logins, Notices, Transactions):
             if login.network in self.connectors:
                 await self._load_client(login)
         # Replay what was stored but not finished before the last stop, ahead of anything new
-        # (each replay counted: what keeps failing is parked, see parking.py).
+        # (each replay counted: what keeps failing is parked, see outbox/parking.py).
         await self.parking.load()
         outbox = await self.store.outbox_pending()
         await self.parking.keep_only("outbox", (str(i.seq) for i in outbox))

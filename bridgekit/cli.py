@@ -48,7 +48,7 @@ def setup_logging(config: Config) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # mautrix logs request URLs at DEBUG; keep tokens out of logs even then.
-    logging.getLogger("bridgekit.matrix.api").setLevel(max(logging.INFO, logging.root.level))
+    logging.getLogger("bridgekit.matrix.client.api").setLevel(max(logging.INFO, logging.root.level))
 
 
 def cmd_generate_registration(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 async def _migrate(config: Config) -> dict[str, int]:
     from .bridge import discover_connectors
-    from .db import create_database, migrate, open_database, package_migrations
+    from .database.db import create_database, migrate, open_database, package_migrations
     from .instance_lock import InstanceLock
 
     url = str(config["database.url"])
@@ -79,7 +79,9 @@ async def _migrate(config: Config) -> dict[str, int]:
     await open_database(db, url, lock)
     try:
         versions = {
-            "bridgekit": await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
+            "bridgekit": await migrate(
+                db, "bridgekit", package_migrations("bridgekit.database.migrations")
+            )
         }
         connectors = discover_connectors()
         for name in config.enabled_networks():
@@ -97,7 +99,7 @@ async def _migrate(config: Config) -> dict[str, int]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
-    from .db import DatabaseUnavailable, SchemaTooNewError
+    from .database.db import DatabaseUnavailable, SchemaTooNewError
 
     try:
         versions = asyncio.run(_migrate(config))
@@ -153,7 +155,7 @@ def run_loop(main: Coroutine[Any, Any, T], kind: str = "auto") -> T:
 def cmd_run(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
     setup_logging(config)
-    from .db import DatabaseUnavailable, SchemaTooNewError
+    from .database.db import DatabaseUnavailable, SchemaTooNewError
 
     try:
         run_loop(_run(config), config.settings.bridge.event_loop)

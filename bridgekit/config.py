@@ -357,7 +357,7 @@ class Config:
 
     def _validate_media(self, bad: Any, need_port: Any) -> None:
         """``media``: how remote media is fetched, and where media links are served."""
-        from .netguard import parse_allow_entry
+        from .matrix.netguard import parse_allow_entry
 
         media = self.get("media")
         if media is None:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from mautrix.util.async_db import Database
 
-from .db import DatabaseUnavailable
+from .database.db import DatabaseUnavailable
 
 log = logging.getLogger("bridgekit.db")
 

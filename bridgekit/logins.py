@@ -15,19 +15,19 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .connector import (
+from .contract.connector import (
     BridgeStateEvent,
     LoginInfo,
     NetworkClient,
     NetworkConnector,
 )
-from .events import RemoteEvent
+from .contract.events import RemoteEvent
 
 if TYPE_CHECKING:
-    from .backfill import Backfill
     from .config import Config
-    from .presence import PresenceKeeper
-    from .store import Store
+    from .database.store import Store
+    from .portal.backfill import Backfill
+    from .portal.presence import PresenceKeeper
 
 log = logging.getLogger("bridgekit")
 
@@ -105,7 +105,8 @@ class Logins:
             self.presence.forget_network(network)
 
     async def _catch_up(self, login_id: str) -> None:
-        """After a (re)connect, fetch what was said while we were away (bridgekit/backfill.py)."""
+        """After a (re)connect, fetch what was said while we were away
+        (bridgekit/portal/backfill.py)."""
         try:
             await self.backfill.catch_up(login_id)
         except Exception:

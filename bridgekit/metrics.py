@@ -54,7 +54,7 @@ class Metrics:
         self.handling: dict[str, Histogram] = {}
         self.ack = Histogram(ACK_BUCKETS)
         self.queue_depth: dict[str, int] = {}
-        #: Transactions and outbox rows set aside after failing replays (see parking.py).
+        #: Transactions and outbox rows set aside after failing replays (see outbox/parking.py).
         self.parked: dict[str, int] = {}
 
     def events_in(self, source: str, n: int = 1) -> None:

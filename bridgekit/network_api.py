@@ -1,5 +1,5 @@
-"""The :class:`~bridgekit.connector.BridgeAPI` each connector gets: the runtime seen from one
-network.
+"""The :class:`~bridgekit.contract.connector.BridgeAPI` each connector gets: the runtime seen from
+one network.
 
 The runtime serves several networks in one process. A connector speaks of its objects by
 remote id alone (a nick, a JID, a msgid), which means nothing without its network; so each
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from mautrix.types import RoomID, UserID
 
-from .connector import BridgeAPI, BridgeStateEvent, LoginInfo, NetworkClient
-from .events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUserID
+from .contract.connector import BridgeAPI, BridgeStateEvent, LoginInfo, NetworkClient
+from .contract.events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUserID
 
 if TYPE_CHECKING:
     from .bridge import Bridge

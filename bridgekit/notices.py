@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Membership, RoomID, UserID
 
-from .events import PortalKey
-from .matrix import message_type, with_retries
+from .contract.events import PortalKey
+from .matrix.client import message_type, with_retries
 
 if TYPE_CHECKING:
-    from .matrix import MatrixClient
-    from .portals import PortalService
-    from .store import Store
+    from .database.store import Store
+    from .matrix.client import MatrixClient
+    from .portal.portals import PortalService
 
 log = logging.getLogger("bridgekit")
 

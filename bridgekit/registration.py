@@ -12,7 +12,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from .config import Config
-from .connector import NetworkConnector
+from .contract.connector import NetworkConnector
 
 
 def _template_to_regex(template: str, domain: str, sigil: str) -> str:

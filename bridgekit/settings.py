@@ -70,7 +70,7 @@ class AliasRoomSettings:
 
 @dataclass(frozen=True)
 class BackfillSettings:
-    """History from the network (:mod:`bridgekit.backfill`)."""
+    """History from the network (:mod:`bridgekit.portal.backfill`)."""
 
     #: When a portal room is created: up to this many of the chat's newest messages (0: none).
     initial_limit: int = 50
@@ -114,7 +114,7 @@ class MetricsSettings:
 
 @dataclass(frozen=True)
 class MediaSettings:
-    """How remote media is fetched (:mod:`bridgekit.fetcher`) and where links are served."""
+    """How remote media is fetched (:mod:`bridgekit.matrix.fetcher`) and where links are served."""
 
     allow: tuple[str, ...] = ()
     max_size: int = 20 * 1024 * 1024

@@ -18,7 +18,7 @@ import pytest
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.config import Config
 from bridgekit.registration import double_puppet_registration, generate
-from tests.harness.ports import free_port
+from bridgekit.testing.ports import free_port
 
 SERVER_NAME = "bridgekit.test"
 DB_ENGINE = os.environ.get("BRIDGEKIT_TEST_DB", "sqlite")
@@ -93,7 +93,7 @@ class BridgeEnv:
 
 @pytest.fixture(scope="session")
 def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
-    from tests.harness.synapse import SynapseServer
+    from bridgekit.testing.synapse import SynapseServer
 
     workdir = tmp_path_factory.mktemp("synapse")
     env = BridgeEnv(workdir)
@@ -122,7 +122,7 @@ def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
 @pytest.fixture
 async def db_url(tmp_path: Path) -> AsyncIterator[str]:
     if DB_ENGINE == "postgres":
-        from tests.harness.postgres import create_database, drop_database, ensure_postgres
+        from bridgekit.testing.postgres import create_database, drop_database, ensure_postgres
 
         dsn = await create_database(ensure_postgres())
         yield dsn

@@ -16,9 +16,9 @@ from typing import Any
 from mautrix.api import HTTPAPI
 
 from bridgekit.bridge import Bridge
-from bridgekit.connector import LoginInfo
+from bridgekit.contract.connector import LoginInfo
 from bridgekit.testing import FakeClient, FakeConnector, FakeNetwork
-from tests.harness.matrix_client import MatrixTestClient
+from bridgekit.testing.matrix_client import MatrixTestClient
 
 
 class Conversation:
@@ -54,7 +54,7 @@ class Conversation:
 async def admin_client(synapse: Any) -> MatrixTestClient:
     """``@admin``, an admin in the test config: registered by the first test that needs it in a
     Synapse session, logged in again (a new device) by the others."""
-    from tests.harness.matrix_client import MatrixError
+    from bridgekit.testing.matrix_client import MatrixError
 
     try:
         return await synapse.register_user("admin")

@@ -236,7 +236,7 @@ async def test_a_txn_id_reused_with_new_events_is_processed(
         bridge = await make_bridge()
         fake(bridge).network.add_chat(chat, members=[client.login.remote_id])
         e = event("e")
-        caplog.set_level(logging.DEBUG, logger="bridgekit.appservice")
+        caplog.set_level(logging.DEBUG, logger="bridgekit.matrix.appservice")
         caplog.clear()
         await put(txn, c, a)  # a late retry, after the bridge restarted
         assert f"Transaction {txn} already received" in caplog.text

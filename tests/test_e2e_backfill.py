@@ -1,5 +1,5 @@
-"""Backfill through the fake connector and real Synapse (bridgekit/backfill.py): history when a
-portal is created (backward, in pages, threads included) and catch-up after an outage (forward,
+"""Backfill through the fake connector and real Synapse (bridgekit/portal/backfill.py): history when
+a portal is created (backward, in pages, threads included) and catch-up after an outage (forward,
 in pages, before live messages that arrive meanwhile, with its cursor kept)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 import time
 
 from bridgekit.bridge import Bridge
-from bridgekit.connector import BACKWARD, FORWARD, BridgeStateEvent
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
+from bridgekit.contract.connector import BACKWARD, FORWARD, BridgeStateEvent
+from bridgekit.contract.events import EventSender, MessageContent, PortalKey, RemoteMessage
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import body_is, fake, ghost, login, open_portal
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridgekit.connector import LoginInfo, MessageResult, NetworkClient, capabilities_of
-from bridgekit.events import ChatInfo, MatrixMessage, PortalKey
+from bridgekit.contract.connector import LoginInfo, MessageResult, NetworkClient, capabilities_of
+from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey
 from bridgekit.testing import FakeClient, FakeConnector
 from bridgekit.testing.fake import SentItem
 from tests.conftest import BridgeEnv
@@ -18,7 +18,7 @@ class BareClient(NetworkClient):
     connector: FakeConnector
 
     async def connect(self) -> None:
-        from bridgekit.connector import BridgeStateEvent
+        from bridgekit.contract.connector import BridgeStateEvent
 
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
 
@@ -71,7 +71,7 @@ async def test_edit_without_edit_capability_becomes_a_correction_message(
         )
         chat = uid("chat")
         connector.network.add_chat(chat, members=[remote])
-        from bridgekit.events import EventSender, MessageContent, RemoteMessage
+        from bridgekit.contract.events import EventSender, MessageContent, RemoteMessage
 
         await bridge.queue_remote_event(
             client.login.id,

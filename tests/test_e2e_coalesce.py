@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import fake, ghost, portal_scene
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import (

@@ -4,9 +4,9 @@ event ids are global, so an id a remote user quotes may name another room's even
 from __future__ import annotations
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
+from bridgekit.database.records import MessageRow
 from bridgekit.network_api import NetworkBridge
-from bridgekit.records import MessageRow
 
 
 def row(portal: PortalKey, remote_id: str, event_id: str) -> MessageRow:

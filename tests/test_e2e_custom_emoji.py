@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from bridgekit.events import EventSender, PortalKey, RemoteReaction, RemoteReactionRemove
+from bridgekit.contract.events import EventSender, PortalKey, RemoteReaction, RemoteReactionRemove
+from bridgekit.testing.media_servers import MediaServers, media_servers
 from tests.conftest import BridgeEnv
-from tests.harness.media_servers import MediaServers, media_servers
 from tests.helpers import body_is, fake, ghost, portal_scene
 
 SHORTCODE = "com.beeper.reaction.shortcode"

@@ -6,8 +6,14 @@ from __future__ import annotations
 import time
 
 from bridgekit.bridge import Bridge
-from bridgekit.connector import BridgeStateEvent
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage, RemoteTyping
+from bridgekit.contract.connector import BridgeStateEvent
+from bridgekit.contract.events import (
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteMessage,
+    RemoteTyping,
+)
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import (
     admin_client,
@@ -232,7 +238,7 @@ async def test_ghost_names_follow_the_sender_and_rooms_get_avatars(
 
 
 async def test_remote_presence_reaches_matrix(bridge: Bridge, bridge_env: BridgeEnv, uid):
-    from bridgekit.events import RemotePresence
+    from bridgekit.contract.events import RemotePresence
 
     alice = await bridge_env.synapse.register_user(uid("alice"))
     async with alice:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bridgekit import matrix
+from bridgekit.matrix import client as matrix
 from tests.conftest import BridgeEnv, eventually
 
 

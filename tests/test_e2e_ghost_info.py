@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bridgekit.events import PortalKey, RemoteChatInfoChange
+from bridgekit.contract.events import PortalKey, RemoteChatInfoChange
+from bridgekit.testing.media_servers import PNG
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv
-from tests.harness.media_servers import PNG
-from tests.harness.ports import free_port
 from tests.helpers import body_is, count_profile_calls, fake, ghost, login, member_is, open_portal
 
 OTHER_PNG = PNG + b"\x00"  # different bytes (trailing data after IEND)

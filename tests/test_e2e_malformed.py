@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
+from bridgekit.testing.matrix_client import MatrixError
 from tests.conftest import BridgeEnv, eventually
-from tests.harness.matrix_client import MatrixError
 from tests.helpers import fake, notice_says, open_portal, portal_scene
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from bridgekit.bridge import Bridge
 from bridgekit.metrics import StatusServer
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv
-from tests.harness.ports import free_port
 from tests.helpers import login
 
 # What this checks cannot depend on the database engine: SQLite pass only.

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     MessagePart,
@@ -20,9 +20,9 @@ from bridgekit.events import (
     RemoteReaction,
     RemoteRedaction,
 )
+from bridgekit.testing.media_servers import PNG
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv, eventually
-from tests.harness.media_servers import PNG
-from tests.harness.ports import free_port
 from tests.helpers import BridgeProcess, body_is, ghost, portal_scene
 
 TEXT, MEDIA = "text", "media"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from bridgekit.connector import RoomCapabilities, SendRefused
+from bridgekit.contract.connector import RoomCapabilities, SendRefused
 from tests.conftest import BridgeEnv
 from tests.helpers import notice_says, portal_scene
 

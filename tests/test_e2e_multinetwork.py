@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bridgekit.bridge import Bridge
+from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd
 from tests.harness.irc_client import IrcTestClient
-from tests.harness.matrix_client import MatrixTestClient
 from tests.harness.prosody import Prosody, XmppTestClient
 from tests.irc.conftest import ircd  # noqa: F401 - fixture
 from tests.irc.e2e import alias as irc_alias

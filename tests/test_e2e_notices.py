@@ -8,7 +8,7 @@ the user was invited to on the network.
 from __future__ import annotations
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from tests.conftest import BridgeEnv
 from tests.helpers import body_is, fake, management_room, portal_scene
 

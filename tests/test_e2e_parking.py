@@ -16,21 +16,21 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridgekit.appservice import TxnKey
 from bridgekit.bridge import Bridge
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     PortalKey,
     RemoteMessage,
     remote_event_to_json,
 )
+from bridgekit.database.store import Store
+from bridgekit.matrix.appservice import TxnKey
 from bridgekit.metrics import StatusServer
-from bridgekit.parking import REPLAY_ATTEMPTS
-from bridgekit.store import Store
-from bridgekit.transactions import parking_key
+from bridgekit.outbox.parking import REPLAY_ATTEMPTS
+from bridgekit.outbox.transactions import parking_key
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv, eventually
-from tests.harness.ports import free_port
 from tests.helpers import body_is, fake, notice_says, portal_scene
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     PortalKey,
@@ -217,7 +217,7 @@ async def test_portal_created_from_alias_query(bridge: Bridge, bridge_env: Bridg
         client = await login(bridge, alice, uid("a"))
         chat = uid("Chat")  # upper case: exercises the localpart escaping
         fake(bridge).network.add_chat(chat, name="Aliased", members=[client.login.remote_id])
-        from bridgekit.ids import escape_localpart
+        from bridgekit.contract.ids import escape_localpart
 
         room_id = await alice.join(f"#_fake_{escape_localpart(chat)}:{DOMAIN}")
         portal = await bridge.store.get_portal("fake", PortalKey(chat))

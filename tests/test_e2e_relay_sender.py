@@ -9,8 +9,8 @@ import aiohttp
 
 from bridgekit.bridge import Bridge
 from bridgekit.testing.fake import FakeRenderingClient
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv
-from tests.harness.ports import free_port
 from tests.helpers import fake, give_power, login, open_portal
 from tests.test_e2e_media_status import upload
 

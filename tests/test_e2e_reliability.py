@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
+from bridgekit.contract.events import EventSender, MessageContent, PortalKey, RemoteMessage
 from bridgekit.instance_lock import DatabaseInUse
+from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv, eventually
-from tests.harness.ports import free_port
 from tests.helpers import BridgeProcess, body_is, fake, portal_scene
 
 

@@ -3,15 +3,15 @@ fetcher too: an internal address is never fetched, an allow-listed one is."""
 
 from __future__ import annotations
 
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     PortalKey,
     RemoteChatInfoChange,
     RemoteMessage,
 )
+from bridgekit.testing.media_servers import SECRET, media_servers
 from tests.conftest import BridgeEnv
-from tests.harness.media_servers import SECRET, media_servers
 from tests.helpers import body_is, fake, ghost, login
 
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
+from bridgekit.portal.upgrades import may_send_tombstone
 from bridgekit.testing.matrix_client import MatrixError
-from bridgekit.upgrades import may_send_tombstone
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import body_is, bot_joined, fake, login, notice_says, room_with_bot
 

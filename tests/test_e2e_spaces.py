@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import ChatInfo, PortalKey, RemoteChatResync, SpaceInfo
+from bridgekit.contract.events import ChatInfo, PortalKey, RemoteChatResync, SpaceInfo
 from bridgekit.testing.matrix_client import MatrixError, MatrixTestClient
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import admin_client, fake, give_power, login, notice_says

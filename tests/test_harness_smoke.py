@@ -12,15 +12,15 @@ import asyncpg
 import pytest
 import yaml
 
-from tests.harness.matrix_client import MatrixError, MatrixTestClient
-from tests.harness.ports import free_port
-from tests.harness.postgres import (
+from bridgekit.testing.matrix_client import MatrixError, MatrixTestClient
+from bridgekit.testing.ports import free_port
+from bridgekit.testing.postgres import (
     create_database,
     drop_database,
     ensure_postgres,
     postgres_available,
 )
-from tests.harness.synapse import SynapseServer, start_synapse
+from bridgekit.testing.synapse import SynapseServer, start_synapse
 
 
 def _write_registration(path: Path) -> Path:

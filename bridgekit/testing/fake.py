@@ -1,4 +1,5 @@
-"""An in-memory network connector implementing the whole contract (see ``connector.py``)."""
+"""An in-memory network connector implementing the whole contract (see
+``contract/connector.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
-from ..commands import Command, CommandEvent
-from ..connector import (
+from ..commands.processor import Command, CommandEvent
+from ..contract.connector import (
     FORWARD,
     AliasResolver,
     BackfillHandler,
@@ -39,7 +40,7 @@ from ..connector import (
     ThirdPartyHandler,
     TypingHandler,
 )
-from ..events import (
+from ..contract.events import (
     ChatInfo,
     ChatMember,
     EventSender,
@@ -62,7 +63,7 @@ from ..events import (
     SpaceInfo,
     UserInfo,
 )
-from ..ids import unescape_localpart
+from ..contract.ids import unescape_localpart
 
 
 @dataclass
@@ -340,7 +341,7 @@ class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHan
         chat = fields.get("chat")
         if chat not in self.network.chats:
             return []
-        from ..ids import escape_localpart
+        from ..contract.ids import escape_localpart
 
         alias = f"#_fake_{escape_localpart(chat)}:{self.bridge.domain}"
         return [{"alias": alias, "protocol": "fake", "fields": {"chat": chat}}]

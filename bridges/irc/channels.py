@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from bridgekit.events import (
+from bridgekit.contract.events import (
     ChatInfo,
     ChatMember,
     RemoteChatInfoChange,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from bridgekit.commands import Command, CommandEvent
-from bridgekit.connector import LoginField, LoginInfo, LoginProcess, LoginStep
-from bridgekit.start_chat import open_dm
+from bridgekit.commands.processor import Command, CommandEvent
+from bridgekit.contract.connector import LoginField, LoginInfo, LoginProcess, LoginStep
+from bridgekit.portal.start_chat import open_dm
 
 from .identifiers import ensure_client
 from .lines import Message, build_line

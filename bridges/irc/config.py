@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridgekit.remote_queue import STREAM_GAP
+from bridgekit.outbox.remote_queue import STREAM_GAP
 
 from .names import InvalidNameError, validate_channel
 

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bridgekit.connector import (
+from bridgekit.contract.connector import (
     AliasResolver,
     AutoLogin,
     BridgeAPI,
@@ -31,8 +31,8 @@ from bridgekit.connector import (
     NetworkConnector,
     ThirdPartyHandler,
 )
-from bridgekit.events import PortalKey
-from bridgekit.ids import localpart_of, template_regex
+from bridgekit.contract.events import PortalKey
+from bridgekit.contract.ids import localpart_of, template_regex
 
 from . import config as irc_config
 from .config import DEFAULT_ALIAS_TEMPLATE, DEFAULT_GHOST_TEMPLATE, ServerConfig
@@ -51,7 +51,7 @@ from .names import (
 from .pacing import StartPacer
 
 if TYPE_CHECKING:
-    from bridgekit.commands import Command
+    from bridgekit.commands.processor import Command
 
     from .puppet import IRCClient
 
@@ -79,7 +79,7 @@ class IRCConnector(
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)
         # A paste arrives as many lines: while a room's sends to Matrix are backed up, the
-        # waiting lines of one nick go out as one multi-line event (bridgekit/coalesce.py).
+        # waiting lines of one nick go out as one multi-line event (bridgekit/outbox/coalesce.py).
         self.merge_backlog = bool(config.get("merge_lines", True))
         self.servers: dict[str, ServerConfig] = irc_config.parse(config)
         self.clients: dict[str, IRCClient] = {}

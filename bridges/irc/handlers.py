@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bridgekit.connector import SendRefused
-from bridgekit.events import (
+from bridgekit.contract.connector import SendRefused
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     PortalKey,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import IdentifierResolver, ResolvedIdentifier
-from bridgekit.events import RemoteUserID
+from bridgekit.contract.connector import IdentifierResolver, ResolvedIdentifier
+from bridgekit.contract.events import RemoteUserID
 
 from .lines import Message, build_line
 from .names import validate_nick

@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import FORWARD, FetchResult, MessageResult
-from bridgekit.events import (
+from bridgekit.contract.connector import FORWARD, FetchResult, MessageResult
+from bridgekit.contract.events import (
     MatrixEdit,
     MatrixMembership,
     MatrixMessage,
@@ -27,7 +27,7 @@ from bridgekit.events import (
     MatrixTyping,
     PortalKey,
 )
-from bridgekit.ids import localpart_of, server_of
+from bridgekit.contract.ids import localpart_of, server_of
 
 from .formatting import html_to_irc, strip_irc_formatting
 from .handlers import EchoLostError, SendRefusedError

@@ -1,6 +1,6 @@
 """One Matrix user's IRC presence: a puppeted connection plus the channel state it sees.
 
-:class:`IRCClient` is the :class:`~bridgekit.connector.NetworkClient` of the IRC connector.
+:class:`IRCClient` is the :class:`~bridgekit.contract.connector.NetworkClient` of the IRC connector.
 Incoming lines are turned into remote events by :class:`~bridges.irc.handlers.IncomingMixin`;
 Matrix events become lines in :class:`~bridges.irc.outgoing.OutgoingMixin`.
 """
@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bridgekit.connector import (
+from bridgekit.contract.connector import (
     BackfillHandler,
     BridgeStateEvent,
     EditHandler,
@@ -29,7 +29,14 @@ from bridgekit.connector import (
     RoomMetaHandler,
     TypingHandler,
 )
-from bridgekit.events import ChatInfo, ChatMember, PortalKey, RemoteEvent, SpaceInfo, UserInfo
+from bridgekit.contract.events import (
+    ChatInfo,
+    ChatMember,
+    PortalKey,
+    RemoteEvent,
+    SpaceInfo,
+    UserInfo,
+)
 
 from . import nickserv
 from .channels import ChannelMixin

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import (
+from bridgekit.contract.connector import (
     FORWARD,
     BackfillHandler,
     BridgeStateEvent,
@@ -28,7 +28,7 @@ from bridgekit.connector import (
     RoomMetaHandler,
     TypingHandler,
 )
-from bridgekit.events import (
+from bridgekit.contract.events import (
     ChatInfo,
     ChatMember,
     MatrixEdit,

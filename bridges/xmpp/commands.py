@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridgekit.commands import Command, CommandEvent
-from bridgekit.events import PortalKey
-from bridgekit.start_chat import open_dm
+from bridgekit.commands.processor import Command, CommandEvent
+from bridgekit.contract.events import PortalKey
+from bridgekit.portal.start_chat import open_dm
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector

@@ -25,8 +25,8 @@ from slixmpp import JID, Message, Presence
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import StanzaBase
 
-from bridgekit.commands import Command
-from bridgekit.connector import (
+from bridgekit.commands.processor import Command
+from bridgekit.contract.connector import (
     AliasResolver,
     AutoLogin,
     BridgeAPI,
@@ -37,7 +37,7 @@ from bridgekit.connector import (
     NetworkConnector,
     ThirdPartyHandler,
 )
-from bridgekit.events import (
+from bridgekit.contract.events import (
     ChatInfo,
     EventSender,
     PortalKey,
@@ -47,8 +47,8 @@ from bridgekit.events import (
     RemoteUserInfoChange,
     UserInfo,
 )
-from bridgekit.ids import escape_localpart, template_regex, unescape_localpart
-from bridgekit.ordering import OrderedExecutor
+from bridgekit.contract.ids import escape_localpart, template_regex, unescape_localpart
+from bridgekit.outbox.ordering import OrderedExecutor
 
 from . import config as cfg
 from .client import XMPPClient

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import IdentifierResolver, ResolvedIdentifier
-from bridgekit.events import PortalKey, RemoteUserID
+from bridgekit.contract.connector import IdentifierResolver, ResolvedIdentifier
+from bridgekit.contract.events import PortalKey, RemoteUserID
 
 from .jid import parse_jid
 from .login import puppet_login

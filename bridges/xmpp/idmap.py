@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 
-from bridgekit.connector import BridgeAPI
-from bridgekit.events import PortalKey
+from bridgekit.contract.connector import BridgeAPI
+from bridgekit.contract.events import PortalKey
 
 
 class _LRU(OrderedDict):

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlparse
 from slixmpp import JID, Message
 from slixmpp.xmlstream import ET
 
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     MessagePart,

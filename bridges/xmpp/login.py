@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
-from bridgekit.connector import LoginField, LoginInfo, LoginProcess, LoginStep
+from bridgekit.contract.connector import LoginField, LoginInfo, LoginProcess, LoginStep
 
 from .jid import clean_text, parse_jid
 

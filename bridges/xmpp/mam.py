@@ -25,8 +25,8 @@ from xml.etree import ElementTree as ET
 from slixmpp import Message
 from slixmpp.exceptions import IqError, IqTimeout
 
-from bridgekit.connector import FORWARD, FetchResult
-from bridgekit.events import RemoteMessage
+from bridgekit.contract.connector import FORWARD, FetchResult
+from bridgekit.contract.events import RemoteMessage
 
 from .jid import clean_text
 from .muc import RESOURCE, error_condition

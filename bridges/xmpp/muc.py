@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from slixmpp import JID, Presence
 from slixmpp.exceptions import IqError, IqTimeout
 
-from bridgekit.events import (
+from bridgekit.contract.events import (
     ChatInfo,
     ChatMember,
     EventSender,

@@ -28,7 +28,7 @@ import aiohttp
 from slixmpp import JID, Message
 from slixmpp.exceptions import IqError, IqTimeout
 
-from bridgekit.events import MessageContent
+from bridgekit.contract.events import MessageContent
 
 from .formatting import html_to_styling, html_to_xhtml
 from .inbound import (

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.ports import free_port
+from bridgekit.testing.ports import free_port
 
 __all__ = ["Prosody", "XmppTestClient", "find_prosody", "require_prosody"]
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridgekit.bridge import Bridge
+from bridgekit.testing.matrix_client import MatrixTestClient
 from bridges.irc.connector import IRCConnector
 from bridges.irc.lines import Message
 from bridges.irc.names import casefold, escape_localpart
 from tests.harness.inspircd import InspIRCd, IrcTestClient
-from tests.harness.matrix_client import MatrixTestClient
 
 DOMAIN = "bridgekit.test"
 SERVER = "local"

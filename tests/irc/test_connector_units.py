@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from bridges.irc import crypto
 from bridges.irc.client import IRCConnection, ISupport, _Protocol
 from bridges.irc.config import READ_STREAM_GAP, parse, validate
@@ -300,7 +300,7 @@ def _feed(client, *raw: str) -> None:
 
 
 def _messages(client) -> list:
-    from bridgekit.events import RemoteMessage
+    from bridgekit.contract.events import RemoteMessage
 
     out = [e for e in client.events if isinstance(e, RemoteMessage)]
     client.events.clear()

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
+from bridgekit.testing.matrix_client import MatrixError
 from bridges.irc.names import casefold
 from tests.conftest import eventually
-from tests.harness.matrix_client import MatrixError
 from tests.helpers import DOMAIN
 from tests.irc.e2e import SERVER, alias, irc_networks
 

@@ -8,7 +8,7 @@ import asyncio
 import os
 from collections.abc import Callable
 
-from bridgekit.connector import BridgeStateEvent
+from bridgekit.contract.connector import BridgeStateEvent
 from bridges.irc.crypto import SecretBox
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import eventually
 from tests.harness.inspircd import InspIRCd, IrcTestClient
-from tests.harness.matrix_client import MatrixTestClient
 from tests.irc.e2e import (
     CAPS,
     body_is,

@@ -19,9 +19,9 @@ import pytest
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.config import Config
 from bridgekit.registration import generate
+from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import DB_ENGINE, SERVER_NAME, BridgeEnv, eventually
 from tests.harness.inspircd import InspIRCd
-from tests.harness.matrix_client import MatrixTestClient
 from tests.irc.e2e import ghost, irc_networks, irc_user, open_channel
 
 
@@ -36,10 +36,10 @@ async def own_homeserver(
             # About the homeserver's database, not the bridge's: one run of the suite is enough.
             pytest.skip("Synapse on PostgreSQL runs in the BRIDGEKIT_TEST_DB=postgres run")
         pytest.importorskip("psycopg2", reason="Synapse needs psycopg2 for PostgreSQL")
-        from tests.harness.postgres import create_database, ensure_postgres
+        from bridgekit.testing.postgres import create_database, ensure_postgres
 
         database_url = await create_database(ensure_postgres())
-    from tests.harness.synapse import SynapseServer
+    from bridgekit.testing.synapse import SynapseServer
 
     env = BridgeEnv(tmp_path / "synapse")
     env.workdir.mkdir()
@@ -56,7 +56,7 @@ async def own_homeserver(
     finally:
         await asyncio.to_thread(server.stop)
         if database_url is not None:
-            from tests.harness.postgres import drop_database
+            from bridgekit.testing.postgres import drop_database
 
             await drop_database(database_url)
 

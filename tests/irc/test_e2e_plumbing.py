@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from bridges.irc.names import casefold
 from tests.helpers import notice_says, room_with_bot
 from tests.irc.e2e import SERVER, body_is, irc_user, is_puppet_join, privmsg_from, start_bridge

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.harness.matrix_client import MatrixError
+from bridgekit.testing.matrix_client import MatrixError
 from tests.helpers import management_room
 from tests.irc.e2e import (
     DOMAIN,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from bridgekit.bridge import Bridge
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
+from bridgekit.testing.matrix_client import MatrixTestClient
 from bridges.irc.names import casefold
 from tests.conftest import eventually
-from tests.harness.matrix_client import MatrixTestClient
 from tests.irc.e2e import SERVER, channel_scene, open_channel, start_bridge
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bridgekit.testing.matrix_client import MatrixTestClient
 from bridges.irc.lines import Message
 from bridges.irc.names import casefold
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
-from tests.harness.matrix_client import MatrixTestClient
 from tests.irc.e2e import body_is, channel_scene, connector, ghost, privmsg_from, record_sent_lines
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridgekit.connector import BridgeStateEvent
+from bridgekit.contract.connector import BridgeStateEvent
 from bridges.irc import client as irc_client
 from bridges.irc import tls as irc_tls
 from tests.conftest import BridgeEnv

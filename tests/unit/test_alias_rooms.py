@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bridgekit.alias_rooms import _LOG_LINES, AliasRooms
 from bridgekit.config import Config
+from bridgekit.portal.alias_rooms import _LOG_LINES, AliasRooms
 
 
 def rooms(**config: Any) -> AliasRooms:
@@ -20,7 +20,7 @@ def rooms(**config: Any) -> AliasRooms:
 
 def test_the_rate_limit_is_per_network_and_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("bridgekit.alias_rooms.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("bridgekit.portal.alias_rooms.time.monotonic", lambda: now[0])
     ar = rooms(per_minute=2)
     assert ar._take("irc") and ar._take("irc")
     assert not ar._take("irc")
@@ -47,8 +47,8 @@ def test_refused_queries_are_logged_once_per_alias_and_capped(
 async def test_aliases_added_to_an_existing_room_count_against_the_rate_limit() -> None:
     """A connector that reads many spellings as one chat must not let a stranger pile aliases
     onto its room: adding one takes from the same budget as making a room."""
-    from bridgekit.connector import AliasResolver
-    from bridgekit.events import PortalKey
+    from bridgekit.contract.connector import AliasResolver
+    from bridgekit.contract.events import PortalKey
 
     class AnySpelling(AliasResolver):
         name = "net"

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridgekit.appservice import PREFIX, AppServiceServer, TxnKey, events_digest
-from tests.harness.ports import free_port
+from bridgekit.matrix.appservice import PREFIX, AppServiceServer, TxnKey, events_digest
+from bridgekit.testing.ports import free_port
 
 HS_TOKEN = "hs" + "7f3a9c" * 10
 MAX_BODY = 4096
@@ -382,7 +382,7 @@ async def test_a_failure_the_homeserver_retries_logs_its_traceback_once_a_minute
         raise RuntimeError("database is down")
 
     appservice.sink.store_transaction = broken  # type: ignore[method-assign]
-    caplog.set_level(logging.INFO, logger="bridgekit.appservice")
+    caplog.set_level(logging.INFO, logger="bridgekit.matrix.appservice")
     for _ in range(5):
         status, _body = await appservice.request("PUT", TXN.format("t1"), json={})
         assert status == 500

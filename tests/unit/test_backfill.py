@@ -1,17 +1,17 @@
-"""bridgekit/backfill.py's paging against connectors that misbehave (no homeserver needed: the
-end-to-end behaviour is in tests/test_e2e_backfill.py), and its configuration's validation."""
+"""bridgekit/portal/backfill.py's paging against connectors that misbehave (no homeserver needed:
+the end-to-end behaviour is in tests/test_e2e_backfill.py), and its configuration's validation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from bridgekit.backfill import Backfill, BackfillState
 from bridgekit.bridge import discover_connectors
-from bridgekit.capabilities import BACKWARD, BackfillHandler, FetchResult
 from bridgekit.config import Config
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage
-from bridgekit.records import Portal
+from bridgekit.contract.capabilities import BACKWARD, BackfillHandler, FetchResult
+from bridgekit.contract.events import EventSender, MessageContent, PortalKey, RemoteMessage
+from bridgekit.database.records import Portal
+from bridgekit.portal.backfill import Backfill, BackfillState
 
 
 def msg(i: int, chat: str = "chat") -> RemoteMessage:

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from bridgekit.cli import EXIT_CONFIG, main, run_loop
-from bridgekit.db import package_migrations, redact_url
+from bridgekit.database.db import package_migrations, redact_url
 from tests.unit.test_config import with_fake_network
 
 #: What `bridgekit migrate` reports for a fully migrated database.
 SCHEMA_LINE = (
-    f"bridgekit schema version: {package_migrations('bridgekit.migrations')[-1].version}\n"
+    f"bridgekit schema version: {package_migrations('bridgekit.database.migrations')[-1].version}\n"
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example-config.yaml"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bridgekit.coalesce import MAX_LINES, MAX_SPAN_SECONDS, merge_contents, mergeable
-from bridgekit.events import (
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     MessagePart,
@@ -11,6 +10,7 @@ from bridgekit.events import (
     RemoteEdit,
     RemoteMessage,
 )
+from bridgekit.outbox.coalesce import MAX_LINES, MAX_SPAN_SECONDS, merge_contents, mergeable
 
 BOB = EventSender("bob")
 

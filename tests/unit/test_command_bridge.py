@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 import bridges
-from bridgekit.connector import BridgeAPI
+from bridgekit.contract.connector import BridgeAPI
 from bridgekit.network_api import NetworkBridge
 
 BRIDGES = Path(bridges.__file__).parent

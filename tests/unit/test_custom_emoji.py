@@ -1,12 +1,13 @@
-"""Edge cases of custom emoji (bridgekit.custom_emoji); end to end: test_e2e_custom_emoji.py."""
+"""Edge cases of custom emoji (bridgekit.portal.custom_emoji); end to end:
+test_e2e_custom_emoji.py."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from bridgekit.custom_emoji import SHORTCODE_FIELD, CustomEmojis
-from bridgekit.events import PortalKey, RemoteReaction, RemoteReactionRemove
+from bridgekit.contract.events import PortalKey, RemoteReaction, RemoteReactionRemove
+from bridgekit.portal.custom_emoji import SHORTCODE_FIELD, CustomEmojis
 
 
 class _KV:

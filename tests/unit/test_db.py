@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mautrix.util.async_db import Database, Scheme
 
-from bridgekit.db import (
+from bridgekit.database.db import (
     Migration,
     SchemaTooNewError,
     create_database,
@@ -103,7 +103,7 @@ def test_for_scheme_leaves_sql_without_blocks_unchanged() -> None:
 
 
 def test_package_migrations_finds_the_runtime_schema() -> None:
-    migrations = package_migrations("bridgekit.migrations")
+    migrations = package_migrations("bridgekit.database.migrations")
     assert [(m.version, m.name) for m in migrations][:2] == [(1, "initial"), (2, "message_alias")]
     assert "CREATE TABLE portal" in migrations[0].sql
 
@@ -196,15 +196,18 @@ async def test_absolute_sqlite_url_is_used_as_is(
 
 async def test_runtime_migrations_apply_to_a_fresh_database(db: Database) -> None:
     assert await current_version(db, "bridgekit") == 0
-    latest = package_migrations("bridgekit.migrations")[-1].version
-    assert await migrate(db, "bridgekit", package_migrations("bridgekit.migrations")) == latest
+    latest = package_migrations("bridgekit.database.migrations")[-1].version
+    assert (
+        await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations"))
+        == latest
+    )
     for table in RUNTIME_TABLES:
         assert await db.table_exists(table), table
     assert await current_version(db, "bridgekit") == latest
 
 
 async def test_runtime_migrations_applied_twice_are_a_no_op(db: Database) -> None:
-    migrations = package_migrations("bridgekit.migrations")
+    migrations = package_migrations("bridgekit.database.migrations")
     await migrate(db, "bridgekit", migrations)
     await db.execute("INSERT INTO kv (key, value) VALUES ('k', 'v')")
     assert await migrate(db, "bridgekit", migrations) == migrations[-1].version
@@ -212,7 +215,7 @@ async def test_runtime_migrations_applied_twice_are_a_no_op(db: Database) -> Non
 
 
 async def test_each_schema_has_its_own_version(db: Database, tmp_path: Path) -> None:
-    await migrate(db, "bridgekit", package_migrations("bridgekit.migrations")[:1])
+    await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations")[:1])
     files = sql_files(
         tmp_path,
         {
@@ -278,8 +281,8 @@ async def test_database_with_a_newer_schema_is_refused(db: Database) -> None:
     await db.execute("CREATE TABLE bridgekit_version (version INTEGER PRIMARY KEY)")
     await db.execute("INSERT INTO bridgekit_version (version) VALUES (99)")
     with pytest.raises(SchemaTooNewError) as info:
-        await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
+        await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations"))
     assert "v99" in str(info.value)
-    assert f"v{package_migrations('bridgekit.migrations')[-1].version}" in str(info.value)
+    assert f"v{package_migrations('bridgekit.database.migrations')[-1].version}" in str(info.value)
     assert not await db.table_exists("portal")
     assert await current_version(db, "bridgekit") == 99

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bridgekit import events as ev
-from bridgekit.events import (
+from bridgekit.contract import events as ev
+from bridgekit.contract.events import (
     ChatInfo,
     ChatMember,
     EventSender,

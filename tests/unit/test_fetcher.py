@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bridgekit.fetcher import FetchError, MediaFetcher
-from tests.harness.media_servers import PNG, media_servers
+from bridgekit.matrix.fetcher import FetchError, MediaFetcher
+from bridgekit.testing.media_servers import PNG, media_servers
 
 
 def fetcher_for(good_port: int, **kw: object) -> MediaFetcher:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bridgekit.ids import (
+from bridgekit.contract.ids import (
     escape_localpart,
     localpart_of,
     server_of,

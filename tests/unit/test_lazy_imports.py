@@ -19,11 +19,11 @@ def run_fresh(code: str) -> None:
 def test_sqlite_bridge_does_not_load_asyncpg_until_postgres_is_configured() -> None:
     run_fresh(
         "import sys\n"
-        "import bridgekit.bridge, bridgekit.store\n"
+        "import bridgekit.bridge, bridgekit.database.store\n"
         "from mautrix.util.async_db import Database\n"
         "assert 'asyncpg' not in sys.modules, 'asyncpg loaded for SQLite'\n"
         "assert 'sqlite' in Database.schemes and 'postgres' not in Database.schemes\n"
-        "from bridgekit.db import create_database\n"
+        "from bridgekit.database.db import create_database\n"
         "db = create_database('postgresql://bridge@127.0.0.1:1/bridge')\n"
         "assert 'asyncpg' in sys.modules\n"
         "assert type(db).__name__ == 'PostgresDatabase', type(db)\n"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridgekit.matrix_fields import MAX_ID, MalformedEvent, Relation, check_event, relation
+from bridgekit.matrix.fields import MAX_ID, MalformedEvent, Relation, check_event, relation
 
 
 def event(content: dict[str, Any], etype: str = "m.room.message", **top: Any) -> dict[str, Any]:

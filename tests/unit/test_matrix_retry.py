@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from mautrix.errors import MatrixRequestError
 
-from bridgekit.matrix import Backoff, MatrixClient, message_type, send_event, with_retries
-from tests.harness.ports import free_port
+from bridgekit.matrix.client import Backoff, MatrixClient, message_type, send_event, with_retries
+from bridgekit.testing.ports import free_port
 
 
 class FlakyHomeserver:

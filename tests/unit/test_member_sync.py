@@ -3,7 +3,7 @@ it writes (edge cases beside tests/test_e2e_member_sync.py and the IRC end-to-en
 
 from __future__ import annotations
 
-from bridgekit.member_sync import merged_user_levels, stale_ghosts
+from bridgekit.portal.member_sync import merged_user_levels, stale_ghosts
 
 BOT = "@bot:hs"
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bridgekit.connector import RoomCapabilities, SendRefused
-from bridgekit.events import MessageContent
-from bridgekit.message_status import (
+from bridgekit.contract.connector import RoomCapabilities, SendRefused
+from bridgekit.contract.events import MessageContent
+from bridgekit.database.records import MessageRow
+from bridgekit.matrix.message_status import (
     Reason,
     Status,
     refused_edit,
     refused_message,
     status_content,
 )
-from bridgekit.records import MessageRow
 
 
 def test_content_has_bridgev2_fields_and_leaves_empty_ones_out():

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from bridgekit.netguard import (
+from bridgekit.matrix.netguard import (
     AddressPolicy,
     GuardedResolver,
     RefusedAddress,

@@ -10,8 +10,14 @@ import pytest
 
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.config import Config
-from bridgekit.connector import BridgeStateEvent, LoginInfo
-from bridgekit.events import EventSender, MessageContent, PortalKey, RemoteMessage, RemoteUserID
+from bridgekit.contract.connector import BridgeStateEvent, LoginInfo
+from bridgekit.contract.events import (
+    EventSender,
+    MessageContent,
+    PortalKey,
+    RemoteMessage,
+    RemoteUserID,
+)
 from bridgekit.network_api import NetworkBridge
 from tests.conftest import SERVER_NAME, BridgeEnv
 

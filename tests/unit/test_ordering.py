@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from bridgekit.ordering import Job, OrderedExecutor
+from bridgekit.outbox.ordering import Job, OrderedExecutor
 
 
 def recorder(log: list[object], item: object, delay: float = 0.0) -> Job:
@@ -133,7 +133,7 @@ async def test_a_failing_job_is_logged_without_on_error(caplog: pytest.LogCaptur
     ex.submit("portal", recorder(done, 1))
     await ex.wait_idle(timeout=5)
     assert done == [1]
-    [record] = [r for r in caplog.records if r.name == "bridgekit.ordering"]
+    [record] = [r for r in caplog.records if r.name == "bridgekit.outbox.ordering"]
     assert record.exc_info is not None
     assert "portal" in record.getMessage()
 

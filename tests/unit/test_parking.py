@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridgekit.metrics import Metrics
-from bridgekit.parking import REPLAY_ATTEMPTS, Parking
+from bridgekit.outbox.parking import REPLAY_ATTEMPTS, Parking
 from tests.unit.test_store import Opener, open_store  # noqa: F401 - the fixture
 
 

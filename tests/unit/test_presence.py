@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridgekit.presence import PresenceKeeper
+from bridgekit.portal.presence import PresenceKeeper
 
 
 async def until(check, timeout: float = 3.0) -> None:  # noqa: ASYNC109

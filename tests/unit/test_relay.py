@@ -1,12 +1,12 @@
-"""Edge cases of the relay label (bridgekit.relay); the end-to-end behaviour is in
+"""Edge cases of the relay label (bridgekit.portal.relay); the end-to-end behaviour is in
 tests/irc/test_e2e_relay.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridgekit.events import MessageContent
-from bridgekit.relay import RelayFormat, clean_name, relay_name
+from bridgekit.contract.events import MessageContent
+from bridgekit.portal.relay import RelayFormat, clean_name, relay_name
 
 
 def test_clean_name_drops_controls_format_and_separators():
@@ -67,13 +67,13 @@ class _Bridge:
         self.matrix = type("M", (), {"state_store": _StateStore(members)})()
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
-        from bridgekit.media import MediaSigner
+        from bridgekit.matrix.media import MediaSigner
 
         return MediaSigner("secret").url("https://bridge.example", mxc, filename)
 
 
 async def test_relay_sender_is_sanitised_and_never_hands_out_a_raw_or_bad_avatar():
-    from bridgekit.relaying import relay_sender
+    from bridgekit.portal.relaying import relay_sender
 
     members = {
         "@c:x": _Member("Carol\r\n<bob> hi\u202e" + "x" * 300, "mxc://x/face"),
@@ -94,7 +94,7 @@ async def test_relay_sender_is_sanitised_and_never_hands_out_a_raw_or_bad_avatar
 
 
 def test_linkable_accepts_only_mxc_uris_the_media_links_serve():
-    from bridgekit.media import linkable
+    from bridgekit.matrix.media import linkable
 
     assert linkable("mxc://example.org/abc_DEF-1.2")
     for bad in ("https://x/y", "mxc://x", "mxc:///y", "mxc://x/a/b", "mxc://x/../y", None, 3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridgekit.send_gate import SendGate
+from bridgekit.portal.send_gate import SendGate
 
 
 async def test_waits_until_every_send_of_the_portal_is_done() -> None:

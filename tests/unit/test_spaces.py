@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bridgekit.events import SpaceInfo
-from bridgekit.spaces import MAX_ID, MAX_TEXT, _clean
+from bridgekit.contract.events import SpaceInfo
+from bridgekit.portal.spaces import MAX_ID, MAX_TEXT, _clean
 
 
 def test_a_container_without_an_id_is_no_space() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from mautrix.util.async_db import Database
 
-from bridgekit import sqlite_work
-from bridgekit.db import create_database
+from bridgekit.database import sqlite_work
+from bridgekit.database.db import create_database
 
 
 @pytest.fixture(params=["thread", "loop connection"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bridgekit.connector import IdentifierResolver, ResolvedIdentifier
-from bridgekit.events import PortalKey, RemoteUserID
-from bridgekit.start_chat import open_dm
+from bridgekit.contract.connector import IdentifierResolver, ResolvedIdentifier
+from bridgekit.contract.events import PortalKey, RemoteUserID
+from bridgekit.portal.start_chat import open_dm
 
 
 class Resolver(IdentifierResolver):

@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from mautrix.util.async_db import Database
 
-from bridgekit.connector import LoginInfo
-from bridgekit.db import create_database, migrate, package_migrations
-from bridgekit.events import (
+from bridgekit.contract.connector import LoginInfo
+from bridgekit.contract.events import (
     EventSender,
     MessageContent,
     PortalKey,
     RemoteMessage,
     remote_event_to_json,
 )
-from bridgekit.remote_queue import merged_lines, merged_payload
-from bridgekit.store import BridgeUser, Ghost, MessageRow, Portal, ReactionRow, Store
+from bridgekit.database.db import create_database, migrate, package_migrations
+from bridgekit.database.store import BridgeUser, Ghost, MessageRow, Portal, ReactionRow, Store
+from bridgekit.outbox.remote_queue import merged_lines, merged_payload
 
 NASTY = "x'); DROP TABLE portal; --"
 
@@ -34,7 +34,7 @@ async def open_store(db_url: str) -> AsyncIterator[Opener]:
         db = create_database(db_url)
         await db.start()
         opened.append(db)
-        await migrate(db, "bridgekit", package_migrations("bridgekit.migrations"))
+        await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations"))
         return Store(db)
 
     yield opener
@@ -226,7 +226,7 @@ async def test_transactions_from_before_the_digest_are_kept_and_replayed(db_url:
     db = create_database(db_url)
     await db.start()
     try:
-        migrations = package_migrations("bridgekit.migrations")
+        migrations = package_migrations("bridgekit.database.migrations")
         await migrate(db, "bridgekit", migrations[:2])
         await db.execute(
             "INSERT INTO appservice_txn (txn_id, body, received_at) VALUES ($1, $2, $3)",
@@ -308,7 +308,7 @@ async def test_outbox_done_later_rides_on_the_next_group_commit(store: Store) ->
 async def test_outbox_done_later_commits_alone_when_nothing_else_writes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridgekit.store.DONE_LATER_DELAY", 0.05)
+    monkeypatch.setattr("bridgekit.database.store.DONE_LATER_DELAY", 0.05)
     [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
     store.outbox_done_later([seq])
     await asyncio.sleep(0.2)

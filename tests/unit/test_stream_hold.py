@@ -1,11 +1,12 @@
-"""Which lines wait for the rest of their stream, and for how long (bridgekit.remote_queue)."""
+"""Which lines wait for the rest of their stream, and for how long
+(bridgekit.outbox.remote_queue)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from bridgekit.remote_queue import STREAM_GAP, StreamHold
+from bridgekit.outbox.remote_queue import STREAM_GAP, StreamHold
 
 PORTAL = ("irc", "#chan")
 

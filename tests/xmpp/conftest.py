@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridgekit.bridge import Bridge
-from bridgekit.ids import escape_localpart
+from bridgekit.contract.ids import escape_localpart
 from tests.conftest import SERVER_NAME, BridgeEnv
 from tests.harness.prosody import Prosody, XmppTestClient, require_prosody
 

@@ -3,7 +3,7 @@ message, end to end through Prosody and Synapse."""
 
 from __future__ import annotations
 
-from tests.harness.media_servers import media_servers
+from bridgekit.testing.media_servers import media_servers
 from tests.helpers import body_is
 from tests.xmpp.conftest import ghost
 from tests.xmpp.helpers import add, child, is_redaction_of, reflected, stanza_id

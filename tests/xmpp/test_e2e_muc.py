@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bridgekit.testing.matrix_client import MatrixError
 from tests.conftest import BridgeEnv
-from tests.harness.matrix_client import MatrixError
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias, body_is, ghost
 

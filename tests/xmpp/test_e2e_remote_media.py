@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.harness.media_servers import PNG, SECRET, media_servers
+from bridgekit.testing.media_servers import PNG, SECRET, media_servers
 from tests.helpers import management_room
 from tests.xmpp.conftest import ghost, xmpp_networks
 from tests.xmpp.helpers import add

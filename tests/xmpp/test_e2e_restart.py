@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridgekit.connector import BridgeStateEvent
+from bridgekit.contract.connector import BridgeStateEvent
 from bridges.xmpp.login import puppet_login
 from tests.conftest import SERVER_NAME, eventually
 from tests.harness.prosody import Prosody

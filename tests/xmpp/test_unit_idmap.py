@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridgekit.events import PortalKey
+from bridgekit.contract.events import PortalKey
 from bridges.xmpp.idmap import IdMap
 from tests.xmpp.test_unit_inbound import FakeBridge
 

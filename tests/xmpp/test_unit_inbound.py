@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from slixmpp import Message
 
-from bridgekit.events import (
+from bridgekit.contract.events import (
     PortalKey,
     RemoteEdit,
     RemoteMessage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from xml.etree import ElementTree as ET
 
-from bridgekit.events import MessageContent
+from bridgekit.contract.events import MessageContent
 from bridges.xmpp.connector import XMPPConnector
 from bridges.xmpp.outbound import render, stanza_id_for
 from tests.xmpp.test_unit_inbound import FakeBridge

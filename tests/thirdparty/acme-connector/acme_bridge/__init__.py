@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, ClassVar
 
-from bridgekit.connector import (
+from bridgekit.contract.connector import (
     BridgeStateEvent,
     LoginField,
     LoginFlow,
@@ -21,7 +21,7 @@ from bridgekit.connector import (
     NetworkClient,
     NetworkConnector,
 )
-from bridgekit.events import (
+from bridgekit.contract.events import (
     ChatInfo,
     ChatMember,
     EventSender,

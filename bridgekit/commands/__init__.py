@@ -1,0 +1,1 @@
+"""Management-room commands: the processor, portal commands, secrets."""

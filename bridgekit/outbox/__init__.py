@@ -1,0 +1,2 @@
+"""Durable work: homeserver transactions (the inbox), outbox jobs per portal,
+ordering, coalescing, parking."""

@@ -1,0 +1,243 @@
+"""Transactions from the homeserver: remembered, queued per room, marked done, forgotten.
+
+Mixed into :class:`bridgekit.bridge.Bridge`, which
+:class:`bridgekit.matrix.appservice.AppServiceServer` hands transactions to (its
+``TransactionSink``). A transaction is known by its id and a digest of its event ids
+(:func:`bridgekit.matrix.appservice.events_digest`): the id alone is unique only within one run of
+the homeserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..database.records import LRU
+from ..matrix.appservice import TxnKey
+from .parking import REPLAY_ATTEMPTS
+
+if TYPE_CHECKING:
+    from ..database.store import Store
+    from ..matrix.router import MatrixRouter
+    from ..metrics import Metrics
+    from .ordering import OrderedExecutor
+    from .parking import Parking
+
+log = logging.getLogger("bridgekit")
+
+#: Above this many unhandled events in memory, new transactions wait before being acknowledged.
+MAX_PENDING_EVENTS = 20_000
+#: How long a handled transaction's key is kept to recognise a retry (milliseconds).
+TXN_KEEP_MS = 7 * 24 * 3600 * 1000
+#: Seconds between two warnings that the homeserver reuses transaction ids.
+TXN_REUSE_LOG_INTERVAL = 600.0
+
+
+def parking_key(txn: TxnKey) -> str:
+    """A transaction's name in :mod:`bridgekit.outbox.parking` (its id alone is not unique)."""
+    return f"{txn[0]}/{txn[1]}"
+
+
+def _short(value: Any) -> str:
+    """A field of an untrusted event, for a log line: a string cut short, else its type (the
+    repr of junk can be huge, or nested too deep to build)."""
+    return value[:100] if isinstance(value, str) else f"<{type(value).__name__}>"
+
+
+class Transactions:
+    """Mixed into :class:`~bridgekit.bridge.Bridge`."""
+
+    store: Store
+    router: MatrixRouter
+    inbox: OrderedExecutor
+    metrics: Metrics
+    parking: Parking
+
+    if TYPE_CHECKING:  # provided by Bridge
+
+        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+
+        async def send_notice(self, room_id: str, text: str) -> Any: ...
+
+    def _init_transactions(self) -> None:
+        self._txn_remaining: dict[TxnKey, int] = {}
+        self._txn_without_body: set[TxnKey] = set()
+        self._recent_idless_txns = LRU(10_000)  # txnId -> digest, of transactions not stored
+        self._txn_reused_logged_at = float("-inf")
+        self._txn_reused_since_log = 0
+        self._txn_finished: list[TxnKey] = []
+        self._event_failure_sites = LRU(1000)  # where events failed (one traceback each)
+        self._txn_flush_task: asyncio.Task[None] | None = None
+
+    async def _prune_transactions(self) -> None:
+        """Forget handled transactions after a week, at start and then daily (a long run
+        would otherwise keep every one; a homeserver retries within minutes to hours)."""
+        while True:
+            try:
+                await self.store.prune_transactions(TXN_KEEP_MS)
+            except Exception as e:
+                log.warning("Could not prune old transactions: %s", e)
+            await asyncio.sleep(24 * 3600)
+
+    async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
+        txn_id, digest = txn
+        if body is None:
+            # Nothing in it to handle (typically the echo of what the bridge itself just
+            # sent): a retry would be ignored again, so it is remembered in memory only and
+            # acknowledging it costs no write. Without timeline events it is never a retry
+            # (a homeserver resends only those): its ephemeral events, if any, are new.
+            if digest:
+                known = self._recent_idless_txns.get(txn_id)
+                if known == digest:
+                    return False
+                if known is not None:
+                    self._txn_id_reused(txn_id)
+                self._recent_idless_txns.put(txn_id, digest)
+            self._txn_without_body.add(txn)
+            return True
+        stored = await self.store.store_transaction(txn, body)
+        if stored == "retry":
+            self._txn_without_body.discard(txn)  # it will not be dispatched
+            return False
+        if stored == "reused":
+            self._txn_id_reused(txn_id)
+        return True
+
+    def _txn_id_reused(self, txn_id: str) -> None:
+        """Say, once per burst, that the homeserver reuses transaction ids for new events."""
+        self._txn_reused_since_log += 1
+        now = time.monotonic()
+        if now - self._txn_reused_logged_at < TXN_REUSE_LOG_INTERVAL:
+            log.debug("Transaction id %s reused with new events: processing them", txn_id)
+            return
+        log.warning(
+            "The homeserver reused transaction id %s for new events (%d time(s) since the "
+            "last warning): it numbers transactions again after a restart (Synapse on SQLite "
+            "does). They are processed, not taken for retries.",
+            txn_id,
+            self._txn_reused_since_log,
+        )
+        self._txn_reused_logged_at = now
+        self._txn_reused_since_log = 0
+
+    def needs_replay(self, data: dict[str, Any]) -> bool:
+        """Whether any event of a transaction needs handling (so its body must be stored)."""
+        wants = self.router.wants
+        return any(isinstance(e, dict) and wants(e) for e in data.get("events") or ())
+
+    async def wait_for_capacity(self) -> None:
+        while self.inbox.pending > MAX_PENDING_EVENTS:  # noqa: ASYNC110 - rare backpressure path
+            await asyncio.sleep(0.05)
+
+    def dispatch_transaction(self, txn: TxnKey, data: dict[str, Any], replay: bool = False) -> None:
+        """Queue a stored transaction's events, one job per room, in order within each room.
+
+        Events the bridge has no use for (ordinary messages in rooms that are neither portals
+        nor management rooms) are recognised here from in-memory indexes and never queued.
+        """
+        events = data.get("events") or ()
+        ephemeral = data.get("ephemeral") or data.get("de.sorunome.msc2409.ephemeral") or []
+        self.metrics.events_in("matrix", len(events))
+        wants = self.router.wants
+        by_room: dict[str, list[dict[str, Any]]] = {}
+        for evt in events:
+            if isinstance(evt, dict) and wants(evt):
+                by_room.setdefault(evt["room_id"], []).append(evt)
+        if not by_room:
+            if txn in self._txn_without_body:
+                self._txn_without_body.discard(txn)  # nothing stored, nothing to clear
+            else:
+                self._txn_done(txn)
+        else:
+            self._txn_without_body.discard(txn)
+            self._txn_remaining[txn] = len(by_room)
+        for room, room_events in by_room.items():
+            self.inbox.submit(
+                room, lambda evts=room_events: self._handle_room_events(txn, evts, replay)
+            )
+        for evt in ephemeral:
+            if isinstance(evt, dict):
+                key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
+                self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
+
+    async def _handle_room_events(
+        self, txn: TxnKey, events: list[dict[str, Any]], replay: bool
+    ) -> None:
+        try:
+            for evt in events:
+                start = time.perf_counter()
+                try:
+                    await self.router.handle_event(evt, replay)
+                except Exception as e:
+                    self.metrics.error("matrix_event")
+                    self._event_failed(evt, e)
+                self.metrics.handled("matrix", time.perf_counter() - start)
+        except asyncio.CancelledError:
+            if replay:  # a stop cut it short: not a failure
+                self.parking.interrupted("transaction", parking_key(txn))
+            raise
+        finally:
+            remaining = self._txn_remaining.get(txn, 1) - 1
+            if remaining <= 0:
+                self._txn_done(txn)
+            else:
+                self._txn_remaining[txn] = remaining
+
+    def _event_failed(self, evt: dict[str, Any], e: Exception) -> None:
+        """One line per event that failed; its traceback only the first time that exception
+        comes from that place: junk repeats the same failure, and a traceback for each (deep
+        in a replay, too) buried everything else in the log."""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        site = (type(e), tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else (type(e),)
+        first = site not in self._event_failure_sites
+        self._event_failure_sites.put(site, True)
+        try:
+            why = str(e)[:200]
+        except Exception:  # a message built from junk (its repr nested too deep)
+            why = "?"
+        log.error(
+            "Failed to handle event %s (%s in %s): %s: %s",
+            _short(evt.get("event_id")),
+            _short(evt.get("type")),
+            _short(evt.get("room_id")),
+            type(e).__name__,
+            why,
+            exc_info=e if first else None,
+        )
+
+    def _txn_done(self, txn: TxnKey) -> None:
+        self._txn_remaining.pop(txn, None)
+        self._txn_finished.append(txn)
+        if self._txn_flush_task is None or self._txn_flush_task.done():
+            self._txn_flush_task = self._spawn(self._flush_finished_txns())
+
+    async def _flush_finished_txns(self) -> None:
+        while self._txn_finished:
+            batch, self._txn_finished = self._txn_finished, []
+            try:
+                # What handling these events recorded commits before (or with) the mark
+                # that ends their transaction's replay: one group commit for both.
+                await self.store.finish_transactions(batch)
+            except Exception:
+                log.exception("Could not mark transactions finished (they will be replayed)")
+                return
+
+    async def _tell_parked_transaction(self, txn: TxnKey, data: dict[str, Any]) -> None:
+        """The portal rooms of a parked transaction's events learn that some were not
+        bridged (their senders would otherwise never know)."""
+        rooms = {
+            e["room_id"]
+            for e in data.get("events") or ()
+            if isinstance(e, dict) and isinstance(e.get("room_id"), str)
+        }
+        for room_id in sorted(rooms):
+            if self.store.is_portal_room(room_id):
+                await self.send_notice(
+                    room_id,
+                    f"Some messages sent here could not be bridged: their transaction "
+                    f"({txn[0]}) failed {REPLAY_ATTEMPTS} replays and was set aside.",
+                )

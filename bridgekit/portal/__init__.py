@@ -1,0 +1,1 @@
+"""Portals: rooms, ghosts and puppets, remote events to Matrix and Matrix events to the network."""

@@ -1,0 +1,552 @@
+"""Matrix events in a portal room, turned into calls on the right network client.
+
+The runtime picks the client (the sender's own login, else the portal's relay), resolves
+replies/threads/edits/reactions to remote ids through the message map, and falls back where a
+connector lacks a capability: an edit becomes a ``* new text`` message; a reaction or redaction
+the network cannot carry is not sent. What a room refuses (its :class:`RoomCapabilities`) is
+refused before the connector is called. The outcome of every message, edit, reaction and
+redaction goes back to the sender's client as a message status (:mod:`.message_status`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..contract.connector import (
+    AutoLogin,
+    EditHandler,
+    MembershipHandler,
+    NetworkClient,
+    ReactionHandler,
+    ReadReceiptHandler,
+    RedactionHandler,
+    RendersRelaySender,
+    RoomMetaHandler,
+    SendRefused,
+    TypingHandler,
+)
+from ..contract.events import (
+    MatrixEdit,
+    MatrixMembership,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixReadReceipt,
+    MatrixRedaction,
+    MatrixRoomMeta,
+    MatrixTyping,
+    MessageContent,
+)
+from ..database.store import LRU, MessageRow, Portal, ReactionRow
+from ..matrix.fields import Relation, relation
+from ..matrix.message_status import (
+    KINDS,
+    Reason,
+    Status,
+    StatusReporter,
+    refused_edit,
+    refused_message,
+    room_capabilities,
+)
+from .relaying import mark_relayed, relay_sender
+from .send_gate import SendGate
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+    from .custom_emoji import CustomEmojis
+
+log = logging.getLogger("bridgekit.portal.portals")
+
+_REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
+
+
+def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
+    """Remove the quoted text clients put in replies (it would leak and duplicate)."""
+    if body.startswith("> "):
+        lines = body.split("\n")
+        while lines and lines[0].startswith(">"):
+            lines.pop(0)
+        if lines and lines[0] == "":
+            lines.pop(0)
+        body = "\n".join(lines)
+    if html:
+        html = _REPLY_HTML_RE.sub("", html)
+    return body, html
+
+
+class MatrixToRemote:
+    emojis: CustomEmojis  # set by PortalService
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self._typing: dict[tuple[str, Any], set[str]] = {}
+        self._seen = LRU(100_000)
+        self.status = StatusReporter(bridge)
+        #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
+        self.gate = SendGate()
+
+    async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
+        """(client, relayed): the sender's own login in this portal, else the relay login."""
+        for client in self.bridge.clients_of(sender, portal.network):
+            if client.is_in_portal(portal.key):
+                return client, False
+        connector = self.bridge.connectors.get(portal.network)
+        if isinstance(connector, AutoLogin) and self.bridge.router.level_of(sender) >= 2:
+            info = await connector.auto_login(sender, portal.key)
+            if info is not None:
+                await self.bridge.commands.get_or_create_user(sender)
+                return await self.bridge.add_login(info), False
+        if portal.relay_login and self.bridge.config.settings.bridge.relay.enabled:
+            relay = self.bridge.clients.get(portal.relay_login)
+            if relay is not None:
+                return relay, True
+        return None, False
+
+    async def _display_name(self, room_id: str, mxid: str) -> str:
+        try:
+            member = await self.bridge.matrix.state_store.get_member(room_id, mxid)
+            if member and member.displayname:
+                return str(member.displayname)
+        except Exception:
+            pass
+        return mxid[1:].split(":", 1)[0]
+
+    async def handle_matrix_event(
+        self, portal: Portal, evt: dict[str, Any], level: int, replay: bool = False
+    ) -> None:
+        etype = evt["type"]
+        content = evt["content"]
+        if etype in ("m.room.message", "m.sticker"):
+            rel = relation(content)  # checked by the router (matrix_fields.check_event)
+            async with self.gate.sending((portal.network, portal.key)):
+                if rel.rel_type == "m.replace":
+                    await self._edit(portal, evt, rel)
+                else:
+                    await self._message(portal, evt, replay)
+        elif etype == "m.reaction":
+            async with self.gate.sending((portal.network, portal.key)):
+                await self._reaction(portal, evt)
+        elif etype == "m.room.redaction":
+            async with self.gate.sending((portal.network, portal.key)):
+                await self._redaction(portal, evt)
+        elif etype == "m.room.member":
+            await self._membership(portal, evt)
+        elif etype in ("m.room.name", "m.room.topic", "m.room.avatar"):
+            await self._room_meta(portal, evt)
+        elif etype == "m.room.power_levels" and evt.get("state_key") == "":
+            await self._power_levels(portal, evt)
+
+    def _base(self, portal: Portal, evt: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "portal": portal.key,
+            "room_id": evt["room_id"],
+            "event_id": evt["event_id"],
+            "sender": evt["sender"],
+            "timestamp": (evt.get("origin_server_ts") or 0) / 1000,
+        }
+
+    async def _refuse(
+        self,
+        portal: Portal,
+        evt: dict[str, Any],
+        why: str,
+        reason: str = Reason.NO_PERMISSION,
+        status: Status = Status.FAIL,
+        notice: bool = True,
+    ) -> None:
+        """A failed status for ``evt`` (and, for messages and edits, the notice line)."""
+        await self.status.report(portal, evt, status, reason, why, notice=notice)
+
+    async def _done(self, portal: Portal, evt: dict[str, Any]) -> None:
+        await self.status.report(portal, evt, Status.SUCCESS)
+
+    async def _failed(
+        self, portal: Portal, evt: dict[str, Any], e: Exception, notice: bool
+    ) -> None:
+        """The connector raised: a refusal it explained, or a failure that may pass."""
+        kind = KINDS.get(evt["type"], "message")
+        if isinstance(evt["content"].get("m.new_content"), dict):
+            kind = "edit"
+        log.warning("Connector failed to send %s %s: %s", kind, evt["event_id"], e, exc_info=e)
+        if isinstance(e, SendRefused):
+            status = Status.RETRIABLE if e.retriable else Status.FAIL
+            reason: str = e.reason
+        else:
+            status, reason = Status.RETRIABLE, Reason.NETWORK_ERROR
+        why = f"your {kind} was not delivered: {e}"
+        await self._refuse(portal, evt, why, reason, status, notice)
+
+    async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
+        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        html = (
+            content.get("formatted_body")
+            if content.get("format") == "org.matrix.custom.html"
+            else None
+        )
+        rel = relation(content)
+        reply_event = rel.reply_to
+        if reply_event and not rel.is_falling_back:
+            body, html = strip_reply_fallback(body, html if isinstance(html, str) else None)
+        mc = MessageContent(body=body, html=html if isinstance(html, str) else None)
+        msgtype = content.get("msgtype", "m.text")
+        mc.msgtype = msgtype if isinstance(msgtype, str) else "m.text"
+        if isinstance(content.get("url"), str):
+            mc.media_url = content["url"]
+            mc.media_info = content.get("info") or {}
+        if reply_event and not rel.is_falling_back:
+            row = await self.bridge.store.message_in_portal(portal.network, portal.key, reply_event)
+            if row:
+                mc.reply_to = row.remote_id
+        if rel.rel_type == "m.thread" and rel.event_id:
+            row = await self.bridge.store.message_in_portal(
+                portal.network, portal.key, rel.event_id
+            )
+            if row:
+                mc.thread_root = row.remote_id
+        return mc
+
+    async def _message(self, portal: Portal, evt: dict[str, Any], replay: bool = True) -> None:
+        """Send a Matrix message to the network, once.
+
+        A first delivery needs no database at all: the homeserver resends an event only in
+        a retry of the same transaction, which the transaction table recognises, and the same
+        event twice in this process is caught by ``_seen``. The mapping to the remote id is
+        written in the background (group commit). After a crash, the replayed transactions
+        are checked against the message table: what is mapped was delivered; anything else
+        goes out again with ``maybe_sent`` so a connector that can deduplicate does.
+        """
+        event_id = evt["event_id"]
+        if event_id in self._seen and not replay:
+            return
+        self._seen.put(event_id, True)
+        if replay and await self.bridge.store.message_by_event(event_id):
+            return  # delivered before the crash
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None:
+            await self._refuse(portal, evt, "you are not logged in and this room has no relay")
+            return
+        mc = await self._to_content(portal, evt["content"])
+        if evt["type"] == "m.sticker":
+            mc.msgtype = "m.image"
+        caps = room_capabilities(client, portal)
+        why = refused_message(caps, mc)
+        if why is not None:
+            await self._refuse(portal, evt, f"your message was not delivered: {why[1]}", why[0])
+            return
+        if not caps.formatting:
+            mc.html = None
+        name = await self._display_name(evt["room_id"], evt["sender"])
+        reply_row = None
+        if mc.reply_to:
+            reply_row = await self.bridge.store.message_by_remote(
+                portal.network, portal.key, mc.reply_to
+            )
+        msg = MatrixMessage(
+            **self._base(portal, evt),
+            content=mc,
+            sender_name=name,
+            relayed_for=evt["sender"] if relayed else None,
+            reply_to_sender=reply_row.sender_remote if reply_row else None,
+            raw=evt["content"],
+            maybe_sent=replay,
+        )
+        if relayed:
+            await mark_relayed(self.bridge, msg, client)
+        try:
+            result = await client.handle_matrix_message(msg)
+        except Exception as e:
+            await self._failed(portal, evt, e, notice=True)
+            return
+        self.bridge.metrics.events_out(portal.network)
+        if self.status.events_enabled:  # a success says nothing otherwise
+            await self._done(portal, evt)
+        rel = relation(evt["content"])
+        self.bridge.store.add_message_soon(
+            MessageRow(
+                network=portal.network,
+                portal=portal.key,
+                remote_id=(result.remote_id if result else None) or f"mx:{event_id}",
+                part="",
+                event_id=event_id,
+                room_id=evt["room_id"],
+                sender_mxid=evt["sender"],
+                sender_remote=client.login.remote_id,
+                ts=int(evt.get("origin_server_ts") or 0),
+                thread_root=rel.event_id if rel.rel_type == "m.thread" else None,
+            ),
+            result.extra_ids if result else (),
+        )
+
+    async def _edit(self, portal: Portal, evt: dict[str, Any], rel: Relation) -> None:
+        target = await self._target(portal, rel.event_id)
+        if target is None or target.sender_mxid != evt["sender"]:
+            # unknown here (or another room's), or someone editing another's message
+            await self._refuse(
+                portal, evt, "the edited message is not bridged", Reason.GENERIC, notice=False
+            )
+            return
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        new = evt["content"].get("m.new_content")
+        if client is None or not isinstance(new, dict):
+            await self._refuse(portal, evt, "your edit was not delivered", notice=False)
+            return
+        caps = room_capabilities(client, portal)
+        why = refused_edit(caps, evt, target)
+        if why is not None:
+            await self._refuse(portal, evt, f"your edit was not delivered: {why[1]}", why[0])
+            return
+        mc = await self._to_content(portal, new)
+        if not caps.formatting:
+            mc.html = None
+        if isinstance(client, EditHandler) and (
+            not relayed or isinstance(client, RendersRelaySender)
+        ):
+            edit = MatrixEdit(
+                **self._base(portal, evt),
+                target_id=target.remote_id,
+                content=mc,
+                target_part=target.part,
+            )
+            if relayed:  # the network shows the sender: the relayed message can be edited
+                edit.relayed_for = evt["sender"]
+                edit.relay_sender = await relay_sender(self.bridge, evt["room_id"], evt["sender"])
+            try:
+                await client.handle_matrix_edit(edit)
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=True)
+                return
+            await self._done(portal, evt)
+            return
+        # Fallback: the network has no edits, so the correction is a new message.
+        if self.bridge.config.settings.bridge.edit_fallback:
+            fallback = dict(new)
+            fallback["body"] = f"* {mc.body}"
+            if mc.html:
+                fallback["formatted_body"] = f"* {mc.html}"
+            fallback.pop("m.relates_to", None)
+            await self._message(portal, {**evt, "content": fallback})
+        else:
+            await self._refuse(
+                portal, evt, "edits are not bridged here", Reason.UNSUPPORTED, notice=False
+            )
+
+    async def _target(self, portal: Portal, event_id: str | None) -> MessageRow | None:
+        """The bridged message ``event_id`` names, if it is one of this portal's: an edit,
+        reaction, reply or redaction in one room must never reach another room's chat."""
+        if not event_id:
+            return None
+        return await self.bridge.store.message_in_portal(portal.network, portal.key, event_id)
+
+    async def _reaction(self, portal: Portal, evt: dict[str, Any]) -> None:
+        rel = relation(evt["content"])
+        key = rel.key
+        target = await self._target(portal, rel.event_id)
+        if target is None or key is None:
+            await self._refuse(
+                portal, evt, "the message is not bridged", Reason.GENERIC, notice=False
+            )
+            return
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, ReactionHandler):
+            await self._refuse(
+                portal,
+                evt,
+                "reactions are not bridged for you here",
+                Reason.UNSUPPORTED,
+                notice=False,
+            )
+            return
+        caps = room_capabilities(client, portal)
+        if caps.read_only or not caps.reactions:
+            why = caps.read_only_reason if caps.read_only else "reactions are not allowed here"
+            reason = Reason.NO_PERMISSION if caps.read_only else Reason.UNSUPPORTED
+            await self._refuse(portal, evt, why, reason, notice=False)
+            return
+        reaction = MatrixReaction(**self._base(portal, evt), target_id=target.remote_id, key=key)
+        emoji = await self.emojis.by_mxc(portal.network, key)  # a network's custom emoji
+        if emoji is not None:
+            reaction.emoji_id, reaction.emoji_name = emoji.id, emoji.name
+        try:
+            result = await client.handle_matrix_reaction(reaction)
+        except Exception as e:
+            await self._failed(portal, evt, e, notice=False)
+            return
+        await self._done(portal, evt)
+        await self.bridge.store.add_reaction(
+            ReactionRow(
+                portal.network,
+                portal.key,
+                target.remote_id,
+                client.login.remote_id,
+                key,
+                evt["event_id"],
+                evt["room_id"],
+                result.remote_id if result else None,
+            )
+        )
+
+    async def _redaction(self, portal: Portal, evt: dict[str, Any]) -> None:
+        redacts = evt.get("redacts") or evt["content"].get("redacts")
+        if not isinstance(redacts, str):
+            return
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed:
+            return
+        caps = room_capabilities(client, portal)
+        msg = await self._target(portal, redacts)
+        if msg is not None:
+            if msg.sender_mxid != evt["sender"]:
+                return  # a moderator's redaction: nothing to send
+            if not isinstance(client, RedactionHandler) or not caps.redactions:
+                await self._refuse(
+                    portal,
+                    evt,
+                    "deleting messages is not bridged here",
+                    Reason.UNSUPPORTED,
+                    notice=False,
+                )
+                return
+            if caps.read_only:
+                await self._refuse(portal, evt, caps.read_only_reason, notice=False)
+                return
+            try:
+                await client.handle_matrix_redaction(
+                    MatrixRedaction(**self._base(portal, evt), target_id=msg.remote_id)
+                )
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=False)
+                return
+            await self.bridge.store.delete_message(redacts)
+            await self._done(portal, evt)
+            return
+        reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
+        # Only its sender's own removal: a moderator redacting it would otherwise remove,
+        # through their own login, a reaction they never made (and leave the sender's).
+        if (
+            reaction is not None
+            and isinstance(client, ReactionHandler)
+            and reaction.sender_remote == client.login.remote_id
+        ):
+            if caps.read_only:
+                await self._refuse(portal, evt, caps.read_only_reason, notice=False)
+                return
+            emoji = await self.emojis.by_mxc(portal.network, reaction.key)
+            try:
+                await client.handle_matrix_reaction_remove(
+                    MatrixReactionRemove(
+                        **self._base(portal, evt),
+                        target_id=reaction.target_id,
+                        key=reaction.key,
+                        emoji_id=emoji.id if emoji else None,
+                    )
+                )
+            except Exception as e:
+                await self._failed(portal, evt, e, notice=False)
+                return
+            await self.bridge.store.delete_reaction(redacts)
+            await self._done(portal, evt)
+
+    async def _membership(self, portal: Portal, evt: dict[str, Any]) -> None:
+        content = evt["content"]
+        target = evt.get("state_key")
+        membership = content.get("membership")
+        if not isinstance(target, str) or not isinstance(membership, str):
+            return
+        found = self.bridge.connector_for_ghost(target)
+        if membership == "leave" and target != evt["sender"]:
+            membership = "kick"
+        change = MatrixMembership(
+            **self._base(portal, evt),
+            target=target,
+            target_remote=found[1] if found else None,
+            membership=membership,
+            reason=content.get("reason"),
+        )
+        if membership in ("kick", "ban") and found is None:
+            # A Matrix user put out of the room leaves the remote chat too: their own login
+            # hears of it (as of their own leave), whoever the moderator is.
+            for own in self.bridge.clients_of(target, portal.network):
+                if own.is_in_portal(portal.key) and isinstance(own, MembershipHandler):
+                    await own.handle_matrix_membership(change)
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, MembershipHandler):
+            return
+        await client.handle_matrix_membership(change)
+
+    async def _room_meta(self, portal: Portal, evt: dict[str, Any]) -> None:
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, RoomMetaHandler):
+            return
+        content = evt["content"]
+        change = MatrixRoomMeta(**self._base(portal, evt))
+        if evt["type"] == "m.room.name":
+            change.name = content.get("name")
+        elif evt["type"] == "m.room.topic":
+            change.topic = content.get("topic")
+        else:
+            change.avatar_url = content.get("url")
+        await client.handle_matrix_room_meta(change)
+
+    async def _power_levels(self, portal: Portal, evt: dict[str, Any]) -> None:
+        """Only the users whose level changed go to the network (from ``prev_content``)."""
+        changed = power_level_changes(evt, self.bridge.bot_mxid)
+        if not changed:
+            return
+        client, relayed = await self.choose_client(portal, evt["sender"])
+        if client is None or relayed or not isinstance(client, RoomMetaHandler):
+            return
+        change = MatrixRoomMeta(**self._base(portal, evt), power_levels=changed)
+        await client.handle_matrix_room_meta(change)
+
+    async def handle_matrix_typing(self, portal: Portal, typing_users: list[str]) -> None:
+        """Forward only changes: Matrix sends the full list of typing users each time."""
+        typing = set(typing_users)
+        key = (portal.network, portal.key)
+        previous = self._typing.get(key, set())
+        self._typing[key] = typing
+        for user_id in typing ^ previous:
+            for client in self.bridge.clients_of(user_id, portal.network):
+                if isinstance(client, TypingHandler) and client.is_in_portal(portal.key):
+                    await client.handle_matrix_typing(
+                        MatrixTyping(portal.key, portal.mxid or "", user_id, user_id in typing)
+                    )
+
+    async def handle_matrix_receipt(self, portal: Portal, user_id: str, event_id: str) -> None:
+        row = await self._target(portal, event_id)
+        for client in self.bridge.clients_of(user_id, portal.network):
+            if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
+                await client.handle_matrix_read_receipt(
+                    MatrixReadReceipt(
+                        portal.key,
+                        portal.mxid or "",
+                        user_id,
+                        event_id,
+                        row.remote_id if row else None,
+                    )
+                )
+
+
+def _level(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def power_level_changes(evt: dict[str, Any], bot_mxid: str) -> dict[str, int]:
+    """``{user: new level}`` for every user whose level differs from the previous state."""
+    content = evt.get("content") or {}
+    unsigned = evt.get("unsigned")
+    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
+    prev = prev if isinstance(prev, dict) else {}
+    users = content.get("users") if isinstance(content.get("users"), dict) else {}
+    prev_users = prev.get("users") if isinstance(prev.get("users"), dict) else {}
+    default = _level(content.get("users_default"), 0)
+    prev_default = _level(prev.get("users_default"), 0)
+    changed: dict[str, int] = {}
+    for user in {*users, *prev_users}:
+        if not isinstance(user, str) or user == bot_mxid:
+            continue
+        new = _level(users.get(user), default)
+        if new != _level(prev_users.get(user), prev_default):
+            changed[user] = new
+    return changed

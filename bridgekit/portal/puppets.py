@@ -1,0 +1,266 @@
+"""Who speaks for a remote event on Matrix: ghosts, double puppets, the bot.
+
+Ghosts are registered, given the remote user's name and avatar, and joined lazily; striped
+locks keep the first sightings of one ghost (a member sync and a message at once) from racing.
+A remote event the logged-in user sent themself appears from their real Matrix account when
+double puppeting is set up (a shared secret or ``login-matrix``), and from their ghost otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from mautrix.appservice import IntentAPI
+
+from ..contract.connector import NetworkClient
+from ..contract.events import EventSender, PortalKey, RemoteUserInfoChange
+from ..database.store import Ghost, Portal
+from ..matrix.client import with_retries
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+
+log = logging.getLogger("bridgekit.portal.portals")
+MAX_DISPLAYNAME = 256
+
+
+async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def _display(ghost: Ghost, name: str | None) -> str:
+    """The display name a ghost gets: its remote id when the network has none, cut to what
+    homeservers accept (Synapse refuses more than 256 characters)."""
+    return (name or ghost.remote_id)[:MAX_DISPLAYNAME]
+
+
+class Puppets:
+    """Mixed into :class:`~bridgekit.portal.portals.PortalService`, which provides
+    ``_client_for``."""
+
+    bridge: Bridge
+    _ghost_locks: list[asyncio.Lock]
+    _avatar_locks: list[asyncio.Lock]
+    _client_for: Callable[[str, PortalKey, str | None], NetworkClient | None]
+
+    async def ghost_intent(
+        self,
+        network: str,
+        remote_id: str,
+        client: NetworkClient | None,
+        portal: Portal | None,
+        *,
+        name: str | None = None,
+    ) -> IntentAPI:
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        intent = self.bridge.matrix.intent(mxid)
+        # Striped locks: concurrent first sightings of one ghost (member sync and a message)
+        # must not race each other's profile updates.
+        async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
+            await self._ensure_ghost(network, remote_id, mxid, intent, client, name)
+        if portal is not None and portal.mxid:
+            await with_retries(
+                lambda: intent.ensure_joined(portal.mxid), what=f"joining {mxid} to {portal.mxid}"
+            )
+        return intent
+
+    async def _ensure_ghost(
+        self,
+        network: str,
+        remote_id: str,
+        mxid: str,
+        intent: IntentAPI,
+        client: NetworkClient | None,
+        name: str | None,
+        *,
+        avatar_url: str | None = None,
+        is_bot: bool | None = None,
+    ) -> None:
+        """Register the ghost at first sight (asking the network for what the caller did not
+        say), then bring its profile to what is reported: only what differs from the ghost's
+        row costs a homeserver request."""
+        ghost = await self.bridge.store.get_ghost(network, remote_id)
+        changed = ghost is None
+        if ghost is None:
+            ghost = Ghost(network, remote_id, mxid)
+            await with_retries(intent.ensure_registered, what=f"registering {mxid}")
+            info = None
+            if client is not None and (not name or avatar_url is None or is_bot is None):
+                try:
+                    info = await client.get_user_info(remote_id)
+                except Exception:
+                    log.warning("Could not fetch user info of %s", remote_id)
+            name = name or (info.name if info else None) or ""
+            if avatar_url is None and info is not None:
+                avatar_url = info.avatar_url
+            if is_bot is None and info is not None:
+                is_bot = info.is_bot
+        changed |= await self._apply_user_info(intent, ghost, name, avatar_url, is_bot)
+        if changed:
+            await self.bridge.store.save_ghost(ghost)
+
+    async def _apply_user_info(
+        self,
+        intent: IntentAPI,
+        ghost: Ghost,
+        name: str | None,
+        avatar_url: str | None,
+        is_bot: bool | None,
+    ) -> bool:
+        """Whether the ghost's row changed. None leaves a field as it is."""
+        changed = False
+        if name is not None and _display(ghost, name) != ghost.name:
+            await self._update_ghost_profile(intent, ghost, name)
+            changed = True
+        if avatar_url is not None and avatar_url != (ghost.avatar_url or ""):
+            changed |= await self._update_ghost_avatar(intent, ghost, avatar_url)
+        if is_bot is not None and is_bot != ghost.is_bot:
+            ghost.is_bot = is_bot
+            changed = True
+        return changed
+
+    async def _remote_user_info(
+        self, network: str, login_id: str | None, evt: RemoteUserInfoChange
+    ) -> None:
+        """A remote profile change reaches the ghost, in a room or not (see
+        :class:`~bridgekit.contract.events.RemoteUserInfoChange`)."""
+        if evt.sender is None or not evt.sender.remote_id:
+            return
+        remote_id = evt.sender.remote_id
+        mxid = self.bridge.ghost_mxid(remote_id, network)
+        intent = self.bridge.matrix.intent(mxid)
+        client = self._client_for(network, evt.portal, evt.sender.login_id or login_id)
+        async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
+            await self._ensure_ghost(
+                network,
+                remote_id,
+                mxid,
+                intent,
+                client,
+                evt.name,
+                avatar_url=evt.avatar_url,
+                is_bot=evt.is_bot,
+            )
+
+    async def _update_ghost_profile(
+        self, intent: IntentAPI, ghost: Ghost, name: str | None
+    ) -> None:
+        display = _display(ghost, name)
+        await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
+        ghost.name = display
+
+    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> bool:
+        """Set the ghost's avatar (none for ``""``); False when the image could not be had,
+        so that the next report tries again."""
+        try:
+            mxc = await self.avatar_mxc(url) if url else ""
+            await with_retries(
+                lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5
+            )
+        except Exception as e:
+            log.warning("Could not set avatar of %s: %s", ghost.mxid, e)
+            return False
+        ghost.avatar_url = url
+        return True
+
+    async def avatar_mxc(self, url: str) -> str:
+        """An avatar's ``mxc://`` URI: an http(s) image is fetched through the guarded fetcher
+        and uploaded only if no ghost or room has the same bytes already."""
+        if url.startswith("mxc://"):
+            return url
+        async with self.bridge.fetcher.open(url) as body:
+            data = bytes(await body.read())
+            mime = body.mime
+        return await self.upload_avatar(data, mime)
+
+    async def upload_avatar(self, data: bytes, mime_type: str) -> str:
+        """Upload an avatar once per distinct image (keyed by the SHA-256 of its bytes)."""
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._avatar_locks[int(digest[:8], 16) % len(self._avatar_locks)]:
+            mxc = await self.bridge.store.get_avatar(digest)
+            if mxc is None:
+                bot = self.bridge.matrix.bot
+                assert bot is not None
+                mxc = str(
+                    await with_retries(
+                        lambda: bot.upload_media(data, mime_type=mime_type, filename="avatar"),
+                        what="uploading an avatar",
+                        max_attempts=5,
+                    )
+                )
+                await self.bridge.store.save_avatar(digest, mxc)
+        return mxc
+
+    async def to_mxc(self, url: str, filename: str = "file") -> str:
+        """Reuse ``mxc://`` URIs; copy http(s) URLs to the homeserver through the guarded
+        fetcher (:class:`~bridgekit.matrix.fetcher.FetchError` when it will not). A homeserver
+        hiccup retries the copy; a refusal or a failing remote server does not."""
+        if url.startswith("mxc://"):
+            return url
+        return await with_retries(
+            lambda: self._copy_media(url, filename), what="copying remote media", max_attempts=3
+        )
+
+    async def _copy_media(self, url: str, filename: str) -> str:
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        async with self.bridge.fetcher.open(url) as body:
+            if body.size:  # streamed through: Synapse needs the size before the bytes
+                mxc = await bot.upload_media(
+                    body.chunks(), mime_type=body.mime, filename=filename, size=body.size
+                )
+                return str(mxc)
+            # No size announced: the chunks are kept (at most the cap, never copied into one
+            # buffer) until the size is known.
+            parts = [chunk async for chunk in body.chunks()]
+        size = sum(len(part) for part in parts)
+        data = _replay(parts) if size else b""
+        return str(await bot.upload_media(data, mime_type=body.mime, filename=filename, size=size))
+
+    async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
+        user = await self.bridge.store.get_user(user_mxid)
+        token = user.double_puppet if user else None
+        if not token:
+            secrets = self.bridge.config.settings.double_puppet.secrets
+            token = secrets.get(user_mxid.split(":", 1)[1])
+        if not token:
+            return None
+        # Real users exist already: never try to register them as appservice users.
+        await self.bridge.matrix.state_store.registered(user_mxid)
+        return self.bridge.matrix.real_user_intent(user_mxid, token)
+
+    async def sender_intent(
+        self,
+        portal: Portal,
+        sender: EventSender | None,
+        login_id: str | None,
+        *,
+        join: bool = True,
+    ) -> IntentAPI:
+        """Who speaks for ``sender`` in ``portal``: the bot, the user's double puppet, or the
+        ghost (registered and named first), joined to the portal room unless ``join`` is False
+        (for what is not said in the room, like presence)."""
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        if sender is None:
+            return bot
+        client = self._client_for(portal.network, portal.key, sender.login_id or login_id)
+        if sender.is_me and client is not None:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                assert portal.mxid
+                if join and not await self.bridge.matrix.state_store.is_joined(
+                    portal.mxid, dp.mxid
+                ):
+                    await with_retries(
+                        lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
+                    )
+                return dp
+        return await self.ghost_intent(
+            portal.network, sender.remote_id, client, portal if join else None, name=sender.name
+        )

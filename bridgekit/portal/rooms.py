@@ -1,0 +1,174 @@
+"""Portal rooms as Matrix objects: creating them (bridge info, avatar, alias, join rule,
+invites), and the aliases and join rules that follow their remote chats afterwards."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mautrix.errors import MatrixRequestError
+
+from ..contract.connector import NetworkClient
+from ..contract.events import ChatInfo
+from ..database.store import Portal
+from ..matrix.client import state_type, with_retries
+
+if TYPE_CHECKING:
+    from mautrix.appservice import IntentAPI
+
+    from ..bridge import Bridge
+
+log = logging.getLogger("bridgekit.portal.portals")
+
+
+class Rooms:
+    """Mixed into :class:`~bridgekit.portal.portals.PortalService` (with :class:`.Puppets`, which
+    provides ``to_mxc`` and ``double_puppet_intent``)."""
+
+    bridge: Bridge
+
+    if TYPE_CHECKING:  # from Puppets
+
+        async def to_mxc(self, url: str, filename: str = "file") -> str: ...
+
+        async def avatar_mxc(self, url: str) -> str: ...
+
+        async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None: ...
+
+    def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
+        connector = self.bridge.connectors.get(portal.network)
+        display = getattr(connector, "display_name", portal.network)
+        content = {
+            "bridgebot": self.bridge.bot_mxid,
+            "creator": self.bridge.bot_mxid,
+            "protocol": {"id": portal.network, "displayname": display},
+            "channel": {"id": portal.key.id, "displayname": portal.name or portal.key.id},
+        }
+        return f"net.bridgekit://{portal.network}/{portal.key.id}", content
+
+    async def _set_bridge_info(self, portal: Portal) -> None:
+        bot = self.bridge.matrix.bot
+        assert bot is not None and portal.mxid
+        state_key, content = self._bridge_info(portal)
+        for etype in ("m.bridge", "uk.half-shot.bridge"):
+            await with_retries(
+                lambda etype=etype: bot.send_state_event(
+                    portal.mxid, state_type(etype), content, state_key
+                ),
+                what="bridge info",
+                max_attempts=5,
+            )
+
+    async def _create_room(
+        self,
+        portal: Portal,
+        client: NetworkClient | None,
+        info: ChatInfo,
+        alias_localpart: str | None,
+        *,
+        asked: bool = False,
+    ) -> str:
+        """Create the portal's room. ``asked``: made because someone joins its alias right
+        now; the homeserver does not say who, so they cannot be invited, and the room is
+        public even for a closed chat. It still starts with history visible from each
+        member's join, the connector closes it when it reports the chat closed, and a
+        newcomer the network refuses is removed (``remove_from_portal``)."""
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        state_key, bridge_info = self._bridge_info(portal)
+        initial_state: list[dict[str, Any]] = [
+            {"type": t, "state_key": state_key, "content": bridge_info}
+            for t in ("m.bridge", "uk.half-shot.bridge")
+        ]
+        invitees: list[str] = []
+        if client is not None:
+            invitees.append(client.login.user_mxid)
+        if info.avatar_url and not info.is_dm:
+            try:
+                mxc = await self.avatar_mxc(info.avatar_url)
+                initial_state.append(
+                    {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
+                )
+                portal.avatar_url = info.avatar_url
+            except Exception as e:
+                log.warning("Could not copy the avatar of %s: %s", portal.key, e)
+        known = info.joinable if info.joinable is not None else alias_localpart is not None
+        public = (asked or known) and not info.is_dm
+        if public:
+            initial_state.append(
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
+            )
+        if info.joinable is False and not info.is_dm:  # a closed chat: see _set_join_rule
+            initial_state.append(
+                {
+                    "type": "m.room.history_visibility",
+                    "state_key": "",
+                    "content": {"history_visibility": "joined"},
+                }
+            )
+        room_id = await with_retries(
+            lambda: bot.create_room(
+                alias_localpart=alias_localpart,
+                name=None if info.is_dm else portal.name,
+                topic=portal.topic,
+                is_direct=info.is_dm,
+                invitees=invitees,
+                initial_state=initial_state,
+                # No power-level override: the bot creates the room, so it is the creator
+                # (v12 rooms give creators unlimited power and refuse them in `users`).
+            ),
+            what=f"creating the room for {portal.network}/{portal.key}",
+        )
+        log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
+        if client is not None:
+            dp = await self.double_puppet_intent(client.login.user_mxid)
+            if dp is not None:
+                try:
+                    await dp.join_room(room_id)
+                except Exception as e:
+                    log.warning("Double puppet could not join %s: %s", room_id, e)
+        return str(room_id)
+
+    async def add_alias(self, portal: Portal, localpart: str) -> bool:
+        """Point the alias ``localpart`` at the portal's room; False if it cannot be."""
+        bot = self.bridge.matrix.bot
+        assert portal.mxid and bot is not None
+        if portal.is_dm:
+            return False
+        try:
+            await with_retries(
+                lambda: bot.add_room_alias(portal.mxid, localpart), what="room alias"
+            )
+        except MatrixRequestError as e:
+            log.warning("Could not add alias %s to %s: %s", localpart, portal.mxid, e)
+            return False
+        log.info("Alias %s now points at %s (%s)", localpart, portal.mxid, portal.key)
+        return True
+
+    async def _set_join_rule(self, portal: Portal, rule: str) -> None:
+        """Open (``public``) or close (``invite``) the room as its chat opens or closes.
+
+        A closed chat's room also shows new members only what is said after they join
+        (history visibility ``joined``): whoever is let in later, and may then be refused by
+        the network, must not read what the chat said before. Visibility applies to events
+        as they are sent, so reopening (``shared``) exposes nothing said while closed."""
+        await self._set_state(portal, "m.room.join_rules", "join_rule", rule)
+        visibility = "shared" if rule == "public" else "joined"
+        await self._set_state(portal, "m.room.history_visibility", "history_visibility", visibility)
+
+    async def _set_state(self, portal: Portal, etype_name: str, key: str, value: str) -> None:
+        """Set one key of a room state event, unless it is that already (a closed chat's room
+        is told again each time the connection watching it rejoins)."""
+        bot = self.bridge.matrix.bot
+        assert portal.mxid and bot is not None
+        etype = state_type(etype_name)
+        try:
+            current = await bot.get_state_event(portal.mxid, etype)
+            if current.serialize().get(key) == value:
+                return
+        except MatrixRequestError:
+            pass
+        await with_retries(
+            lambda: bot.send_state_event(portal.mxid, etype, {key: value}), what=etype_name
+        )
+        log.info("Room %s of %s/%s: %s %s", portal.mxid, portal.network, portal.key, key, value)
