@@ -5,7 +5,7 @@ tests/xmpp test_e2e_start_chat.py)."""
 from __future__ import annotations
 
 from bridgekit.bridge import Bridge
-from bridgekit.commands.processor import CommandEvent
+from bridgekit.contract.commands import CommandEvent
 from bridgekit.network_api import NetworkBridge
 from tests.conftest import BridgeEnv
 from tests.helpers import management_room

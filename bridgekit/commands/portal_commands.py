@@ -13,10 +13,10 @@ import logging
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventType, Membership
 
+from ..contract.commands import Command, CommandEvent
 from ..contract.connector import ChatIdParser
 from ..contract.events import PortalKey
 from ..database.store import Portal
-from .processor import Command, CommandEvent
 
 log = logging.getLogger("bridgekit.commands.processor")
 

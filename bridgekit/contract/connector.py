@@ -70,7 +70,7 @@ from .events import (
 from .ids import escape_localpart, template_regex, unescape_localpart
 
 if TYPE_CHECKING:
-    from ..commands.processor import Command
+    from .commands import Command
 
 __all__ = [
     "BridgeAPI",

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NewType
 
-from ..portal.relay import RelayFormat, RelaySender
+from .relay_format import RelayFormat, RelaySender
 
 #: A remote user's id on its network (an IRC nick folded per server, an occupant JID...).
 #: Ids carry no network: a connector names only its own network's objects, through the

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from mautrix.types import Membership
 
 from ..contract.connector import NetworkClient, RelayLineHandler, RendersRelaySender
+from ..contract.relay_format import RelayFormat, RelaySender
 from ..matrix.media import linkable
-from .relay import RelayFormat, RelaySender, clean_name, relay_name
+from .relay import clean_name, relay_name
 
 if TYPE_CHECKING:
     from ..bridge import Bridge

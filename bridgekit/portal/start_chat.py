@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..commands.processor import Command, CommandEvent
+from ..contract.commands import Command, CommandEvent
 from ..contract.connector import BridgeAPI, IdentifierResolver
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
-from ..commands.processor import Command, CommandEvent
+from ..contract.commands import Command, CommandEvent
 from ..contract.connector import (
     FORWARD,
     AliasResolver,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from bridgekit.commands.processor import Command, CommandEvent
+from bridgekit.contract.commands import Command, CommandEvent
 from bridgekit.contract.connector import LoginField, LoginInfo, LoginProcess, LoginStep
 from bridgekit.portal.start_chat import open_dm
 

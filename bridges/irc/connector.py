@@ -51,7 +51,7 @@ from .names import (
 from .pacing import StartPacer
 
 if TYPE_CHECKING:
-    from bridgekit.commands.processor import Command
+    from bridgekit.contract.commands import Command
 
     from .puppet import IRCClient
 

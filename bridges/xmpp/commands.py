@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridgekit.commands.processor import Command, CommandEvent
+from bridgekit.contract.commands import Command, CommandEvent
 from bridgekit.contract.events import PortalKey
 from bridgekit.portal.start_chat import open_dm
 

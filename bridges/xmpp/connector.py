@@ -25,7 +25,7 @@ from slixmpp import JID, Message, Presence
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import StanzaBase
 
-from bridgekit.commands.processor import Command
+from bridgekit.contract.commands import Command
 from bridgekit.contract.connector import (
     AliasResolver,
     AutoLogin,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bridgekit.contract.events import MessageContent
-from bridgekit.portal.relay import RelayFormat, clean_name, relay_name
+from bridgekit.contract.relay_format import RelayFormat
+from bridgekit.portal.relay import clean_name, relay_name
 
 
 def test_clean_name_drops_controls_format_and_separators():
