@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
@@ -140,6 +141,10 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if isinstance(evt, RemoteUserInfoChange):  # the user's, not a room's
             await self._remote_user_info(network, login_id, evt)
             return
+        handler = room_event_handler(type(evt))
+        if handler is None:  # a kind the runtime does not know (a connector's own subclass)
+            log.error("No handler for remote event kind %r from %s: dropped", evt.kind, network)
+            return
         needs_room = not isinstance(evt, RemoteTyping | RemoteReceipt | RemotePresence)
         if needs_room:
             portal = await self.get_or_create(network, evt.portal, login_id)
@@ -150,8 +155,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         if self.bridge.backfill.pending:  # history due before this (bridgekit/portal/backfill.py)
             await self.bridge.backfill.due(portal, login_id)
         await self.gate.wait_idle((network, evt.portal))  # ids of what Matrix is sending
-        handler = getattr(self, f"_remote_{evt.kind}")
-        await handler(portal, login_id, evt, seq)
+        await handler(self, portal, login_id, evt, seq)
 
     async def handle_remote_messages(
         self, network: str, login_id: str | None, evts: list[RemoteMessage], seq: int
@@ -513,3 +517,35 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
         await self.bridge.backfill.handle(portal, login_id, evt, seq)
+
+
+#: A handler of one kind of remote event that happens in a room.
+RoomEventHandler = Callable[[PortalService, Portal, str | None, Any, int], Awaitable[None]]
+
+#: Which method handles each kind of remote event that happens in a room (the user-level
+#: :class:`RemoteUserInfoChange` goes to ``_remote_user_info``). A subclass goes to its base's
+#: handler; a kind with no entry is logged and dropped. tests/unit/test_remote_dispatch.py
+#: checks that every kind the contract defines has its place.
+ROOM_EVENT_HANDLERS: dict[type[RemoteEvent], RoomEventHandler] = {
+    RemoteMessage: PortalService._remote_message,
+    RemoteEdit: PortalService._remote_edit,
+    RemoteRedaction: PortalService._remote_redaction,
+    RemoteReaction: PortalService._remote_reaction,
+    RemoteReactionRemove: PortalService._remote_reaction_remove,
+    RemotePresence: PortalService._remote_presence,
+    RemoteTyping: PortalService._remote_typing,
+    RemoteReceipt: PortalService._remote_receipt,
+    RemoteChatInfoChange: PortalService._remote_chat_info,
+    RemoteMembership: PortalService._remote_membership,
+    RemoteChatResync: PortalService._remote_resync,
+    RemoteBackfill: PortalService._remote_backfill,
+}
+
+
+def room_event_handler(kind: type[RemoteEvent]) -> RoomEventHandler | None:
+    """The handler of ``kind``, or of the nearest base class that has one."""
+    for cls in kind.__mro__:
+        handler = ROOM_EVENT_HANDLERS.get(cls)
+        if handler is not None:
+            return handler
+    return None
