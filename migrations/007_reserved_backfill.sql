@@ -1,0 +1,1 @@
+-- Reserved for the backfill work of issue 20 (its own file replaces this one at the merge).
