@@ -33,6 +33,7 @@ import json
 import logging
 import types
 import typing
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from mautrix.util.async_db import Database
@@ -137,11 +138,22 @@ def decode(cls: type[T], raw: str | None, version: int, where: str) -> T:
 
 
 class MetadataStore:
-    """Reads and writes of ``net_metadata``, with the decoded values cached."""
+    """Reads and writes of ``net_metadata``, with the decoded values cached. Writes go through
+    ``write`` (the store's group commit: durable when it returns, and an IRC join that saves
+    the channel lists of many logins shares commits)."""
 
-    def __init__(self, db: Database, size: int = 20_000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        write: Callable[..., Awaitable[None]] | None = None,
+        size: int = 20_000,
+    ) -> None:
         self.db = db
+        self._write = write or self._execute
         self._cache = LRU(size)
+
+    async def _execute(self, sql: str, *args: Any) -> None:
+        await self.db.execute(sql, *args)
 
     @staticmethod
     def _where(kind: str) -> tuple[str, str]:
@@ -168,19 +180,22 @@ class MetadataStore:
     async def set(self, kind: str, network: str, key: tuple[str, ...], value: Any) -> None:
         """Write one row's metadata, durably before returning. ``LookupError`` if there is no
         such row (metadata belongs to a portal, ghost or login the runtime has stored)."""
+        cache_key = (kind, network, key)
         table, where = self._where(kind)
-        n = len(_TABLES[kind][1])
-        result = await self.db.execute(
+        # A row in the cache exists (deleting one forgets it); any other is looked up.
+        if cache_key not in self._cache and not await self.db.fetchval(
+            f"SELECT 1 FROM {table} WHERE {where}", network, *key
+        ):
+            raise LookupError(f"no {network} {kind} {'/'.join(key)} is stored")
+        n = len(key)
+        await self._write(
             f"UPDATE {table} SET net_metadata=${n + 2}, net_metadata_v=${n + 3} WHERE {where}",
             network,
             *key,
             encode(value),
             version_of(type(value)),
         )
-        if _affected(result) == 0:
-            self._cache.pop((kind, network, key), None)
-            raise LookupError(f"no {network} {kind} {'/'.join(key)} is stored")
-        self._cache.put((kind, network, key), copy.deepcopy(value))
+        self._cache.put(cache_key, copy.deepcopy(value))
 
     def forget(self, kind: str, network: str, key: tuple[str, ...]) -> None:
         """The row was deleted: a row made again later starts from defaults."""
@@ -189,13 +204,3 @@ class MetadataStore:
     def forget_login(self, login_id: str) -> None:
         for cache_key in [k for k in self._cache if k[0] == "login" and k[2] == (login_id,)]:
             del self._cache[cache_key]
-
-
-def _affected(result: Any) -> int:
-    """Rows changed by an execute, for both engines (asyncpg: 'UPDATE 1'; sqlite: cursor)."""
-    if isinstance(result, str):
-        try:
-            return int(result.rsplit(" ", 1)[-1])
-        except ValueError:
-            return 0
-    return getattr(result, "rowcount", 0)

@@ -117,7 +117,7 @@ class Store(MessageStore):
         self._done_timer: asyncio.TimerHandle | None = None
         self._sqlite = db.scheme == Scheme.SQLITE
         #: Connectors' typed metadata of portal, ghost and login rows (net_metadata.py).
-        self.net_metadata = MetadataStore(db)
+        self.net_metadata = MetadataStore(db, self._write)
         self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
 
     def attach_loop_connection(self) -> None:
