@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -153,3 +154,28 @@ async def test_reads_are_cached(store: Store) -> None:
     await store.db.execute('UPDATE user_login SET net_metadata=\'{"nick":"db"}\'')
     assert (await meta.get("login", "irc", ("L1",), Meta)).nick == "l"  # no SQL per read
     assert (await Store(store.db).net_metadata.get("login", "irc", ("L1",), Meta)).nick == "db"
+
+
+async def test_a_read_that_raced_a_write_does_not_put_the_old_value_back(store: Store) -> None:
+    """A read that fetched the row before a write committed must not leave its (older) value
+    in the cache: IRC lost a channel list so (saved, then read back empty)."""
+    meta = store.net_metadata
+    await store.save_user(BridgeUser("@u:x"))
+    await store.save_login(LoginInfo("L1", "@u:x", "irc", "srv/u"))
+    fetched, go_on = asyncio.Event(), asyncio.Event()
+    real_fetchrow = store.db.fetchrow
+
+    async def slow_fetchrow(*args: Any) -> Any:
+        row = await real_fetchrow(*args)
+        fetched.set()
+        await go_on.wait()
+        return row
+
+    store.db.fetchrow = slow_fetchrow  # type: ignore[method-assign]
+    reader = asyncio.create_task(meta.get("login", "irc", ("L1",), Meta))
+    await fetched.wait()
+    await meta.set("login", "irc", ("L1",), Meta("new"))
+    go_on.set()
+    assert await reader == Meta()  # it read before the write: fine for that reader
+    store.db.fetchrow = real_fetchrow  # type: ignore[method-assign]
+    assert await meta.get("login", "irc", ("L1",), Meta) == Meta("new")
