@@ -174,7 +174,11 @@ class MetadataStore:
                 return default_of(cls)
             label = f"{network} {kind} {'/'.join(key)}"
             cached = decode(cls, row["net_metadata"], row["net_metadata_v"], label)
-            self._cache.put(cache_key, cached)
+            newer = self._cache.get(cache_key)
+            if type(newer) is cls:  # a write while this read ran: its value wins the cache
+                cached = newer
+            else:
+                self._cache.put(cache_key, cached)
         return copy.deepcopy(cached)
 
     async def set(self, kind: str, network: str, key: tuple[str, ...], value: Any) -> None:
