@@ -11,8 +11,9 @@ asked (it used to, and failed with ``KeyError('')`` when two were loaded).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mautrix.types import RoomID, UserID
 
@@ -82,11 +83,56 @@ class NetworkBridge(BridgeAPI):
 
     # -- storage, media, users -----------------------------------------------------------------
 
+    def _kv_key(self, key: str) -> str:
+        """Each network's keys apart from the others' and the runtime's (the connectors'
+        migrations moved the keys stored before under this prefix)."""
+        return f"net:{self.network}:{key}"
+
     async def get_kv(self, key: str) -> str | None:
-        return await self._bridge.get_kv(key)
+        return await self._bridge.get_kv(self._kv_key(key))
 
     async def set_kv(self, key: str, value: str | None) -> None:
-        await self._bridge.set_kv(key, value)
+        await self._bridge.set_kv(self._kv_key(key), value)
+
+    # -- typed metadata (database/net_metadata.py)
+    # --------------------------------------------------------
+
+    def _meta_type(self, kind: str) -> type:
+        connector = self._bridge.connectors.get(self.network)
+        cls = getattr(connector, f"{kind}_metadata_type", None)
+        if cls is None or not dataclasses.is_dataclass(cls):
+            raise TypeError(f"the {self.network} connector declares no {kind}_metadata_type")
+        return cls
+
+    async def _get_meta(self, kind: str, key: tuple[str, ...]) -> Any:
+        store = self._bridge.store.net_metadata
+        return await store.get(kind, self.network, key, self._meta_type(kind))
+
+    async def _set_meta(self, kind: str, key: tuple[str, ...], value: Any) -> None:
+        cls = self._meta_type(kind)
+        if type(value) is not cls:
+            raise TypeError(f"{kind} metadata must be a {cls.__name__}, not {type(value)}")
+        await self._bridge.store.net_metadata.set(kind, self.network, key, value)
+
+    async def portal_metadata(self, portal: PortalKey) -> Any:
+        return await self._get_meta("portal", (portal.id, portal.receiver))
+
+    async def set_portal_metadata(self, portal: PortalKey, value: Any) -> None:
+        await self._set_meta("portal", (portal.id, portal.receiver), value)
+
+    async def ghost_metadata(self, remote_user_id: RemoteUserID) -> Any:
+        return await self._get_meta("ghost", (remote_user_id,))
+
+    async def set_ghost_metadata(self, remote_user_id: RemoteUserID, value: Any) -> None:
+        await self._set_meta("ghost", (remote_user_id,), value)
+
+    async def login_metadata(self, login_id: str) -> Any:
+        self._own_login(login_id)
+        return await self._get_meta("login", (login_id,))
+
+    async def set_login_metadata(self, login_id: str, value: Any) -> None:
+        self._own_login(login_id)
+        await self._set_meta("login", (login_id,), value)
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         return await self._bridge.media_url(mxc, filename)

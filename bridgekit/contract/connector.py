@@ -234,11 +234,35 @@ class BridgeAPI(ABC):
 
     @abstractmethod
     async def get_kv(self, key: str) -> str | None:
-        """A value the connector stored. Keys are shared by all networks: prefix yours with
-        the network's name (``irc:nick:...``)."""
+        """A value the connector stored. Keys are this network's own (the runtime keeps each
+        network's apart). State of one portal, ghost or login belongs in its typed metadata
+        (:meth:`portal_metadata`...), which goes with the row; this is for the rest."""
 
     @abstractmethod
     async def set_kv(self, key: str, value: str | None) -> None: ...
+
+    # Typed metadata (bridgekit/database/net_metadata.py): an instance of the connector's
+    # ``portal_metadata_type`` / ``ghost_metadata_type`` / ``login_metadata_type`` per row.
+    # Reads give a copy (defaults where nothing was stored); writes are durable when they return
+    # and raise LookupError if the row is not stored (yet).
+
+    async def portal_metadata(self, portal: PortalKey) -> Any:
+        raise NotImplementedError
+
+    async def set_portal_metadata(self, portal: PortalKey, value: Any) -> None:
+        raise NotImplementedError
+
+    async def ghost_metadata(self, remote_user_id: RemoteUserID) -> Any:
+        raise NotImplementedError
+
+    async def set_ghost_metadata(self, remote_user_id: RemoteUserID, value: Any) -> None:
+        raise NotImplementedError
+
+    async def login_metadata(self, login_id: str) -> Any:
+        raise NotImplementedError
+
+    async def set_login_metadata(self, login_id: str, value: Any) -> None:
+        raise NotImplementedError
 
     @abstractmethod
     async def find_message(self, portal: PortalKey, remote_id: RemoteMessageID) -> str | None:
@@ -347,6 +371,12 @@ class NetworkConnector(ABC):
     #: one Matrix event (see :mod:`bridgekit.outbox.coalesce`). Right for line-based networks (IRC,
     #: where a paste is many lines); wrong where each message can be edited on its own.
     merge_backlog: bool = False
+    #: Dataclasses of this connector's typed metadata per row (see BridgeAPI.portal_metadata
+    #: and bridgekit/database/net_metadata.py): a ``VERSION`` class attribute (default 1) and an
+    #: optional ``upgrade_metadata(data, version)`` classmethod for rows an older version wrote.
+    portal_metadata_type: ClassVar[type | None] = None
+    ghost_metadata_type: ClassVar[type | None] = None
+    login_metadata_type: ClassVar[type | None] = None
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         self.bridge = bridge

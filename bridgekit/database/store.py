@@ -20,6 +20,7 @@ from ..contract.connector import LoginInfo
 from ..contract.events import PortalKey
 from ..matrix.appservice import TxnKey
 from . import sqlite_work
+from .net_metadata import MetadataStore
 from .records import (
     LRU,
     BridgeUser,
@@ -123,6 +124,8 @@ class Store(MessageStore):
         self._done_later: list[int] = []
         self._done_timer: asyncio.TimerHandle | None = None
         self._sqlite = db.scheme == Scheme.SQLITE
+        #: Connectors' typed metadata of portal, ghost and login rows (database/net_metadata.py).
+        self.net_metadata = MetadataStore(db, self._write)
         self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
 
     def attach_loop_connection(self) -> None:
@@ -443,6 +446,7 @@ class Store(MessageStore):
                 "DELETE FROM portal WHERE network=$1 AND remote_id=$2 AND receiver=$3", *args
             )
         self._portals.pop((portal.network, portal.key), None)
+        self.net_metadata.forget("portal", portal.network, (portal.key.id, portal.key.receiver))
         if portal.mxid:
             self._portals_by_mxid.pop(portal.mxid, None)
         self._msg_by_event.clear()
@@ -554,6 +558,7 @@ class Store(MessageStore):
 
     async def delete_login(self, login_id: str) -> None:
         await self.db.execute("DELETE FROM user_login WHERE id=$1", login_id)
+        self.net_metadata.forget_login(login_id)
 
     async def logins(self, user_mxid: str | None = None) -> list[LoginInfo]:
         if user_mxid is None:

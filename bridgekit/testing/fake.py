@@ -201,11 +201,22 @@ class FakeLogin(LoginProcess):
         )
 
 
+@dataclass
+class FakeMeta:
+    """The fake network's typed metadata, the same for portals, ghosts and logins (tests)."""
+
+    note: str = ""
+    seen: list[str] = field(default_factory=list)
+
+
 class FakeConnector(NetworkConnector, AliasResolver, ChatIdParser, ThirdPartyHandler):
     name: ClassVar[str] = "fake"
     display_name: ClassVar[str] = "Fake network"
     ghost_template: ClassVar[str] = "_fake_{id}"
     alias_template: ClassVar[str | None] = "_fake_{id}"
+    portal_metadata_type: ClassVar[type | None] = FakeMeta
+    ghost_metadata_type: ClassVar[type | None] = FakeMeta
+    login_metadata_type: ClassVar[type | None] = FakeMeta
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)

@@ -210,7 +210,7 @@ async def _nick(ce: CommandEvent, client: IRCClient, nick: str) -> None:
         await ce.reply(f"Could not change nick to {nick}: {error}")
         return
     client.conn.wanted_nick = nick
-    await client.bridge.set_kv(client.kv("nick"), nick)
+    await client.connector.state.update(client.login.id, nick=nick)
     await ce.reply(f"You are now {nick}.")
 
 
@@ -271,7 +271,7 @@ class IRCLogin(LoginProcess):
         info: LoginInfo = await self.connector.make_login(self.user_mxid, server, nick)
         password = values.get("password", "").strip()
         await self.connector.store_password(info.id, None if password in ("", "-") else password)
-        await self.connector.bridge.set_kv(f"irc:nick:{info.id}", nick)
+        await self.connector.state.update(info.id, nick=nick)
         return LoginStep(complete=info)
 
 

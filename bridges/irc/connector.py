@@ -49,6 +49,7 @@ from .names import (
     validate_channel_key,
 )
 from .pacing import StartPacer
+from .state import IRCLoginMeta, LoginState
 
 if TYPE_CHECKING:
     from bridgekit.contract.commands import Command
@@ -75,6 +76,7 @@ class IRCConnector(
     display_name: ClassVar[str] = "IRC"
     ghost_template: ClassVar[str] = DEFAULT_GHOST_TEMPLATE
     alias_template: ClassVar[str | None] = DEFAULT_ALIAS_TEMPLATE
+    login_metadata_type: ClassVar[type | None] = IRCLoginMeta
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)
@@ -99,6 +101,8 @@ class IRCConnector(
         self._by_user: dict[tuple[str, str], list[IRCClient]] = {}  # (server, mxid)
         self._per_server: dict[str, int] = {}
         self._stopping = False
+        #: Nick, password, channels and their keys per login, on the login's row (state.py).
+        self.state = LoginState(bridge)
         self._full_warned: set[str] = set()  # servers whose max_connections was logged
         self._ghost_res = [
             (name, template_regex(sc.ghost_localpart_template()))
@@ -323,10 +327,10 @@ class IRCConnector(
         if self.secrets is None:
             raise RuntimeError("this bridge runtime cannot derive an encryption key")
         value = self.secrets.encrypt(password, context=login_id) if password else None
-        await self.bridge.set_kv(f"irc:pass:{login_id}", value)
+        await self.state.update(login_id, password=value)
 
     async def load_password(self, login_id: str) -> str | None:
-        token = await self.bridge.get_kv(f"irc:pass:{login_id}")
+        token = (await self.state.get(login_id)).password
         if not token or self.secrets is None:
             return None
         try:
@@ -349,10 +353,10 @@ class IRCConnector(
         token = None
         if keys:
             token = self.secrets.encrypt(json.dumps(dict(keys)), context=f"keys:{login_id}")
-        await self.bridge.set_kv(f"irc:keys:{login_id}", token)
+        await self.state.update(login_id, channel_keys=token)
 
     async def load_channel_keys(self, login_id: str) -> dict[str, str]:
-        token = await self.bridge.get_kv(f"irc:keys:{login_id}")
+        token = (await self.state.get(login_id)).channel_keys
         if not token or self.secrets is None:
             return {}
         try:
@@ -434,6 +438,7 @@ class IRCConnector(
         server = str(login.metadata.get("server") or login.remote_id.partition("/")[0])
         if server not in self.servers:
             raise ValueError(f"IRC server {server!r} is not in the config any more")
+        await self.state.stored(login.id)
         client = IRCClient(self, login)
         old = self.clients.get(login.id)
         if old is not None and old is not client:
@@ -450,8 +455,8 @@ class IRCConnector(
             self._unindex(client)
             del self.clients[login.id]
             await client.disconnect()
-        for what in ("pass", "channels", "nick", "keys"):
-            await self.bridge.set_kv(f"irc:{what}:{login.id}", None)
+        # Nick, password, channels and keys go with the login's row.
+        self.state.forget(login.id)
 
     async def stop(self) -> None:
         self._stopping = True

@@ -8,7 +8,6 @@ Matrix events become lines in :class:`~bridges.irc.outgoing.OutgoingMixin`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -155,9 +154,6 @@ class IRCClient(
     def chantypes(self) -> str:
         return self.conn.isupport.chantypes if self.conn else "#&"
 
-    def kv(self, what: str) -> str:
-        return f"irc:{what}:{self.login.id}"
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def load_state(self) -> None:
@@ -165,8 +161,7 @@ class IRCClient(
         if self._loaded:
             return
         self._loaded = True
-        raw = await self.bridge.get_kv(self.kv("channels"))
-        for name in json.loads(raw) if raw else []:
+        for name in (await self.connector.state.get(self.login.id)).channels:
             try:
                 validate_channel(name)
             except InvalidNameError:
@@ -177,7 +172,7 @@ class IRCClient(
         self.keys = await self.connector.load_channel_keys(self.login.id)
 
     async def save_channels(self) -> None:
-        await self.bridge.set_kv(self.kv("channels"), json.dumps(sorted(self.wanted.values())))
+        await self.connector.state.update(self.login.id, channels=sorted(self.wanted.values()))
 
     async def set_channel_key(self, folded: str, key: str | None) -> None:
         if self.keys.get(folded) == key:
@@ -208,7 +203,7 @@ class IRCClient(
     async def connect(self) -> None:
         await self.load_state()
         assert self.conn is not None
-        nick = await self.bridge.get_kv(self.kv("nick"))
+        nick = (await self.connector.state.get(self.login.id)).nick
         if nick:
             self.conn.wanted_nick = nick
         self.use_password(await self.connector.load_password(self.login.id))

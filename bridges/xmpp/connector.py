@@ -63,6 +63,7 @@ from .login import NickLogin, puppet_login
 from .mam import ArchiveCollector, CatchUps
 from .muc import MucManager
 from .outbound import Outbound
+from .state import XMPPLoginMeta
 
 VCARD_UPDATE = "vcard-temp:x:update"
 log = logging.getLogger("bridgekit.xmpp")
@@ -80,6 +81,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
     display_name: ClassVar[str] = "XMPP"
     ghost_template: ClassVar[str] = "_xmpp_{jid}"
     alias_template: ClassVar[str | None] = "_xmpp_{jid}"
+    login_metadata_type: ClassVar[type | None] = XMPPLoginMeta
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)

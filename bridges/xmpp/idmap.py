@@ -8,7 +8,8 @@ MUC by the room's stanza-id; in 1:1 chats by ``id``/``origin-id``). The bridge s
 this map turns every other id of the message into it, and back to the ``id`` the bridge itself
 sent (for corrections of Matrix users' messages). One record per message keeps its author and
 that sent ``id`` (one database write, not one per fact). It also keeps the XEP-0444 reaction
-sets, which the protocol sends whole. Stored in the runtime's key/value table, cached in memory.
+sets, which the protocol sends whole. Stored in the runtime's key/value table (the network's own
+keys), cached in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections import OrderedDict
 
 from bridgekit.contract.connector import BridgeAPI
 from bridgekit.contract.events import PortalKey
+
+from .state import XMPPLoginMeta
 
 
 class _LRU(OrderedDict):
@@ -136,18 +139,21 @@ class IdMap:
 
     # -- which MUCs a login is in (rejoined after a restart) -----------------------------------
 
+    # (kept on the login's row, XMPPLoginMeta: not per-message, and gone with the login)
+
     async def rooms(self, login_id: str) -> dict[str, str]:
-        raw = await self._get(f"xmpp:rooms:{login_id}")
-        try:
-            value = json.loads(raw) if raw else {}
-        except ValueError:
-            return {}
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+        meta: XMPPLoginMeta = await self.bridge.login_metadata(login_id)
+        return {str(k): str(v) for k, v in meta.rooms.items()}
 
     async def set_rooms(self, login_id: str, rooms: dict[str, str]) -> None:
-        await self._set(
-            f"xmpp:rooms:{login_id}", json.dumps(rooms, ensure_ascii=False) if rooms else None
-        )
+        meta: XMPPLoginMeta = await self.bridge.login_metadata(login_id)
+        if meta.rooms == rooms:
+            return
+        meta.rooms = dict(rooms)
+        try:
+            await self.bridge.set_login_metadata(login_id, meta)
+        except LookupError:  # a login not stored (any more): nothing to rejoin
+            pass
 
     # -- occupancies of a nick in semi-anonymous rooms (see occupants.py) ----------------------
 

@@ -5,11 +5,14 @@ of the real InspIRCd (``m_sasl`` needs a services server, which the tests do not
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable
 
 from bridgekit.contract.connector import BridgeStateEvent
+from bridgekit.database.db import create_database
 from bridges.irc.crypto import SecretBox
+from bridges.irc.names import casefold
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
 from tests.helpers import management_room
@@ -161,12 +164,31 @@ async def test_a_stored_password_logs_the_puppet_in_and_a_refused_one_is_reporte
                 await bob.close()
 
 
-async def test_a_password_stored_in_the_old_v0_format_is_used_and_rewritten_with_aes_gcm(
-    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid
+async def as_the_old_code_left_it(db_url: str, login_id: str, kv: dict[str, str]) -> None:
+    """The IRC state of ``login_id`` as releases before typed metadata kept it: key/value rows
+    (``irc:pass:<id>``...), nothing on the login's row, and the connector's schema at 0, so
+    the next start runs its migration 001 over them."""
+    db = create_database(db_url)
+    await db.start()
+    try:
+        await db.execute("UPDATE irc_version SET version=0")
+        await db.execute(
+            "UPDATE user_login SET net_metadata='{}', net_metadata_v=0 WHERE id=$1", login_id
+        )
+        for key, value in kv.items():
+            await db.execute("INSERT INTO kv (key, value) VALUES ($1, $2)", key, value)
+    finally:
+        await db.stop()
+
+
+async def test_a_v0_password_and_channel_key_kept_by_the_old_code_are_migrated_and_used(
+    make_bridge, ircd: InspIRCd, bridge_env: BridgeEnv, uid, db_url: str
 ):
     """Releases before the removal of the stdlib cipher wrote ``v0:`` values when
-    ``cryptography`` was missing. Such a value still logs the user in, and loading it once
-    rewrites it as ``v1:`` (AES-GCM)."""
+    ``cryptography`` was missing, and releases before typed metadata kept a login's password,
+    channels and channel keys as key/value rows. Such a database, upgraded, still logs the
+    user in (SASL) and rejoins the keyed channel; loading the password once rewrites it as
+    ``v1:`` (AES-GCM) on the login's row, and the old rows are gone."""
     async with SaslProxy(ircd, {}) as proxy:
         bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
         alice = await bridge_env.synapse.register_user(uid("alice"))
@@ -182,17 +204,39 @@ async def test_a_password_stored_in_the_old_v0_format_is_used_and_rewritten_with
                 (login_id,) = list(irc.clients)
                 key = bridge.secret_key("irc-passwords")
                 old = old_v0_encrypt(key, "old-secret", login_id, os.urandom(12))
-                await bridge.set_kv(f"irc:pass:{login_id}", old)
-                # A restart loads every login with its stored password.
+                keys = SecretBox(key).encrypt(
+                    json.dumps({casefold(channel): "sesame"}), context=f"keys:{login_id}"
+                )
                 await make_bridge.stop(bridge)
                 await bob.wait_for(lambda m: m.command == "QUIT" and m.nick == puppet, 30)
+                # Only with the key does the puppet get back in.
+                await bob.send_line("MODE", channel, "+k", "sesame")
+                await bob.wait_for(lambda m: m.command == "MODE" and m.param(1) == "+k", 10)
+                await as_the_old_code_left_it(
+                    db_url,
+                    login_id,
+                    {
+                        f"irc:pass:{login_id}": old,
+                        f"irc:keys:{login_id}": keys,
+                        f"irc:channels:{login_id}": json.dumps([channel]),
+                        f"irc:sent:{login_id}:marker": "kept",
+                    },
+                )
+                # A restart migrates, then loads every login with its stored password and
+                # rejoins its channels with their keys.
                 bridge = await start_bridge(make_bridge, ircd, host=proxy.host, port=proxy.port)
                 await bob.wait_for(is_puppet_join(channel), 30)
                 await eventually(lambda: proxy.attempts)
                 assert proxy.attempts == [SaslAttempt(puppet, "old-secret", True)]
-                stored = await bridge.get_kv(f"irc:pass:{login_id}")
+                irc = connector(bridge)
+                stored = (await irc.state.get(login_id)).password
                 assert stored is not None and stored.startswith("v1:"), stored
                 assert SecretBox(key).decrypt(stored, context=login_id) == "old-secret"
+                assert await irc.load_channel_keys(login_id) == {casefold(channel): "sesame"}
+                assert await bridge.get_kv(f"irc:pass:{login_id}") is None
+                assert await irc.bridge.get_kv(f"irc:sent:{login_id}:marker") == "kept"
+                await alice.send_text(room_id, "back in")
+                await bob.wait_for(privmsg_from(puppet, "back in"), 15)
             finally:
                 await bob.close()
 

@@ -45,7 +45,7 @@ async def test_irc_commands_in_the_management_room(make_bridge, ircd, bridge_env
             # storepass: encrypted at rest, readable by the bridge
             assert "stored" in await conv.say("irc storepass s3cret-pw")
             login_id = next(iter(connector(bridge).clients))
-            stored = await bridge.get_kv(f"irc:pass:{login_id}")
+            stored = (await connector(bridge).state.get(login_id)).password
             assert stored and "s3cret-pw" not in stored
             assert await connector(bridge).load_password(login_id) == "s3cret-pw"
             # reconnect: quits and comes back with the same nick, rejoining the channel
@@ -129,7 +129,7 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
             assert "Joined" in await conv.say(f"irc join {channel} sesame", timeout=30)
             alice_nick = (await bob.wait_for(is_puppet_join(channel), 15)).nick
             alice_login = irc.puppet_of_user(SERVER, alice.user_id).login.id
-            stored = await bridge.get_kv(f"irc:keys:{alice_login}")
+            stored = (await irc.state.get(alice_login)).channel_keys
             assert stored and "sesame" not in stored  # encrypted at rest
             assert await irc.load_channel_keys(alice_login) == {folded: "sesame"}
             room_id, _ = await alice.wait_for_invite(20)
@@ -179,7 +179,7 @@ async def test_a_channel_key_is_the_users_own_kept_encrypted_and_follows_the_ope
             await eventually(lambda: folded not in keys_of(alice.user_id))
 
             async def no_stored_keys() -> bool:
-                return await bridge.get_kv(f"irc:keys:{alice_login}") is None
+                return (await irc.state.get(alice_login)).channel_keys is None
 
             await eventually(no_stored_keys)
             # a key cannot smuggle a second parameter or line into the JOIN

@@ -4,8 +4,10 @@ and of the bridge (MAM)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from bridgekit.contract.connector import BridgeStateEvent
+from bridgekit.database.db import create_database
 from bridges.xmpp.login import puppet_login
 from tests.conftest import SERVER_NAME, eventually
 from tests.harness.prosody import Prosody
@@ -158,3 +160,44 @@ async def test_live_messages_wait_for_the_archive_catch_up(
         await eventually(lambda: len(bodies(alice, room_id, "o-")) >= 1 + len(expected), timeout=40)
         await asyncio.sleep(1.5)
         assert bodies(alice, room_id, "o-") == ["o-before", *expected]
+
+
+async def test_rooms_kept_by_the_old_code_are_rejoined_after_the_upgrade(
+    make_bridge, prosody: Prosody, bridge_env, xmpp_clients, uid, db_url: str
+):
+    """Releases before typed metadata kept the MUCs a login is in as a key/value row
+    (``xmpp:rooms:<login id>``). Such a database, upgraded (the connector's migration 001),
+    rejoins them at start, before anyone on Matrix says anything."""
+    bridge = await make_bridge(networks=xmpp_networks(prosody))
+    connector = bridge.connectors["xmpp"]
+    assert await connector.component.wait_online(15)
+    bob, alice, room, room_id = await _portal(bridge, prosody, bridge_env, xmpp_clients, uid)
+    async with alice:
+        (login_id,) = [i for i, c in connector.clients.items() if room in c.rooms]
+        await eventually(lambda: connector.clients[login_id].rooms[room])  # joined, nick known
+        rooms = dict(connector.clients[login_id].rooms)
+        nick = rooms[room]
+        await make_bridge.stop(bridge)
+        bob.presences.clear()  # from here on: what the restarted bridge does
+        db = create_database(db_url)
+        await db.start()
+        try:  # as the old code left it: a kv row, nothing on the login's row, schema 0
+            await db.execute("UPDATE xmpp_version SET version=0")
+            await db.execute("UPDATE user_login SET net_metadata='{}', net_metadata_v=0")
+            await db.execute(
+                "INSERT INTO kv (key, value) VALUES ($1, $2)",
+                f"xmpp:rooms:{login_id}",
+                json.dumps(rooms),
+            )
+        finally:
+            await db.stop()
+        bridge = await make_bridge(networks=xmpp_networks(prosody))
+        await bob.wait_for(
+            lambda p: (
+                p["from"].bare == room and p["from"].resource == nick and p["type"] != "unavailable"
+            ),
+            timeout=30,
+            presences=True,
+        )
+        assert await bridge.connectors["xmpp"].idmap.rooms(login_id) == rooms
+        assert await bridge.store.get_kv(f"xmpp:rooms:{login_id}") is None
