@@ -29,14 +29,14 @@ from mautrix.util.async_db import Database
 from . import __version__
 from .config import Config
 from .contract.connector import NetworkClient, NetworkConnector, ThirdPartyHandler
-from .contract.events import RemoteEvent, RemoteUserID, remote_event_to_json
+from .contract.events import RemoteEvent, RemoteUserID
 from .contract.ids import localpart_of, server_of
 from .database.db import create_database, migrate, open_database, package_migrations
 from .database.store import OutboxItem, Store
 from .instance_lock import InstanceLock
 from .logins import Logins, LoginState
 from .matrix.appservice import AppServiceServer, TxnKey
-from .matrix.client import Backoff, MatrixClient, with_retries
+from .matrix.client import MatrixClient, with_retries
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -47,6 +47,7 @@ from .outbox import remote_queue
 from .outbox.ordering import OrderedExecutor
 from .outbox.parking import Parking
 from .outbox.transactions import Transactions, parking_key
+from .outbox.writer import OutboxWriter
 from .portal.alias_rooms import AliasRooms
 from .portal.backfill import Backfill
 from .portal.presence import PresenceKeeper
@@ -55,7 +56,6 @@ from .portal.spaces import Spaces
 log = logging.getLogger("bridgekit")
 #: Tries to commit a batch of remote events before they are given up (logged, and the
 #: connector's await raises): 0.1-3.2 s apart, 3-6 s in all.
-OUTBOX_ATTEMPTS = 6
 
 
 class InstalledConnectors(Mapping[str, type[NetworkConnector]]):
@@ -144,8 +144,13 @@ class Bridge(Logins, Notices, Transactions):
             metrics=self.metrics,
         )
         self._init_transactions()
-        self._outbox_pending: list[tuple[OutboxItem, RemoteEvent, asyncio.Future | None]] = []
-        self._outbox_flush_task: asyncio.Task[None] | None = None
+        self.outbox_writer = OutboxWriter(
+            self.store,
+            self.metrics,
+            self._network_of_event,
+            lambda item, event: self._submit_outbox(item, event),  # late: tests patch it
+            self._spawn,
+        )
         self.stream_hold = remote_queue.StreamHold(config.settings.bridge.merge_hold)
         self.presence = PresenceKeeper(
             config.settings.bridge.presence_refresh, self._refresh_presence
@@ -257,7 +262,7 @@ class Bridge(Logins, Notices, Transactions):
                 await connector.stop()
             except Exception:
                 log.exception("Error stopping connector %s", connector.name)
-        await self._drain_outbox_pending()
+        await self.outbox_writer.drain()
         await self.inbox.stop()
         await self.outbox.stop()
         await self.presence.stop()
@@ -370,27 +375,10 @@ class Bridge(Logins, Notices, Transactions):
     # -- what the connectors' BridgeAPI views forward to ---------------------------------------
 
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._append_outbox(login_id, event, fut)
-        await fut
+        await self.outbox_writer.queue(login_id, event)
 
     def queue_remote_event_soon(self, login_id: str | None, event: RemoteEvent) -> None:
-        """No task and no future per event: the group commit submits it (see BridgeAPI)."""
-        try:
-            self._append_outbox(login_id, event, None)
-        except Exception:
-            log.exception("Could not queue a remote event (%s)", event.kind)
-
-    def _append_outbox(
-        self, login_id: str | None, event: RemoteEvent, fut: asyncio.Future[None] | None
-    ) -> None:
-        network = self._network_of_event(login_id, event)
-        payload = remote_event_to_json(event)
-        self._outbox_pending.append(
-            (OutboxItem(0, network, event.portal, login_id, payload), event, fut)
-        )
-        if self._outbox_flush_task is None or self._outbox_flush_task.done():
-            self._outbox_flush_task = self._spawn(self._flush_outbox())
+        self.outbox_writer.queue_soon(login_id, event)
 
     def _network_of_event(self, login_id: str | None, event: RemoteEvent) -> str:
         """The event's network: set by the connector's view (or the login's, for the
@@ -403,48 +391,6 @@ class Bridge(Logins, Notices, Transactions):
         if event.network:
             return event.network
         raise ValueError("a remote event needs its network or the id of a loaded login")
-
-    async def _flush_outbox(self) -> None:
-        """Group commit: every event queued while the previous write ran goes in one txn,
-        then each is submitted to its portal's queue, in the order they were queued."""
-        while self._outbox_pending:
-            batch, self._outbox_pending = self._outbox_pending, []
-            rows = [(i.network, i.portal, i.login_id, i.payload) for i, _, _ in batch]
-            backoff = Backoff(base=0.2, cap=5.0)
-            for attempt in range(1, OUTBOX_ATTEMPTS + 1):
-                try:
-                    seqs = await self.store.outbox_add_many(rows)
-                    break
-                except Exception as e:  # a locked or full database: the batch is retried
-                    if attempt == OUTBOX_ATTEMPTS:
-                        log.error("Could not store %d remote events: %s", len(batch), e)
-                        for _, _, fut in batch:
-                            if fut is not None and not fut.done():
-                                fut.set_exception(e)
-                        seqs = None
-                        break
-                    delay = backoff.next_delay()
-                    log.warning(
-                        "Storing %d remote events failed (%s), retry %d in %.1fs",
-                        len(batch),
-                        e,
-                        attempt,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-            if seqs is None:
-                continue
-            self.metrics.events_in("remote", len(batch))
-            for (item, event, fut), seq in zip(batch, seqs, strict=True):
-                item.seq = seq
-                self._submit_outbox(item, event)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-
-    async def _drain_outbox_pending(self) -> None:
-        """Wait until every queued remote event is committed (before stopping)."""
-        while self._outbox_flush_task is not None and not self._outbox_flush_task.done():
-            await asyncio.gather(self._outbox_flush_task, return_exceptions=True)
 
     def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
         remote_queue.submit(self, item, event)

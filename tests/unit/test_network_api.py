@@ -62,7 +62,7 @@ async def test_a_login_or_event_of_another_network_is_refused(bridge: Bridge) ->
     with pytest.raises(ValueError, match="irc connector queued a xmpp event"):
         event.network = "xmpp"
         irc.queue_remote_event_soon(None, event)
-    assert not bridge._outbox_pending  # nothing of it was queued
+    assert not bridge.outbox_writer.pending  # nothing of it was queued
 
 
 def test_an_event_without_network_or_login_is_not_guessed(bridge: Bridge) -> None:
