@@ -243,3 +243,25 @@ async def test_a_password_sent_again_after_its_login_ended_is_not_echoed(
         assert "Login failed" in await login_fake(conv, "bob-remote", "wrong-pw")
         reply = await conv.say("right-pw")
         assert "not a command" in reply and "right-pw" not in reply
+
+
+async def test_a_mistyped_secret_command_or_a_password_like_cancel_is_removed(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """`login-matrx <token>` is no command, but holds the token; and while a login asks for
+    a password, a password that starts like `cancel` answers it (removed), not the command."""
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await trusted_management_room(alice, bridge)
+        eid = await alice.send_text(conv.room_id, f"login-matrx {alice.access_token}")
+        answer = await conv.next_notice()
+        assert "Did you mean `login-matrix`?" in answer and alice.access_token not in answer
+        await eventually(lambda: is_redacted(alice, conv.room_id, eid))
+        user = await bridge.store.get_user(alice.user_id)
+        assert user is None or not user.double_puppet  # not run
+        bridge.connectors["fake"].network.passwords["alice-remote"] = "cancelled-pw"
+        assert "username" in await conv.say("login fake")
+        assert "password" in await conv.say("alice-remote")
+        pw_id = await alice.send_text(conv.room_id, "cancelled-pw")
+        assert "Logged in" in await conv.next_notice()
+        await eventually(lambda: is_redacted(alice, conv.room_id, pw_id))
