@@ -259,6 +259,21 @@ async def test_a_mistyped_secret_command_or_a_password_like_cancel_is_removed(
         await eventually(lambda: is_redacted(alice, conv.room_id, eid))
         user = await bridge.store.get_user(alice.user_id)
         assert user is None or not user.double_puppet  # not run
+        # The same typo put in by an edit is removed too.
+        first = await alice.send_text(conv.room_id, "version")
+        await conv.next_notice()
+        typo = f"login-matrx {alice.access_token}"
+        edit = await alice.send_message(
+            conv.room_id,
+            {
+                "msgtype": "m.text",
+                "body": f"* {typo}",
+                "m.new_content": {"msgtype": "m.text", "body": typo},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            },
+        )
+        await eventually(lambda: is_redacted(alice, conv.room_id, edit))
+        assert "new message" in await conv.next_notice()
         bridge.connectors["fake"].network.passwords["alice-remote"] = "cancelled-pw"
         assert "username" in await conv.say("login fake")
         assert "password" in await conv.say("alice-remote")
