@@ -243,3 +243,88 @@ async def test_a_password_sent_again_after_its_login_ended_is_not_echoed(
         assert "Login failed" in await login_fake(conv, "bob-remote", "wrong-pw")
         reply = await conv.say("right-pw")
         assert "not a command" in reply and "right-pw" not in reply
+
+
+async def test_a_mistyped_secret_command_or_a_password_like_cancel_is_removed(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """`login-matrx <token>` is no command, but holds the token; and while a login asks for
+    a password, a password that starts like `cancel` answers it (removed), not the command."""
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await trusted_management_room(alice, bridge)
+        eid = await alice.send_text(conv.room_id, f"login-matrx {alice.access_token}")
+        answer = await conv.next_notice()
+        assert "Did you mean `login-matrix`?" in answer and alice.access_token not in answer
+        await eventually(lambda: is_redacted(alice, conv.room_id, eid))
+        user = await bridge.store.get_user(alice.user_id)
+        assert user is None or not user.double_puppet  # not run
+        # The same typo put in by an edit is removed too.
+        first = await alice.send_text(conv.room_id, "version")
+        await conv.next_notice()
+        typo = f"login-matrx {alice.access_token}"
+        edit = await alice.send_message(
+            conv.room_id,
+            {
+                "msgtype": "m.text",
+                "body": f"* {typo}",
+                "m.new_content": {"msgtype": "m.text", "body": typo},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            },
+        )
+        await eventually(lambda: is_redacted(alice, conv.room_id, edit))
+        assert "new message" in await conv.next_notice()
+        bridge.connectors["fake"].network.passwords["alice-remote"] = "cancelled-pw"
+        assert "username" in await conv.say("login fake")
+        assert "password" in await conv.say("alice-remote")
+        pw_id = await alice.send_text(conv.room_id, "cancelled-pw")
+        assert "Logged in" in await conv.next_notice()
+        await eventually(lambda: is_redacted(alice, conv.room_id, pw_id))
+
+
+async def test_list_portals_answers_from_the_state_cache(
+    bridge: Bridge, bridge_env: BridgeEnv, uid, monkeypatch
+):
+    """The portals a user is in are known from the membership events the bridge received:
+    listing them asks the homeserver nothing per portal."""
+    from urllib.parse import quote
+
+    from mautrix.api import HTTPAPI
+    from mautrix.types import Membership
+
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    async with alice, carol:
+        client = await login(bridge, alice, uid("a"))
+        rooms = []
+        for _ in range(3):
+            chat = uid("chat")
+            fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+            rooms.append(await open_portal(bridge, alice, client, chat))
+        await login(bridge, carol, uid("c"))
+        for room_id in rooms[:2]:
+            await alice.invite(room_id, carol.user_id)
+            await carol.join(room_id)
+
+        async def seen() -> bool:  # the bridge received carol's joins
+            store = bridge.matrix.state_store
+            members = [await store.get_member(r, carol.user_id) for r in rooms[:2]]
+            return all(m is not None and m.membership == Membership.JOIN for m in members)
+
+        await eventually(seen)
+        conv = await management_room(carol, bridge)
+        calls: list[str] = []
+        original = HTTPAPI.request
+
+        async def counted(self: HTTPAPI, method: Any, path: Any, *args: Any, **kw: Any) -> Any:
+            if "/state/m.room.member/" in str(path) or "/joined_members" in str(path):
+                calls.append(str(path))
+            return await original(self, method, path, *args, **kw)
+
+        monkeypatch.setattr(HTTPAPI, "request", counted)
+        for _ in range(2):
+            answer = await conv.say("list-portals")
+            assert all(r in answer for r in rooms[:2]) and rooms[2] not in answer, answer
+        # At most the room carol was never in is asked about, once (its member list), and
+        # none of the rooms the bridge saw her join.
+        assert len(calls) <= 1 and all(quote(rooms[2]) in c for c in calls), calls

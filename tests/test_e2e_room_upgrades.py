@@ -195,3 +195,30 @@ V10 = {"sender": "@creator:hs", "content": {"room_version": "10"}}
 )
 def test_who_may_send_a_tombstone(sender, levels, create, allowed) -> None:
     assert may_send_tombstone(sender, levels, create) is allowed
+
+
+async def test_an_upgrade_into_a_room_where_the_bot_has_no_power_is_followed_and_explained(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """The replacement room gives the bot no power (its admin demoted it before inviting
+    it): the portal still moves and bridges both ways, and the room is told exactly what
+    power to grant the bot for the rest (the bridge info state)."""
+    async with plumbed_portal(bridge, bridge_env, uid, "private_chat") as scene:
+        alice, client, chat, old, net = scene
+        new = await upgrade(alice, old)
+        await alice.wait_for_event(old, notice_says("Invite me"), timeout=20)
+        levels = await alice.get_state(new, "m.room.power_levels")
+        levels.setdefault("users", {})[bridge.bot_mxid] = 0
+        await alice.send_state(new, "m.room.power_levels", "", levels)
+        await alice.invite(new, bridge.bot_mxid)
+        await alice.wait_for_event(new, bot_joined(bridge), timeout=20)
+        needed = levels.get("events", {}).get("m.bridge", levels.get("state_default", 50))
+        notice = await alice.wait_for_event(new, notice_says("I need power"), timeout=20)
+        text = notice["content"]["body"]
+        assert bridge.bot_mxid in text and f"/op {bridge.bot_mxid} {needed}" in text, text
+
+        async def moved() -> bool:
+            return await portal_room(bridge, chat) == new
+
+        await eventually(moved, timeout=20)
+        await bridged_both_ways(bridge, alice, client, chat, new, net, "without power")

@@ -81,3 +81,24 @@ async def refuse_outside_management(
         f"`{what}` carries a secret, so it only works in your management room (a direct chat "
         f"with me), not where others can read it. {gone}",
     )
+
+
+async def remove_mistyped(
+    bridge: Bridge, room_id: str, sender: str, event_id: str | None, guess: str, management: bool
+) -> None:
+    """A near miss of a secret command (:mod:`.secret_typos`): remove it like the real one,
+    run nothing, and say what it probably meant."""
+    if management:
+        removed = await redact_secret(bridge, room_id, event_id)
+        if not removed:
+            await redact_in_management_room(bridge, room_id, sender, None)
+    else:
+        removed = await redact_secret(bridge, room_id, event_id)
+    if removed:
+        why = "Your message was removed because it may hold a secret."
+    else:
+        why = "It may hold a secret and I could not remove it: remove it yourself."
+    where = "" if management else " (in your management room: a direct chat with me)"
+    await bridge.send_notice(
+        room_id, f"Did you mean `{guess}`? {why} Send it again spelled right{where}."
+    )

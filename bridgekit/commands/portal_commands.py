@@ -40,19 +40,28 @@ async def cmd_list_portals(ce: CommandEvent) -> None:
 
 
 async def _belonging(ce: CommandEvent, portals: list[Portal], mine: set[str]) -> list[Portal]:
+    """The portals the sender is in, from the state cache (fed by every membership event the
+    bridge receives). Only a room the cache knows nothing of (e.g. since a restart) costs a
+    request: its joined members, which fills the cache for every later listing."""
     bot = ce.bridge.matrix.bot
     assert bot is not None
+    cache = ce.bridge.matrix.state_store
     sem = asyncio.Semaphore(8)
 
     async def joined(portal: Portal) -> bool:
         if portal.key.receiver:
             return portal.key.receiver in mine
+        cached = await cache.get_member(portal.mxid, ce.sender)
+        if cached is not None:
+            return cached.membership == Membership.JOIN
+        if await cache.has_full_member_list(portal.mxid):
+            return False
         async with sem:
             try:
-                member = await bot.get_state_event(portal.mxid, EventType.ROOM_MEMBER, ce.sender)
+                members = await bot.get_joined_members(portal.mxid)
             except MatrixRequestError:
                 return False
-        return getattr(member, "membership", None) == Membership.JOIN
+        return ce.sender in members
 
     keep = await asyncio.gather(*(joined(p) for p in portals))
     return [p for p, k in zip(portals, keep, strict=True) if k]

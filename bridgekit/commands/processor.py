@@ -20,7 +20,8 @@ from .. import __version__
 from ..contract.commands import Command, CommandEvent
 from ..contract.connector import LoginInfo, LoginProcess, LoginStep
 from ..database.store import BridgeUser, Portal
-from .command_secrets import redact_in_management_room, refuse_outside_management
+from .command_secrets import redact_in_management_room, refuse_outside_management, remove_mistyped
+from .secret_typos import mistyped_secret
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -81,12 +82,17 @@ class CommandProcessor:
         if level == 0:
             log.info("Ignoring command from %s: not permitted by the config", sender)
             return True
-        if is_management and sender in self.pending_logins and not text.startswith("cancel"):
-            await self._login_answer(room_id, sender, body.strip(), evt.get("event_id"))
-            return True
+        name, _, raw_args = text.partition(" ")
+        pending = self.pending_logins.get(sender) if is_management else None
+        if pending is not None:
+            # Everything but `cancel` answers the login's question ("cancel123" too).
+            if name.lower() != "cancel":
+                await self._login_answer(room_id, sender, body.strip(), evt.get("event_id"))
+                return True
+            if raw_args.strip() and pending.step.fields[pending.field_index].secret:
+                await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
         if not text:
             return True
-        name, _, raw_args = text.partition(" ")
         try:
             args = shlex.split(raw_args)
         except ValueError:
@@ -106,6 +112,12 @@ class CommandProcessor:
         cmd = self.commands.get(ce.command)
         if cmd is not None and cmd.network is not None:
             ce.bridge = self.bridge.connectors[cmd.network].bridge
+        if cmd is None or not cmd.carries_secret(args):
+            guess = mistyped_secret(self.commands, ce.command, args)
+            if guess is not None:
+                event_id = evt.get("event_id")
+                await remove_mistyped(self.bridge, room_id, sender, event_id, guess, is_management)
+                return True
         if cmd is None:
             # Not echoed in the management room: a word sent there that is no command is
             # often a password typed again after its login ended (failed, or a restart).
@@ -155,7 +167,11 @@ class CommandProcessor:
         except ValueError:
             args = raw_args.split()
         secret_answer = pending is not None and pending.step.fields[pending.field_index].secret
-        if not secret_answer and (cmd is None or not cmd.carries_secret(args)):
+        if (
+            not secret_answer
+            and (cmd is None or not cmd.carries_secret(args))
+            and mistyped_secret(self.commands, name, args) is None
+        ):
             return False
         if is_management:
             await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))

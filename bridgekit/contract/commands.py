@@ -51,6 +51,10 @@ class Command:
     #: arguments: such a use is refused outside the user's management room and its message is
     #: redacted (see :mod:`.command_secrets`). A callable decides per use (``irc storepass``).
     secret: bool | Callable[[list[str]], bool] = False
+    #: Subcommands (first arguments) some uses of which carry a secret, e.g. ``("storepass",)``:
+    #: a mistyped one (``irc storepas pw``) is then removed like the real use. ``secret``
+    #: still decides which uses carry one.
+    secret_subcommands: tuple[str, ...] = ()
     #: The connector that registered the command (set by the runtime): its handler gets
     #: that connector's BridgeAPI as ``ce.bridge``.
     network: str | None = None

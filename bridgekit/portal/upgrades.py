@@ -5,7 +5,9 @@ current state vouches for it: it is the tombstone now in the old room's state, i
 power level there (read from the homeserver, not from the event) allows ``m.room.tombstone``,
 and the replacement room names the old one as its predecessor. Anything else is logged and
 ignored. An invite-only replacement cannot be joined uninvited: the bot asks for an invite in
-the old room and finishes the move when it is invited (remembered across restarts).
+the old room and finishes the move when it is invited (remembered across restarts). A
+replacement that gives the bot no power is still followed (messages need none); the room is
+told which level to grant for the bridge info state.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import EventType, RoomID
 
 from ..contract.ids import server_of
@@ -163,8 +165,29 @@ class RoomUpgrades:
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:
             await self.bridge.portals._set_bridge_info(portal)
-        except MatrixRequestError as e:
+        except (MatrixRequestError, IntentError) as e:
+            # mautrix checks the bot's power itself (IntentError) before asking the server.
             log.warning("Could not set the bridge info of %s (%s)", new, e)
-            await self.bridge.send_notice(
-                new, f"I need the power to send state events here to bridge this room ({e})."
-            )
+            await self.bridge.send_notice(new, await self._power_hint(new))
+
+    async def _power_hint(self, room_id: str) -> str:
+        """What the bot needs granted in ``room_id`` to mark it bridged, in words an admin
+        can act on (the level the room's power levels ask for the bridge info state)."""
+        bot = self.bridge.matrix.bot
+        assert bot is not None
+        needed = 50
+        try:
+            levels = (
+                await bot.get_state_event(RoomID(room_id), EventType.ROOM_POWER_LEVELS)
+            ).serialize()
+            events = levels.get("events") if isinstance(levels.get("events"), dict) else {}
+            default = levels.get("state_default", 50)
+            needed = max(int(events.get(t, default)) for t in ("m.bridge", "uk.half-shot.bridge"))
+        except (MatrixRequestError, TypeError, ValueError):
+            pass
+        me = self.bridge.bot_mxid
+        return (
+            "This room was upgraded and I bridge it now, but I need power in the new room to "
+            f"mark it as bridged (the m.bridge state): give me ({me}) power level {needed}, "
+            f"e.g. send `/op {me} {needed}` here."
+        )

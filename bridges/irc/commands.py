@@ -44,7 +44,17 @@ def irc_commands(connector: IRCConnector) -> list[Command]:
         rest = [a for a in args[1:2] if a not in connector.servers] + args[2:]
         return sub == "storepass" or (sub == "join" and len(rest) > 1)
 
-    return [Command("irc", handler, HELP, USAGE, section="IRC", secret=secret)]
+    return [
+        Command(
+            "irc",
+            handler,
+            HELP,
+            USAGE,
+            section="IRC",
+            secret=secret,
+            secret_subcommands=("storepass", "join"),
+        )
+    ]
 
 
 async def _client(

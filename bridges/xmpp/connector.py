@@ -63,6 +63,7 @@ from .login import NickLogin, puppet_login
 from .mam import ArchiveCollector, CatchUps
 from .muc import MucManager
 from .outbound import Outbound
+from .spaces import MucSpaces
 from .state import XMPPLoginMeta
 
 VCARD_UPDATE = "vcard-temp:x:update"
@@ -91,6 +92,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         self._by_jid: dict[str, XMPPClient] = {}
         self.idmap = IdMap(bridge)
         self.muc = MucManager(self)
+        self.muc_spaces = MucSpaces(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self.archive = ArchiveCollector()
@@ -394,7 +396,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         return any(ident[0] == "conference" for ident in info["identities"])
 
     async def room_info(self, room: str) -> ChatInfo:
-        info = ChatInfo()
+        info = ChatInfo(parent=await self.muc_spaces.space_of(room))
         try:
             disco = await self.component.plugin["bridgekit_identity"].fetch_info(room)
         except (IqError, IqTimeout):

@@ -341,6 +341,7 @@ class MucManager:
                     # Everyone else's presence came first: occupants who left while the
                     # bridge was away (stopped, disconnected) have their ghosts leave.
                     info = ChatInfo(members=room.members(), members_complete=True)
+                    info.parent = await self.connector.muc_spaces.space_of(room.jid)
                     await self.connector.queue(None, RemoteChatResync(room.key, info=info))
             return
         if "303" in codes and attrs.get("nick"):

@@ -15,6 +15,7 @@ from tests.irc.e2e import (
     member_event,
     start_bridge,
 )
+from tests.test_e2e_command_safety import is_redacted, trusted_management_room
 
 
 async def test_irc_commands_in_the_management_room(make_bridge, ircd, bridge_env, uid):
@@ -247,5 +248,42 @@ async def test_list_portals_does_not_show_a_secret_channel_to_outsiders(
             assert "Joined" in await outsider.say(f"irc join #{uid('other')}", timeout=30)
             listing = await outsider.say("list-portals")
             assert room_id not in listing and casefold(secret) not in listing
+        finally:
+            await bob.close()
+
+
+async def test_a_mistyped_secret_command_is_removed_and_corrected(
+    make_bridge, ircd, bridge_env, uid
+):
+    """`irc storepas <password>` holds the password as surely as `irc storepass`: removed
+    (in the management room and in a portal), not run, and the user told what it meant."""
+    bridge = await start_bridge(make_bridge, ircd)
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    async with alice:
+        try:
+            conv = await trusted_management_room(alice, bridge)
+            for typo in ("irc storepas hunter2", "ric storepass hunter2"):
+                eid = await alice.send_text(conv.room_id, typo)
+                answer = await conv.next_notice()
+                assert "Did you mean `irc storepass`?" in answer, answer
+                assert "removed because it may hold a secret" in answer
+                assert "hunter2" not in answer
+                await eventually(lambda eid=eid: is_redacted(alice, conv.room_id, eid))
+            # A plain typo is no secret: answered as before, and it stays.
+            plain = await alice.send_text(conv.room_id, "irc whoos bob")
+            assert "Unknown subcommand" in await conv.next_notice()
+            assert not await is_redacted(alice, conv.room_id, plain)
+            for login_id in connector(bridge).clients:
+                assert await connector(bridge).load_password(login_id) is None
+            # In a portal (others read it): removed and pointed to the management room.
+            room_id = await alice.join(alias(channel))
+            eid = await alice.send_text(room_id, "!irc stroepass hunter3")
+            notice = await alice.wait_for_event(
+                room_id, lambda e: "Did you mean" in str(e.get("content", {}).get("body"))
+            )
+            assert "management room" in notice["content"]["body"]
+            await eventually(lambda: is_redacted(alice, room_id, eid))
         finally:
             await bob.close()
