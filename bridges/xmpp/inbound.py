@@ -459,4 +459,5 @@ class Inbound:
             network=self.connector.name,
             id=archive_id,
             content=content,
+            parts=text_and_file(msg, body, content),  # as live messages: text, then the file
         )
