@@ -401,7 +401,7 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
             disco = await self.component.plugin["bridgekit_identity"].fetch_info(room)
         except (IqError, IqTimeout):
             return info
-        for category, _, name, _ in disco["identities"]:
+        for category, _, _, name in disco["identities"]:  # (category, type, lang, name)
             if category == "conference" and name:
                 info.name = clean_text(name)[:255]
         features = set(disco["features"])
