@@ -29,9 +29,10 @@ from bridgekit.contract.events import (
 )
 from bridgekit.contract.ids import localpart_of, server_of
 
-from .formatting import html_to_irc, strip_irc_formatting
 from .handlers import EchoLostError, SendRefusedError
+from .html_to_mirc import html_to_irc
 from .lines import LineError, build_line
+from .mirc import strip_irc_formatting
 from .names import validate_channel
 from .progress import line_ends, progress_value, resume_offset
 from .split import estimate_prefix_len, max_privmsg_payload, split_message
