@@ -47,8 +47,7 @@ from bridgekit.contract.events import (
 
 from .jid import clean_text, safe_nick
 from .mam import archive_page
-from .muc import ACCESS_REFUSALS, RESOURCE, JoinError
-from .muc import _nick_candidates as nick_candidates
+from .muc_room import ACCESS_REFUSALS, RESOURCE, JoinError, nick_candidates
 from .outbound import render, stanza_id_for
 
 if TYPE_CHECKING:
