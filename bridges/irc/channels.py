@@ -20,8 +20,8 @@ from bridgekit.contract.events import (
     RemoteMembership,
 )
 
-from .formatting import strip_irc_formatting
 from .lines import Message, parse_server_time
+from .mirc import strip_irc_formatting
 from .names import InvalidNameError, validate_channel, validate_channel_key
 from .netsplit import is_netsplit_quit
 

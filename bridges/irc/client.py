@@ -1,5 +1,6 @@
-"""One IRC connection: asyncio protocol, reconnects, flood-safe sending (registration, CAP
-and SASL in :mod:`bridges.irc.registration`).
+"""One IRC connection: its lifecycle (connect, register, keepalive, reconnect with backoff)
+and the lines it answers itself (the protocol in :mod:`bridges.irc.protocol`, the send queue
+in :mod:`bridges.irc.send_queue`, registration, CAP and SASL in :mod:`bridges.irc.registration`).
 
 This is a small protocol over :mod:`bridges.irc.lines` rather than the ``irc`` package's
 ``AioConnection``: every byte written goes through :func:`build_line` (the ``irc`` package
@@ -20,15 +21,17 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from .config import READ_STREAM_GAP, ServerConfig
-from .lines import LineError, Message, ParseError, build_line, parse_line
+from .config import ServerConfig
+from .lines import Message, build_line
 from .names import casefold
 from .pacing import StartPacer, TokenBucket
+from .protocol import IRCProtocol
 from .registration import RegistrationMixin
+from .send_queue import SendItem, SendQueueMixin
 from .tls import TLSSession, tls_context
 
 log = logging.getLogger("bridgekit.irc.client")
@@ -39,19 +42,6 @@ REGISTER_TIMEOUT = 60.0
 #: A server that has not finished the TLS handshake by then is not speaking TLS (a plain
 #: port answers a ClientHello with silence until its registration timeout).
 TLS_HANDSHAKE_TIMEOUT = 30.0
-_MAX_BUFFER = 1 << 20
-
-
-@dataclass(eq=False)
-class SendItem:
-    """Lines that belong together (one Matrix message), written in order."""
-
-    lines: list[bytes]
-    done: asyncio.Future[None]
-    #: Awaited before each burst of lines with the index of the burst's last line (a durable
-    #: progress marker, see :mod:`bridges.irc.progress`); -1 takes back a burst not written.
-    before_write: Callable[[int], Awaitable[None]] | None = None
-    sent: int = 0
 
 
 @dataclass
@@ -87,93 +77,7 @@ class ISupport:
                 self.network = value
 
 
-class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "buffer", "transport", "tls")
-
-    def __init__(self, conn: IRCConnection, tls: TLSSession | None = None) -> None:
-        self.conn = conn
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        #: TLS driven here, over the plain TCP transport (see tls.py for why).
-        self.tls = tls
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        if self.tls is not None:
-            self.tls.start(self.transport)
-
-    def write(self, data: bytes) -> None:
-        if self.tls is not None:
-            self.tls.write(data)
-        elif self.transport is not None:
-            self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        if self.tls is not None:
-            data = self.tls.feed(data)
-            if not data:
-                return  # handshake records, or a partial TLS record
-        self.buffer += data
-        conn = self.conn
-        now = time.monotonic()
-        previous, conn.last_rx = conn.last_rx, now
-        if (
-            now - previous < READ_STREAM_GAP
-            and conn.registered
-            and self.transport is not None
-            and not conn.awaiting()
-        ):
-            # A stream (a paste, a bot, a busy channel): let the next lines gather in the
-            # socket and handle them together. Longer when everything this connection hears
-            # is bridged by another one (a busy channel shared by many Matrix users). Never
-            # while our own lines await their echo, which would slow the sender down; and a
-            # lone line is read at once (pausing costs more than it saves for one line).
-            server = conn.server
-            pause = server.read_batch
-            if pause > 0 and data.count(b"\n") > 1:
-                # The last pause gathered several lines: the stream goes on, rest longer.
-                pause = min(max(conn.read_pause * 2, pause), server.read_batch_max)
-            conn.read_pause = pause
-            if server.follower_read_batch > pause and conn.follower():
-                pause = server.follower_read_batch
-            if pause > 0:
-                self.transport.pause_reading()
-                asyncio.get_running_loop().call_later(pause, self._resume)
-        else:
-            conn.read_pause = 0.0
-        while True:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                break
-            raw = bytes(self.buffer[:end])
-            del self.buffer[: end + 1]
-            if not raw.strip():
-                continue
-            try:
-                msg = parse_line(raw)
-            except ParseError as e:
-                log.debug("Unparsable line from %s: %s", conn.server.name, e)
-                continue
-            try:
-                conn.handle_line(msg)
-            except Exception:
-                log.exception("Error handling %r", raw[:200])
-        if len(self.buffer) > _MAX_BUFFER:
-            log.warning("Line too long from %s; dropping the connection", conn.server.name)
-            if self.transport is not None:
-                self.transport.close()
-
-    def _resume(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.tls is not None:
-            self.tls.lost()
-        self.conn.connection_lost(self, exc)
-
-
-class IRCConnection(RegistrationMixin):
+class IRCConnection(RegistrationMixin, SendQueueMixin):
     """A self-healing connection to one server for one nick."""
 
     def __init__(
@@ -210,10 +114,10 @@ class IRCConnection(RegistrationMixin):
         self.isupport = ISupport()
         self.caps: set[str] = set()
         self._offered: dict[str, str] = {}
-        #: True while lines we sent await their echo (no read pauses then: see _Protocol).
+        #: True while lines we sent await their echo (no read pauses then: see IRCProtocol).
         self.awaiting: Callable[[], bool] = lambda: False
         #: True while another connection bridges everything this one hears (longer read
-        #: pauses then: see _Protocol and ServerConfig.follower_read_batch).
+        #: pauses then: see IRCProtocol and ServerConfig.follower_read_batch).
         self.follower: Callable[[], bool] = lambda: False
         self.registered = False
         self.ready = asyncio.Event()
@@ -223,7 +127,7 @@ class IRCConnection(RegistrationMixin):
         self.bucket = TokenBucket(server.send_rate, server.burst)
         self.queue: deque[SendItem] = deque()
         self._wake = asyncio.Event()
-        self._proto: _Protocol | None = None
+        self._proto: IRCProtocol | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -349,7 +253,7 @@ class IRCConnection(RegistrationMixin):
         if self.server.tls:
             ctx = tls_context(self.server.tls_verify, self.server.tls_ca_file)
             tls = TLSSession(ctx, self.server.host)
-        proto = _Protocol(self, tls)
+        proto = IRCProtocol(self, tls)
         self._proto = proto
         await asyncio.wait_for(
             loop.create_connection(lambda: proto, self.server.host, self.server.port), 30
@@ -383,7 +287,7 @@ class IRCConnection(RegistrationMixin):
             raise ConnectionError(f"registration did not complete{why}")
         self._schedule_keepalive()
 
-    def connection_lost(self, proto: _Protocol, exc: Exception | None) -> None:
+    def connection_lost(self, proto: IRCProtocol, exc: Exception | None) -> None:
         if proto is not self._proto:
             return
         log.info("%s: disconnected from %s (%s)", self.label, self.server.name, exc or "closed")
@@ -409,71 +313,6 @@ class IRCConnection(RegistrationMixin):
             loop.call_later(KEEPALIVE / 3, check)
 
         loop.call_later(KEEPALIVE / 3, check)
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def write(self, line: bytes) -> bool:
-        """Write a line now (protocol replies, registration). False if not connected."""
-        proto = self._proto
-        if proto is None or proto.transport is None:
-            return False
-        proto.write(line)
-        return True
-
-    def send(
-        self, *lines: bytes, before_write: Callable[[int], Awaitable[None]] | None = None
-    ) -> asyncio.Future[None]:
-        """Queue lines for the flood-paced writer; the future resolves once all are written.
-
-        Lines wait for the connection (through reconnects) rather than being dropped.
-        """
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.append(SendItem(list(lines), done, before_write))
-        if self.idle:
-            self.idle = False
-            self.start()
-        self._wake.set()
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.create_task(self._run_pump(), name=f"irc-send-{self.label}")
-        return done
-
-    async def _run_pump(self) -> None:
-        while self.queue:
-            item = self.queue[0]
-            if item.done.done():  # cancelled by its sender
-                self.queue.popleft()
-                continue
-            if not self.ready.is_set():
-                await self.ready.wait()
-                continue
-            delay = self.bucket.wait_time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            # The lines the bucket lets out now: one marker (one commit) covers them all.
-            last = item.sent
-            if item.before_write is not None:
-                last = min(len(item.lines), item.sent + self.bucket.whole()) - 1
-                try:
-                    await item.before_write(last)
-                    if not self.ready.is_set():
-                        # Marked but not written: the mark must not outlive a kill meanwhile.
-                        await item.before_write(item.sent - 1)
-                        continue
-                except Exception as e:
-                    self.queue.popleft()
-                    item.done.set_exception(e)
-                    continue
-            # No await between the marker above and the writes below.
-            while item.sent <= last:
-                if not self.write(item.lines[item.sent]):
-                    break
-                self.bucket.take()
-                item.sent += 1
-            if item.sent >= len(item.lines):
-                self.queue.popleft()
-                if not item.done.done():
-                    item.done.set_result(None)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -528,12 +367,3 @@ class IRCConnection(RegistrationMixin):
             log.info("%s: server said ERROR %s", self.label, msg.params)
             self.server_error = (msg.trailing or "")[:300]
         self.on_line(msg)
-
-    def send_raw_safe(self, command: str, *params: str) -> bool:
-        """Build and write one line now; False if it cannot be built safely or sent."""
-        try:
-            line = build_line(command, *params)
-        except LineError as e:
-            log.warning("%s: refused to send %s: %s", self.label, command, e)
-            return False
-        return self.write(line)

@@ -27,9 +27,9 @@ from bridgekit.contract.events import (
 )
 
 from .channels import JOIN_REFUSALS, ChannelMixin
-from .formatting import irc_to_html
 from .lines import Message, build_line, parse_server_time
 from .mentions import find_mentions
+from .mirc_to_html import irc_to_html
 
 if TYPE_CHECKING:
     from .puppet import Channel, IRCClient, Member

@@ -2,7 +2,8 @@
 
 :class:`IRCClient` is the :class:`~bridgekit.contract.connector.NetworkClient` of the IRC connector.
 Incoming lines are turned into remote events by :class:`~bridges.irc.handlers.IncomingMixin`;
-Matrix events become lines in :class:`~bridges.irc.outgoing.OutgoingMixin`.
+Matrix events become lines in :class:`~bridges.irc.outgoing.OutgoingMixin` (memberships and
+topics in :class:`~bridges.irc.channel_changes.ChannelChangesMixin`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bridgekit.contract.events import (
 )
 
 from . import nickserv
+from .channel_changes import ChannelChangesMixin
 from .channels import ChannelMixin
 from .client import IRCConnection
 from .config import ServerConfig
@@ -83,6 +85,7 @@ class IRCClient(
     IncomingMixin,
     ChannelMixin,
     OutgoingMixin,
+    ChannelChangesMixin,
     NetworkClient,
     EditHandler,
     ReactionHandler,

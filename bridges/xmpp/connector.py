@@ -39,12 +39,9 @@ from bridgekit.contract.connector import (
 )
 from bridgekit.contract.events import (
     ChatInfo,
-    EventSender,
     PortalKey,
     RemoteChatInfoChange,
     RemoteEvent,
-    RemotePresence,
-    RemoteUserInfoChange,
     UserInfo,
 )
 from bridgekit.contract.ids import escape_localpart, template_regex, unescape_localpart
@@ -63,10 +60,10 @@ from .login import NickLogin, puppet_login
 from .mam import ArchiveCollector, CatchUps
 from .muc import MucManager
 from .outbound import Outbound
+from .presence import PresenceHandling
 from .spaces import MucSpaces
 from .state import XMPPLoginMeta
 
-VCARD_UPDATE = "vcard-temp:x:update"
 log = logging.getLogger("bridgekit.xmpp")
 
 MUC_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
@@ -77,7 +74,14 @@ CLOSED_MUC = frozenset({"muc_membersonly", "muc_passwordprotected"})
 OPEN_MUC = frozenset({"muc_open", "muc_unsecured"})
 
 
-class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandler, XMPPIdentifiers):
+class XMPPConnector(
+    NetworkConnector,
+    AliasResolver,
+    AutoLogin,
+    ThirdPartyHandler,
+    XMPPIdentifiers,
+    PresenceHandling,
+):
     name: ClassVar[str] = "xmpp"
     display_name: ClassVar[str] = "XMPP"
     ghost_template: ClassVar[str] = "_xmpp_{jid}"
@@ -290,81 +294,6 @@ class XMPPConnector(NetworkConnector, AliasResolver, AutoLogin, ThirdPartyHandle
         frm, to = pres["from"], pres["to"]
         key = frm.bare if frm.bare in self.muc.rooms else (frm.bare, to.bare)
         self._submit(key, lambda: self.handle_presence(pres))
-
-    async def handle_presence(self, pres: Presence) -> None:
-        frm, to = pres["from"], pres["to"]
-        ptype = pres.xml.get("type", "available")
-        client = self.client_by_jid(to.bare)
-        if client is not None and frm.bare in self.muc.rooms:
-            await self.muc.handle_presence(pres, client.login.id)
-            return
-        if client is None:
-            if to.node and ptype in ("subscribe", "probe"):
-                reply = self.component.make_presence(
-                    pto=frm.bare, pfrom=to.bare, ptype="unsubscribed"
-                )
-                reply.send()
-            return
-        if not frm.node or frm.domain == self.component_jid:
-            return
-        if ptype == "subscribe":
-            client.contacts.add(frm.bare)
-            self.component.make_presence(pto=frm.bare, pfrom=client.jid, ptype="subscribed").send()
-            self._send_availability(client, frm.bare)
-        elif ptype == "probe":
-            client.contacts.add(frm.bare)
-            self._send_availability(client, frm.bare)
-        elif ptype == "unsubscribe":
-            client.contacts.discard(frm.bare)
-            self.component.make_presence(
-                pto=frm.bare, pfrom=client.jid, ptype="unsubscribed"
-            ).send()
-        elif ptype in ("available", "unavailable"):
-            show = pres.xml.findtext("{*}show") or ""
-            presence = (
-                "offline"
-                if ptype == "unavailable"
-                else ("online" if show in ("", "chat") else "unavailable")
-            )
-            status = clean_text(pres.xml.findtext("{*}status") or "")[:200] or None
-            portal = PortalKey(frm.bare, client.login.id)
-            sender = EventSender(frm.bare, login_id=client.login.id)
-            await self.queue(
-                client.login.id,
-                RemotePresence(portal, sender, presence=presence, status_msg=status),
-            )
-            if ptype == "available":
-                await self._photo_advertised(client, frm.bare, pres)
-
-    async def _photo_advertised(self, client: XMPPClient, jid: str, pres: Presence) -> None:
-        """XEP-0153: a contact's presence carries the SHA-1 of their vCard photo. A new one
-        (or the first since start) means their profile changed: the vCard is read again and
-        reported to the ghost, whose unchanged parts cost nothing (nor does a photo its
-        bytes were uploaded for already). An empty hash means no photo."""
-        photo = pres.xml.find(f"{{{VCARD_UPDATE}}}x/{{{VCARD_UPDATE}}}photo")
-        if photo is None:  # the client does not say (yet): nothing to go by
-            return
-        digest = (photo.text or "").strip().lower()
-        if self._photos.get(jid) == digest:
-            return
-        info = await self.user_info(jid)
-        avatar = info.avatar_url if digest else ""
-        if avatar is not None or not self.setting("avatars"):
-            self._photos[jid] = digest  # a failed fetch is tried again at the next presence
-        portal = PortalKey(jid, client.login.id)
-        change = RemoteUserInfoChange(
-            portal,
-            EventSender(jid, login_id=client.login.id),
-            name=info.name,
-            avatar_url=avatar if self.setting("avatars") else None,
-        )
-        await self.queue(client.login.id, change)
-
-    def _send_availability(self, client: XMPPClient, to: str) -> None:
-        pres = self.component.make_presence(pto=to, pfrom=client.full_jid)
-        if client.show:
-            pres["show"] = client.show
-        pres.send()
 
     def send_error(self, stanza: StanzaBase, condition: str, text: str = "") -> None:
         """Answer ``stanza`` with an error (never an error to an error)."""

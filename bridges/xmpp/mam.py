@@ -29,7 +29,8 @@ from bridgekit.contract.connector import FORWARD, FetchResult
 from bridgekit.contract.events import RemoteMessage
 
 from .jid import clean_text
-from .muc import RESOURCE, error_condition
+from .muc_room import RESOURCE
+from .stanza_errors import error_condition
 
 if TYPE_CHECKING:
     from .client import XMPPClient

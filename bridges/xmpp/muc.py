@@ -8,17 +8,15 @@ joining and leaving, with affiliations and roles as power levels; kicks and bans
 bans. A Matrix user whose own occupant is kicked, banned or refused (members-only, password)
 leaves the portal room too (``follow_room_access``); without that setting the portal is told.
 
-The other way, a Matrix user's occupant acts for them: power levels given to Matrix users who
-are occupants become affiliations (100: owner, 50: admin, or moderator where the acting
-occupant may not name admins), and a new room name goes into the room's configuration form.
-Where the room refuses, the portal gets a notice saying so.
+The room state (occupants, our occupancies, the listener) is in :mod:`bridges.xmpp.muc_room`;
+what Matrix users change in a room through their occupant (muc#admin, muc#owner) in
+:mod:`bridges.xmpp.muc_admin`, mixed in here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from slixmpp import JID, Presence
@@ -26,18 +24,27 @@ from slixmpp.exceptions import IqError, IqTimeout
 
 from bridgekit.contract.events import (
     ChatInfo,
-    ChatMember,
     EventSender,
     MessageContent,
-    PortalKey,
     RemoteChatResync,
     RemoteMembership,
     RemoteMessage,
     RemotePresence,
 )
 
-from .jid import clean_text, safe_nick
+from .jid import clean_text
+from .muc_admin import MucAdmin
+from .muc_room import (
+    RESOURCE,
+    JoinError,
+    Occupant,
+    Room,
+    matrix_presence,
+    nick_candidates,
+    power_of,
+)
 from .occupants import OCCUPANT_ID_NS, by_nick, by_occupant_id, occupant_id_of
+from .stanza_errors import stanza_error
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector
@@ -45,127 +52,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.xmpp.muc")
 
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
-MUC_ADMIN_NS = "http://jabber.org/protocol/muc#admin"
-MUC_OWNER_NS = "http://jabber.org/protocol/muc#owner"
-DATA_NS = "jabber:x:data"
-RESOURCE = "bridgekit"
-AFFILIATION_POWER = {"owner": 100, "admin": 50}
 
 
-STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+class MucManager(MucAdmin):
+    """The component's MUC occupancies: joins, leaves and the presences rooms send."""
 
-
-def stanza_error(stanza: object) -> tuple[str, str]:
-    """(condition, text) of an error stanza as the server sent it.
-
-    Read from the XML: on a component stream the ``<error>`` is in the component namespace,
-    which slixmpp's ``stanza["error"]`` does not look in (it answers "feature-not-implemented"
-    for every error, so a nick conflict would not look like one).
-    """
-    xml = getattr(stanza, "xml", None)
-    for error in xml.findall("{*}error") if xml is not None else []:
-        for el in error:
-            if (
-                isinstance(el.tag, str)
-                and el.tag.startswith(f"{{{STANZAS_NS}}}")
-                and not (el.tag.endswith("}text"))
-            ):
-                text = error.findtext(f"{{{STANZAS_NS}}}text")
-                return el.tag.split("}", 1)[1], clean_text(text or "")[:200]
-    return "undefined-condition", ""
-
-
-def error_condition(stanza: object) -> str:
-    """The error condition of a stanza, with the server's text if it gave one."""
-    condition, text = stanza_error(stanza)
-    return f"{condition} ({text})" if text else condition
-
-
-def power_of(affiliation: str, role: str) -> int:
-    level = AFFILIATION_POWER.get(affiliation, 0)
-    return max(level, 50) if role == "moderator" else level
-
-
-class JoinError(Exception):
-    def __init__(self, condition: str, text: str = "") -> None:
-        super().__init__(f"{condition}{': ' + text if text else ''}")
-        self.condition = condition
-        self.text = text
-
-
-#: Join errors that are the room's access rules (XEP-0045 7.2), as "You ... the XMPP room".
-ACCESS_REFUSALS = {
-    "forbidden": "are banned from",
-    "registration-required": "are not a member of (members-only)",
-    "not-authorized": "need a password for",
-    "service-unavailable": "could not join (it is full)",
-}
-
-
-@dataclass
-class Occupant:
-    nick: str
-    remote_id: str
-    affiliation: str = "none"
-    role: str = "participant"
-    show: str = ""
-    status: str | None = None
-
-
-def _matrix_presence(show: str) -> str:
-    """XMPP ``show`` -> Matrix presence: away, xa and dnd are all "unavailable"."""
-    return "online" if show in ("", "chat") else "unavailable"
-
-
-@dataclass
-class Room:
-    jid: str
-    occupants: dict[str, Occupant] = field(default_factory=dict)  # XMPP users, by nick
-    ours: dict[str, str] = field(default_factory=dict)  # our occupants: nick -> login id
-    nick_of: dict[str, str] = field(default_factory=dict)  # login id -> nick (joined/joining)
-    joins: dict[str, asyncio.Future[str]] = field(default_factory=dict)
-    listener: str | None = None
-    subject: str | None = None
-    #: The room advertises XEP-0421 occupant ids (only then are they not the sender's own).
-    occupant_ids: bool | None = None
-
-    @property
-    def key(self) -> PortalKey:
-        return PortalKey(self.jid)
-
-    def joined(self, login_id: str) -> bool:
-        return login_id in self.nick_of and login_id not in self.joins
-
-    def members(self) -> list[ChatMember]:
-        """The XMPP occupants as seen by the listener (Matrix users' own are not ghosts)."""
-        return [
-            ChatMember(o.remote_id, power_of(o.affiliation, o.role), name=o.nick)
-            for o in self.occupants.values()
-        ]
-
-    @property
-    def members_complete(self) -> bool:
-        """The room sends every occupant's presence before the joiner's own (XEP-0045 7.2.3):
-        once its listener is in, the occupants are everyone."""
-        return self.listener is not None and self.joined(self.listener)
-
-    def drop(self, login_id: str) -> None:
-        nick = self.nick_of.pop(login_id, None)
-        if nick is not None and self.ours.get(nick) == login_id:
-            del self.ours[nick]
-        if self.listener == login_id:
-            # Hand over to another joined occupant: it has received every stanza too.
-            self.listener = next((lid for lid in self.nick_of if self.joined(lid)), None)
-            if self.listener is None:
-                self.occupants.clear()
-
-
-def _nick_candidates(nick: str) -> list[str]:
-    nick = safe_nick(nick)
-    return [nick, f"{nick} [m]", f"{nick} [m2]", f"{nick} [m3]"]
-
-
-class MucManager:
     def __init__(self, connector: XMPPConnector) -> None:
         self.connector = connector
         self.rooms: dict[str, Room] = {}
@@ -217,7 +108,7 @@ class MucManager:
             self.connector.catchup.joining(login_id, room_jid)
         error: JoinError | None = None
         try:
-            for candidate in _nick_candidates(nick):
+            for candidate in nick_candidates(nick):
                 fut: asyncio.Future[str] = loop.create_future()
                 room.joins[login_id] = fut
                 room.nick_of[login_id] = candidate
@@ -410,7 +301,7 @@ class MucManager:
                 # A nick change: the same ghost stays, under its new name (a presence event
                 # carries the name; the join that follows finds the ghost already there).
                 renamed = EventSender(remote_id, name=new_nick)
-                presence = _matrix_presence(known.show if known else "")
+                presence = matrix_presence(known.show if known else "")
                 await self.connector.queue(
                     None, RemotePresence(room.key, renamed, presence=presence)
                 )
@@ -432,7 +323,7 @@ class MucManager:
         status = clean_text(pres["status"])[:200] or None
         occupant.status = status
         presence = RemotePresence(
-            room.key, sender, presence=_matrix_presence(show), status_msg=status
+            room.key, sender, presence=matrix_presence(show), status_msg=status
         )
         if known is None:
             # Always news (a ghost nobody set reads "offline"), and queued before the join: set
@@ -451,104 +342,3 @@ class MucManager:
             )
         if known is not None and (known.show != show or known.status != status):
             await self.connector.queue(None, presence)
-
-    # -- moderation from Matrix -------------------------------------------------------------
-
-    def nick_of_remote(self, room_jid: str, remote_id: str) -> str | None:
-        room = self.rooms.get(room_jid)
-        if room is None:
-            return None
-        for occupant in room.occupants.values():
-            if occupant.remote_id == remote_id:
-                return occupant.nick
-        nick = remote_id[len(room_jid) + 1 :] if remote_id.startswith(room_jid + "/") else ""
-        # A generated id (occupants.py) is no nick: its occupant is gone.
-        return nick if nick and not nick.startswith("~") else None
-
-    async def admin(
-        self, puppet: str, room_jid: str, item: dict[str, str], reason: str | None
-    ) -> None:
-        """A muc#admin change (role or affiliation) made by a Matrix user's occupant."""
-        xmpp = self.connector.component
-        iq = xmpp.make_iq_set(ito=room_jid, ifrom=f"{puppet}/{RESOURCE}")
-        from slixmpp.xmlstream import ET
-
-        query = ET.SubElement(iq.xml, f"{{{MUC_ADMIN_NS}}}query")
-        el = ET.SubElement(
-            query, f"{{{MUC_ADMIN_NS}}}item", {k: clean_text(v) for k, v in item.items()}
-        )
-        if reason:
-            ET.SubElement(el, f"{{{MUC_ADMIN_NS}}}reason").text = clean_text(reason)[:500]
-        try:
-            await iq.send(timeout=10)
-        except IqError as e:
-            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
-        except IqTimeout as e:
-            raise TimeoutError("the XMPP room did not answer") from e
-
-    async def notice(self, room_jid: str, text: str) -> None:
-        """A notice from the bridge in the room's portal (why something did not happen)."""
-        await self.connector.queue(
-            None,
-            RemoteMessage(
-                PortalKey(room_jid), None, id="", content=MessageContent(text, msgtype="m.notice")
-            ),
-        )
-
-    async def rename(self, puppet: str, room_jid: str, name: str) -> None:
-        """Set muc#roomconfig_roomname through the owner configuration form."""
-        from slixmpp.xmlstream import ET
-
-        xmpp = self.connector.component
-        frm = f"{puppet}/{RESOURCE}"
-        get = xmpp.make_iq_get(ito=room_jid, ifrom=frm)
-        ET.SubElement(get.xml, f"{{{MUC_OWNER_NS}}}query")
-        try:
-            current = await get.send(timeout=10)
-        except IqError as e:
-            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
-        except IqTimeout as e:
-            raise TimeoutError("the XMPP room did not answer") from e
-        form = current.xml.find(f"{{{MUC_OWNER_NS}}}query/{{{DATA_NS}}}x")
-        if form is None:
-            raise PermissionError("the XMPP room has no configuration form")
-        # The whole form back, as it was, with the new name: servers differ on partial forms.
-        iq = xmpp.make_iq_set(ito=room_jid, ifrom=frm)
-        query = ET.SubElement(iq.xml, f"{{{MUC_OWNER_NS}}}query")
-        submit = ET.SubElement(query, f"{{{DATA_NS}}}x", {"type": "submit"})
-        named = False
-        for fld in form.findall(f"{{{DATA_NS}}}field"):
-            var = fld.get("var")
-            if not var or fld.get("type") == "fixed":
-                continue
-            out = ET.SubElement(submit, f"{{{DATA_NS}}}field", {"var": var})
-            if var == "muc#roomconfig_roomname":
-                ET.SubElement(out, f"{{{DATA_NS}}}value").text = clean_text(name)[:255]
-                named = True
-                continue
-            for value in fld.findall(f"{{{DATA_NS}}}value"):
-                ET.SubElement(out, f"{{{DATA_NS}}}value").text = value.text or ""
-        if not named:
-            raise PermissionError("the XMPP room's configuration has no room name")
-        try:
-            await iq.send(timeout=10)
-        except IqError as e:
-            raise PermissionError(f"the XMPP room refused: {error_condition(e.iq)}") from e
-        except IqTimeout as e:
-            raise TimeoutError("the XMPP room did not answer") from e
-
-    async def apply_power(
-        self, puppet: str, room_jid: str, jid: str, nick: str, level: int
-    ) -> None:
-        """A Matrix power level for one of our occupants, as its affiliation (or role)."""
-        if level >= 100:
-            await self.admin(puppet, room_jid, {"affiliation": "owner", "jid": jid}, None)
-        elif level >= 50:
-            try:
-                await self.admin(puppet, room_jid, {"affiliation": "admin", "jid": jid}, None)
-            except PermissionError:
-                # Only owners name admins; a moderator may still make a moderator.
-                await self.admin(puppet, room_jid, {"role": "moderator", "nick": nick}, None)
-        else:
-            # "member" rather than "none": in a members-only room "none" would remove them.
-            await self.admin(puppet, room_jid, {"affiliation": "member", "jid": jid}, None)

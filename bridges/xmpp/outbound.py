@@ -44,7 +44,7 @@ from .inbound import (
     XHTML_IM_NS,
 )
 from .jid import clean_text
-from .muc import error_condition, stanza_error
+from .stanza_errors import error_condition, stanza_error
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector

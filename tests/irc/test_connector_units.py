@@ -10,12 +10,13 @@ import pytest
 
 from bridgekit.contract.events import PortalKey
 from bridges.irc import crypto
-from bridges.irc.client import IRCConnection, ISupport, _Protocol
+from bridges.irc.client import IRCConnection, ISupport
 from bridges.irc.config import READ_STREAM_GAP, parse, validate
 from bridges.irc.connector import IRCConnector
 from bridges.irc.netsplit import NetsplitDebouncer, is_netsplit_quit
 from bridges.irc.outgoing import clean_text, one_line, short_diff
 from bridges.irc.pacing import StartPacer, TokenBucket
+from bridges.irc.protocol import IRCProtocol
 
 
 def test_config_validation_reports_every_key():
@@ -497,7 +498,7 @@ def test_a_connection_whose_channels_another_bridges_rests_longer_in_a_stream():
         connector = _connector(read_batch=0.05, follower_read_batch=0.2)
         alice = await _registered(connector, "alice", "alice[m]")
         zed = await _registered(connector, "zed", "zed[m]")
-        wire: dict[str, tuple[_Protocol, _Transport]] = {}
+        wire: dict[str, tuple[IRCProtocol, _Transport]] = {}
         for client, nick in ((alice, "alice[m]"), (zed, "zed[m]")):
             _feed(
                 client,
@@ -505,7 +506,7 @@ def test_a_connection_whose_channels_another_bridges_rests_longer_in_a_stream():
                 f":srv 353 {nick} = #chan :alice[m] zed[m] bob",
                 f":srv 366 {nick} #chan :End of /NAMES list.",
             )
-            proto, transport = _Protocol(client.conn), _Transport()
+            proto, transport = IRCProtocol(client.conn), _Transport()
             proto.transport = transport
             client.conn.last_rx = time.monotonic() - 1  # quiet for a second
             wire[nick] = (proto, transport)
@@ -552,7 +553,7 @@ def test_a_stream_of_lines_is_read_in_batches_and_a_lone_line_at_once():
     async def run() -> None:
         client = await _registered(_connector(read_batch=0.05), "alice", "alice[m]")
         conn, transport = client.conn, _Transport()
-        proto = _Protocol(conn)
+        proto = IRCProtocol(conn)
         proto.transport = transport
         conn.last_rx = time.monotonic() - 1  # quiet for a second
 
@@ -589,7 +590,7 @@ def test_a_read_pause_doubles_while_each_read_finds_several_lines():
         connector = _connector(read_batch=0.05, read_batch_max=0.2)
         client = await _registered(connector, "alice", "alice[m]")
         conn, transport = client.conn, _Transport()
-        proto = _Protocol(conn)
+        proto = IRCProtocol(conn)
         proto.transport = transport
         conn.last_rx = time.monotonic() - 1
         n = 0
@@ -614,7 +615,7 @@ def test_a_read_pause_doubles_while_each_read_finds_several_lines():
         assert [m.content.body for m in _messages(client)] == [f"line {i}" for i in range(1, n + 1)]
         # read_batch: 0 turns it off.
         off = await _registered(_connector(read_batch=0), "bob", "bob[m]")
-        proto, transport = _Protocol(off.conn), _Transport()
+        proto, transport = IRCProtocol(off.conn), _Transport()
         proto.transport = transport
         for text in ("a", "b", "c"):
             proto.data_received(f":carol!c@h PRIVMSG bob[m] :{text}\r\n".encode())

@@ -17,6 +17,7 @@ import pytest
 from bridgekit.contract.connector import BridgeStateEvent
 from bridges.irc import client as irc_client
 from bridges.irc import tls as irc_tls
+from bridges.irc.protocol import IRCProtocol
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd, require_inspircd
 from tests.irc.e2e import (
@@ -66,13 +67,13 @@ async def test_puppets_speak_tls_and_a_stream_arrives_whole_and_in_order(
     make_bridge, tls_ircd: InspIRCd, bridge_env: BridgeEnv, uid, monkeypatch
 ):
     resumed: list[object] = []
-    resume = irc_client._Protocol._resume
+    resume = IRCProtocol._resume
 
-    def counting_resume(proto: irc_client._Protocol) -> None:
+    def counting_resume(proto: IRCProtocol) -> None:
         resumed.append(proto)
         resume(proto)
 
-    monkeypatch.setattr(irc_client._Protocol, "_resume", counting_resume)
+    monkeypatch.setattr(IRCProtocol, "_resume", counting_resume)
     settings = tls_settings(tls_ircd, tls_ca_file=str(tls_ircd.cert_path), read_batch=0.05)
     async with channel_scene(make_bridge, tls_ircd, bridge_env, uid, **settings) as scene:
         alice, bob, channel, room_id, puppet = scene

@@ -1,4 +1,4 @@
-"""Specification of bridges.irc.formatting: mIRC codes <-> Matrix HTML, and nick mentions."""
+"""Specification of bridges.irc.mirc, mirc_to_html, html_to_mirc (codes <-> HTML) and mentions."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bridges.irc.formatting import (
-    IRC_PALETTE,
-    html_to_irc,
-    irc_to_html,
-    nearest_irc_colour,
-    strip_irc_formatting,
-)
+from bridges.irc.html_to_mirc import html_to_irc, nearest_irc_colour
 from bridges.irc.mentions import find_mentions, find_nick_mentions
+from bridges.irc.mirc import IRC_PALETTE, strip_irc_formatting
+from bridges.irc.mirc_to_html import irc_to_html
 
 B, C, H, RST, M, R, IT, S, U = (
     "\x02",

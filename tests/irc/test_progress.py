@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bridges.irc.client import IRCConnection, _Protocol
+from bridges.irc.client import IRCConnection
 from bridges.irc.config import parse
 from bridges.irc.progress import line_ends, progress_value, resume_offset
+from bridges.irc.protocol import IRCProtocol
 from bridges.irc.split import split_message
 
 TEXT = "\n".join(f"line {i}" for i in range(5))
@@ -61,7 +62,7 @@ def _connection(rate: float, burst: int) -> tuple[IRCConnection, list[bytes]]:
         semaphore=asyncio.Semaphore(1),
     )
     written: list[bytes] = []
-    conn._proto = _Protocol(conn)
+    conn._proto = IRCProtocol(conn)
     conn._proto.transport = _Transport(written)  # type: ignore[assignment]
     conn.bucket.rate, conn.bucket.burst, conn.bucket.tokens = rate, float(burst), float(burst)
     conn.ready.set()

@@ -21,7 +21,8 @@ from bridgekit.contract.events import (
 from bridges.xmpp import config as cfg
 from bridges.xmpp.idmap import IdMap
 from bridges.xmpp.inbound import Inbound
-from bridges.xmpp.muc import MucManager, Occupant
+from bridges.xmpp.muc import MucManager
+from bridges.xmpp.muc_room import Occupant
 
 PUPPET = "alice_example.org@matrix.example.org"
 NS = "jabber:component:accept"

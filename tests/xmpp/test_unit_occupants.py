@@ -42,7 +42,8 @@ def test_an_occupant_id_counts_only_where_the_room_advertises_them():
     import asyncio
     from types import SimpleNamespace
 
-    from bridges.xmpp.muc import MucManager, Room
+    from bridges.xmpp.muc import MucManager
+    from bridges.xmpp.muc_room import Room
 
     class Ids:
         async def occupancy(self, room: str, nick: str) -> int:

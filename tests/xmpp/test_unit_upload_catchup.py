@@ -11,8 +11,8 @@ from slixmpp import Iq, Message
 from bridges.xmpp import config as cfg
 from bridges.xmpp import mam
 from bridges.xmpp.mam import CatchUps
-from bridges.xmpp.muc import error_condition
 from bridges.xmpp.outbound import _upload_max_size, upload_filename
+from bridges.xmpp.stanza_errors import error_condition
 
 ROOM = "room@muc.example.org"
 

@@ -1,14 +1,13 @@
-"""Translation between mIRC formatting codes and Matrix ``org.matrix.custom.html``.
+"""Matrix ``org.matrix.custom.html`` -> IRC text with mIRC codes.
 
-Both directions handle hostile input: IRC text is always HTML-escaped before it
-reaches a Matrix client, and Matrix HTML is reduced to plain text plus mIRC
-codes with no CR, no NUL and newlines only where the author meant a line break
-(a newline becomes a separate IRC message, so a stray one would split text).
+Matrix HTML is reduced to plain text plus mIRC codes with no CR, no NUL and
+newlines only where the author meant a line break (a newline becomes a separate
+IRC message, so a stray one would split text).  Matrix colours are mapped to the
+nearest palette entry here, the only direction that needs it.
 """
 
 from __future__ import annotations
 
-import html as _html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,175 +15,9 @@ from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
-__all__ = [
-    "IRC_PALETTE",
-    "html_to_irc",
-    "irc_to_html",
-    "nearest_irc_colour",
-    "strip_irc_formatting",
-]
+from .mirc import COLOUR, IRC_PALETTE, PLAIN, TOGGLES, Style
 
-BOLD = "\x02"
-COLOUR = "\x03"
-HEX_COLOUR = "\x04"
-RESET = "\x0f"
-MONOSPACE = "\x11"
-REVERSE = "\x16"
-ITALIC = "\x1d"
-STRIKETHROUGH = "\x1e"
-UNDERLINE = "\x1f"
-
-# The 16 classic mIRC colours followed by the 83 "extended" ones (16-98), as
-# given by the modern IRC formatting documentation.  99 means "default".
-IRC_PALETTE: tuple[str, ...] = tuple(
-    "#" + c
-    for c in (
-        "ffffff 000000 00007f 009300 ff0000 7f0000 9c009c fc7f00 "
-        "ffff00 00fc00 009393 00ffff 0000fc ff00ff 7f7f7f d2d2d2 "
-        "470000 472100 474700 324700 004700 00472c 004747 002747 000047 2e0047 470047 47002a "
-        "740000 743a00 747400 517400 007400 007449 007474 004074 000074 4b0074 740074 740045 "
-        "b50000 b56300 b5b500 7db500 00b500 00b571 00b5b5 0063b5 0000b5 7500b5 b500b5 b5006b "
-        "ff0000 ff8c00 ffff00 b2ff00 00ff00 00ffa0 00ffff 008cff 0000ff a500ff ff00ff ff0098 "
-        "ff5959 ffb459 ffff71 cfff60 6fff6f 65ffc9 6dffff 59b4ff 5959ff c459ff ff66ff ff59bc "
-        "ff9c9c ffd39c ffff9c e2ff9c 9cff9c 9cffdb 9cffff 9cd3ff 9c9cff dc9cff ff9cff ff94d3 "
-        "000000 131313 282828 363636 4d4d4d 656565 818181 9f9f9f bcbcbc e2e2e2 ffffff"
-    ).split()
-)
-assert len(IRC_PALETTE) == 99
-
-_CODE_RE = re.compile(
-    r"\x03(?:([0-9]{1,2})(?:,([0-9]{1,2}))?)?"
-    r"|\x04(?:([0-9A-Fa-f]{6})(?:,([0-9A-Fa-f]{6}))?)?"
-    r"|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
-)
-
-_TOGGLES = (
-    ("bold", BOLD),
-    ("italic", ITALIC),
-    ("underline", UNDERLINE),
-    ("strike", STRIKETHROUGH),
-    ("mono", MONOSPACE),
-)
-
-
-@dataclass(frozen=True)
-class _Style:
-    bold: bool = False
-    italic: bool = False
-    underline: bool = False
-    strike: bool = False
-    mono: bool = False
-    fg: str | None = None  # "#rrggbb"
-    bg: str | None = None
-
-
-_PLAIN = _Style()
-
-
-def strip_irc_formatting(text: str) -> str:
-    """Remove every mIRC formatting code (including colour parameters) from ``text``."""
-    return _CODE_RE.sub("", text)
-
-
-def _palette_colour(code: str | None) -> str | None:
-    if code is None:
-        return None
-    index = int(code)
-    return IRC_PALETTE[index] if index < len(IRC_PALETTE) else None
-
-
-def _irc_segments(text: str) -> list[tuple[str, _Style]]:
-    """Split IRC text into runs of identical style, dropping the codes."""
-    segments: list[tuple[str, _Style]] = []
-    style = _PLAIN
-    pos = 0
-    for match in _CODE_RE.finditer(text):
-        if match.start() > pos:
-            segments.append((text[pos : match.start()], style))
-        pos = match.end()
-        code = match.group(0)[0]
-        if code == COLOUR or code == HEX_COLOUR:
-            if code == COLOUR:
-                fg_raw, bg_raw = match.group(1), match.group(2)
-                fg, bg = _palette_colour(fg_raw), _palette_colour(bg_raw)
-            else:
-                fg_raw, bg_raw = match.group(3), match.group(4)
-                fg = "#" + fg_raw.lower() if fg_raw else None
-                bg = "#" + bg_raw.lower() if bg_raw else None
-            if fg_raw is None:
-                style = replace(style, fg=None, bg=None)  # bare code: colours off
-            elif bg_raw is None:
-                style = replace(style, fg=fg)  # background is kept
-            else:
-                style = replace(style, fg=fg, bg=bg)
-        elif code == RESET:
-            style = _PLAIN
-        elif code == REVERSE:
-            pass  # no Matrix equivalent; swapping colours would mostly mislead
-        else:
-            attr = next(name for name, char in _TOGGLES if char == code)
-            style = replace(style, **{attr: not getattr(style, attr)})
-    if pos < len(text):
-        segments.append((text[pos:], style))
-    return segments
-
-
-def _html_tags_for(style: _Style) -> list[tuple[str, str]]:
-    """(tag name, opening tag) pairs in canonical nesting order."""
-    tags: list[tuple[str, str]] = []
-    if style.fg or style.bg:
-        attrs = ""
-        if style.fg:
-            attrs += f' data-mx-color="{style.fg}"'
-        if style.bg:
-            attrs += f' data-mx-bg-color="{style.bg}"'
-        tags.append(("font", f"<font{attrs}>"))
-    if style.bold:
-        tags.append(("b", "<b>"))
-    if style.italic:
-        tags.append(("i", "<i>"))
-    if style.underline:
-        tags.append(("u", "<u>"))
-    if style.strike:
-        tags.append(("del", "<del>"))
-    if style.mono:
-        tags.append(("code", "<code>"))
-    return tags
-
-
-def irc_to_html(text: str) -> tuple[str, str | None]:
-    """Convert IRC text to ``(body, formatted_body)`` for a Matrix event.
-
-    ``body`` has all codes stripped; ``formatted_body`` is properly nested,
-    fully escaped HTML, or None when no formatting applies to any text.
-    """
-    segments = _irc_segments(text)
-    plain = "".join(chunk for chunk, _ in segments)
-    out: list[str] = []
-    stack: list[tuple[str, str]] = []
-    used_tags = False
-    for chunk, style in segments:
-        if not chunk:
-            continue
-        wanted = _html_tags_for(style)
-        keep = 0
-        while keep < len(stack) and keep < len(wanted) and stack[keep] == wanted[keep]:
-            keep += 1
-        # Close in reverse order: the outer tags that still apply stay open.
-        while len(stack) > keep:
-            out.append(f"</{stack.pop()[0]}>")
-        for tag in wanted[keep:]:
-            out.append(tag[1])
-            stack.append(tag)
-            used_tags = True
-        out.append(_html.escape(chunk).replace("\n", "<br>"))
-    while stack:
-        out.append(f"</{stack.pop()[0]}>")
-    return plain, ("".join(out) if used_tags else None)
-
-
-# --------------------------------------------------------------------------
-# Matrix HTML -> IRC
+__all__ = ["html_to_irc", "nearest_irc_colour"]
 
 
 def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
@@ -267,7 +100,7 @@ class _Block:
 @dataclass
 class _Entry:
     tag: str
-    style: _Style
+    style: Style
     block: _Block | None = None
     list_counter: list[int] | None = None  # [next number] for <ol>, [] for <ul>
     anchor: _Anchor | None = None
@@ -320,16 +153,16 @@ class _HtmlToIrc(HTMLParser):
         super().__init__(convert_charrefs=True)
         self._pill_to_nick = pill_to_nick
         self._stack: list[_Entry] = []
-        self._lines: list[list[tuple[str, _Style]]] = []
-        self._line: list[tuple[str, _Style]] = []
+        self._lines: list[list[tuple[str, Style]]] = []
+        self._line: list[tuple[str, Style]] = []
         self._line_has_text = False
         self._skip_depth = 0
         self._pill_depth = 0
 
     # -- state helpers -------------------------------------------------
     @property
-    def _style(self) -> _Style:
-        return self._stack[-1].style if self._stack else _PLAIN
+    def _style(self) -> Style:
+        return self._stack[-1].style if self._stack else PLAIN
 
     @property
     def _in_pre(self) -> bool:
@@ -354,7 +187,7 @@ class _HtmlToIrc(HTMLParser):
         if self._line_has_text:
             self._newline()
 
-    def _emit(self, text: str, style: _Style | None = None) -> None:
+    def _emit(self, text: str, style: Style | None = None) -> None:
         """Append inline text to the current line, adding block prefixes at line start."""
         if not text:
             return
@@ -369,7 +202,7 @@ class _HtmlToIrc(HTMLParser):
                     prefix += entry.block.rest if entry.block.used else entry.block.first
                     entry.block.used = True
             if prefix:
-                self._line.append((prefix, _PLAIN))
+                self._line.append((prefix, PLAIN))
             self._line_has_text = True
         self._line.append((text, style or self._style))
         for anchor in self._anchors():
@@ -405,7 +238,7 @@ class _HtmlToIrc(HTMLParser):
             return
         if tag == "hr":
             self._block_break()
-            self._emit("---", _PLAIN)
+            self._emit("---", PLAIN)
             self._newline()
             return
         if tag == "img":
@@ -506,7 +339,7 @@ class _HtmlToIrc(HTMLParser):
         if not anchor.href or _link_matches_text(anchor.href, text):
             return
         if text:
-            self._emit(f" ({anchor.href})", _PLAIN)
+            self._emit(f" ({anchor.href})", PLAIN)
         else:
             self._text(anchor.href)
 
@@ -537,14 +370,14 @@ def _colour_index(colour: str | None) -> int | None:
     return nearest_irc_colour(colour) if colour else None
 
 
-def _render_irc_line(segments: list[tuple[str, _Style]]) -> str:
+def _render_irc_line(segments: list[tuple[str, Style]]) -> str:
     """Render one line; each line starts unformatted because it is a separate message."""
     out: list[str] = []
-    current = _PLAIN
+    current = PLAIN
     for text, style in segments:
         if not text:
             continue
-        for attr, code in _TOGGLES:
+        for attr, code in TOGGLES:
             if getattr(current, attr) != getattr(style, attr):
                 out.append(code)
         old = (_colour_index(current.fg), _colour_index(current.bg))
