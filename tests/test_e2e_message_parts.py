@@ -242,8 +242,7 @@ async def test_a_crash_between_parts_resumes_with_the_missing_parts(
 
     async def slow_png(request: web.Request) -> web.Response:
         hits.append(asyncio.get_running_loop().time())
-        if not release.is_set():
-            await asyncio.sleep(3600)  # until the bridge is killed
+        await release.wait()  # set once the bridge is killed (a sleep would hold cleanup 60 s)
         return web.Response(body=PNG, content_type="image/png")
 
     app = web.Application()
