@@ -166,7 +166,7 @@ async def test_a_failed_group_commit_leaves_the_transaction_replayable(
     async def refuse(groups: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(first, "_commit_groups", refuse)
+    monkeypatch.setattr(first.commit, "_commit_groups", refuse)
     with pytest.raises(OSError, match="disk full"):
         await first.finish_transactions([k("t1")])
     restarted = await open_store()
@@ -194,12 +194,12 @@ async def test_one_bad_write_does_not_sink_the_others_of_its_group_commit(
     assert await restarted.message_by_remote("fake", PortalKey("chat"), "m1") is None
     # Committed or refused, every queued mapping left the pending index (no future per
     # mapping: the group commit calls each one's callback itself, failures included).
-    assert first._pending_by_remote == {}
+    assert first.messages._pending_by_remote == {}
 
 
 async def test_a_write_that_fails_alone_tells_its_waiter(store: Store) -> None:
     with pytest.raises(Exception, match="no_such_table"):
-        await store._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
+        await store.commit.enqueue("INSERT INTO no_such_table VALUES ($1)", (1,))
     await store.set_kv("k", "v")  # the group commit goes on
     assert await store.get_kv("k") == "v"
 
@@ -308,7 +308,7 @@ async def test_outbox_done_later_rides_on_the_next_group_commit(store: Store) ->
 async def test_outbox_done_later_commits_alone_when_nothing_else_writes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridgekit.database.store.DONE_LATER_DELAY", 0.05)
+    monkeypatch.setattr("bridgekit.database.outbox.DONE_LATER_DELAY", 0.05)
     [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
     store.outbox_done_later([seq])
     await asyncio.sleep(0.2)
@@ -492,7 +492,7 @@ async def test_a_queued_mapping_is_found_by_remote_id_before_its_commit(store: S
         assert (await store.message_by_remote("fake", chat, remote_id)).event_id == "$e1"
     assert await store.known_remote_ids("fake", chat, ["m1", "m1b", "other"]) == {"m1", "m1b"}
     await store.flush()
-    assert store._pending_by_remote == {}  # committed: the database answers from now on
+    assert store.messages._pending_by_remote == {}  # committed: the database answers from now on
     assert (await store.message_by_remote("fake", chat, "m1b")).event_id == "$e1"
 
 
