@@ -3,10 +3,11 @@
 Each table (or tight group of tables) has its module here, holding its SQL and its in-memory
 cache: :mod:`.portals`, :mod:`.ghosts` (and avatars), :mod:`.users`, :mod:`.logins`,
 :mod:`.messages` (and aliases, reactions), :mod:`.transactions`, :mod:`.outbox`, :mod:`.kv`,
-:mod:`.spaces`, :mod:`.net_metadata` (the connectors' typed metadata); writes that many callers
-make share :mod:`.commit` (the group commit). SQL is written once for both engines (``$n``
-placeholders, no engine-specific syntax outside ``bridgekit/database/migrations/``) and never
-built from values: lists are expanded into placeholders, never into text.
+:mod:`.spaces`, :mod:`.backfill`, :mod:`.net_metadata` (the connectors' typed metadata);
+writes that many callers make share :mod:`.commit` (the group commit). SQL is written once for
+both engines (``$n`` placeholders, no engine-specific syntax outside
+``bridgekit/database/migrations/``) and never built from values: lists are expanded into
+placeholders, never into text.
 
 Callers use the Store's methods (``bridge.store.get_portal(...)``): they are the tables' own
 bound methods, set once here, so a call costs no extra layer on the hot paths.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from mautrix.util.async_db import Database, Scheme
 
 from . import sqlite_work
+from .backfill import BackfillTable
 from .commit import GroupCommit
 from .ghosts import GhostTable
 from .kv import KVTable
@@ -58,6 +60,7 @@ class Store:
         self.outbox = outbox = OutboxTable(db, commit)
         self.kv = kv = KVTable(db, commit)
         self.spaces = SpaceTable(db)
+        self.backfill = BackfillTable(db)
 
         self.is_portal_room = portals.is_portal_room
         self.get_portal = portals.get_portal
