@@ -117,7 +117,7 @@ async def test_remote_profile_changes_reach_the_ghost(
             assert homeserver_calls["upload"] == 1
             api = fake(bridge).bridge
             assert await api.ghost_is_bot(bob) and not await api.ghost_is_bot(carol)
-            bridge.store._ghosts.clear()  # from the database, not the cache
+            bridge.store.ghosts._ghosts.clear()  # from the database, not the cache
             row = await bridge.store.get_ghost("fake", bob)
             assert row is not None and row.is_bot and row.avatar_url == f"{base}/b.png"
             await client.change_profile(carol, avatar_url="")

@@ -24,7 +24,8 @@ from bridgekit.contract.events import (
     RemoteMessage,
     remote_event_to_json,
 )
-from bridgekit.database.store import Store
+from bridgekit.database.outbox import OutboxTable
+from bridgekit.database.transactions import TransactionTable
 from bridgekit.matrix.appservice import TxnKey
 from bridgekit.metrics import StatusServer
 from bridgekit.outbox.parking import REPLAY_ATTEMPTS
@@ -60,7 +61,7 @@ async def test_a_transaction_that_never_finishes_is_parked_after_its_replays(
     make_bridge, bridge_env: BridgeEnv, uid, tmp_path, monkeypatch: pytest.MonkeyPatch
 ):
     stuck: set[TxnKey] = set()
-    dispatch, finish = Bridge.dispatch_transaction, Store.finish_transactions
+    dispatch, finish = Bridge.dispatch_transaction, TransactionTable.finish_transactions
 
     def note_stuck(self, txn: TxnKey, data: dict[str, Any], replay: bool = False) -> None:
         if any(e.get("content", {}).get("body") == "stuck" for e in data.get("events", [])):
@@ -71,7 +72,7 @@ async def test_a_transaction_that_never_finishes_is_parked_after_its_replays(
         await finish(self, [t for t in txns if t not in stuck])
 
     monkeypatch.setattr(Bridge, "dispatch_transaction", note_stuck)
-    monkeypatch.setattr(Store, "finish_transactions", never_finished)
+    monkeypatch.setattr(TransactionTable, "finish_transactions", never_finished)
     log_path = tmp_path / "sent.jsonl"
     overrides = {"networks.fake.sent_log": str(log_path)}
     bridge = await make_bridge(**overrides)
@@ -110,7 +111,7 @@ async def test_an_outbox_row_that_never_finishes_is_parked_after_its_replays(
     make_bridge, bridge_env: BridgeEnv, uid, monkeypatch: pytest.MonkeyPatch
 ):
     stuck: set[int] = set()
-    submit, done_later = Bridge._submit_outbox, Store.outbox_done_later
+    submit, done_later = Bridge._submit_outbox, OutboxTable.outbox_done_later
 
     def note_stuck(self, item, event=None) -> None:
         if "stuck line" in item.payload:
@@ -121,7 +122,7 @@ async def test_an_outbox_row_that_never_finishes_is_parked_after_its_replays(
         done_later(self, [s for s in seqs if s not in stuck])
 
     monkeypatch.setattr(Bridge, "_submit_outbox", note_stuck)
-    monkeypatch.setattr(Store, "outbox_done_later", never_done)
+    monkeypatch.setattr(OutboxTable, "outbox_done_later", never_done)
     bridge = await make_bridge()
     async with portal_scene(bridge, bridge_env, uid) as scene:
         alice, client, chat, room_id, _ = scene

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,3 +161,8 @@ def login_from_row(row: Any) -> LoginInfo:
         remote_name=row["remote_name"],
         metadata=json.loads(row["metadata"] or "{}"),
     )
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, as the tables' ``created_at``/``received_at`` columns hold."""
+    return int(time.time() * 1000)

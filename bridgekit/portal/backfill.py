@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..contract.capabilities import BACKWARD, FORWARD, BackfillHandler, FetchResult
 from ..contract.events import RemoteBackfill, RemoteMessage
+from ..database.backfill import BackfillState
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -40,17 +41,6 @@ log = logging.getLogger("bridgekit.portal.backfill")
 #: is sent (oldest first), and a page is one network request.
 MAX_LIMIT = 10_000
 MAX_PAGE = 500
-
-
-@dataclass
-class BackfillState:
-    """One ``backfill_state`` row (see bridgekit/database/migrations/006_backfill.sql)."""
-
-    forward_anchor: str | None = None
-    forward_cursor: str | None = None
-    backward_cursor: str | None = None
-    backward_more: bool = False
-    initial_done: bool = False
 
 
 def _int(value: object, default: int, top: int) -> int:
@@ -271,39 +261,7 @@ class Backfill:
     # -- progress ------------------------------------------------------------------------
 
     async def state(self, portal: Portal) -> BackfillState | None:
-        row = await self.bridge.store.db.fetchrow(
-            "SELECT forward_anchor, forward_cursor, backward_cursor, backward_more, initial_done "
-            "FROM backfill_state WHERE network=$1 AND portal_id=$2 AND receiver=$3",
-            portal.network,
-            portal.key.id,
-            portal.key.receiver,
-        )
-        if row is None:
-            return None
-        return BackfillState(
-            forward_anchor=row["forward_anchor"],
-            forward_cursor=row["forward_cursor"],
-            backward_cursor=row["backward_cursor"],
-            backward_more=bool(row["backward_more"]),
-            initial_done=bool(row["initial_done"]),
-        )
+        return await self.bridge.store.backfill.get(portal)
 
     async def save(self, portal: Portal, state: BackfillState) -> None:
-        await self.bridge.store.db.execute(
-            "INSERT INTO backfill_state (network, portal_id, receiver, forward_anchor, "
-            "forward_cursor, backward_cursor, backward_more, initial_done, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-            "ON CONFLICT (network, portal_id, receiver) DO UPDATE SET "
-            "forward_anchor=excluded.forward_anchor, forward_cursor=excluded.forward_cursor, "
-            "backward_cursor=excluded.backward_cursor, backward_more=excluded.backward_more, "
-            "initial_done=excluded.initial_done, updated_at=excluded.updated_at",
-            portal.network,
-            portal.key.id,
-            portal.key.receiver,
-            state.forward_anchor,
-            state.forward_cursor,
-            state.backward_cursor,
-            state.backward_more,
-            state.initial_done,
-            int(time.time() * 1000),
-        )
+        await self.bridge.store.backfill.save(portal, state)

@@ -11,7 +11,7 @@ redaction of any part names the one remote message (each row carries its remote 
 Crash safety: every part goes out with a transaction id derived from the outbox sequence
 number and its index, and its row is written as soon as it is sent, except the first part's,
 which is written last. Only that row makes the message known (echo and duplicate detection,
-:meth:`~bridgekit.database.store_messages.MessageStore.known_remote_ids`), so the outbox replaying
+:meth:`~bridgekit.database.messages.MessageTable.known_remote_ids`), so the outbox replaying
 the event after a crash between parts finds it incomplete and sends only the parts that have no
 row; the first part goes out again with its own transaction id, which the homeserver answers
 with the event it already has instead of posting it twice.
@@ -94,7 +94,7 @@ async def redact_message(
         return
     rows = await store.message_parts(portal.network, portal.key, target.remote_id)
     if not any(row.event_id == target.event_id for row in rows):
-        rows.append(target)  # not committed yet (see MessageStore._pending_by_remote)
+        rows.append(target)  # not committed yet (see MessageTable._pending_by_remote)
     intent = await svc.sender_intent(portal, evt.sender, login_id)
     room_id, bot = portal.mxid, svc.bridge.matrix.bot
     assert room_id and bot is not None

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import IntentError, MatrixRequestError
@@ -37,6 +36,7 @@ from mautrix.types import RoomID, UserID
 
 from ..contract.connector import LoginInfo
 from ..contract.events import PortalKey, SpaceInfo
+from ..database.spaces import SpaceKey, SpaceRow, SpaceTable
 from ..database.store import Portal
 from ..matrix.client import state_type, with_retries
 
@@ -45,27 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridgekit.portal.spaces")
 
-#: (network, container id, receiver)
-SpaceKey = tuple[str, str, str]
-
 #: Longest container id and name kept (a connector's untrusted data ends up in room state).
 MAX_ID = 255
 MAX_TEXT = 1000
-
-
-@dataclass
-class SpaceRow:
-    network: str
-    space_id: str
-    receiver: str
-    mxid: str | None
-    name: str | None
-    topic: str | None
-    avatar_url: str | None
-
-    @property
-    def key(self) -> SpaceKey:
-        return (self.network, self.space_id, self.receiver)
 
 
 def _clean(info: SpaceInfo) -> SpaceInfo | None:
@@ -93,8 +75,8 @@ class Spaces:
         self.personal = bridge.config.settings.bridge.personal_spaces
 
     @property
-    def _db(self) -> Any:
-        return self.bridge.store.db
+    def _rows(self) -> SpaceTable:
+        return self.bridge.store.spaces
 
     # -- what the runtime calls ----------------------------------------------------------------
 
@@ -118,59 +100,23 @@ class Spaces:
 
     async def _place(self, portal: Portal, info: SpaceInfo, user_mxid: str | None) -> None:
         key: SpaceKey = (portal.network, info.id, info.receiver)
-        await self._db.execute(
-            "INSERT INTO space (network, space_id, receiver, name, topic, avatar_url) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (network, space_id, receiver) "
-            "DO NOTHING",
-            *key,
-            info.name,
-            info.topic,
-            info.avatar_url,
-        )
+        await self._rows.add_space(key, info.name, info.topic, info.avatar_url)
         old = await self._child(portal.network, portal.key) if info.id else None
         if old is not None and (old[0], old[1]) != (info.id, info.receiver):
             await self._forget_child(portal, (portal.network, old[0], old[1]))
-        await self._db.execute(
-            "INSERT INTO space_child (network, portal_id, receiver, space_id, space_receiver, "
-            "linked) VALUES ($1, $2, $3, $4, $5, false) ON CONFLICT DO NOTHING",
-            portal.network,
-            portal.key.id,
-            portal.key.receiver,
-            info.id,
-            info.receiver,
-        )
+        await self._rows.add_child(portal, info.id, info.receiver)
         if user_mxid:
-            await self._db.execute(
-                "INSERT INTO space_member (network, space_id, receiver, user_mxid, invited) "
-                "VALUES ($1, $2, $3, $4, false) ON CONFLICT DO NOTHING",
-                *key,
-                user_mxid,
-            )
+            await self._rows.add_member(key, user_mxid)
         moved = old is not None and old[2] and (old[0], old[1]) != (info.id, info.receiver)
         old_key = (portal.network, old[0], old[1]) if old and moved else None
         self.bridge._spawn(self._link(portal.network, portal.key, info, old_key))
 
     async def _forget_child(self, portal: Portal, space: SpaceKey) -> None:
-        await self._db.execute(
-            "DELETE FROM space_child WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
-            "AND space_id=$4 AND space_receiver=$5",
-            portal.network,
-            portal.key.id,
-            portal.key.receiver,
-            space[1],
-            space[2],
-        )
+        await self._rows.forget_child(portal, space)
 
     async def _children(self, network: str, key: PortalKey) -> list[tuple[str, str, bool]]:
         """Every space row of the portal: its container's and its logins' personal ones."""
-        rows = await self._db.fetch(
-            "SELECT space_id, space_receiver, linked FROM space_child "
-            "WHERE network=$1 AND portal_id=$2 AND receiver=$3",
-            network,
-            key.id,
-            key.receiver,
-        )
-        return [(r["space_id"], r["space_receiver"], bool(r["linked"])) for r in rows]
+        return await self._rows.children(network, key)
 
     async def portal_removed(self, portal: Portal) -> None:
         """Unlink a portal that is being deleted or unbridged from its spaces."""
@@ -192,15 +138,7 @@ class Spaces:
                 space = await self._space((portal.network, space_id, receiver))
                 if linked and space and space.mxid:
                     await self._state(space.mxid, "m.space.child", old_mxid, {})
-                await self._db.execute(
-                    "UPDATE space_child SET linked=false WHERE network=$1 AND portal_id=$2 "
-                    "AND receiver=$3 AND space_id=$4 AND space_receiver=$5",
-                    portal.network,
-                    portal.key.id,
-                    portal.key.receiver,
-                    space_id,
-                    receiver,
-                )
+                await self._rows.set_linked(portal.network, portal.key, space_id, receiver, False)
                 info = SpaceInfo(space_id, receiver=receiver)
                 link = self._link(portal.network, portal.key, info, None, stored=True)
                 self.bridge._spawn(link)
@@ -209,21 +147,14 @@ class Spaces:
 
     async def resume(self) -> None:
         """Finish the links and invites a stop cut short (run once at start)."""
-        rows = await self._db.fetch(
-            "SELECT network, portal_id, receiver, space_id, space_receiver FROM space_child "
-            "WHERE linked=false"
-        )
+        rows = await self._rows.unlinked_children()
         for r in rows:
             if r["network"] not in self.bridge.connectors:
                 continue
             key = PortalKey(r["portal_id"], r["receiver"])
             info = SpaceInfo(r["space_id"], receiver=r["space_receiver"])
             self.bridge._spawn(self._link(r["network"], key, info, None, stored=True))
-        rows = await self._db.fetch(
-            "SELECT DISTINCT m.network, m.space_id, m.receiver, s.mxid FROM space_member m "
-            "JOIN space s ON s.network=m.network AND s.space_id=m.space_id "
-            "AND s.receiver=m.receiver WHERE m.invited=false AND s.mxid IS NOT NULL"
-        )
+        rows = await self._rows.spaces_with_uninvited()
         for r in rows:
             space_key = (r["network"], r["space_id"], r["receiver"])
             self.bridge._spawn(self._invite_pending(space_key, r["mxid"]))
@@ -247,20 +178,7 @@ class Spaces:
         return next(((i, r, ok) for i, r, ok in await self._children(network, key) if i), None)
 
     async def _space(self, key: SpaceKey) -> SpaceRow | None:
-        row = await self._db.fetchrow(
-            "SELECT * FROM space WHERE network=$1 AND space_id=$2 AND receiver=$3", *key
-        )
-        if row is None:
-            return None
-        return SpaceRow(
-            row["network"],
-            row["space_id"],
-            row["receiver"],
-            row["mxid"],
-            row["name"],
-            row["topic"],
-            row["avatar_url"],
-        )
+        return await self._rows.get_space(key)
 
     # -- the Matrix side -----------------------------------------------------------------------
 
@@ -297,15 +215,7 @@ class Spaces:
                 except (MatrixRequestError, IntentError) as e:  # an upgraded room may not
                     # give the bot power there (its old power as creator is not copied)
                     log.warning("Could not name the space of %s in it: %s", portal.mxid, e)
-                await self._db.execute(
-                    "UPDATE space_child SET linked=true WHERE network=$1 AND portal_id=$2 "
-                    "AND receiver=$3 AND space_id=$4 AND space_receiver=$5",
-                    network,
-                    key.id,
-                    key.receiver,
-                    info.id,
-                    info.receiver,
-                )
+                await self._rows.set_linked(network, key, info.id, info.receiver, True)
                 log.info("Portal %s (%s/%s) is in space %s", portal.mxid, network, key, space_mxid)
             await self._invite_pending(space_key, space_mxid)
         except Exception:
@@ -321,11 +231,7 @@ class Spaces:
                 return None
             if row.mxid is None:
                 row.mxid = await self._create(row)
-                await self._db.execute(
-                    "UPDATE space SET mxid=$4 WHERE network=$1 AND space_id=$2 AND receiver=$3",
-                    *key,
-                    row.mxid,
-                )
+                await self._rows.set_mxid(key, row.mxid)
             elif info is not None:
                 await self._update(row, info)
             return row.mxid
@@ -384,23 +290,14 @@ class Spaces:
                 await self._state(row.mxid, "m.room.avatar", "", {"url": mxc})
                 changes["avatar_url"] = info.avatar_url
         for column, value in changes.items():  # column names from the fixed set above
-            await self._db.execute(
-                f"UPDATE space SET {column}=$4 WHERE network=$1 AND space_id=$2 AND receiver=$3",
-                *row.key,
-                value,
-            )
+            await self._rows.set_column(row.key, column, value)
 
     async def _invite_pending(self, key: SpaceKey, space_mxid: str) -> None:
         """Invite the users with a portal in the space who were not invited yet."""
-        rows = await self._db.fetch(
-            "SELECT user_mxid FROM space_member WHERE network=$1 AND space_id=$2 "
-            "AND receiver=$3 AND invited=false",
-            *key,
-        )
+        users = await self._rows.uninvited(key)
         bot = self.bridge.matrix.bot
         assert bot is not None
-        for row in rows:
-            user_mxid = row["user_mxid"]
+        for user_mxid in users:
             try:
                 await bot.invite_user(RoomID(space_mxid), UserID(user_mxid))
             except MatrixRequestError as e:  # already in the space: fine
@@ -411,12 +308,7 @@ class Spaces:
                     await dp.join_room(RoomID(space_mxid))
                 except Exception as e:
                     log.warning("Double puppet could not join space %s: %s", space_mxid, e)
-            await self._db.execute(
-                "UPDATE space_member SET invited=true WHERE network=$1 AND space_id=$2 "
-                "AND receiver=$3 AND user_mxid=$4",
-                *key,
-                user_mxid,
-            )
+            await self._rows.mark_invited(key, user_mxid)
 
     async def _unlink(self, space_mxid: str, portal: Portal, *, parent: bool = True) -> None:
         assert portal.mxid is not None

@@ -166,7 +166,7 @@ async def test_a_failed_group_commit_leaves_the_transaction_replayable(
     async def refuse(groups: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(first, "_commit_groups", refuse)
+    monkeypatch.setattr(first.commit, "_commit_groups", refuse)
     with pytest.raises(OSError, match="disk full"):
         await first.finish_transactions([k("t1")])
     restarted = await open_store()
@@ -194,12 +194,12 @@ async def test_one_bad_write_does_not_sink_the_others_of_its_group_commit(
     assert await restarted.message_by_remote("fake", PortalKey("chat"), "m1") is None
     # Committed or refused, every queued mapping left the pending index (no future per
     # mapping: the group commit calls each one's callback itself, failures included).
-    assert first._pending_by_remote == {}
+    assert first.messages._pending_by_remote == {}
 
 
 async def test_a_write_that_fails_alone_tells_its_waiter(store: Store) -> None:
     with pytest.raises(Exception, match="no_such_table"):
-        await store._enqueue_write("INSERT INTO no_such_table VALUES ($1)", (1,))
+        await store.commit.enqueue("INSERT INTO no_such_table VALUES ($1)", (1,))
     await store.set_kv("k", "v")  # the group commit goes on
     assert await store.get_kv("k") == "v"
 
@@ -308,7 +308,7 @@ async def test_outbox_done_later_rides_on_the_next_group_commit(store: Store) ->
 async def test_outbox_done_later_commits_alone_when_nothing_else_writes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridgekit.database.store.DONE_LATER_DELAY", 0.05)
+    monkeypatch.setattr("bridgekit.database.outbox.DONE_LATER_DELAY", 0.05)
     [seq] = await store.outbox_add_many([("fake", PortalKey("c"), None, "p0")])
     store.outbox_done_later([seq])
     await asyncio.sleep(0.2)
@@ -492,7 +492,7 @@ async def test_a_queued_mapping_is_found_by_remote_id_before_its_commit(store: S
         assert (await store.message_by_remote("fake", chat, remote_id)).event_id == "$e1"
     assert await store.known_remote_ids("fake", chat, ["m1", "m1b", "other"]) == {"m1", "m1b"}
     await store.flush()
-    assert store._pending_by_remote == {}  # committed: the database answers from now on
+    assert store.messages._pending_by_remote == {}  # committed: the database answers from now on
     assert (await store.message_by_remote("fake", chat, "m1b")).event_id == "$e1"
 
 
@@ -731,3 +731,77 @@ async def test_a_message_in_parts_is_known_once_its_first_part_is_recorded(
     assert parts == {"": "$first", "file-1": "$f1"}
     assert (await fresh.message_by_remote("fake", chat, "m1")).event_id == "$first"
     assert await fresh.message_parts("fake", PortalKey("other"), "m1") == []
+
+
+def test_the_store_methods_are_the_tables_own(store: Store) -> None:
+    """The Store composes the table modules without a layer of its own on the hot paths:
+    ``bridge.store.add_message_soon`` is the message table's method itself."""
+    for name, table in [
+        ("add_message_soon", store.messages),
+        ("add_message", store.messages),
+        ("message_by_remote", store.messages),
+        ("known_remote_ids", store.messages),
+        ("get_portal", store.portals),
+        ("get_portal_by_mxid", store.portals),
+        ("is_portal_room", store.portals),
+        ("store_transaction", store.transactions),
+        ("finish_transactions", store.transactions),
+        ("outbox_add_many", store.outbox),
+        ("outbox_done_later", store.outbox),
+        ("set_kv_soon", store.kv),
+    ]:
+        method = getattr(store, name)
+        assert method.__self__ is table, name
+        assert method.__func__ is getattr(type(table), name), name
+    assert store.messages._enqueue_write_nowait.__self__ is store.commit
+    assert store.management_rooms is store.users.management_rooms
+
+
+async def test_space_rows_round_trip(store: Store) -> None:
+    """The space tables' SQL (database/spaces.py) on both engines."""
+    spaces = store.spaces
+    portal = Portal("fake", PortalKey("chat"), mxid="!p:hs")
+    key = ("fake", "ws", "")
+    await spaces.add_space(key, "Acme", None, None)
+    await spaces.add_space(key, "Other", None, None)  # recorded already: kept as it was
+    row = await spaces.get_space(key)
+    assert row is not None and row.key == key and (row.name, row.mxid) == ("Acme", None)
+    assert await spaces.get_space(("fake", "nope", "")) is None
+
+    await spaces.add_child(portal, "ws", "")
+    assert await spaces.children("fake", portal.key) == [("ws", "", False)]
+    assert [(r["portal_id"], r["space_id"]) for r in await spaces.unlinked_children()] == [
+        ("chat", "ws")
+    ]
+    await spaces.set_linked("fake", portal.key, "ws", "", True)
+    assert await spaces.children("fake", portal.key) == [("ws", "", True)]
+    assert await spaces.unlinked_children() == []
+    await spaces.set_linked("fake", portal.key, "ws", "", False)
+    assert await spaces.children("fake", portal.key) == [("ws", "", False)]
+
+    await spaces.add_member(key, "@alice:hs")
+    await spaces.add_member(key, "@alice:hs")
+    assert await spaces.uninvited(key) == ["@alice:hs"]
+    assert await spaces.spaces_with_uninvited() == []  # no room yet
+    await spaces.set_mxid(key, "!s:hs")
+    await spaces.set_column(key, "topic", NASTY)
+    assert [r["mxid"] for r in await spaces.spaces_with_uninvited()] == ["!s:hs"]
+    await spaces.mark_invited(key, "@alice:hs")
+    assert await spaces.uninvited(key) == []
+    row = await spaces.get_space(key)
+    assert row is not None and (row.mxid, row.topic) == ("!s:hs", NASTY)
+    with pytest.raises(ValueError):
+        await spaces.set_column(key, "mxid", "!other:hs")
+
+    await spaces.forget_child(portal, key)
+    assert await spaces.children("fake", portal.key) == []
+
+
+async def test_backfill_state_round_trip(store: Store) -> None:
+    from bridgekit.database.backfill import BackfillState
+
+    portal = Portal("fake", PortalKey("chat"))
+    assert await store.backfill.get(portal) is None
+    await store.backfill.save(portal, BackfillState(forward_anchor="m1", backward_more=True))
+    await store.backfill.save(portal, BackfillState("m2", "c", None, False, True))
+    assert await store.backfill.get(portal) == BackfillState("m2", "c", None, False, True)

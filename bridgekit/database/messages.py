@@ -1,46 +1,43 @@
-"""The message and reaction ID mapping: which Matrix event is which remote message.
+"""The ``message``, ``message_alias`` and ``reaction`` tables: which Matrix event is which
+remote message or reaction.
 
-Split from :mod:`bridgekit.database.store` (its :class:`~bridgekit.database.store.Store` inherits
-this), whose group commit (``_enqueue_write``), engine flag (``_sqlite``) and event-id cache
-(``_msg_by_event``) it uses. Lookups by remote id sit on the hot path of every bridged line
-(echo and duplicate detection), so SQLite runs them in place
-(:mod:`bridgekit.database.sqlite_work`).
+Lookups by remote id sit on the hot path of every bridged line (echo and duplicate detection),
+so SQLite runs them in place (:mod:`bridgekit.database.sqlite_work`); mappings are written in the
+group commit (:mod:`bridgekit.database.commit`) and found in memory until it is over.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Database, Scheme
 
 from ..contract.events import PortalKey
 from . import sqlite_work
+from .commit import GroupCommit
 from .records import (
     LRU,
     MessageRow,
+    Portal,
     ReactionRow,
     message_from_row,
     reaction_from_row,
 )
 
 
-class MessageStore:
-    """Message and reaction rows (see the module docstring)."""
+class MessageTable:
+    """Message, alias and reaction rows (see the module docstring)."""
 
-    db: Database
-    _sqlite: bool
-    _msg_by_event: LRU
-    _pending_by_remote: dict[tuple[str, str, str, str], MessageRow]
-
-    if TYPE_CHECKING:  # the Store's group commit
-
-        def _enqueue_write(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[None]: ...
-
-        def _enqueue_write_nowait(
-            self, sql: str, args: tuple[Any, ...], done: Callable[[], None] | None = None
-        ) -> None: ...
+    def __init__(self, db: Database, commit: GroupCommit) -> None:
+        self.db = db
+        self._sqlite = db.scheme == Scheme.SQLITE
+        self._enqueue_write = commit.enqueue
+        self._enqueue_write_nowait = commit.enqueue_nowait
+        self._msg_by_event: LRU = LRU(20_000)
+        #: Mappings queued but not committed yet, by (network, portal, receiver, remote id).
+        self._pending_by_remote: dict[tuple[str, str, str, str], MessageRow] = {}
 
     _INSERT_MESSAGE = (
         "INSERT INTO message (network, portal_id, receiver, remote_id, part, event_id, "
@@ -298,3 +295,16 @@ class MessageStore:
 
     async def delete_reaction(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM reaction WHERE event_id=$1", event_id)
+
+    async def delete_portal_rows(self, conn: Any, portal: Portal) -> None:
+        """Delete a portal's messages, aliases and reactions in the caller's transaction
+        (:meth:`Store.delete_portal`); :meth:`forget_cached` once it is committed."""
+        args = (portal.network, portal.key.id, portal.key.receiver)
+        where = "network=$1 AND portal_id=$2 AND receiver=$3"
+        await conn.execute(f"DELETE FROM message WHERE {where}", *args)
+        await conn.execute(f"DELETE FROM message_alias WHERE {where}", *args)
+        await conn.execute(f"DELETE FROM reaction WHERE {where}", *args)
+
+    def forget_cached(self) -> None:
+        """Forget every message cached by event id (their rows may be gone)."""
+        self._msg_by_event.clear()

@@ -1,0 +1,69 @@
+"""The ``ghost`` table (the Matrix users that stand for remote users), cached in memory, and the
+``avatar`` table (which image was uploaded as which mxc:// URI, so it is uploaded once)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mautrix.util.async_db import Database
+
+from .records import Ghost
+
+
+class GhostTable:
+    """Ghost and avatar rows (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ghosts: dict[tuple[str, str], Ghost] = {}
+
+    async def get_ghost(self, network: str, remote_id: str) -> Ghost | None:
+        cached = self._ghosts.get((network, remote_id))
+        if cached:
+            return cached
+        row = await self.db.fetchrow(
+            "SELECT * FROM ghost WHERE network=$1 AND remote_id=$2", network, remote_id
+        )
+        if not row:
+            return None
+        ghost = Ghost(
+            row["network"],
+            row["remote_id"],
+            row["mxid"],
+            row["name"],
+            row["avatar_url"],
+            json.loads(row["metadata"] or "{}"),
+            bool(row["is_bot"]),
+        )
+        self._ghosts[(network, remote_id)] = ghost
+        return ghost
+
+    async def save_ghost(self, ghost: Ghost) -> None:
+        await self.db.execute(
+            "INSERT INTO ghost (network, remote_id, mxid, name, avatar_url, metadata, is_bot) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (network, remote_id) DO UPDATE SET "
+            "name=excluded.name, avatar_url=excluded.avatar_url, metadata=excluded.metadata, "
+            "is_bot=excluded.is_bot",
+            ghost.network,
+            ghost.remote_id,
+            ghost.mxid,
+            ghost.name,
+            ghost.avatar_url,
+            json.dumps(ghost.metadata),
+            ghost.is_bot,
+        )
+        self._ghosts[(ghost.network, ghost.remote_id)] = ghost
+
+    async def get_avatar(self, digest: str) -> str | None:
+        """The mxc:// URI an image with this SHA-256 was uploaded as, if it was."""
+        return await self.db.fetchval("SELECT mxc FROM avatar WHERE hash=$1", digest)
+
+    async def save_avatar(self, digest: str, mxc: str) -> None:
+        await self.db.execute(
+            "INSERT INTO avatar (hash, mxc, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (hash) DO NOTHING",
+            digest,
+            mxc,
+            int(time.time() * 1000),
+        )
