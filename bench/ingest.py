@@ -200,6 +200,21 @@ class BridgekitServer:
         await self.bridge.start()
         if self.portals is not None:
             await self._make_portals(*self.portals)
+            await self._settle()
+
+    async def _settle(self, limit_s: float = 60) -> None:
+        """Wait for the start-up work of the new logins (their catch-up: one look-up per
+        portal and login, 1,000 here) to end before anything is sent: otherwise it overlaps
+        the warm-up, finds the warm-up's messages as anchors and queues 1,000 catch-up jobs
+        that run during the measured phase (a one-off of a bridge start, not ingest)."""
+        deadline = time.perf_counter() + limit_s
+        bridge = self.bridge
+        while bridge.outbox.pending or any(
+            getattr(t.get_coro(), "__name__", "") == "_catch_up" for t in bridge._background
+        ):
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the logins' start-up catch-up did not end")
+            await asyncio.sleep(0.01)
 
     async def _make_portals(self, room_ids: list[str], senders: list[str]) -> None:
         """Every room a portal and every sender logged in to the (no-op) fake network, so

@@ -19,6 +19,12 @@ are small units of work, so each is one function, ``work(connection)``, and :fun
   written, and for :data:`SLOW_BACKOFF` seconds after a unit in place took longer than
   :data:`SLOW_UNIT`.
 
+The one exception to the write-rate rule is a unit an ack waits for (storing a transaction
+from the homeserver, one row: ``small``): under write load the trip to the thread cost that ack
+0.3 ms at its median on a quiet machine and 1.3-1.6 ms on a loaded one (waking a thread means
+waiting for a CPU), with the homeserver's next transaction waiting for the ack; in place it
+took 0.12 ms. A slow unit still sends it to the thread like the rest.
+
 Why the last two: a plain ``write()`` can still wait. On ext4 an append waits for the running
 journal commit, and a busy disk (checkpoints, other processes' fsyncs) makes those long: under
 the ingest benchmark's ~7,000 rows/s, writes in place stalled the loop for 10 ms to 1 s. Under
@@ -87,14 +93,21 @@ class LoopConnection:
         self.slow = 0
         self._checkpoint: asyncio.Task[None] | None = None
         self._thread_until = 0.0
+        self._slow_until = 0.0  # after a slow unit: every unit to the thread until then
         self._window_start = 0.0
         self._window_rows = 0
 
-    def try_run(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+    def try_run(
+        self, work: Callable[[sqlite3.Connection], T], small: bool = False
+    ) -> tuple[bool, T | None]:
         """``(True, result)``, or ``(False, None)``: not run here (nothing done), the thread
-        must take it."""
+        must take it. ``small``: a one-row unit that an ack waits for, run here also while the
+        write rate sends the rest to the thread (never after a slow unit, see the module
+        docstring)."""
         now = time.monotonic()
-        if now < self._thread_until or self._checkpoint is not None:
+        if self._checkpoint is not None or (
+            now < self._thread_until and not (small and now >= self._slow_until)
+        ):
             return False, None
         c = self.conn
         before = c.total_changes
@@ -114,7 +127,7 @@ class LoopConnection:
         if elapsed > SLOW_UNIT:
             # The disk is busy (a journal commit, a checkpoint's fsync): writes in place can
             # stall behind it, so the thread takes every unit for a while.
-            self._thread_until = now + SLOW_BACKOFF
+            self._thread_until = self._slow_until = now + SLOW_BACKOFF
             self.slow += 1
             log.info("A SQLite unit held the event loop for %.0f ms", elapsed * 1000)
         rows = c.total_changes - before
@@ -180,14 +193,15 @@ async def detach(*dbs: Database) -> None:
             await lc.close()
 
 
-async def run(db: Database, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``work(connection)``: in place when it can, else in the pool's thread.
+async def run(db: Database, work: Callable[[sqlite3.Connection], T], small: bool = False) -> T:
+    """Run ``work(connection)``: in place when it can, else in the pool's thread (``small``:
+    see :meth:`LoopConnection.try_run`).
 
     Inside a connection the current task holds (``async with db.acquire()``, maybe a
     transaction) the unit always goes to that connection, so it joins the transaction."""
     lc = _loop_conns.get(db)
     if lc is not None and conn_var.get(None) is None:
-        done, result = lc.try_run(work)
+        done, result = lc.try_run(work, small)
         if done:
             return result  # type: ignore[return-value]
     return await in_thread(db, work)

@@ -61,7 +61,7 @@ class TransactionTable:
                     return "retry"
                 return "reused" if prior else "new"
 
-            return await sqlite_work.run(self.txn_db, work)
+            return await sqlite_work.run(self.txn_db, work, small=True)
         row = await self.txn_db.fetchrow(_STORE_TXN_PG, *args)
         if not row["inserted"]:
             return "retry"

@@ -164,3 +164,29 @@ async def test_under_write_load_the_thread_takes_the_units(looped, monkeypatch):
     # Three rows within a second is "load" here: the fourth unit goes to the thread.
     assert [t == main for t in threads] == [True, True, True, False]
     assert await values(db) == ["0", "1", "2", "3"]
+
+
+async def test_under_write_load_an_acks_small_unit_still_runs_in_place(looped, monkeypatch):
+    """Storing a transaction (``small``) is what the homeserver's next transaction waits for:
+    the write rate does not send it to the thread (a trip there cost the ack 0.3-1.6 ms)."""
+    db, lc = looped
+    monkeypatch.setattr(sqlite_work, "BUSY_ROWS_PER_S", 2)
+    threads: list[int] = []
+    for k in range(4):
+        await sqlite_work.run(db, insert_unit(k, str(k), threads))
+    await sqlite_work.run(db, insert_unit(4, "4", threads), small=True)
+    await sqlite_work.run(db, insert_unit(5, "5", threads))
+    main = threading.get_ident()
+    assert [t == main for t in threads] == [True, True, True, False, True, False]
+    assert await values(db) == ["0", "1", "2", "3", "4", "5"]
+
+
+async def test_after_a_slow_unit_even_a_small_one_goes_to_the_thread(looped, monkeypatch):
+    db, lc = looped
+    monkeypatch.setattr(sqlite_work, "SLOW_UNIT", 0.0)
+    threads: list[int] = []
+    await sqlite_work.run(db, insert_unit(1, "a", threads))
+    await sqlite_work.run(db, insert_unit(2, "b", threads), small=True)
+    main = threading.get_ident()
+    assert threads[0] == main and threads[1] != main
+    assert await values(db) == ["a", "b"]
