@@ -120,16 +120,16 @@ class MatrixToRemote:
         content = evt["content"]
         if etype in ("m.room.message", "m.sticker"):
             rel = relation(content)  # checked by the router (matrix_fields.check_event)
-            async with self.gate.sending((portal.network, portal.key)):
+            with self.gate.sending(portal.mxid):
                 if rel.rel_type == "m.replace":
                     await self._edit(portal, evt, rel)
                 else:
                     await self._message(portal, evt, replay)
         elif etype == "m.reaction":
-            async with self.gate.sending((portal.network, portal.key)):
+            with self.gate.sending(portal.mxid):
                 await self._reaction(portal, evt)
         elif etype == "m.room.redaction":
-            async with self.gate.sending((portal.network, portal.key)):
+            with self.gate.sending(portal.mxid):
                 await self._redaction(portal, evt)
         elif etype == "m.room.member":
             await self._membership(portal, evt)

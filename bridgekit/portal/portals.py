@@ -154,7 +154,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             return
         if self.bridge.backfill.pending:  # history due before this (bridgekit/portal/backfill.py)
             await self.bridge.backfill.due(portal, login_id)
-        await self.gate.wait_idle((network, evt.portal))  # ids of what Matrix is sending
+        await self.gate.wait_idle(portal.mxid)  # ids of what Matrix is sending
         await handler(self, portal, login_id, evt, seq)
 
     async def handle_remote_messages(
@@ -166,7 +166,7 @@ class PortalService(Puppets, MatrixToRemote, Rooms):
             return
         if self.bridge.backfill.pending:  # history due before these (bridgekit/portal/backfill.py)
             await self.bridge.backfill.due(portal, login_id)
-        await self.gate.wait_idle((network, evts[0].portal))
+        await self.gate.wait_idle(portal.mxid)
         # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
         # line delivered twice within the batch.
         seen = await self.bridge.store.known_remote_ids(

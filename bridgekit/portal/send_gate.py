@@ -15,32 +15,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Hashable
 
 log = logging.getLogger(__name__)
 
 
 class SendGate:
+    """Keys are portal room ids (strings: their hash is cached), since every Matrix event of a
+    portal passes here and a frozen-dataclass key is hashed afresh on every lookup."""
+
     def __init__(self, max_wait: float = 30.0) -> None:
         self.max_wait = max_wait
         self._busy: dict[Hashable, int] = {}
         self._idle: dict[Hashable, asyncio.Event] = {}
 
-    @asynccontextmanager
-    async def sending(self, key: Hashable) -> AsyncIterator[None]:
-        """Held around a Matrix event's trip to the network and the mapping of its ids."""
-        self._busy[key] = self._busy.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._busy[key] - 1
-            if left:
-                self._busy[key] = left
-            else:
-                del self._busy[key]
-                if (idle := self._idle.pop(key, None)) is not None:
-                    idle.set()
+    def sending(self, key: Hashable) -> _Sending:
+        """``with gate.sending(room_id):`` around a Matrix event's trip to the network and the
+        mapping of its ids (a plain context manager: no generator, no coroutine per use)."""
+        return _Sending(self, key)
+
+    def enter(self, key: Hashable) -> None:
+        busy = self._busy
+        busy[key] = busy.get(key, 0) + 1
+
+    def leave(self, key: Hashable) -> None:
+        left = self._busy[key] - 1
+        if left:
+            self._busy[key] = left
+            return
+        del self._busy[key]
+        if self._idle and (idle := self._idle.pop(key, None)) is not None:
+            idle.set()
 
     async def wait_idle(self, key: Hashable) -> None:
         """Return once no send of ``key`` is in flight (or after ``max_wait``: a network that
@@ -53,3 +58,16 @@ class SendGate:
                 await idle.wait()
         except TimeoutError:
             log.warning("%s: a send is still in flight after %.0f s; going on", key, self.max_wait)
+
+
+class _Sending:
+    __slots__ = ("gate", "key")
+
+    def __init__(self, gate: SendGate, key: Hashable) -> None:
+        self.gate, self.key = gate, key
+
+    def __enter__(self) -> None:
+        self.gate.enter(self.key)
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.leave(self.key)

@@ -13,7 +13,7 @@ async def test_waits_until_every_send_of_the_portal_is_done() -> None:
     first, second = asyncio.Event(), asyncio.Event()
 
     async def send(name: str, done: asyncio.Event) -> None:
-        async with gate.sending("p"):
+        with gate.sending("p"):
             await done.wait()
             order.append(name)
 
@@ -34,7 +34,7 @@ async def test_other_portals_do_not_wait() -> None:
     hold = asyncio.Event()
 
     async def send() -> None:
-        async with gate.sending("p"):
+        with gate.sending("p"):
             await hold.wait()
 
     task = asyncio.create_task(send())
@@ -49,7 +49,7 @@ async def test_a_send_that_never_ends_holds_the_portal_only_for_max_wait() -> No
     hold = asyncio.Event()
 
     async def send() -> None:
-        async with gate.sending("p"):
+        with gate.sending("p"):
             await hold.wait()
 
     task = asyncio.create_task(send())
