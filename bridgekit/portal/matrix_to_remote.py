@@ -51,11 +51,11 @@ from ..matrix.message_status import (
     room_capabilities,
 )
 from .relaying import mark_relayed, relay_sender
-from .send_gate import SendGate
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
     from .custom_emoji import CustomEmojis
+    from .send_gate import SendGate
 
 log = logging.getLogger("bridgekit.portal.portals")
 
@@ -77,15 +77,19 @@ def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
 
 
 class MatrixToRemote:
-    emojis: CustomEmojis  # set by PortalService
+    """Sends Matrix events of portal rooms to the network clients that speak for their senders."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, *, emojis: CustomEmojis, gate: SendGate) -> None:
+        # The bridge still: choosing a client reads its logins, connectors, router levels and
+        # commands, and may add a login (AutoLogin); relaying and statuses take it too.
         self.bridge = bridge
+        self.store = bridge.store
+        self.emojis = emojis
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
         self.status = StatusReporter(bridge)
         #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
-        self.gate = SendGate()
+        self.gate = gate
 
     async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
@@ -196,13 +200,11 @@ class MatrixToRemote:
             mc.media_url = content["url"]
             mc.media_info = content.get("info") or {}
         if reply_event and not rel.is_falling_back:
-            row = await self.bridge.store.message_in_portal(portal.network, portal.key, reply_event)
+            row = await self.store.message_in_portal(portal.network, portal.key, reply_event)
             if row:
                 mc.reply_to = row.remote_id
         if rel.rel_type == "m.thread" and rel.event_id:
-            row = await self.bridge.store.message_in_portal(
-                portal.network, portal.key, rel.event_id
-            )
+            row = await self.store.message_in_portal(portal.network, portal.key, rel.event_id)
             if row:
                 mc.thread_root = row.remote_id
         return mc
@@ -221,7 +223,7 @@ class MatrixToRemote:
         if event_id in self._seen and not replay:
             return
         self._seen.put(event_id, True)
-        if replay and await self.bridge.store.message_by_event(event_id):
+        if replay and await self.store.message_by_event(event_id):
             return  # delivered before the crash
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
@@ -240,9 +242,7 @@ class MatrixToRemote:
         name = await self._display_name(evt["room_id"], evt["sender"])
         reply_row = None
         if mc.reply_to:
-            reply_row = await self.bridge.store.message_by_remote(
-                portal.network, portal.key, mc.reply_to
-            )
+            reply_row = await self.store.message_by_remote(portal.network, portal.key, mc.reply_to)
         msg = MatrixMessage(
             **self._base(portal, evt),
             content=mc,
@@ -263,7 +263,7 @@ class MatrixToRemote:
         if self.status.events_enabled:  # a success says nothing otherwise
             await self._done(portal, evt)
         rel = relation(evt["content"])
-        self.bridge.store.add_message_soon(
+        self.store.add_message_soon(
             MessageRow(
                 network=portal.network,
                 portal=portal.key,
@@ -337,7 +337,7 @@ class MatrixToRemote:
         reaction, reply or redaction in one room must never reach another room's chat."""
         if not event_id:
             return None
-        return await self.bridge.store.message_in_portal(portal.network, portal.key, event_id)
+        return await self.store.message_in_portal(portal.network, portal.key, event_id)
 
     async def _reaction(self, portal: Portal, evt: dict[str, Any]) -> None:
         rel = relation(evt["content"])
@@ -374,7 +374,7 @@ class MatrixToRemote:
             await self._failed(portal, evt, e, notice=False)
             return
         await self._done(portal, evt)
-        await self.bridge.store.add_reaction(
+        await self.store.add_reaction(
             ReactionRow(
                 portal.network,
                 portal.key,
@@ -418,10 +418,10 @@ class MatrixToRemote:
             except Exception as e:
                 await self._failed(portal, evt, e, notice=False)
                 return
-            await self.bridge.store.delete_message(redacts)
+            await self.store.delete_message(redacts)
             await self._done(portal, evt)
             return
-        reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
+        reaction = await self.store.reaction_in_portal(portal.network, portal.key, redacts)
         # Only its sender's own removal: a moderator redacting it would otherwise remove,
         # through their own login, a reaction they never made (and leave the sender's).
         if (
@@ -445,7 +445,7 @@ class MatrixToRemote:
             except Exception as e:
                 await self._failed(portal, evt, e, notice=False)
                 return
-            await self.bridge.store.delete_reaction(redacts)
+            await self.store.delete_reaction(redacts)
             await self._done(portal, evt)
 
     async def _membership(self, portal: Portal, evt: dict[str, Any]) -> None:

@@ -162,7 +162,7 @@ class RoomUpgrades:
         await self.bridge.spaces.portal_moved(portal, old)
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:
-            await self.bridge.portals._set_bridge_info(portal)
+            await self.bridge.portals.rooms.set_bridge_info(portal)
         except MatrixRequestError as e:
             log.warning("Could not set the bridge info of %s (%s)", new, e)
             await self.bridge.send_notice(
