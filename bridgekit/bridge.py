@@ -7,8 +7,8 @@ Data flow (see the README picture):
   :mod:`bridgekit.matrix.router`. A transaction's body is cleared once all its events are handled;
   after a crash the bodies still present are replayed (handlers skip events already bridged).
 * connector -> :meth:`Bridge.queue_remote_event` -> row committed to ``outbox`` (group commit)
-  -> executor keyed by portal -> :mod:`bridgekit.portal.portals` -> Matrix, retried until it
-  succeeds.
+  -> executor keyed by portal -> :mod:`bridgekit.portal.remote_to_matrix` -> Matrix, retried
+  until it succeeds.
 """
 
 from __future__ import annotations

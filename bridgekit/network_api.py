@@ -169,7 +169,7 @@ class NetworkBridge(BridgeAPI):
     ) -> str | None:
         if portal.receiver:
             raise ValueError("open_portal is for shared portals; a 1:1 chat: invite_to_portal")
-        created = await self._bridge.portals.get_or_create(
+        created = await self._bridge.portals.rooms.get_or_create(
             self.network, portal, None, alias_localpart=alias_localpart
         )
         if created is None or not created.mxid:
@@ -197,7 +197,7 @@ class NetworkBridge(BridgeAPI):
     # -- ghost info ----------------------------------------------------------------------------
 
     async def upload_avatar(self, data: bytes, mime_type: str) -> str:
-        return await self._bridge.portals.upload_avatar(data, mime_type)
+        return await self._bridge.portals.puppets.upload_avatar(data, mime_type)
 
     async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
         ghost = await self._bridge.store.get_ghost(self.network, remote_user_id)

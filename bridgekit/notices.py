@@ -68,7 +68,7 @@ class Notices:
             return None
         network, user = client.login.network, client.login.user_mxid
         existing = await self.store.get_portal(network, portal)
-        created = await self.portals.get_or_create(network, portal, login_id)
+        created = await self.portals.rooms.get_or_create(network, portal, login_id)
         if created is None or not created.mxid:
             return None
         if existing is not None and existing.mxid:  # a new room invited them as it was made

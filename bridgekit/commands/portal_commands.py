@@ -121,7 +121,7 @@ async def cmd_bridge(ce: CommandEvent) -> None:
         await ce.reply(f"{remote_id} is already bridged to another room.")
         return
     login = next(iter(ce.bridge.clients_of(ce.sender, network)), None)
-    portal = await ce.bridge.portals.get_or_create(
+    portal = await ce.bridge.portals.rooms.get_or_create(
         network, key, login.login.id if login else None, room_id=ce.room_id
     )
     if portal is None:

@@ -146,7 +146,7 @@ class MatrixRouter:
         except MalformedEvent as e:
             await self._refuse_malformed(evt, sender, room_id, str(e))
             return
-        await self.bridge.portals.handle_matrix_event(portal, evt, level, replay)
+        await self.bridge.portals.matrix_to_remote.handle_matrix_event(portal, evt, level, replay)
 
     async def _refuse_malformed(
         self, evt: dict[str, Any], sender: str, room_id: str, why: str
@@ -224,7 +224,7 @@ class MatrixRouter:
         if etype == "m.typing":
             users = content.get("user_ids")
             if isinstance(users, list):
-                await self.bridge.portals.handle_matrix_typing(
+                await self.bridge.portals.matrix_to_remote.handle_matrix_typing(
                     portal, [u for u in users if isinstance(u, str) and not self.is_ours(u)]
                 )
         elif etype == "m.receipt":
@@ -238,7 +238,9 @@ class MatrixRouter:
                         and self.level_of(user_id) > 0
                         and server_of(user_id)
                     ):
-                        await self.bridge.portals.handle_matrix_receipt(portal, user_id, event_id)
+                        await self.bridge.portals.matrix_to_remote.handle_matrix_receipt(
+                            portal, user_id, event_id
+                        )
 
     async def _presence(self, sender: Any, content: dict[str, Any]) -> None:
         if not isinstance(sender, str) or self.is_ours(sender) or self.level_of(sender) < 2:

@@ -177,7 +177,7 @@ class OutboxJob:
         try:
             evt = self.event
             if self.lines:  # merged before a crash: the same lines again, nothing more
-                await bridge.portals.handle_remote_messages(
+                await bridge.portals.remote_to_matrix.handle_remote_messages(
                     item.network, item.login_id, self.lines, item.seq
                 )
                 return
@@ -192,11 +192,13 @@ class OutboxJob:
                         )
                     except Exception:
                         log.exception("Could not record a merge of %d lines", len(merged))
-                    await bridge.portals.handle_remote_messages(
+                    await bridge.portals.remote_to_matrix.handle_remote_messages(
                         item.network, item.login_id, merged, item.seq
                     )
                     return
-            await bridge.portals.handle_remote_event(item.network, item.login_id, evt, item.seq)
+            await bridge.portals.remote_to_matrix.handle_remote_event(
+                item.network, item.login_id, evt, item.seq
+            )
         except asyncio.CancelledError:
             if replayed:  # a stop cut it short: not a failure
                 bridge.parking.interrupted("outbox", str(item.seq))

@@ -92,7 +92,7 @@ class AliasRooms:
                         key=f"rate:{connector.name}",
                     )
                     return False
-                added = await self.bridge.portals.add_alias(existing, localpart)
+                added = await self.bridge.portals.rooms.add_alias(existing, localpart)
                 mark = existing.metadata.get(MARKER)
                 if added and isinstance(mark, dict):  # removed with the room if unjoined
                     mark.setdefault("aliases", []).append(localpart)
@@ -107,7 +107,7 @@ class AliasRooms:
                     key=f"rate:{connector.name}",
                 )
                 return False
-            portal = await self.bridge.portals.get_or_create(
+            portal = await self.bridge.portals.rooms.get_or_create(
                 connector.name, key, login_id, alias_localpart=localpart, by_alias=True
             )
             if portal is None or portal.mxid is None:

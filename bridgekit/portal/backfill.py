@@ -11,7 +11,7 @@ Two uses, both configured under ``bridge.backfill``:
   ``initial_limit`` messages before anything else is sent to it (the event that made the
   room waits, and is dropped as a duplicate if the history already held it).
 
-Every message goes through the live path (:meth:`PortalService._remote_message`): dedupe by
+Every message goes through the live path (:meth:`.RemoteToMatrix.remote_message`): dedupe by
 remote id, ghosts, replies and threads, and the message's own timestamp as its Matrix time.
 Pages are of ``page_size`` messages; catch-up sends each page before fetching the next, history
 keeps at most ``initial_limit`` messages in memory. Where a fetch ended is kept in the
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from ..contract.capabilities import BACKWARD, FORWARD, BackfillHandler, FetchResult
 from ..contract.events import RemoteBackfill, RemoteMessage
 from ..database.backfill import BackfillState
+from .clients import client_for
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -128,7 +129,7 @@ class Backfill:
         key = (portal.network, portal.key)
         if key not in self.pending:
             return
-        client = self.bridge.portals._client_for(portal.network, portal.key, login_id)
+        client = client_for(self.bridge.clients, portal.network, portal.key, login_id)
         if client is None or not client.is_in_portal(portal.key):
             return
         self.pending.discard(key)
@@ -148,7 +149,7 @@ class Backfill:
         if evt.messages:  # pushed by the connector
             await self._send(portal, login_id, evt.messages, f"{seq}")
             return
-        client = self.bridge.portals._client_for(portal.network, portal.key, login_id)
+        client = client_for(self.bridge.clients, portal.network, portal.key, login_id)
         if not isinstance(client, BackfillHandler):
             return
         try:
@@ -254,9 +255,9 @@ class Backfill:
         self, portal: Portal, login_id: str | None, messages: list[RemoteMessage], txn: str
     ) -> None:
         """The live path for each message; a txn id per message, the same on a replay."""
-        portals = self.bridge.portals
+        to_matrix = self.bridge.portals.remote_to_matrix
         for i, msg in enumerate(messages):
-            await portals._remote_message(portal, login_id, msg, f"{txn}.{i}")  # type: ignore[arg-type]
+            await to_matrix.remote_message(portal, login_id, msg, f"{txn}.{i}")  # type: ignore[arg-type]
 
     # -- progress ------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ redaction goes back to the sender's client as a message status (:mod:`.message_s
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..contract.connector import (
@@ -37,7 +36,6 @@ from ..contract.events import (
     MatrixRedaction,
     MatrixRoomMeta,
     MatrixTyping,
-    MessageContent,
 )
 from ..database.store import LRU, MessageRow, Portal, ReactionRow
 from ..matrix.fields import Relation, relation
@@ -50,42 +48,31 @@ from ..matrix.message_status import (
     refused_message,
     room_capabilities,
 )
+from .matrix_content import power_level_changes, to_content
 from .relaying import mark_relayed, relay_sender
-from .send_gate import SendGate
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
     from .custom_emoji import CustomEmojis
+    from .send_gate import SendGate
 
 log = logging.getLogger("bridgekit.portal.portals")
 
-_REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
-
-
-def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
-    """Remove the quoted text clients put in replies (it would leak and duplicate)."""
-    if body.startswith("> "):
-        lines = body.split("\n")
-        while lines and lines[0].startswith(">"):
-            lines.pop(0)
-        if lines and lines[0] == "":
-            lines.pop(0)
-        body = "\n".join(lines)
-    if html:
-        html = _REPLY_HTML_RE.sub("", html)
-    return body, html
-
 
 class MatrixToRemote:
-    emojis: CustomEmojis  # set by PortalService
+    """Sends Matrix events of portal rooms to the network clients that speak for their senders."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, *, emojis: CustomEmojis, gate: SendGate) -> None:
+        # The bridge still: choosing a client reads its logins, connectors, router levels and
+        # commands, and may add a login (AutoLogin); relaying and statuses take it too.
         self.bridge = bridge
+        self.store = bridge.store
+        self.emojis = emojis
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
         self.status = StatusReporter(bridge)
         #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
-        self.gate = SendGate()
+        self.gate = gate
 
     async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
         """(client, relayed): the sender's own login in this portal, else the relay login."""
@@ -178,35 +165,6 @@ class MatrixToRemote:
         why = f"your {kind} was not delivered: {e}"
         await self._refuse(portal, evt, why, reason, status, notice)
 
-    async def _to_content(self, portal: Portal, content: dict[str, Any]) -> MessageContent:
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
-        html = (
-            content.get("formatted_body")
-            if content.get("format") == "org.matrix.custom.html"
-            else None
-        )
-        rel = relation(content)
-        reply_event = rel.reply_to
-        if reply_event and not rel.is_falling_back:
-            body, html = strip_reply_fallback(body, html if isinstance(html, str) else None)
-        mc = MessageContent(body=body, html=html if isinstance(html, str) else None)
-        msgtype = content.get("msgtype", "m.text")
-        mc.msgtype = msgtype if isinstance(msgtype, str) else "m.text"
-        if isinstance(content.get("url"), str):
-            mc.media_url = content["url"]
-            mc.media_info = content.get("info") or {}
-        if reply_event and not rel.is_falling_back:
-            row = await self.bridge.store.message_in_portal(portal.network, portal.key, reply_event)
-            if row:
-                mc.reply_to = row.remote_id
-        if rel.rel_type == "m.thread" and rel.event_id:
-            row = await self.bridge.store.message_in_portal(
-                portal.network, portal.key, rel.event_id
-            )
-            if row:
-                mc.thread_root = row.remote_id
-        return mc
-
     async def _message(self, portal: Portal, evt: dict[str, Any], replay: bool = True) -> None:
         """Send a Matrix message to the network, once.
 
@@ -221,13 +179,13 @@ class MatrixToRemote:
         if event_id in self._seen and not replay:
             return
         self._seen.put(event_id, True)
-        if replay and await self.bridge.store.message_by_event(event_id):
+        if replay and await self.store.message_by_event(event_id):
             return  # delivered before the crash
         client, relayed = await self.choose_client(portal, evt["sender"])
         if client is None:
             await self._refuse(portal, evt, "you are not logged in and this room has no relay")
             return
-        mc = await self._to_content(portal, evt["content"])
+        mc = await to_content(self.store, portal, evt["content"])
         if evt["type"] == "m.sticker":
             mc.msgtype = "m.image"
         caps = room_capabilities(client, portal)
@@ -240,9 +198,7 @@ class MatrixToRemote:
         name = await self._display_name(evt["room_id"], evt["sender"])
         reply_row = None
         if mc.reply_to:
-            reply_row = await self.bridge.store.message_by_remote(
-                portal.network, portal.key, mc.reply_to
-            )
+            reply_row = await self.store.message_by_remote(portal.network, portal.key, mc.reply_to)
         msg = MatrixMessage(
             **self._base(portal, evt),
             content=mc,
@@ -263,7 +219,7 @@ class MatrixToRemote:
         if self.status.events_enabled:  # a success says nothing otherwise
             await self._done(portal, evt)
         rel = relation(evt["content"])
-        self.bridge.store.add_message_soon(
+        self.store.add_message_soon(
             MessageRow(
                 network=portal.network,
                 portal=portal.key,
@@ -297,7 +253,7 @@ class MatrixToRemote:
         if why is not None:
             await self._refuse(portal, evt, f"your edit was not delivered: {why[1]}", why[0])
             return
-        mc = await self._to_content(portal, new)
+        mc = await to_content(self.store, portal, new)
         if not caps.formatting:
             mc.html = None
         if isinstance(client, EditHandler) and (
@@ -337,7 +293,7 @@ class MatrixToRemote:
         reaction, reply or redaction in one room must never reach another room's chat."""
         if not event_id:
             return None
-        return await self.bridge.store.message_in_portal(portal.network, portal.key, event_id)
+        return await self.store.message_in_portal(portal.network, portal.key, event_id)
 
     async def _reaction(self, portal: Portal, evt: dict[str, Any]) -> None:
         rel = relation(evt["content"])
@@ -374,7 +330,7 @@ class MatrixToRemote:
             await self._failed(portal, evt, e, notice=False)
             return
         await self._done(portal, evt)
-        await self.bridge.store.add_reaction(
+        await self.store.add_reaction(
             ReactionRow(
                 portal.network,
                 portal.key,
@@ -418,10 +374,10 @@ class MatrixToRemote:
             except Exception as e:
                 await self._failed(portal, evt, e, notice=False)
                 return
-            await self.bridge.store.delete_message(redacts)
+            await self.store.delete_message(redacts)
             await self._done(portal, evt)
             return
-        reaction = await self.bridge.store.reaction_in_portal(portal.network, portal.key, redacts)
+        reaction = await self.store.reaction_in_portal(portal.network, portal.key, redacts)
         # Only its sender's own removal: a moderator redacting it would otherwise remove,
         # through their own login, a reaction they never made (and leave the sender's).
         if (
@@ -445,7 +401,7 @@ class MatrixToRemote:
             except Exception as e:
                 await self._failed(portal, evt, e, notice=False)
                 return
-            await self.bridge.store.delete_reaction(redacts)
+            await self.store.delete_reaction(redacts)
             await self._done(portal, evt)
 
     async def _membership(self, portal: Portal, evt: dict[str, Any]) -> None:
@@ -526,27 +482,3 @@ class MatrixToRemote:
                         row.remote_id if row else None,
                     )
                 )
-
-
-def _level(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def power_level_changes(evt: dict[str, Any], bot_mxid: str) -> dict[str, int]:
-    """``{user: new level}`` for every user whose level differs from the previous state."""
-    content = evt.get("content") or {}
-    unsigned = evt.get("unsigned")
-    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
-    prev = prev if isinstance(prev, dict) else {}
-    users = content.get("users") if isinstance(content.get("users"), dict) else {}
-    prev_users = prev.get("users") if isinstance(prev.get("users"), dict) else {}
-    default = _level(content.get("users_default"), 0)
-    prev_default = _level(prev.get("users_default"), 0)
-    changed: dict[str, int] = {}
-    for user in {*users, *prev_users}:
-        if not isinstance(user, str) or user == bot_mxid:
-            continue
-        new = _level(users.get(user), default)
-        if new != _level(prev_users.get(user), prev_default):
-            changed[user] = new
-    return changed

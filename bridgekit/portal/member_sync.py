@@ -21,8 +21,9 @@ from ..database.store import Portal
 from ..matrix.client import with_retries
 
 if TYPE_CHECKING:
+    from ..bridge import Bridge
     from ..contract.connector import NetworkClient
-    from .portals import PortalService
+    from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.member_sync")
 
@@ -71,12 +72,14 @@ def merged_user_levels(
 
 
 class MemberSync:
-    """Applies :class:`ChatInfo` member lists to portal rooms (owned by the
-    :class:`~bridgekit.portal.portals.PortalService`, whose ghost joins it uses)."""
+    """Applies :class:`ChatInfo` member lists to portal rooms (ghosts joined through
+    :class:`~bridgekit.portal.puppets.Puppets`)."""
 
-    def __init__(self, portals: PortalService) -> None:
-        self.portals = portals
-        self.bridge = portals.bridge
+    def __init__(self, bridge: Bridge, puppets: Puppets) -> None:
+        # The bridge for its identity (bot, domain, ghost ids), connectors, Matrix client and
+        # background tasks.
+        self.bridge = bridge
+        self.puppets = puppets
         #: Per portal, how many complete lists were applied: a drip-feed of joins from an
         #: older list stops when a newer complete list arrives (it may no longer hold them).
         self._generation: dict[tuple[str, str], int] = {}
@@ -142,7 +145,7 @@ class MemberSync:
             if self._generation.get(key, 0) != generation:
                 return  # a newer complete list took over
             try:
-                await self.portals.ghost_intent(
+                await self.puppets.ghost_intent(
                     portal.network, member.remote_id, client, portal, name=member.name
                 )
             except Exception:

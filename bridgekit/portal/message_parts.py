@@ -20,23 +20,73 @@ with the event it already has instead of posting it twice.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixRequestError
 
-from ..contract.events import RemoteEdit, RemoteMessage, RemoteRedaction
+from ..contract.events import MessageContent, RemoteEdit, RemoteMessage, RemoteRedaction
 from ..database.records import MessageRow
 from ..matrix.client import with_retries
+from ..matrix.fetcher import FetchError
 
 if TYPE_CHECKING:
     from ..database.store import Portal
-    from .portals import PortalService
+    from .remote_to_matrix import RemoteToMatrix
 
 log = logging.getLogger("bridgekit.portal.portals")
 
 
+def _link_instead(body: str, url: str, why: str) -> dict[str, Any]:
+    """A remote file the fetcher would not bring over: its link as text, and why."""
+    caption = body if body and body != "file" and body not in url else ""
+    text = f"{caption}\n{url}" if caption else url
+    return {"msgtype": "m.text", "body": f"{text}\n(not bridged as a file: {why})"}
+
+
+async def matrix_content(svc: RemoteToMatrix, portal: Portal, mc: MessageContent) -> dict[str, Any]:
+    """A remote message's content as Matrix content: media copied, replies, threads and
+    mentions resolved through the message map."""
+    content: dict[str, Any] = {"msgtype": mc.msgtype, "body": mc.body}
+    if mc.html:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = mc.html
+    if mc.media_url:
+        try:
+            content["url"] = await svc.puppets.to_mxc(mc.media_url, mc.body or "file")
+            if mc.media_info:
+                content["info"] = mc.media_info
+        except FetchError as e:  # the bare link, and why it is not the file itself
+            content = _link_instead(mc.body, mc.media_url, str(e))
+    relates: dict[str, Any] = {}
+    reply_row = thread_row = None
+    if mc.reply_to:
+        reply_row = await svc.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+    if mc.thread_root:
+        thread_row = await svc.store.message_by_remote(portal.network, portal.key, mc.thread_root)
+    if thread_row:
+        relates = {
+            "rel_type": "m.thread",
+            "event_id": thread_row.event_id,
+            "is_falling_back": reply_row is None,
+            "m.in_reply_to": {"event_id": (reply_row or thread_row).event_id},
+        }
+    elif reply_row:
+        relates = {"m.in_reply_to": {"event_id": reply_row.event_id}}
+    if relates:
+        content["m.relates_to"] = relates
+    # A full MXID (a Matrix user's puppet mentioned on the network) passes through as is.
+    mentions = [
+        m if m.startswith("@") and ":" in m else svc.bridge.ghost_mxid(m, portal.network)
+        for m in mc.mentions
+    ]
+    if reply_row and reply_row.sender_mxid not in mentions:
+        mentions.append(reply_row.sender_mxid)
+    content["m.mentions"] = {"user_ids": mentions} if mentions else {}
+    return content
+
+
 async def send_message(
-    svc: PortalService,
+    svc: RemoteToMatrix,
     portal: Portal,
     login_id: str | None,
     evt: RemoteMessage,
@@ -48,16 +98,16 @@ async def send_message(
     parts = evt.message_parts()
     done: set[str] = set()
     if len(parts) > 1:
-        rows = await svc.bridge.store.message_parts(portal.network, portal.key, remote_id)
+        rows = await svc.store.message_parts(portal.network, portal.key, remote_id)
         done = {row.part for row in rows}
         if "" in done:
             return  # complete: its first part is recorded last
-    intent = await svc.sender_intent(portal, evt.sender, login_id)
+    intent = await svc.puppets.sender_intent(portal, evt.sender, login_id)
     first = None
     for i, part in enumerate(parts):
         if part.id in done:
             continue  # sent before a crash
-        content = await svc._message_content(portal, part.content)
+        content = await matrix_content(svc, portal, part.content)
         event_id = await svc._send(
             intent,
             portal,
@@ -74,9 +124,9 @@ async def send_message(
         await svc._remember(portal, remote_id, first[0], intent, evt, first[1])
 
 
-async def edit_target(svc: PortalService, portal: Portal, evt: RemoteEdit) -> MessageRow | None:
+async def edit_target(svc: RemoteToMatrix, portal: Portal, evt: RemoteEdit) -> MessageRow | None:
     """The event a remote edit replaces: the part it names, else the message's first part."""
-    store = svc.bridge.store
+    store = svc.store
     if evt.target_part:
         return await store.message_by_remote(
             portal.network, portal.key, evt.target_id, evt.target_part
@@ -85,18 +135,18 @@ async def edit_target(svc: PortalService, portal: Portal, evt: RemoteEdit) -> Me
 
 
 async def redact_message(
-    svc: PortalService, portal: Portal, login_id: str | None, evt: RemoteRedaction
+    svc: RemoteToMatrix, portal: Portal, login_id: str | None, evt: RemoteRedaction
 ) -> None:
     """Redact every Matrix event a remote message was sent as, and forget them."""
-    store = svc.bridge.store
+    store = svc.store
     target = await store.message_by_remote(portal.network, portal.key, evt.target_id)
     if target is None:
         return
     rows = await store.message_parts(portal.network, portal.key, target.remote_id)
     if not any(row.event_id == target.event_id for row in rows):
         rows.append(target)  # not committed yet (see MessageTable._pending_by_remote)
-    intent = await svc.sender_intent(portal, evt.sender, login_id)
-    room_id, bot = portal.mxid, svc.bridge.matrix.bot
+    intent = await svc.puppets.sender_intent(portal, evt.sender, login_id)
+    room_id, bot = portal.mxid, svc.matrix.bot
     assert room_id and bot is not None
     for row in rows:
         event_id = row.event_id

@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from mautrix.appservice import IntentAPI
 
 from ..contract.connector import NetworkClient
-from ..contract.events import EventSender, PortalKey, RemoteUserInfoChange
+from ..contract.events import EventSender, RemoteUserInfoChange
 from ..database.store import Ghost, Portal
 from ..matrix.client import with_retries
+from .clients import client_for
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..config import Config
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from ..matrix.fetcher import MediaFetcher
 
 log = logging.getLogger("bridgekit.portal.portals")
 MAX_DISPLAYNAME = 256
@@ -40,13 +44,26 @@ def _display(ghost: Ghost, name: str | None) -> str:
 
 
 class Puppets:
-    """Mixed into :class:`~bridgekit.portal.portals.PortalService`, which provides
-    ``_client_for``."""
+    """Ghost intents and profiles, double puppets, and media copied to the homeserver."""
 
-    bridge: Bridge
-    _ghost_locks: list[asyncio.Lock]
-    _avatar_locks: list[asyncio.Lock]
-    _client_for: Callable[[str, PortalKey, str | None], NetworkClient | None]
+    def __init__(
+        self,
+        *,
+        matrix: MatrixClient,
+        store: Store,
+        fetcher: MediaFetcher,
+        config: Config,
+        clients: Mapping[str, NetworkClient],
+        ghost_mxid: Callable[[str, str], str],
+    ) -> None:
+        self.matrix = matrix
+        self.store = store
+        self.fetcher = fetcher
+        self.config = config  # read when used: Config.set resets its settings
+        self.clients = clients  # the live map of loaded logins (Bridge.clients)
+        self.ghost_mxid = ghost_mxid
+        self._ghost_locks = [asyncio.Lock() for _ in range(64)]
+        self._avatar_locks = [asyncio.Lock() for _ in range(16)]
 
     async def ghost_intent(
         self,
@@ -57,8 +74,8 @@ class Puppets:
         *,
         name: str | None = None,
     ) -> IntentAPI:
-        mxid = self.bridge.ghost_mxid(remote_id, network)
-        intent = self.bridge.matrix.intent(mxid)
+        mxid = self.ghost_mxid(remote_id, network)
+        intent = self.matrix.intent(mxid)
         # Striped locks: concurrent first sightings of one ghost (member sync and a message)
         # must not race each other's profile updates.
         async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
@@ -84,7 +101,7 @@ class Puppets:
         """Register the ghost at first sight (asking the network for what the caller did not
         say), then bring its profile to what is reported: only what differs from the ghost's
         row costs a homeserver request."""
-        ghost = await self.bridge.store.get_ghost(network, remote_id)
+        ghost = await self.store.get_ghost(network, remote_id)
         changed = ghost is None
         if ghost is None:
             ghost = Ghost(network, remote_id, mxid)
@@ -102,7 +119,7 @@ class Puppets:
                 is_bot = info.is_bot
         changed |= await self._apply_user_info(intent, ghost, name, avatar_url, is_bot)
         if changed:
-            await self.bridge.store.save_ghost(ghost)
+            await self.store.save_ghost(ghost)
 
     async def _apply_user_info(
         self,
@@ -124,7 +141,7 @@ class Puppets:
             changed = True
         return changed
 
-    async def _remote_user_info(
+    async def remote_user_info(
         self, network: str, login_id: str | None, evt: RemoteUserInfoChange
     ) -> None:
         """A remote profile change reaches the ghost, in a room or not (see
@@ -132,9 +149,9 @@ class Puppets:
         if evt.sender is None or not evt.sender.remote_id:
             return
         remote_id = evt.sender.remote_id
-        mxid = self.bridge.ghost_mxid(remote_id, network)
-        intent = self.bridge.matrix.intent(mxid)
-        client = self._client_for(network, evt.portal, evt.sender.login_id or login_id)
+        mxid = self.ghost_mxid(remote_id, network)
+        intent = self.matrix.intent(mxid)
+        client = client_for(self.clients, network, evt.portal, evt.sender.login_id or login_id)
         async with self._ghost_locks[hash((network, remote_id)) % len(self._ghost_locks)]:
             await self._ensure_ghost(
                 network,
@@ -173,7 +190,7 @@ class Puppets:
         and uploaded only if no ghost or room has the same bytes already."""
         if url.startswith("mxc://"):
             return url
-        async with self.bridge.fetcher.open(url) as body:
+        async with self.fetcher.open(url) as body:
             data = bytes(await body.read())
             mime = body.mime
         return await self.upload_avatar(data, mime)
@@ -182,9 +199,9 @@ class Puppets:
         """Upload an avatar once per distinct image (keyed by the SHA-256 of its bytes)."""
         digest = hashlib.sha256(data).hexdigest()
         async with self._avatar_locks[int(digest[:8], 16) % len(self._avatar_locks)]:
-            mxc = await self.bridge.store.get_avatar(digest)
+            mxc = await self.store.get_avatar(digest)
             if mxc is None:
-                bot = self.bridge.matrix.bot
+                bot = self.matrix.bot
                 assert bot is not None
                 mxc = str(
                     await with_retries(
@@ -193,7 +210,7 @@ class Puppets:
                         max_attempts=5,
                     )
                 )
-                await self.bridge.store.save_avatar(digest, mxc)
+                await self.store.save_avatar(digest, mxc)
         return mxc
 
     async def to_mxc(self, url: str, filename: str = "file") -> str:
@@ -207,9 +224,9 @@ class Puppets:
         )
 
     async def _copy_media(self, url: str, filename: str) -> str:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
-        async with self.bridge.fetcher.open(url) as body:
+        async with self.fetcher.open(url) as body:
             if body.size:  # streamed through: Synapse needs the size before the bytes
                 mxc = await bot.upload_media(
                     body.chunks(), mime_type=body.mime, filename=filename, size=body.size
@@ -223,16 +240,16 @@ class Puppets:
         return str(await bot.upload_media(data, mime_type=body.mime, filename=filename, size=size))
 
     async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
-        user = await self.bridge.store.get_user(user_mxid)
+        user = await self.store.get_user(user_mxid)
         token = user.double_puppet if user else None
         if not token:
-            secrets = self.bridge.config.settings.double_puppet.secrets
+            secrets = self.config.settings.double_puppet.secrets
             token = secrets.get(user_mxid.split(":", 1)[1])
         if not token:
             return None
         # Real users exist already: never try to register them as appservice users.
-        await self.bridge.matrix.state_store.registered(user_mxid)
-        return self.bridge.matrix.real_user_intent(user_mxid, token)
+        await self.matrix.state_store.registered(user_mxid)
+        return self.matrix.real_user_intent(user_mxid, token)
 
     async def sender_intent(
         self,
@@ -245,18 +262,16 @@ class Puppets:
         """Who speaks for ``sender`` in ``portal``: the bot, the user's double puppet, or the
         ghost (registered and named first), joined to the portal room unless ``join`` is False
         (for what is not said in the room, like presence)."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         if sender is None:
             return bot
-        client = self._client_for(portal.network, portal.key, sender.login_id or login_id)
+        client = client_for(self.clients, portal.network, portal.key, sender.login_id or login_id)
         if sender.is_me and client is not None:
             dp = await self.double_puppet_intent(client.login.user_mxid)
             if dp is not None:
                 assert portal.mxid
-                if join and not await self.bridge.matrix.state_store.is_joined(
-                    portal.mxid, dp.mxid
-                ):
+                if join and not await self.matrix.state_store.is_joined(portal.mxid, dp.mxid):
                     await with_retries(
                         lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
                     )

@@ -1,39 +1,92 @@
-"""Portal rooms as Matrix objects: creating them (bridge info, avatar, alias, join rule,
-invites), and the aliases and join rules that follow their remote chats afterwards."""
+"""Portal rooms as Matrix objects: finding or creating them (bridge info, avatar, alias, join
+rule, invites, members, space, history), and the aliases and join rules that follow their remote
+chats afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MatrixRequestError
 
 from ..contract.connector import NetworkClient
-from ..contract.events import ChatInfo
+from ..contract.events import ChatInfo, PortalKey
 from ..database.store import Portal
 from ..matrix.client import state_type, with_retries
+from .clients import client_for
 
 if TYPE_CHECKING:
-    from mautrix.appservice import IntentAPI
-
     from ..bridge import Bridge
+    from .member_sync import MemberSync
+    from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.portals")
 
 
 class Rooms:
-    """Mixed into :class:`~bridgekit.portal.portals.PortalService` (with :class:`.Puppets`, which
-    provides ``to_mxc`` and ``double_puppet_intent``)."""
+    """The portal rooms: each made once, with its members, space and history."""
 
-    bridge: Bridge
+    def __init__(self, bridge: Bridge, puppets: Puppets, member_sync: MemberSync) -> None:
+        # The bridge still: its spaces and backfill are made after the portals, and its
+        # connectors and bot identity are read when a room is made.
+        self.bridge = bridge
+        self.store = bridge.store
+        self.matrix = bridge.matrix
+        self.clients = bridge.clients
+        self.puppets = puppets
+        self.member_sync = member_sync
+        self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
 
-    if TYPE_CHECKING:  # from Puppets
-
-        async def to_mxc(self, url: str, filename: str = "file") -> str: ...
-
-        async def avatar_mxc(self, url: str) -> str: ...
-
-        async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None: ...
+    async def get_or_create(
+        self,
+        network: str,
+        key: PortalKey,
+        login_id: str | None,
+        *,
+        alias_localpart: str | None = None,
+        room_id: str | None = None,
+        by_alias: bool = False,
+    ) -> Portal | None:
+        """The portal for ``key``, creating its room (or plumbing ``room_id``) if needed;
+        ``by_alias``: because someone is joining ``alias_localpart`` right now."""
+        portal = await self.store.get_portal(network, key)
+        if portal and portal.mxid:
+            return portal
+        lock = self._create_locks.setdefault((network, key), asyncio.Lock())
+        async with lock:
+            portal = await self.store.get_portal(network, key)
+            if portal and portal.mxid:
+                return portal
+            client = client_for(self.clients, network, key, login_id)
+            info = ChatInfo()
+            if client is not None:
+                info = await client.get_chat_info(key)
+            elif room_id is None and alias_localpart is None:
+                log.warning("No login can create portal %s/%s", network, key)
+                return None
+            portal = portal or Portal(network=network, key=key)
+            portal.name, portal.topic, portal.is_dm = info.name, info.topic, info.is_dm
+            if room_id is not None:
+                portal.mxid = room_id
+                portal.plumbed = True
+                try:
+                    await self.set_bridge_info(portal)
+                except Exception as e:  # a plumbed room may not give the bot state power
+                    log.warning("Could not set bridge info in plumbed room %s: %s", room_id, e)
+            else:
+                alias_localpart = alias_localpart or (None if info.is_dm else info.alias)
+                portal.mxid = await self._create_room(
+                    portal, client, info, alias_localpart, asked=by_alias
+                )
+            await self.store.save_portal(portal)
+            await self.member_sync.apply(portal, info, client)
+            await self.bridge.spaces.place(portal, info.parent, client and client.login)
+            if (
+                not portal.plumbed
+            ):  # its history before anything else (bridgekit/portal/backfill.py)
+                await self.bridge.backfill.created(portal, client)
+            return portal
 
     def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
         connector = self.bridge.connectors.get(portal.network)
@@ -46,8 +99,8 @@ class Rooms:
         }
         return f"net.bridgekit://{portal.network}/{portal.key.id}", content
 
-    async def _set_bridge_info(self, portal: Portal) -> None:
-        bot = self.bridge.matrix.bot
+    async def set_bridge_info(self, portal: Portal) -> None:
+        bot = self.matrix.bot
         assert bot is not None and portal.mxid
         state_key, content = self._bridge_info(portal)
         for etype in ("m.bridge", "uk.half-shot.bridge"):
@@ -73,7 +126,7 @@ class Rooms:
         public even for a closed chat. It still starts with history visible from each
         member's join, the connector closes it when it reports the chat closed, and a
         newcomer the network refuses is removed (``remove_from_portal``)."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         state_key, bridge_info = self._bridge_info(portal)
         initial_state: list[dict[str, Any]] = [
@@ -85,7 +138,7 @@ class Rooms:
             invitees.append(client.login.user_mxid)
         if info.avatar_url and not info.is_dm:
             try:
-                mxc = await self.avatar_mxc(info.avatar_url)
+                mxc = await self.puppets.avatar_mxc(info.avatar_url)
                 initial_state.append(
                     {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
                 )
@@ -98,7 +151,7 @@ class Rooms:
             initial_state.append(
                 {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}
             )
-        if info.joinable is False and not info.is_dm:  # a closed chat: see _set_join_rule
+        if info.joinable is False and not info.is_dm:  # a closed chat: see set_join_rule
             initial_state.append(
                 {
                     "type": "m.room.history_visibility",
@@ -121,7 +174,7 @@ class Rooms:
         )
         log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
         if client is not None:
-            dp = await self.double_puppet_intent(client.login.user_mxid)
+            dp = await self.puppets.double_puppet_intent(client.login.user_mxid)
             if dp is not None:
                 try:
                     await dp.join_room(room_id)
@@ -131,7 +184,7 @@ class Rooms:
 
     async def add_alias(self, portal: Portal, localpart: str) -> bool:
         """Point the alias ``localpart`` at the portal's room; False if it cannot be."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert portal.mxid and bot is not None
         if portal.is_dm:
             return False
@@ -145,7 +198,7 @@ class Rooms:
         log.info("Alias %s now points at %s (%s)", localpart, portal.mxid, portal.key)
         return True
 
-    async def _set_join_rule(self, portal: Portal, rule: str) -> None:
+    async def set_join_rule(self, portal: Portal, rule: str) -> None:
         """Open (``public``) or close (``invite``) the room as its chat opens or closes.
 
         A closed chat's room also shows new members only what is said after they join
@@ -159,7 +212,7 @@ class Rooms:
     async def _set_state(self, portal: Portal, etype_name: str, key: str, value: str) -> None:
         """Set one key of a room state event, unless it is that already (a closed chat's room
         is told again each time the connection watching it rejoins)."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert portal.mxid and bot is not None
         etype = state_type(etype_name)
         try:

@@ -254,7 +254,7 @@ class Spaces:
         ]
         if row.avatar_url:
             try:
-                mxc = await self.bridge.portals.avatar_mxc(row.avatar_url)
+                mxc = await self.bridge.portals.puppets.avatar_mxc(row.avatar_url)
                 initial_state.append(
                     {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
                 )
@@ -283,7 +283,7 @@ class Spaces:
             changes["topic"] = info.topic
         if info.avatar_url and info.avatar_url != row.avatar_url:
             try:
-                mxc = await self.bridge.portals.avatar_mxc(info.avatar_url)
+                mxc = await self.bridge.portals.puppets.avatar_mxc(info.avatar_url)
             except Exception as e:
                 log.info("Avatar of space %s not copied: %s", row.space_id, e)
             else:
@@ -302,7 +302,7 @@ class Spaces:
                 await bot.invite_user(RoomID(space_mxid), UserID(user_mxid))
             except MatrixRequestError as e:  # already in the space: fine
                 log.info("Could not invite %s to space %s: %s", user_mxid, space_mxid, e)
-            dp = await self.bridge.portals.double_puppet_intent(user_mxid)
+            dp = await self.bridge.portals.puppets.double_puppet_intent(user_mxid)
             if dp is not None:
                 try:
                     await dp.join_room(RoomID(space_mxid))

@@ -164,7 +164,7 @@ class RoomUpgrades:
         await self.bridge.spaces.portal_moved(portal, old)
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:
-            await self.bridge.portals._set_bridge_info(portal)
+            await self.bridge.portals.rooms.set_bridge_info(portal)
         except (MatrixRequestError, IntentError) as e:
             # mautrix checks the bot's power itself (IntentError) before asking the server.
             log.warning("Could not set the bridge info of %s (%s)", new, e)

@@ -70,7 +70,7 @@ async def test_aliases_added_to_an_existing_room_count_against_the_rate_limit() 
     ar.bridge.domain = "x"
     ar.bridge.connectors = {"net": AnySpelling()}
     ar.bridge.store = SimpleNamespace(get_portal=get_portal)
-    ar.bridge.portals = SimpleNamespace(add_alias=add_alias)
+    ar.bridge.portals = SimpleNamespace(rooms=SimpleNamespace(add_alias=add_alias))
     answers = [await ar.query(f"#spelling{i}:x") for i in range(5)]
     assert answers == [True, True, False, False, False]
     assert added == ["spelling0", "spelling1"]

@@ -4,6 +4,7 @@ the end-to-end behaviour is in tests/test_e2e_backfill.py), and its configuratio
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bridgekit.bridge import discover_connectors
@@ -42,12 +43,12 @@ class Stub:
         self.sent: list[RemoteMessage] = []
         self.rows: dict[Any, BackfillState] = {}
         self.store = self
-        self.portals = self
+        self.portals = SimpleNamespace(remote_to_matrix=self)
 
     async def last_remote_message(self, network: str, key: PortalKey) -> str | None:
         return self.sent[-1].id if self.sent else None
 
-    async def _remote_message(self, portal: Portal, login_id: Any, m: RemoteMessage, seq: Any):
+    async def remote_message(self, portal: Portal, login_id: Any, m: RemoteMessage, seq: Any):
         self.sent.append(m)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridgekit.portal.matrix_to_remote import power_level_changes
+from bridgekit.portal.matrix_content import power_level_changes
 
 BOT = "@bot:example.org"
 

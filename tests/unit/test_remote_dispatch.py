@@ -1,4 +1,4 @@
-"""Each remote event kind reaches its handler through an explicit table (portals.py)."""
+"""Each remote event kind reaches its handler through an explicit table (remote_to_matrix.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import pytest
 
 from bridgekit.contract import events
 from bridgekit.contract.events import PortalKey, RemoteEvent, RemoteMessage
-from bridgekit.portal.portals import ROOM_EVENT_HANDLERS, PortalService, room_event_handler
+from bridgekit.portal.remote_to_matrix import (
+    ROOM_EVENT_HANDLERS,
+    RemoteToMatrix,
+    room_event_handler,
+)
 
 
 def test_every_kind_the_contract_defines_has_a_handler() -> None:
@@ -43,9 +47,9 @@ async def test_an_unknown_kind_is_dropped_with_a_log_not_a_crash(
 
     calls: list[Any] = []
     # Nothing of the service is touched for a kind it cannot handle: no portal is created.
-    stub = SimpleNamespace(get_or_create=lambda *a: calls.append(a))
+    stub = SimpleNamespace(rooms=SimpleNamespace(get_or_create=lambda *a: calls.append(a)))
     with caplog.at_level(logging.ERROR):
-        await PortalService.handle_remote_event(
+        await RemoteToMatrix.handle_remote_event(
             stub, "fake", None, Unknown(portal=PortalKey("c")), 1
         )
     assert calls == []
