@@ -153,3 +153,33 @@ async def test_catch_up_in_pages_before_live_messages(make_bridge, bridge_env: B
         assert net.fetches[0] == (chat, live, FORWARD, 3, "9")
         await asyncio.sleep(0.5)
         assert len(from_ghosts(await alice.messages(room_id))) == len(events)
+
+
+async def test_remote_timestamps_out_of_range_use_server_time(
+    make_bridge, bridge_env: BridgeEnv, uid
+):
+    """A network's timestamp is untrusted: one before 1970 (Synapse refuses a negative ``ts``
+    with 400, which lost the message), one centuries ahead (it would date the event, and sort
+    the room, in the year 2500) or not a number at all is replaced by the homeserver's time."""
+    bridge: Bridge = await make_bridge(
+        **{"bridge.backfill": {"initial_limit": 10, "page_size": 10, "catchup": False}}
+    )
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, members=[client.login.remote_id, "bob"])
+        bogus = [-86400.0 * 365, 16725225600.0, float("nan"), float("inf")]  # 1969, 2500
+        net.history[chat] = [
+            said(chat, uid("m"), "bob", f"odd {i}", ts) for i, ts in enumerate(bogus)
+        ]
+        before = time.time()
+        room_id = await open_portal(bridge, alice, client, chat)
+        events = from_ghosts(await alice.messages(room_id))
+        assert [e["content"]["body"] for e in events] == [
+            *(f"odd {i}" for i in range(len(bogus))),
+            "hello from the remote side",
+        ]
+        for e in events:
+            assert before - 60 <= e["origin_server_ts"] / 1000 <= time.time() + 60
