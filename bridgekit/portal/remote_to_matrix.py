@@ -9,6 +9,7 @@ crash is deduplicated by the homeserver rather than posted twice.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,19 @@ if TYPE_CHECKING:
     from .send_gate import SendGate
 
 log = logging.getLogger("bridgekit.portal.portals")
+
+#: How far ahead of our clock a network's timestamp may be (clock skew) and still be used.
+FUTURE_SLACK = 300.0
+
+
+def matrix_ts(ts: float | None) -> int | None:
+    """A network's timestamp (seconds) as a Matrix ``ts`` in ms, or None for the homeserver's
+    own time: it is untrusted, and one before 1970 is refused by the homeserver (losing the
+    message), one far ahead would date the event (and sort the room) years from now, and
+    NaN or infinity cannot be made an integer at all."""
+    if ts is None or not math.isfinite(ts) or ts <= 0 or ts > time.time() + FUTURE_SLACK:
+        return None
+    return int(ts * 1000)
 
 
 class RemoteToMatrix:
@@ -159,7 +173,7 @@ class RemoteToMatrix:
         txn_id: str,
         ts: float | None,
     ) -> str:
-        ts_ms = int(ts * 1000) if ts else None
+        ts_ms = matrix_ts(ts)
         assert portal.mxid
         event_id = await with_retries(
             lambda: send_event(intent, portal.mxid, etype, content, txn_id, ts_ms),
@@ -206,7 +220,7 @@ class RemoteToMatrix:
                 room_id=portal.mxid or "",
                 sender_mxid=str(intent.mxid),
                 sender_remote=evt.sender.remote_id if evt.sender else None,
-                ts=int((evt.timestamp or time.time()) * 1000),
+                ts=matrix_ts(evt.timestamp) or int(time.time() * 1000),
                 thread_root=thread.get("event_id")
                 if thread.get("rel_type") == "m.thread"
                 else None,
