@@ -450,3 +450,21 @@ def test_the_example_config_enables_no_test_only_connector(tmp_path: Path) -> No
     reg = build_registration(config, installed)
     regexes = [e["regex"] for ns in ("users", "aliases") for e in reg["namespaces"][ns]]
     assert not any("_fake_" in r for r in regexes), regexes
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [
+        # YAML 1.2 reads `no` as a string, which the typed view made True: spaces turned on.
+        ("bridge.personal_spaces", "  personal_spaces: false", "  personal_spaces: no"),
+        ("bridge.edit_fallback", "  edit_fallback: true", '  edit_fallback: "false"'),
+        # A string where seconds are meant crashed the first disconnect's notice timer.
+        ("bridge.state_notice_delay", "  state_notice_delay: 60", "  state_notice_delay: 1m"),
+    ],
+)
+def test_wrong_typed_setting_is_reported_not_read_as_something_else(
+    tmp_path: Path, key: str, old: str, new: str
+) -> None:
+    text = replace_line(example_text(), old, new)
+    problems = problems_of(write(tmp_path, text))
+    assert [(p.key, p.line) for p in problems] == [(key, line_number(text, new))]
