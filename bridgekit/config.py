@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from .settings import Settings, default_of, settings_of
+from .settings import Settings, default_of, settings_of, type_problems
 
 ENV_PREFIX = "BRIDGEKIT_"
 PERMISSION_LEVELS = ("relay", "user", "admin")
@@ -353,6 +353,11 @@ class Config:
                     continue
                 for key, why in cls.validate_config(section):
                     bad(f"networks.{name}.{key}", why)
+        # Any other typed key of the wrong type (the checks above name theirs more exactly).
+        named = {p.key for p in problems}
+        for key, why in type_problems(Settings, self.data):
+            if not any(k == key or k.startswith(f"{key}.") for k in named):
+                bad(key, why)
         return problems
 
     def _validate_media(self, bad: Any, need_port: Any) -> None:

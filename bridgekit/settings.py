@@ -190,5 +190,43 @@ def _convert(hint: Any, raw: Any) -> Any:
     return raw
 
 
+def type_problems(cls: type, data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, why) for each set key whose value is not of its field's type: the typed
+    view would read it as something else (YAML 1.2 reads ``no`` as a string, and ``bool``
+    of any non-empty string is True) or hand a string to code that expects seconds."""
+    if not isinstance(data, Mapping):
+        return []
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, str]] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        raw, key, hint = data.get(f.name), f"{prefix}{f.name}", hints[f.name]
+        if raw is None:
+            continue
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint) or hint
+        if dataclasses.is_dataclass(hint):
+            if isinstance(raw, Mapping):
+                out += type_problems(hint, raw, f"{key}.")  # type: ignore[arg-type]
+            else:
+                out.append((key, "must be a mapping"))
+        elif hint is bool and not isinstance(raw, bool):
+            out.append((key, f"must be true or false, got {raw!r}"))
+        elif hint is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+            out.append((key, f"must be a whole number, got {raw!r}"))
+        elif hint is float and (
+            isinstance(raw, bool) or not isinstance(raw, int | float) or raw != raw
+        ):
+            out.append((key, f"must be a number, got {raw!r}"))
+        elif hint is str and not isinstance(raw, str):
+            out.append((key, f"must be a string, got {raw!r}"))
+        elif origin is tuple and not isinstance(raw, list | tuple):
+            out.append((key, "must be a list"))
+        elif isinstance(origin, type) and issubclass(origin, Mapping):
+            if not isinstance(raw, Mapping):
+                out.append((key, "must be a mapping"))
+    return out
+
+
 def settings_of(data: Mapping[str, Any]) -> Settings:
     return build(Settings, data)
