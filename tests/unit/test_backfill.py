@@ -124,3 +124,31 @@ def test_backfill_keys_are_validated(tmp_path: Path) -> None:
         "bridge.backfill.page_size",
         "bridge.backfill.catchup",
     } <= keys
+
+
+class EmptyPages(BackfillHandler):
+    """Always "more", never a message, a new cursor each time (a filtered page, or a broken
+    or hostile server): the cursor moves, so it is not stuck, yet nothing is ever sent."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch_messages(self, portal, anchor, direction, limit, cursor=None) -> FetchResult:
+        self.calls += 1
+        if self.calls > 1000:
+            raise AssertionError("still fetching after 1000 empty pages")
+        return FetchResult([], f"c{self.calls}", True)
+
+
+async def test_empty_pages_with_a_moving_cursor_end_the_catch_up() -> None:
+    network = EmptyPages()
+    await run_catch_up(Stub(catchup_limit=100, page_size=10), network)
+    assert network.calls <= 20
+
+
+async def test_empty_pages_with_a_moving_cursor_end_the_history() -> None:
+    stub = Stub(initial_limit=100, page_size=10)
+    backfill = await run_catch_up(stub, Network(FetchResult([])), anchor=None)
+    network = EmptyPages()
+    await backfill._history(Portal("fake", PortalKey("chat")), network, "t")
+    assert network.calls <= 20 and stub.rows[PortalKey("chat")].initial_done
