@@ -42,6 +42,10 @@ log = logging.getLogger("bridgekit.portal.backfill")
 #: is sent (oldest first), and a page is one network request.
 MAX_LIMIT = 10_000
 MAX_PAGE = 500
+#: Pages in a row that bring no message, each with a new cursor, before a fetch gives up: a
+#: page of the network's may hold only what is not bridged, but a server that says "more"
+#: forever with nothing in it must not hold the portal's queue (live events wait behind it).
+MAX_EMPTY_PAGES = 5
 
 
 def _int(value: object, default: int, top: int) -> int:
@@ -196,7 +200,7 @@ class Backfill:
         cursor = state.forward_cursor if state.forward_anchor == anchor else None
         if anchor is None and cursor is None:
             return  # nothing bridged and nowhere to go on from: history is for creation
-        limit, sent, page = self.catchup_limit, 0, 0
+        limit, sent, page, empty = self.catchup_limit, 0, 0, 0
         while sent < limit:
             res = await self._fetch(
                 client, portal, anchor, FORWARD, min(self.page_size, limit - sent), cursor
@@ -205,7 +209,8 @@ class Backfill:
             sent += len(res.messages)
             if res.messages and res.messages[-1].id:
                 anchor = res.messages[-1].id
-            stuck = not res.messages and res.cursor == cursor
+            empty = 0 if res.messages else empty + 1
+            stuck = not res.messages and (res.cursor == cursor or empty >= MAX_EMPTY_PAGES)
             cursor = res.cursor
             newest = await self.bridge.store.last_remote_message(portal.network, portal.key)
             state.forward_anchor, state.forward_cursor = newest, cursor
@@ -225,7 +230,7 @@ class Backfill:
         limit, pages = self.initial_limit, []
         anchor: str | None = None
         cursor: str | None = None
-        total, more = 0, False
+        total, more, empty = 0, False, 0
         while total < limit:
             res = await self._fetch(
                 client, portal, anchor, BACKWARD, min(self.page_size, limit - total), cursor
@@ -233,7 +238,8 @@ class Backfill:
             pages.append(res.messages)
             total += len(res.messages)
             more = res.has_more
-            stuck = not res.messages and res.cursor == cursor
+            empty = 0 if res.messages else empty + 1
+            stuck = not res.messages and (res.cursor == cursor or empty >= MAX_EMPTY_PAGES)
             cursor = res.cursor
             if res.messages and res.messages[0].id:
                 anchor = res.messages[0].id
