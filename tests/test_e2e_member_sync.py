@@ -102,3 +102,35 @@ async def test_power_levels_follow_the_list_in_one_event(
             return ghost("bob") in _joined(await alice.joined_members(room_id))
 
         await eventually(bob_still_in)
+
+
+async def test_a_member_who_leaves_while_the_list_is_drip_fed_stays_out(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """The listed ghosts join in the background, one after another; a member who leaves
+    meanwhile (its leave handled in the portal's order, before the drip reached it) must not
+    be joined afterwards by the older list, which no longer holds it."""
+    from bridgekit.contract.events import EventSender, PortalKey, RemoteMembership
+
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
+        me = client.login.remote_id
+        crowd = [uid("n") for _ in range(25)]
+        net.chats[chat].members = [me, "bob", *crowd]
+        await client.resync(chat)  # partial: the crowd is drip-fed in
+        gone = crowd[
+            len(crowd) // 2
+        ]  # the drip, in list order, is done with it once the last is in
+        await client.emit(
+            RemoteMembership(PortalKey(chat), EventSender(gone), target=gone, membership="leave")
+        )
+        await _marker(client, alice, chat, room_id, "after the leave")
+        at_leave = _joined(await alice.joined_members(room_id))
+
+        async def drip_done() -> bool:
+            return ghost(crowd[-1]) in _joined(await alice.joined_members(room_id))
+
+        await eventually(drip_done, timeout=60)
+        await _marker(client, alice, chat, room_id, "after the drip")
+        assert ghost(gone) not in at_leave, "the test needs the leave before the drip's join"
+        assert ghost(gone) not in _joined(await alice.joined_members(room_id))
