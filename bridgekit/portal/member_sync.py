@@ -83,6 +83,11 @@ class MemberSync:
         #: Per portal, how many complete lists were applied: a drip-feed of joins from an
         #: older list stops when a newer complete list arrives (it may no longer hold them).
         self._generation: dict[tuple[str, str], int] = {}
+        #: Per portal with a drip-feed running: the members that left since it began (their
+        #: leave was handled in the portal's order), which it must not join again; and how
+        #: many drip-feeds run (the set goes with the last one).
+        self._departed: dict[tuple[str, str], set[str]] = {}
+        self._drips: dict[tuple[str, str], int] = {}
 
     def is_ghost_of(self, network: str) -> Callable[[str], bool]:
         """Whether an MXID is a ghost of ``network`` (never the bot, never a Matrix user)."""
@@ -114,6 +119,8 @@ class MemberSync:
         members = list(listed.values())
         is_ours = self.is_ghost_of(portal.network)
         key = (portal.network, str(portal.key))
+        if (departed := self._departed.get(key)) is not None:
+            departed.difference_update(m.remote_id for m in members)  # listed again: back
         if info.members_complete:
             self._generation[key] = generation = self._generation.get(key, 0) + 1
             try:
@@ -131,7 +138,16 @@ class MemberSync:
             )
         except Exception:
             log.exception("Could not set the power levels of %s", portal.mxid)
+        self._drips[key] = self._drips.get(key, 0) + 1
+        self._departed.setdefault(key, set())
         self.bridge._spawn(self._join(portal, members, client, key, generation))
+
+    def departed(self, portal: Portal, remote_id: str, left: bool = True) -> None:
+        """A member left (``left``) or joined, as the portal's events say: a drip-feed of an
+        older list that still holds it must not join it again (or need not skip it)."""
+        departed = self._departed.get((portal.network, str(portal.key)))
+        if departed is not None:
+            (departed.add if left else departed.discard)(remote_id)
 
     async def _join(
         self,
@@ -141,15 +157,26 @@ class MemberSync:
         key: tuple[str, str],
         generation: int,
     ) -> None:
-        for member in members:
-            if self._generation.get(key, 0) != generation:
-                return  # a newer complete list took over
-            try:
-                await self.puppets.ghost_intent(
-                    portal.network, member.remote_id, client, portal, name=member.name
-                )
-            except Exception:
-                log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
+        departed = self._departed[key]
+        try:
+            for member in members:
+                if self._generation.get(key, 0) != generation:
+                    return  # a newer complete list took over
+                if member.remote_id in departed:
+                    continue  # left since the list was made
+                try:
+                    intent = await self.puppets.ghost_intent(
+                        portal.network, member.remote_id, client, portal, name=member.name
+                    )
+                    if member.remote_id in departed:  # its leave was handled while it joined
+                        assert portal.mxid
+                        await intent.leave_room(portal.mxid, reason="no longer in the chat")
+                except Exception:
+                    log.exception("Could not add %s to %s", member.remote_id, portal.mxid)
+        finally:
+            self._drips[key] -= 1
+            if not self._drips[key]:
+                del self._drips[key], self._departed[key]
 
     async def _remove_stale(
         self, portal: Portal, listed: set[str], is_ours: Callable[[str], bool]

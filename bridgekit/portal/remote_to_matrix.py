@@ -381,6 +381,8 @@ class RemoteToMatrix:
         client = client_for(self.clients, portal.network, portal.key, login_id)
         assert portal.mxid
         mxid = self.bridge.ghost_mxid(evt.target, portal.network)
+        if evt.membership in ("join", "leave", "kick", "ban"):  # a drip-feed of an older list
+            self.member_sync.departed(portal, evt.target, left=evt.membership != "join")
         if evt.membership == "join":
             await self.puppets.ghost_intent(portal.network, evt.target, client, portal)
             if evt.power_level is not None:
