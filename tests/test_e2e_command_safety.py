@@ -259,6 +259,11 @@ async def test_a_mistyped_secret_command_or_a_password_like_cancel_is_removed(
         await eventually(lambda: is_redacted(alice, conv.room_id, eid))
         user = await bridge.store.get_user(alice.user_id)
         assert user is None or not user.double_puppet  # not run
+        # A space for its hyphen: `login` is a command, which would have run and kept it.
+        eid = await alice.send_text(conv.room_id, f"login matrix {alice.access_token}")
+        answer = await conv.next_notice()
+        assert "Did you mean `login-matrix`?" in answer and alice.access_token not in answer
+        await eventually(lambda: is_redacted(alice, conv.room_id, eid))
         # The same typo put in by an edit is removed too.
         first = await alice.send_text(conv.room_id, "version")
         await conv.next_notice()

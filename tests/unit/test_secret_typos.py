@@ -46,6 +46,11 @@ def test_edit_distance(a: str, b: str, d: int) -> None:
         ("irc jion #chan key", "irc join"),
         ("login-matrx syt_token", "login-matrix"),
         ("logn-matrix syt_token", "login-matrix"),
+        # a space for the hyphen: `login` is a real command, run with the token as its flow
+        ("login matrix syt_token", "login-matrix"),
+        ("login matrx syt_token", "login-matrix"),
+        ("Login Matrix syt_token", "login-matrix"),
+        ("login matrix", None),
         # not secret, or the real thing (handled as such), or nothing to hide
         ("irc storepass pw", None),
         ("irc jion #chan", None),
