@@ -48,6 +48,18 @@ def _sub_guess(cmd: Command, args: list[str]) -> str | None:
     return None
 
 
+def _joined_guess(commands: Mapping[str, Command], name: str, args: list[str]) -> str | None:
+    """``login matrix <token>``: a hyphenated secret command typed with a space (its first
+    word may be a real command, which would run with the secret as an argument)."""
+    if len(args) < 2:
+        return None
+    joined = f"{name}-{args[0].lower()}"
+    for known, cmd in commands.items():
+        if (known == joined or is_near_miss(joined, known)) and cmd.carries_secret(args[1:]):
+            return known
+    return None
+
+
 def mistyped_secret(commands: Mapping[str, Command], name: str, args: list[str]) -> str | None:
     """The secret command line ``name args`` probably meant (``"irc storepass"``), or None
     if it is a real command's use or no near miss of a secret one. Needs an argument: a
@@ -58,7 +70,7 @@ def mistyped_secret(commands: Mapping[str, Command], name: str, args: list[str])
         if cmd.carries_secret(args):
             return None  # the real thing: handled as such
         sub = _sub_guess(cmd, args)
-        return f"{name} {sub}" if sub else None
+        return f"{name} {sub}" if sub else _joined_guess(commands, name, args)
     if not args:
         return None
     for known, cmd in commands.items():
@@ -70,4 +82,4 @@ def mistyped_secret(commands: Mapping[str, Command], name: str, args: list[str])
         sub = _sub_guess(cmd, args)
         if sub:
             return f"{known} {sub}"
-    return None
+    return _joined_guess(commands, name, args)
