@@ -264,3 +264,26 @@ async def test_remote_presence_reaches_matrix(bridge: Bridge, bridge_env: Bridge
         await eventually(lambda: len(bridge.presence) == 1)  # once the bridge's PUT returned
         bridge.report_state(client.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, "gone")
         assert len(bridge.presence) == 0
+
+
+async def test_an_event_the_database_cannot_store_does_not_take_its_batch_with_it(
+    bridge: Bridge, bridge_env: BridgeEnv, uid
+):
+    """A lone surrogate (what json.loads makes of "\\ud800" in a network's JSON) cannot be
+    encoded for the database: that event arrives with it replaced, and the others queued with
+    it in the same group commit arrive too (they were retried with it, then all dropped)."""
+    async with portal_scene(bridge, bridge_env, uid) as scene:
+        alice, client, chat, room_id, net = scene
+        api = bridge.connectors["fake"].bridge
+
+        def said(body: str) -> RemoteMessage:
+            return RemoteMessage(
+                PortalKey(chat), EventSender("bob"), id=uid("m"), content=MessageContent(body)
+            )
+
+        api.queue_remote_event_soon(client.login.id, said("before"))
+        api.queue_remote_event_soon(client.login.id, said("bad \ud800 one"))
+        api.queue_remote_event_soon(client.login.id, said("after"))
+        await alice.wait_for_event(room_id, body_is("before"), timeout=20)
+        await alice.wait_for_event(room_id, body_is("bad ? one"), timeout=20)
+        await alice.wait_for_event(room_id, body_is("after"), timeout=20)
