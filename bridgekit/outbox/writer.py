@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..contract.events import RemoteEvent, remote_event_to_json
+from ..contract.events import RemoteEvent, remote_event_from_json, remote_event_to_json
 from ..database.store import OutboxItem, Store
 from ..matrix.client import Backoff
 from ..metrics import Metrics
@@ -63,6 +63,13 @@ class OutboxWriter:
     ) -> None:
         network = self.network_of(login_id, event)
         payload = remote_event_to_json(event)
+        if not payload.isascii():
+            try:
+                payload.encode()
+            except UnicodeEncodeError:  # a lone surrogate (json.loads of "\ud800" gives one):
+                # no database takes it, and the whole group commit would fail with it
+                payload = payload.encode("utf-8", "replace").decode()
+                event = remote_event_from_json(payload)
         self.pending.append((OutboxItem(0, network, event.portal, login_id, payload), event, fut))
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = self.spawn(self._flush())
