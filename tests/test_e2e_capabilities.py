@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bridgekit.contract.connector import LoginInfo, MessageResult, NetworkClient, capabilities_of
 from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey
 from bridgekit.testing import FakeClient, FakeConnector
 from bridgekit.testing.fake import SentItem
 from tests.conftest import BridgeEnv
 from tests.helpers import body_is
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 class BareClient(NetworkClient):

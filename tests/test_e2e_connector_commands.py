@@ -4,11 +4,16 @@ tests/xmpp test_e2e_start_chat.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from bridgekit.contract.commands import CommandEvent
 from bridgekit.network_api import NetworkBridge
 from tests.conftest import BridgeEnv
 from tests.helpers import management_room
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_a_connector_command_sees_its_network_bridge(

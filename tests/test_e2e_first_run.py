@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from bridgekit.matrix import client as matrix
 from tests.conftest import BridgeEnv, eventually
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 def said(caplog, text: str) -> list[logging.LogRecord]:

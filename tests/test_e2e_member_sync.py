@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import body_is, ghost, give_power, portal_scene, removed
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 def _joined(members: dict[str, Any]) -> set[str]:

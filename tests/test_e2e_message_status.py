@@ -11,10 +11,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from bridgekit.contract.connector import RoomCapabilities, SendRefused
 from tests.conftest import BridgeEnv
 from tests.helpers import notice_says, portal_scene
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 STATUS = "com.beeper.message_send_status"
 

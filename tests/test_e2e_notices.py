@@ -7,10 +7,15 @@ the user was invited to on the network.
 
 from __future__ import annotations
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from bridgekit.contract.events import PortalKey
 from tests.conftest import BridgeEnv
 from tests.helpers import body_is, fake, management_room, portal_scene
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_a_notice_to_the_user_lands_in_their_management_room(

@@ -6,6 +6,7 @@ as written, for messages, emotes and edits. Without the capability the lines sta
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from bridgekit.bridge import Bridge
 from bridgekit.testing.fake import FakeRenderingClient
@@ -13,6 +14,9 @@ from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv
 from tests.helpers import fake, give_power, login, open_portal
 from tests.test_e2e_media_status import upload
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 #: A room name meant to break labels and lines: a newline, a bidi override, a bell, a
 #: zero-width space, and far more characters than any label keeps.

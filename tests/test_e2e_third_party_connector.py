@@ -26,6 +26,9 @@ from bridgekit.testing.synapse import SynapseServer
 from tests.conftest import SERVER_NAME, BridgeEnv
 from tests.helpers import BridgeProcess, Conversation
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "tests" / "thirdparty" / "acme-connector"
 

@@ -9,6 +9,8 @@ user put out of a room on Matrix leaves the channel on IRC, whoever the moderato
 
 from __future__ import annotations
 
+import pytest
+
 from bridges.irc.names import casefold
 from tests.conftest import eventually
 from tests.helpers import management_room, notice_says, removed, room_with_bot
@@ -20,6 +22,9 @@ from tests.irc.e2e import (
     is_puppet_join,
     privmsg_from,
 )
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_refused_at_an_invite_only_channel_then_invited_back_through_irc_join(

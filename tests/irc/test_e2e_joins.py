@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.conftest import eventually
 from tests.helpers import management_room
 from tests.irc.e2e import (
@@ -15,6 +17,9 @@ from tests.irc.e2e import (
     privmsg_from,
     record_sent_lines,
 )
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 def bot_notice(bot: str, *words: str):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import eventually
 from tests.irc.e2e import channel_scene, connector, ghost, member_event, privmsg_from
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def power_of(client, room_id: str, user_id: str) -> int:

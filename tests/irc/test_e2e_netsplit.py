@@ -14,6 +14,9 @@ from bridges.irc.names import casefold
 from tests.harness.inspircd import InspIRCd, IrcTestClient, link_servers, require_inspircd
 from tests.irc.e2e import ghost, irc_user, member_event, open_channel, start_bridge
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 HUB, LEAF = "hub.test", "leaf.test"
 SPLIT_REASON = f"{HUB} {LEAF}"
 DELAY = 15.0  # netsplit_debounce: long enough for the leaf and its users to come back

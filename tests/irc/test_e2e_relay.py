@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers import give_power, management_room
 from tests.irc.e2e import alias, irc_user, start_bridge
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def _relay_room(make_bridge, ircd, bridge_env, uid, admin) -> tuple[Any, str, str, Any]:

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import eventually
 from tests.irc.e2e import channel_scene, connector, privmsg_from, record_sent_lines
 from tests.test_e2e_message_status import status_of
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_moderated_channel_without_voice_refuses_early_then_voice_lets_through(

@@ -3,8 +3,13 @@ IRC user's ghost, opened from Matrix, and the clear answers for what it cannot o
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import management_room
 from tests.irc.e2e import body_is, connector, ghost, irc_networks, irc_user, privmsg_from
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_start_chat_opens_a_dm_with_an_irc_user_both_ways(make_bridge, ircd, bridge_env, uid):

@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bridgekit.testing.matrix_client import MatrixTestClient
 from bridges.irc.lines import Message
 from bridges.irc.names import casefold
 from tests.harness.inspircd import InspIRCd, IrcTestClient, require_inspircd
 from tests.irc.e2e import body_is, channel_scene, connector, ghost, privmsg_from, record_sent_lines
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 def tagmsg_from(nick: str, tag: str, value: str | None = None):

@@ -18,6 +18,9 @@ from tests.helpers import management_room, removed
 from tests.xmpp.conftest import alias, body_is
 from tests.xmpp.test_e2e_muc import open_muc_portal
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 
 def login_of(bridge: Any, user_id: str) -> XMPPClient:
     clients = bridge.connectors["xmpp"].clients.values()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness.prosody import Prosody
 from tests.helpers import management_room
 from tests.xmpp.conftest import body_is, ghost
 from tests.xmpp.helpers import add, child
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 RECEIPTS = "urn:xmpp:receipts"
 MARKERS = "urn:xmpp:chat-markers:0"

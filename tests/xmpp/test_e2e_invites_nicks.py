@@ -23,11 +23,16 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+import pytest
+
 from tests.conftest import eventually
 from tests.helpers import management_room
 from tests.xmpp.conftest import alias, body_is, ghost
 from tests.xmpp.helpers import member_events, newer
 from tests.xmpp.test_e2e_muc import open_muc_portal
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 MUC_USER = "http://jabber.org/protocol/muc#user"
 CONFERENCE = "jabber:x:conference"

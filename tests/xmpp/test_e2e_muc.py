@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridgekit.testing.matrix_client import MatrixError
 from tests.conftest import BridgeEnv
 from tests.harness.prosody import Prosody
 from tests.xmpp.conftest import alias, body_is, ghost
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def open_muc_portal(bridge, prosody: Prosody, bridge_env: BridgeEnv, xmpp_clients, uid):

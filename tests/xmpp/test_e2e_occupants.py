@@ -1,5 +1,8 @@
 """Which ghost speaks for a MUC occupant (real Synapse, real Prosody).
 
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
+
 In a room that hides real JIDs a nick is not a person: whoever takes "Bob" after Bob left must
 not post as Bob's ghost. With XEP-0421 occupant ids (Prosody's ``ids.`` MUC service in the
 harness) the ghost follows the occupant id: the same person keeps one ghost across nick changes

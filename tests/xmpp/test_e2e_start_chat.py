@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness.prosody import Prosody
 from tests.helpers import management_room
 from tests.xmpp.conftest import body_is, ghost
+
+# What this checks cannot depend on the database engine: SQLite pass only.
+pytestmark = pytest.mark.engine_independent
 
 
 async def test_start_chat_opens_a_dm_with_an_xmpp_user_both_ways(
