@@ -32,7 +32,7 @@ fi
 
 status=0
 echo "== tests on SQLite"
-BRIDGEKIT_TEST_DB=sqlite .venv/bin/python -m pytest -q "$@" || status=1
+BRIDGEKIT_TEST_DB=sqlite .venv/bin/python -m pytest -q --durations=15 "$@" || status=1
 echo "== tests on PostgreSQL"
-BRIDGEKIT_TEST_DB=postgres .venv/bin/python -m pytest -q "$@" || status=1
+BRIDGEKIT_TEST_DB=postgres .venv/bin/python -m pytest -q --durations=15 "$@" || status=1
 exit $status
