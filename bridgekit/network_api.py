@@ -114,17 +114,18 @@ class NetworkBridge(BridgeAPI):
             raise TypeError(f"{kind} metadata must be a {cls.__name__}, not {type(value)}")
         await self._bridge.store.net_metadata.set(kind, self.network, key, value)
 
+    # Portals and ghosts own their metadata (bridgekit/objects).
     async def portal_metadata(self, portal: PortalKey) -> Any:
-        return await self._get_meta("portal", (portal.id, portal.receiver))
+        return await self._bridge.portal_objects.net_metadata(self.network, portal)
 
     async def set_portal_metadata(self, portal: PortalKey, value: Any) -> None:
-        await self._set_meta("portal", (portal.id, portal.receiver), value)
+        await self._bridge.portal_objects.set_net_metadata(self.network, portal, value)
 
     async def ghost_metadata(self, remote_user_id: RemoteUserID) -> Any:
-        return await self._get_meta("ghost", (remote_user_id,))
+        return await self._bridge.ghost_objects.net_metadata(self.network, remote_user_id)
 
     async def set_ghost_metadata(self, remote_user_id: RemoteUserID, value: Any) -> None:
-        await self._set_meta("ghost", (remote_user_id,), value)
+        await self._bridge.ghost_objects.set_net_metadata(self.network, remote_user_id, value)
 
     async def login_metadata(self, login_id: str) -> Any:
         self._own_login(login_id)
