@@ -31,6 +31,10 @@ class Ghost(GhostRow):
     :class:`Ghosts`: one object per ghost.
     """
 
+    # One object per ghost: it is equal only to itself, and hashable.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
     _store: ClassVar[Store]
     _meta_types: ClassVar[MetadataTypes]
 

@@ -36,6 +36,10 @@ class Portal(PortalRow):
     every lookup of the same portal returns it.
     """
 
+    # One object per portal: it is equal only to itself, and hashable (a set or dict key).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
     # Bound per runtime by Portals (class attributes: no per-object cost).
     _store: ClassVar[Store]
     _lanes: ClassVar[OrderedExecutor]
