@@ -138,9 +138,9 @@ class Bridge(Logins, Notices, Transactions):
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
         # The portal and ghost objects (bridgekit/objects): the store builds them, one per row.
-        meta_types = MetadataTypes(self.connectors)
-        self.portal_objects = Portals(self.store, self.outbox, meta_types)
-        self.ghost_objects = Ghosts(self.store, meta_types)
+        self.meta_types = MetadataTypes(self.connectors)  # the connectors' metadata types
+        self.portal_objects = Portals(self.store, self.outbox, self.meta_types)
+        self.ghost_objects = Ghosts(self.store, self.meta_types)
         self.store.set_factories(portal=self.portal_objects.make, ghost=self.ghost_objects.make)
         self.server = AppServiceServer(
             self,

@@ -11,7 +11,6 @@ asked (it used to, and failed with ``KeyError('')`` when two were loaded).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -97,21 +96,12 @@ class NetworkBridge(BridgeAPI):
     # -- typed metadata (database/net_metadata.py)
     # --------------------------------------------------------
 
-    def _meta_type(self, kind: str) -> type:
-        connector = self._bridge.connectors.get(self.network)
-        cls = getattr(connector, f"{kind}_metadata_type", None)
-        if cls is None or not dataclasses.is_dataclass(cls):
-            raise TypeError(f"the {self.network} connector declares no {kind}_metadata_type")
-        return cls
-
     async def _get_meta(self, kind: str, key: tuple[str, ...]) -> Any:
         store = self._bridge.store.net_metadata
-        return await store.get(kind, self.network, key, self._meta_type(kind))
+        return await store.get(kind, self.network, key, self._bridge.meta_types(self.network, kind))
 
     async def _set_meta(self, kind: str, key: tuple[str, ...], value: Any) -> None:
-        cls = self._meta_type(kind)
-        if type(value) is not cls:
-            raise TypeError(f"{kind} metadata must be a {cls.__name__}, not {type(value)}")
+        self._bridge.meta_types.check(self.network, kind, value)
         await self._bridge.store.net_metadata.set(kind, self.network, key, value)
 
     # Portals and ghosts own their metadata (bridgekit/objects).
