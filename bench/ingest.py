@@ -222,13 +222,14 @@ class BridgekitServer:
         connector call, message mapping."""
         from bridgekit.contract.connector import LoginInfo
         from bridgekit.contract.events import PortalKey
-        from bridgekit.database.store import Portal
 
         fake = self.bridge.connectors["fake"]
         for i, room_id in enumerate(room_ids):
             chat = f"chat{i}"
             fake.network.add_chat(chat)  # type: ignore[attr-defined]
-            await self.bridge.store.save_portal(Portal("fake", PortalKey(chat), mxid=room_id))
+            portal = self.bridge.portal_objects.new("fake", PortalKey(chat))
+            portal.mxid = room_id
+            await portal.save()
         for sender in senders:
             await self.bridge.commands.get_or_create_user(sender)
             await self.bridge.add_login(

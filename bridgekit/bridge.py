@@ -43,6 +43,7 @@ from .matrix.media import public_base as media_public_base
 from .metrics import Metrics
 from .network_api import NetworkBridge
 from .notices import Notices
+from .objects import Ghosts, MetadataTypes, Portals
 from .outbox import remote_queue
 from .outbox.ordering import OrderedExecutor
 from .outbox.parking import Parking
@@ -136,6 +137,11 @@ class Bridge(Logins, Notices, Transactions):
         self.parking = Parking(self.store, self.metrics)
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
+        # The portal and ghost objects (bridgekit/objects): the store builds them, one per row.
+        self.meta_types = MetadataTypes(self.connectors)  # the connectors' metadata types
+        self.portal_objects = Portals(self.store, self.outbox, self.meta_types)
+        self.ghost_objects = Ghosts(self.store, self.meta_types)
+        self.store.set_factories(portal=self.portal_objects.make, ghost=self.ghost_objects.make)
         self.server = AppServiceServer(
             self,
             str(config["appservice.hs_token"]),

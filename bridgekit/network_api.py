@@ -11,7 +11,6 @@ asked (it used to, and failed with ``KeyError('')`` when two were loaded).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -97,34 +96,26 @@ class NetworkBridge(BridgeAPI):
     # -- typed metadata (database/net_metadata.py)
     # --------------------------------------------------------
 
-    def _meta_type(self, kind: str) -> type:
-        connector = self._bridge.connectors.get(self.network)
-        cls = getattr(connector, f"{kind}_metadata_type", None)
-        if cls is None or not dataclasses.is_dataclass(cls):
-            raise TypeError(f"the {self.network} connector declares no {kind}_metadata_type")
-        return cls
-
     async def _get_meta(self, kind: str, key: tuple[str, ...]) -> Any:
         store = self._bridge.store.net_metadata
-        return await store.get(kind, self.network, key, self._meta_type(kind))
+        return await store.get(kind, self.network, key, self._bridge.meta_types(self.network, kind))
 
     async def _set_meta(self, kind: str, key: tuple[str, ...], value: Any) -> None:
-        cls = self._meta_type(kind)
-        if type(value) is not cls:
-            raise TypeError(f"{kind} metadata must be a {cls.__name__}, not {type(value)}")
+        self._bridge.meta_types.check(self.network, kind, value)
         await self._bridge.store.net_metadata.set(kind, self.network, key, value)
 
+    # Portals and ghosts own their metadata (bridgekit/objects).
     async def portal_metadata(self, portal: PortalKey) -> Any:
-        return await self._get_meta("portal", (portal.id, portal.receiver))
+        return await self._bridge.portal_objects.net_metadata(self.network, portal)
 
     async def set_portal_metadata(self, portal: PortalKey, value: Any) -> None:
-        await self._set_meta("portal", (portal.id, portal.receiver), value)
+        await self._bridge.portal_objects.set_net_metadata(self.network, portal, value)
 
     async def ghost_metadata(self, remote_user_id: RemoteUserID) -> Any:
-        return await self._get_meta("ghost", (remote_user_id,))
+        return await self._bridge.ghost_objects.net_metadata(self.network, remote_user_id)
 
     async def set_ghost_metadata(self, remote_user_id: RemoteUserID, value: Any) -> None:
-        await self._set_meta("ghost", (remote_user_id,), value)
+        await self._bridge.ghost_objects.set_net_metadata(self.network, remote_user_id, value)
 
     async def login_metadata(self, login_id: str) -> Any:
         self._own_login(login_id)

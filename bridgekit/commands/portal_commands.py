@@ -16,7 +16,7 @@ from mautrix.types import EventType, Membership
 from ..contract.commands import Command, CommandEvent
 from ..contract.connector import ChatIdParser
 from ..contract.events import PortalKey
-from ..database.store import Portal
+from ..objects.portal import Portal
 
 log = logging.getLogger("bridgekit.commands.processor")
 
@@ -129,7 +129,7 @@ async def cmd_bridge(ce: CommandEvent) -> None:
         return
     if login and not portal.relay_login:
         portal.relay_login = login.login.id
-        await ce.bridge.store.save_portal(portal)
+        await portal.save()
     await ce.reply(f"Bridged this room to {network} {remote_id}.")
 
 
@@ -140,7 +140,7 @@ async def cmd_unbridge(ce: CommandEvent) -> None:
     if not await _require_room_admin(ce):
         return
     await ce.bridge.spaces.portal_removed(ce.portal)
-    await ce.bridge.store.delete_portal(ce.portal)
+    await ce.portal.delete()
     await ce.reply("This room is no longer bridged.")
 
 
@@ -184,7 +184,7 @@ async def cmd_set_relay(ce: CommandEvent) -> None:
     if not await _may_change_relay(ce, "set"):
         return
     ce.portal.relay_login = clients[0].login.id
-    await ce.bridge.store.save_portal(ce.portal)
+    await ce.portal.save()
     who = clients[0].login.remote_name or clients[0].login.remote_id
     await ce.reply(f"Messages from users without a login are now relayed through {who}.")
 
@@ -196,7 +196,7 @@ async def cmd_unset_relay(ce: CommandEvent) -> None:
     if not await _may_change_relay(ce, "unset"):
         return
     ce.portal.relay_login = None
-    await ce.bridge.store.save_portal(ce.portal)
+    await ce.portal.save()
     await ce.reply("Relay mode is off in this room.")
 
 
@@ -208,7 +208,7 @@ async def cmd_delete_portal(ce: CommandEvent) -> None:
     bot = ce.bridge.matrix.bot
     assert bot is not None and portal.mxid
     await ce.bridge.spaces.portal_removed(portal)
-    await ce.bridge.store.delete_portal(portal)
+    await portal.delete()
     await ce.reply("Portal deleted; I am leaving this room.")
     try:
         if not portal.plumbed:

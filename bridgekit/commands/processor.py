@@ -19,7 +19,8 @@ from mautrix.errors import MatrixRequestError
 from .. import __version__
 from ..contract.commands import Command, CommandEvent
 from ..contract.connector import LoginInfo, LoginProcess, LoginStep
-from ..database.store import BridgeUser, Portal
+from ..database.store import BridgeUser
+from ..objects.portal import Portal
 from .command_secrets import redact_in_management_room, refuse_outside_management, remove_mistyped
 from .secret_typos import mistyped_secret
 

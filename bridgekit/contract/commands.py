@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only: the contract imports nothing of the runtime
     from ..bridge import Bridge
-    from ..database.store import Portal
+    from ..objects.portal import Portal
     from .connector import BridgeAPI
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
-from .records import Portal, now_ms
+from .records import PortalRow, now_ms
 
 
 @dataclass
@@ -27,7 +27,7 @@ class BackfillTable:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, portal: Portal) -> BackfillState | None:
+    async def get(self, portal: PortalRow) -> BackfillState | None:
         row = await self.db.fetchrow(
             "SELECT forward_anchor, forward_cursor, backward_cursor, backward_more, initial_done "
             "FROM backfill_state WHERE network=$1 AND portal_id=$2 AND receiver=$3",
@@ -45,7 +45,7 @@ class BackfillTable:
             initial_done=bool(row["initial_done"]),
         )
 
-    async def save(self, portal: Portal, state: BackfillState) -> None:
+    async def save(self, portal: PortalRow, state: BackfillState) -> None:
         await self.db.execute(
             "INSERT INTO backfill_state (network, portal_id, receiver, forward_anchor, "
             "forward_cursor, backward_cursor, backward_more, initial_done, updated_at) "

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from mautrix.util.async_db import Database
 
-from .records import Ghost
+from .records import GhostRow, ghost_from_row
 
 
 class GhostTable:
     """Ghost and avatar rows (see the module docstring)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, make: Callable[..., GhostRow] = GhostRow) -> None:
         self.db = db
-        self._ghosts: dict[tuple[str, str], Ghost] = {}
+        #: Builds a ghost from its fields (see :attr:`PortalTable.make`).
+        self.make = make
+        self._ghosts: dict[tuple[str, str], GhostRow] = {}
 
-    async def get_ghost(self, network: str, remote_id: str) -> Ghost | None:
+    async def get_ghost(self, network: str, remote_id: str) -> GhostRow | None:
         cached = self._ghosts.get((network, remote_id))
         if cached:
             return cached
@@ -27,19 +30,14 @@ class GhostTable:
         )
         if not row:
             return None
-        ghost = Ghost(
-            row["network"],
-            row["remote_id"],
-            row["mxid"],
-            row["name"],
-            row["avatar_url"],
-            json.loads(row["metadata"] or "{}"),
-            bool(row["is_bot"]),
-        )
-        self._ghosts[(network, remote_id)] = ghost
-        return ghost
+        # setdefault: a lookup that raced this one may have cached the ghost first (one object).
+        return self._ghosts.setdefault((network, remote_id), ghost_from_row(row, self.make))
 
-    async def save_ghost(self, ghost: Ghost) -> None:
+    def new_ghost(self, network: str, remote_id: str, mxid: str) -> GhostRow:
+        """A ghost not stored yet (cached once :meth:`save_ghost` has stored it)."""
+        return self.make(network=network, remote_id=remote_id, mxid=mxid)
+
+    async def save_ghost(self, ghost: GhostRow) -> None:
         await self.db.execute(
             "INSERT INTO ghost (network, remote_id, mxid, name, avatar_url, metadata, is_bot) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (network, remote_id) DO UPDATE SET "

@@ -20,7 +20,7 @@ from .commit import GroupCommit
 from .records import (
     LRU,
     MessageRow,
-    Portal,
+    PortalRow,
     ReactionRow,
     message_from_row,
     reaction_from_row,
@@ -296,7 +296,7 @@ class MessageTable:
     async def delete_reaction(self, event_id: str) -> None:
         await self.db.execute("DELETE FROM reaction WHERE event_id=$1", event_id)
 
-    async def delete_portal_rows(self, conn: Any, portal: Portal) -> None:
+    async def delete_portal_rows(self, conn: Any, portal: PortalRow) -> None:
         """Delete a portal's messages, aliases and reactions in the caller's transaction
         (:meth:`Store.delete_portal`); :meth:`forget_cached` once it is committed."""
         args = (portal.network, portal.key.id, portal.key.receiver)

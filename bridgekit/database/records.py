@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,11 @@ class LRU(OrderedDict):
 
 
 @dataclass
-class Portal:
+class PortalRow:
+    """A ``portal`` row. The runtime's portals are :class:`bridgekit.objects.Portal` (a
+    subclass that owns its row, metadata and queue): the tables build them through the
+    factory they are given (see :meth:`~bridgekit.database.store.Store.set_factories`)."""
+
     network: str
     key: PortalKey
     mxid: str | None = None
@@ -42,7 +47,10 @@ class Portal:
 
 
 @dataclass
-class Ghost:
+class GhostRow:
+    """A ``ghost`` row (see :class:`PortalRow`: the runtime's are
+    :class:`bridgekit.objects.Ghost`)."""
+
     network: str
     remote_id: str
     mxid: str
@@ -100,8 +108,8 @@ class OutboxItem:
     payload: str
 
 
-def portal_from_row(row: Any) -> Portal:
-    return Portal(
+def portal_from_row(row: Any, make: Callable[..., PortalRow] = PortalRow) -> PortalRow:
+    return make(
         network=row["network"],
         key=PortalKey(row["remote_id"], row["receiver"]),
         mxid=row["mxid"],
@@ -112,6 +120,18 @@ def portal_from_row(row: Any) -> Portal:
         plumbed=bool(row["plumbed"]),
         relay_login=row["relay_login"],
         metadata=json.loads(row["metadata"] or "{}"),
+    )
+
+
+def ghost_from_row(row: Any, make: Callable[..., GhostRow] = GhostRow) -> GhostRow:
+    return make(
+        network=row["network"],
+        remote_id=row["remote_id"],
+        mxid=row["mxid"],
+        name=row["name"],
+        avatar_url=row["avatar_url"],
+        metadata=json.loads(row["metadata"] or "{}"),
+        is_bot=bool(row["is_bot"]),
     )
 
 

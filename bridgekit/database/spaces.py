@@ -10,7 +10,7 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..contract.events import PortalKey
-from .records import Portal
+from .records import PortalRow
 
 #: (network, container id, receiver)
 SpaceKey = tuple[str, str, str]
@@ -92,7 +92,7 @@ class SpaceTable:
 
     # -- space_child ---------------------------------------------------------------------------
 
-    async def add_child(self, portal: Portal, space_id: str, space_receiver: str) -> None:
+    async def add_child(self, portal: PortalRow, space_id: str, space_receiver: str) -> None:
         """Record that the portal belongs to the space (not linked yet)."""
         await self.db.execute(
             "INSERT INTO space_child (network, portal_id, receiver, space_id, space_receiver, "
@@ -104,7 +104,7 @@ class SpaceTable:
             space_receiver,
         )
 
-    async def forget_child(self, portal: Portal, space: SpaceKey) -> None:
+    async def forget_child(self, portal: PortalRow, space: SpaceKey) -> None:
         await self.db.execute(
             "DELETE FROM space_child WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "AND space_id=$4 AND space_receiver=$5",

@@ -15,6 +15,8 @@ bound methods, set once here, so a call costs no extra layer on the hot paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mautrix.util.async_db import Database, Scheme
 
 from . import sqlite_work
@@ -27,14 +29,14 @@ from .messages import MessageTable
 from .net_metadata import MetadataStore
 from .outbox import OutboxTable
 from .portals import PortalTable
-from .records import LRU, BridgeUser, Ghost, MessageRow, OutboxItem, Portal, ReactionRow
+from .records import LRU, BridgeUser, GhostRow, MessageRow, OutboxItem, PortalRow, ReactionRow
 from .spaces import SpaceTable
 from .transactions import TransactionTable, TxnStored
 from .users import UserTable
 
 __all__ = [
-    "LRU", "BridgeUser", "Ghost", "MessageRow", "OutboxItem", "Portal", "ReactionRow", "Store",
-    "TxnStored",
+    "LRU", "BridgeUser", "GhostRow", "MessageRow", "OutboxItem", "PortalRow", "ReactionRow",
+    "Store", "TxnStored",
 ]  # fmt: skip
 
 
@@ -67,9 +69,11 @@ class Store:
         self.get_portal_by_mxid = portals.get_portal_by_mxid
         self.all_portals = portals.all_portals
         self.save_portal = portals.save_portal
+        self.new_portal = portals.new_portal
 
         self.get_ghost = ghosts.get_ghost
         self.save_ghost = ghosts.save_ghost
+        self.new_ghost = ghosts.new_ghost
         self.get_avatar = ghosts.get_avatar
         self.save_avatar = ghosts.save_avatar
 
@@ -114,6 +118,18 @@ class Store:
         self.set_kv = kv.set_kv
         self.set_kv_soon = kv.set_kv_soon
 
+    def set_factories(
+        self,
+        *,
+        portal: Callable[..., PortalRow] = PortalRow,
+        ghost: Callable[..., GhostRow] = GhostRow,
+    ) -> None:
+        """What the portal and ghost tables build their rows with (before :meth:`load`): the
+        runtime gives its object classes' factories (bridgekit/objects), so every lookup
+        returns the one object of each portal or ghost; the plain rows otherwise."""
+        self.portals.make = portal
+        self.ghosts.make = ghost
+
     @property
     def is_sqlite(self) -> bool:
         return self.db.scheme == Scheme.SQLITE
@@ -139,7 +155,7 @@ class Store:
         self.outbox.commit_done_later()
         await self.commit.flush()
 
-    async def delete_portal(self, portal: Portal) -> None:
+    async def delete_portal(self, portal: PortalRow) -> None:
         """Delete a portal with its messages and reactions, in one transaction."""
         async with self.db.acquire() as conn, conn.transaction():
             await self.messages.delete_portal_rows(conn, portal)

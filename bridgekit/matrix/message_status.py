@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..contract.connector import NetworkClient
     from ..contract.events import MessageContent
     from ..database.records import MessageRow
-    from ..database.store import Portal
+    from ..objects.portal import Portal
 
 log = logging.getLogger("bridgekit.matrix.message_status")
 

@@ -1,11 +1,12 @@
 """Running the outbox: one job per remote event, in order per portal, merging lines on the way.
 
 A remote event is committed to the ``outbox`` table first (:meth:`Bridge.queue_remote_event`),
-then queued here as an :class:`OutboxJob` under its portal's key of the bridge's
-:class:`~bridgekit.outbox.ordering.OrderedExecutor`. A job that starts with a plain line may take
-the lines queued right behind it into one Matrix event (:mod:`bridgekit.outbox.coalesce`), and,
-while its sender is streaming lines (a paste, a bot), may wait a moment for more
-(:class:`StreamHold`).
+then queued here as an :class:`OutboxJob` in its portal's lane
+(:class:`~bridgekit.objects.portal.Portals`: one key of an
+:class:`~bridgekit.outbox.ordering.OrderedExecutor` per portal). A job that starts with a
+plain line may take the lines queued right behind it into one Matrix event
+(:mod:`bridgekit.outbox.coalesce`), and, while its sender is streaming lines (a paste, a bot),
+may wait a moment for more (:class:`StreamHold`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..contract.events import (
     remote_event_to_json,
 )
 from ..database.store import OutboxItem
+from ..objects.portal import Portals
 from .coalesce import MAX_LINES, mergeable
 from .parking import REPLAY_ATTEMPTS
 
@@ -132,11 +134,15 @@ class OutboxJob:
     """One outbox row's work. A class rather than a closure so that a running job can look
     at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
 
-    __slots__ = ("bridge", "item", "_event", "held_from", "lines", "replayed", "undecodable")
+    __slots__ = (
+        "bridge", "item", "lane", "_event", "held_from", "lines", "replayed", "undecodable",
+    )  # fmt: skip
 
     def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
         self.bridge = bridge
         self.item = item
+        #: Its portal's lane (bridgekit/objects/portal.py), named once.
+        self.lane = Portals.lane(item.network, item.portal)
         self._event = event
         self.replayed = event is None  # read back from the database after a restart
         #: Replayed after a crash: the lines this row was merged from before it.
@@ -217,8 +223,8 @@ class OutboxJob:
             )
 
     async def _hold(self, sender: str) -> None:
-        key = (self.item.network, self.item.portal)
-        outbox = self.bridge.outbox
+        key = self.lane
+        portals = self.bridge.portal_objects
         login_id = self.item.login_id
 
         def joinable(job: object) -> bool:
@@ -234,7 +240,7 @@ class OutboxJob:
         def cannot_grow() -> bool:
             """Full, or blocked by something queued that cannot join (told apart cheaply;
             :meth:`_take_mergeable` applies the exact rules)."""
-            behind = outbox.behind(key)
+            behind = portals.behind(key)
             return len(behind) >= MAX_LINES or not all(map(joinable, behind))
 
         assert self.held_from is not None
@@ -258,8 +264,8 @@ class OutboxJob:
             evt = nxt.event
             return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)
 
-        key = (self.item.network, self.item.portal)
-        while (taken := self.bridge.outbox.take_next(key, accept)) is not None:
+        take_next, key = self.bridge.portal_objects.take_next, self.lane
+        while (taken := take_next(key, accept)) is not None:
             assert isinstance(taken, OutboxJob)
             evt = taken.event
             assert isinstance(evt, RemoteMessage)
@@ -270,15 +276,16 @@ class OutboxJob:
 
 
 def submit(bridge: Bridge, item: OutboxItem, event: RemoteEvent | None = None) -> None:
-    """Queue an outbox row's job behind the earlier ones of its portal."""
+    """Queue an outbox row's job in its portal's lane, behind the portal's earlier ones."""
     job = OutboxJob(bridge, item, event)
-    key = (item.network, item.portal)
+    key = job.lane
+    portals = bridge.portal_objects
     hold = bridge.stream_hold
     if hold.hold > 0 and event is not None and bridge.connectors[item.network].merge_backlog:
         if type(event) is RemoteMessage and event.sender is not None:
             job.held_from = hold.arrived(key, event.sender.remote_id, time.monotonic())
         else:
             hold.interrupt(key)
-    bridge.outbox.submit(key, job)
-    if hold.hold > 0 and bridge.outbox.queued(key) > MAX_LINES:
+    portals.submit(key, job)
+    if hold.hold > 0 and portals.queued(key) > MAX_LINES:
         hold.interrupt(key)

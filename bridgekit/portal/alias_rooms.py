@@ -29,8 +29,8 @@ from mautrix.types import Membership
 from ..contract.connector import AliasResolver, ChatIdParser
 from ..contract.events import PortalKey
 from ..contract.ids import server_of
-from ..database.store import Portal
 from ..matrix.client import state_type
+from ..objects.portal import Portal
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -96,7 +96,7 @@ class AliasRooms:
                 mark = existing.metadata.get(MARKER)
                 if added and isinstance(mark, dict):  # removed with the room if unjoined
                     mark.setdefault("aliases", []).append(localpart)
-                    await self.bridge.store.save_portal(existing)
+                    await existing.save()
                 return added
             if not self._take(connector.name):
                 self._refused(
@@ -114,7 +114,7 @@ class AliasRooms:
                 return False
             if self.cleanup_after > 0:
                 portal.metadata[MARKER] = {"at": time.time(), "aliases": [localpart]}
-                await self.bridge.store.save_portal(portal)
+                await portal.save()
                 self._due[(portal.network, portal.key)] = time.time() + self.cleanup_after
                 self._wake.set()
             return True
@@ -211,7 +211,7 @@ class AliasRooms:
         members = [m for m, ms in present.items() if ms == Membership.JOIN]
         if people:
             portal.metadata.pop(MARKER, None)
-            await self.bridge.store.save_portal(portal)
+            await portal.save()
             return
         log.info(
             "Closing %s (%s/%s): made from alias %s, nobody joined in %gs",
@@ -222,7 +222,7 @@ class AliasRooms:
             self.cleanup_after,
         )
         await self.bridge.spaces.portal_removed(portal)
-        await self.bridge.store.delete_portal(portal)
+        await portal.delete()
         try:
             await bot.send_state_event(
                 portal.mxid, state_type("m.room.join_rules"), {"join_rule": "invite"}

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..bridge import Bridge
     from ..contract.connector import NetworkClient
     from ..contract.events import PortalKey
-    from ..database.records import Portal
+    from ..objects.portal import Portal
 
 log = logging.getLogger("bridgekit.portal.backfill")
 

@@ -11,7 +11,8 @@ from ..contract.events import MessageContent
 from ..matrix.fields import relation
 
 if TYPE_CHECKING:
-    from ..database.store import Portal, Store
+    from ..database.store import Store
+    from ..objects.portal import Portal
 
 _REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
 

@@ -37,7 +37,7 @@ from ..contract.events import (
     MatrixRoomMeta,
     MatrixTyping,
 )
-from ..database.store import LRU, MessageRow, Portal, ReactionRow
+from ..database.store import LRU, MessageRow, ReactionRow
 from ..matrix.fields import Relation, relation
 from ..matrix.message_status import (
     KINDS,
@@ -48,6 +48,7 @@ from ..matrix.message_status import (
     refused_message,
     room_capabilities,
 )
+from ..objects.portal import Portal
 from .matrix_content import power_level_changes, to_content
 from .relaying import mark_relayed, relay_sender
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..contract.events import ChatInfo, ChatMember
 from ..contract.ids import localpart_of, server_of
-from ..database.store import Portal
 from ..matrix.client import with_retries
+from ..objects.portal import Portal
 
 if TYPE_CHECKING:
     from ..bridge import Bridge

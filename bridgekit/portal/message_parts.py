@@ -30,7 +30,7 @@ from ..matrix.client import with_retries
 from ..matrix.fetcher import FetchError
 
 if TYPE_CHECKING:
-    from ..database.store import Portal
+    from ..objects.portal import Portal
     from .remote_to_matrix import RemoteToMatrix
 
 log = logging.getLogger("bridgekit.portal.portals")

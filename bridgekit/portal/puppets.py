@@ -12,14 +12,15 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mautrix.appservice import IntentAPI
 
 from ..contract.connector import NetworkClient
 from ..contract.events import EventSender, RemoteUserInfoChange
-from ..database.store import Ghost, Portal
 from ..matrix.client import with_retries
+from ..objects.ghost import Ghost
+from ..objects.portal import Portal
 from .clients import client_for
 
 if TYPE_CHECKING:
@@ -29,18 +30,11 @@ if TYPE_CHECKING:
     from ..matrix.fetcher import MediaFetcher
 
 log = logging.getLogger("bridgekit.portal.portals")
-MAX_DISPLAYNAME = 256
 
 
 async def _replay(parts: list[bytes]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
-
-
-def _display(ghost: Ghost, name: str | None) -> str:
-    """The display name a ghost gets: its remote id when the network has none, cut to what
-    homeservers accept (Synapse refuses more than 256 characters)."""
-    return (name or ghost.remote_id)[:MAX_DISPLAYNAME]
 
 
 class Puppets:
@@ -101,10 +95,11 @@ class Puppets:
         """Register the ghost at first sight (asking the network for what the caller did not
         say), then bring its profile to what is reported: only what differs from the ghost's
         row costs a homeserver request."""
-        ghost = await self.store.get_ghost(network, remote_id)
+        # The store builds Ghost objects (Store.set_factories): one per ghost.
+        ghost = cast(Ghost | None, await self.store.get_ghost(network, remote_id))
         changed = ghost is None
         if ghost is None:
-            ghost = Ghost(network, remote_id, mxid)
+            ghost = cast(Ghost, self.store.new_ghost(network, remote_id, mxid))
             await with_retries(intent.ensure_registered, what=f"registering {mxid}")
             info = None
             if client is not None and (not name or avatar_url is None or is_bot is None):
@@ -117,29 +112,11 @@ class Puppets:
                 avatar_url = info.avatar_url
             if is_bot is None and info is not None:
                 is_bot = info.is_bot
-        changed |= await self._apply_user_info(intent, ghost, name, avatar_url, is_bot)
+        changed |= await ghost.update_info(
+            intent, name, avatar_url, is_bot, avatar_mxc=self.avatar_mxc
+        )
         if changed:
-            await self.store.save_ghost(ghost)
-
-    async def _apply_user_info(
-        self,
-        intent: IntentAPI,
-        ghost: Ghost,
-        name: str | None,
-        avatar_url: str | None,
-        is_bot: bool | None,
-    ) -> bool:
-        """Whether the ghost's row changed. None leaves a field as it is."""
-        changed = False
-        if name is not None and _display(ghost, name) != ghost.name:
-            await self._update_ghost_profile(intent, ghost, name)
-            changed = True
-        if avatar_url is not None and avatar_url != (ghost.avatar_url or ""):
-            changed |= await self._update_ghost_avatar(intent, ghost, avatar_url)
-        if is_bot is not None and is_bot != ghost.is_bot:
-            ghost.is_bot = is_bot
-            changed = True
-        return changed
+            await ghost.save()
 
     async def remote_user_info(
         self, network: str, login_id: str | None, evt: RemoteUserInfoChange
@@ -163,27 +140,6 @@ class Puppets:
                 avatar_url=evt.avatar_url,
                 is_bot=evt.is_bot,
             )
-
-    async def _update_ghost_profile(
-        self, intent: IntentAPI, ghost: Ghost, name: str | None
-    ) -> None:
-        display = _display(ghost, name)
-        await with_retries(lambda: intent.set_displayname(display), what="ghost displayname")
-        ghost.name = display
-
-    async def _update_ghost_avatar(self, intent: IntentAPI, ghost: Ghost, url: str) -> bool:
-        """Set the ghost's avatar (none for ``""``); False when the image could not be had,
-        so that the next report tries again."""
-        try:
-            mxc = await self.avatar_mxc(url) if url else ""
-            await with_retries(
-                lambda: intent.set_avatar_url(mxc), what="ghost avatar", max_attempts=5
-            )
-        except Exception as e:
-            log.warning("Could not set avatar of %s: %s", ghost.mxid, e)
-            return False
-        ghost.avatar_url = url
-        return True
 
     async def avatar_mxc(self, url: str) -> str:
         """An avatar's ``mxc://`` URI: an http(s) image is fetched through the guarded fetcher

@@ -35,9 +35,10 @@ from ..contract.events import (
     RemoteTyping,
     RemoteUserInfoChange,
 )
-from ..database.store import MessageRow, Portal, ReactionRow
+from ..database.store import MessageRow, ReactionRow
 from ..matrix.client import send_event, with_retries
 from ..matrix.fetcher import FetchError
+from ..objects.portal import Portal
 from ..outbox.coalesce import merge_contents
 from . import message_parts
 from .clients import client_for
@@ -373,7 +374,7 @@ class RemoteToMatrix:
                     lambda: bot.set_room_avatar(portal.mxid, mxc), what="room avatar"
                 )
                 portal.avatar_url = evt.avatar_url
-        await self.store.save_portal(portal)
+        await portal.save()
 
     async def _remote_membership(
         self, portal: Portal, login_id: str | None, evt: RemoteMembership, seq: int

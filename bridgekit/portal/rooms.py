@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mautrix.errors import MatrixRequestError
 
 from ..contract.connector import NetworkClient
 from ..contract.events import ChatInfo, PortalKey
-from ..database.store import Portal
 from ..matrix.client import state_type, with_retries
+from ..objects.portal import Portal
 from .clients import client_for
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Rooms:
             elif room_id is None and alias_localpart is None:
                 log.warning("No login can create portal %s/%s", network, key)
                 return None
-            portal = portal or Portal(network=network, key=key)
+            portal = portal or cast(Portal, self.store.new_portal(network, key))
             portal.name, portal.topic, portal.is_dm = info.name, info.topic, info.is_dm
             if room_id is not None:
                 portal.mxid = room_id
@@ -79,7 +79,7 @@ class Rooms:
                 portal.mxid = await self._create_room(
                     portal, client, info, alias_localpart, asked=by_alias
                 )
-            await self.store.save_portal(portal)
+            await portal.save()
             await self.member_sync.apply(portal, info, client)
             await self.bridge.spaces.place(portal, info.parent, client and client.login)
             if (

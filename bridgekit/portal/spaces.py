@@ -37,8 +37,8 @@ from mautrix.types import RoomID, UserID
 from ..contract.connector import LoginInfo
 from ..contract.events import PortalKey, SpaceInfo
 from ..database.spaces import SpaceKey, SpaceRow, SpaceTable
-from ..database.store import Portal
 from ..matrix.client import state_type, with_retries
+from ..objects.portal import Portal
 
 if TYPE_CHECKING:
     from ..bridge import Bridge

@@ -19,7 +19,7 @@ from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import EventType, RoomID
 
 from ..contract.ids import server_of
-from ..database.records import Portal
+from ..objects.portal import Portal
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -160,7 +160,7 @@ class RoomUpgrades:
         if portal.mxid != old:
             return  # moved already (a replayed tombstone)
         portal.mxid = new
-        await self.bridge.store.save_portal(portal)
+        await portal.save()
         await self.bridge.spaces.portal_moved(portal, old)
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:

@@ -11,7 +11,7 @@ from bridgekit.bridge import discover_connectors
 from bridgekit.config import Config
 from bridgekit.contract.capabilities import BACKWARD, BackfillHandler, FetchResult
 from bridgekit.contract.events import EventSender, MessageContent, PortalKey, RemoteMessage
-from bridgekit.database.records import Portal
+from bridgekit.database.records import PortalRow
 from bridgekit.portal.backfill import Backfill, BackfillState
 
 
@@ -48,22 +48,22 @@ class Stub:
     async def last_remote_message(self, network: str, key: PortalKey) -> str | None:
         return self.sent[-1].id if self.sent else None
 
-    async def remote_message(self, portal: Portal, login_id: Any, m: RemoteMessage, seq: Any):
+    async def remote_message(self, portal: PortalRow, login_id: Any, m: RemoteMessage, seq: Any):
         self.sent.append(m)
 
 
 async def run_catch_up(stub: Stub, network: Network, anchor: str | None = "m0") -> Backfill:
     backfill = Backfill(stub)  # type: ignore[arg-type]
 
-    async def state(portal: Portal) -> BackfillState | None:
+    async def state(portal: PortalRow) -> BackfillState | None:
         return stub.rows.get(portal.key)
 
-    async def save(portal: Portal, st: BackfillState) -> None:
+    async def save(portal: PortalRow, st: BackfillState) -> None:
         stub.rows[portal.key] = st
 
     backfill.state = state  # type: ignore[method-assign]
     backfill.save = save  # type: ignore[method-assign]
-    await backfill._catch_up(Portal("fake", PortalKey("chat")), None, network, anchor, 1)
+    await backfill._catch_up(PortalRow("fake", PortalKey("chat")), None, network, anchor, 1)
     return backfill
 
 
@@ -107,7 +107,7 @@ async def test_history_keeps_the_newest_and_sends_oldest_first() -> None:
         FetchResult([msg(i) for i in range(2, 5)], "c2", True),
     )
     backfill = await run_catch_up(stub, Network(FetchResult([])), anchor=None)
-    await backfill._history(Portal("fake", PortalKey("chat")), network, "t")
+    await backfill._history(PortalRow("fake", PortalKey("chat")), network, "t")
     assert [m.id for m in stub.sent] == ["m4", "m7", "m8", "m9"]
     assert network.calls == [(None, BACKWARD, 3, None), ("m7", BACKWARD, 1, "c5")]
     state = stub.rows[PortalKey("chat")]
@@ -150,5 +150,5 @@ async def test_empty_pages_with_a_moving_cursor_end_the_history() -> None:
     stub = Stub(initial_limit=100, page_size=10)
     backfill = await run_catch_up(stub, Network(FetchResult([])), anchor=None)
     network = EmptyPages()
-    await backfill._history(Portal("fake", PortalKey("chat")), network, "t")
+    await backfill._history(PortalRow("fake", PortalKey("chat")), network, "t")
     assert network.calls <= 20 and stub.rows[PortalKey("chat")].initial_done

@@ -15,7 +15,7 @@ from bridgekit.contract.connector import LoginInfo
 from bridgekit.contract.events import PortalKey
 from bridgekit.database.db import create_database, migrate, package_migrations
 from bridgekit.database.net_metadata import MetadataTooNew, decode, encode
-from bridgekit.database.store import BridgeUser, Ghost, Portal, Store
+from bridgekit.database.store import BridgeUser, GhostRow, PortalRow, Store
 
 
 @dataclass
@@ -113,8 +113,8 @@ async def test_store_rows_of_each_table(store: Store) -> None:
     with pytest.raises(LookupError):  # a row the runtime has not stored
         await meta.set("portal", "irc", (key.id, key.receiver), Meta("x"))
     assert await meta.get("portal", "irc", (key.id, key.receiver), Meta) == Meta()
-    await store.save_portal(Portal("irc", key, mxid="!r:x"))
-    await store.save_ghost(Ghost("irc", "bob", "@_irc_bob:x"))
+    await store.save_portal(PortalRow("irc", key, mxid="!r:x"))
+    await store.save_ghost(GhostRow("irc", "bob", "@_irc_bob:x"))
     await store.save_user(BridgeUser("@u:x"))
     await store.save_login(LoginInfo("L1", "@u:x", "irc", "srv/u"))
     await meta.set("portal", "irc", (key.id, key.receiver), Meta("p"))
@@ -123,7 +123,7 @@ async def test_store_rows_of_each_table(store: Store) -> None:
     # Another network's rows with the same ids are apart.
     assert await meta.get("ghost", "xmpp", ("bob",), Meta) == Meta()
     # The runtime's own writes of the row leave the connector's metadata alone.
-    await store.save_portal(Portal("irc", key, mxid="!r:x", name="renamed"))
+    await store.save_portal(PortalRow("irc", key, mxid="!r:x", name="renamed"))
     await store.save_login(LoginInfo("L1", "@u:x", "irc", "srv/u", "u2", {"server": "srv"}))
     fresh = Store(store.db)  # a restart: nothing cached
     assert await fresh.net_metadata.get("portal", "irc", ("#chan", ""), Meta) == Meta("p")

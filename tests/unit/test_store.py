@@ -17,7 +17,7 @@ from bridgekit.contract.events import (
     remote_event_to_json,
 )
 from bridgekit.database.db import create_database, migrate, package_migrations
-from bridgekit.database.store import BridgeUser, Ghost, MessageRow, Portal, ReactionRow, Store
+from bridgekit.database.store import BridgeUser, GhostRow, MessageRow, PortalRow, ReactionRow, Store
 from bridgekit.outbox.remote_queue import merged_lines, merged_payload
 
 NASTY = "x'); DROP TABLE portal; --"
@@ -345,8 +345,8 @@ async def test_outbox_sequence_numbers_are_not_reused_after_done(open_store: Ope
 # -- portals ---------------------------------------------------------------------------------
 
 
-def a_portal(**changes: object) -> Portal:
-    portal = Portal(
+def a_portal(**changes: object) -> PortalRow:
+    portal = PortalRow(
         network="fake",
         key=PortalKey("general", ""),
         mxid="!portal:example.org",
@@ -444,7 +444,7 @@ async def test_delete_portal_removes_it_with_its_messages_and_reactions(open_sto
 
 
 async def test_ghost_round_trips_through_the_database(open_store: Opener) -> None:
-    ghost = Ghost("fake", "alice", "@_fake_alice:example.org", "Alice", "mxc://x/y", {"k": [1]})
+    ghost = GhostRow("fake", "alice", "@_fake_alice:example.org", "Alice", "mxc://x/y", {"k": [1]})
     await (await open_store()).save_ghost(ghost)
     fresh = await open_store()
     assert await fresh.get_ghost("fake", "alice") == ghost
@@ -454,12 +454,12 @@ async def test_ghost_round_trips_through_the_database(open_store: Opener) -> Non
 
 async def test_saving_a_ghost_again_updates_its_profile(open_store: Opener) -> None:
     store = await open_store()
-    await store.save_ghost(Ghost("fake", "alice", "@_fake_alice:example.org", "Alice"))
+    await store.save_ghost(GhostRow("fake", "alice", "@_fake_alice:example.org", "Alice"))
     await store.save_ghost(
-        Ghost("fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b")
+        GhostRow("fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b")
     )
     fresh = await open_store()
-    assert await fresh.get_ghost("fake", "alice") == Ghost(
+    assert await fresh.get_ghost("fake", "alice") == GhostRow(
         "fake", "alice", "@_fake_alice:example.org", "Alicia", "mxc://a/b"
     )
 
@@ -692,7 +692,7 @@ async def test_sql_in_values_is_stored_and_read_back_verbatim(open_store: Opener
     store = await open_store()
     portal = a_portal(key=PortalKey(NASTY, NASTY), mxid=NASTY, name=NASTY, topic=NASTY)
     await store.save_portal(portal)
-    await store.save_ghost(Ghost("fake", NASTY, "@_fake_x:example.org", NASTY))
+    await store.save_ghost(GhostRow("fake", NASTY, "@_fake_x:example.org", NASTY))
     await store.add_message(message(NASTY, part=NASTY, event_id=NASTY, portal=PortalKey(NASTY)))
     await store.set_kv(NASTY, NASTY)
     assert await store.store_transaction((NASTY, NASTY), NASTY) == "new"
@@ -760,7 +760,7 @@ def test_the_store_methods_are_the_tables_own(store: Store) -> None:
 async def test_space_rows_round_trip(store: Store) -> None:
     """The space tables' SQL (database/spaces.py) on both engines."""
     spaces = store.spaces
-    portal = Portal("fake", PortalKey("chat"), mxid="!p:hs")
+    portal = PortalRow("fake", PortalKey("chat"), mxid="!p:hs")
     key = ("fake", "ws", "")
     await spaces.add_space(key, "Acme", None, None)
     await spaces.add_space(key, "Other", None, None)  # recorded already: kept as it was
@@ -800,7 +800,7 @@ async def test_space_rows_round_trip(store: Store) -> None:
 async def test_backfill_state_round_trip(store: Store) -> None:
     from bridgekit.database.backfill import BackfillState
 
-    portal = Portal("fake", PortalKey("chat"))
+    portal = PortalRow("fake", PortalKey("chat"))
     assert await store.backfill.get(portal) is None
     await store.backfill.save(portal, BackfillState(forward_anchor="m1", backward_more=True))
     await store.backfill.save(portal, BackfillState("m2", "c", None, False, True))
