@@ -53,6 +53,7 @@ from .portal.alias_rooms import AliasRooms
 from .portal.backfill import Backfill
 from .portal.presence import PresenceKeeper
 from .portal.spaces import Spaces
+from .portal.upgrades import RoomUpgrades
 
 log = logging.getLogger("bridgekit")
 #: Tries to commit a batch of remote events before they are given up (logged, and the
@@ -172,15 +173,44 @@ class Bridge(Logins, Notices, Transactions):
         from .commands.processor import CommandProcessor
         from .matrix.router import MatrixRouter
         from .portal.portals import PortalService
-        from .portal.upgrades import RoomUpgrades
 
         self.portals = PortalService(self)
-        self.backfill = Backfill(self)
+        self.backfill = Backfill(
+            config=config,
+            store=self.store,
+            clients=self.clients,
+            queue_remote_event=self.queue_remote_event,
+            # Late-bound: the live path and backfill each call the other.
+            send_message=lambda p, login_id, m, txn: self.portals.remote_to_matrix.remote_message(
+                p, login_id, m, txn
+            ),
+        )
+        self.spaces = Spaces(
+            store=self.store,
+            matrix=self.matrix,
+            puppets=self.portals.puppets,
+            connectors=self.connectors,
+            spawn=self._spawn,
+            personal=config.settings.bridge.personal_spaces,
+        )
         self.router = MatrixRouter(self)
-        self.upgrades = RoomUpgrades(self)
+        self.upgrades = RoomUpgrades(
+            store=self.store,
+            matrix=self.matrix,
+            rooms=self.portals.rooms,
+            spaces=self.spaces,
+            send_notice=self.send_notice,
+        )
         self.commands = CommandProcessor(self)
-        self.alias_rooms = AliasRooms(self)
-        self.spaces = Spaces(self)
+        self.alias_rooms = AliasRooms(
+            settings=config.settings.bridge.alias_rooms,
+            store=self.store,
+            matrix=self.matrix,
+            connectors=self.connectors,
+            rooms=self.portals.rooms,
+            spaces=self.spaces,
+            connector_for_ghost=self.connector_for_ghost,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

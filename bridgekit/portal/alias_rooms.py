@@ -21,19 +21,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Membership
 
-from ..contract.connector import AliasResolver, ChatIdParser
+from ..contract.connector import AliasResolver, ChatIdParser, NetworkConnector
 from ..contract.events import PortalKey
 from ..contract.ids import server_of
 from ..matrix.client import state_type
 from ..objects.portal import Portal
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from ..settings import AliasRoomSettings
+    from .spaces import Spaces
 
 log = logging.getLogger("bridgekit.portal.portals")
 
@@ -42,11 +46,43 @@ _LOG_EVERY = 60.0
 _LOG_LINES = 30  # refused queries logged a minute, at most
 
 
+class PortalRooms(Protocol):
+    """What alias rooms need of :class:`~bridgekit.portal.rooms.Rooms` (a protocol: that
+    module is wired with the services that use this one)."""
+
+    async def get_or_create(
+        self,
+        network: str,
+        key: PortalKey,
+        login_id: str | None,
+        *,
+        alias_localpart: str | None = None,
+        by_alias: bool = False,
+    ) -> Portal | None: ...
+
+    async def add_alias(self, portal: Portal, localpart: str) -> bool: ...
+
+
 class AliasRooms:
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.per_minute = bridge.config.settings.bridge.alias_rooms.per_minute
-        self.cleanup_after = bridge.config.settings.bridge.alias_rooms.cleanup_after
+    def __init__(
+        self,
+        *,
+        settings: AliasRoomSettings,
+        store: Store,
+        matrix: MatrixClient,
+        connectors: Mapping[str, NetworkConnector],
+        rooms: PortalRooms,
+        spaces: Spaces,
+        connector_for_ghost: Callable[[str], object | None],
+    ) -> None:
+        self.store = store
+        self.matrix = matrix
+        self.connectors = connectors  # the live map of enabled connectors
+        self.rooms = rooms
+        self.spaces = spaces
+        self.connector_for_ghost = connector_for_ghost  # None for an MXID that is no ghost
+        self.per_minute = settings.per_minute
+        self.cleanup_after = settings.cleanup_after
         self._buckets: dict[str, tuple[float, float]] = {}  # network -> (tokens, when)
         self._logged: dict[str, float] = {}
         self._window: list[float] = [time.monotonic(), 0, 0]  # start, lines, left out
@@ -57,10 +93,10 @@ class AliasRooms:
 
     async def query(self, alias: str) -> bool:
         """Answer the homeserver's ``GET /rooms/{alias}``: True once the room exists."""
-        if server_of(alias) != self.bridge.domain:
+        if server_of(alias) != self.matrix.domain:
             return False
         localpart = alias[1:].split(":", 1)[0]
-        for connector in self.bridge.connectors.values():
+        for connector in self.connectors.values():
             if not isinstance(connector, AliasResolver):
                 continue
             resolved = await connector.resolve_alias(localpart)
@@ -76,7 +112,7 @@ class AliasRooms:
                 if accepted.id != key.id:
                     self._refused(alias, f"{key.id!r} is not {connector.name}'s own spelling")
                     return False
-            existing = await self.bridge.store.get_portal(connector.name, key)
+            existing = await self.store.get_portal(connector.name, key)
             if existing is not None and existing.mxid:
                 # A room made before anyone asked for its alias (by a command, an invite, or
                 # the other spelling of the alias): the homeserver asks us because the alias
@@ -92,7 +128,7 @@ class AliasRooms:
                         key=f"rate:{connector.name}",
                     )
                     return False
-                added = await self.bridge.portals.rooms.add_alias(existing, localpart)
+                added = await self.rooms.add_alias(existing, localpart)
                 mark = existing.metadata.get(MARKER)
                 if added and isinstance(mark, dict):  # removed with the room if unjoined
                     mark.setdefault("aliases", []).append(localpart)
@@ -107,7 +143,7 @@ class AliasRooms:
                     key=f"rate:{connector.name}",
                 )
                 return False
-            portal = await self.bridge.portals.rooms.get_or_create(
+            portal = await self.rooms.get_or_create(
                 connector.name, key, login_id, alias_localpart=localpart, by_alias=True
             )
             if portal is None or portal.mxid is None:
@@ -166,7 +202,7 @@ class AliasRooms:
         """Close rooms made from an alias that nobody joined in time (a background task)."""
         if self.cleanup_after <= 0:
             return
-        for portal in await self.bridge.store.all_portals():  # marked before a restart
+        for portal in await self.store.all_portals():  # marked before a restart
             mark = portal.metadata.get(MARKER)
             if isinstance(mark, dict):
                 due = float(mark.get("at", 0)) + self.cleanup_after
@@ -178,7 +214,7 @@ class AliasRooms:
                 if due > now:
                     continue
                 del self._due[ident]
-                portal = await self.bridge.store.get_portal(*ident)
+                portal = await self.store.get_portal(*ident)
                 mark = portal.metadata.get(MARKER) if portal else None
                 if portal is None or not portal.mxid or not isinstance(mark, dict):
                     continue
@@ -194,7 +230,7 @@ class AliasRooms:
                 pass
 
     async def _check(self, portal: Portal, aliases: list[str]) -> None:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None and portal.mxid
         events = await bot.get_members(portal.mxid)
         # Joined or invited (``irc join`` may have invited someone who has not answered yet).
@@ -204,9 +240,7 @@ class AliasRooms:
             if e.content.membership in (Membership.JOIN, Membership.INVITE)
         }
         people = [
-            m
-            for m in present
-            if m != self.bridge.bot_mxid and self.bridge.connector_for_ghost(m) is None
+            m for m in present if m != self.matrix.bot_mxid and self.connector_for_ghost(m) is None
         ]
         members = [m for m, ms in present.items() if ms == Membership.JOIN]
         if people:
@@ -221,7 +255,7 @@ class AliasRooms:
             ", ".join(aliases),
             self.cleanup_after,
         )
-        await self.bridge.spaces.portal_removed(portal)
+        await self.spaces.portal_removed(portal)
         await portal.delete()
         try:
             await bot.send_state_event(
@@ -230,8 +264,8 @@ class AliasRooms:
             for localpart in aliases:
                 await bot.remove_room_alias(localpart)
             for member in members:
-                if member != self.bridge.bot_mxid:
-                    await self.bridge.matrix.intent(member).leave_room(portal.mxid)
+                if member != self.matrix.bot_mxid:
+                    await self.matrix.intent(member).leave_room(portal.mxid)
             await bot.leave_room(portal.mxid)
         except MatrixRequestError as e:
             log.warning("Could not fully clean up %s: %s", portal.mxid, e)

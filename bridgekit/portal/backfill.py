@@ -31,10 +31,19 @@ from ..database.backfill import BackfillState
 from .clients import client_for
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from ..config import Config
     from ..contract.connector import NetworkClient
-    from ..contract.events import PortalKey
+    from ..contract.events import PortalKey, RemoteEvent
+    from ..database.store import Store
     from ..objects.portal import Portal
+
+    #: Queues a remote event in its portal's ordered queue (the durable outbox).
+    QueueEvent = Callable[[str | None, RemoteEvent], Awaitable[None]]
+    #: The live path of one remote message (``RemoteToMatrix.remote_message``): portal,
+    #: login id, message, transaction id. A callable, not the class: that module calls this one.
+    SendMessage = Callable[[Portal, str | None, RemoteMessage, str], Awaitable[None]]
 
 log = logging.getLogger("bridgekit.portal.backfill")
 
@@ -58,8 +67,20 @@ def _int(value: object, default: int, top: int) -> int:
 class Backfill:
     """Fetches history for portals and sends it through their ordered queues."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        clients: Mapping[str, NetworkClient],
+        queue_remote_event: QueueEvent,
+        send_message: SendMessage,
+    ) -> None:
+        self.config = config  # read when used: Config.set resets its settings
+        self.store = store
+        self.clients = clients  # the live map of loaded logins
+        self.queue_remote_event = queue_remote_event
+        self.send_message = send_message
         #: Portals created before any login was in their chat (a room made from an alias):
         #: their history is fetched before the first event a login brings them.
         self.pending: set[tuple[str, PortalKey]] = set()
@@ -68,11 +89,11 @@ class Backfill:
 
     @property
     def catchup(self) -> bool:
-        return self.bridge.config.settings.bridge.backfill.catchup
+        return self.config.settings.bridge.backfill.catchup
 
     @property
     def catchup_limit(self) -> int:
-        config = self.bridge.config
+        config = self.config
         value = config.settings.bridge.backfill.catchup_limit
         legacy = config.settings.bridge.backfill_limit
         if legacy is not None and config.get("bridge.backfill.catchup_limit") is None:
@@ -81,21 +102,21 @@ class Backfill:
 
     @property
     def initial_limit(self) -> int:
-        return _int(self.bridge.config.settings.bridge.backfill.initial_limit, 50, MAX_LIMIT)
+        return _int(self.config.settings.bridge.backfill.initial_limit, 50, MAX_LIMIT)
 
     @property
     def page_size(self) -> int:
-        page = self.bridge.config.settings.bridge.backfill.page_size
+        page = self.config.settings.bridge.backfill.page_size
         return max(1, _int(page, 50, MAX_PAGE))
 
     # -- triggers ------------------------------------------------------------------------
 
     async def catch_up(self, login_id: str) -> None:
         """``login_id`` (re)connected: queue a catch-up for each of its portals."""
-        client = self.bridge.clients.get(login_id)
+        client = self.clients.get(login_id)
         if not isinstance(client, BackfillHandler) or not self.catchup or not self.catchup_limit:
             return
-        store = self.bridge.store
+        store = self.store
         for portal in await store.all_portals():
             if portal.network != client.login.network or not client.is_in_portal(portal.key):
                 continue
@@ -106,7 +127,7 @@ class Backfill:
             direction = BACKWARD if anchor is None and state and not state.initial_done else FORWARD
             if direction == FORWARD and anchor is None and not (state and state.forward_cursor):
                 continue  # nothing bridged, nowhere to go on from: nothing to catch up on
-            await self.bridge.queue_remote_event(
+            await self.queue_remote_event(
                 login_id,
                 RemoteBackfill(
                     portal.key, network=portal.network, direction=direction, anchor=anchor
@@ -133,7 +154,7 @@ class Backfill:
         key = (portal.network, portal.key)
         if key not in self.pending:
             return
-        client = client_for(self.bridge.clients, portal.network, portal.key, login_id)
+        client = client_for(self.clients, portal.network, portal.key, login_id)
         if client is None or not client.is_in_portal(portal.key):
             return
         self.pending.discard(key)
@@ -153,7 +174,7 @@ class Backfill:
         if evt.messages:  # pushed by the connector
             await self._send(portal, login_id, evt.messages, f"{seq}")
             return
-        client = client_for(self.bridge.clients, portal.network, portal.key, login_id)
+        client = client_for(self.clients, portal.network, portal.key, login_id)
         if not isinstance(client, BackfillHandler):
             return
         try:
@@ -212,7 +233,7 @@ class Backfill:
             empty = 0 if res.messages else empty + 1
             stuck = not res.messages and (res.cursor == cursor or empty >= MAX_EMPTY_PAGES)
             cursor = res.cursor
-            newest = await self.bridge.store.last_remote_message(portal.network, portal.key)
+            newest = await self.store.last_remote_message(portal.network, portal.key)
             state.forward_anchor, state.forward_cursor = newest, cursor
             await self.save(portal, state)
             if not res.has_more or stuck:
@@ -250,9 +271,7 @@ class Backfill:
         await self._send(portal, login.id if login else None, messages, txn)
         state.backward_cursor, state.backward_more, state.initial_done = cursor, more, True
         if state.forward_anchor is None:
-            state.forward_anchor = await self.bridge.store.last_remote_message(
-                portal.network, portal.key
-            )
+            state.forward_anchor = await self.store.last_remote_message(portal.network, portal.key)
         await self.save(portal, state)
         if messages:
             log.info("Backfilled %d messages of history into %s", len(messages), portal.key)
@@ -261,14 +280,13 @@ class Backfill:
         self, portal: Portal, login_id: str | None, messages: list[RemoteMessage], txn: str
     ) -> None:
         """The live path for each message; a txn id per message, the same on a replay."""
-        to_matrix = self.bridge.portals.remote_to_matrix
         for i, msg in enumerate(messages):
-            await to_matrix.remote_message(portal, login_id, msg, f"{txn}.{i}")  # type: ignore[arg-type]
+            await self.send_message(portal, login_id, msg, f"{txn}.{i}")
 
     # -- progress ------------------------------------------------------------------------
 
     async def state(self, portal: Portal) -> BackfillState | None:
-        return await self.bridge.store.backfill.get(portal)
+        return await self.store.backfill.get(portal)
 
     async def save(self, portal: Portal, state: BackfillState) -> None:
-        await self.bridge.store.backfill.save(portal, state)
+        await self.store.backfill.save(portal, state)

@@ -29,19 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import RoomID, UserID
 
-from ..contract.connector import LoginInfo
+from ..contract.connector import LoginInfo, NetworkConnector
 from ..contract.events import PortalKey, SpaceInfo
 from ..database.spaces import SpaceKey, SpaceRow, SpaceTable
 from ..matrix.client import state_type, with_retries
 from ..objects.portal import Portal
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.spaces")
 
@@ -69,14 +72,27 @@ def _clean(info: SpaceInfo) -> SpaceInfo | None:
 class Spaces:
     """The space rooms of every network served by this process."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        *,
+        store: Store,
+        matrix: MatrixClient,
+        puppets: Puppets,
+        connectors: Mapping[str, NetworkConnector],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        personal: bool,
+    ) -> None:
+        self.store = store
+        self.matrix = matrix
+        self.puppets = puppets  # avatars copied to the homeserver, double puppets
+        self.connectors = connectors  # the live map of enabled connectors
+        self._spawn = spawn  # a background task the bridge cancels at stop
         self._locks: dict[SpaceKey, asyncio.Lock] = {}
-        self.personal = bridge.config.settings.bridge.personal_spaces
+        self.personal = personal  # bridge.personal_spaces
 
     @property
     def _rows(self) -> SpaceTable:
-        return self.bridge.store.spaces
+        return self.store.spaces
 
     # -- what the runtime calls ----------------------------------------------------------------
 
@@ -94,7 +110,7 @@ class Spaces:
         if info is not None:
             await self._place(portal, info, user_mxid)
         if self.personal and login is not None and login.network == portal.network:
-            display = getattr(self.bridge.connectors.get(portal.network), "display_name", "")
+            display = getattr(self.connectors.get(portal.network), "display_name", "")
             name = f"{display or portal.network} ({login.remote_name or login.remote_id})"
             await self._place(portal, SpaceInfo("", name=name, receiver=login.id), user_mxid)
 
@@ -109,7 +125,7 @@ class Spaces:
             await self._rows.add_member(key, user_mxid)
         moved = old is not None and old[2] and (old[0], old[1]) != (info.id, info.receiver)
         old_key = (portal.network, old[0], old[1]) if old and moved else None
-        self.bridge._spawn(self._link(portal.network, portal.key, info, old_key))
+        self._spawn(self._link(portal.network, portal.key, info, old_key))
 
     async def _forget_child(self, portal: Portal, space: SpaceKey) -> None:
         await self._rows.forget_child(portal, space)
@@ -141,7 +157,7 @@ class Spaces:
                 await self._rows.set_linked(portal.network, portal.key, space_id, receiver, False)
                 info = SpaceInfo(space_id, receiver=receiver)
                 link = self._link(portal.network, portal.key, info, None, stored=True)
-                self.bridge._spawn(link)
+                self._spawn(link)
         except Exception:
             log.exception("Could not move %s/%s in its space", portal.network, portal.key)
 
@@ -149,15 +165,15 @@ class Spaces:
         """Finish the links and invites a stop cut short (run once at start)."""
         rows = await self._rows.unlinked_children()
         for r in rows:
-            if r["network"] not in self.bridge.connectors:
+            if r["network"] not in self.connectors:
                 continue
             key = PortalKey(r["portal_id"], r["receiver"])
             info = SpaceInfo(r["space_id"], receiver=r["space_receiver"])
-            self.bridge._spawn(self._link(r["network"], key, info, None, stored=True))
+            self._spawn(self._link(r["network"], key, info, None, stored=True))
         rows = await self._rows.spaces_with_uninvited()
         for r in rows:
             space_key = (r["network"], r["space_id"], r["receiver"])
-            self.bridge._spawn(self._invite_pending(space_key, r["mxid"]))
+            self._spawn(self._invite_pending(space_key, r["mxid"]))
 
     async def space_of(self, network: str, key: PortalKey, login_id: str = "") -> str | None:
         """The room id of the space ``key``'s portal is linked into, if any: its container's,
@@ -192,7 +208,7 @@ class Spaces:
         stored: bool = False,
     ) -> None:
         try:
-            portal = await self.bridge.store.get_portal(network, key)
+            portal = await self.store.get_portal(network, key)
             if portal is None or not portal.mxid:
                 return
             space_key: SpaceKey = (network, info.id, info.receiver)
@@ -206,7 +222,7 @@ class Spaces:
             if (info.id, info.receiver, False) not in await self._children(network, key):
                 pass  # moved again or removed meanwhile: linked by that call, or not at all
             else:
-                via = {"via": [self.bridge.domain]}
+                via = {"via": [self.matrix.domain]}
                 await self._state(space_mxid, "m.space.child", portal.mxid, via)
                 parent = {**via, "canonical": True}
                 try:
@@ -237,13 +253,13 @@ class Spaces:
             return row.mxid
 
     async def _create(self, row: SpaceRow) -> str:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
-        connector = self.bridge.connectors.get(row.network)
+        connector = self.connectors.get(row.network)
         display = getattr(connector, "display_name", row.network)
         bridge_info = {
-            "bridgebot": self.bridge.bot_mxid,
-            "creator": self.bridge.bot_mxid,
+            "bridgebot": self.matrix.bot_mxid,
+            "creator": self.matrix.bot_mxid,
             "protocol": {"id": row.network, "displayname": display},
             "network": {"id": row.space_id, "displayname": row.name or row.space_id},
         }
@@ -254,7 +270,7 @@ class Spaces:
         ]
         if row.avatar_url:
             try:
-                mxc = await self.bridge.portals.puppets.avatar_mxc(row.avatar_url)
+                mxc = await self.puppets.avatar_mxc(row.avatar_url)
                 initial_state.append(
                     {"type": "m.room.avatar", "state_key": "", "content": {"url": mxc}}
                 )
@@ -283,7 +299,7 @@ class Spaces:
             changes["topic"] = info.topic
         if info.avatar_url and info.avatar_url != row.avatar_url:
             try:
-                mxc = await self.bridge.portals.puppets.avatar_mxc(info.avatar_url)
+                mxc = await self.puppets.avatar_mxc(info.avatar_url)
             except Exception as e:
                 log.info("Avatar of space %s not copied: %s", row.space_id, e)
             else:
@@ -295,14 +311,14 @@ class Spaces:
     async def _invite_pending(self, key: SpaceKey, space_mxid: str) -> None:
         """Invite the users with a portal in the space who were not invited yet."""
         users = await self._rows.uninvited(key)
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         for user_mxid in users:
             try:
                 await bot.invite_user(RoomID(space_mxid), UserID(user_mxid))
             except MatrixRequestError as e:  # already in the space: fine
                 log.info("Could not invite %s to space %s: %s", user_mxid, space_mxid, e)
-            dp = await self.bridge.portals.puppets.double_puppet_intent(user_mxid)
+            dp = await self.puppets.double_puppet_intent(user_mxid)
             if dp is not None:
                 try:
                     await dp.join_room(RoomID(space_mxid))
@@ -320,7 +336,7 @@ class Spaces:
                 log.info("Could not clear the space parent of %s: %s", portal.mxid, e)
 
     async def _state(self, room_id: str, etype: str, state_key: str, content: Any) -> None:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         await with_retries(
             lambda: bot.send_state_event(

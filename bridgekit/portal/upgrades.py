@@ -13,7 +13,8 @@ told which level to grant for the bridge info state.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import EventType, RoomID
@@ -22,7 +23,9 @@ from ..contract.ids import server_of
 from ..objects.portal import Portal
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from .spaces import Spaces
 
 log = logging.getLogger("bridgekit.portal.upgrades")
 
@@ -56,9 +59,28 @@ def may_send_tombstone(
     return level >= needed
 
 
+class BridgeInfo(Protocol):
+    """What an upgrade needs of :class:`~bridgekit.portal.rooms.Rooms` (a protocol: that
+    module is wired with the services that use this one)."""
+
+    async def set_bridge_info(self, portal: Portal) -> None: ...
+
+
 class RoomUpgrades:
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        *,
+        store: Store,
+        matrix: MatrixClient,
+        rooms: BridgeInfo,
+        spaces: Spaces,
+        send_notice: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.matrix = matrix
+        self.rooms = rooms
+        self.spaces = spaces
+        self.send_notice = send_notice  # a notice from the bot in a room
 
     @staticmethod
     def _pending_key(room_id: str) -> str:
@@ -92,16 +114,16 @@ class RoomUpgrades:
                 sender,
             )
             return
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         try:
             await bot.join_room(RoomID(replacement), servers=[server_of(sender)], max_retries=0)
         except MatrixRequestError as e:
             log.info("Cannot join %s yet (%s): asking for an invite", replacement, e)
-            await self.bridge.set_kv(self._pending_key(replacement), old)
-            await self.bridge.send_notice(
+            await self.store.set_kv(self._pending_key(replacement), old)
+            await self.send_notice(
                 old,
-                f"This room was upgraded. Invite me ({self.bridge.bot_mxid}) to the new room "
+                f"This room was upgraded. Invite me ({self.matrix.bot_mxid}) to the new room "
                 "to keep it bridged.",
             )
             return
@@ -110,18 +132,18 @@ class RoomUpgrades:
     async def joined(self, room_id: str) -> bool:
         """The bot just joined ``room_id`` after an invite: finish a move that waited for
         it. True if the room is an upgraded portal's replacement."""
-        old = await self.bridge.get_kv(self._pending_key(room_id))
+        old = await self.store.get_kv(self._pending_key(room_id))
         if not old:
             return False
-        await self.bridge.set_kv(self._pending_key(room_id), None)
-        portal = await self.bridge.store.get_portal_by_mxid(old)
+        await self.store.set_kv(self._pending_key(room_id), None)
+        portal = await self.store.get_portal_by_mxid(old)
         if portal is None:
             return False
         await self._move(portal, old, room_id)
         return True
 
     async def _current_tombstone(self, room_id: str) -> dict[str, Any] | None:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         try:
             event = await bot.get_state_event(
@@ -132,7 +154,7 @@ class RoomUpgrades:
         return event.serialize()
 
     async def _may_upgrade(self, room_id: str, sender: str) -> bool:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         create = (
             await bot.get_state_event(RoomID(room_id), EventType.ROOM_CREATE, format="event")
@@ -149,7 +171,7 @@ class RoomUpgrades:
 
     async def _move(self, portal: Portal, old: str, new: str) -> None:
         """The bot is in ``new``: check it succeeds ``old``, then bridge it instead."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         create = (await bot.get_state_event(RoomID(new), EventType.ROOM_CREATE)).serialize()
         predecessor = create.get("predecessor")
@@ -161,19 +183,19 @@ class RoomUpgrades:
             return  # moved already (a replayed tombstone)
         portal.mxid = new
         await portal.save()
-        await self.bridge.spaces.portal_moved(portal, old)
+        await self.spaces.portal_moved(portal, old)
         log.info("Portal %s/%s moved from %s to %s", portal.network, portal.key, old, new)
         try:
-            await self.bridge.portals.rooms.set_bridge_info(portal)
+            await self.rooms.set_bridge_info(portal)
         except (MatrixRequestError, IntentError) as e:
             # mautrix checks the bot's power itself (IntentError) before asking the server.
             log.warning("Could not set the bridge info of %s (%s)", new, e)
-            await self.bridge.send_notice(new, await self._power_hint(new))
+            await self.send_notice(new, await self._power_hint(new))
 
     async def _power_hint(self, room_id: str) -> str:
         """What the bot needs granted in ``room_id`` to mark it bridged, in words an admin
         can act on (the level the room's power levels ask for the bridge info state)."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         needed = 50
         try:
@@ -185,7 +207,7 @@ class RoomUpgrades:
             needed = max(int(events.get(t, default)) for t in ("m.bridge", "uk.half-shot.bridge"))
         except (MatrixRequestError, TypeError, ValueError):
             pass
-        me = self.bridge.bot_mxid
+        me = self.matrix.bot_mxid
         return (
             "This room was upgraded and I bridge it now, but I need power in the new room to "
             f"mark it as bridged (the m.bridge state): give me ({me}) power level {needed}, "

@@ -13,9 +13,19 @@ from bridgekit.config import Config
 from bridgekit.portal.alias_rooms import _LOG_LINES, AliasRooms
 
 
-def rooms(**config: Any) -> AliasRooms:
-    bridge = SimpleNamespace(config=Config.from_dict({"bridge": {"alias_rooms": config}}))
-    return AliasRooms(bridge)  # type: ignore[arg-type]
+def rooms(
+    store: Any = None, connectors: Any = None, portal_rooms: Any = None, **config: Any
+) -> AliasRooms:
+    settings = Config.from_dict({"bridge": {"alias_rooms": config}}).settings.bridge.alias_rooms
+    return AliasRooms(
+        settings=settings,
+        store=store,
+        matrix=SimpleNamespace(domain="x", bot_mxid="@bot:x"),  # type: ignore[arg-type]
+        connectors=connectors or {},
+        rooms=portal_rooms,
+        spaces=None,  # type: ignore[arg-type]
+        connector_for_ghost=lambda mxid: None,
+    )
 
 
 def test_the_rate_limit_is_per_network_and_refills(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,11 +76,12 @@ async def test_aliases_added_to_an_existing_room_count_against_the_rate_limit() 
         added.append(localpart)
         return True
 
-    ar = rooms(per_minute=2)
-    ar.bridge.domain = "x"
-    ar.bridge.connectors = {"net": AnySpelling()}
-    ar.bridge.store = SimpleNamespace(get_portal=get_portal)
-    ar.bridge.portals = SimpleNamespace(rooms=SimpleNamespace(add_alias=add_alias))
+    ar = rooms(
+        store=SimpleNamespace(get_portal=get_portal),
+        connectors={"net": AnySpelling()},
+        portal_rooms=SimpleNamespace(add_alias=add_alias),
+        per_minute=2,
+    )
     answers = [await ar.query(f"#spelling{i}:x") for i in range(5)]
     assert answers == [True, True, False, False, False]
     assert added == ["spelling0", "spelling1"]

@@ -4,7 +4,6 @@ the end-to-end behaviour is in tests/test_e2e_backfill.py), and its configuratio
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from bridgekit.bridge import discover_connectors
@@ -35,15 +34,13 @@ class Network(BackfillHandler):
 
 
 class Stub:
-    """What Backfill uses of the bridge: config, the store's newest remote id and its state
-    table (in memory), and the portal path messages go through."""
+    """What Backfill uses: config, the store's newest remote id and its state table (in
+    memory), and the portal path messages go through."""
 
     def __init__(self, **backfill: Any) -> None:
         self.config = Config.from_dict({"bridge": {"backfill": backfill}})
         self.sent: list[RemoteMessage] = []
         self.rows: dict[Any, BackfillState] = {}
-        self.store = self
-        self.portals = SimpleNamespace(remote_to_matrix=self)
 
     async def last_remote_message(self, network: str, key: PortalKey) -> str | None:
         return self.sent[-1].id if self.sent else None
@@ -53,7 +50,16 @@ class Stub:
 
 
 async def run_catch_up(stub: Stub, network: Network, anchor: str | None = "m0") -> Backfill:
-    backfill = Backfill(stub)  # type: ignore[arg-type]
+    async def queue(login_id: Any, event: Any) -> None:
+        raise AssertionError("a catch-up queues nothing here")
+
+    backfill = Backfill(
+        config=stub.config,
+        store=stub,  # type: ignore[arg-type]
+        clients={},
+        queue_remote_event=queue,
+        send_message=stub.remote_message,
+    )
 
     async def state(portal: PortalRow) -> BackfillState | None:
         return stub.rows.get(portal.key)
