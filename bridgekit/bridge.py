@@ -27,6 +27,8 @@ from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
 from . import __version__
+from .commands.processor import CommandProcessor
+from .commands.runtime import CommandRuntime
 from .config import Config
 from .contract.connector import NetworkClient, NetworkConnector, ThirdPartyHandler
 from .contract.events import RemoteEvent, RemoteUserID
@@ -40,6 +42,7 @@ from .matrix.client import MatrixClient, with_retries
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
+from .matrix.router import MatrixRouter
 from .metrics import Metrics
 from .network_api import NetworkBridge
 from .notices import Notices
@@ -166,12 +169,10 @@ class Bridge(Logins, Notices, Transactions):
         self.media = MediaSigner(str(config["appservice.as_token"]))
         # Signed media links: on the appservice listener, or on their own (media.port) so
         # that exposing media to the internet does not expose the appservice API.
-        self.media_server = MediaServer(self, self.server.app)
+        self.media_server = MediaServer(config.settings, self.media, self.matrix, self.server.app)
         self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
-        from .commands.processor import CommandProcessor
-        from .matrix.router import MatrixRouter
         from .portal.portals import PortalService
 
         self.portals = PortalService(self)
@@ -193,7 +194,6 @@ class Bridge(Logins, Notices, Transactions):
             spawn=self._spawn,
             personal=config.settings.bridge.personal_spaces,
         )
-        self.router = MatrixRouter(self)
         self.upgrades = RoomUpgrades(
             store=self.store,
             matrix=self.matrix,
@@ -201,7 +201,6 @@ class Bridge(Logins, Notices, Transactions):
             spaces=self.spaces,
             send_notice=self.send_notice,
         )
-        self.commands = CommandProcessor(self)
         self.alias_rooms = AliasRooms(
             settings=config.settings.bridge.alias_rooms,
             store=self.store,
@@ -210,6 +209,31 @@ class Bridge(Logins, Notices, Transactions):
             rooms=self.portals.rooms,
             spaces=self.spaces,
             connector_for_ghost=self.connector_for_ghost,
+        )
+        self.commands = CommandProcessor(
+            CommandRuntime(
+                settings=config.settings.bridge,
+                store=self.store,
+                matrix=self.matrix,
+                send_notice=self.send_notice,
+                connectors=self.connectors,
+                logins=self,
+                rooms=self.portals.rooms,
+                spaces=self.spaces,
+                connector_for_ghost=self.connector_for_ghost,
+            )
+        )
+        self.router = MatrixRouter(
+            permission_for=config.permission_for,
+            store=self.store,
+            matrix=self.matrix,
+            commands=self.commands,
+            matrix_to_remote=self.portals.matrix_to_remote,
+            upgrades=self.upgrades,
+            logins=self,
+            connector_for_ghost=self.connector_for_ghost,
+            send_notice=self.send_notice,
+            metrics=self.metrics,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import logging
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventType, Membership
 
-from ..contract.commands import Command, CommandEvent
+from ..contract.commands import Command
 from ..contract.connector import ChatIdParser
 from ..contract.events import PortalKey
 from ..objects.portal import Portal
+from .runtime import RuntimeCommandEvent
 
 log = logging.getLogger("bridgekit.commands.processor")
 
@@ -25,13 +26,13 @@ MODERATOR = 50
 ADMIN = 100
 
 
-async def cmd_list_portals(ce: CommandEvent) -> None:
+async def cmd_list_portals(ce: RuntimeCommandEvent) -> None:
     """Admins see every portal; a user only those they belong to: a private chat of one of
     their logins, or a room they are joined to (a portal's room id and name are not for
     whoever asks, e.g. a secret channel's)."""
-    portals = [p for p in await ce.bridge.store.all_portals() if p.mxid]
+    portals = [p for p in await ce.runtime.store.all_portals() if p.mxid]
     if ce.level < 3:
-        mine = {c.login.id for c in ce.bridge.clients_of(ce.sender)}
+        mine = {c.login.id for c in ce.runtime.logins.clients_of(ce.sender)}
         portals = await _belonging(ce, portals, mine)
     if not portals:
         await ce.reply("No portals.")
@@ -39,13 +40,15 @@ async def cmd_list_portals(ce: CommandEvent) -> None:
     await ce.reply("\n".join(f"* {p.network} {p.key.id}: {p.name or ''} {p.mxid}" for p in portals))
 
 
-async def _belonging(ce: CommandEvent, portals: list[Portal], mine: set[str]) -> list[Portal]:
+async def _belonging(
+    ce: RuntimeCommandEvent, portals: list[Portal], mine: set[str]
+) -> list[Portal]:
     """The portals the sender is in, from the state cache (fed by every membership event the
     bridge receives). Only a room the cache knows nothing of (e.g. since a restart) costs a
     request: its joined members, which fills the cache for every later listing."""
-    bot = ce.bridge.matrix.bot
+    bot = ce.runtime.matrix.bot
     assert bot is not None
-    cache = ce.bridge.matrix.state_store
+    cache = ce.runtime.matrix.state_store
     sem = asyncio.Semaphore(8)
 
     async def joined(portal: Portal) -> bool:
@@ -67,9 +70,9 @@ async def _belonging(ce: CommandEvent, portals: list[Portal], mine: set[str]) ->
     return [p for p, k in zip(portals, keep, strict=True) if k]
 
 
-async def _room_power(ce: CommandEvent) -> int | None:
+async def _room_power(ce: RuntimeCommandEvent) -> int | None:
     """The sender's power level in the command's room; None (and a reply) if unreadable."""
-    bot = ce.bridge.matrix.bot
+    bot = ce.runtime.matrix.bot
     assert bot is not None
     try:
         pls = await bot.get_power_levels(ce.room_id)
@@ -81,7 +84,7 @@ async def _room_power(ce: CommandEvent) -> int | None:
     return int(pls.get_user_level(ce.sender, create))
 
 
-async def _require_room_admin(ce: CommandEvent) -> bool:
+async def _require_room_admin(ce: RuntimeCommandEvent) -> bool:
     if ce.level >= 3:
         return True
     power = await _room_power(ce)
@@ -93,7 +96,7 @@ async def _require_room_admin(ce: CommandEvent) -> bool:
     return True
 
 
-async def cmd_bridge(ce: CommandEvent) -> None:
+async def cmd_bridge(ce: RuntimeCommandEvent) -> None:
     if ce.is_management or len(ce.args) < 2:
         await ce.reply("Usage (in the room to bridge): bridge <network> <remote chat id>")
         return
@@ -103,10 +106,10 @@ async def cmd_bridge(ce: CommandEvent) -> None:
     if not await _require_room_admin(ce):
         return
     network, remote_id = ce.args[0].lower(), " ".join(ce.args[1:])
-    if network not in ce.bridge.connectors:
+    if network not in ce.runtime.connectors:
         await ce.reply(f"Unknown network `{network}`.")
         return
-    connector = ce.bridge.connectors[network]
+    connector = ce.runtime.connectors[network]
     if isinstance(connector, ChatIdParser):
         try:
             key = connector.parse_chat_id(remote_id)
@@ -116,12 +119,12 @@ async def cmd_bridge(ce: CommandEvent) -> None:
         remote_id = key.id
     else:
         key = PortalKey(remote_id)
-    existing = await ce.bridge.store.get_portal(network, key)
+    existing = await ce.runtime.store.get_portal(network, key)
     if existing and existing.mxid:
         await ce.reply(f"{remote_id} is already bridged to another room.")
         return
-    login = next(iter(ce.bridge.clients_of(ce.sender, network)), None)
-    portal = await ce.bridge.portals.rooms.get_or_create(
+    login = next(iter(ce.runtime.logins.clients_of(ce.sender, network)), None)
+    portal = await ce.runtime.rooms.get_or_create(
         network, key, login.login.id if login else None, room_id=ce.room_id
     )
     if portal is None:
@@ -133,18 +136,18 @@ async def cmd_bridge(ce: CommandEvent) -> None:
     await ce.reply(f"Bridged this room to {network} {remote_id}.")
 
 
-async def cmd_unbridge(ce: CommandEvent) -> None:
+async def cmd_unbridge(ce: RuntimeCommandEvent) -> None:
     if ce.portal is None:
         await ce.reply("This room is not bridged.")
         return
     if not await _require_room_admin(ce):
         return
-    await ce.bridge.spaces.portal_removed(ce.portal)
+    await ce.runtime.spaces.portal_removed(ce.portal)
     await ce.portal.delete()
     await ce.reply("This room is no longer bridged.")
 
 
-async def _may_change_relay(ce: CommandEvent, verb: str) -> bool:
+async def _may_change_relay(ce: RuntimeCommandEvent, verb: str) -> bool:
     """Setting, replacing or unsetting a room's relay: bridge admins, room moderators, and
     the owner of the current relay login (found in the store: a login that is not connected
     now, or did not load, is still theirs and comes back at the next start)."""
@@ -152,7 +155,7 @@ async def _may_change_relay(ce: CommandEvent, verb: str) -> bool:
     if ce.level >= 3:
         return True
     relay = ce.portal.relay_login
-    if relay and any(login.id == relay for login in await ce.bridge.store.logins(ce.sender)):
+    if relay and any(login.id == relay for login in await ce.runtime.store.logins(ce.sender)):
         return True
     power = await _room_power(ce)
     if power is None:
@@ -166,16 +169,16 @@ async def _may_change_relay(ce: CommandEvent, verb: str) -> bool:
     return True
 
 
-async def cmd_set_relay(ce: CommandEvent) -> None:
+async def cmd_set_relay(ce: RuntimeCommandEvent) -> None:
     if ce.portal is None:
         await ce.reply("Use this in a bridged room.")
         return
-    if not ce.bridge.config.settings.bridge.relay.enabled:
+    if not ce.runtime.settings.relay.enabled:
         await ce.reply("Relay mode is disabled in the bridge config.")
         return
     clients = [
         c
-        for c in ce.bridge.clients_of(ce.sender, ce.portal.network)
+        for c in ce.runtime.logins.clients_of(ce.sender, ce.portal.network)
         if c.is_in_portal(ce.portal.key)
     ]
     if not clients:
@@ -189,7 +192,7 @@ async def cmd_set_relay(ce: CommandEvent) -> None:
     await ce.reply(f"Messages from users without a login are now relayed through {who}.")
 
 
-async def cmd_unset_relay(ce: CommandEvent) -> None:
+async def cmd_unset_relay(ce: RuntimeCommandEvent) -> None:
     if ce.portal is None or not ce.portal.relay_login:
         await ce.reply("This room has no relay.")
         return
@@ -200,22 +203,22 @@ async def cmd_unset_relay(ce: CommandEvent) -> None:
     await ce.reply("Relay mode is off in this room.")
 
 
-async def cmd_delete_portal(ce: CommandEvent) -> None:
+async def cmd_delete_portal(ce: RuntimeCommandEvent) -> None:
     if ce.portal is None:
         await ce.reply("Use this in a bridged room.")
         return
     portal = ce.portal
-    bot = ce.bridge.matrix.bot
+    bot = ce.runtime.matrix.bot
     assert bot is not None and portal.mxid
-    await ce.bridge.spaces.portal_removed(portal)
+    await ce.runtime.spaces.portal_removed(portal)
     await portal.delete()
     await ce.reply("Portal deleted; I am leaving this room.")
     try:
         if not portal.plumbed:
             members = await bot.get_joined_members(portal.mxid)
             for member in members:
-                if ce.bridge.connector_for_ghost(member):
-                    await ce.bridge.matrix.intent(member).leave_room(portal.mxid)
+                if ce.runtime.connector_for_ghost(member):
+                    await ce.runtime.matrix.intent(member).leave_room(portal.mxid)
         await bot.leave_room(portal.mxid)
     except MatrixRequestError:
         log.warning("Could not clean up room %s", portal.mxid)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mautrix.errors import MatrixRequestError
 
@@ -22,10 +22,8 @@ from ..contract.connector import LoginInfo, LoginProcess, LoginStep
 from ..database.store import BridgeUser
 from ..objects.portal import Portal
 from .command_secrets import redact_in_management_room, refuse_outside_management, remove_mistyped
+from .runtime import CommandRuntime, RuntimeCommandEvent
 from .secret_typos import mistyped_secret
-
-if TYPE_CHECKING:
-    from ..bridge import Bridge
 
 log = logging.getLogger("bridgekit.commands.processor")
 
@@ -42,11 +40,13 @@ class PendingLogin:
 
 
 class CommandProcessor:
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(self, runtime: CommandRuntime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.send_notice = runtime.send_notice
         self.commands: dict[str, Command] = {}
         self.pending_logins: dict[str, PendingLogin] = {}
-        self._prefix = bridge.config.settings.bridge.command_prefix
+        self._prefix = runtime.settings.command_prefix
         for cmd in _builtin_commands():
             self.register(cmd)
 
@@ -59,10 +59,10 @@ class CommandProcessor:
         return self._prefix
 
     async def get_or_create_user(self, mxid: str) -> BridgeUser:
-        user = await self.bridge.store.get_user(mxid)
+        user = await self.store.get_user(mxid)
         if user is None:
             user = BridgeUser(mxid)
-            await self.bridge.store.save_user(user)
+            await self.store.save_user(user)
         return user
 
     async def maybe_handle(
@@ -70,13 +70,13 @@ class CommandProcessor:
     ) -> bool:
         """Handle ``body`` if it is a command (or a login answer). True if it was consumed."""
         sender = evt["sender"]
-        is_management = room_id in self.bridge.store.management_rooms
+        is_management = room_id in self.store.management_rooms
         text = body.strip()
         if text.startswith(self.prefix):
             text = text[len(self.prefix) :].strip()
         elif not is_management:
             return False
-        user = await self.bridge.store.get_user(sender) if level else None
+        user = await self.store.get_user(sender) if level else None
         is_management = bool(user and user.management_room == room_id)
         if not is_management and not body.strip().startswith(self.prefix):
             return False  # someone else's management room (the bot is there for its owner)
@@ -91,46 +91,35 @@ class CommandProcessor:
                 await self._login_answer(room_id, sender, body.strip(), evt.get("event_id"))
                 return True
             if raw_args.strip() and pending.step.fields[pending.field_index].secret:
-                await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
+                await redact_in_management_room(self.runtime, room_id, sender, evt.get("event_id"))
         if not text:
             return True
         try:
             args = shlex.split(raw_args)
         except ValueError:
             args = raw_args.split()
-        ce = CommandEvent(
-            self.bridge,
-            room_id,
-            sender,
-            name.lower(),
-            args,
-            raw_args.strip(),
-            level,
-            portal,
-            is_management,
-            self.bridge.send_notice,
+        cmd = self.commands.get(name.lower())
+        ce = self._event(
+            cmd, room_id, sender, name.lower(), args, raw_args.strip(), level, portal, is_management
         )
-        cmd = self.commands.get(ce.command)
-        if cmd is not None and cmd.network is not None:
-            ce.bridge = self.bridge.connectors[cmd.network].bridge
         if cmd is None or not cmd.carries_secret(args):
             guess = mistyped_secret(self.commands, ce.command, args)
             if guess is not None:
                 event_id = evt.get("event_id")
-                await remove_mistyped(self.bridge, room_id, sender, event_id, guess, is_management)
+                await remove_mistyped(self.runtime, room_id, sender, event_id, guess, is_management)
                 return True
         if cmd is None:
             # Not echoed in the management room: a word sent there that is no command is
             # often a password typed again after its login ended (failed, or a restart).
             what = "That is not a command" if is_management else f"Unknown command `{name}`"
-            await ce.reply(f"{what}. Send `{self._hint(ce)}help` for a list.")
+            await ce.reply(f"{what}. Send `{self.hint(ce)}help` for a list.")
             return True
         if cmd.carries_secret(args):
             # Before the permission check: a secret is removed whoever sent it.
             if not is_management:
-                await refuse_outside_management(self.bridge, room_id, evt.get("event_id"), name)
+                await refuse_outside_management(self.runtime, room_id, evt.get("event_id"), name)
                 return True
-            await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
+            await redact_in_management_room(self.runtime, room_id, sender, evt.get("event_id"))
         if level < cmd.level:
             await ce.reply(
                 f"You do not have permission to use `{cmd.name}` "
@@ -153,7 +142,7 @@ class CommandProcessor:
         if not isinstance(body, str) or not level:
             return False
         sender = evt["sender"]
-        user = await self.bridge.store.get_user(sender)
+        user = await self.store.get_user(sender)
         is_management = bool(user and user.management_room == room_id)
         text = body.strip()
         if text.startswith(self.prefix):
@@ -175,24 +164,66 @@ class CommandProcessor:
         ):
             return False
         if is_management:
-            await redact_in_management_room(self.bridge, room_id, sender, evt.get("event_id"))
-            await self.bridge.send_notice(
+            await redact_in_management_room(self.runtime, room_id, sender, evt.get("event_id"))
+            await self.send_notice(
                 room_id, "Edits are not read as commands or answers: send it as a new message."
             )
         else:
-            await refuse_outside_management(self.bridge, room_id, evt.get("event_id"), name)
+            await refuse_outside_management(self.runtime, room_id, evt.get("event_id"), name)
         return True
 
-    def _hint(self, ce: CommandEvent) -> str:
+    def _event(
+        self,
+        cmd: Command | None,
+        room_id: str,
+        sender: str,
+        command: str,
+        args: list[str],
+        raw_args: str,
+        level: int,
+        portal: Portal | None,
+        is_management: bool,
+    ) -> CommandEvent:
+        """A connector's command gets its network's BridgeAPI (and nothing of the runtime);
+        the runtime's own commands, and the answer to an unknown one, the runtime's event."""
+        if cmd is not None and cmd.network is not None:
+            api = self.runtime.connectors[cmd.network].bridge
+            return CommandEvent(
+                api,
+                room_id,
+                sender,
+                command,
+                args,
+                raw_args,
+                level,
+                portal,
+                is_management,
+                self.send_notice,
+            )
+        return RuntimeCommandEvent(
+            room_id=room_id,
+            sender=sender,
+            command=command,
+            args=args,
+            raw_args=raw_args,
+            level=level,
+            portal=portal,
+            is_management=is_management,
+            send_notice=self.send_notice,
+            runtime=self.runtime,
+            processor=self,
+        )
+
+    def hint(self, ce: CommandEvent) -> str:
         return "" if ce.is_management else self.prefix
 
     # -- login flows --------------------------------------------------------------------------
 
     async def start_login(self, ce: CommandEvent, network: str, flow_id: str | None) -> None:
-        connector = self.bridge.connectors.get(network)
+        connector = self.runtime.connectors.get(network)
         if connector is None:
             await ce.reply(
-                f"Unknown network `{network}`. Available: {', '.join(self.bridge.connectors)}"
+                f"Unknown network `{network}`. Available: {', '.join(self.runtime.connectors)}"
             )
             return
         flows = connector.login_flows()
@@ -218,7 +249,7 @@ class CommandProcessor:
         fld = step.fields[pending.field_index]
         desc = f" ({fld.description})" if fld.description else ""
         intro = f"{step.instructions}\n" if pending.field_index == 0 and step.instructions else ""
-        await self.bridge.send_notice(
+        await self.send_notice(
             room_id, f"{intro}Please enter your {fld.name}{desc}, or `cancel` to stop."
         )
 
@@ -228,7 +259,7 @@ class CommandProcessor:
         pending = self.pending_logins[sender]
         fld = pending.step.fields[pending.field_index]
         if fld.secret:
-            await redact_in_management_room(self.bridge, room_id, sender, event_id)
+            await redact_in_management_room(self.runtime, room_id, sender, event_id)
         pending.values[fld.id] = answer
         pending.field_index += 1
         if pending.field_index < len(pending.step.fields):
@@ -238,7 +269,7 @@ class CommandProcessor:
             pending.step = await pending.process.submit(pending.values)
         except Exception as e:
             self.pending_logins.pop(sender, None)
-            await self.bridge.send_notice(room_id, f"Login failed: {e}")
+            await self.send_notice(room_id, f"Login failed: {e}")
             return
         pending.values, pending.field_index = {}, 0
         await self._advance(room_id, sender, pending)
@@ -250,9 +281,9 @@ class CommandProcessor:
         await self.get_or_create_user(sender)
         info.user_mxid, info.network = sender, network
         if not info.id:
-            info.id = self.bridge.new_login_id()
-        await self.bridge.add_login(info)
-        await self.bridge.send_notice(
+            info.id = self.runtime.logins.new_login_id()
+        await self.runtime.logins.add_login(info)
+        await self.send_notice(
             room_id,
             f"Logged in to {network} as {info.remote_name or info.remote_id} (login {info.id}).",
         )
@@ -269,9 +300,9 @@ class CommandProcessor:
 # Built-in commands
 
 
-async def cmd_help(ce: CommandEvent) -> None:
-    procs = ce.bridge.commands
-    prefix = procs._hint(ce)
+async def cmd_help(ce: RuntimeCommandEvent) -> None:
+    procs = ce.processor
+    prefix = procs.hint(ce)
     if ce.args:
         cmd = procs.commands.get(ce.args[0].lower())
         if cmd is None or ce.level < cmd.level:
@@ -295,17 +326,17 @@ async def cmd_help(ce: CommandEvent) -> None:
     await ce.reply("\n".join(lines))
 
 
-async def cmd_version(ce: CommandEvent) -> None:
-    nets = ", ".join(f"{c.display_name}" for c in ce.bridge.connectors.values())
+async def cmd_version(ce: RuntimeCommandEvent) -> None:
+    nets = ", ".join(f"{c.display_name}" for c in ce.runtime.connectors.values())
     await ce.reply(f"bridgekit {__version__} (networks: {nets or 'none'})")
 
 
-async def cmd_ping(ce: CommandEvent) -> None:
-    logins = ce.bridge.clients_of(ce.sender)
+async def cmd_ping(ce: RuntimeCommandEvent) -> None:
+    logins = ce.runtime.logins.clients_of(ce.sender)
     if not logins:
         await ce.reply("Pong. You have no logins.")
         return
-    states = ce.bridge.login_states
+    states = ce.runtime.logins.login_states
     lines = [
         f"{c.login.network} {c.login.remote_name or c.login.remote_id}: "
         f"{states[c.login.id].state.value if c.login.id in states else 'UNKNOWN'}"
@@ -314,30 +345,28 @@ async def cmd_ping(ce: CommandEvent) -> None:
     await ce.reply("Pong.\n" + "\n".join(lines))
 
 
-async def cmd_login(ce: CommandEvent) -> None:
+async def cmd_login(ce: RuntimeCommandEvent) -> None:
     if not ce.is_management:
         # Its questions (a password) would be asked, and answered, where others read them.
         await ce.reply("Log in from your management room (a direct chat with me).")
         return
     if not ce.args:
         await ce.reply(
-            f"Usage: login <network> [flow]. Networks: {', '.join(ce.bridge.connectors)}"
+            f"Usage: login <network> [flow]. Networks: {', '.join(ce.runtime.connectors)}"
         )
         return
-    await ce.bridge.commands.start_login(
-        ce, ce.args[0].lower(), ce.args[1] if len(ce.args) > 1 else None
-    )
+    await ce.processor.start_login(ce, ce.args[0].lower(), ce.args[1] if len(ce.args) > 1 else None)
 
 
-async def cmd_cancel(ce: CommandEvent) -> None:
-    if await ce.bridge.commands.cancel_login(ce.sender):
+async def cmd_cancel(ce: RuntimeCommandEvent) -> None:
+    if await ce.processor.cancel_login(ce.sender):
         await ce.reply("Login cancelled.")
     else:
         await ce.reply("Nothing to cancel.")
 
 
-def _find_login(ce: CommandEvent, selector: str | None) -> LoginInfo | None:
-    clients = ce.bridge.clients_of(ce.sender)
+def _find_login(ce: RuntimeCommandEvent, selector: str | None) -> LoginInfo | None:
+    clients = ce.runtime.logins.clients_of(ce.sender)
     if selector is None:
         return clients[0].login if len(clients) == 1 else None
     for c in clients:
@@ -346,21 +375,21 @@ def _find_login(ce: CommandEvent, selector: str | None) -> LoginInfo | None:
     return None
 
 
-async def cmd_logout(ce: CommandEvent) -> None:
+async def cmd_logout(ce: RuntimeCommandEvent) -> None:
     login = _find_login(ce, ce.args[0] if ce.args else None)
     if login is None:
         await ce.reply("Which login? Give its id or network (see `list-logins`).")
         return
-    await ce.bridge.remove_login(login.id)
+    await ce.runtime.logins.remove_login(login.id)
     await ce.reply(f"Logged out of {login.network} ({login.remote_name or login.remote_id}).")
 
 
-async def cmd_list_logins(ce: CommandEvent) -> None:
-    clients = ce.bridge.clients_of(ce.sender)
+async def cmd_list_logins(ce: RuntimeCommandEvent) -> None:
+    clients = ce.runtime.logins.clients_of(ce.sender)
     if not clients:
         await ce.reply("You have no logins. Use `login <network>` to add one.")
         return
-    states = ce.bridge.login_states
+    states = ce.runtime.logins.login_states
     lines = []
     for c in clients:
         st = states.get(c.login.id)
@@ -371,12 +400,12 @@ async def cmd_list_logins(ce: CommandEvent) -> None:
     await ce.reply("\n".join(lines))
 
 
-async def cmd_login_matrix(ce: CommandEvent) -> None:
+async def cmd_login_matrix(ce: RuntimeCommandEvent) -> None:
     if not ce.args:
         await ce.reply("Usage: login-matrix <access token of your Matrix account>")
         return
     token = ce.args[0]
-    intent = ce.bridge.matrix.real_user_intent(ce.sender, token)
+    intent = ce.runtime.matrix.real_user_intent(ce.sender, token)
     try:
         whoami = await intent.whoami()
     except MatrixRequestError as e:
@@ -385,19 +414,19 @@ async def cmd_login_matrix(ce: CommandEvent) -> None:
     if whoami.user_id != ce.sender:
         await ce.reply("That token belongs to another user.")
         return
-    user = await ce.bridge.commands.get_or_create_user(ce.sender)
+    user = await ce.processor.get_or_create_user(ce.sender)
     user.double_puppet = token
-    await ce.bridge.store.save_user(user)
+    await ce.runtime.store.save_user(user)
     await ce.reply("Double puppeting enabled: what you send from the remote side appears as you.")
 
 
-async def cmd_logout_matrix(ce: CommandEvent) -> None:
-    user = await ce.bridge.store.get_user(ce.sender)
+async def cmd_logout_matrix(ce: RuntimeCommandEvent) -> None:
+    user = await ce.runtime.store.get_user(ce.sender)
     if not user or not user.double_puppet:
         await ce.reply("Double puppeting with a personal token is not enabled.")
         return
     user.double_puppet = None
-    await ce.bridge.store.save_user(user)
+    await ce.runtime.store.save_user(user)
     await ce.reply("Double puppeting disabled.")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .events import (
     MatrixEdit,
@@ -28,9 +28,8 @@ from .events import (
     RemoteMessageID,
     RemoteUserID,
 )
-
-if TYPE_CHECKING:
-    from .connector import LoginInfo, MessageResult
+from .login import LoginInfo
+from .results import MessageResult
 
 
 class EditHandler(ABC):

@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .capabilities import (  # the optional half of the contract
     BACKWARD,
@@ -68,13 +68,16 @@ from .events import (
     UserInfo,
 )
 from .ids import escape_localpart, template_regex, unescape_localpart
-
-if TYPE_CHECKING:
-    from .commands import Command
+from .login import LoginField, LoginFlow, LoginInfo, LoginProcess, LoginStep
+from .results import MessageResult
 
 __all__ = [
     "BridgeAPI",
     "BridgeStateEvent",
+    "Command",
+    "CommandEvent",
+    "CommandPortal",
+    "Handler",
     "RemoteChatID",
     "RemoteMessageID",
     "RemoteUserID",
@@ -124,77 +127,6 @@ class BridgeStateEvent(StrEnum):
     BAD_CREDENTIALS = "BAD_CREDENTIALS"
     LOGGED_OUT = "LOGGED_OUT"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
-
-
-@dataclass
-class LoginInfo:
-    """A stored login: what the connector needs to reconnect after a restart."""
-
-    id: str
-    user_mxid: str
-    network: str
-    remote_id: str
-    remote_name: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class MessageResult:
-    """What a network said about a message it accepted.
-
-    ``remote_id`` is the network's id for it (if the network has ids): the runtime maps it to
-    the Matrix event so later edits, replies, reactions and redactions find it, and so the
-    remote echo of the message is recognised and not bridged back.
-    """
-
-    remote_id: RemoteMessageID | None = None
-    timestamp: float | None = None
-    extra_ids: Sequence[RemoteMessageID] = ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Login flows: a small state machine the management room drives (`login <network>`).
-
-
-@dataclass
-class LoginField:
-    id: str
-    name: str
-    description: str = ""
-    secret: bool = False
-
-
-@dataclass
-class LoginStep:
-    """One step of a login flow: either a question for the user, or the finished login."""
-
-    instructions: str = ""
-    fields: list[LoginField] = field(default_factory=list)
-    complete: LoginInfo | None = None
-
-    @property
-    def is_complete(self) -> bool:
-        return self.complete is not None
-
-
-@dataclass
-class LoginFlow:
-    id: str
-    name: str
-    description: str = ""
-
-
-class LoginProcess(ABC):
-    """A login in progress for one Matrix user. ``submit`` gets the answers to ``fields``."""
-
-    @abstractmethod
-    async def start(self) -> LoginStep: ...
-
-    @abstractmethod
-    async def submit(self, values: dict[str, str]) -> LoginStep: ...
-
-    async def cancel(self) -> None:  # noqa: B027 - optional hook
-        """Release whatever ``start`` acquired."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +407,76 @@ class NetworkClient(ABC):
 
 
 CommandHandler = Callable[..., Awaitable[None]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: what a connector declares (:meth:`NetworkConnector.commands`) and what its handler
+# receives. Here, not in commands.py (which re-exports them), because they and the classes
+# above name each other: ``commands()`` returns :class:`Command`s, whose handlers get a
+# :class:`CommandEvent` carrying the connector's :class:`BridgeAPI`.
+
+
+class CommandPortal(Protocol):
+    """The portal a command was sent in, as a command may read it."""
+
+    @property
+    def network(self) -> str: ...
+
+    @property
+    def key(self) -> PortalKey: ...
+
+    @property
+    def mxid(self) -> str | None: ...
+
+
+@dataclass
+class CommandEvent:
+    #: A connector's command gets that connector's network-bound :class:`BridgeAPI` (its
+    #: ``NetworkBridge``), so it reaches the runtime only through the contract, never its
+    #: portals, Matrix client or store. (The runtime's own commands, which belong to no
+    #: network, get the runtime's subclass of this event instead.)
+    bridge: BridgeAPI
+    room_id: str
+    sender: str
+    command: str
+    args: list[str]
+    raw_args: str
+    level: int
+    portal: CommandPortal | None
+    is_management: bool
+    send_notice: Callable[[str, str, str | None], Awaitable[None]]
+
+    async def reply(self, text: str, html: str | None = None) -> None:
+        await self.send_notice(self.room_id, text, html)
+
+
+Handler = Callable[[CommandEvent], Awaitable[None]]
+
+
+@dataclass
+class Command:
+    name: str
+    handler: Handler
+    help: str
+    usage: str = ""
+    level: int = 2
+    section: str = "General"
+    aliases: list[str] = field(default_factory=list)
+    #: Whether a use of the command carries a secret (a password, a token), given its
+    #: arguments: such a use is refused outside the user's management room and its message is
+    #: redacted (see :mod:`bridgekit.commands.command_secrets`). A callable decides per use
+    #: (``irc storepass``).
+    secret: bool | Callable[[list[str]], bool] = False
+    #: Subcommands (first arguments) some uses of which carry a secret, e.g. ``("storepass",)``:
+    #: a mistyped one (``irc storepas pw``) is then removed like the real use. ``secret``
+    #: still decides which uses carry one.
+    secret_subcommands: tuple[str, ...] = ()
+    #: The connector that registered the command (set by the runtime): its handler gets
+    #: that connector's BridgeAPI as ``ce.bridge``.
+    network: str | None = None
+
+    def carries_secret(self, args: list[str]) -> bool:
+        return self.secret(args) if callable(self.secret) else self.secret
 
 
 _soon_tasks: set[asyncio.Future[None]] = set()

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .events import MessageContent
+
+class LabelledContent(Protocol):
+    """What :meth:`RelayFormat.apply` labels: a :class:`~bridgekit.contract.events.MessageContent`.
+    A protocol, not that class: events.py imports this module (``MatrixMessage.relay``)."""
+
+    body: str
+    html: str | None
+
 
 #: HTML that makes more than one line: a label only at its start would not cover the others.
 _HTML_BREAK_RE = re.compile(r"<\s*(br|p|div|li|tr|h[1-6]|pre|blockquote|hr|ol|ul)\b|\n", re.I)
@@ -35,7 +41,7 @@ class RelayFormat:
         """Bytes the label adds to each line."""
         return len(self.line("").encode("utf-8"))
 
-    def apply(self, content: MessageContent) -> None:
+    def apply(self, content: LabelledContent) -> None:
         """Label every line of ``content``'s body. HTML of one line is labelled too; HTML of
         several is dropped (the labelled body is sent instead) rather than labelled once."""
         content.body = "\n".join(self.line(part) for part in content.body.split("\n"))

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
     from ..config import Config
+    from ..settings import Settings
+    from .client import MatrixClient
 
 log = logging.getLogger("bridgekit.matrix.media")
 
@@ -62,13 +63,18 @@ class MediaServer:
     """The media links' routes: on the appservice's application, or, with ``media.port``, on
     an application of their own that :meth:`start` serves."""
 
-    def __init__(self, bridge: Bridge, appservice_app: web.Application) -> None:
-        settings = bridge.config.settings
+    def __init__(
+        self,
+        settings: Settings,
+        signer: MediaSigner,
+        matrix: MatrixClient,
+        appservice_app: web.Application,
+    ) -> None:
         self.port = settings.media.port
         self.host = settings.media.hostname or settings.appservice.hostname
         self.app = web.Application() if self.port else appservice_app
         self.runner: web.AppRunner | None = None
-        add_routes(self.app, bridge)
+        add_routes(self.app, signer, matrix)
 
     async def start(self) -> None:
         if not self.port:
@@ -97,19 +103,19 @@ def public_base(config: Config) -> str:
     return appservice.public_address or appservice.address
 
 
-def add_routes(app: web.Application, bridge: Bridge) -> None:
+def add_routes(app: web.Application, signer: MediaSigner, matrix: MatrixClient) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         server = request.match_info["server"]
         media_id = request.match_info["media_id"]
         sig = request.match_info["sig"]
         if not (_SAFE_RE.match(server) and _SAFE_RE.match(media_id)):
             raise web.HTTPNotFound()
-        if not bridge.media.verify(server, media_id, sig):
+        if not signer.verify(server, media_id, sig):
             raise web.HTTPNotFound()
-        session = bridge.matrix.session
+        session = matrix.session
         assert session is not None
-        url = f"{bridge.matrix.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
-        headers = {"Authorization": f"Bearer {bridge.matrix.as_token}"}
+        url = f"{matrix.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
+        headers = {"Authorization": f"Bearer {matrix.as_token}"}
         async with session.get(url, headers=headers) as upstream:
             if upstream.status != 200:
                 log.info("Media %s/%s: homeserver answered %d", server, media_id, upstream.status)

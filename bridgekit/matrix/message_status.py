@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +20,12 @@ from ..contract.connector import RoomCapabilities, RoomCapabilityHandler
 from .client import message_type
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
     from ..contract.connector import NetworkClient
     from ..contract.events import MessageContent
     from ..database.records import MessageRow
     from ..objects.portal import Portal
+    from ..settings import BridgeSettings
+    from .client import MatrixClient
 
 log = logging.getLogger("bridgekit.matrix.message_status")
 
@@ -76,13 +78,20 @@ def status_content(
 class StatusReporter:
     """Sends the status event and, for a failed message or edit, the notice."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        matrix: MatrixClient,
+        settings: BridgeSettings,
+        send_notice: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.matrix = matrix
+        self.settings = settings
+        self.send_notice = send_notice
         self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def events_enabled(self) -> bool:
-        return self.bridge.config.settings.bridge.message_status_events
+        return self.settings.message_status_events
 
     async def report(
         self,
@@ -109,11 +118,11 @@ class StatusReporter:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         failed = status in (Status.FAIL, Status.RETRIABLE)
-        if notice and failed and self.bridge.config.settings.bridge.message_error_notices:
-            await self.bridge.send_notice(room_id, f"{evt['sender']}: {message}")
+        if notice and failed and self.settings.message_error_notices:
+            await self.send_notice(room_id, f"{evt['sender']}: {message}")
 
     async def _send(self, room_id: str, content: dict[str, Any]) -> None:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         try:
             await bot.send_message_event(room_id, message_type(EVENT_TYPE), content)

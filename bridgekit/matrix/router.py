@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mautrix.types import Event
@@ -21,7 +22,13 @@ from ..database.records import LRU
 from .fields import NOTICE_TYPES, MalformedEvent, check_event
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..commands.processor import CommandProcessor
+    from ..commands.runtime import LoginLookups, SendNotice
+    from ..database.store import Store
+    from ..metrics import Metrics
+    from ..portal.matrix_to_remote import MatrixToRemote
+    from ..portal.upgrades import RoomUpgrades
+    from .client import MatrixClient
 
 log = logging.getLogger("bridgekit.matrix.router")
 
@@ -34,8 +41,30 @@ MALFORMED_TELL_INTERVAL = 60.0
 
 
 class MatrixRouter:
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    def __init__(
+        self,
+        *,
+        permission_for: Callable[[str], str | None],
+        store: Store,
+        matrix: MatrixClient,
+        commands: CommandProcessor,
+        matrix_to_remote: MatrixToRemote,
+        upgrades: RoomUpgrades,
+        logins: LoginLookups,
+        connector_for_ghost: Callable[[str], object | None],
+        send_notice: SendNotice,
+        metrics: Metrics,
+    ) -> None:
+        self.permission_for = permission_for
+        self.store = store
+        self.matrix = matrix
+        self.commands = commands
+        self.matrix_to_remote = matrix_to_remote
+        self.upgrades = upgrades
+        self.logins = logins
+        self.connector_for_ghost = connector_for_ghost
+        self.send_notice = send_notice
+        self.metrics = metrics
         self._levels: dict[str, int] = {}
         self._ours = LRU(50_000)
         self._malformed_told = LRU(10_000)  # (room, sender, noticed) -> when last told
@@ -43,7 +72,7 @@ class MatrixRouter:
     def level_of(self, mxid: str) -> int:
         level = self._levels.get(mxid)
         if level is None:
-            level = LEVELS.get(self.bridge.config.permission_for(mxid) or "", 0)
+            level = LEVELS.get(self.permission_for(mxid) or "", 0)
             if len(self._levels) > 100_000:
                 self._levels.clear()
             self._levels[mxid] = level
@@ -61,7 +90,7 @@ class MatrixRouter:
             return False
         if etype in ("m.room.member", "m.room.power_levels"):
             return True
-        store = self.bridge.store
+        store = self.store
         if store.is_portal_room(room_id) or room_id in store.management_rooms:
             # ... unless it is the echo of what the bot or a ghost sent (handle_event would
             # ignore it): a transaction of only such echoes then needs no write at all.
@@ -70,14 +99,14 @@ class MatrixRouter:
         if etype == "m.room.message":
             content = evt.get("content")
             body = content.get("body") if isinstance(content, dict) else None
-            return isinstance(body, str) and body.startswith(self.bridge.commands.prefix)
+            return isinstance(body, str) and body.startswith(self.commands.prefix)
         return False
 
     def is_ours(self, mxid: str) -> bool:
         """The bot or one of our ghosts (never treat their events as user input)."""
         ours = self._ours.get(mxid)
         if ours is None:
-            ours = mxid == self.bridge.bot_mxid or self.bridge.connector_for_ghost(mxid) is not None
+            ours = mxid == self.matrix.bot_mxid or self.connector_for_ghost(mxid) is not None
             self._ours.put(mxid, ours)
         return ours
 
@@ -85,7 +114,7 @@ class MatrixRouter:
         if "state_key" not in evt or evt.get("type") not in _STATE_TYPES:
             return
         try:
-            await self.bridge.matrix.state_store.update_state(Event.deserialize(evt))
+            await self.matrix.state_store.update_state(Event.deserialize(evt))
         except Exception:  # malformed state must not block the room
             log.debug("Could not parse state event %s", evt.get("event_id"))
 
@@ -105,36 +134,36 @@ class MatrixRouter:
         content = evt.get("content")
         if not isinstance(content, dict):
             return
-        if content.get(DOUBLE_PUPPET_KEY) == self.bridge.bridge_id:
+        if content.get(DOUBLE_PUPPET_KEY) == self.matrix.bridge_id:
             return  # our own double-puppeted message coming back
-        if etype == "m.room.member" and evt.get("state_key") == self.bridge.bot_mxid:
+        if etype == "m.room.member" and evt.get("state_key") == self.matrix.bot_mxid:
             await self._bot_membership(evt, sender, room_id, content)
             return
         if self.is_ours(sender):
             return
         level = self.level_of(sender)
-        portal = await self.bridge.store.get_portal_by_mxid(room_id)
+        portal = await self.store.get_portal_by_mxid(room_id)
         relates = content.get("m.relates_to")
         is_edit = isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
         if etype == "m.room.tombstone":
             # The room's power levels, not the bridge's permissions, decide who may move it.
             if portal is not None and evt.get("state_key") == "":
-                await self.bridge.upgrades.follow(portal, evt)
+                await self.upgrades.follow(portal, evt)
             return
         if etype == "m.room.message" and not is_edit:
             body = content.get("body")
-            commands = self.bridge.commands
+            commands = self.commands
             if (
                 isinstance(body, str)
                 # what maybe_handle looks at first, without a coroutine per message
                 and (
-                    room_id in self.bridge.store.management_rooms
+                    room_id in self.store.management_rooms
                     or body.strip().startswith(commands.prefix)
                 )
                 and await commands.maybe_handle(room_id, evt, body, level, portal)
             ):
                 return
-        elif is_edit and await self.bridge.commands.secret_in_edit(room_id, evt, level):
+        elif is_edit and await self.commands.secret_in_edit(room_id, evt, level):
             return
         if portal is None:
             return
@@ -146,7 +175,7 @@ class MatrixRouter:
         except MalformedEvent as e:
             await self._refuse_malformed(evt, sender, room_id, str(e))
             return
-        await self.bridge.portals.matrix_to_remote.handle_matrix_event(portal, evt, level, replay)
+        await self.matrix_to_remote.handle_matrix_event(portal, evt, level, replay)
 
     async def _refuse_malformed(
         self, evt: dict[str, Any], sender: str, room_id: str, why: str
@@ -155,7 +184,7 @@ class MatrixRouter:
         once a minute per sender and room: a client sending junk in a loop must not make the
         bot post (or the log grow) once per event."""
         etype = evt["type"]
-        self.bridge.metrics.error("malformed_event")
+        self.metrics.error("malformed_event")
         notice = etype in NOTICE_TYPES
         key, now = (room_id, sender, notice), time.monotonic()
         last = self._malformed_told.get(key)
@@ -165,7 +194,7 @@ class MatrixRouter:
         self._malformed_told.put(key, now)
         log.info("Refusing %s %r from %s: %s", etype, evt.get("event_id"), sender, why)
         if notice:
-            await self.bridge.send_notice(
+            await self.send_notice(
                 room_id,
                 f"{sender}: your {etype} was not bridged: {why} (said once a minute at most)",
             )
@@ -175,7 +204,7 @@ class MatrixRouter:
     ) -> None:
         if content.get("membership") != "invite":
             return
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None
         level = self.level_of(sender)
         if level < LEVELS["user"]:
@@ -190,12 +219,12 @@ class MatrixRouter:
         except Exception:
             log.exception("Could not join %s after an invite from %s", room_id, sender)
             return
-        if await self.bridge.upgrades.joined(room_id):
+        if await self.upgrades.joined(room_id):
             return  # the replacement of an upgraded portal room
         # Only a direct chat becomes the management room: a room invited to for plumbing
         # (`bridge <network> <id>`) must keep needing the command prefix.
         if content.get("is_direct"):
-            user = await self.bridge.commands.get_or_create_user(sender)
+            user = await self.commands.get_or_create_user(sender)
             user.management_room = room_id
             welcome = (
                 "Hello, I'm the bridge bot. This is now your management room: send `help` "
@@ -203,11 +232,11 @@ class MatrixRouter:
             )
             # The user made this room: the bot removes the secrets sent here (passwords,
             # tokens) only if the room gave it that power; if not, it says so once.
-            if not await can_redact(self.bridge, room_id):
+            if not await can_redact(self.matrix, room_id):
                 welcome += "\n" + NO_POWER_HINT
                 user.metadata["no_redact_told"] = room_id
-            await self.bridge.store.save_user(user)
-            await self.bridge.send_notice(room_id, welcome)
+            await self.store.save_user(user)
+            await self.send_notice(room_id, welcome)
 
     async def handle_ephemeral(self, evt: dict[str, Any]) -> None:
         etype = evt.get("type")
@@ -218,13 +247,13 @@ class MatrixRouter:
             return
         if not isinstance(room_id, str) or not isinstance(content, dict):
             return
-        portal = await self.bridge.store.get_portal_by_mxid(room_id)
+        portal = await self.store.get_portal_by_mxid(room_id)
         if portal is None:
             return
         if etype == "m.typing":
             users = content.get("user_ids")
             if isinstance(users, list):
-                await self.bridge.portals.matrix_to_remote.handle_matrix_typing(
+                await self.matrix_to_remote.handle_matrix_typing(
                     portal, [u for u in users if isinstance(u, str) and not self.is_ours(u)]
                 )
         elif etype == "m.receipt":
@@ -238,9 +267,7 @@ class MatrixRouter:
                         and self.level_of(user_id) > 0
                         and server_of(user_id)
                     ):
-                        await self.bridge.portals.matrix_to_remote.handle_matrix_receipt(
-                            portal, user_id, event_id
-                        )
+                        await self.matrix_to_remote.handle_matrix_receipt(portal, user_id, event_id)
 
     async def _presence(self, sender: Any, content: dict[str, Any]) -> None:
         if not isinstance(sender, str) or self.is_ours(sender) or self.level_of(sender) < 2:
@@ -250,6 +277,6 @@ class MatrixRouter:
             return
         status = content.get("status_msg")
         change = MatrixPresence(sender, presence, status if isinstance(status, str) else None)
-        for client in self.bridge.clients_of(sender):
+        for client in self.logins.clients_of(sender):
             if isinstance(client, PresenceHandler):
                 await client.handle_matrix_presence(change)

@@ -71,7 +71,9 @@ class MatrixToRemote:
         self.emojis = emojis
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
-        self.status = StatusReporter(bridge)
+        self.status = StatusReporter(
+            bridge.matrix, bridge.config.settings.bridge, bridge.send_notice
+        )
         #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
         self.gate = gate
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..contract.commands import Command, CommandEvent
+from ..contract.commands import Command
 from ..contract.connector import BridgeAPI, IdentifierResolver
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..commands.runtime import RuntimeCommandEvent
 
 __all__ = ["open_dm", "start_chat_command"]
 
@@ -53,15 +53,15 @@ async def open_dm(
     return f"Chat with {who} ({api.ghost_mxid(resolved.user_id)}): {room} (invited)."
 
 
-async def cmd_start_chat(ce: CommandEvent) -> None:
-    bridge: Bridge = ce.bridge  # type: ignore[assignment] - a runtime command
+async def cmd_start_chat(ce: RuntimeCommandEvent) -> None:
+    runtime = ce.runtime
     if len(ce.args) < 2:
         await ce.reply(f"Usage: `{ce.command} {USAGE}`")
         return
     network, identifier = ce.args[0].lower(), " ".join(ce.args[1:])
-    connector = bridge.connectors.get(network)
+    connector = runtime.connectors.get(network)
     if connector is None:
-        names = ", ".join(sorted(bridge.connectors)) or "none"
+        names = ", ".join(sorted(runtime.connectors)) or "none"
         await ce.reply(f"There is no network `{ce.args[0]}` here (networks: {names}).")
         return
     if not isinstance(connector, IdentifierResolver):
@@ -69,7 +69,7 @@ async def cmd_start_chat(ce: CommandEvent) -> None:
         return
 
     def theirs(login_id: str) -> bool:
-        client = bridge.clients.get(login_id)
+        client = runtime.logins.clients.get(login_id)
         return client is not None and client.login.user_mxid == ce.sender
 
     await ce.reply(await open_dm(connector, connector.bridge, ce.sender, identifier, theirs))
