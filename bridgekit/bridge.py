@@ -164,17 +164,40 @@ class Bridge(Logins, Notices, Transactions):
         self.started = False
         # Imported here: these modules need the Bridge type only for annotations.
         from .commands.processor import CommandProcessor
+        from .matrix.message_status import StatusReporter
         from .matrix.router import MatrixRouter
         from .portal.portals import PortalService
         from .portal.upgrades import RoomUpgrades
 
-        self.portals = PortalService(self)
+        self.portals = PortalService(
+            config=config,
+            store=self.store,
+            matrix=self.matrix,
+            fetcher=self.fetcher,
+            metrics=self.metrics,
+            presence=self.presence,
+            status=StatusReporter(self),
+            connectors=self.connectors,
+            clients=self.clients,
+            clients_of=self.clients_of,
+            add_login=self.add_login,
+            ghost_mxid=self.ghost_mxid,
+            connector_for_ghost=self.connector_for_ghost,
+            media_url=self.media_url,
+            spawn=self._spawn,
+        )
         self.backfill = Backfill(self)
         self.router = MatrixRouter(self)
         self.upgrades = RoomUpgrades(self)
         self.commands = CommandProcessor(self)
         self.alias_rooms = AliasRooms(self)
         self.spaces = Spaces(self)
+        self.portals.attach(
+            spaces=self.spaces,
+            backfill=self.backfill,
+            level_of=self.router.level_of,
+            ensure_user=self.commands.get_or_create_user,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -8,16 +8,25 @@ their older commands (``irc pm``, ``xmpp-dm``) as thin aliases over :func:`open_
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from ..contract.commands import Command, CommandEvent
-from ..contract.connector import BridgeAPI, IdentifierResolver
-
-if TYPE_CHECKING:
-    from ..bridge import Bridge
+from ..contract.connector import BridgeAPI, IdentifierResolver, NetworkClient, NetworkConnector
 
 __all__ = ["open_dm", "start_chat_command"]
+
+
+class ChatRuntime(Protocol):
+    """What ``start-chat`` reads of the runtime its command event carries: the enabled
+    connectors, and the loaded logins (to check the one a connector chose)."""
+
+    @property
+    def connectors(self) -> Mapping[str, NetworkConnector]: ...
+
+    @property
+    def clients(self) -> Mapping[str, NetworkClient]: ...
+
 
 USAGE = "<network> <identifier>"
 
@@ -54,7 +63,7 @@ async def open_dm(
 
 
 async def cmd_start_chat(ce: CommandEvent) -> None:
-    bridge: Bridge = ce.bridge  # type: ignore[assignment] - a runtime command
+    bridge: ChatRuntime = ce.bridge  # type: ignore[assignment] - a runtime command
     if len(ce.args) < 2:
         await ce.reply(f"Usage: `{ce.command} {USAGE}`")
         return
