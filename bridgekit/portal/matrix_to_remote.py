@@ -11,15 +11,12 @@ redaction goes back to the sender's client as a message status (:mod:`.message_s
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..contract.connector import (
-    AutoLogin,
     EditHandler,
-    LoginInfo,
     MembershipHandler,
-    NetworkClient,
     NetworkConnector,
     ReactionHandler,
     ReadReceiptHandler,
@@ -59,6 +56,7 @@ if TYPE_CHECKING:
     from ..matrix.client import MatrixClient
     from ..metrics import Metrics
     from ..settings import BridgeSettings
+    from .clients import SenderClients
     from .custom_emoji import CustomEmojis
     from .send_gate import SendGate
 
@@ -68,12 +66,6 @@ log = logging.getLogger("bridgekit.portal.portals")
 class MatrixToRemote:
     """Sends Matrix events of portal rooms to the network clients that speak for their senders."""
 
-    #: Set by :meth:`~.portals.PortalService.attach`: the router and the commands are made
-    #: after the portal services. An :class:`AutoLogin` connector's first message of a user
-    #: needs the user's level and their user row.
-    level_of: Callable[[str], int]
-    ensure_user: Callable[[str], Awaitable[object]]
-
     def __init__(
         self,
         *,
@@ -81,10 +73,7 @@ class MatrixToRemote:
         matrix: MatrixClient,
         metrics: Metrics,
         settings: BridgeSettings,
-        connectors: Mapping[str, NetworkConnector],
-        clients: Mapping[str, NetworkClient],
-        clients_of: Callable[[str, str], Iterable[NetworkClient]],
-        add_login: Callable[[LoginInfo], Awaitable[NetworkClient]],
+        senders: SenderClients,
         connector_for_ghost: Callable[[str], tuple[NetworkConnector, str] | None],
         bot_mxid: str,
         relaying: RelayRuntime,
@@ -96,10 +85,8 @@ class MatrixToRemote:
         self.matrix = matrix
         self.metrics = metrics
         self.settings = settings  # the ``bridge`` section
-        self.connectors = connectors  # the live map of enabled connectors
-        self.clients = clients  # the live map of loaded logins
-        self.clients_of = clients_of  # a user's logins (of a network)
-        self.add_login = add_login
+        self.choose_client = senders.choose  # (client, relayed) for a sender in a portal
+        self.clients_of = senders.clients_of  # a user's logins (of a network)
         self.connector_for_ghost = connector_for_ghost
         self.bot_mxid = bot_mxid
         self.relaying = relaying
@@ -109,23 +96,6 @@ class MatrixToRemote:
         self.status = status
         #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
         self.gate = gate
-
-    async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
-        """(client, relayed): the sender's own login in this portal, else the relay login."""
-        for client in self.clients_of(sender, portal.network):
-            if client.is_in_portal(portal.key):
-                return client, False
-        connector = self.connectors.get(portal.network)
-        if isinstance(connector, AutoLogin) and self.level_of(sender) >= 2:
-            info = await connector.auto_login(sender, portal.key)
-            if info is not None:
-                await self.ensure_user(sender)
-                return await self.add_login(info), False
-        if portal.relay_login and self.settings.relay.enabled:
-            relay = self.clients.get(portal.relay_login)
-            if relay is not None:
-                return relay, True
-        return None, False
 
     async def _display_name(self, room_id: str, mxid: str) -> str:
         try:

@@ -7,7 +7,8 @@ dependency order, and names them for the rest of the runtime:
 - :class:`~.member_sync.MemberSync`: a chat's member list and power levels on its room;
 - :class:`~.rooms.Rooms`: finding or creating a portal's room (``get_or_create``), its state;
 - :class:`~.remote_to_matrix.RemoteToMatrix`: remote events into rooms (the outbox calls it);
-- :class:`~.matrix_to_remote.MatrixToRemote`: Matrix events to connector calls (the router's);
+- :class:`~.matrix_to_remote.MatrixToRemote`: Matrix events to connector calls (the router's),
+  sent by the client :class:`~.clients.SenderClients` chooses for their sender;
 - :class:`~.custom_emoji.CustomEmojis` and the :class:`~.send_gate.SendGate` both directions share.
 
 What is made after these services, from them (spaces, backfill, the router and the commands),
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .clients import SenderClients
 from .custom_emoji import CustomEmojis
 from .matrix_to_remote import MatrixToRemote
 from .member_sync import MemberSync
@@ -105,15 +107,19 @@ class PortalService:
             emojis=self.emojis,
             gate=self.gate,
         )
+        self.senders = SenderClients(
+            connectors=connectors,
+            clients=clients,
+            clients_of=clients_of,
+            add_login=add_login,
+            relay=settings.relay,
+        )
         self.matrix_to_remote = MatrixToRemote(
             store=store,
             matrix=matrix,
             metrics=metrics,
             settings=settings,
-            connectors=connectors,
-            clients=clients,
-            clients_of=clients_of,
-            add_login=add_login,
+            senders=self.senders,
             connector_for_ghost=connector_for_ghost,
             bot_mxid=config.bot_mxid,
             relaying=RelayRuntime(matrix, settings.relay, media_url),
@@ -135,5 +141,5 @@ class PortalService:
         :attr:`remote_to_matrix`), the router's power levels and the commands' user rows."""
         self.rooms.spaces = self.remote_to_matrix.spaces = spaces
         self.rooms.backfill = self.remote_to_matrix.backfill = backfill
-        self.matrix_to_remote.level_of = level_of
-        self.matrix_to_remote.ensure_user = ensure_user
+        self.senders.level_of = level_of
+        self.senders.ensure_user = ensure_user
