@@ -50,6 +50,7 @@ from .outbox.transactions import Transactions, parking_key
 from .outbox.writer import OutboxWriter
 from .portal.alias_rooms import AliasRooms
 from .portal.backfill import Backfill
+from .portal.portals import PortalService
 from .portal.presence import PresenceKeeper
 from .portal.spaces import Spaces
 
@@ -166,7 +167,6 @@ class Bridge(Logins, Notices, Transactions):
         from .commands.processor import CommandProcessor
         from .matrix.message_status import StatusReporter
         from .matrix.router import MatrixRouter
-        from .portal.portals import PortalService
         from .portal.upgrades import RoomUpgrades
 
         self.portals = PortalService(
