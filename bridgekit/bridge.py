@@ -42,6 +42,7 @@ from .matrix.client import MatrixClient, with_retries
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
+from .matrix.message_status import StatusReporter
 from .matrix.router import MatrixRouter
 from .metrics import Metrics
 from .network_api import NetworkBridge
@@ -54,6 +55,7 @@ from .outbox.transactions import Transactions, parking_key
 from .outbox.writer import OutboxWriter
 from .portal.alias_rooms import AliasRooms
 from .portal.backfill import Backfill
+from .portal.portals import PortalService
 from .portal.presence import PresenceKeeper
 from .portal.spaces import Spaces
 from .portal.upgrades import RoomUpgrades
@@ -172,10 +174,23 @@ class Bridge(Logins, Notices, Transactions):
         self.media_server = MediaServer(config.settings, self.media, self.matrix, self.server.app)
         self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
-        # Imported here: these modules need the Bridge type only for annotations.
-        from .portal.portals import PortalService
-
-        self.portals = PortalService(self)
+        self.portals = PortalService(
+            config=config,
+            store=self.store,
+            matrix=self.matrix,
+            fetcher=self.fetcher,
+            metrics=self.metrics,
+            presence=self.presence,
+            status=StatusReporter(self.matrix, config.settings.bridge, self.send_notice),
+            connectors=self.connectors,
+            clients=self.clients,
+            clients_of=self.clients_of,
+            add_login=self.add_login,
+            ghost_mxid=self.ghost_mxid,
+            connector_for_ghost=self.connector_for_ghost,
+            media_url=self.media_url,
+            spawn=self._spawn,
+        )
         self.backfill = Backfill(
             config=config,
             store=self.store,
@@ -234,6 +249,12 @@ class Bridge(Logins, Notices, Transactions):
             connector_for_ghost=self.connector_for_ghost,
             send_notice=self.send_notice,
             metrics=self.metrics,
+        )
+        self.portals.attach(
+            spaces=self.spaces,
+            backfill=self.backfill,
+            level_of=self.router.level_of,
+            ensure_user=self.commands.get_or_create_user,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

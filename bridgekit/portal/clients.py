@@ -1,11 +1,16 @@
-"""Which logged-in network client speaks for a portal."""
+"""Which logged-in network client speaks for a portal, or for a Matrix sender in it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from ..contract.connector import NetworkClient
+from ..contract.connector import AutoLogin, LoginInfo, NetworkClient, NetworkConnector
 from ..contract.events import PortalKey
+
+if TYPE_CHECKING:
+    from ..database.store import Portal
+    from ..settings import RelaySettings
 
 
 def client_for(
@@ -18,3 +23,45 @@ def client_for(
         if client.login.network == network and client.is_in_portal(key):
             return client
     return None
+
+
+class SenderClients:
+    """Which client sends a Matrix user's event to a portal's chat (see :meth:`choose`)."""
+
+    #: Set by :meth:`~.portals.PortalService.attach`: the router and the commands are made
+    #: after the portal services. An :class:`AutoLogin` connector's first message of a user
+    #: needs the user's level and their user row.
+    level_of: Callable[[str], int]
+    ensure_user: Callable[[str], Awaitable[object]]
+
+    def __init__(
+        self,
+        *,
+        connectors: Mapping[str, NetworkConnector],
+        clients: Mapping[str, NetworkClient],
+        clients_of: Callable[[str, str], Iterable[NetworkClient]],
+        add_login: Callable[[LoginInfo], Awaitable[NetworkClient]],
+        relay: RelaySettings,
+    ) -> None:
+        self.connectors = connectors  # the live map of enabled connectors
+        self.clients = clients  # the live map of loaded logins
+        self.clients_of = clients_of  # a user's logins (of a network)
+        self.add_login = add_login
+        self.relay = relay
+
+    async def choose(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
+        """(client, relayed): the sender's own login in this portal, else the relay login."""
+        for client in self.clients_of(sender, portal.network):
+            if client.is_in_portal(portal.key):
+                return client, False
+        connector = self.connectors.get(portal.network)
+        if isinstance(connector, AutoLogin) and self.level_of(sender) >= 2:
+            info = await connector.auto_login(sender, portal.key)
+            if info is not None:
+                await self.ensure_user(sender)
+                return await self.add_login(info), False
+        if portal.relay_login and self.relay.enabled:
+            relay = self.clients.get(portal.relay_login)
+            if relay is not None:
+                return relay, True
+        return None, False

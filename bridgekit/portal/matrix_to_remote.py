@@ -11,13 +11,13 @@ redaction goes back to the sender's client as a message status (:mod:`.message_s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..contract.connector import (
-    AutoLogin,
     EditHandler,
     MembershipHandler,
-    NetworkClient,
+    NetworkConnector,
     ReactionHandler,
     ReadReceiptHandler,
     RedactionHandler,
@@ -50,10 +50,14 @@ from ..matrix.message_status import (
 )
 from ..objects.portal import Portal
 from .matrix_content import power_level_changes, to_content
-from .relaying import mark_relayed, relay_sender
+from .relaying import RelayRuntime, mark_relayed, relay_sender
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from ..metrics import Metrics
+    from ..settings import BridgeSettings
+    from .clients import SenderClients
     from .custom_emoji import CustomEmojis
     from .send_gate import SendGate
 
@@ -63,40 +67,40 @@ log = logging.getLogger("bridgekit.portal.portals")
 class MatrixToRemote:
     """Sends Matrix events of portal rooms to the network clients that speak for their senders."""
 
-    def __init__(self, bridge: Bridge, *, emojis: CustomEmojis, gate: SendGate) -> None:
-        # The bridge still: choosing a client reads its logins, connectors, router levels and
-        # commands, and may add a login (AutoLogin); relaying and statuses take it too.
-        self.bridge = bridge
-        self.store = bridge.store
+    def __init__(
+        self,
+        *,
+        store: Store,
+        matrix: MatrixClient,
+        metrics: Metrics,
+        settings: BridgeSettings,
+        senders: SenderClients,
+        connector_for_ghost: Callable[[str], tuple[NetworkConnector, str] | None],
+        bot_mxid: str,
+        relaying: RelayRuntime,
+        status: StatusReporter,
+        emojis: CustomEmojis,
+        gate: SendGate,
+    ) -> None:
+        self.store = store
+        self.matrix = matrix
+        self.metrics = metrics
+        self.settings = settings  # the ``bridge`` section
+        self.choose_client = senders.choose  # (client, relayed) for a sender in a portal
+        self.clients_of = senders.clients_of  # a user's logins (of a network)
+        self.connector_for_ghost = connector_for_ghost
+        self.bot_mxid = bot_mxid
+        self.relaying = relaying
         self.emojis = emojis
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
-        self.status = StatusReporter(
-            bridge.matrix, bridge.config.settings.bridge, bridge.send_notice
-        )
+        self.status = status
         #: Held while a Matrix event goes out, so the portal's remote events wait for its ids.
         self.gate = gate
 
-    async def choose_client(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
-        """(client, relayed): the sender's own login in this portal, else the relay login."""
-        for client in self.bridge.clients_of(sender, portal.network):
-            if client.is_in_portal(portal.key):
-                return client, False
-        connector = self.bridge.connectors.get(portal.network)
-        if isinstance(connector, AutoLogin) and self.bridge.router.level_of(sender) >= 2:
-            info = await connector.auto_login(sender, portal.key)
-            if info is not None:
-                await self.bridge.commands.get_or_create_user(sender)
-                return await self.bridge.add_login(info), False
-        if portal.relay_login and self.bridge.config.settings.bridge.relay.enabled:
-            relay = self.bridge.clients.get(portal.relay_login)
-            if relay is not None:
-                return relay, True
-        return None, False
-
     async def _display_name(self, room_id: str, mxid: str) -> str:
         try:
-            member = await self.bridge.matrix.state_store.get_member(room_id, mxid)
+            member = await self.matrix.state_store.get_member(room_id, mxid)
             if member and member.displayname:
                 return str(member.displayname)
         except Exception:
@@ -212,13 +216,13 @@ class MatrixToRemote:
             maybe_sent=replay,
         )
         if relayed:
-            await mark_relayed(self.bridge, msg, client)
+            await mark_relayed(self.relaying, msg, client)
         try:
             result = await client.handle_matrix_message(msg)
         except Exception as e:
             await self._failed(portal, evt, e, notice=True)
             return
-        self.bridge.metrics.events_out(portal.network)
+        self.metrics.events_out(portal.network)
         if self.status.events_enabled:  # a success says nothing otherwise
             await self._done(portal, evt)
         rel = relation(evt["content"])
@@ -270,7 +274,7 @@ class MatrixToRemote:
             )
             if relayed:  # the network shows the sender: the relayed message can be edited
                 edit.relayed_for = evt["sender"]
-                edit.relay_sender = await relay_sender(self.bridge, evt["room_id"], evt["sender"])
+                edit.relay_sender = await relay_sender(self.relaying, evt["room_id"], evt["sender"])
             try:
                 await client.handle_matrix_edit(edit)
             except Exception as e:
@@ -279,7 +283,7 @@ class MatrixToRemote:
             await self._done(portal, evt)
             return
         # Fallback: the network has no edits, so the correction is a new message.
-        if self.bridge.config.settings.bridge.edit_fallback:
+        if self.settings.edit_fallback:
             fallback = dict(new)
             fallback["body"] = f"* {mc.body}"
             if mc.html:
@@ -413,7 +417,7 @@ class MatrixToRemote:
         membership = content.get("membership")
         if not isinstance(target, str) or not isinstance(membership, str):
             return
-        found = self.bridge.connector_for_ghost(target)
+        found = self.connector_for_ghost(target)
         if membership == "leave" and target != evt["sender"]:
             membership = "kick"
         change = MatrixMembership(
@@ -426,7 +430,7 @@ class MatrixToRemote:
         if membership in ("kick", "ban") and found is None:
             # A Matrix user put out of the room leaves the remote chat too: their own login
             # hears of it (as of their own leave), whoever the moderator is.
-            for own in self.bridge.clients_of(target, portal.network):
+            for own in self.clients_of(target, portal.network):
                 if own.is_in_portal(portal.key) and isinstance(own, MembershipHandler):
                     await own.handle_matrix_membership(change)
         client, relayed = await self.choose_client(portal, evt["sender"])
@@ -450,7 +454,7 @@ class MatrixToRemote:
 
     async def _power_levels(self, portal: Portal, evt: dict[str, Any]) -> None:
         """Only the users whose level changed go to the network (from ``prev_content``)."""
-        changed = power_level_changes(evt, self.bridge.bot_mxid)
+        changed = power_level_changes(evt, self.bot_mxid)
         if not changed:
             return
         client, relayed = await self.choose_client(portal, evt["sender"])
@@ -466,7 +470,7 @@ class MatrixToRemote:
         previous = self._typing.get(key, set())
         self._typing[key] = typing
         for user_id in typing ^ previous:
-            for client in self.bridge.clients_of(user_id, portal.network):
+            for client in self.clients_of(user_id, portal.network):
                 if isinstance(client, TypingHandler) and client.is_in_portal(portal.key):
                     await client.handle_matrix_typing(
                         MatrixTyping(portal.key, portal.mxid or "", user_id, user_id in typing)
@@ -474,7 +478,7 @@ class MatrixToRemote:
 
     async def handle_matrix_receipt(self, portal: Portal, user_id: str, event_id: str) -> None:
         row = await self._target(portal, event_id)
-        for client in self.bridge.clients_of(user_id, portal.network):
+        for client in self.clients_of(user_id, portal.network):
             if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
                 await client.handle_matrix_read_receipt(
                     MatrixReadReceipt(

@@ -12,8 +12,8 @@ leaves once NAMES is seen again); a partial list (one member's change) only adds
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..contract.events import ChatInfo, ChatMember
 from ..contract.ids import localpart_of, server_of
@@ -21,8 +21,8 @@ from ..matrix.client import with_retries
 from ..objects.portal import Portal
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
-    from ..contract.connector import NetworkClient
+    from ..contract.connector import NetworkClient, NetworkConnector
+    from ..matrix.client import MatrixClient
     from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.member_sync")
@@ -75,11 +75,23 @@ class MemberSync:
     """Applies :class:`ChatInfo` member lists to portal rooms (ghosts joined through
     :class:`~bridgekit.portal.puppets.Puppets`)."""
 
-    def __init__(self, bridge: Bridge, puppets: Puppets) -> None:
-        # The bridge for its identity (bot, domain, ghost ids), connectors, Matrix client and
-        # background tasks.
-        self.bridge = bridge
+    def __init__(
+        self,
+        *,
+        matrix: MatrixClient,
+        puppets: Puppets,
+        connectors: Mapping[str, NetworkConnector],
+        bot_mxid: str,
+        domain: str,
+        ghost_mxid: Callable[[str, str], str],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self.matrix = matrix
         self.puppets = puppets
+        self.connectors = connectors  # the live map of enabled connectors
+        self.bot_mxid, self.domain = bot_mxid, domain
+        self.ghost_mxid = ghost_mxid
+        self._spawn = spawn  # a background task the bridge cancels at stop
         #: Per portal, how many complete lists were applied: a drip-feed of joins from an
         #: older list stops when a newer complete list arrives (it may no longer hold them).
         self._generation: dict[tuple[str, str], int] = {}
@@ -91,14 +103,14 @@ class MemberSync:
 
     def is_ghost_of(self, network: str) -> Callable[[str], bool]:
         """Whether an MXID is a ghost of ``network`` (never the bot, never a Matrix user)."""
-        connector = self.bridge.connectors.get(network)
-        bot, domain = self.bridge.bot_mxid, self.bridge.domain
+        connector = self.connectors.get(network)
+        bot, domain = self.bot_mxid, self.domain
 
         def check(mxid: str) -> bool:
             if connector is None or mxid == bot or server_of(mxid) != domain:
                 return False
             remote = connector.ghost_remote_id(localpart_of(mxid))
-            return remote is not None and self.bridge.ghost_mxid(remote, network) == mxid
+            return remote is not None and self.ghost_mxid(remote, network) == mxid
 
         return check
 
@@ -113,7 +125,7 @@ class MemberSync:
         listed: dict[str, ChatMember] = {}
         for m in members:
             try:
-                listed[self.bridge.ghost_mxid(m.remote_id, portal.network)] = m
+                listed[self.ghost_mxid(m.remote_id, portal.network)] = m
             except Exception as e:  # a malformed id from the network: not a ghost we can keep
                 log.warning("Member %r of %s ignored: %s", m.remote_id, portal.key, e)
         members = list(listed.values())
@@ -140,7 +152,7 @@ class MemberSync:
             log.exception("Could not set the power levels of %s", portal.mxid)
         self._drips[key] = self._drips.get(key, 0) + 1
         self._departed.setdefault(key, set())
-        self.bridge._spawn(self._join(portal, members, client, key, generation))
+        self._spawn(self._join(portal, members, client, key, generation))
 
     def departed(self, portal: Portal, remote_id: str, left: bool = True) -> None:
         """A member left (``left``) or joined, as the portal's events say: a drip-feed of an
@@ -181,13 +193,13 @@ class MemberSync:
     async def _remove_stale(
         self, portal: Portal, listed: set[str], is_ours: Callable[[str], bool]
     ) -> None:
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None and portal.mxid
         joined = await with_retries(
             lambda: bot.get_joined_members(portal.mxid), what="joined members"
         )
         for mxid in stale_ghosts(joined, listed, is_ours):
-            intent = self.bridge.matrix.intent(mxid)
+            intent = self.matrix.intent(mxid)
             try:
                 await with_retries(
                     lambda intent=intent: intent.leave_room(
@@ -202,7 +214,7 @@ class MemberSync:
 
     async def set_level(self, portal: Portal, remote_id: str, level: int) -> None:
         """One ghost's power changed on the network (``RemoteMembership``), same rules."""
-        mxid = self.bridge.ghost_mxid(remote_id, portal.network)
+        mxid = self.ghost_mxid(remote_id, portal.network)
         await self._set_levels(portal, {mxid: level}, False, self.is_ghost_of(portal.network))
 
     async def _set_levels(
@@ -213,11 +225,11 @@ class MemberSync:
         is_ours: Callable[[str], bool],
     ) -> None:
         """One ``m.room.power_levels`` event for the whole list (none if nothing changes)."""
-        bot = self.bridge.matrix.bot
+        bot = self.matrix.bot
         assert bot is not None and portal.mxid
         pls = await with_retries(lambda: bot.get_power_levels(portal.mxid), what="power levels")
         users = {str(k): int(v) for k, v in pls.users.items()}
-        bot_level = users.get(self.bridge.bot_mxid)  # absent: the creator of a v12 room
+        bot_level = users.get(self.bot_mxid)  # absent: the creator of a v12 room
         new = merged_user_levels(
             users,
             levels,

@@ -20,7 +20,8 @@ with the event it already has instead of posting it twice.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mautrix.errors import MatrixRequestError
 
@@ -30,10 +31,46 @@ from ..matrix.client import with_retries
 from ..matrix.fetcher import FetchError
 
 if TYPE_CHECKING:
+    from mautrix.appservice import IntentAPI
+
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
     from ..objects.portal import Portal
-    from .remote_to_matrix import RemoteToMatrix
+    from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.portals")
+
+
+class PartSender(Protocol):
+    """What sending a message's parts uses of :class:`~.remote_to_matrix.RemoteToMatrix`
+    (a protocol: that module calls this one, so this one does not import it)."""
+
+    store: Store
+    matrix: MatrixClient
+    puppets: Puppets
+    ghost_mxid: Callable[[str, str], str]
+
+    async def _send(
+        self,
+        intent: IntentAPI,
+        portal: Portal,
+        etype: str,
+        content: dict[str, Any],
+        txn_id: str,
+        ts: float | None,
+    ) -> str: ...
+
+    async def _remember(
+        self,
+        portal: Portal,
+        remote_id: str,
+        event_id: str,
+        intent: IntentAPI,
+        evt: RemoteMessage,
+        content: dict[str, Any],
+        part: str = "",
+        extra_ids: list[str] | None = None,
+    ) -> None: ...
 
 
 def _link_instead(body: str, url: str, why: str) -> dict[str, Any]:
@@ -43,7 +80,7 @@ def _link_instead(body: str, url: str, why: str) -> dict[str, Any]:
     return {"msgtype": "m.text", "body": f"{text}\n(not bridged as a file: {why})"}
 
 
-async def matrix_content(svc: RemoteToMatrix, portal: Portal, mc: MessageContent) -> dict[str, Any]:
+async def matrix_content(svc: PartSender, portal: Portal, mc: MessageContent) -> dict[str, Any]:
     """A remote message's content as Matrix content: media copied, replies, threads and
     mentions resolved through the message map."""
     content: dict[str, Any] = {"msgtype": mc.msgtype, "body": mc.body}
@@ -76,7 +113,7 @@ async def matrix_content(svc: RemoteToMatrix, portal: Portal, mc: MessageContent
         content["m.relates_to"] = relates
     # A full MXID (a Matrix user's puppet mentioned on the network) passes through as is.
     mentions = [
-        m if m.startswith("@") and ":" in m else svc.bridge.ghost_mxid(m, portal.network)
+        m if m.startswith("@") and ":" in m else svc.ghost_mxid(m, portal.network)
         for m in mc.mentions
     ]
     if reply_row and reply_row.sender_mxid not in mentions:
@@ -86,7 +123,7 @@ async def matrix_content(svc: RemoteToMatrix, portal: Portal, mc: MessageContent
 
 
 async def send_message(
-    svc: RemoteToMatrix,
+    svc: PartSender,
     portal: Portal,
     login_id: str | None,
     evt: RemoteMessage,
@@ -124,7 +161,7 @@ async def send_message(
         await svc._remember(portal, remote_id, first[0], intent, evt, first[1])
 
 
-async def edit_target(svc: RemoteToMatrix, portal: Portal, evt: RemoteEdit) -> MessageRow | None:
+async def edit_target(svc: PartSender, portal: Portal, evt: RemoteEdit) -> MessageRow | None:
     """The event a remote edit replaces: the part it names, else the message's first part."""
     store = svc.store
     if evt.target_part:
@@ -135,7 +172,7 @@ async def edit_target(svc: RemoteToMatrix, portal: Portal, evt: RemoteEdit) -> M
 
 
 async def redact_message(
-    svc: RemoteToMatrix, portal: Portal, login_id: str | None, evt: RemoteRedaction
+    svc: PartSender, portal: Portal, login_id: str | None, evt: RemoteRedaction
 ) -> None:
     """Redact every Matrix event a remote message was sent as, and forget them."""
     store = svc.store

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
@@ -44,11 +44,15 @@ from . import message_parts
 from .clients import client_for
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..contract.connector import NetworkClient
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
+    from ..metrics import Metrics
     from .custom_emoji import CustomEmojis
     from .member_sync import MemberSync
+    from .presence import PresenceKeeper
     from .puppets import Puppets
-    from .rooms import Rooms
+    from .rooms import HistoryFiller, Rooms, SpacePlacer
     from .send_gate import SendGate
 
 log = logging.getLogger("bridgekit.portal.portals")
@@ -70,22 +74,31 @@ def matrix_ts(ts: float | None) -> int | None:
 class RemoteToMatrix:
     """Sends remote events into portal rooms, as ghosts, double puppets or the bot."""
 
+    #: Set by :meth:`~.portals.PortalService.attach` (made after the portal services).
+    backfill: HistoryFiller
+    spaces: SpacePlacer
+
     def __init__(
         self,
-        bridge: Bridge,
         *,
+        store: Store,
+        matrix: MatrixClient,
+        clients: Mapping[str, NetworkClient],
+        metrics: Metrics,
+        presence: PresenceKeeper,
+        ghost_mxid: Callable[[str, str], str],
         puppets: Puppets,
         rooms: Rooms,
         member_sync: MemberSync,
         emojis: CustomEmojis,
         gate: SendGate,
     ) -> None:
-        # The bridge still: its backfill and spaces are made after the portals; its presence
-        # keeper, metrics and ghost ids are read as events arrive.
-        self.bridge = bridge
-        self.store = bridge.store
-        self.matrix = bridge.matrix
-        self.clients = bridge.clients
+        self.store = store
+        self.matrix = matrix
+        self.clients = clients  # the live map of loaded logins
+        self.metrics = metrics
+        self.presence = presence
+        self.ghost_mxid = ghost_mxid
         self.puppets = puppets
         self.rooms = rooms
         self.member_sync = member_sync
@@ -112,8 +125,8 @@ class RemoteToMatrix:
             portal = await self.store.get_portal(network, evt.portal)
         if portal is None or not portal.mxid:
             return
-        if self.bridge.backfill.pending:  # history due before this (bridgekit/portal/backfill.py)
-            await self.bridge.backfill.due(portal, login_id)
+        if self.backfill.pending:  # history due before this (bridgekit/portal/backfill.py)
+            await self.backfill.due(portal, login_id)
         await self.gate.wait_idle(portal.mxid)  # ids of what Matrix is sending
         await handler(self, portal, login_id, evt, seq)
 
@@ -124,8 +137,8 @@ class RemoteToMatrix:
         portal = await self.rooms.get_or_create(network, evts[0].portal, login_id)
         if portal is None or not portal.mxid:
             return
-        if self.bridge.backfill.pending:  # history due before these (bridgekit/portal/backfill.py)
-            await self.bridge.backfill.due(portal, login_id)
+        if self.backfill.pending:  # history due before these (bridgekit/portal/backfill.py)
+            await self.backfill.due(portal, login_id)
         await self.gate.wait_idle(portal.mxid)
         # Echoes and duplicate deliveries drop out (one lookup for the batch), and so does a
         # line delivered twice within the batch.
@@ -151,7 +164,7 @@ class RemoteToMatrix:
         event_id = await self._send(
             intent, portal, "m.room.message", content, f"bk{seq}", first.timestamp
         )
-        self.bridge.metrics.merged_lines(len(fresh))
+        self.metrics.merged_lines(len(fresh))
         # The row names the newest line (its id and time), the rest are aliases: catching up
         # after a reconnect asks for what came after the newest remote id in the portal.
         ids = [e.id for e in fresh if e.id]
@@ -180,7 +193,7 @@ class RemoteToMatrix:
             lambda: send_event(intent, portal.mxid, etype, content, txn_id, ts_ms),
             what=f"sending {etype} to {portal.mxid}",
         )
-        self.bridge.metrics.events_out("matrix")
+        self.metrics.events_out("matrix")
         return str(event_id)
 
     async def remote_message(
@@ -321,10 +334,10 @@ class RemoteToMatrix:
             what="setting presence",
             max_attempts=5,
         )
-        if evt.sender is not None and intent.mxid == self.bridge.ghost_mxid(
+        if evt.sender is not None and intent.mxid == self.ghost_mxid(
             evt.sender.remote_id, portal.network
         ):  # a ghost (not a double puppet: real users' clients keep their own presence)
-            self.bridge.presence.set(intent.mxid, evt.presence, evt.status_msg, portal.network)
+            self.presence.set(intent.mxid, evt.presence, evt.status_msg, portal.network)
 
     async def _remote_typing(
         self, portal: Portal, login_id: str | None, evt: RemoteTyping, seq: int
@@ -381,7 +394,7 @@ class RemoteToMatrix:
     ) -> None:
         client = client_for(self.clients, portal.network, portal.key, login_id)
         assert portal.mxid
-        mxid = self.bridge.ghost_mxid(evt.target, portal.network)
+        mxid = self.ghost_mxid(evt.target, portal.network)
         if evt.membership in ("join", "leave", "kick", "ban"):  # a drip-feed of an older list
             self.member_sync.departed(portal, evt.target, left=evt.membership != "join")
         if evt.membership == "join":
@@ -396,7 +409,7 @@ class RemoteToMatrix:
         bot = self.matrix.bot
         assert bot is not None
         if evt.membership in ("leave", "kick", "ban"):
-            self.bridge.presence.forget(mxid)  # offline once the homeserver's timeout runs
+            self.presence.forget(mxid)  # offline once the homeserver's timeout runs
         if evt.membership == "leave":
             await with_retries(
                 lambda: intent.leave_room(portal.mxid, reason=evt.reason), what="leave"
@@ -424,12 +437,12 @@ class RemoteToMatrix:
         )
         client = client_for(self.clients, portal.network, portal.key, login_id)
         await self.member_sync.apply(portal, info, client)
-        await self.bridge.spaces.place(portal, info.parent, client and client.login)
+        await self.spaces.place(portal, info.parent, client and client.login)
 
     async def _remote_backfill(
         self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
     ) -> None:
-        await self.bridge.backfill.handle(portal, login_id, evt, seq)
+        await self.backfill.handle(portal, login_id, evt, seq)
 
 
 #: A handler of one kind of remote event that happens in a room.

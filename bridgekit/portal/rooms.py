@@ -6,34 +6,74 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mautrix.errors import MatrixRequestError
 
-from ..contract.connector import NetworkClient
-from ..contract.events import ChatInfo, PortalKey
+from ..contract.connector import LoginInfo, NetworkClient, NetworkConnector
+from ..contract.events import ChatInfo, PortalKey, RemoteBackfill, SpaceInfo
 from ..matrix.client import state_type, with_retries
 from ..objects.portal import Portal
 from .clients import client_for
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..database.store import Store
+    from ..matrix.client import MatrixClient
     from .member_sync import MemberSync
     from .puppets import Puppets
 
 log = logging.getLogger("bridgekit.portal.portals")
 
 
+class SpacePlacer(Protocol):
+    """Where a portal goes in the spaces (:class:`~.spaces.Spaces`). A protocol, bound late
+    (:meth:`~.portals.PortalService.attach`): the spaces are made after these services, from
+    them, so this side names only what it calls."""
+
+    async def place(
+        self, portal: Portal, parent: SpaceInfo | None, login: LoginInfo | None
+    ) -> None: ...
+
+
+class HistoryFiller(Protocol):
+    """A portal's history (:class:`~.backfill.Backfill`): made after these services and
+    sending through them, so bound late like :class:`SpacePlacer`."""
+
+    pending: set[tuple[str, PortalKey]]
+
+    async def created(self, portal: Portal, client: NetworkClient | None) -> None: ...
+
+    async def due(self, portal: Portal, login_id: str | None) -> None: ...
+
+    async def handle(
+        self, portal: Portal, login_id: str | None, evt: RemoteBackfill, seq: int
+    ) -> None: ...
+
+
 class Rooms:
     """The portal rooms: each made once, with its members, space and history."""
 
-    def __init__(self, bridge: Bridge, puppets: Puppets, member_sync: MemberSync) -> None:
-        # The bridge still: its spaces and backfill are made after the portals, and its
-        # connectors and bot identity are read when a room is made.
-        self.bridge = bridge
-        self.store = bridge.store
-        self.matrix = bridge.matrix
-        self.clients = bridge.clients
+    #: Set by :meth:`~.portals.PortalService.attach` (made after the portal services).
+    spaces: SpacePlacer
+    backfill: HistoryFiller
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        matrix: MatrixClient,
+        clients: Mapping[str, NetworkClient],
+        connectors: Mapping[str, NetworkConnector],
+        bot_mxid: str,
+        puppets: Puppets,
+        member_sync: MemberSync,
+    ) -> None:
+        self.store = store
+        self.matrix = matrix
+        self.clients = clients  # the live map of loaded logins
+        self.connectors = connectors  # the live map of enabled connectors
+        self.bot_mxid = bot_mxid
         self.puppets = puppets
         self.member_sync = member_sync
         self._create_locks: dict[tuple[str, PortalKey], asyncio.Lock] = {}
@@ -81,19 +121,19 @@ class Rooms:
                 )
             await portal.save()
             await self.member_sync.apply(portal, info, client)
-            await self.bridge.spaces.place(portal, info.parent, client and client.login)
+            await self.spaces.place(portal, info.parent, client and client.login)
             if (
                 not portal.plumbed
             ):  # its history before anything else (bridgekit/portal/backfill.py)
-                await self.bridge.backfill.created(portal, client)
+                await self.backfill.created(portal, client)
             return portal
 
     def _bridge_info(self, portal: Portal) -> tuple[str, dict[str, Any]]:
-        connector = self.bridge.connectors.get(portal.network)
+        connector = self.connectors.get(portal.network)
         display = getattr(connector, "display_name", portal.network)
         content = {
-            "bridgebot": self.bridge.bot_mxid,
-            "creator": self.bridge.bot_mxid,
+            "bridgebot": self.bot_mxid,
+            "creator": self.bot_mxid,
             "protocol": {"id": portal.network, "displayname": display},
             "channel": {"id": portal.key.id, "displayname": portal.name or portal.key.id},
         }

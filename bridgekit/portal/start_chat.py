@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["open_dm", "start_chat_command"]
 
+
 USAGE = "<network> <identifier>"
 
 
