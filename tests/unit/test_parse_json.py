@@ -27,7 +27,7 @@ CASES = {
     "negative zero": b'{"a": -0.0, "b": -0}',
     "escaped nul": b'{"a": "\\u0000"}',
     "not json": b'{"events": [',
-    "trailing garbage": b'{} x',
+    "trailing garbage": b"{} x",
     "bare control character": b'{"a": "\x01"}',
     "top-level scalar": b"3",
 }
