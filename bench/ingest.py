@@ -31,9 +31,10 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +45,7 @@ TXN_PATH = "/_matrix/app/v1/transactions/{txn_id}"
 MAX_BODY = 64 * 1024 * 1024
 
 log = logging.getLogger("bench.ingest")
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -541,10 +543,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also run with every room a portal and every sender logged in (no-op connector)",
     )
+    ap.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop of the whole run (servers and load generator); the bridge itself "
+        "runs on uvloop when installed (bridge.event_loop: auto)",
+    )
     args = ap.parse_args(argv)
     if args.transactions < 1 or args.events_per_txn < 1 or args.warmup < 0 or args.rooms < 1:
         ap.error("--transactions, --events-per-txn and --rooms must be >= 1, --warmup >= 0")
     return args
+
+
+def run_loop(main: Coroutine[Any, Any, T], kind: str) -> T:
+    """``main`` on the event loop asked for: asyncio's own, or uvloop (what a bridge runs on
+    by default, ``bridge.event_loop: auto`` in bridgekit/cli.py)."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -552,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The bot registration retries against a homeserver that is not there: not interesting.
     logging.getLogger("bridgekit.matrix.client").setLevel(logging.ERROR)
-    out = asyncio.run(main_async(args))
+    out = run_loop(main_async(args), args.event_loop)
     if args.json:
         print(json.dumps(out, indent=2))
     else:

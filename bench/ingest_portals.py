@@ -12,7 +12,6 @@ or with ``--cprofile FILE`` (deterministic, but its per-call overhead inflates s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import logging
 import secrets
@@ -70,11 +69,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--db", default="sqlite", help="as bench/ingest.py --db")
+    ap.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--cprofile", metavar="FILE", help="write a cProfile of the measured part")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bridgekit.matrix.client").setLevel(logging.ERROR)
-    asyncio.run(run(args))
+    ingest.run_loop(run(args), args.event_loop)
 
 
 if __name__ == "__main__":

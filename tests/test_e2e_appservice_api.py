@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
 
 import aiohttp
 
-from bridgekit.bridge import Bridge
+from bridgekit.bridge import GC_YOUNG_THRESHOLD, Bridge
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import fake, login, open_portal
 
@@ -348,3 +349,14 @@ async def test_a_database_outage_logs_one_traceback_while_synapse_retries(
             r for r in caplog.records if r.exc_info and "database is down" in str(r.exc_info[1])
         ]
         assert len(tracebacks) == 1
+
+
+async def test_the_collectors_young_passes_are_rarer_while_a_bridge_runs(make_bridge):
+    """A transaction's parsed events die before a young-generation pass instead of being
+    walked and promoted by several (bench/README.md, ingest); Python's value comes back at
+    stop, so a process that ran a bridge is not left changed."""
+    before = gc.get_threshold()
+    bridge = await make_bridge()
+    assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    await make_bridge.stop(bridge)
+    assert gc.get_threshold() == before

@@ -20,6 +20,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; json alone gives the same answers
+    orjson = None  # type: ignore[assignment]
+
 log = logging.getLogger("bridgekit.matrix.appservice")
 
 PREFIX = "/_matrix/app/v1"
@@ -47,6 +52,34 @@ def events_digest(data: dict[str, Any]) -> str:
     if not ids:
         return ""
     return hashlib.blake2b("\0".join(ids).encode(), digest_size=16).hexdigest()
+
+
+#: Every byte but an ASCII digit as a space, the digits as "0": a run of 19 zeros in the
+#: translated body is an integer orjson would not keep exact (it reads integers past 64 bits,
+#: and negative ones past 63, as floats; json keeps them as ints), or a long run of digits in
+#: a string: either way :func:`parse_json` lets json read that body.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def parse_json(raw: bytes, text: str) -> Any:
+    """``json.loads(text)``, with its answers and its errors, read by orjson where that gives
+    the same result: a transaction's body (~36 KiB of 100 events) in about half the time.
+
+    What orjson refuses and json takes (NaN and Infinity, lone surrogates from ``\\ud800``
+    escapes, numbers past a float's range) and integers orjson would round go to json, so the
+    result never depends on which parser read it (the one difference: orjson reads nesting
+    up to 1024 levels, json to Python's recursion limit, just under 1,000 here)."""
+    if orjson is not None and _LONG_NUMBER not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # json's own verdict: it takes some of what orjson refuses
+    return json.loads(text)
+
+
+#: The body of every acknowledgement (a fresh ``web.Response`` each time: one per request).
+_EMPTY_JSON = b"{}"
 
 
 def matrix_error(status: int, errcode: str, message: str, **extra: Any) -> web.Response:
@@ -219,7 +252,7 @@ class AppServiceServer:
         raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
         try:
             text = raw.decode("utf-8")
-            return text, json.loads(text)
+            return text, parse_json(raw, text)
         except (UnicodeDecodeError, ValueError):
             return matrix_error(400, "M_NOT_JSON", "Body is not valid JSON")
         except RecursionError:
@@ -262,7 +295,7 @@ class AppServiceServer:
             log.debug("Transaction %s already received, acknowledging again", txn_id)
         if self.metrics:
             self.metrics.observe_ack(time.perf_counter() - start, len(data.get("events", ())))
-        return web.json_response({})
+        return web.Response(body=_EMPTY_JSON, content_type="application/json")
 
     async def handle_query_user(self, request: web.Request) -> web.Response:
         user_id = request.match_info["user_id"]  # aiohttp has already percent-decoded it

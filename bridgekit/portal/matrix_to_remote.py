@@ -183,9 +183,15 @@ class MatrixToRemote:
         goes out again with ``maybe_sent`` so a connector that can deduplicate does.
         """
         event_id = evt["event_id"]
-        if event_id in self._seen and not replay:
+        seen = self._seen
+        if event_id not in seen:  # the usual case: one look-up, not two (a cold cache line)
+            seen[event_id] = True
+            if len(seen) > seen.size:
+                seen.popitem(last=False)
+        elif not replay:
             return
-        self._seen.put(event_id, True)
+        else:
+            seen.move_to_end(event_id)
         if replay and await self.store.message_by_event(event_id):
             return  # delivered before the crash
         client, relayed = await self.choose_client(portal, evt["sender"])
