@@ -138,7 +138,9 @@ class LoginService:
 
     async def _notify_state(self, login_id: str, delay: float) -> None:
         """Tell the user in their management room when a disconnect persists."""
-        st = self.states[login_id]
+        st = self.states.get(login_id)
+        if st is None:  # removed since (remove_login reports LOGGED_OUT, then forgets it)
+            return
         state, since = st.state, st.since
         if delay:
             await asyncio.sleep(delay)
