@@ -172,6 +172,7 @@ class Bridge:
         )
         self.clients = self.logins.clients  # the same maps (tests and services read them)
         self.login_states = self.logins.states
+        self.clients_of = self.logins.clients_of  # asked for every Matrix message: no hop
         self.notices = Notices(
             self.store,
             self.matrix,
@@ -477,9 +478,6 @@ class Bridge:
         self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
     ) -> None:
         self.logins.report_state(login_id, state, message, error)
-
-    def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
-        return self.logins.clients_of(user_mxid, network)
 
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         return await self.logins.add_login(login)

@@ -147,12 +147,12 @@ class LoginService:
         if st.state != state or st.since != since or st.notified:
             return
         st.notified = True
-        client = self.clients.get(login_id)
-        if client is None:
+        login = self.logins.get(login_id)
+        if login is None:
             return
-        text = f"{client.login.network} login {client.login.remote_name or login_id}: "
+        text = f"{login.network} login {login.remote_name or login_id}: "
         text += f"{state.value}" + (f" ({st.message})" if st.message else "")
-        await self._notify_user(client.login.user_mxid, text)
+        await self._notify_user(login.user_mxid, text)
 
     # -- logins --------------------------------------------------------------------------------
 
