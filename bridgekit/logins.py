@@ -1,4 +1,10 @@
-"""Logins: loading and connecting network clients, and how their connections are doing.
+"""The login service: loading and connecting network clients, and how their connections are doing.
+
+Each loaded login is a :class:`~bridgekit.objects.user_login.UserLogin` (its row, metadata,
+client and state), each user with logins a :class:`~bridgekit.objects.user.User`; this service
+makes one object per login and per user and keeps them. ``clients`` (login id -> client) and
+``states`` (login id -> state) are indexes of those objects, handed to the services that look
+clients up by id.
 
 A login's state is reported by its connector. Persistent trouble reaches the user as a notice
 in their management room (at once for bad credentials, after ``bridge.state_notice_delay``
@@ -12,61 +18,80 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
-from .contract.connector import (
-    BridgeStateEvent,
-    LoginInfo,
-    NetworkClient,
-    NetworkConnector,
-)
-from .contract.events import RemoteEvent
+from .contract.connector import BridgeStateEvent, LoginInfo, NetworkClient, NetworkConnector
+from .database.store import Store
+from .objects.user import User
+from .objects.user_login import LoginState, UserLogin
+from .portal.presence import PresenceKeeper
+from .settings import BridgeSettings
 
-if TYPE_CHECKING:
-    from .config import Config
-    from .database.store import Store
-    from .portal.backfill import Backfill
-    from .portal.presence import PresenceKeeper
+__all__ = ["LoginService", "LoginState"]
 
 log = logging.getLogger("bridgekit")
 
-
-class LoginState:
-    def __init__(self) -> None:
-        self.state = BridgeStateEvent.STARTING
-        self.message = ""
-        self.error = ""
-        self.since = time.time()
-        self.notified = False
-        self.network = ""  # known once the login is loaded
+Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
-class Logins:
-    """Mixed into :class:`~bridgekit.bridge.Bridge`."""
+class LoginService:
+    """The logins of all users (see the module docstring)."""
 
-    config: Config
-    store: Store
-    connectors: Mapping[str, NetworkConnector]
-    clients: dict[str, NetworkClient]
-    _clients_by_user: dict[str, list[NetworkClient]]
-    login_states: dict[str, LoginState]
-    presence: PresenceKeeper
-    backfill: Backfill
-    _connected_by_network: dict[str, int]
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, NetworkConnector],
+        settings: BridgeSettings,
+        presence: PresenceKeeper,
+        spawn: Spawn,
+        notify_user: Callable[[str, str], Awaitable[bool]],
+        catch_up: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """``notify_user`` (the notices service) and ``catch_up`` (backfill) are built after
+        this service: pass callables that reach them late."""
+        self.store = store
+        self.connectors = connectors
+        self.settings = settings
+        self.presence = presence
+        self._spawn = spawn
+        self._notify_user = notify_user
+        self._catch_up_login = catch_up
+        self.logins: dict[str, UserLogin] = {}
+        self.users: dict[str, User] = {}
+        #: Indexes of the objects above, by login id (see the module docstring).
+        self.clients: dict[str, NetworkClient] = {}
+        self.states: dict[str, LoginState] = {}
+        self._connected_by_network: dict[str, int] = {}
 
-    if TYPE_CHECKING:  # provided by Bridge
+    # -- objects -------------------------------------------------------------------------------
 
-        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
+    def get(self, login_id: str) -> UserLogin | None:
+        """A loaded login."""
+        return self.logins.get(login_id)
 
-        async def send_notice(self, room_id: str, text: str, html: str | None = None) -> None: ...
+    def user(self, mxid: str) -> User:
+        """The user ``mxid`` (made on first use: its row is read from the store when asked)."""
+        user = self.users.get(mxid)
+        if user is None:
+            user = self.users[mxid] = User(mxid, self.store.users)
+        return user
 
-        async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None: ...
+    def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
+        """A user's live clients (indexed: this runs for every Matrix message)."""
+        user = self.users.get(user_mxid)
+        if user is None:
+            return []
+        return [ul.client for ul in user.logins if network is None or ul.network == network]
+
+    # -- state ---------------------------------------------------------------------------------
 
     def report_state(
         self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
     ) -> None:
-        st = self.login_states.setdefault(login_id, LoginState())
+        st = self.states.get(login_id)
+        if st is None:
+            st = self.states[login_id] = LoginState()
         previous = st.state
         if (state, message, error) == (previous, st.message, st.error):
             # Said again (the runtime reports CONNECTING before a client's connect(), which
@@ -84,8 +109,7 @@ class Logins:
         ):
             self._spawn(self._notify_state(login_id, 0))
         elif state == BridgeStateEvent.TRANSIENT_DISCONNECT:
-            delay = self.config.settings.bridge.state_notice_delay
-            self._spawn(self._notify_state(login_id, delay))
+            self._spawn(self._notify_state(login_id, self.settings.state_notice_delay))
         elif state == BridgeStateEvent.CONNECTED and previous != BridgeStateEvent.CONNECTED:
             self._spawn(self._catch_up(login_id))
         self._count_connected(st.network, previous, state)
@@ -108,36 +132,42 @@ class Logins:
         """After a (re)connect, fetch what was said while we were away
         (bridgekit/portal/backfill.py)."""
         try:
-            await self.backfill.catch_up(login_id)
+            await self._catch_up_login(login_id)
         except Exception:
             log.exception("Catch-up of %s could not be queued", login_id)
 
     async def _notify_state(self, login_id: str, delay: float) -> None:
         """Tell the user in their management room when a disconnect persists."""
-        st = self.login_states[login_id]
+        st = self.states.get(login_id)
+        if st is None:  # removed since (remove_login reports LOGGED_OUT, then forgets it)
+            return
         state, since = st.state, st.since
         if delay:
             await asyncio.sleep(delay)
         if st.state != state or st.since != since or st.notified:
             return
         st.notified = True
-        client = self.clients.get(login_id)
-        if client is None:
+        login = self.logins.get(login_id)
+        if login is None:
             return
-        user = await self.store.get_user(client.login.user_mxid)
-        if user and user.management_room:
-            text = f"{client.login.network} login {client.login.remote_name or login_id}: "
-            text += f"{state.value}" + (f" ({st.message})" if st.message else "")
-            await self.send_notice(user.management_room, text)
+        text = f"{login.network} login {login.remote_name or login_id}: "
+        text += f"{state.value}" + (f" ({st.message})" if st.message else "")
+        await self._notify_user(login.user_mxid, text)
 
     # -- logins --------------------------------------------------------------------------------
 
-    async def _load_client(self, login: LoginInfo) -> NetworkClient:
+    async def load(self, login: LoginInfo) -> NetworkClient:
+        """Load a stored login into its connector, and start connecting it."""
         connector = self.connectors[login.network]
         client = await connector.load_login(login)
+        state = self.states.get(login.id)
+        if state is None:
+            state = self.states[login.id] = LoginState()
+        state.network = login.network
+        user_login = UserLogin(login, client, state, self.store.net_metadata)
+        self.logins[login.id] = user_login
         self.clients[login.id] = client
-        self._clients_by_user.setdefault(login.user_mxid, []).append(client)
-        self.login_states.setdefault(login.id, LoginState()).network = login.network
+        self.user(login.user_mxid).logins.append(user_login)
         self.report_state(login.id, BridgeStateEvent.CONNECTING)
         self._spawn(self._connect(client))
         return client
@@ -151,14 +181,15 @@ class Logins:
 
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         await self.store.save_login(login)
-        return await self._load_client(login)
+        return await self.load(login)
 
     async def remove_login(self, login_id: str) -> None:
+        user_login = self.logins.pop(login_id, None)
+        if user_login is not None:
+            mine = self.users[user_login.user_mxid].logins
+            if user_login in mine:
+                mine.remove(user_login)
         client = self.clients.pop(login_id, None)
-        if client is not None:
-            mine = self._clients_by_user.get(client.login.user_mxid, [])
-            if client in mine:
-                mine.remove(client)
         if client is not None:
             try:
                 await client.disconnect()
@@ -167,12 +198,29 @@ class Logins:
                 log.exception("Error while logging out %s", login_id)
         await self.store.delete_login(login_id)
         self.report_state(login_id, BridgeStateEvent.LOGGED_OUT)
-        self.login_states.pop(login_id, None)
+        self.states.pop(login_id, None)
 
     def new_login_id(self) -> str:
         return secrets.token_hex(8)
 
-    def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]:
-        """A user's live clients (indexed: this runs for every Matrix message)."""
-        mine = self._clients_by_user.get(user_mxid, ())
-        return [c for c in mine if network is None or c.login.network == network]
+    async def disconnect_all(self) -> None:
+        """At stop: every live client disconnects (10 s each at most)."""
+        for client in list(self.clients.values()):
+            try:
+                await asyncio.wait_for(client.disconnect(), 10)
+            except Exception:
+                log.exception("Error disconnecting %s", client.login.id)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """The loaded logins, for the bridge's status page."""
+        return {
+            lid: {
+                "network": c.login.network,
+                "user": c.login.user_mxid,
+                "remote_id": c.login.remote_id,
+                "remote_name": c.login.remote_name,
+                "state": self.states.get(lid, LoginState()).state.value,
+                "message": self.states.get(lid, LoginState()).message,
+            }
+            for lid, c in self.clients.items()
+        }

@@ -12,28 +12,78 @@ asked (it used to, and failed with ``KeyError('')`` when two were loaded).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mautrix.types import RoomID, UserID
 
-from .contract.connector import BridgeAPI, BridgeStateEvent, LoginInfo, NetworkClient
+from .contract.connector import (
+    BridgeAPI,
+    BridgeStateEvent,
+    LoginInfo,
+    NetworkClient,
+    NetworkConnector,
+)
 from .contract.events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUserID
+from .database.store import Store
+from .logins import LoginService
+from .matrix.client import MatrixClient, with_retries
+from .notices import Notices
+from .objects.ghost import Ghosts
+from .objects.metadata import MetadataTypes
+from .objects.portal import Portal, Portals
+from .outbox.writer import OutboxWriter
 
-if TYPE_CHECKING:
-    from .bridge import Bridge
-
-__all__ = ["NetworkBridge"]
+__all__ = ["NetworkBridge", "NetworkServices"]
 
 log = logging.getLogger("bridgekit.network_api")
 
 
-class NetworkBridge(BridgeAPI):
-    """:class:`BridgeAPI` for the connector named ``network``, forwarding to the runtime."""
+class OpenRoom(Protocol):
+    """The portal service's ``rooms.get_or_create`` (built after the connectors' views)."""
 
-    def __init__(self, bridge: Bridge, network: str) -> None:
-        self._bridge = bridge
+    async def __call__(
+        self, network: str, key: PortalKey, login_id: str | None, *, alias_localpart: str | None
+    ) -> Portal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkServices:
+    """The runtime's services every network's view reaches (one set, shared by all views).
+    The callables reach what is built after the connectors or belongs to the runtime's own
+    configuration (signed media links, secrets)."""
+
+    domain: str
+    store: Store
+    matrix: MatrixClient
+    logins: LoginService
+    notices: Notices
+    outbox: OutboxWriter
+    connectors: Mapping[str, NetworkConnector]
+    meta_types: MetadataTypes
+    portals: Portals
+    ghosts: Ghosts
+    media_url: Callable[[str, str], Awaitable[str]]
+    secret_key: Callable[[str], bytes]
+    open_room: OpenRoom
+    get_or_create_user: Callable[[str], Awaitable[Any]]
+    upload_avatar: Callable[[bytes, str], Awaitable[str]]
+
+
+class NetworkBridge(BridgeAPI):
+    """:class:`BridgeAPI` for the connector named ``network``, forwarding to the runtime's
+    services."""
+
+    def __init__(self, services: NetworkServices, network: str) -> None:
+        self._services = services
+        self._store = services.store
+        self._logins = services.logins
+        self._clients = services.logins.clients
+        self._outbox = services.outbox
+        self._notices = services.notices
         self.network = network
-        self.domain = bridge.domain
+        self.domain = services.domain
 
     def __repr__(self) -> str:
         return f"NetworkBridge({self.network!r})"
@@ -41,7 +91,7 @@ class NetworkBridge(BridgeAPI):
     def _own_login(self, login_id: str | None) -> None:
         """Refuse a login id of another network (a login not loaded yet is let through:
         the runtime ignores what it does not know)."""
-        client = self._bridge.clients.get(login_id) if login_id else None
+        client = self._clients.get(login_id) if login_id else None
         if client is not None and client.login.network != self.network:
             network = client.login.network
             raise ValueError(f"login {login_id} is a {network} login, not {self.network}")
@@ -56,29 +106,30 @@ class NetworkBridge(BridgeAPI):
     # -- events and state ----------------------------------------------------------------------
 
     async def queue_remote_event(self, login_id: str | None, event: RemoteEvent) -> None:
-        await self._bridge.queue_remote_event(login_id, self._own_event(login_id, event))
+        await self._outbox.queue(login_id, self._own_event(login_id, event))
 
     def queue_remote_event_soon(self, login_id: str | None, event: RemoteEvent) -> None:
-        self._bridge.queue_remote_event_soon(login_id, self._own_event(login_id, event))
+        self._outbox.queue_soon(login_id, self._own_event(login_id, event))
 
     def report_state(
         self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
     ) -> None:
         self._own_login(login_id)
-        self._bridge.report_state(login_id, state, message, error)
+        self._logins.report_state(login_id, state, message, error)
 
     # -- lookups, within this network ----------------------------------------------------------
 
     async def find_message(self, portal: PortalKey, remote_id: RemoteMessageID) -> str | None:
-        row = await self._bridge.store.message_by_remote(self.network, portal, remote_id)
+        row = await self._store.message_by_remote(self.network, portal, remote_id)
         return row.event_id if row else None
 
     async def find_remote_id(self, portal: PortalKey, event_id: str) -> str | None:
-        row = await self._bridge.store.message_in_portal(self.network, portal, event_id)
+        row = await self._store.message_in_portal(self.network, portal, event_id)
         return row.remote_id if row else None
 
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
-        return self._bridge.ghost_mxid(remote_user_id, self.network)
+        localpart = self._services.connectors[self.network].ghost_localpart(remote_user_id)
+        return f"@{localpart}:{self.domain}"
 
     # -- storage, media, users -----------------------------------------------------------------
 
@@ -88,84 +139,109 @@ class NetworkBridge(BridgeAPI):
         return f"net:{self.network}:{key}"
 
     async def get_kv(self, key: str) -> str | None:
-        return await self._bridge.get_kv(self._kv_key(key))
+        return await self._store.get_kv(self._kv_key(key))
 
     async def set_kv(self, key: str, value: str | None) -> None:
-        await self._bridge.set_kv(self._kv_key(key), value)
+        await self._store.set_kv(self._kv_key(key), value)
 
     # -- typed metadata (database/net_metadata.py)
     # --------------------------------------------------------
 
+    def _meta_type(self, kind: str) -> type:
+        return self._services.meta_types(self.network, kind)
+
     async def _get_meta(self, kind: str, key: tuple[str, ...]) -> Any:
-        store = self._bridge.store.net_metadata
-        return await store.get(kind, self.network, key, self._bridge.meta_types(self.network, kind))
+        store = self._store.net_metadata
+        return await store.get(kind, self.network, key, self._meta_type(kind))
 
     async def _set_meta(self, kind: str, key: tuple[str, ...], value: Any) -> None:
-        self._bridge.meta_types.check(self.network, kind, value)
-        await self._bridge.store.net_metadata.set(kind, self.network, key, value)
+        self._services.meta_types.check(self.network, kind, value)
+        await self._store.net_metadata.set(kind, self.network, key, value)
 
     # Portals and ghosts own their metadata (bridgekit/objects).
     async def portal_metadata(self, portal: PortalKey) -> Any:
-        return await self._bridge.portal_objects.net_metadata(self.network, portal)
+        return await self._services.portals.net_metadata(self.network, portal)
 
     async def set_portal_metadata(self, portal: PortalKey, value: Any) -> None:
-        await self._bridge.portal_objects.set_net_metadata(self.network, portal, value)
+        await self._services.portals.set_net_metadata(self.network, portal, value)
 
     async def ghost_metadata(self, remote_user_id: RemoteUserID) -> Any:
-        return await self._bridge.ghost_objects.net_metadata(self.network, remote_user_id)
+        return await self._services.ghosts.net_metadata(self.network, remote_user_id)
 
     async def set_ghost_metadata(self, remote_user_id: RemoteUserID, value: Any) -> None:
-        await self._bridge.ghost_objects.set_net_metadata(self.network, remote_user_id, value)
+        await self._services.ghosts.set_net_metadata(self.network, remote_user_id, value)
 
     async def login_metadata(self, login_id: str) -> Any:
         self._own_login(login_id)
-        return await self._get_meta("login", (login_id,))
+        login = self._logins.get(login_id)
+        if login is None:  # not loaded (yet: a connector's load_login may read it)
+            return await self._get_meta("login", (login_id,))
+        return await login.metadata(self._meta_type("login"))
 
     async def set_login_metadata(self, login_id: str, value: Any) -> None:
         self._own_login(login_id)
-        await self._set_meta("login", (login_id,), value)
+        login = self._logins.get(login_id)
+        if login is None:
+            await self._set_meta("login", (login_id,), value)
+            return
+        self._services.meta_types.check(self.network, "login", value)
+        await login.set_metadata(value)
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
-        return await self._bridge.media_url(mxc, filename)
+        return await self._services.media_url(mxc, filename)
 
     async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
-        return await self._bridge.upload_media(data, mime_type, filename)
+        bot = self._services.matrix.bot
+        assert bot is not None
+        return str(
+            await with_retries(
+                lambda: bot.upload_media(data, mime_type=mime_type, filename=filename or None),
+                what="uploading media",
+                max_attempts=5,
+            )
+        )
 
     def secret_key(self, purpose: str) -> bytes:
-        return self._bridge.secret_key(purpose)
+        return self._services.secret_key(purpose)
 
     async def matrix_displayname(self, mxid: str) -> str | None:
-        return await self._bridge.matrix_displayname(mxid)
+        bot = self._services.matrix.bot
+        assert bot is not None
+        try:
+            name = await bot.get_displayname(mxid)
+        except Exception:
+            return None
+        return str(name) if name else None
 
     # -- notices and rooms ---------------------------------------------------------------------
 
     async def notify_user(self, user_mxid: str, text: str) -> bool:
-        return await self._bridge.notify_user(user_mxid, text)
+        return await self._notices.notify_user(user_mxid, text)
 
     async def notify_portal(self, portal: PortalKey, text: str) -> bool:
-        return await self._bridge.notify_portal(self.network, portal, text)
+        return await self._notices.notify_portal(self.network, portal, text)
 
     async def invite_to_portal(
         self, login_id: str, portal: PortalKey, reason: str = ""
     ) -> str | None:
         self._own_login(login_id)
-        return await self._bridge.invite_to_portal(login_id, portal, reason)
+        return await self._notices.invite_to_portal(login_id, portal, reason)
 
     async def remove_from_portal(self, login_id: str, portal: PortalKey, reason: str) -> bool:
         self._own_login(login_id)
-        return await self._bridge.remove_from_portal(login_id, portal, reason)
+        return await self._notices.remove_from_portal(login_id, portal, reason)
 
     async def open_portal(
         self, portal: PortalKey, user_mxid: str, alias_localpart: str | None = None
     ) -> str | None:
         if portal.receiver:
             raise ValueError("open_portal is for shared portals; a 1:1 chat: invite_to_portal")
-        created = await self._bridge.portals.rooms.get_or_create(
+        created = await self._services.open_room(
             self.network, portal, None, alias_localpart=alias_localpart
         )
         if created is None or not created.mxid:
             return None
-        bot = self._bridge.matrix.bot  # a shared room is made with nobody invited
+        bot = self._services.matrix.bot  # a shared room is made with nobody invited
         assert bot is not None
         try:
             await bot.invite_user(RoomID(created.mxid), UserID(user_mxid))
@@ -178,18 +254,18 @@ class NetworkBridge(BridgeAPI):
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         if login.network != self.network:
             raise ValueError(f"a {self.network} connector added a {login.network} login")
-        await self._bridge.commands.get_or_create_user(login.user_mxid)
-        return await self._bridge.add_login(login)
+        await self._services.get_or_create_user(login.user_mxid)
+        return await self._logins.add_login(login)
 
     async def remove_login(self, login_id: str) -> None:
         self._own_login(login_id)
-        await self._bridge.remove_login(login_id)
+        await self._logins.remove_login(login_id)
 
     # -- ghost info ----------------------------------------------------------------------------
 
     async def upload_avatar(self, data: bytes, mime_type: str) -> str:
-        return await self._bridge.portals.puppets.upload_avatar(data, mime_type)
+        return await self._services.upload_avatar(data, mime_type)
 
     async def ghost_is_bot(self, remote_user_id: RemoteUserID) -> bool:
-        ghost = await self._bridge.store.get_ghost(self.network, remote_user_id)
+        ghost = await self._store.get_ghost(self.network, remote_user_id)
         return ghost is not None and ghost.is_bot

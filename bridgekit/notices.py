@@ -7,29 +7,44 @@ Connectors reach users through these (``BridgeAPI.notify_user``, ``notify_portal
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Membership, RoomID, UserID
 
+from .contract.connector import NetworkClient
 from .contract.events import PortalKey
-from .matrix.client import message_type, with_retries
-
-if TYPE_CHECKING:
-    from .database.store import Store
-    from .matrix.client import MatrixClient
-    from .portal.portals import PortalService
+from .database.store import Store
+from .matrix.client import MatrixClient, message_type, with_retries
+from .objects.portal import Portal
 
 log = logging.getLogger("bridgekit")
 
 
-class Notices:
-    """Mixed into :class:`bridgekit.bridge.Bridge`."""
+class GetOrCreateRoom(Protocol):
+    """The portal service's ``rooms.get_or_create`` (built after this service)."""
 
-    store: Store
-    matrix: MatrixClient
-    portals: PortalService
-    clients: dict[str, Any]
+    async def __call__(
+        self, network: str, key: PortalKey, login_id: str | None
+    ) -> Portal | None: ...
+
+
+class Notices:
+    """What the bridge bot says to users, and the invitations and kicks it makes for them."""
+
+    def __init__(
+        self,
+        store: Store,
+        matrix: MatrixClient,
+        clients: Mapping[str, NetworkClient],
+        get_or_create_room: GetOrCreateRoom,
+    ) -> None:
+        """``clients``: the loaded logins' clients by login id (the login service's index)."""
+        self.store = store
+        self.matrix = matrix
+        self.clients = clients
+        self._get_or_create_room = get_or_create_room
 
     async def send_notice(self, room_id: str, text: str, html: str | None = None) -> None:
         bot = self.matrix.bot
@@ -68,7 +83,7 @@ class Notices:
             return None
         network, user = client.login.network, client.login.user_mxid
         existing = await self.store.get_portal(network, portal)
-        created = await self.portals.rooms.get_or_create(network, portal, login_id)
+        created = await self._get_or_create_room(network, portal, login_id)
         if created is None or not created.mxid:
             return None
         if existing is not None and existing.mxid:  # a new room invited them as it was made

@@ -29,7 +29,10 @@ async def test_lookups_by_event_or_remote_id_stay_in_their_portal(bridge: Bridge
     in_a, in_b = uid("$in-a"), uid("$in-b")
     await bridge.store.add_message(row(a, "ra", in_a))
     await bridge.store.add_message(row(b, "rb", in_b))
-    fake_api, other_api = NetworkBridge(bridge, "fake"), NetworkBridge(bridge, "other")
+    fake_api, other_api = (
+        NetworkBridge(bridge.network_services, "fake"),
+        NetworkBridge(bridge.network_services, "other"),
+    )
     assert await fake_api.find_remote_id(a, in_a) == "ra"
     assert await fake_api.find_remote_id(a, in_b) is None  # B's event, asked from A
     assert await other_api.find_remote_id(b, in_b) is None  # another network's portal

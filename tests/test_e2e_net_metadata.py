@@ -38,7 +38,7 @@ async def test_metadata_of_real_rows_survives_a_restart(
         with pytest.raises(LookupError):  # metadata belongs to a stored row
             await api.set_portal_metadata(PortalKey(uid("nochat")), FakeMeta())
         # Another network never sees the fake network's rows.
-        other = NetworkBridge(bridge, "other")
+        other = NetworkBridge(bridge.network_services, "other")
         with pytest.raises(TypeError, match="declares no portal_metadata_type"):
             await other.portal_metadata(portal)
 

@@ -336,7 +336,7 @@ async def cmd_ping(ce: RuntimeCommandEvent) -> None:
     if not logins:
         await ce.reply("Pong. You have no logins.")
         return
-    states = ce.runtime.logins.login_states
+    states = ce.runtime.logins.states
     lines = [
         f"{c.login.network} {c.login.remote_name or c.login.remote_id}: "
         f"{states[c.login.id].state.value if c.login.id in states else 'UNKNOWN'}"
@@ -389,7 +389,7 @@ async def cmd_list_logins(ce: RuntimeCommandEvent) -> None:
     if not clients:
         await ce.reply("You have no logins. Use `login <network>` to add one.")
         return
-    states = ce.runtime.logins.login_states
+    states = ce.runtime.logins.states
     lines = []
     for c in clients:
         st = states.get(c.login.id)

@@ -45,13 +45,13 @@ class LoginStateView(Protocol):
 
 
 class LoginLookups(Protocol):
-    """The logins as the commands use them (the bridge's login half provides them)."""
+    """The logins as the commands use them (the login service, bridgekit/logins.py)."""
 
     @property
     def clients(self) -> Mapping[str, NetworkClient]: ...
 
     @property
-    def login_states(self) -> Mapping[str, LoginStateView]: ...
+    def states(self) -> Mapping[str, LoginStateView]: ...
 
     def clients_of(self, user_mxid: str, network: str | None = None) -> list[NetworkClient]: ...
 

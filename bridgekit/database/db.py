@@ -22,13 +22,10 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mautrix.util.async_db import Database, Scheme, UpgradeTable
 from mautrix.util.async_db.errors import UnsupportedDatabaseVersion
-
-if TYPE_CHECKING:
-    from ..instance_lock import InstanceLock
 
 log = logging.getLogger("bridgekit.db")
 
@@ -45,12 +42,20 @@ class DatabaseUnavailable(RuntimeError):
     """The database in ``database.url`` cannot be opened (said plainly, password hidden)."""
 
 
+class DatabaseLock(Protocol):
+    """What :func:`open_database` takes the database with (:class:`bridgekit.instance_lock.
+    InstanceLock`, which needs this module's errors: declared here, not imported, so the two
+    modules do not import each other)."""
+
+    async def acquire(self, db: Database, real_url: str, shown_url: str) -> None: ...
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, for messages and logs."""
     return re.sub(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
-async def open_database(db: Database, url: str, lock: InstanceLock | None = None) -> None:
+async def open_database(db: Database, url: str, lock: DatabaseLock | None = None) -> None:
     """Start ``db``; a failure (server down, wrong password, unwritable file) becomes one
     :class:`DatabaseUnavailable` that names the URL, rather than a driver's stack trace.
     With ``lock``, also take the database for this process alone (see

@@ -8,10 +8,12 @@
 * :class:`Ghost` (:mod:`.ghost`): the Matrix user that stands for one remote user. Owns its
   ``ghost`` row (``save()``), its typed metadata, its mxid, and how a reported profile (name,
   avatar, is-bot) reaches its Matrix profile (``update_info(intent, ...)``).
-* ``User`` (:mod:`.user`): a Matrix user of the bridge. Owns its ``user`` row (management room,
-  double puppet) and its logins.
-* ``UserLogin`` (:mod:`.user_login`): one login of a user to a network. Owns its
-  ``user_login`` row, its typed metadata and its network client.
+* :class:`User` (:mod:`.user`): a Matrix user of the bridge. Owns its ``user`` row (management
+  room, double puppet) and its logins.
+* :class:`UserLogin` (:mod:`.user_login`): one login of a user to a network. Owns its
+  ``user_login`` row (the contract's ``LoginInfo``), its typed metadata, its network client and
+  its connection state. The login service (:class:`bridgekit.logins.LoginService`) keeps one
+  per loaded login.
 
 The database layer keeps plain rows (:class:`~bridgekit.database.records.PortalRow`, ...) and
 never imports this package; the runtime hands the tables its objects' factories
@@ -24,5 +26,7 @@ with the bridge.
 from .ghost import Ghost, Ghosts
 from .metadata import MetadataTypes
 from .portal import Portal, Portals
+from .user import User
+from .user_login import UserLogin
 
-__all__ = ["Ghost", "Ghosts", "MetadataTypes", "Portal", "Portals"]
+__all__ = ["Ghost", "Ghosts", "MetadataTypes", "Portal", "Portals", "User", "UserLogin"]

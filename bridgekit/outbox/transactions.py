@@ -1,10 +1,9 @@
 """Transactions from the homeserver: remembered, queued per room, marked done, forgotten.
 
-Mixed into :class:`bridgekit.bridge.Bridge`, which
-:class:`bridgekit.matrix.appservice.AppServiceServer` hands transactions to (its
-``TransactionSink``). A transaction is known by its id and a digest of its event ids
-(:func:`bridgekit.matrix.appservice.events_digest`): the id alone is unique only within one run of
-the homeserver.
+:class:`bridgekit.matrix.appservice.AppServiceServer` hands transactions to the runtime (its
+``TransactionSink``), which hands them to :class:`Transactions`. A transaction is known by its
+id and a digest of its event ids (:func:`bridgekit.matrix.appservice.events_digest`): the id
+alone is unique only within one run of the homeserver.
 """
 
 from __future__ import annotations
@@ -12,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from ..database.records import LRU
+from ..database.store import Store
 from ..matrix.appservice import TxnKey
-from .parking import REPLAY_ATTEMPTS
-
-if TYPE_CHECKING:
-    from ..database.store import Store
-    from ..matrix.router import MatrixRouter
-    from ..metrics import Metrics
-    from .ordering import OrderedExecutor
-    from .parking import Parking
+from ..metrics import Metrics
+from .ordering import OrderedExecutor
+from .parking import REPLAY_ATTEMPTS, Parking
 
 log = logging.getLogger("bridgekit")
 
@@ -46,22 +42,37 @@ def _short(value: Any) -> str:
     return value[:100] if isinstance(value, str) else f"<{type(value).__name__}>"
 
 
+class EventRouter(Protocol):
+    """Where a transaction's events go (:class:`bridgekit.matrix.router.MatrixRouter`)."""
+
+    def wants(self, evt: dict[str, Any]) -> bool: ...
+
+    async def handle_event(self, evt: dict[str, Any], replay: bool = False) -> None: ...
+
+    async def handle_ephemeral(self, evt: dict[str, Any]) -> None: ...
+
+
 class Transactions:
-    """Mixed into :class:`~bridgekit.bridge.Bridge`."""
+    """The homeserver's transactions, from their storing to their end (see the module
+    docstring). Events are queued on ``inbox`` (one lane per room) and handled by ``router``."""
 
-    store: Store
-    router: MatrixRouter
-    inbox: OrderedExecutor
-    metrics: Metrics
-    parking: Parking
-
-    if TYPE_CHECKING:  # provided by Bridge
-
-        def _spawn(self, coro: Any) -> asyncio.Task[Any]: ...
-
-        async def send_notice(self, room_id: str, text: str) -> Any: ...
-
-    def _init_transactions(self) -> None:
+    def __init__(
+        self,
+        store: Store,
+        router: EventRouter,
+        inbox: OrderedExecutor,
+        metrics: Metrics,
+        parking: Parking,
+        spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]],
+        send_notice: Callable[[str, str], Awaitable[Any]],
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.inbox = inbox
+        self.metrics = metrics
+        self.parking = parking
+        self._spawn = spawn
+        self.send_notice = send_notice
         self._txn_remaining: dict[TxnKey, int] = {}
         self._txn_without_body: set[TxnKey] = set()
         self._recent_idless_txns = LRU(10_000)  # txnId -> digest, of transactions not stored
@@ -71,7 +82,7 @@ class Transactions:
         self._event_failure_sites = LRU(1000)  # where events failed (one traceback each)
         self._txn_flush_task: asyncio.Task[None] | None = None
 
-    async def _prune_transactions(self) -> None:
+    async def prune(self) -> None:
         """Forget handled transactions after a week, at start and then daily (a long run
         would otherwise keep every one; a homeserver retries within minutes to hours)."""
         while True:
@@ -213,9 +224,9 @@ class Transactions:
         self._txn_remaining.pop(txn, None)
         self._txn_finished.append(txn)
         if self._txn_flush_task is None or self._txn_flush_task.done():
-            self._txn_flush_task = self._spawn(self._flush_finished_txns())
+            self._txn_flush_task = self._spawn(self.flush_finished())
 
-    async def _flush_finished_txns(self) -> None:
+    async def flush_finished(self) -> None:
         while self._txn_finished:
             batch, self._txn_finished = self._txn_finished, []
             try:
@@ -226,7 +237,7 @@ class Transactions:
                 log.exception("Could not mark transactions finished (they will be replayed)")
                 return
 
-    async def _tell_parked_transaction(self, txn: TxnKey, data: dict[str, Any]) -> None:
+    async def tell_parked(self, txn: TxnKey, data: dict[str, Any]) -> None:
         """The portal rooms of a parked transaction's events learn that some were not
         bridged (their senders would otherwise never know)."""
         rooms = {

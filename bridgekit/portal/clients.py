@@ -9,7 +9,7 @@ from ..contract.connector import AutoLogin, LoginInfo, NetworkClient, NetworkCon
 from ..contract.events import PortalKey
 
 if TYPE_CHECKING:
-    from ..database.store import Portal
+    from ..objects.portal import Portal
     from ..settings import RelaySettings
 
 

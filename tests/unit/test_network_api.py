@@ -32,7 +32,9 @@ def bridge(tmp_path: Path) -> Bridge:
     config = Config.from_dict(env.config_dict(f"sqlite:///{tmp_path}/b.db", networks=networks))
     bridge = Bridge(config)
     for name, section in config.enabled_networks().items():
-        bridge.connectors[name] = discover_connectors()[name](NetworkBridge(bridge, name), section)
+        bridge.connectors[name] = discover_connectors()[name](
+            NetworkBridge(bridge.network_services, name), section
+        )
     return bridge
 
 
