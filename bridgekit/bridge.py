@@ -40,6 +40,7 @@ from .contract.connector import (
 from .contract.events import PortalKey, RemoteEvent, RemoteUserID
 from .contract.ids import localpart_of, server_of
 from .database.db import create_database, migrate, open_database, package_migrations
+from .database.inbox import inbox_url, open_inbox
 from .database.store import OutboxItem, Store
 from .instance_lock import InstanceLock
 from .logins import LoginService
@@ -134,11 +135,9 @@ class Bridge:
             config.settings.database.url,
             max_connections=config.settings.database.max_connections,
         )
-        # SQLite: the transaction table gets a connection of its own (see Store).
-        url = str(config["database.url"])
-        self.txn_db: Database | None = (
-            create_database(url) if url.startswith(("sqlite:", "sqlite3:")) else None
-        )
+        # SQLite: the homeserver's transactions get a file of their own (database/inbox.py).
+        self.txn_url = inbox_url(config.settings.database.url)
+        self.txn_db: Database | None = create_database(self.txn_url) if self.txn_url else None
         self.store = Store(self.db, self.txn_db)
         self.instance_lock = InstanceLock()  # one process per database: see instance_lock.py
         self.matrix = MatrixClient(
@@ -318,8 +317,8 @@ class Bridge:
     async def start(self) -> None:
         await open_database(self.db, str(self.config["database.url"]), self.instance_lock)
         await migrate(self.db, "bridgekit", package_migrations("bridgekit.database.migrations"))
-        if self.txn_db is not None:
-            await self.txn_db.start()
+        if self.txn_db is not None and self.txn_url is not None:
+            await open_inbox(self.txn_db, self.txn_url, self.db)
         self.store.attach_loop_connection()
         await self.store.load()
         for name, section in self.config.enabled_networks().items():
@@ -349,6 +348,7 @@ class Bridge:
         for item in outbox:
             if not self.parking.is_parked("outbox", str(item.seq)):
                 self._submit_outbox(item)
+        await self.store.settle_transactions()  # what the last run finished leaves the inbox
         pending = await self.store.pending_transactions()
         await self.parking.keep_only("transaction", (parking_key(t) for t, _ in pending))
         replays: list[tuple[TxnKey, dict[str, Any]]] = []

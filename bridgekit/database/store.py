@@ -45,8 +45,8 @@ class Store:
 
     def __init__(self, db: Database, txn_db: Database | None = None) -> None:
         self.db = db
-        #: SQLite: a connection of its own for the transaction table, so acknowledging a
-        #: transaction never queues behind the inbox's work on the shared connection.
+        #: SQLite: the transactions' file (database/inbox.py), with its own connections and
+        #: write lock, so acknowledging a transaction never waits for the main file's.
         self.txn_db = txn_db or db
         self._sqlite = db.scheme == Scheme.SQLITE
         self._txn_sqlite = self.txn_db.scheme == Scheme.SQLITE
@@ -107,6 +107,7 @@ class Store:
         self.finish_transactions = txns.finish_transactions
         self.pending_transactions = txns.pending_transactions
         self.prune_transactions = txns.prune_transactions
+        self.settle_transactions = txns.settle_transactions
 
         self.outbox_add_many = outbox.outbox_add_many
         self.outbox_merge = outbox.outbox_merge
@@ -139,7 +140,7 @@ class Store:
         if self._sqlite:
             sqlite_work.attach(self.db)
         if self._txn_sqlite and self.txn_db is not self.db:
-            sqlite_work.attach(self.txn_db, share_with=self.db)
+            sqlite_work.attach(self.txn_db)  # a file of its own: a connection of its own
 
     async def detach_loop_connection(self) -> None:
         await sqlite_work.detach(self.db, self.txn_db)

@@ -27,6 +27,9 @@ log = logging.getLogger("bridgekit")
 MAX_PENDING_EVENTS = 20_000
 #: How long a handled transaction's key is kept to recognise a retry (milliseconds).
 TXN_KEEP_MS = 7 * 24 * 3600 * 1000
+#: Seconds between two settles of the finished transactions' marks (their bodies stay on disk
+#: until then; a restart settles them too).
+SETTLE_INTERVAL = 10.0
 #: Seconds between two warnings that the homeserver reuses transaction ids.
 TXN_REUSE_LOG_INTERVAL = 600.0
 
@@ -84,13 +87,21 @@ class Transactions:
 
     async def prune(self) -> None:
         """Forget handled transactions after a week, at start and then daily (a long run
-        would otherwise keep every one; a homeserver retries within minutes to hours)."""
+        would otherwise keep every one; a homeserver retries within minutes to hours); and
+        every :data:`SETTLE_INTERVAL` seconds apply the "finished" marks to the stored
+        transactions, freeing their bodies (database/transactions.py)."""
+        next_prune = 0.0
         while True:
+            now = time.monotonic()
             try:
-                await self.store.prune_transactions(TXN_KEEP_MS)
+                if now >= next_prune:
+                    next_prune = now + 24 * 3600
+                    await self.store.prune_transactions(TXN_KEEP_MS)
+                else:
+                    await self.store.settle_transactions()
             except Exception as e:
-                log.warning("Could not prune old transactions: %s", e)
-            await asyncio.sleep(24 * 3600)
+                log.warning("Could not prune or settle old transactions: %s", e)
+            await asyncio.sleep(SETTLE_INTERVAL)
 
     async def store_transaction(self, txn: TxnKey, body: str | None) -> bool:
         txn_id, digest = txn

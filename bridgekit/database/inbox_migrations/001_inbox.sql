@@ -1,0 +1,10 @@
+-- The homeserver's transactions, stored before their 200 (bridgekit/database/transactions.py):
+-- the same table as the main database's appservice_txn (migrations 001 and 003), in a file of
+-- its own so that storing one never waits for the main database's write lock.
+CREATE TABLE appservice_txn (
+    txn_id        TEXT NOT NULL,
+    digest        TEXT NOT NULL DEFAULT '',
+    body          TEXT,
+    received_at   BIGINT NOT NULL,
+    PRIMARY KEY (txn_id, digest)
+);
