@@ -50,7 +50,7 @@ _STORE_TXN_PG = (
     "SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM prior) AS prior"
 )
 #: Marks settled per database transaction (each file's write lock is held that long).
-SETTLE_CHUNK = 500
+SETTLE_CHUNK = 200
 #: What :meth:`TransactionTable.store_transaction` found.
 TxnStored = Literal["new", "retry", "reused"]
 

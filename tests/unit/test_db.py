@@ -28,6 +28,7 @@ RUNTIME_TABLES = [
     "message_alias",
     "reaction",
     "appservice_txn",
+    "appservice_txn_done",
     "outbox",
     "kv",
     "space",

@@ -8,3 +8,7 @@ CREATE TABLE appservice_txn (
     received_at   BIGINT NOT NULL,
     PRIMARY KEY (txn_id, digest)
 );
+-- The transactions not settled yet (database/transactions.py: pending_transactions reads only
+-- this, not every stored body).
+CREATE INDEX appservice_txn_unsettled ON appservice_txn (received_at, txn_id, digest)
+    WHERE body IS NOT NULL;
