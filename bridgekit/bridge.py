@@ -2,10 +2,11 @@
 
 Data flow (see the README picture):
 
-* homeserver -> ``PUT /transactions`` -> body committed to ``appservice_txn`` -> 200 ->
-  :class:`~bridgekit.outbox.ordering.OrderedExecutor` keyed by room ->
-  :mod:`bridgekit.matrix.router`. A transaction's body is cleared once all its events are handled;
-  after a crash the bodies still present are replayed (handlers skip events already bridged).
+* homeserver -> ``PUT /transactions`` -> body committed to ``appservice_txn`` (SQLite: in the
+  inbox file, database/inbox.py) -> 200 -> :class:`~bridgekit.outbox.ordering.OrderedExecutor`
+  keyed by room -> :mod:`bridgekit.matrix.router`. A transaction is marked finished once all its
+  events are handled; after a crash the unfinished ones are replayed (handlers skip events
+  already bridged).
 * connector -> :meth:`Bridge.queue_remote_event` -> row committed to ``outbox`` (group commit)
   -> executor keyed by portal -> :mod:`bridgekit.portal.remote_to_matrix` -> Matrix, retried
   until it succeeds.
