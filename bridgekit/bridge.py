@@ -15,38 +15,35 @@ Data flow (see the README picture):
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import hmac
-import json
 import logging
-from collections.abc import Iterator, Mapping
-from importlib.metadata import entry_points
+from collections.abc import Mapping
 from typing import Any
 
 from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
-from . import __version__
+from . import __version__, process_tuning
 from .commands.processor import CommandProcessor
 from .commands.runtime import CommandRuntime
 from .config import Config
+from .connectors import connector_for_ghost, discover_connectors, thirdparty_lookup
 from .contract.connector import (
     BridgeStateEvent,
     LoginInfo,
     NetworkClient,
     NetworkConnector,
-    ThirdPartyHandler,
 )
 from .contract.events import PortalKey, RemoteEvent, RemoteUserID
-from .contract.ids import localpart_of, server_of
 from .database.db import create_database, migrate, open_database, package_migrations
 from .database.inbox import inbox_url, open_inbox
 from .database.store import OutboxItem, Store
 from .instance_lock import InstanceLock
 from .logins import LoginService
 from .matrix.appservice import AppServiceServer, TxnKey
-from .matrix.client import MatrixClient, with_retries
+from .matrix.bot_setup import set_up_bot
+from .matrix.client import MatrixClient
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -59,7 +56,7 @@ from .objects import Ghosts, MetadataTypes, Portals
 from .outbox import remote_queue
 from .outbox.ordering import OrderedExecutor
 from .outbox.parking import Parking
-from .outbox.transactions import Transactions, parking_key
+from .outbox.transactions import Transactions
 from .outbox.writer import OutboxWriter
 from .portal.alias_rooms import AliasRooms
 from .portal.backfill import Backfill
@@ -69,46 +66,6 @@ from .portal.spaces import Spaces
 from .portal.upgrades import RoomUpgrades
 
 log = logging.getLogger("bridgekit")
-#: Net allocations of tracked objects between two young-generation passes of the collector
-#: while the bridge runs (see Bridge.start).
-GC_YOUNG_THRESHOLD = 20_000
-#: Tries to commit a batch of remote events before they are given up (logged, and the
-#: connector's await raises): 0.1-3.2 s apart, 3-6 s in all.
-
-
-class InstalledConnectors(Mapping[str, type[NetworkConnector]]):
-    """Connector classes from the ``bridgekit.connectors`` entry point group, each imported
-    the first time it is asked for: a bridge runs only the networks its config enables, and
-    importing the others' libraries cost memory for nothing (slixmpp: 6.5 MiB of RSS in an
-    IRC-only bridge). A connector that fails to import counts as not installed."""
-
-    def __init__(self) -> None:
-        self._points = {ep.name: ep for ep in entry_points(group="bridgekit.connectors")}
-        self._loaded: dict[str, type[NetworkConnector] | None] = {}
-
-    def __getitem__(self, name: str) -> type[NetworkConnector]:
-        if name not in self._loaded:
-            ep = self._points[name]  # KeyError: not installed
-            try:
-                self._loaded[name] = ep.load()
-            except Exception as e:  # a broken third-party package must not stop the bridge
-                log.warning("Could not load connector %s: %s", name, e)
-                self._loaded[name] = None
-        cls = self._loaded[name]
-        if cls is None:
-            raise KeyError(name)
-        return cls
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._points)
-
-    def __len__(self) -> int:
-        return len(self._points)
-
-
-def discover_connectors() -> InstalledConnectors:
-    """The installed connectors, by name (imported on first use)."""
-    return InstalledConnectors()
 
 
 class Bridge:
@@ -282,6 +239,16 @@ class Bridge:
             level_of=self.router.level_of,
             ensure_user=self.commands.get_or_create_user,
         )
+        self.remote_queue = remote_queue.RemoteQueue(
+            store=self.store,
+            parking=self.parking,
+            metrics=self.metrics,
+            portals=self.portal_objects,
+            connectors=self.connectors,
+            stream_hold=self.stream_hold,
+            handler=self.portals.remote_to_matrix,
+            send_notice=self.send_notice,
+        )
         self.transactions = Transactions(
             self.store,
             self.router,
@@ -344,32 +311,8 @@ class Bridge:
         # Replay what was stored but not finished before the last stop, ahead of anything new
         # (each replay counted: what keeps failing is parked, see outbox/parking.py).
         await self.parking.load()
-        outbox = await self.store.outbox_pending()
-        await self.parking.keep_only("outbox", (str(i.seq) for i in outbox))
-        for item in outbox:
-            if not self.parking.is_parked("outbox", str(item.seq)):
-                self._submit_outbox(item)
-        await self.store.settle_transactions()  # what the last run finished leaves the inbox
-        pending = await self.store.pending_transactions()
-        await self.parking.keep_only("transaction", (parking_key(t) for t, _ in pending))
-        replays: list[tuple[TxnKey, dict[str, Any]]] = []
-        for txn, body in pending:
-            if self.parking.is_parked("transaction", parking_key(txn)):
-                continue
-            try:
-                replays.append((txn, json.loads(body)))
-            except (ValueError, RecursionError):
-                await self.store.finish_transactions([txn])
-        # Counted together (one commit), then dispatched in one go, in order.
-        allowed = await self.parking.replay_many(
-            "transaction", [parking_key(t) for t, _ in replays]
-        )
-        for (txn, data), go in zip(replays, allowed, strict=True):
-            if not go:
-                self._spawn(self.transactions.tell_parked(txn, data))
-                continue
-            log.info("Replaying unfinished transaction %s", txn[0])
-            self.dispatch_transaction(txn, data, replay=True)
+        await self.remote_queue.resume()
+        await self.transactions.replay_pending()
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
@@ -379,23 +322,13 @@ class Bridge:
         self._spawn(self.spaces.resume())
         self._spawn(self.transactions.prune())
         self.started = True
-        # What start-up made (modules, config, caches) lives as long as the process: frozen,
-        # it is left out of the collector's full passes, which otherwise walk it all (~50-100
-        # ms each, every few thousand events under load). Unfrozen at stop.
-        gc.freeze()
-        # The young generation is collected every GC_YOUNG_THRESHOLD net allocations instead
-        # of Python's 700: a transaction's parsed events (~25 objects each) then mostly die
-        # before a pass, instead of being walked and promoted by several (bench/ingest_portals.py,
-        # 85,000 events: 0.20-0.68 s in the collector before, 0.14 s). Restored at stop.
-        self._gc_young = gc.get_threshold()[0]
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        self._untune = process_tuning.tune_for_serving()
         log.info("bridgekit %s started as %s", __version__, self.bot_mxid)
 
     async def stop(self) -> None:
         self.started = False
-        gc.unfreeze()  # collectable again (a test process starts many bridges)
-        if (young := getattr(self, "_gc_young", None)) is not None:
-            gc.set_threshold(young, *gc.get_threshold()[1:])
+        if (untune := getattr(self, "_untune", None)) is not None:
+            untune()  # a test process starts many bridges
         await self.server.stop()
         await self.media_server.stop()
         await self.logins.disconnect_all()
@@ -432,45 +365,12 @@ class Bridge:
         return task
 
     async def _init_bot(self) -> None:
-        bot = self.matrix.bot
-        assert bot is not None
-        try:
-            await self.matrix.register_bot()
-            name = self.config.settings.appservice.bot.displayname
-            if name:
-                await with_retries(lambda: bot.set_displayname(name), what="bot displayname")
-            avatar = self.config.settings.appservice.bot.avatar
-            if avatar:
-                await with_retries(lambda: bot.set_avatar_url(avatar), what="bot avatar")
-        except Exception:
-            log.exception("Could not set up the bridge bot")
-            return
-        await self._ping_from_homeserver()
-
-    async def _ping_from_homeserver(self, attempts: int = 5) -> None:
-        """Ask the homeserver to ping us. A successful ping also makes Synapse retry at once
-        the transactions it held back while it counted the bridge as down (otherwise they wait
-        out its backoff, up to minutes after a restart). A failed one does not, so a failure to
-        reach us (502/504: e.g. a pooled connection to the previous process) is retried."""
-        bot = self.matrix.bot
-        assert bot is not None
-        for attempt in range(1, attempts + 1):
-            try:
-                duration = await bot.appservice_ping(self.bridge_id)
-                log.info("Homeserver -> bridge ping OK in %d ms", duration)
-                return
-            except Exception as e:
-                status = getattr(e, "http_status", None)
-                if status not in (502, 504) or attempt == attempts:
-                    log.warning(
-                        "The homeserver could not reach the bridge at %s (appservice.address, "
-                        "the registration's url; ping failed): %s",
-                        self.config["appservice.address"],
-                        e,
-                    )
-                    return
-                log.info("Homeserver -> bridge ping failed (%s), retrying", e)
-                await asyncio.sleep(0.5 * attempt)
+        await set_up_bot(
+            self.matrix,
+            self.config.settings.appservice.bot,
+            self.bridge_id,
+            str(self.config["appservice.address"]),
+        )
 
     async def _on_ping(self, txn_id: str | None) -> None:
         log.debug("Ping from homeserver (%s)", txn_id)
@@ -479,14 +379,7 @@ class Bridge:
 
     def connector_for_ghost(self, mxid: str) -> tuple[NetworkConnector, str] | None:
         """The connector and remote user id behind a ghost MXID, if it is one."""
-        if server_of(mxid) != self.domain:
-            return None
-        localpart = localpart_of(mxid)
-        for connector in self.connectors.values():
-            remote = connector.ghost_remote_id(localpart)
-            if remote is not None:
-                return connector, remote
-        return None
+        return connector_for_ghost(self.connectors, self.domain, mxid)
 
     async def query_user(self, user_id: str) -> bool:
         found = self.connector_for_ghost(user_id)
@@ -501,18 +394,7 @@ class Bridge:
     async def thirdparty(
         self, kind: str, protocol: str | None, query: dict[str, str]
     ) -> list[dict[str, Any]] | dict[str, Any] | None:
-        handlers = {n: c for n, c in self.connectors.items() if isinstance(c, ThirdPartyHandler)}
-        if kind == "protocol":
-            handler = handlers.get(protocol or "")
-            return handler.protocol_info() if handler else None
-        if protocol is None:
-            return []  # reverse lookups by alias/userid: none of our connectors index them
-        handler = handlers.get(protocol)
-        if handler is None:
-            return None
-        if kind == "location":
-            return await handler.lookup_location(query)
-        return await handler.lookup_user(query)
+        return await thirdparty_lookup(self.connectors, kind, protocol, query)
 
     # -- what the connectors' BridgeAPI views forward to ---------------------------------------
 
@@ -535,7 +417,7 @@ class Bridge:
         raise ValueError("a remote event needs its network or the id of a loaded login")
 
     def _submit_outbox(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
-        remote_queue.submit(self, item, event)
+        self.remote_queue.submit(item, event)
 
     async def get_kv(self, key: str) -> str | None:
         return await self.store.get_kv(key)

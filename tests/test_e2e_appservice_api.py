@@ -10,7 +10,8 @@ import time
 
 import aiohttp
 
-from bridgekit.bridge import GC_YOUNG_THRESHOLD, Bridge
+from bridgekit.bridge import Bridge
+from bridgekit.process_tuning import GC_YOUNG_THRESHOLD
 from tests.conftest import BridgeEnv, eventually
 from tests.helpers import fake, login, open_portal
 

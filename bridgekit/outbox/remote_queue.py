@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from ..contract.events import (
     RemoteEvent,
@@ -30,7 +30,10 @@ from .coalesce import MAX_LINES, mergeable
 from .parking import REPLAY_ATTEMPTS
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from ..contract.connector import NetworkConnector
+    from ..database.store import Store
+    from ..metrics import Metrics
+    from .parking import Parking
 
 #: Lines of one sender in one portal that arrive this close together are a stream (a paste,
 #: a bot, a backlog relayed at once), not someone typing. Connectors may read a stream in
@@ -130,16 +133,77 @@ def _wake(fut: asyncio.Future[bool], early: bool = False) -> None:
         fut.set_result(early)
 
 
+class RemoteHandler(Protocol):
+    """Where a job's events go (:class:`~bridgekit.portal.remote_to_matrix.RemoteToMatrix`)."""
+
+    async def handle_remote_event(
+        self, network: str, login_id: str | None, evt: RemoteEvent, seq: int
+    ) -> None: ...
+
+    async def handle_remote_messages(
+        self, network: str, login_id: str | None, lines: list[RemoteMessage], seq: int
+    ) -> None: ...
+
+
+class RemoteQueue:
+    """The outbox's running half: submits each stored row's :class:`OutboxJob` to its
+    portal's lane and holds what the jobs use (built with them, not with the bridge)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        parking: Parking,
+        metrics: Metrics,
+        portals: Portals,
+        connectors: Mapping[str, NetworkConnector],
+        stream_hold: StreamHold,
+        handler: RemoteHandler,
+        send_notice: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.parking = parking
+        self.metrics = metrics
+        self.portals = portals
+        self.connectors = connectors
+        self.stream_hold = stream_hold
+        self.handler = handler
+        self.send_notice = send_notice
+
+    async def resume(self) -> None:
+        """Queue the rows stored but not handled before the last stop (parked ones stay)."""
+        outbox = await self.store.outbox_pending()
+        await self.parking.keep_only("outbox", (str(i.seq) for i in outbox))
+        for item in outbox:
+            if not self.parking.is_parked("outbox", str(item.seq)):
+                self.submit(item)
+
+    def submit(self, item: OutboxItem, event: RemoteEvent | None = None) -> None:
+        """Queue an outbox row's job in its portal's lane, behind the portal's earlier ones."""
+        job = OutboxJob(self, item, event)
+        key = job.lane
+        portals = self.portals
+        hold = self.stream_hold
+        if hold.hold > 0 and event is not None and self.connectors[item.network].merge_backlog:
+            if type(event) is RemoteMessage and event.sender is not None:
+                job.held_from = hold.arrived(key, event.sender.remote_id, time.monotonic())
+            else:
+                hold.interrupt(key)
+        portals.submit(key, job)
+        if hold.hold > 0 and portals.queued(key) > MAX_LINES:
+            hold.interrupt(key)
+
+
 class OutboxJob:
     """One outbox row's work. A class rather than a closure so that a running job can look
     at the rows queued behind it (to merge a backlog of lines into one Matrix event)."""
 
     __slots__ = (
-        "bridge", "item", "lane", "_event", "held_from", "lines", "replayed", "undecodable",
+        "queue", "item", "lane", "_event", "held_from", "lines", "replayed", "undecodable",
     )  # fmt: skip
 
-    def __init__(self, bridge: Bridge, item: OutboxItem, event: RemoteEvent | None) -> None:
-        self.bridge = bridge
+    def __init__(self, queue: RemoteQueue, item: OutboxItem, event: RemoteEvent | None) -> None:
+        self.queue = queue
         self.item = item
         #: Its portal's lane (bridgekit/objects/portal.py), named once.
         self.lane = Portals.lane(item.network, item.portal)
@@ -167,15 +231,15 @@ class OutboxJob:
         return self._event
 
     async def __call__(self) -> None:
-        bridge, item = self.bridge, self.item
+        q, item = self.queue, self.item
         replayed = self.replayed
         if self.undecodable is not None:
-            await bridge.parking.park(
+            await q.parking.park(
                 "outbox", str(item.seq), f"its payload does not decode ({self.undecodable})"
             )
             await self._tell_parked("its stored form no longer reads back")
             return
-        if replayed and not await bridge.parking.replay("outbox", str(item.seq)):
+        if replayed and not await q.parking.replay("outbox", str(item.seq)):
             await self._tell_parked()  # replayed too often: kept, no longer run
             return
         items = [item]
@@ -183,40 +247,38 @@ class OutboxJob:
         try:
             evt = self.event
             if self.lines:  # merged before a crash: the same lines again, nothing more
-                await bridge.portals.remote_to_matrix.handle_remote_messages(
+                await q.handler.handle_remote_messages(
                     item.network, item.login_id, self.lines, item.seq
                 )
                 return
-            if type(evt) is RemoteMessage and bridge.connectors[item.network].merge_backlog:
+            if type(evt) is RemoteMessage and q.connectors[item.network].merge_backlog:
                 if self.held_from is not None and evt.sender is not None:
                     await self._hold(evt.sender.remote_id)
                 merged = self._take_mergeable(evt, items)
                 if len(merged) > 1:
                     try:
-                        await bridge.store.outbox_merge(
+                        await q.store.outbox_merge(
                             item.seq, merged_payload(merged), [i.seq for i in items[1:]]
                         )
                     except Exception:
                         log.exception("Could not record a merge of %d lines", len(merged))
-                    await bridge.portals.remote_to_matrix.handle_remote_messages(
+                    await q.handler.handle_remote_messages(
                         item.network, item.login_id, merged, item.seq
                     )
                     return
-            await bridge.portals.remote_to_matrix.handle_remote_event(
-                item.network, item.login_id, evt, item.seq
-            )
+            await q.handler.handle_remote_event(item.network, item.login_id, evt, item.seq)
         except asyncio.CancelledError:
             if replayed:  # a stop cut it short: not a failure
-                bridge.parking.interrupted("outbox", str(item.seq))
+                q.parking.interrupted("outbox", str(item.seq))
             raise
         finally:
-            bridge.metrics.handled("remote", time.perf_counter() - start)
-            bridge.store.outbox_done_later(i.seq for i in items)
+            q.metrics.handled("remote", time.perf_counter() - start)
+            q.store.outbox_done_later(i.seq for i in items)
 
     async def _tell_parked(self, why: str = f"it failed {REPLAY_ATTEMPTS} replays") -> None:
-        portal = await self.bridge.store.get_portal(self.item.network, self.item.portal)
+        portal = await self.queue.store.get_portal(self.item.network, self.item.portal)
         if portal is not None and portal.mxid:
-            await self.bridge.send_notice(
+            await self.queue.send_notice(
                 portal.mxid,
                 f"A message from the network could not be bridged here: {why} and it was "
                 f"set aside (outbox row {self.item.seq}).",
@@ -224,7 +286,7 @@ class OutboxJob:
 
     async def _hold(self, sender: str) -> None:
         key = self.lane
-        portals = self.bridge.portal_objects
+        portals = self.queue.portals
         login_id = self.item.login_id
 
         def joinable(job: object) -> bool:
@@ -244,7 +306,7 @@ class OutboxJob:
             return len(behind) >= MAX_LINES or not all(map(joinable, behind))
 
         assert self.held_from is not None
-        await self.bridge.stream_hold.wait(key, sender, self.held_from, cannot_grow)
+        await self.queue.stream_hold.wait(key, sender, self.held_from, cannot_grow)
 
     def _take_mergeable(self, first: RemoteMessage, items: list[OutboxItem]) -> list[RemoteMessage]:
         """Pull the messages queued right behind ``first`` that may share its Matrix event
@@ -264,7 +326,7 @@ class OutboxJob:
             evt = nxt.event
             return isinstance(evt, RemoteMessage) and mergeable(first, evt, len(merged), size)
 
-        take_next, key = self.bridge.portal_objects.take_next, self.lane
+        take_next, key = self.queue.portals.take_next, self.lane
         while (taken := take_next(key, accept)) is not None:
             assert isinstance(taken, OutboxJob)
             evt = taken.event
@@ -273,19 +335,3 @@ class OutboxJob:
             items.append(taken.item)
             size += 1 + len(evt.content.body)
         return merged
-
-
-def submit(bridge: Bridge, item: OutboxItem, event: RemoteEvent | None = None) -> None:
-    """Queue an outbox row's job in its portal's lane, behind the portal's earlier ones."""
-    job = OutboxJob(bridge, item, event)
-    key = job.lane
-    portals = bridge.portal_objects
-    hold = bridge.stream_hold
-    if hold.hold > 0 and event is not None and bridge.connectors[item.network].merge_backlog:
-        if type(event) is RemoteMessage and event.sender is not None:
-            job.held_from = hold.arrived(key, event.sender.remote_id, time.monotonic())
-        else:
-            hold.interrupt(key)
-    portals.submit(key, job)
-    if hold.hold > 0 and portals.queued(key) > MAX_LINES:
-        hold.interrupt(key)

@@ -9,6 +9,7 @@ alone is unique only within one run of the homeserver.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -247,6 +248,30 @@ class Transactions:
             except Exception:
                 log.exception("Could not mark transactions finished (they will be replayed)")
                 return
+
+    async def replay_pending(self) -> None:
+        """Dispatch, in order, the transactions stored but not finished before the last stop
+        (counted together in one commit; one that failed too many replays is parked)."""
+        await self.store.settle_transactions()  # what the last run finished leaves the inbox
+        pending = await self.store.pending_transactions()
+        await self.parking.keep_only("transaction", (parking_key(t) for t, _ in pending))
+        replays: list[tuple[TxnKey, dict[str, Any]]] = []
+        for txn, body in pending:
+            if self.parking.is_parked("transaction", parking_key(txn)):
+                continue
+            try:
+                replays.append((txn, json.loads(body)))
+            except (ValueError, RecursionError):
+                await self.store.finish_transactions([txn])
+        allowed = await self.parking.replay_many(
+            "transaction", [parking_key(t) for t, _ in replays]
+        )
+        for (txn, data), go in zip(replays, allowed, strict=True):
+            if not go:
+                self._spawn(self.tell_parked(txn, data))
+                continue
+            log.info("Replaying unfinished transaction %s", txn[0])
+            self.dispatch_transaction(txn, data, replay=True)
 
     async def tell_parked(self, txn: TxnKey, data: dict[str, Any]) -> None:
         """The portal rooms of a parked transaction's events learn that some were not

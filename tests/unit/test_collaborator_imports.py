@@ -88,3 +88,36 @@ def test_the_contract_modules_import_each_other_without_a_cycle() -> None:
 def test_the_command_and_matrix_side_modules_do_not_import_the_bridge() -> None:
     offences = [_module_name(p) for p in COLLABORATOR_TAKERS if "bridgekit.bridge" in imports_of(p)]
     assert offences == []
+
+
+def _runtime_graph() -> dict[str, set[str]]:
+    return {
+        _module_name(p): {m for m in imports_of(p) if m != _module_name(p)}
+        for p in sorted(ROOT.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
+
+
+def test_only_the_entry_points_import_the_bridge() -> None:
+    """Services take their collaborators: the Bridge is built by the command line (and the
+    tests), and nothing it builds names it (the whole runtime once did, for annotations)."""
+    importers = {m for m, deps in _runtime_graph().items() if "bridgekit.bridge" in deps}
+    assert importers <= {"bridgekit.cli", "bridgekit.__main__"}
+
+
+def test_the_runtime_modules_import_each_other_without_a_cycle() -> None:
+    """No cycle among all of bridgekit's modules, type-checking and in-function imports
+    counted (there was one of 46 modules through bridge.py)."""
+    graph = _runtime_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, " -> ".join([*path[path.index(module) :], module])
+        if module in done:
+            return
+        for dep in sorted(graph.get(module, ())):
+            visit(dep, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])

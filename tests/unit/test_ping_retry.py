@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from mautrix.errors import make_request_error
 
-from bridgekit.bridge import Bridge
+from bridgekit.matrix.bot_setup import ping_from_homeserver
 
 
 class Bot:
@@ -23,9 +23,11 @@ class Bot:
         return 3
 
 
-def bridge_with(bot: Bot) -> SimpleNamespace:
-    config = {"appservice.address": "http://10.0.0.5:29300"}
-    return SimpleNamespace(matrix=SimpleNamespace(bot=bot), bridge_id="bk", config=config)
+ADDRESS = "http://10.0.0.5:29300"
+
+
+def matrix_with(bot: Bot) -> SimpleNamespace:
+    return SimpleNamespace(bot=bot)
 
 
 @pytest.fixture(autouse=True)
@@ -33,24 +35,24 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     async def sleep(_: float) -> None:
         return None
 
-    monkeypatch.setattr("bridgekit.bridge.asyncio.sleep", sleep)
+    monkeypatch.setattr("bridgekit.matrix.bot_setup.asyncio.sleep", sleep)
 
 
 async def test_a_ping_the_homeserver_could_not_deliver_is_retried():
     bot = Bot([502, 504])
-    await Bridge._ping_from_homeserver(bridge_with(bot))  # type: ignore[arg-type]
+    await ping_from_homeserver(matrix_with(bot), "bk", ADDRESS)  # type: ignore[arg-type]
     assert bot.calls == 3
 
 
 async def test_a_refused_ping_is_not_retried():
     bot = Bot([403])  # not an appservice token, or the homeserver lacks the endpoint
-    await Bridge._ping_from_homeserver(bridge_with(bot))  # type: ignore[arg-type]
+    await ping_from_homeserver(matrix_with(bot), "bk", ADDRESS)  # type: ignore[arg-type]
     assert bot.calls == 1
 
 
 async def test_retries_are_bounded_and_the_failure_names_the_address(caplog):
     bot = Bot([502] * 10)
-    await Bridge._ping_from_homeserver(bridge_with(bot), attempts=5)  # type: ignore[arg-type]
+    await ping_from_homeserver(matrix_with(bot), "bk", ADDRESS, attempts=5)  # type: ignore[arg-type]
     assert bot.calls == 5
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "http://10.0.0.5:29300 (appservice.address" in warning
