@@ -195,6 +195,7 @@ async def test_post_thread_broadcast_history_and_replies(world: World) -> None:
         channel=ch, text="hi", username="Matrix Mallory", icon_url="https://example.org/m.png"
     )
     assert relay["message"]["username"] == "Matrix Mallory"
+    assert relay["message"]["subtype"] == "bot_message" and "user" not in relay["message"]
     assert relay["message"]["icons"] == {"image_48": "https://example.org/m.png"}
 
     pages = [p.data async for p in await client.conversations_history(channel=ch, limit=3)]
@@ -340,6 +341,21 @@ async def test_injected_error_and_slow_reply(world: World) -> None:
     fake.delay("auth.test", 3)
     with pytest.raises(asyncio.TimeoutError):
         await world.client(timeout=1).auth_test()
+
+
+async def test_dropped_connection_retried_by_default_handler(world: World) -> None:
+    fake, ch = world.fake, world.general.id
+    fake.disconnect("chat.postMessage")
+    # AsyncWebClient's default retry handler retries connection errors once
+    r = await world.client().chat_postMessage(channel=ch, text="second try")
+    calls = fake.calls("chat.postMessage")
+    assert [c.status for c in calls] == [0, 200] and r["ts"] == fake.messages[ch][0].ts
+    assert [m.text for m in fake.messages[ch]] == ["second try"]
+
+    fake.disconnect("chat.postMessage", times=2)
+    with pytest.raises(aiohttp.ClientError):
+        await world.client().chat_postMessage(channel=ch, text="gives up")
+    assert [m.text for m in fake.messages[ch]] == ["second try"]
 
 
 # --- files ---------------------------------------------------------------------------------

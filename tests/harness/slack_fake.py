@@ -186,7 +186,7 @@ class Envelope:
 
 @dataclass
 class SlackApiFault:
-    kind: str  # "ratelimit", "error", "delay"
+    kind: str  # "ratelimit", "error", "delay", "disconnect"
     error: str = ""
     retry_after: int = 1
     seconds: float = 0.0
@@ -507,6 +507,11 @@ class FakeSlack:
             SlackApiFault("delay", seconds=seconds, times=times)
         )
 
+    def disconnect(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` get their TCP connection closed with no
+        answer (the call is recorded with status 0 and has no effect)."""
+        self._faults.setdefault(method, deque()).append(SlackApiFault("disconnect", times=times))
+
     def revoke(self, token: str, error: str = "token_revoked") -> None:
         """Every later call with ``token`` answers ``error`` (``token_revoked``,
         ``invalid_auth``, ``account_inactive``). Open sockets stay up (drop them to force a new
@@ -614,6 +619,10 @@ class FakeSlack:
         status, body, headers = await self._answer(method, params, token_value)
         rec.status, rec.response = status, body
         self._notify()
+        if status == 0:
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("fake Slack: connection dropped on purpose")
         return web.json_response(body, status=status, headers=headers)
 
     async def _answer(
@@ -628,6 +637,8 @@ class FakeSlack:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
                 continue
+            if fault.kind == "disconnect":
+                return 0, {}, {}
             if fault.kind == "ratelimit":
                 return (
                     429,
@@ -785,7 +796,8 @@ class FakeSlack:
         d: dict[str, Any] = {"type": "message", "ts": msg.ts, "text": msg.text}
         if msg.subtype:
             d["subtype"] = msg.subtype
-        if msg.user:
+        if msg.user and msg.subtype != "bot_message":
+            # a bot_message (a bot post under a custom username) has no user, only bot_id
             d["user"] = msg.user
         conv = self.conversations.get(msg.channel)
         if conv is not None:
@@ -793,6 +805,16 @@ class FakeSlack:
         if msg.bot_id:
             d["bot_id"] = msg.bot_id
             d["app_id"] = self.app_id
+            bot_user = self.users.get(msg.user or "")
+            if bot_user is not None:
+                d["bot_profile"] = {
+                    "id": msg.bot_id,
+                    "app_id": self.app_id,
+                    "name": bot_user.real_name,
+                    "deleted": False,
+                    "team_id": bot_user.team_id,
+                    "user_id": bot_user.id,
+                }
         if msg.username:
             d["username"] = msg.username
         if msg.icon_url:
@@ -1307,7 +1329,7 @@ class FakeSlack:
         outer payload (its ``event_id`` identifies it)."""
         payload = self.event_payload(team_id, event)
         if self.socket_mode:
-            env = Envelope(secrets.token_hex(18), payload)
+            env = Envelope(_uuid(), payload)
             self.envelopes.append(env)
             live = [s for s in self._sockets if not s.ws.closed]
             if live:
