@@ -109,6 +109,32 @@ async def test_revoked_token_raises_slack_api_error(world: World, error: str) ->
     assert world.fake.messages[world.general.id] == []
 
 
+async def test_revoked_app_token_refuses_socket_urls(world: World) -> None:
+    client = world.client()
+    assert (await client.apps_connections_open(app_token=world.app_token))["url"]
+    world.fake.revoke(world.app_token, "token_revoked")
+    with pytest.raises(SlackApiError) as e:
+        await client.apps_connections_open(app_token=world.app_token)
+    assert e.value.response["error"] == "token_revoked"
+
+
+async def test_user_token_posts_as_the_user(world: World) -> None:
+    fake = world.fake
+    secret = fake.add_conversation(
+        world.team.id, "secret", kind="private", members=[world.alice.id]
+    )
+    client = world.client(world.alice_token)
+    r = await client.chat_postMessage(channel=secret.id, text="from alice herself")
+    assert r["message"]["user"] == world.alice.id and "bot_id" not in r["message"]
+    event = fake.envelopes[-1].payload["event"]
+    assert event["user"] == world.alice.id and event["channel_type"] == "group"
+    history = await client.conversations_history(channel=secret.id)
+    assert [m["text"] for m in history["messages"]] == ["from alice herself"]
+    with pytest.raises(SlackApiError) as e:
+        await world.client(fake.user_token(world.bob.id)).conversations_history(channel=secret.id)
+    assert e.value.response["error"] == "channel_not_found"
+
+
 async def test_users_info_and_list_paginated(world: World) -> None:
     fake = world.fake
     for i in range(5):
