@@ -530,6 +530,29 @@ async def test_socket_mode_refresh_and_redelivery(world: World) -> None:
         await client.close()
 
 
+async def test_socket_mode_resends_after_ack_timeout(world: World) -> None:
+    fake = world.fake
+    fake.ack_timeout = 0.3
+    listener = Listener(ack=False)
+    client = await _socket_client(world, listener)
+    try:
+        await fake.wait_until(lambda: fake.connected_sockets == 1)
+        fake.post_user_message(world.general.id, world.alice.id, "slow ack")
+        first, second = await listener.wait(2)
+        assert first.envelope_id == second.envelope_id
+        assert (first.retry_attempt, second.retry_attempt) == (0, 1)
+        assert second.retry_reason == "timeout"
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=first.envelope_id))
+        await fake.wait_for_ack(first.envelope_id)
+        await asyncio.sleep(0.5)
+        assert len(listener.requests) == 2
+
+        await fake.request_refresh("warning", close_after=0.2)
+        await fake.wait_until(lambda: len(fake.calls("apps.connections.open")) == 2)
+    finally:
+        await client.close()
+
+
 async def test_socket_mode_survives_dropped_socket(world: World) -> None:
     fake = world.fake
     listener = Listener()
@@ -644,11 +667,15 @@ class Receiver:
         self.verifier = SignatureVerifier(secret)
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.fail_next = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
         if not self.verifier.is_valid_request(body, dict(request.headers)):
             return web.Response(status=401, text="invalid signature")
+        if self.fail_next:
+            self.fail_next -= 1
+            return web.Response(status=500)
         data = json.loads(body)
         if data.get("type") == "url_verification":
             return web.json_response({"challenge": data["challenge"]})
@@ -687,6 +714,15 @@ async def test_events_api_signed_pushes(world: World) -> None:
         assert result.status == 200 and sent["event"]["ts"] == msg.ts
         assert receiver.events[-1]["event"]["text"] == "over http"
         assert not fake.envelopes  # Socket Mode off: nothing queued for a socket
+
+        # a failing endpoint gets retries with X-Slack-Retry-Num
+        receiver.fail_next = 2
+        fake.push_retry_delays = (0.05, 0.05, 0.05)
+        fake.post_user_message(world.general.id, world.alice.id, "retried push")
+        await fake.wait_until(lambda: len(fake.pushes) == 4)
+        assert [r.status for _, r in fake.pushes[1:]] == [500, 500, 200]
+        assert receiver.headers[-1]["X-Slack-Retry-Num"] == "2"
+        assert receiver.events[-1]["event"]["text"] == "retried push"
 
         bad = SignatureVerifier(fake.signing_secret)
         body, ts = b'{"a":1}', int(time.time())

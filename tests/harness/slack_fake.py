@@ -30,8 +30,11 @@ send (``post_user_message``, ``edit_message``, ``delete_message``, ``add_reactio
 conversations its bot user is a member of (``user_change`` always), as Slack's subscriptions do.
 
 Faults: ``rate_limit(method)``, ``fail(method, error)``, ``delay(method, seconds)``,
-``revoke(token, error)`` (every later call with that token fails), ``drop_sockets()`` (TCP closed
-without a close frame), ``request_refresh()`` (a ``disconnect`` frame).
+``disconnect(method)`` (the HTTP connection closed with no answer), ``revoke(token, error)``
+(every later call with that token fails), ``drop_sockets()`` (TCP closed without a close
+frame), ``request_refresh()`` (a ``disconnect`` frame), ``ack_timeout`` (unacknowledged
+envelopes resent on the live socket), ``push_retry_delays`` (failed HTTP pushes retried with
+``X-Slack-Retry-Num``).
 
 What this does not model is listed in ``LIMITS`` below.
 """
@@ -61,11 +64,14 @@ LIMITS = """
 Not modelled: OAuth scopes (every token may call every method), Enterprise Grid, shared
 channels, blocks / rich_text (messages carry ``text`` only), message tombstones (a deleted
 thread parent disappears with its replies still stored), typing and read markers, presence,
-pins, bookmarks, the 3-second ack deadline and Slack's own timed redelivery (the fake resends
-unacknowledged envelopes only on a new connection or on ``redeliver_unacked()``), Events API
-retries on failure (``push_event(retry_num=...)`` sends one by hand), per-method rate tiers
-(limits are injected, never computed), ``interactive`` / ``slash_commands`` envelopes, and
-``files.info`` / ``files.list`` beyond the basics.
+pins, bookmarks, Slack's real redelivery timings (``ack_timeout`` and ``push_retry_delays``
+are set by the test), the ``too_many_websockets`` limit and delivery spread over several
+connections (the newest live connection gets every envelope), per-method rate tiers (limits
+are injected, never computed), ``interactive`` / ``slash_commands`` envelopes, enterprise
+``authorizations``, ``files.list`` and file comments, and events from Slack's side for
+``chat.*`` edits of thread parents (``message_changed`` of the parent when a reply arrives).
+Shapes were written from Slack's documentation and slack-sdk's own fixtures, not captured
+from live Slack.
 """
 
 
@@ -283,6 +289,11 @@ class FakeSlack:
         self.pushes: list[tuple[dict[str, Any], PushResult]] = []
         self.events_url: str | None = None  # also push every event here over HTTP
         self.socket_mode = True
+        # Slack resends an unacknowledged envelope (retry_reason "timeout", up to 3 retries);
+        # None: only on a new connection or redeliver_unacked()
+        self.ack_timeout: float | None = None
+        # waits before each retry of a failed Events API push (Slack: 0 s, 1 min, 5 min)
+        self.push_retry_delays: tuple[float, ...] = ()
         self._faults: dict[str, deque[SlackApiFault]] = {}
         self._tickets: set[str] = set()
         self._uploads: dict[str, str] = {}  # upload ticket -> file id
@@ -527,13 +538,25 @@ class FakeSlack:
                 n += 1
         return n
 
-    async def request_refresh(self, reason: str = "refresh_requested") -> int:
+    async def request_refresh(
+        self, reason: str = "refresh_requested", close_after: float | None = None
+    ) -> int:
         """Send a ``disconnect`` frame on every connection (the client should reconnect with a
-        fresh ``apps.connections.open``)."""
+        fresh ``apps.connections.open``); with ``close_after``, close those connections that
+        many seconds later, as Slack does (about 10 s after ``warning``)."""
         frame = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
-        for sock in self._sockets:
+        socks = list(self._sockets)
+        for sock in socks:
             sock.queue.put_nowait(frame)
-        return len(self._sockets)
+        if close_after is not None:
+
+            async def close_later() -> None:
+                await asyncio.sleep(close_after)
+                for sock in socks:
+                    await sock.ws.close()
+
+            self._spawn(close_later())
+        return len(socks)
 
     @property
     def connected_sockets(self) -> int:
@@ -1335,15 +1358,45 @@ class FakeSlack:
             if live:
                 env.sent += 1
                 live[-1].queue.put_nowait(env.frame())
+            if self.ack_timeout is not None:
+                self._spawn(self._resend_until_acked(env, self.ack_timeout))
         if self.events_url:
             self._spawn(self._push_and_record(self.events_url, payload))
         self._notify()
         return payload
 
+    async def _resend_until_acked(self, env: Envelope, timeout: float) -> None:
+        for _ in range(3):
+            await asyncio.sleep(timeout)
+            if env.acked:
+                return
+            live = [s for s in self._sockets if not s.ws.closed]
+            if live:
+                env.sent += 1
+                live[-1].queue.put_nowait(env.frame())
+                self._notify()
+
     async def _push_and_record(self, url: str, payload: dict[str, Any]) -> None:
-        result = await self.push_event(url, payload)
-        self.pushes.append((payload, result))
-        self._notify()
+        """Push, and retry a failure (not 2xx, or no answer in 3 s) after each of
+        ``push_retry_delays``; every attempt lands in ``pushes``."""
+        delays = list(self.push_retry_delays)
+        attempt = 0
+        while True:
+            try:
+                result = await self.push_event(
+                    url,
+                    payload,
+                    retry_num=attempt or None,
+                    retry_reason="http_error" if attempt else "http_timeout",
+                )
+            except (aiohttp.ClientError, TimeoutError) as e:
+                result = PushResult(0, repr(e), {})
+            self.pushes.append((payload, result))
+            self._notify()
+            if 200 <= result.status < 300 or not delays:
+                return
+            await asyncio.sleep(delays.pop(0))
+            attempt += 1
 
     def envelope_for(self, payload: dict[str, Any]) -> Envelope:
         for env in self.envelopes:
