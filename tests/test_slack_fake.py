@@ -532,7 +532,7 @@ async def test_socket_mode_refresh_and_redelivery(world: World) -> None:
 
 async def test_socket_mode_resends_after_ack_timeout(world: World) -> None:
     fake = world.fake
-    fake.ack_timeout = 0.3
+    fake.ack_timeout = 1.0
     listener = Listener(ack=False)
     client = await _socket_client(world, listener)
     try:

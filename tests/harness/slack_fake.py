@@ -68,8 +68,10 @@ pins, bookmarks, Slack's real redelivery timings (``ack_timeout`` and ``push_ret
 are set by the test), the ``too_many_websockets`` limit and delivery spread over several
 connections (the newest live connection gets every envelope), per-method rate tiers (limits
 are injected, never computed), ``interactive`` / ``slash_commands`` envelopes, enterprise
-``authorizations``, ``files.list`` and file comments, and events from Slack's side for
-``chat.*`` edits of thread parents (``message_changed`` of the parent when a reply arrives).
+``authorizations``, ``files.list`` and file comments, the ``message_changed`` Slack may send
+for a thread parent when a reply arrives, the delay before a ``file_share`` appears, and
+events on behalf of users (delivery follows the bot user's memberships only, and
+``authorizations`` names only the bot).
 Shapes were written from Slack's documentation and slack-sdk's own fixtures, not captured
 from live Slack.
 """
