@@ -364,9 +364,9 @@ async def test_injected_error_and_slow_reply(world: World) -> None:
     started = time.monotonic()
     await client.auth_test()
     assert time.monotonic() - started >= 0.6
-    fake.delay("auth.test", 3)
+    fake.delay("auth.test", 1.5)
     with pytest.raises(asyncio.TimeoutError):
-        await world.client(timeout=1).auth_test()
+        await world.client(timeout=0.5).auth_test()
 
 
 async def test_dropped_connection_retried_by_default_handler(world: World) -> None:
