@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["matrix_to_mrkdwn", "slack_escape"]
 
 _WORD_JOINER = "\u2060"
-_ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|channel|here|everyone)\b")
+_ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|channel|here|everyone)\b", re.IGNORECASE)
+# Whatever is left after conversion (``a@here``, ``@`` and ``here`` from two text nodes):
+# every such word outside a ``<...>`` the converter wrote gets a word joiner.
+_LEFTOVER_RE = re.compile(r"<[^<>]*>|@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+_AT_WORD_RE = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
@@ -84,6 +88,7 @@ class _Converter(HTMLParser):
         self._lines: list[str] = []
         self._line: list[tuple[str, _Style]] = []
         self._has_text = False
+        self._prefix_only = False  # the current line has only its quote/list prefix
         self._skip = 0
         self._gap = False
         # Counters kept with the stack, so no step scans it (deep nesting stays linear).
@@ -129,6 +134,7 @@ class _Converter(HTMLParser):
             self._gap = False
             self._line.extend(self._prefix_segments())
             self._has_text = True
+        self._prefix_only = False
         self._line.append((text, style or self._style))
 
     def _prefix_segments(self) -> list[tuple[str, _Style]]:
@@ -140,13 +146,13 @@ class _Converter(HTMLParser):
 
     def _mentions(self, text: str, code: bool) -> str:
         def swap(match: re.Match[str]) -> str:
-            word = match.group(1)
+            word = match.group(1).lower()
             if self._may and not code and word != "everyone":
                 target = self._room_mention if word == "room" else word
                 return f"<!{target}>"
             if word == "room":
                 return match.group(0)  # no Slack meaning
-            return "@" + _WORD_JOINER + word
+            return "@" + _WORD_JOINER + match.group(1)
 
         return _ROOM_WORD_RE.sub(swap, text)
 
@@ -159,9 +165,10 @@ class _Converter(HTMLParser):
                 if index:
                     self._newline()
                     self._line.extend(self._prefix_segments())
-                    self._has_text = True
+                    self._has_text = self._prefix_only = True
                     if line:
                         self._line.append((line, _PLAIN))
+                        self._prefix_only = False
                 else:
                     self._emit(line, _PLAIN)
             return
@@ -291,8 +298,12 @@ class _Converter(HTMLParser):
         if entry.anchor is not None:
             self._finish_anchor(entry)
         if entry.pre:
-            self._line.append(("```", _PLAIN))
-            self._has_text = True
+            if self._has_text and not self._prefix_only:
+                self._newline()
+            if self._has_text:
+                self._line.append(("```", _PLAIN))
+            else:
+                self._emit("```", _PLAIN)
         if entry.tag in _BLOCK:
             self._block_break()
         if entry.tag in ("p", "pre") or entry.tag[:1] == "h" and entry.tag[1:].isdigit():
@@ -300,36 +311,47 @@ class _Converter(HTMLParser):
         elif entry.tag in ("ul", "ol", "blockquote", "div"):
             self._gap = False
 
+    def _out(self, text: str) -> None:
+        """Converted text: into the enclosing link's label, if any, else the line."""
+        anchor = self._anchor()
+        if anchor is not None:
+            anchor.text.append(text)
+        else:
+            self._emit(text)
+
     def _finish_anchor(self, entry: _Entry) -> None:
         anchor = entry.anchor
         assert anchor is not None
         label = "".join(anchor.text).strip()
         href = anchor.href
+        if self._anchor() is not None:
+            self._out(label)  # a link inside a link: its text joins the outer label
+            return
         match = _MATRIX_TO_RE.match(href)
         if match:
             target = unquote(match.group(1)).split("/", 1)[0]
             if _MXID_RE.fullmatch(target):
                 slack_id = self._names.slack_user(target) if self._names else None
                 if slack_id:
-                    self._emit(f"<@{slack_id}>")
+                    self._out(f"<@{slack_id}>")
                 else:
-                    self._emit(label or slack_escape(target))
+                    self._out(label or slack_escape(target))
                 return
             if _ROOM_RE.fullmatch(target) and "/" not in unquote(match.group(1)):
                 slack_id = self._names.slack_channel(target) if self._names else None
                 if slack_id:
-                    self._emit(f"<#{slack_id}>")
+                    self._out(f"<#{slack_id}>")
                 else:
-                    self._emit(label or slack_escape(target))
+                    self._out(label or slack_escape(target))
                 return
         if not href or not _SAFE_URL_RE.match(href):
-            self._emit(label)
+            self._out(label)
             return
         url = slack_escape(href).replace("|", "%7C")
         if not label or _same(href, label):
-            self._emit(f"<{url}>")
+            self._out(f"<{url}>")
         else:
-            self._emit(f"<{url}|{label}>")
+            self._out(f"<{url}|{label}>")
 
     def _handle_text(self, data: str) -> None:
         anchor = self._anchor()
@@ -355,7 +377,20 @@ class _Converter(HTMLParser):
             lines.pop(0)
         while lines and not lines[-1]:
             lines.pop()
-        return "\n".join(lines)
+        return _neutralise("\n".join(lines))
+
+
+def _neutralise(text: str) -> str:
+    def swap(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if found == "@":
+            return "@" + _WORD_JOINER
+        target, bar, label = found[1:-1].partition("|")
+        if not bar:
+            return found  # <@U1>, <#C1>, <!here> (allowed), <url>: written by the converter
+        return f"<{target}|{_AT_WORD_RE.sub('@' + _WORD_JOINER, label)}>"
+
+    return _LEFTOVER_RE.sub(swap, text)
 
 
 def _same(href: str, label: str) -> bool:
@@ -432,7 +467,7 @@ def matrix_to_mrkdwn(
     if html is None:
         converter = _Converter(names, may_mention_room, room_mention)
         text = _CONTROL_RE.sub("", body.replace("\r\n", "\n").replace("\r", "\n"))
-        return converter._mentions(slack_escape(text), False)
+        return _neutralise(converter._mentions(slack_escape(text), False))
     converter = _Converter(names, may_mention_room, room_mention)
     converter.feed(html)
     return converter.result()

@@ -213,7 +213,7 @@ def pill_href(target: str) -> str:
 # Emoji
 
 
-_SKIN_TONES = {f"skin-tone-{n}": chr(0x1F3FA + n) for n in range(2, 7)}  # 🏻..🏿
+_SKIN_TONES = {f"skin-tone-{n}": chr(0x1F3F9 + n) for n in range(2, 7)}  # 🏻..🏿
 _FAMILY = {"man": "👨", "woman": "👩", "girl": "👧", "boy": "👦"}
 _ZWJ = "\u200d"
 _SUBDIVISION_FLAGS = {"england": "gbeng", "scotland": "gbsct", "wales": "gbwls"}
@@ -286,6 +286,8 @@ def _alias_table() -> tuple[dict[str, str], dict[str, str]]:
     for char, data in emoji.EMOJI_DATA.items():
         for alias in data.get("alias", ()):
             by_name.setdefault(alias.strip(":"), char)
+    for char, data in emoji.EMOJI_DATA.items():
+        by_name.setdefault(data["en"].strip(":"), char)  # man_shrugging for man-shrugging
         aliases = data.get("alias")
         name = (aliases[0] if aliases else data["en"]).strip(":")
         by_char.setdefault(char.replace("\ufe0f", ""), name)
@@ -338,7 +340,7 @@ def emoji_name(char: str) -> str | None:
     tone = next((c for c in char if 0x1F3FB <= ord(c) <= 0x1F3FF), None)
     if tone:
         base = emoji_name(char.replace(tone, ""))
-        return f"{base}::skin-tone-{ord(tone) - 0x1F3FA}" if base else None
+        return f"{base}::skin-tone-{ord(tone) - 0x1F3F9}" if base else None
     if char in _SLACK_NAME:
         return _SLACK_NAME[char]
     return _alias_table()[1].get(char)
@@ -502,12 +504,16 @@ def _inline(line: str, names: SlackNames) -> tuple[str, str, bool]:
             code = _code_text(token[1:-1], names)
             atom = _Atom(f"<code>{_esc(code)}</code>", "`" + code + "`", code)
         elif first == ":":
-            char = emoji_unicode(token.strip(":"))
+            name = token.strip(":")
+            char = None if name.startswith("skin-tone-") else emoji_unicode(name)
             if char is None:
-                # Not an emoji: the first colon is text; its closing colon may open one.
-                search_from = start + token.index(":", 1)
-                continue
-            atom = _Atom(char, char, char, markup=False)
+                # Not an emoji (a custom one?): `:name` is kept whole, never formatted, and
+                # its closing colon may open the next shortcode.
+                end = start + token.index(":", 1)
+                literal = _unescape(line[start:end])
+                atom = _Atom(_esc(literal), literal, literal, markup=False)
+            else:
+                atom = _Atom(char, char, char, markup=False)
         else:
             trimmed = token.rstrip(_URL_TRAIL)
             end = start + len(trimmed)
