@@ -29,6 +29,8 @@ _AT_WORD_RE = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
+_MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
+_MATRIX_URI_SIGILS = {"u": "@", "r": "#", "roomid": "!"}
 _MXID_RE = re.compile(r"@[^:\s/]+:[^\s/]+")
 _ROOM_RE = re.compile(r"[#!][^:\s/]+:[^\s/]+")
 _SAFE_URL_RE = re.compile(r"(?:https?://|mailto:)", re.IGNORECASE)
@@ -247,6 +249,8 @@ class _Converter(HTMLParser):
             if self._anchor() is not None:
                 href = ""  # a link inside a link: text
             entry.anchor = _Anchor(href)
+        if tag in ("td", "th") and self._has_text and not self._prefix_only:
+            self._emit(" ")  # cells of a row stay apart
         if tag in _BLOCK:
             self._block_break()
         self._push(entry)
@@ -327,23 +331,16 @@ class _Converter(HTMLParser):
         if self._anchor() is not None:
             self._out(label)  # a link inside a link: its text joins the outer label
             return
-        match = _MATRIX_TO_RE.match(href)
-        if match:
-            target = unquote(match.group(1)).split("/", 1)[0]
-            if _MXID_RE.fullmatch(target):
+        target = _pill_target(href)
+        if target is not None:
+            if target[0] == "@":
                 slack_id = self._names.slack_user(target) if self._names else None
-                if slack_id:
-                    self._out(f"<@{slack_id}>")
-                else:
-                    self._out(label or slack_escape(target))
-                return
-            if _ROOM_RE.fullmatch(target) and "/" not in unquote(match.group(1)):
+                mention = f"<@{slack_id}>" if slack_id else None
+            else:
                 slack_id = self._names.slack_channel(target) if self._names else None
-                if slack_id:
-                    self._out(f"<#{slack_id}>")
-                else:
-                    self._out(label or slack_escape(target))
-                return
+                mention = f"<#{slack_id}>" if slack_id else None
+            self._out(mention or label or slack_escape(target))
+            return
         if not href or not _SAFE_URL_RE.match(href):
             self._out(label)
             return
@@ -391,6 +388,23 @@ def _neutralise(text: str) -> str:
         return f"<{target}|{_AT_WORD_RE.sub('@' + _WORD_JOINER, label)}>"
 
     return _LEFTOVER_RE.sub(swap, text)
+
+
+def _pill_target(href: str) -> str | None:
+    """The user ID, room alias or room ID a pill links to (not an event permalink)."""
+    match = _MATRIX_TO_RE.match(href)
+    if match:
+        path = unquote(match.group(1))
+        target, slash, _ = path.partition("/")
+        if _MXID_RE.fullmatch(target) or (_ROOM_RE.fullmatch(target) and not slash):
+            return target
+        return None
+    match = _MATRIX_URI_RE.match(href)
+    if match and match.group(3) != "/":
+        target = _MATRIX_URI_SIGILS[match.group(1).lower()] + unquote(match.group(2))
+        if _MXID_RE.fullmatch(target) or _ROOM_RE.fullmatch(target):
+            return target
+    return None
 
 
 def _same(href: str, label: str) -> bool:

@@ -39,13 +39,16 @@ All text reaching the HTML passes through :func:`html.escape`: no markup from Sl
 Matrix. ``formatted_body`` is None when nothing needs HTML.
 
 Matrix -> Slack (:func:`matrix_to_mrkdwn`, in :mod:`.html_to_mrkdwn`):
+``matrix_to_mrkdwn(body, html, names, may_mention_room=...)`` reads ``html`` when given (the
+reply fallback already stripped by the runtime; ``<mx-reply>`` is dropped anyway), else escapes
+``body``; ``names`` is a :class:`MatrixNames` (:class:`NameTable` is both lookups).
 
 ======================================  ======================================================
 Matrix                                  Slack text
 ======================================  ======================================================
 ``& < >`` in any text                   ``&amp; &lt; &gt;`` (so ``<!channel>`` or ``<@U1>``
                                         typed on Matrix stay text)
-user pill                               ``<@U1>`` when it maps to a Slack user, else its name
+user pill (matrix.to or ``matrix:u/``)  ``<@U1>`` when it maps to a Slack user, else its name
 room pill                               ``<#C1>`` when it maps to a Slack channel, else its text
 ``@room``                               ``<!channel>`` (or ``<!here>``) only when
                                         ``may_mention_room``; ``@channel``/``@here`` likewise;
@@ -58,7 +61,7 @@ room pill                               ``<#C1>`` when it maps to a Slack channe
 ``ul``/``ol``/``li``                    ``• ``/``◦ ``, ``1. ``; four spaces per level
 ``a href`` (http(s), mailto)            ``<url|text>``, or ``<url>`` when the text is the url
 ``a href`` other schemes                the text only
-``br`` ``p`` ``div`` ``h1-6``           newlines
+``br`` ``p`` ``div`` ``h1-6`` ``tr``    newlines (a blank line after ``p``, ``pre``, ``h1-6``)
 ``mx-reply``, ``script``, ``style``     dropped with their content
 any other tag                           its text
 ======================================  ======================================================
@@ -134,6 +137,9 @@ class NameTable:
 
     users: Mapping[str, SlackUser] = field(default_factory=dict)
     channels: Mapping[str, SlackChannel] = field(default_factory=dict)
+    # The reverse lookups, built on first use (the table is built per message).
+    _by_mxid: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    _by_room: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def user(self, user_id: str) -> SlackUser | None:
         return self.users.get(user_id)
@@ -142,16 +148,14 @@ class NameTable:
         return self.channels.get(channel_id)
 
     def slack_user(self, mxid: str) -> str | None:
-        for user_id, user in self.users.items():
-            if user.mxid == mxid:
-                return user_id
-        return None
+        if self._by_mxid is None:
+            self._by_mxid = {u.mxid: uid for uid, u in reversed(self.users.items()) if u.mxid}
+        return self._by_mxid.get(mxid)
 
     def slack_channel(self, room: str) -> str | None:
-        for channel_id, channel in self.channels.items():
-            if channel.room == room:
-                return channel_id
-        return None
+        if self._by_room is None:
+            self._by_room = {c.room: cid for cid, c in reversed(self.channels.items()) if c.room}
+        return self._by_room.get(room)
 
 
 class Mentioned(NamedTuple):

@@ -788,6 +788,26 @@ def test_room_pills() -> None:
     assert to_slack('<a href="https://matrix.to/#/#other:x.org">#other</a>') == "#other"
 
 
+def test_matrix_uri_pills() -> None:
+    assert to_slack('<a href="matrix:u/slack_u1:hs.test?action=chat">Alice</a>') == "<@U1>"
+    assert to_slack('<a href="matrix:r/slack_c1:hs.test">#general</a>') == "<#C1>"
+    assert to_slack('<a href="matrix:roomid/room:hs.test">#random</a>') == "<#C2>"
+    assert to_slack('<a href="matrix:u/someone:else.org">Some One</a>') == "Some One"
+    assert to_slack('<a href="matrix:roomid/room:hs.test/e/$ev">msg</a>') == "msg"
+
+
+def test_name_table_reverse_lookups() -> None:
+    assert NAMES.slack_user("@bob:hs.test") == "U2"
+    assert NAMES.slack_user("@nobody:hs.test") is None
+    assert NAMES.slack_channel("!room:hs.test") == "C2"
+    assert NAMES.slack_channel("#nowhere:hs.test") is None
+
+
+def test_table_cells_stay_apart() -> None:
+    html = "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"
+    assert to_slack(html) == "a b\n1 2"
+
+
 def test_event_permalink_is_a_link() -> None:
     href = "https://matrix.to/#/!room:hs.test/$event?via=hs.test"
     assert to_slack(f'<a href="{href}">msg</a>') == f"<{href}|msg>"
