@@ -26,6 +26,7 @@ Slack text                      Matrix HTML                            plain bod
 ``&gt; q`` lines; ``&gt;&gt;&gt;``  one ``<blockquote>`` per run;      as written
                                 ``>>>``: the rest of the message
 ``•``/``◦``/``▪``/``-`` lines   ``<ul><li>`` (4 spaces: one level)     as written
+``1.``/``1)`` lines             ``<ol><li>`` (``start`` if not 1)      as written
 ``:smile:`` ``:+1::skin-tone-3:``  unicode (Slack's names first)       unicode
 ``:custom:`` / unknown          left as ``:custom:``                   same
 newline                         ``<br>``                               newline
@@ -567,7 +568,7 @@ def _inline(line: str, names: SlackNames) -> tuple[str, str, bool]:
 
 
 _QUOTE_RE = re.compile(r"(?:&gt;|>)(?:&gt;&gt;|>>)?")
-_LIST_RE = re.compile(r"([ \t]*)([•◦▪▫‣\-])[ \t]+")
+_LIST_RE = re.compile(r"([ \t]*)(?:[•◦▪▫‣\-]|([0-9]{1,3})[.)])[ \t]+")
 
 
 @dataclass
@@ -576,6 +577,8 @@ class _Block:
     kind: str  # "line", "li", "code"
     html: str = ""
     level: int = 0
+    list: str = "ul"  # for "li": "ul" or "ol"
+    start: int = 1
 
 
 def _split_fences(text: str) -> list[tuple[bool, str]]:
@@ -659,7 +662,9 @@ def mrkdwn_to_matrix(text: str, names: SlackNames | None = None) -> tuple[str, s
             markup = markup or used or quoted
             if listed:
                 indent = listed.group(1).replace("\t", "    ")
-                blocks.append(_Block(quoted, "li", html_part, len(indent) // 4))
+                number = listed.group(2)
+                kind, start = ("ol", int(number)) if number else ("ul", 1)
+                blocks.append(_Block(quoted, "li", html_part, len(indent) // 4, kind, start))
                 bodies.append(listed.group(0) + body_part)
                 markup = True
             else:
@@ -711,25 +716,29 @@ def _render_group(blocks: list[_Block]) -> str:
 
 
 def _render_list(items: list[_Block]) -> str:
+    """List items (level, ``ul``/``ol``) as nested lists; a level never jumps by more than one."""
     out: list[str] = []
-    depth = -1
+    stack: list[str] = []  # the open lists, outermost first
     for item in items:
-        level = max(0, min(item.level, depth + 1))
-        if level == depth + 1:
-            out.append("<ul><li>")
-            depth = level
-        else:
+        level = max(0, min(item.level, len(stack)))
+        if level < len(stack):
             out.append("</li>")
-            while depth > level:
-                out.append("</ul></li>")
-                depth -= 1
-            out.append("<li>")
+            while len(stack) > level + 1:
+                out.append(f"</{stack.pop()}></li>")
+            if stack[-1] == item.list:
+                out.append("<li>")
+                out.append(item.html)
+                continue
+            out.append(f"</{stack.pop()}>")  # bullets then numbers: a new list
+        start = f' start="{item.start}"' if item.list == "ol" and item.start != 1 else ""
+        out.append(f"<{item.list}{start}><li>")
+        stack.append(item.list)
         out.append(item.html)
     out.append("</li>")
-    while depth > 0:
-        out.append("</ul></li>")
-        depth -= 1
-    out.append("</ul>")
+    while stack:
+        out.append(f"</{stack.pop()}>")
+        if stack:
+            out.append("</li>")
     return "".join(out)
 
 

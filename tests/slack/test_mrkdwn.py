@@ -54,7 +54,7 @@ def to_slack(html: str, *, may: bool = False, **kwargs: str) -> str:
 
 
 # What Matrix may get: these tags, no attribute but a safe href on <a>.
-_ALLOWED = {"strong", "em", "del", "code", "pre", "blockquote", "ul", "li", "a", "br"}
+_ALLOWED = {"strong", "em", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a", "br"}
 
 
 class _Checker(HTMLParser):
@@ -68,6 +68,8 @@ class _Checker(HTMLParser):
             assert len(attrs) == 1 and attrs[0][0] == "href", attrs
             href = attrs[0][1] or ""
             assert href.startswith(("https://", "http://", "mailto:")), href
+        elif tag == "ol" and attrs:
+            assert len(attrs) == 1 and attrs[0][0] == "start" and (attrs[0][1] or "").isdigit()
         else:
             assert attrs == [], attrs
         if tag != "br":
@@ -313,7 +315,30 @@ def test_list_inside_quote() -> None:
     assert html_of("&gt; • a\n&gt; • b") == "<blockquote><ul><li>a</li><li>b</li></ul></blockquote>"
 
 
-@pytest.mark.parametrize("text", ["-5 degrees", "--flag", "a - b", "•no space"])
+def test_ordered_lists() -> None:
+    assert to_matrix("1. a\n2. *b*") == (
+        "1. a\n2. *b*",
+        "<ol><li>a</li><li><strong>b</strong></li></ol>",
+    )
+    assert html_of("3) a\n4) b") == '<ol start="3"><li>a</li><li>b</li></ol>'
+
+
+def test_mixed_and_nested_lists() -> None:
+    html = html_of("• a\n    1. b\n    2. c\n• d\n1. e")
+    assert html == ("<ul><li>a<ol><li>b</li><li>c</li></ol></li><li>d</li></ul><ol><li>e</li></ol>")
+    assert_safe(html)
+
+
+def test_nested_list_kind_changes_inside_a_level() -> None:
+    html = html_of("• a\n    ◦ b\n    1. c\n• d")
+    assert html == "<ul><li>a<ul><li>b</li></ul><ol><li>c</li></ol></li><li>d</li></ul>"
+    assert_safe(html)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-5 degrees", "--flag", "a - b", "•no space", "1.5 litres", "2024. was", "1234567890. x"],
+)
 def test_not_lists(text: str) -> None:
     assert to_matrix(text) == (text, None)
 
@@ -563,7 +588,7 @@ def test_pill_href_encodes_alias_hash() -> None:
 SLACK_ALPHABET = [
     "*", "_", "~", "`", "```", "\n", " ", "a", "b", "&gt;", "&lt;", "&amp;", "<", ">", "|",
     ":", "smile", "<@U1>", "<#C1>", "<!here>", "<https://x.org/a_b|l>", "<javascript:x|y>",
-    "• ", "- ", "    ", "\"", "'", "<script>", "onerror=", "http://h/_x_", ":+1:",
+    "• ", "- ", "1. ", "7) ", "    ", "\"", "'", "<script>", "onerror=", "http://h/_x_", ":+1:",
 ]  # fmt: skip
 
 
@@ -898,6 +923,8 @@ def test_deep_quotes_get_a_bounded_prefix() -> None:
         "<https://x.org/?a=1&amp;b=2>",
         "&gt; quoted *line*\nnext",
         "• a\n• *b*",
+        "1. a\n2. b",
+        "• a\n    ◦ b\n• c",
         "```\nblock &lt;x&gt; *y*\n```",
         "*bold with <@U1>*",
         "`<@U1>`",
@@ -923,6 +950,8 @@ def test_slack_to_matrix_to_slack_keeps_bodies_without_html() -> None:
         '<a href="https://x.org/a_b">doc</a> and <code>x</code>',
         "<blockquote>q</blockquote>after",
         "<ul><li>a</li><li>b</li></ul>",
+        '<ol start="2"><li>a</li><li>b</li></ol>',
+        "<ul><li>a<ol><li>b</li></ol></li><li>c</li></ul>",
         "<pre><code>x &lt; y</code></pre>",
         "<strong>a</strong> &lt;!channel&gt; b",
     ],
