@@ -959,3 +959,32 @@ def test_slack_to_matrix_to_slack_keeps_bodies_without_html() -> None:
 def test_matrix_to_slack_to_matrix(html: str) -> None:
     text = to_slack(html)
     assert to_matrix(text)[1] == html
+
+
+# =========================================================================== edges
+
+
+def test_empty_inputs() -> None:
+    assert mrkdwn_to_matrix("") == ("", None)
+    assert matrix_to_mrkdwn("") == ""
+    assert matrix_to_mrkdwn("body", "") == ""
+    assert matrix_to_mrkdwn("", "<p></p><br>") == ""
+
+
+def test_link_with_empty_label_shows_the_url() -> None:
+    assert to_matrix("<https://x.org|>") == (
+        "https://x.org",
+        '<a href="https://x.org">https://x.org</a>',
+    )
+
+
+def test_link_url_with_spaces_or_controls_is_not_linked() -> None:
+    assert "href" not in (to_matrix("<https://x.org/a b|x>")[1] or "")
+    assert "href" not in (to_matrix("<https://x.org/\x01|x>")[1] or "")
+
+
+def test_plain_body_room_mention_with_power() -> None:
+    assert matrix_to_mrkdwn("@room look", may_mention_room=True) == "<!channel> look"
+    assert matrix_to_mrkdwn("@room look", may_mention_room=True, room_mention="here") == (
+        "<!here> look"
+    )
