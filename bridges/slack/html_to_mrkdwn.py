@@ -196,8 +196,8 @@ class _Converter(HTMLParser):
         if tag == "br":
             if self._in_pre or self._has_text:
                 self._newline()
-            else:
-                self._lines.append("")
+            else:  # an empty line, still inside its quote
+                self._lines.append("".join(e.rest for e in self._prefixed).rstrip(" "))
             return
         if tag == "hr":
             self._block_break()
@@ -244,6 +244,7 @@ class _Converter(HTMLParser):
                         parent.counter[0] += 1
                     break
             entry.first, entry.rest = marker, "    "
+            self._gap = False  # loose lists (<li><p>) stay one list
         elif tag == "a":
             href = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub("", attributes.get("href", "")))
             if self._anchor() is not None:

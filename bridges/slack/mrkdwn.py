@@ -662,8 +662,8 @@ def mrkdwn_to_matrix(text: str, names: SlackNames | None = None) -> tuple[str, s
             markup = markup or used or quoted
             if listed:
                 indent = listed.group(1).replace("\t", "    ")
-                number = listed.group(2)
-                kind, start = ("ol", int(number)) if number else ("ul", 1)
+                digits = listed.group(2)
+                kind, start = ("ol", int(digits)) if digits else ("ul", 1)
                 blocks.append(_Block(quoted, "li", html_part, len(indent) // 4, kind, start))
                 bodies.append(listed.group(0) + body_part)
                 markup = True

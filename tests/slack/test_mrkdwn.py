@@ -759,6 +759,15 @@ def test_blockquote() -> None:
     assert to_slack("<blockquote>a<br>b</blockquote>") == "> a\n> b"
 
 
+def test_empty_line_inside_a_quote_stays_quoted() -> None:
+    assert to_slack("<blockquote>a<br><br>b</blockquote>") == "> a\n>\n> b"
+
+
+def test_loose_list_stays_one_list() -> None:
+    assert to_slack("<ul><li><p>a</p></li><li><p>b</p></li></ul>") == "• a\n• b"
+    assert to_slack("<p>intro</p><ul><li>a</li></ul>") == "intro\n• a"
+
+
 def test_lists() -> None:
     assert to_slack("<ul><li>a</li><li><b>b</b></li></ul>") == "• a\n• *b*"
     assert to_slack("<ol><li>a</li><li>b</li></ol>") == "1. a\n2. b"
