@@ -27,7 +27,9 @@ Slack text                      Matrix HTML                            plain bod
                                 ``>>>``: the rest of the message
 ``•``/``◦``/``▪``/``-`` lines   ``<ul><li>`` (4 spaces: one level)     as written
 ``1.``/``1)`` lines             ``<ol><li>`` (``start`` if not 1)      as written
-``:smile:`` ``:+1::skin-tone-3:``  unicode (Slack's names first)       unicode
+``:smile:`` ``:+1::skin-tone-3:``  unicode: Slack's names, then the     unicode
+                                ``emoji`` package's aliases and names
+``:flag-de:`` ``:man-woman-boy:``   built from the name                unicode
 ``:custom:`` / unknown          left as ``:custom:``                   same
 newline                         ``<br>``                               newline
 ==============================  =====================================  ==========================
@@ -52,9 +54,12 @@ Matrix                                  Slack text
 user pill (matrix.to or ``matrix:u/``)  ``<@U1>`` when it maps to a Slack user, else its name
 room pill                               ``<#C1>`` when it maps to a Slack channel, else its text
 ``@room``                               ``<!channel>`` (or ``<!here>``) only when
-                                        ``may_mention_room``; ``@channel``/``@here`` likewise;
-                                        otherwise (and ``@everyone`` always) neutralised with a
-                                        word joiner: ``@\\u2060channel``
+                                        ``may_mention_room``, else left as ``@room`` (no Slack
+                                        meaning); ``@channel``/``@here`` likewise become
+                                        ``<!channel>``/``<!here>``, else (and ``@everyone``
+                                        always, code always, any left over such as ``a@here``)
+                                        get a word joiner: ``@\\u2060channel``
+bold mid-word (``a<b>b</b>c``)          ``a*b*c``, which Slack shows unformatted
 ``strong/b`` ``em/i`` ``del/s``         ``*b*`` ``_i_`` ``~s~`` (spaces moved outside markers)
 ``code``                                `` `c` `` (a backtick inside becomes ``ˋ``)
 ``pre``                                 ```` ``` ```` block on its own lines
