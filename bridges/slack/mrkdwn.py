@@ -87,6 +87,8 @@ from functools import lru_cache
 from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
+from .html_to_mrkdwn import matrix_to_mrkdwn
+
 __all__ = [
     "MatrixNames",
     "Mentioned",
@@ -745,6 +747,3 @@ def _render_list(items: list[_Block]) -> str:
         if stack:
             out.append("</li>")
     return "".join(out)
-
-
-from .html_to_mrkdwn import matrix_to_mrkdwn  # noqa: E402  (it uses this module's helpers)
