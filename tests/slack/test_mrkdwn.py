@@ -1,0 +1,999 @@
+"""Specification of bridges.slack.mrkdwn and html_to_mrkdwn: Slack mrkdwn <-> Matrix HTML."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from html.parser import HTMLParser
+
+import pytest
+
+from bridges.slack.html_to_mrkdwn import slack_escape
+from bridges.slack.mrkdwn import (
+    NameTable,
+    SlackChannel,
+    SlackUser,
+    emoji_name,
+    emoji_unicode,
+    matrix_to_mrkdwn,
+    mentioned_ids,
+    mrkdwn_to_matrix,
+    pill_href,
+)
+
+WJ = "\u2060"
+NAMES = NameTable(
+    users={
+        "U1": SlackUser("@slack_u1:hs.test", "Alice"),
+        "U2": SlackUser("@bob:hs.test", "Bob <the> & co"),
+        "W3": SlackUser(None, "nomxid"),
+    },
+    channels={
+        "C1": SlackChannel("#slack_c1:hs.test", "general"),
+        "C2": SlackChannel("!room:hs.test", "random"),
+        "C3": SlackChannel("https://example.org/room", "linked"),
+        "C4": SlackChannel(None, "unbridged"),
+    },
+)
+ALICE = '<a href="https://matrix.to/#/@slack_u1:hs.test">Alice</a>'
+
+
+def to_matrix(text: str) -> tuple[str, str | None]:
+    return mrkdwn_to_matrix(text, NAMES)
+
+
+def html_of(text: str) -> str:
+    html = to_matrix(text)[1]
+    assert html is not None, text
+    return html
+
+
+def to_slack(html: str, *, may: bool = False, **kwargs: str) -> str:
+    return matrix_to_mrkdwn("", html, NAMES, may_mention_room=may, **kwargs)
+
+
+# What Matrix may get: these tags, no attribute but a safe href on <a>.
+_ALLOWED = {"strong", "em", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a", "br"}
+
+
+class _Checker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        assert tag in _ALLOWED, f"tag {tag}"
+        if tag == "a":
+            assert len(attrs) == 1 and attrs[0][0] == "href", attrs
+            href = attrs[0][1] or ""
+            assert href.startswith(("https://", "http://", "mailto:")), href
+        elif tag == "ol" and attrs:
+            assert len(attrs) == 1 and attrs[0][0] == "start" and (attrs[0][1] or "").isdigit()
+        else:
+            assert attrs == [], attrs
+        if tag != "br":
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"mis-nested </{tag}> in {self.stack}"
+        self.stack.pop()
+
+    def handle_decl(self, decl: str) -> None:
+        raise AssertionError(decl)
+
+    handle_pi = handle_comment = handle_unknown_decl = handle_decl
+
+
+def assert_safe(html: str | None) -> None:
+    if html is None:
+        return
+    checker = _Checker()
+    checker.feed(html)
+    checker.close()
+    assert checker.stack == [], f"unclosed {checker.stack}"
+
+
+# =========================================================================== Slack -> Matrix
+# ---------------------------------------------------------------------------- text, escaping
+
+
+def test_plain_text_has_no_html() -> None:
+    assert to_matrix("hello world") == ("hello world", None)
+
+
+def test_slack_escapes_are_decoded_in_the_body() -> None:
+    assert to_matrix("a &lt; b &amp;&amp; c &gt; d") == ("a < b && c > d", None)
+
+
+def test_slack_escapes_are_decoded_once() -> None:
+    assert to_matrix("&amp;lt;b&amp;gt; &amp;amp;")[0] == "&lt;b&gt; &amp;"
+    assert html_of("*&amp;lt;b&amp;gt;*") == "<strong>&amp;lt;b&amp;gt;</strong>"
+
+
+def test_other_html_entities_are_literal_text() -> None:
+    body, html = to_matrix("*&quot; &#60; &nbsp;*")
+    assert body == "*&quot; &#60; &nbsp;*"
+    assert html == "<strong>&amp;quot; &amp;#60; &amp;nbsp;</strong>"
+
+
+def test_escaped_characters_are_escaped_again_in_html() -> None:
+    assert html_of("*a &lt;b&gt; &amp; c*") == "<strong>a &lt;b&gt; &amp; c</strong>"
+
+
+def test_newlines_become_br_when_html_is_needed() -> None:
+    assert to_matrix("*a*\nb\n\nc") == ("*a*\nb\n\nc", "<strong>a</strong><br>b<br><br>c")
+
+
+def test_newlines_alone_need_no_html() -> None:
+    assert to_matrix("a\nb") == ("a\nb", None)
+
+
+# ---------------------------------------------------------------------------- inline markers
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("*bold*", "<strong>bold</strong>"),
+        ("_italic_", "<em>italic</em>"),
+        ("~strike~", "<del>strike</del>"),
+        ("a *b c* d", "a <strong>b c</strong> d"),
+        ("(*bold*), _it_.", "(<strong>bold</strong>), <em>it</em>."),
+        ("*_both_*", "<strong><em>both</em></strong>"),
+        ("_*both*_", "<em><strong>both</strong></em>"),
+        ("*bold _and it_ ~and s~*", "<strong>bold <em>and it</em> <del>and s</del></strong>"),
+        ("*a* *b*", "<strong>a</strong> <strong>b</strong>"),
+    ],
+)
+def test_markers(text: str, html: str) -> None:
+    body, formatted = to_matrix(text)
+    assert body == text
+    assert formatted == html
+    assert_safe(formatted)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*unclosed",
+        "unopened*",
+        "a * b * c",  # spaces inside the markers
+        "2*3*4",  # inside words
+        "snake_case_name",
+        "__init__",
+        "**double**",
+        "~~double~~",
+        "* item",
+        "*",
+        "**",
+        "*a\nb*",  # markers do not span lines
+        "file_name_v2.txt and x_y",
+        "a*b* c",
+        "*b*c",
+    ],
+)
+def test_markers_that_are_literal(text: str) -> None:
+    body, html = to_matrix(text)
+    assert body == text
+    assert html is None or "<strong>" not in html and "<em>" not in html
+
+
+def test_crossed_markers_pair_the_first_closer_and_leave_the_rest_literal() -> None:
+    assert html_of("*a _b* c_") == "<strong>a _b</strong> c_"
+    assert html_of("_a *b_ c*") == "<em>a *b</em> c*"
+
+
+def test_markers_pair_nearest_first() -> None:
+    assert html_of("*a *b* c*") == "<strong>a <strong>b</strong> c</strong>"
+
+
+def test_markers_around_atoms() -> None:
+    assert html_of("*<@U1>*") == f"<strong>{ALICE}</strong>"
+    assert html_of("_<https://x.org|x>_") == '<em><a href="https://x.org">x</a></em>'
+    assert html_of("*bold `code`*") == "<strong>bold <code>code</code></strong>"
+
+
+# ---------------------------------------------------------------------------- code
+
+
+def test_code_span_has_nothing_formatted_inside() -> None:
+    assert to_matrix("`*a* _b_ :smile: &lt;i&gt;`") == (
+        "`*a* _b_ :smile: <i>`",
+        "<code>*a* _b_ :smile: &lt;i&gt;</code>",
+    )
+
+
+def test_code_span_shows_mentions_and_links_as_text() -> None:
+    html = html_of("`<@U1> <#C1> <https://x.org/a_b> <!here>`")
+    assert html == "<code>@Alice #general https://x.org/a_b @here</code>"
+
+
+def test_unclosed_backtick_is_literal() -> None:
+    assert to_matrix("a `b *c*")[1] == "a `b <strong>c</strong>"
+
+
+def test_empty_code_span_is_literal() -> None:
+    assert to_matrix("``") == ("``", None)
+
+
+def test_code_block() -> None:
+    text = "```\nif a < b:\n    *x* = _y_\n```"
+    body, html = to_matrix(text.replace("<", "&lt;"))
+    assert body == text
+    assert html == "<pre><code>if a &lt; b:\n    *x* = _y_</code></pre>"
+
+
+def test_code_block_inline_with_text() -> None:
+    assert html_of("before ```mid``` after") == "before <pre><code>mid</code></pre> after"
+
+
+def test_code_block_between_lines() -> None:
+    assert html_of("a\n```\nc\n```\nb") == "a<pre><code>c</code></pre>b"
+
+
+def test_code_block_mentions_are_text_and_script_is_escaped() -> None:
+    html = html_of("```<@U1> &lt;script&gt;alert(1)&lt;/script&gt;```")
+    assert html == "<pre><code>@Alice &lt;script&gt;alert(1)&lt;/script&gt;</code></pre>"
+
+
+def test_code_block_keeps_backticks_and_emoji_codes() -> None:
+    assert html_of("```a `b` :smile:```") == "<pre><code>a `b` :smile:</code></pre>"
+
+
+def test_unclosed_fence_is_literal() -> None:
+    body, html = to_matrix("```not code *b*")
+    assert body == "```not code *b*"
+    assert html == "```not code <strong>b</strong>"
+
+
+def test_empty_fence_is_literal() -> None:
+    assert to_matrix("``````") == ("``````", None)
+
+
+def test_third_fence_is_literal() -> None:
+    assert html_of("```a``` ```b") == "<pre><code>a</code></pre> ```b"
+
+
+# ---------------------------------------------------------------------------- quotes, lists
+
+
+def test_consecutive_quote_lines_are_one_blockquote() -> None:
+    body, html = to_matrix("&gt; one\n&gt; *two*\nafter")
+    assert body == "> one\n> *two*\nafter"
+    assert html == "<blockquote>one<br><strong>two</strong></blockquote>after"
+
+
+def test_quote_runs_are_separate() -> None:
+    assert html_of("&gt; a\nb\n&gt; c") == "<blockquote>a</blockquote>b<blockquote>c</blockquote>"
+
+
+def test_raw_greater_than_also_quotes() -> None:
+    assert html_of("> a") == "<blockquote>a</blockquote>"
+
+
+def test_empty_quote_line() -> None:
+    assert html_of("&gt; a\n&gt;\n&gt; b") == "<blockquote>a<br><br>b</blockquote>"
+
+
+def test_triple_quote_quotes_the_rest_of_the_message() -> None:
+    body, html = to_matrix("&gt;&gt;&gt; a\nb\n&gt; c")
+    assert body == ">>> a\nb\n> c"
+    assert html == "<blockquote>a<br>b<br>&gt; c</blockquote>"
+
+
+def test_greater_than_inside_a_line_does_not_quote() -> None:
+    assert to_matrix("a &gt; b") == ("a > b", None)
+
+
+def test_quoted_code_block() -> None:
+    assert html_of("&gt; ```x```\ny") == "<blockquote><pre><code>x</code></pre></blockquote>y"
+
+
+def test_bullet_lists() -> None:
+    body, html = to_matrix("• a\n• *b*\n- c")
+    assert body == "• a\n• *b*\n- c"
+    assert html == "<ul><li>a</li><li><strong>b</strong></li><li>c</li></ul>"
+
+
+def test_nested_list_by_four_spaces() -> None:
+    html = html_of("• a\n    ◦ b\n        ▪ c\n• d")
+    assert html == "<ul><li>a<ul><li>b<ul><li>c</li></ul></li></ul></li><li>d</li></ul>"
+    assert_safe(html)
+
+
+def test_list_levels_never_jump() -> None:
+    html = html_of("            • deep first\n• a")
+    assert html == "<ul><li>deep first</li><li>a</li></ul>"
+
+
+def test_list_between_text() -> None:
+    assert html_of("intro\n• a\nouttro") == "intro<ul><li>a</li></ul>outtro"
+
+
+def test_list_inside_quote() -> None:
+    assert html_of("&gt; • a\n&gt; • b") == "<blockquote><ul><li>a</li><li>b</li></ul></blockquote>"
+
+
+def test_ordered_lists() -> None:
+    assert to_matrix("1. a\n2. *b*") == (
+        "1. a\n2. *b*",
+        "<ol><li>a</li><li><strong>b</strong></li></ol>",
+    )
+    assert html_of("3) a\n4) b") == '<ol start="3"><li>a</li><li>b</li></ol>'
+
+
+def test_mixed_and_nested_lists() -> None:
+    html = html_of("• a\n    1. b\n    2. c\n• d\n1. e")
+    assert html == ("<ul><li>a<ol><li>b</li><li>c</li></ol></li><li>d</li></ul><ol><li>e</li></ol>")
+    assert_safe(html)
+
+
+def test_nested_list_kind_changes_inside_a_level() -> None:
+    html = html_of("• a\n    ◦ b\n    1. c\n• d")
+    assert html == "<ul><li>a<ul><li>b</li></ul><ol><li>c</li></ol></li><li>d</li></ul>"
+    assert_safe(html)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-5 degrees", "--flag", "a - b", "•no space", "1.5 litres", "2024. was", "1234567890. x"],
+)
+def test_not_lists(text: str) -> None:
+    assert to_matrix(text) == (text, None)
+
+
+# ---------------------------------------------------------------------------- emoji
+
+
+@pytest.mark.parametrize(
+    ("code", "char"),
+    [
+        (":smile:", "😄"),
+        (":+1:", "👍"),
+        (":thumbsup:", "👍"),
+        (":-1:", "👎"),
+        (":white_check_mark:", "✅"),
+        (":tada:", "🎉"),
+        (":simple_smile:", "🙂"),  # Slack's own name
+        (":the_horns:", "🤘"),
+        (":large_green_circle:", "🟢"),
+        (":man-shrugging:", "🤷\u200d♂️"),  # Slack's hyphens
+        (":flag-de:", "🇩🇪"),
+        (":flag-england:", "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"),
+        (":man-woman-boy:", "👨\u200d👩\u200d👦"),
+        (":wave::skin-tone-3:", "👋🏼"),
+        (":+1::skin-tone-6:", "👍🏿"),
+    ],
+)
+def test_emoji_shortcodes_become_unicode(code: str, char: str) -> None:
+    assert to_matrix(f"hi {code}!") == (f"hi {char}!", None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [":party_parrot:", ":not_an_emoji_at_all:", "10:30:45", "a: b :", ":smile", ":flag-zz1:"],
+)
+def test_unknown_and_custom_shortcodes_stay_text(text: str) -> None:
+    assert to_matrix(text) == (text, None)
+
+
+def test_a_failed_shortcode_lets_its_closing_colon_open_the_next() -> None:
+    assert to_matrix("see:party:smile:") == ("see:party😄", None)
+
+
+def test_unknown_skin_tone_stays_text() -> None:
+    assert to_matrix(":party_parrot::skin-tone-3:")[0] == ":party_parrot::skin-tone-3:"
+
+
+def test_custom_emoji_names_are_not_formatted() -> None:
+    assert to_matrix(":_my_emoji_:") == (":_my_emoji_:", None)
+
+
+def test_emoji_inside_formatting() -> None:
+    assert html_of("*yes :tada:*") == "<strong>yes 🎉</strong>"
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [("👍", "+1"), ("😄", "smile"), ("🎉", "tada"), ("👍🏽", "+1::skin-tone-4"), ("❤️", "heart")],
+)
+def test_emoji_name_for_reactions(char: str, name: str) -> None:
+    assert emoji_name(char) == name
+    assert emoji_unicode(name) is not None
+    assert emoji_unicode(name).replace("\ufe0f", "") == char.replace("\ufe0f", "")
+
+
+def test_emoji_name_and_unicode_of_unknowns() -> None:
+    assert emoji_name("x") is None
+    assert emoji_unicode("party_parrot") is None
+    assert emoji_unicode("party_parrot::skin-tone-2") is None
+    assert emoji_unicode("smile::skin-tone-9") is None
+
+
+# ---------------------------------------------------------------------------- mentions
+
+
+def test_user_mention_becomes_a_pill() -> None:
+    assert to_matrix("hi <@U1>!") == ("hi Alice!", f"hi {ALICE}!")
+
+
+def test_user_mention_label_is_ignored_when_resolved() -> None:
+    assert to_matrix("<@U1|old name>")[0] == "Alice"
+
+
+def test_user_display_name_is_escaped() -> None:
+    body, html = to_matrix("<@U2>")
+    assert body == "Bob <the> & co"
+    assert html == '<a href="https://matrix.to/#/@bob:hs.test">Bob &lt;the&gt; &amp; co</a>'
+
+
+def test_unresolved_user_falls_back_to_label_then_id() -> None:
+    assert to_matrix("<@U9|carol>") == ("@carol", None)
+    assert to_matrix("<@U9>") == ("@U9", None)
+
+
+def test_user_without_mxid_is_a_name() -> None:
+    assert to_matrix("<@W3>") == ("@nomxid", None)
+
+
+def test_channel_mentions() -> None:
+    assert to_matrix("<#C1|general>") == (
+        "#general",
+        '<a href="https://matrix.to/#/%23slack_c1:hs.test">#general</a>',
+    )
+    assert html_of("<#C2>") == '<a href="https://matrix.to/#/!room:hs.test">#random</a>'
+    assert html_of("<#C3>") == '<a href="https://example.org/room">#linked</a>'
+    assert to_matrix("<#C4>") == ("#unbridged", None)
+    assert to_matrix("<#C9|elsewhere>") == ("#elsewhere", None)
+    assert to_matrix("<#C9>") == ("#C9", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        ("<!here>", "@here"),
+        ("<!channel>", "@channel"),
+        ("<!everyone>", "@everyone"),
+        ("<!here|here>", "@here"),
+        ("<!subteam^S123|@team>", "@team"),
+        ("<!subteam^S123>", "@S123"),
+        (
+            "<!date^1392734382^{date_pretty}|Posted 2014-02-18 6:39:42 AM PST>",
+            "Posted 2014-02-18 6:39:42 AM PST",
+        ),
+        ("<!date^1392734382^{date}>", "2014-02-18 14:39 UTC"),
+        ("<!date^bad^{date}>", ""),
+        ("<!unknown|label>", "label"),
+        ("<!unknown>", "<!unknown>"),
+    ],
+)
+def test_special_mentions_are_text(text: str, body: str) -> None:
+    assert to_matrix(text) == (body, None)
+
+
+def test_mentioned_ids_lists_each_once_in_order_code_included() -> None:
+    text = "<@U2> <#C1|x> <@U1> `<@U3>` <!here> <!subteam^S1|@t> <@U2|b> <!channel> <@nope>"
+    assert mentioned_ids(text) == (["U2", "U1", "U3"], ["C1"], ["S1"], ["here", "channel"])
+
+
+def test_without_names_mentions_fall_back() -> None:
+    assert mrkdwn_to_matrix("<@U1|alice> <#C1|general>") == ("@alice #general", None)
+
+
+# ---------------------------------------------------------------------------- links
+
+
+def test_bare_link() -> None:
+    assert to_matrix("<https://example.org/a_b_c>") == (
+        "https://example.org/a_b_c",
+        '<a href="https://example.org/a_b_c">https://example.org/a_b_c</a>',
+    )
+
+
+def test_labelled_link() -> None:
+    assert to_matrix("<https://example.org|the site>") == (
+        "the site (https://example.org)",
+        '<a href="https://example.org">the site</a>',
+    )
+
+
+def test_link_label_that_is_the_domain_shows_once() -> None:
+    assert to_matrix("<http://example.com|example.com>")[0] == "example.com"
+    assert to_matrix("<mailto:a@b.org|a@b.org>") == (
+        "a@b.org",
+        '<a href="mailto:a@b.org">a@b.org</a>',
+    )
+
+
+def test_link_with_escaped_ampersand() -> None:
+    assert html_of("<https://x.org/?a=1&amp;b=2|q &amp; a>") == (
+        '<a href="https://x.org/?a=1&amp;b=2">q &amp; a</a>'
+    )
+
+
+def test_link_underscores_are_not_markers() -> None:
+    assert html_of("_see <https://x.org/_a_/b_c|x_y>_") == (
+        '<em>see <a href="https://x.org/_a_/b_c">x_y</a></em>'
+    )
+
+
+def test_bare_url_underscores_are_not_markers() -> None:
+    assert to_matrix("https://x.org/_a_/*b*") == ("https://x.org/_a_/*b*", None)
+    assert html_of("_see https://x.org/a_b_") == "<em>see https://x.org/a_b</em>"
+
+
+# ---------------------------------------------------------------------------- injection
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<javascript:alert(1)|click>",
+        "<javascript:alert(1)>",
+        "<JavaScript:alert(1)|click>",
+        "<data:text/html,<b>|x>",
+        "<vbscript:msgbox|x>",
+        "<slack://open|open>",
+    ],
+)
+def test_unsafe_schemes_are_never_links(text: str) -> None:
+    body, html = to_matrix(text)
+    assert html is None or "href" not in html
+    assert "<a" not in (html or "")
+
+
+def test_javascript_link_shows_label_and_url_as_text() -> None:
+    body, html = to_matrix("*<javascript:alert(1)|click>*")
+    assert body == "*click (javascript:alert(1))*"
+    assert html == "<strong>click (javascript:alert(1))</strong>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<script>alert(1)</script>",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "*<script>alert(1)</script>*",
+        "*&lt;script&gt;alert(1)&lt;/script&gt;*",
+        '*"><img src=x onerror=alert(1)>*',
+        '<https://x.org/"><img src=x onerror=alert(1)>|x>',
+        '<https://x.org/"onmouseover=alert(1) x="|y> *b*',
+        "`<img src=x onerror=alert(1)>`",
+        "```<iframe src=javascript:alert(1)>```",
+        "&gt; <svg onload=alert(1)>",
+        "• <b onclick=alert(1)>x</b>",
+        "<@U1|<script>> *b*",
+        "<!subteam^S1|<img src=x>> *b*",
+        "<!date^1^x|<img src=x>> *b*",
+    ],
+)
+def test_injected_markup_reaches_matrix_escaped(text: str) -> None:
+    body, html = to_matrix(text)
+    assert_safe(html)
+    for bad in ("<script", "<img", "<iframe", "<svg", "<b ", "onerror=alert(1)>"):
+        assert bad not in (html or "").replace("&lt;", "<!").lower()
+
+
+def test_link_href_quotes_are_escaped() -> None:
+    html = html_of('<https://x.org/"onmouseover=alert(1)|y>')
+    assert html == '<a href="https://x.org/&quot;onmouseover=alert(1)">y</a>'
+
+
+def test_pill_href_encodes_alias_hash() -> None:
+    assert pill_href("#a:b") == "https://matrix.to/#/%23a:b"
+    assert pill_href("@u:b") == "https://matrix.to/#/@u:b"
+
+
+SLACK_ALPHABET = [
+    "*", "_", "~", "`", "```", "\n", " ", "a", "b", "&gt;", "&lt;", "&amp;", "<", ">", "|",
+    ":", "smile", "<@U1>", "<#C1>", "<!here>", "<https://x.org/a_b|l>", "<javascript:x|y>",
+    "• ", "- ", "1. ", "7) ", "    ", "\"", "'", "<script>", "onerror=", "http://h/_x_", ":+1:",
+]  # fmt: skip
+
+
+def test_fuzzed_slack_text_always_gives_safe_well_nested_html() -> None:
+    rng = random.Random(21)
+    for _ in range(3000):
+        text = "".join(rng.choice(SLACK_ALPHABET) for _ in range(rng.randint(1, 30)))
+        body, html = to_matrix(text)
+        assert isinstance(body, str)
+        assert_safe(html)
+
+
+# ---------------------------------------------------------------------------- scale
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*" * 100_000,
+        "*a " * 33_000,
+        "*a _b ~c " * 11_000,
+        "_a " * 17_000 + "a* " * 17_000,
+        "<" * 100_000,
+        "<a" * 50_000,
+        "`" * 100_000,
+        "`a\n" * 33_000,
+        ":" * 100_000,
+        ":a" * 50_000,
+        ":" + "a" * 100_000,
+        "&gt; x\n" * 14_000,
+        "• x\n" * 25_000,
+        "```" * 33_000,
+        "*_~`<:&" * 14_000,
+        "http://" + "_a" * 50_000,
+        "".join(" " * (4 * (i % 200)) + "- x\n" for i in range(2_000)),
+    ],
+    ids=lambda text: repr(text[:12]),
+)
+def test_long_slack_input_is_linear(text: str) -> None:
+    start = time.perf_counter()
+    mrkdwn_to_matrix(text, NAMES)
+    assert time.perf_counter() - start < 2.0
+
+
+# =========================================================================== Matrix -> Slack
+# ---------------------------------------------------------------------------- plain bodies
+
+
+def test_plain_body_is_escaped() -> None:
+    assert matrix_to_mrkdwn("a < b && <!channel> <@U1> <https://x|y>") == (
+        "a &lt; b &amp;&amp; &lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt;"
+    )
+
+
+def test_plain_body_drops_control_characters() -> None:
+    assert matrix_to_mrkdwn("a\x00b\r\nc\x07") == "ab\nc"
+
+
+def test_slack_escape() -> None:
+    assert slack_escape("&lt; <>") == "&amp;lt; &lt;&gt;"
+
+
+# ---------------------------------------------------------------------------- room mentions
+
+
+@pytest.mark.parametrize(
+    ("text", "without", "with_power"),
+    [
+        ("hey @room", "hey @room", "hey <!channel>"),
+        ("@channel now", f"@{WJ}channel now", "<!channel> now"),
+        ("@here now", f"@{WJ}here now", "<!here> now"),
+        ("@everyone", f"@{WJ}everyone", f"@{WJ}everyone"),
+        # Even inside a word (Slack's rules for that are not documented): an invisible change.
+        ("mail a@channel.org", f"mail a@{WJ}channel.org", f"mail a@{WJ}channel.org"),
+        ("@Channel @HERE", f"@{WJ}Channel @{WJ}HERE", "<!channel> <!here>"),
+        ("@roomy @channels", "@roomy @channels", "@roomy @channels"),
+        ("(@here)", f"(@{WJ}here)", "(<!here>)"),
+    ],
+)
+def test_room_mentions_need_power(text: str, without: str, with_power: str) -> None:
+    assert matrix_to_mrkdwn(text, None, NAMES, may_mention_room=False) == without
+    assert matrix_to_mrkdwn(text, None, NAMES, may_mention_room=True) == with_power
+    html = f"<p>{text}</p>"
+    assert to_slack(html) == without
+    assert to_slack(html, may=True) == with_power
+
+
+def test_room_mention_can_map_to_here() -> None:
+    assert to_slack("@room", may=True, room_mention="here") == "<!here>"
+
+
+def test_room_mentions_in_code_are_never_converted() -> None:
+    assert to_slack("<code>@channel</code>", may=True) == f"`@{WJ}channel`"
+    assert to_slack("<pre>@here</pre>", may=True) == f"```\n@{WJ}here\n```"
+
+
+def test_typed_slack_syntax_in_html_stays_text() -> None:
+    html = "&lt;!channel&gt; &lt;@U1&gt; &lt;#C1&gt; &lt;https://x|y&gt; &amp;amp;"
+    assert to_slack(html, may=True) == (
+        "&lt;!channel&gt; &lt;@U1&gt; &lt;#C1&gt; &lt;https://x|y&gt; &amp;amp;"
+    )
+
+
+def test_room_mention_in_a_link_label_is_neutralised() -> None:
+    assert (
+        to_slack('<a href="https://x.org">@channel</a>', may=True)
+        == f"<https://x.org|@{WJ}channel>"
+    )
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<strong>b</strong>", "*b*"),
+        ("<b>b</b>", "*b*"),
+        ("<em>i</em>", "_i_"),
+        ("<i>i</i>", "_i_"),
+        ("<del>s</del>", "~s~"),
+        ("<s>s</s>", "~s~"),
+        ("<strike>s</strike>", "~s~"),
+        ("<code>c</code>", "`c`"),
+        ("<b><i>x</i></b>", "*_x_*"),
+        ("<i><b>x</b></i>", "*_x_*"),
+        ("<b>a <i>b</i> c</b>", "*a _b_ c*"),
+        ("<b>bold </b>x", "*bold* x"),
+        ("x<b> bold</b>", "x *bold*"),
+        ("<b>a</b><b>b</b>", "*ab*"),
+        ("<b>a</b> <b>b</b>", "*a* *b*"),
+        ("<b>a <i> </i>b</b>", "*a b*"),
+        ("<b><code>c</code></b>", "*`c`*"),
+        ("<code>a<b>b</b>c</code>", "`abc`"),
+        ("<code>a`b</code>", "`aˋb`"),
+        ("<code>a &lt; b</code>", "`a &lt; b`"),
+        ("<h1>Title</h1><p>text</p>", "*Title*\n\ntext"),
+        ("<u>under</u> <font color=red>red</font> <span>s</span>", "under red s"),
+        ("<b></b>x", "x"),
+    ],
+)
+def test_inline_html(html: str, text: str) -> None:
+    assert to_slack(html) == text
+
+
+def test_paragraphs_and_breaks() -> None:
+    assert to_slack("<p>a</p><p>b<br>c</p>") == "a\n\nb\nc"
+    assert to_slack("a<br><br>b") == "a\n\nb"
+    assert to_slack("a\n   b") == "a b"  # HTML whitespace
+
+
+def test_pre_block() -> None:
+    assert to_slack("<pre><code>if a &lt; b:\n    *x*\n</code></pre>") == (
+        "```\nif a &lt; b:\n    *x*\n```"
+    )
+
+
+def test_pre_between_paragraphs() -> None:
+    assert to_slack("<p>a</p><pre><code>x</code></pre><p>b</p>") == "a\n\n```\nx\n```\n\nb"
+
+
+def test_pre_cannot_be_closed_from_inside() -> None:
+    assert to_slack("<pre>a```b</pre>") == "```\na`\u200b``b\n```"
+
+
+def test_blockquote() -> None:
+    assert to_slack("<blockquote><p>a</p><p>b</p></blockquote><p>after</p>") == "> a\n>\n> b\nafter"
+    assert to_slack("<blockquote>a<br>b</blockquote>") == "> a\n> b"
+
+
+def test_empty_line_inside_a_quote_stays_quoted() -> None:
+    assert to_slack("<blockquote>a<br><br>b</blockquote>") == "> a\n>\n> b"
+
+
+def test_loose_list_stays_one_list() -> None:
+    assert to_slack("<ul><li><p>a</p></li><li><p>b</p></li></ul>") == "• a\n• b"
+    assert to_slack("<p>intro</p><ul><li>a</li></ul>") == "intro\n• a"
+
+
+def test_lists() -> None:
+    assert to_slack("<ul><li>a</li><li><b>b</b></li></ul>") == "• a\n• *b*"
+    assert to_slack("<ol><li>a</li><li>b</li></ol>") == "1. a\n2. b"
+    assert to_slack('<ol start="7"><li>a</li></ol>') == "7. a"
+    assert to_slack('<ol start="x"><li>a</li></ol>') == "1. a"
+
+
+def test_nested_lists() -> None:
+    html = "<ul><li>a<ul><li>b<ol><li>c</li></ol></li></ul></li><li>d</li></ul>"
+    assert to_slack(html) == "• a\n    ◦ b\n        1. c\n• d"
+
+
+def test_list_in_quote() -> None:
+    assert to_slack("<blockquote><ul><li>a</li><li>b</li></ul></blockquote>") == "> • a\n> • b"
+
+
+def test_reply_fallback_script_and_style_are_dropped() -> None:
+    html = (
+        "<mx-reply><blockquote><a href='https://matrix.to/#/@x:y'>x</a> old</blockquote>"
+        "</mx-reply>new<script>alert(1)</script><style>p{}</style>"
+    )
+    assert to_slack(html) == "new"
+
+
+def test_unknown_tags_become_their_text() -> None:
+    assert to_slack("<marquee>hi</marquee> <details><summary>s</summary>d</details>") == "hi\ns\nd"
+    assert to_slack('<img src="mxc://x/y" alt=":party:">') == ":party:"
+
+
+def test_stray_and_unclosed_tags() -> None:
+    assert to_slack("</b>a<b>b") == "a*b*"
+    assert to_slack("<b><i>a</b>c</i>") == "*_a_*c"
+
+
+# ---------------------------------------------------------------------------- pills and links
+
+
+def test_user_pill_maps_back_to_slack() -> None:
+    assert to_slack(f"{ALICE}: hi") == "<@U1>: hi"
+
+
+def test_unmapped_user_pill_is_its_name() -> None:
+    assert to_slack('<a href="https://matrix.to/#/@someone:else.org">Some One</a>') == "Some One"
+    assert to_slack('<a href="https://matrix.to/#/@someone:else.org"></a>') == "@someone:else.org"
+    assert to_slack('<a href="https://matrix.to/#/%40bob%3Ahs.test">Bob</a>') == "<@U2>"
+
+
+def test_room_pills() -> None:
+    assert to_slack('<a href="https://matrix.to/#/%23slack_c1:hs.test">#general</a>') == "<#C1>"
+    assert to_slack('<a href="https://matrix.to/#/#slack_c1:hs.test">#general</a>') == "<#C1>"
+    assert to_slack('<a href="https://matrix.to/#/!room:hs.test">#random</a>') == "<#C2>"
+    assert to_slack('<a href="https://matrix.to/#/#other:x.org">#other</a>') == "#other"
+
+
+def test_matrix_uri_pills() -> None:
+    assert to_slack('<a href="matrix:u/slack_u1:hs.test?action=chat">Alice</a>') == "<@U1>"
+    assert to_slack('<a href="matrix:r/slack_c1:hs.test">#general</a>') == "<#C1>"
+    assert to_slack('<a href="matrix:roomid/room:hs.test">#random</a>') == "<#C2>"
+    assert to_slack('<a href="matrix:u/someone:else.org">Some One</a>') == "Some One"
+    assert to_slack('<a href="matrix:roomid/room:hs.test/e/$ev">msg</a>') == "msg"
+
+
+def test_name_table_reverse_lookups() -> None:
+    assert NAMES.slack_user("@bob:hs.test") == "U2"
+    assert NAMES.slack_user("@nobody:hs.test") is None
+    assert NAMES.slack_channel("!room:hs.test") == "C2"
+    assert NAMES.slack_channel("#nowhere:hs.test") is None
+
+
+def test_table_cells_stay_apart() -> None:
+    html = "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"
+    assert to_slack(html) == "a b\n1 2"
+
+
+def test_event_permalink_is_a_link() -> None:
+    href = "https://matrix.to/#/!room:hs.test/$event?via=hs.test"
+    assert to_slack(f'<a href="{href}">msg</a>') == f"<{href}|msg>"
+
+
+def test_links() -> None:
+    assert to_slack('<a href="https://x.org/a_b">label</a>') == "<https://x.org/a_b|label>"
+    assert to_slack('<a href="https://x.org/">https://x.org</a>') == "<https://x.org/>"
+    assert to_slack('<a href="mailto:a@b.org">a@b.org</a>') == "<mailto:a@b.org>"
+    assert to_slack('<a href="https://x.org/?a=1&amp;b=2">q &amp; a</a>') == (
+        "<https://x.org/?a=1&amp;b=2|q &amp; a>"
+    )
+    assert (
+        to_slack('<a href="https://x.org/a|b>c">x > y</a>') == "<https://x.org/a%7Cb&gt;c|x &gt; y>"
+    )
+    assert to_slack('<a href="https://x.org"></a>') == "<https://x.org>"
+
+
+@pytest.mark.parametrize(
+    "href", ["javascript:alert(1)", "JAVASCRIPT:x", "data:text/html,x", "mxc://a/b", "", "#top"]
+)
+def test_unsafe_or_odd_links_are_their_text(href: str) -> None:
+    assert to_slack(f'<a href="{href}">label</a>') == "label"
+
+
+def test_link_inside_link_is_text() -> None:
+    assert to_slack('<a href="https://a.org">x <a href="https://b.org">y</a></a>') == (
+        "<https://a.org|x y>"
+    )
+    assert to_slack(f'<a href="https://a.org">x {ALICE}</a>') == "<https://a.org|x Alice>"
+
+
+MATRIX_ALPHABET = [
+    "<b>", "</b>", "<i>", "</i>", "<code>", "</code>", "<pre>", "</pre>", "<blockquote>",
+    "</blockquote>", "<ul>", "<li>", "</li>", "</ul>", "<ol>", "<br>", "<p>", "</p>",
+    "<a href='javascript:x'>", "<a href='https://x.org'>", "</a>", ALICE, "@room", "@channel",
+    "@here", "&lt;!channel&gt;", "&lt;@U1&gt;", "&amp;", "<", ">", "a", " ", "\n", "*", "`",
+    "<mx-reply>", "</mx-reply>", "<script>", "</script>", "|",
+]  # fmt: skip
+
+
+def test_fuzzed_matrix_html_never_makes_a_room_mention_without_power() -> None:
+    rng = random.Random(21)
+    for _ in range(3000):
+        html = "".join(rng.choice(MATRIX_ALPHABET) for _ in range(rng.randint(1, 30)))
+        text = to_slack(html)
+        assert "<!" not in text
+        assert not re.search(r"@(channel|here|everyone)\b", text, re.IGNORECASE), (html, text)
+        # Every "<" is one the converter wrote: a user pill or a safe link.
+        for piece in text.split("<")[1:]:
+            assert piece.startswith(("@U1>", "https://x.org")), (html, text)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<b>" * 30_000 + "x",
+        "<blockquote>" * 8_000 + "x",
+        "<ul><li>" * 12_000 + "x",
+        "<blockquote>x" * 8_000,
+        "<b>a</b><i> </i>" * 6_000,
+        "<b>" * 16_000 + "</x>" * 12_000,
+        "a &lt; b @room " * 7_000,
+        "<pre>" + "x\n" * 50_000 + "</pre>",
+    ],
+    ids=lambda html: repr(html[:14]),
+)
+def test_long_matrix_input_is_linear(html: str) -> None:
+    start = time.perf_counter()
+    matrix_to_mrkdwn("", html, NAMES)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_deep_quotes_get_a_bounded_prefix() -> None:
+    text = to_slack("<blockquote>" * 100 + "x")
+    assert text == "> " * 16 + "x"
+
+
+# =========================================================================== round trips
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi <@U1>, see <#C1> and <https://x.org/a_b|the doc>",
+        "*bold* _it_ ~s~ `code *x*`",
+        "a &lt; b &amp;&amp; c",
+        "<https://x.org/?a=1&amp;b=2>",
+        "&gt; quoted *line*\nnext",
+        "• a\n• *b*",
+        "1. a\n2. b",
+        "• a\n    ◦ b\n• c",
+        "```\nblock &lt;x&gt; *y*\n```",
+        "*bold with <@U1>*",
+        "`<@U1>`",
+    ],
+)
+def test_slack_to_matrix_to_slack(text: str) -> None:
+    body, html = to_matrix(text)
+    back = matrix_to_mrkdwn(body, html, NAMES)
+    expected = text.replace("`<@U1>`", "`@Alice`").replace("&gt; quoted", "> quoted")
+    assert back == expected
+
+
+def test_slack_to_matrix_to_slack_keeps_bodies_without_html() -> None:
+    body, html = to_matrix("plain &lt;text&gt; :tada:")
+    assert html is None
+    assert matrix_to_mrkdwn(body, html, NAMES) == "plain &lt;text&gt; 🎉"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        f"{ALICE}: <strong>hi</strong> <em>there</em>",
+        '<a href="https://x.org/a_b">doc</a> and <code>x</code>',
+        "<blockquote>q</blockquote>after",
+        "<ul><li>a</li><li>b</li></ul>",
+        '<ol start="2"><li>a</li><li>b</li></ol>',
+        "<ul><li>a<ol><li>b</li></ol></li><li>c</li></ul>",
+        "<pre><code>x &lt; y</code></pre>",
+        "<strong>a</strong> &lt;!channel&gt; b",
+    ],
+)
+def test_matrix_to_slack_to_matrix(html: str) -> None:
+    text = to_slack(html)
+    assert to_matrix(text)[1] == html
+
+
+# =========================================================================== edges
+
+
+def test_empty_inputs() -> None:
+    assert mrkdwn_to_matrix("") == ("", None)
+    assert matrix_to_mrkdwn("") == ""
+    assert matrix_to_mrkdwn("body", "") == ""
+    assert matrix_to_mrkdwn("", "<p></p><br>") == ""
+
+
+def test_link_with_empty_label_shows_the_url() -> None:
+    assert to_matrix("<https://x.org|>") == (
+        "https://x.org",
+        '<a href="https://x.org">https://x.org</a>',
+    )
+
+
+def test_link_url_with_spaces_or_controls_is_not_linked() -> None:
+    assert "href" not in (to_matrix("<https://x.org/a b|x>")[1] or "")
+    assert "href" not in (to_matrix("<https://x.org/\x01|x>")[1] or "")
+
+
+def test_plain_body_room_mention_with_power() -> None:
+    assert matrix_to_mrkdwn("@room look", may_mention_room=True) == "<!channel> look"
+    assert matrix_to_mrkdwn("@room look", may_mention_room=True, room_mention="here") == (
+        "<!here> look"
+    )
