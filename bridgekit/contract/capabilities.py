@@ -154,6 +154,20 @@ class AutoLogin(ABC):
     async def auto_login(self, user_mxid: str, portal: PortalKey) -> LoginInfo | None: ...
 
 
+class DefaultRelay(ABC):
+    """Connector-level: a login that relays a portal nobody set a relay for.
+
+    A Slack or Discord workspace's app (its bot) is in every channel of the workspace and shows
+    a relayed sender's name itself: every portal of the workspace has a relay without a
+    ``set-relay``. The runtime asks when a Matrix user without a login speaks in a portal
+    whose ``relay_login`` is unset (``set-relay`` still takes precedence).
+    """
+
+    @abstractmethod
+    def default_relay_login(self, portal: PortalKey) -> str | None:
+        """The id of a connected login that relays ``portal``, or None."""
+
+
 class ChatIdParser(ABC):
     """Connector-level: checks and canonicalises a chat id a person typed.
 

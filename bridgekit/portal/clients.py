@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ..contract.connector import AutoLogin, LoginInfo, NetworkClient, NetworkConnector
+from ..contract.connector import (
+    AutoLogin,
+    DefaultRelay,
+    LoginInfo,
+    NetworkClient,
+    NetworkConnector,
+)
 from ..contract.events import PortalKey
 
 if TYPE_CHECKING:
@@ -60,8 +66,11 @@ class SenderClients:
             if info is not None:
                 await self.ensure_user(sender)
                 return await self.add_login(info), False
-        if portal.relay_login and self.relay.enabled:
-            relay = self.clients.get(portal.relay_login)
+        relay_id = portal.relay_login
+        if not relay_id and isinstance(connector, DefaultRelay):
+            relay_id = connector.default_relay_login(portal.key)
+        if relay_id and self.relay.enabled:
+            relay = self.clients.get(relay_id)
             if relay is not None:
                 return relay, True
         return None, False
