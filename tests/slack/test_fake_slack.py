@@ -1,4 +1,4 @@
-"""The fake Slack (tests/harness/slack_fake.py) driven by the real slack-sdk: the Web API with
+"""The fake Slack (tests/harness/slack_fake/) driven by the real slack-sdk: the Web API with
 pagination, errors and rate limits, files upload v2 and downloads, Socket Mode with acks,
 refreshes, dropped sockets and redelivery, and signed Events API pushes checked by the SDK's
 ``SignatureVerifier``."""

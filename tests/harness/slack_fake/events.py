@@ -1,0 +1,157 @@
+"""Events to the app: the ``event_callback`` payload, delivery over Socket Mode and/or the
+Events API, and the stored changes (message, edit, delete, reaction) that emit them.
+Events go out only for conversations the bot user is a member of."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from .models import (
+    Conversation,
+    Envelope,
+    Message,
+)
+from .wire import _ts_key, _uuid
+
+
+class EventEmitter:
+    """Building and emitting events, and the changes behind message events."""
+
+    # --- events ----------------------------------------------------------------------------
+
+    def event_payload(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """The outer ``event_callback`` body, as Socket Mode and the Events API carry it."""
+        team = self.teams[team_id]
+        return {
+            "token": self.verification_token,
+            "team_id": team_id,
+            "context_team_id": team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id,
+                    "user_id": team.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + secrets.token_hex(20),
+        }
+
+    def emit_event(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Send ``event`` to the app: an envelope on Socket Mode (now if a socket is up, else on
+        the next connection) and, if ``events_url`` is set, a signed HTTP push. Returns the
+        outer payload (its ``event_id`` identifies it)."""
+        payload = self.event_payload(team_id, event)
+        if self.socket_mode:
+            env = Envelope(_uuid(), payload)
+            self.envelopes.append(env)
+            live = [s for s in self._sockets if not s.ws.closed]
+            if live:
+                env.sent += 1
+                live[-1].queue.put_nowait(env.frame())
+            if self.ack_timeout is not None:
+                self._spawn(self._resend_until_acked(env, self.ack_timeout))
+        if self.events_url:
+            self._spawn(self._push_and_record(self.events_url, payload))
+        self._notify()
+        return payload
+
+    def _sees(self, conv: Conversation) -> bool:
+        return self.teams[conv.team_id].bot_user_id in conv.members
+
+    def _channel_type(self, conv: Conversation) -> str:
+        return {"public": "channel", "private": "group", "im": "im", "mpim": "mpim"}[conv.kind]
+
+    def _store(self, msg: Message) -> None:
+        msgs = self.messages.setdefault(msg.channel, [])
+        msgs.append(msg)
+        msgs.sort(key=lambda m: _ts_key(m.ts))
+
+    def _emit_message(self, msg: Message) -> dict[str, Any] | None:
+        conv = self.conversations[msg.channel]
+        if not self._sees(conv):
+            return None
+        event = self.message_json(msg, with_channel=True)
+        event["event_ts"] = msg.ts
+        event["channel_type"] = self._channel_type(conv)
+        if msg.reply_broadcast and msg.thread_ts:
+            parent = self._maybe_message(msg.channel, msg.thread_ts)
+            if parent is not None:
+                event["root"] = self.message_json(parent)
+        return self.emit_event(conv.team_id, event)
+
+    def _edit(self, msg: Message, text: str, editor: str) -> dict[str, Any] | None:
+        previous = self.message_json(msg)
+        msg.text = text
+        event_ts = self.new_ts()
+        msg.edited = {"user": editor, "ts": event_ts}
+        conv = self.conversations[msg.channel]
+        if not self._sees(conv):
+            return None
+        return self.emit_event(
+            conv.team_id,
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "hidden": True,
+                "channel": msg.channel,
+                "channel_type": self._channel_type(conv),
+                "ts": event_ts,
+                "event_ts": event_ts,
+                "message": self.message_json(msg),
+                "previous_message": previous,
+            },
+        )
+
+    def _delete(self, msg: Message) -> dict[str, Any] | None:
+        previous = self.message_json(msg)
+        self.messages[msg.channel].remove(msg)
+        conv = self.conversations[msg.channel]
+        if not self._sees(conv):
+            return None
+        event_ts = self.new_ts()
+        return self.emit_event(
+            conv.team_id,
+            {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "channel": msg.channel,
+                "channel_type": self._channel_type(conv),
+                "ts": event_ts,
+                "deleted_ts": msg.ts,
+                "event_ts": event_ts,
+                "previous_message": previous,
+            },
+        )
+
+    def _react(self, msg: Message, user: str, name: str, add: bool) -> dict[str, Any] | None:
+        users = msg.reactions.setdefault(name, [])
+        if add:
+            users.append(user)
+        else:
+            users.remove(user)
+            if not users:
+                del msg.reactions[name]
+        conv = self.conversations[msg.channel]
+        if not self._sees(conv):
+            return None
+        event: dict[str, Any] = {
+            "type": "reaction_added" if add else "reaction_removed",
+            "user": user,
+            "reaction": name,
+            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
+            "event_ts": self.new_ts(),
+        }
+        if msg.user:
+            event["item_user"] = msg.user
+        return self.emit_event(conv.team_id, event)
