@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
-    from .mrkdwn import MatrixNames
+    from .names import MatrixNames
 
 __all__ = ["matrix_to_mrkdwn", "slack_escape"]
 
