@@ -90,9 +90,12 @@ def _angle_atom(inner: str, raw: str, names: SlackNames) -> _Atom:
     if target.startswith("!"):
         keyword = target[1:]
         if keyword in SPECIALS:
-            text = "@" + keyword
+            # Matrix's word for all three; m.mentions.room is the connector's call.
+            text = "@room"
         elif keyword.startswith("subteam^"):
-            text = label or "@" + keyword[len("subteam^") :]
+            # A user group has no Matrix counterpart: its handle as plain text.
+            text = label or keyword[len("subteam^") :]
+            text = text if text.startswith("@") else "@" + text
         elif keyword.startswith("date^"):
             text = _format_date(keyword, label)
         else:

@@ -132,7 +132,7 @@ def test_code_span_has_nothing_formatted_inside() -> None:
 
 def test_code_span_shows_mentions_and_links_as_text() -> None:
     html = html_of("`<@U1> <#C1> <https://x.org/a_b> <!here>`")
-    assert html == "<code>@Alice #general https://x.org/a_b @here</code>"
+    assert html == "<code>@Alice #general https://x.org/a_b @room</code>"
 
 
 def test_unclosed_backtick_is_literal() -> None:
@@ -378,11 +378,16 @@ def test_channel_mentions() -> None:
 @pytest.mark.parametrize(
     ("text", "body"),
     [
-        ("<!here>", "@here"),
-        ("<!channel>", "@channel"),
-        ("<!everyone>", "@everyone"),
-        ("<!here|here>", "@here"),
+        # Matrix has one word for Slack's three; whether it pings is m.mentions.room, which
+        # the connector sets from mentioned_ids().specials.
+        ("<!here>", "@room"),
+        ("<!channel>", "@room"),
+        ("<!everyone>", "@room"),
+        ("<!here|here>", "@room"),
+        ("<!channel|@channel>", "@room"),
+        # A user group has no Matrix counterpart: its handle, as plain text.
         ("<!subteam^S123|@team>", "@team"),
+        ("<!subteam^S123|team>", "@team"),
         ("<!subteam^S123>", "@S123"),
         (
             "<!date^1392734382^{date_pretty}|Posted 2014-02-18 6:39:42 AM PST>",
@@ -396,6 +401,12 @@ def test_channel_mentions() -> None:
 )
 def test_special_mentions_are_text(text: str, body: str) -> None:
     assert to_matrix(text) == (body, None)
+
+
+def test_special_mentions_inside_formatting_are_text_not_pills() -> None:
+    assert to_matrix("*<!channel>* look") == ("*@room* look", "<strong>@room</strong> look")
+    assert html_of("_<!subteam^S1|@ops>_") == "<em>@ops</em>"
+    assert to_matrix("*<!subteam^S1|&lt;b&gt;>*") == ("*@<b>*", "<strong>@&lt;b&gt;</strong>")
 
 
 def test_mentioned_ids_lists_each_once_in_order_code_included() -> None:
@@ -492,6 +503,23 @@ def test_javascript_link_shows_label_and_url_as_text() -> None:
         "<@U1|<script>> *b*",
         "<!subteam^S1|<img src=x>> *b*",
         "<!date^1^x|<img src=x>> *b*",
+        # HTML typed on Slack arrives as Slack escapes, or raw from a careless integration.
+        '<a href="javascript:alert(1)">x</a> *b*',
+        '&lt;a href="javascript:alert(1)"&gt;x&lt;/a&gt; *b*',
+        # Entity games: double escaping, numeric and named HTML entities are text.
+        "&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt; *b*",
+        "&#60;script&#62;alert(1)&#60;/script&#62; *b*",
+        "&amp;#x3C;img src=x onerror=alert(1)&amp;#x3E; *b*",
+        "&lt;<https://x.org|y>&gt; *b*",
+        # Nested or quoted link syntax.
+        '<https://x.org|<a href="javascript:x">y</a>> *b*',
+        "<https://x.org|<https://evil.org|y>> *b*",
+        "<https://x.org/'onmouseover='alert(1)|it's> *b*",
+        '<https://x.org|x" onclick="alert(1)> *b*',
+        '<mailto:a@b.org"><script>x</script>|m> *b*',
+        "< javascript:alert(1)|x> *b*",
+        "<java&amp;#115;cript:alert(1)|x> *b*",
+        "<javascript&#58;alert(1)|x> *b*",
     ],
 )
 def test_injected_markup_reaches_matrix_escaped(text: str) -> None:
@@ -499,6 +527,36 @@ def test_injected_markup_reaches_matrix_escaped(text: str) -> None:
     assert_safe(html)
     for bad in ("<script", "<img", "<iframe", "<svg", "<b ", "onerror=alert(1)>"):
         assert bad not in (html or "").replace("&lt;", "<!").lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "body", "html"),
+    [
+        ("&amp;lt;b&amp;gt;", "&lt;b&gt;", None),
+        ("*&amp;lt;b&amp;gt;*", "*&lt;b&gt;*", "<strong>&amp;lt;b&amp;gt;</strong>"),
+        ("*&#60;b&#62;*", "*&#60;b&#62;*", "<strong>&amp;#60;b&amp;#62;</strong>"),
+        ("*&lt;b&gt;*", "*<b>*", "<strong>&lt;b&gt;</strong>"),
+        (
+            '*<https://x.org|x" onclick="y>*',
+            '*x" onclick="y (https://x.org)*',
+            '<strong><a href="https://x.org">x" onclick="y</a></strong>',
+        ),
+        (  # the innermost <...> is the link, as on Slack; the rest is text
+            "*<https://x.org|<https://evil.org|y>>*",
+            "*<https://x.org|y (https://evil.org)>*",
+            '<strong>&lt;https://x.org|<a href="https://evil.org">y</a>&gt;</strong>',
+        ),
+        (
+            "*<javascript&#58;alert(1)|x>*",
+            "*<javascript&#58;alert(1)|x>*",
+            "<strong>&lt;javascript&amp;#58;alert(1)|x&gt;</strong>",
+        ),
+    ],
+)
+def test_entity_and_nesting_games_come_out_as_the_text_slack_shows(
+    text: str, body: str, html: str | None
+) -> None:
+    assert to_matrix(text) == (body, html)
 
 
 def test_link_href_quotes_are_escaped() -> None:
