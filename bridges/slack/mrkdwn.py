@@ -16,9 +16,10 @@ Slack text                      Matrix HTML                            plain bod
                                 ``@name``
 ``<#C1>`` / ``<#C1|name>``      room pill to the portal (``#name``);   ``#name``
                                 no room: ``#name``
-``<!here>`` ``<!channel>``      ``@here`` ``@channel`` ``@everyone``   same (the connector decides
-``<!everyone>``                 as text                                about ``m.mentions.room``)
-``<!subteam^S1|@team>``         ``@team``                              ``@team``
+``<!here>`` ``<!channel>``      ``@room`` as text (Matrix has one      same (the connector decides
+``<!everyone>``                 word for all three; no pill)           about ``m.mentions.room``)
+``<!subteam^S1|@team>``         ``@team`` as text (no Matrix           ``@team``
+``<!subteam^S1>``               counterpart); ``@S1`` without a label
 ``<!date^ts^fmt|fallback>``     the fallback (else the UTC time)       same
 ``<url>`` ``<url|text>``        ``<a href>`` for http(s) and mailto    ``text (url)``, or ``url``
                                 only; any other scheme (``javascript:``
@@ -40,10 +41,11 @@ newline                         ``<br>``                               newline
 
 Formatting markers follow Slack: an opening ``*``/``_``/``~`` follows a start, space or
 punctuation and precedes a non-space; a closing one the reverse; a marker touching the same
-character (``**``, ``__init__``) is literal; no marker spans a line; markers are paired with a
-stack (linear time). Inside code, mentions and links become their text, nothing else is parsed.
-All text reaching the HTML passes through :func:`html.escape`: no markup from Slack reaches
-Matrix. ``formatted_body`` is None when nothing needs HTML.
+character (``**``, ``__init__``) is literal, so is one inside a word (``2*3*4``, ``snake_case``); no
+marker spans a line; markers are paired with a stack (linear time). Inside code, mentions and
+links become their text, nothing else is parsed. All text reaching the HTML passes through
+:func:`html.escape`: no markup from Slack reaches Matrix. ``formatted_body`` is None when
+nothing needs HTML.
 
 Matrix -> Slack (:func:`matrix_to_mrkdwn`, in :mod:`.html_to_mrkdwn`):
 ``matrix_to_mrkdwn(body, html, names, may_mention_room=...)`` reads ``html`` when given (the
@@ -63,7 +65,12 @@ room pill                               ``<#C1>`` when it maps to a Slack channe
                                         ``<!channel>``/``<!here>``, else (and ``@everyone``
                                         always, code always, any left over such as ``a@here``)
                                         get a word joiner: ``@\\u2060channel``
-bold mid-word (``a<b>b</b>c``)          ``a*b*c``, which Slack shows unformatted
+bold mid-word (``a<b>b</b>c``)          ``abc``: Slack formats only at word boundaries, so a
+                                        marker pair it would show as text is left out
+literal ``* _ ~ ``` in Matrix text       as typed where Slack would not format them (``2 * 3``,
+                                        ``snake_case``, a lone backtick); where it would
+                                        (``*not bold*``) a look-alike: ``∗ ＿ ∼ ˋ`` (Slack has
+                                        no escape; see :mod:`.slack_line`)
 ``strong/b`` ``em/i`` ``del/s``         ``*b*`` ``_i_`` ``~s~`` (spaces moved outside markers)
 ``code``                                `` `c` `` (a backtick inside becomes ``ˋ``)
 ``pre``                                 ```` ``` ```` block on its own lines

@@ -180,8 +180,121 @@ def test_unknown_tags_become_their_text() -> None:
 
 
 def test_stray_and_unclosed_tags() -> None:
-    assert to_slack("</b>a<b>b") == "a*b*"
-    assert to_slack("<b><i>a</b>c</i>") == "*_a_*c"
+    assert to_slack("</b>a <b>b") == "a *b*"
+    assert to_slack("<b><i>a</b> c</i>") == "*_a_* c"
+
+
+# ---------------------------------------------------------------------------- word boundaries
+# Slack formats only at word boundaries: an opening marker after the start, a space or
+# punctuation; a closing one before the end, a space or punctuation. A pair Slack would show as
+# text is not written (the emphasis is lost, but no stray asterisks appear).
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("a<b>b</b>c", "abc"),
+        ("<b>un</b>believable", "unbelievable"),
+        ("un<i>believ</i>able", "unbelievable"),
+        ("x<del>y</del>", "xy"),
+        ("<b><i>a</i></b>c", "ac"),  # the outer pair goes, then the inner
+        ("<b><i>a</b>c</i>", "ac"),
+        ("a<b>b</b>c <b>d</b>", "abc *d*"),  # each pair on its own
+        ("<b>whole</b> word", "*whole* word"),
+        ("(<b>x</b>)", "(*x*)"),
+        ("<b>x</b>, <i>y</i>.", "*x*, _y_."),
+        ("<b>a</b><i>b</i>", "*a*_b_"),  # punctuation next to punctuation is a boundary
+        ("<i>snake</i>_case", "_snake_\uff3fcase"),  # a typed _ touching ours: a look-alike
+        ("a<code>b</code>c", "a`b`c"),  # code spans need no boundary
+        ("<b>a <code>b</code>c</b>", "*a `b`c*"),
+    ],
+)
+def test_markers_slack_would_not_read_are_left_out(html: str, text: str) -> None:
+    assert to_slack(html) == text
+
+
+WORD_HTML = ["a", "b", " ", "<b>", "</b>", "<i>", "</i>", "<s>", "</s>", "(", ".", "<code>x</code>"]
+
+
+def test_fuzzed_every_marker_written_is_read_as_formatting() -> None:
+    """Our own parser stands in for Slack: each * _ ~ written opens or closes formatting."""
+    rng = random.Random(5)
+    for _ in range(3000):
+        html = "".join(rng.choice(WORD_HTML) for _ in range(rng.randint(1, 25)))
+        text = to_slack(html)
+        formatted = mrkdwn_to_matrix(text)[1] or ""
+        for mark, tag in (("*", "<strong>"), ("_", "<em>"), ("~", "<del>")):
+            assert text.count(mark) == 2 * formatted.count(tag), (html, text, formatted)
+
+
+# ---------------------------------------------------------------------------- literal markers
+# Slack has no escape. A * _ ~ ` typed on Matrix stays as typed where Slack would not format it;
+# where Slack would, it becomes a look-alike: ∗ (U+2217), ＿ (U+FF3F), ∼ (U+223C), ˋ (U+02CB).
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("a *not bold* b", "a \u2217not bold\u2217 b"),
+        ("_not it_", "\uff3fnot it\uff3f"),
+        ("~not struck~", "\u223cnot struck\u223c"),
+        ("use `ls` here", "use \u02cbls\u02cb here"),
+        ("```\nnot a block\n```", "\u02cb\u02cb\u02cb\nnot a block\n\u02cb\u02cb\u02cb"),
+        ("*a _b_ c*", "\u2217a \uff3fb\uff3f c\u2217"),
+        # Where Slack would leave them alone, they stay.
+        ("2 * 3 * 4 = 24", "2 * 3 * 4 = 24"),
+        ("2*3*4", "2*3*4"),
+        ("snake_case_name and __init__", "snake_case_name and __init__"),
+        ("~/path and ~/other", "~/path and ~/other"),
+        ("*unclosed", "*unclosed"),
+        ("a lone ` backtick", "a lone ` backtick"),
+        ("**", "**"),
+        ("* item\n* item", "* item\n* item"),
+        ("*a\nb*", "*a\nb*"),  # no marker spans a line
+    ],
+)
+def test_literal_markers_in_plain_bodies(body: str, text: str) -> None:
+    assert matrix_to_mrkdwn(body) == text
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("a *b* c", "a \u2217b\u2217 c"),
+        ("<b>*x*</b>", "*\u2217x\u2217*"),
+        ("<b>*x</b>", "*\u2217x*"),  # touching our marker, it would break it
+        ("<i>a</i> *b", "_a_ *b"),
+        ("<code>*x* _y_</code>", "`*x* _y_`"),  # nothing is formatted inside code
+        ("<pre>*x* `y`</pre>", "```\n*x* `y`\n```"),
+        ('<a href="https://x.org/a_b_c">doc</a>', "<https://x.org/a_b_c|doc>"),
+        ('<a href="https://x.org/a_b_">https://x.org/a_b_</a>', "<https://x.org/a_b_>"),
+        ('<a href="https://x.org">*x*</a>', "<https://x.org|\u2217x\u2217>"),
+        ("<p>*a</p><p>b*</p>", "*a\n\nb*"),
+        ("x \ufdd0y\ufdd0", "x y"),  # our placeholders cannot be smuggled in
+    ],
+)
+def test_literal_markers_in_html(html: str, text: str) -> None:
+    assert to_slack(html) == text
+
+
+LITERAL_ALPHABET = ["*", "_", "~", "`", "```", "a", "b", "2", " ", "\n", "(", ".", "&", "<"]
+
+
+def test_fuzzed_plain_text_never_becomes_slack_formatting() -> None:
+    """Read back by our parser (Slack's rules), typed text stays text, character for character
+    but for the look-alikes."""
+    back = str.maketrans({"\u2217": "*", "\uff3f": "_", "\u223c": "~", "\u02cb": "`"})
+    rng = random.Random(8)
+    for _ in range(3000):
+        body = "".join(rng.choice(LITERAL_ALPHABET) for _ in range(rng.randint(1, 25)))
+        text = matrix_to_mrkdwn(body)
+        read, formatted = mrkdwn_to_matrix(text)
+        assert formatted is None or not re.search(r"<(strong|em|del|code|pre)>", formatted), (
+            body,
+            text,
+            formatted,
+        )
+        assert read.translate(back) == body, (body, text, read)
 
 
 # ---------------------------------------------------------------------------- pills and links
@@ -288,12 +401,24 @@ def test_fuzzed_matrix_html_never_makes_a_room_mention_without_power() -> None:
         "<b>" * 16_000 + "</x>" * 12_000,
         "a &lt; b @room " * 7_000,
         "<pre>" + "x\n" * 50_000 + "</pre>",
+        "a<b>b</b>" * 12_000,  # every pair dropped
+        "<b>a</b><i>b</i><s>c</s>" * 5_000,  # one long run of adjacent pairs
+        "x" + "<b><i><s>a</s></i></b>" * 5_000,
+        "*a_ ~" * 20_000,  # literal markers, every one a candidate
+        "<span data-mx-spoiler>" * 10_000 + "x",
     ],
     ids=lambda html: repr(html[:14]),
 )
 def test_long_matrix_input_is_linear(html: str) -> None:
     start = time.perf_counter()
     matrix_to_mrkdwn("", html, NAMES)
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("body", ["*a* " * 25_000, "`" * 100_000, "_" * 100_000, "a*b_" * 25_000])
+def test_long_plain_body_is_linear(body: str) -> None:
+    start = time.perf_counter()
+    matrix_to_mrkdwn(body)
     assert time.perf_counter() - start < 2.0
 
 
