@@ -57,6 +57,8 @@ _BLOCK = frozenset(
 _SKIP_CONTENT = frozenset({"mx-reply", "script", "style", "head", "title", "template"})
 #: Quote and list-item prefixes a line may get; deeper nesting adds none (no quadratic output).
 _MAX_PREFIXES = 16
+#: A spoiler's reason is a label, not a message.
+_MAX_REASON = 100
 
 
 @dataclass
@@ -75,6 +77,7 @@ class _Entry:
     counter: list[int] | None = None  # [next] for <ol>, [] for <ul>
     anchor: _Anchor | None = None
     pre: bool = False
+    spoiler: bool = False
 
 
 class _Converter(HTMLParser):
@@ -206,6 +209,9 @@ class _Converter(HTMLParser):
             return
         style = self._style
         entry = _Entry(tag, style)
+        if tag == "span" and "data-mx-spoiler" in attributes:
+            entry.spoiler = True
+            self._spoiler_start(attributes["data-mx-spoiler"])
         if not style.code:
             if tag in ("b", "strong", "h1", "h2", "h3", "h4", "h5", "h6"):
                 entry.style = style._replace(bold=True)
@@ -297,6 +303,8 @@ class _Converter(HTMLParser):
             return
         if entry.anchor is not None:
             self._finish_anchor(entry)
+        if entry.spoiler:
+            self._out("]")
         if entry.pre:
             if self._has_text and not self._prefix_only:
                 self._newline()
@@ -345,6 +353,12 @@ class _Converter(HTMLParser):
             self._out(f"<{url}>")
         else:
             self._out(f"<{url}|{label}>")
+
+    def _spoiler_start(self, reason: str) -> None:
+        """Slack cannot hide text: a spoiler is shown, but announced, ``[spoiler (why): …]``."""
+        reason = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", reason)).strip()[:_MAX_REASON]
+        label = f"[spoiler ({reason}): " if reason else "[spoiler: "
+        self._out(protect(self._mentions(slack_escape(label), True)))
 
     def _handle_text(self, data: str) -> None:
         anchor = self._anchor()

@@ -71,6 +71,8 @@ literal ``* _ ~ ``` in Matrix text       as typed where Slack would not format t
                                         ``snake_case``, a lone backtick); where it would
                                         (``*not bold*``) a look-alike: ``∗ ＿ ∼ ˋ`` (Slack has
                                         no escape; see :mod:`.slack_line`)
+spoiler (``span data-mx-spoiler``)      ``[spoiler: text]``, ``[spoiler (reason): text]``:
+                                        Slack cannot hide text, so the text is shown, announced
 ``strong/b`` ``em/i`` ``del/s``         ``*b*`` ``_i_`` ``~s~`` (spaces moved outside markers)
 ``code``                                `` `c` `` (a backtick inside becomes ``ˋ``)
 ``pre``                                 ```` ``` ```` block on its own lines

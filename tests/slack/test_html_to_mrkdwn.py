@@ -297,6 +297,44 @@ def test_fuzzed_plain_text_never_becomes_slack_formatting() -> None:
         assert read.translate(back) == body, (body, text, read)
 
 
+# ---------------------------------------------------------------------------- spoilers
+# Slack cannot hide text. A spoiler is shown, announced, and its end marked: [spoiler: text],
+# or [spoiler (reason): text]; the rest of the message reads on after the bracket.
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<span data-mx-spoiler>Snape</span> did it", "[spoiler: Snape] did it"),
+        ('<span data-mx-spoiler="">x</span>', "[spoiler: x]"),
+        (
+            '<span data-mx-spoiler="book 6">Snape <b>kills</b> him</span>',
+            "[spoiler (book 6): Snape *kills* him]",
+        ),
+        ('<b><span data-mx-spoiler="why">x</span></b>', "*[spoiler (why): x]*"),
+        ("<span data-mx-spoiler>a<br>b</span>", "[spoiler: a\nb]"),
+        (
+            '<a href="https://x.org"><span data-mx-spoiler>link</span></a>',
+            "<https://x.org|[spoiler: link]>",
+        ),
+        ('<span data-mx-spoiler=" a\n  b ">x</span>', "[spoiler (a b): x]"),
+        ('<span data-mx-spoiler="' + "r" * 300 + '">x</span>', "[spoiler (" + "r" * 100 + "): x]"),
+        ("<span>not a spoiler</span>", "not a spoiler"),
+    ],
+)
+def test_spoilers_are_shown_and_announced(html: str, text: str) -> None:
+    assert to_slack(html) == text
+
+
+def test_spoiler_reason_is_text_that_cannot_mention_or_format() -> None:
+    html = '<span data-mx-spoiler="@room &lt;!channel&gt; &lt;@U1&gt; *x*">s</span>'
+    text = to_slack(html, may=True)
+    assert text == "[spoiler (@room &lt;!channel&gt; &lt;@U1&gt; \u2217x\u2217): s]"
+    assert (
+        to_slack('<span data-mx-spoiler="@here">s</span>', may=True) == f"[spoiler (@{WJ}here): s]"
+    )
+
+
 # ---------------------------------------------------------------------------- pills and links
 
 
