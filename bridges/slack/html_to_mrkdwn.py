@@ -4,7 +4,9 @@
 A streaming :class:`html.parser.HTMLParser` (no recursion, so nesting depth costs nothing):
 every text node is escaped for Slack (``& < >``) before any marker or ``<...>`` construct the
 converter writes itself is added, so nothing a Matrix user types becomes a Slack mention,
-link or command.
+link or command; its ``* _ ~ ``` are marked too, and :mod:`.slack_line` settles them once the
+message is whole (kept where Slack would not format them, a look-alike where it would), and
+writes our own markers only where Slack will read them.
 """
 
 from __future__ import annotations
@@ -12,11 +14,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from .slack_line import (
+    PLACEHOLDERS,
+    PLAIN,
+    Style,
+    protect,
+    render_line,
+    resolve,
+    slack_escape,
+    unprotect,
+)
+
 if TYPE_CHECKING:
-    from .mrkdwn import MatrixNames
+    from .names import MatrixNames
 
 __all__ = ["matrix_to_mrkdwn", "slack_escape"]
 
@@ -27,7 +40,7 @@ _ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|channel|here|everyone)\b", re.IGNO
 _LEFTOVER_RE = re.compile(r"<[^<>]*>|@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 _AT_WORD_RE = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f" + PLACEHOLDERS + "]")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
 _MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
 _MATRIX_URI_SIGILS = {"u": "@", "r": "#", "roomid": "!"}
@@ -44,22 +57,8 @@ _BLOCK = frozenset(
 _SKIP_CONTENT = frozenset({"mx-reply", "script", "style", "head", "title", "template"})
 #: Quote and list-item prefixes a line may get; deeper nesting adds none (no quadratic output).
 _MAX_PREFIXES = 16
-
-
-def slack_escape(text: str) -> str:
-    """Slack's escaping: the three characters its parser gives meaning."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-class _Style(NamedTuple):
-    bold: bool = False
-    italic: bool = False
-    strike: bool = False
-    code: bool = False
-
-
-_PLAIN = _Style()
-_MARKS = (("bold", "*"), ("italic", "_"), ("strike", "~"), ("code", "`"))
+#: A spoiler's reason is a label, not a message.
+_MAX_REASON = 100
 
 
 @dataclass
@@ -71,13 +70,14 @@ class _Anchor:
 @dataclass
 class _Entry:
     tag: str
-    style: _Style
+    style: Style
     first: str | None = None  # line prefix (quote, list item) for its first line
     rest: str = ""
     used: bool = False
     counter: list[int] | None = None  # [next] for <ol>, [] for <ul>
     anchor: _Anchor | None = None
     pre: bool = False
+    spoiler: bool = False
 
 
 class _Converter(HTMLParser):
@@ -88,7 +88,7 @@ class _Converter(HTMLParser):
         self._room_mention = room_mention
         self._stack: list[_Entry] = []
         self._lines: list[str] = []
-        self._line: list[tuple[str, _Style]] = []
+        self._line: list[tuple[str, Style]] = []
         self._has_text = False
         self._prefix_only = False  # the current line has only its quote/list prefix
         self._skip = 0
@@ -102,8 +102,8 @@ class _Converter(HTMLParser):
 
     # -- state ---------------------------------------------------------------------------------
     @property
-    def _style(self) -> _Style:
-        return self._stack[-1].style if self._stack else _PLAIN
+    def _style(self) -> Style:
+        return self._stack[-1].style if self._stack else PLAIN
 
     @property
     def _in_pre(self) -> bool:
@@ -113,7 +113,7 @@ class _Converter(HTMLParser):
         return self._anchors[-1] if self._anchors else None
 
     def _newline(self) -> None:
-        self._lines.append(_render_line(self._line))
+        self._lines.append(render_line(self._line))
         self._line = []
         self._has_text = False
 
@@ -121,7 +121,7 @@ class _Converter(HTMLParser):
         if self._has_text:
             self._newline()
 
-    def _emit(self, text: str, style: _Style | None = None) -> None:
+    def _emit(self, text: str, style: Style | None = None) -> None:
         """Append (already escaped) text, with the block prefixes at the start of a line."""
         if not text:
             return
@@ -139,12 +139,12 @@ class _Converter(HTMLParser):
         self._prefix_only = False
         self._line.append((text, style or self._style))
 
-    def _prefix_segments(self) -> list[tuple[str, _Style]]:
+    def _prefix_segments(self) -> list[tuple[str, Style]]:
         prefix = ""
         for entry in self._prefixed:
             prefix += entry.rest if entry.used else entry.first or ""
             entry.used = True
-        return [(prefix, _PLAIN)] if prefix else []
+        return [(prefix, PLAIN)] if prefix else []
 
     def _mentions(self, text: str, code: bool) -> str:
         def swap(match: re.Match[str]) -> str:
@@ -169,19 +169,17 @@ class _Converter(HTMLParser):
                     self._line.extend(self._prefix_segments())
                     self._has_text = self._prefix_only = True
                     if line:
-                        self._line.append((line, _PLAIN))
+                        self._line.append((line, PLAIN))
                         self._prefix_only = False
                 else:
-                    self._emit(line, _PLAIN)
+                    self._emit(line, PLAIN)
             return
         data = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", data))
         if self._has_text and self._line and self._line[-1][0].endswith(" "):
             data = data.lstrip(" ")
         code = self._style.code
         data = self._mentions(slack_escape(data), code)
-        if code:
-            data = data.replace("`", "ˋ")
-        self._emit(data)
+        self._emit(data.replace("`", "ˋ") if code else protect(data))
 
     # -- parser callbacks ----------------------------------------------------------------------
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -201,7 +199,7 @@ class _Converter(HTMLParser):
             return
         if tag == "hr":
             self._block_break()
-            self._emit("---", _PLAIN)
+            self._emit("---", PLAIN)
             self._newline()
             return
         if tag == "img":
@@ -211,6 +209,9 @@ class _Converter(HTMLParser):
             return
         style = self._style
         entry = _Entry(tag, style)
+        if tag == "span" and "data-mx-spoiler" in attributes:
+            entry.spoiler = True
+            self._spoiler_start(attributes["data-mx-spoiler"])
         if not style.code:
             if tag in ("b", "strong", "h1", "h2", "h3", "h4", "h5", "h6"):
                 entry.style = style._replace(bold=True)
@@ -222,9 +223,9 @@ class _Converter(HTMLParser):
                 entry.style = style._replace(code=True)
         if tag == "pre":
             self._block_break()
-            self._emit("```", _PLAIN)
+            self._emit("```", PLAIN)
             entry.pre = True
-            entry.style = _PLAIN
+            entry.style = PLAIN
         elif tag == "blockquote":
             entry.first, entry.rest = "> ", "> "
         elif tag == "ul":
@@ -302,13 +303,15 @@ class _Converter(HTMLParser):
             return
         if entry.anchor is not None:
             self._finish_anchor(entry)
+        if entry.spoiler:
+            self._out("]")
         if entry.pre:
             if self._has_text and not self._prefix_only:
                 self._newline()
             if self._has_text:
-                self._line.append(("```", _PLAIN))
+                self._line.append(("```", PLAIN))
             else:
-                self._emit("```", _PLAIN)
+                self._emit("```", PLAIN)
         if entry.tag in _BLOCK:
             self._block_break()
         if entry.tag in ("p", "pre") or entry.tag[:1] == "h" and entry.tag[1:].isdigit():
@@ -351,11 +354,17 @@ class _Converter(HTMLParser):
         else:
             self._out(f"<{url}|{label}>")
 
+    def _spoiler_start(self, reason: str) -> None:
+        """Slack cannot hide text: a spoiler is shown, but announced, ``[spoiler (why): …]``."""
+        reason = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", reason)).strip()[:_MAX_REASON]
+        label = f"[spoiler ({reason}): " if reason else "[spoiler: "
+        self._out(protect(self._mentions(slack_escape(label), True)))
+
     def _handle_text(self, data: str) -> None:
         anchor = self._anchor()
         if anchor is not None:
             cleaned = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", data))
-            anchor.text.append(self._mentions(slack_escape(cleaned), True))
+            anchor.text.append(protect(self._mentions(slack_escape(cleaned), True)))
             return
         self._text(data)
 
@@ -375,7 +384,7 @@ class _Converter(HTMLParser):
             lines.pop(0)
         while lines and not lines[-1]:
             lines.pop()
-        return _neutralise("\n".join(lines))
+        return resolve(_neutralise("\n".join(lines)))
 
 
 def _neutralise(text: str) -> str:
@@ -413,56 +422,7 @@ def _same(href: str, label: str) -> bool:
         value = re.sub(r"^(?:https?://|mailto:)", "", value.strip(), flags=re.IGNORECASE)
         return value.rstrip("/").lower()
 
-    return norm(href) == norm(label.replace("&amp;", "&"))
-
-
-def _render_line(segments: list[tuple[str, _Style]]) -> str:
-    """Markers around runs of one style, nested in a fixed order, spaces kept outside them."""
-    pieces: list[tuple[str, _Style]] = []
-    for text, style in segments:
-        if not text:
-            continue
-        if style == _PLAIN or style.code:
-            pieces.append((text, style))
-            continue
-        core = text.strip(" ")
-        if not core:
-            pieces.append((text, style))  # decided below from its neighbours
-            continue
-        lead = text[: len(text) - len(text.lstrip(" "))]
-        trail = text[len(text.rstrip(" ")) :]
-        pieces.extend(p for p in ((lead, style), (core, style), (trail, style)) if p[0])
-    # A run of spaces keeps only the styles on both sides of it.
-    blank = [not text.strip(" ") for text, _ in pieces]
-    after: list[_Style] = [_PLAIN] * len(pieces)
-    following = _PLAIN
-    for index in range(len(pieces) - 1, -1, -1):
-        after[index] = following
-        if not blank[index]:
-            following = pieces[index][1]
-    before = _PLAIN
-    for index, (text, style) in enumerate(pieces):
-        if not blank[index]:
-            before = style
-        elif style != _PLAIN:
-            both = zip(style, before, after[index], strict=True)
-            pieces[index] = (text, _Style(*(a and b and c for a, b, c in both)))
-    out: list[str] = []
-    stack: list[str] = []
-    for text, style in pieces:
-        wanted = [mark for attr, mark in _MARKS if getattr(style, attr)]
-        keep = 0
-        while keep < len(stack) and keep < len(wanted) and stack[keep] == wanted[keep]:
-            keep += 1
-        while len(stack) > keep:
-            out.append(stack.pop())
-        for mark in wanted[keep:]:
-            out.append(mark)
-            stack.append(mark)
-        out.append(text)
-    while stack:
-        out.append(stack.pop())
-    return "".join(out)
+    return norm(href) == norm(unprotect(label).replace("&amp;", "&"))
 
 
 def matrix_to_mrkdwn(
@@ -482,7 +442,7 @@ def matrix_to_mrkdwn(
     if html is None:
         converter = _Converter(names, may_mention_room, room_mention)
         text = _CONTROL_RE.sub("", body.replace("\r\n", "\n").replace("\r", "\n"))
-        return _neutralise(converter._mentions(slack_escape(text), False))
+        return resolve(_neutralise(converter._mentions(protect(slack_escape(text)), False)))
     converter = _Converter(names, may_mention_room, room_mention)
     converter.feed(html)
     return converter.result()
