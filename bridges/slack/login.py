@@ -44,7 +44,9 @@ class SlackLogin(LoginProcess):
                 fields=[LoginField("bot_token", "bot token", "xoxb-...", secret=True)],
             )
         return LoginStep(
-            instructions="Send your own Slack user token (xoxp-...), issued by the workspace's app.",
+            instructions=(
+                "Send your own Slack user token (xoxp-...), issued by the workspace's app."
+            ),
             fields=[LoginField("user_token", "user token", "xoxp-...", secret=True)],
         )
 

@@ -73,5 +73,6 @@ async def test_matrix_user_without_login_is_relayed_with_name(
         await eventually(
             lambda: any(m.text == "relayed words" for m in fake.messages[slack_world.general.id])
         )
-        call = [c for c in fake.calls("chat.postMessage") if c.params.get("text") == "relayed words"]
-        assert call and call[-1].params.get("username", "").startswith("Carol C")
+        calls = fake.calls("chat.postMessage")
+        sent = [c for c in calls if c.params.get("text") == "relayed words"]
+        assert sent and sent[-1].params.get("username", "").startswith("Carol C")
