@@ -121,9 +121,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
     # -- who is who ------------------------------------------------------------------------------
 
     def app_clients(self, team: str) -> list[SlackClient]:
-        return [
-            c for c in self.clients.values() if c.is_app and c.team_id == team and not c.dead
-        ]
+        return [c for c in self.clients.values() if c.is_app and c.team_id == team and not c.dead]
 
     def personal_login(self, team: str, user: str) -> str | None:
         """The id of the personal login of Slack user ``user`` (their messages come from their
