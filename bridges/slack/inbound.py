@@ -8,6 +8,7 @@ when the envelope may be acknowledged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bridgekit.contract.events import (
@@ -32,15 +33,40 @@ log = logging.getLogger("bridgekit.slack.inbound")
 SAID = frozenset({None, "", "thread_broadcast", "file_share", "me_message", "bot_message"})
 
 
+#: What handles one kind of event (or message subtype): (receiving app login, the event,
+#: the whole payload).
+EventHandler = Callable[["SlackClient", dict[str, Any], dict[str, Any]], Awaitable[None]]
+
+
 class Inbound:
+    """Dispatches events by ``type`` (and ``message`` events by ``subtype``) to the handlers
+    the connector's feature modules register (:meth:`on`, :meth:`on_subtype`)."""
+
     def __init__(self, connector: SlackConnector) -> None:
         self.connector = connector
+        self.handlers: dict[str, EventHandler] = {}
+        self.subtypes: dict[str, EventHandler] = {}
+
+    def on(self, event_type: str, handler: EventHandler) -> None:
+        self.handlers[event_type] = handler
+
+    def on_subtype(self, subtype: str, handler: EventHandler) -> None:
+        self.subtypes[subtype] = handler
 
     async def handle(self, client: SlackClient, payload: dict[str, Any]) -> None:
         event: dict[str, Any] = payload["event"]
-        kind = event.get("type")
+        kind = str(event.get("type") or "")
         if kind == "message":
-            await self.message(client, event)
+            subtype = event.get("subtype")
+            handler = self.subtypes.get(subtype) if subtype else None
+            if handler is not None:
+                await handler(client, event, payload)
+            else:
+                await self.message(client, event)
+            return
+        handler = self.handlers.get(kind)
+        if handler is not None:
+            await handler(client, event, payload)
         else:
             log.debug("Slack event %s not bridged", kind)
 
