@@ -47,8 +47,15 @@ def setup_logging(config: Config) -> None:
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # mautrix logs request URLs at DEBUG; keep tokens out of logs even then.
-    logging.getLogger("bridgekit.matrix.client.api").setLevel(max(logging.INFO, logging.root.level))
+    # Keep tokens out of logs even at DEBUG: mautrix logs request URLs, aiosqlite every
+    # statement with its parameters (a login row holds its network's tokens), slack-sdk the
+    # Socket Mode URLs and payloads.
+    for name in QUIET_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.root.level))
+
+
+#: Libraries whose DEBUG output carries secrets: never below INFO.
+QUIET_AT_DEBUG = ("bridgekit.matrix.client.api", "aiosqlite", "slack_sdk", "bridgekit.slack.sdk")
 
 
 def cmd_generate_registration(args: argparse.Namespace) -> int:
