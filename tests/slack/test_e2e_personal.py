@@ -4,28 +4,14 @@ account (double puppeting), never bridged back. Fake Slack <-> bridge <-> real S
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from bridgekit.bridge import Bridge
-from tests.conftest import SERVER_NAME, eventually
-from tests.slack.conftest import body_is, login_app, login_user, open_channel, slack_networks
+from tests.conftest import eventually
+from tests.slack.conftest import body_is, login_app, login_user, open_channel
 
 pytestmark = pytest.mark.engine_independent
 
 DP_KEY = "fi.mau.double_puppet_source"
-
-
-@pytest.fixture
-async def dp_bridge(make_bridge: Any, slack_fake: Any, bridge_env: Any) -> Bridge:
-    """The bridge with double puppeting for the homeserver's users (the test Synapse has the
-    double-puppet appservice registration)."""
-    return await make_bridge(
-        networks=slack_networks(slack_fake),
-        media={"allow": [f"127.0.0.1:{slack_fake.port}"]},
-        **{"double_puppet.secrets": {SERVER_NAME: f"as_token:{bridge_env.dp_token}"}},
-    )
 
 
 async def test_personal_login_sends_as_the_slack_user(dp_bridge, slack_world, bridge_env, uid):
