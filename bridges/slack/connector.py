@@ -36,6 +36,7 @@ from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
 from .outbound import Outbound
+from .start_chat import SlackStartChat
 from .state import SlackLoginMeta
 from .users import UserDirectory
 
@@ -46,7 +47,7 @@ log = logging.getLogger("bridgekit.slack")
 SEEN_EVENTS = 10_000
 
 
-class SlackConnector(NetworkConnector, DefaultRelay):
+class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
     name: ClassVar[str] = "slack"
     display_name: ClassVar[str] = "Slack"
     ghost_template: ClassVar[str] = "_slack_{id}"
