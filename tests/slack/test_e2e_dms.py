@@ -54,6 +54,8 @@ async def test_dm_both_ways(dp_bridge, slack_world, bridge_env, uid):
         await alice.wait_for_event(room_id, body_is("marker"))
         bodies = [e["content"].get("body") for e in await alice.messages(room_id)]
         assert bodies.count("back to you") == 1 and bodies.count("from my phone") == 1
+        # Nor do Alice's own lines go back to Slack from her double puppet.
+        assert [m.text for m in fake.messages[dm.id]].count("from my phone") == 1
         # Nobody else was let into Alice's DM: the app's owner got no invite.
         assert admin.user_id not in await alice.joined_members(room_id)
         with pytest.raises(TimeoutError):
@@ -79,6 +81,8 @@ async def test_group_dm(dp_bridge, slack_world, bridge_env, uid):
         assert evt["sender"] == w.ghost(carol)
         portal = await _portal(dp_bridge, portal_key(w.team.id, group.id, own.login.id))
         assert portal.mxid == room_id and not portal.is_dm
+        name = await alice.get_state(room_id, "m.room.name")
+        assert name["name"] == "Bob Builder, Carol Singer"
         await alice.send_text(room_id, "hi all")
         await eventually(lambda: any(m.text == "hi all" for m in fake.messages[group.id]))
         sent = next(m for m in fake.messages[group.id] if m.text == "hi all")
