@@ -21,9 +21,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bridgekit.contract.events import PortalKey, RemoteEvent
+from bridgekit.contract.events import ChatMember, PortalKey, RemoteEvent
 
-from .ids import is_dm_channel, parse_chat_rid
+from .ids import is_dm_channel, parse_chat_rid, parse_user_rid
 from .login import USER_FLOW
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ log = logging.getLogger("bridgekit.slack.dms")
 
 #: Conversations whose members are remembered (a DM's never change).
 MAX_KNOWN = 10_000
+#: Names in a group DM's room name (Slack allows 8 others).
+GROUP_NAMES = 8
 
 
 def event_channel(event: Mapping[str, Any]) -> str:
@@ -144,3 +146,13 @@ class DirectChats:
                 )
             out.append((receiver, copy))
         return out
+
+    async def group_name(self, client: SlackClient, members: list[ChatMember]) -> str | None:
+        """A group DM's room name: its other members' names (Slack's own ``mpdm-a--b-1``
+        names are not for people)."""
+        names = []
+        for member in members[:GROUP_NAMES]:
+            parsed = parse_user_rid(member.remote_id)
+            if parsed is not None and parsed[0] == client.team_id:
+                names.append(await self.connector.users.name(client, parsed[1]))
+        return ", ".join(sorted(names)) or None
