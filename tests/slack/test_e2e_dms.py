@@ -130,3 +130,28 @@ async def test_dm_between_two_bridge_users(dp_bridge, slack_world, bridge_env, u
         in_alices = await alice.wait_for_event(alice_portal.mxid, body_is("hi bob"))
         assert in_alices["sender"] == alice.user_id
         assert bob.user_id not in await alice.joined_members(alice_portal.mxid)
+
+
+async def test_dm_event_waits_out_a_failed_members_lookup(dp_bridge, slack_world, bridge_env, uid):
+    """Slack failing to say who is in a DM is not "nobody": the envelope is not acknowledged,
+    Slack sends it again, and the message arrives once."""
+    fake = slack_world.fake
+    w = slack_world
+    fake.ack_timeout = 1.0
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with admin, alice:
+        await login_app(dp_bridge, admin, w)
+        await login_user(dp_bridge, alice, w, w.alice)
+        dm = fake.add_conversation(
+            w.team.id, kind="im", members=[w.bob.id, w.alice.id], with_bot=False
+        )
+        fake.fail("conversations.members", "internal_error")
+        payload = fake.post_user_message(dm.id, w.bob.id, "second time lucky")
+        room_id, _ = await alice.wait_for_invite(timeout=30)
+        await alice.join(room_id)
+        await alice.wait_for_event(room_id, body_is("second time lucky"))
+        [env] = [e for e in fake.envelopes if e.payload["event"].get("ts") == payload.ts]
+        assert env.sent >= 2 and env.acked
+        bodies = [e["content"].get("body") for e in await alice.messages(room_id)]
+        assert bodies.count("second time lucky") == 1
