@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridgekit.contract.events import ChatMember, PortalKey, RemoteEvent
 
+from .api import error_code
 from .ids import is_dm_channel, parse_chat_rid, parse_user_rid
 from .login import USER_FLOW
 
@@ -34,6 +35,8 @@ log = logging.getLogger("bridgekit.slack.dms")
 
 #: Conversations whose members are remembered (a DM's never change).
 MAX_KNOWN = 10_000
+#: What Slack answers a token that is not in a conversation.
+NOT_A_MEMBER = frozenset({"channel_not_found", "not_in_channel", "missing_scope"})
 #: Names in a group DM's room name (Slack allows 8 others).
 GROUP_NAMES = 8
 
@@ -94,16 +97,21 @@ class DirectChats:
     async def _ask_members(
         self, client: SlackClient, channel: str, payload: Mapping[str, Any]
     ) -> frozenset[str] | None:
+        transient: Exception | None = None
         for reader in self._readers(client, payload)[:5]:
             try:
                 data = await reader.call("conversations.members", channel=channel, limit=100)
             except Exception as e:  # noqa: BLE001 - another member's token may do
                 log.debug("conversations.members %s as %s: %s", channel, reader.login.id, e)
+                if error_code(e) not in NOT_A_MEMBER:
+                    transient = e
                 continue
             members = data.get("members")
             if isinstance(members, list):
                 return frozenset(m for m in members if isinstance(m, str))
-        log.warning("No login could read the members of the DM %s: its events are dropped", channel)
+        if transient is not None:  # not stored, not acknowledged: Slack sends it again
+            raise transient
+        log.info("No login is in the DM %s: its event is not bridged", channel)
         return None
 
     def personal_clients(self, team: str) -> list[SlackClient]:
