@@ -56,3 +56,5 @@ async def test_start_chat_opens_a_dm(slack_bridge, slack_world, bridge_env, uid)
         # Nobody of that name.
         assert "no slack user" in (await conv.say("start-chat slack @nobody")).lower()
         assert "no slack user" in (await conv.say("start-chat slack nobody@acme.test")).lower()
+        assert "not a valid" in await conv.say("start-chat slack two words")
+        assert "not a valid" in await conv.say(f"start-chat slack {admin.user_id}")
