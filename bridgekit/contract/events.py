@@ -410,6 +410,10 @@ class MatrixMessage(MatrixEventBase):
     #: recorded the result: the network may already have it. Connectors that can deduplicate
     #: (a nonce, a client message id, the event id) should; others send it again.
     maybe_sent: bool = False
+    #: Whether the sender's power level reaches the room's ``notifications.room`` (the power
+    #: to notify everyone with ``@room``): a network's everyone-mention (Slack's
+    #: ``<!channel>``) must come only from those who have it. False when unknown.
+    may_mention_room: bool = False
 
 
 @dataclass
@@ -423,6 +427,8 @@ class MatrixEdit(MatrixEventBase):
     relay_sender: RelaySender | None = None
     #: The edited part of a remote message in parts (:attr:`MessagePart.id`; "" the first).
     target_part: str = ""
+    #: As :attr:`MatrixMessage.may_mention_room`.
+    may_mention_room: bool = False
 
 
 @dataclass

@@ -51,6 +51,7 @@ from ..matrix.message_status import (
 from ..objects.portal import Portal
 from .matrix_content import power_level_changes, to_content
 from .relaying import RelayRuntime, mark_relayed, relay_sender
+from .room_power import RoomPower
 
 if TYPE_CHECKING:
     from ..database.store import Store
@@ -92,6 +93,7 @@ class MatrixToRemote:
         self.bot_mxid = bot_mxid
         self.relaying = relaying
         self.emojis = emojis
+        self.power = RoomPower(matrix)  # who may mention the whole room (@room)
         self._typing: dict[tuple[str, Any], set[str]] = {}
         self._seen = LRU(100_000)
         self.status = status
@@ -220,6 +222,7 @@ class MatrixToRemote:
             reply_to_sender=reply_row.sender_remote if reply_row else None,
             raw=evt["content"],
             maybe_sent=replay,
+            may_mention_room=await self.power.may_mention_room(evt["room_id"], evt["sender"]),
         )
         if relayed:
             await mark_relayed(self.relaying, msg, client)
@@ -277,6 +280,7 @@ class MatrixToRemote:
                 target_id=target.remote_id,
                 content=mc,
                 target_part=target.part,
+                may_mention_room=await self.power.may_mention_room(evt["room_id"], evt["sender"]),
             )
             if relayed:  # the network shows the sender: the relayed message can be edited
                 edit.relayed_for = evt["sender"]
@@ -484,14 +488,9 @@ class MatrixToRemote:
 
     async def handle_matrix_receipt(self, portal: Portal, user_id: str, event_id: str) -> None:
         row = await self._target(portal, event_id)
+        remote_id = row.remote_id if row else None
         for client in self.clients_of(user_id, portal.network):
             if isinstance(client, ReadReceiptHandler) and client.is_in_portal(portal.key):
                 await client.handle_matrix_read_receipt(
-                    MatrixReadReceipt(
-                        portal.key,
-                        portal.mxid or "",
-                        user_id,
-                        event_id,
-                        row.remote_id if row else None,
-                    )
+                    MatrixReadReceipt(portal.key, portal.mxid or "", user_id, event_id, remote_id)
                 )

@@ -68,6 +68,8 @@ class Chats:
         count = conv.get("num_members")
         if conv.get("is_im") or conv.get("is_mpim") or (isinstance(count, int) and count <= limit):
             info.members, info.members_complete = await self._members(client, channel, limit)
+        if conv.get("is_mpim"):
+            info.name = await self.connector.dms.group_name(client, info.members) or info.name
         return info
 
     async def _members(

@@ -31,10 +31,12 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .dms import DirectChats, event_channel
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
 from .outbound import Outbound
+from .start_chat import SlackStartChat
 from .state import SlackLoginMeta
 from .users import UserDirectory
 
@@ -45,7 +47,7 @@ log = logging.getLogger("bridgekit.slack")
 SEEN_EVENTS = 10_000
 
 
-class SlackConnector(NetworkConnector, DefaultRelay):
+class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
     name: ClassVar[str] = "slack"
     display_name: ClassVar[str] = "Slack"
     ghost_template: ClassVar[str] = "_slack_{id}"
@@ -58,6 +60,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.chats = Chats(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
+        self.dms = DirectChats(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -166,8 +169,10 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         return any(c.meta.bot_id == bot_id for c in self.clients.values() if c.is_app)
 
     def dm_receiver(self, client: SlackClient, event: Mapping[str, Any]) -> str:
-        """The login a DM portal belongs to: the app login for DMs with the bot."""
-        return client.login.id
+        """The login a DM portal belongs to: a member's personal login, or the app login for
+        a DM with the bot (the other members' portals get copies: :meth:`DirectChats.copies`)."""
+        receivers = self.dms.receivers(client, event_channel(event))
+        return receivers[0] if receivers else client.login.id
 
     def default_relay_login(self, portal: PortalKey) -> str | None:
         if portal.receiver:
@@ -196,6 +201,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
             log.debug("Event %s seen already", event_id)
             return
         try:
+            await self.dms.learn(client, payload)
             await self.inbound.handle(client, payload)
         except BaseException:
             self._seen.pop(event_id, None)  # not stored: let the redelivery through

@@ -20,7 +20,7 @@ from bridgekit.contract.events import (
     RemoteMessageID,
 )
 
-from .ids import is_dm_channel, portal_key, user_rid
+from .ids import portal_key, user_rid
 from .mrkdwn import NameTable, SlackUser, mentioned_ids, mrkdwn_to_matrix
 
 if TYPE_CHECKING:
@@ -74,8 +74,7 @@ class Inbound:
 
     def portal_of(self, client: SlackClient, channel: str, event: dict[str, Any]) -> PortalKey:
         """The portal of ``channel``: shared for channels, the login's own for DMs."""
-        channel_type = event.get("channel_type")
-        if channel_type in ("im", "mpim") or (channel_type is None and is_dm_channel(channel)):
+        if self.connector.dms.is_dm(client.team_id, channel, event):
             return portal_key(client.team_id, channel, self.connector.dm_receiver(client, event))
         return portal_key(client.team_id, channel)
 
@@ -109,7 +108,13 @@ class Inbound:
         return content
 
     async def queue(self, client: SlackClient, event: RemoteEvent) -> None:
-        await self.connector.bridge.queue_remote_event(client.login.id, event)
+        """Queue ``event`` with the receiving app login; an event of a DM goes to each of its
+        portals, queued with the login each belongs to (:mod:`.dms`)."""
+        if not event.portal.receiver:
+            await self.connector.bridge.queue_remote_event(client.login.id, event)
+            return
+        for login_id, copy in self.connector.dms.copies(client, event):
+            await self.connector.bridge.queue_remote_event(login_id, copy)
 
     # -- messages ---------------------------------------------------------------------------------
 

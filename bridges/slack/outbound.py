@@ -48,9 +48,14 @@ class Outbound:
         return parsed[1]
 
     def text_of(self, client: SlackClient, msg: MatrixMessage) -> str:
+        """The Slack text of a message or edit: ``<!channel>``/``<!here>`` only from a sender
+        with the power to mention the room (the runtime's ``may_mention_room``)."""
         content = msg.content
         text = matrix_to_mrkdwn(
-            content.body, content.html, PillNames(self.connector, client.team_id)
+            content.body,
+            content.html,
+            PillNames(self.connector, client.team_id),
+            may_mention_room=bool(getattr(msg, "may_mention_room", False)),
         )
         if content.msgtype == "m.emote":
             text = f"_{text}_"

@@ -82,6 +82,17 @@ async def slack_bridge(make_bridge: Any, slack_fake: FakeSlack) -> Bridge:
     )
 
 
+@pytest.fixture
+async def dp_bridge(make_bridge: Any, slack_fake: FakeSlack, bridge_env: Any) -> Bridge:
+    """The bridge with double puppeting for the homeserver's users (the test Synapse has the
+    double-puppet appservice registration)."""
+    return await make_bridge(
+        networks=slack_networks(slack_fake),
+        media={"allow": [f"127.0.0.1:{slack_fake.port}"]},
+        **{"double_puppet.secrets": {SERVER_NAME: f"as_token:{bridge_env.dp_token}"}},
+    )
+
+
 def connector(bridge: Bridge) -> SlackConnector:
     conn = bridge.connectors["slack"]
     assert isinstance(conn, SlackConnector)

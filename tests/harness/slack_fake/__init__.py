@@ -26,8 +26,11 @@ badly signed pushes.
 
 Tests act as Slack users through methods that store the change and emit the event Slack would
 send (``post_user_message``, ``edit_message``, ``delete_message``, ``add_reaction``,
-``update_user``, ``join``, ``leave``, ``rename`` ...). Events go to the app only for
-conversations its bot user is a member of (``user_change`` always), as Slack's subscriptions do.
+``update_user``, ``join``, ``leave``, ``rename`` ...). Events go to the app for conversations
+its bot user is a member of (``user_change`` always), and for DMs and group DMs of users who
+authorised the app (a live user token: the user-scope ``message.im``/``message.mpim``
+subscriptions), as Slack's subscriptions do: once per event, ``authorizations`` naming one party
+that sees it (the bot first), all of them from ``apps.event.authorizations.list``.
 
 Faults: ``rate_limit(method)``, ``fail(method, error)``, ``delay(method, seconds)``,
 ``disconnect(method)`` (the HTTP connection closed with no answer), ``revoke(token, error)``
@@ -80,8 +83,8 @@ connections (the newest live connection gets every envelope), per-method rate ti
 are injected, never computed), ``interactive`` / ``slash_commands`` envelopes, enterprise
 ``authorizations``, ``files.list`` and file comments, the ``message_changed`` Slack may send
 for a thread parent when a reply arrives, the delay before a ``file_share`` appears, and
-events on behalf of users (delivery follows the bot user's memberships only, and
-``authorizations`` names only the bot).
+user-scope subscriptions other than ``message.im``/``message.mpim`` (events of channels the bot
+is not in never go out, whoever authorised the app).
 Shapes were written from Slack's documentation and slack-sdk's own fixtures, not captured
 from live Slack.
 """

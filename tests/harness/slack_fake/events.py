@@ -1,6 +1,11 @@
 """Events to the app: the ``event_callback`` payload, delivery over Socket Mode and/or the
 Events API, and the stored changes (message, edit, delete, reaction) that emit them.
-Events go out only for conversations the bot user is a member of."""
+
+Events go out for conversations the bot user is a member of, and (the app's user-scope
+``message.im`` / ``message.mpim`` subscriptions) for DMs and group DMs of a user who authorised
+the app (holds a live user token). As Slack does since 2021, each event goes out once, with
+``authorizations`` naming one party it is visible to (the bot when it is one of them):
+the full list is ``apps.event.authorizations.list``'s answer."""
 
 from __future__ import annotations
 
@@ -21,9 +26,18 @@ class EventEmitter:
 
     # --- events ----------------------------------------------------------------------------
 
-    def event_payload(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        """The outer ``event_callback`` body, as Socket Mode and the Events API carry it."""
+    def event_payload(
+        self, team_id: str, event: dict[str, Any], conv: Conversation | None = None
+    ) -> dict[str, Any]:
+        """The outer ``event_callback`` body, as Socket Mode and the Events API carry it.
+        ``authorizations`` names one party ``conv``'s event is visible to (see the module)."""
         team = self.teams[team_id]
+        parties = self._visible_to(conv) if conv is not None else [team.bot_user_id]
+        first = parties[0] if parties else team.bot_user_id
+        context = "4-" + secrets.token_hex(20)
+        self.event_authorizations[context] = [
+            self._authorization(team_id, uid) for uid in (parties or [first])
+        ]
         return {
             "token": self.verification_token,
             "team_id": team_id,
@@ -33,24 +47,27 @@ class EventEmitter:
             "type": "event_callback",
             "event_id": "Ev" + secrets.token_hex(5).upper(),
             "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": team_id,
-                    "user_id": team.bot_user_id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
+            "authorizations": [self._authorization(team_id, first)],
             "is_ext_shared_channel": False,
-            "event_context": "4-" + secrets.token_hex(20),
+            "event_context": context,
         }
 
-    def emit_event(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    def _authorization(self, team_id: str, user_id: str) -> dict[str, Any]:
+        return {
+            "enterprise_id": None,
+            "team_id": team_id,
+            "user_id": user_id,
+            "is_bot": user_id == self.teams[team_id].bot_user_id,
+            "is_enterprise_install": False,
+        }
+
+    def emit_event(
+        self, team_id: str, event: dict[str, Any], conv: Conversation | None = None
+    ) -> dict[str, Any]:
         """Send ``event`` to the app: an envelope on Socket Mode (now if a socket is up, else on
         the next connection) and, if ``events_url`` is set, a signed HTTP push. Returns the
         outer payload (its ``event_id`` identifies it)."""
-        payload = self.event_payload(team_id, event)
+        payload = self.event_payload(team_id, event, conv)
         if self.socket_mode:
             env = Envelope(_uuid(), payload)
             self.envelopes.append(env)
@@ -66,7 +83,21 @@ class EventEmitter:
         return payload
 
     def _sees(self, conv: Conversation) -> bool:
-        return self.teams[conv.team_id].bot_user_id in conv.members
+        return bool(self._visible_to(conv))
+
+    def _visible_to(self, conv: Conversation) -> list[str]:
+        """Who of the app's parties sees ``conv``'s events: the bot user if it is a member,
+        then, in DMs and group DMs, the members who authorised the app with a user token."""
+        bot = self.teams[conv.team_id].bot_user_id
+        parties = [bot] if bot in conv.members else []
+        if conv.kind in ("im", "mpim"):
+            authorised = {
+                t.user_id
+                for t in self.tokens.values()
+                if t.kind == "user" and t.revoked is None and t.team_id == conv.team_id
+            }
+            parties += [m for m in conv.members if m in authorised and m != bot]
+        return parties
 
     def _channel_type(self, conv: Conversation) -> str:
         return {"public": "channel", "private": "group", "im": "im", "mpim": "mpim"}[conv.kind]
@@ -87,7 +118,7 @@ class EventEmitter:
             parent = self._maybe_message(msg.channel, msg.thread_ts)
             if parent is not None:
                 event["root"] = self.message_json(parent)
-        return self.emit_event(conv.team_id, event)
+        return self.emit_event(conv.team_id, event, conv)
 
     def _edit(self, msg: Message, text: str, editor: str) -> dict[str, Any] | None:
         previous = self.message_json(msg)
@@ -110,6 +141,7 @@ class EventEmitter:
                 "message": self.message_json(msg),
                 "previous_message": previous,
             },
+            conv,
         )
 
     def _delete(self, msg: Message) -> dict[str, Any] | None:
@@ -132,6 +164,7 @@ class EventEmitter:
                 "event_ts": event_ts,
                 "previous_message": previous,
             },
+            conv,
         )
 
     def _react(self, msg: Message, user: str, name: str, add: bool) -> dict[str, Any] | None:
@@ -154,4 +187,4 @@ class EventEmitter:
         }
         if msg.user:
             event["item_user"] = msg.user
-        return self.emit_event(conv.team_id, event)
+        return self.emit_event(conv.team_id, event, conv)

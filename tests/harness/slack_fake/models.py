@@ -29,6 +29,7 @@ class User:
     avatar: bytes = b""
     avatar_hash: str = "0"
     updated: int = 0
+    email: str = ""
 
 
 @dataclass

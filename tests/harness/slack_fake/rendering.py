@@ -30,6 +30,8 @@ class ApiObjects:
         }
         if user.is_bot:
             profile["bot_id"] = user.bot_id
+        if user.email:  # users:read.email
+            profile["email"] = user.email
         return {
             "id": user.id,
             "team_id": user.team_id,

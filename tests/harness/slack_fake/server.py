@@ -73,6 +73,8 @@ class FakeSlack(
         self.emoji: dict[str, dict[str, str]] = {}  # team -> name -> url or "alias:x"
         self.emoji_images: dict[str, bytes] = {}
         self.tokens: dict[str, Token] = {}
+        # event_context -> every party the event was visible to (apps.event.authorizations.list)
+        self.event_authorizations: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[Recorded] = []
         self.envelopes: list[Envelope] = []
         self.acks: dict[str, dict[str, Any] | None] = {}
@@ -109,6 +111,8 @@ class FakeSlack(
             "apps.connections.open": (self._connections_open, ("app",)),
             "users.info": (self._users_info, ("bot", "user")),
             "users.list": (self._users_list, ("bot", "user")),
+            "users.lookupByEmail": (self._users_lookup_by_email, ("bot", "user")),
+            "apps.event.authorizations.list": (self._event_authorizations, ("app",)),
             "conversations.info": (self._conv_info, ("bot", "user")),
             "conversations.list": (self._conv_list, ("bot", "user")),
             "conversations.members": (self._conv_members, ("bot", "user")),

@@ -107,6 +107,20 @@ class WebApiMethods:
             "response_metadata": {"next_cursor": nxt},
         }
 
+    def _users_lookup_by_email(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
+        email = str(params.get("email") or "").strip().lower()
+        for user in self.users.values():
+            if user.team_id == token.team_id and user.email and user.email.lower() == email:
+                return {"user": self.user_json(user)}
+        raise _ApiError("users_not_found")
+
+    def _event_authorizations(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
+        found = self.event_authorizations.get(str(params.get("event_context") or ""))
+        if found is None:
+            raise _ApiError("invalid_event_context")
+        page, nxt = self._page_by_offset(found, params, default=100)
+        return {"authorizations": page, "response_metadata": {"next_cursor": nxt}}
+
     def _conv_info(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
         conv = self._conv_for(token, params)
         return {"channel": self.conversation_json(conv, token.user_id)}

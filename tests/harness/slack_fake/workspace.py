@@ -55,6 +55,7 @@ class WorkspaceSetup:
         display_name: str = "",
         is_bot: bool = False,
         avatar: bytes = b"",
+        email: str = "",
     ) -> User:
         user = User(
             self._id("U"),
@@ -65,6 +66,7 @@ class WorkspaceSetup:
             is_bot=is_bot,
             bot_id=self._id("B") if is_bot else None,
             updated=int(time.time()),
+            email=email,
         )
         self._set_avatar(user, avatar)
         self.users[user.id] = user
