@@ -31,6 +31,7 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .files import SlackFiles
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
@@ -58,6 +59,8 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.chats = Chats(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
+        self.files = SlackFiles(self)
+        self.files.register()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
