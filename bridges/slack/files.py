@@ -72,7 +72,8 @@ class SlackFiles:
         self.hosts = allowed_hosts(api_url(config), cfg.setting(config, "file_hosts"))
         #: Uploads between getUploadURLExternal and their echo: file id -> the echo's ts.
         self.pending: dict[str, asyncio.Future[str]] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        #: File ids of our uploads -> the channel they were shared to (late echoes).
+        self._recent: OrderedDict[str, str] = OrderedDict()
 
     def register(self) -> None:
         self.connector.inbound.on_subtype("file_share", self.file_share)
@@ -80,10 +81,12 @@ class SlackFiles:
     # -- Slack -> Matrix ---------------------------------------------------------------------
 
     def _own_upload(self, event: dict[str, Any]) -> bool:
-        """An echo of a file this bridge uploaded: resolves the waiting upload with its ts."""
+        """An echo of a file this bridge uploaded (the file id, in the channel it was shared
+        to): resolves the waiting upload with its ts."""
         files = event.get("files")
         ids = [str(f.get("id") or "") for f in files if isinstance(f, dict)] if files else []
-        ours = [i for i in ids if i in self.pending or i in self._recent]
+        channel = str(event.get("channel") or "")
+        ours = [i for i in ids if self._recent.get(i) == channel]
         if not ours:
             return False
         for fid in ours:
@@ -181,8 +184,8 @@ class SlackFiles:
     def is_file(msg: MatrixMessage) -> bool:
         return msg.content.msgtype in MEDIA_MSGTYPES and bool(msg.content.media_url)
 
-    def _remember_upload(self, fid: str) -> None:
-        self._recent[fid] = None
+    def _remember_upload(self, fid: str, channel: str) -> None:
+        self._recent[fid] = channel
         while len(self._recent) > RECENT_UPLOADS:
             self._recent.popitem(last=False)
 
@@ -219,7 +222,7 @@ class SlackFiles:
             raise SendRefused("Slack gave no upload address", retriable=True)
         echo: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.pending[fid] = echo
-        self._remember_upload(fid)
+        self._remember_upload(fid, channel)
         try:
             web = client.web
             result = await web._upload_file(

@@ -271,12 +271,31 @@ async def test_matrix_file_reaches_slack_mapped_and_not_echoed(
         assert shared[0].text.endswith(": the plan")
         assert fake.files[shared[0].files[0]].data == PDF
 
+        # A file sent in a Matrix thread goes to the Slack thread.
+        root = fake.post_user_message(w.general.id, w.bob.id, "thread root")
+        root_evt = await admin.wait_for_event(room_id, body_is("thread root"))
+        await admin.request(
+            "PUT",
+            f"/rooms/{room_id}/send/m.room.message/t3",
+            {
+                "msgtype": "m.image",
+                "body": "reply.png",
+                "url": mxc,
+                "info": {"mimetype": "image/png", "size": len(image)},
+                "m.relates_to": {"rel_type": "m.thread", "event_id": root_evt["event_id"]},
+            },
+        )
+        await eventually(lambda: len(shares()) == 3, timeout=30)
+        assert shares()[2].thread_ts == root.ts
+        assert fake.calls("files.completeUploadExternal")[2].params["thread_ts"] == root.ts
+
         # The echoes over Socket Mode are not bridged back.
         fake.post_user_message(w.general.id, w.bob.id, "after")
         await admin.wait_for_event(room_id, body_is("after"))
         events = [e for e in await admin.messages(room_id) if e["type"] == "m.room.message"]
         assert [e["content"]["body"] for e in events].count("sun.png") == 1
         assert [e["content"]["body"] for e in events].count("the plan") == 1
+        assert [e["content"]["body"] for e in events].count("reply.png") == 1
 
 
 async def test_matrix_file_over_the_limit_is_refused_with_a_notice(
