@@ -39,6 +39,7 @@ from .api import api_url
 from .file_checks import (
     allowed_file_url,
     allowed_hosts,
+    clean_mime,
     clean_name,
     human_size,
     media_kind,
@@ -156,7 +157,7 @@ class SlackFiles:
             log.warning("Not downloading file %s: its link is not on an allowed host", f.get("id"))
             return instead("its link is not on a Slack file host, so it was not downloaded")
         try:
-            data, _ = await self.connector.bridge.fetch_media(
+            data, got = await self.connector.bridge.fetch_media(
                 str(url),
                 headers={"Authorization": f"Bearer {client.meta.token}"},
                 max_size=self.max_size,
@@ -167,6 +168,10 @@ class SlackFiles:
                 return instead("too large to bridge")
             log.info("Could not download Slack file %s: %s", f.get("id"), e)
             return instead(f"could not be downloaded ({e})")
+        if got == "text/html" and clean_mime(f.get("mimetype")) != "application/octet-stream":
+            # Slack's sign-in page instead of the file: the token may not read files.
+            log.warning("Slack answered file %s with a web page (files:read scope?)", f.get("id"))
+            return instead("Slack did not hand the file to the bridge")
         msgtype, mime = media_kind(f.get("mimetype"), data)
         mxc = await self.connector.bridge.upload_media(data, mime, name)
         info: dict[str, Any] = {"mimetype": mime, "size": len(data)}

@@ -191,7 +191,15 @@ async def test_oversized_hostile_and_lying_files_become_lines_not_downloads(
             b"<html><script>alert(1)</script></html>",
             "image/png",
         )
-        fake.post_user_message(w.general.id, w.bob.id, "files", files=[big, liar, evil, sneaky])
+        # Another workspace's file: Slack sends our token to its sign-in page, not followed.
+        other = fake.add_team("Other", "other")
+        theirs = fake.add_file(other.id, w.bob.id, "theirs.txt", b"not yours")
+        # A link that answers with Slack's sign-in page (200, HTML) instead of the file.
+        page = fake.add_file(w.team.id, w.bob.id, "page.pdf", PDF)
+        page.extra["url_private"] = page.extra["url_private_download"] = f"{fake.url}/signin"
+        fake.post_user_message(
+            w.general.id, w.bob.id, "files", files=[big, liar, evil, sneaky, theirs, page]
+        )
 
         await admin.wait_for_event(room_id, body_is("files"))
         too_big = await admin.wait_for_event(room_id, notice_says("big.bin: too large"))
@@ -209,6 +217,10 @@ async def test_oversized_hostile_and_lying_files_become_lines_not_downloads(
         assert "/" not in name and "\\" not in name and "\x00" not in name
         assert "\u202e" not in name and "formatted_body" not in odd["content"]
         assert odd["content"]["info"]["mimetype"] == "application/octet-stream"
+        signin = await admin.wait_for_event(room_id, notice_says("theirs.txt: could not be"))
+        assert "redirected" in signin["content"]["body"]
+        html = await admin.wait_for_event(room_id, notice_says("page.pdf: Slack did not hand"))
+        assert "url" not in html["content"]
         assert other_hits == []
         downloads = [r for r in fake.requests if r.kind == "download"]
         assert big.id not in " ".join(r.method for r in downloads)  # never fetched
