@@ -22,7 +22,14 @@ from bridgekit.bridge import Bridge
 from bridges.slack.ids import portal_key
 from tests.conftest import eventually
 from tests.helpers import notice_says
-from tests.slack.conftest import body_is, connector, login_app, open_channel, slack_networks
+from tests.slack.conftest import (
+    body_is,
+    connector,
+    login_app,
+    login_user,
+    open_channel,
+    slack_networks,
+)
 
 pytestmark = pytest.mark.engine_independent
 
@@ -336,3 +343,45 @@ async def test_matrix_file_over_the_limit_is_refused_with_a_notice(
         assert "not delivered" in notice["content"]["body"]
         assert fake.calls("files.getUploadURLExternal") == []
         assert not any(m.subtype == "file_share" for m in fake.messages[w.general.id])
+
+
+async def test_a_personal_login_uploads_as_its_slack_user_without_echo(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    fake, w = slack_world.fake, slack_world
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    dave = await bridge_env.synapse.register_user(uid("dave"))
+    async with admin, dave:
+        await login_app(slack_bridge, admin, w)
+        room_id = await open_channel(slack_bridge, w, admin, w.general, w.bob)
+        await login_user(slack_bridge, dave, w, w.alice)
+        await admin.invite(room_id, dave.user_id)
+        await dave.join(room_id)
+        mxc = await upload(
+            bridge_env.synapse.base_url, dave.access_token, PDF, "mine.pdf", "application/pdf"
+        )
+        event_id = (
+            await dave.request(
+                "PUT",
+                f"/rooms/{room_id}/send/m.room.message/d1",
+                {"msgtype": "m.file", "body": "mine.pdf", "url": mxc, "info": {"size": len(PDF)}},
+            )
+        )["event_id"]
+
+        def shares() -> list[Any]:
+            return [m for m in fake.messages[w.general.id] if m.subtype == "file_share"]
+
+        await eventually(lambda: shares(), timeout=30)
+        shared = shares()[0]
+        assert shared.user == w.alice.id and shared.text == ""  # as alice, no relay line
+        assert fake.files[shared.files[0]].user == w.alice.id
+        upload_calls = fake.calls("files.getUploadURLExternal")
+        assert upload_calls[0].token == fake.user_token(w.alice.id)
+        key = portal_key(w.team.id, w.general.id)
+        conn = connector(slack_bridge)
+        await eventually(lambda: conn.bridge.find_remote_id(key, event_id), timeout=30)
+        assert await conn.bridge.find_remote_id(key, event_id) == shared.ts
+        fake.post_user_message(w.general.id, w.bob.id, "after")
+        await admin.wait_for_event(room_id, body_is("after"))
+        events = [e for e in await admin.messages(room_id) if e["type"] == "m.room.message"]
+        assert [e["content"]["body"] for e in events].count("mine.pdf") == 1
