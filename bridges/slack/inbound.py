@@ -22,6 +22,7 @@ from bridgekit.contract.events import (
 
 from .ids import is_dm_channel, portal_key, user_rid
 from .mrkdwn import NameTable, SlackUser, mentioned_ids, mrkdwn_to_matrix
+from .ordering import ChannelTurns
 
 if TYPE_CHECKING:
     from .client import SlackClient
@@ -46,6 +47,7 @@ class Inbound:
         self.connector = connector
         self.handlers: dict[str, EventHandler] = {}
         self.subtypes: dict[str, EventHandler] = {}
+        self.turns = ChannelTurns()
 
     def on(self, event_type: str, handler: EventHandler) -> None:
         self.handlers[event_type] = handler
@@ -55,6 +57,13 @@ class Inbound:
 
     async def handle(self, client: SlackClient, payload: dict[str, Any]) -> None:
         event: dict[str, Any] = payload["event"]
+        channel = event.get("channel")
+        async with self.turns.turn(channel if isinstance(channel, str) else ""):
+            await self._dispatch(client, event, payload)
+
+    async def _dispatch(
+        self, client: SlackClient, event: dict[str, Any], payload: dict[str, Any]
+    ) -> None:
         kind = str(event.get("type") or "")
         if kind == "message":
             subtype = event.get("subtype")

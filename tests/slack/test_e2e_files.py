@@ -172,6 +172,27 @@ async def test_text_and_files_reach_matrix_as_one_message_in_parts(
         assert [(r.part, r.event_id) for r in rows] == [("", only["event_id"])]
 
 
+async def test_a_slow_download_does_not_let_the_next_message_overtake(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    fake, w = slack_world.fake, slack_world
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(slack_bridge, admin, w)
+        room_id = await open_channel(slack_bridge, w, admin, w.general, w.bob)
+        fake.delay("download", 2.0)
+        slow = fake.add_file(w.team.id, w.bob.id, "slow.pdf", PDF)
+        fake.post_user_message(w.general.id, w.bob.id, "", files=[slow])
+        fake.post_user_message(w.general.id, w.alice.id, "next")
+        await admin.wait_for_event(room_id, body_is("next"), timeout=30)
+        bodies = [
+            e["content"].get("body")
+            for e in await admin.messages(room_id)
+            if e["type"] == "m.room.message"
+        ]
+        assert bodies.index("slow.pdf") < bodies.index("next")
+
+
 async def test_oversized_hostile_and_lying_files_become_lines_not_downloads(
     small_files_bridge, slack_world, bridge_env, uid, elsewhere
 ):
