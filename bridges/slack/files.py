@@ -112,11 +112,31 @@ class SlackFiles:
         if not channel or not ts or not user or self.connector.is_own_relay(client, event):
             await inbound.message(client, event)  # its checks and logs
             return
-        text = await inbound.content(client, event)
+        try:
+            timestamp = float(ts)
+        except ValueError:
+            log.warning("Skipping a Slack file message with a malformed ts")
+            return
+        msg = RemoteMessage(
+            portal=inbound.portal_of(client, channel, event),
+            sender=inbound.sender(client, user),
+            timestamp=timestamp,
+            id=RemoteMessageID(ts),
+            parts=await self.parts(client, event, await inbound.content(client, event)),
+        )
+        await inbound.queue(client, msg)
+
+    async def parts(
+        self, client: SlackClient, event: dict[str, Any], text: MessageContent
+    ) -> list[MessagePart]:
+        """A Slack message with files as message parts: ``text`` (when there is any), then
+        one part per file, each in the text's thread. For every handler of messages that can
+        carry files (``file_share``, a thread broadcast with files)."""
         parts: list[MessagePart] = []
         if text.body.strip():
             parts.append(MessagePart("", text))
-        for f in files[:MAX_FILES]:
+        files = event.get("files")
+        for f in files[:MAX_FILES] if isinstance(files, list) else []:
             if not isinstance(f, dict):
                 continue
             content = await self.file_content(client, f)
@@ -126,14 +146,7 @@ class SlackFiles:
             parts.append(MessagePart(file_part(fid) if is_slack_id(fid) else "", content))
         if not parts:
             parts.append(MessagePart("", text))
-        msg = RemoteMessage(
-            portal=inbound.portal_of(client, channel, event),
-            sender=inbound.sender(client, user),
-            timestamp=float(ts),
-            id=RemoteMessageID(ts),
-            parts=parts,
-        )
-        await inbound.queue(client, msg)
+        return parts
 
     async def file_content(self, client: SlackClient, f: dict[str, Any]) -> MessageContent:
         """One Slack file as Matrix content: the file itself, or a line saying why not."""
