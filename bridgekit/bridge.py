@@ -278,6 +278,7 @@ class Bridge:
             ),
             get_or_create_user=lambda mxid: self.commands.get_or_create_user(mxid),
             upload_avatar=lambda data, mime: self.portals.puppets.upload_avatar(data, mime),
+            fetcher=self.fetcher,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -114,6 +114,7 @@ __all__ = [
     "RoomCapabilities",
     "RoomCapabilityHandler",
     "SendRefused",
+    "MediaError",
     "CAPABILITIES",
     "capabilities_of",
 ]
@@ -129,6 +130,16 @@ class BridgeStateEvent(StrEnum):
     BAD_CREDENTIALS = "BAD_CREDENTIALS"
     LOGGED_OUT = "LOGGED_OUT"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+
+class MediaError(Exception):
+    """Media the runtime would not fetch or download (:meth:`BridgeAPI.fetch_media`,
+    :meth:`BridgeAPI.download_media`): ``str(self)`` is short and safe to show in a room;
+    ``too_large`` says it was refused for its size."""
+
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +228,27 @@ class BridgeAPI(ABC):
 
     async def upload_media(self, data: bytes, mime_type: str, filename: str = "") -> str:
         """Upload bytes to the homeserver's media repository; returns the ``mxc://`` URI."""
+        raise NotImplementedError
+
+    async def fetch_media(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_size: int | None = None,
+        follow_redirects: bool = True,
+    ) -> tuple[bytes, str]:
+        """The bytes and content type of a remote file, through the runtime's guarded fetcher
+        (only addresses ``media.allow`` and the public internet, at most ``media.max_size``,
+        ``media.timeout``). ``headers`` (a network's credentials for its file host) are sent
+        only to the URL's own origin; ``max_size`` can only lower the cap; with
+        ``follow_redirects`` False a redirect is refused. Raises :class:`MediaError`."""
+        raise NotImplementedError
+
+    async def download_media(self, mxc: str, max_size: int) -> tuple[bytes, str]:
+        """The bytes and content type of Matrix media (``mxc://``), for networks that take
+        files as bytes. Reads at most ``max_size`` bytes: :class:`MediaError` with
+        ``too_large`` beyond that, :class:`MediaError` when the homeserver has no such media."""
         raise NotImplementedError
 
     def secret_key(self, purpose: str) -> bytes:

@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from .. import __version__
+from ..contract.connector import MediaError
 from ..settings import MediaSettings, build
 from .netguard import AddressPolicy, GuardedResolver, RefusedAddress
 
@@ -40,7 +41,7 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
 
 
-class FetchError(Exception):
+class FetchError(MediaError):
     """Why a link was not bridged as media: short, and safe to show in the room."""
 
 
@@ -63,7 +64,7 @@ class RemoteBody:
             async for chunk in self._resp.content.iter_chunked(_CHUNK):
                 read += len(chunk)
                 if read > self.max_size:
-                    raise FetchError(f"larger than {_size(self.max_size)}")
+                    raise FetchError(f"larger than {_size(self.max_size)}", too_large=True)
                 yield chunk
             if self.size is not None and read != self.size:
                 raise FetchError("the answer ended early")
@@ -131,21 +132,42 @@ class MediaFetcher:
             await self._resolver.close()
             self._resolver = None
 
-    async def fetch(self, url: str) -> tuple[bytearray, str]:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        max_size: int | None = None,
+        follow_redirects: bool = True,
+    ) -> tuple[bytearray, str]:
         """The body of ``url`` (at most ``max_size`` bytes) and its type, or FetchError."""
-        async with self.open(url) as body:
+        async with self.open(
+            url, headers=headers, max_size=max_size, follow_redirects=follow_redirects
+        ) as body:
             return await body.read(), body.mime
 
     @asynccontextmanager
-    async def open(self, url: str) -> AsyncIterator[RemoteBody]:
-        """The answer of ``url`` (redirects followed), to read within the ``async with``:
-        the timeout and the concurrency slot hold until it ends. Refusals and the remote
-        side's failures raise :class:`FetchError`; the caller's own errors pass unchanged."""
+    async def open(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        max_size: int | None = None,
+        follow_redirects: bool = True,
+    ) -> AsyncIterator[RemoteBody]:
+        """The answer of ``url``, to read within the ``async with``: the timeout and the
+        concurrency slot hold until it ends. Refusals and the remote side's failures raise
+        :class:`FetchError`; the caller's own errors pass unchanged.
+
+        ``headers`` go with the request (a network's credentials for its own file host);
+        ``max_size`` can only lower ``media.max_size``. With ``follow_redirects`` False a
+        redirect is refused rather than followed (credentials never reach another host)."""
+        cap = self.max_size if max_size is None else max(0, min(max_size, self.max_size))
         body: RemoteBody | None = None
         try:
             async with asyncio.timeout(self.timeout), self._slots:
-                async with self._answer(url) as resp:
-                    body = RemoteBody(resp, self.max_size)
+                async with self._answer(url, headers, cap, follow_redirects) as resp:
+                    body = RemoteBody(resp, cap)
                     yield body
         except Exception as e:
             if body is not None and body.error is not None:
@@ -166,14 +188,26 @@ class MediaFetcher:
             raise
 
     @asynccontextmanager
-    async def _answer(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _answer(
+        self, url: str, headers: dict[str, str] | None, cap: int, follow_redirects: bool
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The final answer (200) after redirects, each hop's address checked."""
-        current = URL(url)
+        current = origin = URL(url)
         for _ in range(self.max_redirects + 1):
             if current.scheme not in ("http", "https") or not current.host:
                 raise FetchError("not an http(s) link")
             self.policy.check_literal(current.host, current.port or 0)
-            async with self._http().get(current, allow_redirects=False) as resp:
+            # The caller's headers (credentials) go only to the origin they were meant for.
+            same_origin = current.scheme == origin.scheme and (current.host, current.port) == (
+                origin.host,
+                origin.port,
+            )
+            hop_headers = headers if same_origin else None
+            async with self._http().get(
+                current, allow_redirects=False, headers=hop_headers
+            ) as resp:
+                if resp.status in _REDIRECTS and not follow_redirects:
+                    raise FetchError(f"the server redirected it elsewhere ({resp.status})")
                 if resp.status in _REDIRECTS:
                     location = resp.headers.get("Location")
                     if not location:
@@ -187,8 +221,8 @@ class MediaFetcher:
                     "",
                 ):
                     raise FetchError("the server sent it compressed")
-                if resp.content_length is not None and resp.content_length > self.max_size:
-                    raise FetchError(f"larger than {_size(self.max_size)}")
+                if resp.content_length is not None and resp.content_length > cap:
+                    raise FetchError(f"larger than {_size(cap)}", too_large=True)
                 yield resp
                 return
         raise FetchError(f"more than {self.max_redirects} redirects")

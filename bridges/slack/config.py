@@ -10,6 +10,10 @@ Example::
         request_timeout: 30        # seconds per Web API call
         member_list_limit: 200     # channels up to this size have their members synced;
                                    # larger ones get ghosts as people speak
+        max_file_size: 20971520    # bytes; larger files are not copied (a notice with the
+                                   # link instead; media.max_size caps Slack -> Matrix too)
+        file_hosts: [files.slack.com]   # hosts url_private may point to (the api_url's host is
+                                   # always allowed); the Slack token goes to no other
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit_retries": 5,
     "request_timeout": 30,
     "member_list_limit": 200,
+    "max_file_size": 20 * 1024 * 1024,
+    "file_hosts": ["files.slack.com"],
 }
 
 KNOWN_KEYS = set(DEFAULTS) | {"enabled"}
@@ -49,7 +55,10 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     template = str(setting(config, "ghost_template"))
     if template.count("{id}") != 1:
         problems.append(("ghost_template", "must contain {id} once"))
-    for key in ("rate_limit_retries", "request_timeout", "member_list_limit"):
+    hosts = setting(config, "file_hosts")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        problems.append(("file_hosts", "must be a list of host names (host or host:port)"))
+    for key in ("rate_limit_retries", "request_timeout", "member_list_limit", "max_file_size"):
         value = setting(config, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             problems.append((key, "must be a number >= 0"))

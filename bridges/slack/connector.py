@@ -32,6 +32,7 @@ from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
 from .dms import DirectChats, event_channel
+from .files import SlackFiles
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
@@ -61,6 +62,8 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self.dms = DirectChats(self)
+        self.files = SlackFiles(self)
+        self.files.register()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------

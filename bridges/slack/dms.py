@@ -44,6 +44,8 @@ GROUP_NAMES = 8
 def event_channel(event: Mapping[str, Any]) -> str:
     """The conversation an event is in (a reaction names it in its ``item``)."""
     channel = event.get("channel")
+    if isinstance(channel, dict):  # channel_rename, channel_created...
+        channel = channel.get("id")
     if not isinstance(channel, str):
         item = event.get("item")
         channel = item.get("channel") if isinstance(item, dict) else None

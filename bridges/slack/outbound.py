@@ -71,6 +71,8 @@ class Outbound:
         return args
 
     async def send_message(self, client: SlackClient, msg: MatrixMessage) -> MessageResult:
+        if self.connector.files.is_file(msg):
+            return await self.connector.files.send(client, msg)
         channel = self.channel_of(client, msg)
         data = await client.call(
             "chat.postMessage",

@@ -10,7 +10,7 @@ import pytest
 
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.config import Config
-from bridgekit.contract.connector import BridgeStateEvent, LoginInfo
+from bridgekit.contract.connector import BridgeStateEvent, LoginInfo, MediaError
 from bridgekit.contract.events import (
     EventSender,
     MessageContent,
@@ -19,6 +19,7 @@ from bridgekit.contract.events import (
     RemoteUserID,
 )
 from bridgekit.network_api import NetworkBridge
+from bridgekit.testing.media_servers import media_servers
 from tests.conftest import SERVER_NAME, BridgeEnv
 
 IRC = {"enabled": True, "servers": {"local": {"host": "127.0.0.1", "port": 6667}}}
@@ -73,3 +74,17 @@ def test_an_event_without_network_or_login_is_not_guessed(bridge: Bridge) -> Non
         bridge._network_of_event(None, event)
     bridge.connectors["irc"].bridge._own_event(None, event)
     assert event.network == "irc" and bridge._network_of_event(None, event) == "irc"
+
+
+async def test_fetch_media_goes_through_the_runtime_guard(bridge: Bridge) -> None:
+    """A connector's fetch uses the bridge's guarded fetcher: loopback is refused unless
+    ``media.allow`` names it, whatever credentials the connector sends."""
+    api = bridge.connectors["fake"].bridge
+    async with media_servers() as s:
+        try:
+            with pytest.raises(MediaError, match="not public"):
+                await api.fetch_media(f"{s.good}/cat.png", headers={"Authorization": "Bearer x"})
+        finally:
+            await bridge.fetcher.close()
+    with pytest.raises(MediaError, match="not a Matrix media URI"):
+        await api.download_media("https://example.org/x.png", 100)

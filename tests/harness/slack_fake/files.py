@@ -4,6 +4,7 @@ without a token of the file's team), avatars and custom emoji images."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -124,6 +125,13 @@ class FileEndpoints:
         token_value = self._bearer(request)
         rec = Recorded("download", request.path, {}, token_value, time.time())
         self.requests.append(rec)
+        faults = self._faults.get("download")  # delay("download", s): a slow file host
+        while faults and faults[0].kind == "delay":
+            fault = faults[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.popleft()
+            await asyncio.sleep(fault.seconds)
         team_id, _, fid = tf.partition("-")
         f = self.files.get(fid)
         token = self.tokens.get(token_value or "")

@@ -57,6 +57,8 @@ class FileObj:
     data: bytes | None = None
     length: int = 0
     created: int = 0
+    #: Fields that override the file's JSON (a test's hostile ``url_private``, say).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

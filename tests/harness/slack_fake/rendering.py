@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from .models import (
     Conversation,
@@ -78,6 +79,7 @@ class ApiObjects:
 
     def file_json(self, f: FileObj) -> dict[str, Any]:
         base = f"{self.url}/files-pri/{f.team_id}-{f.id}"
+        name = quote(f.name, safe="")  # Slack's links carry the name escaped
         return {
             "id": f.id,
             "created": f.created,
@@ -92,9 +94,12 @@ class ApiObjects:
             "mode": "hosted",
             "is_external": False,
             "is_public": True,
-            "url_private": f"{base}/{f.name}",
-            "url_private_download": f"{base}/download/{f.name}",
-            "permalink": f"{self.url}/files/{f.user}/{f.id}/{f.name}",
+            "url_private": f"{base}/{name}",
+            "url_private_download": f"{base}/download/{name}",
+            "permalink": f"{self.url}/files/{f.user}/{f.id}/{name}",
+            # Slack measures images it can decode: original_w / original_h
+            **_image_size(f.data),
+            **f.extra,
         }
 
     def message_json(self, msg: Message, *, with_channel: bool = False) -> dict[str, Any]:
@@ -162,3 +167,13 @@ class ApiObjects:
             for m in self.messages.get(channel, [])
             if m.thread_ts == thread_ts and m.ts != thread_ts
         ]
+
+
+def _image_size(data: bytes | None) -> dict[str, int]:
+    """``original_w`` / ``original_h`` of a PNG, as Slack gives them for images."""
+    if data and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return {
+            "original_w": int.from_bytes(data[16:20], "big"),
+            "original_h": int.from_bytes(data[20:24], "big"),
+        }
+    return {}
