@@ -31,6 +31,7 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .history import History
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
@@ -58,6 +59,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.chats = Chats(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
+        self.history = History(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -191,6 +193,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
 
     async def receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
         """One Events API payload from one of the apps (Socket Mode or HTTP)."""
+        await client.live_gate.wait()  # behind the catch-ups (history.py)
         event_id = str(payload.get("event_id") or "")
         if event_id and not self.first_sight(event_id):
             log.debug("Event %s seen already", event_id)
