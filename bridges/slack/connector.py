@@ -29,14 +29,17 @@ from bridgekit.contract.connector import (
 from bridgekit.contract.events import PortalKey
 
 from . import config as cfg
+from .chat_changes import ChatChanges
 from .chats import Chats
 from .client import SlackClient
 from .history import History
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
+from .members import Members
 from .outbound import Outbound
 from .state import SlackLoginMeta
+from .user_updates import UserUpdates
 from .users import UserDirectory
 
 log = logging.getLogger("bridgekit.slack")
@@ -60,6 +63,9 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self.history = History(self)
+        self.chat_changes = ChatChanges(self)
+        self.members = Members(self)
+        self.user_updates = UserUpdates(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
