@@ -95,6 +95,10 @@ class SlackBackfill(BackfillHandler):
         cursor: str | None = None,
     ) -> FetchResult:
         client: SlackClient = self  # type: ignore[assignment]
+        if direction != BACKWARD and not client.is_app and not portal.receiver:
+            # A channel is caught up by its workspace's app (which receives its events); a
+            # personal login would only fetch it again (or fail where it is not a member).
+            return FetchResult()
         return await self.connector.history.fetch(client, portal, anchor, direction, limit, cursor)
 
     async def catch_up_queued(self) -> None:
