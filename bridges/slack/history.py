@@ -6,9 +6,10 @@ portal's ordered queue, deduplicated by ``ts``; this module only reads Slack:
 - **Forward** (catch-up): the messages after the newest one bridged. ``conversations.history``
   answers newest first and pages towards older ones, so the whole gap after the anchor is
   read (pages of :data:`PAGE`, up to :data:`MAX_SCAN` messages) and handed over oldest first,
-  ``limit`` at a time; the cursor is the ``ts`` of the last message handed over. Threads of
-  the gap's messages that got replies are read with ``conversations.replies`` (from the same
-  anchor) and merged in by ``ts``, so a reply always comes after its root.
+  ``limit`` at a time; the cursor is the ``ts`` of the last message handed over. Threads that
+  got replies in the gap (roots in the gap, and among the :data:`THREAD_LOOKBACK` top-level
+  messages before it: ``latest_reply`` says so) are read with ``conversations.replies`` from
+  the same anchor and merged in by ``ts``, so a reply always comes after its root.
 - **Backward** (a new portal's history): the newest ``limit`` top-level messages before the
   anchor (thread replies are not fetched for history).
 
@@ -40,6 +41,9 @@ log = logging.getLogger("bridgekit.slack.history")
 PAGE = 200
 #: Messages of one gap read at most: a longer outage loses its oldest part (logged).
 MAX_SCAN = 10_000
+#: Top-level messages before the gap whose threads are checked for replies in it (one
+#: ``conversations.history`` call): replies to older threads are not caught up.
+THREAD_LOOKBACK = 200
 #: Seconds live events wait for the catch-ups to be queued before going on regardless.
 HOLD_TIMEOUT = 30.0
 
@@ -155,15 +159,29 @@ class History:
                     log.warning("Catch-up of %s read %d messages and stopped", channel, MAX_SCAN)
                 break
         floor = ts_key(oldest)
-        roots = [
-            m
-            for m in list(found.values())
-            if m.get("reply_count") and ts_key(str(m.get("latest_reply") or "")) > floor
-        ]
-        for root in roots:
-            for reply in await self._replies(client, channel, str(root["ts"]), oldest):
+        roots = [str(m["ts"]) for m in found.values() if _replied_since(m, floor)]
+        roots += await self._older_threads(client, channel, oldest)
+        for root in dict.fromkeys(roots):
+            for reply in await self._replies(client, channel, root, oldest):
                 found.setdefault(str(reply["ts"]), reply)
         return sorted(found.values(), key=lambda m: ts_key(str(m["ts"])))
+
+    async def _older_threads(self, client: SlackClient, channel: str, oldest: str) -> list[str]:
+        """Roots from before the gap (the newest :data:`THREAD_LOOKBACK`) that got replies in
+        it: their replies are part of what was missed."""
+        try:
+            data = await client.call(
+                "conversations.history",
+                channel=channel,
+                latest=oldest,
+                inclusive=True,
+                limit=THREAD_LOOKBACK,
+            )
+        except Exception as e:  # noqa: BLE001 - the gap itself is still caught up
+            log.info("Threads before %s in %s not read: %s", oldest, channel, e)
+            return []
+        floor = ts_key(oldest)
+        return [str(m["ts"]) for m in _messages(data) if _replied_since(m, floor)]
 
     async def _replies(
         self, client: SlackClient, channel: str, root: str, oldest: str
@@ -222,6 +240,12 @@ class History:
                         content.thread_root = RemoteMessageID(thread_ts)
             out.append(msg)
         return out
+
+
+def _replied_since(message: dict[str, Any], floor: tuple[int, int]) -> bool:
+    """Whether ``message`` is a thread root with a reply newer than ``floor``."""
+    latest = message.get("latest_reply")
+    return bool(message.get("reply_count")) and isinstance(latest, str) and ts_key(latest) > floor
 
 
 def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -54,10 +54,12 @@ async def test_messages_said_while_the_bridge_was_stopped_arrive_once_in_order(
                 assert e["sender"] == slack_world.ghost(bob)
         # Read from the newest bridged ts (exclusive), in pages of the runtime's size.
         calls = fake.calls("conversations.history")[history_calls:]
-        first = fake.messages[general.id][0]
-        assert calls and all(c.params.get("oldest") for c in calls)
-        assert calls[0].params["oldest"] == first.ts
-        assert len(calls) == 2  # page_size 2: two pages, the second from the first's end
+        gap = [c for c in calls if c.params.get("oldest")]
+        first, missed = fake.messages[general.id][0], fake.messages[general.id][1:4]
+        # page_size 2: two pages, the second from the first's end.
+        assert [c.params["oldest"] for c in gap] == [first.ts, missed[1].ts]
+        # Besides, one look per page at the threads before the gap (latest_reply).
+        assert len(calls) == 2 * len(gap)
 
 
 async def test_a_message_live_at_reconnect_neither_overtakes_nor_doubles_the_catch_up(
@@ -142,3 +144,31 @@ async def test_a_new_portal_gets_recent_history(make_bridge, slack_world, bridge
         await login_app(bridge, admin, slack_world)
         room_id = await open_channel(bridge, slack_world, admin, general, bob)
         assert said(await admin.messages(room_id)) == ["old 3", "old 4", "first words"]
+
+
+async def test_a_reply_to_an_older_thread_said_while_away_joins_its_thread(
+    make_bridge, slack_world, bridge_env, uid
+):
+    fake, general, bob, alice = (
+        slack_world.fake,
+        slack_world.general,
+        slack_world.bob,
+        slack_world.alice,
+    )
+    bridge = await make_bridge(**config(fake))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(bridge, admin, slack_world)
+        room_id = await open_channel(bridge, slack_world, admin, general, bob)
+        root = fake.post_user_message(general.id, bob.id, "an old question")
+        root_event = await admin.wait_for_event(room_id, body_is("an old question"))
+        fake.post_user_message(general.id, bob.id, "since then")
+        await admin.wait_for_event(room_id, body_is("since then"))
+        await make_bridge.stop(bridge)
+        fake.post_user_message(general.id, alice.id, "a late answer", thread_ts=root.ts)
+        fake.expire_unacked()
+        bridge = await make_bridge(**config(fake))
+        reply = await admin.wait_for_event(room_id, body_is("a late answer"), timeout=60)
+        rel = reply["content"].get("m.relates_to") or {}
+        assert (rel.get("rel_type"), rel.get("event_id")) == ("m.thread", root_event["event_id"])
+        assert reply["sender"] == slack_world.ghost(alice)

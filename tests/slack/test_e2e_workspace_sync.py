@@ -49,7 +49,7 @@ async def test_rename_topic_and_purpose_reach_the_room(slack_bridge, slack_world
         room_id = await open_channel(slack_bridge, slack_world, admin, general, bob)
         assert (await admin.get_state(room_id, "m.room.name"))["name"] == "#general"
 
-        fake.rename(general.id, "town-square")
+        fake.rename(general.id, "town-square", user=bob.id)  # an event and a message
         await admin.wait_for_event(room_id, state_is("m.room.name", name="#town-square"))
 
         # A purpose alone is the room topic...

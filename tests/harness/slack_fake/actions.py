@@ -143,10 +143,18 @@ class UserActions:
         }
         return self.emit_event(conv.team_id, event) if seen else None
 
-    def rename(self, channel: str, name: str) -> dict[str, Any] | None:
-        """``channel_rename`` (``group_rename`` for a private channel)."""
+    def rename(self, channel: str, name: str, user: str | None = None) -> dict[str, Any] | None:
+        """``channel_rename`` (``group_rename`` for a private channel); renamed by ``user``,
+        also the ``channel_name`` message Slack posts in the channel."""
         conv = self.conversations[channel]
-        conv.name = name
+        old_name, conv.name = conv.name, name
+        if user is not None:
+            text = f'has renamed the channel from "{old_name}" to "{name}"'
+            msg = Message(channel, self.new_ts(), text, user=user)
+            msg.subtype = "channel_name"
+            msg.extra.update(old_name=old_name, name=name)
+            self._store(msg)
+            self._emit_message(msg)
         if not self._sees(conv):
             return None
         event = {
