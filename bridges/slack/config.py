@@ -8,8 +8,9 @@ Example::
         ghost_template: "_slack_{id}"   # Slack users on Matrix; {id} is team-user, lower case
         rate_limit_retries: 5      # 429s answered per call, each after its Retry-After
         request_timeout: 30        # seconds per Web API call
-        member_list_limit: 200     # channels up to this size have their members synced;
-                                   # larger ones get ghosts as people speak
+        member_list_limit: 200     # channels up to this size have their members synced
+                                   # (their list, then joins and leaves); larger ones get
+                                   # ghosts as people speak, and no join events
 """
 
 from __future__ import annotations

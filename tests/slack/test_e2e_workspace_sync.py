@@ -199,3 +199,35 @@ async def test_the_workspace_is_a_space_with_its_portals(
         parent = await admin.get_state(room_id, "m.space.parent", space_id)
         assert parent.get("canonical") is True
         assert fake.calls("team.info")
+
+
+async def test_malformed_workspace_events_are_skipped(slack_bridge, slack_world, bridge_env, uid):
+    """Untrusted shapes (a user that is not an object, ids that are not Slack ids, a rename
+    without a channel, a topic change in a channel the workspace does not have) are skipped
+    and what follows still arrives."""
+    fake, general, bob = slack_world.fake, slack_world.general, slack_world.bob
+    team = slack_world.team.id
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(slack_bridge, admin, slack_world)
+        room_id = await open_channel(slack_bridge, slack_world, admin, general, bob)
+        for event in (
+            {"type": "user_change", "user": "U123"},
+            {"type": "user_change", "user": {"id": "../../etc", "name": "x"}},
+            {"type": "user_change", "user": {"id": bob.id, "team_id": "T999", "name": "spy"}},
+            {"type": "member_joined_channel", "channel": general.id},
+            {"type": "member_left_channel", "user": ["U1"], "channel": general.id},
+            {"type": "channel_rename", "channel": "C1"},
+            {"type": "channel_rename", "channel": {"id": general.id, "name": ""}},
+            {"type": "message", "subtype": "channel_name", "channel": general.id, "name": 5},
+            {"type": "message", "subtype": "channel_topic", "channel": "C0NOSUCH", "ts": "1.2"},
+            {"type": "message", "subtype": "channel_join", "channel": general.id, "ts": "x"},
+        ):
+            fake.emit_event(team, event)
+        fake.post_user_message(general.id, bob.id, "still here")
+        await admin.wait_for_event(room_id, body_is("still here"))
+        assert (await admin.get_state(room_id, "m.room.name"))["name"] == "#general"
+        assert (await admin.get_profile(slack_world.ghost(bob)))["displayname"] == "Bob Builder"
+        events = await admin.messages(room_id)
+        bodies = [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
+        assert bodies == ["first words", "still here"]
