@@ -36,6 +36,12 @@ class ChatChanges:
             connector.inbound.on_subtype(subtype, self.name_message)
         for subtype in TOPIC_SUBTYPES:
             connector.inbound.on_subtype(subtype, self.topic_message)
+        connector.inbound.on("team_rename", self.team_renamed)
+
+    async def team_renamed(self, client: SlackClient, event: dict[str, Any], payload: Any) -> None:
+        """The workspace's space takes the new name with the next chat info (a portal made or
+        resynced): only then is a portal of the workspace at hand."""
+        self.connector.chats.forget_team(client.team_id)
 
     async def renamed(self, client: SlackClient, event: dict[str, Any], payload: Any) -> None:
         channel = event.get("channel")

@@ -56,7 +56,7 @@ def team_icon(team: dict[str, Any]) -> str | None:
 class Chats:
     def __init__(self, connector: SlackConnector) -> None:
         self.connector = connector
-        #: team.info per workspace, asked once per process (a rename shows after a restart).
+        #: team.info per workspace, asked once (again after a ``team_rename``).
         self._teams: dict[str, dict[str, Any]] = {}
         #: Members per channel as last known (conversations.info, then joins and leaves):
         #: whether a channel is small enough for its members to be bridged (members.py).
@@ -74,6 +74,9 @@ class Chats:
             team = found if isinstance(found, dict) else {}
             self._teams[client.team_id] = team
         return team
+
+    def forget_team(self, team: str) -> None:
+        self._teams.pop(team, None)
 
     async def space(self, client: SlackClient) -> SpaceInfo:
         """The workspace as a space: its name and icon (team.info), else the login's."""

@@ -63,6 +63,14 @@ async def test_rename_topic_and_purpose_reach_the_room(slack_bridge, slack_world
         await admin.wait_for_event(room_id, body_is("checkpoint"))
         assert (await admin.get_state(room_id, "m.room.topic"))["topic"] == "release on Friday"
 
+        # A private channel's rename comes as group_rename.
+        secret = fake.add_conversation(
+            slack_world.team.id, "secret", kind="private", members=[bob.id]
+        )
+        secret_room = await open_channel(slack_bridge, slack_world, admin, secret, bob)
+        fake.rename(secret.id, "hush", user=bob.id)
+        await admin.wait_for_event(secret_room, state_is("m.room.name", name="#hush"))
+
         # The change messages are not messages on Matrix; the rename was set once.
         events = await admin.messages(room_id)
         bodies = [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
@@ -198,7 +206,13 @@ async def test_the_workspace_is_a_space_with_its_portals(
         assert child.get("via")
         parent = await admin.get_state(room_id, "m.space.parent", space_id)
         assert parent.get("canonical") is True
-        assert fake.calls("team.info")
+        assert len(fake.calls("team.info")) == 1  # asked once per workspace
+
+        # A new workspace name reaches the space with the next chat info.
+        fake.rename_team(slack_world.team.id, "Acme Corp")
+        random = fake.add_conversation(slack_world.team.id, "random", members=[bob.id])
+        await open_channel(slack_bridge, slack_world, admin, random, bob)
+        await admin.wait_for_event(space_id, state_is("m.room.name", name="Acme Corp"))
 
 
 async def test_malformed_workspace_events_are_skipped(slack_bridge, slack_world, bridge_env, uid):

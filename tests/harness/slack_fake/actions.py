@@ -171,6 +171,11 @@ class UserActions:
         }
         return self.emit_event(conv.team_id, event)
 
+    def rename_team(self, team_id: str, name: str) -> dict[str, Any]:
+        """The workspace gets a new name: ``team_rename`` (to the app, wherever it is)."""
+        self.teams[team_id].name = name
+        return self.emit_event(team_id, {"type": "team_rename", "name": name})
+
     def set_topic(self, channel: str, user: str, topic: str) -> Message:
         """The ``channel_topic`` message Slack posts when ``user`` sets the topic."""
         conv = self.conversations[channel]
