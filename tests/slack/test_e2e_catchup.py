@@ -172,3 +172,48 @@ async def test_a_reply_to_an_older_thread_said_while_away_joins_its_thread(
         rel = reply["content"].get("m.relates_to") or {}
         assert (rel.get("rel_type"), rel.get("event_id")) == ("m.thread", root_event["event_id"])
         assert reply["sender"] == slack_world.ghost(alice)
+
+
+async def test_socket_mode_back_after_a_drop_catches_up(make_bridge, slack_world, bridge_env, uid):
+    """slack-sdk reconnects a dropped socket by itself: what was said while it was down and
+    that Slack no longer delivers is caught up, before what is said once it is back."""
+    fake, general, bob = slack_world.fake, slack_world.general, slack_world.bob
+    bridge = await make_bridge(**config(fake))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(bridge, admin, slack_world)
+        room_id = await open_channel(bridge, slack_world, admin, general, bob)
+        opened = len(fake.calls("apps.connections.open"))
+        fake.delay("apps.connections.open", 3.0)  # down for a while
+        assert await fake.drop_sockets() == 1
+        for i in range(3):
+            fake.post_user_message(general.id, bob.id, f"while down {i}")
+        fake.expire_unacked()
+        await eventually(lambda: len(fake.calls("apps.connections.open")) > opened, timeout=30)
+        await eventually(lambda: fake.connected_sockets > 0, timeout=30)
+        fake.post_user_message(general.id, bob.id, "back")
+        await admin.wait_for_event(room_id, body_is("back"), timeout=60)
+        assert said(await admin.messages(room_id)) == [
+            "first words",
+            "while down 0",
+            "while down 1",
+            "while down 2",
+            "back",
+        ]
+
+
+async def test_a_planned_refresh_does_not_catch_up(make_bridge, slack_world, bridge_env, uid):
+    fake, general, bob = slack_world.fake, slack_world.general, slack_world.bob
+    bridge = await make_bridge(**config(fake))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(bridge, admin, slack_world)
+        room_id = await open_channel(bridge, slack_world, admin, general, bob)
+        opened = len(fake.calls("apps.connections.open"))
+        history = len(fake.calls("conversations.history"))
+        assert await fake.request_refresh() == 1
+        await eventually(lambda: len(fake.calls("apps.connections.open")) > opened, timeout=30)
+        await eventually(lambda: fake.connected_sockets > 0, timeout=30)
+        fake.post_user_message(general.id, bob.id, "after the refresh")
+        await admin.wait_for_event(room_id, body_is("after the refresh"), timeout=30)
+        assert len(fake.calls("conversations.history")) == history
