@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bridgekit.bridge import Bridge
 from bridgekit.contract.connector import BACKWARD, FORWARD, BridgeStateEvent
 from bridgekit.contract.events import EventSender, MessageContent, PortalKey, RemoteMessage
@@ -183,3 +185,38 @@ async def test_remote_timestamps_out_of_range_use_server_time(
         ]
         for e in events:
             assert before - 60 <= e["origin_server_ts"] / 1000 <= time.time() + 60
+
+
+@pytest.mark.parametrize("catchup", [True, False])
+async def test_a_login_hears_once_its_catch_ups_are_queued(
+    make_bridge, bridge_env: BridgeEnv, uid, catchup: bool
+):
+    """``BackfillHandler.catch_up_queued`` comes after the login's catch-up requests are in
+    their portals' queues (a connector holding live events until then lets them go behind
+    them), and also when catch-up is off."""
+    bridge: Bridge = await make_bridge(
+        **{"bridge.backfill": {"initial_limit": 0, "catchup": catchup}}
+    )
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        await open_portal(bridge, alice, client, chat)
+        seen: list[str] = []
+        queue = bridge.backfill.queue_remote_event
+
+        async def recording_queue(login_id, evt) -> None:
+            await queue(login_id, evt)
+            seen.append(f"queued {type(evt).__name__}")
+
+        async def hook() -> None:
+            seen.append("catch_up_queued")
+
+        bridge.backfill.queue_remote_event = recording_queue  # type: ignore[method-assign]
+        client.catch_up_queued = hook  # type: ignore[method-assign]
+        bridge.report_state(client.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, "down")
+        bridge.report_state(client.login.id, BridgeStateEvent.CONNECTED)
+        await eventually(lambda: "catch_up_queued" in seen)
+        expected = ["queued RemoteBackfill"] if catchup else []
+        assert seen == [*expected, "catch_up_queued"]

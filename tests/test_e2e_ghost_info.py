@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bridgekit.contract.events import PortalKey, RemoteChatInfoChange
+from bridgekit.contract.events import EventSender, PortalKey, RemoteChatInfoChange
 from bridgekit.testing.media_servers import PNG
 from bridgekit.testing.ports import free_port
 from tests.conftest import BridgeEnv
@@ -146,3 +146,26 @@ async def test_remote_profile_changes_reach_the_ghost(
 
             assert await dave_profile() == {"displayname": "Dave D", "avatar_url": bob_avatar}
             assert homeserver_calls["upload"] == 1  # his avatar was known already
+
+
+async def test_a_topic_set_by_a_ghost_without_power_is_set_by_the_bot(
+    make_bridge, bridge_env: BridgeEnv, uid
+):
+    """A chat change names who made it (the ghost sets it when it may); a ghost without the
+    power (mautrix refuses before asking the homeserver, with IntentError) leaves it to the
+    bot, and the change is not lost."""
+    bridge = await make_bridge()
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        client = await login(bridge, alice, uid("a"))
+        chat = uid("chat")
+        fake(bridge).network.add_chat(chat, members=[client.login.remote_id, "bob"])
+        room_id = await open_portal(bridge, alice, client, chat)
+        await client.emit(
+            RemoteChatInfoChange(PortalKey(chat), sender=EventSender("bob"), topic="by bob")
+        )
+        evt = await alice.wait_for_event(
+            room_id,
+            lambda e: e.get("type") == "m.room.topic" and e["content"].get("topic") == "by bob",
+        )
+        assert evt["sender"] == bridge.matrix.bot_mxid

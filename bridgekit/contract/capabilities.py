@@ -133,6 +133,13 @@ class BackfillHandler(ABC):
         those older than ``anchor`` (None: older than now). A ``cursor`` from the previous
         answer in the same direction replaces ``anchor`` as the place to go on from."""
 
+    async def catch_up_queued(self) -> None:  # noqa: B027 - an optional hook
+        """Called after this login (re)connected, once the runtime has queued its catch-ups
+        (or found none due, or catch-up is off). Live events the connector queues from now on
+        wait behind them in each portal's queue: a connector that held live events back until
+        then (so that nothing said later reaches Matrix before what was said earlier, and no
+        catch-up starts from an anchor newer than what it missed) may let them go."""
+
 
 class AliasResolver(ABC):
     """Connector-level: lets joining ``#<alias template>`` create a portal on demand."""

@@ -114,8 +114,18 @@ class Backfill:
     async def catch_up(self, login_id: str) -> None:
         """``login_id`` (re)connected: queue a catch-up for each of its portals."""
         client = self.clients.get(login_id)
-        if not isinstance(client, BackfillHandler) or not self.catchup or not self.catchup_limit:
+        if not isinstance(client, BackfillHandler):
             return
+        try:
+            if self.catchup and self.catchup_limit:
+                await self._queue_catch_ups(login_id, client)
+        finally:
+            try:
+                await client.catch_up_queued()
+            except Exception:
+                log.exception("Login %s: catch_up_queued failed", login_id)
+
+    async def _queue_catch_ups(self, login_id: str, client: BackfillHandler) -> None:
         store = self.store
         for portal in await store.all_portals():
             if portal.network != client.login.network or not client.is_in_portal(portal.key):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import PresenceState
 
 from ..contract.events import (
@@ -370,7 +370,7 @@ class RemoteToMatrix:
                 await with_retries(
                     lambda s=setter, v=value: getattr(intent, s)(portal.mxid, v), what=attr
                 )
-            except MatrixRequestError:  # the ghost lacks power: the bot does it
+            except (MatrixRequestError, IntentError):  # the ghost lacks power: the bot does
                 await with_retries(
                     lambda s=setter, v=value: getattr(bot, s)(portal.mxid, v), what=attr
                 )

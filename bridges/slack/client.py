@@ -25,6 +25,7 @@ from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, Remote
 from bridgekit.contract.results import MessageResult
 
 from .api import error_code, is_dead_token, web_client
+from .history import LiveGate, SlackBackfill
 from .ids import parse_chat_rid
 from .socket import SocketReceiver
 from .state import SlackLoginMeta
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.slack")
 
 
-class SlackClient(NetworkClient, RendersRelaySender):
+class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill):
     connector: SlackConnector
 
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:
@@ -47,6 +48,8 @@ class SlackClient(NetworkClient, RendersRelaySender):
         #: Set once Slack said the token is dead: nothing retries until the user logs in again.
         self.dead = False
         self._retry: asyncio.Task[None] | None = None
+        #: Closed from each connect until the runtime queued this login's catch-ups.
+        self.live_gate = LiveGate()
 
     @property
     def team_id(self) -> str:
@@ -70,6 +73,7 @@ class SlackClient(NetworkClient, RendersRelaySender):
             await self.failed(ValueError("the token now belongs to another workspace"))
             return
         if self.is_app and self.meta.app_token:
+            self.live_gate.close()  # opened by catch_up_queued (history.py)
             self.socket = SocketReceiver(self)
             try:
                 await self.socket.start()
@@ -81,6 +85,7 @@ class SlackClient(NetworkClient, RendersRelaySender):
 
     async def disconnect(self) -> None:
         self.connected = False
+        self.live_gate.open()
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -8,8 +8,9 @@ Example::
         ghost_template: "_slack_{id}"   # Slack users on Matrix; {id} is team-user, lower case
         rate_limit_retries: 5      # 429s answered per call, each after its Retry-After
         request_timeout: 30        # seconds per Web API call
-        member_list_limit: 200     # channels up to this size have their members synced;
-                                   # larger ones get ghosts as people speak
+        member_list_limit: 200     # channels up to this size have their members synced
+                                   # (their list, then joins and leaves); larger ones get
+                                   # ghosts as people speak, and no join events
         max_file_size: 20971520    # bytes; larger files are not copied (a notice with the
                                    # link instead; media.max_size caps Slack -> Matrix too)
         file_hosts: [files.slack.com]   # hosts url_private may point to (the api_url's host is

@@ -11,6 +11,7 @@ Portals are channels (one per channel, shared by the workspace's logins), DMs an
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import OrderedDict
@@ -29,16 +30,20 @@ from bridgekit.contract.connector import (
 from bridgekit.contract.events import PortalKey
 
 from . import config as cfg
+from .chat_changes import ChatChanges
 from .chats import Chats
 from .client import SlackClient
 from .dms import DirectChats, event_channel
 from .files import SlackFiles
+from .history import History
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
+from .members import Members
 from .outbound import Outbound
 from .start_chat import SlackStartChat
 from .state import SlackLoginMeta
+from .user_updates import UserUpdates
 from .users import UserDirectory
 
 log = logging.getLogger("bridgekit.slack")
@@ -64,7 +69,13 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         self.dms = DirectChats(self)
         self.files = SlackFiles(self)
         self.files.register()
+        self.history = History(self)
+        self.chat_changes = ChatChanges(self)
+        self.members = Members(self)
+        self.user_updates = UserUpdates(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        #: Events being stored now, by id: a redelivery waits for the first delivery.
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
 
     # -- config --------------------------------------------------------------------------------
 
@@ -199,13 +210,30 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
 
     async def receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
         """One Events API payload from one of the apps (Socket Mode or HTTP)."""
+        await client.live_gate.wait()  # behind the catch-ups (history.py)
         event_id = str(payload.get("event_id") or "")
+        running = self._in_flight.get(event_id) if event_id else None
+        if running is not None:
+            # Redelivered while the first delivery is still being stored (a slow file
+            # download): answer when that one is stored, and fail (no ack, so Slack sends it
+            # again) if it fails, rather than acknowledge an event nothing stored.
+            await asyncio.shield(running)
+            return
         if event_id and not self.first_sight(event_id):
             log.debug("Event %s seen already", event_id)
             return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        if event_id:
+            self._in_flight[event_id] = done
         try:
             await self.dms.learn(client, payload)
             await self.inbound.handle(client, payload)
-        except BaseException:
+        except BaseException as e:
             self._seen.pop(event_id, None)  # not stored: let the redelivery through
+            done.set_exception(RuntimeError(f"event {event_id} was not stored: {e!r}"))
             raise
+        else:
+            done.set_result(None)
+        finally:
+            self._in_flight.pop(event_id, None)

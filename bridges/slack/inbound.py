@@ -131,27 +131,33 @@ class Inbound:
     # -- messages ---------------------------------------------------------------------------------
 
     async def message(self, client: SlackClient, event: dict[str, Any]) -> None:
+        msg = await self.to_message(client, event)
+        if msg is not None:
+            await self.queue(client, msg)
+
+    async def to_message(self, client: SlackClient, event: dict[str, Any]) -> RemoteMessage | None:
+        """A Slack message (live, or from ``conversations.history``) as a remote message, or
+        None if it is not something someone said (a join, a topic change, our own relay)."""
         subtype = event.get("subtype")
         channel = str(event.get("channel") or "")
         ts = str(event.get("ts") or "")
         if not channel or not ts:
             log.warning("Skipping a Slack message without channel or ts")
-            return
+            return None
         if subtype not in SAID:
             log.debug("Slack message subtype %s not bridged", subtype)
-            return
+            return None
         if self.connector.is_own_relay(client, event):
-            return  # a Matrix message the app relayed: already in the room
+            return None  # a Matrix message the app relayed: already in the room
         user = str(event.get("user") or "")
         if not user:
             log.debug("Slack message %s without a user not bridged", ts)
-            return
+            return None
         portal = self.portal_of(client, channel, event)
-        msg = RemoteMessage(
+        return RemoteMessage(
             portal=portal,
             sender=self.sender(client, user),
             timestamp=float(ts),
             id=RemoteMessageID(ts),
             content=await self.content(client, event),
         )
-        await self.queue(client, msg)

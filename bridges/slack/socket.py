@@ -18,6 +18,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from .api import web_client
+from .history import watch_reconnects
 
 if TYPE_CHECKING:
     from .client import SlackClient
@@ -38,6 +39,7 @@ class SocketReceiver:
             logger=logging.getLogger("bridgekit.slack.sdk"),
         )
         self.sm.socket_mode_request_listeners.append(self._on_request)
+        watch_reconnects(self.client, self.sm)  # a catch-up after each gap (history.py)
         await self.sm.connect()
 
     async def stop(self) -> None:

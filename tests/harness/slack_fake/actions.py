@@ -143,10 +143,18 @@ class UserActions:
         }
         return self.emit_event(conv.team_id, event) if seen else None
 
-    def rename(self, channel: str, name: str) -> dict[str, Any] | None:
-        """``channel_rename`` (``group_rename`` for a private channel)."""
+    def rename(self, channel: str, name: str, user: str | None = None) -> dict[str, Any] | None:
+        """``channel_rename`` (``group_rename`` for a private channel); renamed by ``user``,
+        also the ``channel_name`` message Slack posts in the channel."""
         conv = self.conversations[channel]
-        conv.name = name
+        old_name, conv.name = conv.name, name
+        if user is not None:
+            text = f'has renamed the channel from "{old_name}" to "{name}"'
+            msg = Message(channel, self.new_ts(), text, user=user)
+            msg.subtype = "channel_name"
+            msg.extra.update(old_name=old_name, name=name)
+            self._store(msg)
+            self._emit_message(msg)
         if not self._sees(conv):
             return None
         event = {
@@ -162,6 +170,11 @@ class UserActions:
             "event_ts": self.new_ts(),
         }
         return self.emit_event(conv.team_id, event)
+
+    def rename_team(self, team_id: str, name: str) -> dict[str, Any]:
+        """The workspace gets a new name: ``team_rename`` (to the app, wherever it is)."""
+        self.teams[team_id].name = name
+        return self.emit_event(team_id, {"type": "team_rename", "name": name})
 
     def set_topic(self, channel: str, user: str, topic: str) -> Message:
         """The ``channel_topic`` message Slack posts when ``user`` sets the topic."""

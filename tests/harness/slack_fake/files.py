@@ -168,6 +168,19 @@ class FileEndpoints:
         self.requests.append(Recorded("image", request.path, {}, None, time.time(), 200))
         return web.Response(body=data, content_type="image/png")
 
+    async def _team_icon(self, request: web.Request) -> web.StreamResponse:
+        team = self.teams.get(request.match_info["team"])
+        if team is None or request.match_info["hash"] != team.icon_hash:
+            return web.Response(status=404)
+        self.requests.append(Recorded("image", request.path, {}, None, time.time(), 200))
+        return web.Response(body=team.icon or _PNG, content_type="image/png")
+
+    def set_team_icon(self, team_id: str, data: bytes) -> None:
+        """A custom workspace icon (new image URLs); b"" goes back to Slack's default."""
+        team = self.teams[team_id]
+        team.icon = data
+        team.icon_hash = hashlib.sha1(data).hexdigest()[:12] if data else "0"
+
     def _set_avatar(self, user: User, data: bytes) -> None:
         user.avatar = data
         user.avatar_hash = hashlib.sha1(data or user.id.encode()).hexdigest()[:12]

@@ -14,6 +14,8 @@ class Team:
     domain: str
     bot_user_id: str = ""
     bot_id: str = ""
+    icon: bytes = b""  # b"": Slack's default icon (``image_default``)
+    icon_hash: str = "0"
 
 
 @dataclass

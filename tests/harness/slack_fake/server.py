@@ -105,10 +105,12 @@ class FakeSlack(
         self.app.router.add_get("/signin", self._signin)
         self.app.router.add_get("/avatars/{user}/{hash}_{size}.png", self._avatar)
         self.app.router.add_get("/emoji/{team}/{name}.png", self._emoji_image)
+        self.app.router.add_get("/team-icons/{team}/{hash}_{size}.png", self._team_icon)
         self._methods: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
             "api.test": (self._api_test, ()),
             "auth.test": (self._auth_test, ("bot", "user")),
             "apps.connections.open": (self._connections_open, ("app",)),
+            "team.info": (self._team_info, ("bot", "user")),
             "users.info": (self._users_info, ("bot", "user")),
             "users.list": (self._users_list, ("bot", "user")),
             "users.lookupByEmail": (self._users_lookup_by_email, ("bot", "user")),

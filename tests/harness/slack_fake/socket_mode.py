@@ -107,6 +107,15 @@ class SocketMode:
                 n += 1
         return n
 
+    def expire_unacked(self) -> int:
+        """Slack gives up on the envelopes nobody acknowledged (the app was away longer than
+        Slack keeps retrying): they are never sent again; only ``conversations.history`` still
+        has their messages. Returns how many were dropped."""
+        kept = [env for env in self.envelopes if env.acked]
+        n = len(self.envelopes) - len(kept)
+        self.envelopes[:] = kept
+        return n
+
     async def drop_sockets(self) -> int:
         """Close every Socket Mode connection's TCP stream without a close frame."""
         n = 0
@@ -143,7 +152,7 @@ class SocketMode:
     async def _resend_until_acked(self, env: Envelope, timeout: float) -> None:
         for _ in range(3):
             await asyncio.sleep(timeout)
-            if env.acked:
+            if env.acked or env not in self.envelopes:  # acknowledged, or expired
                 return
             live = [s for s in self._sockets if not s.ws.closed]
             if live:

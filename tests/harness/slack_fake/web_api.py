@@ -92,6 +92,32 @@ class WebApiMethods:
         host = self.url.removeprefix("http://")
         return {"url": f"ws://{host}/link/?ticket={ticket}&app_id={self.app_id}"}
 
+    def _team_info(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
+        """The token's workspace (another ``team`` than the token's: ``team_not_found``, as
+        Slack answers for a team the token cannot see)."""
+        team_id = str(params.get("team") or token.team_id)
+        team = self.teams.get(team_id)
+        if team is None or team_id != token.team_id:
+            raise _ApiError("team_not_found")
+        base = f"{self.url}/team-icons/{team.id}/{team.icon_hash}"
+        icon: dict[str, Any] = {
+            f"image_{s}": f"{base}_{s}.png" for s in (34, 44, 68, 88, 102, 132, 230)
+        }
+        if not team.icon:
+            icon["image_default"] = True
+        return {
+            "team": {
+                "id": team.id,
+                "name": team.name,
+                "url": f"https://{team.domain}.slack.com/",
+                "domain": team.domain,
+                "email_domain": "",
+                "icon": icon,
+                "avatar_base_url": "https://ca.slack-edge.com/",
+                "is_verified": False,
+            }
+        }
+
     def _users_info(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(params.get("user", "")))
         if user is None or user.team_id != token.team_id:
