@@ -23,6 +23,7 @@ happens when slack-sdk reconnects Socket Mode by itself (:func:`watch_reconnects
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -171,11 +172,15 @@ class History:
             return FetchResult()
         channel = parsed[1]
         if direction == BACKWARD:
-            return await self._backward(client, channel, cursor or anchor, limit)
-        position = cursor or anchor
-        if not position:
-            return FetchResult()  # nothing bridged yet: history is for creation
-        return await self._forward(client, channel, position, limit)
+            result = await self._backward(client, channel, cursor or anchor, limit)
+        else:
+            position = cursor or anchor
+            if not position:
+                return FetchResult()  # nothing bridged yet: history is for creation
+            result = await self._forward(client, channel, position, limit)
+        if portal.receiver:
+            result.messages = [_as_seen_by(portal.receiver, m) for m in result.messages]
+        return result
 
     async def _forward(
         self, client: SlackClient, channel: str, position: str, limit: int
@@ -284,6 +289,15 @@ class History:
                         content.thread_root = RemoteMessageID(thread_ts)
             out.append(msg)
         return out
+
+
+def _as_seen_by(receiver: str, msg: RemoteMessage) -> RemoteMessage:
+    """A DM's message in one member's portal: its sender is "me" (the double puppet) only in
+    their own portal, a ghost in the others' (as :meth:`DirectChats.copies` does live)."""
+    sender = msg.sender
+    if sender is None or not sender.is_me or sender.login_id == receiver:
+        return msg
+    return dataclasses.replace(msg, sender=dataclasses.replace(sender, is_me=False, login_id=None))
 
 
 def _replied_since(message: dict[str, Any], floor: tuple[int, int]) -> bool:
