@@ -60,6 +60,27 @@ class UserActions:
             raise ValueError(f"no message {ts} in {channel}")
         return self._edit(msg, text, msg.user or "")
 
+    def unfurl(self, channel: str, ts: str, url: str, title: str) -> dict[str, Any] | None:
+        """Slack unfurls a link of a message: the attachment is added and ``message_changed``
+        goes out with the text unchanged (and no ``edited``)."""
+        msg = self._maybe_message(channel, ts)
+        if msg is None:
+            raise ValueError(f"no message {ts} in {channel}")
+        return self._change(
+            msg,
+            lambda _ts: msg.extra.setdefault("attachments", []).append(
+                {
+                    "id": len(msg.extra.get("attachments", [])) + 1,
+                    "from_url": url,
+                    "original_url": url,
+                    "title": title,
+                    "title_link": url,
+                    "fallback": title,
+                    "service_name": url.split("/")[2] if "//" in url else url,
+                }
+            ),
+        )
+
     def delete_message(self, channel: str, ts: str) -> dict[str, Any] | None:
         msg = self._maybe_message(channel, ts)
         if msg is None:

@@ -90,10 +90,18 @@ class EventEmitter:
         return self.emit_event(conv.team_id, event)
 
     def _edit(self, msg: Message, text: str, editor: str) -> dict[str, Any] | None:
+        def change(event_ts: str) -> None:
+            msg.text = text
+            msg.edited = {"user": editor, "ts": event_ts}
+
+        return self._change(msg, change)
+
+    def _change(self, msg: Message, change: Any) -> dict[str, Any] | None:
+        """Apply ``change`` (given the event's ts) to a stored message and emit
+        ``message_changed``."""
         previous = self.message_json(msg)
-        msg.text = text
         event_ts = self.new_ts()
-        msg.edited = {"user": editor, "ts": event_ts}
+        change(event_ts)
         conv = self.conversations[msg.channel]
         if not self._sees(conv):
             return None

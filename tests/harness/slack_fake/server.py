@@ -116,6 +116,7 @@ class FakeSlack(
             "conversations.replies": (self._conv_replies, ("bot", "user")),
             "conversations.open": (self._conv_open, ("bot", "user")),
             "chat.postMessage": (self._post_message, ("bot", "user")),
+            "chat.meMessage": (self._me_message, ("bot", "user")),
             "chat.update": (self._chat_update, ("bot", "user")),
             "chat.delete": (self._chat_delete, ("bot", "user")),
             "reactions.add": (self._reactions_add, ("bot", "user")),
