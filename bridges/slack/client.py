@@ -25,7 +25,9 @@ from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, Remote
 from bridgekit.contract.results import MessageResult
 
 from .api import error_code, is_dead_token, web_client
+from .edits import SlackEdits
 from .ids import parse_chat_rid
+from .reactions import SlackReactions
 from .socket import SocketReceiver
 from .state import SlackLoginMeta
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.slack")
 
 
-class SlackClient(NetworkClient, RendersRelaySender):
+class SlackClient(NetworkClient, RendersRelaySender, SlackEdits, SlackReactions):
     connector: SlackConnector
 
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:

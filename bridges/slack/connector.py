@@ -31,10 +31,12 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .edits import Edits
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
 from .outbound import Outbound
+from .reactions import Reactions
 from .state import SlackLoginMeta
 from .users import UserDirectory
 
@@ -58,6 +60,10 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.chats = Chats(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
+        self.edits = Edits(self)
+        self.edits.register()
+        self.reactions = Reactions(self)
+        self.reactions.register()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------

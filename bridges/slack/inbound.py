@@ -22,6 +22,7 @@ from bridgekit.contract.events import (
 
 from .ids import is_dm_channel, portal_key, user_rid
 from .mrkdwn import NameTable, SlackUser, mentioned_ids, mrkdwn_to_matrix
+from .threads import broadcast_parts, thread_root
 
 if TYPE_CHECKING:
     from .client import SlackClient
@@ -103,7 +104,7 @@ class Inbound:
     async def content(self, client: SlackClient, event: dict[str, Any]) -> MessageContent:
         text = str(event.get("text") or "")
         body, html = mrkdwn_to_matrix(text, await self.names(client, text))
-        content = MessageContent(body, html)
+        content = MessageContent(body, html, thread_root=thread_root(event))
         if event.get("subtype") == "me_message":
             content.msgtype = "m.emote"
         return content
@@ -137,4 +138,4 @@ class Inbound:
             id=RemoteMessageID(ts),
             content=await self.content(client, event),
         )
-        await self.queue(client, msg)
+        await self.queue(client, broadcast_parts(event, msg))
