@@ -22,6 +22,7 @@ merge them into one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,7 @@ class CustomEmojiTable:
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
         self.fetched = float("-inf")
+        self.lock = asyncio.Lock()  # one emoji.list at a time; the others wait for its answer
 
     def resolve(self, name: str) -> tuple[str, str | None]:
         """(canonical name, image URL) of a custom emoji, following aliases; the URL is None
@@ -86,7 +88,11 @@ class Reactions:
     async def custom_table(self, client: SlackClient, name: str) -> CustomEmojiTable:
         """The workspace's table, (re)fetched when ``name`` is missing and it is old enough."""
         table = self.emoji.setdefault(client.team_id, CustomEmojiTable())
-        if name not in table.names and time.monotonic() - table.fetched > EMOJI_REFRESH:
+        if name in table.names:
+            return table
+        async with table.lock:
+            if name in table.names or time.monotonic() - table.fetched < EMOJI_REFRESH:
+                return table
             table.fetched = time.monotonic()
             try:
                 data = await client.call("emoji.list")

@@ -54,6 +54,16 @@ class UserActions:
         self._emit_message(msg)
         return msg
 
+    def post_me_message(self, channel: str, user: str, text: str) -> Message:
+        """``user`` types ``/me text``: a ``me_message``."""
+        conv = self.conversations[channel]
+        if user not in conv.members:
+            raise ValueError(f"{user} is not a member of {channel}")
+        msg = Message(channel, self.new_ts(), text, user=user, subtype="me_message")
+        self._store(msg)
+        self._emit_message(msg)
+        return msg
+
     def edit_message(self, channel: str, ts: str, text: str) -> dict[str, Any] | None:
         msg = self._maybe_message(channel, ts)
         if msg is None:
