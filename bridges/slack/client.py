@@ -4,6 +4,10 @@ An app login (:attr:`SlackLoginMeta.kind` "app") opens Socket Mode and receives 
 its workspace for everyone; it also relays Matrix users who have no login of their own (Slack
 shows the relayed name and avatar itself: ``RendersRelaySender``). A personal login only sends:
 its user's messages come in through the app, from the Matrix user's own account.
+
+Typing is not bridged, either way: Slack's Events API sends no typing events, and the Web API
+has no call that shows a bot or a user typing (only the retired RTM websocket had both), so
+there is nothing to receive and nothing honest to send. The client is no ``TypingHandler``.
 """
 
 from __future__ import annotations
