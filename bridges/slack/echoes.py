@@ -1,10 +1,10 @@
 """What the bridge itself just did on Slack, to recognise it when Slack reports it back.
 
-Slack sends the app an event for every change, including the bridge's own ``chat.update``,
-``chat.delete`` and ``reactions.add``/``remove`` (made with a personal token they look like
-that user's own). The event can arrive before the Web API call returns, so before the runtime
-has recorded the change: each call notes what it does here first, and the inbound handler
-drops the matching event once. Bounded; a note not matched expires with age.
+Slack sends the app an event for every change, including the bridge's own ``chat.update``
+(made with a personal token it looks like that user's own edit). The runtime keeps no record
+that would tell a remote edit it already shows: each call notes what it does here first, and
+the inbound handler drops the matching event once. Bounded; a note not matched expires with
+age. (Deletes and reactions need none: the runtime recognises their echoes.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ edit. Not every ``message_changed`` is an edit: Slack also sends one when a link
 attachments change or a thread gets a reply (the parent's reply count): only a change of the
 text is bridged. A thread root deleted while it has replies stays as a ``tombstone``: that is
 a delete. ``message_deleted`` removes every Matrix event the message became (its parts, both
-copies of a broadcast). The echoes of the bridge's own changes are dropped (:mod:`.echoes`).
+copies of a broadcast). The echo of the bridge's own ``chat.update`` is dropped: by ``bot_id``
+for the app's, by a note (:mod:`.echoes`) for a personal token's, which looks like the user's
+own edit and would otherwise be edited again on Matrix.
 
 Matrix -> Slack: ``chat.update`` / ``chat.delete`` with the token the message was sent with:
 a personal login's for its user, the app's for relayed messages (the runtime hands relayed
@@ -112,8 +114,6 @@ class Edits:
         if not channel or not ts:
             log.warning("Skipping a message_deleted without channel or deleted_ts")
             return
-        if self.echoes.is_echo(("delete", channel, ts)):
-            return  # our own chat.delete: already redacted on Matrix
         portal = inbound.portal_of(client, channel, event)
         previous = event.get("previous_message")
         author = previous.get("user") if isinstance(previous, dict) else None
@@ -145,15 +145,10 @@ class Edits:
         return None
 
     async def matrix_redaction(self, client: SlackClient, redaction: MatrixRedaction) -> None:
+        # Slack's message_deleted for it finds nothing left to redact: the runtime holds the
+        # portal's remote events until it has forgotten the message.
         channel = self.connector.outbound.channel_of(client, redaction)
-        ts = str(redaction.target_id)
-        key = ("delete", channel, ts)
-        self.echoes.expect(key)
-        try:
-            await client.call("chat.delete", channel=channel, ts=ts)
-        except BaseException:
-            self.echoes.forget(key)
-            raise
+        await client.call("chat.delete", channel=channel, ts=str(redaction.target_id))
 
 
 def _event_time(event: dict[str, Any]) -> float | None:

@@ -11,8 +11,10 @@ name is reacted as ``:name:`` text.
 One Slack reaction reaches Matrix once (mautrix-slack #6): redeliveries are dropped by event
 id, and the runtime keeps one reaction per (message, sender, key), so the same reaction
 reported to two app logins of the workspace, or redelivered after a restart, is not reacted
-twice. The bot's own reactions, and the echoes of reactions the bridge makes with a personal
-token, are dropped (:mod:`.echoes`).
+twice. The bot's own reactions are dropped (only the bridge reacts as the app). The echo of
+a reaction the bridge made with a personal token finds the runtime's record of it (the
+runtime holds the portal's remote events while it sends, until it has recorded the
+reaction), so it is not reacted again either.
 
 Matrix -> Slack: ``reactions.add`` / ``reactions.remove`` as the Matrix user's personal login
 (or the app, for its owner). The runtime does not relay reactions of Matrix users without a
@@ -37,7 +39,6 @@ from bridgekit.contract.events import (
 )
 from bridgekit.contract.results import MessageResult
 
-from .echoes import Echoes
 from .mrkdwn import emoji_name, emoji_unicode
 
 if TYPE_CHECKING:
@@ -76,7 +77,6 @@ class CustomEmojiTable:
 class Reactions:
     def __init__(self, connector: SlackConnector) -> None:
         self.connector = connector
-        self.echoes = Echoes()
         self.emoji: dict[str, CustomEmojiTable] = {}
 
     def register(self) -> None:
@@ -137,16 +137,13 @@ class Reactions:
             return None
         return channel, ts, user, name
 
-    def _is_ours(self, client: SlackClient, kind: str, item: tuple[str, str, str, str]) -> bool:
-        channel, ts, user, name = item
-        bots = {c.meta.user_id for c in self.connector.app_clients(client.team_id)}
-        if user in bots:
-            return True  # only the bridge reacts as the app
-        return self.echoes.is_echo((kind, client.team_id, *item))
+    def _is_ours(self, client: SlackClient, user: str) -> bool:
+        """Only the bridge reacts as the app."""
+        return any(c.meta.user_id == user for c in self.connector.app_clients(client.team_id))
 
     async def added(self, client: SlackClient, event: dict[str, Any], payload: Any) -> None:
         item = self._item(event)
-        if item is None or self._is_ours(client, "add", item):
+        if item is None or self._is_ours(client, item[2]):
             return
         channel, ts, user, name = item
         inbound = self.connector.inbound
@@ -163,7 +160,7 @@ class Reactions:
 
     async def removed(self, client: SlackClient, event: dict[str, Any], payload: Any) -> None:
         item = self._item(event)
-        if item is None or self._is_ours(client, "remove", item):
+        if item is None or self._is_ours(client, item[2]):
             return
         channel, ts, user, name = item
         inbound = self.connector.inbound
@@ -196,27 +193,19 @@ class Reactions:
         return name
 
     async def _call(
-        self, client: SlackClient, kind: str, msg: MatrixReaction | MatrixReactionRemove
+        self, client: SlackClient, method: str, msg: MatrixReaction | MatrixReactionRemove
     ) -> None:
         name = self.slack_name(client, msg.key, msg.emoji_id)
         channel = self.connector.outbound.channel_of(client, msg)
-        ts = str(msg.target_id)
-        note = (kind, client.team_id, channel, ts, client.meta.user_id, name)
-        self.echoes.expect(note)
-        method = "reactions.add" if kind == "add" else "reactions.remove"
-        try:
-            await client.call(method, channel=channel, timestamp=ts, name=name)
-        except BaseException:
-            self.echoes.forget(note)
-            raise
+        await client.call(method, channel=channel, timestamp=str(msg.target_id), name=name)
 
     async def matrix_reaction(self, client: SlackClient, reaction: MatrixReaction) -> None:
-        await self._call(client, "add", reaction)
+        await self._call(client, "reactions.add", reaction)
 
     async def matrix_reaction_remove(
         self, client: SlackClient, removal: MatrixReactionRemove
     ) -> None:
-        await self._call(client, "remove", removal)
+        await self._call(client, "reactions.remove", removal)
 
 
 def _time(event: dict[str, Any]) -> float | None:

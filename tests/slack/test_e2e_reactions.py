@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import eventually
-from tests.slack.conftest import body_is, connector, login_app, open_channel
+from tests.slack.conftest import body_is, connector, login_app, login_user, open_channel
 from tests.slack.test_e2e_threads import redacting, rel
 
 pytestmark = pytest.mark.engine_independent
@@ -92,11 +92,17 @@ async def test_custom_emoji_reactions_both_ways(slack_bridge, slack_world, bridg
 async def test_matrix_reactions_reach_slack_and_do_not_come_back(
     slack_bridge, slack_world, bridge_env, uid
 ):
+    """The app's owner reacts as the app, a user with a personal login as their Slack user;
+    Slack reports both back, which must not react again on Matrix."""
     w, fake = slack_world, slack_world.fake
     admin = await bridge_env.synapse.register_user(uid("admin"))
-    async with admin:
+    alice_mx = await bridge_env.synapse.register_user(uid("alice"))
+    async with admin, alice_mx:
         await login_app(slack_bridge, admin, w)
         room_id = await open_channel(slack_bridge, w, admin, w.general, w.bob)
+        await login_user(slack_bridge, alice_mx, w, w.alice)
+        await admin.invite(room_id, alice_mx.user_id)
+        await alice_mx.join(room_id)
         msg = fake.post_user_message(w.general.id, w.bob.id, "like me")
         target = (await admin.wait_for_event(room_id, body_is("like me")))["event_id"]
         mine = await admin.react(room_id, target, "👍")
@@ -107,11 +113,20 @@ async def test_matrix_reactions_reach_slack_and_do_not_come_back(
         assert add[0].params["timestamp"] == msg.ts
         await admin.redact(room_id, mine)
         await eventually(lambda: set(msg.reactions) == {"tada"})
+        # Slack's answer comes after its event: the echo is recognised all the same
+        fake.answer_late("reactions.add", 1.5)
+        fake.answer_late("reactions.remove", 1.5)
+        hers = await alice_mx.react(room_id, target, "🚀")
+        await eventually(lambda: msg.reactions.get("rocket") == [w.alice.id])
         await marker(admin, w, room_id, "after")
-        # only the two the admin sent (one since redacted): Slack's reaction_added for them
-        # is not bridged back
+        # only those sent on Matrix (one since redacted): Slack's reaction_added for them is
+        # not bridged back
         sent = [e for e in await admin.messages(room_id) if e["type"] == "m.reaction"]
-        assert [e["sender"] for e in sent] == [admin.user_id, admin.user_id]
+        assert [e["sender"] for e in sent] == [admin.user_id, admin.user_id, alice_mx.user_id]
+        assert [rel(e).get("key") for e in await reactions(admin, room_id, target)] == ["🎉", "🚀"]
+        await alice_mx.redact(room_id, hers)
+        await eventually(lambda: "rocket" not in msg.reactions)
+        await marker(admin, w, room_id, "after the removal")
         assert [rel(e).get("key") for e in await reactions(admin, room_id, target)] == ["🎉"]
 
 
