@@ -18,6 +18,7 @@ main timeline where everyone sees it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from bridgekit.contract.events import (
@@ -30,6 +31,8 @@ from bridgekit.contract.events import (
 
 #: The part of a broadcast thread reply shown in the main timeline.
 CHANNEL_PART = "channel"
+
+_TS_RE = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")
 
 
 def thread_root(event: dict[str, Any]) -> RemoteMessageID | None:
@@ -63,14 +66,18 @@ def channel_copy(content: MessageContent) -> MessageContent:
     return dataclasses.replace(content, thread_root=None, reply_to=None)
 
 
+def _ts(value: str | None) -> str | None:
+    """A Slack message ts, or None (a message the runtime recorded without one)."""
+    return value if value and _TS_RE.match(value) else None
+
+
 def post_args(msg: MatrixMessage) -> dict[str, Any]:
     """``chat.postMessage`` arguments placing a Matrix message in its Slack thread."""
     content = msg.content
     if content.thread_root:
-        return {"thread_ts": str(content.thread_root)}
+        root = _ts(content.thread_root)
+        return {"thread_ts": root} if root else {}
     if content.reply_to:
-        return {
-            "thread_ts": str(msg.reply_to_thread or content.reply_to),
-            "reply_broadcast": True,
-        }
+        root = _ts(msg.reply_to_thread) or _ts(content.reply_to)
+        return {"thread_ts": root, "reply_broadcast": True} if root else {}
     return {}

@@ -247,3 +247,25 @@ async def test_edits_deletes_and_reactions_on_thread_messages_both_ways(
         await admin.redact(room_id, mine)
         await eventually(lambda: find("mine, edited") is None)
         assert [c.params["ts"] for c in fake.calls("chat.delete")] == [slack_msg.ts]
+
+
+async def test_deleting_a_thread_root_with_replies_redacts_it_and_keeps_the_replies(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    w, fake = slack_world, slack_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        room_id = await setup(slack_bridge, w, admin)
+        root = fake.post_user_message(w.general.id, w.bob.id, "root to delete")
+        root_evt = await admin.wait_for_event(room_id, body_is("root to delete"))
+        fake.post_user_message(w.general.id, w.alice.id, "a reply that stays", thread_ts=root.ts)
+        reply_evt = await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "a reply that stays")
+        )
+        fake.delete_message(w.general.id, root.ts)  # Slack: a tombstone (message_changed)
+        await admin.wait_for_event(room_id, redacting(root_evt["event_id"]))
+        fake.post_user_message(w.general.id, w.bob.id, "after the delete")
+        await admin.wait_for_event(room_id, body_is("after the delete"))
+        events = await admin.messages(room_id)
+        assert not [e for e in events if body_is("This message was deleted.")(e)]
+        assert not [e for e in events if redacting(reply_evt["event_id"])(e)]

@@ -42,6 +42,9 @@ def test_post_args():
     assert post_args(plain) == {"thread_ts": "1.5", "reply_broadcast": True}
     plain.reply_to_thread = RemoteMessageID("1.1")
     assert post_args(plain) == {"thread_ts": "1.1", "reply_broadcast": True}
+    # a message the runtime knows by another id than a ts (never sent to Slack): no thread
+    assert post_args(_msg(thread_root=RemoteMessageID("mx:$ev"))) == {}
+    assert post_args(_msg(reply_to=RemoteMessageID("mx:$ev"))) == {}
 
 
 def test_custom_emoji_aliases():

@@ -121,6 +121,17 @@ class EventEmitter:
         )
 
     def _delete(self, msg: Message) -> dict[str, Any] | None:
+        if msg.thread_ts == msg.ts and self._replies(msg.channel, msg.ts):
+            # A thread root with replies stays, as a tombstone: Slack changes it
+            # (``message_changed``) instead of deleting it, and the replies remain.
+            def tombstone(_event_ts: str) -> None:
+                msg.text = "This message was deleted."
+                msg.subtype = "tombstone"
+                msg.user = "USLACKBOT"
+                msg.files, msg.reactions, msg.edited = [], {}, None
+                msg.extra = {"hidden": True}
+
+            return self._change(msg, tombstone)
         previous = self.message_json(msg)
         self.messages[msg.channel].remove(msg)
         conv = self.conversations[msg.channel]
