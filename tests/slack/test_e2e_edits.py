@@ -57,7 +57,8 @@ async def test_slack_edits_replace_the_original_and_unfurls_are_not_edits(
 async def test_slack_delete_redacts(slack_bridge, slack_world, bridge_env, uid):
     w, fake = slack_world, slack_world.fake
     admin = await bridge_env.synapse.register_user(uid("admin"))
-    async with admin:
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    async with admin, carol:
         await login_app(slack_bridge, admin, w)
         room_id = await open_channel(slack_bridge, w, admin, w.general, w.bob)
         msg = fake.post_user_message(w.general.id, w.bob.id, "oops")
@@ -65,6 +66,22 @@ async def test_slack_delete_redacts(slack_bridge, slack_world, bridge_env, uid):
         fake.delete_message(w.general.id, msg.ts)
         redaction = await admin.wait_for_event(room_id, redacting(evt["event_id"]))
         assert redaction["sender"] == w.ghost(w.bob)
+        # a Slack admin removes a relayed Matrix message: the bridge bot redacts it
+        await admin.invite(room_id, carol.user_id)
+        await carol.join(room_id)
+        relayed = await carol.send_text(room_id, "relayed, then removed on slack")
+        await eventually(
+            lambda: any(
+                m.text == "relayed, then removed on slack" for m in fake.messages[w.general.id]
+            )
+        )
+        slack_msg = next(
+            m for m in fake.messages[w.general.id] if m.text == "relayed, then removed on slack"
+        )
+        fake.delete_message(w.general.id, slack_msg.ts)
+        redaction = await admin.wait_for_event(room_id, redacting(relayed))
+        assert redaction["sender"] != carol.user_id
+        assert redaction["sender"].startswith("@") and "_slack_" not in redaction["sender"]
 
 
 async def test_matrix_edits_and_redactions_reach_slack_without_echo(

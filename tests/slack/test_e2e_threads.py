@@ -76,6 +76,14 @@ async def test_slack_thread_reply_and_broadcast_reach_matrix(
         visible = await admin.wait_for_event(room_id, not_in_thread("for everyone"))
         assert rel(visible)["m.in_reply_to"]["event_id"] == root_evt["event_id"]
         assert threaded["sender"] == visible["sender"] == w.ghost(w.alice)
+        # a Slack thread under a message from Matrix
+        mx_root = await admin.send_text(room_id, "asked on matrix")
+        await eventually(
+            lambda: any(m.text == "asked on matrix" for m in fake.messages[w.general.id])
+        )
+        slack_root = next(m for m in fake.messages[w.general.id] if m.text == "asked on matrix")
+        fake.post_user_message(w.general.id, w.bob.id, "answered on slack", thread_ts=slack_root.ts)
+        await admin.wait_for_event(room_id, in_thread(mx_root, "answered on slack"))
 
 
 async def test_broadcast_edit_and_delete_reach_both_copies(
