@@ -81,7 +81,7 @@ class Edits:
             return  # attachments, unfurls, reply counts: the text did not change
         if self.connector.is_own_relay(client, message):
             return  # our own chat.update of a relayed message
-        if self.echoes.is_echo(("edit", channel, ts, text)):
+        if self.echoes.is_echo(("edit", channel, ts)):
             return  # our own chat.update with a personal token
         user = str(message.get("user") or "")
         if not user:
@@ -135,7 +135,11 @@ class Edits:
         channel = outbound.channel_of(client, edit)
         text = outbound.text_of(client, edit)
         ts = str(edit.target_id)
-        key = ("edit", channel, ts, text)
+        if client.is_app:  # its echo has the app's bot_id: recognised without a note
+            await client.call("chat.update", channel=channel, ts=ts, text=text)
+            return None
+        # by message, not text: Slack may store the text other than it was sent
+        key = ("edit", channel, ts)
         self.echoes.expect(key)
         try:
             await client.call("chat.update", channel=channel, ts=ts, text=text)

@@ -129,9 +129,13 @@ async def test_matrix_edits_and_redactions_reach_slack_without_echo(
         events = await admin.messages(room_id)
         for who in sent:  # Slack's message_changed for our own chat.update is not bridged back
             assert len(edits_of(events, sent[who])) == 1, who
+        # her own later edit on Slack still comes through
+        fake.edit_message(w.general.id, on_slack("alice fixed").ts, "alice, from slack")
+        await admin.wait_for_event(room_id, replacing(sent["alice"], "alice, from slack"))
+        sent_texts = {"admin": "admin fixed", "carol": "carol fixed", "alice": "alice, from slack"}
         for who, user in (("admin", admin), ("carol", carol), ("alice", alice_mx)):
             await user.redact(room_id, sent[who])
-            await eventually(lambda who=who: on_slack(f"{who} fixed") is None)
+            await eventually(lambda who=who: on_slack(sent_texts[who]) is None)
         await marker(admin, w, room_id, "after the deletes")
         redactions = [e for e in await admin.messages(room_id) if e["type"] == "m.room.redaction"]
         assert len(redactions) == 3  # the three users' own; no echo redacted them again

@@ -93,9 +93,9 @@ def test_malformed_reaction_items_are_skipped():
 
 def test_echo_notes_are_used_once_and_expire(monkeypatch):
     echoes = Echoes()
-    echoes.expect(("edit", "C1", "1.1", "text"))
-    assert echoes.is_echo(("edit", "C1", "1.1", "text"))
-    assert not echoes.is_echo(("edit", "C1", "1.1", "text"))  # a Slack user's same edit later
+    echoes.expect(("edit", "C1", "1.1"))
+    assert echoes.is_echo(("edit", "C1", "1.1"))
+    assert not echoes.is_echo(("edit", "C1", "1.1"))  # the user's own edit on Slack later
     echoes.expect(("delete", "C1", "1.2"))
     now = time.monotonic()
     monkeypatch.setattr(echoes_mod.time, "monotonic", lambda: now + echoes_mod.TTL + 1)
