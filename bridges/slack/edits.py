@@ -4,7 +4,8 @@ Slack -> Matrix: ``message_changed`` carries the whole message as it now is, wit
 ``ts`` (the original's): the edit always replaces the original Matrix event, never an earlier
 edit. Not every ``message_changed`` is an edit: Slack also sends one when a link unfurls,
 attachments change or a thread gets a reply (the parent's reply count): only a change of the
-text is bridged. A thread root deleted while it has replies stays as a ``tombstone``: that is
+text is bridged, once even when two app logins of the workspace report the same change (the
+same ``ts``). A thread root deleted while it has replies stays as a ``tombstone``: that is
 a delete. ``message_deleted`` removes every Matrix event the message became (its parts, both
 copies of a broadcast). The echo of the bridge's own ``chat.update`` is dropped: by ``bot_id``
 for the app's, by a note (:mod:`.echoes`) for a personal token's, which looks like the user's
@@ -19,6 +20,7 @@ name).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from bridgekit.contract.connector import EditHandler, RedactionHandler, SendRefused
@@ -42,6 +44,8 @@ log = logging.getLogger("bridgekit.slack.edits")
 
 #: Parts of a message whose text can be edited (files have none).
 TEXT_PARTS = ("", CHANNEL_PART)
+#: Changes remembered to recognise one reported twice (bounded, per process).
+SEEN_CHANGES = 10_000
 
 
 class Edits:
@@ -51,6 +55,9 @@ class Edits:
     def __init__(self, connector: SlackConnector) -> None:
         self.connector = connector
         self.echoes = Echoes()
+        #: Changes bridged, by (team, channel, the change's own ts): the same change reported
+        #: to two app logins (two deliveries, two event ids) is one edit.
+        self._changes: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def register(self) -> None:
         self.connector.inbound.on_subtype("message_changed", self.changed)
@@ -86,6 +93,9 @@ class Edits:
         user = str(message.get("user") or "")
         if not user:
             return
+        change = (client.team_id, channel, str(event.get("ts") or ""))
+        if change[2] and change in self._changes:
+            return  # the same change, delivered to another app login
         content = await inbound.content(client, {**message, "channel": channel})
         sender = inbound.sender(client, user)
         target = RemoteMessageID(ts)
@@ -104,6 +114,10 @@ class Edits:
                 target_part=CHANNEL_PART,
             )
             await inbound.queue(client, edit)
+        if change[2]:
+            self._changes[change] = None
+            if len(self._changes) > SEEN_CHANGES:
+                self._changes.popitem(last=False)
 
     async def deleted(
         self, client: SlackClient, event: dict[str, Any], payload: dict[str, Any]

@@ -3,12 +3,13 @@ slack-sdk) <-> bridge <-> real Synapse."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
 from tests.conftest import eventually
-from tests.slack.conftest import body_is, login_app, login_user, open_channel
+from tests.slack.conftest import body_is, connector, login_app, login_user, open_channel
 from tests.slack.test_e2e_threads import redacting, rel, replacing
 
 pytestmark = pytest.mark.engine_independent
@@ -167,3 +168,28 @@ async def test_emotes_both_ways(slack_bridge, slack_world, bridge_env, uid):
         await eventually(
             lambda: any(c.params.get("text") == "_shrugs_" for c in fake.calls("chat.postMessage"))
         )
+
+
+async def test_an_edit_seen_by_two_app_logins_is_bridged_once(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    """mautrix-slack bridged an edit once per logged-in user: the same message_changed
+    reaching both app logins of the workspace (each delivery with its own event id) makes
+    one Matrix edit."""
+    w, fake = slack_world, slack_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    admin2 = await bridge_env.synapse.register_user(uid("admin2"))
+    async with admin, admin2:
+        first = await login_app(slack_bridge, admin, w)
+        room_id = await open_channel(slack_bridge, w, admin, w.general, w.bob)
+        second = await login_app(slack_bridge, admin2, w)
+        msg = fake.post_user_message(w.general.id, w.bob.id, "edit me once")
+        original = await admin.wait_for_event(room_id, body_is("edit me once"))
+        payload = fake.edit_message(w.general.id, msg.ts, "edited once")
+        await admin.wait_for_event(room_id, replacing(original["event_id"], "edited once"))
+        for client in (first, second):
+            again = copy.deepcopy(payload)
+            again["event_id"] = f"Ev{uid('x').upper()}"
+            await connector(slack_bridge).receive(client, again)
+        await marker(admin, w, room_id, "after the deliveries")
+        assert len(edits_of(await admin.messages(room_id), original["event_id"])) == 1
