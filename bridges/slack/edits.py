@@ -88,14 +88,15 @@ class Edits:
             return  # attachments, unfurls, reply counts: the text did not change
         if self.connector.is_own_relay(client, message):
             return  # our own chat.update of a relayed message
+        change = (client.team_id, channel, str(event.get("ts") or ""))
+        if change in self._changes:
+            return  # the same change, delivered to another app login
         if self.echoes.is_echo(("edit", channel, ts)):
+            self._seen_change(change)  # (its second delivery is no edit either)
             return  # our own chat.update with a personal token
         user = str(message.get("user") or "")
         if not user:
             return
-        change = (client.team_id, channel, str(event.get("ts") or ""))
-        if change[2] and change in self._changes:
-            return  # the same change, delivered to another app login
         content = await inbound.content(client, {**message, "channel": channel})
         sender = inbound.sender(client, user)
         target = RemoteMessageID(ts)
@@ -114,7 +115,10 @@ class Edits:
                 target_part=CHANNEL_PART,
             )
             await inbound.queue(client, edit)
-        if change[2]:
+        self._seen_change(change)
+
+    def _seen_change(self, change: tuple[str, str, str]) -> None:
+        if change[2]:  # a change without its own ts cannot be told from another
             self._changes[change] = None
             if len(self._changes) > SEEN_CHANGES:
                 self._changes.popitem(last=False)
