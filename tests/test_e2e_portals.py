@@ -209,6 +209,21 @@ async def test_replies_and_threads_both_ways(bridge: Bridge, bridge_env: BridgeE
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == thread_eid)
         assert sent.data.content.thread_root == root_id
         assert sent.data.content.reply_to is None
+        assert sent.data.reply_to_thread is None
+        # A main-timeline reply to a message in a thread names that thread too.
+        plain_eid = await alice.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "answering the thread message",
+                "m.relates_to": {"m.in_reply_to": {"event_id": threaded["event_id"]}},
+            },
+        )
+        sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == plain_eid)
+        assert sent.data.content.thread_root is None
+        assert sent.data.content.reply_to is not None
+        assert sent.data.content.reply_to != root_id
+        assert sent.data.reply_to_thread == root_id
 
 
 async def test_portal_created_from_alias_query(bridge: Bridge, bridge_env: BridgeEnv, uid):

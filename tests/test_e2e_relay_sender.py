@@ -121,6 +121,13 @@ async def test_network_that_renders_senders_gets_relay_sender_and_untouched_cont
         assert sent.data.relay_sender is not None
         assert sent.data.relay_sender.avatar_url == sender.avatar_url
 
+        # Deleting the relayed message deletes it on the network (the relay posted it).
+        await carol.redact(room_id, eid)
+        sent = await net.wait_for(
+            lambda i: i.kind == "redaction" and i.data.target_id == first.remote_id
+        )
+        assert sent.data.relayed_for == carol.user_id
+
 
 async def test_without_the_capability_relayed_lines_stay_labelled(
     bridge: Bridge, bridge_env: BridgeEnv, uid
@@ -152,3 +159,10 @@ async def test_without_the_capability_relayed_lines_stay_labelled(
         assert sent.data.content.body == f"<{name}> * fixed"
         assert sent.data.relay_sender is None
         assert not [i for i in net.sent if i.kind == "edit"]
+        # Nor is a relayed message deleted there (it carries the relay's label, not carol).
+        await carol.redact(room_id, eid)
+        await alice.send_text(room_id, "after the redaction")
+        await net.wait_for(
+            lambda i: i.kind == "message" and i.data.content.body == "after the redaction"
+        )
+        assert not [i for i in net.sent if i.kind == "redaction"]

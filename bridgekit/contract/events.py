@@ -396,6 +396,10 @@ class MatrixMessage(MatrixEventBase):
     reply_to_sender: str | None = None
     #: Plain text of the message replied to (for networks that quote).
     reply_to_body: str | None = None
+    #: Remote id of the thread root of the message replied to, when that message is in a
+    #: thread and this one is not (a reply from the main timeline to a thread message):
+    #: networks whose replies are threads (Slack) answer in that thread.
+    reply_to_thread: RemoteMessageID | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     #: Set with ``relayed_for``: the label of the relayed sender. Already applied to every line
     #: of ``content``, unless the client is a

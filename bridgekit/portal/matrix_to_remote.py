@@ -211,15 +211,19 @@ class MatrixToRemote:
         if not caps.formatting:
             mc.html = None
         name = await self._display_name(evt["room_id"], evt["sender"])
-        reply_row = None
+        reply_row = reply_thread = None
         if mc.reply_to:
             reply_row = await self.store.message_by_remote(portal.network, portal.key, mc.reply_to)
+            if reply_row and reply_row.thread_root and not mc.thread_root:
+                root = await self._target(portal, reply_row.thread_root)
+                reply_thread = root.remote_id if root else None
         msg = MatrixMessage(
             **self._base(portal, evt),
             content=mc,
             sender_name=name,
             relayed_for=evt["sender"] if relayed else None,
             reply_to_sender=reply_row.sender_remote if reply_row else None,
+            reply_to_thread=reply_thread,
             raw=evt["content"],
             maybe_sent=replay,
             may_mention_room=await self.power.may_mention_room(evt["room_id"], evt["sender"]),
@@ -365,13 +369,15 @@ class MatrixToRemote:
         if not isinstance(redacts, str):
             return
         client, relayed = await self.choose_client(portal, evt["sender"])
-        if client is None or relayed:
+        if client is None:
             return
         caps = room_capabilities(client, portal)
         msg = await self._target(portal, redacts)
         if msg is not None:
             if msg.sender_mxid != evt["sender"]:
                 return  # a moderator's redaction: nothing to send
+            if relayed and not isinstance(client, RendersRelaySender):
+                return  # the relay's message carries a label, not the sender: left as is
             if not isinstance(client, RedactionHandler) or not caps.redactions:
                 await self._refuse(
                     portal,
@@ -386,7 +392,11 @@ class MatrixToRemote:
                 return
             try:
                 await client.handle_matrix_redaction(
-                    MatrixRedaction(**self._base(portal, evt), target_id=msg.remote_id)
+                    MatrixRedaction(
+                        **self._base(portal, evt),
+                        target_id=msg.remote_id,
+                        relayed_for=evt["sender"] if relayed else None,
+                    )
                 )
             except Exception as e:
                 await self._failed(portal, evt, e, notice=False)
@@ -394,6 +404,8 @@ class MatrixToRemote:
             await self.store.delete_message(redacts)
             await self._done(portal, evt)
             return
+        if relayed:
+            return  # relayed users' reactions are not bridged, so neither are removals
         reaction = await self.store.reaction_in_portal(portal.network, portal.key, redacts)
         # Only its sender's own removal: a moderator redacting it would otherwise remove,
         # through their own login, a reaction they never made (and leave the sender's).

@@ -4,6 +4,10 @@ An app login (:attr:`SlackLoginMeta.kind` "app") opens Socket Mode and receives 
 its workspace for everyone; it also relays Matrix users who have no login of their own (Slack
 shows the relayed name and avatar itself: ``RendersRelaySender``). A personal login only sends:
 its user's messages come in through the app, from the Matrix user's own account.
+
+Typing is not bridged, either way: Slack's Events API sends no typing events, and the Web API
+has no call that shows a bot or a user typing (only the retired RTM websocket had both), so
+there is nothing to receive and nothing honest to send. The client is no ``TypingHandler``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, Remote
 from bridgekit.contract.results import MessageResult
 
 from .api import error_code, is_dead_token, web_client
+from .edits import SlackEdits
 from .history import LiveGate, SlackBackfill
 from .ids import parse_chat_rid
+from .reactions import SlackReactions
 from .socket import SocketReceiver
 from .state import SlackLoginMeta
 
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.slack")
 
 
-class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill):
+class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, SlackReactions):
     connector: SlackConnector
 
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:

@@ -34,6 +34,7 @@ from .chat_changes import ChatChanges
 from .chats import Chats
 from .client import SlackClient
 from .dms import DirectChats, event_channel
+from .edits import Edits
 from .files import SlackFiles
 from .history import History
 from .ids import parse_chat_rid, parse_user_rid, user_rid
@@ -41,6 +42,7 @@ from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
 from .members import Members
 from .outbound import Outbound
+from .reactions import Reactions
 from .start_chat import SlackStartChat
 from .state import SlackLoginMeta
 from .user_updates import UserUpdates
@@ -73,6 +75,10 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         self.chat_changes = ChatChanges(self)
         self.members = Members(self)
         self.user_updates = UserUpdates(self)
+        self.edits = Edits(self)
+        self.edits.register()
+        self.reactions = Reactions(self)
+        self.reactions.register()
         self._seen: OrderedDict[str, None] = OrderedDict()
         #: Events being stored now, by id: a redelivery waits for the first delivery.
         self._in_flight: dict[str, asyncio.Future[None]] = {}

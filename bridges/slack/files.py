@@ -29,7 +29,6 @@ from bridgekit.contract.events import (
     MatrixMessage,
     MessageContent,
     MessagePart,
-    RemoteMessage,
     RemoteMessageID,
 )
 from bridgekit.contract.results import MessageResult
@@ -99,32 +98,11 @@ class SlackFiles:
     async def file_share(
         self, client: SlackClient, event: dict[str, Any], payload: dict[str, Any]
     ) -> None:
-        inbound = self.connector.inbound
+        """A message with files: our own upload's echo is dropped, the rest is a message
+        like any other (:meth:`Inbound.to_message` makes the files its parts)."""
         if self._own_upload(event):
             return
-        files = event.get("files")
-        if not isinstance(files, list) or not files:
-            await inbound.message(client, event)
-            return
-        channel = str(event.get("channel") or "")
-        ts = str(event.get("ts") or "")
-        user = str(event.get("user") or "")
-        if not channel or not ts or not user or self.connector.is_own_relay(client, event):
-            await inbound.message(client, event)  # its checks and logs
-            return
-        try:
-            timestamp = float(ts)
-        except ValueError:
-            log.warning("Skipping a Slack file message with a malformed ts")
-            return
-        msg = RemoteMessage(
-            portal=inbound.portal_of(client, channel, event),
-            sender=inbound.sender(client, user),
-            timestamp=timestamp,
-            id=RemoteMessageID(ts),
-            parts=await self.parts(client, event, await inbound.content(client, event)),
-        )
-        await inbound.queue(client, msg)
+        await self.connector.inbound.message(client, event)
 
     async def parts(
         self, client: SlackClient, event: dict[str, Any], text: MessageContent

@@ -24,6 +24,7 @@ from .dms import event_channel
 from .ids import portal_key, user_rid
 from .mrkdwn import NameTable, SlackUser, mentioned_ids, mrkdwn_to_matrix
 from .ordering import ChannelTurns
+from .threads import broadcast_parts, thread_root
 
 if TYPE_CHECKING:
     from .client import SlackClient
@@ -114,7 +115,7 @@ class Inbound:
     async def content(self, client: SlackClient, event: dict[str, Any]) -> MessageContent:
         text = str(event.get("text") or "")
         body, html = mrkdwn_to_matrix(text, await self.names(client, text))
-        content = MessageContent(body, html)
+        content = MessageContent(body, html, thread_root=thread_root(event))
         if event.get("subtype") == "me_message":
             content.msgtype = "m.emote"
         return content
@@ -153,11 +154,20 @@ class Inbound:
         if not user:
             log.debug("Slack message %s without a user not bridged", ts)
             return None
-        portal = self.portal_of(client, channel, event)
-        return RemoteMessage(
-            portal=portal,
+        try:
+            timestamp = float(ts)
+        except ValueError:
+            log.warning("Skipping a Slack message with a malformed ts")
+            return None
+        content = await self.content(client, event)
+        msg = RemoteMessage(
+            portal=self.portal_of(client, channel, event),
             sender=self.sender(client, user),
-            timestamp=float(ts),
+            timestamp=timestamp,
             id=RemoteMessageID(ts),
-            content=await self.content(client, event),
+            content=content,
         )
+        files = event.get("files")
+        if isinstance(files, list) and files:  # text and files: one message in parts
+            msg.parts = await self.connector.files.parts(client, event, content)
+        return broadcast_parts(event, msg)

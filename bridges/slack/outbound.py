@@ -7,6 +7,7 @@ user's name and avatar (``username`` / ``icon_url``, the runtime's RelaySender).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from bridgekit.contract.results import MessageResult
 
 from .html_to_mrkdwn import matrix_to_mrkdwn
 from .ids import parse_chat_rid
+from .threads import post_args
 
 if TYPE_CHECKING:
     from .client import SlackClient
@@ -74,12 +76,23 @@ class Outbound:
         if self.connector.files.is_file(msg):
             return await self.connector.files.send(client, msg)
         channel = self.channel_of(client, msg)
-        data = await client.call(
-            "chat.postMessage",
-            channel=channel,
-            text=self.text_of(client, msg),
-            unfurl_links=False,
-            **self.relay_args(msg),
-        )
+        thread = post_args(msg)
+        if msg.content.msgtype == "m.emote" and msg.relay_sender is None and not thread:
+            # Slack's own /me (subtype me_message); it takes no thread and no relayed name,
+            # so relayed and threaded emotes go as italics
+            emote = dataclasses.replace(msg, content=dataclasses.replace(msg.content))
+            emote.content.msgtype = "m.text"
+            data = await client.call(
+                "chat.meMessage", channel=channel, text=self.text_of(client, emote)
+            )
+        else:
+            data = await client.call(
+                "chat.postMessage",
+                channel=channel,
+                text=self.text_of(client, msg),
+                unfurl_links=False,
+                **thread,
+                **self.relay_args(msg),
+            )
         ts = str(data.get("ts") or "")
         return MessageResult(remote_id=RemoteMessageID(ts) if ts else None)

@@ -602,12 +602,13 @@ async def test_socket_link_needs_a_fresh_ticket(world: World) -> None:
 async def test_emitted_event_shapes(world: World) -> None:
     fake, ch = world.fake, world.general.id
     root = fake.post_user_message(ch, world.alice.id, "root")
-    fake.post_user_message(ch, world.bob.id, "reply", thread_ts=root.ts)
+    first_reply = fake.post_user_message(ch, world.bob.id, "reply", thread_ts=root.ts)
     fake.post_user_message(ch, world.bob.id, "loud", thread_ts=root.ts, reply_broadcast=True)
     fake.edit_message(ch, root.ts, "root (edited)")
     fake.add_reaction(ch, root.ts, world.bob.id, "tada")
     fake.remove_reaction(ch, root.ts, world.bob.id, "tada")
-    fake.delete_message(ch, root.ts)
+    fake.delete_message(ch, root.ts)  # it has replies: it stays, as a tombstone
+    fake.delete_message(ch, first_reply.ts)
     fake.update_user(world.alice.id, display_name="Alice L.", avatar=b"new-avatar")
     carol = fake.add_user(world.team.id, "carol")
     fake.join(ch, carol.id, inviter=world.alice.id)
@@ -629,6 +630,7 @@ async def test_emitted_event_shapes(world: World) -> None:
         ("message", "message_changed"),
         ("reaction_added", None),
         ("reaction_removed", None),
+        ("message", "message_changed"),
         ("message", "message_deleted"),
         ("user_change", None),
         ("member_joined_channel", None),
@@ -646,14 +648,18 @@ async def test_emitted_event_shapes(world: World) -> None:
     assert changed["message"]["edited"]["ts"] == changed["ts"]
     assert added["item"] == {"type": "message", "channel": ch, "ts": root.ts}
     assert added["item_user"] == world.alice.id and added["reaction"] == "tada"
-    assert events[6]["deleted_ts"] == root.ts
-    profile = events[7]["user"]["profile"]
+    tombstone = events[6]["message"]
+    assert tombstone["ts"] == root.ts and tombstone["subtype"] == "tombstone"
+    assert tombstone["text"] == "This message was deleted." and tombstone["reply_count"] == 2
+    assert events[7]["deleted_ts"] == first_reply.ts
+    assert events[7]["previous_message"]["text"] == "reply"
+    profile = events[8]["user"]["profile"]
     assert profile["display_name"] == "Alice L."
     async with aiohttp.ClientSession() as http, http.get(profile["image_192"]) as resp:
         assert await resp.read() == b"new-avatar"
-    assert events[8]["inviter"] == world.alice.id and events[8]["channel_type"] == "C"
-    assert events[11]["channel"]["name"] == "town-square"
-    assert events[12]["topic"] == "Weekly sync"
+    assert events[9]["inviter"] == world.alice.id and events[9]["channel_type"] == "C"
+    assert events[12]["channel"]["name"] == "town-square"
+    assert events[13]["topic"] == "Weekly sync"
     assert len({e.payload["event_id"] for e in fake.envelopes}) == len(events)
 
 

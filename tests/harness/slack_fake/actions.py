@@ -54,11 +54,42 @@ class UserActions:
         self._emit_message(msg)
         return msg
 
+    def post_me_message(self, channel: str, user: str, text: str) -> Message:
+        """``user`` types ``/me text``: a ``me_message``."""
+        conv = self.conversations[channel]
+        if user not in conv.members:
+            raise ValueError(f"{user} is not a member of {channel}")
+        msg = Message(channel, self.new_ts(), text, user=user, subtype="me_message")
+        self._store(msg)
+        self._emit_message(msg)
+        return msg
+
     def edit_message(self, channel: str, ts: str, text: str) -> dict[str, Any] | None:
         msg = self._maybe_message(channel, ts)
         if msg is None:
             raise ValueError(f"no message {ts} in {channel}")
         return self._edit(msg, text, msg.user or "")
+
+    def unfurl(self, channel: str, ts: str, url: str, title: str) -> dict[str, Any] | None:
+        """Slack unfurls a link of a message: the attachment is added and ``message_changed``
+        goes out with the text unchanged (and no ``edited``)."""
+        msg = self._maybe_message(channel, ts)
+        if msg is None:
+            raise ValueError(f"no message {ts} in {channel}")
+        return self._change(
+            msg,
+            lambda _ts: msg.extra.setdefault("attachments", []).append(
+                {
+                    "id": len(msg.extra.get("attachments", [])) + 1,
+                    "from_url": url,
+                    "original_url": url,
+                    "title": title,
+                    "title_link": url,
+                    "fallback": title,
+                    "service_name": url.split("/")[2] if "//" in url else url,
+                }
+            ),
+        )
 
     def delete_message(self, channel: str, ts: str) -> dict[str, Any] | None:
         msg = self._maybe_message(channel, ts)

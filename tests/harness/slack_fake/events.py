@@ -121,10 +121,18 @@ class EventEmitter:
         return self.emit_event(conv.team_id, event, conv)
 
     def _edit(self, msg: Message, text: str, editor: str) -> dict[str, Any] | None:
+        def change(event_ts: str) -> None:
+            msg.text = text
+            msg.edited = {"user": editor, "ts": event_ts}
+
+        return self._change(msg, change)
+
+    def _change(self, msg: Message, change: Any) -> dict[str, Any] | None:
+        """Apply ``change`` (given the event's ts) to a stored message and emit
+        ``message_changed``."""
         previous = self.message_json(msg)
-        msg.text = text
         event_ts = self.new_ts()
-        msg.edited = {"user": editor, "ts": event_ts}
+        change(event_ts)
         conv = self.conversations[msg.channel]
         if not self._sees(conv):
             return None
@@ -145,6 +153,17 @@ class EventEmitter:
         )
 
     def _delete(self, msg: Message) -> dict[str, Any] | None:
+        if msg.thread_ts == msg.ts and self._replies(msg.channel, msg.ts):
+            # A thread root with replies stays, as a tombstone: Slack changes it
+            # (``message_changed``) instead of deleting it, and the replies remain.
+            def tombstone(_event_ts: str) -> None:
+                msg.text = "This message was deleted."
+                msg.subtype = "tombstone"
+                msg.user = "USLACKBOT"
+                msg.files, msg.reactions, msg.edited = [], {}, None
+                msg.extra = {"hidden": True}
+
+            return self._change(msg, tombstone)
         previous = self.message_json(msg)
         self.messages[msg.channel].remove(msg)
         conv = self.conversations[msg.channel]

@@ -126,7 +126,7 @@ class Envelope:
 
 @dataclass
 class SlackApiFault:
-    kind: str  # "ratelimit", "error", "delay", "disconnect"
+    kind: str  # "ratelimit", "error", "delay", "late", "disconnect"
     error: str = ""
     retry_after: int = 1
     seconds: float = 0.0

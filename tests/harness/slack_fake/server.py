@@ -122,6 +122,7 @@ class FakeSlack(
             "conversations.replies": (self._conv_replies, ("bot", "user")),
             "conversations.open": (self._conv_open, ("bot", "user")),
             "chat.postMessage": (self._post_message, ("bot", "user")),
+            "chat.meMessage": (self._me_message, ("bot", "user")),
             "chat.update": (self._chat_update, ("bot", "user")),
             "chat.delete": (self._chat_delete, ("bot", "user")),
             "reactions.add": (self._reactions_add, ("bot", "user")),
@@ -180,6 +181,14 @@ class FakeSlack(
         """The next ``times`` calls of ``method`` answer ``seconds`` late."""
         self._faults.setdefault(method, deque()).append(
             SlackApiFault("delay", seconds=seconds, times=times)
+        )
+
+    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` take effect at once (their events go out)
+        but are answered ``seconds`` later, as when Slack's answer is slow on its way back:
+        the caller hears of its own change from the event first."""
+        self._faults.setdefault(method, deque()).append(
+            SlackApiFault("late", seconds=seconds, times=times)
         )
 
     def disconnect(self, method: str, times: int = 1) -> None:
@@ -283,11 +292,15 @@ class FakeSlack(
         self, method: str, params: dict[str, Any], token_value: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         faults = self._faults.get(method)
+        late = 0.0
         while faults:
             fault = faults[0]
             fault.times -= 1
             if fault.times <= 0:
                 faults.popleft()
+            if fault.kind == "late":
+                late += fault.seconds
+                continue
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
                 continue
@@ -319,4 +332,7 @@ class FakeSlack(
             result = handler(token, params)
         except _ApiError as e:
             return 200, {"ok": False, "error": e.error, **e.extra}, {}
+        finally:
+            if late:
+                await asyncio.sleep(late)
         return 200, {"ok": True, **result}, {}

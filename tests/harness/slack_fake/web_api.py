@@ -291,6 +291,23 @@ class WebApiMethods:
         self._emit_message(msg)
         return {"channel": conv.id, "ts": msg.ts, "message": self.message_json(msg)}
 
+    def _me_message(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.meMessage``: a ``me_message`` (no thread, no custom name)."""
+        conv = self._conv_for(token, params)
+        if conv.is_archived:
+            raise _ApiError("is_archived")
+        self._require_member(token, conv)
+        text = str(params.get("text") or "")
+        if not text:
+            raise _ApiError("no_text")
+        user = self.users[token.user_id]
+        msg = Message(conv.id, self.new_ts(), text, user=user.id, subtype="me_message")
+        if token.kind == "bot":
+            msg.bot_id = user.bot_id
+        self._store(msg)
+        self._emit_message(msg)
+        return {"channel": conv.id, "ts": msg.ts}
+
     def _chat_update(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
         conv = self._conv_for(token, params)
         msg = self._find_message(conv.id, str(params.get("ts") or ""))
