@@ -217,3 +217,49 @@ async def test_a_planned_refresh_does_not_catch_up(make_bridge, slack_world, bri
         fake.post_user_message(general.id, bob.id, "after the refresh")
         await admin.wait_for_event(room_id, body_is("after the refresh"), timeout=30)
         assert len(fake.calls("conversations.history")) == history
+
+
+async def test_files_and_broadcasts_said_while_away_arrive_as_live_ones_do(
+    make_bridge, slack_world, bridge_env, uid
+):
+    """Catch-up builds messages the way live events are built: a message with a file is one
+    message in parts (text, then the file), a broadcast thread reply is in its thread and in
+    the main timeline."""
+    fake, general, bob = slack_world.fake, slack_world.general, slack_world.bob
+    bridge = await make_bridge(**config(fake))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(bridge, admin, slack_world)
+        room_id = await open_channel(bridge, slack_world, admin, general, bob)
+        root = fake.messages[general.id][0]
+        await make_bridge.stop(bridge)
+        notes = fake.add_file(slack_world.team.id, bob.id, "notes.txt", b"minutes\n")
+        fake.post_user_message(general.id, bob.id, "see the notes", files=[notes])
+        fake.post_user_message(
+            general.id, bob.id, "said in the thread too", thread_ts=root.ts, reply_broadcast=True
+        )
+        fake.expire_unacked()
+        bridge = await make_bridge(**config(fake))
+        text = await admin.wait_for_event(room_id, body_is("see the notes"), timeout=60)
+        file_evt = await admin.wait_for_event(room_id, body_is("notes.txt"), timeout=30)
+        assert file_evt["content"]["msgtype"] == "m.file"
+        assert text["origin_server_ts"] <= file_evt["origin_server_ts"]
+        root_evt = await admin.wait_for_event(room_id, body_is("first words"))
+
+        def in_thread(e: dict[str, Any]) -> bool:
+            rel = e.get("content", {}).get("m.relates_to") or {}
+            return (
+                e.get("content", {}).get("body") == "said in the thread too"
+                and rel.get("rel_type") == "m.thread"
+                and rel.get("event_id") == root_evt["event_id"]
+            )
+
+        def in_timeline(e: dict[str, Any]) -> bool:
+            rel = e.get("content", {}).get("m.relates_to") or {}
+            return (
+                e.get("content", {}).get("body", "").endswith("said in the thread too")
+                and rel.get("rel_type") != "m.thread"
+            )
+
+        await admin.wait_for_event(room_id, in_thread, timeout=30)
+        await admin.wait_for_event(room_id, in_timeline, timeout=30)
