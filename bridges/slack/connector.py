@@ -11,6 +11,7 @@ Portals are channels (one per channel, shared by the workspace's logins), DMs an
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import OrderedDict
@@ -59,6 +60,8 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        #: Events being handled: a redelivery meanwhile waits for the first delivery's fate.
+        self._inflight: dict[str, asyncio.Future[None]] = {}
 
     # -- config --------------------------------------------------------------------------------
 
@@ -189,14 +192,39 @@ class SlackConnector(NetworkConnector, DefaultRelay):
             self._seen.popitem(last=False)
         return True
 
+    def app_for_payload(
+        self, client: SlackClient, payload: Mapping[str, Any]
+    ) -> SlackClient | None:
+        """The app login a payload belongs to: its workspace's (``team_id``); one app token
+        may serve several workspaces, each with its own app login."""
+        team = payload.get("team_id")
+        if not team or team == client.team_id:
+            return client
+        apps = self.app_clients(str(team))
+        return apps[0] if apps else None
+
     async def receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
-        """One Events API payload from one of the apps (Socket Mode or HTTP)."""
+        """One Events API payload from one of the apps (Socket Mode or HTTP). Returns once
+        what it means is stored; raises if it was not (the delivery must not be acked)."""
         event_id = str(payload.get("event_id") or "")
+        pending = self._inflight.get(event_id) if event_id else None
+        if pending is not None:  # delivered again while the first is being handled
+            await asyncio.shield(pending)
+            return
         if event_id and not self.first_sight(event_id):
             log.debug("Event %s seen already", event_id)
             return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if event_id:
+            self._inflight[event_id] = done
         try:
             await self.inbound.handle(client, payload)
-        except BaseException:
+        except BaseException as e:
             self._seen.pop(event_id, None)  # not stored: let the redelivery through
+            done.set_exception(e if isinstance(e, Exception) else RuntimeError("cancelled"))
             raise
+        else:
+            done.set_result(None)
+        finally:
+            self._inflight.pop(event_id, None)
