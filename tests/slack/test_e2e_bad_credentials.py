@@ -51,8 +51,11 @@ async def test_app_token_revoked_in_the_reconnect_loop(slack_bridge, slack_world
         assert await fake.drop_sockets() == 1
         # slack-sdk notices the dead socket and asks apps.connections.open for a new URL
         await fake.wait_for(
-            lambda r: r.method == "apps.connections.open" and r.token == app_token
-            and (r.response or {}).get("error") == "invalid_auth",
+            lambda r: (
+                r.method == "apps.connections.open"
+                and r.token == app_token
+                and (r.response or {}).get("error") == "invalid_auth"
+            ),
             timeout=30,
         )
         state = slack_bridge.login_states[client.login.id]
