@@ -42,13 +42,30 @@ def lose_acks(client, envelopes: set[str] | None = None) -> list[str]:
     return lost
 
 
+def count_queued(bridge, monkeypatch) -> list[object]:
+    """Every remote event the connector queues, in a list."""
+    api = connector(bridge).bridge
+    real = api.queue_remote_event
+    queued: list[object] = []
+
+    async def spy(login_id, event):
+        queued.append(event)
+        await real(login_id, event)
+
+    monkeypatch.setattr(api, "queue_remote_event", spy)
+    return queued
+
+
 @pytest.mark.parametrize("how", ["refresh", "dropped", "timeout"])
-async def test_redelivery_reaches_matrix_once(slack_bridge, slack_world, bridge_env, uid, how):
+async def test_redelivery_reaches_matrix_once(
+    slack_bridge, slack_world, bridge_env, uid, monkeypatch, how
+):
     fake, general = slack_world.fake, slack_world.general
     admin = await bridge_env.synapse.register_user(uid("admin"))
     async with admin:
         client = await login_app(slack_bridge, admin, slack_world)
         room_id = await open_channel(slack_bridge, slack_world, admin, general, slack_world.bob)
+        queued = count_queued(slack_bridge, monkeypatch)
         lost = lose_acks(client)
         fake.post_user_message(general.id, slack_world.bob.id, "said once")
         env = fake.envelopes[-1]
@@ -69,6 +86,11 @@ async def test_redelivery_reaches_matrix_once(slack_bridge, slack_world, bridge_
         fake.post_user_message(general.id, slack_world.bob.id, "said after")
         await admin.wait_for_event(room_id, body_is("said after"))
         assert bodies(admin, room_id, "said once") == ["said once"]
+        # Recognised by its event id: the redelivery was not even queued again.
+        said = [
+            e for e in queued if getattr(getattr(e, "content", None), "body", "") == "said once"
+        ]
+        assert len(said) == 1
 
 
 async def test_envelope_not_stored_is_not_acked_and_comes_again(
