@@ -33,6 +33,7 @@ class SlackLogin(LoginProcess):
         self.user_mxid = user_mxid
         self.flow = flow
         self.meta = SlackLoginMeta(kind=flow)
+        self.user_name = ""  # as auth.test names the token's user, for the login's name
 
     async def start(self) -> LoginStep:
         if self.flow == APP_FLOW:
@@ -107,6 +108,7 @@ class SlackLogin(LoginProcess):
         self.meta.team_id = str(data.get("team_id") or "")
         self.meta.team_name = str(data.get("team") or self.meta.team_id)
         self.meta.user_id = str(data.get("user_id") or "")
+        self.user_name = str(data.get("user") or "")
         url = str(data.get("url") or "")
         self.meta.team_domain = url.split("//", 1)[-1].split(".", 1)[0] if url else ""
         if not self.meta.team_id or not self.meta.user_id:
@@ -122,6 +124,6 @@ class SlackLogin(LoginProcess):
             user_mxid=self.user_mxid,
             network=self.connector.name,
             remote_id=remote,
-            remote_name=f"{meta.team_name} ({who} {meta.user_id})",
+            remote_name=f"{meta.team_name} ({who} {self.user_name or meta.user_id})",
             metadata=self.connector.meta_to_dict(meta),
         )

@@ -106,6 +106,7 @@ class FakeSlack(
         self._methods: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
             "api.test": (self._api_test, ()),
             "auth.test": (self._auth_test, ("bot", "user")),
+            "auth.revoke": (self._auth_revoke, ("bot", "user")),
             "apps.connections.open": (self._connections_open, ("app",)),
             "users.info": (self._users_info, ("bot", "user")),
             "users.list": (self._users_list, ("bot", "user")),
