@@ -32,6 +32,7 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .events_http import EventsListener
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
@@ -59,6 +60,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.chats = Chats(self)
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
+        self.events_api = EventsListener(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
         #: Events being handled: a redelivery meanwhile waits for the first delivery's fate.
         self._inflight: dict[str, asyncio.Future[None]] = {}
@@ -72,6 +74,12 @@ class SlackConnector(NetworkConnector, DefaultRelay):
     @classmethod
     def namespace_templates(cls, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         return [str(cfg.setting(config, "ghost_template"))], []
+
+    async def start(self) -> None:
+        await self.events_api.start()
+
+    async def stop(self) -> None:
+        await self.events_api.stop()
 
     # -- logins --------------------------------------------------------------------------------
 
