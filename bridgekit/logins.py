@@ -157,7 +157,10 @@ class LoginService:
     # -- logins --------------------------------------------------------------------------------
 
     async def load(self, login: LoginInfo) -> NetworkClient:
-        """Load a stored login into its connector, and start connecting it."""
+        """Load a stored login into its connector, and start connecting it. A login loaded
+        already under the same id (logging in again after its credentials died) is replaced:
+        its old client is disconnected and leaves the user's logins."""
+        await self._unload(login.id)
         connector = self.connectors[login.network]
         client = await connector.load_login(login)
         state = self.states.get(login.id)
@@ -178,6 +181,19 @@ class LoginService:
         except Exception as e:
             log.exception("Login %s failed to connect", client.login.id)
             self.report_state(client.login.id, BridgeStateEvent.UNKNOWN_ERROR, str(e))
+
+    async def _unload(self, login_id: str) -> None:
+        old = self.logins.pop(login_id, None)
+        if old is None:
+            return
+        user = self.users.get(old.user_mxid)
+        if user is not None and old in user.logins:
+            user.logins.remove(old)
+        self.clients.pop(login_id, None)
+        try:
+            await asyncio.wait_for(old.client.disconnect(), 10)
+        except Exception:
+            log.exception("Error disconnecting the replaced login %s", login_id)
 
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         await self.store.save_login(login)

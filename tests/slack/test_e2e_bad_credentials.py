@@ -130,3 +130,40 @@ async def test_transient_failure_at_connect_is_retried(slack_bridge, slack_world
         assert state.state == BridgeStateEvent.TRANSIENT_DISCONNECT
         await eventually(lambda: state.state == BridgeStateEvent.CONNECTED, timeout=20)
         assert not client.dead
+
+
+async def test_logging_in_again_after_a_revoked_token_brings_the_login_back(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    """What the notice says to do works: `login slack app` with new tokens replaces the dead
+    login (same login, now connected), and the bridge relays again."""
+    from tests.slack.test_e2e_login import say_secret
+    from tests.test_e2e_command_safety import trusted_management_room
+
+    fake = slack_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        conv = await trusted_management_room(admin, slack_bridge)
+        client = await login_app(slack_bridge, admin, slack_world)
+        room_id = await open_channel(
+            slack_bridge, slack_world, admin, slack_world.general, slack_world.bob
+        )
+        old_bot, old_app = slack_world.bot_token, slack_world.app_token
+        fake.revoke(old_bot, "token_revoked")
+        fake.revoke(old_app, "token_revoked")
+        await client.mark_dead("token_revoked")
+        assert "BAD_CREDENTIALS" in await conv.next_notice(timeout=20)
+        await conv.say("login slack app")
+        await say_secret(conv, slack_world.bot_token)  # the fake issues new tokens
+        done, _ = await say_secret(conv, slack_world.app_token)
+        assert "Logged in to slack" in done and client.login.id in done
+        state = slack_bridge.login_states[client.login.id]
+        await eventually(lambda: state.state == BridgeStateEvent.CONNECTED, timeout=20)
+        await eventually(lambda: fake.connected_sockets == 1, timeout=20)
+        clients = slack_bridge.logins.clients_of(admin.user_id, "slack")
+        assert len(clients) == 1 and not clients[0].dead
+        await admin.send_text(room_id, "relayed again")
+        call = await fake.wait_for(
+            lambda r: r.method == "chat.postMessage" and r.params.get("text") == "relayed again"
+        )
+        assert call.token == slack_world.bot_token != old_bot
