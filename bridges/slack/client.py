@@ -127,6 +127,23 @@ class SlackClient(NetworkClient, RendersRelaySender):
             await self.disconnect()
             await self.connect()
 
+    def socket_lost(self) -> None:
+        """slack-sdk lost the Socket Mode connection and is reconnecting."""
+        if self.connected and not self.dead:
+            self.connected = False
+            self.connector.bridge.report_state(
+                self.login.id,
+                BridgeStateEvent.TRANSIENT_DISCONNECT,
+                "Socket Mode connection lost: reconnecting",
+            )
+
+    def socket_up(self) -> None:
+        """A Socket Mode connection said hello: after a loss, the login is back."""
+        socket = self.socket
+        if not self.connected and not self.dead and socket is not None and socket.started:
+            self.connected = True
+            self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
+
     def token_refused(self, which: str, error: str) -> None:
         """Slack said ``which`` token is dead (``error``): the login stops for good, now
         (synchronous: called from inside slack-sdk's reconnect loop, which must not go round

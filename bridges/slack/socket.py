@@ -9,15 +9,18 @@ and the same event reaching two app logins of one workspace are recognised by ev
 (:meth:`~.connector.SlackConnector.receive`). A malformed envelope (:mod:`.envelopes`) is
 logged and acknowledged (Slack would otherwise resend it), never raised.
 
-slack-sdk reconnects by itself (dropped socket, ``disconnect`` frame); when its
-``apps.connections.open`` says the app-level token is dead, the login's
-:class:`~.credentials.TokenWatch` stops the client (it would retry forever).
+slack-sdk reconnects by itself (dropped socket, ``disconnect`` frame); a lost connection is
+reported as a transient disconnect until the next ``hello`` (then CONNECTED again, which
+makes the runtime catch up on what was missed). When its ``apps.connections.open`` says the
+app-level token is dead, the login's :class:`~.credentials.TokenWatch` stops the client (it
+would retry forever).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -35,25 +38,41 @@ log = logging.getLogger("bridgekit.slack.socket")
 MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 
+class _SocketModeClient(SocketModeClient):
+    """slack-sdk's client, telling when it starts reconnecting on its own (a dropped or stale
+    connection; not the ``disconnect`` refresh Slack asks for, which is planned)."""
+
+    on_lost: Callable[[], None] = staticmethod(lambda: None)
+
+    async def connect_to_new_endpoint(self, force: bool = False) -> None:
+        if not force and not self.closed:
+            self.on_lost()
+        await super().connect_to_new_endpoint(force)
+
+
 class SocketReceiver:
     def __init__(self, client: SlackClient) -> None:
         self.client = client
         self.sm: SocketModeClient | None = None
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        #: The first connection is made (later ones are slack-sdk's reconnects).
+        self.started = False
 
     async def start(self) -> None:
         """Connect (slack-sdk retries a failed connection itself, until :meth:`halt`)."""
         connector = self.client.connector
         watch = TokenWatch(APP_TOKEN, self.client.token_refused)
-        self.sm = SocketModeClient(
+        self.sm = _SocketModeClient(
             app_token=self.client.meta.app_token,
             web_client=web_client(connector.config, None, watch=watch),
             logger=logging.getLogger("bridgekit.slack.sdk"),
         )
+        self.sm.on_lost = self.client.socket_lost
         self.sm.message_listeners.append(self._on_message)
         self._worker = asyncio.get_running_loop().create_task(self._work())
         await self.sm.connect()
+        self.started = True
 
     def halt(self) -> None:
         """Stop every reconnect attempt now (synchronous: from inside the SDK's loops)."""
@@ -77,7 +96,10 @@ class SocketReceiver:
         # Called in a task per frame: only take the frame's place in line here.
         if not isinstance(message, dict):
             return
-        if message.get("type") in ("hello", "disconnect"):
+        if message.get("type") == "hello":
+            self.client.socket_up()
+            return
+        if message.get("type") == "disconnect":
             return  # slack-sdk's business
         envelope_id = message.get("envelope_id")
         if not isinstance(envelope_id, str) or not envelope_id:

@@ -216,3 +216,34 @@ async def test_a_burst_from_slack_arrives_in_order(slack_bridge, slack_world, br
             fake.post_user_message(general.id, speakers[i % 2].id, text)
         await eventually(lambda: len(bodies(admin, room_id, "in order")) >= 30, timeout=60)
         assert bodies(admin, room_id, "in order") == expected
+
+
+async def test_a_lost_connection_is_a_transient_disconnect_until_slack_says_hello(
+    slack_bridge, slack_world, bridge_env, uid, monkeypatch
+):
+    """While slack-sdk reconnects (here apps.connections.open fails twice), the login is
+    TRANSIENT_DISCONNECT; the next hello makes it CONNECTED (and the runtime catches up)."""
+    from bridgekit.contract.connector import BridgeStateEvent
+
+    fake, general = slack_world.fake, slack_world.general
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        client = await login_app(slack_bridge, admin, slack_world)
+        room_id = await open_channel(slack_bridge, slack_world, admin, general, slack_world.bob)
+        state = slack_bridge.login_states[client.login.id]
+        seen: list[BridgeStateEvent] = []
+        report = connector(slack_bridge).bridge.report_state
+
+        def spy(login_id, st, message="", error=""):
+            seen.append(st)
+            report(login_id, st, message, error)
+
+        monkeypatch.setattr(connector(slack_bridge).bridge, "report_state", spy)
+        fake.fail("apps.connections.open", "internal_error", times=1)
+        assert await fake.drop_sockets() == 1
+        await eventually(lambda: BridgeStateEvent.TRANSIENT_DISCONNECT in seen, timeout=20)
+        await eventually(lambda: state.state == BridgeStateEvent.CONNECTED, timeout=30)
+        assert seen[-2:] == [BridgeStateEvent.TRANSIENT_DISCONNECT, BridgeStateEvent.CONNECTED]
+        assert not client.dead and fake.connected_sockets == 1
+        fake.post_user_message(general.id, slack_world.bob.id, "back again")
+        await admin.wait_for_event(room_id, body_is("back again"), timeout=20)
