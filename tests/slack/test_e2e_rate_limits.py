@@ -53,7 +53,7 @@ async def test_retry_after_holds_back_the_method_not_the_others(slack_bridge, sl
         [{"user_token": fake.user_token(slack_world.alice.id)}],
     )
     client = SlackClient(connector(slack_bridge), info)
-    fake.rate_limit("chat.postMessage", retry_after=2, times=1)
+    fake.rate_limit("chat.postMessage", retry_after=3, times=1)
     loop = asyncio.get_running_loop()
     start = loop.time()
     first = asyncio.ensure_future(
@@ -64,11 +64,11 @@ async def test_retry_after_holds_back_the_method_not_the_others(slack_bridge, sl
         client.call("chat.postMessage", channel=slack_world.general.id, text="two")
     )
     await client.call("auth.test")  # another method is not held back
-    assert loop.time() - start < 1.5
+    assert loop.time() - start < 2.5
     await asyncio.sleep(0.5)
     assert len(fake.calls("chat.postMessage")) == 1  # "two" waits for the Retry-After
     await asyncio.gather(first, second)
-    assert loop.time() - start >= 2
+    assert loop.time() - start >= 3
     assert [m.text for m in fake.messages[slack_world.general.id][-2:]] == ["one", "two"]
 
 
