@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +39,31 @@ log = logging.getLogger("bridgekit.slack.socket")
 MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 
+#: Seconds a Socket Mode URL is used after ``apps.connections.open`` gave it.
+URL_FRESH = 3.0
+
+
 class _SocketModeClient(SocketModeClient):
     """slack-sdk's client, telling when it starts reconnecting on its own (a dropped or stale
-    connection; not the ``disconnect`` refresh Slack asks for, which is planned)."""
+    connection; not the ``disconnect`` refresh Slack asks for, which is planned), and never
+    retrying a spent URL: its ``connect()`` retries a failed handshake with the same URL
+    every few seconds forever (and would never learn that the token died meanwhile), but a
+    URL is good for one connection. Here a URL older than :data:`URL_FRESH` reads as None,
+    which makes that loop ask ``apps.connections.open`` for a new one."""
 
     on_lost: Callable[[], None] = staticmethod(lambda: None)
+    _url: str | None = None
+    _url_at = 0.0
+
+    @property  # type: ignore[override]
+    def wss_uri(self) -> str | None:
+        if self._url is not None and time.monotonic() - self._url_at > URL_FRESH:
+            self._url = None
+        return self._url
+
+    @wss_uri.setter
+    def wss_uri(self, value: str | None) -> None:
+        self._url, self._url_at = value, time.monotonic()
 
     async def connect_to_new_endpoint(self, force: bool = False) -> None:
         if not force and not self.closed:

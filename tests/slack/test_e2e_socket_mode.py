@@ -247,3 +247,25 @@ async def test_a_lost_connection_is_a_transient_disconnect_until_slack_says_hell
         assert not client.dead and fake.connected_sockets == 1
         fake.post_user_message(general.id, slack_world.bob.id, "back again")
         await admin.wait_for_event(room_id, body_is("back again"), timeout=20)
+
+
+async def test_a_failed_handshake_gets_a_new_url(slack_bridge, slack_world, bridge_env, uid):
+    """slack-sdk retries a failed websocket handshake with the same URL forever; a Socket Mode
+    URL is good for one connection, so each retry must ask apps.connections.open again."""
+    fake, general = slack_world.fake, slack_world.general
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(slack_bridge, admin, slack_world)
+        room_id = await open_channel(slack_bridge, slack_world, admin, general, slack_world.bob)
+        opened = len(fake.calls("apps.connections.open"))
+        before = [r for r in fake.requests if r.kind == "socket"]
+        fake.refuse_sockets(1)
+        assert await fake.drop_sockets() == 1
+
+        def handshakes() -> list[int | None]:
+            return [r.status for r in fake.requests if r.kind == "socket"][len(before) :]
+
+        await eventually(lambda: handshakes() == [503, 101], timeout=40)
+        assert len(fake.calls("apps.connections.open")) == opened + 2
+        fake.post_user_message(general.id, slack_world.bob.id, "through the new url")
+        await admin.wait_for_event(room_id, body_is("through the new url"), timeout=20)

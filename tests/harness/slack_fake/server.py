@@ -86,6 +86,7 @@ class FakeSlack(
         self.push_retry_delays: tuple[float, ...] = ()
         self._faults: dict[str, deque[SlackApiFault]] = {}
         self._tickets: set[str] = set()
+        self.refused_sockets = 0  # websocket handshakes still to refuse (refuse_sockets)
         self._uploads: dict[str, str] = {}  # upload ticket -> file id
         self._sockets: list[_Socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -52,6 +52,11 @@ class SocketMode:
             self._notify()
             return web.Response(status=401, text="invalid ticket")
         self._tickets.discard(ticket)
+        if self.refused_sockets > 0:  # the ticket is spent all the same
+            self.refused_sockets -= 1
+            rec.status = 503
+            self._notify()
+            return web.Response(status=503, text="try again")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         rec.status = 101
@@ -106,6 +111,11 @@ class SocketMode:
                 live[-1].queue.put_nowait(env.frame())
                 n += 1
         return n
+
+    def refuse_sockets(self, times: int = 1) -> None:
+        """The next ``times`` websocket handshakes fail with 503 (their URLs are spent: a
+        client must ask ``apps.connections.open`` for a new one)."""
+        self.refused_sockets += times
 
     def send_frame(self, frame: dict[str, Any] | str) -> bool:
         """Send one frame as is on the newest live socket (a dict as JSON, a string raw): for
