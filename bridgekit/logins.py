@@ -157,9 +157,13 @@ class LoginService:
     # -- logins --------------------------------------------------------------------------------
 
     async def load(self, login: LoginInfo) -> NetworkClient:
-        """Load a stored login into its connector, and start connecting it."""
+        """Load a stored login into its connector, and start connecting it. A login loaded
+        already under the same id (logging in again after its credentials died) is replaced:
+        its old client (unless the connector hands the same one back) is disconnected and
+        leaves the user's logins."""
         connector = self.connectors[login.network]
         client = await connector.load_login(login)
+        await self._replace(login.id, client)
         state = self.states.get(login.id)
         if state is None:
             state = self.states[login.id] = LoginState()
@@ -178,6 +182,21 @@ class LoginService:
         except Exception as e:
             log.exception("Login %s failed to connect", client.login.id)
             self.report_state(client.login.id, BridgeStateEvent.UNKNOWN_ERROR, str(e))
+
+    async def _replace(self, login_id: str, client: NetworkClient) -> None:
+        old = self.logins.pop(login_id, None)
+        if old is None:
+            return
+        user = self.users.get(old.user_mxid)
+        if user is not None and old in user.logins:
+            user.logins.remove(old)
+        self.clients.pop(login_id, None)
+        if old.client is client:  # the connector reuses its live client (xmpp auto_login)
+            return
+        try:
+            await asyncio.wait_for(old.client.disconnect(), 10)
+        except Exception:
+            log.exception("Error disconnecting the replaced login %s", login_id)
 
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         await self.store.save_login(login)

@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from . import config as cfg
+from .ratelimit import MethodLimits
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -49,18 +48,25 @@ def api_url(config: Mapping[str, Any]) -> str:
     return str(cfg.setting(config, "api_url")) or DEFAULT_API_URL
 
 
-def web_client(config: Mapping[str, Any], token: str | None) -> AsyncWebClient:
-    """A client for ``token`` against the configured API (``api_url``), with 429 retries."""
+def web_client(
+    config: Mapping[str, Any],
+    token: str | None,
+    *,
+    watch: AsyncRetryHandler | None = None,
+    limits: MethodLimits | None = None,
+) -> AsyncWebClient:
+    """A client for ``token`` against the configured API (``api_url``), with 429 retries
+    (``limits``: a login's own, shared by its clients) and connection-error retries;
+    ``watch`` sees every answer first (:class:`~.credentials.TokenWatch`)."""
+    if limits is None:
+        limits = MethodLimits(int(cfg.setting(config, "rate_limit_retries")))
+    handlers: list[AsyncRetryHandler] = [] if watch is None else [watch]
+    handlers += [AsyncConnectionErrorRetryHandler(max_retry_count=2), limits]
     return AsyncWebClient(
         token=token,
         base_url=api_url(config),
         timeout=int(cfg.setting(config, "request_timeout")),
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(
-                max_retry_count=int(cfg.setting(config, "rate_limit_retries"))
-            ),
-        ],
+        retry_handlers=handlers,
     )
 
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridgekit.contract.connector import (
@@ -28,10 +27,13 @@ from bridgekit.contract.connector import (
 from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, RemoteUserID, UserInfo
 from bridgekit.contract.results import MessageResult
 
+from . import config as cfg
 from .api import error_code, is_dead_token, web_client
+from .credentials import BOT_TOKEN, USER_TOKEN, TokenWatch, dead_notice
 from .edits import SlackEdits
 from .history import LiveGate, SlackBackfill
 from .ids import parse_chat_rid
+from .ratelimit import MethodLimits
 from .reactions import SlackReactions
 from .socket import SocketReceiver
 from .state import SlackLoginMeta
@@ -48,14 +50,23 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:
         super().__init__(connector, login)
         self.meta: SlackLoginMeta = connector.meta_from_dict(login.metadata)
-        self.web: AsyncWebClient = web_client(connector.config, self.meta.token)
+        self.limits = MethodLimits(int(cfg.setting(connector.config, "rate_limit_retries")))
+        which = BOT_TOKEN if self.is_app else USER_TOKEN
+        self.web: AsyncWebClient = web_client(
+            connector.config,
+            self.meta.token,
+            watch=TokenWatch(which, self.token_refused),
+            limits=self.limits,
+        )
         self.socket: SocketReceiver | None = None
         self.connected = False
-        #: Set once Slack said the token is dead: nothing retries until the user logs in again.
+        #: Set once Slack said a token is dead: nothing retries until the user logs in again.
         self.dead = False
         self._retry: asyncio.Task[None] | None = None
         #: Closed from each connect until the runtime queued this login's catch-ups.
         self.live_gate = LiveGate()
+        self._failures = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def team_id(self) -> str:
@@ -68,6 +79,8 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
     # -- connection ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        if self.dead:
+            return
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         try:
             resp = await self.web.auth_test()
@@ -86,7 +99,10 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
             except Exception as e:  # noqa: BLE001
                 await self.failed(e)
                 return
+        if self.dead:  # the app-level token was refused while connecting
+            return
         self.connected = True
+        self._failures = 0
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
 
     async def disconnect(self) -> None:
@@ -100,38 +116,81 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
             self.socket = None
 
     async def failed(self, exc: BaseException) -> None:
-        """A call failed: a dead token stops the login, anything else is retried later."""
+        """A call failed: a dead token stops the login, anything else is retried later
+        (backing off: 5 s, 10 s, ... up to 5 minutes)."""
         if is_dead_token(exc):
-            await self.mark_dead(error_code(exc))
+            self.token_refused(BOT_TOKEN if self.is_app else USER_TOKEN, error_code(exc))
+        if self.dead:
             return
         log.warning("Slack login %s: %s", self.login.id, exc)
         self.connector.bridge.report_state(
             self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, str(exc)
         )
         if self._retry is None or self._retry.done():
-            self._retry = asyncio.create_task(self._reconnect_later())
+            delay = min(5.0 * 2**self._failures, 300.0)
+            self._failures += 1
+            self._retry = asyncio.create_task(self._reconnect_later(delay))
 
-    async def _reconnect_later(self, delay: float = 5.0) -> None:
+    async def _reconnect_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
         self._retry = None
         if not self.dead:
             await self.disconnect()
             await self.connect()
 
-    async def mark_dead(self, error: str) -> None:
+    def socket_lost(self) -> None:
+        """slack-sdk lost the Socket Mode connection and is reconnecting."""
+        if self.connected and not self.dead:
+            self.connected = False
+            self.connector.bridge.report_state(
+                self.login.id,
+                BridgeStateEvent.TRANSIENT_DISCONNECT,
+                "Socket Mode connection lost: reconnecting",
+            )
+
+    def socket_up(self) -> None:
+        """A Socket Mode connection said hello: after a loss, the login is back."""
+        socket = self.socket
+        if not self.connected and not self.dead and socket is not None and socket.started:
+            self.connected = True
+            # Back after a gap: live events wait behind the catch-up that CONNECTED starts
+            # (history.py). Called before any envelope after this hello is handled.
+            self.live_gate.close()
+            self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
+
+    def token_refused(self, which: str, error: str) -> None:
+        """Slack said ``which`` token is dead (``error``): the login stops for good, now
+        (synchronous: called from inside slack-sdk's reconnect loop, which must not go round
+        again), and the user is told once what to do."""
         if self.dead:
             return
         self.dead = True
         self.connected = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self.socket is not None:
-            await self.socket.stop()
-            self.socket = None
+            self.socket.halt()
+        log.warning("Slack login %s: the %s was refused (%s)", self.login.id, which, error)
         self.connector.bridge.report_state(
             self.login.id,
             BridgeStateEvent.BAD_CREDENTIALS,
-            f"Slack refused the token ({error}): log in again with `login slack`",
+            dead_notice(which, error, self.meta.kind),
             error=error,
         )
+        task = asyncio.get_running_loop().create_task(self._close_socket())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_socket(self) -> None:
+        if self.socket is not None:
+            socket, self.socket = self.socket, None
+            await socket.stop()
+
+    async def mark_dead(self, error: str) -> None:
+        """Stop the login as if Slack had refused its token with ``error``."""
+        self.token_refused(BOT_TOKEN if self.is_app else USER_TOKEN, error)
+        await self._close_socket()
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -158,11 +217,9 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         """A Web API call with this login's token (through the SDK's method for it, which
-        encodes the arguments as that method wants); a dead token stops the login."""
-        try:
-            resp = await getattr(self.web, method.replace(".", "_"))(**params)
-        except SlackApiError as e:
-            if is_dead_token(e):
-                await self.mark_dead(error_code(e))
-            raise
+        encodes the arguments as that method wants). It waits out a 429 another call of the
+        method got (:class:`~.ratelimit.MethodLimits`); a dead token stops the login
+        (:class:`~.credentials.TokenWatch`)."""
+        await self.limits.wait(method)
+        resp = await getattr(self.web, method.replace(".", "_"))(**params)
         return resp.data if isinstance(resp.data, dict) else {}

@@ -15,6 +15,12 @@ Example::
                                    # link instead; media.max_size caps Slack -> Matrix too)
         file_hosts: [files.slack.com]   # hosts url_private may point to (the api_url's host is
                                    # always allowed); the Slack token goes to no other
+        events_api:                # the Events API over HTTP, for apps without Socket Mode
+          enabled: false           # (an app login then gives its signing secret instead of an
+          hostname: 127.0.0.1      # app-level token); Slack's Request URL points here
+          port: 29340
+          path: /slack/events
+          max_body: 1048576        # bytes; larger pushes are refused (413)
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ DEFAULTS: dict[str, Any] = {
     "member_list_limit": 200,
     "max_file_size": 20 * 1024 * 1024,
     "file_hosts": ["files.slack.com"],
+    "events_api": {},
+}
+
+#: The ``events_api`` sub-section's defaults (off: Socket Mode needs no listener).
+EVENTS_API_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "hostname": "127.0.0.1",
+    "port": 29340,
+    "path": "/slack/events",
+    "max_body": 1024 * 1024,
 }
 
 KNOWN_KEYS = set(DEFAULTS) | {"enabled"}
@@ -39,6 +55,36 @@ KNOWN_KEYS = set(DEFAULTS) | {"enabled"}
 def setting(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key)
     return DEFAULTS[key] if value is None else value
+
+
+def events_api(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``events_api`` settings, defaults filled in."""
+    given = config.get("events_api")
+    return {**EVENTS_API_DEFAULTS, **(given if isinstance(given, Mapping) else {})}
+
+
+def _validate_events_api(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    given = config.get("events_api")
+    if given is None:
+        return []
+    if not isinstance(given, Mapping):
+        return [("events_api", "must be a mapping")]
+    problems = [(f"events_api.{k}", "unknown key") for k in given if k not in EVENTS_API_DEFAULTS]
+    ev = events_api(config)
+    if not isinstance(ev["enabled"], bool):
+        problems.append(("events_api.enabled", "must be true or false"))
+    port = ev["port"]
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append(("events_api.port", "must be a port number"))
+    if not isinstance(ev["hostname"], str) or not ev["hostname"]:
+        problems.append(("events_api.hostname", "must be a host name or address"))
+    path = ev["path"]
+    if not isinstance(path, str) or not path.startswith("/"):
+        problems.append(("events_api.path", "must start with /"))
+    size = ev["max_body"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1024:
+        problems.append(("events_api.max_body", "must be a number of bytes >= 1024"))
+    return problems
 
 
 def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -63,4 +109,5 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         value = setting(config, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             problems.append((key, "must be a number >= 0"))
+    problems += _validate_events_api(config)
     return problems

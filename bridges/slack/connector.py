@@ -35,6 +35,7 @@ from .chats import Chats
 from .client import SlackClient
 from .dms import DirectChats, event_channel
 from .edits import Edits
+from .events_http import EventsListener
 from .files import SlackFiles
 from .history import History
 from .ids import parse_chat_rid, parse_user_rid, user_rid
@@ -82,6 +83,7 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         self._seen: OrderedDict[str, None] = OrderedDict()
         #: Events being stored now, by id: a redelivery waits for the first delivery.
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self.events_api = EventsListener(self)
 
     # -- config --------------------------------------------------------------------------------
 
@@ -92,6 +94,12 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
     @classmethod
     def namespace_templates(cls, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         return [str(cfg.setting(config, "ghost_template"))], []
+
+    async def start(self) -> None:
+        await self.events_api.start()
+
+    async def stop(self) -> None:
+        await self.events_api.stop()
 
     # -- logins --------------------------------------------------------------------------------
 
@@ -213,6 +221,17 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
         return True
+
+    def app_for_payload(
+        self, client: SlackClient, payload: Mapping[str, Any]
+    ) -> SlackClient | None:
+        """The app login a payload belongs to: its workspace's (``team_id``); one app token
+        may serve several workspaces, each with its own app login."""
+        team = payload.get("team_id")
+        if not team or team == client.team_id:
+            return client
+        apps = self.app_clients(str(team))
+        return apps[0] if apps else None
 
     async def receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
         """One Events API payload from one of the apps (Socket Mode or HTTP)."""

@@ -17,21 +17,19 @@ Live events must not overtake the catch-up: an app login holds what Socket Mode 
 the moment it connects (:class:`LiveGate`) until the runtime has queued the login's catch-ups
 (``catch_up_queued``); what arrives then waits behind them in each portal's queue, and a live
 message the catch-up already brought is dropped by the runtime as a duplicate. The same
-happens when slack-sdk reconnects Socket Mode by itself (:func:`watch_reconnects`).
+happens when slack-sdk reconnects Socket Mode by itself (``SlackClient.socket_up``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from bridgekit.contract.connector import (
     BACKWARD,
     BackfillHandler,
-    BridgeStateEvent,
     FetchResult,
 )
 from bridgekit.contract.events import PortalKey, RemoteMessage, RemoteMessageID
@@ -90,43 +88,6 @@ class LiveGate:
         except TimeoutError:
             log.warning("Catch-up was not queued in %.0f s: live events go on", timeout)
             self._open.set()
-
-
-def watch_reconnects(client: SlackClient, sm: Any) -> None:
-    """Catch up after slack-sdk reconnected Socket Mode by itself (a dropped socket, a
-    ``disconnect`` other than a planned refresh): every ``hello`` after the first is a new
-    connection after a gap. Runs in the SDK's receive loop right after the frame is queued,
-    so the gate is closed before any envelope that follows it is read."""
-    seen = {"hellos": 0, "refresh": False}
-
-    async def on_frame(message: Any) -> None:
-        try:
-            data = json.loads(message.data)
-        except (TypeError, ValueError):
-            return
-        if not isinstance(data, dict):
-            return
-        if data.get("type") == "disconnect":
-            # A planned refresh: the SDK opens the new connection before closing the old one
-            # and Slack resends what was not acknowledged, so nothing falls in between.
-            seen["refresh"] = data.get("reason") == "refresh_requested"
-        elif data.get("type") == "hello":
-            seen["hellos"] += 1
-            if seen["hellos"] > 1 and not seen["refresh"] and client.connected:
-                reconnected(client)
-            seen["refresh"] = False
-
-    sm.on_message_listeners.append(on_frame)
-
-
-def reconnected(client: SlackClient) -> None:
-    """Socket Mode is back after a gap: hold live events and have the runtime catch up
-    (a CONNECTED after CONNECTING queues the login's catch-ups, then ``catch_up_queued``)."""
-    log.info("Socket Mode of %s reconnected: catching up", client.login.id)
-    client.live_gate.close()
-    bridge = client.connector.bridge
-    bridge.report_state(client.login.id, BridgeStateEvent.CONNECTING, "Socket Mode reconnected")
-    bridge.report_state(client.login.id, BridgeStateEvent.CONNECTED)
 
 
 class SlackBackfill(BackfillHandler):

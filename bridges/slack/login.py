@@ -3,11 +3,14 @@
 Each token is asked in its own step (a secret field: the management room redacts the
 message) and checked with Slack before the next question, so a mistyped token is said at
 once. ``auth.test`` names the workspace and the Slack user; the app-level token is checked by
-``apps.connections.open`` (the Socket Mode URL it returns is not used).
+``apps.connections.open`` (the Socket Mode URL it returns is not used). An app that sends its
+events over HTTP instead (the Events API, when the bridge listens for it) answers ``-`` for the
+app-level token and then gives its signing secret (:mod:`.events_http`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
@@ -21,6 +24,8 @@ from .state import SlackLoginMeta
 if TYPE_CHECKING:
     from .connector import SlackConnector
 
+SIGNING_SECRET_RE = re.compile(r"^[0-9a-fA-F]{16,128}$")
+
 APP_FLOW = "app"
 USER_FLOW = "user"
 
@@ -33,6 +38,7 @@ class SlackLogin(LoginProcess):
         self.user_mxid = user_mxid
         self.flow = flow
         self.meta = SlackLoginMeta(kind=flow)
+        self.user_name = ""  # as auth.test names the token's user, for the login's name
 
     async def start(self) -> LoginStep:
         if self.flow == APP_FLOW:
@@ -55,6 +61,8 @@ class SlackLogin(LoginProcess):
             return await self._bot_token(values["bot_token"].strip())
         if "app_token" in values:
             return await self._app_token(values["app_token"].strip())
+        if "signing_secret" in values:
+            return self._signing_secret(values["signing_secret"].strip())
         if "user_token" in values:
             return await self._user_token(values["user_token"].strip())
         raise ValueError("unexpected answer")
@@ -75,15 +83,22 @@ class SlackLogin(LoginProcess):
         self._fill(data)
         self.meta.bot_token = token
         self.meta.bot_id = str(data.get("bot_id") or "")
+        http = (
+            " Or `-` to receive events over HTTP (the Events API) instead."
+            if (self.connector.events_api.enabled)
+            else ""
+        )
         return LoginStep(
             instructions=(
                 "Now the app-level token (xapp-..., Basic Information > App-Level Tokens, "
-                "with the connections:write scope), for Socket Mode."
+                f"with the connections:write scope), for Socket Mode.{http}"
             ),
             fields=[LoginField("app_token", "app-level token", "xapp-...", secret=True)],
         )
 
     async def _app_token(self, token: str) -> LoginStep:
+        if token == "-":
+            return self._ask_signing_secret()
         if not token.startswith("xapp-"):
             raise ValueError("an app-level token starts with xapp-")
         try:
@@ -91,6 +106,28 @@ class SlackLogin(LoginProcess):
         except SlackApiError as e:
             raise ValueError(f"Slack refused the app-level token ({error_code(e)})") from None
         self.meta.app_token = token
+        return LoginStep(complete=self._info())
+
+    def _ask_signing_secret(self) -> LoginStep:
+        listener = self.connector.events_api
+        if not listener.enabled:
+            raise ValueError(
+                "this bridge does not listen for the Events API (networks.slack.events_api "
+                "is off): give the app-level token, for Socket Mode"
+            )
+        return LoginStep(
+            instructions=(
+                "Then the app's signing secret (Basic Information > App Credentials). Once "
+                "logged in, set the app's Request URL (Event Subscriptions) to this bridge's "
+                f"public address of {listener.path}."
+            ),
+            fields=[LoginField("signing_secret", "signing secret", "32 hex digits", secret=True)],
+        )
+
+    def _signing_secret(self, secret: str) -> LoginStep:
+        if not SIGNING_SECRET_RE.match(secret):
+            raise ValueError("a signing secret is 32 hex digits (the app's Basic Information)")
+        self.meta.signing_secret = secret
         return LoginStep(complete=self._info())
 
     async def _user_token(self, token: str) -> LoginStep:
@@ -107,6 +144,7 @@ class SlackLogin(LoginProcess):
         self.meta.team_id = str(data.get("team_id") or "")
         self.meta.team_name = str(data.get("team") or self.meta.team_id)
         self.meta.user_id = str(data.get("user_id") or "")
+        self.user_name = str(data.get("user") or "")
         url = str(data.get("url") or "")
         self.meta.team_domain = url.split("//", 1)[-1].split(".", 1)[0] if url else ""
         if not self.meta.team_id or not self.meta.user_id:
@@ -122,6 +160,6 @@ class SlackLogin(LoginProcess):
             user_mxid=self.user_mxid,
             network=self.connector.name,
             remote_id=remote,
-            remote_name=f"{meta.team_name} ({who} {meta.user_id})",
+            remote_name=f"{meta.team_name} ({who} {self.user_name or meta.user_id})",
             metadata=self.connector.meta_to_dict(meta),
         )

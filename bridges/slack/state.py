@@ -22,6 +22,9 @@ class SlackLoginMeta:
     bot_token: str = ""
     app_token: str = ""
     user_token: str = ""
+    #: An app that receives events over HTTP (the Events API) instead of Socket Mode: the
+    #: app's signing secret, which checks that a push comes from Slack.
+    signing_secret: str = ""
 
     @property
     def token(self) -> str:

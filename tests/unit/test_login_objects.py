@@ -162,3 +162,38 @@ async def test_bad_credentials_reach_the_logins_user(store: Store) -> None:
     svc.report_state("l1", BridgeStateEvent.BAD_CREDENTIALS, "wrong password")
     await h.settle()
     assert h.notified == [(ALICE, "stub login Alice: BAD_CREDENTIALS (wrong password)")]
+
+
+async def test_a_login_added_again_replaces_the_loaded_one(store: Store) -> None:
+    """Logging in again under the same id (new credentials after BAD_CREDENTIALS) leaves one
+    login: the old client is disconnected and gone from the user's clients."""
+    h = Harness(store)
+    svc = h.service
+    old = await svc.add_login(LoginInfo("l1", ALICE, "stub", "alice", "Alice"))
+    svc.report_state("l1", BridgeStateEvent.BAD_CREDENTIALS, "token revoked")
+    new = await svc.add_login(LoginInfo("l1", ALICE, "stub", "alice", "Alice again"))
+    await h.settle()
+    assert old is not new and old.disconnected and not new.disconnected  # type: ignore[attr-defined]
+    assert svc.clients_of(ALICE) == [new] and svc.clients["l1"] is new
+    assert svc.get("l1").remote_name == "Alice again"  # type: ignore[union-attr]
+    assert [lg.id for lg in svc.user(ALICE).logins] == ["l1"]
+    assert [lg.id for lg in await store.logins()] == ["l1"]
+
+
+async def test_a_login_added_again_with_the_same_client_is_not_disconnected(
+    store: Store,
+) -> None:
+    """A connector may hand its live client back for the same login (xmpp's auto_login for a
+    user who joins one more room): it stays connected, listed once."""
+    h = Harness(store)
+    svc = h.service
+    client = await svc.add_login(LoginInfo("l1", ALICE, "stub", "alice", "Alice"))
+
+    async def same(login: LoginInfo) -> Client:
+        return client  # type: ignore[return-value]
+
+    h.connector.load_login = same  # type: ignore[method-assign]
+    assert await svc.add_login(LoginInfo("l1", ALICE, "stub", "alice", "Alice")) is client
+    await h.settle()
+    assert not client.disconnected  # type: ignore[attr-defined]
+    assert svc.clients_of(ALICE) == [client]

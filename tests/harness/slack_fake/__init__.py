@@ -35,9 +35,10 @@ that sees it (the bot first), all of them from ``apps.event.authorizations.list`
 Faults: ``rate_limit(method)``, ``fail(method, error)``, ``delay(method, seconds)``,
 ``disconnect(method)`` (the HTTP connection closed with no answer), ``revoke(token, error)``
 (every later call with that token fails), ``drop_sockets()`` (TCP closed without a close
-frame), ``request_refresh()`` (a ``disconnect`` frame), ``ack_timeout`` (unacknowledged
-envelopes resent on the live socket), ``push_retry_delays`` (failed HTTP pushes retried with
-``X-Slack-Retry-Num``).
+frame), ``request_refresh()`` (a ``disconnect`` frame), ``refuse_sockets(n)`` (handshakes
+fail, their one-use URLs spent), ``send_frame(frame)`` (any frame, malformed ones too),
+``ack_timeout`` (unacknowledged envelopes resent on the live socket), ``push_retry_delays``
+(failed HTTP pushes retried with ``X-Slack-Retry-Num``).
 
 What this does not model is listed in ``LIMITS`` below.
 

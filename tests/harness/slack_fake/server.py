@@ -88,6 +88,7 @@ class FakeSlack(
         self.push_retry_delays: tuple[float, ...] = ()
         self._faults: dict[str, deque[SlackApiFault]] = {}
         self._tickets: set[str] = set()
+        self.refused_sockets = 0  # websocket handshakes still to refuse (refuse_sockets)
         self._uploads: dict[str, str] = {}  # upload ticket -> file id
         self._sockets: list[_Socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -109,6 +110,7 @@ class FakeSlack(
         self._methods: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
             "api.test": (self._api_test, ()),
             "auth.test": (self._auth_test, ("bot", "user")),
+            "auth.revoke": (self._auth_revoke, ("bot", "user")),
             "apps.connections.open": (self._connections_open, ("app",)),
             "team.info": (self._team_info, ("bot", "user")),
             "users.info": (self._users_info, ("bot", "user")),

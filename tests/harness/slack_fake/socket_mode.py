@@ -24,7 +24,7 @@ class _Socket:
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.ws = ws
         self.transport = transport
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
 
     async def write(self) -> None:
@@ -33,7 +33,7 @@ class _Socket:
             if frame is None or self.ws.closed:
                 return
             try:
-                await self.ws.send_str(json.dumps(frame))
+                await self.ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
             except (ConnectionError, RuntimeError):
                 return
 
@@ -52,6 +52,11 @@ class SocketMode:
             self._notify()
             return web.Response(status=401, text="invalid ticket")
         self._tickets.discard(ticket)
+        if self.refused_sockets > 0:  # the ticket is spent all the same
+            self.refused_sockets -= 1
+            rec.status = 503
+            self._notify()
+            return web.Response(status=503, text="try again")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         rec.status = 101
@@ -115,6 +120,21 @@ class SocketMode:
         n = len(self.envelopes) - len(kept)
         self.envelopes[:] = kept
         return n
+
+    def refuse_sockets(self, times: int = 1) -> None:
+        """The next ``times`` websocket handshakes fail with 503 (their URLs are spent: a
+        client must ask ``apps.connections.open`` for a new one)."""
+        self.refused_sockets += times
+
+    def send_frame(self, frame: dict[str, Any] | str) -> bool:
+        """Send one frame as is on the newest live socket (a dict as JSON, a string raw): for
+        malformed envelopes a client must survive. Not recorded in ``envelopes``; an ack of
+        its ``envelope_id`` still lands in ``acks``. False if no socket is up."""
+        live = [s for s in self._sockets if not s.ws.closed]
+        if not live:
+            return False
+        live[-1].queue.put_nowait(frame)
+        return True
 
     async def drop_sockets(self) -> int:
         """Close every Socket Mode connection's TCP stream without a close frame."""

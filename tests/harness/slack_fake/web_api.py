@@ -1,4 +1,4 @@
-"""The Web API methods other than files: ``api.test``, ``auth.test``,
+"""The Web API methods other than files: ``api.test``, ``auth.test``, ``auth.revoke``,
 ``apps.connections.open``, ``users.*``, ``conversations.*``, ``chat.*``, ``reactions.*``,
 ``emoji.list``. Each takes the caller's token and the parameters and returns the answer's
 fields, or raises ``_ApiError``."""
@@ -85,6 +85,13 @@ class WebApiMethods:
         if token.kind == "bot":
             d["bot_id"] = user.bot_id
         return d
+
+    def _auth_revoke(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
+        """The token stops working (``test=true``: only says it would)."""
+        if _bool(params.get("test", False)):
+            return {"revoked": False}
+        token.revoked = "token_revoked"
+        return {"revoked": True}
 
     def _connections_open(self, token: Token, params: dict[str, Any]) -> dict[str, Any]:
         ticket = secrets.token_hex(16)
