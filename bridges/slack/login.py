@@ -11,6 +11,7 @@ app-level token and then gives its signing secret (:mod:`.events_http`).
 from __future__ import annotations
 
 import re
+import secrets
 from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
@@ -156,7 +157,8 @@ class SlackLogin(LoginProcess):
         existing = self.connector.find_login(self.user_mxid, remote, meta.kind)
         who = "app" if meta.kind == APP_FLOW else "user"
         return LoginInfo(
-            id=existing or f"slack-{meta.kind}-{remote}",
+            # Two Matrix users may log in the same app (or token): each login is their own.
+            id=existing or f"slack-{meta.kind}-{remote}-{secrets.token_hex(4)}",
             user_mxid=self.user_mxid,
             network=self.connector.name,
             remote_id=remote,
