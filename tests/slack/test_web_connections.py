@@ -19,13 +19,14 @@ async def test_matrix_messages_reuse_one_connection(slack_bridge, slack_world, b
             slack_bridge, slack_world, admin, slack_world.general, slack_world.bob
         )
         fake = slack_world.fake
-        for i in range(4):
+        for i in range(6):
             await admin.send_text(room_id, f"kept alive {i}")
-        await eventually(lambda: len(fake.calls("chat.postMessage")) >= 4, timeout=30)
+        await eventually(lambda: len(fake.calls("chat.postMessage")) >= 6, timeout=30)
         peers = {c.peer for c in fake.calls("chat.postMessage")}
         assert None not in peers
-        # one after the other, so one pooled connection carries them all
-        assert len(peers) == 1, peers
+        # One after the other: pooled connections carry them (a call the bridge makes at the
+        # same time may add a connection to the pool; one per call is what must not happen).
+        assert len(peers) <= 2, peers
 
 
 async def test_the_shared_session_closes_with_the_connector(slack_bridge):
