@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -49,10 +50,14 @@ def api_url(config: Mapping[str, Any]) -> str:
     return str(cfg.setting(config, "api_url")) or DEFAULT_API_URL
 
 
-def web_client(config: Mapping[str, Any], token: str | None) -> AsyncWebClient:
-    """A client for ``token`` against the configured API (``api_url``), with 429 retries."""
+def web_client(
+    config: Mapping[str, Any], token: str | None, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """A client for ``token`` against the configured API (``api_url``), with 429 retries;
+    over ``session``'s connections when given (else slack-sdk opens one per call)."""
     return AsyncWebClient(
         token=token,
+        session=session,
         base_url=api_url(config),
         timeout=int(cfg.setting(config, "request_timeout")),
         retry_handlers=[

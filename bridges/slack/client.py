@@ -41,7 +41,9 @@ class SlackClient(NetworkClient, RendersRelaySender):
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:
         super().__init__(connector, login)
         self.meta: SlackLoginMeta = connector.meta_from_dict(login.metadata)
-        self.web: AsyncWebClient = web_client(connector.config, self.meta.token)
+        self.web: AsyncWebClient = web_client(
+            connector.config, self.meta.token, connector.web_sessions.get()
+        )
         self.socket: SocketReceiver | None = None
         self.connected = False
         #: Set once Slack said the token is dead: nothing retries until the user logs in again.

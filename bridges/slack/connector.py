@@ -31,6 +31,7 @@ from bridgekit.contract.events import PortalKey
 from . import config as cfg
 from .chats import Chats
 from .client import SlackClient
+from .http import WebSessions
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
@@ -54,6 +55,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)
         self.clients: dict[str, SlackClient] = {}
+        self.web_sessions = WebSessions(config)
         self.users = UserDirectory()
         self.chats = Chats(self)
         self.inbound = Inbound(self)
@@ -69,6 +71,9 @@ class SlackConnector(NetworkConnector, DefaultRelay):
     @classmethod
     def namespace_templates(cls, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         return [str(cfg.setting(config, "ghost_template"))], []
+
+    async def stop(self) -> None:
+        await self.web_sessions.close()
 
     # -- logins --------------------------------------------------------------------------------
 
