@@ -35,6 +35,7 @@ from .http import WebSessions
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
+from .ordering import ChannelOrder
 from .outbound import Outbound
 from .state import SlackLoginMeta
 from .users import UserDirectory
@@ -61,6 +62,7 @@ class SlackConnector(NetworkConnector, DefaultRelay):
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self.order = ChannelOrder()
 
     # -- config --------------------------------------------------------------------------------
 
@@ -201,7 +203,8 @@ class SlackConnector(NetworkConnector, DefaultRelay):
             log.debug("Event %s seen already", event_id)
             return
         try:
-            await self.inbound.handle(client, payload)
+            async with self.order.hold(client.team_id, payload.get("event") or {}):
+                await self.inbound.handle(client, payload)
         except BaseException:
             self._seen.pop(event_id, None)  # not stored: let the redelivery through
             raise
