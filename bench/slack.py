@@ -240,8 +240,10 @@ async def message_phases(
     attach_capture(results, stamps, remote="slack")
     for r in results:
         if stamps and id(r) in added_seqs:
-            added, _, _ = bridge_stamps(stamps, "I", added_seqs[id(r)], "slack")
+            added, _, legs = bridge_stamps(stamps, "I", added_seqs[id(r)], "slack")
             r["bridge_added_ms"] = summary_ms(added)
+            # Synapse's answer to each send: where the wait is when it falls behind.
+            r["legs_p50_ms"] = {k: summary_ms(v).get("p50") for k, v in legs.items()}
     for r in results:
         r["direction"] = r["direction"].replace("irc", "slack")
     return results
