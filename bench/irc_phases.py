@@ -120,9 +120,10 @@ async def scrape(env: Env) -> str:
 
 
 def bridge_stamps(
-    stamps: dict[str, float], kind: str, seqs: list[int]
+    stamps: dict[str, float], kind: str, seqs: list[int], remote: str = "ircd"
 ) -> tuple[list[float], list[float], dict[str, list[float]]]:
-    """(bridge-added, bridge service, other legs) in seconds, from the capture."""
+    """(bridge-added, bridge service, other legs) in seconds, from the capture. ``remote`` is
+    the capture's role name of the network's server (bench/slack.py: its fake Slack)."""
     added: list[float] = []
     service: list[float] = []
     legs: dict[str, list[float]] = {}
@@ -140,17 +141,17 @@ def bridge_stamps(
     cur_done: float | None = None
     for seq in seqs:
         if kind == "I":
-            rx, tx = t(seq, "ircd>x"), t(seq, "x>hs")
+            rx, tx = t(seq, f"{remote}>x"), t(seq, "x>hs")
             done = t(seq, "resp>hs")
             leg("irc_client_to_ircd_out", t(seq, "bob>ircd"), rx)
             leg("synapse_send", tx, done)
             leg("synapse_to_sync", tx, t(seq, "hs>x"))
         else:
-            rx, tx = t(seq, "x>as"), t(seq, "x>ircd")
-            done = t(seq, "ircd>x")  # the echo-message confirmation
+            rx, tx = t(seq, "x>as"), t(seq, f"x>{remote}")
+            done = t(seq, f"{remote}>x")  # the echo-message confirmation (Slack: the answer)
             leg("client_send_to_as_push", t(seq, "x>hs"), rx)
             leg("bridge_ack", rx, t(seq, "resp>as"))
-            leg("ircd_echo", tx, done)
+            leg(f"{remote}_echo", tx, done)
             leg("ircd_to_irc_client", tx, t(seq, "ircd>bob"))
         if done is None or done != cur_done:
             prev_done, cur_done = cur_done, done
@@ -330,13 +331,15 @@ def add_cpu(result: dict[str, Any], cpu0: dict[str, float], cpu1: dict[str, floa
     result["bridge_cpu_s_per_1000"] = round(per.get("bridge", 0.0), 3)
 
 
-def attach_capture(results: list[dict[str, Any]], stamps: dict[str, float]) -> None:
+def attach_capture(
+    results: list[dict[str, Any]], stamps: dict[str, float], remote: str = "ircd"
+) -> None:
     for r in results:
         seqs = r.pop("_seqs", [])
         if not stamps:
             continue
-        kind = "I" if r["direction"] == "irc->matrix" else "M"
-        added, service, legs = bridge_stamps(stamps, kind, seqs)
+        kind = "M" if r["direction"].startswith("matrix->") else "I"
+        added, service, legs = bridge_stamps(stamps, kind, seqs, remote)
         r["bridge_added_ms"] = summary_ms(added)
         r["bridge_service_ms"] = summary_ms(service)
         r["legs_p50_ms"] = {k: summary_ms(v).get("p50") for k, v in legs.items()}

@@ -275,6 +275,9 @@ class MatrixSide:
         self.arrivals: dict[int, float] = {}
         self.order: list[int] = []
         self.own_order: list[int] = []  # our Matrix->IRC messages, in timeline order
+        #: More rooms read by the same /sync (bench/slack.py's channels); markers per room.
+        self.rooms: list[str] = []
+        self.order_by_room: dict[str, list[int]] = {}
         self.expect: dict[int, asyncio.Future[float]] = {}
         self.limited = 0
         self._task: asyncio.Task[None] | None = None
@@ -284,11 +287,12 @@ class MatrixSide:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    async def start(self, room_id: str) -> None:
+    async def start(self, room_id: str, more_rooms: list[str] | None = None) -> None:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200), timeout=aiohttp.ClientTimeout(total=120)
         )
         self.room_id = room_id
+        self.rooms = [room_id, *(more_rooms or [])]
         since = await self._sync(None, 0)
         self._task = asyncio.create_task(self._loop(since))
 
@@ -304,7 +308,7 @@ class MatrixSide:
         assert self.session is not None
         flt = {
             "room": {
-                "rooms": [self.room_id],
+                "rooms": self.rooms,
                 "timeline": {"limit": 1000, "types": ["m.room.message"]},
                 "state": {"types": []},
                 "ephemeral": {"types": []},
@@ -323,28 +327,36 @@ class MatrixSide:
             if resp.status != 200:
                 raise RuntimeError(f"/sync: {resp.status} {body[:200]!r}")
         data = json.loads(body)
-        room = data.get("rooms", {}).get("join", {}).get(self.room_id, {})
-        timeline = room.get("timeline", {})
-        if since is not None:
-            if timeline.get("limited"):
-                self.limited += 1
-            for evt in timeline.get("events", []):
-                body_text = evt.get("content", {}).get("body")
-                if not isinstance(body_text, str):
-                    continue
-                # Every marker of the body: the runtime may merge consecutive lines of one
-                # sender into one event ("\n"-separated) while the room is backed up.
-                for m in MARKER_RE.finditer(body_text):
-                    seq = int(m.group(2))
-                    if m.group(1) == "M":
-                        self.own_order.append(seq)
-                        continue
-                    self.order.append(seq)
-                    self.arrivals.setdefault(seq, stamp)
-                    fut = self.expect.pop(seq, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(stamp)
+        joined = data.get("rooms", {}).get("join", {})
+        for room_id in self.rooms:
+            if room_id in joined:
+                self._timeline(room_id, joined[room_id].get("timeline", {}), since, stamp)
         return str(data["next_batch"])
+
+    def _timeline(
+        self, room_id: str, timeline: dict[str, Any], since: str | None, stamp: float
+    ) -> None:
+        if since is None:
+            return
+        if timeline.get("limited"):
+            self.limited += 1
+        for evt in timeline.get("events", []):
+            body_text = evt.get("content", {}).get("body")
+            if not isinstance(body_text, str):
+                continue
+            # Every marker of the body: the runtime may merge consecutive lines of one
+            # sender into one event ("\n"-separated) while the room is backed up.
+            for m in MARKER_RE.finditer(body_text):
+                seq = int(m.group(2))
+                if m.group(1) == "M":
+                    self.own_order.append(seq)
+                    continue
+                self.order.append(seq)
+                self.order_by_room.setdefault(room_id, []).append(seq)
+                self.arrivals.setdefault(seq, stamp)
+                fut = self.expect.pop(seq, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(stamp)
 
     async def _loop(self, since: str) -> None:
         while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
@@ -54,16 +55,19 @@ def web_client(
     *,
     watch: AsyncRetryHandler | None = None,
     limits: MethodLimits | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> AsyncWebClient:
     """A client for ``token`` against the configured API (``api_url``), with 429 retries
     (``limits``: a login's own, shared by its clients) and connection-error retries;
-    ``watch`` sees every answer first (:class:`~.credentials.TokenWatch`)."""
+    ``watch`` sees every answer first (:class:`~.credentials.TokenWatch`); over ``session``'s
+    kept-alive connections when given (else slack-sdk opens a connection per call)."""
     if limits is None:
         limits = MethodLimits(int(cfg.setting(config, "rate_limit_retries")))
     handlers: list[AsyncRetryHandler] = [] if watch is None else [watch]
     handlers += [AsyncConnectionErrorRetryHandler(max_retry_count=2), limits]
     return AsyncWebClient(
         token=token,
+        session=session,
         base_url=api_url(config),
         timeout=int(cfg.setting(config, "request_timeout")),
         retry_handlers=handlers,

@@ -57,6 +57,7 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
             self.meta.token,
             watch=TokenWatch(which, self.token_refused),
             limits=self.limits,
+            session=connector.web_sessions.get(),
         )
         self.socket: SocketReceiver | None = None
         self.connected = False

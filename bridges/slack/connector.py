@@ -38,10 +38,12 @@ from .edits import Edits
 from .events_http import EventsListener
 from .files import SlackFiles
 from .history import History
+from .http import WebSessions
 from .ids import parse_chat_rid, parse_user_rid, user_rid
 from .inbound import Inbound
 from .login import APP_FLOW, USER_FLOW, SlackLogin
 from .members import Members
+from .ordering import ChannelTurns
 from .outbound import Outbound
 from .reactions import Reactions
 from .start_chat import SlackStartChat
@@ -65,6 +67,7 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)
         self.clients: dict[str, SlackClient] = {}
+        self.web_sessions = WebSessions(config)
         self.users = UserDirectory()
         self.chats = Chats(self)
         self.inbound = Inbound(self)
@@ -83,6 +86,7 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         self._seen: OrderedDict[str, None] = OrderedDict()
         #: Events being stored now, by id: a redelivery waits for the first delivery.
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self.turns = ChannelTurns()
         self.events_api = EventsListener(self)
 
     # -- config --------------------------------------------------------------------------------
@@ -100,6 +104,7 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
 
     async def stop(self) -> None:
         await self.events_api.stop()
+        await self.web_sessions.close()
 
     # -- logins --------------------------------------------------------------------------------
 
@@ -234,7 +239,19 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
         return apps[0] if apps else None
 
     async def receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
-        """One Events API payload from one of the apps (Socket Mode or HTTP)."""
+        """One Events API payload from one of the apps (Socket Mode or HTTP). Returns once
+        what it means is stored; raises if it was not (the delivery must not be acked).
+
+        A conversation's events are handled one at a time in the order they arrived
+        (:mod:`.ordering`): the turn is taken before anything here waits, so a message
+        whose files download, or whose mention needs ``users.info``, is not overtaken by the
+        next one; other conversations go on meanwhile."""
+        event = payload.get("event")
+        channel = event_channel(event) if isinstance(event, dict) else ""
+        async with self.turns.turn(f"{client.team_id}:{channel}" if channel else ""):
+            await self._receive(client, payload)
+
+    async def _receive(self, client: SlackClient, payload: dict[str, Any]) -> None:
         await client.live_gate.wait()  # behind the catch-ups (history.py)
         event_id = str(payload.get("event_id") or "")
         running = self._in_flight.get(event_id) if event_id else None

@@ -20,10 +20,8 @@ from bridgekit.contract.events import (
     RemoteMessageID,
 )
 
-from .dms import event_channel
 from .ids import portal_key, user_rid
 from .mrkdwn import NameTable, SlackUser, mentioned_ids, mrkdwn_to_matrix
-from .ordering import ChannelTurns
 from .threads import broadcast_parts, thread_root
 
 if TYPE_CHECKING:
@@ -49,7 +47,6 @@ class Inbound:
         self.connector = connector
         self.handlers: dict[str, EventHandler] = {}
         self.subtypes: dict[str, EventHandler] = {}
-        self.turns = ChannelTurns()
 
     def on(self, event_type: str, handler: EventHandler) -> None:
         self.handlers[event_type] = handler
@@ -59,11 +56,7 @@ class Inbound:
 
     async def handle(self, client: SlackClient, payload: dict[str, Any]) -> None:
         event: dict[str, Any] = payload["event"]
-        # One conversation's events in the order Slack sent them (a reaction names its
-        # channel in ``item``, a rename as ``channel.id``): Socket Mode runs each envelope
-        # in a task of its own.
-        async with self.turns.turn(event_channel(event)):
-            await self._dispatch(client, event, payload)
+        await self._dispatch(client, event, payload)
 
     async def _dispatch(
         self, client: SlackClient, event: dict[str, Any], payload: dict[str, Any]

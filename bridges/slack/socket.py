@@ -77,6 +77,7 @@ class SocketReceiver:
         self.sm: SocketModeClient | None = None
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[None]] = set()
         #: The first connection is made (later ones are slack-sdk's reconnects).
         self.started = False
 
@@ -106,6 +107,8 @@ class SocketReceiver:
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
+        for task in list(self._handling):  # not acked: Slack delivers them again
+            task.cancel()
         if self.sm is not None:
             sm, self.sm = self.sm, None
             try:
@@ -129,15 +132,23 @@ class SocketReceiver:
         self._queue.put_nowait(message)
 
     async def _work(self) -> None:
+        """Start each envelope's handling in arrival order. Handling takes its conversation's
+        turn before it first waits (``SlackConnector.receive``), so one conversation's events
+        stay in order while a slow one (a file download) holds up no other conversation."""
         while True:
             message = await self._queue.get()
-            try:
-                if await self._handle(message):
-                    await self._ack(message["envelope_id"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the next envelope must still flow
-                log.exception("Socket Mode envelope %s", message.get("envelope_id"))
+            task = asyncio.get_running_loop().create_task(self._one(message))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+
+    async def _one(self, message: dict[str, Any]) -> None:
+        try:
+            if await self._handle(message):
+                await self._ack(message["envelope_id"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the next envelope must still flow
+            log.exception("Socket Mode envelope %s", message.get("envelope_id"))
 
     async def _ack(self, envelope_id: str) -> None:
         if self.sm is None:

@@ -1,8 +1,10 @@
 """Slack users as the bridge knows them: a cache in front of ``users.info``.
 
 Names and avatars are asked once per user and kept; ``user_change`` events replace them
-(:meth:`UserDirectory.update`). The cache is bounded so a 10,000-user workspace costs a
-bounded amount of memory.
+(:meth:`UserDirectory.update`). The cache is bounded, and keeps of each user only the fields
+the bridge reads (:func:`slim`): Slack's user object carries dozens more (every image size,
+status, phone, title, custom fields, time zone...), about 6 KiB of Python objects per user
+(bench/slack.py: 10,000 users would have cost some 60 MiB).
 """
 
 from __future__ import annotations
@@ -21,6 +23,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.slack.users")
 
 MAX_CACHED = 20_000
+
+#: The user object's fields the bridge reads (names, avatar, kind), top level and profile.
+KEPT = ("id", "team_id", "name", "real_name", "deleted", "is_bot", "is_app_user")
+KEPT_PROFILE = (
+    "display_name",
+    "real_name",
+    "image_512",
+    "image_192",
+    "image_72",
+    "image_original",
+    "bot_id",
+)
+
+
+def slim(user: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``user`` with only :data:`KEPT` and :data:`KEPT_PROFILE` (same shape)."""
+    out = {key: user[key] for key in KEPT if key in user}
+    profile = user.get("profile")
+    if isinstance(profile, dict):
+        out["profile"] = {key: profile[key] for key in KEPT_PROFILE if key in profile}
+    return out
 
 
 def display_name(user: dict[str, Any]) -> str:
@@ -68,7 +91,7 @@ class UserDirectory:
         uid = str(user.get("id") or "")
         if not uid:
             return
-        self._users[(team, uid)] = user
+        self._users[(team, uid)] = slim(user)
         self._users.move_to_end((team, uid))
         while len(self._users) > MAX_CACHED:
             self._users.popitem(last=False)
@@ -87,7 +110,7 @@ class UserDirectory:
         found = data.get("user")
         if isinstance(found, dict):
             self.update(team, found)
-            return found
+            return self.cached(team, user)
         return None
 
     async def name(self, client: SlackClient, user: str) -> str:

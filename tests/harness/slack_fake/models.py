@@ -101,6 +101,8 @@ class Recorded:
     at: float
     status: int | None = None
     response: dict[str, Any] | None = None
+    #: The client's (host, port): calls over one kept-alive connection share it.
+    peer: tuple[str, int] | None = None
 
 
 @dataclass

@@ -20,15 +20,31 @@ class ApiObjects:
 
     def user_json(self, user: User) -> dict[str, Any]:
         base = f"{self.url}/avatars/{user.id}/{user.avatar_hash}"
+        first, _, last = user.real_name.partition(" ")
+        # The fields users.info answers for a person (Slack's docs), so that what a client
+        # keeps of a user weighs what it would against Slack.
         profile: dict[str, Any] = {
+            "title": "",
+            "phone": "",
+            "skype": "",
             "real_name": user.real_name,
             "real_name_normalized": user.real_name,
             "display_name": user.display_name,
             "display_name_normalized": user.display_name,
+            "fields": None,
+            "status_text": "",
+            "status_emoji": "",
+            "status_emoji_display_info": [],
+            "status_expiration": 0,
             "avatar_hash": user.avatar_hash,
+            "first_name": first,
+            "last_name": last,
             "team": user.team_id,
-            **{f"image_{s}": f"{base}_{s}.png" for s in (24, 32, 48, 72, 192, 512)},
+            "is_custom_image": bool(user.avatar),
+            **{f"image_{s}": f"{base}_{s}.png" for s in (24, 32, 48, 72, 192, 512, 1024)},
         }
+        if user.avatar:
+            profile["image_original"] = f"{base}_original.png"
         if user.is_bot:
             profile["bot_id"] = user.bot_id
         if user.email:  # users:read.email
@@ -39,14 +55,21 @@ class ApiObjects:
             "name": user.name,
             "deleted": user.deleted,
             "real_name": user.real_name,
+            "color": "9f69e7",
             "tz": "Europe/London",
+            "tz_label": "Greenwich Mean Time",
             "tz_offset": 0,
             "profile": profile,
             "is_admin": False,
             "is_owner": False,
+            "is_primary_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
             "is_bot": user.is_bot,
             "is_app_user": False,
             "updated": user.updated,
+            "is_email_confirmed": not user.is_bot,
+            "who_can_share_contact_card": "EVERYONE",
         }
 
     def conversation_json(self, conv: Conversation, viewer: str = "") -> dict[str, Any]:

@@ -279,6 +279,8 @@ class FakeSlack(
         params = await self._params(request)
         token_value = params.pop("token", None) or self._bearer(request)
         rec = Recorded("api", method, params, token_value, time.time())
+        if request.transport is not None:
+            rec.peer = request.transport.get_extra_info("peername")
         self.requests.append(rec)
         self._notify()
         status, body, headers = await self._answer(method, params, token_value)
