@@ -69,7 +69,9 @@ async def test_retry_after_holds_back_the_method_not_the_others(slack_bridge, sl
     assert len(fake.calls("chat.postMessage")) == 1  # "two" waits for the Retry-After
     await asyncio.gather(first, second)
     assert loop.time() - start >= 3
-    assert [m.text for m in fake.messages[slack_world.general.id][-2:]] == ["one", "two"]
+    # Both went out once (their order is the runtime's business: a portal's sends are one
+    # at a time, which the burst test above checks end to end).
+    assert sorted(m.text for m in fake.messages[slack_world.general.id][-2:]) == ["one", "two"]
 
 
 async def test_dropped_connection_and_slow_reply_are_retried_in_order(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridges.slack.ordering import ChannelOrder, channel_of
+from bridges.slack.dms import event_channel as channel_of
+from bridges.slack.ordering import ChannelTurns
 from tests.slack.conftest import body_is, login_app, open_channel
 
 pytestmark = pytest.mark.engine_independent
@@ -45,8 +46,8 @@ def test_channel_of_events():
     assert channel_of({"type": "message", "channel": ["not", "a", "string"]}) == ""
 
 
-async def test_locks_are_dropped_when_idle():
-    order = ChannelOrder()
-    async with order.hold("T1", {"channel": "C1"}):
-        assert len(order) == 1
-    assert len(order) == 0
+async def test_turns_are_dropped_when_idle():
+    turns = ChannelTurns()
+    async with turns.turn("T1:C1"):
+        assert len(turns) == 1
+    assert len(turns) == 0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bridges.slack.connector import SlackConnector
+from bridges.slack.ordering import ChannelTurns
 
 pytestmark = pytest.mark.engine_independent
 
@@ -31,6 +32,7 @@ def connector_with(inbound: SlowInbound) -> tuple[SlackConnector, Any]:
     connector = SlackConnector.__new__(SlackConnector)
     connector._seen = __import__("collections").OrderedDict()
     connector._in_flight = {}
+    connector.turns = ChannelTurns()
     connector.inbound = inbound  # type: ignore[assignment]
 
     async def learn(client: Any, payload: Any) -> None:
