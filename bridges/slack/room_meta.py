@@ -1,0 +1,158 @@
+"""Matrix -> Slack: a portal room's name and topic, and read markers, done by a personal login.
+
+The :class:`RoomMetaHandler` and :class:`ReadReceiptHandler` capabilities of
+:class:`~bridges.slack.client.SlackClient`. Only a personal login (a Slack user's own token)
+changes a channel or moves a read marker: the app login's bot is nobody's Slack self, and the
+runtime never hands a relayed user's change to a client at all.
+
+* A room name becomes ``conversations.rename``, normalised to Slack's rules (lower case,
+  ``-`` for spaces, accents dropped, letters, digits, ``-`` and ``_`` only, 80 at most; a
+  leading ``#`` is the bridge's own). A name with nothing left, or one Slack refuses
+  (``name_taken``, no right to rename, ...), gets a notice in the room
+  and the room takes the channel's name back.
+* A room topic becomes ``conversations.setTopic`` (Slack keeps 250 characters).
+* Slack reports each change back (``channel_rename``, a ``channel_topic`` message). The
+  runtime notes the value the room shows before the change comes here, so the report of the
+  same value is no change; a normalised name comes back as the name Slack gave the channel.
+* A read receipt becomes ``conversations.mark`` with the user's token, where the token has the
+  scope (``channels:write``, ``groups:write``, ``im:write``, ``mpim:write``); on
+  ``missing_scope`` the login stops trying, logged once, without telling the user each time.
+
+Slack -> Matrix read markers are not bridged: the Events API sends apps no read event for a
+channel (``channel_marked`` / ``im_marked`` go only to the user's own RTM clients), so there is
+nothing to receive.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+
+from bridgekit.contract.connector import ReadReceiptHandler, RoomMetaHandler
+from bridgekit.contract.events import (
+    MatrixReadReceipt,
+    MatrixRoomMeta,
+    PortalKey,
+    RemoteChatInfoChange,
+)
+
+from .api import error_code
+from .chats import chat_name
+from .ids import parse_chat_rid
+
+if TYPE_CHECKING:
+    from .client import SlackClient
+
+log = logging.getLogger("bridgekit.slack.room_meta")
+
+NAME_MAX = 80
+TOPIC_MAX = 250
+
+#: Slack's answers to a rename, said plainly in the notice.
+RENAME_REFUSALS = {
+    "name_taken": "another channel of the workspace has that name",
+    "not_authorized": "Slack does not let you rename it",
+    "restricted_action": "the workspace does not let you rename channels",
+    "user_is_restricted": "the workspace does not let you rename channels",
+    "not_in_channel": "you are not in it on Slack",
+    "is_archived": "it is archived",
+    "missing_scope": "your Slack token lacks the scope (channels:write / groups:write)",
+}
+
+
+def slack_channel_name(name: str) -> str:
+    """``name`` by Slack's rules for channel names ("" when nothing of it is left)."""
+    name = unicodedata.normalize("NFKD", name.strip().removeprefix("#").lower())
+    name = re.sub(r"\s+", "-", name)
+    name = re.sub(r"[^a-z0-9_-]", "", name)
+    name = re.sub(r"-{2,}", "-", name).strip("-_")
+    return name[:NAME_MAX].rstrip("-_")
+
+
+def slack_topic(topic: str) -> str:
+    """One line of at most :data:`TOPIC_MAX` characters (Slack answers ``too_long``)."""
+    topic = " ".join(topic.split())
+    return topic if len(topic) <= TOPIC_MAX else topic[: TOPIC_MAX - 1] + "…"
+
+
+class SlackRoomMeta(RoomMetaHandler, ReadReceiptHandler):
+    """Room name, topic and read markers of a personal login, sent to Slack."""
+
+    #: Set when Slack said the token lacks the scope of ``conversations.mark``.
+    _marks_refused: bool = False
+
+    async def handle_matrix_room_meta(self: SlackClient, change: MatrixRoomMeta) -> None:
+        parsed = parse_chat_rid(change.portal.id)
+        if parsed is None or (change.name is None and change.topic is None):
+            return
+        channel = parsed[1]
+        notify = self.connector.bridge.notify_portal
+        if self.is_app:
+            await notify(
+                change.portal,
+                "The Slack channel was not changed: only a personal Slack login "
+                "(`login slack`, the user token) changes a channel as its Slack user.",
+            )
+            return
+        if change.topic is not None:
+            try:
+                await self.call(
+                    "conversations.setTopic", channel=channel, topic=slack_topic(change.topic)
+                )
+            except SlackApiError as e:
+                await notify(change.portal, f"The Slack topic was not changed: {error_code(e)}.")
+        if change.name is None:
+            return
+        if change.portal.receiver:
+            await notify(change.portal, "A Slack direct message has no name of its own.")
+            return
+        name = slack_channel_name(change.name)
+        if not name:
+            await self._refuse_name(
+                change.portal, channel, "a Slack channel name needs letters or digits"
+            )
+            return
+        try:
+            await self.call("conversations.rename", channel=channel, name=name)
+        except SlackApiError as e:
+            code = error_code(e)
+            await self._refuse_name(change.portal, channel, RENAME_REFUSALS.get(code, code))
+
+    async def _refuse_name(self: SlackClient, portal: PortalKey, channel: str, why: str) -> None:
+        """Tell the room why, and give it the channel's name back."""
+        await self.connector.bridge.notify_portal(
+            portal, f"The Slack channel was not renamed: {why}."
+        )
+        try:
+            name = chat_name(await self.connector.chats.conversation(self, channel))
+        except Exception as e:  # noqa: BLE001 - the room keeps the name then
+            log.info("conversations.info %s: %s", channel, e)
+            return
+        if name:
+            await self.connector.bridge.queue_remote_event(
+                self.login.id, RemoteChatInfoChange(portal, name=name)
+            )
+
+    async def handle_matrix_read_receipt(self: SlackClient, receipt: MatrixReadReceipt) -> None:
+        if self.is_app or self._marks_refused or not receipt.remote_id:
+            return
+        parsed = parse_chat_rid(receipt.portal.id)
+        if parsed is None:
+            return
+        try:
+            await self.call("conversations.mark", channel=parsed[1], ts=receipt.remote_id)
+        except SlackApiError as e:
+            code = error_code(e)
+            if code == "missing_scope":
+                self._marks_refused = True
+                log.warning(
+                    "Slack login %s: the token may not move read markers (missing_scope: "
+                    "channels:write, groups:write, im:write, mpim:write); not trying again",
+                    self.login.id,
+                )
+            else:
+                log.info("conversations.mark %s: %s", parsed[1], code)
