@@ -41,7 +41,7 @@ from bridgekit.contract.events import (
 )
 
 from .api import error_code
-from .chats import chat_name
+from .chats import chat_name, chat_topic
 from .ids import parse_chat_rid
 
 if TYPE_CHECKING:
@@ -89,13 +89,15 @@ class SlackRoomMeta(RoomMetaHandler, ReadReceiptHandler):
         parsed = parse_chat_rid(change.portal.id)
         if parsed is None or (change.name is None and change.topic is None):
             return
-        channel = parsed[1]
-        notify = self.connector.bridge.notify_portal
-        if self.is_app:
-            await notify(
-                change.portal,
-                "The Slack channel was not changed: only a personal Slack login "
-                "(`login slack`, the user token) changes a channel as its Slack user.",
+        channel, portal = parsed[1], change.portal
+        if self.is_app:  # the workspace's bot is nobody's Slack self
+            await self._refused(
+                portal,
+                channel,
+                "The Slack channel was not changed: only a personal Slack login (`login slack`, "
+                "the user token) changes a channel, as its Slack user.",
+                name=change.name is not None,
+                topic=change.topic is not None,
             )
             return
         if change.topic is not None:
@@ -104,38 +106,49 @@ class SlackRoomMeta(RoomMetaHandler, ReadReceiptHandler):
                     "conversations.setTopic", channel=channel, topic=slack_topic(change.topic)
                 )
             except SlackApiError as e:
-                await notify(change.portal, f"The Slack topic was not changed: {error_code(e)}.")
+                text = f"The Slack topic was not changed: {error_code(e)}."
+                await self._refused(portal, channel, text, topic=True)
         if change.name is None:
             return
-        if change.portal.receiver:
-            await notify(change.portal, "A Slack direct message has no name of its own.")
-            return
+        why = ""
         name = slack_channel_name(change.name)
-        if not name:
-            await self._refuse_name(
-                change.portal, channel, "a Slack channel name needs letters or digits"
-            )
-            return
-        try:
-            await self.call("conversations.rename", channel=channel, name=name)
-        except SlackApiError as e:
-            code = error_code(e)
-            await self._refuse_name(change.portal, channel, RENAME_REFUSALS.get(code, code))
+        if portal.receiver:
+            why = "a Slack direct message has no name of its own"
+        elif not name:
+            why = "a Slack channel name needs letters or digits"
+        else:
+            try:
+                await self.call("conversations.rename", channel=channel, name=name)
+            except SlackApiError as e:
+                code = error_code(e)
+                why = RENAME_REFUSALS.get(code, code)
+        if why:
+            text = f"The Slack channel was not renamed: {why}."
+            await self._refused(portal, channel, text, name=True)
 
-    async def _refuse_name(self: SlackClient, portal: PortalKey, channel: str, why: str) -> None:
-        """Tell the room why, and give it the channel's name back."""
-        await self.connector.bridge.notify_portal(
-            portal, f"The Slack channel was not renamed: {why}."
-        )
+    async def _refused(
+        self: SlackClient,
+        portal: PortalKey,
+        channel: str,
+        text: str,
+        *,
+        name: bool = False,
+        topic: bool = False,
+    ) -> None:
+        """Tell the room why, and give it the channel's name and/or topic back."""
+        await self.connector.bridge.notify_portal(portal, text)
         try:
-            name = chat_name(await self.connector.chats.conversation(self, channel))
-        except Exception as e:  # noqa: BLE001 - the room keeps the name then
+            conv = await self.connector.chats.conversation(self, channel)
+        except Exception as e:  # noqa: BLE001 - the room keeps what it shows then
             log.info("conversations.info %s: %s", channel, e)
             return
-        if name:
-            await self.connector.bridge.queue_remote_event(
-                self.login.id, RemoteChatInfoChange(portal, name=name)
-            )
+        back = RemoteChatInfoChange(
+            portal,
+            name=chat_name(conv) if name else None,
+            topic=(chat_topic(conv) or "") if topic else None,
+        )
+        if back.name is not None or back.topic is not None:
+            await self.connector.bridge.queue_remote_event(self.login.id, back)
 
     async def handle_matrix_read_receipt(self: SlackClient, receipt: MatrixReadReceipt) -> None:
         if self.is_app or self._marks_refused or not receipt.remote_id:

@@ -145,6 +145,22 @@ async def test_relayed_users_change_nothing_on_slack(dp_bridge, slack_world, bri
         assert fake.conversations[general.id].name == "general"
         assert fake.conversations[general.id].topic == ""
 
+        # The app login's owner is no Slack user either (the bot is nobody's self): the room
+        # says so and shows the channel's name and topic again.
+        await set_level(dp_bridge, room_id, admin.user_id, 100)
+        await admin.send_state(room_id, "m.room.name", "", {"name": "#admins-room"})
+        await admin.wait_for_event(room_id, is_notice("only a personal Slack login"), timeout=30)
+        await admin.send_state(room_id, "m.room.topic", "", {"topic": "admin was here"})
+
+        async def restored() -> bool:
+            names = await state_values(admin, room_id, "m.room.name", "name")
+            topics = await state_values(admin, room_id, "m.room.topic", "topic")
+            return names[-2:] == ["#admins-room", "#general"] and topics[-1] == ""
+
+        await eventually(restored, timeout=30)
+        assert fake.calls("conversations.rename") == []
+        assert fake.calls("conversations.setTopic") == []
+
 
 async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, bridge_env, uid):
     fake, general = slack_world.fake, slack_world.general
