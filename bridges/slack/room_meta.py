@@ -79,6 +79,12 @@ def slack_topic(topic: str) -> str:
     return topic if len(topic) <= TOPIC_MAX else topic[: TOPIC_MAX - 1] + "…"
 
 
+def ts_key(ts: str) -> tuple[int, int] | None:
+    """A message ``ts`` ("1712345678.000100") as a sortable pair; None if it is not one."""
+    m = re.fullmatch(r"(\d{1,12})\.(\d{1,9})", ts)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 class SlackRoomMeta(RoomMetaHandler, ReadReceiptHandler):
     """Room name, topic and read markers of a personal login, sent to Slack."""
 
@@ -154,8 +160,14 @@ class SlackRoomMeta(RoomMetaHandler, ReadReceiptHandler):
         if self.is_app or self._marks_refused or not receipt.remote_id:
             return
         parsed = parse_chat_rid(receipt.portal.id)
-        if parsed is None:
+        at = ts_key(receipt.remote_id)
+        if parsed is None or at is None:
             return
+        # Each of the user's devices sends its receipt: the marker only moves forward.
+        read: dict[str, tuple[int, int]] = self.__dict__.setdefault("_read_up_to", {})
+        if read.get(parsed[1], (-1, -1)) >= at:
+            return
+        read[parsed[1]] = at
         try:
             await self.call("conversations.mark", channel=parsed[1], ts=receipt.remote_id)
         except SlackApiError as e:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from bridges.slack.room_meta import slack_channel_name, slack_topic
+from bridgekit.contract.events import MatrixReadReceipt, PortalKey
+from bridges.slack.ids import chat_rid
+from bridges.slack.room_meta import slack_channel_name, slack_topic, ts_key
 from tests.conftest import eventually
 from tests.slack.conftest import body_is, login_app, login_user, open_channel
 
@@ -168,7 +170,7 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
     alice = await bridge_env.synapse.register_user(uid("alice"))
     async with admin, alice:
         await login_app(dp_bridge, admin, slack_world)
-        await login_user(dp_bridge, alice, slack_world, slack_world.alice)
+        personal = await login_user(dp_bridge, alice, slack_world, slack_world.alice)
         room_id = await portal_with(dp_bridge, slack_world, admin, alice)
         said = fake.post_user_message(general.id, slack_world.bob.id, "read me")
         evt = await alice.wait_for_event(room_id, body_is("read me"))
@@ -176,6 +178,15 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
         await eventually(lambda: fake.read_mark(slack_world.alice.id, general.id) == said.ts)
         call = fake.calls("conversations.mark")[-1]
         assert call.token == fake.user_token(slack_world.alice.id)
+        # Synapse passes on no receipt behind the last; one that came anyway (a receipt of an
+        # older message: another device of Alice's, behind) would move nothing on Slack.
+        older = await alice.wait_for_event(room_id, body_is("first words"))
+        key = PortalKey(chat_rid(slack_world.team.id, general.id))
+        older_ts = await personal.connector.bridge.find_remote_id(key, older["event_id"])
+        assert older_ts is not None and older_ts < said.ts
+        receipt = MatrixReadReceipt(key, room_id, alice.user_id, older["event_id"], older_ts)
+        await personal.handle_matrix_read_receipt(receipt)
+        assert len(fake.calls("conversations.mark")) == 1
         # The admin's receipt (an app login: the bot reads nothing) moves no marker.
         await admin.request("POST", f"/rooms/{room_id}/receipt/m.read/{evt['event_id']}", {})
         assert all(c.token != slack_world.bot_token for c in fake.calls("conversations.mark"))
@@ -193,6 +204,7 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
         )
         await settle(dp_bridge, slack_world, admin, room_id, "after the receipts")
         marks = fake.calls("conversations.mark")
+        assert len(marks) == 2  # the first receipt, then the one missing_scope stopped
         assert [c.response.get("error") for c in marks if not c.response.get("ok")] == [
             "missing_scope"
         ]
@@ -209,3 +221,6 @@ def test_names_and_topics_follow_slacks_rules():
     assert slack_channel_name("x -- y") == "x-y"
     assert slack_topic("one\ntwo") == "one two"
     assert len(slack_topic("t" * 300)) == 250
+    assert ts_key("1712345678.000100") == (1712345678, 100)
+    assert ts_key("1712345678.000100") < ts_key("1712345678.000101")
+    assert ts_key("x") is None and ts_key("1.2.3") is None
