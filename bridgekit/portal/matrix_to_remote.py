@@ -472,6 +472,18 @@ class MatrixToRemote:
             change.topic = content.get("topic")
         else:
             change.avatar_url = content.get("url")
+        # The room shows the new value now: the network's report of the same change is then
+        # no change (no second state event), and a value the network refuses, queued back by
+        # the connector, restores the room.
+        shown = {
+            attr: value
+            for attr, value in (("name", change.name), ("topic", change.topic))
+            if isinstance(value, str) and value != getattr(portal, attr)
+        }
+        if shown:
+            for attr, value in shown.items():
+                setattr(portal, attr, value)
+            await portal.save()
         await client.handle_matrix_room_meta(change)
 
     async def _power_levels(self, portal: Portal, evt: dict[str, Any]) -> None:

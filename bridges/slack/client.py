@@ -8,6 +8,7 @@ its user's messages come in through the app, from the Matrix user's own account.
 Typing is not bridged, either way: Slack's Events API sends no typing events, and the Web API
 has no call that shows a bot or a user typing (only the retired RTM websocket had both), so
 there is nothing to receive and nothing honest to send. The client is no ``TypingHandler``.
+Room names, topics and read markers go to Slack from personal logins (:mod:`.room_meta`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .history import LiveGate, SlackBackfill
 from .ids import parse_chat_rid
 from .ratelimit import MethodLimits
 from .reactions import SlackReactions
+from .room_meta import SlackRoomMeta
 from .socket import SocketReceiver
 from .state import SlackLoginMeta
 
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.slack")
 
 
-class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, SlackReactions):
+class SlackClient(
+    NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, SlackReactions, SlackRoomMeta
+):
     connector: SlackConnector
 
     def __init__(self, connector: SlackConnector, login: LoginInfo) -> None:

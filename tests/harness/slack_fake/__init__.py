@@ -75,17 +75,20 @@ from .server import FakeSlack
 __all__ = ["FakeSlack", "SlackApiFault", "LIMITS"]
 
 LIMITS = """
-Not modelled: OAuth scopes (every token may call every method), Enterprise Grid, shared
-channels, blocks / rich_text (messages carry ``text`` only), message tombstones (a deleted
-thread parent disappears with its replies still stored), typing and read markers, presence,
-pins, bookmarks, Slack's real redelivery timings (``ack_timeout`` and ``push_retry_delays``
-are set by the test), the ``too_many_websockets`` limit and delivery spread over several
-connections (the newest live connection gets every envelope), per-method rate tiers (limits
-are injected, never computed), ``interactive`` / ``slash_commands`` envelopes, enterprise
-``authorizations``, ``files.list`` and file comments, the ``message_changed`` Slack may send
-for a thread parent when a reply arrives, the delay before a ``file_share`` appears, and
-user-scope subscriptions other than ``message.im``/``message.mpim`` (events of channels the bot
-is not in never go out, whoever authorised the app).
+Not modelled: OAuth scopes (every token may call every method; only the methods of
+``conversation_admin.py`` check them, against a set a test gave with ``restrict_scopes``),
+Enterprise Grid, shared channels, blocks / rich_text (messages carry ``text`` only), message
+tombstones (a deleted thread parent disappears with its replies still stored), typing, read
+markers other than the caller's own (``conversations.mark`` keeps them; no ``channel_marked``
+goes to apps, as on Slack), presence, pins, bookmarks, Slack's real redelivery timings
+(``ack_timeout`` and ``push_retry_delays`` are set by the test), the ``too_many_websockets``
+limit and delivery spread over several connections (the newest live connection gets every
+envelope), per-method rate tiers (limits are injected, never computed), ``interactive`` /
+``slash_commands`` envelopes, enterprise ``authorizations``, ``files.list`` and file comments,
+the ``message_changed`` Slack may send for a thread parent when a reply arrives, the delay
+before a ``file_share`` appears, and user-scope subscriptions other than
+``message.im``/``message.mpim`` (events of channels the bot is not in never go out, whoever
+authorised the app).
 Shapes were written from Slack's documentation and slack-sdk's own fixtures, not captured
 from live Slack.
 """

@@ -88,6 +88,7 @@ class Token:
     team_id: str
     user_id: str = ""
     revoked: str | None = None  # the error every call answers once revoked
+    scopes: set[str] | None = None  # None: every scope (conversation_admin.py checks some)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from aiohttp import web
 from bridgekit.testing.ports import free_port
 
 from .actions import UserActions
+from .conversation_admin import ConversationAdmin
 from .events import EventEmitter
 from .events_api import EventsApiPusher
 from .files import FileEndpoints
@@ -43,6 +44,7 @@ class FakeSlack(
     WorkspaceSetup,
     ApiObjects,
     WebApiMethods,
+    ConversationAdmin,
     FileEndpoints,
     SocketMode,
     EventEmitter,
@@ -70,6 +72,7 @@ class FakeSlack(
         self.conversations: dict[str, Conversation] = {}
         self.messages: dict[str, list[Message]] = {}  # by channel, in ts order
         self.files: dict[str, FileObj] = {}
+        self.read_marks: dict[tuple[str, str], str] = {}  # (user, channel) -> ts read up to
         self.emoji: dict[str, dict[str, str]] = {}  # team -> name -> url or "alias:x"
         self.emoji_images: dict[str, bytes] = {}
         self.tokens: dict[str, Token] = {}
@@ -123,6 +126,10 @@ class FakeSlack(
             "conversations.history": (self._conv_history, ("bot", "user")),
             "conversations.replies": (self._conv_replies, ("bot", "user")),
             "conversations.open": (self._conv_open, ("bot", "user")),
+            "conversations.rename": (self._conv_rename, ("bot", "user")),
+            "conversations.setTopic": (self._conv_set_topic, ("bot", "user")),
+            "conversations.setPurpose": (self._conv_set_purpose, ("bot", "user")),
+            "conversations.mark": (self._conv_mark, ("bot", "user")),
             "chat.postMessage": (self._post_message, ("bot", "user")),
             "chat.meMessage": (self._me_message, ("bot", "user")),
             "chat.update": (self._chat_update, ("bot", "user")),
