@@ -155,3 +155,34 @@ async def test_dm_event_waits_out_a_failed_members_lookup(dp_bridge, slack_world
         assert env.sent >= 2 and env.acked
         bodies = [e["content"].get("body") for e in await alice.messages(room_id)]
         assert bodies.count("second time lucky") == 1
+
+
+async def test_a_reaction_in_a_dm_reaches_its_portal(dp_bridge, slack_world, bridge_env, uid):
+    """Reactions in a DM between people come through the app's user-scope subscriptions
+    (``reaction_added`` as a user event), like the DM's messages, to the member's portal."""
+    fake = slack_world.fake
+    w = slack_world
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with admin, alice:
+        await login_app(dp_bridge, admin, w)
+        await login_user(dp_bridge, alice, w, w.alice)
+        dm = fake.add_conversation(
+            w.team.id, kind="im", members=[w.bob.id, w.alice.id], with_bot=False
+        )
+        msg = fake.post_user_message(dm.id, w.bob.id, "react to this")
+        room_id, _ = await alice.wait_for_invite()
+        await alice.join(room_id)
+        target = await alice.wait_for_event(room_id, body_is("react to this"))
+        fake.add_reaction(dm.id, msg.ts, w.bob.id, "thumbsup")
+
+        def bobs_reaction(e):
+            rel = e.get("content", {}).get("m.relates_to") or {}
+            return (
+                e.get("type") == "m.reaction"
+                and rel.get("event_id") == target["event_id"]
+                and e.get("sender") == w.ghost(w.bob)
+            )
+
+        evt = await alice.wait_for_event(room_id, bobs_reaction, timeout=20)
+        assert evt["content"]["m.relates_to"]["key"] == "\N{THUMBS UP SIGN}"
