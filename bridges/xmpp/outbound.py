@@ -28,6 +28,7 @@ import aiohttp
 from slixmpp import JID, Message
 from slixmpp.exceptions import IqError, IqTimeout
 
+from bridgekit.contract.connector import MediaError
 from bridgekit.contract.events import MessageContent
 
 from .formatting import html_to_styling, html_to_xhtml
@@ -48,6 +49,9 @@ from .stanza_errors import error_condition, stanza_error
 
 if TYPE_CHECKING:
     from .connector import XMPPConnector
+
+#: The cap of a Matrix download for an upload service that states no limit (bytes).
+UNBOUNDED_DOWNLOAD = 1 << 30
 
 log = logging.getLogger("bridgekit.xmpp.outbound")
 
@@ -323,12 +327,16 @@ class HttpUpload:
 
     async def _download(self, mxc: str, link: str, limit: int | None) -> bytes:
         """The media's bytes, fetched with the bridge's own Matrix token; at most ``limit``."""
-        download = getattr(self.connector.bridge, "download_media", None)
-        if callable(download):
-            data = await download(mxc)
-            if not isinstance(data, bytes):
-                raise UploadError("the runtime returned no bytes")
-        else:
+        data: bytes | None = None
+        try:
+            data, _ = await self.connector.bridge.download_media(
+                mxc, limit if limit is not None else UNBOUNDED_DOWNLOAD
+            )
+        except MediaError as e:
+            raise UploadError(str(e)) from None
+        except NotImplementedError:
+            pass  # a runtime without it: the signed link below
+        if data is None:
             # The bridge's signed link is served by the bridge itself, which fetches the
             # media from the homeserver with the appservice token (authenticated media).
             async with self.http.get(link) as resp:
