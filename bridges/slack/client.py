@@ -182,7 +182,10 @@ class SlackClient(NetworkClient, RendersRelaySender, SlackBackfill, SlackEdits, 
         state = SlackLoginState(self.meta.session, which, error)
         try:
             await self.connector.bridge.set_login_metadata(self.login.id, state)
-        except Exception:  # noqa: BLE001 - logged out meanwhile, or the store failed
+        except LookupError:  # logged out meanwhile: nobody to tell
+            await self._close_socket()
+            return
+        except Exception:  # noqa: BLE001 - told anyway (and again after a restart)
             log.warning("Slack login %s: could not store the refusal", self.login.id)
         self.connector.bridge.report_state(
             self.login.id,
