@@ -187,8 +187,10 @@ class FakeSlack(
 
     def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` take effect at once (their events go out)
-        but are answered ``seconds`` later, as when Slack's answer is slow on its way back:
-        the caller hears of its own change from the event first."""
+        but are answered late, as when Slack's answer is slow on its way back: the caller
+        hears of its own change from the event first. The answer waits until the app
+        acknowledged the call's Socket Mode envelopes (so the bridge has taken the event in,
+        however loaded the machine), ``seconds`` at most; without envelopes, ``seconds``."""
         self._faults.setdefault(method, deque()).append(
             SlackApiFault("late", seconds=seconds, times=times)
         )
@@ -319,6 +321,7 @@ class FakeSlack(
         if entry is None:
             return 404, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         handler, kinds = entry
+        emitted = len(self.envelopes)
         try:
             token = None
             if kinds:
@@ -336,5 +339,15 @@ class FakeSlack(
             return 200, {"ok": False, "error": e.error, **e.extra}, {}
         finally:
             if late:
-                await asyncio.sleep(late)
+                await self._after_acks(self.envelopes[emitted:], late)
         return 200, {"ok": True, **result}, {}
+
+    async def _after_acks(self, envelopes: list[Any], seconds: float) -> None:
+        """Returns once every one of ``envelopes`` is acknowledged, or after ``seconds``."""
+        if not envelopes:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await self.wait_until(lambda: all(e.acked for e in envelopes), seconds)
+        except TimeoutError:
+            pass
