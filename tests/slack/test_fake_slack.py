@@ -759,3 +759,13 @@ async def test_a_late_answer_comes_once_the_event_is_acknowledged(world: World) 
         assert time.monotonic() - started >= 0.5 and not fake.envelopes[-1].acked
     finally:
         await client.close()
+
+
+async def test_a_held_call_is_answered_once_released(world: World) -> None:
+    release = world.fake.hold("auth.test")
+    call = asyncio.ensure_future(world.client().auth_test())
+    await asyncio.sleep(0.5)  # (an answer takes milliseconds)
+    assert not call.done() and world.fake.calls("auth.test") == []  # recorded when answered
+    release.set()
+    assert (await asyncio.wait_for(call, 5))["ok"]
+    assert (await world.client().auth_test())["ok"]  # one call only

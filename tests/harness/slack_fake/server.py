@@ -185,6 +185,13 @@ class FakeSlack(
             SlackApiFault("delay", seconds=seconds, times=times)
         )
 
+    def hold(self, method: str) -> asyncio.Event:
+        """The next call of ``method`` is answered once the returned event is set (Slack
+        unreachable for exactly as long as a test needs, however loaded the machine)."""
+        release = asyncio.Event()
+        self._faults.setdefault(method, deque()).append(SlackApiFault("hold", release=release))
+        return release
+
     def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` take effect at once (their events go out)
         but are answered late, as when Slack's answer is slow on its way back: the caller
@@ -307,6 +314,9 @@ class FakeSlack(
                 continue
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
+                continue
+            if fault.kind == "hold" and fault.release is not None:
+                await fault.release.wait()
                 continue
             if fault.kind == "disconnect":
                 return 0, {}, {}
