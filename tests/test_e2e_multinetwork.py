@@ -237,12 +237,12 @@ def _reply(event_id: str, text: str) -> dict[str, Any]:
 
 
 async def test_irc_xmpp_and_slack_in_one_bridge(
+    slack_world,  # noqa: F811 - first: the bridge stops before the fake Slack at teardown
     make_bridge,
     ircd: InspIRCd,  # noqa: F811
     prosody: Prosody,  # noqa: F811
     bridge_env: BridgeEnv,
     xmpp_clients,  # noqa: F811
-    slack_world,  # noqa: F811
     uid,
 ) -> None:
     """One process bridges IRC, XMPP and Slack at once: a message each way on each network,
