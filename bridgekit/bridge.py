@@ -454,9 +454,15 @@ class Bridge:
     # -- forwarders: names that many call sites and the tests use (see the class docstring) --
 
     def report_state(
-        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+        self,
+        login_id: str,
+        state: BridgeStateEvent,
+        message: str = "",
+        error: str = "",
+        *,
+        notify: bool = True,
     ) -> None:
-        self.logins.report_state(login_id, state, message, error)
+        self.logins.report_state(login_id, state, message, error, notify=notify)
 
     async def add_login(self, login: LoginInfo) -> NetworkClient:
         return await self.logins.add_login(login)

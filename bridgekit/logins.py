@@ -87,8 +87,15 @@ class LoginService:
     # -- state ---------------------------------------------------------------------------------
 
     def report_state(
-        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+        self,
+        login_id: str,
+        state: BridgeStateEvent,
+        message: str = "",
+        error: str = "",
+        *,
+        notify: bool = True,
     ) -> None:
+        """``notify=False``: the user knows already (told before a restart): no notice."""
         st = self.states.get(login_id)
         if st is None:
             st = self.states[login_id] = LoginState()
@@ -100,6 +107,8 @@ class LoginService:
         if st.state != state:
             st.since = time.time()
             st.notified = False
+        if not notify:
+            st.notified = True
         st.state, st.message, st.error = state, message, error
         log.info("Login %s is %s %s", login_id, state.value, message)
         if state in (

@@ -118,10 +118,16 @@ class NetworkBridge(BridgeAPI):
         self._outbox.queue_soon(login_id, self._own_event(login_id, event))
 
     def report_state(
-        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+        self,
+        login_id: str,
+        state: BridgeStateEvent,
+        message: str = "",
+        error: str = "",
+        *,
+        notify: bool = True,
     ) -> None:
         self._own_login(login_id)
-        self._logins.report_state(login_id, state, message, error)
+        self._logins.report_state(login_id, state, message, error, notify=notify)
 
     # -- lookups, within this network ----------------------------------------------------------
 

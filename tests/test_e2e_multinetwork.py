@@ -1,6 +1,7 @@
 """Several networks in one bridge process: IRC and XMPP enabled in one config, against a real
 InspIRCd, Prosody and Synapse. Messages go both ways on both networks at once (mentions and
 replies included), the bridge restarts in the middle, and every message arrives exactly once.
+Then Slack (the wire-level fake) beside them: IRC, XMPP and Slack bridged by one process.
 
 Each connector gets a view of the runtime bound to its own network (``BridgeAPI``), so an
 IRC line mentioning a known nick finds the IRC ghost, not ``KeyError('')`` from a runtime
@@ -10,10 +11,12 @@ that had to guess which network asked.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
-from bridgekit.bridge import Bridge
+from bridgekit.bridge import Bridge, discover_connectors
+from bridgekit.registration import build_registration
 from bridgekit.testing.matrix_client import MatrixTestClient
 from tests.conftest import BridgeEnv
 from tests.harness.inspircd import InspIRCd
@@ -23,6 +26,14 @@ from tests.irc.conftest import ircd  # noqa: F401 - fixture
 from tests.irc.e2e import alias as irc_alias
 from tests.irc.e2e import ghost as irc_ghost
 from tests.irc.e2e import irc_networks, irc_user, is_puppet_join, privmsg_from
+from tests.slack.conftest import (  # noqa: F401 - fixtures
+    _no_proxy,
+    login_app,
+    open_channel,
+    slack_fake,
+    slack_networks,
+    slack_world,
+)
 from tests.xmpp.conftest import alias as xmpp_alias
 from tests.xmpp.conftest import ghost as xmpp_ghost
 from tests.xmpp.conftest import prosody, xmpp_clients  # noqa: F401 - fixtures
@@ -223,3 +234,114 @@ def _reply(event_id: str, text: str) -> dict[str, Any]:
         "body": f"> <@x> quoted\n\n{text}",
         "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
     }
+
+
+async def test_irc_xmpp_and_slack_in_one_bridge(
+    slack_world,  # noqa: F811 - first: the bridge stops before the fake Slack at teardown
+    make_bridge,
+    ircd: InspIRCd,  # noqa: F811
+    prosody: Prosody,  # noqa: F811
+    bridge_env: BridgeEnv,
+    xmpp_clients,  # noqa: F811
+    uid,
+) -> None:
+    """One process bridges IRC, XMPP and Slack at once: a message each way on each network,
+    each network's ghosts in its own namespace, Alice with logins on several networks, no
+    event of one network reaching another's portal, and a registration that covers them all."""
+    fake = slack_world.fake
+    bridge = await make_bridge(networks={**networks(ircd, prosody), **slack_networks(fake)})
+    assert {"irc", "xmpp", "slack"} <= set(bridge.connectors)
+    component = bridge.connectors["xmpp"].component
+    assert await component.wait_online(15), component.last_error
+    channel = "#" + uid("chan")
+    bob = await irc_user(ircd, uid("bob"), channel)
+    dave = await xmpp_clients(prosody, uid("dave"))
+    muc = f"{uid('room')}@{prosody.muc}"
+    await dave.join(muc, "Dave")
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    try:
+        async with alice:
+            await login_app(bridge, alice, slack_world)
+            slack_room = await open_channel(
+                bridge, slack_world, alice, slack_world.general, slack_world.bob
+            )
+            irc_room = await alice.join(irc_alias(channel))
+            xmpp_room = await alice.join(xmpp_alias(muc))
+            joined, _ = await asyncio.gather(
+                bob.wait_for(is_puppet_join(channel), 30),
+                dave.wait_for(occupant_of(muc, "Dave"), presences=True),
+            )
+            puppet = joined.nick
+            # Alice's logins: the Slack app she logged in, and her IRC connection.
+            networks_of_alice = {c.login.network for c in bridge.logins.clients_of(alice.user_id)}
+            assert {"slack", "irc"} <= networks_of_alice, networks_of_alice
+
+            # All at once: one message each way on each network.
+            fake.post_user_message(slack_world.general.id, slack_world.bob.id, "slack-in")
+            await asyncio.gather(
+                exchange(alice, (irc_room, xmpp_room), bob, channel, puppet, dave, muc, "m"),
+                alice.send_text(slack_room, "slack-out"),
+            )
+            slack_in = await alice.wait_for_event(slack_room, body_is("slack-in"), timeout=20)
+            posted = await fake.wait_for(
+                lambda r: r.method == "chat.postMessage" and r.params.get("text") == "slack-out",
+                timeout=20,
+            )
+            assert posted.token == slack_world.bot_token  # relayed by the workspace's app
+
+            # Each network's ghosts in its own namespace.
+            ghosts = {
+                "irc": irc_ghost(bob.nick),
+                "xmpp": xmpp_ghost(f"{muc}/Dave"),
+                "slack": slack_world.ghost(slack_world.bob),
+            }
+            assert slack_in["sender"] == ghosts["slack"]
+            for net, mxid in ghosts.items():
+                localpart = mxid[1:].split(":", 1)[0]
+                owners = [
+                    n
+                    for n in ("irc", "xmpp", "slack")
+                    if bridge.connectors[n].ghost_remote_id(localpart) is not None
+                ]
+                assert owners == [net], (mxid, owners)
+
+            # Nothing crossed networks: each room holds its own network's messages only, and
+            # each network heard only what was said in its own portal.
+            said = {
+                irc_room: {"m irc-in", "m irc-out"},
+                xmpp_room: {"m xmpp-in", "m xmpp-out"},
+                slack_room: {"first words", "slack-in", "slack-out"},
+            }
+            everything = set().union(*said.values())
+            for room, own in said.items():
+                bodies = {
+                    e["content"].get("body")
+                    for e in alice.history(room)
+                    if e.get("type") == "m.room.message"
+                }
+                assert bodies & everything == own, (room, bodies)
+            posted_texts = {
+                r.params.get("text") for r in fake.requests if r.method == "chat.postMessage"
+            }
+            assert posted_texts & everything == {"slack-out"}
+            irc_heard = {m.trailing for m in bob.history if privmsg_from(puppet)(m)}
+            assert irc_heard & everything == {"m irc-out"}
+            assert set(dave.bodies(muc)) & everything == {"m xmpp-in", "m xmpp-out"}
+            for room, net in ((irc_room, "irc"), (xmpp_room, "xmpp"), (slack_room, "slack")):
+                for e in alice.history(room):
+                    if e.get("type") == "m.room.message" and e["sender"] != alice.user_id:
+                        row = await bridge.store.message_by_event(e["event_id"])
+                        assert row is not None and row.network == net, (net, e)
+
+            # The registration generated for this config claims every network's ghosts and
+            # aliases, each by its own regex.
+            reg = build_registration(bridge.config, discover_connectors())
+            users = [n["regex"] for n in reg["namespaces"]["users"]]
+            aliases = [n["regex"] for n in reg["namespaces"]["aliases"]]
+            for mxid in ghosts.values():
+                assert len([r for r in users if re.match(r, mxid)]) == 1, mxid
+            for alias in (irc_alias(channel), xmpp_alias(muc)):
+                assert any(re.match(r, alias) for r in aliases), alias
+            assert {"irc", "xmpp", "slack"} <= set(reg["protocols"])
+    finally:
+        await bob.close()

@@ -173,9 +173,17 @@ class BridgeAPI(ABC):
 
     @abstractmethod
     def report_state(
-        self, login_id: str, state: BridgeStateEvent, message: str = "", error: str = ""
+        self,
+        login_id: str,
+        state: BridgeStateEvent,
+        message: str = "",
+        error: str = "",
+        *,
+        notify: bool = True,
     ) -> None:
-        """Tell the runtime (and so the user) how a login's connection is doing."""
+        """Tell the runtime (and so the user) how a login's connection is doing.
+        ``notify=False``: the user was told already (a state the connector kept across a
+        restart, such as credentials found dead before it): no notice again."""
 
     @abstractmethod
     async def get_kv(self, key: str) -> str | None:

@@ -38,7 +38,7 @@ from .ratelimit import MethodLimits
 from .reactions import SlackReactions
 from .room_meta import SlackRoomMeta
 from .socket import SocketReceiver
-from .state import SlackLoginMeta
+from .state import SlackLoginMeta, SlackLoginState
 
 if TYPE_CHECKING:
     from .connector import SlackConnector
@@ -84,7 +84,7 @@ class SlackClient(
     # -- connection ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        if self.dead:
+        if self.dead or await self._refused_before():
             return
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         try:
@@ -126,6 +126,7 @@ class SlackClient(
         if is_dead_token(exc):
             self.token_refused(BOT_TOKEN if self.is_app else USER_TOKEN, error_code(exc))
         if self.dead:
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # stored and reported
             return
         log.warning("Slack login %s: %s", self.login.id, exc)
         self.connector.bridge.report_state(
@@ -166,7 +167,8 @@ class SlackClient(
     def token_refused(self, which: str, error: str) -> None:
         """Slack said ``which`` token is dead (``error``): the login stops for good, now
         (synchronous: called from inside slack-sdk's reconnect loop, which must not go round
-        again), and the user is told once what to do."""
+        again), and the user is told once what to do, also across restarts: the refusal is
+        stored first (:class:`SlackLoginState`)."""
         if self.dead:
             return
         self.dead = True
@@ -177,15 +179,42 @@ class SlackClient(
         if self.socket is not None:
             self.socket.halt()
         log.warning("Slack login %s: the %s was refused (%s)", self.login.id, which, error)
+        task = asyncio.get_running_loop().create_task(self._stop_dead(which, error))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stop_dead(self, which: str, error: str) -> None:
+        state = SlackLoginState(self.meta.session, which, error)
+        try:
+            await self.connector.bridge.set_login_metadata(self.login.id, state)
+        except LookupError:  # logged out meanwhile: nobody to tell
+            await self._close_socket()
+            return
+        except Exception:  # noqa: BLE001 - told anyway (and again after a restart)
+            log.warning("Slack login %s: could not store the refusal", self.login.id)
         self.connector.bridge.report_state(
             self.login.id,
             BridgeStateEvent.BAD_CREDENTIALS,
             dead_notice(which, error, self.meta.kind),
             error=error,
         )
-        task = asyncio.get_running_loop().create_task(self._close_socket())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._close_socket()
+
+    async def _refused_before(self) -> bool:
+        """Slack refused this login's token before a restart: it stays dead without asking
+        Slack again, and its user, told then, is not told again."""
+        state = await self.connector.bridge.login_metadata(self.login.id)
+        if not isinstance(state, SlackLoginState) or not state.refused(self.meta):
+            return False
+        self.dead = True
+        self.connector.bridge.report_state(
+            self.login.id,
+            BridgeStateEvent.BAD_CREDENTIALS,
+            dead_notice(state.refused_token, state.refused_error, self.meta.kind),
+            error=state.refused_error,
+            notify=False,
+        )
+        return True
 
     async def _close_socket(self) -> None:
         if self.socket is not None:
@@ -195,7 +224,7 @@ class SlackClient(
     async def mark_dead(self, error: str) -> None:
         """Stop the login as if Slack had refused its token with ``error``."""
         self.token_refused(BOT_TOKEN if self.is_app else USER_TOKEN, error)
-        await self._close_socket()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- routing --------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from .ordering import ChannelTurns
 from .outbound import Outbound
 from .reactions import Reactions
 from .start_chat import SlackStartChat
-from .state import SlackLoginMeta
+from .state import SlackLoginMeta, SlackLoginState
 from .user_updates import UserUpdates
 from .users import UserDirectory
 
@@ -63,6 +63,8 @@ class SlackConnector(NetworkConnector, DefaultRelay, SlackStartChat):
     display_name: ClassVar[str] = "Slack"
     ghost_template: ClassVar[str] = "_slack_{id}"
     default_config: ClassVar[Mapping[str, Any]] = cfg.DEFAULTS
+    #: A login's state that outlives a restart (a token Slack refused).
+    login_metadata_type: ClassVar[type | None] = SlackLoginState
 
     def __init__(self, bridge: BridgeAPI, config: Mapping[str, Any]) -> None:
         super().__init__(bridge, config)

@@ -155,6 +155,7 @@ class SlackLogin(LoginProcess):
         meta = self.meta
         remote = user_rid(meta.team_id, meta.user_id)
         existing = self.connector.find_login(self.user_mxid, remote, meta.kind)
+        meta.session = secrets.token_hex(8)  # a refusal of an earlier login no longer holds
         who = "app" if meta.kind == APP_FLOW else "user"
         return LoginInfo(
             # Two Matrix users may log in the same app (or token): each login is their own.

@@ -25,7 +25,29 @@ class SlackLoginMeta:
     #: An app that receives events over HTTP (the Events API) instead of Socket Mode: the
     #: app's signing secret, which checks that a push comes from Slack.
     signing_secret: str = ""
+    #: Made new by each completed ``login slack`` (the tokens it checked): a refusal recorded
+    #: for an earlier session (:class:`SlackLoginState`) does not hold for this one.
+    session: str = ""
 
     @property
     def token(self) -> str:
         return self.bot_token if self.kind == "app" else self.user_token
+
+
+@dataclass
+class SlackLoginState:
+    """What happened to a login, kept with its row (typed login metadata) so that it outlives
+    a restart: Slack refused a token (``refused_error``, e.g. "token_revoked", and which token
+    ``refused_token``). A dead login is then not tried again at start (no ``auth.test``) and
+    its user is not told again. ``session`` is the :attr:`SlackLoginMeta.session` the refusal
+    was about: logging in again makes a new session, so a refusal of the old one no longer
+    holds."""
+
+    VERSION = 1
+
+    session: str = ""
+    refused_token: str = ""
+    refused_error: str = ""
+
+    def refused(self, meta: SlackLoginMeta) -> bool:
+        return bool(self.refused_error) and self.session == meta.session

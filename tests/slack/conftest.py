@@ -62,6 +62,14 @@ async def slack_fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
+def make_bridge(slack_fake: FakeSlack, make_bridge: Any) -> Any:
+    """The session's bridge factory, set up after the fake Slack so that at teardown the
+    bridges stop before the fake does (else work still in flight, such as a new portal's
+    ``team.info``, spends seconds on slack-sdk's connection retries against nothing)."""
+    return make_bridge
+
+
+@pytest.fixture
 async def slack_world(slack_fake: FakeSlack) -> SlackWorld:
     team = slack_fake.add_team("Acme", "acme")
     alice = slack_fake.add_user(team.id, "alice", real_name="Alice Liddell")

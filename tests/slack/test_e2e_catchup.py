@@ -184,11 +184,12 @@ async def test_socket_mode_back_after_a_drop_catches_up(make_bridge, slack_world
         await login_app(bridge, admin, slack_world)
         room_id = await open_channel(bridge, slack_world, admin, general, bob)
         opened = len(fake.calls("apps.connections.open"))
-        fake.delay("apps.connections.open", 3.0)  # down for a while
+        down = fake.hold("apps.connections.open")  # down until these are said
         assert await fake.drop_sockets() == 1
         for i in range(3):
             fake.post_user_message(general.id, bob.id, f"while down {i}")
         fake.expire_unacked()
+        down.set()
         await eventually(lambda: len(fake.calls("apps.connections.open")) > opened, timeout=30)
         await eventually(lambda: fake.connected_sockets > 0, timeout=30)
         fake.post_user_message(general.id, bob.id, "back")

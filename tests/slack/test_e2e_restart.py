@@ -8,7 +8,9 @@ import logging
 
 from bridgekit.contract.connector import BridgeStateEvent
 from tests.conftest import eventually
+from tests.helpers import management_room
 from tests.slack.conftest import body_is, connector, login_app, open_channel, slack_networks
+from tests.slack.test_e2e_bad_credentials import bad_notices
 from tests.slack.test_e2e_login import leaks
 from tests.slack.test_e2e_socket_mode import bodies, lose_acks
 
@@ -104,3 +106,93 @@ async def test_a_dead_login_stays_dead_after_a_restart(
         assert [r.method for r in later if r.kind == "api"] == ["auth.test"]
         assert not [r for r in later if r.kind == "socket"]
         assert fake.connected_sockets == 0
+
+
+def states_of(bridge, login_id):
+    state = bridge.login_states.get(login_id)
+    return state.state if state is not None else None
+
+
+async def refuse_and_restart(make_bridge, bridge, world, admin):
+    """``admin``'s app login has its bot token refused at connect (the notice arrives in the
+    returned management room), then the bridge restarts. Returns (bridge, login id, conv,
+    the requests index at the restart)."""
+    fake = world.fake
+    conv = await management_room(admin, bridge)
+    client = await login_app(bridge, admin, world)
+    fake.revoke(world.bot_token, "token_revoked")
+    await client.disconnect()
+    await client.connect()
+    assert states_of(bridge, client.login.id) == BridgeStateEvent.BAD_CREDENTIALS
+    assert "BAD_CREDENTIALS" in await conv.next_notice(timeout=20)
+    await make_bridge.stop(bridge)
+    before = len(fake.requests)
+    bridge = await make_bridge(networks=slack_networks(fake))
+    login_id = client.login.id
+    await eventually(
+        lambda: states_of(bridge, login_id) == BridgeStateEvent.BAD_CREDENTIALS, timeout=30
+    )
+    return bridge, login_id, conv, before
+
+
+async def told_so_far(bridge, conv) -> list[str]:
+    """The BAD_CREDENTIALS notices of ``conv`` once the bridge's notices so far are in (a
+    marker sent after them arrived)."""
+    marker = f"marker {len(conv.client.history(conv.room_id))}"
+    await bridge.notify_user(conv.client.user_id, marker)
+    await conv.client.wait_for_event(conv.room_id, body_is(marker), timeout=20)
+    return bad_notices(conv)
+
+
+async def test_a_refused_token_is_not_tried_nor_told_again_after_a_restart(
+    make_bridge, slack_bridge, slack_world, bridge_env, uid
+):
+    """Slack refused the bot token before the restart: after it, the login is BAD_CREDENTIALS
+    (with what to do) without a call to Slack and without a second notice; `logout` of it
+    works and says so."""
+    fake = slack_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        bridge, login_id, conv, before = await refuse_and_restart(
+            make_bridge, slack_bridge, slack_world, admin
+        )
+        state = bridge.login_states[login_id]
+        assert "token_revoked" in state.message and "login slack app" in state.message
+        assert state.error == "token_revoked"
+        assert [r.method for r in fake.requests[before:] if r.kind == "api"] == []
+        assert not [r for r in fake.requests[before:] if r.kind == "socket"]
+        assert len(await told_so_far(bridge, conv)) == 1
+        assert connector(bridge).clients[login_id].dead
+        assert connector(bridge).app_clients(slack_world.team.id) == []
+
+        reply = await conv.say(f"logout {login_id}")
+        assert reply.startswith("Logged out of slack (Acme")
+        assert login_id not in connector(bridge).clients
+        assert [r for r in fake.requests[before:] if r.kind == "api"] == []
+        bridge = await restart(make_bridge, bridge, fake)
+        assert await bridge.store.logins(admin.user_id) == []
+
+
+async def test_logging_in_again_clears_a_refusal_kept_across_a_restart(
+    make_bridge, slack_bridge, slack_world, bridge_env, uid
+):
+    """The refusal holds until the user logs in again: the new login (same login id) connects,
+    and still does after the next restart."""
+    fake = slack_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        bridge, login_id, conv, _ = await refuse_and_restart(
+            make_bridge, slack_bridge, slack_world, admin
+        )
+        client = await login_app(bridge, admin, slack_world)  # the fake issues new tokens
+        assert client.login.id == login_id
+        await eventually(
+            lambda: states_of(bridge, login_id) == BridgeStateEvent.CONNECTED, timeout=30
+        )
+        bridge = await restart(make_bridge, bridge, fake)
+        await eventually(
+            lambda: states_of(bridge, login_id) == BridgeStateEvent.CONNECTED, timeout=30
+        )
+        assert not connector(bridge).clients[login_id].dead
+        assert fake.connected_sockets == 1
+        assert len(await told_so_far(bridge, conv)) == 1

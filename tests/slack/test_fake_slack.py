@@ -736,3 +736,37 @@ async def test_events_api_signed_pushes(world: World) -> None:
         assert not bad.is_valid(body, str(ts - 301), fake.sign(body, ts - 301))
     finally:
         await runner.cleanup()
+
+
+async def test_a_late_answer_comes_once_the_event_is_acknowledged(world: World) -> None:
+    """``answer_late``: the caller's event is taken in (acknowledged) before the answer comes;
+    an event nobody acknowledges holds the answer the whole ``seconds``."""
+    fake = world.fake
+    listener = Listener()
+    client = await _socket_client(world, listener)
+    try:
+        await fake.wait_for(lambda r: r.kind == "socket" and r.status == 101)
+        fake.answer_late("chat.postMessage", 3.0)
+        started = time.monotonic()
+        posted = await world.client().chat_postMessage(channel=world.general.id, text="one")
+        assert time.monotonic() - started < 3.0 and fake.envelopes[-1].acked
+        [req] = await listener.wait(1)
+        assert req.payload["event"]["ts"] == posted["ts"]
+        listener.ack = False
+        fake.answer_late("chat.postMessage", 0.5)
+        started = time.monotonic()
+        await world.client().chat_postMessage(channel=world.general.id, text="two")
+        assert time.monotonic() - started >= 0.5 and not fake.envelopes[-1].acked
+    finally:
+        await client.close()
+
+
+async def test_a_held_call_is_answered_once_released(world: World) -> None:
+    release = world.fake.hold("auth.test")
+    call = asyncio.ensure_future(world.client().auth_test())
+    await asyncio.sleep(0.5)  # (an answer takes milliseconds)
+    assert not call.done()
+    assert [r.status for r in world.fake.calls("auth.test")] == [None]  # not answered yet
+    release.set()
+    assert (await asyncio.wait_for(call, 5))["ok"]
+    assert (await world.client().auth_test())["ok"]  # one call only

@@ -3,6 +3,7 @@ tokens, recorded requests, Socket Mode envelopes, injected faults and push resul
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,11 +130,12 @@ class Envelope:
 
 @dataclass
 class SlackApiFault:
-    kind: str  # "ratelimit", "error", "delay", "late", "disconnect"
+    kind: str  # "ratelimit", "error", "delay", "late", "disconnect", "hold"
     error: str = ""
     retry_after: int = 1
     seconds: float = 0.0
     times: int = 1
+    release: asyncio.Event | None = None  # "hold": answered once set
 
 
 @dataclass

@@ -192,10 +192,19 @@ class FakeSlack(
             SlackApiFault("delay", seconds=seconds, times=times)
         )
 
+    def hold(self, method: str) -> asyncio.Event:
+        """The next call of ``method`` is answered once the returned event is set (Slack
+        unreachable for exactly as long as a test needs, however loaded the machine)."""
+        release = asyncio.Event()
+        self._faults.setdefault(method, deque()).append(SlackApiFault("hold", release=release))
+        return release
+
     def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` take effect at once (their events go out)
-        but are answered ``seconds`` later, as when Slack's answer is slow on its way back:
-        the caller hears of its own change from the event first."""
+        but are answered late, as when Slack's answer is slow on its way back: the caller
+        hears of its own change from the event first. The answer waits until the app
+        acknowledged the call's Socket Mode envelopes (so the bridge has taken the event in,
+        however loaded the machine), ``seconds`` at most; without envelopes, ``seconds``."""
         self._faults.setdefault(method, deque()).append(
             SlackApiFault("late", seconds=seconds, times=times)
         )
@@ -315,6 +324,9 @@ class FakeSlack(
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
                 continue
+            if fault.kind == "hold" and fault.release is not None:
+                await fault.release.wait()
+                continue
             if fault.kind == "disconnect":
                 return 0, {}, {}
             if fault.kind == "ratelimit":
@@ -328,6 +340,7 @@ class FakeSlack(
         if entry is None:
             return 404, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         handler, kinds = entry
+        emitted = len(self.envelopes)
         try:
             token = None
             if kinds:
@@ -345,5 +358,15 @@ class FakeSlack(
             return 200, {"ok": False, "error": e.error, **e.extra}, {}
         finally:
             if late:
-                await asyncio.sleep(late)
+                await self._after_acks(self.envelopes[emitted:], late)
         return 200, {"ok": True, **result}, {}
+
+    async def _after_acks(self, envelopes: list[Any], seconds: float) -> None:
+        """Returns once every one of ``envelopes`` is acknowledged, or after ``seconds``."""
+        if not envelopes:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await self.wait_until(lambda: all(e.acked for e in envelopes), seconds)
+        except TimeoutError:
+            pass
