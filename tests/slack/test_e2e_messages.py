@@ -76,3 +76,30 @@ async def test_matrix_user_without_login_is_relayed_with_name(
         calls = fake.calls("chat.postMessage")
         sent = [c for c in calls if c.params.get("text") == "relayed words"]
         assert sent and sent[-1].params.get("username", "").startswith("Carol C")
+
+
+async def test_markup_a_slack_user_injects_reaches_matrix_escaped(
+    slack_bridge, slack_world, bridge_env, uid
+):
+    """Slack text is mrkdwn, not HTML: tags, ``javascript:`` links and entity games reach the
+    room as text, never as markup a Matrix client would render."""
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_app(slack_bridge, admin, slack_world)
+        room_id = await open_channel(
+            slack_bridge, slack_world, admin, slack_world.general, slack_world.bob
+        )
+        hostile = (
+            "*hi* <script>alert(1)</script> &lt;img src=x onerror=alert(2)&gt; "
+            '<javascript:alert(3)|click me> <https://example.org/"onmouseover="x|site>'
+        )
+        slack_world.fake.post_user_message(slack_world.general.id, slack_world.bob.id, hostile)
+        evt = await admin.wait_for_event(
+            room_id, lambda e: "alert(1)" in e.get("content", {}).get("body", "")
+        )
+        html = evt["content"].get("formatted_body", "")
+        assert "<strong>hi</strong>" in html  # formatting still works
+        lowered = html.lower()
+        assert "<script" not in lowered and "<img" not in lowered
+        assert 'href="javascript:' not in lowered
+        assert '"onmouseover' not in lowered
