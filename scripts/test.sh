@@ -30,9 +30,33 @@ if [ -z "${BRIDGEKIT_TEST_POSTGRES:-}" ]; then
   echo "== PostgreSQL on 127.0.0.1:$pg_port"
 fi
 
+# The two passes run side by side (each with its own Synapse, servers, ports and temporary
+# directory): the PostgreSQL pass (the tests the engine can change) is over within the
+# SQLite pass, so the run takes about as long as the SQLite pass alone. BRIDGEKIT_TEST_SERIAL=1
+# runs them one after the other.
 status=0
-echo "== tests on SQLite"
-BRIDGEKIT_TEST_DB=sqlite .venv/bin/python -m pytest -q --durations=15 "$@" || status=1
-echo "== tests on PostgreSQL"
-BRIDGEKIT_TEST_DB=postgres .venv/bin/python -m pytest -q --durations=15 "$@" || status=1
+run_dir=$(mktemp -d /tmp/bridgekit-test.XXXXXX)
+pass() {  # engine
+  BRIDGEKIT_TEST_DB=$1 .venv/bin/python -m pytest -q --durations=15 \
+    --basetemp "$run_dir/$1" -p no:cacheprovider "${@:2}"
+}
+if [ "${BRIDGEKIT_TEST_SERIAL:-}" = "1" ]; then
+  echo "== tests on SQLite"
+  pass sqlite "$@" || status=1
+  echo "== tests on PostgreSQL"
+  pass postgres "$@" || status=1
+else
+  echo "== tests on SQLite and on PostgreSQL, side by side (each one's output follows)"
+  pass sqlite "$@" >"$run_dir/sqlite.log" 2>&1 &
+  sqlite_pid=$!
+  pass postgres "$@" >"$run_dir/postgres.log" 2>&1 &
+  postgres_pid=$!
+  wait "$sqlite_pid" || status=1
+  wait "$postgres_pid" || status=1
+  echo "== tests on SQLite"
+  cat "$run_dir/sqlite.log"
+  echo "== tests on PostgreSQL"
+  cat "$run_dir/postgres.log"
+fi
+rm -rf "$run_dir"
 exit $status

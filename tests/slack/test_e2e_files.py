@@ -290,9 +290,11 @@ async def test_matrix_file_reaches_slack_mapped_and_not_echoed(
         assert await conn.bridge.find_remote_id(key, event_id) == shared[0].ts
 
         # A relayed sender's file with a caption says who sent it.
+        # Named before joining: the join event carries the name the relay shows (a rename
+        # after joining may reach the bridge after the file does).
+        await carol.set_displayname("Carol <C>")
         await admin.invite(room_id, carol.user_id)
         await carol.join(room_id)
-        await carol.set_displayname("Carol <C>")
         mxc2 = await upload(base, carol.access_token, PDF, "plan.pdf", "application/pdf")
         await carol.request(
             "PUT",

@@ -65,9 +65,9 @@ async def test_matrix_user_without_login_is_relayed_with_name(
         room_id = await open_channel(
             slack_bridge, slack_world, admin, slack_world.general, slack_world.bob
         )
+        await carol.set_displayname("Carol C")  # before joining: the join carries it
         await admin.invite(room_id, carol.user_id)
         await carol.join(room_id)
-        await carol.set_displayname("Carol C")
         await carol.send_text(room_id, "relayed words")
         fake = slack_world.fake
         await eventually(
