@@ -345,7 +345,11 @@ async def test_a_database_outage_logs_one_traceback_while_synapse_retries(
             await eventually(lambda: len(calls) >= 3, timeout=40)
         finally:
             del bridge.store_transaction  # the class's own again
-        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
+        # Synapse's next retry comes after its backoff (2, 4, 8, 16 s...): a slow machine may
+        # be one step further along when the database comes back.
+        await net.wait_for(
+            lambda i: i.kind == "message" and i.data.event_id == event_id, timeout=60
+        )
         tracebacks = [
             r for r in caplog.records if r.exc_info and "database is down" in str(r.exc_info[1])
         ]
