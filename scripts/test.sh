@@ -30,17 +30,16 @@ if [ -z "${BRIDGEKIT_TEST_POSTGRES:-}" ]; then
   echo "== PostgreSQL on 127.0.0.1:$pg_port"
 fi
 
-# The two passes run side by side (each with its own Synapse, servers, ports and temporary
-# directory): the PostgreSQL pass (the tests the engine can change) is over within the
-# SQLite pass, so the run takes about as long as the SQLite pass alone. BRIDGEKIT_TEST_SERIAL=1
-# runs them one after the other.
+# One pass after the other by default. BRIDGEKIT_TEST_PARALLEL=1 runs them side by side (each
+# with its own Synapse, servers, ports and temporary directory; about 23 minutes instead of 33
+# on 2 cores), but a few timing-sensitive tests failed under that load: not CI's default yet.
 status=0
 run_dir=$(mktemp -d /tmp/bridgekit-test.XXXXXX)
 pass() {  # engine
   BRIDGEKIT_TEST_DB=$1 .venv/bin/python -m pytest -q --durations=15 \
     --basetemp "$run_dir/$1" -p no:cacheprovider "${@:2}"
 }
-if [ "${BRIDGEKIT_TEST_SERIAL:-}" = "1" ]; then
+if [ "${BRIDGEKIT_TEST_PARALLEL:-}" != "1" ]; then
   echo "== tests on SQLite"
   pass sqlite "$@" || status=1
   echo "== tests on PostgreSQL"

@@ -75,7 +75,7 @@ async def test_personal_login_renames_the_channel_once(dp_bridge, slack_world, b
         room_id = await portal_with(dp_bridge, slack_world, admin, alice)
 
         await alice.send_state(room_id, "m.room.name", "", {"name": "#town-square"})
-        await eventually(lambda: fake.conversations[general.id].name == "town-square")
+        await eventually(lambda: fake.conversations[general.id].name == "town-square", timeout=45)
         call = fake.calls("conversations.rename")[-1]
         assert call.token == fake.user_token(slack_world.alice.id)
         assert call.params["name"] == "town-square"
@@ -175,7 +175,9 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
         said = fake.post_user_message(general.id, slack_world.bob.id, "read me")
         evt = await alice.wait_for_event(room_id, body_is("read me"))
         await alice.request("POST", f"/rooms/{room_id}/receipt/m.read/{evt['event_id']}", {})
-        await eventually(lambda: fake.read_mark(slack_world.alice.id, general.id) == said.ts)
+        await eventually(
+            lambda: fake.read_mark(slack_world.alice.id, general.id) == said.ts, timeout=45
+        )
         call = fake.calls("conversations.mark")[-1]
         assert call.token == fake.user_token(slack_world.alice.id)
         # Synapse passes on no receipt behind the last; one that came anyway (a receipt of an
