@@ -174,6 +174,10 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
         room_id = await portal_with(dp_bridge, slack_world, admin, alice)
         said = fake.post_user_message(general.id, slack_world.bob.id, "read me")
         evt = await alice.wait_for_event(room_id, body_is("read me"))
+        key = PortalKey(chat_rid(slack_world.team.id, general.id))
+        # The event's Slack ts is recorded once the bridge's send returned, which can be after
+        # Alice's client saw it: a receipt faster than that finds no Slack message to mark.
+        await eventually(lambda: personal.connector.bridge.find_remote_id(key, evt["event_id"]))
         await alice.request("POST", f"/rooms/{room_id}/receipt/m.read/{evt['event_id']}", {})
         await eventually(
             lambda: fake.read_mark(slack_world.alice.id, general.id) == said.ts, timeout=45
@@ -183,7 +187,6 @@ async def test_read_receipts_move_the_slack_read_marker(dp_bridge, slack_world, 
         # Synapse passes on no receipt behind the last; one that came anyway (a receipt of an
         # older message: another device of Alice's, behind) would move nothing on Slack.
         older = await alice.wait_for_event(room_id, body_is("first words"))
-        key = PortalKey(chat_rid(slack_world.team.id, general.id))
         older_ts = await personal.connector.bridge.find_remote_id(key, older["event_id"])
         assert older_ts is not None and older_ts < said.ts
         receipt = MatrixReadReceipt(key, room_id, alice.user_id, older["event_id"], older_ts)
