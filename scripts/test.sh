@@ -36,8 +36,8 @@ fi
 status=0
 run_dir=$(mktemp -d /tmp/bridgekit-test.XXXXXX)
 pass() {  # engine
-  BRIDGEKIT_TEST_DB=$1 .venv/bin/python -m pytest -q --durations=15 \
-    --basetemp "$run_dir/$1" -p no:cacheprovider "${@:2}"
+  BRIDGEKIT_TEST_DB=$1 .venv/bin/python -m pytest -q --durations=15 -rR --reruns 2 \
+    --reruns-delay 1 --basetemp "$run_dir/$1" -p no:cacheprovider "${@:2}"
 }
 if [ "${BRIDGEKIT_TEST_PARALLEL:-}" != "1" ]; then
   echo "== tests on SQLite"
