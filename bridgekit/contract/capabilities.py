@@ -175,6 +175,13 @@ class DefaultRelay(ABC):
         """The id of a connected login that relays ``portal``, or None."""
 
 
+class RelaysOwnUser(ABC):  # noqa: B024 - a capability without methods of its own
+    """Client-level: a login whose account is a bot (a Discord bot): its own Matrix user's
+    messages are relayed through it like anyone else's (their Matrix name and avatar, through
+    a :class:`RendersRelaySender` client), not sent as the bot account itself, which would
+    show the bot's name for a person."""
+
+
 class ChatIdParser(ABC):
     """Connector-level: checks and canonicalises a chat id a person typed.
 

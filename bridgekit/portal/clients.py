@@ -11,6 +11,7 @@ from ..contract.connector import (
     LoginInfo,
     NetworkClient,
     NetworkConnector,
+    RelaysOwnUser,
 )
 from ..contract.events import PortalKey
 
@@ -56,10 +57,14 @@ class SenderClients:
         self.relay = relay
 
     async def choose(self, portal: Portal, sender: str) -> tuple[NetworkClient | None, bool]:
-        """(client, relayed): the sender's own login in this portal, else the relay login."""
+        """(client, relayed): the sender's own login in this portal, else the relay login.
+        A login that is a bot account (:class:`RelaysOwnUser`) relays its own user."""
+        own_bot: NetworkClient | None = None
         for client in self.clients_of(sender, portal.network):
             if client.is_in_portal(portal.key):
-                return client, False
+                if not isinstance(client, RelaysOwnUser):
+                    return client, False
+                own_bot = own_bot or client
         connector = self.connectors.get(portal.network)
         if isinstance(connector, AutoLogin) and self.level_of(sender) >= 2:
             info = await connector.auto_login(sender, portal.key)
@@ -73,4 +78,6 @@ class SenderClients:
             relay = self.clients.get(relay_id)
             if relay is not None:
                 return relay, True
+        if own_bot is not None:
+            return own_bot, True
         return None, False

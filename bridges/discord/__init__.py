@@ -1,1 +1,1 @@
-"""discord connector (not yet implemented)."""
+"""The Discord connector: guilds through a bot, people through their own accounts."""

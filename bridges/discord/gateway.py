@@ -1,0 +1,47 @@
+"""discord.py's client, made a receiver for the bridge.
+
+The bridge keeps no copy of a guild's members or messages in discord.py (no member cache, no
+message cache, no chunking: a guild of 50,000 members costs what its channels and roles cost)
+and works from gateway events and REST. Every event discord.py parses is handed to the
+connector synchronously, in gateway order (:meth:`GatewayClient.dispatch`), before any task
+runs: the connector puts it on its channel's queue there, so one channel's events are
+bridged in order and other channels' side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import discord
+
+#: What the bridge asks the gateway for. Message content and members are privileged: the
+#: bot's application must have them enabled (bridges/discord/README.md), else Discord closes
+#: the connection with 4014.
+INTENTS = discord.Intents.default()
+INTENTS.message_content = True
+INTENTS.members = True
+INTENTS.presences = False
+
+
+class GatewayClient(discord.Client):
+    def __init__(
+        self,
+        on_event: Callable[[str, tuple[Any, ...]], None],
+        *,
+        intents: discord.Intents = INTENTS,
+        http_trace: aiohttp.TraceConfig | None = None,
+    ) -> None:
+        super().__init__(
+            intents=intents,
+            max_messages=None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            http_trace=http_trace,
+        )
+        self._on_event = on_event
+
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        super().dispatch(event, *args, **kwargs)
+        self._on_event(event, args)

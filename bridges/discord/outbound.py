@@ -1,0 +1,98 @@
+"""Matrix messages to Discord.
+
+The runtime picks the login: a Matrix user's personal login sends as that user; anyone else
+(the bot login's own user too) is relayed by the guild's bot through the channel's webhook,
+under their Matrix name and avatar (the runtime's RelaySender).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bridgekit.contract.capabilities import SendRefused
+from bridgekit.contract.events import MatrixMessage, RemoteMessageID
+from bridgekit.contract.results import MessageResult
+
+if TYPE_CHECKING:
+    from .client import DiscordClient
+    from .connector import DiscordConnector
+
+log = logging.getLogger("bridgekit.discord.outbound")
+
+#: Discord's "Unknown Webhook": the channel's webhook was deleted.
+UNKNOWN_WEBHOOK = 10015
+
+
+class Outbound:
+    def __init__(self, connector: DiscordConnector) -> None:
+        self.connector = connector
+
+    def text_of(self, client: DiscordClient, msg: MatrixMessage) -> str:
+        """The Discord text of a Matrix message."""
+        text = msg.content.body
+        if msg.content.msgtype == "m.emote":
+            text = f"_{text}_"
+        return text
+
+    def allowed_mentions(self, msg: Any) -> discord.AllowedMentions:
+        """``@everyone``/``@here`` only from a sender with the power to mention the room."""
+        return discord.AllowedMentions(
+            everyone=bool(getattr(msg, "may_mention_room", False)), users=True, roles=False
+        )
+
+    async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
+        channel_id = int(msg.portal.id)
+        thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
+        text = self.text_of(client, msg)
+        if not text.strip():
+            raise SendRefused("an empty message cannot be sent to Discord")
+        if msg.relay_sender is not None:
+            sent = await self.via_webhook(client, channel_id, thread_id, msg, text=text)
+        else:
+            sent = await self.as_user(client, thread_id or channel_id, msg, text=text)
+        return MessageResult(remote_id=RemoteMessageID(str(sent.id)))
+
+    async def via_webhook(
+        self,
+        client: DiscordClient,
+        channel_id: int,
+        thread_id: int | None,
+        msg: Any,
+        **send: Any,
+    ) -> discord.WebhookMessage:
+        """Send through the channel's webhook under the relayed sender's name and avatar; a
+        webhook deleted on Discord is made again once."""
+        sender = msg.relay_sender
+        args: dict[str, Any] = {
+            "username": sender.displayname[:80] or "Matrix user",
+            "wait": True,
+            "allowed_mentions": self.allowed_mentions(msg),
+            **send,
+        }
+        if sender.avatar_url:
+            args["avatar_url"] = sender.avatar_url
+        if thread_id is not None:
+            args["thread"] = discord.Object(thread_id)
+        for attempt in (1, 2):
+            hook = await self.connector.webhooks.for_channel(client, channel_id)
+            try:
+                return await hook.send(**args)
+            except discord.NotFound as e:
+                if e.code != UNKNOWN_WEBHOOK or attempt == 2:
+                    raise
+                log.info("The webhook of channel %s was deleted: making a new one", channel_id)
+                await self.connector.webhooks.forget(channel_id)
+        raise AssertionError("unreachable")
+
+    async def as_user(
+        self, client: DiscordClient, channel_id: int, msg: MatrixMessage, **send: Any
+    ) -> discord.Message:
+        """Send as the login's own account (a personal login)."""
+        gateway = client.gateway
+        assert gateway is not None
+        channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
+        assert isinstance(channel, discord.abc.Messageable)
+        return await channel.send(allowed_mentions=self.allowed_mentions(msg), **send)
