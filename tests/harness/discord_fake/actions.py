@@ -375,6 +375,25 @@ class RemoteActions:
         data = self.member_json(member) | {"guild_id": guild_id}
         self.dispatch_guild(guild_id, "GUILD_MEMBER_UPDATE", data)
 
+    async def update_role(
+        self: FakeDiscord, guild: Any, role: Any, *, name: Any = _UNSET, permissions: Any = _UNSET
+    ) -> None:
+        g = self.guilds[cid(guild)]
+        r = g.roles[cid(role)]
+        if name is not _UNSET:
+            r.name = name
+        if permissions is not _UNSET:
+            r.permissions = permissions
+        self.dispatch_guild(g.id, "GUILD_ROLE_UPDATE", {"guild_id": g.id, "role": self.role_json(r)})
+
+    async def delete_role(self: FakeDiscord, guild: Any, role: Any) -> None:
+        g = self.guilds[cid(guild)]
+        r = g.roles.pop(cid(role))
+        for member in g.members.values():
+            if r.id in member.roles:
+                member.roles.remove(r.id)
+        self.dispatch_guild(g.id, "GUILD_ROLE_DELETE", {"guild_id": g.id, "role_id": r.id})
+
     async def update_user(
         self: FakeDiscord,
         user: Any,

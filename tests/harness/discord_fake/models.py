@@ -267,3 +267,11 @@ class Fault:
     code: int = 0
     message: str = ""
     release: asyncio.Event | None = None
+
+
+class ApiError(Exception):
+    """An error answer: ``raise ApiError(404, 10003, "Unknown Channel")`` in a handler."""
+
+    def __init__(self, status: int, code: int, message: str, errors: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.errors = status, code, message, errors

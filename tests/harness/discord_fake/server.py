@@ -22,21 +22,14 @@ from bridgekit.testing.ports import free_port
 from .actions import RemoteActions
 from .cdn import Cdn
 from .gateway import Gateway, Session
-from .models import Channel, Fault, Guild, Message, Recorded, Snowflakes, User, Webhook
+from .messages import MessageRoutes
+from .models import ApiError, Channel, Fault, Guild, Message, Recorded, Snowflakes, User, Webhook
 from .rendering import ApiObjects
 from .rest import RestRoutes
 from .webhooks import WebhookRoutes
 from .workspace import WorldSetup, cid
 
 API_PREFIX = "/api/v10"
-
-
-class ApiError(Exception):
-    """An error answer: ``raise ApiError(404, 10003, "Unknown Channel")`` in a handler."""
-
-    def __init__(self, status: int, code: int, message: str, errors: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.errors = status, code, message, errors
 
 
 @dataclass
@@ -70,7 +63,9 @@ def json_response(
     )
 
 
-class FakeDiscord(WorldSetup, ApiObjects, Gateway, RestRoutes, WebhookRoutes, Cdn, RemoteActions):
+class FakeDiscord(
+    WorldSetup, ApiObjects, Gateway, RestRoutes, MessageRoutes, WebhookRoutes, Cdn, RemoteActions
+):
     """See the package docstring. Use as ``async with FakeDiscord() as fake:``."""
 
     def __init__(self, *, host: str = "127.0.0.1", heartbeat_interval_ms: int = 5000) -> None:
@@ -124,6 +119,7 @@ class FakeDiscord(WorldSetup, ApiObjects, Gateway, RestRoutes, WebhookRoutes, Cd
         self.app.router.add_get("/guilds/{guild}/users/{user}/avatars/{file}", self._image)
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Call], Any], bool]] = []
         self._add_rest_routes()
+        self._add_message_routes()
         self._add_webhook_routes()
 
     def route(
@@ -246,12 +242,15 @@ class FakeDiscord(WorldSetup, ApiObjects, Gateway, RestRoutes, WebhookRoutes, Cd
     def clear_faults(self) -> None:
         self._faults.clear()
 
-    def refuse_token(self, token: str) -> None:
-        """Later REST calls with ``token`` get 401 and IDENTIFY/RESUME with it closes 4004."""
+    def refuse_token(self, token: str, *, close: bool = True) -> None:
+        """Later REST calls with ``token`` get 401, IDENTIFY/RESUME with it closes 4004, and
+        (``close``) its live sessions are closed with 4004 now, as when a token is reset."""
         self.refused_tokens.add(token)
         for session in self.sessions:
             if session.token == token:
                 session.resumable = False
+                if close and session.queue is not None:
+                    session.queue.put_nowait(("close", 4004, "Authentication failed."))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:

@@ -9,15 +9,13 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from .models import GUILD_FORUM, MANAGE_WEBHOOKS, VIEW_CHANNEL, Channel, Message, Webhook
+from .models import GUILD_FORUM, MANAGE_WEBHOOKS, VIEW_CHANNEL, ApiError, Channel, Message, Webhook
 
 if TYPE_CHECKING:
     from .server import Call, FakeDiscord
 
 
 def _err(status: int, code: int, message: str, errors: Any = None) -> Exception:
-    from .server import ApiError
-
     return ApiError(status, code, message, errors)
 
 
