@@ -5,6 +5,7 @@ deleting, reactions, typing, channel / member / user updates, threads and forum 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 from typing import TYPE_CHECKING, Any
@@ -158,10 +159,21 @@ class RemoteActions:
             msg.mentions.append(replied.author_id)
 
     async def publish_create(self: FakeDiscord, msg: Message) -> None:
-        """MESSAGE_CREATE; with ``echo_before_reply`` it is written to the sockets first."""
+        """MESSAGE_CREATE, ``echo_delay`` seconds late if set (the gateway lagging behind the
+        REST reply); with ``echo_before_reply`` it is written to the sockets before this
+        returns (so before the HTTP reply of the send that made it)."""
+        if self.echo_delay and not self.echo_before_reply:
+            self._spawn(self._late_create(msg))
+            return
+        if self.echo_delay:
+            await asyncio.sleep(self.echo_delay)
         self.dispatch_message("MESSAGE_CREATE", msg)
         if self.echo_before_reply:
             await self.flush_gateway()
+
+    async def _late_create(self: FakeDiscord, msg: Message) -> None:
+        await asyncio.sleep(self.echo_delay)
+        self.dispatch_message("MESSAGE_CREATE", msg)
 
     def _channel(self: FakeDiscord, channel: Any) -> Channel:
         return self.channels[cid(channel)]
@@ -384,7 +396,9 @@ class RemoteActions:
             r.name = name
         if permissions is not _UNSET:
             r.permissions = permissions
-        self.dispatch_guild(g.id, "GUILD_ROLE_UPDATE", {"guild_id": g.id, "role": self.role_json(r)})
+        self.dispatch_guild(
+            g.id, "GUILD_ROLE_UPDATE", {"guild_id": g.id, "role": self.role_json(r)}
+        )
 
     async def delete_role(self: FakeDiscord, guild: Any, role: Any) -> None:
         g = self.guilds[cid(guild)]

@@ -182,7 +182,7 @@ class Gateway:
             queue.put_nowait(("close", 4014, "Disallowed intent(s)."))
             return None
         if not user.bot:
-            intents |= INTENT_MESSAGE_CONTENT  # people see what they read
+            intents = (1 << 26) - 1  # user accounts have no intents: they get everything
         session = Session(
             id=secrets.token_hex(16),
             user_id=user.id,

@@ -84,7 +84,10 @@ class ApiObjects:
             data["user"] = self.user_json(self.users[member.user_id])
         return data
 
-    def channel_json(self: FakeDiscord, channel: Channel) -> dict[str, Any]:
+    def channel_json(
+        self: FakeDiscord, channel: Channel, viewer: str | None = None
+    ) -> dict[str, Any]:
+        """The channel; a DM's ``recipients`` leave out ``viewer`` (the caller), as Discord's do."""
         data: dict[str, Any] = {
             "id": channel.id,
             "type": channel.type,
@@ -92,7 +95,9 @@ class ApiObjects:
             "last_message_id": channel.last_message_id,
         }
         if channel.is_dm:
-            data["recipients"] = [self.user_json(self.users[uid]) for uid in channel.recipients]
+            data["recipients"] = [
+                self.user_json(self.users[uid]) for uid in channel.recipients if uid != viewer
+            ]
             if channel.type == 3:
                 data.update(name=channel.name, owner_id=channel.owner_id, icon=None)
             return data

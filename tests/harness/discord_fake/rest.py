@@ -142,7 +142,7 @@ class RestRoutes:
         other = self.users.get(str((call.body or {}).get("recipient_id")))
         if other is None:
             raise _err(400, 50035, "Invalid Form Body")
-        return self.channel_json(self.add_dm(call.me, other))
+        return self.channel_json(self.add_dm(call.me, other), viewer=call.me.id)
 
     async def _get_application(self: FakeDiscord, call: Call) -> Any:
         me = call.me
@@ -240,7 +240,7 @@ class RestRoutes:
     # --- channels ----------------------------------------------------------------------------
 
     async def _get_channel(self: FakeDiscord, call: Call) -> Any:
-        return self.channel_json(self._chan(call))
+        return self.channel_json(self._chan(call), viewer=call.me.id)
 
     async def _patch_channel(self: FakeDiscord, call: Call) -> Any:
         channel = self._chan(call)

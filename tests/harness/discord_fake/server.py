@@ -99,6 +99,7 @@ class FakeDiscord(
         self.resume_count = 0
         self.withhold_heartbeat_ack = False
         self.echo_before_reply = False
+        self.echo_delay = 0.0  # MESSAGE_CREATE of a send dispatched this late (see publish_create)
         self.gateway_paused = False  # dispatches are dropped (reach no session, nor RESUME)
         self.member_limit = 100  # members listed in GUILD_CREATE
         self.large_threshold = 250
