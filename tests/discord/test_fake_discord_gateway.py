@@ -125,7 +125,7 @@ async def test_raw_dispatches_and_sequence_numbers(
     assert await gw.recv() == {"op": 11}
     # RESUME on a new socket from seq 2 replays seq 3 then says RESUMED
     session_id = ready["d"]["session_id"]
-    await gw.ws.close()
+    await gw.ws.close(code=4000)  # as discord.py does before resuming (1000 would end it)
     ws2 = await http.ws_connect(world.fake.gateway_url)
     gw2 = RawGateway(ws2)
     await gw2.recv()  # HELLO
@@ -261,3 +261,38 @@ async def test_threads_and_forum_posts_through_rest(world: World) -> None:
     system = world.fake.messages(world.general)[-1]
     assert system["type"] == 18 and system["message_reference"]["channel_id"] == str(loose.id)
     await eventually(lambda: client.get_channel(loose.id) is not None)
+
+
+async def test_close_codes_resume_or_end_as_discord_py_expects(world: World) -> None:
+    client = await world.client()
+    await world.fake.close_sessions(4000)  # resumable: discord.py RESUMEs
+    await eventually(lambda: client.resumed == 1, timeout=30)
+    assert world.fake.identify_count == 1
+    await world.fake.close_sessions(4014)  # fatal: discord.py gives up
+    assert client.task is not None
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        await asyncio.wait_for(client.task, 30)
+
+
+async def test_a_client_closing_ends_its_session(world: World, http: aiohttp.ClientSession) -> None:
+    gw = await raw_gateway(world.fake, http, world.bot.token, 1)
+    ready = await gw.until("READY")
+    await gw.ws.close(code=1000)
+    await eventually(lambda: not world.fake.connected_sessions)
+    ws = await http.ws_connect(world.fake.gateway_url)
+    again = RawGateway(ws)
+    await again.recv()
+    await again.send(
+        {"op": 6, "d": {"token": world.bot.token, "session_id": ready["d"]["session_id"], "seq": 1}}
+    )
+    assert await again.recv() == {"op": 9, "d": False}
+
+
+async def test_wrong_method_and_bad_json(world: World, http: aiohttp.ClientSession) -> None:
+    auth = {"Authorization": f"Bot {world.bot.token}"}
+    resp = await http.put(world.fake.api_url + "/users/@me", headers=auth)
+    assert resp.status == 405 and (await resp.json())["code"] == 0
+    url = f"{world.fake.api_url}/channels/{world.general.id}/messages"
+    bad = await http.post(url, data=b"{nope", headers=auth | {"Content-Type": "application/json"})
+    assert bad.status == 400 and (await bad.json())["code"] == 50109
+    assert "Bot" not in repr(world.fake.requests[-1])  # records keep tokens out of their repr

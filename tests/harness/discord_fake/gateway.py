@@ -134,9 +134,13 @@ class Gateway:
             if session is not None and session.ws is ws:
                 session.ws = None
                 session.queue = None
-                code = ws.close_code
-                if code in NOT_RESUMABLE:
-                    session.resumable = False
+                server_code = self._server_closes.pop(id(ws), None)
+                if server_code is not None:
+                    if server_code in NOT_RESUMABLE:
+                        session.resumable = False
+                elif ws.close_code in (1000, 1001):
+                    session.resumable = False  # the client ended its session
+            self._server_closes.pop(id(ws), None)
         return ws
 
     async def _writer(
@@ -153,6 +157,7 @@ class Gateway:
                     item.set_result(None)
                 continue
             if isinstance(item, tuple):
+                self._server_closes[id(ws)] = item[1]
                 with contextlib.suppress(Exception):
                     await ws.close(code=item[1], message=item[2].encode())
                 continue

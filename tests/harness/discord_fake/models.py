@@ -252,6 +252,9 @@ class Recorded:
     def token(self) -> str:
         return self.headers.get("Authorization", "")
 
+    def __repr__(self) -> str:  # no token in assertion messages
+        return f"Recorded({self.method} {self.path} {self.query} -> {self.status}: {self.json!r})"
+
 
 @dataclass
 class Fault:

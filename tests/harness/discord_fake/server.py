@@ -107,6 +107,7 @@ class FakeDiscord(
         self._outage = False
         self._faults: list[Fault] = []
         self._sockets: set[web.WebSocketResponse] = set()
+        self._server_closes: dict[int, int] = {}  # id(socket) -> the code the fake closed it with
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -384,6 +385,9 @@ class FakeDiscord(
                 return web.Response(status=204, headers=limits)
             rec.status = 200
             return json_response(result, 200, limits)
+        if any(regex.match(path) for _, regex, _, _, _ in self.routes):
+            rec.status = 405
+            return json_response({"message": "405: Method Not Allowed", "code": 0}, 405)
         rec.status = 404
         return json_response({"message": "404: Not Found", "code": 0}, 404)
 
