@@ -26,6 +26,10 @@ INTENTS.presences = False
 
 
 class GatewayClient(discord.Client):
+    #: Seconds discord.py waits after the last GUILD_CREATE before READY counts as done
+    #: (its default; tests against a fake that sends them all at once set less).
+    guild_ready_timeout: float = 2.0
+
     def __init__(
         self,
         on_event: Callable[[str, tuple[Any, ...]], None],
@@ -38,6 +42,7 @@ class GatewayClient(discord.Client):
             max_messages=None,
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
+            guild_ready_timeout=self.guild_ready_timeout,
             http_trace=http_trace,
         )
         self._on_event = on_event

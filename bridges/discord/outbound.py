@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord.utils import escape_markdown
 
 from bridgekit.contract.capabilities import SendRefused
 from bridgekit.contract.events import MatrixMessage, RemoteMessageID
@@ -24,6 +25,10 @@ log = logging.getLogger("bridgekit.discord.outbound")
 
 #: Discord's "Unknown Webhook": the channel's webhook was deleted.
 UNKNOWN_WEBHOOK = 10015
+
+
+class WebhooksForbidden(Exception):
+    """The bot may not make webhooks in a channel: relayed messages go as the bot, labelled."""
 
 
 class Outbound:
@@ -50,9 +55,13 @@ class Outbound:
         if not text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
         if msg.relay_sender is not None:
-            sent = await self.via_webhook(client, channel_id, thread_id, msg, text=text)
+            try:
+                sent = await self.via_webhook(client, channel_id, thread_id, msg, content=text)
+            except WebhooksForbidden:
+                labelled = f"**{escape_markdown(msg.relay_sender.displayname)}**: {text}"
+                sent = await self.as_user(client, thread_id or channel_id, msg, content=labelled)
         else:
-            sent = await self.as_user(client, thread_id or channel_id, msg, text=text)
+            sent = await self.as_user(client, thread_id or channel_id, msg, content=text)
         return MessageResult(remote_id=RemoteMessageID(str(sent.id)))
 
     async def via_webhook(
@@ -77,7 +86,10 @@ class Outbound:
         if thread_id is not None:
             args["thread"] = discord.Object(thread_id)
         for attempt in (1, 2):
-            hook = await self.connector.webhooks.for_channel(client, channel_id)
+            try:
+                hook = await self.connector.webhooks.for_channel(client, channel_id)
+            except discord.Forbidden as e:
+                raise WebhooksForbidden(channel_id) from e
             try:
                 return await hook.send(**args)
             except discord.NotFound as e:
@@ -90,7 +102,8 @@ class Outbound:
     async def as_user(
         self, client: DiscordClient, channel_id: int, msg: MatrixMessage, **send: Any
     ) -> discord.Message:
-        """Send as the login's own account (a personal login)."""
+        """Send as the login's own account (a personal login; a bot where it may not make
+        webhooks)."""
         gateway = client.gateway
         assert gateway is not None
         channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)

@@ -14,9 +14,10 @@ from bridgekit.bridge import Bridge
 from bridgekit.testing.matrix_client import MatrixTestClient
 from bridges.discord.client import DiscordClient
 from bridges.discord.connector import DiscordConnector
+from bridges.discord.gateway import GatewayClient
 from bridges.discord.login import DiscordLogin
 from tests.conftest import SERVER_NAME, eventually
-from tests.harness.discord_fake import FakeDiscord
+from tests.harness.discord_fake import MANAGE_MESSAGES, MANAGE_WEBHOOKS, FakeDiscord
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +35,8 @@ def ghost(user: Any) -> str:
 
 @dataclass
 class DiscordWorld:
-    """One guild ``Acme`` with the bridge's bot in it, Discord users alice and bob, and the
-    text channel ``#general``."""
+    """One guild ``Acme`` (alice's) with the bridge's bot in it (a role allowing webhooks and
+    managing messages), Discord users alice and bob, and the text channel ``#general``."""
 
     fake: FakeDiscord
     bot: Any
@@ -50,6 +51,12 @@ class DiscordWorld:
 
     def ghost(self, user: Any) -> str:
         return ghost(user)
+
+
+@pytest.fixture(autouse=True)
+def _quick_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake sends every GUILD_CREATE right after READY: no need to wait 2 s for more.
+    monkeypatch.setattr(GatewayClient, "guild_ready_timeout", 0.1)
 
 
 @pytest.fixture
@@ -72,8 +79,10 @@ async def discord_world(discord_fake: FakeDiscord) -> DiscordWorld:
     alice = fake.add_user("alice", global_name="Alice Liddell")
     bob = fake.add_user("bob", global_name="Bob Builder")
     guild = fake.add_guild("Acme", alice)
-    for user in (bot, alice, bob):
-        fake.add_member(guild, user)
+    fake.add_member(guild, bob)
+    # a bot invited with the permissions its README asks for gets a role holding them
+    role = fake.add_role(guild, "bridge", permissions=MANAGE_WEBHOOKS | MANAGE_MESSAGES)
+    fake.add_member(guild, bot, roles=[role])
     general = fake.add_channel(guild, "general", topic="all things Acme")
     return DiscordWorld(fake, bot, guild, alice, bob, general)
 

@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, login_bot, open_channel
+from tests.harness.discord_fake import MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
 
@@ -86,7 +87,31 @@ async def test_a_guild_not_bridged_is_not_bridged(discord_bridge, discord_world,
         client = await login_bot(discord_bridge, admin, world)
         await eventually(lambda: client.gateway.get_guild(int(other.id)) is not None)
         await fake.send_message(lounge, world.alice, "not for matrix")
-        room_id = await open_channel(world, admin, world.general, world.bob)
+        await open_channel(world, admin, world.general, world.bob)
         for room in await admin.joined_rooms():
             bodies = [e["content"].get("body") for e in await admin.messages(room)]
             assert "not for matrix" not in bodies
+
+
+async def test_where_webhooks_are_forbidden_the_bot_relays_with_a_label(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    quiet = fake.add_channel(world.guild, "quiet")
+    fake.set_overwrite(quiet, world.bot, deny=MANAGE_WEBHOOKS)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await admin.set_displayname("Ada *Admin*")
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, quiet, world.bob)
+        await admin.send_text(room_id, "no webhook here")
+
+        def sent() -> list:
+            return [m for m in fake.messages(quiet) if "no webhook here" in m["content"]]
+
+        await eventually(lambda: bool(sent()))
+        [msg] = sent()
+        assert not msg.get("webhook_id")
+        assert msg["author"]["id"] == world.bot.id
+        assert msg["content"] == "**Ada \\*Admin\\***: no webhook here"
