@@ -319,3 +319,55 @@ async def test_storm_closes_new_sessions_after_guild_create(world: World) -> Non
     world.fake.storm(None)
     await asyncio.wait_for(client.wait_until_ready(), 60)
     assert world.fake.resume_count >= 1  # discord.py tried to resume; the fake said op 9
+
+
+async def test_remote_actions_reach_discord_py(world: World) -> None:
+    client = await world.client(members=True)
+    fake, general = world.fake, world.general
+    first = await fake.send_message(general, world.alice, "one")
+    second = await fake.send_message(general, world.alice, "two")
+    third = await fake.send_message(general, world.bob, "three")
+    await fake.edit_message(general, first["id"], "one, edited")
+    await fake.add_reaction(general, first["id"], world.bob, "🎉")
+    await fake.remove_reaction(general, first["id"], world.bob, "🎉")
+    await fake.typing(general, world.bob)
+    await fake.delete_message(general, first["id"])
+    await fake.delete_messages(general, [second["id"], third["id"]])
+    await fake.update_channel(general, name="lobby", topic="new topic")
+    await fake.update_member(world.guild, world.bob, nick="Bobby")
+    role = fake.add_role(world.guild, "mods", permissions=0)
+    await fake.update_user(world.bot, global_name="Bridge")
+    # USER_UPDATE to the bot itself, GUILD_MEMBER_UPDATE to its guilds
+    await eventually(lambda: client.types.count("GUILD_MEMBER_UPDATE") == 2)
+    kinds = [k for k, _ in client.got]
+    assert kinds.count("message") == 3
+    edit = next(p for k, p in client.got if k == "edit")
+    assert edit.message_id == int(first["id"]) and edit.data["content"] == "one, edited"
+    assert next(p for k, p in client.got if k == "unreaction").emoji.name == "🎉"
+    assert next(p for k, p in client.got if k == "typing").user_id == int(world.bob.id)
+    assert next(p for k, p in client.got if k == "delete").message_id == int(first["id"])
+    bulk = next(p for k, p in client.got if k == "bulk_delete")
+    assert bulk.message_ids == {int(second["id"]), int(third["id"])}
+    assert next(p for k, p in client.got if k == "channel_update").name == "lobby"
+    assert client.types[-5:] == [
+        "CHANNEL_UPDATE",
+        "GUILD_MEMBER_UPDATE",
+        "GUILD_ROLE_CREATE",
+        "USER_UPDATE",
+        "GUILD_MEMBER_UPDATE",
+    ]
+    guild = client.get_guild(int(world.guild.id))
+    assert guild is not None and guild.get_role(int(role.id)) is not None
+    assert client.user is not None and client.user.global_name == "Bridge"
+    assert fake.messages(general) == []
+
+
+async def test_a_global_rate_limit_holds_every_request(world: World) -> None:
+    client = await world.client()
+    world.fake.rate_limit("GET", "/users/*", retry_after=0.4, global_=True)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    user = await client.fetch_user(int(world.alice.id))
+    assert user.name == "alice" and loop.time() - start >= 0.4
+    resp = world.fake.requests_to("GET", "/users/*")
+    assert [r.status for r in resp][-2:] == [429, 200]

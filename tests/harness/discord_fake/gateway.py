@@ -411,6 +411,9 @@ class Gateway:
             raise ValueError("only after='GUILD_CREATE' is modelled")
         self._storm = code
 
+    def clear_storm(self: FakeDiscord) -> None:
+        self._storm = None
+
     async def send_reconnect(self: FakeDiscord) -> None:
         """Op 7 RECONNECT to every connected session (the client should RESUME)."""
         for session in self.sessions:
