@@ -371,3 +371,20 @@ async def test_a_global_rate_limit_holds_every_request(world: World) -> None:
     assert user.name == "alice" and loop.time() - start >= 0.4
     resp = world.fake.requests_to("GET", "/users/*")
     assert [r.status for r in resp][-2:] == [429, 200]
+
+
+async def test_avatars_are_served_from_the_cdn(world: World) -> None:
+    png = b"\x89PNG\r\n\x1a\nfake-avatar"
+    erin = world.fake.add_user("erin", avatar=png)
+    world.fake.add_member(world.guild, erin, avatar=b"\x89PNG guild avatar")
+    client = await world.client()
+    user = await client.fetch_user(int(erin.id))
+    assert user.avatar is not None and user.avatar.url.startswith(world.fake.cdn_url + "/avatars/")
+    assert await user.avatar.read() == png
+    member = await client.get_guild(int(world.guild.id)).fetch_member(int(erin.id))  # type: ignore[union-attr]
+    assert member.guild_avatar is not None
+    assert await member.guild_avatar.read() == b"\x89PNG guild avatar"
+    await world.fake.update_user(erin, avatar=b"new face")
+    assert world.fake.avatar_url(erin) is not None
+    async with aiohttp.ClientSession() as http, http.get(world.fake.avatar_url(erin) or "") as resp:
+        assert await resp.read() == b"new face"

@@ -25,15 +25,20 @@ Tests build the world with ``add_bot``/``add_user``/``add_guild``/``add_channel`
 ``send_message``/``edit_message``/``delete_message(s)``/``add_reaction``/``remove_reaction``/
 ``typing``/``update_channel``/``update_member``/``update_user``/``create_thread``/
 ``create_forum_post``/``remove_member``. Faults: ``rate_limit``, ``fail``, ``hold``,
-``refuse_token``, ``close_sessions(code)``, ``storm``, ``send_reconnect``,
-``invalidate_session``, ``withhold_heartbeat_ack``, ``echo_before_reply``, ``gateway_paused``,
-``gateway_outage()``, ``send_raw_dispatch``, ``send_raw_frame``, ``delete_webhook``, bots
-without privileged intents (``add_bot(..., privileged_intents=False)``: 4014).
+``refuse_token``, ``close_sessions(code)``, ``storm`` / ``clear_storm``, ``send_reconnect``,
+``invalidate_session``, ``withhold_heartbeat_ack``, ``echo_before_reply``, ``echo_delay``,
+``gateway_paused``, ``gateway_outage()``, ``send_raw_dispatch``, ``send_raw_frame``,
+``delete_webhook``, bots without privileged intents (``add_bot(..., privileged_intents=False)``:
+4014). Records: ``requests`` / ``requests_to(method, glob)``, ``messages(channel)`` (JSON) and
+``message_store`` (models, with a webhook message's ``webhook_name`` / ``webhook_avatar_url``),
+``dispatched`` (session id, type, data), ``identify_count``, ``resume_count``,
+``gateway_frames``, ``cdn_requests``. Avatars and icons given as bytes are served by the cdn.
 
 Modules: ``models`` (state, records, constants), ``server`` (``FakeDiscord``: routing, auth,
 faults, recording, lifecycle), ``workspace`` (set-up, permissions), ``rendering`` (JSON
-shapes), ``rest`` and ``webhooks`` (routes), ``gateway`` (sessions, dispatching, gateway
-faults), ``cdn`` (downloads), ``actions`` (what users do, the message store).
+shapes), ``rest``, ``messages`` and ``webhooks`` (routes), ``gateway`` (sessions,
+dispatching, gateway faults), ``cdn`` (downloads), ``actions`` (what users do, the message
+store), ``threads`` (threads and forum posts).
 """
 
 from .models import (

@@ -373,7 +373,7 @@ class RemoteActions:
         if nick is not _UNSET:
             member.nick = nick
         if avatar is not _UNSET:
-            member.avatar = avatar
+            member.avatar = self.add_image(avatar)
         if roles is not _UNSET:
             member.roles = [cid(r) for r in roles]
         self._member_update(g.id, member.user_id)
@@ -419,7 +419,7 @@ class RemoteActions:
         if global_name is not _UNSET:
             u.global_name = global_name
         if avatar is not _UNSET:
-            u.avatar = avatar
+            u.avatar = self.add_image(avatar)
         self.dispatch_to_user(u.id, "USER_UPDATE", self.user_json(u))
         for g in self.guilds.values():
             if u.id in g.members:
