@@ -35,6 +35,7 @@ async def test_login_ready_and_guild_create_reach_the_client(world: World) -> No
     channel = guild.get_channel(int(world.general.id))
     assert isinstance(channel, discord.TextChannel) and channel.topic == "chat"
     assert client.application_id == int(world.bot.id)
+    assert client.application_flags.gateway_message_content_limited
     assert world.fake.identify_count == 1
     # no request left loopback: every REST call was recorded by the fake
     paths = [(r.method, r.path) for r in world.fake.requests]
@@ -247,6 +248,9 @@ async def test_privileged_intents_refused_with_4014(world: World) -> None:
         await asyncio.wait_for(client.task, 30)
     ok = await world.client(shy.token, content=False)
     assert ok.user is not None and ok.user.id == int(shy.id)
+    assert not ok.application_flags.gateway_message_content_limited
+    with pytest.raises(discord.Forbidden):  # listing members needs the GUILD_MEMBERS toggle
+        await ok.http.get_members(int(world.guild.id), 10, None)
 
 
 async def test_attachments_upload_multipart_and_download_from_the_cdn(world: World) -> None:

@@ -220,7 +220,8 @@ class Gateway:
             "_trace": ["fake-discord"],
         }
         if user.bot:
-            ready["application"] = {"id": user.application_id, "flags": 0}
+            flags = (1 << 13 | 1 << 15 | 1 << 19) if user.privileged_intents else 0
+            ready["application"] = {"id": user.application_id, "flags": flags}
         self._send(session, "READY", ready)
         for guild in guilds:
             self._send(session, "GUILD_CREATE", self.guild_create_json(guild, user))
