@@ -392,3 +392,28 @@ async def test_avatars_are_served_from_the_cdn(world: World) -> None:
     assert world.fake.avatar_url(erin) is not None
     async with aiohttp.ClientSession() as http, http.get(world.fake.avatar_url(erin) or "") as resp:
         assert await resp.read() == b"new face"
+
+
+async def test_edits_keep_or_drop_attachments(world: World) -> None:
+    import io
+
+    client = await world.client()
+    channel = client.get_channel(int(world.general.id))
+    assert isinstance(channel, discord.TextChannel)
+    files = [discord.File(io.BytesIO(b"a"), "a.txt"), discord.File(io.BytesIO(b"b"), "b.txt")]
+    sent = await channel.send("two files", files=files)
+    assert [a.filename for a in sent.attachments] == ["a.txt", "b.txt"]
+    kept = await sent.edit(attachments=[sent.attachments[1]])
+    assert [a.filename for a in kept.attachments] == ["b.txt"]
+    added = await kept.edit(
+        attachments=[*kept.attachments, discord.File(io.BytesIO(b"c"), "c.txt")]
+    )
+    assert [a.filename for a in added.attachments] == ["b.txt", "c.txt"]
+    assert await added.attachments[1].read() == b"c"
+    text_only = await added.edit(content="no change to files")
+    assert [a.filename for a in text_only.attachments] == ["b.txt", "c.txt"]
+    hook = world.fake.add_webhook(world.general, world.bot, "relay")
+    partial = discord.Webhook.partial(int(hook.id), hook.token, client=client)
+    relayed = await partial.send("file", file=discord.File(io.BytesIO(b"w"), "w.txt"), wait=True)
+    edited = await partial.edit_message(relayed.id, attachments=[])
+    assert edited.attachments == [] and world.fake.messages(world.general)[-1]["attachments"] == []

@@ -73,7 +73,13 @@ discord.py accepts them), presences, voice, interactions and slash commands, sti
 ``sticker_items``, polls, components, message search, pins, invites, bans, audit logs,
 per-route rate limit buckets beyond the injected 429s (every other answer says 49 left), the
 user-account READY shape (a user-token session gets the bot-shaped READY + GUILD_CREATEs plus
-``private_channels``), ``GET /oauth2/applications/@me`` for user tokens (401), forum tags."""
+``private_channels``; discord.py itself always sends ``Bot <token>`` on REST and calls
+``GET /oauth2/applications/@me``, which answers 401 for user tokens: a user-token login through
+discord.py needs the connector to send the bare token and skip that call), forum tags, private
+thread membership (a private thread is visible like its parent), CHANNEL_DELETE when an
+overwrite hides a channel from a connected session (it just stops getting its events), link
+unfurl MESSAGE_UPDATEs, message content of a bot's own webhooks' messages without
+MESSAGE_CONTENT (kept, as for its own messages)."""
 
 __all__ = [
     "ADMINISTRATOR",
