@@ -89,7 +89,9 @@ _URL_RE = re.compile(r"https?://[^\s<>]+[^\s<>.,:;\"')\]]")
 _INLINE_ESCAPE_RE = re.compile(r"[\\*_~|`<\[]")
 _LINE_START_RE = re.compile(r"^([ \t]*)(?:([#>\-+])|([0-9]+)\.)", re.MULTILINE)
 _ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|everyone|here)\b", re.IGNORECASE)
-_LEFTOVER_RE = re.compile(r"@(?=(?:everyone|here)\b)", re.IGNORECASE)
+# Whatever is left after conversion (``@`` and ``everyone`` from two text nodes, ``@heres``):
+# every such ``@`` gets a zero-width space, whatever follows.
+_LEFTOVER_RE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 _RUN_RE = re.compile(r"[\n\x01\x02]*[\x01\x02][\n\x01\x02]*")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
 _MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
@@ -323,6 +325,8 @@ class _Converter(HTMLParser):
         elif tag == "blockquote" and frame.quote:
             lines = _resolve(content).split("\n")
             content = _BREAK + "\n".join("> " + line for line in lines) + _BREAK
+        elif tag == "blockquote":
+            content = _BREAK + content + _BREAK  # Discord has one quote level
         elif tag == "li":
             content = self.list_item(frame, content)
         elif len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
@@ -405,7 +409,7 @@ def _finish(text: str, converter: _Converter) -> DiscordText:
     # An empty quote line keeps its space: a bare ">" would end the quote.
     lines = [line.rstrip(" ") for line in text.split("\n")]
     lines = ["> " if line == ">" else line for line in lines]
-    text = "\n".join(lines).strip("\n")
+    text = "\n".join(lines).strip("\n ")
     text = _LEFTOVER_RE.sub("@" + _ZWSP, text)
     everyone = _AT in text
     return DiscordText(text.replace(_AT, "@"), converter.users, everyone)
