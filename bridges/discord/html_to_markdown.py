@@ -81,7 +81,7 @@ class DiscordText:
         )
 
 
-_BREAK, _PARA, _AT = "\x01", "\x02", "\x03"  # placeholders, resolved at the end
+_BREAK, _PARA, _AT, _MAYBE = "\x01", "\x02", "\x03", "\x04"  # placeholders, resolved at the end
 _ZWSP = "\u200b"
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
@@ -92,6 +92,9 @@ _ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|everyone|here)\b", re.IGNORECASE)
 # Whatever is left after conversion (``@`` and ``everyone`` from two text nodes, ``@heres``):
 # every such ``@`` gets a zero-width space, whatever follows.
 _LEFTOVER_RE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
+# A placeholder at a line's start (after the quote and list prefixes the converter wrote)
+# becomes a backslash; anywhere else it goes.
+_MAYBE_RE = re.compile(r"^((?:> |[ \t]*(?:- |[0-9]{1,10}\. ))*[ \t]*[0-9]*)\x04", re.MULTILINE)
 _RUN_RE = re.compile(r"[\n\x01\x02]*[\x01\x02][\n\x01\x02]*")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
 _MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
@@ -107,8 +110,11 @@ _MARKS |= {"del": "~~", "s": "~~", "strike": "~~"}
 _MAX_LEVELS = 16
 
 
-def escape_text(text: str) -> str:
-    """Backslash-escape Discord markdown in plain text (URLs kept whole, so they still link)."""
+def escape_text(text: str, *, line_start: str = "\\") -> str:
+    """Backslash-escape Discord markdown in plain text (URLs kept whole, so they still link).
+
+    ``line_start`` is written before what would start a quote, heading or list at a line's
+    start; HTML text nodes get a placeholder, settled once the lines are known."""
     out: list[str] = []
     pos = 0
     for match in _URL_RE.finditer(text):
@@ -116,13 +122,13 @@ def escape_text(text: str) -> str:
         out.append(match.group(0))
         pos = match.end()
     out.append(_INLINE_ESCAPE_RE.sub(r"\\\g<0>", text[pos:]))
-    return _LINE_START_RE.sub(_escape_line_start, "".join(out))
 
+    def line_starts(match: re.Match[str]) -> str:
+        if match.group(2):
+            return match.group(1) + line_start + match.group(2)
+        return match.group(1) + match.group(3) + line_start + "."
 
-def _escape_line_start(match: re.Match[str]) -> str:
-    if match.group(2):
-        return match.group(1) + "\\" + match.group(2)
-    return match.group(1) + match.group(3) + "\\."
+    return _LINE_START_RE.sub(line_starts, "".join(out))
 
 
 def _resolve(text: str) -> str:
@@ -225,7 +231,7 @@ class _Converter(HTMLParser):
             data = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", data))
             if data.startswith(" ") and frame.parts and frame.parts[-1].endswith(" "):
                 data = data[1:]
-            text = data if self.code else escape_text(data)
+            text = data if self.code else escape_text(data, line_start=_MAYBE)
             text = self.mentions(text, bool(self.code))
         if self.anchors:
             for entry in reversed(self.stack):
@@ -377,8 +383,8 @@ class _Converter(HTMLParser):
                 if channel and channel.isdigit():
                     return f"<#{channel}>"
             return label.strip() or escape_text(target)
-        if self.anchors or not _SAFE_URL_RE.fullmatch(href):
-            return label  # a link inside a link, or not http(s): its text
+        if self.anchors or self.code or self.pre or not _SAFE_URL_RE.fullmatch(href):
+            return label  # inside a link or code, or not http(s): its text
         url = href.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
         if not raw or raw.rstrip("/") == href.rstrip("/"):
             return url
@@ -410,6 +416,7 @@ def _finish(text: str, converter: _Converter) -> DiscordText:
     lines = [line.rstrip(" ") for line in text.split("\n")]
     lines = ["> " if line == ">" else line for line in lines]
     text = "\n".join(lines).strip("\n ")
+    text = _MAYBE_RE.sub(r"\1\\", text).replace(_MAYBE, "")
     text = _LEFTOVER_RE.sub("@" + _ZWSP, text)
     everyone = _AT in text
     return DiscordText(text.replace(_AT, "@"), converter.users, everyone)

@@ -78,8 +78,12 @@ CASES = [
     ('<a href="https://matrix.to/#/@nodigits:hs.test">N</a>', "N"),
     ('<a href="https://matrix.to/#/%23_discord_10:hs.test">#general</a>', "<#10>"),
     ('<a href="https://matrix.to/#/!room:hs.test">room</a>', "<#20>"),
-    # An unmapped pill is its label (a text node's leading # is escaped: harmless mid-line).
-    ('<a href="https://matrix.to/#/#other:hs.test">#other</a>', "\\#other"),
+    ('in <a href="https://matrix.to/#/#other:hs.test">#other</a>', "in #other"),
+    ('<a href="https://matrix.to/#/#other:hs.test">#other</a>', "\\#other"),  # line start
+    ("a <b>b</b>- c <i>#</i>tag 1<b>.</b> x", "a **b**- c *#*tag 1**.** x"),
+    ("<ul><li># h</li><li>2. x</li></ul>", "- \\# h\n- 2\\. x"),
+    ("<blockquote>&gt; q<br>- l</blockquote>", "> \\> q\n> \\- l"),
+    ('<code><a href="https://e.org">x</a></code>', "`x`"),
     ('<img data-mx-emoticon src="mxc://hs.test/blob" alt=":blob:">', "<:blob:7>"),
     ('<img data-mx-emoticon src="mxc://hs.test/party" alt=":party:">', "<a:party:8>"),
     ('<img data-mx-emoticon src="mxc://hs.test/other" alt=":other:">', ":other:"),
