@@ -43,6 +43,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from bridgekit.contract.html_lists import ListItem, render_lists
+
 from .markdown_inline import Inline, MatrixMentions, Out, esc, pill_href
 
 __all__ = [
@@ -258,32 +260,6 @@ def _attr(text: str) -> str:
     return _html.escape(text, quote=True)
 
 
-def _render_list(items: list[_Block]) -> str:
-    """List items as nested lists; a level never jumps by more than one."""
-    out: list[str] = []
-    stack: list[str] = []
-    for item in items:
-        kind = "ol" if item.ordered else "ul"
-        level = min(item.level, len(stack))
-        if stack and level < len(stack):
-            out.append("</li>")
-            while len(stack) > level + 1:
-                out.append(f"</{stack.pop()}></li>")
-            if stack[-1] == kind:
-                out.append("<li>" + item.html)
-                continue
-            out.append(f"</{stack.pop()}>")
-        start = f' start="{item.start}"' if item.ordered and item.start != 1 else ""
-        out.append(f"<{kind}{start}><li>" + item.html)
-        stack.append(kind)
-    out.append("</li>")
-    while stack:
-        out.append(f"</{stack.pop()}>")
-        if stack:
-            out.append("</li>")
-    return "".join(out)
-
-
 def _render(blocks: list[_Block]) -> str:
     out: list[str] = []
     index = 0
@@ -300,7 +276,11 @@ def _render(blocks: list[_Block]) -> str:
                 stop = at
                 while stop < len(group) and group[stop].kind == "li":
                     stop += 1
-                parts.append(_render_list(group[at:stop]))
+                parts.append(
+                    render_lists(
+                        ListItem(b.html, b.level, b.ordered, b.start) for b in group[at:stop]
+                    )
+                )
                 at = stop
             else:
                 parts.append(group[at].html)
