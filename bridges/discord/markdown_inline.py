@@ -203,9 +203,12 @@ class Inline:
                 label, url = match.group(1), match.group(2)
                 inner = Out()
                 self._nested(label, inner, depth, links=False)
+                label_body = "".join(inner.body)
                 out.both(
                     f'<a href="{_attr(url)}">{"".join(inner.html)}</a>',
-                    f"{''.join(inner.body)} ({url})",
+                    label_body
+                    if label_body.rstrip("/") == url.rstrip("/")
+                    else f"{label_body} ({url})",
                 )
                 return match.end()
             return None

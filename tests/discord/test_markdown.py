@@ -129,6 +129,10 @@ def test_body_keeps_the_markdown_as_typed_with_mentions_as_names() -> None:
     assert body == "**hi** Alice, see this (https://e.org) in #general\n> q"
 
 
+def test_a_masked_link_whose_text_is_its_url_is_the_url_in_the_body() -> None:
+    assert to_matrix("[https://e.org/](https://e.org)").body == "https://e.org/"
+
+
 def test_fenced_code_inside_text() -> None:
     result = to_matrix("before\n```\nx <b>\n```\nafter")
     assert result.html == "before<pre><code>x &lt;b&gt;</code></pre>after"
