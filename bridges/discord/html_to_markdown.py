@@ -324,8 +324,8 @@ class _Converter(HTMLParser):
                 content = content[1:]  # the space moved out of the markers was there already
         if tag == "code" and not self.pre:
             content = _code_span(content)
-        elif tag == "pre":
-            content = self.pre_block(frame, content)
+        elif tag == "pre" and not self.pre:
+            content = self.pre_block(frame, content)  # the outermost: a pre in a pre is text
         elif tag == "a":
             content = self.anchor(frame, content)
         elif tag == "blockquote" and frame.quote:

@@ -56,6 +56,7 @@ CASES = [
     ('<pre><code class="language-py">print(1)\n</code></pre>', "```py\nprint(1)\n```"),
     ("<pre>a```b</pre>", f"```\na`{ZWSP}``b\n```"),
     ("before<pre>x</pre>after", "before\n```\nx\n```\nafter"),
+    ("<pre>a<pre>b</pre>c</pre>", "```\nabc\n```"),
     ("<blockquote>q</blockquote>after", "> q\nafter"),
     ("<blockquote><p>a</p><p>b</p></blockquote>", "> a\n> \n> b"),
     ("<blockquote>a<blockquote>b</blockquote></blockquote>", "> a\n> b"),
@@ -394,7 +395,14 @@ def test_fuzzed_plain_text_reads_back_as_typed() -> None:
 
 
 def test_deeply_nested_html_converts_quickly() -> None:
-    for html in ("<b><i>" * 5000, "<blockquote>" * 5000 + "x", "<ul><li>" * 3000 + "x"):
+    for html in (
+        "<b><i>" * 5000,
+        "<blockquote>" * 5000 + "x",
+        "<ul><li>" * 3000 + "x",
+        "<pre>" * 3000 + "x",
+        "<span data-mx-spoiler>x" * 3000,
+    ):
         started = time.monotonic()
-        to_discord(html)
+        text = to_discord(html).text
         assert time.monotonic() - started < 5
+        assert len(text) < 3100  # nesting adds no markers past a bounded depth
