@@ -155,7 +155,7 @@ def mentioned_ids(text: str) -> dict[str, set[str]]:
     return found
 
 
-_FENCE_RE = re.compile(r"```([\s\S]*?[^`][\s\S]*?)```")
+_NOT_TICK_RE = re.compile(r"[^`]")
 _LANG_RE = re.compile(r"([A-Za-z0-9_+\-.#]{1,32})\n([\s\S]*\S[\s\S]*)")
 _QUOTE_RE = re.compile(r">>>(?: |$)|> ")
 _HEADING_RE = re.compile(r"(#{1,3}) +(?=\S)")
@@ -291,6 +291,21 @@ def _render(blocks: list[_Block]) -> str:
     return "".join(out)
 
 
+def _fences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each code block: a ``\u0060\u0060\u0060`` up to the next one past a character
+    that is not a backtick (a scan, not a backtracking regex: linear in the text)."""
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        content = _NOT_TICK_RE.search(text, start + 3)
+        close = text.find("```", content.start() + 1) if content else -1
+        if close < 0:
+            break
+        found.append((start, close + 3))
+        pos = close + 3
+    return found
+
+
 def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixText:
     """Convert a Discord message's ``content`` to ``(body, html, mentions)`` for Matrix.
 
@@ -302,10 +317,10 @@ def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixTex
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     blocks = _Blocks(inline)
     pos = 0
-    fences = list(_FENCE_RE.finditer(text))
+    fences = _fences(text)
     for number in range(len(fences) + 1):
         fence = fences[number] if number < len(fences) else None
-        chunk = text[pos : fence.start() if fence else len(text)]
+        chunk = text[pos : fence[0] if fence else len(text)]
         lines = chunk.split("\n")
         if pos > 0 and lines and lines[0] == "":
             lines.pop(0)  # the newline after a fence
@@ -320,8 +335,8 @@ def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixTex
         for line in lines:
             blocks.line(line)
         if fence is not None:
-            blocks.code(fence.group(1), bool(quoted_fence), quoted_fence)
-            pos = fence.end()
+            blocks.code(text[fence[0] + 3 : fence[1] - 3], bool(quoted_fence), quoted_fence)
+            pos = fence[1]
     blocks.flush()
     body = "\n".join(block.body for block in blocks.blocks)
     if not blocks.markup:

@@ -7,6 +7,7 @@ content is parsed again (depth-bounded). Every text reaching the HTML is escaped
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import html as _html
 import re
@@ -74,7 +75,7 @@ class Out:
 
 # Inline rules, in Discord's order of precedence; each is matched at a position.
 _ESCAPE_RE = re.compile(r"\\([^0-9A-Za-z\s])")
-_CODE_RE = re.compile(r"(`+)([^`][\s\S]*?)(?<!`)\1(?!`)")
+_TICKS_RE = re.compile(r"`+")
 _STRONG_RE = re.compile(r"\*\*((?:\\[\s\S]|[^\\])+?)\*\*(?!\*)")
 _UNDER_RE = re.compile(r"__((?:\\[\s\S]|[^\\])+?)__(?!_)")
 _EM_RE = re.compile(
@@ -126,18 +127,48 @@ class Inline:
         # The last place each closing token occurs: an opener past it cannot match (this
         # keeps unclosed markers from costing a scan each: linear, not quadratic).
         last = {tok: text.rfind(tok) for tok in ("**", "__", "~~", "||", "`", "*", "_", ")", ">")}
+        runs: dict[int, list[int]] | None = None  # backtick runs by length, for code spans
         while True:
             found = _SPECIAL_RE.search(text, pos)
             if found is None:
                 break
             pos = found.start()
-            done = self._rule(text, pos, out, depth, links, last, literal_from)
+            if text[pos] == "`":
+                if runs is None:
+                    runs = {}
+                    for tick in _TICKS_RE.finditer(text):
+                        runs.setdefault(len(tick.group(0)), []).append(tick.start())
+                done = self._code_span(text, pos, out, runs, literal_from)
+                if done < 0:  # no closing run: the whole run is text
+                    pos = -done
+                    continue
+            else:
+                done = self._rule(text, pos, out, depth, links, last, literal_from)
             if done is None:
                 pos += 1
             else:
                 literal_from = pos = done
         if literal_from < len(text):
             out.text(text[literal_from:])
+
+    def _code_span(
+        self, text: str, pos: int, out: Out, runs: dict[int, list[int]], start: int
+    ) -> int:
+        """A code span opened by the backtick run at ``pos``, closed by the next run of the
+        same length: where parsing goes on, or minus the run's end when it is not closed."""
+        tick = _TICKS_RE.match(text, pos)
+        assert tick is not None
+        end = tick.end()
+        closers = runs.get(end - pos, [])
+        index = bisect.bisect_left(closers, end)
+        if index == len(closers):
+            return -end
+        close = closers[index]
+        self._flush(text, start, pos, out)
+        code = text[end:close]
+        inner = code.strip(" ") if code.strip(" ") else code
+        out.both(f"<code>{esc(inner)}</code>", text[pos : close + end - pos])
+        return close + end - pos
 
     def _flush(self, text: str, start: int, pos: int, out: Out) -> None:
         if pos > start:
@@ -162,15 +193,6 @@ class Inline:
             if match:
                 self._flush(text, start, pos, out)
                 out.both(esc(match.group(1)), match.group(1), markup=False)
-                return match.end()
-            return None
-        if char == "`" and last["`"] > pos:
-            match = _CODE_RE.match(text, pos)
-            if match:
-                self._flush(text, start, pos, out)
-                code = match.group(2)
-                inner = code.strip(" ") if code.strip(" ") else code
-                out.both(f"<code>{esc(inner)}</code>", match.group(0))
                 return match.end()
             return None
         if char == "@":

@@ -297,3 +297,13 @@ def test_long_hostile_messages_convert_quickly(text: str) -> None:
     started = time.monotonic()
     to_matrix(text)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["``````" + "a" * 40_000, "`" * 40_000, "` `` ``` ```` " * 3000, "**a***" * 7000 + "**"],
+)
+def test_conversion_stays_linear_on_ten_times_the_longest_message(text: str) -> None:
+    started = time.monotonic()
+    to_matrix(text)
+    assert time.monotonic() - started < 5
