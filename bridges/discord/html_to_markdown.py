@@ -39,6 +39,8 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
+from .message_split import split_message
+
 if TYPE_CHECKING:
     import discord
 
@@ -95,6 +97,7 @@ _LEFTOVER_RE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 # A placeholder at a line's start (after the quote and list prefixes the converter wrote)
 # becomes a backslash; anywhere else it goes.
 _MAYBE_RE = re.compile(r"^((?:> |[ \t]*(?:- |[0-9]{1,10}\. ))*[ \t]*[0-9]*)\x04", re.MULTILINE)
+_TYPED_MENTION_RE = re.compile(r"(<@[!&]?)(?=[0-9])")  # users and roles (channels never ping)
 _RUN_RE = re.compile(r"[\n\x01\x02]*[\x01\x02][\n\x01\x02]*")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
 _MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
@@ -215,7 +218,8 @@ class _Converter(HTMLParser):
                 return _AT + ("everyone" if word == "room" else match.group(1))
             return match.group(0)
 
-        return _ROOM_WORD_RE.sub(swap, text)
+        # Discord pings for an escaped <@id> too: typed mention syntax gets a zero-width space.
+        return _TYPED_MENTION_RE.sub(r"\1" + _ZWSP, _ROOM_WORD_RE.sub(swap, text))
 
     def handle_data(self, data: str) -> None:
         if self.skip:
@@ -224,9 +228,8 @@ class _Converter(HTMLParser):
         frame = self.stack[-1]
         if self.pre:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
-            text = _CONTROL_RE.sub("", data.replace("\t", "    ")).replace(
-                "```", "`" + _ZWSP + "``"
-            )
+            text = _CONTROL_RE.sub("", data.replace("\t", "    ")).replace("```", "`\u200b``")
+            text = _TYPED_MENTION_RE.sub(r"\1" + _ZWSP, text)
         else:
             data = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", data))
             if data.startswith(" ") and frame.parts and frame.parts[-1].endswith(" "):
@@ -443,54 +446,3 @@ def matrix_to_discord(
         return _finish(converter.mentions(escape_text(text), False), converter)
     converter.feed(html)
     return _finish(converter.result(), converter)
-
-
-_FENCE_RE = re.compile(r"(?<!\\)```([A-Za-z0-9_+\-.#]*)")
-
-
-def _fence_state(text: str, state: str | None) -> str | None:
-    """After ``text``: the open code block's language ("" for none), or None when closed."""
-    for match in _FENCE_RE.finditer(text):
-        state = match.group(1) if state is None else None
-    return state
-
-
-def split_message(text: str, limit: int = 2000) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` characters, at a line break if one is in
-    reach, else at a space, else anywhere (not after a backslash); a code block cut in two is
-    closed and opened again, so each piece renders on its own."""
-    if limit < 40:
-        raise ValueError("limit too small")
-    pieces: list[str] = []
-    fence: str | None = None  # the language of the code block open at the start of `text`
-    while text:
-        opener = f"```{fence}\n" if fence is not None else ""
-        room = limit - len(opener) - len("\n```")
-        if len(opener) + len(text) <= limit and _fence_state(text, fence) is None:
-            pieces.append(opener + text)
-            break
-        cut = _cut_point(text, room)
-        piece, text = text[:cut], text[cut:]
-        after = _fence_state(piece, fence)
-        out = opener + (piece.rstrip("\n") if after is not None else piece.rstrip("\n "))
-        if after is not None:
-            out += "\n```"
-        if out.strip():
-            pieces.append(out)
-        fence = after
-        text = text.lstrip("\n") if after is None else text
-    return pieces
-
-
-def _cut_point(text: str, room: int) -> int:
-    if len(text) <= room:
-        return len(text)
-    window = text[:room]
-    for sep in ("\n", " "):
-        at = window.rfind(sep)
-        if at > room // 2:
-            return at + 1
-    cut = room
-    while cut > 1 and text[cut - 1] == "\\":
-        cut -= 1
-    return cut
