@@ -311,7 +311,9 @@ def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixTex
 
     ``names`` answers for the ids the text names; without it mentions show their ids.
     ``html`` is escaped HTML, or None when the plain body says it all; ``mentions`` has
-    the users' mxids and whether ``@everyone``/``@here`` was used (``m.mentions.room``).
+    the users' mxids and whether ``@everyone``/``@here`` was written (``m.mentions.room``;
+    whether it pinged on Discord is the message's ``mention_everyone``, which a caller may
+    prefer: a member without the permission writes the words without pinging anyone).
     """
     inline = Inline(names)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")

@@ -388,6 +388,7 @@ def test_fuzzed_matrix_html_never_raises_and_never_pings_unless_allowed() -> Non
             assert not re.search(r"@(everyone|here)", result.text, re.I), (html, result.text)
             assert result.everyone is False
         assert result.user_ids <= {"222"}
+        assert set(re.findall(r"<@[!&]?([0-9]+)>", result.text)) == result.user_ids
         for piece in split_message(result.text, 50):
             assert len(piece) <= 50
         assert_safe(discord_to_matrix(result.text, NAMES).html)
