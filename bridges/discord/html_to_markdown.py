@@ -331,6 +331,10 @@ class _Converter(HTMLParser):
             content = self.pre_block(frame, content)  # the outermost: a pre in a pre is text
         elif tag == "a":
             content = self.anchor(frame, content)
+            for outer in reversed(self.stack):
+                if outer.tag == "a":  # a link inside a link: its text is the outer one's too
+                    outer.raw.extend(frame.raw)
+                    break
         elif tag == "blockquote" and frame.quote:
             lines = _resolve(content).split("\n")
             content = _BREAK + "\n".join("> " + line for line in lines) + _BREAK
@@ -389,7 +393,7 @@ class _Converter(HTMLParser):
         if self.anchors or self.code or self.pre or not _SAFE_URL_RE.fullmatch(href):
             return label  # inside a link or code, or not http(s): its text
         url = href.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
-        if not raw or raw.rstrip("/") == href.rstrip("/"):
+        if not label.strip() or raw.rstrip("/") == href.rstrip("/"):
             return url
         return f"[{label.strip()}]({url})"
 

@@ -72,6 +72,11 @@ CASES = [
     ('<a href="https://e.org/x">https://e.org/x</a>', "https://e.org/x"),
     ('<a href="https://e.org/(x)">y</a>', "[y](https://e.org/%28x%29)"),
     ('<a href="javascript:alert(1)">js</a>', "js"),
+    (
+        '<a href="https://e.org"><a href="https://matrix.to/#/@bob:hs.test">B</a></a>',
+        "[<@222>](https://e.org)",
+    ),
+    ('<a href="https://e.org"></a>', "https://e.org"),
     ('<a href="mxc://hs/x">m</a>', "m"),
     ('<a href="https://matrix.to/#/@_discord_111:hs.test">Alice</a>: hi', "<@111>: hi"),
     ('<a href="matrix:u/bob:hs.test">Bob</a>', "<@222>"),
