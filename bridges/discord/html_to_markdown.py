@@ -33,12 +33,14 @@ room pill                               ``<#id>`` via ``names.channel_id``, else
 
 from __future__ import annotations
 
+import html as _html
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
+from .markdown_inline import URL_RE
 from .message_split import split_message
 
 if TYPE_CHECKING:
@@ -87,7 +89,9 @@ _BREAK, _PARA, _AT, _MAYBE = "\x01", "\x02", "\x03", "\x04"  # placeholders, res
 _ZWSP = "\u200b"
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
-_URL_RE = re.compile(r"https?://[^\s<>]+[^\s<>.,:;\"')\]]")
+# Discord's autolink rule (markdown_inline.URL_RE) and the punctuation after it, to the next
+# space or "<": a link there, nothing in it formatting, so it is left as it is.
+_URL_RE = re.compile(URL_RE.pattern + r"[^\s<]*")
 _INLINE_ESCAPE_RE = re.compile(r"[\\*_~|`<\[]")
 _LINE_START_RE = re.compile(r"^([ \t]*)(?:([#>\-+])|([0-9]+)\.)", re.MULTILINE)
 _ROOM_WORD_RE = re.compile(r"(?<![\w@])@(room|everyone|here)\b", re.IGNORECASE)
@@ -124,6 +128,10 @@ def escape_text(text: str, *, line_start: str = "\\") -> str:
         out.append(_INLINE_ESCAPE_RE.sub(r"\\\g<0>", text[pos : match.start()]))
         out.append(match.group(0))
         pos = match.end()
+        if text.startswith("<", pos):
+            # Discord's URL would take a backslash in: "<" + a zero-width space starts nothing.
+            out.append("<" + _ZWSP)
+            pos += 1
     out.append(_INLINE_ESCAPE_RE.sub(r"\\\g<0>", text[pos:]))
 
     def line_starts(match: re.Match[str]) -> str:
@@ -448,5 +456,12 @@ def matrix_to_discord(
         text = body.replace("\r\n", "\n").replace("\r", "\n").replace(_AT, "")
         text = _CONTROL_RE.sub("", text.replace("\t", "    "))
         return _finish(converter.mentions(escape_text(text), False), converter)
-    converter.feed(html)
-    return _finish(converter.result(), converter)
+    try:
+        converter.feed(html)
+        text = converter.result()
+    except (AssertionError, ValueError):
+        # html.parser gives up on some malformed markup (``<![`` on Python 3.11): the body,
+        # or else the markup's text, as plain text.
+        plain = body or _html.unescape(re.sub(r"<[^>]*>", "", html))
+        return matrix_to_discord(plain, None, names, may_mention_room=may_mention_room)
+    return _finish(text, converter)

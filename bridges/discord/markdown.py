@@ -45,7 +45,7 @@ from typing import NamedTuple, Protocol
 
 from bridgekit.contract.html_lists import ListItem, render_lists
 
-from .markdown_inline import Inline, MatrixMentions, Out, esc, pill_href
+from .markdown_inline import URL_RE, Inline, MatrixMentions, Out, esc, pill_href
 
 __all__ = [
     "DiscordChannel",
@@ -156,6 +156,7 @@ def mentioned_ids(text: str) -> dict[str, set[str]]:
 
 
 _NOT_TICK_RE = re.compile(r"[^`]")
+_URL_HEAD_RE = re.compile(r"(?<![A-Za-z0-9])https?://")
 _LANG_RE = re.compile(r"([A-Za-z0-9_+\-.#]{1,32})\n([\s\S]*\S[\s\S]*)")
 _QUOTE_RE = re.compile(r">>>(?: |$)|> ")
 _HEADING_RE = re.compile(r"(#{1,3}) +(?=\S)")
@@ -293,10 +294,17 @@ def _render(blocks: list[_Block]) -> str:
 
 def _fences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each code block: a ``\u0060\u0060\u0060`` up to the next one past a character
-    that is not a backtick (a scan, not a backtracking regex: linear in the text)."""
+    that is not a backtick, unless a URL before it takes it in (as on Discord). A scan, not a
+    backtracking regex: linear in the text."""
     found: list[tuple[int, int]] = []
     pos = 0
     while (start := text.find("```", pos)) >= 0:
+        run = max(text.rfind(char, pos, start) for char in " \n\t\r\f\v<") + 1
+        head = _URL_HEAD_RE.search(text, max(run, pos), start)
+        url = URL_RE.match(text, head.start()) if head else None
+        if url is not None and url.end() > start:
+            pos = url.end()
+            continue
         content = _NOT_TICK_RE.search(text, start + 3)
         close = text.find("```", content.start() + 1) if content else -1
         if close < 0:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .markdown import DiscordNames
 
-__all__ = ["Inline", "MatrixMentions", "Out", "esc", "pill_href"]
+__all__ = ["URL_RE", "Inline", "MatrixMentions", "Out", "esc", "pill_href"]
 
 
 @dataclass
@@ -94,7 +94,9 @@ _ANGLE_RE = re.compile(
     r"|/([^\s<>:/][^<>:]{0,99}):([0-9]{1,20})"
     r"|(https?://[^\s<>]+))>"
 )
-_URL_RE = re.compile(r"(?<![A-Za-z0-9])https?://[^\s<]+[^<.,:;\"')\]\s|*_~`]")
+#: Discord's own autolink rule (simple-markdown's): to whitespace or "<", less trailing
+#: punctuation. Nothing inside is formatting (a fence or a marker in a URL is part of it).
+URL_RE = re.compile(r"(?<![A-Za-z0-9])https?://[^\s<]+[^<.,:;\"')\]\s]")
 _EVERYONE_RE = re.compile(r"(?<!\w)@(everyone|here)\b")
 _SPECIAL_RE = re.compile(r"[\\`*_~|\[<@h]")
 
@@ -211,7 +213,7 @@ class Inline:
                 return match.end()
             return None
         if char == "h":
-            match = _URL_RE.match(text, pos) if links else None
+            match = URL_RE.match(text, pos) if links else None
             if match:
                 self._flush(text, start, pos, out)
                 url = match.group(0)

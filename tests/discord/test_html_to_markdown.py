@@ -7,6 +7,7 @@ import html as _html
 import random
 import re
 import time
+from html.parser import HTMLParser
 
 import discord
 import pytest
@@ -150,6 +151,25 @@ def test_escaped_text_reads_back_as_typed(body: str, _: str) -> None:
     assert result.body == body
     assert "<strong>" not in (result.html or "") and "<em>" not in (result.html or "")
     assert result.mentions.user_ids == []
+
+
+def test_markup_the_html_parser_gives_up_on_falls_back_to_the_body() -> None:
+    try:
+        HTMLParser().feed("<![<b>")
+    except AssertionError:
+        gives_up = True  # Python 3.11's html.parser
+    else:
+        gives_up = False
+    result = matrix_to_discord("*x*", "<![<b>x</b>", NAMES).text
+    assert result == "\\*x\\*" if gives_up else isinstance(result, str)
+    assert isinstance(matrix_to_discord("", "<![<b>x*</b>", NAMES).text, str)
+
+
+def test_a_url_keeps_its_characters_and_cannot_swallow_an_escape() -> None:
+    result = matrix_to_discord("https://e.org/a_b*c|<@111> and <#10>", None, NAMES)
+    assert result.text == f"https://e.org/a_b*c|<{ZWSP}@111> and \\<#10>"
+    back = discord_to_matrix(result.text, NAMES)
+    assert back.mentions.user_ids == [] and "#general" not in back.body
 
 
 def test_control_characters_are_dropped() -> None:

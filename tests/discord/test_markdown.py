@@ -139,6 +139,15 @@ def test_fenced_code_inside_text() -> None:
     assert result.body == "before\n```\nx <b>\n```\nafter"
 
 
+def test_a_url_takes_in_a_fence_after_it_as_on_discord() -> None:
+    result = to_matrix("see https://e.org/```x``` y")
+    assert result.html == 'see <a href="https://e.org/```x```">https://e.org/```x```</a> y'
+    assert html_of("```https://e.org``` y") == "<pre><code>https://e.org</code></pre> y"
+    assert html_of("```a https://e.org/``` ```b```") == (
+        "<pre><code>a https://e.org/</code></pre><pre><code>b</code></pre>"
+    )
+
+
 def test_unclosed_markers_stay_literal() -> None:
     assert to_matrix("**open *and _more ~~ ||")[1] is None
 
@@ -301,7 +310,14 @@ def test_long_hostile_messages_convert_quickly(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["``````" + "a" * 40_000, "`" * 40_000, "` `` ``` ```` " * 3000, "**a***" * 7000 + "**"],
+    [
+        "``````" + "a" * 40_000,
+        "`" * 40_000,
+        "` `` ``` ```` " * 3000,
+        "**a***" * 7000 + "**",
+        "https://e.org/```" * 3000,
+        "x" * 40_000 + "```",
+    ],
 )
 def test_conversion_stays_linear_on_ten_times_the_longest_message(text: str) -> None:
     started = time.monotonic()
