@@ -422,8 +422,9 @@ def test_fuzzed_matrix_html_never_raises_and_never_pings_unless_allowed() -> Non
 def test_fuzzed_plain_text_reads_back_as_typed() -> None:
     rng = random.Random(24)
     alphabet = [*"*_~|`>#-+\\[]()<:!&. \n1a", "<@111>", "<#10>", "```", "> ", "# ", "1. "]
-    for _ in range(3000):
-        body = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+    alphabet += ["-# ", "  - ", ">>> ", "||", "**", "https://e.org/a_b", "<t:1:R>", "<:e:7>"]
+    for _ in range(4000):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
         text = matrix_to_discord(body, None, NAMES).text
         back = discord_to_matrix(text, NAMES)
         typed = "\n".join(line.rstrip(" ") for line in body.split("\n")).strip("\n ")
