@@ -293,6 +293,8 @@ def _render(blocks: list[_Block]) -> str:
                 )
                 at = stop
             else:
+                if at and group[at].kind == group[at - 1].kind == "para":
+                    parts.append("<br>")  # two quotes in a row ("> a" then ">>> b")
                 parts.append(group[at].html)
                 at += 1
         inner = "".join(parts)

@@ -256,6 +256,7 @@ ROUND_TRIPS = [
     "<code>x*y</code>",
     '<pre><code class="language-py">print("*")</code></pre>',
     "<blockquote>a<br>b</blockquote>after",
+    "<blockquote>q<pre><code>x\ny</code></pre></blockquote>after",
     "<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>",
     '<ol start="3"><li>x</li><li>y</li></ol>',
     "<h1>One</h1><h3>Three</h3>",

@@ -148,6 +148,30 @@ def test_a_url_takes_in_a_fence_after_it_as_on_discord() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        # A quote is found first: its lines lose their "> ", then a code block in it is whole.
+        (
+            "> ```\n> code\n> more\n> ```\nafter",
+            "<blockquote><pre><code>code\nmore</code></pre></blockquote>after",
+        ),
+        # A code block is found first: "> " lines in it are code.
+        ("```\n> a\n```", "<pre><code>&gt; a</code></pre>"),
+        # A fence opened in a quote and closed outside it closes nothing.
+        ("> ```a\nb```", "<blockquote>```a</blockquote>b```"),
+        (
+            ">>> q\n```py\nx\n```",
+            '<blockquote>q<pre><code class="language-py">x</code></pre></blockquote>',
+        ),
+        ("> a\n>>> b\nc", "<blockquote>a<br>b<br>c</blockquote>"),
+        (" > indented", "<blockquote>indented</blockquote>"),
+    ],
+)
+def test_quotes_and_code_blocks_in_discords_order(text: str, html: str) -> None:
+    assert html_of(text) == html
+
+
 def test_unclosed_markers_stay_literal() -> None:
     assert to_matrix("**open *and _more ~~ ||")[1] is None
 
