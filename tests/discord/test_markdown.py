@@ -40,6 +40,8 @@ CASES = [
     ("**a *b* c**", "<strong>a <em>b</em> c</strong>"),
     ("||**x**||", "<span data-mx-spoiler><strong>x</strong></span>"),
     ("**two\nlines**", "<strong>two<br>lines</strong>"),
+    ("~~\\~~~", "<del>~</del>"),
+    ("||a\\||b||", "<span data-mx-spoiler>a||b</span>"),
     ("`code`", "<code>code</code>"),
     ("`**not bold** <@111>`", "<code>**not bold** &lt;@111&gt;</code>"),
     ("``a`b``", "<code>a`b</code>"),
