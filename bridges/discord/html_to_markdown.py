@@ -8,9 +8,13 @@ pinged (:meth:`DiscordText.allowed_mentions` builds discord.py's ``AllowedMentio
 Matrix                                  Discord
 ======================================  ======================================================
 text                                    backslash before ``\\ * _ ~ | ` < [``; before ``# > -
-                                        +`` and ``1.``'s dot at a line's start (URLs as they
-                                        are): nothing typed on Matrix becomes formatting, a
-                                        mention, an emoji or a timestamp
+                                        +`` and ``1.``'s dot at a line's start: nothing typed
+                                        on Matrix becomes formatting, a mention, an emoji or
+                                        a timestamp. A URL run (Discord's autolink rule) is
+                                        left whole; a "<" right after one is "<" + U+200B
+                                        (the URL would take a backslash in)
+typed ``<@id>`` ``<@&id>``              also a zero-width space after ``@`` (Discord pings
+                                        for an escaped mention); code too
 ``@room``                               ``@everyone`` when ``may_mention_room``, else as is
 ``@everyone`` ``@here``                 kept when ``may_mention_room``, else ``@\\u200beveryone``
 user pill (matrix.to / ``matrix:u/``)   ``<@id>`` via ``names.ghost_user_id``, else its label
@@ -28,7 +32,11 @@ room pill                               ``<#id>`` via ``names.channel_id``, else
 ``img data-mx-emoticon``                ``<:name:id>`` via ``names.custom_emoji``, else its alt
 ``br`` ``p`` ``div`` ``tr``             newlines (a blank line between paragraphs)
 ``mx-reply`` ``script`` ``style``       dropped with their content
+markup html.parser gives up on          the body (else the markup's text) as plain text
 ======================================  ======================================================
+
+``user_ids``/``everyone`` of the result are what may ping: outbound sends them as
+``allowed_mentions`` (the text is neutralised as well, belt and braces).
 """
 
 from __future__ import annotations
