@@ -1,7 +1,8 @@
 """Several networks in one bridge process: IRC and XMPP enabled in one config, against a real
 InspIRCd, Prosody and Synapse. Messages go both ways on both networks at once (mentions and
 replies included), the bridge restarts in the middle, and every message arrives exactly once.
-Then Slack (the wire-level fake) beside them: IRC, XMPP and Slack bridged by one process.
+Then Slack and Discord (the wire-level fakes, Discord driven by the real discord.py) beside
+them: IRC, XMPP, Slack and Discord bridged by one process.
 
 Each connector gets a view of the runtime bound to its own network (``BridgeAPI``), so an
 IRC line mentioning a known nick finds the IRC ghost, not ``KeyError('')`` from a runtime
@@ -18,7 +19,14 @@ from typing import Any
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.registration import build_registration
 from bridgekit.testing.matrix_client import MatrixTestClient
-from tests.conftest import BridgeEnv
+from tests.conftest import BridgeEnv, eventually
+from tests.discord.conftest import (  # noqa: F401 - fixtures
+    _quick_ready,
+    discord_fake,
+    discord_networks,
+    discord_world,
+    login_bot,
+)
 from tests.harness.inspircd import InspIRCd
 from tests.harness.irc_client import IrcTestClient
 from tests.harness.prosody import Prosody, XmppTestClient
@@ -236,8 +244,9 @@ def _reply(event_id: str, text: str) -> dict[str, Any]:
     }
 
 
-async def test_irc_xmpp_and_slack_in_one_bridge(
+async def test_irc_xmpp_slack_and_discord_in_one_bridge(
     slack_world,  # noqa: F811 - first: the bridge stops before the fake Slack at teardown
+    discord_world,  # noqa: F811 - and before the fake Discord
     make_bridge,
     ircd: InspIRCd,  # noqa: F811
     prosody: Prosody,  # noqa: F811
@@ -245,12 +254,20 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
     xmpp_clients,  # noqa: F811
     uid,
 ) -> None:
-    """One process bridges IRC, XMPP and Slack at once: a message each way on each network,
-    each network's ghosts in its own namespace, Alice with logins on several networks, no
-    event of one network reaching another's portal, and a registration that covers them all."""
-    fake = slack_world.fake
-    bridge = await make_bridge(networks={**networks(ircd, prosody), **slack_networks(fake)})
-    assert {"irc", "xmpp", "slack"} <= set(bridge.connectors)
+    """One process bridges IRC, XMPP, Slack and Discord at once: a message each way on each
+    network, each network's ghosts in its own namespace, Alice with logins on several networks,
+    no event of one network reaching another's portal, and a registration that covers them
+    all."""
+    fake, dworld = slack_world.fake, discord_world
+    dfake = dworld.fake
+    bridge = await make_bridge(
+        networks={
+            **networks(ircd, prosody),
+            **slack_networks(fake),
+            "discord": discord_networks(dfake)["discord"],
+        }
+    )
+    assert {"irc", "xmpp", "slack", "discord"} <= set(bridge.connectors)
     component = bridge.connectors["xmpp"].component
     assert await component.wait_online(15), component.last_error
     channel = "#" + uid("chan")
@@ -265,6 +282,12 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
             slack_room = await open_channel(
                 bridge, slack_world, alice, slack_world.general, slack_world.bob
             )
+            # Discord: the bot Alice logs in bridges the guild; its #general is a portal.
+            await login_bot(bridge, alice, dworld)
+            await dfake.send_message(dworld.general, dworld.bob, "discord first")
+            discord_room, _ = await alice.wait_for_invite()
+            await alice.join(discord_room)
+            await alice.wait_for_event(discord_room, body_is("discord first"))
             irc_room = await alice.join(irc_alias(channel))
             xmpp_room = await alice.join(xmpp_alias(muc))
             joined, _ = await asyncio.gather(
@@ -272,35 +295,50 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
                 dave.wait_for(occupant_of(muc, "Dave"), presences=True),
             )
             puppet = joined.nick
-            # Alice's logins: the Slack app she logged in, and her IRC connection.
+            # Alice's logins: the Slack app and the Discord bot she logged in, and her IRC
+            # connection.
             networks_of_alice = {c.login.network for c in bridge.logins.clients_of(alice.user_id)}
-            assert {"slack", "irc"} <= networks_of_alice, networks_of_alice
+            assert {"slack", "discord", "irc"} <= networks_of_alice, networks_of_alice
 
             # All at once: one message each way on each network.
             fake.post_user_message(slack_world.general.id, slack_world.bob.id, "slack-in")
             await asyncio.gather(
                 exchange(alice, (irc_room, xmpp_room), bob, channel, puppet, dave, muc, "m"),
                 alice.send_text(slack_room, "slack-out"),
+                dfake.send_message(dworld.general, dworld.bob, "discord-in"),
+                alice.send_text(discord_room, "discord-out"),
             )
-            slack_in = await alice.wait_for_event(slack_room, body_is("slack-in"), timeout=20)
+            slack_in, discord_in = await asyncio.gather(
+                alice.wait_for_event(slack_room, body_is("slack-in"), timeout=20),
+                alice.wait_for_event(discord_room, body_is("discord-in"), timeout=20),
+            )
             posted = await fake.wait_for(
                 lambda r: r.method == "chat.postMessage" and r.params.get("text") == "slack-out",
                 timeout=20,
             )
             assert posted.token == slack_world.bot_token  # relayed by the workspace's app
 
+            def discord_said(text: str) -> list[dict[str, Any]]:
+                return [m for m in dfake.messages(dworld.general) if m["content"] == text]
+
+            await eventually(lambda: bool(discord_said("discord-out")), timeout=20)
+            [out] = discord_said("discord-out")
+            assert out.get("webhook_id")  # relayed through the channel's webhook
+
             # Each network's ghosts in its own namespace.
             ghosts = {
                 "irc": irc_ghost(bob.nick),
                 "xmpp": xmpp_ghost(f"{muc}/Dave"),
                 "slack": slack_world.ghost(slack_world.bob),
+                "discord": dworld.ghost(dworld.bob),
             }
             assert slack_in["sender"] == ghosts["slack"]
+            assert discord_in["sender"] == ghosts["discord"]
             for net, mxid in ghosts.items():
                 localpart = mxid[1:].split(":", 1)[0]
                 owners = [
                     n
-                    for n in ("irc", "xmpp", "slack")
+                    for n in ("irc", "xmpp", "slack", "discord")
                     if bridge.connectors[n].ghost_remote_id(localpart) is not None
                 ]
                 assert owners == [net], (mxid, owners)
@@ -311,6 +349,7 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
                 irc_room: {"m irc-in", "m irc-out"},
                 xmpp_room: {"m xmpp-in", "m xmpp-out"},
                 slack_room: {"first words", "slack-in", "slack-out"},
+                discord_room: {"discord first", "discord-in", "discord-out"},
             }
             everything = set().union(*said.values())
             for room, own in said.items():
@@ -327,7 +366,22 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
             irc_heard = {m.trailing for m in bob.history if privmsg_from(puppet)(m)}
             assert irc_heard & everything == {"m irc-out"}
             assert set(dave.bodies(muc)) & everything == {"m xmpp-in", "m xmpp-out"}
-            for room, net in ((irc_room, "irc"), (xmpp_room, "xmpp"), (slack_room, "slack")):
+            discord_texts = {m["content"] for m in dfake.messages(dworld.general)}
+            assert discord_texts & everything == {"discord first", "discord-in", "discord-out"}
+            # The bridge asked Discord to post nothing but the one Discord portal's message.
+            discord_posts = {
+                r.json.get("content")
+                for r in dfake.requests
+                if r.method == "POST" and isinstance(r.json, dict) and "content" in r.json
+            }
+            assert discord_posts & everything == {"discord-out"}, discord_posts
+            portals = (
+                (irc_room, "irc"),
+                (xmpp_room, "xmpp"),
+                (slack_room, "slack"),
+                (discord_room, "discord"),
+            )
+            for room, net in portals:
                 for e in alice.history(room):
                     if e.get("type") == "m.room.message" and e["sender"] != alice.user_id:
                         row = await bridge.store.message_by_event(e["event_id"])
@@ -342,6 +396,7 @@ async def test_irc_xmpp_and_slack_in_one_bridge(
                 assert len([r for r in users if re.match(r, mxid)]) == 1, mxid
             for alias in (irc_alias(channel), xmpp_alias(muc)):
                 assert any(re.match(r, alias) for r in aliases), alias
-            assert {"irc", "xmpp", "slack"} <= set(reg["protocols"])
+            assert {"irc", "xmpp", "slack", "discord"} <= set(reg["protocols"])
+            assert any("_discord_" in r for r in users), users
     finally:
         await bob.close()
