@@ -152,3 +152,42 @@ async def test_portal_message_map_and_webhook_survive_a_restart(
         # The same room: the portal was kept, not made again.
         row = await bridge.store.get_portal("discord", portal_key(world.general.id))
         assert row is not None and row.mxid == room_id
+
+
+async def test_a_matrix_reply_after_a_restart_quotes_the_discord_message_bridged_before(
+    make_bridge, discord_bridge, discord_world, bridge_env, uid
+):
+    """The message map read back after a restart: a Matrix reply to an event bridged before
+    it names its Discord message (relayed through the webhook, which cannot reply: a quote
+    with a jump link to that message; Matrix -> Discord replies are bridges/discord/replies.py,
+    branch v7-dmsg)."""
+    world, fake = discord_world, discord_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        client = await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        asked = await fake.send_message(world.general, world.bob, "still there?")
+        question = await admin.wait_for_event(room_id, body_is("still there?"))
+
+        bridge = await restart(make_bridge, discord_bridge, fake)
+        await eventually(lambda: connected(bridge, client.login.id), timeout=30)
+        await admin.send_message(
+            room_id,
+            {
+                "msgtype": "m.text",
+                "body": "yes, after the restart",
+                "m.relates_to": {"m.in_reply_to": {"event_id": question["event_id"]}},
+            },
+        )
+
+        def answers() -> list[dict[str, Any]]:
+            return [
+                m for m in fake.messages(world.general) if "yes, after the restart" in m["content"]
+            ]
+
+        await eventually(lambda: bool(answers()), timeout=30)
+        [msg] = answers()
+        link = f"https://discord.com/channels/{world.guild.id}/{world.general.id}/{asked['id']}"
+        assert link in msg["content"], msg["content"]
+        assert "still there?" in msg["content"]
+        assert msg["webhook_id"]
