@@ -39,3 +39,19 @@ async def login_user(
 
 def bodies(events: list[dict[str, Any]]) -> list[str]:
     return [e["content"].get("body") for e in events if e.get("type") == "m.room.message"]
+
+
+async def portal_room(bridge: Bridge, matrix_user: MatrixTestClient, key: Any) -> str:
+    """The room of portal ``key`` once made, joined by ``matrix_user`` (whose double puppet
+    may have joined it already: then there is no invite to wait for)."""
+    found: list[str] = []
+
+    async def made() -> bool:
+        portal = await bridge.store.get_portal("discord", key)
+        if portal is not None and portal.mxid:
+            found.append(portal.mxid)
+        return bool(found)
+
+    await eventually(made, timeout=20)
+    await matrix_user.join(found[0])
+    return found[0]
