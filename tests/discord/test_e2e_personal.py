@@ -146,3 +146,35 @@ async def test_own_discord_message_comes_from_the_matrix_account(
         # Bob's messages still come from his ghost.
         marker = next(e for e in await admin.messages(room_id) if body_is("marker")(e))
         assert marker["sender"] == w.ghost(w.bob)
+
+
+@pytest.mark.engine_independent
+async def test_a_personal_login_leaves_guilds_to_their_bot(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    """A personal login's session sees every guild its account is in; their channels are
+    bridged only where a bot login bridges the guild (through that bot), so no room is made
+    for a guild nobody bridged, and a bridged guild's message reaches Matrix once."""
+    w = discord_world
+    fake = w.fake
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with alice, admin:
+        await login_user(discord_bridge, alice, fake, w.alice)
+        await fake.send_message(w.general, w.bob, "no bot bridges this")
+        dm = fake.add_dm(w.alice, w.bob)
+        await fake.send_message(dm, w.bob, "but DMs are hers")
+        room_id, _ = await alice.wait_for_invite()
+        await alice.join(room_id)
+        await alice.wait_for_event(room_id, body_is("but DMs are hers"))
+        assert await alice.joined_rooms() == [room_id]
+        portals = await discord_bridge.store.all_portals()
+        assert [p.key.id for p in portals if p.network == "discord"] == [dm.id]
+        # Once the admin's bot bridges the guild, its channel comes through the bot, once.
+        await login_bot(discord_bridge, admin, w)
+        general = await open_channel(w, admin, w.general, w.bob)
+        await fake.send_message(w.general, w.bob, "seen by both sessions")
+        await admin.wait_for_event(general, body_is("seen by both sessions"))
+        await fake.send_message(w.general, w.bob, "marker")
+        await admin.wait_for_event(general, body_is("marker"))
+        assert bodies(await admin.messages(general)).count("seen by both sessions") == 1
