@@ -14,7 +14,7 @@ import pytest
 from bridges.discord import typing_notices
 from bridges.discord.ids import portal_key
 from tests.conftest import eventually
-from tests.discord.conftest import body_is, login_bot, open_channel
+from tests.discord.conftest import body_is, connector, login_bot, open_channel
 from tests.discord.personal_helpers import login_user, portal_room
 
 pytestmark = pytest.mark.engine_independent
@@ -61,7 +61,9 @@ async def test_matrix_typing_of_a_personal_login_types_on_discord(
         # Her typing reaches the bot over the gateway: not shown back on Matrix as hers
         # again, and it stops when she stops.
         await set_typing(alice, room_id, False)
-        await asyncio.sleep(1.5)  # a call already under way may still land
+        typing = connector(dp_bridge).typing
+        await eventually(lambda: not typing._tasks, timeout=20)  # Synapse told the bridge
+        await asyncio.sleep(0.5)  # a call already under way may still land
         stopped = len(fake.requests_to("POST", path))
         await asyncio.sleep(2.5)  # more than two REPEATs: nothing more
         assert len(fake.requests_to("POST", path)) == stopped
