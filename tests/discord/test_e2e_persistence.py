@@ -12,15 +12,18 @@ from typing import Any
 from bridgekit.bridge import Bridge
 from bridgekit.contract.connector import BridgeStateEvent
 from bridges.discord.ids import portal_key
-from tests.conftest import eventually
+from tests.conftest import SERVER_NAME, eventually
 from tests.discord.conftest import body_is, connector, discord_networks, login_bot, open_channel
+from tests.discord.personal_helpers import bodies, portal_room, user_token
 from tests.slack.test_e2e_login import assert_redacted, leaks, say_secret
 from tests.test_e2e_command_safety import trusted_management_room
 
 
-async def restart(make_bridge: Any, bridge: Bridge, fake: Any) -> Bridge:
+async def restart(make_bridge: Any, bridge: Bridge, fake: Any, **options: Any) -> Bridge:
     await make_bridge.stop(bridge)
-    return await make_bridge(networks=discord_networks(fake), media={"allow": [fake.cdn_host]})
+    return await make_bridge(
+        networks=discord_networks(fake), media={"allow": [fake.cdn_host]}, **options
+    )
 
 
 def connected(bridge: Bridge, login_id: str) -> bool:
@@ -191,3 +194,59 @@ async def test_a_matrix_reply_after_a_restart_quotes_the_discord_message_bridged
         assert link in msg["content"], msg["content"]
         assert "still there?" in msg["content"]
         assert msg["webhook_id"]
+
+
+async def test_a_personal_login_and_its_dm_survive_a_restart(
+    make_bridge, dp_bridge, discord_world, bridge_env, uid, caplog
+):
+    """``login discord user`` through the management room (the token's message redacted);
+    after a restart the login connects again, its DM is the same room (a reply there to a
+    message bridged before replies to its event), its Matrix messages are still its
+    account's, and its account's own messages still come from its Matrix user."""
+    caplog.set_level(logging.DEBUG)
+    world, fake = discord_world, discord_world.fake
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        conv = await trusted_management_room(alice, dp_bridge)
+        ask = await conv.say("login discord user")
+        assert "against Discord's terms" in ask, ask
+        token = user_token(fake, world.alice)
+        done, token_msg = await say_secret(conv, token)
+        assert "Alice Liddell" in done, done
+        await assert_redacted(conv, token_msg)
+        [login_id] = [
+            c.login.id
+            for c in connector(dp_bridge).clients.values()
+            if c.login.user_mxid == alice.user_id
+        ]
+        await eventually(lambda: connected(dp_bridge, login_id), timeout=30)
+        dm = fake.add_dm(world.alice, world.bob)
+        before = await fake.send_message(dm, world.bob, "hi before")
+        key = portal_key(dm.id, login_id)
+        room_id = await portal_room(dp_bridge, alice, key)
+        said_before = await alice.wait_for_event(room_id, body_is("hi before"))
+
+        double_puppets = {SERVER_NAME: f"as_token:{bridge_env.dp_token}"}  # as dp_bridge's
+        bridge = await restart(
+            make_bridge, dp_bridge, fake, **{"double_puppet.secrets": double_puppets}
+        )
+        await eventually(lambda: connected(bridge, login_id), timeout=30)
+        assert connector(bridge).clients[login_id].meta.token == token
+        await fake.send_message(dm, world.bob, "a reply after", reply_to=before["id"])
+        reply = await alice.wait_for_event(room_id, body_is("a reply after"), timeout=30)
+        assert reply["sender"] == world.ghost(world.bob)
+        assert reply_target(reply) == said_before["event_id"]
+        await alice.send_text(room_id, "hello after")
+        await eventually(
+            lambda: any(m["content"] == "hello after" for m in fake.messages(dm)), timeout=30
+        )
+        [sent] = [m for m in fake.messages(dm) if m["content"] == "hello after"]
+        assert sent["author"]["id"] == world.alice.id and not sent.get("webhook_id")
+        await fake.send_message(dm, world.alice, "from my phone after")
+        mine = await alice.wait_for_event(room_id, body_is("from my phone after"), timeout=30)
+        assert mine["sender"] == alice.user_id
+        row = await bridge.store.get_portal("discord", key)
+        assert row is not None and row.mxid == room_id
+        said = bodies(await alice.messages(room_id))
+        assert said.count("hello after") == 1 and said.count("hi before") == 1
+        assert leaks(caplog.records, token) == []
