@@ -33,12 +33,15 @@ from bridgekit.contract.events import EventSender, PortalKey
 
 from . import config as cfg
 from .api import point_discord_py
+from .catchup import CatchUp
 from .client import DiscordClient
+from .emptied import Emptied
 from .guilds import Guilds
 from .ids import portal_key, user_rid
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
 from .outbound import Outbound
+from .reconnect import Policy
 from .render import Render
 from .state import DiscordLoginMeta, DiscordLoginState
 from .users import Users
@@ -67,6 +70,9 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.catchup = CatchUp(self)
+        self.emptied = Emptied(self)
+        self.reconnect_policy = Policy.from_config(config.get("reconnect"))
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -177,6 +183,11 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
     async def should_bridge(self, client: DiscordClient, message: discord.Message) -> bool:
         """Whether ``client`` bridges ``message``: a guild it bridges, not the bridge's own
         (a bot's message or its webhook's), not seen already (through another bot)."""
+        return await self.is_foreign(client, message) and self.first_sight(f"m:{message.id}")
+
+    async def is_foreign(self, client: DiscordClient, message: discord.Message) -> bool:
+        """Whether ``message`` is one ``client`` bridges: a guild it bridges, not the
+        bridge's own (a bot's message or its webhook's)."""
         guild = message.guild
         if guild is not None and client.is_bot and not client.bridges_guild(guild.id):
             return False
@@ -186,4 +197,4 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         if message.webhook_id is not None and channel_id is not None:
             if await self.webhooks.is_ours(client, channel_id, message.webhook_id):
                 return False
-        return self.first_sight(f"m:{message.id}")
+        return True
