@@ -8,9 +8,10 @@ day. Every IDENTIFY of a login passes :meth:`ReconnectBreaker.before_identify` (
 seconds (or never became ready) counts as failed, and the next one waits (exponentially
 longer, with jitter); after :attr:`Policy.failures` failed IDENTIFYs within
 :attr:`Policy.window` seconds the breaker opens: the login pauses for :attr:`Policy.pause`
-seconds (doubling while it keeps failing, up to :attr:`Policy.max_pause`) and its user is told
-why (TRANSIENT_DISCONNECT). A session that lasts :attr:`Policy.stable` seconds closes it again.
-(RESUMEs are not held: a failed one ends in an IDENTIFY, which is.)
+seconds and its user is told why (TRANSIENT_DISCONNECT); then one IDENTIFY is tried, and if
+its session does not last either, the pause doubles (up to :attr:`Policy.max_pause`). A
+session that lasts :attr:`Policy.stable` seconds closes the breaker again. (RESUMEs are not
+held: a failed one ends in an IDENTIFY, which is.)
 """
 
 from __future__ import annotations
@@ -129,19 +130,24 @@ class ReconnectBreaker:
         p = self.policy
         if self.session_started is not None and self.clock() - self.session_started >= p.stable:
             self.healthy()
-        if self.on_trial:  # the previous IDENTIFY's session did not last
+        failed = self.on_trial  # the previous IDENTIFY's session did not last
+        if failed:
             self._failed()
         if not self.streak:
             return 0.0, ""
-        if len(self.failed_at) >= p.failures:
+        # Open after enough failures in the window; after a pause, one more failure (the
+        # trial IDENTIFY's) opens it again, for longer.
+        if len(self.failed_at) >= p.failures or (self.trips and failed):
             pause = min(p.pause * 2**self.trips, p.max_pause)
+            code = f" (last close code {self.last_close})" if self.last_close else ""
+            what = (
+                f"Discord ended the gateway session tried after a pause too{code}"
+                if self.trips
+                else f"Discord ended {p.failures} gateway sessions within {p.window:.0f} s{code}"
+            )
             self.trips += 1
             self.failed_at.clear()
-            code = f" (last close code {self.last_close})" if self.last_close else ""
-            why = (
-                f"Discord ended {p.failures} gateway sessions within {p.window:.0f} s{code}: "
-                f"not reconnecting for {pause:.0f} s, to keep the token from being reset"
-            )
+            why = f"{what}: not reconnecting for {pause:.0f} s, to keep the token from being reset"
             return pause, why
         delay = min(p.base * 2 ** (self.streak - 1), p.max_delay)
         return delay * (0.5 + self.rng.random() / 2), ""
