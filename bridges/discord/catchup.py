@@ -8,7 +8,8 @@ anchored at the newest remote message bridged there (the runtime's message table
 holds after a restart too), and asks :meth:`DiscordBackfill.fetch_messages` page by page,
 deduplicating by message id. This module only reads Discord: ``GET
 /channels/{id}/messages?after=<anchor>`` for the channel and each of its active threads (a
-thread's messages are not the channel's), merged oldest first by id (snowflakes grow with
+thread's messages are not the channel's; GUILD_CREATE lists the active ones, also those made
+during an outage), merged oldest first by id (snowflakes grow with
 time).
 
 Live events must not overtake it: a login holds its live gateway events from each

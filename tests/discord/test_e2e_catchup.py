@@ -140,3 +140,52 @@ async def test_every_reconnect_catches_up_not_only_the_first(
             await admin.wait_for_event(room_id, body_is(f"gap {round_}"), timeout=60)
             await eventually(lambda: state.state == BridgeStateEvent.CONNECTED, timeout=30)
         assert said(await admin.messages(room_id)) == ["first words", "gap 0", "gap 1"]
+
+
+def relation(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    rel = event["content"].get("m.relates_to") or {}
+    return rel.get("rel_type"), rel.get("event_id")
+
+
+async def test_thread_messages_said_during_an_outage_join_their_threads(
+    make_bridge, discord_world, bridge_env, uid
+):
+    """A thread's messages are not in its channel's history: the catch-up reads the guild's
+    active threads too (one opened during the outage as well), and merges them in order."""
+    world, fake = discord_world, discord_world.fake
+    bridge = await make_bridge(**config(fake))
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        client = await login_bot(bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        state = bridge.login_states[client.login.id]
+        root = await fake.send_message(world.general, world.bob, "root")
+        root_event = await admin.wait_for_event(room_id, body_is("root"))
+        thread = await fake.create_thread(world.general, root["id"], "topic", world.bob)
+        async with fake.gateway_outage():
+            await eventually(lambda: state.state != BridgeStateEvent.CONNECTED, timeout=20)
+            await fake.send_message(thread, world.alice, "in the thread")
+            await fake.send_message(world.general, world.bob, "in the channel")
+            root2 = await fake.send_message(world.general, world.alice, "root 2")
+            thread2 = await fake.create_thread(world.general, root2["id"], "new", world.alice)
+            await fake.send_message(thread2, world.bob, "in the new thread")
+        await admin.wait_for_event(room_id, body_is("in the new thread"), timeout=60)
+        await fake.send_message(world.general, world.bob, "live again")
+        await admin.wait_for_event(room_id, body_is("live again"), timeout=30)
+        events = [e for e in await admin.messages(room_id) if e.get("type") == "m.room.message"]
+        assert said(events) == [
+            "first words",
+            "root",
+            "in the thread",
+            "in the channel",
+            "root 2",
+            "in the new thread",
+            "live again",
+        ]
+        by_body = {e["content"]["body"]: e for e in events}
+        assert relation(by_body["in the thread"]) == ("m.thread", root_event["event_id"])
+        assert relation(by_body["in the new thread"]) == (
+            "m.thread",
+            by_body["root 2"]["event_id"],
+        )
+        assert relation(by_body["in the channel"]) == (None, None)
