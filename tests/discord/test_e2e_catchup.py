@@ -89,11 +89,12 @@ async def test_messages_said_while_the_bridge_was_stopped_arrive_after_the_resta
 
 
 async def test_a_live_message_at_reconnect_neither_overtakes_nor_doubles_the_catch_up(
-    make_bridge, discord_world, bridge_env, uid
+    make_bridge, discord_world, bridge_env, uid, monkeypatch
 ):
-    """What the gateway delivers as soon as the login is back waits behind the catch-up
-    (else it lands before what was missed, or the catch-up starts after it and loses what
-    was missed), and the catch-up that also returns it does not double it."""
+    """What the gateway delivers as soon as the login is back (between READY and the
+    login's CONNECTED, which queues the catch-ups) waits behind the catch-up (else it lands
+    before what was missed, and the catch-up starts after it and loses what was missed),
+    and the catch-up that also returns it does not double it."""
     world, fake = discord_world, discord_world.fake
     bridge = await make_bridge(**config(fake))
     admin = await bridge_env.synapse.register_user(uid("admin"))
@@ -106,6 +107,11 @@ async def test_a_live_message_at_reconnect_neither_overtakes_nor_doubles_the_cat
             for i in range(3):
                 await fake.send_message(world.general, world.bob, f"missed {i}")
             release = fake.hold("GET", f"/channels/{world.general.id}/messages")  # slow
+            # discord.py reports ready (-> CONNECTED -> catch-up) 2 s after READY
+            monkeypatch.setattr(client.gateway._connection, "guild_ready_timeout", 2.0)
+            sessions = len(fake.sessions)
+        await eventually(lambda: len(fake.connected_sessions) and len(fake.sessions) > sessions)
+        await fake.send_message(world.general, world.alice, "at the door")
         await eventually(lambda: state.state == BridgeStateEvent.CONNECTED, timeout=30)
         await fake.send_message(world.general, world.alice, "said during the catch-up")
         await asyncio.sleep(1.0)
@@ -118,6 +124,7 @@ async def test_a_live_message_at_reconnect_neither_overtakes_nor_doubles_the_cat
             "missed 0",
             "missed 1",
             "missed 2",
+            "at the door",
             "said during the catch-up",
             "afterwards",
         ]
