@@ -13,6 +13,14 @@ Example::
                                # api_url's host is always allowed; nothing else is fetched
         guild_portals: on_demand   # on_demand: a channel's room is made when it is first
                                # active; all: `discord bridge-guild` makes every room at once
+        reconnect:             # the bridge's own backoff around discord.py's reconnects
+          base: 5              # seconds before IDENTIFYing again after a short session (doubling)
+          max_delay: 300
+          failures: 5          # short sessions within `window` seconds that stop the login
+          window: 600
+          pause: 1800          # for this long (doubling while it keeps failing, to max_pause)
+          max_pause: 21600
+          stable: 60           # seconds a session must last to count as healthy
         max_file_size: 10485760   # bytes a Matrix file may have to be uploaded to Discord
                                # (the server's limit: 10 MiB without boosts); a larger one is
                                # sent as a link
@@ -23,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from . import reconnect
 
 #: Discord's own endpoints: what discord.py talks to when the config names none.
 DISCORD_API = "https://discord.com/api/v10"
@@ -39,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "max_file_size": 10 * 1024 * 1024,
 }
 
-KNOWN_KEYS = set(DEFAULTS) | {"enabled"}
+KNOWN_KEYS = set(DEFAULTS) | {"enabled", "reconnect"}
 GUILD_PORTALS = ("on_demand", "all")
 
 
@@ -85,6 +95,7 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             parts = urlsplit(url)
             if parts.scheme not in schemes or not parts.netloc:
                 problems.append((key, f"must be a {'/'.join(schemes)} URL"))
+    problems += reconnect.validate(config.get("reconnect"))
     template = str(setting(config, "ghost_template"))
     if template.count("{id}") != 1:
         problems.append(("ghost_template", "must contain {id} once"))
