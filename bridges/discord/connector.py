@@ -38,9 +38,11 @@ from .guilds import Guilds
 from .ids import portal_key, user_rid
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
+from .media import DiscordMedia
 from .outbound import Outbound
 from .render import Render
 from .state import DiscordLoginMeta, DiscordLoginState
+from .uploads import Uploads
 from .users import Users
 from .webhooks import Webhooks
 
@@ -67,6 +69,8 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.media = DiscordMedia(self)
+        self.uploads = Uploads(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def discord_networks(fake: FakeDiscord, **extra: Any) -> dict[str, Any]:
         "discord": {
             "api_url": fake.api_url,
             "gateway_url": fake.gateway_url,
+            "cdn_url": fake.cdn_url,
             "media_hosts": [fake.cdn_host],
             **extra,
         },
