@@ -90,3 +90,19 @@ async def elsewhere() -> AsyncIterator[tuple[int, list[str]]]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield port, hits
     await runner.cleanup()
+
+
+async def parts_of(bridge: Any, channel: Any, message_id: str, count: int) -> dict[str, str]:
+    """The message's parts (part id -> event id) once ``count`` are recorded (the first
+    part's row is written last)."""
+    from bridges.discord.ids import portal_key
+    from tests.conftest import eventually
+
+    rows: list[Any] = []
+
+    async def recorded() -> bool:
+        rows[:] = await bridge.store.message_parts("discord", portal_key(channel.id), message_id)
+        return len(rows) >= count
+
+    await eventually(recorded)
+    return {row.part: row.event_id for row in rows}

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from bridgekit.bridge import Bridge
-from bridges.discord.ids import portal_key
 from bridges.discord.media import SPOILER_INFO
 from tests.discord.conftest import body_is, discord_networks, login_bot, open_channel
 from tests.discord.media_helpers import (
@@ -24,6 +23,7 @@ from tests.discord.media_helpers import (
     media_bytes,
     media_event,
     notice_with,
+    parts_of,
     png,
 )
 
@@ -95,10 +95,7 @@ async def test_attachments_reach_matrix_as_parts_after_the_text(
             order.index(e["event_id"]) for e in events
         ]
         atts = [a["id"] for a in sent["attachments"]]
-        rows = await discord_bridge.store.message_parts(
-            "discord", portal_key(world.general.id), sent["id"]
-        )
-        assert {row.part: row.event_id for row in rows} == {
+        assert await parts_of(discord_bridge, world.general, sent["id"], 5) == {
             "": text["event_id"],
             f"att:{atts[0]}": pic["event_id"],
             f"att:{atts[1]}": doc["event_id"],
@@ -119,10 +116,9 @@ async def test_attachments_reach_matrix_as_parts_after_the_text(
         )
         only = await admin.wait_for_event(room_id, media_event("solo.png"))
         assert only["content"]["msgtype"] == "m.image"
-        rows = await discord_bridge.store.message_parts(
-            "discord", portal_key(world.general.id), solo["id"]
-        )
-        assert [(r.part, r.event_id) for r in rows] == [("", only["event_id"])]
+        assert await parts_of(discord_bridge, world.general, solo["id"], 1) == {
+            "": only["event_id"]
+        }
 
 
 async def test_a_file_claiming_to_be_an_image_is_a_file(
