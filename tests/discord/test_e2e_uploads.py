@@ -17,6 +17,7 @@ from bridges.discord.ids import portal_key
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, connector, discord_networks, login_bot, open_channel
 from tests.discord.media_helpers import PDF, png, upload
+from tests.harness.discord_fake import MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
 
@@ -152,3 +153,34 @@ async def test_a_file_over_discords_limit_becomes_a_link(
             await eventually(lambda: _maps(api, key, declared, first["id"]))
             # The file is not uploaded to Discord at all.
             assert not [m for m in fake.messages(world.general) if m.get("attachments")]
+
+
+async def test_where_webhooks_are_forbidden_the_bot_uploads_with_a_label(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world, fake = discord_world, discord_world.fake
+    quiet = fake.add_channel(world.guild, "quiet")
+    fake.set_overwrite(quiet, world.bot, deny=MANAGE_WEBHOOKS)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await admin.set_displayname("Ada")
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, quiet, world.bob)
+        image = png(4, 4)
+        mxc = await upload(
+            bridge_env.synapse.base_url, admin.access_token, image, "a.png", "image/png"
+        )
+        event_id = await admin.send_message(
+            room_id, {"msgtype": "m.image", "body": "a.png", "url": mxc}
+        )
+
+        def sent() -> list[dict[str, Any]]:
+            return [m for m in fake.messages(quiet) if m.get("attachments")]
+
+        await eventually(lambda: bool(sent()), timeout=30)
+        [msg] = sent()
+        assert not msg.get("webhook_id") and msg["author"]["id"] == world.bot.id
+        assert msg["content"] == "**Ada** sent a file"
+        assert fake.attachment_bytes(msg["attachments"][0]["id"]) == image
+        api = connector(discord_bridge).bridge
+        await eventually(lambda: _maps(api, portal_key(quiet.id), event_id, msg["id"]))
