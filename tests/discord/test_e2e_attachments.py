@@ -9,9 +9,11 @@ the message itself always arrives."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bridgekit.bridge import Bridge
 from bridges.discord.media import SPOILER_INFO
@@ -175,3 +177,50 @@ async def test_too_large_gone_and_foreign_attachments_are_notices_with_their_lin
         fine = await admin.wait_for_event(room_id, media_event("fine.png"))
         assert fine["content"]["msgtype"] == "m.image"
         assert other_hits == [], "a request reached a host that is not a Discord media host"
+
+
+@pytest.fixture
+async def slow_host() -> Any:
+    """A media host (listed in ``media_hosts``) that takes 2 s to answer."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(body=PDF, content_type="application/pdf")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
+async def test_a_slow_download_does_not_let_the_next_message_overtake(
+    make_bridge, discord_world, bridge_env, uid, slow_host
+):
+    world, fake = discord_world, discord_world.fake
+    bridge = await make_bridge(
+        networks=discord_networks(fake, media_hosts=[fake.cdn_host, slow_host]),
+        media={"allow": [fake.cdn_host, slow_host]},
+    )
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        url = f"http://{slow_host}/attachments/1/2/slow.pdf"
+        await fake.send_message(
+            world.general,
+            world.bob,
+            "",
+            attachments=[("slow.pdf", PDF, "application/pdf", {"url": url})],
+        )
+        await fake.send_message(world.general, world.alice, "next")
+        await admin.wait_for_event(room_id, body_is("next"), timeout=30)
+        bodies = [
+            e["content"].get("body")
+            for e in await admin.messages(room_id)
+            if e["type"] == "m.room.message"
+        ]
+        assert bodies.index("slow.pdf") < bodies.index("next")
