@@ -29,9 +29,16 @@ PREVIEW_TYPES = frozenset({"link", "article", "video", "gifv", "image"})
 
 
 def is_link_preview(embed: discord.Embed, text: str) -> bool:
-    """Whether ``embed`` is Discord's preview of a URL written in the message's ``text``."""
-    url = embed.url
-    return embed.type in PREVIEW_TYPES and bool(url) and str(url) in (text or "")
+    """Whether ``embed`` is Discord's preview of a URL written in the message's ``text``.
+
+    Only Discord makes embeds of these types (a bot or webhook posts ``rich`` ones), from
+    the links in the text, and the URL it gives may be normalised (a trailing slash added,
+    a redirect followed): a link in the text is enough."""
+    body = text or ""
+    url = str(embed.url or "")
+    return embed.type in PREVIEW_TYPES and (
+        (bool(url) and url.rstrip("/") in body) or "https://" in body or "http://" in body
+    )
 
 
 def _web_link(url: object) -> str | None:

@@ -87,8 +87,7 @@ class DiscordMedia:
             parts.append(MessagePart("", text))
         for att in message.attachments[:MAX_ATTACHMENTS]:
             parts.append(MessagePart(f"att:{att.id}", await self.attachment(att)))
-        n = 0
-        for embed in message.embeds[:MAX_EMBEDS]:
+        for n, embed in enumerate(message.embeds[:MAX_EMBEDS]):
             if is_link_preview(embed, message.content):
                 continue  # Discord's preview of a link in the text: the text has the link
             image = embed_image_url(embed)
@@ -101,7 +100,6 @@ class DiscordMedia:
                 parts.append(
                     MessagePart(f"embed:{n}:image", await self.copy(image, name, None, image))
                 )
-            n += 1
         for sticker in message.stickers[:MAX_STICKERS]:
             parts.append(MessagePart(f"sticker:{sticker.id}", await self.sticker(sticker)))
         if not parts:

@@ -61,6 +61,10 @@ def test_only_previews_of_a_url_in_the_text_are_previews() -> None:
     # a preview type whose URL is not in the text, a rich embed with a URL: shown
     assert not is_link_preview(discord.Embed.from_dict({"type": "article", "url": url}), "hi")
     assert not is_link_preview(embed(url=url, title="t"), f"see {url}")
+    # Discord's normalised URL (a slash added, a redirect followed) is still a preview
+    assert is_link_preview(discord.Embed.from_dict({"type": "link", "url": url + "/"}), url)
+    moved = discord.Embed.from_dict({"type": "article", "url": "https://example.com/new"})
+    assert is_link_preview(moved, "see http://example.com/old")
 
 
 @pytest.mark.parametrize(
