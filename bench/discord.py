@@ -47,6 +47,12 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# Python puts this script's directory first on sys.path, and this script has the name of
+# discord.py's package: load the real package before anything imports it by that name.
+if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
+    sys.path.pop(0)
+import discord  # noqa: E402, F401, I001 - the installed package, see above
+
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -285,7 +291,7 @@ async def phase_channels(env: Env, channels: list[str], n: int, rate: float) -> 
         if delay > 0:
             await asyncio.sleep(delay)
         channel = channels[i % len(channels)]
-        by_channel.setdefault(channel, []).append(s)
+        by_channel.setdefault(channel.id, []).append(s)
         sent_at[s] = now()
         env.bob.send("", "", text_for("I", s), channel=channel)  # type: ignore[call-arg]
     await drain(list(futs.values()))

@@ -94,7 +94,7 @@ class Inbound:
         parts = await self.connector.media.parts(client, message, content)
         return RemoteMessage(
             portal=self.connector.portal_of(client, message.channel),
-            sender=self.connector.sender_of(client, message.author),
+            sender=self.connector.sender_of(client, message.author, message.channel),
             timestamp=message.created_at.timestamp(),
             id=RemoteMessageID(str(message.id)),
             content=content,

@@ -110,4 +110,5 @@ class Outbound:
         assert gateway is not None
         channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
         assert isinstance(channel, discord.abc.Messageable)
-        return await channel.send(allowed_mentions=self.allowed_mentions(msg), **send)
+        nonce = self.connector.personal.expect(msg.portal)  # its echo is known by it
+        return await channel.send(allowed_mentions=self.allowed_mentions(msg), nonce=nonce, **send)

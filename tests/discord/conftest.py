@@ -108,6 +108,17 @@ async def discord_bridge(make_bridge: Any, discord_fake: FakeDiscord) -> Bridge:
     )
 
 
+@pytest.fixture
+async def dp_bridge(make_bridge: Any, discord_fake: FakeDiscord, bridge_env: Any) -> Bridge:
+    """The Discord bridge with double puppeting for the homeserver's users (the test Synapse
+    has the double-puppet appservice registration)."""
+    return await make_bridge(
+        networks=discord_networks(discord_fake),
+        media={"allow": [discord_fake.cdn_host]},
+        **{"double_puppet.secrets": {SERVER_NAME: f"as_token:{bridge_env.dp_token}"}},
+    )
+
+
 def connector(bridge: Bridge) -> DiscordConnector:
     conn = bridge.connectors["discord"]
     assert isinstance(conn, DiscordConnector)

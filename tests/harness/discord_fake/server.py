@@ -133,6 +133,7 @@ class FakeDiscord(
         self.app.router.add_get("/attachments/{channel}/{att}/{name}", self._attachment)
         self.app.router.add_get("/avatars/{user}/{file}", self._image)
         self.app.router.add_get("/icons/{guild}/{file}", self._image)
+        self.app.router.add_get("/emojis/{file}", self._image)  # custom emoji: add_image(id)
         self.app.router.add_get("/guilds/{guild}/users/{user}/avatars/{file}", self._image)
         self.app.router.add_get("/stickers/{file}", self._sticker)
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Call], Any], bool]] = []
