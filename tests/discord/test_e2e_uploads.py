@@ -17,6 +17,7 @@ from bridges.discord.ids import portal_key
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, connector, discord_networks, login_bot, open_channel
 from tests.discord.media_helpers import PDF, png, upload
+from tests.discord.personal_helpers import login_user, portal_room
 from tests.harness.discord_fake import MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
@@ -184,3 +185,40 @@ async def test_where_webhooks_are_forbidden_the_bot_uploads_with_a_label(
         assert fake.attachment_bytes(msg["attachments"][0]["id"]) == image
         api = connector(discord_bridge).bridge
         await eventually(lambda: _maps(api, portal_key(quiet.id), event_id, msg["id"]))
+
+
+async def test_a_personal_login_uploads_as_itself_and_its_echo_is_not_bridged(
+    dp_bridge, discord_world, bridge_env, uid
+):
+    w, fake = discord_world, discord_world.fake
+    fake.echo_before_reply = True  # the gateway's echo comes before the REST reply
+    alice = await bridge_env.synapse.register_user(uid("alice"))
+    async with alice:
+        own = await login_user(dp_bridge, alice, fake, w.alice)
+        dm = fake.add_dm(w.alice, w.bob)
+        await fake.send_message(dm, w.bob, "send me the plan")
+        key = portal_key(dm.id, own.login.id)
+        room_id = await portal_room(dp_bridge, alice, key)
+        await alice.wait_for_event(room_id, body_is("send me the plan"))
+        mxc = await upload(
+            bridge_env.synapse.base_url, alice.access_token, PDF, "plan.pdf", "application/pdf"
+        )
+        event_id = await alice.send_message(
+            room_id, {"msgtype": "m.file", "body": "plan.pdf", "url": mxc}
+        )
+
+        def sent() -> list[dict[str, Any]]:
+            return [m for m in fake.messages(dm) if m.get("attachments")]
+
+        await eventually(lambda: bool(sent()), timeout=30)
+        [msg] = sent()
+        assert msg["author"]["id"] == w.alice.id and not msg.get("webhook_id")
+        assert fake.attachment_bytes(msg["attachments"][0]["id"]) == PDF
+        api = connector(dp_bridge).bridge
+        await eventually(lambda: _maps(api, key, event_id, msg["id"]))
+        await fake.send_message(dm, w.bob, "got it")
+        await alice.wait_for_event(room_id, body_is("got it"))
+        files = [
+            e for e in await alice.messages(room_id) if e["content"].get("msgtype") == "m.file"
+        ]
+        assert [e["event_id"] for e in files] == [event_id]
