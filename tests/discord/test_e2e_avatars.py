@@ -1,6 +1,7 @@
-"""Discord avatars of ghosts come only from the allowed Discord media hosts: real Synapse <->
-bridge <-> fake Discord. An avatar URL elsewhere (a CDN base the operator did not list in
-``media_hosts``) is refused: no request reaches that host and the ghost has no avatar."""
+"""Discord avatars of ghosts (and guild icons of spaces) come only from the allowed Discord
+media hosts: real Synapse <-> bridge <-> fake Discord. An avatar URL elsewhere (a CDN base the
+operator did not list in ``media_hosts``) is refused: no request reaches that host and the
+ghost has no avatar."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ async def test_a_ghost_gets_its_discord_avatar_from_the_cdn(
 ):
     world, fake = discord_world, discord_world.fake
     face = png(12, 12)
+    world.guild.icon = fake.add_image(png(5, 5))
     dave = fake.add_user("dave", global_name="Dave D", avatar=face)
     fake.add_member(world.guild, dave)
     admin = await bridge_env.synapse.register_user(uid("admin"))
@@ -52,6 +54,10 @@ async def test_a_ghost_gets_its_discord_avatar_from_the_cdn(
         base, token = bridge_env.synapse.base_url, admin.access_token
         assert await media_bytes(base, token, profile["avatar_url"]) == face
         assert any(p.startswith(f"/avatars/{dave.id}/") for p in fake.cdn_requests)
+        # the guild's icon is its space's avatar
+        await eventually(
+            lambda: any(p.startswith(f"/icons/{world.guild.id}/") for p in fake.cdn_requests)
+        )
 
 
 async def test_an_avatar_off_the_allowed_hosts_is_not_fetched(
@@ -63,6 +69,7 @@ async def test_an_avatar_off_the_allowed_hosts_is_not_fetched(
 ):
     world, fake = discord_world, discord_world.fake
     _, hits = elsewhere
+    world.guild.icon = fake.add_image(png(5, 5))  # the space's avatar: not fetched either
     dave = fake.add_user("dave", global_name="Dave D", avatar=png(12, 12))
     fake.add_member(world.guild, dave)
     admin = await bridge_env.synapse.register_user(uid("admin"))
