@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridgekit.contract.file_checks import allowed_file_url, allowed_hosts
+
 #: Discord's own endpoints: what discord.py talks to when the config names none.
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -62,13 +64,9 @@ def cdn_url(config: Mapping[str, Any]) -> str:
 
 
 def media_allowed(config: Mapping[str, Any], url: str) -> bool:
-    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    hosts = {str(h).lower() for h in setting(config, "media_hosts") or []}
-    hosts.add(urlsplit(api_url(config)).netloc.lower())
-    return parts.netloc.lower() in hosts
+    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host): the same
+    rule as :meth:`.media.DiscordMedia.allowed` (a host without a port is its https one)."""
+    return allowed_file_url(url, allowed_hosts(api_url(config), setting(config, "media_hosts")))
 
 
 def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
