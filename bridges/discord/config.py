@@ -6,7 +6,8 @@ Example::
       discord:
         api_url: ""            # "" = https://discord.com/api/v10 (a test fake or proxy otherwise)
         gateway_url: ""        # "" = wss://gateway.discord.gg/
-        cdn_url: ""            # "" = https://cdn.discordapp.com (avatars, custom emoji)
+        cdn_url: ""            # "" = https://cdn.discordapp.com: where avatars, icons,
+                               # custom emoji and stickers are (discord.py's Asset.BASE)
         ghost_template: "_discord_{id}"   # Discord users on Matrix; {id} is the user id
         media_hosts: [cdn.discordapp.com, media.discordapp.net]
                                # hosts attachments, avatars and emoji are fetched from; the
@@ -31,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from bridgekit.contract.file_checks import allowed_file_url, allowed_hosts
 
 from . import reconnect
 
@@ -71,13 +74,9 @@ def cdn_url(config: Mapping[str, Any]) -> str:
 
 
 def media_allowed(config: Mapping[str, Any], url: str) -> bool:
-    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    hosts = {str(h).lower() for h in setting(config, "media_hosts") or []}
-    hosts.add(urlsplit(api_url(config)).netloc.lower())
-    return parts.netloc.lower() in hosts
+    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host): the same
+    rule as :meth:`.media.DiscordMedia.allowed` (a host without a port is its https one)."""
+    return allowed_file_url(url, allowed_hosts(api_url(config), setting(config, "media_hosts")))
 
 
 def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:

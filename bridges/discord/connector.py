@@ -41,6 +41,7 @@ from .guilds import Guilds
 from .ids import portal_key
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
+from .media import DiscordMedia
 from .outbound import Outbound
 from .personal import Personal
 from .reactions import Reactions
@@ -49,6 +50,7 @@ from .render import Render
 from .start_chat import DiscordStartChat
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
 from .typing_notices import Typing
+from .uploads import Uploads
 from .users import Users
 from .webhooks import Webhooks
 
@@ -75,6 +77,8 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.media = DiscordMedia(self)
+        self.uploads = Uploads(self)
         self.personal = Personal(self)
         self.dms = DirectChats(self)
         self.reactions = Reactions(self)

@@ -111,10 +111,12 @@ class Inbound:
         ref = message.reference
         if ref is not None and ref.message_id and ref.message_id != getattr(thread, "id", None):
             content.reply_to = RemoteMessageID(str(ref.message_id))
+        parts = await self.connector.media.parts(client, message, content)
         return RemoteMessage(
             portal=self.connector.portal_of(client, message.channel),
             sender=self.connector.sender_of(client, message.author, message.channel),
             timestamp=message.created_at.timestamp(),
             id=RemoteMessageID(str(message.id)),
             content=content,
+            parts=parts,
         )

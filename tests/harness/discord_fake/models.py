@@ -191,6 +191,7 @@ class Attachment:
     description: str | None = None
     width: int | None = None
     height: int | None = None
+    url: str | None = None  # None: the fake's cdn link
 
 
 @dataclass
