@@ -49,6 +49,8 @@ class Outbound:
         )
 
     async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
+        if self.connector.uploads.is_file(msg):
+            return await self.connector.uploads.send(client, msg)
         channel_id = int(msg.portal.id)
         thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
         text = self.text_of(client, msg)
