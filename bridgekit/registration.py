@@ -46,7 +46,7 @@ def build_registration(
     config: Config, connectors: Mapping[str, type[NetworkConnector]]
 ) -> dict[str, Any]:
     users, aliases = namespaces(config, connectors)
-    return {
+    reg: dict[str, Any] = {
         "id": str(config["appservice.id"]),
         "url": str(config["appservice.address"]),
         "as_token": str(config["appservice.as_token"]),
@@ -62,6 +62,13 @@ def build_registration(
         "de.sorunome.msc2409.push_ephemeral": True,
         "protocols": sorted(config.enabled_networks()),
     }
+    if config.get("encryption.allow") is True:
+        # End-to-bridge encryption: to-device messages, one-time-key counts and device lists
+        # in transactions (MSC2409, MSC3202), and the bot's device made without a login
+        # (MSC4190). Synapse also needs experimental_features: registration/README.md.
+        reg["org.matrix.msc3202"] = True
+        reg["io.element.msc4190"] = True
+    return reg
 
 
 def generate(
@@ -83,6 +90,14 @@ def generate(
         ):
             new_tokens[key] = secrets.token_hex(32)  # 64 hex characters
             config.set(key, new_tokens[key])
+    key = config.get("encryption.pickle_key")
+    if config.get("encryption.allow") is True and (
+        not isinstance(key, str) or key in ("", "generate")
+    ):
+        # Only when there is none, even with --regenerate: another pickle key would make the
+        # crypto keys stored in the database unreadable.
+        new_tokens["encryption.pickle_key"] = secrets.token_hex(32)
+        config.set("encryption.pickle_key", new_tokens["encryption.pickle_key"])
     if config.get("appservice.as_token") == config.get("appservice.hs_token"):
         new_tokens["appservice.hs_token"] = secrets.token_hex(32)
         config.set("appservice.hs_token", new_tokens["appservice.hs_token"])
