@@ -42,6 +42,13 @@ def namespaces(
     return users, aliases
 
 
+def sender_localpart(config: Config) -> str:
+    """The registration's sender: the bot, unless encryption needs them apart (see
+    :func:`build_registration`)."""
+    bot = str(config["appservice.bot.username"])
+    return f"{bot}-as" if config.get("encryption.allow") is True else bot
+
+
 def build_registration(
     config: Config, connectors: Mapping[str, type[NetworkConnector]]
 ) -> dict[str, Any]:
@@ -68,6 +75,11 @@ def build_registration(
         # (MSC4190). Synapse also needs experimental_features: registration/README.md.
         reg["org.matrix.msc3202"] = True
         reg["io.element.msc4190"] = True
+        # The bot's device reads its to-device messages with /sync too (Synapse drops them
+        # from transactions while it counts the bridge as down), and Synapse cannot /sync
+        # as an appservice's sender: the sender is another user, the bot one in the
+        # namespace (its requests name it with ?user_id= as before).
+        reg["sender_localpart"] = sender_localpart(config)
     return reg
 
 

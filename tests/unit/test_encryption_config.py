@@ -76,6 +76,9 @@ def test_registration_asks_for_msc3202_and_msc4190_and_ephemeral() -> None:
     assert reg["org.matrix.msc3202"] is True
     assert reg["io.element.msc4190"] is True
     assert reg["receive_ephemeral"] is True
+    # Synapse cannot /sync as the sender: the bot is a user of the namespace instead.
+    assert reg["sender_localpart"] == "bridgekitbot-as"
+    assert any(r["regex"] == r"^@bridgekitbot:example\.org$" for r in reg["namespaces"]["users"])
 
 
 def test_generate_makes_a_pickle_key_once(tmp_path: Path) -> None:

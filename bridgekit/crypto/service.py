@@ -1,0 +1,447 @@
+"""End-to-bridge encryption in the runtime: the policy around a :class:`CryptoBackend`.
+
+* Transactions: to-device messages, one-time-key counts and device lists (MSC2409, MSC3202)
+  are handled on a lane of their own before the room events of the same transaction are
+  decrypted (outbox/transactions.py waits for it). A transaction carrying only those is stored
+  before its 200 like any other (:meth:`Encryption.wants`).
+* Decryption never fails a transaction: an event whose room key has not arrived is stored in
+  ``crypto_waiting`` and handled when the key arrives (it may come in a later transaction, or a
+  key share); after ``encryption.decrypt_timeout`` seconds its sender is told it was not
+  bridged (yet). An event that can never be decrypted is said so at once.
+* Sending: every event the bridge sends to a room passes :meth:`Encryption.outgoing`; in an
+  encrypted room it is encrypted with the bot's device, and nothing goes out in plaintext: a
+  room whose encryption is not known yet is asked about first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from mautrix.util.async_db import Database
+
+from ..database.db import migrate, package_migrations
+from ..database.records import LRU
+from ..settings import EncryptionSettings
+from .backend import CryptoBackend, KeyMissing, RoomKeys, Undecryptable
+
+log = logging.getLogger("bridgekit.crypto")
+
+ENCRYPTED = "m.room.encrypted"
+#: Set on an event dict that was decrypted (the router's ``require`` check reads it).
+DECRYPTED_KEY = "net.bridgekit.decrypted"
+MEGOLM = "m.megolm.v1.aes-sha2"
+#: Keys of a transaction this module handles (MSC2409, MSC3202).
+TO_DEVICE = "de.sorunome.msc2409.to_device"
+DEVICE_LISTS = "org.matrix.msc3202.device_lists"
+OTK_COUNTS = (
+    "org.matrix.msc3202.device_one_time_keys_count",
+    "org.matrix.msc3202.device_one_time_key_counts",
+)
+FALLBACK_TYPES = "org.matrix.msc3202.device_unused_fallback_key_types"
+#: Seconds between two looks for waiting events whose sender should be told.
+TELL_INTERVAL = 5.0
+#: How long one /sync as the bot's device waits for something new (milliseconds).
+SYNC_TIMEOUT_MS = 30_000
+#: Seconds a handled to-device message is remembered (to skip its second delivery).
+SEEN_KEEP = 7 * 24 * 3600
+
+
+class Encryption:
+    """The runtime's end-to-bridge encryption (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: EncryptionSettings,
+        db: Database,
+        bot_mxid: str,
+        is_ours: Callable[[str], bool],
+        room_request: Callable[[str, dict[str, str]], Awaitable[Any]],
+        send_notice: Callable[[str, str], Awaitable[Any]],
+        make_backend: Callable[[Encryption], Awaitable[CryptoBackend]],
+    ) -> None:
+        """``room_request(path, query)``: a client-server API GET (``/rooms/...``) as the bot
+        (its JSON, or raises mautrix's errors);
+        ``make_backend``: builds the backend on this object (its :class:`RoomInfo`) at start,
+        once the homeserver session exists."""
+        self.settings = settings
+        self.db = db
+        self.bot_mxid = bot_mxid
+        self.is_ours = is_ours
+        self._room_request = room_request
+        self.send_notice = send_notice
+        self._make_backend = make_backend
+        self.backend: CryptoBackend
+        #: room id -> its m.room.encryption content, or None (known not to be encrypted).
+        self._rooms: dict[str, dict[str, Any] | None] = {}
+        #: Encrypted rooms -> their members that are not ours (device-list changes).
+        self._members: dict[str, set[str]] = {}
+        #: Handles a decrypted event that waited for its key (set by the runtime).
+        self.redeliver: Callable[[dict[str, Any]], None] = lambda evt: None
+        #: Runs :meth:`handle_extras` on the transactions' crypto lane (set by the runtime).
+        self.submit_extras: Callable[[dict[str, Any]], Awaitable[None]] = self.handle_extras
+        self.failures = 0
+        self._redelivering: set[str] = set()
+        self._seen_recent = LRU(10_000)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await migrate(
+            self.db, "bridgekit_crypto", package_migrations("bridgekit.crypto.migrations")
+        )
+        for row in await self.db.fetch("SELECT room_id, encryption FROM crypto_room"):
+            self._rooms[row["room_id"]] = json.loads(row["encryption"])
+        self.backend = await self._make_backend(self)
+        await self.backend.start()
+        await self.db.execute(
+            "DELETE FROM crypto_seen WHERE seen_at<$1", int((time.time() - SEEN_KEEP) * 1000)
+        )
+        self._tasks.append(asyncio.create_task(self._tell_loop()))
+
+    def start_sync(self) -> None:
+        """Start reading the device's to-device inbox with /sync (once transactions can be
+        handled: what it brings goes through the same lane)."""
+        self._tasks.append(asyncio.create_task(self._sync_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backend.stop()
+
+    async def _sync_loop(self) -> None:
+        """/sync as the bot's device, for ever: Synapse drops to-device messages from the
+        transactions of an appservice it counts as down (they are not in its catch-up
+        either: Synapse issue #14710), so room keys sent meanwhile would be lost. What both
+        paths bring is handled once (:meth:`handle_extras` skips what it has seen)."""
+        failures = 0
+        while True:
+            try:
+                data = await self.backend.sync(SYNC_TIMEOUT_MS)
+                await self.submit_extras(data)
+                await self.backend.synced()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                failures += 1
+                delay = min(60.0, 0.5 * 2**failures)
+                log.warning("/sync as the bot's device failed (%s), again in %.0f s", e, delay)
+                await asyncio.sleep(delay)
+
+    # -- rooms (the backend's RoomInfo) -------------------------------------------------------
+
+    async def encryption_of(self, room_id: str) -> dict[str, Any] | None:
+        """The room's ``m.room.encryption`` content, asked of the homeserver the first time."""
+        if room_id in self._rooms:
+            return self._rooms[room_id]
+        try:
+            content = await self._room_request(
+                f"/rooms/{quote(room_id, safe='')}/state/m.room.encryption/", {}
+            )
+        except Exception as e:
+            status = getattr(e, "http_status", None)
+            if status != 404:
+                raise  # unknown: never guess "plaintext"
+            content = None
+        await self.set_encryption(room_id, content if isinstance(content, dict) else None)
+        return self._rooms[room_id]
+
+    async def set_encryption(self, room_id: str, content: dict[str, Any] | None) -> None:
+        if content is not None and content.get("algorithm") != MEGOLM:
+            log.warning("Room %s uses %r, not %s", room_id, content.get("algorithm"), MEGOLM)
+        if content is not None:
+            await self.db.execute(
+                "INSERT INTO crypto_room (room_id, encryption) VALUES ($1, $2) "
+                "ON CONFLICT (room_id) DO UPDATE SET encryption=excluded.encryption",
+                room_id,
+                json.dumps(content),
+            )
+        self._rooms[room_id] = content
+
+    def is_encrypted(self, room_id: str) -> bool:
+        return self._rooms.get(room_id) is not None
+
+    async def room_keys(self, room_id: str) -> RoomKeys:
+        """The room's rotation settings and the members (joined or invited, not ours) whose
+        devices get its room key (asked of the homeserver: a fresh answer each new key)."""
+        data = await self._room_request(
+            f"/rooms/{quote(room_id, safe='')}/members", {"not_membership": "leave"}
+        )
+        members = {
+            e["state_key"]
+            for e in (data or {}).get("chunk") or ()
+            if isinstance(e, dict)
+            and isinstance(e.get("state_key"), str)
+            and (e.get("content") or {}).get("membership") in ("join", "invite")
+            and not self.is_ours(e["state_key"])
+        }
+        self._members[room_id] = members
+        return RoomKeys(self._rooms.get(room_id), sorted(members))
+
+    def rooms_shared_with(self, user_id: str) -> list[str]:
+        return [room for room, members in self._members.items() if user_id in members]
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _to_device(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        msgs = data.get(TO_DEVICE) or data.get("to_device") or ()
+        return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
+
+    def wants(self, data: dict[str, Any]) -> bool:
+        """Whether a transaction carries what must be kept until handled: to-device messages
+        (room keys) and device-list changes."""
+        lists = data.get(DEVICE_LISTS)
+        return bool(self._to_device(data)) or (
+            isinstance(lists, dict) and bool(lists.get("changed") or lists.get("left"))
+        )
+
+    def has_extras(self, data: dict[str, Any]) -> bool:
+        return self.wants(data) or any(k in data for k in (*OTK_COUNTS, FALLBACK_TYPES))
+
+    async def handle_extras(self, data: dict[str, Any]) -> None:
+        """Device lists, then to-device messages, then key counts (top-ups after the keys
+        the to-device messages used), then the events that waited for keys."""
+        lists = data.get(DEVICE_LISTS)
+        if isinstance(lists, dict):
+            changed = [u for u in lists.get("changed") or () if isinstance(u, str)]
+            left = [u for u in lists.get("left") or () if isinstance(u, str)]
+            if changed or left:
+                await self.backend.handle_device_lists(changed, left)
+        to_device = await self._unseen(
+            [
+                m
+                for m in self._to_device(data)
+                if m.get("to_user_id") == self.bot_mxid
+                and m.get("to_device_id") == self.backend.device_id
+            ]
+        )
+        if to_device:
+            log.debug(
+                "%d to-device message(s): %s",
+                len(to_device),
+                ", ".join(f"{m.get('type')} from {m.get('sender')}" for m in to_device),
+            )
+            await self.backend.handle_to_device(to_device)
+            await self._seen(to_device)
+        otk, fallback = self._own_counts(data)
+        if otk is not None or fallback is not None:
+            await self.backend.handle_key_counts(otk, fallback)
+        if to_device:
+            await self.retry_waiting()
+
+    @staticmethod
+    def _digest(msg: dict[str, Any]) -> str:
+        raw = json.dumps(
+            {k: v for k, v in msg.items() if k not in ("to_user_id", "to_device_id")},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+    async def _unseen(self, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The to-device messages not handled before (each comes by push and by /sync)."""
+        out, digests = [], set()
+        for msg in msgs:
+            digest = self._digest(msg)
+            if digest in digests or self._seen_recent.get(digest):
+                continue
+            if await self.db.fetchval("SELECT 1 FROM crypto_seen WHERE digest=$1", digest):
+                self._seen_recent.put(digest, True)
+                continue
+            digests.add(digest)
+            out.append(msg)
+        return out
+
+    async def _seen(self, msgs: list[dict[str, Any]]) -> None:
+        now = int(time.time() * 1000)
+        for msg in msgs:
+            digest = self._digest(msg)
+            self._seen_recent.put(digest, True)
+            await self.db.execute(
+                "INSERT INTO crypto_seen (digest, seen_at) VALUES ($1, $2) "
+                "ON CONFLICT (digest) DO NOTHING",
+                digest,
+                now,
+            )
+
+    def _own_counts(self, data: dict[str, Any]) -> tuple[int | None, Sequence[str] | None]:
+        otk: int | None = None
+        for key in OTK_COUNTS:
+            mine = ((data.get(key) or {}).get(self.bot_mxid) or {}).get(self.backend.device_id)
+            if isinstance(mine, dict) and isinstance(mine.get("signed_curve25519"), int):
+                otk = mine["signed_curve25519"]
+                break
+        types = ((data.get(FALLBACK_TYPES) or {}).get(self.bot_mxid) or {}).get(
+            self.backend.device_id
+        )
+        return otk, types if isinstance(types, list) else None
+
+    # -- decryption ----------------------------------------------------------------------------
+
+    async def decrypt(self, evt: dict[str, Any]) -> dict[str, Any] | None:
+        """The decrypted event, or None: it waits for its key (stored) or can never be
+        decrypted (its sender is told)."""
+        try:
+            out = await self.backend.decrypt(evt)
+        except KeyMissing as e:
+            await self._keep_waiting(evt, e.session_id)
+            return None
+        except Undecryptable as e:
+            self.failures += 1
+            log.warning("Could not decrypt %s in %s: %s", evt.get("event_id"), evt["room_id"], e)
+            await self.send_notice(
+                evt["room_id"],
+                f"{evt.get('sender')}: your message could not be decrypted by the bridge "
+                "(it was not bridged).",
+            )
+            return None
+        out[DECRYPTED_KEY] = True
+        return out
+
+    async def _keep_waiting(self, evt: dict[str, Any], session_id: str) -> None:
+        log.info(
+            "No room key yet for %s in %s (session %s): it waits for it",
+            evt.get("event_id"),
+            evt["room_id"],
+            session_id,
+        )
+        await self.db.execute(
+            "INSERT INTO crypto_waiting (event_id, room_id, session_id, event, received_at, told) "
+            "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (event_id) DO NOTHING",
+            str(evt.get("event_id")),
+            evt["room_id"],
+            session_id,
+            json.dumps(evt),
+            int(time.time() * 1000),
+        )
+
+    async def waiting_count(self) -> int:
+        return int(await self.db.fetchval("SELECT count(*) FROM crypto_waiting") or 0)
+
+    async def retry_waiting(self) -> None:
+        """Hand back, in the order they came, the waiting events whose key has arrived."""
+        rows = await self.db.fetch(
+            "SELECT event_id, room_id, session_id, event FROM crypto_waiting "
+            "ORDER BY received_at, event_id"
+        )
+        have: dict[tuple[str, str], bool] = {}
+        for row in rows:
+            key = (row["room_id"], row["session_id"])
+            if row["event_id"] in self._redelivering:
+                continue
+            if key not in have:
+                have[key] = await self.backend.has_room_key(*key)
+            if have[key]:
+                self._redelivering.add(row["event_id"])
+                self.redeliver(json.loads(row["event"]))
+
+    async def handle_waiting(
+        self,
+        evt: dict[str, Any],
+        handle: Callable[[dict[str, Any], bool], Awaitable[None]],
+    ) -> None:
+        """Decrypt an event that waited for its key and ``handle`` it (as a replay: it may
+        have been handled before a crash), then forget it."""
+        event_id = str(evt.get("event_id"))
+        try:
+            out = await self.backend.decrypt(evt)
+        except KeyMissing:
+            return  # not this one's key after all: it keeps waiting
+        except Undecryptable as e:
+            self.failures += 1
+            log.warning("Could not decrypt %s after its key came: %s", event_id, e)
+            await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
+            return
+        finally:
+            self._redelivering.discard(event_id)
+        out[DECRYPTED_KEY] = True
+        log.info("Decrypted %s in %s now that its key came", event_id, evt.get("room_id"))
+        try:
+            await handle(out, True)
+        finally:
+            await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
+
+    async def _tell_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TELL_INTERVAL)
+            try:
+                await self._tell_late_senders()
+            except Exception as e:
+                log.warning("Could not look at the events waiting for keys: %s", e)
+
+    async def _tell_late_senders(self) -> None:
+        limit = int((time.time() - self.settings.decrypt_timeout) * 1000)
+        rows = await self.db.fetch(
+            "SELECT event_id, room_id, event FROM crypto_waiting WHERE told=0 AND received_at<$1",
+            limit,
+        )
+        for row in rows:
+            sender = json.loads(row["event"]).get("sender")
+            self.failures += 1
+            await self.send_notice(
+                row["room_id"],
+                f"{sender}: the bridge could not decrypt your message (its room key did not "
+                "reach the bridge); it was not bridged. It will be if the key arrives later.",
+            )
+            await self.db.execute(
+                "UPDATE crypto_waiting SET told=1 WHERE event_id=$1", row["event_id"]
+            )
+
+    # -- state ---------------------------------------------------------------------------------
+
+    async def on_state(self, evt: dict[str, Any]) -> None:
+        """``m.room.encryption`` and members of encrypted rooms, from transactions."""
+        room_id, etype = evt.get("room_id"), evt.get("type")
+        content = evt.get("content")
+        if not isinstance(room_id, str) or not isinstance(content, dict):
+            return
+        if etype == "m.room.encryption" and evt.get("state_key") == "":
+            await self.set_encryption(room_id, content)
+        elif etype == "m.room.member" and self.is_encrypted(room_id):
+            user = evt.get("state_key")
+            if not isinstance(user, str) or self.is_ours(user):
+                return  # ghosts have no devices: their joins need no new room key
+            members = self._members.setdefault(room_id, set())
+            if content.get("membership") in ("join", "invite"):
+                if user in members:
+                    return
+                members.add(user)
+            elif user in members:
+                members.discard(user)
+            # Someone new must get the next messages' key; someone gone must not.
+            await self.backend.members_changed(room_id)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def new_room_state(self) -> list[dict[str, Any]]:
+        """The initial state that makes a new portal room encrypted (``encryption.default``)."""
+        if not self.settings.default:
+            return []
+        return [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}]
+
+    async def outgoing(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """What to send for an event: encrypted in an encrypted room, else as it is."""
+        if event_type == ENCRYPTED or await self.encryption_of(room_id) is None:
+            return event_type, content
+        return ENCRYPTED, await self.backend.encrypt(room_id, event_type, content)
+
+    def refuses_plaintext(self, evt: dict[str, Any]) -> bool:
+        """``encryption.require``: an unencrypted message in an encrypted room is refused."""
+        return (
+            self.settings.require
+            and evt.get("type") == "m.room.message"
+            and not evt.get(DECRYPTED_KEY)
+            and self.is_encrypted(str(evt.get("room_id")))
+        )
