@@ -378,12 +378,12 @@ class Bridge:
         await self.presence.stop()
         await self.store.flush()
         await self.transactions.flush_finished()
+        if self.encryption is not None:
+            await self.encryption.stop()  # its /sync loop, before the session closes
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.matrix.stop()
-        if self.encryption is not None:
-            await self.encryption.stop()
         await self.fetcher.close()
         await self.store.detach_loop_connection()
         await self.instance_lock.release()

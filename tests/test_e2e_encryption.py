@@ -3,15 +3,19 @@ the Matrix user's side a real E2EE client (matrix-nio on vodozemac)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridgekit.bridge import Bridge
+from bridgekit.config import Config
+from bridgekit.crypto.backend import DeviceMismatch
 from bridgekit.testing.e2ee_client import E2EEUser, user_store
-from tests.conftest import PICKLE_KEY, BridgeEnv, BridgeFactory
-from tests.helpers import fake, ghost, login
+from tests.conftest import PICKLE_KEY, BridgeEnv, BridgeFactory, eventually
+from tests.helpers import DOMAIN, fake, ghost, login
 
 ENCRYPTION = {
     "encryption.allow": True,
@@ -83,3 +87,101 @@ async def test_encrypted_portal_both_ways(
         sent_types = {e["type"] for e in ours if "state_key" not in e}
         assert sent_types == {"m.room.encrypted"}
         assert not any("second from bob" in str(e["content"]) for e in raw)
+
+
+async def as_request(env: BridgeEnv, method: str, path: str, body: Any = None) -> Any:
+    """A client-server request as the appservice, acting as the bridge bot."""
+    import aiohttp
+
+    url = f"{env.synapse.base_url}/_matrix/client/v3{path}"
+    params = {"user_id": f"@bridgekitbot:{DOMAIN}"}
+    headers = {"Authorization": f"Bearer {env.as_token}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, params=params, json=body, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
+async def start_fails(bridge_env: BridgeEnv, db_url: str) -> Exception:
+    config = Config.from_dict(bridge_env.config_dict(db_url, **ENCRYPTION))
+    bridge = Bridge(config)
+    try:
+        await bridge.start()
+    except Exception as e:
+        return e
+    finally:
+        with contextlib.suppress(Exception):
+            await bridge.stop()
+    raise AssertionError("the bridge started")
+
+
+async def test_a_crypto_database_the_homeserver_does_not_know_is_refused(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, db_url: str
+) -> None:
+    """A database whose device the homeserver no longer has (a new homeserver, or the device
+    deleted) stops the start with a clear error instead of running with a keyless device."""
+    bridge = await make_bridge(**ENCRYPTION)
+    assert bridge.encryption is not None
+    device = bridge.encryption.backend.device_id
+    status, keys = await as_request(
+        bridge_env, "POST", "/keys/query", {"device_keys": {bridge.bot_mxid: [device]}}
+    )
+    assert status == 200 and device in keys["device_keys"][bridge.bot_mxid]
+    await make_bridge.stop(bridge)  # type: ignore[attr-defined]
+
+    # The homeserver loses the device (and its keys).
+    status, _ = await as_request(bridge_env, "DELETE", f"/devices/{device}", {})
+    assert status == 200
+    error = await start_fails(bridge_env, db_url)
+    assert isinstance(error, DeviceMismatch)
+    assert device in str(error) and "no such device" in str(error)
+
+
+async def test_a_device_whose_keys_the_homeserver_lost_is_refused(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, db_url: str
+) -> None:
+    bridge = await make_bridge(**ENCRYPTION)
+    assert bridge.encryption is not None
+    device = bridge.encryption.backend.device_id
+    await make_bridge.stop(bridge)  # type: ignore[attr-defined]
+    # The device is back, but without the keys the database holds.
+    await as_request(bridge_env, "DELETE", f"/devices/{device}", {})
+    status, _ = await as_request(bridge_env, "PUT", f"/devices/{device}", {"display_name": "x"})
+    assert status in (200, 201)
+    error = await start_fails(bridge_env, db_url)
+    assert isinstance(error, DeviceMismatch) and "not the ones in the database" in str(error)
+
+
+async def test_a_transaction_of_only_to_device_messages_is_stored_before_its_answer(
+    e2ee_bridge: Bridge, bridge_env: BridgeEnv
+) -> None:
+    """Room keys come in transactions without room events: acknowledged unstored, a crash
+    before they are handled would lose them."""
+    import aiohttp
+
+    bridge = e2ee_bridge
+    assert bridge.encryption is not None
+    release = asyncio.Event()
+    real = bridge.encryption.handle_extras
+
+    async def slow(data: dict[str, Any]) -> None:
+        await release.wait()
+        await real(data)
+
+    bridge.encryption.handle_extras = slow  # type: ignore[method-assign]
+    msg = {
+        "type": "m.room.encrypted",
+        "sender": "@someone:bridgekit.test",
+        "to_user_id": bridge.bot_mxid,
+        "to_device_id": bridge.encryption.backend.device_id,
+        "content": {"algorithm": "m.olm.v1.curve25519-aes-sha2", "ciphertext": {}},
+    }
+    body = {"events": [], "de.sorunome.msc2409.to_device": [msg]}
+    url = f"http://127.0.0.1:{bridge_env.as_port}/_matrix/app/v1/transactions/td-{id(msg)}"
+    async with aiohttp.ClientSession() as s:
+        headers = {"Authorization": f"Bearer {bridge_env.hs_token}"}
+        async with s.put(url, json=body, headers=headers) as resp:
+            assert resp.status == 200
+    pending = await bridge.store.pending_transactions()
+    assert any(txn[0] == f"td-{id(msg)}" and "to_device" in b for txn, b in pending)
+    release.set()
+    await eventually(lambda: bridge.inbox.pending == 0)
