@@ -185,3 +185,119 @@ async def test_a_transaction_of_only_to_device_messages_is_stored_before_its_ans
     assert any(txn[0] == f"td-{id(msg)}" and "to_device" in b for txn, b in pending)
     release.set()
     await eventually(lambda: bridge.inbox.pending == 0)
+
+
+async def test_a_message_whose_key_comes_late_waits_for_it_and_is_bridged_once(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """A failed decryption never fails the transaction: the event is kept, its sender is
+    told after ``decrypt_timeout``, and it is bridged (once) when its key arrives."""
+    bridge = await make_bridge(**ENCRYPTION, **{"encryption.decrypt_timeout": 1})
+    assert bridge.encryption is not None
+    backend = bridge.encryption.backend
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        net = fake(bridge).network
+        # The room keys alice's client sends from now on are held back (by push and /sync).
+        held: list[dict[str, Any]] = []
+        real = backend.handle_to_device
+
+        async def hold(events: Any) -> None:
+            held.extend(events)
+
+        backend.handle_to_device = hold  # type: ignore[method-assign]
+        event_id = await alice.send_text(room_id, "late key")
+        await eventually(lambda: bridge.encryption.waiting_count(), timeout=30)  # type: ignore[union-attr]
+        assert not [i for i in net.sent if i.kind == "message" and i.data.event_id == event_id]
+        # After decrypt_timeout, alice is told (in the room, encrypted like everything else).
+        notice = await alice.wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in alice.messages.get(room_id, ())
+                    if "could not decrypt your message" in m["content"].get("body", "")
+                ),
+                None,
+            ),
+            timeout=30,
+        )
+        assert notice["sender"] == bridge.bot_mxid and notice["decrypted"] is True
+        # The key arrives: the waiting message is bridged, once.
+        backend.handle_to_device = real  # type: ignore[method-assign]
+        assert held
+        await real(held)
+        await bridge.encryption.retry_waiting()
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
+        await eventually(lambda: _is_zero(bridge.encryption.waiting_count()))  # type: ignore[union-attr]
+        await bridge.encryption.retry_waiting()
+        await client.remote_message(chat, "bob", "after the late one")
+        await alice.wait_for_message(room_id, "after the late one")
+        bridged = [i for i in net.sent if i.kind == "message" and i.data.event_id == event_id]
+        assert len(bridged) == 1 and bridged[0].data.content.body == "late key"
+
+
+async def _is_zero(count: Any) -> bool:
+    return await count == 0
+
+
+async def test_restart_rotated_key_while_down_and_a_new_device(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """The bridge stops; meanwhile alice sends with her old room key, then rotates it and
+    sends again. Synapse's catch-up after the outage brings the room events but not the
+    to-device message with the new key (Synapse #14710): the bridge reads it with /sync as
+    its device. After the restart (same database) every message is bridged once, in order,
+    the bridge's own messages still decrypt, and a device alice adds later gets the keys of
+    what the bridge sends afterwards."""
+    bridge = await make_bridge(**ENCRYPTION)
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        first = await alice.send_text(room_id, "before the stop")
+        net = fake(bridge).network
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == first)
+        await make_bridge.stop(bridge)  # type: ignore[attr-defined]
+
+        old_session = await alice.send_text(room_id, "while down, old key")
+        alice.client.olm.outbound_group_sessions.pop(room_id)  # the user's client rotates
+        new_session = await alice.send_text(room_id, "while down, new key")
+
+        # The fake network lives in the connector: the new one knows the chat from its config.
+        members = [client.login.remote_id, "bob"]
+        bridge = await make_bridge(**ENCRYPTION, **{"networks.fake.chats": {chat: members}})
+        net = fake(bridge).network
+        client = next(iter(bridge.clients.values()))
+        for event_id in (old_session, new_session):
+            await net.wait_for(
+                lambda i, e=event_id: i.kind == "message" and i.data.event_id == e, timeout=60
+            )
+        bodies = [i.data.content.body for i in net.sent if i.kind == "message"]
+        assert bodies.count("while down, old key") == 1
+        assert bodies.count("while down, new key") == 1
+        assert bodies.index("while down, old key") < bodies.index("while down, new key")
+
+        # The bridge's own side after the restart: its messages still decrypt.
+        await client.remote_message(chat, "bob", "after the restart")
+        await alice.wait_for_message(room_id, "after the restart")
+
+        # A new device of alice's: what the bridge sends afterwards is readable on it.
+        second = E2EEUser(
+            bridge_env.synapse.base_url, plain.user_id, user_store(tmp_path / "2", plain.user_id)
+        )
+        async with second:
+            await second.wait_for(lambda: room_id in second.client.rooms)
+            # The bridge learns of the device from the device-list change (transaction or
+            # /sync); until then its messages are for the devices it knew.
+            await eventually(
+                lambda: _knows_device(bridge, plain.user_id, second.device_id), timeout=30
+            )
+            await client.remote_message(chat, "bob", "for the new device too")
+            msg = await second.wait_for_message(room_id, "for the new device too")
+            assert msg["decrypted"] is True
+
+
+async def _knows_device(bridge: Bridge, user_id: str, device_id: str) -> bool:
+    assert bridge.encryption is not None
+    store = bridge.encryption.backend.store  # type: ignore[attr-defined]
+    return await store.get_device(user_id, device_id) is not None

@@ -100,6 +100,8 @@ class Encryption:
         )
         for row in await self.db.fetch("SELECT room_id, encryption FROM crypto_room"):
             self._rooms[row["room_id"]] = json.loads(row["encryption"])
+        for row in await self.db.fetch("SELECT room_id, user_id FROM crypto_member"):
+            self._members.setdefault(row["room_id"], set()).add(row["user_id"])
         self.backend = await self._make_backend(self)
         await self.backend.start()
         await self.db.execute(
@@ -185,8 +187,25 @@ class Encryption:
             and (e.get("content") or {}).get("membership") in ("join", "invite")
             and not self.is_ours(e["state_key"])
         }
-        self._members[room_id] = members
+        await self._set_members(room_id, members)
         return RoomKeys(self._rooms.get(room_id), sorted(members))
+
+    async def _set_members(self, room_id: str, members: set[str]) -> None:
+        """Remember who is in an encrypted room (in the database: a restart must not forget
+        whose device changes concern it)."""
+        known = self._members.get(room_id, set())
+        for user in members - known:
+            await self.db.execute(
+                "INSERT INTO crypto_member (room_id, user_id) VALUES ($1, $2) "
+                "ON CONFLICT (room_id, user_id) DO NOTHING",
+                room_id,
+                user,
+            )
+        for user in known - members:
+            await self.db.execute(
+                "DELETE FROM crypto_member WHERE room_id=$1 AND user_id=$2", room_id, user
+            )
+        self._members[room_id] = set(members)
 
     def rooms_shared_with(self, user_id: str) -> list[str]:
         return [room for room, members in self._members.items() if user_id in members]
@@ -411,13 +430,20 @@ class Encryption:
             user = evt.get("state_key")
             if not isinstance(user, str) or self.is_ours(user):
                 return  # ghosts have no devices: their joins need no new room key
-            members = self._members.setdefault(room_id, set())
+            if room_id not in self._members:
+                # Members not known yet: the next room key is shared with a fresh list.
+                await self.backend.members_changed(room_id)
+                return
+            members = set(self._members[room_id])
             if content.get("membership") in ("join", "invite"):
                 if user in members:
                     return
                 members.add(user)
             elif user in members:
                 members.discard(user)
+            else:
+                return
+            await self._set_members(room_id, members)
             # Someone new must get the next messages' key; someone gone must not.
             await self.backend.members_changed(room_id)
 

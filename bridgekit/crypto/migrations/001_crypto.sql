@@ -24,3 +24,11 @@ CREATE TABLE crypto_seen (
     digest  TEXT PRIMARY KEY,
     seen_at BIGINT NOT NULL
 );
+
+-- The members (not the bridge's own users) of encrypted rooms, as last seen: a change of a
+-- member's devices must reach those rooms' room keys, after a restart too.
+CREATE TABLE crypto_member (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+);
