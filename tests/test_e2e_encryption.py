@@ -301,3 +301,61 @@ async def _knows_device(bridge: Bridge, user_id: str, device_id: str) -> bool:
     assert bridge.encryption is not None
     store = bridge.encryption.backend.store  # type: ignore[attr-defined]
     return await store.get_device(user_id, device_id) is not None
+
+
+async def test_commands_in_an_encrypted_management_room(
+    e2ee_bridge: Bridge, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """The user's client makes the DM with the bot encrypted: the welcome and the answers
+    are encrypted, and commands are recognised once decrypted (an encrypted event has no
+    ``body`` for the router to look at before that)."""
+    bridge = e2ee_bridge
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        room_id = await alice.create_encrypted_room(invite=[bridge.bot_mxid], is_direct=True)
+
+        def bot_says(text: str) -> Any:
+            return lambda: next(
+                (
+                    m
+                    for m in alice.messages.get(room_id, ())
+                    if m["sender"] == bridge.bot_mxid and text in m["content"].get("body", "")
+                ),
+                None,
+            )
+
+        welcome = await alice.wait_for(bot_says("management room"))
+        assert welcome["decrypted"] is True
+        await alice.send_text(room_id, "help")
+        answer = await alice.wait_for(bot_says("login"))
+        assert answer["decrypted"] is True
+        raw = await raw_events(plain, room_id)
+        assert {
+            e["type"] for e in raw if e["sender"] == bridge.bot_mxid and "state_key" not in e
+        } == {"m.room.encrypted"}
+
+
+async def test_require_refuses_plaintext_in_an_encrypted_portal(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    bridge = await make_bridge(**ENCRYPTION, **{"encryption.require": True})
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        net = fake(bridge).network
+        # A client that ignores the room's encryption sends in plaintext: not bridged.
+        plaintext = await plain.send_text(room_id, "in the clear")
+        notice = await alice.wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in alice.messages.get(room_id, ())
+                    if "requires encryption" in m["content"].get("body", "")
+                ),
+                None,
+            )
+        )
+        assert notice["decrypted"] is True
+        encrypted = await alice.send_text(room_id, "encrypted")
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == encrypted)
+        assert not [i for i in net.sent if i.kind == "message" and i.data.event_id == plaintext]
