@@ -335,6 +335,7 @@ class Bridge:
                 lambda: self.encryption.handle_waiting(evt, self.router.handle_event),  # type: ignore[union-attr]
             )
             await self.encryption.start()
+            self.metrics.encryption = self.encryption.figures
         for connector in self.connectors.values():
             await connector.start()
         for login in await self.store.logins():

@@ -210,6 +210,7 @@ async def test_a_message_whose_key_comes_late_waits_for_it_and_is_bridged_once(
         event_id = await alice.send_text(room_id, "late key")
         await eventually(lambda: bridge.encryption.waiting_count(), timeout=30)  # type: ignore[union-attr]
         assert not [i for i in net.sent if i.kind == "message" and i.data.event_id == event_id]
+        assert bridge.encryption.figures()["waiting_events"] == 1
         # After decrypt_timeout, alice is told (in the room, encrypted like everything else).
         notice = await alice.wait_for(
             lambda: next(
@@ -235,6 +236,11 @@ async def test_a_message_whose_key_comes_late_waits_for_it_and_is_bridged_once(
         await alice.wait_for_message(room_id, "after the late one")
         bridged = [i for i in net.sent if i.kind == "message" and i.data.event_id == event_id]
         assert len(bridged) == 1 and bridged[0].data.content.body == "late key"
+        families = {f.name: f for f in bridge.metrics.families()}
+        encryption = {s.labels["what"]: s.value for s in families["bridgekit_encryption"].samples}
+        assert encryption["waiting_events"] == 0
+        assert encryption["decryption_failures"] == 1  # the one its sender was told about
+        assert encryption["one_time_keys"] > 0
 
 
 async def _is_zero(count: Any) -> bool:

@@ -88,6 +88,7 @@ class Encryption:
         #: Runs :meth:`handle_extras` on the transactions' crypto lane (set by the runtime).
         self.submit_extras: Callable[[dict[str, Any]], Awaitable[None]] = self.handle_extras
         self.failures = 0
+        self.waiting = 0
         self._redelivering: set[str] = set()
         self._seen_recent = LRU(10_000)
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,6 +101,7 @@ class Encryption:
         )
         for row in await self.db.fetch("SELECT room_id, encryption FROM crypto_room"):
             self._rooms[row["room_id"]] = json.loads(row["encryption"])
+        self.waiting = await self.waiting_count()
         for row in await self.db.fetch("SELECT room_id, user_id FROM crypto_member"):
             self._members.setdefault(row["room_id"], set()).add(row["user_id"])
         self.backend = await self._make_backend(self)
@@ -343,6 +345,15 @@ class Encryption:
             json.dumps(evt),
             int(time.time() * 1000),
         )
+        self.waiting = await self.waiting_count()  # (a replayed event is not counted twice)
+
+    def figures(self) -> dict[str, float]:
+        """For the metrics: events waiting for keys, decryption failures, one-time keys."""
+        return {
+            "waiting_events": self.waiting,
+            "decryption_failures": self.failures,
+            "one_time_keys": self.backend.one_time_key_count(),
+        }
 
     async def waiting_count(self) -> int:
         return int(await self.db.fetchval("SELECT count(*) FROM crypto_waiting") or 0)
@@ -379,7 +390,7 @@ class Encryption:
         except Undecryptable as e:
             self.failures += 1
             log.warning("Could not decrypt %s after its key came: %s", event_id, e)
-            await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
+            await self._done_waiting(event_id)
             return
         finally:
             self._redelivering.discard(event_id)
@@ -388,7 +399,11 @@ class Encryption:
         try:
             await handle(out, True)
         finally:
-            await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
+            await self._done_waiting(event_id)
+
+    async def _done_waiting(self, event_id: str) -> None:
+        self.waiting = max(0, self.waiting - 1)
+        await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
 
     async def _tell_loop(self) -> None:
         while True:
