@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +366,54 @@ async def test_require_refuses_plaintext_in_an_encrypted_portal(
         encrypted = await alice.send_text(room_id, "encrypted")
         await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == encrypted)
         assert not [i for i in net.sent if i.kind == "message" and i.data.event_id == plaintext]
+
+
+async def test_kill_9_while_the_user_rotates_the_key_loses_nothing(
+    bridge_env: BridgeEnv, uid: Any, tmp_path: Path, db_url: str
+) -> None:
+    """The bridge is killed (SIGKILL); the user's client rotates the room key and sends.
+    After the restart every message is bridged, in order, once: the catch-up brings the room
+    events, /sync as the bot's device the key Synapse did not push (#14710)."""
+    from tests.helpers import BridgeProcess
+    from tests.test_e2e_reliability import _log_in_and_open_portal, _write_config
+
+    log_path, cfg = tmp_path / "sent.jsonl", tmp_path / "config.yaml"
+    plain = await bridge_env.synapse.register_user(uid("alice"))
+    chat, remote = uid("chat"), uid("a")
+    settings = {
+        **ENCRYPTION,
+        "networks.fake.sent_log": str(log_path),
+        "networks.fake.chats": {chat: [remote, "bob"]},
+        "logging.level": "INFO",
+    }
+    _write_config(bridge_env, cfg, db_url, **settings)
+
+    def received() -> list[str]:
+        lines = log_path.read_text().splitlines() if log_path.exists() else []
+        return [json.loads(x)["event_id"] for x in lines if json.loads(x)["kind"] == "message"]
+
+    bridge = BridgeProcess(cfg, tmp_path / "bridge.out")
+    bridge.start()
+    alice = E2EEUser(bridge_env.synapse.base_url, plain.user_id, tmp_path / "alice")
+    try:
+        async with plain:
+            room_id = await _log_in_and_open_portal(plain, bridge_env, remote, chat)
+            async with alice:
+                await alice.wait_for(
+                    lambda: room_id in alice.client.rooms and alice.client.rooms[room_id].encrypted
+                )
+                first = await alice.send_text(room_id, "before the kill")
+                await eventually(lambda: received() == [first], timeout=60)
+                bridge.kill_9()
+                alice.client.olm.outbound_group_sessions.pop(room_id)  # a new room key
+                while_dead = [
+                    await alice.send_text(room_id, "rotated while dead 1"),
+                    await alice.send_text(room_id, "rotated while dead 2"),
+                ]
+                bridge.start()
+                expected = [first, *while_dead]
+                await eventually(lambda: len(received()) >= 3, timeout=90)
+                await asyncio.sleep(1.5)  # a duplicate would show up now
+                assert received() == expected, bridge.log_tail()
+    finally:
+        bridge.kill_9()
