@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridgekit.bridge import Bridge
+from bridgekit.cli import QUIET_AT_DEBUG
 from bridgekit.config import Config
 from bridgekit.crypto.backend import DeviceMismatch
 from bridgekit.testing.e2ee_client import E2EEUser, user_store
@@ -417,3 +419,34 @@ async def test_kill_9_while_the_user_rotates_the_key_loses_nothing(
                 assert received() == expected, bridge.log_tail()
     finally:
         bridge.kill_9()
+
+
+async def test_the_bot_is_cross_signed_and_its_recovery_key_kept_out_of_the_log(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Everything the bridge logs at DEBUG, with `bridgekit run`'s logging (setup_logging
+    # keeps the libraries that log request bodies and SQL parameters at INFO).
+    caplog.set_level(logging.DEBUG)
+    quiet = {name: logging.getLogger(name).level for name in QUIET_AT_DEBUG}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        bridge = await make_bridge(**ENCRYPTION)
+    finally:
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+    assert bridge.encryption is not None
+    device = bridge.encryption.backend.device_id
+    status, keys = await as_request(
+        bridge_env, "POST", "/keys/query", {"device_keys": {bridge.bot_mxid: []}}
+    )
+    assert status == 200
+    self_signing = keys["self_signing_keys"][bridge.bot_mxid]["keys"]
+    assert bridge.bot_mxid in keys["master_keys"]
+    signatures = keys["device_keys"][bridge.bot_mxid][device]["signatures"][bridge.bot_mxid]
+    assert any(k in signatures for k in self_signing)  # the device is signed by the bot
+    recovery = await bridge.db.fetchval("SELECT value FROM crypto_secret WHERE name='recovery_key'")
+    assert recovery and len(recovery.replace(" ", "")) >= 48
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Cross-signed the bot's device" in logged  # the log was looked at
+    assert recovery not in logged and recovery.replace(" ", "") not in logged

@@ -41,6 +41,7 @@ from mautrix.types import (
     RequestedKeyInfo,
     RoomEncryptionStateEventContent,
     RoomKeyWithheldCode,
+    TrustState,
     UserID,
 )
 from mautrix.util.async_db import Database
@@ -149,6 +150,7 @@ class MautrixCrypto:
             await self._check_keys_on_server()
         await self.machine.share_keys()  # device keys if new, one-time keys up to half
         await self.upload_fallback_key()
+        await self._cross_sign()
         log.info(
             "End-to-bridge encryption: device %s of %s, identity key %s",
             device_id,
@@ -190,6 +192,21 @@ class MautrixCrypto:
                 "Delete the crypto_* tables of the bridge's database and start again (the "
                 "device is then made anew), or restore the database that matches."
             )
+
+    async def _cross_sign(self) -> None:
+        """Give the bot cross-signing keys and sign its device with them (clients then show
+        its device as its owner's), once; the recovery key goes to the database, never to the
+        log. First-time cross-signing needs no interactive auth (MSC3967)."""
+        trust = await self.machine.resolve_trust(self.machine.own_identity)
+        if trust >= TrustState.CROSS_SIGNED_UNTRUSTED:
+            return
+        recovery_key = await self.machine.generate_recovery_key()
+        await self.db.execute(
+            "INSERT INTO crypto_secret (name, value) VALUES ('recovery_key', $1) "
+            "ON CONFLICT (name) DO UPDATE SET value=excluded.value",
+            recovery_key,
+        )
+        log.info("Cross-signed the bot's device %s (recovery key in the database)", self.device_id)
 
     async def upload_fallback_key(self) -> None:
         """Upload a new fallback key (the previous one stays usable for sessions already

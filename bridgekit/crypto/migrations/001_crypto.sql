@@ -32,3 +32,9 @@ CREATE TABLE crypto_member (
     user_id TEXT NOT NULL,
     PRIMARY KEY (room_id, user_id)
 );
+
+-- Secrets of the bot's own (never logged): the recovery key of its cross-signing keys.
+CREATE TABLE crypto_secret (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
