@@ -353,6 +353,8 @@ class Bridge:
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
         await self.media_server.start()
+        if self.encryption is not None:
+            self.encryption.start_probe()
         self._spawn(self._init_bot())
         self._spawn(self.alias_rooms.run())
         self._spawn(self.spaces.resume())

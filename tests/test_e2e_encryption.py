@@ -90,6 +90,9 @@ async def test_encrypted_portal_both_ways(
         sent_types = {e["type"] for e in ours if "state_key" not in e}
         assert sent_types == {"m.room.encrypted"}
         assert not any("second from bob" in str(e["content"]) for e in raw)
+        # The start-up check: this homeserver pushes to-device messages in transactions.
+        assert bridge.encryption is not None
+        await asyncio.wait_for(bridge.encryption.push_works.wait(), 90)
 
 
 async def as_request(env: BridgeEnv, method: str, path: str, body: Any = None) -> Any:

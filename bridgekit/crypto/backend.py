@@ -112,6 +112,10 @@ class CryptoBackend(Protocol):
         """What the last :meth:`sync` returned was handled: the next one starts after it."""
         ...
 
+    async def send_to_own_device(self, event_type: str, content: dict[str, Any]) -> None:
+        """A to-device message from the bot's device to itself (the push check)."""
+        ...
+
     def one_time_key_count(self) -> int:
         """The last one-time-key count the homeserver gave (a metric)."""
         ...

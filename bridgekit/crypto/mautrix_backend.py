@@ -291,6 +291,12 @@ class MautrixCrypto:
         if self._next_batch:
             await self.store.put_next_batch(self._next_batch)
 
+    async def send_to_own_device(self, event_type: str, content: dict[str, Any]) -> None:
+        txn = secrets.token_hex(8)
+        path = Path.v3.sendToDevice[event_type][txn]
+        body = {"messages": {self.bot_mxid: {self.device_id: content}}}
+        await self.client.api.request(Method.PUT, path, body)
+
     def one_time_key_count(self) -> int:
         return self._otk_count
 

@@ -47,6 +47,14 @@ OTK_COUNTS = (
 FALLBACK_TYPES = "org.matrix.msc3202.device_unused_fallback_key_types"
 #: Seconds between two looks for waiting events whose sender should be told.
 TELL_INTERVAL = 5.0
+#: The to-device message the bot's device sends itself at start, to see whether the
+#: homeserver pushes to-device messages in transactions (else /sync alone brings them).
+PROBE_TYPE = "net.bridgekit.to_device_probe"
+#: Set on what /sync brought (so the push check does not count it).
+VIA_SYNC = "net.bridgekit.via_sync"
+#: Probes sent (one every PROBE_INTERVAL seconds) before saying that pushes do not come.
+PROBE_TRIES = 6
+PROBE_INTERVAL = 10.0
 #: How long one /sync as the bot's device waits for something new (milliseconds).
 SYNC_TIMEOUT_MS = 30_000
 #: Seconds a handled to-device message is remembered (to skip its second delivery).
@@ -91,6 +99,8 @@ class Encryption:
         self.waiting = 0
         self._redelivering: set[str] = set()
         self._seen_recent = LRU(10_000)
+        #: Whether the homeserver pushed a to-device message in a transaction (the probe).
+        self.push_works = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -116,6 +126,35 @@ class Encryption:
         handled: what it brings goes through the same lane)."""
         self._tasks.append(asyncio.create_task(self._sync_loop()))
 
+    def start_probe(self) -> None:
+        """Check, once the appservice listens, that to-device messages are pushed."""
+        self._tasks.append(asyncio.create_task(self._probe()))
+
+    async def _probe(self) -> None:
+        """Send the bot's device a to-device message now and then until one comes in a
+        transaction. A homeserver that never pushes them (Synapse without
+        ``msc2409_to_device_messages_enabled``, a registration without ``receive_ephemeral``)
+        still works, through /sync alone; an admin should know. (One that counts the bridge
+        down drops them too, for a while: hence several tries.)"""
+        for _ in range(PROBE_TRIES):
+            try:
+                await self.backend.send_to_own_device(PROBE_TYPE, {"at": time.time()})
+            except Exception as e:
+                log.debug("Could not send the to-device probe: %s", e)
+            try:
+                await asyncio.wait_for(self.push_works.wait(), PROBE_INTERVAL)
+                log.info("The homeserver pushes to-device messages to the bridge")
+                return
+            except TimeoutError:
+                continue
+        log.warning(
+            "The homeserver did not push a to-device message to the bridge in %.0f s: room keys "
+            "are read with /sync as the bot's device only (slower). Synapse needs "
+            "experimental_features: msc2409_to_device_messages_enabled: true, and the "
+            "registration receive_ephemeral: true (registration/README.md).",
+            PROBE_TRIES * PROBE_INTERVAL,
+        )
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -131,6 +170,7 @@ class Encryption:
         while True:
             try:
                 data = await self.backend.sync(SYNC_TIMEOUT_MS)
+                data[VIA_SYNC] = True
                 await self.submit_extras(data)
                 await self.backend.synced()
                 failures = 0
@@ -238,14 +278,18 @@ class Encryption:
             left = [u for u in lists.get("left") or () if isinstance(u, str)]
             if changed or left:
                 await self.backend.handle_device_lists(changed, left)
-        to_device = await self._unseen(
-            [
-                m
-                for m in self._to_device(data)
-                if m.get("to_user_id") == self.bot_mxid
-                and m.get("to_device_id") == self.backend.device_id
-            ]
-        )
+        mine = [
+            m
+            for m in self._to_device(data)
+            if m.get("to_user_id") == self.bot_mxid
+            and m.get("to_device_id") == self.backend.device_id
+        ]
+        probes = [m for m in mine if m.get("type") == PROBE_TYPE]
+        if probes:
+            if not data.get(VIA_SYNC) and any(m.get("sender") == self.bot_mxid for m in probes):
+                self.push_works.set()
+            mine = [m for m in mine if m.get("type") != PROBE_TYPE]
+        to_device = await self._unseen(mine)
         if to_device:
             log.debug(
                 "%d to-device message(s): %s",
