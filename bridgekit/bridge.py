@@ -19,9 +19,8 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mautrix.api import Method
 from mautrix.types import PresenceState
 from mautrix.util.async_db import Database
 
@@ -37,6 +36,7 @@ from .contract.connector import (
     NetworkConnector,
 )
 from .contract.events import PortalKey, RemoteEvent, RemoteUserID
+from .crypto.wiring import Encryption, build_encryption, start_encryption
 from .database.db import create_database, migrate, open_database, package_migrations
 from .database.inbox import inbox_url, open_inbox
 from .database.store import OutboxItem, Store
@@ -44,7 +44,7 @@ from .instance_lock import InstanceLock
 from .logins import LoginService
 from .matrix.appservice import AppServiceServer, TxnKey
 from .matrix.bot_setup import set_up_bot
-from .matrix.client import MatrixClient, with_retries
+from .matrix.client import MatrixClient
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -65,10 +65,6 @@ from .portal.portals import PortalService
 from .portal.presence import PresenceKeeper
 from .portal.spaces import Spaces
 from .portal.upgrades import RoomUpgrades
-
-if TYPE_CHECKING:
-    from .crypto.backend import CryptoBackend
-    from .crypto.service import Encryption
 
 log = logging.getLogger("bridgekit")
 
@@ -112,20 +108,9 @@ class Bridge:
         )
         self.metrics = Metrics()
         #: End-to-bridge encryption (bridgekit/crypto), when encryption.allow is on.
-        self.encryption: Encryption | None = None
-        if config.settings.encryption.allow:
-            from .crypto.service import Encryption
-
-            self.encryption = Encryption(
-                settings=config.settings.encryption,
-                db=self.db,
-                bot_mxid=self.bot_mxid,
-                is_ours=lambda mxid: self.router.is_ours(mxid),
-                room_request=self._bot_get,
-                send_notice=lambda room_id, text: self.notices.send_notice(room_id, text),
-                make_backend=self._make_crypto_backend,
-            )
-            self.matrix.encryptor = self.encryption
+        self.encryption: Encryption | None = (
+            build_encryption(self) if config.settings.encryption.allow else None
+        )
         self.parking = Parking(self.store, self.metrics)
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
@@ -327,15 +312,7 @@ class Bridge:
                 self.commands.register(cmd)
         await self.matrix.start()
         if self.encryption is not None:
-            # Before any transaction: the bot's device must exist (and match the database)
-            # before room keys can be received, and replayed transactions may carry some.
-            await self.matrix.register_bot()
-            self.encryption.redeliver = lambda evt: self.inbox.submit(
-                evt["room_id"],
-                lambda: self.encryption.handle_waiting(evt, self.router.handle_event),  # type: ignore[union-attr]
-            )
-            await self.encryption.start()
-            self.metrics.encryption = self.encryption.figures
+            await start_encryption(self, self.encryption)  # before any transaction
         for connector in self.connectors.values():
             await connector.start()
         for login in await self.store.logins():
@@ -346,15 +323,12 @@ class Bridge:
         await self.parking.load()
         await self.remote_queue.resume()
         await self.transactions.replay_pending()
-        if self.encryption is not None:
-            self.encryption.submit_extras = self.transactions.run_crypto
-            self.encryption.start_sync()
         await self.server.start(
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
         await self.media_server.start()
         if self.encryption is not None:
-            self.encryption.start_probe()
+            self.encryption.serve(self.transactions.run_crypto)  # /sync, the push check
         self._spawn(self._init_bot())
         self._spawn(self.alias_rooms.run())
         self._spawn(self.spaces.resume())
@@ -410,32 +384,6 @@ class Bridge:
             self.config.settings.appservice.bot,
             self.bridge_id,
             str(self.config["appservice.address"]),
-        )
-
-    async def _bot_get(self, path: str, query: dict[str, str]) -> Any:
-        """A client-server API GET as the bot (what encryption asks about rooms)."""
-        bot = self.matrix.bot
-        assert bot is not None
-        return await with_retries(
-            lambda: bot.api.request(
-                Method.GET, "/_matrix/client/v3" + path, query_params=query or None
-            ),
-            what=f"GET {path.split('?')[0]}",
-            max_attempts=5,
-        )
-
-    async def _make_crypto_backend(self, rooms: Encryption) -> CryptoBackend:
-        from .crypto.mautrix_backend import MautrixCrypto  # mautrix.crypto: the e2ee extra
-
-        assert self.matrix.session is not None
-        return MautrixCrypto(
-            homeserver=str(self.config["homeserver.address"]),
-            bot_mxid=self.bot_mxid,
-            as_token=str(self.config["appservice.as_token"]),
-            session=self.matrix.session,
-            db=self.db,
-            settings=self.config.settings.encryption,
-            rooms=rooms,
         )
 
     async def _on_ping(self, txn_id: str | None) -> None:

@@ -29,13 +29,12 @@ from mautrix.util.async_db import Database
 from ..database.db import migrate, package_migrations
 from ..database.records import LRU
 from ..settings import EncryptionSettings
-from .backend import CryptoBackend, KeyMissing, RoomKeys, Undecryptable
+from .backend import CryptoBackend, RoomKeys
+from .waiting import DECRYPTED_KEY, WaitingEvents
 
 log = logging.getLogger("bridgekit.crypto")
 
 ENCRYPTED = "m.room.encrypted"
-#: Set on an event dict that was decrypted (the router's ``require`` check reads it).
-DECRYPTED_KEY = "net.bridgekit.decrypted"
 MEGOLM = "m.megolm.v1.aes-sha2"
 #: Keys of a transaction this module handles (MSC2409, MSC3202).
 TO_DEVICE = "de.sorunome.msc2409.to_device"
@@ -45,8 +44,6 @@ OTK_COUNTS = (
     "org.matrix.msc3202.device_one_time_key_counts",
 )
 FALLBACK_TYPES = "org.matrix.msc3202.device_unused_fallback_key_types"
-#: Seconds between two looks for waiting events whose sender should be told.
-TELL_INTERVAL = 5.0
 #: The to-device message the bot's device sends itself at start, to see whether the
 #: homeserver pushes to-device messages in transactions (else /sync alone brings them).
 PROBE_TYPE = "net.bridgekit.to_device_probe"
@@ -91,13 +88,12 @@ class Encryption:
         self._rooms: dict[str, dict[str, Any] | None] = {}
         #: Encrypted rooms -> their members that are not ours (device-list changes).
         self._members: dict[str, set[str]] = {}
-        #: Handles a decrypted event that waited for its key (set by the runtime).
-        self.redeliver: Callable[[dict[str, Any]], None] = lambda evt: None
+        #: Events waiting for their room keys (``waiting.redeliver`` is set by the runtime).
+        self.waiting = WaitingEvents(
+            db, lambda: self.backend, send_notice, settings.decrypt_timeout
+        )
         #: Runs :meth:`handle_extras` on the transactions' crypto lane (set by the runtime).
         self.submit_extras: Callable[[dict[str, Any]], Awaitable[None]] = self.handle_extras
-        self.failures = 0
-        self.waiting = 0
-        self._redelivering: set[str] = set()
         self._seen_recent = LRU(10_000)
         #: Whether the homeserver pushed a to-device message in a transaction (the probe).
         self.push_works = asyncio.Event()
@@ -111,7 +107,7 @@ class Encryption:
         )
         for row in await self.db.fetch("SELECT room_id, encryption FROM crypto_room"):
             self._rooms[row["room_id"]] = json.loads(row["encryption"])
-        self.waiting = await self.waiting_count()
+        await self.waiting.load()
         for row in await self.db.fetch("SELECT room_id, user_id FROM crypto_member"):
             self._members.setdefault(row["room_id"], set()).add(row["user_id"])
         self.backend = await self._make_backend(self)
@@ -119,15 +115,14 @@ class Encryption:
         await self.db.execute(
             "DELETE FROM crypto_seen WHERE seen_at<$1", int((time.time() - SEEN_KEEP) * 1000)
         )
-        self._tasks.append(asyncio.create_task(self._tell_loop()))
+        self._tasks.append(asyncio.create_task(self.waiting.tell_loop()))
 
-    def start_sync(self) -> None:
-        """Start reading the device's to-device inbox with /sync (once transactions can be
-        handled: what it brings goes through the same lane)."""
+    def serve(self, submit_extras: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Once the appservice listens: read the device's to-device inbox with /sync (what
+        it brings is handed to ``submit_extras``: the transactions' crypto lane), and check
+        that to-device messages are pushed too."""
+        self.submit_extras = submit_extras
         self._tasks.append(asyncio.create_task(self._sync_loop()))
-
-    def start_probe(self) -> None:
-        """Check, once the appservice listens, that to-device messages are pushed."""
         self._tasks.append(asyncio.create_task(self._probe()))
 
     async def _probe(self) -> None:
@@ -340,140 +335,45 @@ class Encryption:
             )
 
     def _own_counts(self, data: dict[str, Any]) -> tuple[int | None, Sequence[str] | None]:
+        """The bot device's one-time-key count and unused fallback key types, if given (a
+        malformed field is ignored: the next transaction brings new counts)."""
+
+        def mine(key: str) -> Any:
+            by_user = data.get(key)
+            by_device = by_user.get(self.bot_mxid) if isinstance(by_user, dict) else None
+            return by_device.get(self.backend.device_id) if isinstance(by_device, dict) else None
+
         otk: int | None = None
         for key in OTK_COUNTS:
-            mine = ((data.get(key) or {}).get(self.bot_mxid) or {}).get(self.backend.device_id)
-            if isinstance(mine, dict) and isinstance(mine.get("signed_curve25519"), int):
-                otk = mine["signed_curve25519"]
+            counts = mine(key)
+            if isinstance(counts, dict) and isinstance(counts.get("signed_curve25519"), int):
+                otk = counts["signed_curve25519"]
                 break
-        types = ((data.get(FALLBACK_TYPES) or {}).get(self.bot_mxid) or {}).get(
-            self.backend.device_id
-        )
-        return otk, types if isinstance(types, list) else None
+        types = mine(FALLBACK_TYPES)
+        if isinstance(types, list) and all(isinstance(t, str) for t in types):
+            return otk, types
+        return otk, None
 
     # -- decryption ----------------------------------------------------------------------------
 
     async def decrypt(self, evt: dict[str, Any]) -> dict[str, Any] | None:
         """The decrypted event, or None: it waits for its key (stored) or can never be
         decrypted (its sender is told)."""
-        try:
-            out = await self.backend.decrypt(evt)
-        except KeyMissing as e:
-            await self._keep_waiting(evt, e.session_id)
-            return None
-        except Undecryptable as e:
-            self.failures += 1
-            log.warning("Could not decrypt %s in %s: %s", evt.get("event_id"), evt["room_id"], e)
-            await self.send_notice(
-                evt["room_id"],
-                f"{evt.get('sender')}: your message could not be decrypted by the bridge "
-                "(it was not bridged).",
-            )
-            return None
-        out[DECRYPTED_KEY] = True
-        return out
+        return await self.waiting.decrypt(evt)
 
-    async def _keep_waiting(self, evt: dict[str, Any], session_id: str) -> None:
-        log.info(
-            "No room key yet for %s in %s (session %s): it waits for it",
-            evt.get("event_id"),
-            evt["room_id"],
-            session_id,
-        )
-        await self.db.execute(
-            "INSERT INTO crypto_waiting (event_id, room_id, session_id, event, received_at, told) "
-            "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (event_id) DO NOTHING",
-            str(evt.get("event_id")),
-            evt["room_id"],
-            session_id,
-            json.dumps(evt),
-            int(time.time() * 1000),
-        )
-        self.waiting = await self.waiting_count()  # (a replayed event is not counted twice)
+    async def retry_waiting(self) -> None:
+        await self.waiting.retry()
+
+    async def waiting_count(self) -> int:
+        return await self.waiting.count()
 
     def figures(self) -> dict[str, float]:
         """For the metrics: events waiting for keys, decryption failures, one-time keys."""
         return {
-            "waiting_events": self.waiting,
-            "decryption_failures": self.failures,
+            "waiting_events": self.waiting.waiting,
+            "decryption_failures": self.waiting.failures,
             "one_time_keys": self.backend.one_time_key_count(),
         }
-
-    async def waiting_count(self) -> int:
-        return int(await self.db.fetchval("SELECT count(*) FROM crypto_waiting") or 0)
-
-    async def retry_waiting(self) -> None:
-        """Hand back, in the order they came, the waiting events whose key has arrived."""
-        rows = await self.db.fetch(
-            "SELECT event_id, room_id, session_id, event FROM crypto_waiting "
-            "ORDER BY received_at, event_id"
-        )
-        have: dict[tuple[str, str], bool] = {}
-        for row in rows:
-            key = (row["room_id"], row["session_id"])
-            if row["event_id"] in self._redelivering:
-                continue
-            if key not in have:
-                have[key] = await self.backend.has_room_key(*key)
-            if have[key]:
-                self._redelivering.add(row["event_id"])
-                self.redeliver(json.loads(row["event"]))
-
-    async def handle_waiting(
-        self,
-        evt: dict[str, Any],
-        handle: Callable[[dict[str, Any], bool], Awaitable[None]],
-    ) -> None:
-        """Decrypt an event that waited for its key and ``handle`` it (as a replay: it may
-        have been handled before a crash), then forget it."""
-        event_id = str(evt.get("event_id"))
-        try:
-            out = await self.backend.decrypt(evt)
-        except KeyMissing:
-            return  # not this one's key after all: it keeps waiting
-        except Undecryptable as e:
-            self.failures += 1
-            log.warning("Could not decrypt %s after its key came: %s", event_id, e)
-            await self._done_waiting(event_id)
-            return
-        finally:
-            self._redelivering.discard(event_id)
-        out[DECRYPTED_KEY] = True
-        log.info("Decrypted %s in %s now that its key came", event_id, evt.get("room_id"))
-        try:
-            await handle(out, True)
-        finally:
-            await self._done_waiting(event_id)
-
-    async def _done_waiting(self, event_id: str) -> None:
-        self.waiting = max(0, self.waiting - 1)
-        await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
-
-    async def _tell_loop(self) -> None:
-        while True:
-            await asyncio.sleep(TELL_INTERVAL)
-            try:
-                await self._tell_late_senders()
-            except Exception as e:
-                log.warning("Could not look at the events waiting for keys: %s", e)
-
-    async def _tell_late_senders(self) -> None:
-        limit = int((time.time() - self.settings.decrypt_timeout) * 1000)
-        rows = await self.db.fetch(
-            "SELECT event_id, room_id, event FROM crypto_waiting WHERE told=0 AND received_at<$1",
-            limit,
-        )
-        for row in rows:
-            sender = json.loads(row["event"]).get("sender")
-            self.failures += 1
-            await self.send_notice(
-                row["room_id"],
-                f"{sender}: the bridge could not decrypt your message (its room key did not "
-                "reach the bridge); it was not bridged. It will be if the key arrives later.",
-            )
-            await self.db.execute(
-                "UPDATE crypto_waiting SET told=1 WHERE event_id=$1", row["event_id"]
-            )
 
     # -- state ---------------------------------------------------------------------------------
 
