@@ -258,7 +258,8 @@ class Encryption:
         (room keys) and device-list changes."""
         lists = data.get(DEVICE_LISTS)
         return bool(self._to_device(data)) or (
-            isinstance(lists, dict) and bool(lists.get("changed") or lists.get("left"))
+            isinstance(lists, dict)
+            and bool(_user_ids(lists.get("changed")) or _user_ids(lists.get("left")))
         )
 
     def has_extras(self, data: dict[str, Any]) -> bool:
@@ -269,8 +270,7 @@ class Encryption:
         the to-device messages used), then the events that waited for keys."""
         lists = data.get(DEVICE_LISTS)
         if isinstance(lists, dict):
-            changed = [u for u in lists.get("changed") or () if isinstance(u, str)]
-            left = [u for u in lists.get("left") or () if isinstance(u, str)]
+            changed, left = _user_ids(lists.get("changed")), _user_ids(lists.get("left"))
             if changed or left:
                 await self.backend.handle_device_lists(changed, left)
         mine = [
@@ -430,3 +430,8 @@ class Encryption:
             and not evt.get(DECRYPTED_KEY)
             and self.is_encrypted(str(evt.get("room_id")))
         )
+
+
+def _user_ids(value: Any) -> list[str]:
+    """The strings of a list from a transaction (anything else: none)."""
+    return [u for u in value if isinstance(u, str)] if isinstance(value, list) else []
