@@ -89,3 +89,39 @@ def test_the_bot_device_counts_are_read() -> None:
     assert enc.has_extras(data) and not enc.wants(data)  # counts alone need not be stored
     assert enc.wants({"de.sorunome.msc2409.to_device": [to_device("a")]})
     assert enc.wants({"org.matrix.msc3202.device_lists": {"changed": ["@a:example.org"]}})
+
+
+async def test_the_admin_is_told_when_to_device_messages_are_not_pushed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bridgekit.crypto.service as service
+
+    monkeypatch.setattr(service, "PROBE_TRIES", 2)
+    monkeypatch.setattr(service, "PROBE_INTERVAL", 0.05)
+    sent: list[str] = []
+
+    class Backend(_Backend):
+        async def send_to_own_device(self, event_type: str, content: dict[str, Any]) -> None:
+            sent.append(event_type)
+
+    enc = encryption()
+    enc.backend = Backend()  # type: ignore[assignment]
+    await enc._probe()  # nothing pushed
+    assert sent == [service.PROBE_TYPE] * 2
+    assert "msc2409_to_device_messages_enabled" in caplog.text
+
+    caplog.clear()
+    enc = encryption()
+    enc.backend = Backend()  # type: ignore[assignment]
+    # The probe comes back in a transaction (not by /sync): no warning.
+    probe = {**to_device("p"), "type": service.PROBE_TYPE, "sender": BOT}
+
+    async def push_soon() -> None:
+        await enc.handle_extras({"de.sorunome.msc2409.to_device": [probe]})
+
+    import asyncio
+
+    task = asyncio.create_task(push_soon())
+    await enc._probe()
+    await task
+    assert enc.push_works.is_set() and "msc2409" not in caplog.text
