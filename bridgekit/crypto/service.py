@@ -4,10 +4,11 @@
   are handled on a lane of their own before the room events of the same transaction are
   decrypted (outbox/transactions.py waits for it). A transaction carrying only those is stored
   before its 200 like any other (:meth:`Encryption.wants`).
-* Decryption never fails a transaction: an event whose room key has not arrived is stored in
-  ``crypto_waiting`` and handled when the key arrives (it may come in a later transaction, or a
-  key share); after ``encryption.decrypt_timeout`` seconds its sender is told it was not
-  bridged (yet). An event that can never be decrypted is said so at once.
+* The same fields also come from ``/sync`` as the bot's device, for as long as the bridge runs:
+  Synapse drops to-device messages while it counts the bridge down (#14710). Each to-device
+  message is handled once, whichever way it came (``crypto_seen``).
+* Decryption never fails a transaction: an event whose room key has not arrived waits
+  (crypto/waiting.py) and is handled when the key arrives.
 * Sending: every event the bridge sends to a room passes :meth:`Encryption.outgoing`; in an
   encrypted room it is encrypted with the bot's device, and nothing goes out in plaintext: a
   room whose encryption is not known yet is asked about first.
