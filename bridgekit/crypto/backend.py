@@ -34,6 +34,11 @@ class Undecryptable(CryptoError):
     """The event can never be decrypted (corrupt, replayed index, wrong room, bad algorithm)."""
 
 
+class HomeserverNotReady(CryptoError):
+    """The homeserver does not do what end-to-bridge encryption needs (MSC4190 device
+    creation for this appservice): said with what to change, and the bridge does not start."""
+
+
 class DeviceMismatch(CryptoError):
     """The crypto database and the homeserver disagree about the bot's device: running would
     mean an encrypted bridge nobody can encrypt to. Said plainly; the bridge refuses to start."""

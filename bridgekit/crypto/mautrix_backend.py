@@ -28,6 +28,7 @@ from mautrix.crypto.store import StateStore
 from mautrix.errors import (
     DecryptionError,
     EncryptionError,
+    MatrixRequestError,
     MNotFound,
     SessionNotFound,
 )
@@ -47,7 +48,7 @@ from mautrix.types import (
 from mautrix.util.async_db import Database
 
 from ..settings import EncryptionSettings
-from .backend import DeviceMismatch, KeyMissing, RoomInfo, Undecryptable
+from .backend import DeviceMismatch, HomeserverNotReady, KeyMissing, RoomInfo, Undecryptable
 
 log = logging.getLogger("bridgekit.crypto")
 
@@ -136,9 +137,18 @@ class MautrixCrypto:
             device_id = "BK" + secrets.token_hex(5).upper()
             log.info("Creating the bot's device %s (MSC4190)", device_id)
         # MSC4190: the appservice makes (or keeps) its bot's device; no login, no token.
-        await self.client.api.request(
-            Method.PUT, Path.v3.devices[device_id], {"display_name": DEVICE_NAME}
-        )
+        try:
+            await self.client.api.request(
+                Method.PUT, Path.v3.devices[device_id], {"display_name": DEVICE_NAME}
+            )
+        except MatrixRequestError as e:
+            raise HomeserverNotReady(
+                f"the homeserver did not create the bot's encryption device ({e.http_status} "
+                f"{e.errcode}: {e.message}). It needs MSC4190: a homeserver that supports it "
+                "and `io.element.msc4190: true` in the registration it loaded (run "
+                "generate-registration again with encryption.allow: true, and restart the "
+                "homeserver with the new file)."
+            ) from e
         self.device_id = device_id
         self.client.device_id = device_id
         self.client.api.as_device_id = device_id

@@ -175,7 +175,16 @@ class Encryption:
             except Exception as e:
                 failures += 1
                 delay = min(60.0, 0.5 * 2**failures)
-                log.warning("/sync as the bot's device failed (%s), again in %.0f s", e, delay)
+                hint = (
+                    " (Synapse cannot /sync as an appservice's sender: if the registration it "
+                    "loaded still has the bot as sender_localpart, run generate-registration "
+                    "again and restart it)"
+                    if failures == 3
+                    else ""
+                )
+                log.warning(
+                    "/sync as the bot's device failed (%s), again in %.0f s%s", e, delay, hint
+                )
                 await asyncio.sleep(delay)
 
     # -- rooms (the backend's RoomInfo) -------------------------------------------------------
