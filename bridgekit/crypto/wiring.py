@@ -4,7 +4,7 @@ with ``encryption.allow`` starts (the ``e2ee`` extra is optional)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mautrix.api import Method
 
@@ -14,11 +14,32 @@ from .service import Encryption
 __all__ = ["Encryption", "build_encryption", "start_encryption"]
 
 if TYPE_CHECKING:
-    from ..bridge import Bridge
+    from mautrix.util.async_db import Database
+
+    from ..config import Config
+    from ..matrix.client import MatrixClient
+    from ..matrix.router import MatrixRouter
+    from ..metrics import Metrics
+    from ..notices import Notices
+    from ..outbox.ordering import OrderedExecutor
     from .backend import CryptoBackend
 
 
-def build_encryption(bridge: Bridge) -> Encryption:
+class Runtime(Protocol):
+    """What of the runtime (bridgekit.bridge.Bridge) encryption is built from; not the
+    Bridge itself (only the entry points import it)."""
+
+    config: Config
+    db: Database
+    bot_mxid: str
+    matrix: MatrixClient
+    router: MatrixRouter
+    notices: Notices
+    inbox: OrderedExecutor
+    metrics: Metrics
+
+
+def build_encryption(bridge: Runtime) -> Encryption:
     """The bridge's :class:`Encryption`; every message it sends to a room passes it."""
     config = bridge.config
 
@@ -60,7 +81,7 @@ def build_encryption(bridge: Bridge) -> Encryption:
     return encryption
 
 
-async def start_encryption(bridge: Bridge, encryption: Encryption) -> None:
+async def start_encryption(bridge: Runtime, encryption: Encryption) -> None:
     """Before any transaction is handled: the bot's device must exist (and match the
     database) before room keys can be received, and replayed transactions may carry some."""
     await bridge.matrix.register_bot()  # the device is the bot's: the bot must exist
