@@ -33,6 +33,7 @@ from bridgekit.contract.events import EventSender, PortalKey
 
 from . import config as cfg
 from .api import point_discord_py
+from .channels import Channels
 from .client import DiscordClient
 from .guilds import Guilds
 from .ids import portal_key, user_rid
@@ -40,7 +41,9 @@ from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
 from .outbound import Outbound
 from .render import Render
+from .roles import Roles
 from .state import DiscordLoginMeta, DiscordLoginState
+from .threads import Threads
 from .users import Users
 from .webhooks import Webhooks
 
@@ -67,6 +70,9 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.threads = Threads(self)
+        self.channels = Channels(self)
+        self.roles = Roles(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -161,7 +167,8 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         return portal_key(channel_id or 0)
 
     def sender_of(self, client: DiscordClient, author: discord.abc.User) -> EventSender:
-        return EventSender(remote_id=user_rid(author.id), name=author.display_name)
+        # The account's name, not the guild nickname: a ghost has one name in every room.
+        return EventSender(remote_id=user_rid(author.id), name=author.global_name or author.name)
 
     # -- events ----------------------------------------------------------------------------------
 

@@ -46,6 +46,16 @@ class GatewayClient(discord.Client):
             http_trace=http_trace,
         )
         self._on_event = on_event
+        # Without a member cache discord.py drops GUILD_MEMBER_UPDATE (it updates cached
+        # members only): hand the raw dispatch on too (roles.py: power levels, profiles).
+        parsers = self._connection.parsers
+        parse_member_update = parsers["GUILD_MEMBER_UPDATE"]
+
+        def member_update(data: Any) -> None:
+            parse_member_update(data)
+            self.dispatch("raw_member_update", data)
+
+        parsers["GUILD_MEMBER_UPDATE"] = member_update
 
     def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
         super().dispatch(event, *args, **kwargs)

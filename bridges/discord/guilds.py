@@ -56,6 +56,7 @@ class Guilds:
                 name=f"#{channel.name}",
                 topic=getattr(channel, "topic", None),
                 parent=space_of(channel.guild),
+                members=await self.connector.roles.members(client, channel.guild),
             )
         return ChatInfo()
 

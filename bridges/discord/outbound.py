@@ -50,7 +50,8 @@ class Outbound:
 
     async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
         channel_id = int(msg.portal.id)
-        thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
+        root = msg.content.thread_root
+        thread_id = await self.connector.threads.target(client, channel_id, root) if root else None
         text = self.text_of(client, msg)
         if not text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")

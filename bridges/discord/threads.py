@@ -1,0 +1,179 @@
+"""Discord threads and forum posts as ``m.thread``s of their parent channel's room.
+
+A thread's root on Matrix is its starter message: for a thread started from a message and for
+a forum post the thread's id is that message's id, so a message in the thread names the
+thread's id as its ``thread_root`` (:mod:`.inbound`). A forum post's starter shows the post's
+title as its first line, in bold. A thread started without a message (a private thread, a
+public one made from the thread button) has no message to root at: the bridge posts a notice
+"started a thread" with the thread's id as its remote id, which is then the root.
+
+Matrix -> Discord: a message in an ``m.thread`` whose root is a Discord thread's starter goes
+into that thread; a Matrix thread on a message that has no Discord thread yet makes one from
+that message (named from its text) and posts in it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bridgekit.contract.events import (
+    EventSender,
+    MessageContent,
+    RemoteMessage,
+    RemoteMessageID,
+)
+
+from .ids import portal_key, user_rid
+
+if TYPE_CHECKING:
+    from .client import DiscordClient
+    from .connector import DiscordConnector
+
+log = logging.getLogger("bridgekit.discord.threads")
+
+#: Discord's "A thread has already been created for this message".
+THREAD_EXISTS = 160004
+#: Discord's "Unknown Message" / "Unknown Channel".
+UNKNOWN_MESSAGE = 10008
+#: Longest thread name Discord takes.
+MAX_NAME = 100
+#: Channels whose threads are posts (their starter is the post itself, titled).
+POST_PARENTS = (discord.ChannelType.forum, discord.ChannelType.media)
+
+
+def thread_name(text: str) -> str:
+    """A thread's name from its root message's text: the first non-empty line, cut."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            return line[: MAX_NAME - 1] + "…" if len(line) > MAX_NAME else line
+    return "Thread"
+
+
+def _parent_type(thread: discord.Thread) -> Any:
+    parent = thread.parent
+    return getattr(parent, "type", None)
+
+
+class Threads:
+    def __init__(self, connector: DiscordConnector) -> None:
+        self.connector = connector
+        inbound = connector.inbound
+        inbound.register("thread_create", self.on_thread_create, lambda a: a[0].parent_id)
+        inbound.register("thread_update", self.on_thread_update, lambda a: a[1].parent_id)
+
+    # -- Discord -> Matrix ------------------------------------------------------------------
+
+    def decorate(self, message: discord.Message, content: MessageContent) -> None:
+        """A forum post's starter shows the post's title as its first line, in bold."""
+        thread = message.channel
+        if not isinstance(thread, discord.Thread) or message.id != thread.id:
+            return
+        if _parent_type(thread) not in POST_PARENTS or not thread.name:
+            return
+        title = thread.name
+        body_html = content.html or html.escape(content.body).replace("\n", "<br>")
+        content.html = f"<strong>{html.escape(title)}</strong><br>{body_html}"
+        content.body = f"{title}\n{content.body}" if content.body else title
+
+    def _bridged(self, client: DiscordClient, thread: discord.Thread) -> bool:
+        guild_id = thread.guild.id if thread.guild else None
+        return not client.is_bot or client.bridges_guild(guild_id)
+
+    async def on_thread_create(self, client: DiscordClient, thread: discord.Thread) -> None:
+        """A new thread without a starter message gets a root on Matrix: a notice from its
+        owner (a thread started from a message, and a forum post, are rooted at their
+        starter)."""
+        if not self._bridged(client, thread) or _parent_type(thread) in POST_PARENTS:
+            return
+        if not self.connector.first_sight(f"thread:{thread.id}"):
+            return
+        gateway = client.gateway
+        if gateway is None or thread.parent_id is None:
+            return
+        try:
+            await gateway.http.get_message(thread.parent_id, thread.id)
+            return  # started from that message: it is the root
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as e:
+            log.warning("Thread %s: its starter could not be looked up: %s", thread.id, e)
+            return
+        owner = thread.owner_id
+        name = thread.name or "a thread"
+        event = RemoteMessage(
+            portal=portal_key(thread.parent_id),
+            sender=EventSender(remote_id=user_rid(owner)) if owner else None,
+            timestamp=discord.utils.snowflake_time(thread.id).timestamp(),
+            id=RemoteMessageID(str(thread.id)),
+            content=MessageContent(
+                body=f"started the thread “{name}”",
+                html=f"started the thread <strong>{html.escape(name)}</strong>",
+                msgtype="m.notice",
+            ),
+        )
+        await self.connector.bridge.queue_remote_event(client.login.id, event)
+
+    async def on_thread_update(
+        self, client: DiscordClient, before: discord.Thread, after: discord.Thread
+    ) -> None:
+        """A thread renamed, archived or reopened: a notice in its ``m.thread``."""
+        if not self._bridged(client, after) or after.parent_id is None:
+            return
+        changes = []
+        if after.name != before.name:
+            changes.append(f"renamed the thread to “{after.name}”")
+        if after.archived != before.archived:
+            changes.append("The thread was " + ("archived" if after.archived else "reopened"))
+        for text in changes:
+            if not self.connector.first_sight(f"thread:{after.id}:{text}"):
+                continue
+            content = MessageContent(body=text, msgtype="m.notice")
+            content.thread_root = RemoteMessageID(str(after.id))
+            event = RemoteMessage(
+                portal=portal_key(after.parent_id),
+                id=RemoteMessageID(f"{after.id}:{zlib.crc32(text.encode()):x}"),
+                content=content,
+            )
+            await self.connector.bridge.queue_remote_event(client.login.id, event)
+
+    # -- Matrix -> Discord ------------------------------------------------------------------
+
+    async def target(self, client: DiscordClient, channel_id: int, root: str) -> int | None:
+        """The Discord thread a Matrix thread rooted at Discord message ``root`` goes to: the
+        thread of that id, else a new one made from the root message. None: the root is
+        no Discord message (the message then goes to the channel)."""
+        if not root.isdigit():
+            return None
+        thread_id = int(root)
+        gateway = client.gateway
+        assert gateway is not None
+        known = client.channel(thread_id)
+        if isinstance(known, discord.Thread):
+            return thread_id
+        try:
+            fetched = await gateway.fetch_channel(thread_id)
+        except (discord.NotFound, discord.Forbidden):
+            fetched = None
+        if isinstance(fetched, discord.Thread):
+            return thread_id
+        try:
+            root_msg = await gateway.http.get_message(channel_id, thread_id)
+        except discord.NotFound:
+            log.info("Matrix thread root %s is no message of %s: sent unthreaded", root, channel_id)
+            return None
+        name = thread_name(str(root_msg.get("content") or ""))
+        try:
+            data = await gateway.http.start_thread_with_message(
+                channel_id, thread_id, name=name, auto_archive_duration=1440
+            )
+        except discord.HTTPException as e:
+            if e.code == THREAD_EXISTS:
+                return thread_id
+            raise
+        return int(data["id"])

@@ -1,0 +1,193 @@
+"""Discord threads and forum posts <-> ``m.thread``s in their parent channel's room: fake
+Discord (real discord.py on the bridge's side) <-> bridge <-> real Synapse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import eventually
+from tests.discord.conftest import body_is, login_bot, open_channel
+from tests.harness.discord_fake import GUILD_FORUM
+
+pytestmark = pytest.mark.engine_independent
+
+PRIVATE_THREAD = 12
+
+
+def in_thread(root_event_id: str, text: str) -> Any:
+    def match(e: dict[str, Any]) -> bool:
+        content = e.get("content", {})
+        rel = content.get("m.relates_to") or {}
+        return (
+            e.get("type") == "m.room.message"
+            and content.get("body") == text
+            and rel.get("rel_type") == "m.thread"
+            and rel.get("event_id") == root_event_id
+        )
+
+    return match
+
+
+def thread_message(root_event_id: str, text: str) -> dict[str, Any]:
+    return {
+        "msgtype": "m.text",
+        "body": text,
+        "m.relates_to": {
+            "rel_type": "m.thread",
+            "event_id": root_event_id,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root_event_id},
+        },
+    }
+
+
+async def test_a_thread_started_from_a_message_is_an_m_thread_on_it(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        root = await fake.send_message(world.general, world.alice, "shall we talk about it?")
+        root_evt = await admin.wait_for_event(room_id, body_is("shall we talk about it?"))
+        thread = await fake.create_thread(world.general, root["id"], "talk", world.bob)
+        assert thread.id == root["id"]
+        await fake.send_message(world.general, world.bob, "in the thread", thread=thread)
+        evt = await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "in the thread"))
+        assert evt["sender"] == world.ghost(world.bob)
+        # Matrix -> Discord: a reply in the m.thread goes into the Discord thread
+        await admin.send_message(room_id, thread_message(root_evt["event_id"], "from matrix"))
+
+        def sent() -> list:
+            return [m for m in fake.messages(thread) if m["content"] == "from matrix"]
+
+        await eventually(lambda: bool(sent()))
+        assert sent()[0].get("webhook_id")
+        assert not [m for m in fake.messages(world.general) if m["content"] == "from matrix"]
+        hook_posts = [r for r in fake.requests_to("POST", "/webhooks/*") if r.json]
+        assert any(r.query.get("thread_id") == thread.id for r in hook_posts)
+        # its echo (in the thread, from the webhook) is not bridged back
+        await fake.send_message(world.general, world.bob, "after", thread=thread)
+        await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "after"))
+        bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
+        assert bodies.count("from matrix") == 1
+
+
+async def test_a_thread_without_a_starter_message_is_rooted_at_a_notice(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        thread = await fake.create_thread(world.general, None, "planning", world.alice)
+        await fake.send_message(world.general, world.alice, "first in planning", thread=thread)
+        root = await admin.wait_for_event(
+            room_id,
+            lambda e: (
+                "planning" in e.get("content", {}).get("body", "")
+                and e["content"].get("msgtype") == "m.notice"
+            ),
+        )
+        assert root["sender"] == world.ghost(world.alice)
+        assert "m.relates_to" not in root["content"]
+        await admin.wait_for_event(room_id, in_thread(root["event_id"], "first in planning"))
+        # the "started a thread" system message in the channel is not bridged as text
+        bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
+        assert "planning" not in bodies
+        # a private thread too
+        secret = fake.open_thread(world.general, "secret", world.alice.id, type=PRIVATE_THREAD)
+        await fake.send_message(world.general, world.alice, "psst", thread=secret)
+        secret_root = await admin.wait_for_event(
+            room_id, lambda e: "secret" in e.get("content", {}).get("body", "")
+        )
+        await admin.wait_for_event(room_id, in_thread(secret_root["event_id"], "psst"))
+        # Matrix -> Discord into that thread
+        await admin.send_message(room_id, thread_message(root["event_id"], "count me in"))
+        await eventually(lambda: any(m["content"] == "count me in" for m in fake.messages(thread)))
+
+
+async def test_a_matrix_thread_on_a_discord_message_makes_a_discord_thread(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        root = await fake.send_message(
+            world.general, world.bob, "Release 2.0 is out!\nDetails below."
+        )
+        root_evt = await admin.wait_for_event(room_id, body_is(root["content"]))
+        await admin.send_message(room_id, thread_message(root_evt["event_id"], "congrats"))
+
+        def threads() -> list:
+            return [
+                c for c in fake.channels.values() if c.is_thread and c.parent_id == world.general.id
+            ]
+
+        await eventually(lambda: bool(threads()))
+        [thread] = threads()
+        assert thread.id == root["id"]
+        assert thread.name == "Release 2.0 is out!"
+        await eventually(lambda: [m["content"] for m in fake.messages(thread)] == ["congrats"])
+        # the next Matrix message in that m.thread uses the thread made for the first
+        await admin.send_message(room_id, thread_message(root_evt["event_id"], "again"))
+        await eventually(lambda: len(fake.messages(thread)) == 2)
+        assert len(fake.requests_to("POST", f"/channels/*/messages/{root['id']}/threads")) == 1
+        # and a Discord reply in it comes back in the m.thread
+        await fake.send_message(world.general, world.alice, "thanks", thread=thread)
+        await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "thanks"))
+
+
+async def test_forum_posts_are_threads_of_the_forum_room_with_their_title(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    forum = fake.add_channel(world.guild, "help", type=GUILD_FORUM)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        post = await fake.create_forum_post(forum, world.bob, "Printer on fire", "What now?")
+        room_id, _ = await admin.wait_for_invite()
+        await admin.join(room_id)
+        root = await admin.wait_for_event(room_id, body_is("Printer on fire\nWhat now?"))
+        assert root["content"]["formatted_body"].startswith("<strong>Printer on fire</strong>")
+        assert "m.relates_to" not in root["content"]
+        assert (await admin.get_state(room_id, "m.room.name"))["name"] == "#help"
+        await fake.send_message(forum, world.alice, "unplug it", thread=post)
+        await admin.wait_for_event(room_id, in_thread(root["event_id"], "unplug it"))
+        await admin.send_message(room_id, thread_message(root["event_id"], "and run"))
+        await eventually(lambda: any(m["content"] == "and run" for m in fake.messages(post)))
+
+
+async def test_a_renamed_or_archived_thread_is_told_in_its_m_thread(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        root = await fake.send_message(world.general, world.alice, "topic")
+        root_evt = await admin.wait_for_event(room_id, body_is("topic"))
+        thread = await fake.create_thread(world.general, root["id"], "old name", world.bob)
+        await fake.send_message(world.general, world.bob, "hi", thread=thread)
+        await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "hi"))
+        await fake.update_channel(thread, name="new name")
+        await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "renamed the thread to “new name”")
+        )
+        fake.change_channel(fake.channels[thread.id], {"archived": True})
+        await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "The thread was archived")
+        )
