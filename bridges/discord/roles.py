@@ -126,6 +126,7 @@ class Roles:
         return [
             ChatMember(remote_id=user_rid(uid), power_level=level)
             for uid, level in (await self.levels(client, guild)).items()
+            if not self.connector.own_account(uid)  # the bridge's bots are no ghosts
         ]
 
     async def _rooms(self, guild: discord.Guild) -> list[PortalKey]:
@@ -141,7 +142,11 @@ class Roles:
     ) -> None:
         """Tell the guild's rooms of every member whose level differs from ``new``."""
         old = self._levels.get(guild.id, {})
-        changed = {u: new.get(u, 0) for u in set(old) | set(new) if old.get(u, 0) != new.get(u, 0)}
+        changed = {
+            u: new.get(u, 0)
+            for u in set(old) | set(new)
+            if old.get(u, 0) != new.get(u, 0) and not self.connector.own_account(u)
+        }
         self._levels[guild.id] = new
         if not changed:
             return
