@@ -86,6 +86,7 @@ class Inbound:
             return None
         content = await self.connector.render.content(client, message)
         self.connector.threads.decorate(message, content)
+        await self.connector.threads.ensure_root(client, message)
         thread = message.channel if isinstance(message.channel, discord.Thread) else None
         if thread is not None and message.id != thread.id:
             content.thread_root = RemoteMessageID(str(thread.id))

@@ -17,6 +17,8 @@ from bridgekit.contract.capabilities import SendRefused
 from bridgekit.contract.events import MatrixMessage, RemoteMessageID
 from bridgekit.contract.results import MessageResult
 
+from .threads import thread_name
+
 if TYPE_CHECKING:
     from .client import DiscordClient
     from .connector import DiscordConnector
@@ -55,9 +57,14 @@ class Outbound:
         text = self.text_of(client, msg)
         if not text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
+        post: dict[str, Any] = {}  # a forum's room: a message outside a thread is a new post
+        if thread_id is None and self.connector.threads.is_forum(client, channel_id):
+            post["thread_name"] = thread_name(text)
         if msg.relay_sender is not None:
             try:
-                sent = await self.via_webhook(client, channel_id, thread_id, msg, content=text)
+                sent = await self.via_webhook(
+                    client, channel_id, thread_id, msg, content=text, **post
+                )
             except WebhooksForbidden:
                 labelled = f"**{escape_markdown(msg.relay_sender.displayname)}**: {text}"
                 sent = await self.as_user(client, thread_id or channel_id, msg, content=labelled)
@@ -108,5 +115,9 @@ class Outbound:
         gateway = client.gateway
         assert gateway is not None
         channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
+        if isinstance(channel, discord.ForumChannel):
+            return await self.connector.threads.new_post(
+                channel, allowed_mentions=self.allowed_mentions(msg), **send
+            )
         assert isinstance(channel, discord.abc.Messageable)
         return await channel.send(allowed_mentions=self.allowed_mentions(msg), **send)

@@ -86,10 +86,22 @@ class Threads:
         return not client.is_bot or client.bridges_guild(guild_id)
 
     async def on_thread_create(self, client: DiscordClient, thread: discord.Thread) -> None:
-        """A new thread without a starter message gets a root on Matrix: a notice from its
+        if self._bridged(client, thread):
+            await self._root(client, thread)
+
+    async def ensure_root(self, client: DiscordClient, message: discord.Message) -> None:
+        """Before a thread's message: its root, if the thread's creation was not seen (made
+        while the bridge was away, or before its guild was bridged)."""
+        thread = message.channel
+        if isinstance(thread, discord.Thread) and message.id != thread.id:
+            await self._root(client, thread)
+
+    async def _root(self, client: DiscordClient, thread: discord.Thread) -> None:
+        """A thread without a starter message gets a root on Matrix: a notice from its
         owner (a thread started from a message, and a forum post, are rooted at their
-        starter)."""
-        if not self._bridged(client, thread) or _parent_type(thread) in POST_PARENTS:
+        starter). Once per thread and process; the runtime drops a root bridged already
+        (its remote id is known)."""
+        if _parent_type(thread) in POST_PARENTS:
             return
         if not self.connector.first_sight(f"thread:{thread.id}"):
             return
@@ -172,8 +184,24 @@ class Threads:
             data = await gateway.http.start_thread_with_message(
                 channel_id, thread_id, name=name, auto_archive_duration=1440
             )
+        except discord.Forbidden as e:
+            log.warning(
+                "No thread may be made on %s in %s (%s): sent unthreaded", root, channel_id, e
+            )
+            return None
         except discord.HTTPException as e:
             if e.code == THREAD_EXISTS:
                 return thread_id
             raise
         return int(data["id"])
+
+    def is_forum(self, client: DiscordClient, channel_id: int) -> bool:
+        """Whether a channel takes posts (threads), not messages: a forum or media channel."""
+        return getattr(client.channel(channel_id), "type", None) in POST_PARENTS
+
+    async def new_post(self, channel: Any, **send: Any) -> discord.Message:
+        """A Matrix message outside any thread of a forum room is a new post on Discord,
+        titled from its text (sent as the login's own account)."""
+        name = thread_name(str(send.get("content") or ""))
+        made = await channel.create_thread(name=name, **send)
+        return made.message

@@ -191,3 +191,65 @@ async def test_a_renamed_or_archived_thread_is_told_in_its_m_thread(
         await admin.wait_for_event(
             room_id, in_thread(root_evt["event_id"], "The thread was archived")
         )
+
+
+async def test_a_matrix_message_in_a_forum_room_is_a_new_post(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    forum = fake.add_channel(world.guild, "ideas", type=GUILD_FORUM)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await admin.set_displayname("Ada")
+        await login_bot(discord_bridge, admin, world)
+        first = await fake.create_forum_post(forum, world.bob, "Dark mode", "please")
+        room_id, _ = await admin.wait_for_invite()
+        await admin.join(room_id)
+        await admin.wait_for_event(room_id, body_is("Dark mode\nplease"))
+        event_id = await admin.send_text(room_id, "Faster builds\nThey take an hour.")
+
+        def posts() -> list:
+            return [
+                c
+                for c in fake.channels.values()
+                if c.is_thread and c.parent_id == forum.id and c.id != first.id
+            ]
+
+        await eventually(lambda: bool(posts()))
+        [post] = posts()
+        assert post.name == "Faster builds"
+        [msg] = fake.messages(post)
+        assert msg["content"] == "Faster builds\nThey take an hour."
+        assert msg["id"] == post.id and msg.get("webhook_id")
+        assert msg["author"]["username"].startswith("Ada")
+        # an answer on Discord is in the m.thread of the Matrix message
+        await fake.send_message(forum, world.alice, "yes!", thread=post)
+        await admin.wait_for_event(room_id, in_thread(event_id, "yes!"))
+
+
+async def test_a_thread_made_while_the_bridge_was_away_gets_its_root_first(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    # made before the bot is logged in: its THREAD_CREATE reaches no session of the bridge
+    thread = await fake.create_thread(world.general, None, "backlog", world.alice)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        await fake.send_message(world.general, world.alice, "still open", thread=thread)
+        root = await admin.wait_for_event(
+            room_id, lambda e: "backlog" in e.get("content", {}).get("body", "")
+        )
+        assert root["content"]["msgtype"] == "m.notice"
+        await admin.wait_for_event(room_id, in_thread(root["event_id"], "still open"))
+        await fake.send_message(world.general, world.alice, "again", thread=thread)
+        await admin.wait_for_event(room_id, in_thread(root["event_id"], "again"))
+        roots = [
+            e
+            for e in await admin.messages(room_id)
+            if "backlog" in e.get("content", {}).get("body", "")
+        ]
+        assert len(roots) == 1
