@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, login_bot, open_channel
-from tests.harness.discord_fake import GUILD_FORUM
+from tests.harness.discord_fake import GUILD_FORUM, MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
 
@@ -253,3 +253,35 @@ async def test_a_thread_made_while_the_bridge_was_away_gets_its_root_first(
             if "backlog" in e.get("content", {}).get("body", "")
         ]
         assert len(roots) == 1
+
+
+async def test_where_webhooks_are_forbidden_the_bot_posts_in_the_thread_itself(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    """The bot's own sends (as a personal login's are: ``Outbound.as_user``) go to the
+    thread's channel, and make the thread when there is none."""
+    world = discord_world
+    fake = world.fake
+    quiet = fake.add_channel(world.guild, "quiet")
+    fake.set_overwrite(quiet, world.bot, deny=MANAGE_WEBHOOKS)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await admin.set_displayname("Ada")
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, quiet, world.bob)
+        root = await fake.send_message(quiet, world.bob, "who is in?")
+        root_evt = await admin.wait_for_event(room_id, body_is("who is in?"))
+        thread = await fake.create_thread(quiet, root["id"], "roll call", world.bob)
+        await admin.send_message(room_id, thread_message(root_evt["event_id"], "me"))
+        await eventually(lambda: any("me" in m["content"] for m in fake.messages(thread)))
+        [msg] = fake.messages(thread)
+        assert msg["author"]["id"] == world.bot.id and not msg.get("webhook_id")
+        assert msg["content"] == "**Ada**: me"
+        # a Matrix thread on a message with no Discord thread: made by the bot's account
+        other = await fake.send_message(quiet, world.bob, "lunch?")
+        other_evt = await admin.wait_for_event(room_id, body_is("lunch?"))
+        await admin.send_message(room_id, thread_message(other_evt["event_id"], "pizza"))
+        await eventually(lambda: other["id"] in fake.channels)
+        made = fake.channels[other["id"]]
+        assert made.owner_id == world.bot.id and made.name == "lunch?"
+        await eventually(lambda: [m["content"] for m in fake.messages(made)] == ["**Ada**: pizza"])
