@@ -87,12 +87,21 @@ class Roles:
     # -- levels -------------------------------------------------------------------------------
 
     async def levels(self, client: DiscordClient, guild: discord.Guild) -> dict[int, int]:
-        """The guild's members with power and their levels (paged in at first need)."""
+        """The guild's members with power and their levels (paged in at first need, by a
+        bot bridging the guild: a personal login may not list members)."""
         lock = self._locks.setdefault(guild.id, asyncio.Lock())
         async with lock:
             known = self._levels.get(guild.id)
-            if known is None:
-                known = self._levels[guild.id] = await self._scan(client, guild)
+            if known is not None:
+                return known
+            bots = [client] if client.is_bot else self.connector.bots_of_guild(guild.id)
+            if not bots:
+                return {}
+            try:
+                known = self._levels[guild.id] = await self._scan(bots[0], guild)
+            except discord.HTTPException as e:  # asked again for the next room
+                log.warning("Members of guild %s not listed (%s): no power levels", guild.id, e)
+                return {}
             return known
 
     async def _scan(self, client: DiscordClient, guild: discord.Guild) -> dict[int, int]:
@@ -103,11 +112,7 @@ class Roles:
             found[guild.owner_id] = ADMIN_LEVEL
         after: int | None = None
         while True:
-            try:
-                page = await gateway.http.get_members(guild.id, PAGE, after)
-            except discord.HTTPException as e:
-                log.warning("Members of guild %s not listed (%s): no power levels", guild.id, e)
-                break
+            page = await gateway.http.get_members(guild.id, PAGE, after)
             for data in page:
                 try:
                     uid = int(data["user"]["id"])
@@ -206,7 +211,12 @@ class Roles:
         async with lock:
             if guild.id not in self._levels:
                 return
-            await self._apply(client, guild, await self._scan(client, guild))
+            try:
+                new = await self._scan(client, guild)
+            except discord.HTTPException as e:
+                log.warning("Members of guild %s not listed again (%s)", guild.id, e)
+                return
+            await self._apply(client, guild, new)
 
     async def _profile(self, client: DiscordClient, data: dict[str, Any]) -> None:
         """The account's name and avatar as a member update shows them: the ghost follows

@@ -115,3 +115,22 @@ async def test_a_ghost_is_named_by_its_account_and_follows_its_profile(
         room_id = (await admin.joined_rooms())[0]
         await admin.wait_for_event(room_id, body_is("nick changed"))
         assert (await admin.get_profile(ghost)).get("displayname") == "Robert Builder"
+
+
+async def test_a_member_list_refused_leaves_a_room_without_levels_and_is_asked_again(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    mods = fake.add_role(world.guild, "mods", permissions=MANAGE_MESSAGES)
+    fake.add_member(world.guild, fake.add_user("carol", global_name="Carol"), roles=[mods])
+    carol = fake.user_by_name("carol")
+    other = fake.add_channel(world.guild, "other")
+    fake.fail("GET", f"/guilds/{world.guild.id}/members", 403, code=50001, message="Missing Access")
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        assert world.ghost(carol) not in await levels(admin, room_id)
+        other_room = await open_channel(world, admin, other, world.bob)
+        await eventually(lambda: _level_is(admin, other_room, world.ghost(carol), 50), timeout=30)
