@@ -49,8 +49,12 @@ class Channels:
     def carries(self, message: discord.Message) -> bool:
         """Whether ``message`` is bridged for what it is and where it is: not in a voice
         channel's chat, not a "started a thread" system message (the thread's root is made
-        from its THREAD_CREATE: :mod:`.threads`)."""
-        if message.type == discord.MessageType.thread_created:
+        from its THREAD_CREATE: :mod:`.threads`), not the empty "thread starter" message a
+        thread made from a message opens with (that message is the root already)."""
+        if message.type in (
+            discord.MessageType.thread_created,
+            discord.MessageType.thread_starter_message,
+        ):
             return False
         return is_portal_channel(message.channel)
 

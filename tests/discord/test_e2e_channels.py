@@ -84,6 +84,14 @@ async def test_an_announcement_channel_is_a_portal_both_ways(
         await eventually(
             lambda: any(m["content"] == "announced from matrix" for m in fake.messages(news))
         )
+        # an announcement thread is an m.thread too
+        post = await fake.send_message(news, world.alice, "v2 is out")
+        root = await admin.wait_for_event(room_id, body_is("v2 is out"))
+        thread = await fake.create_thread(news, post["id"], "v2", world.bob)
+        assert thread.type == 10  # ANNOUNCEMENT_THREAD
+        await fake.send_message(news, world.bob, "congrats", thread=thread)
+        evt = await admin.wait_for_event(room_id, body_is("congrats"))
+        assert evt["content"]["m.relates_to"]["event_id"] == root["event_id"]
 
 
 async def test_a_renamed_channel_renames_its_room_and_a_new_topic_follows(

@@ -56,6 +56,10 @@ async def test_a_thread_started_from_a_message_is_an_m_thread_on_it(
         root_evt = await admin.wait_for_event(room_id, body_is("shall we talk about it?"))
         thread = await fake.create_thread(world.general, root["id"], "talk", world.bob)
         assert thread.id == root["id"]
+        # Discord opens such a thread with a "thread starter" system message (type 21)
+        starter = fake.new_message(fake.channels[thread.id], world.bob.id, "", type=21)
+        starter.reference = {"message_id": root["id"], "channel_id": world.general.id}
+        fake.dispatch_message("MESSAGE_CREATE", starter)
         await fake.send_message(world.general, world.bob, "in the thread", thread=thread)
         evt = await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "in the thread"))
         assert evt["sender"] == world.ghost(world.bob)
@@ -75,6 +79,7 @@ async def test_a_thread_started_from_a_message_is_an_m_thread_on_it(
         await admin.wait_for_event(room_id, in_thread(root_evt["event_id"], "after"))
         bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
         assert bodies.count("from matrix") == 1
+        assert "" not in bodies  # the thread starter system message is not bridged
 
 
 async def test_a_thread_without_a_starter_message_is_rooted_at_a_notice(
