@@ -59,8 +59,9 @@ class Channels:
         return is_portal_channel(message.channel)
 
     def _bridged(self, client: DiscordClient, channel: Any) -> bool:
+        """A guild channel this login bridges: a bot's bridged guild, any of a person's."""
         guild = getattr(channel, "guild", None)
-        return guild is not None and client.is_bot and client.bridges_guild(guild.id)
+        return guild is not None and (not client.is_bot or client.bridges_guild(guild.id))
 
     async def on_update(self, client: DiscordClient, before: Any, after: Any) -> None:
         """A channel renamed or with a new topic: its room follows (if it has one)."""
@@ -74,8 +75,7 @@ class Channels:
         portal = portal_key(after.id)
         if not await self.connector.bridge.has_room(portal):
             return
-        if not self.connector.first_sight(f"chan:{after.id}:{after.name}:{topic}"):
-            return
+        # (several logins see the same change: the runtime skips what the room shows already)
         await self.connector.bridge.queue_remote_event(
             client.login.id, RemoteChatInfoChange(portal, name=name, topic=topic)
         )
@@ -101,7 +101,9 @@ class Channels:
 
     async def on_create(self, client: DiscordClient, channel: Any) -> None:
         """With ``guild_portals: all``, a new channel of a bridged guild gets its room."""
-        if not self._bridged(client, channel) or channel.type not in PORTAL_TYPES:
+        if not client.is_bot or not self._bridged(client, channel):
+            return
+        if channel.type not in PORTAL_TYPES:
             return
         if cfg.setting(self.connector.config, "guild_portals") != "all":
             return
@@ -114,7 +116,7 @@ class Channels:
     ) -> None:
         """The guild's name or icon changed: its space follows (through one of its rooms:
         the runtime updates a space when a portal names it)."""
-        if not client.is_bot or not client.bridges_guild(after.id):
+        if client.is_bot and not client.bridges_guild(after.id):
             return
         if (before.name, before.icon, before.description) == (
             after.name,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import html
 import logging
-import zlib
+import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -44,6 +45,8 @@ UNKNOWN_MESSAGE = 10008
 MAX_NAME = 100
 #: Channels whose threads are posts (their starter is the post itself, titled).
 POST_PARENTS = (discord.ChannelType.forum, discord.ChannelType.media)
+#: Threads whose last told name and state are remembered (see ``on_thread_update``).
+TOLD_THREADS = 10_000
 
 
 def thread_name(text: str) -> str:
@@ -63,9 +66,11 @@ def _parent_type(thread: discord.Thread) -> Any:
 class Threads:
     def __init__(self, connector: DiscordConnector) -> None:
         self.connector = connector
+        self._told: OrderedDict[int, tuple[str, bool]] = OrderedDict()
         inbound = connector.inbound
         inbound.register("thread_create", self.on_thread_create, lambda a: a[0].parent_id)
         inbound.register("thread_update", self.on_thread_update, lambda a: a[1].parent_id)
+        inbound.register("thread_join", self.on_thread_join, lambda a: a[0].parent_id)
 
     # -- Discord -> Matrix ------------------------------------------------------------------
 
@@ -135,21 +140,38 @@ class Threads:
         self, client: DiscordClient, before: discord.Thread, after: discord.Thread
     ) -> None:
         """A thread renamed, archived or reopened: a notice in its ``m.thread``."""
-        if not self._bridged(client, after) or after.parent_id is None:
+        if self._bridged(client, after):
+            await self._tell(client, after, (before.name, before.archived))
+
+    async def on_thread_join(self, client: DiscordClient, thread: discord.Thread) -> None:
+        """An update of a thread discord.py no longer holds (archived threads leave its
+        cache) comes as a "join": told if the bridge knows what the thread was."""
+        if self._bridged(client, thread) and thread.id in self._told:
+            await self._tell(client, thread, self._told[thread.id])
+
+    async def _tell(
+        self, client: DiscordClient, thread: discord.Thread, before: tuple[str, bool]
+    ) -> None:
+        if thread.parent_id is None:
             return
+        # What was last told (several bots see the same update: told once; and a name
+        # given again later is told again).
+        told = self._told.get(thread.id, before)
+        self._told[thread.id] = (thread.name, thread.archived)
+        self._told.move_to_end(thread.id)
+        if len(self._told) > TOLD_THREADS:
+            self._told.popitem(last=False)
         changes = []
-        if after.name != before.name:
-            changes.append(f"renamed the thread to “{after.name}”")
-        if after.archived != before.archived:
-            changes.append("The thread was " + ("archived" if after.archived else "reopened"))
-        for text in changes:
-            if not self.connector.first_sight(f"thread:{after.id}:{text}"):
-                continue
+        if thread.name != told[0]:
+            changes.append(f"renamed the thread to “{thread.name}”")
+        if thread.archived != told[1]:
+            changes.append("The thread was " + ("archived" if thread.archived else "reopened"))
+        for n, text in enumerate(changes):
             content = MessageContent(body=text, msgtype="m.notice")
-            content.thread_root = RemoteMessageID(str(after.id))
+            content.thread_root = RemoteMessageID(str(thread.id))
             event = RemoteMessage(
-                portal=portal_key(after.parent_id),
-                id=RemoteMessageID(f"{after.id}:{zlib.crc32(text.encode()):x}"),
+                portal=portal_key(thread.parent_id),
+                id=RemoteMessageID(f"{thread.id}:{time.time_ns() // 1000}:{n}"),
                 content=content,
             )
             await self.connector.bridge.queue_remote_event(client.login.id, event)

@@ -196,6 +196,23 @@ async def test_a_renamed_or_archived_thread_is_told_in_its_m_thread(
         await admin.wait_for_event(
             room_id, in_thread(root_evt["event_id"], "The thread was archived")
         )
+        # reopened (discord.py no longer holds an archived thread), then a name given again
+        # is told again
+        fake.change_channel(fake.channels[thread.id], {"archived": False})
+        await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "The thread was reopened")
+        )
+        await fake.update_channel(thread, name="old name")
+        await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "renamed the thread to “old name”")
+        )
+        await fake.update_channel(thread, name="new name")
+
+        async def told_twice() -> bool:
+            bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
+            return bodies.count("renamed the thread to “new name”") == 2
+
+        await eventually(told_twice)
 
 
 async def test_a_matrix_message_in_a_forum_room_is_a_new_post(
