@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import discord
+import discord.asset
 import discord.gateway
 import discord.http
 import discord.webhook.async_
@@ -29,6 +30,7 @@ def point_discord_py(config: Mapping[str, Any]) -> None:
     discord.http.Route.BASE = base
     discord.webhook.async_.Route.BASE = base  # type: ignore[attr-defined]
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(cfg.gateway_url(config))
+    discord.asset.Asset.BASE = cfg.cdn_url(config)
 
 
 async def checked_identity(

@@ -19,14 +19,25 @@ from bridgekit.contract.connector import (
     BridgeStateEvent,
     LoginInfo,
     NetworkClient,
+    ReactionHandler,
     RelaysOwnUser,
     RendersRelaySender,
+    TypingHandler,
 )
-from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, RemoteUserID, UserInfo
+from bridgekit.contract.events import (
+    ChatInfo,
+    MatrixMessage,
+    MatrixReaction,
+    MatrixReactionRemove,
+    MatrixTyping,
+    PortalKey,
+    RemoteUserID,
+    UserInfo,
+)
 from bridgekit.contract.results import MessageResult
 
 from .api import point_discord_py, user_token_trace
-from .gateway import GatewayClient
+from .gateway import GatewayClient, UserGatewayClient
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
 
 if TYPE_CHECKING:
@@ -35,7 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.discord")
 
 
-class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
+class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHandler):
+    """A login; a personal one (``kind`` user) as it is, a bot as :class:`DiscordBotClient`."""
+
     connector: DiscordConnector
 
     def __init__(self, connector: DiscordConnector, login: LoginInfo) -> None:
@@ -70,7 +83,8 @@ class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
             return
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         point_discord_py(self.connector.config)
-        gateway = GatewayClient(
+        gateway_type = GatewayClient if self.is_bot else UserGatewayClient
+        gateway = gateway_type(
             lambda event, args: self.connector.inbound.route(self, event, args),
             http_trace=None if self.is_bot else user_token_trace(),
         )
@@ -125,6 +139,7 @@ class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
 
     async def disconnect(self) -> None:
         self.connected = False
+        await self.connector.typing.stop_login(self)
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
@@ -179,6 +194,15 @@ class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
     async def handle_matrix_message(self, msg: MatrixMessage) -> MessageResult:
         return await self.connector.outbound.send_message(self, msg)
 
+    async def handle_matrix_reaction(self, reaction: MatrixReaction) -> MessageResult | None:
+        return await self.connector.reactions.send(self, reaction)
+
+    async def handle_matrix_reaction_remove(self, removal: MatrixReactionRemove) -> None:
+        await self.connector.reactions.remove(self, removal)
+
+    async def handle_matrix_typing(self, typing: MatrixTyping) -> None:
+        await self.connector.typing.from_matrix(self, typing)
+
     # -- info -------------------------------------------------------------------------------------
 
     async def get_chat_info(self, portal: PortalKey) -> ChatInfo:
@@ -186,3 +210,9 @@ class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
 
     async def get_user_info(self, remote_user_id: RemoteUserID) -> UserInfo | None:
         return await self.connector.users.user_info(self, remote_user_id)
+
+
+class DiscordBotClient(DiscordClient, RelaysOwnUser):
+    """A bot login: its own Matrix user is relayed through the channel's webhook under their
+    Matrix name (:class:`RelaysOwnUser`), not shown as the bot; a personal login is not one,
+    so its user speaks as their own account."""

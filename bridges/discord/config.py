@@ -6,6 +6,7 @@ Example::
       discord:
         api_url: ""            # "" = https://discord.com/api/v10 (a test fake or proxy otherwise)
         gateway_url: ""        # "" = wss://gateway.discord.gg/
+        cdn_url: ""            # "" = https://cdn.discordapp.com (avatars, custom emoji)
         ghost_template: "_discord_{id}"   # Discord users on Matrix; {id} is the user id
         media_hosts: [cdn.discordapp.com, media.discordapp.net]
                                # hosts attachments, avatars and emoji are fetched from; the
@@ -26,10 +27,12 @@ from urllib.parse import urlsplit
 #: Discord's own endpoints: what discord.py talks to when the config names none.
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+DISCORD_CDN = "https://cdn.discordapp.com"
 
 DEFAULTS: dict[str, Any] = {
     "api_url": "",
     "gateway_url": "",
+    "cdn_url": "",
     "ghost_template": "_discord_{id}",
     "media_hosts": ["cdn.discordapp.com", "media.discordapp.net"],
     "guild_portals": "on_demand",
@@ -53,12 +56,30 @@ def gateway_url(config: Mapping[str, Any]) -> str:
     return str(setting(config, "gateway_url") or DISCORD_GATEWAY)
 
 
+def cdn_url(config: Mapping[str, Any]) -> str:
+    return str(setting(config, "cdn_url") or DISCORD_CDN).rstrip("/")
+
+
+def media_allowed(config: Mapping[str, Any], url: str) -> bool:
+    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    hosts = {str(h).lower() for h in setting(config, "media_hosts") or []}
+    hosts.add(urlsplit(api_url(config)).netloc.lower())
+    return parts.netloc.lower() in hosts
+
+
 def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for key in config:
         if key not in KNOWN_KEYS:
             problems.append((key, "unknown key"))
-    for key, schemes in (("api_url", ("http", "https")), ("gateway_url", ("ws", "wss"))):
+    for key, schemes in (
+        ("api_url", ("http", "https")),
+        ("gateway_url", ("ws", "wss")),
+        ("cdn_url", ("http", "https")),
+    ):
         url = str(setting(config, key))
         if url:
             parts = urlsplit(url)

@@ -34,16 +34,21 @@ from bridgekit.contract.events import EventSender, PortalKey
 from . import config as cfg
 from .api import point_discord_py
 from .channels import Channels
-from .client import DiscordClient
+from .client import DiscordBotClient, DiscordClient
+from .dms import DirectChats
 from .guilds import Guilds
-from .ids import portal_key, user_rid
+from .ids import portal_key
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
 from .outbound import Outbound
+from .personal import Personal
+from .reactions import Reactions
 from .render import Render
 from .roles import Roles
-from .state import DiscordLoginMeta, DiscordLoginState
+from .start_chat import DiscordStartChat
+from .state import BOT, DiscordLoginMeta, DiscordLoginState
 from .threads import Threads
+from .typing_notices import Typing
 from .users import Users
 from .webhooks import Webhooks
 
@@ -54,7 +59,7 @@ log = logging.getLogger("bridgekit.discord")
 SEEN_EVENTS = 10_000
 
 
-class DiscordConnector(NetworkConnector, DefaultRelay):
+class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
     name: ClassVar[str] = "discord"
     display_name: ClassVar[str] = "Discord"
     ghost_template: ClassVar[str] = "_discord_{id}"
@@ -70,6 +75,12 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.personal = Personal(self)
+        self.dms = DirectChats(self)
+        self.reactions = Reactions(self)
+        self.typing = Typing(self)
+        self.reactions.register()
+        self.typing.register()
         self.threads = Threads(self)
         self.channels = Channels(self)
         self.roles = Roles(self)
@@ -107,7 +118,8 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         return DiscordLogin(self, user_mxid, flow_id)
 
     async def load_login(self, login: LoginInfo) -> NetworkClient:
-        client = DiscordClient(self, login)
+        kind = self.meta_from_dict(login.metadata).kind
+        client = (DiscordBotClient if kind == BOT else DiscordClient)(self, login)
         self.clients[login.id] = client
         return client
 
@@ -166,9 +178,37 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
             return portal_key(channel_id or 0, client.login.id)
         return portal_key(channel_id or 0)
 
-    def sender_of(self, client: DiscordClient, author: discord.abc.User) -> EventSender:
+    def sender_of(
+        self, client: DiscordClient, author: discord.abc.User, channel: Any = None
+    ) -> EventSender:
+        """The sender of what ``author`` did in ``channel`` (None: a guild's, for a bot): a
+        personal login's account speaks from its Matrix user (:mod:`.personal`)."""
+        in_guild = None if channel is None else getattr(channel, "guild", None) is not None
         # The account's name, not the guild nickname: a ghost has one name in every room.
-        return EventSender(remote_id=user_rid(author.id), name=author.global_name or author.name)
+        name = author.global_name or author.name
+        return self.personal.sender(client, author.id, name, in_guild)
+
+    def guild_receiver(self, guild_id: int, channel_id: int) -> DiscordClient | None:
+        """The one bot login that bridges a guild channel's reactions and typing (each of
+        the guild's bots receives them): the first, by login id, that sees the channel."""
+        bots = sorted(self.bots_of_guild(guild_id), key=lambda c: c.login.id)
+        seeing = [b for b in bots if b.channel(channel_id) is not None]
+        return (seeing or bots or [None])[0]
+
+    def receives(self, client: DiscordClient, guild_id: int | None, channel_id: int) -> bool:
+        """Whether ``client`` bridges a raw event (a reaction, typing) of a channel: a DM's
+        receiver does; a guild's, only its :meth:`guild_receiver`."""
+        if guild_id is None:
+            return True
+        return self.guild_receiver(guild_id, channel_id) is client
+
+    def raw_channel_key(self, channel_id: int) -> int:
+        """The portal channel of a channel id a raw event names: a thread's parent."""
+        for client in self.clients.values():
+            channel = client.channel(channel_id)
+            if channel is not None:
+                return portal_channel_id(channel) or channel_id
+        return channel_id
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -185,12 +225,17 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         """Whether ``client`` bridges ``message``: a guild it bridges, not the bridge's own
         (a bot's message or its webhook's), not seen already (through another bot)."""
         guild = message.guild
-        if guild is not None and client.is_bot and not client.bridges_guild(guild.id):
-            return False
+        if guild is not None and not client.bridges_guild(guild.id):
+            return False  # (a personal login leaves guilds to their bot)
         if self.own_account(message.author.id):
             return False
         channel_id = portal_channel_id(message.channel)
         if message.webhook_id is not None and channel_id is not None:
             if await self.webhooks.is_ours(client, channel_id, message.webhook_id):
                 return False
-        return self.first_sight(f"m:{message.id}")
+        portal = self.portal_of(client, message.channel)
+        key = f"m:{portal.receiver}:{message.id}" if portal.receiver else f"m:{message.id}"
+        if self.personal.is_echo(message.nonce, portal):  # sent from Matrix, as its user
+            self.first_sight(key)
+            return False
+        return self.first_sight(key)

@@ -60,3 +60,17 @@ class GatewayClient(discord.Client):
     def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
         super().dispatch(event, *args, **kwargs)
         self._on_event(event, args)
+
+
+class UserGatewayClient(GatewayClient):
+    """A person's own account (a user token). discord.py's ``login`` also asks for the bot's
+    application (``GET /oauth2/applications/@me``), which a user token has none of (401):
+    this login checks the token (``GET /users/@me``) and stops there. REST requests carry the
+    token without ``Bot `` (:func:`~.api.user_token_trace`); IDENTIFY sends it as it is."""
+
+    async def login(self, token: str) -> None:
+        if self.loop is discord.client._loop:  # type: ignore[attr-defined]
+            await self._async_setup_hook()
+        data = await self.http.static_login(token.strip())
+        self._connection.user = discord.ClientUser(state=self._connection, data=data)
+        await self.setup_hook()

@@ -48,6 +48,8 @@ class Guilds:
         self.connector = connector
 
     async def chat_info(self, client: DiscordClient, portal: PortalKey) -> ChatInfo:
+        if portal.receiver:  # a DM or group DM
+            return await self.connector.dms.chat_info(client, portal)
         channel = client.channel(int(portal.id)) if portal.id.isdigit() else None
         if channel is None and client.gateway is not None and portal.id.isdigit():
             channel = await client.gateway.fetch_channel(int(portal.id))

@@ -95,7 +95,7 @@ class Inbound:
             content.reply_to = RemoteMessageID(str(ref.message_id))
         return RemoteMessage(
             portal=self.connector.portal_of(client, message.channel),
-            sender=self.connector.sender_of(client, message.author),
+            sender=self.connector.sender_of(client, message.author, message.channel),
             timestamp=message.created_at.timestamp(),
             id=RemoteMessageID(str(message.id)),
             content=content,

@@ -120,4 +120,5 @@ class Outbound:
                 channel, allowed_mentions=self.allowed_mentions(msg), **send
             )
         assert isinstance(channel, discord.abc.Messageable)
-        return await channel.send(allowed_mentions=self.allowed_mentions(msg), **send)
+        nonce = self.connector.personal.expect(msg.portal)  # its echo is known by it
+        return await channel.send(allowed_mentions=self.allowed_mentions(msg), nonce=nonce, **send)

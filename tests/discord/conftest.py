@@ -94,6 +94,7 @@ def discord_networks(fake: FakeDiscord, **extra: Any) -> dict[str, Any]:
         "discord": {
             "api_url": fake.api_url,
             "gateway_url": fake.gateway_url,
+            "cdn_url": fake.cdn_url,
             "media_hosts": [fake.cdn_host],
             **extra,
         },
@@ -104,6 +105,17 @@ def discord_networks(fake: FakeDiscord, **extra: Any) -> dict[str, Any]:
 async def discord_bridge(make_bridge: Any, discord_fake: FakeDiscord) -> Bridge:
     return await make_bridge(
         networks=discord_networks(discord_fake), media={"allow": [discord_fake.cdn_host]}
+    )
+
+
+@pytest.fixture
+async def dp_bridge(make_bridge: Any, discord_fake: FakeDiscord, bridge_env: Any) -> Bridge:
+    """The Discord bridge with double puppeting for the homeserver's users (the test Synapse
+    has the double-puppet appservice registration)."""
+    return await make_bridge(
+        networks=discord_networks(discord_fake),
+        media={"allow": [discord_fake.cdn_host]},
+        **{"double_puppet.secrets": {SERVER_NAME: f"as_token:{bridge_env.dp_token}"}},
     )
 
 

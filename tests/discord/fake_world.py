@@ -59,6 +59,7 @@ class Recorder(discord.Client):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.got: list[tuple[str, Any]] = []
+        self.types: list[str] = []  # every dispatch type, in order
         self.task: asyncio.Task[Any] | None = None
         self.resumed = 0
 
@@ -73,6 +74,21 @@ class Recorder(discord.Client):
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         self.got.append(("reaction", payload))
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.got.append(("bulk_delete", payload))
+
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        self.got.append(("unreaction", payload))
+
+    async def on_raw_typing(self, payload: discord.RawTypingEvent) -> None:
+        self.got.append(("typing", payload))
+
+    async def on_guild_channel_update(self, before: Any, after: Any) -> None:
+        self.got.append(("channel_update", after))
+
+    async def on_socket_event_type(self, event_type: str) -> None:
+        self.types.append(event_type)
 
     async def on_resumed(self) -> None:
         self.resumed += 1

@@ -35,6 +35,7 @@ async def test_login_ready_and_guild_create_reach_the_client(world: World) -> No
     channel = guild.get_channel(int(world.general.id))
     assert isinstance(channel, discord.TextChannel) and channel.topic == "chat"
     assert client.application_id == int(world.bot.id)
+    assert client.application_flags.gateway_message_content_limited
     assert world.fake.identify_count == 1
     # no request left loopback: every REST call was recorded by the fake
     paths = [(r.method, r.path) for r in world.fake.requests]
@@ -247,6 +248,9 @@ async def test_privileged_intents_refused_with_4014(world: World) -> None:
         await asyncio.wait_for(client.task, 30)
     ok = await world.client(shy.token, content=False)
     assert ok.user is not None and ok.user.id == int(shy.id)
+    assert not ok.application_flags.gateway_message_content_limited
+    with pytest.raises(discord.Forbidden):  # listing members needs the GUILD_MEMBERS toggle
+        await ok.http.get_members(int(world.guild.id), 10, None)
 
 
 async def test_attachments_upload_multipart_and_download_from_the_cdn(world: World) -> None:
@@ -319,3 +323,97 @@ async def test_storm_closes_new_sessions_after_guild_create(world: World) -> Non
     world.fake.storm(None)
     await asyncio.wait_for(client.wait_until_ready(), 60)
     assert world.fake.resume_count >= 1  # discord.py tried to resume; the fake said op 9
+
+
+async def test_remote_actions_reach_discord_py(world: World) -> None:
+    client = await world.client(members=True)
+    fake, general = world.fake, world.general
+    first = await fake.send_message(general, world.alice, "one")
+    second = await fake.send_message(general, world.alice, "two")
+    third = await fake.send_message(general, world.bob, "three")
+    await fake.edit_message(general, first["id"], "one, edited")
+    await fake.add_reaction(general, first["id"], world.bob, "🎉")
+    await fake.remove_reaction(general, first["id"], world.bob, "🎉")
+    await fake.typing(general, world.bob)
+    await fake.delete_message(general, first["id"])
+    await fake.delete_messages(general, [second["id"], third["id"]])
+    await fake.update_channel(general, name="lobby", topic="new topic")
+    await fake.update_member(world.guild, world.bob, nick="Bobby")
+    role = fake.add_role(world.guild, "mods", permissions=0)
+    await fake.update_user(world.bot, global_name="Bridge")
+    # USER_UPDATE to the bot itself, GUILD_MEMBER_UPDATE to its guilds
+    await eventually(lambda: client.types.count("GUILD_MEMBER_UPDATE") == 2)
+    kinds = [k for k, _ in client.got]
+    assert kinds.count("message") == 3
+    edit = next(p for k, p in client.got if k == "edit")
+    assert edit.message_id == int(first["id"]) and edit.data["content"] == "one, edited"
+    assert next(p for k, p in client.got if k == "unreaction").emoji.name == "🎉"
+    assert next(p for k, p in client.got if k == "typing").user_id == int(world.bob.id)
+    assert next(p for k, p in client.got if k == "delete").message_id == int(first["id"])
+    bulk = next(p for k, p in client.got if k == "bulk_delete")
+    assert bulk.message_ids == {int(second["id"]), int(third["id"])}
+    assert next(p for k, p in client.got if k == "channel_update").name == "lobby"
+    assert client.types[-5:] == [
+        "CHANNEL_UPDATE",
+        "GUILD_MEMBER_UPDATE",
+        "GUILD_ROLE_CREATE",
+        "USER_UPDATE",
+        "GUILD_MEMBER_UPDATE",
+    ]
+    guild = client.get_guild(int(world.guild.id))
+    assert guild is not None and guild.get_role(int(role.id)) is not None
+    assert client.user is not None and client.user.global_name == "Bridge"
+    assert fake.messages(general) == []
+
+
+async def test_a_global_rate_limit_holds_every_request(world: World) -> None:
+    client = await world.client()
+    world.fake.rate_limit("GET", "/users/*", retry_after=0.4, global_=True)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    user = await client.fetch_user(int(world.alice.id))
+    assert user.name == "alice" and loop.time() - start >= 0.4
+    resp = world.fake.requests_to("GET", "/users/*")
+    assert [r.status for r in resp][-2:] == [429, 200]
+
+
+async def test_avatars_are_served_from_the_cdn(world: World) -> None:
+    png = b"\x89PNG\r\n\x1a\nfake-avatar"
+    erin = world.fake.add_user("erin", avatar=png)
+    world.fake.add_member(world.guild, erin, avatar=b"\x89PNG guild avatar")
+    client = await world.client()
+    user = await client.fetch_user(int(erin.id))
+    assert user.avatar is not None and user.avatar.url.startswith(world.fake.cdn_url + "/avatars/")
+    assert await user.avatar.read() == png
+    member = await client.get_guild(int(world.guild.id)).fetch_member(int(erin.id))  # type: ignore[union-attr]
+    assert member.guild_avatar is not None
+    assert await member.guild_avatar.read() == b"\x89PNG guild avatar"
+    await world.fake.update_user(erin, avatar=b"new face")
+    assert world.fake.avatar_url(erin) is not None
+    async with aiohttp.ClientSession() as http, http.get(world.fake.avatar_url(erin) or "") as resp:
+        assert await resp.read() == b"new face"
+
+
+async def test_edits_keep_or_drop_attachments(world: World) -> None:
+    import io
+
+    client = await world.client()
+    channel = client.get_channel(int(world.general.id))
+    assert isinstance(channel, discord.TextChannel)
+    files = [discord.File(io.BytesIO(b"a"), "a.txt"), discord.File(io.BytesIO(b"b"), "b.txt")]
+    sent = await channel.send("two files", files=files)
+    assert [a.filename for a in sent.attachments] == ["a.txt", "b.txt"]
+    kept = await sent.edit(attachments=[sent.attachments[1]])
+    assert [a.filename for a in kept.attachments] == ["b.txt"]
+    added = await kept.edit(
+        attachments=[*kept.attachments, discord.File(io.BytesIO(b"c"), "c.txt")]
+    )
+    assert [a.filename for a in added.attachments] == ["b.txt", "c.txt"]
+    assert await added.attachments[1].read() == b"c"
+    text_only = await added.edit(content="no change to files")
+    assert [a.filename for a in text_only.attachments] == ["b.txt", "c.txt"]
+    hook = world.fake.add_webhook(world.general, world.bot, "relay")
+    partial = discord.Webhook.partial(int(hook.id), hook.token, client=client)
+    relayed = await partial.send("file", file=discord.File(io.BytesIO(b"w"), "w.txt"), wait=True)
+    edited = await partial.edit_message(relayed.id, attachments=[])
+    assert edited.attachments == [] and world.fake.messages(world.general)[-1]["attachments"] == []

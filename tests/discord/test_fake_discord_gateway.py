@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import eventually
 from tests.discord.fake_world import World, world
-from tests.harness.discord_fake import GUILD_FORUM, FakeDiscord
+from tests.harness.discord_fake import GUILD_FORUM, VIEW_CHANNEL, FakeDiscord
 
 pytestmark = pytest.mark.engine_independent
 
@@ -296,3 +296,19 @@ async def test_wrong_method_and_bad_json(world: World, http: aiohttp.ClientSessi
     bad = await http.post(url, data=b"{nope", headers=auth | {"Content-Type": "application/json"})
     assert bad.status == 400 and (await bad.json())["code"] == 50109
     assert "Bot" not in repr(world.fake.requests[-1])  # records keep tokens out of their repr
+
+
+async def test_a_hidden_channel_is_neither_listed_nor_dispatched(world: World) -> None:
+    secret = world.fake.add_channel(world.guild, "secret")
+    world.fake.set_overwrite(secret, world.guild, deny=VIEW_CHANNEL)  # @everyone: hidden
+    world.fake.set_overwrite(secret, world.alice, allow=VIEW_CHANNEL)
+    client = await world.client()
+    guild = client.get_guild(int(world.guild.id))
+    assert guild is not None and guild.get_channel(int(secret.id)) is None
+    await world.fake.send_message(secret, world.alice, "psst")
+    visible = await world.fake.send_message(world.general, world.alice, "hello")
+    await eventually(lambda: any(m.id == int(visible["id"]) for m in client.messages()))
+    assert [m.content for m in client.messages()] == ["hello"]
+    with pytest.raises(discord.Forbidden) as err:
+        await client.http.logs_from(int(secret.id), 10)
+    assert err.value.code == 50001

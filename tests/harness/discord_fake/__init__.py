@@ -25,15 +25,20 @@ Tests build the world with ``add_bot``/``add_user``/``add_guild``/``add_channel`
 ``send_message``/``edit_message``/``delete_message(s)``/``add_reaction``/``remove_reaction``/
 ``typing``/``update_channel``/``update_member``/``update_user``/``create_thread``/
 ``create_forum_post``/``remove_member``. Faults: ``rate_limit``, ``fail``, ``hold``,
-``refuse_token``, ``close_sessions(code)``, ``storm``, ``send_reconnect``,
-``invalidate_session``, ``withhold_heartbeat_ack``, ``echo_before_reply``, ``gateway_paused``,
-``gateway_outage()``, ``send_raw_dispatch``, ``send_raw_frame``, ``delete_webhook``, bots
-without privileged intents (``add_bot(..., privileged_intents=False)``: 4014).
+``refuse_token``, ``close_sessions(code)``, ``storm`` / ``clear_storm``, ``send_reconnect``,
+``invalidate_session``, ``withhold_heartbeat_ack``, ``echo_before_reply``, ``echo_delay``,
+``gateway_paused``, ``gateway_outage()``, ``send_raw_dispatch``, ``send_raw_frame``,
+``delete_webhook``, bots without privileged intents (``add_bot(..., privileged_intents=False)``:
+4014). Records: ``requests`` / ``requests_to(method, glob)``, ``messages(channel)`` (JSON) and
+``message_store`` (models, with a webhook message's ``webhook_name`` / ``webhook_avatar_url``),
+``dispatched`` (session id, type, data), ``identify_count``, ``resume_count``,
+``gateway_frames``, ``cdn_requests``. Avatars and icons given as bytes are served by the cdn.
 
 Modules: ``models`` (state, records, constants), ``server`` (``FakeDiscord``: routing, auth,
 faults, recording, lifecycle), ``workspace`` (set-up, permissions), ``rendering`` (JSON
-shapes), ``rest`` and ``webhooks`` (routes), ``gateway`` (sessions, dispatching, gateway
-faults), ``cdn`` (downloads), ``actions`` (what users do, the message store).
+shapes), ``rest``, ``messages`` and ``webhooks`` (routes), ``gateway`` (sessions,
+dispatching, gateway faults), ``cdn`` (downloads), ``actions`` (what users do, the message
+store), ``threads`` (threads and forum posts).
 """
 
 from .models import (
@@ -68,7 +73,13 @@ discord.py accepts them), presences, voice, interactions and slash commands, sti
 ``sticker_items``, polls, components, message search, pins, invites, bans, audit logs,
 per-route rate limit buckets beyond the injected 429s (every other answer says 49 left), the
 user-account READY shape (a user-token session gets the bot-shaped READY + GUILD_CREATEs plus
-``private_channels``), ``GET /oauth2/applications/@me`` for user tokens (401), forum tags."""
+``private_channels``; discord.py itself always sends ``Bot <token>`` on REST and calls
+``GET /oauth2/applications/@me``, which answers 401 for user tokens: a user-token login through
+discord.py needs the connector to send the bare token and skip that call), forum tags, private
+thread membership (a private thread is visible like its parent), CHANNEL_DELETE when an
+overwrite hides a channel from a connected session (it just stops getting its events), link
+unfurl MESSAGE_UPDATEs, message content of a bot's own webhooks' messages without
+MESSAGE_CONTENT (kept, as for its own messages)."""
 
 __all__ = [
     "ADMINISTRATOR",

@@ -1,9 +1,12 @@
 """The cdn: attachments at ``/attachments/{channel}/{attachment}/{filename}`` (the bytes with
-their content type; 404 for anything else) and images (avatars, guild icons) that tests
-register with ``fake.add_image(hash, bytes)`` at ``/avatars/{user}/{hash}.png`` etc."""
+their content type; 404 for anything else) and images (avatars, guild icons: given as
+bytes to ``add_user``/``add_member``/``update_user``... or ``fake.add_image``) at
+``/avatars/{user}/{hash}.png``, ``/icons/{guild}/{hash}.png``,
+``/guilds/{guild}/users/{user}/avatars/{hash}.png``."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -15,10 +18,17 @@ if TYPE_CHECKING:
 class Cdn:
     """Downloads (``self`` is the ``FakeDiscord``)."""
 
-    def add_image(self: FakeDiscord, image_hash: str, data: bytes) -> str:
-        """Registers image bytes under a hash (use it as a user's or member's ``avatar``)."""
-        self.images[image_hash] = data
-        return image_hash
+    def add_image(self: FakeDiscord, image: str | bytes | None, data: bytes | None = None) -> Any:
+        """An image hash for an avatar or icon: bytes are stored under their md5 (served at
+        ``/avatars/{user}/{hash}.png`` and the like); a hash string is kept as it is (with
+        ``data``, those bytes are served for it); None stays None."""
+        if isinstance(image, bytes):
+            image_hash = hashlib.md5(image).hexdigest()
+            self.images[image_hash] = image
+            return image_hash
+        if image is not None and data is not None:
+            self.images[image] = data
+        return image
 
     def avatar_url(self: FakeDiscord, user: Any) -> str | None:
         u = self.users[str(getattr(user, "id", user))]

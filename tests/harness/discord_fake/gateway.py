@@ -220,7 +220,8 @@ class Gateway:
             "_trace": ["fake-discord"],
         }
         if user.bot:
-            ready["application"] = {"id": user.application_id, "flags": 0}
+            flags = (1 << 13 | 1 << 15 | 1 << 19) if user.privileged_intents else 0
+            ready["application"] = {"id": user.application_id, "flags": flags}
         self._send(session, "READY", ready)
         for guild in guilds:
             self._send(session, "GUILD_CREATE", self.guild_create_json(guild, user))
@@ -410,6 +411,9 @@ class Gateway:
         if after != "GUILD_CREATE":
             raise ValueError("only after='GUILD_CREATE' is modelled")
         self._storm = code
+
+    def clear_storm(self: FakeDiscord) -> None:
+        self._storm = None
 
     async def send_reconnect(self: FakeDiscord) -> None:
         """Op 7 RECONNECT to every connected session (the client should RESUME)."""

@@ -162,7 +162,9 @@ class RestRoutes:
             "bot_public": True,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
-            "flags": 0 if me.privileged_intents else 0,
+            # GATEWAY_PRESENCE/GUILD_MEMBERS/MESSAGE_CONTENT_LIMITED: the toggles of an
+            # unverified bot, on when it may ask for the privileged intents
+            "flags": (1 << 13 | 1 << 15 | 1 << 19) if me.privileged_intents else 0,
             "owner": self.user_json(owner),
             "team": None,
             "bot": self.user_json(me),

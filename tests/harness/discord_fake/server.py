@@ -26,10 +26,16 @@ from .messages import MessageRoutes
 from .models import ApiError, Channel, Fault, Guild, Message, Recorded, Snowflakes, User, Webhook
 from .rendering import ApiObjects
 from .rest import RestRoutes
+from .threads import ThreadActions
 from .webhooks import WebhookRoutes
 from .workspace import WorldSetup, cid
 
 API_PREFIX = "/api/v10"
+
+
+def _pattern(path_pattern: str) -> str:
+    """Fault patterns are paths after the API prefix; a full one is accepted too."""
+    return path_pattern.removeprefix(API_PREFIX)
 
 
 @dataclass
@@ -64,7 +70,15 @@ def json_response(
 
 
 class FakeDiscord(
-    WorldSetup, ApiObjects, Gateway, RestRoutes, MessageRoutes, WebhookRoutes, Cdn, RemoteActions
+    WorldSetup,
+    ApiObjects,
+    Gateway,
+    RestRoutes,
+    MessageRoutes,
+    WebhookRoutes,
+    Cdn,
+    RemoteActions,
+    ThreadActions,
 ):
     """See the package docstring. Use as ``async with FakeDiscord() as fake:``."""
 
@@ -118,6 +132,7 @@ class FakeDiscord(
         self.app.router.add_get("/attachments/{channel}/{att}/{name}", self._attachment)
         self.app.router.add_get("/avatars/{user}/{file}", self._image)
         self.app.router.add_get("/icons/{guild}/{file}", self._image)
+        self.app.router.add_get("/emojis/{file}", self._image)  # custom emoji: add_image(id)
         self.app.router.add_get("/guilds/{guild}/users/{user}/avatars/{file}", self._image)
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Call], Any], bool]] = []
         self._add_rest_routes()
@@ -204,7 +219,7 @@ class FakeDiscord(
         self._faults.append(
             Fault(
                 method.upper(),
-                path_pattern,
+                _pattern(path_pattern),
                 "ratelimit",
                 times=times,
                 retry_after=retry_after,
@@ -226,7 +241,7 @@ class FakeDiscord(
         self._faults.append(
             Fault(
                 method.upper(),
-                path_pattern,
+                _pattern(path_pattern),
                 "error",
                 times=times,
                 status=status,
@@ -238,7 +253,7 @@ class FakeDiscord(
     def hold(self, method: str, path_pattern: str) -> asyncio.Event:
         """The next matching request is answered once the returned event is set."""
         release = asyncio.Event()
-        self._faults.append(Fault(method.upper(), path_pattern, "hold", release=release))
+        self._faults.append(Fault(method.upper(), _pattern(path_pattern), "hold", release=release))
         return release
 
     def clear_faults(self) -> None:
@@ -269,7 +284,7 @@ class FakeDiscord(
         return [
             r
             for r in self.requests
-            if r.method == method.upper() and fnmatch.fnmatchcase(r.path, path_pattern)
+            if r.method == method.upper() and fnmatch.fnmatchcase(r.path, _pattern(path_pattern))
         ]
 
     def messages(self, channel: Any) -> list[dict[str, Any]]:

@@ -58,20 +58,26 @@ class WorldSetup:
         *,
         token: str | None = None,
         global_name: str | None = None,
-        avatar: str | None = None,
+        avatar: str | bytes | None = None,
     ) -> User:
         """A person; with ``token`` it can log in with that (bare) user token."""
         user = User(
-            id=self.ids.next(), username=name, global_name=global_name, avatar=avatar, token=token
+            id=self.ids.next(),
+            username=name,
+            global_name=global_name,
+            avatar=self.add_image(avatar),
+            token=token,
         )
         self.users[user.id] = user
         if token:
             self.tokens[token] = user.id
         return user
 
-    def add_guild(self: FakeDiscord, name: str, owner: Any, *, icon: str | None = None) -> Guild:
+    def add_guild(
+        self: FakeDiscord, name: str, owner: Any, *, icon: str | bytes | None = None
+    ) -> Guild:
         """A guild owned by ``owner`` (a member of it), with its @everyone role (id = guild id)."""
-        guild = Guild(id=self.ids.next(), name=name, owner_id=cid(owner), icon=icon)
+        guild = Guild(id=self.ids.next(), name=name, owner_id=cid(owner), icon=self.add_image(icon))
         guild.roles[guild.id] = Role(
             id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_EVERYONE
         )
@@ -131,14 +137,14 @@ class WorldSetup:
         user: Any,
         *,
         nick: str | None = None,
-        avatar: str | None = None,
+        avatar: str | bytes | None = None,
         roles: Any = (),
     ) -> Member:
         """``user`` joins ``guild`` (GUILD_MEMBER_ADD to sessions with the GUILD_MEMBERS intent;
         a bot joining gets GUILD_CREATE on its live sessions)."""
         g = self.guilds[cid(guild)]
         member = self._put_member(
-            g, cid(user), nick=nick, avatar=avatar, roles=[cid(r) for r in roles]
+            g, cid(user), nick=nick, avatar=self.add_image(avatar), roles=[cid(r) for r in roles]
         )
         data = self.member_json(member)
         data["guild_id"] = g.id
