@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, login_bot, open_channel
+from tests.discord.personal_helpers import login_user
 from tests.harness.discord_fake import GUILD_FORUM, MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
@@ -307,3 +308,38 @@ async def test_where_webhooks_are_forbidden_the_bot_posts_in_the_thread_itself(
         made = fake.channels[other["id"]]
         assert made.owner_id == world.bot.id and made.name == "lunch?"
         await eventually(lambda: [m["content"] for m in fake.messages(made)] == ["**Ada**: pizza"])
+
+
+async def test_a_personal_login_posts_in_the_thread_as_itself(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    alice_mx = await bridge_env.synapse.register_user(uid("alice"))
+    async with admin, alice_mx:
+        await login_bot(discord_bridge, admin, world)
+        await login_user(discord_bridge, alice_mx, fake, world.alice)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        await admin.invite(room_id, alice_mx.user_id)
+        await alice_mx.join(room_id)
+        root = await fake.send_message(world.general, world.bob, "who is in?")
+        root_evt = await alice_mx.wait_for_event(room_id, body_is("who is in?"))
+        thread = await fake.create_thread(world.general, root["id"], "roll call", world.bob)
+        await alice_mx.send_message(room_id, thread_message(root_evt["event_id"], "me"))
+        await eventually(lambda: any(m["content"] == "me" for m in fake.messages(thread)))
+        [msg] = [m for m in fake.messages(thread) if m["content"] == "me"]
+        assert msg["author"]["id"] == world.alice.id and not msg.get("webhook_id")
+        # a Matrix thread on a message with no Discord thread: made by her account
+        other = await fake.send_message(world.general, world.bob, "lunch?")
+        other_evt = await alice_mx.wait_for_event(room_id, body_is("lunch?"))
+        await alice_mx.send_message(room_id, thread_message(other_evt["event_id"], "pizza"))
+        await eventually(lambda: other["id"] in fake.channels)
+        made = fake.channels[other["id"]]
+        assert made.owner_id == world.alice.id and made.name == "lunch?"
+        await eventually(lambda: [m["content"] for m in fake.messages(made)] == ["pizza"])
+        # her messages are not bridged back (echoes of her own login)
+        await fake.send_message(world.general, world.bob, "marker", thread=made)
+        await admin.wait_for_event(room_id, body_is("marker"))
+        bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
+        assert bodies.count("pizza") == 1 and bodies.count("me") == 1
