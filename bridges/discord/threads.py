@@ -71,6 +71,7 @@ class Threads:
         inbound.register("thread_create", self.on_thread_create, lambda a: a[0].parent_id)
         inbound.register("thread_update", self.on_thread_update, lambda a: a[1].parent_id)
         inbound.register("thread_join", self.on_thread_join, lambda a: a[0].parent_id)
+        inbound.register("raw_thread_delete", self.on_thread_delete, lambda a: a[0].parent_id)
 
     # -- Discord -> Matrix ------------------------------------------------------------------
 
@@ -149,6 +150,18 @@ class Threads:
         if self._bridged(client, thread) and thread.id in self._told:
             await self._tell(client, thread, self._told[thread.id])
 
+    async def on_thread_delete(
+        self, client: DiscordClient, payload: discord.RawThreadDeleteEvent
+    ) -> None:
+        """A deleted thread: a notice in its ``m.thread`` (a Matrix reply there later makes
+        a new thread from the root, if that message is still there)."""
+        if client.is_bot and not client.bridges_guild(payload.guild_id):
+            return
+        if not self.connector.first_sight(f"thread-deleted:{payload.thread_id}"):
+            return
+        self._told.pop(payload.thread_id, None)
+        await self._notice(client, payload.parent_id, payload.thread_id, ["The thread was deleted"])
+
     async def _tell(
         self, client: DiscordClient, thread: discord.Thread, before: tuple[str, bool]
     ) -> None:
@@ -166,12 +179,21 @@ class Threads:
             changes.append(f"renamed the thread to “{thread.name}”")
         if thread.archived != told[1]:
             changes.append("The thread was " + ("archived" if thread.archived else "reopened"))
-        for n, text in enumerate(changes):
+        await self._notice(client, thread.parent_id, thread.id, changes)
+
+    async def _notice(
+        self, client: DiscordClient, parent_id: int, thread_id: int, texts: list[str]
+    ) -> None:
+        """Notices from the bridge in a thread's ``m.thread``."""
+        portal = portal_key(parent_id)
+        if texts and not await self.connector.bridge.has_room(portal):
+            return
+        for n, text in enumerate(texts):
             content = MessageContent(body=text, msgtype="m.notice")
-            content.thread_root = RemoteMessageID(str(thread.id))
+            content.thread_root = RemoteMessageID(str(thread_id))
             event = RemoteMessage(
-                portal=portal_key(thread.parent_id),
-                id=RemoteMessageID(f"{thread.id}:{time.time_ns() // 1000}:{n}"),
+                portal=portal,
+                id=RemoteMessageID(f"{thread_id}:{time.time_ns() // 1000}:{n}"),
                 content=content,
             )
             await self.connector.bridge.queue_remote_event(client.login.id, event)

@@ -214,6 +214,15 @@ async def test_a_renamed_or_archived_thread_is_told_in_its_m_thread(
             return bodies.count("renamed the thread to “new name”") == 2
 
         await eventually(told_twice)
+        # deleted: told, and a Matrix reply in the m.thread makes a new thread from the root
+        await fake.delete_channel(thread)
+        await admin.wait_for_event(
+            room_id, in_thread(root_evt["event_id"], "The thread was deleted")
+        )
+        await admin.send_message(room_id, thread_message(root_evt["event_id"], "still here"))
+        await eventually(lambda: root["id"] in fake.channels)
+        again = fake.channels[root["id"]]
+        await eventually(lambda: [m["content"] for m in fake.messages(again)] == ["still here"])
 
 
 async def test_a_matrix_message_in_a_forum_room_is_a_new_post(
