@@ -59,9 +59,9 @@ class Channels:
         return is_portal_channel(message.channel)
 
     def _bridged(self, client: DiscordClient, channel: Any) -> bool:
-        """A guild channel this login bridges: a bot's bridged guild, any of a person's."""
+        """A channel of a guild this login bridges (a personal login leaves guilds to bots)."""
         guild = getattr(channel, "guild", None)
-        return guild is not None and (not client.is_bot or client.bridges_guild(guild.id))
+        return guild is not None and client.bridges_guild(guild.id)
 
     async def on_update(self, client: DiscordClient, before: Any, after: Any) -> None:
         """A channel renamed or with a new topic: its room follows (if it has one)."""
@@ -116,7 +116,7 @@ class Channels:
     ) -> None:
         """The guild's name or icon changed: its space follows (through one of its rooms:
         the runtime updates a space when a portal names it)."""
-        if client.is_bot and not client.bridges_guild(after.id):
+        if not client.bridges_guild(after.id):
             return
         if (before.name, before.icon, before.description) == (
             after.name,

@@ -88,8 +88,8 @@ class Threads:
         content.body = f"{title}\n{content.body}" if content.body else title
 
     def _bridged(self, client: DiscordClient, thread: discord.Thread) -> bool:
-        guild_id = thread.guild.id if thread.guild else None
-        return not client.is_bot or client.bridges_guild(guild_id)
+        """A thread of a guild this login bridges (a personal login leaves guilds to bots)."""
+        return client.bridges_guild(thread.guild.id if thread.guild else None)
 
     async def on_thread_create(self, client: DiscordClient, thread: discord.Thread) -> None:
         if self._bridged(client, thread):
@@ -155,7 +155,7 @@ class Threads:
     ) -> None:
         """A deleted thread: a notice in its ``m.thread`` (a Matrix reply there later makes
         a new thread from the root, if that message is still there)."""
-        if client.is_bot and not client.bridges_guild(payload.guild_id):
+        if not client.bridges_guild(payload.guild_id):
             return
         if not self.connector.first_sight(f"thread-deleted:{payload.thread_id}"):
             return
