@@ -337,11 +337,14 @@ async def cmd_ping(ce: RuntimeCommandEvent) -> None:
         await ce.reply("Pong. You have no logins.")
         return
     states = ce.runtime.logins.states
-    lines = [
-        f"{c.login.network} {c.login.remote_name or c.login.remote_id}: "
-        f"{states[c.login.id].state.value if c.login.id in states else 'UNKNOWN'}"
-        for c in logins
-    ]
+    lines = []
+    for c in logins:
+        st = states.get(c.login.id)
+        line = f"{c.login.network} {c.login.remote_name or c.login.remote_id}: "
+        line += st.state.value if st is not None else "UNKNOWN"
+        if st is not None and st.message:  # why it is so (or what is amiss while connected)
+            line += f" ({st.message})"
+        lines.append(line)
     await ce.reply("Pong.\n" + "\n".join(lines))
 
 

@@ -25,7 +25,8 @@ from .state import USER
 
 
 def point_discord_py(config: Mapping[str, Any]) -> None:
-    """Aim discord.py's REST, webhook and gateway endpoints at the configured Discord."""
+    """Aim discord.py's REST, webhook, gateway and CDN (asset) endpoints at the configured
+    Discord."""
     base = cfg.api_url(config)
     discord.http.Route.BASE = base
     discord.webhook.async_.Route.BASE = base  # type: ignore[attr-defined]

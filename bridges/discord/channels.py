@@ -127,6 +127,8 @@ class Channels:
         for channel in self.connector.guilds.portal_channels(after):
             portal = portal_key(channel.id)
             if await self.connector.bridge.has_room(portal):
-                event = RemoteChatResync(portal, info=ChatInfo(parent=space_of(after)))
+                space = space_of(after)
+                space.avatar_url = self.connector.media.allowed_or_none(space.avatar_url)
+                event = RemoteChatResync(portal, info=ChatInfo(parent=space))
                 await self.connector.bridge.queue_remote_event(client.login.id, event)
                 return

@@ -37,7 +37,11 @@ from bridgekit.contract.events import (
 from bridgekit.contract.results import MessageResult
 
 from .api import point_discord_py, user_token_trace
+from .catchup import DiscordBackfill, LiveGate
+from .credentials import refusal_trace
 from .gateway import GatewayClient, UserGatewayClient
+from .intents import PRIVILEGED, intents_for, missing_notice, refused_notice
+from .reconnect import ReconnectBreaker
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
 
 if TYPE_CHECKING:
@@ -45,8 +49,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridgekit.discord")
 
+#: Close codes after which discord.py does not reconnect (client.py reports them itself).
+FINAL_CLOSES = (4004, 4010, 4011, 4012, 4013, 4014)
 
-class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHandler):
+
+class LoginStopped(Exception):
+    """Raised from the IDENTIFY hook of a login that must not IDENTIFY again."""
+
+
+class DiscordClient(
+    NetworkClient, RendersRelaySender, ReactionHandler, TypingHandler, DiscordBackfill
+):
     """A login; a personal one (``kind`` user) as it is, a bot as :class:`DiscordBotClient`."""
 
     connector: DiscordConnector
@@ -60,6 +73,12 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
         self.connected = False
         #: Set once Discord refused the token: nothing retries until the user logs in again.
         self.dead = False
+        #: Live events wait from each (re)connect until the catch-ups are queued (catchup.py).
+        self.live_gate = LiveGate()
+        #: The connector's own backoff around discord.py's reconnects (reconnect.py).
+        self.breaker = ReconnectBreaker(connector.reconnect_policy, on_open=self._breaker_opened)
+        #: Privileged intents the bot's application has not enabled (intents.py).
+        self.missing_intents: list[str] = []
 
     @property
     def is_bot(self) -> bool:
@@ -80,15 +99,25 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
         self.state = await self.connector.bridge.login_metadata(self.login.id)
         if self.dead or self.state.holds_for(self.meta):
             self.dead = True
+            # Refused before a restart: the user was told then; it shows, without a notice.
+            self.connector.bridge.report_state(
+                self.login.id,
+                BridgeStateEvent.BAD_CREDENTIALS,
+                self.refused_notice(self.state.refused),
+                error="discord-bad-token",
+                notify=False,
+            )
             return
         self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTING)
         point_discord_py(self.connector.config)
         gateway_type = GatewayClient if self.is_bot else UserGatewayClient
         gateway = gateway_type(
             lambda event, args: self.connector.inbound.route(self, event, args),
-            http_trace=None if self.is_bot else user_token_trace(),
+            http_trace=refusal_trace(self, None if self.is_bot else user_token_trace()),
         )
+        gateway.identify_gate = self._before_identify
         self.gateway = gateway
+        self.live_gate.close()  # opened by catch_up_queued (catchup.py)
         try:
             await gateway.login(self.meta.token)
         except discord.LoginFailure:
@@ -100,6 +129,10 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
                 self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, str(e)
             )
             return
+        if self.dead:  # a REST call of the login said 401
+            return
+        if self.is_bot:
+            await self._check_intents(gateway)
         self._runner = asyncio.create_task(self._run(gateway), name=f"discord:{self.login.id}")
 
     async def _run(self, gateway: GatewayClient) -> None:
@@ -107,14 +140,17 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
             await gateway.connect(reconnect=True)
         except asyncio.CancelledError:
             raise
+        except LoginStopped:
+            pass
         except discord.PrivilegedIntentsRequired:
             self.connected = False
+            asked = [
+                name for attr, (name, _) in PRIVILEGED.items() if getattr(gateway.intents, attr)
+            ]
             self.connector.bridge.report_state(
                 self.login.id,
                 BridgeStateEvent.UNKNOWN_ERROR,
-                "Discord refused the gateway intents: enable the Message Content and Server "
-                "Members intents of the bot (Developer Portal > Bot > Privileged Gateway "
-                "Intents)",
+                refused_notice(asked),
                 error="discord-privileged-intents",
             )
         except discord.ConnectionClosed as e:
@@ -126,20 +162,87 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
                     self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, f"closed {e.code}"
                 )
         except Exception as e:  # noqa: BLE001
+            if self.dead:
+                return
             log.warning("Discord login %s: gateway failed: %s", self.login.id, e)
             self.connector.bridge.report_state(
                 self.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, str(e)
             )
 
     def gateway_ready(self) -> None:
-        """READY (or RESUMED) came: the login is live."""
+        """READY (or RESUMED) came: the login is live (and the runtime catches up)."""
+        gateway = self.gateway
+        ws = getattr(gateway, "ws", None)
+        if ws is None or ws.socket.closed:
+            return  # the ready of a session that is gone already (discord.py delays it)
+        self.breaker.up()
         if not self.connected and not self.dead:
             self.connected = True
-            self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED)
+            missing = missing_notice(self.missing_intents) if self.missing_intents else ""
+            self.connector.bridge.report_state(self.login.id, BridgeStateEvent.CONNECTED, missing)
+
+    def gateway_up(self) -> None:
+        """A session began (READY parsed, or RESUMED): the breaker times how long it lasts."""
+        self.breaker.up()
+
+    def gateway_lost(self) -> None:
+        """discord.py lost the gateway connection and is about to reconnect (or stop):
+        live events wait for the catch-up that the next CONNECTED brings."""
+        gateway = self.gateway
+        code = gateway.close_code() if gateway is not None else None
+        self.breaker.down(code)
+        if self.dead or gateway is None or gateway.is_closed():
+            return
+        self.live_gate.close()
+        if self.connected and code not in FINAL_CLOSES:
+            self.connected = False
+            self.connector.bridge.report_state(
+                self.login.id,
+                BridgeStateEvent.TRANSIENT_DISCONNECT,
+                f"the gateway connection was lost (close {code}): reconnecting",
+            )
+        self.connected = False
+
+    async def _before_identify(self, initial: bool) -> None:
+        if self.dead:
+            raise LoginStopped
+        await self.breaker.before_identify(initial)
+        if self.dead:
+            raise LoginStopped
+
+    def _breaker_opened(self, why: str) -> None:
+        self.connected = False
+        self.connector.bridge.report_state(
+            self.login.id,
+            BridgeStateEvent.TRANSIENT_DISCONNECT,
+            why,
+            error="discord-reconnect-storm",
+        )
+
+    async def _check_intents(self, gateway: GatewayClient) -> None:
+        """Ask only for the privileged intents the application has enabled, and tell the
+        admin about the others (a bot without Message Content gets empty messages)."""
+        app = gateway.application
+        intents, self.missing_intents = intents_for(app.flags if app is not None else None)
+        gateway.use_intents(intents)
+        if self.missing_intents:
+            notice = missing_notice(self.missing_intents)
+            log.warning("Discord login %s: %s", self.login.id, notice)
+            name = self.login.remote_name or self.login.id
+            await self.connector.bridge.notify_user(
+                self.login.user_mxid, f"discord login {name}: {notice}"
+            )
+
+    def refused_notice(self, why: str) -> str:
+        return (
+            f"Discord refused the {self.meta.kind} token ({why}): log in again with "
+            f"`login discord {self.meta.kind}`"
+        )
 
     async def disconnect(self) -> None:
         self.connected = False
         await self.connector.typing.stop_login(self)
+        self.live_gate.open()
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
@@ -155,7 +258,11 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
             return
         self.dead = True
         self.connected = False
+        self.live_gate.open()
         log.warning("Discord login %s: %s", self.login.id, why)
+        gateway = self.gateway
+        if gateway is not None and not gateway.is_closed():
+            await gateway.close()  # no more IDENTIFYs (nor RESUMEs) with a dead token
         self.state.session = self.meta.session
         self.state.refused = why
         try:
@@ -165,8 +272,7 @@ class DiscordClient(NetworkClient, RendersRelaySender, ReactionHandler, TypingHa
         self.connector.bridge.report_state(
             self.login.id,
             BridgeStateEvent.BAD_CREDENTIALS,
-            f"Discord refused the {self.meta.kind} token ({why}): log in again with "
-            f"`login discord {self.meta.kind}`",
+            self.refused_notice(why),
             error="discord-bad-token",
         )
 

@@ -6,13 +6,22 @@ Example::
       discord:
         api_url: ""            # "" = https://discord.com/api/v10 (a test fake or proxy otherwise)
         gateway_url: ""        # "" = wss://gateway.discord.gg/
-        cdn_url: ""            # "" = https://cdn.discordapp.com (avatars, custom emoji)
+        cdn_url: ""            # "" = https://cdn.discordapp.com: where avatars, icons,
+                               # custom emoji and stickers are (discord.py's Asset.BASE)
         ghost_template: "_discord_{id}"   # Discord users on Matrix; {id} is the user id
         media_hosts: [cdn.discordapp.com, media.discordapp.net]
                                # hosts attachments, avatars and emoji are fetched from; the
                                # api_url's host is always allowed; nothing else is fetched
         guild_portals: on_demand   # on_demand: a channel's room is made when it is first
                                # active; all: `discord bridge-guild` makes every room at once
+        reconnect:             # the bridge's own backoff around discord.py's reconnects
+          base: 5              # seconds before IDENTIFYing again after a short session (doubling)
+          max_delay: 300
+          failures: 5          # short sessions within `window` seconds that stop the login
+          window: 600
+          pause: 1800          # for this long (doubling while it keeps failing, to max_pause)
+          max_pause: 21600
+          stable: 60           # seconds a session must last to count as healthy
         max_file_size: 10485760   # bytes a Matrix file may have to be uploaded to Discord
                                # (the server's limit: 10 MiB without boosts); a larger one is
                                # sent as a link
@@ -23,6 +32,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from bridgekit.contract.file_checks import allowed_file_url, allowed_hosts
+
+from . import reconnect
 
 #: Discord's own endpoints: what discord.py talks to when the config names none.
 DISCORD_API = "https://discord.com/api/v10"
@@ -39,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "max_file_size": 10 * 1024 * 1024,
 }
 
-KNOWN_KEYS = set(DEFAULTS) | {"enabled"}
+KNOWN_KEYS = set(DEFAULTS) | {"enabled", "reconnect"}
 GUILD_PORTALS = ("on_demand", "all")
 
 
@@ -61,13 +74,9 @@ def cdn_url(config: Mapping[str, Any]) -> str:
 
 
 def media_allowed(config: Mapping[str, Any], url: str) -> bool:
-    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    hosts = {str(h).lower() for h in setting(config, "media_hosts") or []}
-    hosts.add(urlsplit(api_url(config)).netloc.lower())
-    return parts.netloc.lower() in hosts
+    """Whether ``url`` is on a host of ``media_hosts`` (or the api_url's host): the same
+    rule as :meth:`.media.DiscordMedia.allowed` (a host without a port is its https one)."""
+    return allowed_file_url(url, allowed_hosts(api_url(config), setting(config, "media_hosts")))
 
 
 def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -85,6 +94,7 @@ def validate(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             parts = urlsplit(url)
             if parts.scheme not in schemes or not parts.netloc:
                 problems.append((key, f"must be a {'/'.join(schemes)} URL"))
+    problems += reconnect.validate(config.get("reconnect"))
     template = str(setting(config, "ghost_template"))
     if template.count("{id}") != 1:
         problems.append(("ghost_template", "must contain {id} once"))

@@ -33,22 +33,27 @@ from bridgekit.contract.events import EventSender, PortalKey
 
 from . import config as cfg
 from .api import point_discord_py
+from .catchup import CatchUp
 from .channels import Channels
 from .client import DiscordBotClient, DiscordClient
 from .dms import DirectChats
+from .emptied import Emptied
 from .guilds import Guilds
 from .ids import portal_key
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
+from .media import DiscordMedia
 from .outbound import Outbound
 from .personal import Personal
 from .reactions import Reactions
+from .reconnect import Policy
 from .render import Render
 from .roles import Roles
 from .start_chat import DiscordStartChat
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
 from .threads import Threads
 from .typing_notices import Typing
+from .uploads import Uploads
 from .users import Users
 from .webhooks import Webhooks
 
@@ -75,12 +80,17 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.media = DiscordMedia(self)
+        self.uploads = Uploads(self)
         self.personal = Personal(self)
         self.dms = DirectChats(self)
         self.reactions = Reactions(self)
         self.typing = Typing(self)
         self.reactions.register()
         self.typing.register()
+        self.catchup = CatchUp(self)
+        self.emptied = Emptied(self)
+        self.reconnect_policy = Policy.from_config(config.get("reconnect"))
         self.threads = Threads(self)
         self.channels = Channels(self)
         self.roles = Roles(self)
@@ -224,6 +234,18 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
     async def should_bridge(self, client: DiscordClient, message: discord.Message) -> bool:
         """Whether ``client`` bridges ``message``: a guild it bridges, not the bridge's own
         (a bot's message or its webhook's), not seen already (through another bot)."""
+        if not await self.is_foreign(client, message):
+            return False
+        portal = self.portal_of(client, message.channel)
+        key = f"m:{portal.receiver}:{message.id}" if portal.receiver else f"m:{message.id}"
+        if self.personal.is_echo(message.nonce, portal):  # sent from Matrix, as its user
+            self.first_sight(key)
+            return False
+        return self.first_sight(key)
+
+    async def is_foreign(self, client: DiscordClient, message: discord.Message) -> bool:
+        """Whether ``message`` is one ``client`` bridges: a guild it bridges, not the
+        bridge's own (a bot's message or its webhook's)."""
         guild = message.guild
         if guild is not None and not client.bridges_guild(guild.id):
             return False  # (a personal login leaves guilds to their bot)
@@ -233,9 +255,4 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         if message.webhook_id is not None and channel_id is not None:
             if await self.webhooks.is_ours(client, channel_id, message.webhook_id):
                 return False
-        portal = self.portal_of(client, message.channel)
-        key = f"m:{portal.receiver}:{message.id}" if portal.receiver else f"m:{message.id}"
-        if self.personal.is_echo(message.nonce, portal):  # sent from Matrix, as its user
-            self.first_sight(key)
-            return False
-        return self.first_sight(key)
+        return True

@@ -10,11 +10,16 @@ bridged in order and other channels' side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import discord
+
+from .guard import guard_parsers
+
+log = logging.getLogger("bridgekit.discord.gateway")
 
 #: What the bridge asks the gateway for. Message content and members are privileged: the
 #: bot's application must have them enabled (bridges/discord/README.md), else Discord closes
@@ -56,10 +61,34 @@ class GatewayClient(discord.Client):
             self.dispatch("raw_member_update", data)
 
         parsers["GUILD_MEMBER_UPDATE"] = member_update
+        guard_parsers(self._connection)
+        #: Awaited before each IDENTIFY instead of discord.py's fixed 5 s wait (the
+        #: connector's backoff and circuit breaker: reconnect.py); None: no wait.
+        self.identify_gate: Callable[[bool], Awaitable[None]] | None = None
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self.identify_gate is not None:
+            await self.identify_gate(initial)
+
+    def use_intents(self, intents: discord.Intents) -> None:
+        """The intents of the next IDENTIFY (once the application's flags are known, after
+        :meth:`login`: intents.py)."""
+        self._connection._intents = intents
+
+    def close_code(self) -> int | None:
+        """The close code of the gateway connection that just ended, if known."""
+        ws = getattr(self, "ws", None)
+        code = getattr(ws, "_close_code", None) or getattr(
+            getattr(ws, "socket", None), "close_code", None
+        )
+        return code if isinstance(code, int) else None
 
     def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
         super().dispatch(event, *args, **kwargs)
-        self._on_event(event, args)
+        try:
+            self._on_event(event, args)
+        except Exception:  # noqa: BLE001 - one odd event must not end the session
+            log.exception("Discord %s event could not be handed over", event)
 
 
 class UserGatewayClient(GatewayClient):

@@ -54,10 +54,12 @@ class Guilds:
         if channel is None and client.gateway is not None and portal.id.isdigit():
             channel = await client.gateway.fetch_channel(int(portal.id))
         if isinstance(channel, discord.abc.GuildChannel):
+            space = space_of(channel.guild)
+            space.avatar_url = self.connector.media.allowed_or_none(space.avatar_url)
             return ChatInfo(
                 name=f"#{channel.name}",
                 topic=getattr(channel, "topic", None),
-                parent=space_of(channel.guild),
+                parent=space,
                 members=await self.connector.roles.members(client, channel.guild),
             )
         return ChatInfo()

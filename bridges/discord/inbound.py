@@ -54,6 +54,12 @@ class Inbound:
         if event in ("ready", "resumed"):
             client.gateway_ready()
             return
+        if event == "connect":
+            client.gateway_up()
+            return
+        if event == "disconnect":
+            client.gateway_lost()
+            return
         entry = self.handlers.get(event)
         if entry is None:
             return
@@ -63,7 +69,15 @@ class Inbound:
         except Exception:  # noqa: BLE001 - a malformed event: logged, skipped
             log.warning("Discord %s event without a channel, skipped", event, exc_info=True)
             return
-        self.queue.submit(key if key is not None else event, lambda: handler(client, *args))
+        self.queue.submit(
+            key if key is not None else event, lambda: self._live(client, handler, args)
+        )
+
+    @staticmethod
+    async def _live(client: DiscordClient, handler: Handler, args: tuple[Any, ...]) -> None:
+        """A live event waits for the login's catch-ups to be queued (catchup.py)."""
+        await client.live_gate.wait()
+        await handler(client, *args)
 
     async def stop(self) -> None:
         await self.queue.stop()
@@ -73,9 +87,15 @@ class Inbound:
     async def on_message(self, client: DiscordClient, message: discord.Message) -> None:
         if not await self.connector.should_bridge(client, message):
             return
+        if await self.held_back_empty(client, message):
+            return
         event = await self.to_remote(client, message)
         if event is not None:
             await self.connector.bridge.queue_remote_event(client.login.id, event)
+
+    async def held_back_empty(self, client: DiscordClient, message: discord.Message) -> bool:
+        """A message Discord sent without its content is not bridged (emptied.py)."""
+        return await self.connector.emptied.held_back(client, message)
 
     async def to_remote(
         self, client: DiscordClient, message: discord.Message
@@ -93,10 +113,12 @@ class Inbound:
         ref = message.reference
         if ref is not None and ref.message_id and ref.message_id != getattr(thread, "id", None):
             content.reply_to = RemoteMessageID(str(ref.message_id))
+        parts = await self.connector.media.parts(client, message, content)
         return RemoteMessage(
             portal=self.connector.portal_of(client, message.channel),
             sender=self.connector.sender_of(client, message.author, message.channel),
             timestamp=message.created_at.timestamp(),
             id=RemoteMessageID(str(message.id)),
             content=content,
+            parts=parts,
         )

@@ -51,6 +51,8 @@ class Outbound:
         )
 
     async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
+        if self.connector.uploads.is_file(msg):
+            return await self.connector.uploads.send(client, msg)
         channel_id = int(msg.portal.id)
         root = msg.content.thread_root
         thread_id = await self.connector.threads.target(client, channel_id, root) if root else None

@@ -78,7 +78,7 @@ class Roles:
         self._levels: dict[int, dict[int, int]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         #: user id -> (name, avatar) last reported for the ghost.
-        self._profiles: dict[int, tuple[str | None, str]] = {}
+        self._profiles: dict[int, tuple[str | None, str | None]] = {}
         inbound = connector.inbound
         inbound.register("raw_member_update", self.on_member_update, lambda a: None)
         inbound.register("guild_role_update", self.on_role_change, lambda a: None)
@@ -228,7 +228,11 @@ class Roles:
         except (KeyError, TypeError, ValueError):
             return
         info = user_info_of(user)
-        seen = (info.name, info.avatar_url or "")
+        # no avatar: "" removes the ghost's; one not on an allowed host: None leaves it
+        avatar = (
+            "" if info.avatar_url is None else self.connector.media.allowed_or_none(info.avatar_url)
+        )
+        seen = (info.name, avatar)
         if self._profiles.get(user.id) == seen:
             return
         self._profiles[user.id] = seen
@@ -238,6 +242,6 @@ class Roles:
                 PortalKey(RemoteChatID("")),
                 sender=EventSender(remote_id=user_rid(user.id)),
                 name=info.name,
-                avatar_url=info.avatar_url or "",
+                avatar_url=avatar,
             ),
         )

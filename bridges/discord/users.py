@@ -36,4 +36,6 @@ class Users:
                 user = await gateway.fetch_user(int(rid))
             except discord.NotFound:
                 return None
-        return user_info_of(user)
+        info = user_info_of(user)
+        info.avatar_url = self.connector.media.allowed_or_none(info.avatar_url)
+        return info

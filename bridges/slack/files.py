@@ -31,11 +31,7 @@ from bridgekit.contract.events import (
     MessagePart,
     RemoteMessageID,
 )
-from bridgekit.contract.results import MessageResult
-
-from . import config as cfg
-from .api import api_url
-from .file_checks import (
+from bridgekit.contract.file_checks import (
     allowed_file_url,
     allowed_hosts,
     clean_mime,
@@ -43,6 +39,10 @@ from .file_checks import (
     human_size,
     media_kind,
 )
+from bridgekit.contract.results import MessageResult
+
+from . import config as cfg
+from .api import api_url
 from .ids import file_part, is_slack_id
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import discord.asset
 import pytest
 
 from bridgekit.testing.matrix_client import MatrixTestClient
@@ -190,11 +189,10 @@ def _key(channel: Any) -> Any:
 
 
 async def test_the_guild_is_a_space_that_follows_its_name_and_icon(
-    discord_bridge, discord_world, bridge_env, uid, monkeypatch
+    discord_bridge, discord_world, bridge_env, uid
 ):
     world = discord_world
     fake = world.fake
-    monkeypatch.setattr(discord.asset.Asset, "BASE", fake.cdn_url)
     fake.add_image("acmeicon", PNG)
     world.guild.icon = "acmeicon"
     news = fake.add_channel(world.guild, "news", type=GUILD_ANNOUNCEMENT)

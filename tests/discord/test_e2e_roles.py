@@ -4,7 +4,6 @@ Discord <-> bridge <-> real Synapse."""
 
 from __future__ import annotations
 
-import discord.asset
 import pytest
 
 from tests.conftest import eventually
@@ -83,11 +82,10 @@ async def _level_is(client, room_id: str, mxid: str, want: int, op: str = "==") 
 
 
 async def test_a_ghost_is_named_by_its_account_and_follows_its_profile(
-    discord_bridge, discord_world, bridge_env, uid, monkeypatch
+    discord_bridge, discord_world, bridge_env, uid
 ):
     world = discord_world
     fake = world.fake
-    monkeypatch.setattr(discord.asset.Asset, "BASE", fake.cdn_url)
     fake.add_image("bobface", b"\x89PNG\r\n\x1a\n" + b"\x01" * 64)
     admin = await bridge_env.synapse.register_user(uid("admin"))
     async with admin:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridges.slack.file_checks import (
+from bridgekit.contract.file_checks import (
     allowed_file_url,
     allowed_hosts,
     clean_mime,

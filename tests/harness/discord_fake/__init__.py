@@ -15,7 +15,8 @@ attachments, webhooks) and recording every request. It serves:
   dispatches to the sessions allowed to see them, intents honoured (no MESSAGE_CONTENT: guild
   messages' content, embeds and attachments empty, except the session's own and those
   mentioning it);
-- the cdn at ``fake.cdn_url``: attachments and registered images.
+- the cdn at ``fake.cdn_url``: attachments (``send_message(attachments=[(name, bytes, type,
+  {width, height, url})])``), registered images and sticker images (``add_sticker_image``).
 
 ``fake.point_discord_py()`` (a context manager) sets ``discord.http.Route.BASE``,
 ``DiscordWebSocket.DEFAULT_GATEWAY`` and ``Asset.BASE`` to the fake and restores them.

@@ -56,7 +56,7 @@ class RemoteActions:
         author_id: str,
         content: str = "",
         *,
-        files: list[tuple[str, bytes, str]] | None = None,
+        files: list[tuple[Any, ...]] | None = None,
         descriptions: list[str | None] | None = None,
         embeds: list[dict[str, Any]] | None = None,
         sticker: dict[str, Any] | None = None,
@@ -79,7 +79,7 @@ class RemoteActions:
             sticker=sticker,
             nonce=nonce,
         )
-        for n, (filename, data, ctype) in enumerate(files or []):
+        for n, (filename, data, ctype, *extra) in enumerate(files or []):
             desc = descriptions[n] if descriptions and n < len(descriptions) else None
             msg.attachments.append(
                 Attachment(
@@ -89,6 +89,7 @@ class RemoteActions:
                     data=data,
                     content_type=ctype,
                     description=desc,
+                    **(extra[0] if extra else {}),  # width, height, url (a crafted link)
                 )
             )
         if webhook is not None:
@@ -188,13 +189,16 @@ class RemoteActions:
         author: Any,
         content: str = "",
         *,
-        attachments: list[tuple[str, bytes, str]] | None = None,
+        attachments: list[tuple[Any, ...]] | None = None,
         embeds: list[dict[str, Any]] | None = None,
         sticker: dict[str, Any] | None = None,
         reply_to: Any = None,
         thread: Any = None,
     ) -> dict[str, Any]:
-        """``author`` posts in ``channel`` (or in its ``thread``); returns the message JSON."""
+        """``author`` posts in ``channel`` (or in its ``thread``); returns the message JSON.
+        ``attachments``: ``(filename, bytes, content type)``, optionally a fourth item, a dict
+        of :class:`Attachment` fields (``width``, ``height``; ``url``: a link Discord would
+        not make, for tests of crafted links)."""
         target = self._channel(thread if thread is not None else channel)
         if sticker is not None:
             sticker = {

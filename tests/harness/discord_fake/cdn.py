@@ -2,7 +2,8 @@
 their content type; 404 for anything else) and images (avatars, guild icons: given as
 bytes to ``add_user``/``add_member``/``update_user``... or ``fake.add_image``) at
 ``/avatars/{user}/{hash}.png``, ``/icons/{guild}/{hash}.png``,
-``/guilds/{guild}/users/{user}/avatars/{hash}.png``."""
+``/guilds/{guild}/users/{user}/avatars/{hash}.png``; sticker images (``add_sticker_image``) at
+``/stickers/{id}.png`` / ``.gif``, as Discord's CDN serves them."""
 
 from __future__ import annotations
 
@@ -58,3 +59,15 @@ class Cdn:
         if data is None:
             return web.Response(status=404, text="Not Found")
         return web.Response(body=data, headers={"Content-Type": "image/png"})
+
+    def add_sticker_image(self: FakeDiscord, sticker_id: Any, data: bytes) -> None:
+        """The image the cdn serves for a sticker (``/stickers/{id}.png`` or ``.gif``)."""
+        self.sticker_images[str(sticker_id)] = data
+
+    async def _sticker(self: FakeDiscord, request: web.Request) -> web.StreamResponse:
+        self.cdn_requests.append(request.path_qs)
+        sticker_id, _, ext = request.match_info["file"].partition(".")
+        data = self.sticker_images.get(sticker_id)
+        if data is None or ext not in ("png", "gif"):
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, headers={"Content-Type": f"image/{ext}"})

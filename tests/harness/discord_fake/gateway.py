@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from .app_flags import application_flags, intents_allowed
 from .models import (
     INTENT_DIRECT_MESSAGE_REACTIONS,
     INTENT_DIRECT_MESSAGE_TYPING,
@@ -28,7 +29,6 @@ from .models import (
     INTENT_GUILD_WEBHOOKS,
     INTENT_GUILDS,
     INTENT_MESSAGE_CONTENT,
-    PRIVILEGED_INTENTS,
     Channel,
     Guild,
     Message,
@@ -169,7 +169,7 @@ class Gateway:
                 continue
 
     def _intents_ok(self: FakeDiscord, user: User, intents: int) -> bool:
-        return user.privileged_intents or not (intents & PRIVILEGED_INTENTS)
+        return intents_allowed(user, intents)
 
     async def _identify(
         self: FakeDiscord, ws: web.WebSocketResponse, queue: asyncio.Queue[Any], d: dict[str, Any]
@@ -220,8 +220,7 @@ class Gateway:
             "_trace": ["fake-discord"],
         }
         if user.bot:
-            flags = (1 << 13 | 1 << 15 | 1 << 19) if user.privileged_intents else 0
-            ready["application"] = {"id": user.application_id, "flags": flags}
+            ready["application"] = {"id": user.application_id, "flags": application_flags(user)}
         self._send(session, "READY", ready)
         for guild in guilds:
             self._send(session, "GUILD_CREATE", self.guild_create_json(guild, user))

@@ -105,6 +105,8 @@ class User:
     token: str | None = None
     #: bots only: the application may ask for MESSAGE_CONTENT / GUILD_MEMBERS / PRESENCES
     privileged_intents: bool = True
+    #: bots only: privileged intents turned off in the Developer Portal (app_flags.py)
+    disabled_intents: int = 0
     application_id: str | None = None
 
     @property
@@ -189,6 +191,7 @@ class Attachment:
     description: str | None = None
     width: int | None = None
     height: int | None = None
+    url: str | None = None  # None: the fake's cdn link
 
 
 @dataclass

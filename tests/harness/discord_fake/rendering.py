@@ -204,7 +204,9 @@ class ApiObjects:
         return data
 
     def attachment_json(self: FakeDiscord, att: Attachment) -> dict[str, Any]:
-        url = f"{self.cdn_url}/attachments/{att.channel_id}/{att.id}/{quote(att.filename)}"
+        url = att.url or (
+            f"{self.cdn_url}/attachments/{att.channel_id}/{att.id}/{quote(att.filename)}"
+        )
         data: dict[str, Any] = {
             "id": att.id,
             "filename": att.filename,

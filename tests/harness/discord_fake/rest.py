@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .app_flags import application_flags
 from .models import (
     MANAGE_CHANNELS,
     VIEW_CHANNEL,
@@ -162,9 +163,7 @@ class RestRoutes:
             "bot_public": True,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
-            # GATEWAY_PRESENCE/GUILD_MEMBERS/MESSAGE_CONTENT_LIMITED: the toggles of an
-            # unverified bot, on when it may ask for the privileged intents
-            "flags": (1 << 13 | 1 << 15 | 1 << 19) if me.privileged_intents else 0,
+            "flags": application_flags(me),
             "owner": self.user_json(owner),
             "team": None,
             "bot": self.user_json(me),

@@ -102,6 +102,7 @@ class FakeDiscord(
         self.deleted: list[Message] = []
         self.webhooks: dict[str, Webhook] = {}
         self.images: dict[str, bytes] = {}  # avatar / icon hash -> image bytes
+        self.sticker_images: dict[str, bytes] = {}  # sticker id -> image bytes
         self.requests: list[Recorded] = []
         self.cdn_requests: list[str] = []
         self.sessions: list[Session] = []
@@ -134,6 +135,7 @@ class FakeDiscord(
         self.app.router.add_get("/icons/{guild}/{file}", self._image)
         self.app.router.add_get("/emojis/{file}", self._image)  # custom emoji: add_image(id)
         self.app.router.add_get("/guilds/{guild}/users/{user}/avatars/{file}", self._image)
+        self.app.router.add_get("/stickers/{file}", self._sticker)
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Call], Any], bool]] = []
         self._add_rest_routes()
         self._add_message_routes()

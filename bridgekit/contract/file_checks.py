@@ -1,11 +1,11 @@
-"""What a Slack file is allowed to be on Matrix, and where its bytes may come from.
+"""What a remote file is allowed to be on Matrix, and where its bytes may come from.
 
-Everything about a Slack file is said by whoever shared it: the name (path separators,
-control characters, markup), the mimetype (a page of HTML called ``cat.png``), the size and
-the ``url_private`` link. The token goes with the download, so the link is followed only to
-the hosts the operator allows (:func:`allowed_file_url`), never through a redirect; the name
-is cleaned (:func:`clean_name`); the kind of Matrix event follows the bytes, not the claim
-(:func:`media_kind`).
+Shared by the connectors that copy files (Slack, Discord). Everything about a remote file is
+said by whoever shared it: the name (path separators, control characters, markup), the
+mimetype (a page of HTML called ``cat.png``), the size and the link. So the link is followed
+only to the hosts the operator allows (:func:`allowed_file_url`; a network's token may go
+with it), never through a redirect; the name is cleaned (:func:`clean_name`); the kind of
+Matrix event follows the bytes, not the claim (:func:`media_kind`).
 """
 
 from __future__ import annotations
