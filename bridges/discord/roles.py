@@ -71,6 +71,15 @@ def level_of(guild: discord.Guild, user_id: int, role_ids: list[int]) -> int:
     return MODERATOR_LEVEL if perms & MODERATOR_PERMISSIONS else 0
 
 
+def _key(guild_id: Any) -> str:
+    return f"guild-roles:{guild_id}"
+
+
+def _guild_of_member_update(args: tuple[Any, ...]) -> str:
+    data = args[0]
+    return _key(data.get("guild_id") if isinstance(data, dict) else None)
+
+
 class Roles:
     def __init__(self, connector: DiscordConnector) -> None:
         self.connector = connector
@@ -80,9 +89,11 @@ class Roles:
         #: user id -> (name, avatar) last reported for the ghost.
         self._profiles: dict[int, tuple[str | None, str | None]] = {}
         inbound = connector.inbound
-        inbound.register("raw_member_update", self.on_member_update, lambda a: None)
-        inbound.register("guild_role_update", self.on_role_change, lambda a: None)
-        inbound.register("guild_role_delete", self.on_role_change, lambda a: None)
+        # one order per guild: a member's new roles and the roles' new permissions are
+        # applied as the gateway said them
+        inbound.register("raw_member_update", self.on_member_update, _guild_of_member_update)
+        inbound.register("guild_role_update", self.on_role_change, lambda a: _key(a[-1].guild.id))
+        inbound.register("guild_role_delete", self.on_role_change, lambda a: _key(a[-1].guild.id))
 
     # -- levels -------------------------------------------------------------------------------
 

@@ -57,20 +57,24 @@ async def test_role_changes_move_power_levels(discord_bridge, discord_world, bri
     async with admin:
         await login_bot(discord_bridge, admin, world)
         room_id = await open_channel(world, admin, world.general, world.bob)
-        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.alice), 90, ">="))
+        await eventually(
+            lambda: _level_is(admin, room_id, world.ghost(world.alice), 90, ">="), timeout=30
+        )
         assert world.ghost(world.bob) not in await levels(admin, room_id)
         # bob is given the mods role (GUILD_MEMBER_UPDATE)
         await fake.update_member(world.guild, world.bob, roles=[mods])
-        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 50))
+        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 50), timeout=30)
         # the role loses its power (GUILD_ROLE_UPDATE)
         await fake.update_role(world.guild, mods, permissions=0)
-        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 0))
+        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 0), timeout=30)
         # and gets administrator
         await fake.update_role(world.guild, mods, permissions=ADMINISTRATOR)
-        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 90, ">="))
+        await eventually(
+            lambda: _level_is(admin, room_id, world.ghost(world.bob), 90, ">="), timeout=30
+        )
         # the role is deleted (GUILD_ROLE_DELETE)
         await fake.delete_role(world.guild, mods)
-        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 0))
+        await eventually(lambda: _level_is(admin, room_id, world.ghost(world.bob), 0), timeout=30)
         # bob still speaks as before
         await fake.send_message(world.general, world.bob, "still here")
         await admin.wait_for_event(room_id, body_is("still here"))
