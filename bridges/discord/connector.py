@@ -192,11 +192,18 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self, client: DiscordClient, author: discord.abc.User, channel: Any = None
     ) -> EventSender:
         """The sender of what ``author`` did in ``channel`` (None: a guild's, for a bot): a
-        personal login's account speaks from its Matrix user (:mod:`.personal`)."""
+        personal login's account speaks from its Matrix user (:mod:`.personal`); a guild
+        member's nickname and guild avatar are their name and avatar in that room."""
         in_guild = None if channel is None else getattr(channel, "guild", None) is not None
-        # The account's name, not the guild nickname: a ghost has one name in every room.
+        # The ghost's own name is the account's; a guild nickname and guild avatar are its
+        # name and avatar in that guild's rooms only (EventSender.room_name).
         name = author.global_name or author.name
-        return self.personal.sender(client, author.id, name, in_guild)
+        sender = self.personal.sender(client, author.id, name, in_guild)
+        if isinstance(author, discord.Member) and not sender.is_me:
+            sender.room_name = author.nick
+            if author.guild_avatar is not None:
+                sender.room_avatar_url = self.media.allowed_or_none(str(author.guild_avatar.url))
+        return sender
 
     def guild_receiver(self, guild_id: int, channel_id: int) -> DiscordClient | None:
         """The one bot login that bridges a guild channel's reactions and typing (each of
