@@ -36,6 +36,7 @@ from .contract.connector import (
     NetworkConnector,
 )
 from .contract.events import PortalKey, RemoteEvent, RemoteUserID
+from .crypto.wiring import Encryption, build_encryption, start_encryption
 from .database.db import create_database, migrate, open_database, package_migrations
 from .database.inbox import inbox_url, open_inbox
 from .database.store import OutboxItem, Store
@@ -106,6 +107,10 @@ class Bridge:
             self.bridge_id,
         )
         self.metrics = Metrics()
+        #: End-to-bridge encryption (bridgekit/crypto), when encryption.allow is on.
+        self.encryption: Encryption | None = (
+            build_encryption(self) if config.settings.encryption.allow else None
+        )
         self.parking = Parking(self.store, self.metrics)
         self.inbox = OrderedExecutor("inbox", on_error=lambda k, e: self.metrics.error("inbox"))
         self.outbox = OrderedExecutor("outbox", on_error=lambda k, e: self.metrics.error("outbox"))
@@ -232,6 +237,7 @@ class Bridge:
             connector_for_ghost=self.connector_for_ghost,
             send_notice=self.send_notice,
             metrics=self.metrics,
+            crypto=self.encryption,
         )
         self.portals.attach(
             spaces=self.spaces,
@@ -257,6 +263,7 @@ class Bridge:
             self.parking,
             self._spawn,
             self.notices.send_notice,
+            self.encryption,
         )
         self.network_services = NetworkServices(
             domain=self.domain,
@@ -304,6 +311,8 @@ class Bridge:
                 cmd.network = name  # its handler gets this connector's BridgeAPI
                 self.commands.register(cmd)
         await self.matrix.start()
+        if self.encryption is not None:
+            await start_encryption(self, self.encryption)  # before any transaction
         for connector in self.connectors.values():
             await connector.start()
         for login in await self.store.logins():
@@ -318,6 +327,8 @@ class Bridge:
             str(self.config["appservice.hostname"]), int(self.config["appservice.port"])
         )
         await self.media_server.start()
+        if self.encryption is not None:
+            self.encryption.serve(self.transactions.run_crypto)  # /sync, the push check
         self._spawn(self._init_bot())
         self._spawn(self.alias_rooms.run())
         self._spawn(self.spaces.resume())
@@ -344,6 +355,8 @@ class Bridge:
         await self.presence.stop()
         await self.store.flush()
         await self.transactions.flush_finished()
+        if self.encryption is not None:
+            await self.encryption.stop()  # its /sync loop, before the session closes
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -55,7 +55,14 @@ def setup_logging(config: Config) -> None:
 
 
 #: Libraries whose DEBUG output carries secrets: never below INFO.
-QUIET_AT_DEBUG = ("bridgekit.matrix.client.api", "aiosqlite", "slack_sdk", "bridgekit.slack.sdk")
+QUIET_AT_DEBUG = (
+    "bridgekit.matrix.client.api",
+    "aiosqlite",
+    "slack_sdk",
+    "bridgekit.slack.sdk",
+    # the encryption device's requests, with their bodies (keys, account data)
+    "bridgekit.crypto.client",
+)
 
 
 def cmd_generate_registration(args: argparse.Namespace) -> int:

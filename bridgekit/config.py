@@ -317,6 +317,7 @@ class Config:
             bad("bridge.presence_refresh", "must be a number of seconds (0: off)")
 
         self._validate_media(bad, need_port)
+        self._validate_encryption(bad)
         for key in ("per_minute", "cleanup_after"):
             value = self.get(f"bridge.alias_rooms.{key}", default_of(f"bridge.alias_rooms.{key}"))
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -405,6 +406,41 @@ class Config:
         public = media.get("public_address")
         if public is not None and not re.match(r"^https?://[^\s/]+", str(public)):
             bad("media.public_address", "must be an http(s) URL")
+
+    def _validate_encryption(self, bad: Any) -> None:
+        """``encryption``: only with the ``e2ee`` extra installed, and with a pickle key."""
+        enc = self.get("encryption")
+        if enc is None:
+            return
+        if not isinstance(enc, Mapping):
+            bad("encryption", "must be a mapping")
+            return
+        sharing = enc.get("allow_key_sharing", default_of("encryption.allow_key_sharing"))
+        if sharing not in ("off", "members"):
+            bad("encryption.allow_key_sharing", f"must be off or members, got {sharing!r}")
+        timeout = enc.get("decrypt_timeout", default_of("encryption.decrypt_timeout"))
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            bad("encryption.decrypt_timeout", "must be a number of seconds above 0")
+        if enc.get("allow") is not True:
+            for key in ("default", "require"):
+                if enc.get(key) is True:
+                    bad(f"encryption.{key}", "needs encryption.allow: true")
+            return
+        from .crypto import missing_extra
+
+        missing = missing_extra()
+        if missing:
+            bad(
+                "encryption.allow",
+                f"needs the e2ee extra ({missing} is not installed): pip install 'bridgekit[e2ee]'",
+            )
+        key = enc.get("pickle_key")
+        if not isinstance(key, str) or key in ("", _PLACEHOLDER) or len(key) < 16:
+            bad(
+                "encryption.pickle_key",
+                "not set: run `bridgekit generate-registration -c <config>` (it generates one), "
+                "or give 16 characters or more",
+            )
 
     def check(self, connectors: Mapping[str, Any] | None = None) -> None:
         problems = self.validate(connectors)

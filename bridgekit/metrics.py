@@ -56,6 +56,8 @@ class Metrics:
         self.queue_depth: dict[str, int] = {}
         #: Transactions and outbox rows set aside after failing replays (see outbox/parking.py).
         self.parked: dict[str, int] = {}
+        #: End-to-bridge encryption's figures (bridgekit/crypto/service.py), when it is on.
+        self.encryption: Callable[[], dict[str, float]] | None = None
 
     def events_in(self, source: str, n: int = 1) -> None:
         self.events_in_total[source] = self.events_in_total.get(source, 0) + n
@@ -133,6 +135,17 @@ class Metrics:
             ),
             self.parked,
         )
+        if self.encryption is not None:
+            yield labelled(
+                GaugeMetricFamily(
+                    "bridgekit_encryption",
+                    "End-to-bridge encryption: events waiting for their room key, decryption "
+                    "failures since start (undecryptable, or told to their sender after the "
+                    "timeout), the bot device's one-time keys on the homeserver",
+                    labels=["what"],
+                ),
+                self.encryption(),
+            )
 
 
 class _Collector:

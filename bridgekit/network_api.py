@@ -139,6 +139,10 @@ class NetworkBridge(BridgeAPI):
         row = await self._store.message_in_portal(self.network, portal, event_id)
         return row.remote_id if row else None
 
+    async def has_room(self, portal: PortalKey) -> bool:
+        row = await self._services.portals.get(self.network, portal)
+        return row is not None and bool(row.mxid)
+
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         localpart = self._services.connectors[self.network].ghost_localpart(remote_user_id)
         return f"@{localpart}:{self.domain}"

@@ -53,8 +53,9 @@ class Notices:
         if html:
             content.update(format="org.matrix.custom.html", formatted_body=html)
         try:
+            etype, content = await self.matrix.prepare_event(room_id, "m.room.message", content)
             await with_retries(
-                lambda: bot.send_message_event(room_id, message_type("m.room.message"), content),
+                lambda: bot.send_message_event(room_id, message_type(etype), content),
                 what="sending a notice",
                 max_attempts=5,
             )

@@ -42,11 +42,18 @@ def namespaces(
     return users, aliases
 
 
+def sender_localpart(config: Config) -> str:
+    """The registration's sender: the bot, unless encryption needs them apart (see
+    :func:`build_registration`)."""
+    bot = str(config["appservice.bot.username"])
+    return f"{bot}-as" if config.get("encryption.allow") is True else bot
+
+
 def build_registration(
     config: Config, connectors: Mapping[str, type[NetworkConnector]]
 ) -> dict[str, Any]:
     users, aliases = namespaces(config, connectors)
-    return {
+    reg: dict[str, Any] = {
         "id": str(config["appservice.id"]),
         "url": str(config["appservice.address"]),
         "as_token": str(config["appservice.as_token"]),
@@ -62,6 +69,18 @@ def build_registration(
         "de.sorunome.msc2409.push_ephemeral": True,
         "protocols": sorted(config.enabled_networks()),
     }
+    if config.get("encryption.allow") is True:
+        # End-to-bridge encryption: to-device messages, one-time-key counts and device lists
+        # in transactions (MSC2409, MSC3202), and the bot's device made without a login
+        # (MSC4190). Synapse also needs experimental_features: registration/README.md.
+        reg["org.matrix.msc3202"] = True
+        reg["io.element.msc4190"] = True
+        # The bot's device reads its to-device messages with /sync too (Synapse drops them
+        # from transactions while it counts the bridge as down), and Synapse cannot /sync
+        # as an appservice's sender: the sender is another user, the bot one in the
+        # namespace (its requests name it with ?user_id= as before).
+        reg["sender_localpart"] = sender_localpart(config)
+    return reg
 
 
 def generate(
@@ -83,6 +102,14 @@ def generate(
         ):
             new_tokens[key] = secrets.token_hex(32)  # 64 hex characters
             config.set(key, new_tokens[key])
+    key = config.get("encryption.pickle_key")
+    if config.get("encryption.allow") is True and (
+        not isinstance(key, str) or key in ("", "generate")
+    ):
+        # Only when there is none, even with --regenerate: another pickle key would make the
+        # crypto keys stored in the database unreadable.
+        new_tokens["encryption.pickle_key"] = secrets.token_hex(32)
+        config.set("encryption.pickle_key", new_tokens["encryption.pickle_key"])
     if config.get("appservice.as_token") == config.get("appservice.hs_token"):
         new_tokens["appservice.hs_token"] = secrets.token_hex(32)
         config.set("appservice.hs_token", new_tokens["appservice.hs_token"])

@@ -132,6 +132,37 @@ class DoublePuppetSettings:
 
 
 @dataclass(frozen=True)
+class DeleteKeysSettings:
+    """When megolm keys are forgotten (mautrix.crypto's switches; all off keeps every key,
+    which is what lets a late event still be decrypted)."""
+
+    delete_outbound_on_ack: bool = False
+    dont_store_outbound: bool = False
+    delete_prev_on_new_session: bool = False
+    delete_fully_used_on_decrypt: bool = False
+    delete_on_device_delete: bool = False
+
+
+@dataclass(frozen=True)
+class EncryptionSettings:
+    """End-to-bridge encryption (:mod:`bridgekit.crypto`; needs the ``e2ee`` extra)."""
+
+    #: Portals may be encrypted rooms (the bot gets a device and keys).
+    allow: bool = False
+    #: New portal rooms are created encrypted.
+    default: bool = False
+    #: In an encrypted portal, unencrypted events from users are refused.
+    require: bool = False
+    #: Encrypts the keys in the database; ``generate``: generate-registration makes one.
+    pickle_key: str = "generate"
+    #: Who may ask the bot for room keys it holds: ``off`` or ``members`` (joined members).
+    allow_key_sharing: str = "off"
+    #: Seconds an undecryptable event waits for its key before its sender is told.
+    decrypt_timeout: float = 60
+    delete_keys: DeleteKeysSettings = field(default_factory=DeleteKeysSettings)
+
+
+@dataclass(frozen=True)
 class Settings:
     homeserver: HomeserverSettings = field(default_factory=HomeserverSettings)
     appservice: AppserviceSettings = field(default_factory=AppserviceSettings)
@@ -141,6 +172,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     double_puppet: DoublePuppetSettings = field(default_factory=DoublePuppetSettings)
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
 
 
 T = TypeVar("T")

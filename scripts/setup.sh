@@ -33,11 +33,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import bridgekit, synapse, irc, slixmpp, slack_sdk, emoji, discord" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import bridgekit, synapse, irc, slixmpp, slack_sdk, emoji, discord, olm, nio" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
-  echo "== pip install -e .[test,irc,xmpp,slack,discord]"
+  echo "== pip install -e .[test,irc,xmpp,slack,discord,e2ee]"
   .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/pip install -q -e '.[test,irc,xmpp,slack,discord]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q -e '.[test,irc,xmpp,slack,discord,e2ee]' 2>&1 | grep -v "^WARNING: Location" || true
   touch .venv/.installed
 fi
-.venv/bin/python -c "import bridgekit, synapse, irc, slixmpp, slack_sdk, emoji, discord" || { echo "install failed" >&2; exit 1; }
+.venv/bin/python -c "import bridgekit, synapse, irc, slixmpp, slack_sdk, emoji, discord, olm, nio" || { echo "install failed" >&2; exit 1; }

@@ -22,6 +22,8 @@ from bridgekit.testing.ports import free_port
 
 SERVER_NAME = "bridgekit.test"
 DB_ENGINE = os.environ.get("BRIDGEKIT_TEST_DB", "sqlite")
+#: The pickle key of the bridges that encrypt (tests/test_e2e_encryption.py).
+PICKLE_KEY = "bridgekit-test-pickle-key-0123456789"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -103,6 +105,8 @@ def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
         env.config_dict(
             "sqlite:///unused.db",
             networks={name: {"enabled": True} for name in discover_connectors()},
+            # The registration asks for what end-to-bridge encryption needs (MSC3202, MSC4190).
+            encryption={"allow": True, "pickle_key": PICKLE_KEY},
         )
     )
     reg_path = workdir / "bridgekit-registration.yaml"

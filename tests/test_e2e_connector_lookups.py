@@ -39,3 +39,19 @@ async def test_lookups_by_event_or_remote_id_stay_in_their_portal(bridge: Bridge
     assert await fake_api.find_message(b, "rb") == in_b
     assert await fake_api.find_message(a, "rb") is None
     assert await other_api.find_message(b, "rb") is None
+
+
+async def test_has_room_answers_for_the_portals_with_a_room_only(bridge: Bridge, uid) -> None:
+    with_room, without = PortalKey(uid("chat-room")), PortalKey(uid("chat-none"))
+    portal = bridge.store.new_portal("fake", with_room)
+    portal.mxid = f"!{with_room.id}:example.org"
+    await portal.save()
+    await bridge.store.new_portal("fake", without).save()  # a row, no room yet
+    fake_api, other_api = (
+        NetworkBridge(bridge.network_services, "fake"),
+        NetworkBridge(bridge.network_services, "other"),
+    )
+    assert await fake_api.has_room(with_room)
+    assert not await fake_api.has_room(without)
+    assert not await fake_api.has_room(PortalKey(uid("never-seen")))
+    assert not await other_api.has_room(with_room)  # another network's portal

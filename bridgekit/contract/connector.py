@@ -228,6 +228,11 @@ class BridgeAPI(ABC):
         """The remote message id a Matrix event was bridged to, if it is one of this network's
         portal's (event ids are global: an id taken from one chat may name another room's)."""
 
+    async def has_room(self, portal: PortalKey) -> bool:
+        """Whether this network's portal has a Matrix room: a change to a chat nobody bridged
+        yet (a renamed channel, a member's new power) need not make its room."""
+        return False
+
     @abstractmethod
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         """The Matrix user id of the ghost for a remote user of this network."""

@@ -105,6 +105,12 @@ class EventSender:
     #: The sender's current display name, if the event carries it (an IRC nick, a MUC
     #: nick): the ghost's Matrix display name follows it.
     name: str | None = None
+    #: The sender's name and avatar (http(s) or ``mxc://``) in this chat only, where the
+    #: network has one per community (a Discord guild nickname and guild avatar): the ghost's
+    #: member event in the portal's room shows them, its global profile stays ``name``'s.
+    #: None: the global one.
+    room_name: str | None = None
+    room_avatar_url: str | None = None
 
 
 @dataclass

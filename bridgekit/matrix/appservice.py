@@ -50,8 +50,24 @@ def events_digest(data: dict[str, Any]) -> str:
         if isinstance(e, dict) and isinstance(e.get("event_id"), str)
     ]
     if not ids:
-        return ""
+        # No timeline events: to-device messages (room keys) and device lists are what makes
+        # it new; a homeserver that restarted reuses ids, and taking such a transaction for a
+        # retry would lose the room keys it carries. (Synapse never resends them, so with
+        # timeline events the ids alone still tell a retry.)
+        extras = [data.get(k) for k in _DIGESTED_EXTRAS if data.get(k)]
+        if not extras:
+            return ""
+        raw = json.dumps(extras, sort_keys=True, default=str)
+        return "x" + hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
     return hashlib.blake2b("\0".join(ids).encode(), digest_size=16).hexdigest()
+
+
+#: What identifies a transaction without timeline events (see :func:`events_digest`).
+_DIGESTED_EXTRAS = (
+    "de.sorunome.msc2409.to_device",
+    "to_device",
+    "org.matrix.msc3202.device_lists",
+)
 
 
 #: Every byte but an ASCII digit as a space, the digits as "0": a run of 19 zeros in the

@@ -125,7 +125,8 @@ class StatusReporter:
         bot = self.matrix.bot
         assert bot is not None
         try:
-            await bot.send_message_event(room_id, message_type(EVENT_TYPE), content)
+            etype, content = await self.matrix.prepare_event(room_id, EVENT_TYPE, content)
+            await bot.send_message_event(room_id, message_type(etype), content)
         except Exception as e:
             event_id = content["m.relates_to"]["event_id"]
             log.warning("Could not send the status of %s: %s", event_id, e)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mautrix.types import Event
 
@@ -36,8 +36,18 @@ DOUBLE_PUPPET_KEY = "fi.mau.double_puppet_source"
 LEVELS = {"relay": 1, "user": 2, "admin": 3}
 #: State events the mautrix state store keeps (the intents read membership and power levels).
 _STATE_TYPES = frozenset({"m.room.member", "m.room.power_levels"})
+#: State end-to-bridge encryption follows: a room's encryption, and who gets its room keys.
+_CRYPTO_STATE_TYPES = frozenset({"m.room.encryption", "m.room.member"})
 #: Seconds between two notices (and INFO lines) about one sender's malformed events in a room.
 MALFORMED_TELL_INTERVAL = 60.0
+
+
+class RouterCrypto(Protocol):
+    """End-to-bridge encryption as the router sees it (bridgekit/crypto/service.py)."""
+
+    async def on_state(self, evt: dict[str, Any]) -> None: ...
+
+    def refuses_plaintext(self, evt: dict[str, Any]) -> bool: ...
 
 
 class MatrixRouter:
@@ -54,6 +64,7 @@ class MatrixRouter:
         connector_for_ghost: Callable[[str], object | None],
         send_notice: SendNotice,
         metrics: Metrics,
+        crypto: RouterCrypto | None = None,
     ) -> None:
         self.permission_for = permission_for
         self.store = store
@@ -65,6 +76,7 @@ class MatrixRouter:
         self.connector_for_ghost = connector_for_ghost
         self.send_notice = send_notice
         self.metrics = metrics
+        self.crypto = crypto
         self._levels: dict[str, int] = {}
         self._ours = LRU(50_000)
         self._malformed_told = LRU(10_000)  # (room, sender, noticed) -> when last told
@@ -89,6 +101,8 @@ class MatrixRouter:
         if not isinstance(room_id, str) or not isinstance(etype, str):
             return False
         if etype in ("m.room.member", "m.room.power_levels"):
+            return True
+        if etype == "m.room.encryption" and self.crypto is not None:
             return True
         store = self.store
         if store.is_portal_room(room_id) or room_id in store.management_rooms:
@@ -131,6 +145,8 @@ class MatrixRouter:
             return
         if etype in _STATE_TYPES:
             await self._update_state_store(evt)
+        if self.crypto is not None and etype in _CRYPTO_STATE_TYPES and "state_key" in evt:
+            await self.crypto.on_state(evt)
         content = evt.get("content")
         if not isinstance(content, dict):
             return
@@ -169,6 +185,11 @@ class MatrixRouter:
             return
         if level == 0:
             log.info("Ignoring %s from %s: not permitted by the config", etype, sender)
+            return
+        if self.crypto is not None and self.crypto.refuses_plaintext(evt):
+            await self._refuse_malformed(
+                evt, sender, room_id, "this room is encrypted and the bridge requires encryption"
+            )
             return
         try:
             check_event(evt)

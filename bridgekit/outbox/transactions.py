@@ -56,6 +56,23 @@ class EventRouter(Protocol):
     async def handle_ephemeral(self, evt: dict[str, Any]) -> None: ...
 
 
+class TransactionCrypto(Protocol):
+    """End-to-bridge encryption as transactions see it (bridgekit/crypto/service.py)."""
+
+    def wants(self, data: dict[str, Any]) -> bool: ...
+
+    def has_extras(self, data: dict[str, Any]) -> bool: ...
+
+    async def handle_extras(self, data: dict[str, Any]) -> None: ...
+
+    async def decrypt(self, evt: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+#: The inbox lane of to-device messages, key counts and device lists (one, in order).
+CRYPTO_LANE = "\0crypto"
+ENCRYPTED = "m.room.encrypted"
+
+
 class Transactions:
     """The homeserver's transactions, from their storing to their end (see the module
     docstring). Events are queued on ``inbox`` (one lane per room) and handled by ``router``."""
@@ -69,8 +86,13 @@ class Transactions:
         parking: Parking,
         spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]],
         send_notice: Callable[[str, str], Awaitable[Any]],
+        crypto: TransactionCrypto | None = None,
     ) -> None:
         self.store = store
+        self.crypto = crypto
+        #: Set once the last queued crypto job ended: room events wait for it to decrypt.
+        self._crypto_done = asyncio.Event()
+        self._crypto_done.set()
         self.router = router
         self.inbox = inbox
         self.metrics = metrics
@@ -148,6 +170,8 @@ class Transactions:
     def needs_replay(self, data: dict[str, Any]) -> bool:
         """Whether any event of a transaction needs handling (so its body must be stored)."""
         wants = self.router.wants
+        if self.crypto is not None and self.crypto.wants(data):
+            return True  # room keys and device lists: lost if acknowledged unstored
         return any(isinstance(e, dict) and wants(e) for e in data.get("events") or ())
 
     async def wait_for_capacity(self) -> None:
@@ -168,30 +192,96 @@ class Transactions:
         for evt in events:
             if isinstance(evt, dict) and wants(evt):
                 by_room.setdefault(evt["room_id"], []).append(evt)
-        if not by_room:
+        crypto = self.crypto
+        extras = crypto is not None and crypto.has_extras(data)
+        # The crypto part counts toward the transaction's end only if the body was stored
+        # (key counts alone are not: the next transaction brings fresh ones).
+        counted = extras and txn not in self._txn_without_body
+        if not by_room and not counted:
             if txn in self._txn_without_body:
                 self._txn_without_body.discard(txn)  # nothing stored, nothing to clear
             else:
                 self._txn_done(txn)
         else:
             self._txn_without_body.discard(txn)
-            self._txn_remaining[txn] = len(by_room)
+            self._txn_remaining[txn] = len(by_room) + counted
+        crypto_done = self._crypto_done
+        if extras:
+            # Handled on one lane, in transaction order, before this transaction's room events
+            # are decrypted (they may need the room keys these to-device messages carry).
+            crypto_done = self._crypto_done = asyncio.Event()
+            self.inbox.submit(
+                CRYPTO_LANE,
+                lambda: self._handle_crypto(txn, data, crypto_done, replay, counted),
+            )
         for room, room_events in by_room.items():
             self.inbox.submit(
-                room, lambda evts=room_events: self._handle_room_events(txn, evts, replay)
+                room,
+                lambda evts=room_events: self._handle_room_events(txn, evts, replay, crypto_done),
             )
         for evt in ephemeral:
             if isinstance(evt, dict):
                 key = evt.get("room_id") if isinstance(evt.get("room_id"), str) else ""
                 self.inbox.submit(key, lambda evt=evt: self.router.handle_ephemeral(evt))
 
+    async def run_crypto(self, data: dict[str, Any]) -> None:
+        """Handle transaction-shaped crypto fields from elsewhere (/sync as the bot's device)
+        on the crypto lane, in order with the transactions'; returns once handled."""
+        assert self.crypto is not None
+        crypto = self.crypto
+        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done = self._crypto_done = asyncio.Event()
+
+        async def job() -> None:
+            try:
+                await crypto.handle_extras(data)
+                result.set_result(None)
+            except Exception as e:
+                result.set_exception(e)
+            finally:
+                done.set()
+
+        self.inbox.submit(CRYPTO_LANE, job)
+        await result
+
+    async def _handle_crypto(
+        self, txn: TxnKey, data: dict[str, Any], done: asyncio.Event, replay: bool, counted: bool
+    ) -> None:
+        assert self.crypto is not None
+        try:
+            await self.crypto.handle_extras(data)
+        except asyncio.CancelledError:
+            if replay:
+                self.parking.interrupted("transaction", parking_key(txn))
+            raise
+        except Exception:
+            # Left unfinished (replayed at the next start): its room keys must not be lost.
+            self.metrics.error("crypto")
+            log.exception("Could not handle the to-device part of transaction %s", txn[0])
+            counted = False
+        finally:
+            done.set()
+        if counted:
+            self._one_part_done(txn)
+
     async def _handle_room_events(
-        self, txn: TxnKey, events: list[dict[str, Any]], replay: bool
+        self,
+        txn: TxnKey,
+        events: list[dict[str, Any]],
+        replay: bool,
+        crypto_done: asyncio.Event | None = None,
     ) -> None:
         try:
+            if crypto_done is not None and not crypto_done.is_set():
+                await crypto_done.wait()
             for evt in events:
                 start = time.perf_counter()
                 try:
+                    if evt.get("type") == ENCRYPTED and self.crypto is not None:
+                        decrypted = await self.crypto.decrypt(evt)
+                        if decrypted is None:
+                            continue  # kept until its key arrives (crypto/service.py)
+                        evt = decrypted
                     await self.router.handle_event(evt, replay)
                 except Exception as e:
                     self.metrics.error("matrix_event")
@@ -202,11 +292,14 @@ class Transactions:
                 self.parking.interrupted("transaction", parking_key(txn))
             raise
         finally:
-            remaining = self._txn_remaining.get(txn, 1) - 1
-            if remaining <= 0:
-                self._txn_done(txn)
-            else:
-                self._txn_remaining[txn] = remaining
+            self._one_part_done(txn)
+
+    def _one_part_done(self, txn: TxnKey) -> None:
+        remaining = self._txn_remaining.get(txn, 1) - 1
+        if remaining <= 0:
+            self._txn_done(txn)
+        else:
+            self._txn_remaining[txn] = remaining
 
     def _event_failed(self, evt: dict[str, Any], e: Exception) -> None:
         """One line per event that failed; its traceback only the first time that exception

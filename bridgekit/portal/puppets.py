@@ -22,6 +22,7 @@ from ..matrix.client import with_retries
 from ..objects.ghost import Ghost
 from ..objects.portal import Portal
 from .clients import client_for
+from .room_profiles import RoomProfiles
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -58,6 +59,7 @@ class Puppets:
         self.ghost_mxid = ghost_mxid
         self._ghost_locks = [asyncio.Lock() for _ in range(64)]
         self._avatar_locks = [asyncio.Lock() for _ in range(16)]
+        self.room_profiles = RoomProfiles(self.avatar_mxc)
 
     async def ghost_intent(
         self,
@@ -112,9 +114,9 @@ class Puppets:
                 avatar_url = info.avatar_url
             if is_bot is None and info is not None:
                 is_bot = info.is_bot
-        changed |= await ghost.update_info(
-            intent, name, avatar_url, is_bot, avatar_mxc=self.avatar_mxc
-        )
+        if await ghost.update_info(intent, name, avatar_url, is_bot, avatar_mxc=self.avatar_mxc):
+            changed = True
+            self.room_profiles.forget(mxid)  # the homeserver rewrote its member events
         if changed:
             await ghost.save()
 
@@ -232,6 +234,11 @@ class Puppets:
                         lambda: dp.ensure_joined(portal.mxid, bot=bot), what="double puppet join"
                     )
                 return dp
-        return await self.ghost_intent(
+        intent = await self.ghost_intent(
             portal.network, sender.remote_id, client, portal if join else None, name=sender.name
         )
+        if join and portal.mxid:
+            await self.room_profiles.apply(
+                intent, portal.mxid, sender.room_name, sender.room_avatar_url
+            )
+        return intent

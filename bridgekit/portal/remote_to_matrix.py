@@ -189,6 +189,9 @@ class RemoteToMatrix:
     ) -> str:
         ts_ms = matrix_ts(ts)
         assert portal.mxid
+        # Encrypted once, before the retries: a retry resends the same ciphertext (the
+        # homeserver dedupes by txn_id, and the room key's ratchet moves on only once).
+        etype, content = await self.matrix.prepare_event(portal.mxid, etype, content)
         event_id = await with_retries(
             lambda: send_event(intent, portal.mxid, etype, content, txn_id, ts_ms),
             what=f"sending {etype} to {portal.mxid}",

@@ -199,6 +199,9 @@ class Rooms:
                     "content": {"history_visibility": "joined"},
                 }
             )
+        encryptor = self.matrix.encryptor
+        encryption = encryptor.new_room_state() if encryptor is not None else []
+        initial_state += encryption
         room_id = await with_retries(
             lambda: bot.create_room(
                 alias_localpart=alias_localpart,
@@ -213,6 +216,9 @@ class Rooms:
             what=f"creating the room for {portal.network}/{portal.key}",
         )
         log.info("Created portal room %s for %s/%s", room_id, portal.network, portal.key)
+        if encryptor is not None:
+            content = encryption[0]["content"] if encryption else None
+            await encryptor.set_encryption(room_id, content)
         if client is not None:
             dp = await self.puppets.double_puppet_intent(client.login.user_mxid)
             if dp is not None:

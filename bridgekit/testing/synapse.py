@@ -238,7 +238,14 @@ class SynapseServer:
         )
         if self.database_url:
             config["database"] = postgres_database_config(self.database_url)
-        config.update(self.extra_config)
+        # End-to-bridge encryption (bridgekit/crypto): to-device messages and MSC3202's
+        # fields reach the appservices that ask for them in their registration.
+        config["experimental_features"] = {
+            "msc2409_to_device_messages_enabled": True,
+            "msc3202_transaction_extensions": True,
+            **(self.extra_config.get("experimental_features") or {}),
+        }
+        config.update({k: v for k, v in self.extra_config.items() if k != "experimental_features"})
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
     # -- process control ----------------------------------------------------------------------

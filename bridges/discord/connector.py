@@ -34,6 +34,7 @@ from bridgekit.contract.events import EventSender, PortalKey
 from . import config as cfg
 from .api import point_discord_py
 from .catchup import CatchUp
+from .channels import Channels
 from .client import DiscordBotClient, DiscordClient
 from .dms import DirectChats
 from .emptied import Emptied
@@ -47,8 +48,10 @@ from .personal import Personal
 from .reactions import Reactions
 from .reconnect import Policy
 from .render import Render
+from .roles import Roles
 from .start_chat import DiscordStartChat
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
+from .threads import Threads
 from .typing_notices import Typing
 from .uploads import Uploads
 from .users import Users
@@ -88,6 +91,9 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self.catchup = CatchUp(self)
         self.emptied = Emptied(self)
         self.reconnect_policy = Policy.from_config(config.get("reconnect"))
+        self.threads = Threads(self)
+        self.channels = Channels(self)
+        self.roles = Roles(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -186,9 +192,18 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self, client: DiscordClient, author: discord.abc.User, channel: Any = None
     ) -> EventSender:
         """The sender of what ``author`` did in ``channel`` (None: a guild's, for a bot): a
-        personal login's account speaks from its Matrix user (:mod:`.personal`)."""
+        personal login's account speaks from its Matrix user (:mod:`.personal`); a guild
+        member's nickname and guild avatar are their name and avatar in that room."""
         in_guild = None if channel is None else getattr(channel, "guild", None) is not None
-        return self.personal.sender(client, author.id, author.display_name, in_guild)
+        # The ghost's own name is the account's; a guild nickname and guild avatar are its
+        # name and avatar in that guild's rooms only (EventSender.room_name).
+        name = author.global_name or author.name
+        sender = self.personal.sender(client, author.id, name, in_guild)
+        if isinstance(author, discord.Member) and not sender.is_me:
+            sender.room_name = author.nick
+            if author.guild_avatar is not None:
+                sender.room_avatar_url = self.media.allowed_or_none(str(author.guild_avatar.url))
+        return sender
 
     def guild_receiver(self, guild_id: int, channel_id: int) -> DiscordClient | None:
         """The one bot login that bridges a guild channel's reactions and typing (each of

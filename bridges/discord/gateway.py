@@ -51,6 +51,16 @@ class GatewayClient(discord.Client):
             http_trace=http_trace,
         )
         self._on_event = on_event
+        # Without a member cache discord.py drops GUILD_MEMBER_UPDATE (it updates cached
+        # members only): hand the raw dispatch on too (roles.py: power levels, profiles).
+        parsers = self._connection.parsers
+        parse_member_update = parsers["GUILD_MEMBER_UPDATE"]
+
+        def member_update(data: Any) -> None:
+            parse_member_update(data)
+            self.dispatch("raw_member_update", data)
+
+        parsers["GUILD_MEMBER_UPDATE"] = member_update
         guard_parsers(self._connection)
         #: Awaited before each IDENTIFY instead of discord.py's fixed 5 s wait (the
         #: connector's backoff and circuit breaker: reconnect.py); None: no wait.

@@ -57,7 +57,10 @@ class Guilds:
             space = space_of(channel.guild)
             space.avatar_url = self.connector.media.allowed_or_none(space.avatar_url)
             return ChatInfo(
-                name=f"#{channel.name}", topic=getattr(channel, "topic", None), parent=space
+                name=f"#{channel.name}",
+                topic=getattr(channel, "topic", None),
+                parent=space,
+                members=await self.connector.roles.members(client, channel.guild),
             )
         return ChatInfo()
 

@@ -102,9 +102,11 @@ class Inbound:
     ) -> RemoteMessage | None:
         """The remote message for a Discord message (None: nothing to bridge)."""
         channel_id = portal_channel_id(message.channel)
-        if channel_id is None:
+        if channel_id is None or not self.connector.channels.carries(message):
             return None
         content = await self.connector.render.content(client, message)
+        self.connector.threads.decorate(message, content)
+        await self.connector.threads.ensure_root(client, message)
         thread = message.channel if isinstance(message.channel, discord.Thread) else None
         if thread is not None and message.id != thread.id:
             content.thread_root = RemoteMessageID(str(thread.id))

@@ -17,6 +17,8 @@ from bridgekit.contract.capabilities import SendRefused
 from bridgekit.contract.events import MatrixMessage, RemoteMessageID
 from bridgekit.contract.results import MessageResult
 
+from .threads import thread_name
+
 if TYPE_CHECKING:
     from .client import DiscordClient
     from .connector import DiscordConnector
@@ -52,13 +54,19 @@ class Outbound:
         if self.connector.uploads.is_file(msg):
             return await self.connector.uploads.send(client, msg)
         channel_id = int(msg.portal.id)
-        thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
+        root = msg.content.thread_root
+        thread_id = await self.connector.threads.target(client, channel_id, root) if root else None
         text = self.text_of(client, msg)
         if not text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
+        post: dict[str, Any] = {}  # a forum's room: a message outside a thread is a new post
+        if thread_id is None and self.connector.threads.is_forum(client, channel_id):
+            post["thread_name"] = thread_name(text)
         if msg.relay_sender is not None:
             try:
-                sent = await self.via_webhook(client, channel_id, thread_id, msg, content=text)
+                sent = await self.via_webhook(
+                    client, channel_id, thread_id, msg, content=text, **post
+                )
             except WebhooksForbidden:
                 labelled = f"**{escape_markdown(msg.relay_sender.displayname)}**: {text}"
                 sent = await self.as_user(client, thread_id or channel_id, msg, content=labelled)
@@ -109,6 +117,10 @@ class Outbound:
         gateway = client.gateway
         assert gateway is not None
         channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
+        if isinstance(channel, discord.ForumChannel):
+            return await self.connector.threads.new_post(
+                channel, allowed_mentions=self.allowed_mentions(msg), **send
+            )
         assert isinstance(channel, discord.abc.Messageable)
         nonce = self.connector.personal.expect(msg.portal)  # its echo is known by it
         return await channel.send(allowed_mentions=self.allowed_mentions(msg), nonce=nonce, **send)

@@ -117,7 +117,8 @@ class Reactions:
         portal = await self._portal(client, payload)
         if portal is None:
             return
-        name = payload.member.display_name if payload.member is not None else None
+        member = payload.member  # the account's name, as for messages (roles.py)
+        name = (member.global_name or member.name) if member is not None else None
         event = RemoteReaction(
             portal=portal,
             sender=self.connector.personal.sender(

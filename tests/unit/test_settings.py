@@ -35,7 +35,7 @@ def test_the_example_config_states_the_defaults() -> None:
     admin must edit) has the value settings.py gives it when it is left out."""
     config = Config.load(EXAMPLE)
     mismatched = []
-    for section in ("bridge", "media", "metrics", "logging", "database"):
+    for section in ("bridge", "media", "metrics", "logging", "database", "encryption"):
         for key, value in _leaves(config.get(section) or {}, section):
             default = default_of(key)
             if isinstance(default, tuple):

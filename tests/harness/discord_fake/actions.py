@@ -362,6 +362,9 @@ class RemoteActions:
         del self.channels[ch.id]
         if ch.guild_id:
             self.guilds[ch.guild_id].channels.remove(ch.id)
+        starter = self.find_message(ch.id) if ch.is_thread else None
+        if starter is not None and starter.thread_id == ch.id:
+            starter.thread_id = None  # a new thread may be started from it
 
     async def update_member(
         self: FakeDiscord,

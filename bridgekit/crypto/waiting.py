@@ -1,0 +1,181 @@
+"""Encrypted events that wait for their room key (``crypto_waiting``).
+
+A failed decryption never fails a transaction. An event whose room key has not arrived is
+stored here before its transaction is marked finished, and handed back (in the order the
+events came) once the key is there: it may come later in a transaction, by /sync, or from a
+key share. After ``encryption.decrypt_timeout`` seconds its sender is told, once, that it was
+not bridged (yet). An event that can never be decrypted is said so at once (at most once a
+minute per sender and room: junk in a loop must not make the bot talk in a loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+from ..database.records import LRU
+from .backend import CryptoBackend, KeyMissing, Undecryptable
+
+log = logging.getLogger("bridgekit.crypto")
+
+#: Set on an event dict that was decrypted (the router's ``require`` check reads it).
+DECRYPTED_KEY = "net.bridgekit.decrypted"
+#: Seconds between two looks for waiting events whose sender should be told.
+TELL_INTERVAL = 5.0
+#: Seconds between two "could not be decrypted" notices to one sender in one room.
+UNDECRYPTABLE_TELL_INTERVAL = 60.0
+
+
+class WaitingEvents:
+    """The events waiting for their keys (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: Callable[[], CryptoBackend],
+        send_notice: Callable[[str, str], Awaitable[Any]],
+        decrypt_timeout: float,
+    ) -> None:
+        self.db = db
+        self._backend = backend
+        self.send_notice = send_notice
+        self.decrypt_timeout = decrypt_timeout
+        #: Handles an event whose key came (set by the runtime: on the room's inbox lane).
+        self.redeliver: Callable[[dict[str, Any]], None] = lambda evt: None
+        #: Events waiting now, and decryption failures since start (the metrics).
+        self.waiting = 0
+        self.failures = 0
+        self._redelivering: set[str] = set()
+        self._told = LRU(10_000)  # (room, sender) -> when last told "undecryptable"
+
+    async def load(self) -> None:
+        self.waiting = await self.count()
+
+    async def count(self) -> int:
+        return int(await self.db.fetchval("SELECT count(*) FROM crypto_waiting") or 0)
+
+    async def decrypt(self, evt: dict[str, Any]) -> dict[str, Any] | None:
+        """The decrypted event, or None: it waits for its key (stored before this returns)
+        or can never be decrypted (its sender is told)."""
+        try:
+            out = await self._backend().decrypt(evt)
+        except KeyMissing as e:
+            await self._keep(evt, e.session_id)
+            return None
+        except Undecryptable as e:
+            await self._undecryptable(evt, e)
+            return None
+        out[DECRYPTED_KEY] = True
+        return out
+
+    async def _undecryptable(self, evt: dict[str, Any], e: Exception) -> None:
+        self.failures += 1
+        room_id, sender = evt["room_id"], str(evt.get("sender"))
+        log.warning("Could not decrypt %s in %s: %s", evt.get("event_id"), room_id, e)
+        now = time.monotonic()
+        last = self._told.get((room_id, sender))
+        if last is not None and now - last < UNDECRYPTABLE_TELL_INTERVAL:
+            return
+        self._told.put((room_id, sender), now)
+        await self.send_notice(
+            room_id,
+            f"{sender}: your message could not be decrypted by the bridge (it was not bridged).",
+        )
+
+    async def _keep(self, evt: dict[str, Any], session_id: str) -> None:
+        log.info(
+            "No room key yet for %s in %s (session %s): it waits for it",
+            evt.get("event_id"),
+            evt["room_id"],
+            session_id,
+        )
+        await self.db.execute(
+            "INSERT INTO crypto_waiting (event_id, room_id, session_id, event, received_at, told) "
+            "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (event_id) DO NOTHING",
+            str(evt.get("event_id")),
+            evt["room_id"],
+            session_id,
+            json.dumps(evt),
+            int(time.time() * 1000),
+        )
+        self.waiting = await self.count()  # (a replayed event is not counted twice)
+
+    async def retry(self) -> None:
+        """Hand back, in the order they came, the waiting events whose key has arrived."""
+        rows = await self.db.fetch(
+            "SELECT event_id, room_id, session_id, event FROM crypto_waiting "
+            "ORDER BY received_at, event_id"
+        )
+        have: dict[tuple[str, str], bool] = {}
+        for row in rows:
+            key = (row["room_id"], row["session_id"])
+            if row["event_id"] in self._redelivering:
+                continue
+            if key not in have:
+                have[key] = await self._backend().has_room_key(*key)
+            if have[key]:
+                self._redelivering.add(row["event_id"])
+                self.redeliver(json.loads(row["event"]))
+
+    async def handle(
+        self,
+        evt: dict[str, Any],
+        handle: Callable[[dict[str, Any], bool], Awaitable[None]],
+    ) -> None:
+        """Decrypt an event that waited for its key and ``handle`` it (as a replay: it may
+        have been handled before a crash), then forget it."""
+        event_id = str(evt.get("event_id"))
+        try:
+            out = await self._backend().decrypt(evt)
+        except KeyMissing:
+            return  # not this one's key after all: it keeps waiting
+        except Undecryptable as e:
+            self.failures += 1
+            log.warning("Could not decrypt %s after its key came: %s", event_id, e)
+            await self._done(event_id)
+            return
+        finally:
+            self._redelivering.discard(event_id)
+        out[DECRYPTED_KEY] = True
+        log.info("Decrypted %s in %s now that its key came", event_id, evt.get("room_id"))
+        try:
+            await handle(out, True)
+        finally:
+            await self._done(event_id)
+
+    async def _done(self, event_id: str) -> None:
+        self.waiting = max(0, self.waiting - 1)
+        await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
+
+    async def tell_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TELL_INTERVAL)
+            try:
+                await self.tell_late_senders()
+            except Exception as e:
+                log.warning("Could not look at the events waiting for keys: %s", e)
+
+    async def tell_late_senders(self) -> None:
+        """Tell the senders of events that waited past the timeout, once each."""
+        limit = int((time.time() - self.decrypt_timeout) * 1000)
+        rows = await self.db.fetch(
+            "SELECT event_id, room_id, event FROM crypto_waiting WHERE told=0 AND received_at<$1",
+            limit,
+        )
+        for row in rows:
+            sender = json.loads(row["event"]).get("sender")
+            self.failures += 1
+            await self.send_notice(
+                row["room_id"],
+                f"{sender}: the bridge could not decrypt your message (its room key did not "
+                "reach the bridge); it was not bridged. It will be if the key arrives later.",
+            )
+            await self.db.execute(
+                "UPDATE crypto_waiting SET told=1 WHERE event_id=$1", row["event_id"]
+            )

@@ -1,0 +1,169 @@
+"""A Matrix user with a real end-to-end encrypting client (matrix-nio on vodozemac), for tests
+of end-to-bridge encryption: it logs in (a device of its own), creates and joins encrypted
+rooms, sends encrypted messages and decrypts what it receives, as Element would.
+
+Another implementation than the bridge's (mautrix.crypto on libolm): what one encrypts the
+other must decrypt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    LoginResponse,
+    MegolmEvent,
+    RoomMessage,
+    RoomSendResponse,
+)
+
+
+class E2EEUser:
+    """One device of a Matrix user (see the module docstring). Use ``async with``."""
+
+    def __init__(
+        self, homeserver: str, user_id: str, store_dir: Path, password: str = "pw"
+    ) -> None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        self.client = AsyncClient(
+            homeserver,
+            user_id,
+            store_path=str(store_dir),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
+        self.user_id = user_id
+        self.password = password
+        #: Decrypted (or plain) room messages by room, in the order received.
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        #: Encrypted events this device could not decrypt, by room.
+        self.undecrypted: dict[str, list[MegolmEvent]] = {}
+        self.invites: list[str] = []
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> E2EEUser:
+        resp = await self.client.login(self.password, device_name="test device")
+        if not isinstance(resp, LoginResponse):
+            raise RuntimeError(f"login of {self.user_id} failed: {resp}")
+        self.client.add_event_callback(self._on_message, (RoomMessage, MegolmEvent))
+        self.client.add_event_callback(self._on_invite, InviteMemberEvent)
+        self._task = asyncio.create_task(self._sync())
+        await self.client.synced.wait()
+        # The device's keys are uploaded after the first sync: until then nobody (the
+        # bridge included) can share a room key with it.
+        deadline = asyncio.get_running_loop().time() + 30
+        while self.client.should_upload_keys:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{self.user_id}: the device keys were never uploaded")
+            await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self.client.close()
+
+    @property
+    def device_id(self) -> str:
+        return str(self.client.device_id)
+
+    async def _sync(self) -> None:
+        await self.client.sync_forever(timeout=500, full_state=True)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _on_message(self, room: Any, event: Any) -> None:
+        if isinstance(event, MegolmEvent):
+            self.undecrypted.setdefault(room.room_id, []).append(event)
+        else:
+            source = dict(event.source)
+            source["decrypted"] = bool(getattr(event, "decrypted", False))
+            self.messages.setdefault(room.room_id, []).append(source)
+        await self._notify()
+
+    async def _on_invite(self, room: Any, event: InviteMemberEvent) -> None:
+        if event.state_key == self.user_id and event.membership == "invite":
+            if room.room_id not in self.invites:
+                self.invites.append(room.room_id)
+            await self._notify()
+
+    async def wait_for(self, check: Callable[[], Any], timeout: float = 30) -> Any:
+        """Wait until ``check()`` returns something true (re-checked after each change)."""
+
+        async def loop() -> Any:
+            async with self._changed:
+                while not (found := check()):
+                    await self._changed.wait()
+                return found
+
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.user_id}: condition not met in {timeout} s") from None
+
+    async def wait_for_message(
+        self, room_id: str, body: str, timeout: float = 30
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for m in self.messages.get(room_id, ()):
+                if m.get("content", {}).get("body") == body:
+                    return m
+            return None
+
+        return await self.wait_for(found, timeout)
+
+    async def wait_for_invite(self, timeout: float = 30) -> str:
+        return await self.wait_for(lambda: self.invites[-1] if self.invites else None, timeout)
+
+    async def join(self, room_id: str) -> None:
+        await self.client.join(room_id)
+        await self.wait_for(lambda: room_id in self.client.rooms, 30)
+
+    async def create_encrypted_room(self, invite: list[str], **kwargs: Any) -> str:
+        resp = await self.client.room_create(
+            invite=invite,
+            initial_state=[
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+            **kwargs,
+        )
+        room_id = resp.room_id
+        await self.wait_for(lambda: room_id in self.client.rooms, 30)
+        return room_id
+
+    async def send_text(self, room_id: str, body: str) -> str:
+        """Send an encrypted message (the room is encrypted); its event id."""
+        room = self.client.rooms.get(room_id)
+        if room is not None and room.encrypted:
+            # The devices of everyone in the room must be known to share the room key.
+            await self.client.joined_members(room_id)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+        resp = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        if not isinstance(resp, RoomSendResponse):
+            raise RuntimeError(f"send failed: {resp}")
+        return str(resp.event_id)
+
+
+def user_store(base: Path, user_id: str) -> Path:
+    return base / user_id.strip("@").replace(":", "_")
