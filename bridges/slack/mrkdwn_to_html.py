@@ -12,6 +12,8 @@ import html as _html
 import re
 from dataclasses import dataclass
 
+from bridgekit.contract.html_lists import ListItem, render_lists
+
 from .emoji_codes import emoji_unicode
 from .names import (
     ANGLE_RE,
@@ -381,7 +383,11 @@ def _render_group(blocks: list[_Block]) -> str:
             end = index
             while end < len(blocks) and blocks[end].kind == "li":
                 end += 1
-            out.append(_render_list(blocks[index:end]))
+            out.append(
+                render_lists(
+                    ListItem(b.html, b.level, b.list == "ol", b.start) for b in blocks[index:end]
+                )
+            )
             index = end
             previous_line = False
             continue
@@ -394,31 +400,4 @@ def _render_group(blocks: list[_Block]) -> str:
             out.append(block.html)
             previous_line = True
         index += 1
-    return "".join(out)
-
-
-def _render_list(items: list[_Block]) -> str:
-    """List items (level, ``ul``/``ol``) as nested lists; a level never jumps by more than one."""
-    out: list[str] = []
-    stack: list[str] = []  # the open lists, outermost first
-    for item in items:
-        level = max(0, min(item.level, len(stack)))
-        if level < len(stack):
-            out.append("</li>")
-            while len(stack) > level + 1:
-                out.append(f"</{stack.pop()}></li>")
-            if stack[-1] == item.list:
-                out.append("<li>")
-                out.append(item.html)
-                continue
-            out.append(f"</{stack.pop()}>")  # bullets then numbers: a new list
-        start = f' start="{item.start}"' if item.list == "ol" and item.start != 1 else ""
-        out.append(f"<{item.list}{start}><li>")
-        stack.append(item.list)
-        out.append(item.html)
-    out.append("</li>")
-    while stack:
-        out.append(f"</{stack.pop()}>")
-        if stack:
-            out.append("</li>")
     return "".join(out)
