@@ -122,6 +122,9 @@ class MessageContent:
     thread_root: RemoteMessageID | None = None
     #: Remote user ids mentioned, turned into Matrix pills and m.mentions.
     mentions: list[RemoteUserID] = field(default_factory=list)
+    #: The message notifies the whole room (a network's everyone-mention): ``m.mentions``
+    #: gets ``room: true``.
+    mentions_room: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

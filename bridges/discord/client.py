@@ -26,6 +26,8 @@ from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, Remote
 from bridgekit.contract.results import MessageResult
 
 from .api import point_discord_py, user_token_trace
+from .deletes import DiscordDeletes
+from .edits import DiscordEdits
 from .gateway import GatewayClient
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.discord")
 
 
-class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser):
+class DiscordClient(NetworkClient, RendersRelaySender, RelaysOwnUser, DiscordEdits, DiscordDeletes):
     connector: DiscordConnector
 
     def __init__(self, connector: DiscordConnector, login: LoginInfo) -> None:

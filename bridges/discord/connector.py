@@ -34,12 +34,15 @@ from bridgekit.contract.events import EventSender, PortalKey
 from . import config as cfg
 from .api import point_discord_py
 from .client import DiscordClient
+from .deletes import Deletes
+from .edits import Edits
 from .guilds import Guilds
 from .ids import portal_key, user_rid
 from .inbound import Inbound, portal_channel_id
 from .login import BOT_FLOW, USER_FLOW, DiscordLogin
 from .outbound import Outbound
 from .render import Render
+from .replies import Replies
 from .state import DiscordLoginMeta, DiscordLoginState
 from .users import Users
 from .webhooks import Webhooks
@@ -67,6 +70,9 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         self.guilds = Guilds(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
+        self.replies = Replies(self)
+        self.edits = Edits(self)
+        self.deletes = Deletes(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -173,6 +179,10 @@ class DiscordConnector(NetworkConnector, DefaultRelay):
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
         return True
+
+    def was_seen(self, key: str) -> bool:
+        """Whether an event key was seen (and so bridged or on its way), without marking it."""
+        return key in self._seen
 
     async def should_bridge(self, client: DiscordClient, message: discord.Message) -> bool:
         """Whether ``client`` bridges ``message``: a guild it bridges, not the bridge's own

@@ -10,11 +10,14 @@ bridged in order and other channels' side by side.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import discord
+
+log = logging.getLogger("bridgekit.discord.gateway")
 
 #: What the bridge asks the gateway for. Message content and members are privileged: the
 #: bot's application must have them enabled (bridges/discord/README.md), else Discord closes
@@ -46,7 +49,26 @@ class GatewayClient(discord.Client):
             http_trace=http_trace,
         )
         self._on_event = on_event
+        guard_parsers(self._connection.parsers)
 
     def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
         super().dispatch(event, *args, **kwargs)
         self._on_event(event, args)
+
+
+def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
+    """A dispatch discord.py cannot parse (a field missing, a wrong type) is logged and
+    skipped: unguarded, its exception would end the gateway connection, and the next event
+    of the same kind after a RESUME would end it again."""
+    for name, parse in list(parsers.items()):
+        parsers[name] = _guarded(name, parse)
+
+
+def _guarded(name: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+    def guarded(data: Any) -> None:
+        try:
+            parse(data)
+        except Exception as e:  # noqa: BLE001 - malformed input from the network
+            log.warning("Discord %s dispatch skipped: it could not be read (%r)", name, e)
+
+    return guarded

@@ -14,8 +14,11 @@ import discord
 from discord.utils import escape_markdown
 
 from bridgekit.contract.capabilities import SendRefused
-from bridgekit.contract.events import MatrixMessage, RemoteMessageID
+from bridgekit.contract.events import MatrixMessage, MessageContent, RemoteMessageID
 from bridgekit.contract.results import MessageResult
+
+from .html_to_markdown import DiscordText, matrix_to_discord, split_message
+from .names import OutboundNames
 
 if TYPE_CHECKING:
     from .client import DiscordClient
@@ -34,35 +37,59 @@ class WebhooksForbidden(Exception):
 class Outbound:
     def __init__(self, connector: DiscordConnector) -> None:
         self.connector = connector
+        self.names = OutboundNames(connector)
+
+    def converted(self, content: MessageContent, may_mention_room: bool) -> DiscordText:
+        """Matrix content as Discord markdown and who it may ping (``@everyone``/``@here``
+        only from a sender with the power to mention the room)."""
+        text = matrix_to_discord(
+            content.body, content.html, self.names, may_mention_room=may_mention_room
+        )
+        if content.msgtype == "m.emote" and text.text:
+            text.text = f"_{text.text}_"
+        return text
 
     def text_of(self, client: DiscordClient, msg: MatrixMessage) -> str:
         """The Discord text of a Matrix message."""
-        text = msg.content.body
-        if msg.content.msgtype == "m.emote":
-            text = f"_{text}_"
-        return text
-
-    def allowed_mentions(self, msg: Any) -> discord.AllowedMentions:
-        """``@everyone``/``@here`` only from a sender with the power to mention the room."""
-        return discord.AllowedMentions(
-            everyone=bool(getattr(msg, "may_mention_room", False)), users=True, roles=False
-        )
+        return self.converted(msg.content, msg.may_mention_room).text
 
     async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
         channel_id = int(msg.portal.id)
         thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
-        text = self.text_of(client, msg)
-        if not text.strip():
+        converted = self.converted(msg.content, msg.may_mention_room)
+        if not converted.text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
-        if msg.relay_sender is not None:
-            try:
-                sent = await self.via_webhook(client, channel_id, thread_id, msg, content=text)
-            except WebhooksForbidden:
-                labelled = f"**{escape_markdown(msg.relay_sender.displayname)}**: {text}"
-                sent = await self.as_user(client, thread_id or channel_id, msg, content=labelled)
-        else:
-            sent = await self.as_user(client, thread_id or channel_id, msg, content=text)
-        return MessageResult(remote_id=RemoteMessageID(str(sent.id)))
+        reply_to = msg.content.reply_to
+        webhook = msg.relay_sender is not None
+        if webhook and reply_to:
+            line = await self.connector.replies.quote_line(client, channel_id, reply_to)
+            if line:
+                converted.text = f"{line}\n{converted.text}"
+        mentions = converted.allowed_mentions(replied_user=bool(reply_to))
+        sent: list[Any] = []
+        parts = split_message(converted.text)
+        for n, part in enumerate(parts):
+            send: dict[str, Any] = {"content": part, "allowed_mentions": mentions}
+            if webhook:
+                try:
+                    sent.append(await self.via_webhook(client, channel_id, thread_id, msg, **send))
+                    continue
+                except WebhooksForbidden:
+                    webhook = False  # the rest as the bot, labelled
+            if msg.relay_sender is not None:
+                name = escape_markdown(msg.relay_sender.displayname)
+                send["content"] = f"**{name}**: {part}"
+            if reply_to and n == 0:
+                send["reference"] = discord.MessageReference(
+                    message_id=int(reply_to),
+                    channel_id=thread_id or channel_id,
+                    fail_if_not_exists=False,
+                )
+            sent.append(await self.as_user(client, thread_id or channel_id, msg, **send))
+        return MessageResult(
+            remote_id=RemoteMessageID(str(sent[0].id)),
+            extra_ids=[RemoteMessageID(str(m.id)) for m in sent[1:]],
+        )
 
     async def via_webhook(
         self,
@@ -78,7 +105,6 @@ class Outbound:
         args: dict[str, Any] = {
             "username": sender.displayname[:80] or "Matrix user",
             "wait": True,
-            "allowed_mentions": self.allowed_mentions(msg),
             **send,
         }
         if sender.avatar_url:
@@ -108,4 +134,4 @@ class Outbound:
         assert gateway is not None
         channel = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
         assert isinstance(channel, discord.abc.Messageable)
-        return await channel.send(allowed_mentions=self.allowed_mentions(msg), **send)
+        return await channel.send(**send)
