@@ -60,7 +60,7 @@ class Outbound:
         if not converted.text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
         reply_to = msg.content.reply_to
-        webhook = msg.relay_sender is not None
+        webhook = msg.relay_sender is not None and await self.webhooks_allowed(client, channel_id)
         if webhook and reply_to:
             line = await self.connector.replies.quote_line(client, channel_id, reply_to)
             if line:
@@ -90,6 +90,14 @@ class Outbound:
             remote_id=RemoteMessageID(str(sent[0].id)),
             extra_ids=[RemoteMessageID(str(m.id)) for m in sent[1:]],
         )
+
+    async def webhooks_allowed(self, client: DiscordClient, channel_id: int) -> bool:
+        """Whether the channel has (or the bot may make) the bridge's webhook."""
+        try:
+            await self.connector.webhooks.for_channel(client, channel_id)
+        except discord.Forbidden:
+            return False
+        return True
 
     async def via_webhook(
         self,

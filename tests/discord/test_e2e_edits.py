@@ -72,7 +72,9 @@ async def test_discord_edits_replace_the_original_event_each_time(
         sent = await fake.send_message(world.general, world.bob, "version one")
         original = await admin.wait_for_event(room_id, body_is("version one"))
         await fake.edit_message(world.general, sent["id"], "version **two**")
-        first = await admin.wait_for_event(room_id, replaces(original["event_id"], "version **two**"))
+        first = await admin.wait_for_event(
+            room_id, replaces(original["event_id"], "version **two**")
+        )
         assert first["sender"] == world.ghost(world.bob)
         assert "<strong>two</strong>" in first["content"]["m.new_content"]["formatted_body"]
         await fake.edit_message(world.general, sent["id"], "version three")
