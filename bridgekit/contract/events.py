@@ -444,6 +444,10 @@ class MatrixRedaction(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     target_is_reaction: bool = False
     reason: str | None = None
+    #: The redaction is a room moderator's, of another's message (the homeserver checked
+    #: their power to redact it): only for a
+    #: :class:`~bridgekit.contract.connector.ModeratesMessages` client.
+    by_moderator: bool = False
 
 
 @dataclass

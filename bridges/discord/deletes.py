@@ -8,8 +8,10 @@ anyone's), once even when several bot logins of the guild report it.
 
 Matrix -> Discord: a redaction deletes the message where it was sent: a relayed message
 through the channel's webhook (or as the bot, for one it sent with a label), a personal
-login's through its account. Discord refuses a delete the account may not make (another's
-message without Manage Messages): the sender is told why (``SendRefused``).
+login's through its account. A Matrix moderator's redaction of another's message (a
+Discord user's, or another Matrix user's) deletes it as the moderator's login, the bot for
+a relayed moderator: Discord refuses it without Manage Messages, and the moderator is told
+why (``SendRefused``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bridgekit.contract.connector import RedactionHandler, SendRefused
+from bridgekit.contract.connector import ModeratesMessages, RedactionHandler, SendRefused
 from bridgekit.contract.events import MatrixRedaction, PortalKey, RemoteMessageID, RemoteRedaction
 
 from .ids import portal_key
@@ -97,7 +99,7 @@ class Deletes:
             return  # a message Discord never had (the runtime's own id)
         message_id = int(redaction.target_id)
         channel_id = int(redaction.portal.id)
-        if redaction.relayed_for is not None:
+        if redaction.relayed_for is not None and not redaction.by_moderator:
             try:
                 hook = await self.connector.webhooks.for_channel(client, channel_id)
             except discord.Forbidden:
@@ -129,8 +131,10 @@ class Deletes:
             ) from e
 
 
-class DiscordDeletes(RedactionHandler):
-    """:class:`~.client.DiscordClient`'s Matrix redactions (see :class:`Deletes`)."""
+class DiscordDeletes(RedactionHandler, ModeratesMessages):
+    """:class:`~.client.DiscordClient`'s Matrix redactions (see :class:`Deletes`); a Matrix
+    moderator's redaction of another's message deletes it as the login's account (the
+    guild's bot for a relayed moderator), which needs Manage Messages."""
 
     connector: DiscordConnector
 

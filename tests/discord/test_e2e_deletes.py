@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import eventually
 from tests.discord.conftest import body_is, login_bot, open_channel
 from tests.discord.test_e2e_edits import carol_in, is_redaction_of
-from tests.harness.discord_fake import MANAGE_WEBHOOKS
+from tests.harness.discord_fake import MANAGE_MESSAGES, MANAGE_WEBHOOKS
 
 pytestmark = pytest.mark.engine_independent
 
@@ -87,3 +87,50 @@ async def test_a_labelled_bot_message_is_deleted_as_the_bot(
         await eventually(
             lambda: "**Ada**: take it back" not in [m["content"] for m in fake.messages(quiet)]
         )
+
+
+async def make_moderator(bridge, room_id: str, mxid: str) -> None:
+    """The room's creator (the bridge bot) gives ``mxid`` the power to redact others."""
+    bot = bridge.matrix.bot
+    levels = await bot.get_power_levels(room_id, ignore_cache=True)
+    levels.users[mxid] = 50
+    await bot.set_power_levels(room_id, levels)
+
+
+async def test_a_matrix_moderator_deletes_a_discord_message_through_the_bot(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world, fake = discord_world, discord_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        await make_moderator(discord_bridge, room_id, admin.user_id)
+        await fake.send_message(world.general, world.bob, "spam spam")
+        event = await admin.wait_for_event(room_id, body_is("spam spam"))
+        await admin.redact(room_id, event["event_id"], reason="spam")
+
+        def contents() -> list[str]:
+            return [m["content"] for m in fake.messages(world.general)]
+
+        await eventually(lambda: "spam spam" not in contents())
+        [delete] = [r for r in fake.requests if r.method == "DELETE" and "/messages/" in r.path]
+        assert delete.token == f"Bot {world.bot_token}"
+
+
+async def test_without_manage_messages_a_moderator_delete_is_refused(
+    discord_bridge, discord_world, bridge_env, uid, caplog
+):
+    world, fake = discord_world, discord_world.fake
+    strict = fake.add_channel(world.guild, "strict")
+    fake.set_overwrite(strict, world.bot, deny=MANAGE_MESSAGES)
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, strict, world.bob)
+        await make_moderator(discord_bridge, room_id, admin.user_id)
+        await fake.send_message(strict, world.bob, "stays")
+        event = await admin.wait_for_event(room_id, body_is("stays"))
+        await admin.redact(room_id, event["event_id"])
+        await eventually(lambda: any("Manage Messages" in r.getMessage() for r in caplog.records))
+        assert "stays" in [m["content"] for m in fake.messages(strict)]
