@@ -234,6 +234,16 @@ class BridgeAPI(ABC):
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         """The Matrix user id of the ghost for a remote user of this network."""
 
+    async def portal_room(self, portal: PortalKey) -> str | None:
+        """The Matrix room of one of this network's portals, if it has one yet (a network's
+        mention of a chat becomes a link to its room)."""
+        return None
+
+    async def portal_of_room(self, room_id: str) -> PortalKey | None:
+        """The portal of this network a Matrix room bridges, if any (a link to the room
+        becomes the network's mention of the chat)."""
+        return None
+
     @abstractmethod
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """An HTTP(S) link to Matrix media that works for remote users without a token."""

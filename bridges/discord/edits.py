@@ -113,7 +113,7 @@ class Edits:
         if not edit.target_id.isdigit():
             raise SendRefused("the edited message is not on Discord", "m.unsupported")
         outbound = self.connector.outbound
-        converted = outbound.converted(edit.content, edit.may_mention_room)
+        converted = await outbound.converted(edit.content, edit.may_mention_room)
         text = converted.text
         if not text.strip():
             raise SendRefused("a message cannot be edited to nothing on Discord", "m.unsupported")

@@ -8,12 +8,14 @@ pill of that user becomes a mention of the account.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import discord
 
-from .ids import user_rid
-from .markdown import DiscordChannel, DiscordUser
+from .ids import portal_key, user_rid
+from .markdown import DiscordChannel, DiscordUser, mentioned_ids
 
 if TYPE_CHECKING:
     from .client import DiscordClient
@@ -40,9 +42,17 @@ class InboundNames:
     """:class:`~.markdown.DiscordNames` for one Discord message: the users it mentions are in
     the message itself (Discord resolves them), channels and roles in discord.py's cache."""
 
-    def __init__(self, connector: DiscordConnector, client: DiscordClient, message: Any) -> None:
+    def __init__(
+        self,
+        connector: DiscordConnector,
+        client: DiscordClient,
+        message: Any,
+        rooms: dict[str, str] | None = None,
+    ) -> None:
         self.connector = connector
         self.client = client
+        #: channel id -> its portal's room, resolved beforehand (:func:`portal_rooms`)
+        self.rooms = rooms or {}
         self.mentioned = {str(u.id): u for u in getattr(message, "mentions", None) or []}
         self.guild = getattr(message, "guild", None)
 
@@ -59,7 +69,10 @@ class InboundNames:
     def channel(self, channel_id: str) -> DiscordChannel | None:
         channel = self.client.channel(int(channel_id))
         name = getattr(channel, "name", None)
-        return DiscordChannel(None, str(name)) if name else None
+        room = self.rooms.get(channel_id)
+        if not name and room is None:
+            return None
+        return DiscordChannel(room, str(name or "channel"))
 
     def role(self, role_id: str) -> str | None:
         guild = self.guild
@@ -74,8 +87,10 @@ class OutboundNames:
     """:class:`~.html_to_markdown.MatrixNames`: pills of ghosts and of personal logins' users
     become Discord mentions."""
 
-    def __init__(self, connector: DiscordConnector) -> None:
+    def __init__(self, connector: DiscordConnector, channels: dict[str, str] | None = None) -> None:
         self.connector = connector
+        #: room id -> the channel it bridges, resolved beforehand (:func:`room_channels`)
+        self.channels = channels or {}
 
     def ghost_user_id(self, mxid: str) -> str | None:
         localpart, _, _server = mxid[1:].partition(":")
@@ -85,7 +100,44 @@ class OutboundNames:
         return discord_account_of(self.connector, mxid)
 
     def channel_id(self, room: str) -> str | None:
-        return None
+        return self.channels.get(room)
 
     def custom_emoji(self, mxc: str) -> tuple[str, str, bool] | None:
         return None
+
+
+#: Channel links resolved per message (a message naming more shows the rest as names).
+MAX_LINKS = 20
+_ROOM_LINK_RE = re.compile(
+    r"(?:matrix\.to/#/|matrix:roomid/)((?:!|%21)[^/?#\"'\s<>]+)", re.IGNORECASE
+)
+
+
+async def portal_rooms(
+    connector: DiscordConnector, client: DiscordClient, text: str
+) -> dict[str, str]:
+    """The rooms of the channels ``text`` mentions (``<#id>``) that have portals."""
+    rooms: dict[str, str] = {}
+    for channel_id in sorted(mentioned_ids(text)["channels"])[:MAX_LINKS]:
+        channel = client.channel(int(channel_id))
+        key = (
+            connector.portal_of(client, channel) if channel is not None else portal_key(channel_id)
+        )
+        room = await connector.bridge.portal_room(key)
+        if room:
+            rooms[channel_id] = room
+    return rooms
+
+
+async def room_channels(connector: DiscordConnector, html: str | None) -> dict[str, str]:
+    """The Discord channels of the rooms ``html`` links to (``matrix.to`` room-id pills),
+    for the rooms that are this network's guild channel portals."""
+    channels: dict[str, str] = {}
+    for match in list(_ROOM_LINK_RE.finditer(html or ""))[:MAX_LINKS]:
+        room = unquote(match.group(1))
+        if room in channels:
+            continue
+        key = await connector.bridge.portal_of_room(room)
+        if key is not None and not key.receiver and key.id.isdigit():
+            channels[room] = str(key.id)
+    return channels

@@ -18,7 +18,7 @@ from bridgekit.contract.events import MatrixMessage, MessageContent, RemoteMessa
 from bridgekit.contract.results import MessageResult
 
 from .html_to_markdown import DiscordText, matrix_to_discord, split_message
-from .names import OutboundNames
+from .names import OutboundNames, room_channels
 
 if TYPE_CHECKING:
     from .client import DiscordClient
@@ -39,24 +39,33 @@ class Outbound:
         self.connector = connector
         self.names = OutboundNames(connector)
 
-    def converted(self, content: MessageContent, may_mention_room: bool) -> DiscordText:
+    async def converted(self, content: MessageContent, may_mention_room: bool) -> DiscordText:
         """Matrix content as Discord markdown and who it may ping (``@everyone``/``@here``
-        only from a sender with the power to mention the room)."""
+        only from a sender with the power to mention the room); links to portal rooms
+        become channel mentions."""
+        channels = await room_channels(self.connector, content.html)
+        names = OutboundNames(self.connector, channels) if channels else self.names
+        return self.convert(content, may_mention_room, names)
+
+    def convert(
+        self, content: MessageContent, may_mention_room: bool, names: OutboundNames | None = None
+    ) -> DiscordText:
+        """:meth:`converted` without channel links (synchronous)."""
         text = matrix_to_discord(
-            content.body, content.html, self.names, may_mention_room=may_mention_room
+            content.body, content.html, names or self.names, may_mention_room=may_mention_room
         )
         if content.msgtype == "m.emote" and text.text:
             text.text = f"_{text.text}_"
         return text
 
     def text_of(self, client: DiscordClient, msg: MatrixMessage) -> str:
-        """The Discord text of a Matrix message."""
-        return self.converted(msg.content, msg.may_mention_room).text
+        """The Discord text of a Matrix message (without channel links)."""
+        return self.convert(msg.content, msg.may_mention_room).text
 
     async def send_message(self, client: DiscordClient, msg: MatrixMessage) -> MessageResult:
         channel_id = int(msg.portal.id)
         thread_id = int(msg.content.thread_root) if msg.content.thread_root else None
-        converted = self.converted(msg.content, msg.may_mention_room)
+        converted = await self.converted(msg.content, msg.may_mention_room)
         if not converted.text.strip():
             raise SendRefused("an empty message cannot be sent to Discord")
         reply_to = msg.content.reply_to

@@ -10,7 +10,7 @@ import discord
 from bridgekit.contract.events import MessageContent, RemoteUserID
 
 from .markdown import discord_to_matrix
-from .names import InboundNames
+from .names import InboundNames, portal_rooms
 
 if TYPE_CHECKING:
     from .client import DiscordClient
@@ -25,9 +25,9 @@ class Render:
         """The text of ``message`` as Matrix content: formatting as HTML (everything from
         Discord escaped), mentions as pills and ``m.mentions``; ``@everyone``/``@here``
         notify the room only where they pinged on Discord."""
-        text = discord_to_matrix(
-            message.content or "", InboundNames(self.connector, client, message)
-        )
+        raw = message.content or ""
+        rooms = await portal_rooms(self.connector, client, raw)
+        text = discord_to_matrix(raw, InboundNames(self.connector, client, message, rooms))
         return MessageContent(
             body=text.body,
             html=text.html,

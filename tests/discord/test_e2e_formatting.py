@@ -35,7 +35,9 @@ async def test_discord_markdown_and_mentions_become_html_and_pills(
         assert "<strong>bold</strong>" in html
         bob = world.ghost(world.bob)
         assert f'<a href="https://matrix.to/#/{bob}">Bob Builder</a>' in html
-        assert "data-mx-spoiler" in html and "#general" in html
+        assert "data-mx-spoiler" in html
+        # the channel has a portal: a link to its room
+        assert f'<a href="https://matrix.to/#/{room_id}">#general</a>' in html
         assert content["m.mentions"] == {"user_ids": [bob]}
 
 
@@ -95,7 +97,8 @@ async def test_matrix_html_and_pills_become_discord_markdown_and_mentions(
                     "body": "bold Bob Builder @room",
                     "format": "org.matrix.custom.html",
                     "formatted_body": f'<strong>bold</strong> <a href="https://matrix.to/#/{bob}">'
-                    "Bob Builder</a> @room @everyone",
+                    f'Bob Builder</a> <a href="https://matrix.to/#/{room_id}">#general</a> '
+                    "@room @everyone",
                 },
             )
 
@@ -104,7 +107,9 @@ async def test_matrix_html_and_pills_become_discord_markdown_and_mentions(
 
             await eventually(lambda: bool(sent()))
             [msg] = sent()
-            assert msg["content"] == f"**bold** <@{world.bob.id}> @room @\u200beveryone"
+            assert msg["content"] == (
+                f"**bold** <@{world.bob.id}> <#{world.general.id}> @room @\u200beveryone"
+            )
             assert [u["id"] for u in msg["mentions"]] == [world.bob.id]
             # carol may not mention the room: no @everyone ping
             assert msg["mention_everyone"] is False

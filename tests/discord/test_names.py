@@ -54,3 +54,16 @@ def test_a_personal_account_is_its_matrix_user_and_back() -> None:
     assert out.ghost_user_id("@_discord_40:example.org") == "40"
     assert out.ghost_user_id("@_discord_40:elsewhere.org") is None  # not our ghost
     assert out.ghost_user_id("@admin:example.org") is None
+
+
+def test_room_version_12_ids_without_a_server_are_channel_links_both_ways() -> None:
+    from bridges.discord.html_to_markdown import matrix_to_discord
+    from bridges.discord.markdown import DiscordChannel, NameTable, discord_to_matrix
+
+    room = "!Abc-123_xyz"  # room version 12: no server part
+    names = NameTable(channels={"1": DiscordChannel(room, "general")}, rooms={room: "1"})
+    assert discord_to_matrix("in <#1>", names).html == (
+        f'in <a href="https://matrix.to/#/{room}">#general</a>'
+    )
+    html = f'see <a href="https://matrix.to/#/{room}">#general</a>'
+    assert matrix_to_discord("see #general", html, names).text == "see <#1>"
