@@ -8,9 +8,13 @@ pinged (:meth:`DiscordText.allowed_mentions` builds discord.py's ``AllowedMentio
 Matrix                                  Discord
 ======================================  ======================================================
 text                                    backslash before ``\\ * _ ~ | ` < [``; before ``# > -
-                                        +`` and ``1.``'s dot at a line's start (URLs as they
-                                        are): nothing typed on Matrix becomes formatting, a
-                                        mention, an emoji or a timestamp
+                                        +`` and ``1.``'s dot at a line's start: nothing typed
+                                        on Matrix becomes formatting, a mention, an emoji or
+                                        a timestamp. A URL run (Discord's autolink rule) is
+                                        left whole; a "<" right after one is "<" + U+200B
+                                        (the URL would take a backslash in)
+typed ``<@id>`` ``<@&id>``              also a zero-width space after ``@`` (Discord pings
+                                        for an escaped mention); code too
 ``@room``                               ``@everyone`` when ``may_mention_room``, else as is
 ``@everyone`` ``@here``                 kept when ``may_mention_room``, else ``@\\u200beveryone``
 user pill (matrix.to / ``matrix:u/``)   ``<@id>`` via ``names.ghost_user_id``, else its label
@@ -28,7 +32,11 @@ room pill                               ``<#id>`` via ``names.channel_id``, else
 ``img data-mx-emoticon``                ``<:name:id>`` via ``names.custom_emoji``, else its alt
 ``br`` ``p`` ``div`` ``tr``             newlines (a blank line between paragraphs)
 ``mx-reply`` ``script`` ``style``       dropped with their content
+markup html.parser gives up on          the body (else the markup's text) as plain text
 ======================================  ======================================================
+
+``user_ids``/``everyone`` of the result are what may ping: outbound sends them as
+``allowed_mentions`` (the text is neutralised as well, belt and braces).
 """
 
 from __future__ import annotations
@@ -85,7 +93,8 @@ class DiscordText:
         )
 
 
-_BREAK, _PARA, _AT, _MAYBE = "\x01", "\x02", "\x03", "\x04"  # placeholders, resolved at the end
+# Placeholders, resolved at the end (control characters: never in converted text).
+_BREAK, _PARA, _AT, _MAYBE, _LT = "\x01", "\x02", "\x03", "\x04", "\x05"
 _ZWSP = "\u200b"
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HTML_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
@@ -101,7 +110,9 @@ _LEFTOVER_RE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 # A placeholder at a line's start (after the quote and list prefixes the converter wrote)
 # becomes a backslash; anywhere else it goes.
 _MAYBE_RE = re.compile(r"^((?:> |[ \t]*(?:- |[0-9]{1,10}\. ))*[ \t]*[0-9]*)\x04", re.MULTILINE)
-_TYPED_MENTION_RE = re.compile(r"(<@[!&]?)(?=[0-9])")  # users and roles (channels never ping)
+# A URL run, an even number of backslashes (escaped backslashes), then an escaped "<".
+_URL_THEN_LT_RE = re.compile(r"((?<![A-Za-z0-9])https?://[^\s<\x05]*)\x05")
+_TYPED_MENTION_RE = re.compile(r"([<\x05]@[!&]?)(?=[0-9])")  # users and roles (channels never ping)
 _RUN_RE = re.compile(r"[\n\x01\x02]*[\x01\x02][\n\x01\x02]*")
 _MATRIX_TO_RE = re.compile(r"https?://matrix\.to/#/([^?]+)", re.IGNORECASE)
 _MATRIX_URI_RE = re.compile(r"matrix:(u|r|roomid)/([^?#/]+)(/|$|[?#])", re.IGNORECASE)
@@ -118,22 +129,22 @@ _MARKS |= {"del": "~~", "s": "~~", "strike": "~~"}
 _MAX_LEVELS = 16
 
 
-def escape_text(text: str, *, line_start: str = "\\") -> str:
-    """Backslash-escape Discord markdown in plain text (URLs kept whole, so they still link).
+def escape_text(text: str) -> str:
+    """Backslash-escape Discord markdown in plain text (URLs kept whole, so they still link)."""
+    return _settle_lt(_escape(text, "\\"))
 
-    ``line_start`` is written before what would start a quote, heading or list at a line's
-    start; HTML text nodes get a placeholder, settled once the lines are known."""
+
+def _escape(text: str, line_start: str) -> str:
+    """:func:`escape_text` but for "<" (a placeholder) and with ``line_start`` before what
+    would start a quote, heading or list at a line's start (HTML text nodes: a placeholder
+    too, settled once the lines are known)."""
     out: list[str] = []
     pos = 0
     for match in _URL_RE.finditer(text):
-        out.append(_INLINE_ESCAPE_RE.sub(r"\\\g<0>", text[pos : match.start()]))
+        out.append(_INLINE_ESCAPE_RE.sub(_escape_char, text[pos : match.start()]))
         out.append(match.group(0))
         pos = match.end()
-        if text.startswith("<", pos):
-            # Discord's URL would take a backslash in: "<" + a zero-width space starts nothing.
-            out.append("<" + _ZWSP)
-            pos += 1
-    out.append(_INLINE_ESCAPE_RE.sub(r"\\\g<0>", text[pos:]))
+    out.append(_INLINE_ESCAPE_RE.sub(_escape_char, text[pos:]))
 
     def line_starts(match: re.Match[str]) -> str:
         if match.group(2):
@@ -141,6 +152,18 @@ def escape_text(text: str, *, line_start: str = "\\") -> str:
         return match.group(1) + match.group(3) + line_start + "."
 
     return _LINE_START_RE.sub(line_starts, "".join(out))
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return _LT if match.group(0) == "<" else "\\" + match.group(0)
+
+
+def _settle_lt(text: str) -> str:
+    """An escaped "<" right after a URL run gets a zero-width space instead of a backslash
+    (Discord's URL would take the backslash in); elsewhere a backslash. Text of several HTML
+    nodes is settled again once whole (a link's URL, then a text node)."""
+    text = _URL_THEN_LT_RE.sub("\\1<" + _ZWSP, text)
+    return text.replace(_LT, "\\<")
 
 
 def _resolve(text: str) -> str:
@@ -243,7 +266,7 @@ class _Converter(HTMLParser):
             data = _CONTROL_RE.sub("", _HTML_SPACE_RE.sub(" ", data))
             if data.startswith(" ") and frame.parts and frame.parts[-1].endswith(" "):
                 data = data[1:]
-            text = data if self.code else escape_text(data, line_start=_MAYBE)
+            text = data if self.code else _escape(data, _MAYBE)
             text = self.mentions(text, bool(self.code))
         if self.anchors:
             for entry in reversed(self.stack):
@@ -401,9 +424,9 @@ class _Converter(HTMLParser):
             return label.strip() or escape_text(target)
         if self.anchors or self.code or self.pre or not _SAFE_URL_RE.fullmatch(href):
             return label  # inside a link or code, or not http(s): its text
-        url = href.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
         if not label.strip() or raw.rstrip("/") == href.rstrip("/"):
-            return url
+            return href.replace("<", "%3C")  # a bare URL runs to a space or "<"
+        url = href.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
         return f"[{label.strip()}]({url})"
 
     def image(self, attributes: dict[str, str]) -> str:
@@ -434,6 +457,7 @@ def _finish(text: str, converter: _Converter) -> DiscordText:
     text = "\n".join(lines).strip("\n ")
     text = _MAYBE_RE.sub(r"\1\\", text).replace(_MAYBE, "")
     text = _LEFTOVER_RE.sub("@" + _ZWSP, text)
+    text = _settle_lt(text)
     everyone = _AT in text
     return DiscordText(text.replace(_AT, "@"), converter.users, everyone)
 

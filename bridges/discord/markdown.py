@@ -158,7 +158,8 @@ def mentioned_ids(text: str) -> dict[str, set[str]]:
 _NOT_TICK_RE = re.compile(r"[^`]")
 _URL_HEAD_RE = re.compile(r"(?<![A-Za-z0-9])https?://")
 _LANG_RE = re.compile(r"([A-Za-z0-9_+\-.#]{1,32})\n([\s\S]*\S[\s\S]*)")
-_QUOTE_RE = re.compile(r">>>(?: |$)|> ")
+_QUOTE_LINE_RE = re.compile(r" *> ")
+_TRIPLE_RE = re.compile(r" *>>> ")
 _HEADING_RE = re.compile(r"(#{1,3}) +(?=\S)")
 _SUBTEXT_RE = re.compile(r"-# +(?=\S)")
 _LIST_RE = re.compile(r"( *)(?:[-*]|([0-9]{1,9})\.) +(?=\S)")
@@ -169,21 +170,20 @@ class _Block:
     quoted: bool
     kind: str  # "para", "h1".."h3", "sub", "li", "code"
     html: str
-    body: str
     level: int = 0
     ordered: bool = False
     start: int = 1
 
 
 class _Blocks:
-    """Lines -> blocks: quotes, headings, subtext, list items, code blocks, paragraphs."""
+    """Text -> blocks (headings, subtext, list items, code blocks, paragraphs) and the body."""
 
     def __init__(self, inline: Inline) -> None:
         self.inline = inline
         self.blocks: list[_Block] = []
-        self.para: list[tuple[str, str]] = []  # (prefix as typed, line)
-        self.para_quoted = False
-        self.triple = False
+        self.para: list[str] = []
+        self.bodies: list[str] = []  # the body of the current text, line by line
+        self.quoted = False
         self.markup = False
 
     def inline_html(self, text: str) -> tuple[str, str]:
@@ -195,66 +195,75 @@ class _Blocks:
     def flush(self) -> None:
         if not self.para:
             return
-        lines = [line for _, line in self.para]
-        html, body = self.inline_html("\n".join(lines))
+        html, body = self.inline_html("\n".join(self.para))
         html_lines = html.split("\n")
         while html_lines and not html_lines[-1].strip():
             html_lines.pop()
         while html_lines and not html_lines[0].strip():
             html_lines.pop(0)
-        body_lines = body.split("\n")
-        if len(body_lines) == len(self.para):
-            body = "\n".join(p + b for (p, _), b in zip(self.para, body_lines, strict=True))
-        self.blocks.append(_Block(self.para_quoted, "para", "<br>".join(html_lines), body))
+        self.blocks.append(_Block(self.quoted, "para", "<br>".join(html_lines)))
+        self.bodies.append(body)
         self.para = []
 
     def line(self, line: str) -> None:
-        quoted = self.triple
-        prefix = ""
-        marker = None if quoted else _QUOTE_RE.match(line)
-        if marker:
-            quoted = True
-            self.triple = marker.group(0).startswith(">>>")
-            prefix, line = line[: marker.end()], line[marker.end() :]
-        if quoted:
-            self.markup = True
         heading = _HEADING_RE.match(line)
         subtext = _SUBTEXT_RE.match(line)
         listed = _LIST_RE.match(line)
-        if not (heading or subtext or listed):
-            if self.para and self.para_quoted != quoted:
-                self.flush()
-            self.para_quoted = quoted
-            self.para.append((prefix, line))
+        found = heading or subtext or listed
+        if found is None:
+            self.para.append(line)
             return
         self.flush()
         self.markup = True
-        found = heading or subtext or listed
-        assert found is not None
         html, body = self.inline_html(line[found.end() :])
-        body = prefix + found.group(0) + body
+        self.bodies.append(found.group(0) + body)
         if heading:
             tag = f"h{len(heading.group(1))}"
-            self.blocks.append(_Block(quoted, tag, f"<{tag}>{html}</{tag}>", body))
+            self.blocks.append(_Block(self.quoted, tag, f"<{tag}>{html}</{tag}>"))
         elif subtext:
-            self.blocks.append(_Block(quoted, "sub", f"<sub>{html}</sub>", body))
+            self.blocks.append(_Block(self.quoted, "sub", f"<sub>{html}</sub>"))
         elif listed:
             digits = listed.group(2)
             start = int(digits) if digits else 1
             level = len(listed.group(1)) // 2
-            self.blocks.append(_Block(quoted, "li", html, body, level, bool(digits), start))
+            self.blocks.append(_Block(self.quoted, "li", html, level, bool(digits), start))
 
-    def code(self, raw: str, quoted: bool, prefix: str = "") -> None:
-        self.flush()
+    def code(self, raw: str) -> None:
         self.markup = True
         lang_match = _LANG_RE.fullmatch(raw)
         lang, content = (lang_match.group(1), lang_match.group(2)) if lang_match else ("", raw)
         content = content.strip("\n")
         attr = f' class="language-{_attr(lang)}"' if lang else ""
         html = f"<pre><code{attr}>{esc(content)}</code></pre>"
-        self.blocks.append(
-            _Block(quoted or self.triple, "code", html, prefix + "```" + raw + "```")
-        )
+        self.blocks.append(_Block(self.quoted, "code", html))
+
+    def text(self, text: str, quoted: bool) -> str:
+        """Blocks of a text with no quote in it (a quote's content, or text between quotes);
+        returns its body."""
+        self.quoted = quoted
+        self.markup = self.markup or quoted
+        body: list[str] = []
+        pos = 0
+        for start, end in [*_fences(text), (len(text), len(text))]:
+            lines = text[pos:start].split("\n")
+            lead = trail = ""
+            if pos > 0 and len(lines) > 1 and lines[0] == "":
+                lines.pop(0)  # the newline after a fence
+                lead = "\n"
+            if start < len(text) and len(lines) > 1 and lines[-1] == "":
+                lines.pop()  # the newline before a fence
+                trail = "\n"
+            if lines != [""]:
+                for line in lines:
+                    self.line(line)
+            self.flush()
+            body.append(lead + "\n".join(self.bodies) + trail)
+            self.bodies = []
+            if start < len(text):
+                self.code(text[start + 3 : end - 3])
+                body.append(text[start:end])
+            pos = end
+        return "".join(body)
 
 
 def _attr(text: str) -> str:
@@ -284,20 +293,22 @@ def _render(blocks: list[_Block]) -> str:
                 )
                 at = stop
             else:
+                if at and group[at].kind == group[at - 1].kind == "para":
+                    parts.append("<br>")  # two quotes in a row ("> a" then ">>> b")
                 parts.append(group[at].html)
                 at += 1
         inner = "".join(parts)
-        out.append(f"<blockquote>{inner}</blockquote>" if quoted else inner)
+        if quoted:
+            out.append(f"<blockquote>{inner}</blockquote>" if inner else "")
+        else:
+            out.append(inner)
         index = end
     return "".join(out)
 
 
-def _fences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each code block: a ``\u0060\u0060\u0060`` up to the next one past a character
-    that is not a backtick, unless a URL before it takes it in (as on Discord). A scan, not a
-    backtracking regex: linear in the text."""
-    found: list[tuple[int, int]] = []
-    pos = 0
+def _next_fence(text: str, pos: int) -> tuple[int, int] | None:
+    """The next code block from ``pos``: a ``\u0060\u0060\u0060`` up to the next one past a
+    character that is not a backtick, unless a URL before it takes it in (as on Discord)."""
     while (start := text.find("```", pos)) >= 0:
         run = max(text.rfind(char, pos, start) for char in " \n\t\r\f\v<") + 1
         head = _URL_HEAD_RE.search(text, max(run, pos), start)
@@ -307,11 +318,60 @@ def _fences(text: str) -> list[tuple[int, int]]:
             continue
         content = _NOT_TICK_RE.search(text, start + 3)
         close = text.find("```", content.start() + 1) if content else -1
-        if close < 0:
-            break
-        found.append((start, close + 3))
-        pos = close + 3
+        return (start, close + 3) if close >= 0 else None
+    return None
+
+
+def _fences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each code block; a scan, not a backtracking regex: linear."""
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while (fence := _next_fence(text, pos)) is not None:
+        found.append(fence)
+        pos = fence[1]
     return found
+
+
+def _quotes(text: str) -> list[tuple[str, str]]:
+    """The text as (quote marker, content) runs in Discord's order: a line starting ``> ``
+    (with the lines after it that do) or ``>>> `` (the rest of the message) outside a code
+    block; marker "" for the text between."""
+    runs: list[tuple[str, str]] = []
+    length = len(text)
+    pos = plain = 0
+    fence = _next_fence(text, 0)
+    while pos < length:
+        if fence is not None and fence[0] < pos:
+            fence = _next_fence(text, pos)  # the one found began inside a quote
+        triple = _TRIPLE_RE.match(text, pos)
+        quote = None if triple else _QUOTE_LINE_RE.match(text, pos)
+        if triple or quote:
+            if pos > plain:
+                runs.append(("", text[plain : pos - 1]))
+        if triple:
+            runs.append((">>> ", text[triple.end() :]))
+            return runs
+        if quote:
+            lines: list[str] = []
+            while quote:
+                end = text.find("\n", pos)
+                end = length if end < 0 else end
+                lines.append(text[quote.end() : end])
+                pos = end + 1
+                quote = _QUOTE_LINE_RE.match(text, pos) if pos < length else None
+            runs.append(("> ", "\n".join(lines)))
+            plain = pos
+            continue
+        end = text.find("\n", pos)
+        end = length if end < 0 else end
+        while fence is not None and fence[0] <= end:  # a code block opening on this line
+            end = text.find("\n", fence[1])
+            end = length if end < 0 else end
+            fence = _next_fence(text, fence[1])
+        pos = end + 1
+    if plain < length or not runs:
+        runs.append(("", text[plain:]))
+    return runs
 
 
 def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixText:
@@ -326,29 +386,13 @@ def discord_to_matrix(text: str, names: DiscordNames | None = None) -> MatrixTex
     inline = Inline(names)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     blocks = _Blocks(inline)
-    pos = 0
-    fences = _fences(text)
-    for number in range(len(fences) + 1):
-        fence = fences[number] if number < len(fences) else None
-        chunk = text[pos : fence[0] if fence else len(text)]
-        lines = chunk.split("\n")
-        if pos > 0 and lines and lines[0] == "":
-            lines.pop(0)  # the newline after a fence
-        quoted_fence = ""
-        if fence is not None and lines:
-            if lines[-1] == "":
-                lines.pop()  # the newline before a fence
-            elif _QUOTE_RE.fullmatch(lines[-1]) or lines[-1] == ">":
-                quoted_fence = lines[-1]
-                blocks.triple = blocks.triple or lines[-1].startswith(">>>")
-                lines.pop()
-        for line in lines:
-            blocks.line(line)
-        if fence is not None:
-            blocks.code(text[fence[0] + 3 : fence[1] - 3], bool(quoted_fence), quoted_fence)
-            pos = fence[1]
-    blocks.flush()
-    body = "\n".join(block.body for block in blocks.blocks)
+    bodies: list[str] = []
+    for marker, content in _quotes(text):
+        body = blocks.text(content, bool(marker))
+        if marker == "> ":
+            body = "\n".join("> " + line for line in body.split("\n"))
+        bodies.append(marker + body if marker != "> " else body)
+    body = "\n".join(bodies)
     if not blocks.markup:
         return MatrixText(body, None, inline.mentions)
-    return MatrixText(body, _render(blocks.blocks), inline.mentions)
+    return MatrixText(body, _render(blocks.blocks) or None, inline.mentions)

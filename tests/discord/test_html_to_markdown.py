@@ -172,6 +172,16 @@ def test_a_url_keeps_its_characters_and_cannot_swallow_an_escape() -> None:
     assert back.mentions.user_ids == [] and "#general" not in back.body
 
 
+def test_a_link_then_text_cannot_let_the_url_swallow_an_escape() -> None:
+    result = to_discord('<a href="https://e.org/q">https://e.org/q</a>&lt;#10&gt;')
+    assert result.text == f"https://e.org/q<{ZWSP}#10>"
+    assert "#general" not in discord_to_matrix(result.text, NAMES).body
+    pill = '<a href="https://matrix.to/#/@bob:hs.test">B</a>'
+    result = to_discord(f'<a href="https://e.org">x</a> https://e.org/\\{pill}')
+    # The user's backslash ends the URL run, which takes it in on Discord: the pill pings.
+    assert result.text == "[x](https://e.org) https://e.org/\\<@222>"
+
+
 def test_control_characters_are_dropped() -> None:
     assert matrix_to_discord("a\x00b\r\nc\x07\x01\x02\x03", None).text == "ab\nc"
 
@@ -246,6 +256,7 @@ ROUND_TRIPS = [
     "<code>x*y</code>",
     '<pre><code class="language-py">print("*")</code></pre>',
     "<blockquote>a<br>b</blockquote>after",
+    "<blockquote>q<pre><code>x\ny</code></pre></blockquote>after",
     "<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>",
     '<ol start="3"><li>x</li><li>y</li></ol>',
     "<h1>One</h1><h3>Three</h3>",

@@ -40,6 +40,8 @@ CASES = [
     ("**a *b* c**", "<strong>a <em>b</em> c</strong>"),
     ("||**x**||", "<span data-mx-spoiler><strong>x</strong></span>"),
     ("**two\nlines**", "<strong>two<br>lines</strong>"),
+    ("~~\\~~~", "<del>~</del>"),
+    ("||a\\||b||", "<span data-mx-spoiler>a||b</span>"),
     ("`code`", "<code>code</code>"),
     ("`**not bold** <@111>`", "<code>**not bold** &lt;@111&gt;</code>"),
     ("``a`b``", "<code>a`b</code>"),
@@ -146,6 +148,30 @@ def test_a_url_takes_in_a_fence_after_it_as_on_discord() -> None:
     assert html_of("```a https://e.org/``` ```b```") == (
         "<pre><code>a https://e.org/</code></pre><pre><code>b</code></pre>"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        # A quote is found first: its lines lose their "> ", then a code block in it is whole.
+        (
+            "> ```\n> code\n> more\n> ```\nafter",
+            "<blockquote><pre><code>code\nmore</code></pre></blockquote>after",
+        ),
+        # A code block is found first: "> " lines in it are code.
+        ("```\n> a\n```", "<pre><code>&gt; a</code></pre>"),
+        # A fence opened in a quote and closed outside it closes nothing.
+        ("> ```a\nb```", "<blockquote>```a</blockquote>b```"),
+        (
+            ">>> q\n```py\nx\n```",
+            '<blockquote>q<pre><code class="language-py">x</code></pre></blockquote>',
+        ),
+        ("> a\n>>> b\nc", "<blockquote>a<br>b<br>c</blockquote>"),
+        (" > indented", "<blockquote>indented</blockquote>"),
+    ],
+)
+def test_quotes_and_code_blocks_in_discords_order(text: str, html: str) -> None:
+    assert html_of(text) == html
 
 
 def test_unclosed_markers_stay_literal() -> None:
