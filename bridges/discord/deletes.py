@@ -99,6 +99,7 @@ class Deletes:
             return  # a message Discord never had (the runtime's own id)
         message_id = int(redaction.target_id)
         channel_id = int(redaction.portal.id)
+        thread_id = await self.connector.outbound.thread_of(message_id)
         if redaction.relayed_for is not None and not redaction.by_moderator:
             try:
                 hook = await self.connector.webhooks.for_channel(client, channel_id)
@@ -106,7 +107,10 @@ class Deletes:
                 hook = None
             if hook is not None:
                 try:
-                    await hook.delete_message(message_id)
+                    await hook.delete_message(
+                        message_id,
+                        thread=discord.Object(thread_id) if thread_id else discord.utils.MISSING,
+                    )
                     return
                 except discord.NotFound as e:
                     if e.code == UNKNOWN_WEBHOOK:
@@ -116,7 +120,8 @@ class Deletes:
         gateway = client.gateway
         if gateway is None:
             raise SendRefused("the Discord login is not connected", retriable=True)
-        channel: Any = gateway.get_channel(channel_id) or await gateway.fetch_channel(channel_id)
+        target = thread_id or channel_id
+        channel: Any = gateway.get_channel(target) or await gateway.fetch_channel(target)
         try:
             await channel.get_partial_message(message_id).delete()
         except discord.NotFound as e:

@@ -123,6 +123,7 @@ class Edits:
         channel_id = int(edit.portal.id)
         mentions = converted.allowed_mentions()
         before = self._texts.get(message_id)
+        thread_id = await outbound.thread_of(message_id)
         if edit.relay_sender is not None:
             try:
                 hook = await self.connector.webhooks.for_channel(client, channel_id)
@@ -131,7 +132,12 @@ class Edits:
             if hook is not None:
                 self.note_text(message_id, text)
                 try:
-                    await hook.edit_message(message_id, content=text, allowed_mentions=mentions)
+                    await hook.edit_message(
+                        message_id,
+                        content=text,
+                        allowed_mentions=mentions,
+                        thread=discord.Object(thread_id) if thread_id else discord.utils.MISSING,
+                    )
                     return None
                 except discord.NotFound as e:
                     self._forget(message_id, before)
@@ -144,7 +150,7 @@ class Edits:
                     self._forget(message_id, before)
                     raise
             text = f"**{escape_markdown(edit.relay_sender.displayname)}**: {text}"
-        await self._edit_own(client, channel_id, message_id, text, mentions, before)
+        await self._edit_own(client, thread_id or channel_id, message_id, text, mentions, before)
         return None
 
     async def _edit_own(

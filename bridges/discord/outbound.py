@@ -95,10 +95,23 @@ class Outbound:
                     fail_if_not_exists=False,
                 )
             sent.append(await self.as_user(client, thread_id or channel_id, msg, **send))
+        if thread_id is not None:
+            for message in sent:
+                await self.note_thread(message.id, thread_id)
         return MessageResult(
             remote_id=RemoteMessageID(str(sent[0].id)),
             extra_ids=[RemoteMessageID(str(m.id)) for m in sent[1:]],
         )
+
+    async def note_thread(self, message_id: int, thread_id: int) -> None:
+        """Remember the thread a message was sent to: editing or deleting it later names
+        the thread (a webhook's ``thread_id``, the thread's own channel), which a Matrix
+        edit or redaction does not say."""
+        await self.connector.bridge.set_kv(f"thread-of:{message_id}", str(thread_id))
+
+    async def thread_of(self, message_id: int) -> int | None:
+        kept = await self.connector.bridge.get_kv(f"thread-of:{message_id}")
+        return int(kept) if kept and kept.isdigit() else None
 
     async def webhooks_allowed(self, client: DiscordClient, channel_id: int) -> bool:
         """Whether the channel has (or the bot may make) the bridge's webhook."""

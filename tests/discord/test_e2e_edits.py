@@ -213,3 +213,35 @@ async def test_malformed_update_and_delete_dispatches_are_skipped(
         assert len(fake.sessions) == identifies  # the gateway connection was not dropped
         skipped = [r for r in caplog.records if "dispatch skipped" in r.getMessage()]
         assert len(skipped) == 4
+
+
+async def test_a_relayed_thread_message_is_edited_and_deleted_in_its_thread(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world, fake = discord_world, discord_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        starter = await fake.send_message(world.general, world.bob, "a topic")
+        root = await admin.wait_for_event(room_id, body_is("a topic"))
+        thread = await fake.create_thread(world.general, starter["id"], "the topic", world.bob)
+        carol = await carol_in(bridge_env, uid, admin, room_id)
+        async with carol:
+            event_id = await carol.send_message(
+                room_id,
+                {
+                    "msgtype": "m.text",
+                    "body": "in the thread",
+                    "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]},
+                },
+            )
+
+            def contents() -> list[str]:
+                return [m["content"] for m in fake.messages(thread) if m.get("webhook_id")]
+
+            await eventually(lambda: contents() == ["in the thread"])
+            await carol.send_message(room_id, matrix_edit(event_id, "in the thread, edited"))
+            await eventually(lambda: contents() == ["in the thread, edited"])
+            await carol.redact(room_id, event_id)
+            await eventually(lambda: contents() == [])
