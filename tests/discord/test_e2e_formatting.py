@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import eventually
 from tests.discord.conftest import login_bot, open_channel
 from tests.discord.test_e2e_edits import carol_in
+from tests.helpers import give_power
 
 pytestmark = pytest.mark.engine_independent
 
@@ -144,3 +145,25 @@ async def test_a_long_matrix_message_is_split_and_its_first_part_mapped(
             await fake.send_message(world.general, world.bob, "tl;dr 2", reply_to=parts[1]["id"])
             answer = await admin.wait_for_event(room_id, body_has("tl;dr 2"))
             assert answer["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == event_id
+
+
+async def test_a_matrix_user_with_the_power_pings_everyone(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world, fake = discord_world, discord_world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+        carol = await carol_in(bridge_env, uid, admin, room_id)
+        async with carol:
+            await give_power(discord_bridge, room_id, carol.user_id, 50)  # notifications.room
+            await carol.send_text(room_id, "@room meeting now")
+
+            def sent() -> list[dict[str, Any]]:
+                return [m for m in fake.messages(world.general) if "meeting" in m["content"]]
+
+            await eventually(lambda: bool(sent()))
+            [msg] = sent()
+            assert msg["content"] == "@everyone meeting now"
+            assert msg["mention_everyone"] is True
