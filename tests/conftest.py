@@ -7,8 +7,10 @@ so the whole suite runs on both: ``.ci/run`` runs it twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,21 +27,82 @@ DB_ENGINE = os.environ.get("BRIDGEKIT_TEST_DB", "sqlite")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only what the database engine can change.
+    """On the PostgreSQL pass, run only what the database engine can change; in a shard, only
+    its part.
 
     ``scripts/test.sh`` runs the suite twice, once per engine. A test that never opens the
     bridge's database (no ``db_url`` among its fixtures, however indirectly) or whose module is
     marked ``engine_independent`` (formatting, TLS, media: what it checks cannot depend on the
     engine) already ran on SQLite, so the second pass leaves it out and CI stays short.
     """
-    if DB_ENGINE != "postgres" or os.environ.get("BRIDGEKIT_TEST_ALL") == "1":
-        return
+    collected = Counter(_module(item) for item in items)
+    if DB_ENGINE == "postgres" and os.environ.get("BRIDGEKIT_TEST_ALL") != "1":
+        _engine_dependent_only(config, items)
+    if shard := os.environ.get("BRIDGEKIT_TEST_SHARD"):
+        _one_shard(config, items, shard, collected)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _engine_dependent_only(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         uses_db = "db_url" in getattr(item, "fixturenames", ())
         independent = item.get_closest_marker("engine_independent") is not None
         (keep if uses_db and not independent else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+#: Seconds each test module took on the SQLite pass, for balancing shards. Written anew by a
+#: run with ``BRIDGEKIT_TEST_RECORD_DURATIONS=1`` (a whole SQLite pass, one process).
+DURATIONS = Path(__file__).with_name("durations.json")
+_spent: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _spent[report.nodeid.split("::", 1)[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if os.environ.get("BRIDGEKIT_TEST_RECORD_DURATIONS") == "1" and _spent:
+        rounded = {module: round(seconds, 1) for module, seconds in sorted(_spent.items())}
+        DURATIONS.write_text(json.dumps(rounded, indent=0) + "\n")
+
+
+def _one_shard(
+    config: pytest.Config, items: list[pytest.Item], shard: str, collected: Counter[str]
+) -> None:
+    """``BRIDGEKIT_TEST_SHARD=i/n``: only the i-th (1-based) of n parts of the modules, so that a
+    pass can run as n processes side by side (scripts/test.sh). The tests mostly wait (on
+    servers, timeouts, retries; a process uses about a quarter of a core), so n processes take
+    little more than 1/n of the time. Whole modules, for their module-scoped servers; balanced
+    by each module's measured time, in proportion to the part of it this pass runs (a module
+    not measured yet: 3 s per end-to-end test)."""
+    index, count = (int(x) for x in shard.split("/"))
+    if not 1 <= index <= count:
+        raise pytest.UsageError(f"BRIDGEKIT_TEST_SHARD={shard}: want i/n with 1 <= i <= n")
+    measured: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    modules = Counter(_module(item) for item in items)
+
+    def weight(module: str) -> float:
+        if module in measured:
+            return measured[module] * modules[module] / collected[module]
+        return modules[module] * (3.0 if "e2e" in module else 0.05)
+
+    loads = [0.0] * count
+    mine: set[str] = set()
+    for module in sorted(modules, key=lambda m: (-weight(m), m)):
+        part = loads.index(min(loads))
+        loads[part] += weight(module)
+        if part == index - 1:
+            mine.add(module)
+    keep = [item for item in items if _module(item) in mine]
+    dropped = [item for item in items if _module(item) not in mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
