@@ -143,6 +143,14 @@ class NetworkBridge(BridgeAPI):
         row = await self._services.portals.get(self.network, portal)
         return row is not None and bool(row.mxid)
 
+    async def portal_room(self, portal: PortalKey) -> str | None:
+        row = await self._services.portals.get(self.network, portal)
+        return row.mxid if row is not None else None
+
+    async def portal_of_room(self, room_id: str) -> PortalKey | None:
+        row = await self._services.portals.by_room(room_id)
+        return row.key if row is not None and row.network == self.network else None
+
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         localpart = self._services.connectors[self.network].ghost_localpart(remote_user_id)
         return f"@{localpart}:{self.domain}"

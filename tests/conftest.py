@@ -7,8 +7,10 @@ so the whole suite runs on both: ``.ci/run`` runs it twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,21 +29,82 @@ PICKLE_KEY = "bridgekit-test-pickle-key-0123456789"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only what the database engine can change.
+    """On the PostgreSQL pass, run only what the database engine can change; in a shard, only
+    its part.
 
     ``scripts/test.sh`` runs the suite twice, once per engine. A test that never opens the
     bridge's database (no ``db_url`` among its fixtures, however indirectly) or whose module is
     marked ``engine_independent`` (formatting, TLS, media: what it checks cannot depend on the
     engine) already ran on SQLite, so the second pass leaves it out and CI stays short.
     """
-    if DB_ENGINE != "postgres" or os.environ.get("BRIDGEKIT_TEST_ALL") == "1":
-        return
+    collected = Counter(_module(item) for item in items)
+    if DB_ENGINE == "postgres" and os.environ.get("BRIDGEKIT_TEST_ALL") != "1":
+        _engine_dependent_only(config, items)
+    if shard := os.environ.get("BRIDGEKIT_TEST_SHARD"):
+        _one_shard(config, items, shard, collected)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _engine_dependent_only(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         uses_db = "db_url" in getattr(item, "fixturenames", ())
         independent = item.get_closest_marker("engine_independent") is not None
         (keep if uses_db and not independent else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+#: Seconds each test module took on the SQLite pass, for balancing shards. Written anew by a
+#: run with ``BRIDGEKIT_TEST_RECORD_DURATIONS=1`` (a whole SQLite pass, one process).
+DURATIONS = Path(__file__).with_name("durations.json")
+_spent: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _spent[report.nodeid.split("::", 1)[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if os.environ.get("BRIDGEKIT_TEST_RECORD_DURATIONS") == "1" and _spent:
+        rounded = {module: round(seconds, 1) for module, seconds in sorted(_spent.items())}
+        DURATIONS.write_text(json.dumps(rounded, indent=0) + "\n")
+
+
+def _one_shard(
+    config: pytest.Config, items: list[pytest.Item], shard: str, collected: Counter[str]
+) -> None:
+    """``BRIDGEKIT_TEST_SHARD=i/n``: only the i-th (1-based) of n parts of the modules, so that a
+    pass can run as n processes side by side (scripts/test.sh). The tests mostly wait (on
+    servers, timeouts, retries; a process uses about a quarter of a core), so n processes take
+    little more than 1/n of the time. Whole modules, for their module-scoped servers; balanced
+    by each module's measured time, in proportion to the part of it this pass runs (a module
+    not measured yet: 3 s per end-to-end test)."""
+    index, count = (int(x) for x in shard.split("/"))
+    if not 1 <= index <= count:
+        raise pytest.UsageError(f"BRIDGEKIT_TEST_SHARD={shard}: want i/n with 1 <= i <= n")
+    measured: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    modules = Counter(_module(item) for item in items)
+
+    def weight(module: str) -> float:
+        if module in measured:
+            return measured[module] * modules[module] / collected[module]
+        return modules[module] * (3.0 if "e2e" in module else 0.05)
+
+    loads = [0.0] * count
+    mine: set[str] = set()
+    for module in sorted(modules, key=lambda m: (-weight(m), m)):
+        part = loads.index(min(loads))
+        loads[part] += weight(module)
+        if part == index - 1:
+            mine.add(module)
+    keep = [item for item in items if _module(item) in mine]
+    dropped = [item for item in items if _module(item) not in mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
@@ -57,6 +120,8 @@ class BridgeEnv:
         self.hs_token = secrets.token_hex(32)
         self.dp_token = secrets.token_hex(32)
         self.synapse: Any = None
+        #: What Synapse knows as the appservice's URL (bridgekit/testing/appservice_gate.py).
+        self.gate: Any = None
 
     def config_dict(self, db_url: str, **overrides: Any) -> dict[str, Any]:
         base: dict[str, Any] = {
@@ -95,18 +160,24 @@ class BridgeEnv:
 
 @pytest.fixture(scope="session")
 def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
+    from bridgekit.testing.appservice_gate import AppserviceGate
     from bridgekit.testing.synapse import SynapseServer
 
     workdir = tmp_path_factory.mktemp("synapse")
     env = BridgeEnv(workdir)
+    env.gate = AppserviceGate(env.as_port)
+    env.gate.start()
     # The registration covers every installed connector's namespaces, so tests of any network
     # can run against this one Synapse (a test enables the networks it needs in its config).
+    # Its URL is the gate's: between tests the gate answers Synapse, so that what Synapse still
+    # had for one test's bridge is not pushed at a closed port (see the gate's docstring).
     config = Config.from_dict(
         env.config_dict(
             "sqlite:///unused.db",
             networks={name: {"enabled": True} for name in discover_connectors()},
             # The registration asks for what end-to-bridge encryption needs (MSC3202, MSC4190).
             encryption={"allow": True, "pickle_key": PICKLE_KEY},
+            **{"appservice.address": env.gate.url},
         )
     )
     reg_path = workdir / "bridgekit-registration.yaml"
@@ -121,6 +192,24 @@ def bridge_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeEnv]:
     env.synapse = server
     yield env
     server.stop()
+    env.gate.stop()
+
+
+@pytest.fixture(autouse=True)
+def _appservice_handover(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that uses the session's Synapse gets its appservice traffic while it runs, and
+    leaves Synapse counting the appservice as up, with nothing held back for the next test."""
+    if "bridge_env" not in request.fixturenames:
+        yield
+        return
+    env: BridgeEnv = request.getfixturevalue("bridge_env")
+    env.gate.in_test = True
+    try:
+        yield
+    finally:
+        env.gate.in_test = False
+        if env.synapse.running:
+            env.gate.run(env.synapse.recover_appservice("bridgekit", env.as_token))
 
 
 @pytest.fixture
@@ -147,7 +236,11 @@ async def make_bridge(bridge_env: BridgeEnv, db_url: str) -> AsyncIterator[Bridg
         config = Config.from_dict(bridge_env.config_dict(db_url, **overrides))
         assert config.validate(discover_connectors()) == []
         bridge = Bridge(config)
-        await bridge.start()
+        bridge_env.gate.starting = True  # Synapse's requests wait for it, not fail
+        try:
+            await bridge.start()
+        finally:
+            bridge_env.gate.starting = False
         running.append(bridge)
         return bridge
 

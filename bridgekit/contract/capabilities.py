@@ -56,6 +56,14 @@ class RedactionHandler(ABC):
     async def handle_matrix_redaction(self, redaction: MatrixRedaction) -> None: ...
 
 
+class ModeratesMessages(ABC):  # noqa: B024 - a capability without methods of its own
+    """A :class:`RedactionHandler` whose network lets moderators delete others' messages
+    (Discord's Manage Messages): a Matrix redaction of another's bridged message (the
+    homeserver allowed it: the redactor has the room's power to redact) is handed over with
+    ``by_moderator`` set, to delete or refuse (:class:`SendRefused`). Without it such a
+    redaction stays on Matrix."""
+
+
 class ReactionHandler(ABC):
     @abstractmethod
     async def handle_matrix_reaction(self, reaction: MatrixReaction) -> MessageResult | None: ...

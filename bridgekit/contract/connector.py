@@ -43,6 +43,7 @@ from .capabilities import (  # the optional half of the contract
     FetchResult,
     IdentifierResolver,
     MembershipHandler,
+    ModeratesMessages,
     PresenceHandler,
     ReactionHandler,
     ReadReceiptHandler,
@@ -93,6 +94,7 @@ __all__ = [
     "MessageResult",
     "EditHandler",
     "RedactionHandler",
+    "ModeratesMessages",
     "RelayLineHandler",
     "RelaysOwnUser",
     "RendersRelaySender",
@@ -236,6 +238,16 @@ class BridgeAPI(ABC):
     @abstractmethod
     def ghost_mxid(self, remote_user_id: RemoteUserID) -> str:
         """The Matrix user id of the ghost for a remote user of this network."""
+
+    async def portal_room(self, portal: PortalKey) -> str | None:
+        """The Matrix room of one of this network's portals, if it has one yet (a network's
+        mention of a chat becomes a link to its room)."""
+        return None
+
+    async def portal_of_room(self, room_id: str) -> PortalKey | None:
+        """The portal of this network a Matrix room bridges, if any (a link to the room
+        becomes the network's mention of the chat)."""
+        return None
 
     @abstractmethod
     async def media_url(self, mxc: str, filename: str = "") -> str:

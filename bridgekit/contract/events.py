@@ -128,6 +128,9 @@ class MessageContent:
     thread_root: RemoteMessageID | None = None
     #: Remote user ids mentioned, turned into Matrix pills and m.mentions.
     mentions: list[RemoteUserID] = field(default_factory=list)
+    #: The message notifies the whole room (a network's everyone-mention): ``m.mentions``
+    #: gets ``room: true``.
+    mentions_room: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,6 +450,10 @@ class MatrixRedaction(MatrixEventBase):
     target_id: RemoteMessageID = RemoteMessageID("")
     target_is_reaction: bool = False
     reason: str | None = None
+    #: The redaction is a room moderator's, of another's message (the homeserver checked
+    #: their power to redact it): only for a
+    #: :class:`~bridgekit.contract.connector.ModeratesMessages` client.
+    by_moderator: bool = False
 
 
 @dataclass

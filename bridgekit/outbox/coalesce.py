@@ -64,4 +64,5 @@ def merge_contents(contents: list[MessageContent]) -> MessageContent:
     mentions: list[str] = []
     for c in contents:
         mentions.extend(m for m in c.mentions if m not in mentions)
-    return replace(first, body=body, html=formatted, mentions=mentions)
+    room = any(c.mentions_room for c in contents)
+    return replace(first, body=body, html=formatted, mentions=mentions, mentions_room=room)

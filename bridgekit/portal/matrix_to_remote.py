@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..contract.connector import (
     EditHandler,
     MembershipHandler,
+    ModeratesMessages,
     NetworkConnector,
     ReactionHandler,
     ReadReceiptHandler,
@@ -374,7 +375,8 @@ class MatrixToRemote:
         caps = room_capabilities(client, portal)
         msg = await self._target(portal, redacts)
         if msg is not None:
-            if msg.sender_mxid != evt["sender"]:
+            by_moderator = msg.sender_mxid != evt["sender"]
+            if by_moderator and not isinstance(client, ModeratesMessages):
                 return  # a moderator's redaction: nothing to send
             if relayed and not isinstance(client, RendersRelaySender):
                 return  # the relay's message carries a label, not the sender: left as is
@@ -396,6 +398,7 @@ class MatrixToRemote:
                         **self._base(portal, evt),
                         target_id=msg.remote_id,
                         relayed_for=evt["sender"] if relayed else None,
+                        by_moderator=by_moderator,
                     )
                 )
             except Exception as e:

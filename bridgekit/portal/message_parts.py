@@ -119,6 +119,8 @@ async def matrix_content(svc: PartSender, portal: Portal, mc: MessageContent) ->
     if reply_row and reply_row.sender_mxid not in mentions:
         mentions.append(reply_row.sender_mxid)
     content["m.mentions"] = {"user_ids": mentions} if mentions else {}
+    if mc.mentions_room:
+        content["m.mentions"]["room"] = True
     return content
 
 

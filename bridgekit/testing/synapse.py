@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import hmac
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -320,6 +322,37 @@ class SynapseServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- appservices --------------------------------------------------------------------------
+
+    def appservice_state(self, as_id: str) -> str | None:
+        """Synapse's view of an appservice: "up", "down" (its recoverer holds the transactions
+        back and ephemeral events are dropped) or None (nothing sent yet). SQLite storage only."""
+        if self.database_url:
+            raise NotImplementedError("appservice_state reads Synapse's SQLite database")
+        db = self.workdir / "homeserver.db"
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+            row = conn.execute(
+                "SELECT state FROM application_services_state WHERE as_id = ?", (as_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+    async def recover_appservice(self, as_id: str, as_token: str, timeout: float = 30) -> None:
+        """If Synapse counts the appservice as down, make it retry now (a successful ping does)
+        and wait until it has sent what it held back, rather than after its backoff."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        url = f"{self.base_url}/_matrix/client/v1/appservice/{as_id}/ping"
+        headers = {"Authorization": f"Bearer {as_token}"}
+        async with aiohttp.ClientSession() as http:
+            while await asyncio.to_thread(self.appservice_state, as_id) == "down":
+                if loop.time() > deadline:
+                    raise TimeoutError(f"Synapse still counts appservice {as_id} as down")
+                # 502 "AlreadyCalled" while its recoverer is mid-retry: Synapse cannot force a
+                # retry then; try again in a moment.
+                async with http.post(url, json={}, headers=headers) as resp:
+                    await resp.read()
+                await asyncio.sleep(0.05)
 
     # -- users --------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ from bridgekit.contract.results import MessageResult
 from .api import point_discord_py, user_token_trace
 from .catchup import DiscordBackfill, LiveGate
 from .credentials import refusal_trace
+from .deletes import DiscordDeletes
+from .edits import DiscordEdits
 from .gateway import GatewayClient, UserGatewayClient
 from .intents import PRIVILEGED, intents_for, missing_notice, refused_notice
 from .reconnect import ReconnectBreaker
@@ -58,7 +60,13 @@ class LoginStopped(Exception):
 
 
 class DiscordClient(
-    NetworkClient, RendersRelaySender, ReactionHandler, TypingHandler, DiscordBackfill
+    NetworkClient,
+    RendersRelaySender,
+    ReactionHandler,
+    TypingHandler,
+    DiscordBackfill,
+    DiscordEdits,
+    DiscordDeletes,
 ):
     """A login; a personal one (``kind`` user) as it is, a bot as :class:`DiscordBotClient`."""
 

@@ -36,7 +36,9 @@ from .api import point_discord_py
 from .catchup import CatchUp
 from .channels import Channels
 from .client import DiscordBotClient, DiscordClient
+from .deletes import Deletes
 from .dms import DirectChats
+from .edits import Edits
 from .emptied import Emptied
 from .guilds import Guilds
 from .ids import portal_key
@@ -48,6 +50,7 @@ from .personal import Personal
 from .reactions import Reactions
 from .reconnect import Policy
 from .render import Render
+from .replies import Replies
 from .roles import Roles
 from .start_chat import DiscordStartChat
 from .state import BOT, DiscordLoginMeta, DiscordLoginState
@@ -94,6 +97,9 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         self.threads = Threads(self)
         self.channels = Channels(self)
         self.roles = Roles(self)
+        self.replies = Replies(self)
+        self.edits = Edits(self)
+        self.deletes = Deletes(self)
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- config --------------------------------------------------------------------------------
@@ -237,6 +243,10 @@ class DiscordConnector(NetworkConnector, DefaultRelay, DiscordStartChat):
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
         return True
+
+    def was_seen(self, key: str) -> bool:
+        """Whether an event key was seen (and so bridged or on its way), without marking it."""
+        return key in self._seen
 
     async def should_bridge(self, client: DiscordClient, message: discord.Message) -> bool:
         """Whether ``client`` bridges ``message``: a guild it bridges, not the bridge's own

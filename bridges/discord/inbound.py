@@ -111,11 +111,13 @@ class Inbound:
         if thread is not None and message.id != thread.id:
             content.thread_root = RemoteMessageID(str(thread.id))
         ref = message.reference
+        portal = self.connector.portal_of(client, message.channel)
         if ref is not None and ref.message_id and ref.message_id != getattr(thread, "id", None):
             content.reply_to = RemoteMessageID(str(ref.message_id))
+            await self.connector.replies.quote_unbridged(client, message, portal, content)
         parts = await self.connector.media.parts(client, message, content)
         return RemoteMessage(
-            portal=self.connector.portal_of(client, message.channel),
+            portal=portal,
             sender=self.connector.sender_of(client, message.author, message.channel),
             timestamp=message.created_at.timestamp(),
             id=RemoteMessageID(str(message.id)),

@@ -49,7 +49,8 @@ def _attr(text: str) -> str:
 
 
 _MXC_RE = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
-_ROOM_TARGET_RE = re.compile(r"[#!][^\s/:<>\"']+:[^\s/<>\"']+")
+#: A room alias, or a room id (room version 12 ids have no server part).
+_ROOM_TARGET_RE = re.compile(r"#[^\s/:<>\"']+:[^\s/<>\"']+|![^\s/:<>\"']+(?::[^\s/<>\"']+)?")
 _MXID_RE = re.compile(r"@[^\s/:<>\"']+:[^\s/<>\"']+")
 #: Nesting deeper than this is shown as typed (bounded recursion).
 _MAX_DEPTH = 12

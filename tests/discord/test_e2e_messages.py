@@ -115,3 +115,31 @@ async def test_where_webhooks_are_forbidden_the_bot_relays_with_a_label(
         assert not msg.get("webhook_id")
         assert msg["author"]["id"] == world.bot.id
         assert msg["content"] == "**Ada \\*Admin\\***: no webhook here"
+
+
+async def test_a_webhook_deleted_on_discord_is_made_again(
+    discord_bridge, discord_world, bridge_env, uid
+):
+    world = discord_world
+    fake = world.fake
+    admin = await bridge_env.synapse.register_user(uid("admin"))
+    async with admin:
+        await login_bot(discord_bridge, admin, world)
+        room_id = await open_channel(world, admin, world.general, world.bob)
+
+        def hooked(text: str) -> list:
+            return [m for m in fake.messages(world.general) if m["content"] == text]
+
+        await admin.send_text(room_id, "through the first webhook")
+        await eventually(lambda: bool(hooked("through the first webhook")))
+        first = hooked("through the first webhook")[0]["webhook_id"]
+        fake.delete_webhook(first)
+        await admin.send_text(room_id, "through a new one")
+        await eventually(lambda: bool(hooked("through a new one")))
+        second = hooked("through a new one")[0]["webhook_id"]
+        assert second and second != first
+        # Its messages are known as the bridge's own too: not bridged back.
+        await fake.send_message(world.general, world.bob, "after the new webhook")
+        await admin.wait_for_event(room_id, body_is("after the new webhook"))
+        bodies = [e["content"].get("body") for e in await admin.messages(room_id)]
+        assert bodies.count("through a new one") == 1

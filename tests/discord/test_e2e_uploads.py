@@ -77,7 +77,8 @@ async def test_a_matrix_file_is_uploaded_through_the_webhook_with_its_caption(
             await eventually(lambda: len(sent()) == 2, timeout=30)
             pic, pdf = sent()
             assert pic.get("webhook_id") and pic["author"]["username"].startswith("Carol C")
-            assert pic["content"] == "my **cat**"
+            # a plain caption's asterisks stay literal on Discord, as in a message's text
+            assert pic["content"] == "my \\*\\*cat\\*\\*"
             [att] = pic["attachments"]
             assert att["filename"] == "cat.png"
             assert fake.attachment_bytes(att["id"]) == image

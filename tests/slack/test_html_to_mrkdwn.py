@@ -448,16 +448,17 @@ def test_fuzzed_matrix_html_never_makes_a_room_mention_without_power() -> None:
     ids=lambda html: repr(html[:14]),
 )
 def test_long_matrix_input_is_linear(html: str) -> None:
-    start = time.perf_counter()
+    # This thread's CPU time: wall time on a loaded machine says little about the algorithm.
+    start = time.thread_time()
     matrix_to_mrkdwn("", html, NAMES)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 @pytest.mark.parametrize("body", ["*a* " * 25_000, "`" * 100_000, "_" * 100_000, "a*b_" * 25_000])
 def test_long_plain_body_is_linear(body: str) -> None:
-    start = time.perf_counter()
+    start = time.thread_time()
     matrix_to_mrkdwn(body)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 def test_deep_quotes_get_a_bounded_prefix() -> None:

@@ -612,6 +612,7 @@ def test_fuzzed_slack_text_always_gives_safe_well_nested_html() -> None:
     ids=lambda text: repr(text[:12]),
 )
 def test_long_slack_input_is_linear(text: str) -> None:
-    start = time.perf_counter()
+    # This thread's CPU time: wall time on a loaded machine says little about the algorithm.
+    start = time.thread_time()
     mrkdwn_to_matrix(text, NAMES)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0

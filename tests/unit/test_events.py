@@ -49,6 +49,7 @@ def content(n: int = 1) -> MessageContent:
         reply_to="m0",
         thread_root="root",
         mentions=["alice", "carol"],
+        mentions_room=True,
     )
 
 

@@ -230,6 +230,15 @@ class RemoteActions:
         self.apply_edit(msg, content, embeds)
         return self.message_json(msg)
 
+    async def unfurl(
+        self: FakeDiscord, channel: Any, message_id: Any, embeds: list[dict[str, Any]]
+    ) -> None:
+        """Discord's link unfurler adds embeds to a message: MESSAGE_UPDATE with the message
+        as it is, its ``edited_timestamp`` unchanged (no one edited it)."""
+        msg = self._message(self._channel(channel), message_id)
+        msg.embeds = list(msg.embeds) + list(embeds)
+        self.dispatch_message("MESSAGE_UPDATE", msg)
+
     def apply_edit(
         self: FakeDiscord,
         msg: Message,
