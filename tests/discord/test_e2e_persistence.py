@@ -162,8 +162,7 @@ async def test_a_matrix_reply_after_a_restart_quotes_the_discord_message_bridged
 ):
     """The message map read back after a restart: a Matrix reply to an event bridged before
     it names its Discord message (relayed through the webhook, which cannot reply: a quote
-    with a jump link to that message; Matrix -> Discord replies are bridges/discord/replies.py,
-    branch v7-dmsg)."""
+    with a jump link to that message: bridges/discord/replies.py)."""
     world, fake = discord_world, discord_world.fake
     admin = await bridge_env.synapse.register_user(uid("admin"))
     async with admin:
