@@ -162,7 +162,8 @@ async def open_channel(
     """``speaker`` says something in ``channel``: its portal is made, ``user`` (the bot login's
     owner) is invited and joins. Returns the room id."""
     await world.fake.send_message(channel, speaker, "first words")
-    room_id, _ = await user.wait_for_invite()
+    # a new portal's room takes a few homeserver requests: slow when the machine is loaded
+    room_id, _ = await user.wait_for_invite(timeout=45)
     await user.join(room_id)
     await user.wait_for_event(room_id, body_is("first words"))
     return room_id
