@@ -22,6 +22,7 @@ History of new portals (``BACKWARD``) is not fetched here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,6 @@ import discord
 
 from bridgekit.contract.capabilities import BACKWARD, BackfillHandler, FetchResult
 from bridgekit.contract.events import PortalKey, RemoteMessage, RemoteMessageID
-from bridgekit.contract.live_gate import LiveGate
 
 from .inbound import portal_channel_id
 
@@ -38,6 +38,36 @@ if TYPE_CHECKING:
     from .connector import DiscordConnector
 
 log = logging.getLogger("bridgekit.discord.catchup")
+
+#: Seconds live events wait for the catch-ups to be queued before going on regardless.
+HOLD_TIMEOUT = 30.0
+
+
+class LiveGate:
+    """Holds a login's live events from its (re)connect until its catch-ups are queued."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    async def wait(self, timeout: float = HOLD_TIMEOUT) -> None:
+        if self._open.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._open.wait(), timeout)
+        except TimeoutError:
+            log.warning("Catch-up was not queued in %.0f s: live events go on", timeout)
+            self._open.set()
 
 
 class DiscordBackfill(BackfillHandler):

@@ -22,6 +22,7 @@ happens when slack-sdk reconnects Socket Mode by itself (``SlackClient.socket_up
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,6 @@ from bridgekit.contract.connector import (
     FetchResult,
 )
 from bridgekit.contract.events import PortalKey, RemoteMessage, RemoteMessageID
-from bridgekit.contract.live_gate import LiveGate
 
 from .ids import parse_chat_rid
 
@@ -50,6 +50,8 @@ MAX_SCAN = 10_000
 #: Top-level messages before the gap whose threads are checked for replies in it (one
 #: ``conversations.history`` call): replies to older threads are not caught up.
 THREAD_LOOKBACK = 200
+#: Seconds live events wait for the catch-ups to be queued before going on regardless.
+HOLD_TIMEOUT = 30.0
 
 
 def ts_key(ts: str) -> tuple[int, int]:
@@ -59,6 +61,33 @@ def ts_key(ts: str) -> tuple[int, int]:
         return int(sec), int(usec.ljust(6, "0")[:6] or 0)
     except ValueError:
         return -1, -1
+
+
+class LiveGate:
+    """Holds live events of one login from its (re)connect until its catch-ups are queued."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    async def wait(self, timeout: float = HOLD_TIMEOUT) -> None:
+        if self._open.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._open.wait(), timeout)
+        except TimeoutError:
+            log.warning("Catch-up was not queued in %.0f s: live events go on", timeout)
+            self._open.set()
 
 
 class SlackBackfill(BackfillHandler):

@@ -11,7 +11,6 @@ import sys
 import bridgekit.contract.capabilities, bridgekit.contract.commands, bridgekit.contract.connector
 import bridgekit.contract.events, bridgekit.contract.ids, bridgekit.contract.relay_format
 import bridgekit.contract.login, bridgekit.contract.results, bridgekit.contract.html_lists
-import bridgekit.contract.live_gate, bridgekit.contract.file_checks
 runtime = sorted(
     m for m in sys.modules
     if m.startswith("bridgekit.") and not m.startswith("bridgekit.contract")
