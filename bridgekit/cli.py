@@ -32,13 +32,15 @@ def _load(path: str, *, need_tokens: bool = True) -> tuple[Config, dict]:
     config = Config.load(path)
     connectors = discover_connectors()
     problems = config.validate(connectors)
-    if not need_tokens:
-        problems = [
-            p for p in problems if p.key not in ("appservice.as_token", "appservice.hs_token")
-        ]
+    if not need_tokens:  # generate-registration: it makes them
+        problems = [p for p in problems if p.key not in GENERATED_SECRETS]
     if problems:
         raise ConfigError(problems, str(config.path))
     return config, connectors
+
+
+#: What ``generate-registration`` writes into the config when missing.
+GENERATED_SECRETS = ("appservice.as_token", "appservice.hs_token", "encryption.pickle_key")
 
 
 def setup_logging(config: Config) -> None:
@@ -66,13 +68,28 @@ QUIET_AT_DEBUG = (
 
 
 def cmd_generate_registration(args: argparse.Namespace) -> int:
+    from .homeserver_config import HomeserverConfigError, add_bridge
     from .registration import generate
 
     config, connectors = _load(args.config, need_tokens=False)
     out = Path(args.registration)
     generate(config, connectors, out, regenerate_tokens=args.regenerate)
     print(f"Wrote {out} and the tokens to {args.config}.")
-    print("Add it to your homeserver: see registration/README.md.")
+    if not args.homeserver_config:
+        print("Add it to your homeserver: see registration/README.md.")
+        return 0
+    hs_config = Path(args.homeserver_config)
+    try:
+        changes = add_bridge(hs_config, out, encryption=config.settings.encryption.allow)
+    except HomeserverConfigError as e:
+        print(f"Homeserver config not changed: {e}", file=sys.stderr)
+        return 1
+    for change in changes:
+        print(f"{hs_config}: {change}")
+    if changes:
+        print("Restart the homeserver to load it.")
+    else:
+        print(f"{hs_config} already had all of it: not changed.")
     return 0
 
 
@@ -192,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = add("generate-registration", "write the homeserver registration and tokens")
     gen.add_argument("-r", "--registration", default="registration/bridgekit.yaml")
     gen.add_argument("--regenerate", action="store_true", help="make new tokens even if set")
+    gen.add_argument(
+        "--homeserver-config",
+        metavar="PATH",
+        help="also add the registration (and, with encryption.allow, the experimental "
+        "features encryption needs) to this Synapse homeserver.yaml, keeping its comments",
+    )
     gen.set_defaults(func=cmd_generate_registration)
     add("run", "run the bridge").set_defaults(func=cmd_run)
     add("check-config", "validate the config and exit").set_defaults(func=cmd_check_config)
