@@ -151,7 +151,16 @@ async def _run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await bridge.start()
+    try:
+        await bridge.start()
+    except Exception:
+        # Release what the half-started bridge holds (database threads, the instance lock,
+        # HTTP sessions): the process must end with the error, not hang on them.
+        try:
+            await bridge.stop()
+        except Exception:
+            logging.getLogger("bridgekit").debug("Cleaning up a failed start", exc_info=True)
+        raise
     status = None
     if config.settings.metrics.enabled:
         status = StatusServer(
@@ -186,12 +195,16 @@ def run_loop(main: Coroutine[Any, Any, T], kind: str = "auto") -> T:
 def cmd_run(args: argparse.Namespace) -> int:
     config, _ = _load(args.config)
     setup_logging(config)
+    from .crypto.backend import CryptoError
     from .database.db import DatabaseUnavailable, SchemaTooNewError
 
     try:
         run_loop(_run(config), config.settings.bridge.event_loop)
     except (SchemaTooNewError, DatabaseUnavailable) as e:
         print(f"Database error: {e}", file=sys.stderr)
+        return 1
+    except CryptoError as e:  # the homeserver or the crypto database is not fit: said why
+        print(f"End-to-bridge encryption cannot start: {e}", file=sys.stderr)
         return 1
     return 0
 

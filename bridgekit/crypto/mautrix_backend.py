@@ -131,24 +131,14 @@ class MautrixCrypto:
         await PgCryptoStore.upgrade_table.upgrade(self.db)
         await self.store.open()
         device_id = await self.store.get_device_id()
+        known = bool(device_id)
         if device_id:
             await self._check_device_exists(device_id)
         else:
             device_id = "BK" + secrets.token_hex(5).upper()
             log.info("Creating the bot's device %s (MSC4190)", device_id)
         # MSC4190: the appservice makes (or keeps) its bot's device; no login, no token.
-        try:
-            await self.client.api.request(
-                Method.PUT, Path.v3.devices[device_id], {"display_name": DEVICE_NAME}
-            )
-        except MatrixRequestError as e:
-            raise HomeserverNotReady(
-                f"the homeserver did not create the bot's encryption device ({e.http_status} "
-                f"{e.errcode}: {e.message}). It needs MSC4190: a homeserver that supports it "
-                "and `io.element.msc4190: true` in the registration it loaded (run "
-                "generate-registration again with encryption.allow: true, and restart the "
-                "homeserver with the new file)."
-            ) from e
+        await self._put_device(device_id, check=not known)
         self.device_id = device_id
         self.client.device_id = device_id
         self.client.api.as_device_id = device_id
@@ -167,6 +157,28 @@ class MautrixCrypto:
             self.bot_mxid,
             self.machine.account.identity_key,
         )
+
+    async def _put_device(self, device_id: str, *, check: bool) -> None:
+        """Create the device (MSC4190), or refuse to start: without it there are no keys for
+        users' clients to encrypt to. A homeserver without MSC4190 answers ``PUT /devices``
+        for an unknown device with 404 (it only renames existing devices), or ignores it."""
+        try:
+            await self.client.api.request(
+                Method.PUT, Path.v3.devices[device_id], {"display_name": DEVICE_NAME}
+            )
+            if check:
+                await self.client.api.request(Method.GET, Path.v3.devices[device_id])
+        except MatrixRequestError as e:
+            raise HomeserverNotReady(
+                f"the homeserver did not create the bot's encryption device {device_id} "
+                f"({e.http_status} {e.errcode}: {e.message}): it does not let an appservice "
+                "create its users' devices (MSC4190, PUT /_matrix/client/v3/devices/{id} as "
+                "the appservice). End-to-bridge encryption needs a homeserver that does (a "
+                "recent Synapse does it for every appservice) and, for MAS / next-gen auth, "
+                "`io.element.msc4190: true` in the registration it loaded (run "
+                "generate-registration again with encryption.allow: true, and restart the "
+                "homeserver with the new file). Or set encryption.allow: false."
+            ) from e
 
     async def _check_device_exists(self, device_id: str) -> None:
         try:
