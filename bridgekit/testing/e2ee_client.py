@@ -130,14 +130,17 @@ class E2EEUser:
         await self.client.join(room_id)
         await self.wait_for(lambda: room_id in self.client.rooms, 30)
 
-    async def create_encrypted_room(self, invite: list[str], **kwargs: Any) -> str:
+    async def create_encrypted_room(
+        self, invite: list[str], encryption: dict[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        """``encryption``: more of the ``m.room.encryption`` content (rotation settings)."""
         resp = await self.client.room_create(
             invite=invite,
             initial_state=[
                 {
                     "type": "m.room.encryption",
                     "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2", **(encryption or {})},
                 }
             ],
             **kwargs,
