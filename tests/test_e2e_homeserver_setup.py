@@ -2,7 +2,8 @@
 its homeserver.yaml is the one Synapse generated, with only what ``generate-registration
 --homeserver-config`` added to it (the registration, the experimental features). Then what
 the bridge says when the homeserver lacks something: no MSC4190 (it refuses to start), no
-to-device pushes (it says so, and encrypted portals still work, through /sync)."""
+to-device pushes (it says so, and encrypted portals still work, through /sync), a crypto
+database from another homeserver (it refuses to start)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ import bridgekit.crypto.service as crypto_service
 from bridgekit.bridge import Bridge, discover_connectors
 from bridgekit.cli import main
 from bridgekit.config import Config
+from bridgekit.crypto.backend import DeviceMismatch
 from bridgekit.testing.synapse import SynapseServer
-from tests.conftest import SERVER_NAME, BridgeEnv, eventually
+from tests.conftest import PICKLE_KEY, SERVER_NAME, BridgeEnv, eventually
 from tests.helpers import fake, ghost
-from tests.test_e2e_encryption import e2ee_user, open_encrypted_portal
+from tests.test_e2e_encryption import ENCRYPTION, e2ee_user, open_encrypted_portal
 
 pytestmark = pytest.mark.engine_independent
 
@@ -197,3 +199,25 @@ async def test_without_to_device_pushes_the_admin_is_told_and_portals_work_throu
         )
         assert "msc2409_to_device_messages_enabled: true" in caplog.text
         assert not bridge.encryption.push_works.is_set()
+
+
+async def test_a_stale_crypto_database_against_a_fresh_homeserver_is_refused(
+    setup: Setup, make_bridge: Any, db_url: str
+) -> None:
+    """The bridge's database comes from another homeserver (the tests' shared one): this
+    module's Synapse has never seen the bot's device. A clear refusal, not a keyless device
+    (the database has the keys, the homeserver nothing to encrypt to)."""
+    bridge = await make_bridge(**ENCRYPTION)
+    assert bridge.encryption is not None
+    device = bridge.encryption.backend.device_id
+    await make_bridge.stop(bridge)
+    config = Config.load(setup.config)
+    config.set("database.url", db_url)
+    config.set("encryption.pickle_key", PICKLE_KEY)  # the database's
+    fresh = Bridge(config)
+    try:
+        with pytest.raises(DeviceMismatch, match="has no such device") as refused:
+            await fresh.start()
+    finally:
+        await fresh.stop()
+    assert device in str(refused.value) and "delete the crypto_* tables" in str(refused.value)
