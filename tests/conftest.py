@@ -248,11 +248,13 @@ async def make_bridge(bridge_env: BridgeEnv, db_url: str) -> AsyncIterator[Bridg
         if bridge in running:
             running.remove(bridge)
             await bridge.stop()
+            await bridge_env.gate.bridge_stopped()
 
     factory.stop = stop  # type: ignore[attr-defined]
     yield factory
     for bridge in running:
         await bridge.stop()
+    await bridge_env.gate.bridge_stopped()
 
 
 @pytest.fixture
