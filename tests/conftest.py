@@ -242,7 +242,6 @@ async def make_bridge(bridge_env: BridgeEnv, db_url: str) -> AsyncIterator[Bridg
         finally:
             bridge_env.gate.starting = False
         running.append(bridge)
-        await _recovered(bridge_env)
         return bridge
 
     async def stop(bridge: Bridge) -> None:
@@ -258,13 +257,15 @@ async def make_bridge(bridge_env: BridgeEnv, db_url: str) -> AsyncIterator[Bridg
     await bridge_env.gate.bridge_stopped()
 
 
-#: How long a started bridge waits for Synapse to count the appservice as up again.
+#: How long :func:`appservice_recovered` waits for Synapse to count the appservice as up.
 RECOVERY_WAIT = 20.0
 
 
-async def _recovered(env: BridgeEnv) -> None:
+async def appservice_recovered(env: BridgeEnv) -> None:
     """After a restart, wait until Synapse counts the appservice as up again (the bridge's
-    start-up ping makes its recoverer send what it held back, then it is up).
+    start-up ping makes its recoverer send what it held back, then it is up). For a test that
+    sends an event right after restarting its bridge, once it has set up what the held events
+    need (a fake network's chats are the new bridge's to add).
 
     An event sent while the recoverer finishes can be lost until the next failure (Synapse
     1.163, appservice/scheduler.py): its transaction is stored but not sent (the appservice
