@@ -28,13 +28,24 @@ from aiohttp import web
 STOP_GRACE = 10.0
 #: How often a stop closes the connections that came to wait for a request since.
 _CLOSE_EVERY = 0.05
+#: How long a connection reads on after an answer given before its request's body was read
+#: (a 413), so that the client, still sending, gets to read the answer (aiohttp: 10 s). The
+#: read goes on even once the client has gone, and a stop waits for it: a bridge stopped just
+#: after answering a body too large took 10 s to stop.
+LINGER = 1.0
 
 
 async def start_listener(
     app: web.Application, host: str, port: int, *, grace: float = STOP_GRACE
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port``; :func:`stop_listener` stops it."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=grace,
+        lingering_time=LINGER,
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()
     return runner

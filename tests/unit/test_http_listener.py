@@ -120,3 +120,23 @@ async def test_a_request_being_handled_is_answered_within_the_grace() -> None:
         await stop_listener(runner)
         assert loop.time() - began < 5
         assert await answers == ["done", "dropped"]
+
+
+async def test_a_stop_just_after_a_body_too_large_was_refused_does_not_wait_for_it() -> None:
+    """A 413 given before the body was read: the connection reads on for a while, so that the
+    client, still sending, gets to read it, even once the client has gone, and a stop waited
+    for that (aiohttp's 10 s)."""
+    server = AppServiceServer(FakeSink(), HS_TOKEN, max_body_size=1024)
+    port = free_port()
+    await server.start("127.0.0.1", port)
+    async with aiohttp.ClientSession() as http:
+        async with http.put(
+            f"http://127.0.0.1:{port}{PREFIX}/transactions/big",
+            data=b"x" * (4 * 1024 * 1024),
+            headers={"Authorization": f"Bearer {HS_TOKEN}"},
+        ) as resp:
+            assert resp.status == 413
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await server.stop()
+    assert loop.time() - began < 3
