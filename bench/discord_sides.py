@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.harness is not an installed package
 sys.path.insert(0, str(REPO / "bench"))
 
+from bridge_state import join_invites, store_login  # noqa: E402
 from irc_sides import MARKER_RE, now  # noqa: E402
 
 from tests.harness.discord_fake import FakeDiscord  # noqa: E402
@@ -84,8 +84,6 @@ async def store_bot_login(db_url: str, bot: Any, guild: Any, mxid: str) -> str:
     """The bot login of ``mxid`` with ``guild`` bridged, stored the way ``login discord bot``
     and ``discord bridge-guild`` store them (the bridge loads it at start). Returns its id."""
     from bridgekit.contract.connector import LoginInfo
-    from bridgekit.database.db import create_database, migrate, package_migrations
-    from bridgekit.database.store import BridgeUser, Store
     from bridges.discord.state import DiscordLoginMeta, DiscordLoginState
 
     meta = DiscordLoginMeta(
@@ -100,34 +98,16 @@ async def store_bot_login(db_url: str, bot: Any, guild: Any, mxid: str) -> str:
         metadata=dataclasses.asdict(meta),
     )
     state = DiscordLoginState(guilds=[guild.id])
-    db = create_database(db_url)
-    await db.start()
-    try:
-        await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations"))
-        store = Store(db)
-        await store.save_user(BridgeUser(mxid))
-        await store.save_login(login)
+
+    async def guild_bridged(db: Any) -> None:  # what ``discord bridge-guild`` stores
         await db.execute(
             "UPDATE user_login SET net_metadata=$1, net_metadata_v=$2 WHERE id=$3",
             json.dumps(dataclasses.asdict(state)),
             DiscordLoginState.VERSION,
             login.id,
         )
-    finally:
-        await db.stop()
-    return login.id
 
-
-def portal_count(db_path: Path) -> int:
-    """Discord portals with a room, read from the bridge's SQLite file (read-only)."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        row = con.execute(
-            "SELECT count(*) FROM portal WHERE network = 'discord' AND mxid IS NOT NULL"
-        ).fetchone()
-        return int(row[0])
-    finally:
-        con.close()
+    return await store_login(db_url, login, guild_bridged)
 
 
 async def open_portals(
@@ -137,23 +117,4 @@ async def open_portals(
     login's owner), who joins. Returns the room ids in the order the invites came."""
     for channel in channels:
         await fake.send_message(channel, bob, "first words")
-    rooms = []
-    deadline = now() + timeout
-    while len(rooms) < len(channels):
-        room_id, _ = await user.wait_for_invite(timeout=max(deadline - now(), 1))
-        await user.join(room_id)
-        rooms.append(room_id)
-    return rooms
-
-
-async def wait_portals(db_path: Path, target: int, stall: float = 60) -> tuple[int, float]:
-    """Until ``target`` portals have rooms, or none was added for ``stall`` s."""
-    start = last_change = now()
-    last = -1
-    while True:
-        count = await asyncio.to_thread(portal_count, db_path)
-        if count != last:
-            last, last_change = count, now()
-        if count >= target or now() - last_change > stall:
-            return count, now() - start
-        await asyncio.sleep(0.5)
+    return await join_invites(user, len(channels), timeout)

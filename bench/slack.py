@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _stats import order_check, summary_ms  # noqa: E402
+from bridge_state import wait_portals  # noqa: E402
 from irc_capture import Sniffer  # noqa: E402
 from irc_phases import (  # noqa: E402
     Env,
@@ -64,12 +65,12 @@ from irc_phases import (  # noqa: E402
     warm_up,
 )
 from irc_sides import MATRIX_USER, BridgeProcess, MatrixSide, now, text_for  # noqa: E402
+from network_table import print_table  # noqa: E402
 from slack_sides import (  # noqa: E402
     BenchSlack,
     SlackUser,
     open_portals,
     store_app_login,
-    wait_portals,
 )
 
 MENTIONS_PER_MESSAGE = 50  # the connector resolves at most 50 mentions per message
@@ -353,7 +354,7 @@ async def memory_phase(
         cpu0, t0 = env.bridge.cpu(), now()
         for channel in channels:
             fake.post_user_message(channel, bob_id, "first words")
-        count, took = await wait_portals(db_path, have + more, stall=args.portal_stall)
+        count, took = await wait_portals(db_path, "slack", have + more, stall=args.portal_stall)
         fake.prune()
         rss1 = await settle_rss(env.bridge, 5.0)
         out.update(
@@ -369,71 +370,6 @@ async def memory_phase(
 
 
 # -- output -----------------------------------------------------------------------------------
-
-
-def fmt(value: Any, width: int = 8) -> str:
-    if value is None:
-        return "-".rjust(width)
-    if isinstance(value, float):
-        return (f"{value:.1f}" if value >= 10 else f"{value:.2f}").rjust(width)
-    return str(value).rjust(width)
-
-
-def print_table(report: dict[str, Any]) -> None:
-    c = report["conditions"]
-    print(
-        f"bench/slack.py: fake Slack (in the bench process) + real Synapse (SQLite) + `bridgekit "
-        f"run` in its own process; {c.get('cpus')} CPUs, load {c.get('loadavg_start')} -> "
-        f"{c.get('loadavg_end')}, {c.get('run_seconds')} s; portals opened in "
-        f"{c.get('portals_open_s')} s"
-    )
-    print(
-        f"idle bridge CPU {c.get('bridge_idle_cpu_pct')}%, RSS {c.get('bridge_rss_mib_idle')} MiB "
-        f"idle, {c.get('bridge_rss_mib_end')} MiB after the phases, capture: "
-        f"{c.get('capture', 'off')}"
-    )
-    print(
-        f"{'':36}{'n':>5}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8} ms{'msg/s':>7}"
-        f"{'lost':>5}{'reord':>6}{'dup':>4}  bridge CPU s/1k msg"
-    )
-    for r in report.get("phases", []):
-        arrow = "Slack->Matrix" if r["direction"] == "slack->matrix" else "Matrix->Slack"
-        lat, chk, cpu = r["latency_ms"], r["check"], r["cpu_ms_per_msg"]
-        print(
-            f"{arrow + ' ' + r['phase']:36}{lat.get('n', 0):>5}{fmt(lat.get('p50'))}"
-            f"{fmt(lat.get('p95'))}{fmt(lat.get('p99'))}{fmt(lat.get('max'))}   "
-            f"{fmt(r.get('throughput'), 7)}{chk['lost']:>5}{chk['reordered']:>6}"
-            f"{chk['duplicated']:>4}  {cpu.get('bridge', 0):.2f} (loop "
-            f"{cpu.get('bridge_loop', 0):.2f}); synapse {cpu.get('synapse', 0):.1f}"
-        )
-        for key, label in (("bridge_added_ms", "bridge-added"), ("bridge_service_ms", "  service")):
-            b = r.get(key)
-            if b and b.get("n"):
-                print(
-                    f"{'  ' + label:36}{b['n']:>5}{fmt(b.get('p50'))}{fmt(b.get('p95'))}"
-                    f"{fmt(b.get('p99'))}{fmt(b.get('max'))}"
-                )
-    m = report.get("memory")
-    if m:
-        print()
-        print(f"RSS {m['rss_mib_before']} MiB before", end="")
-        if "users" in m:
-            o = m["users_order"]
-            print(
-                f"; {m['users']} users learned through users.info ({m['user_messages']} messages "
-                f"of 50 mentions, {m['users_delivered']} delivered, {o['reordered']} reordered, "
-                f"{m['users_s']} s, bridge CPU {m['users_cpu_s']} s): {m['rss_mib_users']} MiB "
-                f"= {m['kib_per_user']} KiB per user",
-                end="",
-            )
-        if "channels" in m:
-            print(
-                f"; {m['channels']} channels with a portal ({m['channels_s']} s, bridge CPU "
-                f"{m['channels_cpu_s']} s): {m['rss_mib_channels']} MiB = "
-                f"{m['kib_per_channel']} KiB per channel",
-                end="",
-            )
-        print()
 
 
 def main() -> None:
@@ -467,7 +403,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_table(report)
+        print_table(report, "slack", "Slack", users_via="users.info")
 
 
 if __name__ == "__main__":

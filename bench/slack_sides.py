@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.harness is not an installed package
 sys.path.insert(0, str(REPO / "bench"))
 
+from bridge_state import join_invites, store_login  # noqa: E402
 from irc_sides import MARKER_RE, now  # noqa: E402
 
 from tests.harness.slack_fake import FakeSlack  # noqa: E402
@@ -76,8 +76,6 @@ async def store_app_login(db_url: str, fake: FakeSlack, team: Any, mxid: str) ->
     """The workspace's app login of ``mxid``, stored the way ``login slack app`` stores it
     (the bridge loads it at start and opens Socket Mode). Returns its id."""
     from bridgekit.contract.connector import LoginInfo
-    from bridgekit.database.db import create_database, migrate, package_migrations
-    from bridgekit.database.store import BridgeUser, Store
     from bridges.slack.ids import user_rid
     from bridges.slack.state import SlackLoginMeta
 
@@ -100,28 +98,7 @@ async def store_app_login(db_url: str, fake: FakeSlack, team: Any, mxid: str) ->
         remote_name=f"{team.name} (app {team.bot_user_id})",
         metadata=dataclasses.asdict(meta),
     )
-    db = create_database(db_url)
-    await db.start()
-    try:
-        await migrate(db, "bridgekit", package_migrations("bridgekit.database.migrations"))
-        store = Store(db)
-        await store.save_user(BridgeUser(mxid))
-        await store.save_login(login)
-    finally:
-        await db.stop()
-    return login.id
-
-
-def portal_count(db_path: Path) -> int:
-    """Slack portals with a room, read from the bridge's SQLite file (read-only)."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        row = con.execute(
-            "SELECT count(*) FROM portal WHERE network = 'slack' AND mxid IS NOT NULL"
-        ).fetchone()
-        return int(row[0])
-    finally:
-        con.close()
+    return await store_login(db_url, login)
 
 
 async def open_portals(
@@ -131,23 +108,4 @@ async def open_portals(
     login's owner), who joins. Returns the room ids in the order the invites came."""
     for channel in channels:
         fake.post_user_message(channel, bob_id, "first words")
-    rooms = []
-    deadline = now() + timeout
-    while len(rooms) < len(channels):
-        room_id, _ = await user.wait_for_invite(timeout=max(deadline - now(), 1))
-        await user.join(room_id)
-        rooms.append(room_id)
-    return rooms
-
-
-async def wait_portals(db_path: Path, target: int, stall: float = 60) -> tuple[int, float]:
-    """Until ``target`` portals have rooms, or none was added for ``stall`` s."""
-    start = last_change = now()
-    last = -1
-    while True:
-        count = await asyncio.to_thread(portal_count, db_path)
-        if count != last:
-            last, last_change = count, now()
-        if count >= target or now() - last_change > stall:
-            return count, now() - start
-        await asyncio.sleep(0.5)
+    return await join_invites(user, len(channels), timeout)

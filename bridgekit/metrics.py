@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .contract.http_listener import start_listener, stop_listener
+
 log = logging.getLogger("bridgekit.metrics")
 
 HANDLING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -174,14 +176,13 @@ class StatusServer:
         self._registry: Any = None
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        self.runner = await start_listener(self.app, host, port)
         log.info("Metrics and status on http://%s:%d/", host, port)
 
     async def stop(self) -> None:
         if self.runner:
-            await self.runner.cleanup()
+            runner, self.runner = self.runner, None
+            await stop_listener(runner)
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

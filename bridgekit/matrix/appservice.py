@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from ..contract.http_listener import start_listener, stop_listener
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - a dependency; json alone gives the same answers
@@ -161,16 +163,13 @@ class AppServiceServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
-        await site.start()
+        self.runner = await start_listener(self.app, host, port)
         log.info("Appservice API listening on %s:%d", host, port)
 
     async def stop(self) -> None:
         if self.runner:
-            await self.runner.cleanup()
-            self.runner = None
+            runner, self.runner = self.runner, None
+            await stop_listener(runner)
 
     # -- middlewares -------------------------------------------------------------------------
 

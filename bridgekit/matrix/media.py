@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..contract.http_listener import start_listener, stop_listener
+
 if TYPE_CHECKING:
     from ..config import Config
     from ..settings import Settings
@@ -79,15 +81,13 @@ class MediaServer:
     async def start(self) -> None:
         if not self.port:
             return
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, self.host, int(self.port), reuse_address=True).start()
+        self.runner = await start_listener(self.app, self.host, int(self.port))
         log.info("Media links served on %s:%d", self.host, int(self.port))
 
     async def stop(self) -> None:
         if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+            runner, self.runner = self.runner, None
+            await stop_listener(runner)
 
 
 def public_base(config: Config) -> str:

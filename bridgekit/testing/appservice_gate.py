@@ -15,6 +15,12 @@ and answers Synapse itself between tests (acknowledging and dropping what it sen
 to a finished test). A test that stops its bridge still sees Synapse's real behaviour (the gate
 answers 502, as good as a refused connection), and at the end of such a test the gate makes
 Synapse flush what it held to the gate, so the next test starts with the appservice up.
+
+A request forwarded to a bridge that then stops is answered 502 when the fixture says it stopped
+(:meth:`AppserviceGate.bridge_stopped`), not when the connection ends: on Python 3.11 a
+connection asyncio accepts just as the listener closes is never served nor closed (its
+transport fails to attach to the closed server) until the garbage collector frees it, and
+Synapse's push on it, and every push queued behind it, waited up to its 60 s timeout.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bridgekit.contract.http_listener import start_listener, stop_listener
 from bridgekit.testing.ports import free_port
 
 log = logging.getLogger("bridgekit.testing.gate")
@@ -54,6 +61,8 @@ class AppserviceGate:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="gate")
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        #: Requests being forwarded to the bridge (in the gate's loop).
+        self._forwarding: set[asyncio.Task[web.Response]] = set()
 
     @property
     def url(self) -> str:
@@ -69,6 +78,11 @@ class AppserviceGate:
         self._call(self._stop()).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+    async def bridge_stopped(self) -> None:
+        """The test's bridge has stopped: what it was still sent gets 502 now (see the
+        module's doc). From the test's event loop."""
+        await asyncio.wrap_future(self._call(self._drop_forwarding()))
 
     def _call(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -88,13 +102,15 @@ class AppserviceGate:
         )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        self._runner = await start_listener(app, "127.0.0.1", self.port)
+
+    async def _drop_forwarding(self) -> None:
+        for task in list(self._forwarding):
+            task.cancel()
 
     async def _stop(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            await stop_listener(self._runner)
         if self._http is not None:
             await self._http.close()
 
@@ -104,6 +120,19 @@ class AppserviceGate:
         body = await request.read()
         if not self.in_test:
             return self._answer_between_tests(request)
+        task = asyncio.ensure_future(self._forward(request, body))
+        self._forwarding.add(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # by bridge_stopped()
+                return _error(502, "M_UNKNOWN", "the bridge stopped with the request in flight")
+            task.cancel()  # Synapse went away (aiohttp cancels the handler)
+            raise
+        finally:
+            self._forwarding.discard(task)
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._http is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_WAIT

@@ -13,16 +13,16 @@ during an outage), merged oldest first by id (snowflakes grow with
 time).
 
 Live events must not overtake it: a login holds its live gateway events from each
-(re)connect (:class:`LiveGate`) until the runtime has queued its catch-ups
-(``catch_up_queued``); what arrives meanwhile, including what a RESUME replays, then waits
-behind the catch-up in the portal's queue and is dropped as a duplicate if it brought it.
+(re)connect (:class:`~bridgekit.contract.live_gate.LiveGate`) until the runtime has queued
+its catch-ups (``catch_up_queued``); what arrives meanwhile, including what a RESUME
+replays, then waits behind the catch-up in the portal's queue and is dropped as a duplicate
+if it brought it.
 
 History of new portals (``BACKWARD``) is not fetched here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ import discord
 
 from bridgekit.contract.capabilities import BACKWARD, BackfillHandler, FetchResult
 from bridgekit.contract.events import PortalKey, RemoteMessage, RemoteMessageID
+from bridgekit.contract.live_gate import LiveGate
 
 from .inbound import portal_channel_id
 
@@ -38,36 +39,6 @@ if TYPE_CHECKING:
     from .connector import DiscordConnector
 
 log = logging.getLogger("bridgekit.discord.catchup")
-
-#: Seconds live events wait for the catch-ups to be queued before going on regardless.
-HOLD_TIMEOUT = 30.0
-
-
-class LiveGate:
-    """Holds a login's live events from its (re)connect until its catch-ups are queued."""
-
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-
-    def close(self) -> None:
-        self._open.clear()
-
-    def open(self) -> None:
-        self._open.set()
-
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
-
-    async def wait(self, timeout: float = HOLD_TIMEOUT) -> None:
-        if self._open.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._open.wait(), timeout)
-        except TimeoutError:
-            log.warning("Catch-up was not queued in %.0f s: live events go on", timeout)
-            self._open.set()
 
 
 class DiscordBackfill(BackfillHandler):

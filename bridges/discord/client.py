@@ -34,10 +34,11 @@ from bridgekit.contract.events import (
     RemoteUserID,
     UserInfo,
 )
+from bridgekit.contract.live_gate import LiveGate
 from bridgekit.contract.results import MessageResult
 
 from .api import point_discord_py, user_token_trace
-from .catchup import DiscordBackfill, LiveGate
+from .catchup import DiscordBackfill
 from .credentials import refusal_trace
 from .deletes import DiscordDeletes
 from .edits import DiscordEdits

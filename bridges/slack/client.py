@@ -26,13 +26,14 @@ from bridgekit.contract.connector import (
     RendersRelaySender,
 )
 from bridgekit.contract.events import ChatInfo, MatrixMessage, PortalKey, RemoteUserID, UserInfo
+from bridgekit.contract.live_gate import LiveGate
 from bridgekit.contract.results import MessageResult
 
 from . import config as cfg
 from .api import error_code, is_dead_token, web_client
 from .credentials import BOT_TOKEN, USER_TOKEN, TokenWatch, dead_notice
 from .edits import SlackEdits
-from .history import LiveGate, SlackBackfill
+from .history import SlackBackfill
 from .ids import parse_chat_rid
 from .ratelimit import MethodLimits
 from .reactions import SlackReactions

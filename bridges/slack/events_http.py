@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bridgekit.contract.http_listener import start_listener, stop_listener
+
 from . import config as cfg
 from .envelopes import payload_problem
 from .socket import MALFORMED
@@ -57,15 +59,13 @@ class EventsListener:
             return
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post(self.path, self.push)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, self.hostname, self.port, reuse_address=True).start()
+        self.runner = await start_listener(app, self.hostname, self.port)
         log.info("Slack Events API on http://%s:%d%s", self.hostname, self.port, self.path)
 
     async def stop(self) -> None:
         if self.runner is not None:
             runner, self.runner = self.runner, None
-            await runner.cleanup()
+            await stop_listener(runner)
 
     # -- one push ------------------------------------------------------------------------------
 

@@ -14,15 +14,15 @@ portal's ordered queue, deduplicated by ``ts``; this module only reads Slack:
   anchor (thread replies are not fetched for history).
 
 Live events must not overtake the catch-up: an app login holds what Socket Mode delivers from
-the moment it connects (:class:`LiveGate`) until the runtime has queued the login's catch-ups
-(``catch_up_queued``); what arrives then waits behind them in each portal's queue, and a live
-message the catch-up already brought is dropped by the runtime as a duplicate. The same
-happens when slack-sdk reconnects Socket Mode by itself (``SlackClient.socket_up``).
+the moment it connects (:class:`~bridgekit.contract.live_gate.LiveGate`) until the runtime
+has queued the login's catch-ups (``catch_up_queued``); what arrives then waits behind them
+in each portal's queue, and a live message the catch-up already brought is dropped by the
+runtime as a duplicate. The same happens when slack-sdk reconnects Socket Mode by itself
+(``SlackClient.socket_up``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from bridgekit.contract.connector import (
     FetchResult,
 )
 from bridgekit.contract.events import PortalKey, RemoteMessage, RemoteMessageID
+from bridgekit.contract.live_gate import LiveGate
 
 from .ids import parse_chat_rid
 
@@ -50,8 +51,6 @@ MAX_SCAN = 10_000
 #: Top-level messages before the gap whose threads are checked for replies in it (one
 #: ``conversations.history`` call): replies to older threads are not caught up.
 THREAD_LOOKBACK = 200
-#: Seconds live events wait for the catch-ups to be queued before going on regardless.
-HOLD_TIMEOUT = 30.0
 
 
 def ts_key(ts: str) -> tuple[int, int]:
@@ -61,33 +60,6 @@ def ts_key(ts: str) -> tuple[int, int]:
         return int(sec), int(usec.ljust(6, "0")[:6] or 0)
     except ValueError:
         return -1, -1
-
-
-class LiveGate:
-    """Holds live events of one login from its (re)connect until its catch-ups are queued."""
-
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-
-    def close(self) -> None:
-        self._open.clear()
-
-    def open(self) -> None:
-        self._open.set()
-
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
-
-    async def wait(self, timeout: float = HOLD_TIMEOUT) -> None:
-        if self._open.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._open.wait(), timeout)
-        except TimeoutError:
-            log.warning("Catch-up was not queued in %.0f s: live events go on", timeout)
-            self._open.set()
 
 
 class SlackBackfill(BackfillHandler):

@@ -11,6 +11,8 @@ import sys
 import bridgekit.contract.capabilities, bridgekit.contract.commands, bridgekit.contract.connector
 import bridgekit.contract.events, bridgekit.contract.ids, bridgekit.contract.relay_format
 import bridgekit.contract.login, bridgekit.contract.results, bridgekit.contract.html_lists
+import bridgekit.contract.live_gate, bridgekit.contract.file_checks
+import bridgekit.contract.http_listener
 runtime = sorted(
     m for m in sys.modules
     if m.startswith("bridgekit.") and not m.startswith("bridgekit.contract")

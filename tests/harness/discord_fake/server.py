@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridgekit.contract.http_listener import start_listener, stop_listener
 from bridgekit.testing.ports import free_port
 
 from .actions import RemoteActions
@@ -151,9 +152,7 @@ class FakeDiscord(
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> FakeDiscord:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        self._runner = await start_listener(self.app, self.host, self.port, grace=1)
         return self
 
     async def stop(self) -> None:
@@ -163,7 +162,7 @@ class FakeDiscord(
         for task in list(self._tasks):
             task.cancel()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await stop_listener(self._runner)
 
     async def __aenter__(self) -> FakeDiscord:
         return await self.start()

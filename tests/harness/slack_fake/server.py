@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bridgekit.contract.http_listener import start_listener, stop_listener
 from bridgekit.testing.ports import free_port
 
 from .actions import UserActions
@@ -145,9 +146,7 @@ class FakeSlack(
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> FakeSlack:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        self._runner = await start_listener(self.app, self.host, self.port, grace=1)
         self._session = aiohttp.ClientSession(trust_env=False)
         return self
 
@@ -160,7 +159,7 @@ class FakeSlack(
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await stop_listener(self._runner)
 
     async def __aenter__(self) -> FakeSlack:
         return await self.start()
