@@ -227,7 +227,9 @@ class MatrixToRemote:
             reply_to_thread=reply_thread,
             raw=evt["content"],
             maybe_sent=replay,
-            may_mention_room=await self.power.may_mention_room(evt["room_id"], evt["sender"]),
+            may_mention_room=await self.power.may_mention_room(
+                evt["room_id"], evt["sender"], evt["content"]
+            ),
         )
         if relayed:
             await mark_relayed(self.relaying, msg, client)
@@ -285,7 +287,9 @@ class MatrixToRemote:
                 target_id=target.remote_id,
                 content=mc,
                 target_part=target.part,
-                may_mention_room=await self.power.may_mention_room(evt["room_id"], evt["sender"]),
+                may_mention_room=await self.power.may_mention_room(
+                    evt["room_id"], evt["sender"], new
+                ),
             )
             if relayed:  # the network shows the sender: the relayed message can be edited
                 edit.relayed_for = evt["sender"]

@@ -6,8 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from mautrix.types import PowerLevelStateEventContent
 
+from bridgekit.portal import room_power
 from bridgekit.portal.room_power import RoomPower
 
 
@@ -16,8 +18,10 @@ class Bot:
         self.levels = levels
         self.create = create
         self.create_calls = 0
+        self.levels_calls = 0
 
     async def get_power_levels(self, room_id: str, ensure_joined: bool = True) -> Any:
+        self.levels_calls += 1
         if isinstance(self.levels, Exception):
             raise self.levels
         return self.levels
@@ -61,3 +65,46 @@ async def test_room_v12_creators_always_may_and_create_is_asked_once() -> None:
 async def test_unreadable_state_means_no() -> None:
     rp = power(Bot(RuntimeError("forbidden"), create_event("@bot:x", False)))
     assert not await rp.may_mention_room("!r:x", "@mod:x")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"msgtype": "m.text", "body": "@room look"},
+        {"msgtype": "m.text", "body": "hi all", "m.mentions": {"room": True}},
+        {"msgtype": "m.text", "body": "x", "formatted_body": "<b>&#64;everyone</b>"},
+        {"msgtype": "m.text", "body": "x", "formatted_body": "@here"},
+    ],
+)
+async def test_a_message_that_could_mention_the_room_is_asked_about(content: Any) -> None:
+    levels = PowerLevelStateEventContent(users={"@mod:x": 50})
+    bot = Bot(levels, create_event("@bot:x", False))
+    assert await power(bot).may_mention_room("!r:x", "@mod:x", content)
+    assert bot.levels_calls == 1
+
+
+async def test_a_message_that_cannot_mention_the_room_costs_no_request() -> None:
+    bot = Bot(PowerLevelStateEventContent(users={"@mod:x": 50}), create_event("@bot:x", False))
+    rp = power(bot)
+    for content in (
+        {"msgtype": "m.text", "body": "plain words"},
+        {"msgtype": "m.text", "body": "x", "formatted_body": "<b>x</b>"},
+        {"msgtype": "m.text", "body": "x", "m.mentions": {"user_ids": ["@a:x"]}},
+    ):
+        assert not await rp.may_mention_room("!r:x", "@mod:x", content)
+    assert bot.levels_calls == 0
+
+
+async def test_an_unreadable_room_is_not_asked_again_at_every_message(monkeypatch) -> None:
+    """The homeserver down: one failing request per room per FAILURE_HOLD, not per message."""
+    bot = Bot(RuntimeError("connection refused"), create_event("@bot:x", False))
+    rp = power(bot)
+    now = [1000.0]
+    monkeypatch.setattr(room_power.time, "monotonic", lambda: now[0])
+    for _ in range(50):
+        assert not await rp.may_mention_room("!r:x", "@mod:x")
+    assert bot.levels_calls == 1
+    bot.levels = PowerLevelStateEventContent(users={"@mod:x": 50})
+    now[0] += room_power.FAILURE_HOLD + 1
+    assert await rp.may_mention_room("!r:x", "@mod:x")
+    assert bot.levels_calls == 2
