@@ -8,6 +8,7 @@ aiohttp ClientSession, one transaction in flight at a time, to each server in tu
     .venv/bin/python bench/ingest.py                      # SQLite in a temp dir
     .venv/bin/python bench/ingest.py --db postgres        # private PostgreSQL cluster
     .venv/bin/python bench/ingest.py --db postgres://u@h/db --json
+    .venv/bin/python bench/ingest.py --portals --encrypted  # + Megolm events (ingest_e2ee.py)
 
 See bench/README.md for what the numbers mean. This is a benchmark, not a test: it asserts
 nothing about speed, it only fails if a server does not answer 200.
