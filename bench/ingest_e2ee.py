@@ -395,23 +395,31 @@ class EncryptedSetup:
         self.synapse.stop()
 
 
-async def check_all_handled(server: Any, expected: int, prefix: str) -> dict[str, Any]:
+async def check_all_handled(
+    server: Any, expected: int, prefix: str, limit_s: float = 30
+) -> dict[str, Any]:
     """Every encrypted event decrypted and bridged: one message mapping per event, none
-    waiting for a key, no decryption failure. Raises (the run fails) otherwise."""
+    waiting for a key, no decryption failure. An event whose decryption failed for a passing
+    reason waits and is tried again within seconds (crypto/waiting.py): up to ``limit_s`` is
+    given for that. Raises (the run fails) otherwise."""
     bridge = server.bridge
-    mapped = await bridge.db.fetchval(
-        "SELECT count(*) FROM message WHERE event_id LIKE $1", prefix + "%"
-    )
-    out = {"mapped": int(mapped or 0), "expected": expected}
-    if bridge.encryption is not None:
-        out.update(bridge.encryption.figures())
-        out["waiting_db"] = await bridge.encryption.waiting_count()
-    bad = (
-        out["mapped"] != expected
-        or out.get("waiting_events")
-        or out.get("waiting_db")
-        or out.get("decryption_failures")
-    )
-    if bad:
-        raise RuntimeError(f"{server.name}: not every event was decrypted and bridged: {out}")
-    return out
+    deadline = time.perf_counter() + limit_s
+    while True:
+        mapped = await bridge.db.fetchval(
+            "SELECT count(*) FROM message WHERE event_id LIKE $1", prefix + "%"
+        )
+        out = {"mapped": int(mapped or 0), "expected": expected}
+        if bridge.encryption is not None:
+            out.update(bridge.encryption.figures())
+            out["waiting_db"] = await bridge.encryption.waiting_count()
+        bad = (
+            out["mapped"] != expected
+            or out.get("waiting_events")
+            or out.get("waiting_db")
+            or out.get("decryption_failures")
+        )
+        if not bad:
+            return out
+        if time.perf_counter() > deadline or out.get("decryption_failures"):
+            raise RuntimeError(f"{server.name}: not every event was decrypted and bridged: {out}")
+        await asyncio.sleep(0.5)
