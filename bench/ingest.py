@@ -8,6 +8,7 @@ aiohttp ClientSession, one transaction in flight at a time, to each server in tu
     .venv/bin/python bench/ingest.py                      # SQLite in a temp dir
     .venv/bin/python bench/ingest.py --db postgres        # private PostgreSQL cluster
     .venv/bin/python bench/ingest.py --db postgres://u@h/db --json
+    .venv/bin/python bench/ingest.py --portals --encrypted  # + Megolm events (ingest_e2ee.py)
 
 See bench/README.md for what the numbers mean. This is a benchmark, not a test: it asserts
 nothing about speed, it only fails if a server does not answer 200.
@@ -31,7 +32,7 @@ import string
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ import aiohttp
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
 DOMAIN = "bench.test"
 TXN_PATH = "/_matrix/app/v1/transactions/{txn_id}"
 MAX_BODY = 64 * 1024 * 1024
@@ -160,7 +162,12 @@ class BridgekitServer:
         as_token: str,
         db_url: str,
         portals: tuple[list[str], list[str]] | None = None,
+        homeserver: str | None = None,
+        port: int | None = None,
+        name: str | None = None,
     ) -> None:
+        """``homeserver``: a real one (``--encrypted``: the bridge's device needs it), with
+        encryption on; otherwise a closed port and no encryption."""
         from bridgekit.bridge import Bridge
         from bridgekit.config import Config
         from bridgekit.testing.fake import FakeConnector
@@ -168,11 +175,18 @@ class BridgekitServer:
         # Only the fake connector: no entry-point discovery of whatever else is installed.
         connectors = {"fake": FakeConnector}
 
-        self.port = free_port()
+        self.port = port or free_port()
+        # Without a homeserver nothing listens there: the bot set-up retries in the
+        # background (quietly).
+        hs_address = homeserver or f"http://127.0.0.1:{free_port()}"
+        extra: dict[str, Any] = {}
+        if homeserver is not None:
+            from ingest_e2ee import PICKLE_KEY
+
+            extra["encryption"] = {"allow": True, "default": False, "pickle_key": PICKLE_KEY}
         config = Config.from_dict(
             {
-                # Nothing listens there: the bot set-up retries in the background (quietly).
-                "homeserver": {"address": f"http://127.0.0.1:{free_port()}", "domain": DOMAIN},
+                "homeserver": {"address": hs_address, "domain": DOMAIN},
                 "appservice": {
                     "hostname": "127.0.0.1",
                     "port": self.port,
@@ -188,6 +202,7 @@ class BridgekitServer:
                 "logging": {"level": "WARNING"},
                 # A no-op network: messages are accepted and given ids, nothing else.
                 "networks": {"fake": {"enabled": True, "record": False}},
+                **extra,
             }
         )
         problems = config.validate(connectors)
@@ -197,6 +212,7 @@ class BridgekitServer:
         self.portals = portals
         if portals is not None:
             self.name = "bridgekit+portals"
+        self.name = name or self.name
 
     async def start(self) -> None:
         await self.bridge.start()
@@ -267,6 +283,8 @@ class Result:
     cpu_us_per_event: float
     drain_s: float | None = None
     processed_events_per_s: float | None = None
+    #: ``--encrypted``: every event handled (message mappings, nothing waiting for a key).
+    check: dict[str, Any] | None = None
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -329,9 +347,16 @@ async def run_server(
     events_per_txn: int,
     run_id: str,
     max_seconds: float,
+    prepare: Callable[[Any], Awaitable[None]] | None = None,
+    verify: Callable[[Any, int], Awaitable[dict[str, Any]]] | None = None,
 ) -> Result:
+    """``prepare(server)`` runs after the start, before the warm-up (``--encrypted``: the room
+    keys); ``verify(server, events)`` once drained (raises if an event was not handled)."""
     await server.start()
+    checked: dict[str, Any] | None = None
     try:
+        if prepare is not None:
+            await prepare(server)
         if warmup:
             await send_all(session, server.port, hs_token, warmup, f"{run_id}-warm-")
             await wait_drained(server, 120)
@@ -343,6 +368,8 @@ async def run_server(
         drain = await wait_drained(server, 600)
         t_done = time.perf_counter()
         cpu = time.process_time() - cpu0
+        if verify is not None:
+            checked = await verify(server, (len(warmup) + len(lat)) * events_per_txn)
     finally:
         await server.stop()
     events = len(lat) * events_per_txn
@@ -365,6 +392,7 @@ async def run_server(
     if isinstance(server, BridgekitServer):
         res.drain_s = round(drain, 3)
         res.processed_events_per_s = round(events / (t_done - t0), 1)
+    res.check = checked
     return res
 
 
@@ -411,7 +439,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     body_bytes = statistics.fmean(len(b) for b in bodies) if bodies else 0.0
 
     cpu_start = time.process_time()
+    encrypted_setup: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="bridgekit-bench-") as tmpdir:
+        args.tmpdir = tmpdir
         db_url, cleanup = await open_db(args.db, tmpdir)
         try:
             connector = aiohttp.TCPConnector(limit=1, force_close=False)
@@ -456,6 +486,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     if cleanup2 is not None:
                         await cleanup2()
+                if args.encrypted:
+                    results += await encrypted_rows(
+                        session, args, hs_token, as_token, all_bodies, room_ids, senders, run_id
+                    )
+                    encrypted_setup = results.pop()  # type: ignore[assignment]
         finally:
             if cleanup is not None:
                 await cleanup()
@@ -480,7 +515,86 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "drain_s": bk.drain_s,
         "cpu_s": round(cpu_total, 3),
         "generate_s": round(gen_s, 3),
+        **({"encrypted": encrypted_setup} if encrypted_setup is not None else {}),
     }
+
+
+async def encrypted_rows(
+    session: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    hs_token: str,
+    as_token: str,
+    all_bodies: list[bytes],
+    room_ids: list[str],
+    senders: list[str],
+    run_id: str,
+) -> list[Any]:
+    """``--encrypted`` (bench/ingest_e2ee.py): the portal load against a real Synapse with
+    encryption on, plaintext then Megolm-encrypted; the last item is the set-up's figures."""
+    from ingest_e2ee import EncryptedSetup, check_all_handled, in_rooms
+
+    n = min(args.transactions, args.encrypted_transactions)
+    # Decryption is slow: a shorter warm-up (still every sender's device and most sessions).
+    warmup = all_bodies[: min(args.warmup, 20)]
+    bodies = all_bodies[args.warmup : args.warmup + n]
+    setup = EncryptedSetup(Path(args.tmpdir) / "e2ee", DOMAIN)
+    setup.cold_devices = args.cold_devices
+    real_rooms: list[str] = []
+    port = free_port()  # the registration's URL: each of the two bridges listens there
+    prefix = json.loads(all_bodies[0])["events"][0]["event_id"][:-15]
+    rows: list[Any] = []
+    try:
+        for name, encrypted in (("portals+hs", False), ("portals+e2ee", True)):
+            db_url, cleanup = await open_db(args.db, args.tmpdir, name.replace("+", "_"))
+            server = BridgekitServer(
+                hs_token,
+                as_token,
+                db_url,
+                (real_rooms, senders),
+                homeserver=setup.synapse.base_url,
+                port=port,
+                name=f"bridgekit+{name}",
+            )
+            if not rows:
+                setup.register(server.bridge.config)
+                real_rooms[:] = await setup.start(senders, len(room_ids))
+                renamed = dict(zip(room_ids, real_rooms, strict=True))
+                warmup, bodies = in_rooms(warmup, renamed), in_rooms(bodies, renamed)
+            send_warm, send_bodies = warmup, bodies
+            prepare = None
+            if encrypted:
+                send_all_bodies = setup.encrypt(warmup + bodies)
+                send_warm, send_bodies = (
+                    send_all_bodies[: len(warmup)],
+                    send_all_bodies[len(warmup) :],
+                )
+
+                async def prepare(srv: Any) -> None:
+                    async def send(txns: list[bytes]) -> None:
+                        await send_all(session, srv.port, hs_token, txns, f"{run_id}-keys-")
+                        await wait_drained(srv, 300)
+
+                    await setup.deliver_keys(srv, send)
+
+            rows.append(
+                await run_server(
+                    session,
+                    server,
+                    hs_token,
+                    send_warm,
+                    send_bodies,
+                    args.events_per_txn,
+                    f"{run_id}{name}",
+                    args.max_seconds,
+                    prepare=prepare,
+                    verify=lambda srv, expected: check_all_handled(srv, expected, prefix),
+                )
+            )
+            if cleanup is not None:
+                await cleanup()
+    finally:
+        setup.stop()
+    return [*rows, {**setup.timings, "room_keys": setup.room_keys, "transactions": n}]
 
 
 def print_table(out: dict[str, Any]) -> None:
@@ -514,6 +628,25 @@ def print_table(out: dict[str, Any]) -> None:
             f"(ack+processing throughput {r['processed_events_per_s']:,.0f} events/s)"
         )
     print(f"process CPU time: {out['cpu_s']:.2f} s (+{out['generate_s']:.2f} s generating load)")
+    enc = out.get("encrypted")
+    if enc:
+        rows = {r["server"]: r for r in out["results"]}
+        hs, e2ee = rows.get("bridgekit+portals+hs"), rows.get("bridgekit+portals+e2ee")
+        print(
+            f"encrypted: Synapse started in {enc.get('synapse_start_s')} s, "
+            f"{out['params']['rooms']} rooms and {out['params']['users']} senders' cross-signed "
+            f"devices in {enc.get('rooms_and_senders_s')} s, {enc.get('room_keys')} room keys "
+            f"delivered and held in {enc.get('keys_s')} s, bodies encrypted in "
+            f"{enc.get('encrypt_s')} s (all unmeasured)"
+        )
+        if hs and e2ee:
+            print(
+                "decryption on the ingest path: "
+                f"+{e2ee['cpu_us_per_event'] - hs['cpu_us_per_event']:.0f} us CPU per event; "
+                f"handled {hs['processed_events_per_s']:,.0f} -> "
+                f"{e2ee['processed_events_per_s']:,.0f} events/s; every event decrypted and "
+                f"bridged ({e2ee['check']['mapped']} mapped, 0 waiting, 0 failures)"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -544,6 +677,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run with every room a portal and every sender logged in (no-op connector)",
     )
     ap.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="with --portals: also against a real Synapse with encryption on, the events "
+        "plaintext and then Megolm-encrypted (bench/ingest_e2ee.py)",
+    )
+    ap.add_argument(
+        "--encrypted-transactions",
+        type=int,
+        default=100,
+        help="measured txns of the two --encrypted rows at most (decryption is ~50x slower; "
+        "their warm-up is 20 txns at most)",
+    )
+    ap.add_argument(
+        "--cold-devices",
+        action="store_true",
+        help="--encrypted: the bridge fetches the senders' devices at their first messages "
+        "(during the warm-up) instead of before it",
+    )
+    ap.add_argument(
         "--event-loop",
         choices=("asyncio", "uvloop"),
         default="asyncio",
@@ -551,6 +703,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "runs on uvloop when installed (bridge.event_loop: auto)",
     )
     args = ap.parse_args(argv)
+    if args.encrypted and not args.portals:
+        ap.error("--encrypted needs --portals")
     if args.transactions < 1 or args.events_per_txn < 1 or args.warmup < 0 or args.rooms < 1:
         ap.error("--transactions, --events-per-txn and --rooms must be >= 1, --warmup >= 0")
     return args

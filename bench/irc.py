@@ -22,6 +22,10 @@ per-connection send rate is raised (``--send-rate``) so that the bridge is what 
   send. Without CAP_NET_RAW only the Prometheus histogram ``bridgekit_handling_seconds`` is shown.
 * **Completeness and order** are checked against the room history (``/messages``) and the
   lines the IRC client read, never just against arrival callbacks.
+* **Encrypted** (``--encrypted``): the same phases twice in one run, first in a plaintext
+  portal, then in an encrypted one (the bridge restarted with ``encryption.default`` on), the
+  Matrix user a real E2EE client (matrix-nio) in both, and the bridge's crypto backend calls
+  timed (bench/crypto_timing.py): the difference of the two is what encryption costs.
 * **Scale.** ``--scale N`` stored logins of N Matrix users are loaded by a fresh bridge process
   exactly as after a restart (``Bridge.start`` -> ``IRCConnector.load_login`` -> ``IRCClient``
   -> ``IRCConnection``: registration with CAP negotiation, staggered by the connector's
@@ -48,10 +52,15 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+#: The channel of the encrypted portal (``--encrypted``; the plaintext one is CHANNEL).
+ENCRYPTED_CHANNEL = "#benchenc"
+#: The pickle key of the bridge's crypto store (``--encrypted``; a throwaway database).
+PICKLE_KEY = "bench-pickle-key"
 sys.path.insert(0, str(REPO))  # tests.harness and tests.irc.e2e are not installed packages
 sys.path.insert(0, str(REPO / "bench"))
 
 from irc_capture import Sniffer  # noqa: E402
+from irc_e2ee import NioMatrixSide, TimedBridgeProcess, crypto_summary  # noqa: E402
 from irc_phases import (  # noqa: E402
     Env,
     attach_capture,
@@ -59,8 +68,10 @@ from irc_phases import (  # noqa: E402
     open_portal,
     phase_irc_to_matrix,
     phase_matrix_to_irc,
+    restart_bridge,
     scale_phase,
     wait_for_bot,
+    wait_puppet_join,
     warm_up,
 )
 from irc_sides import (  # noqa: E402
@@ -101,9 +112,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report["conditions"]["tls"] = args.tls
     synapse = None
     env: Env | None = None
+    nio_side = None
     try:
         ircd.start()
         benv = BridgeEnv(workdir)
+        # --encrypted: the registration asks for MSC2409/3202/4190, the bot is apart from the
+        # sender_localpart (tests/conftest.py does the same for the tests' Synapse).
+        crypto = {"allow": True, "default": False, "pickle_key": PICKLE_KEY}
+        crypto_reg = {"encryption": crypto} if args.encrypted else {}
         section = irc_networks(
             ircd,
             send_rate=args.send_rate,
@@ -129,7 +145,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             reconnect["rate"] = args.start_rate
         if args.concurrency:
             reconnect["concurrency"] = args.concurrency
-        reg_config = Config.from_dict(benv.config_dict("sqlite:///unused.db", networks=section))
+        reg_config = Config.from_dict(
+            benv.config_dict("sqlite:///unused.db", networks=section, **crypto_reg)
+        )
         reg_path = workdir / "registration.yaml"
         generate(reg_config, discover_connectors(), reg_path)
         synapse = SynapseServer(workdir / "synapse", [reg_path], server_name=DOMAIN)
@@ -149,10 +167,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 **({"bridge.merge_hold": args.merge_hold} if args.merge_hold is not None else {}),
                 **({"bridge.event_loop": args.event_loop} if args.event_loop else {}),
             },
+            **crypto_reg,
         )
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        bridge = BridgeProcess(workdir, config_path, metrics_port)
+        bridge_class = TimedBridgeProcess if args.encrypted else BridgeProcess
+        bridge = bridge_class(workdir, config_path, metrics_port)
         env = Env(args, workdir, ircd, synapse, bridge, benv, db_url, section["irc"])
         bridge.start()
         await bridge.wait_ready()
@@ -163,8 +183,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await env.bob.join(CHANNEL)
         user = await synapse.register_user(MATRIX_USER)
         room_id = await open_portal(env, user)
-        await user.close()
-        env.matrix = MatrixSide(synapse.base_url, user.user_id, user.access_token)
+        if args.encrypted:
+            env.matrix = nio_side = NioMatrixSide(  # type: ignore[assignment]
+                synapse.base_url, user.user_id, workdir / "nio"
+            )
+            await nio_side.login()
+        else:
+            await user.close()
+            env.matrix = MatrixSide(synapse.base_url, user.user_id, user.access_token)
         await env.matrix.start(room_id)
         env.bob.keep_lines = True
         await warm_up(env)
@@ -173,8 +199,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["conditions"]["bridge_rss_mib_idle"] = round(env.bridge.rss_kib() / 1024, 1)
         results = await latency_phases(env, roles, args, report)
         report["phases"] = results
+        if args.encrypted:
+            assert nio_side is not None
+            config["encryption"]["default"] = True
+            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            report["encrypted"] = await encrypted_portal(env, user, nio_side, roles, args, report)
+            await user.close()
         report["conditions"]["bridge_rss_mib_end"] = round(env.bridge.rss_kib() / 1024, 1)
-        if args.scale > 0:
+        if args.scale > 0 and not args.encrypted:
             scale = await scale_phase(env, args.scale)
             if args.scale_messages:
                 # Does the hot path care about N? Single messages with every connection up.
@@ -206,6 +238,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         return report
     finally:
+        if nio_side is not None:
+            await nio_side.close()
+            env.matrix = None  # type: ignore[union-attr]
         if env is not None:
             if env.matrix is not None:
                 await env.matrix.close()
@@ -224,6 +259,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def encrypted_portal(
+    env: Env,
+    user: Any,
+    nio_side: NioMatrixSide,
+    roles: dict[str, int],
+    args: argparse.Namespace,
+    report: dict[str, Any],
+) -> dict[str, Any]:
+    """The same phases in an encrypted portal: the bridge restarted with
+    ``encryption.default`` on (the config was rewritten), a second channel, its new portal
+    joined through the alias as the first was."""
+    seen = len(env.bob.puppet_joins)
+    await restart_bridge(env)
+    await wait_puppet_join(env, seen)  # the Matrix user's puppet back in the first channel
+    env.channel = ENCRYPTED_CHANNEL
+    await env.bob.join(env.channel)
+    room_id = await open_portal(env, user)
+    await nio_side.wait_encrypted(room_id)
+    await nio_side.start(room_id)
+    await warm_up(env)
+    phases = await latency_phases(env, roles, args, report)
+    return {
+        "room_id": room_id,
+        "channel": env.channel,
+        "phases": phases,
+        # Markers the client never decrypted, and encrypted events of the history it could not.
+        "undecrypted": len(nio_side.undecrypted) + nio_side.history_undecrypted,
+    }
+
+
 async def latency_phases(
     env: Env,
     roles: dict[str, int],
@@ -235,7 +300,7 @@ async def latency_phases(
     sniffer = None
     # Over TLS the captured bridge<->ircd packets are ciphertext: no wire timestamps per line.
     if not args.no_capture and not args.tls:
-        sniffer = Sniffer(roles)
+        sniffer = Sniffer(roles, event_ids=bool(getattr(args, "encrypted", False)))
         if sniffer.start():
             env.sniffer = sniffer
             report["conditions"]["capture"] = "AF_PACKET on lo" + (
@@ -244,7 +309,16 @@ async def latency_phases(
         else:
             report["conditions"]["capture"] = f"unavailable: {sniffer.error}"
             sniffer = None
-    results = []
+    results: list[dict[str, Any]] = []
+    timed = getattr(env.bridge, "crypto_calls", None)  # --encrypted: the backend's calls
+
+    async def phase(fn: Any, *params: Any) -> None:
+        before = await timed() if timed is not None else None
+        result = await fn(env, *params)
+        if timed is not None:
+            result["crypto"] = crypto_summary(before, await timed(), result["check"]["sent"])
+        results.append(result)
+
     idle0, t_idle = env.bridge.cpu(), now()
     await asyncio.sleep(2)
     report["conditions"].setdefault(
@@ -255,35 +329,38 @@ async def latency_phases(
     m2i = getattr(args, "direction", "both") in ("both", "matrix-to-irc")
     if n_single:
         if i2m:
-            results.append(await phase_irc_to_matrix(env, "single", n_single, None, args.gap))
+            await phase(phase_irc_to_matrix, "single", n_single, None, args.gap)
         if m2i:
-            results.append(await phase_matrix_to_irc(env, "single", n_single, None, args.gap))
+            await phase(phase_matrix_to_irc, "single", n_single, None, args.gap)
     if single_only and irc_rate_too and args.rate and args.seconds:
         # IRC -> Matrix at the sustained rate, here with many connections hearing each line.
         await asyncio.sleep(1)
         label = f"{args.rate:g}/s"
         n_rate = int(args.rate * args.seconds)
-        results.append(await phase_irc_to_matrix(env, label, n_rate, args.rate, 0))
+        await phase(phase_irc_to_matrix, label, n_rate, args.rate, 0)
     if not single_only:
         n_rate = int(args.rate * args.seconds)
         if n_rate:
             label = f"{args.rate:g}/s"
             if i2m:
-                results.append(await phase_irc_to_matrix(env, label, n_rate, args.rate, 0))
+                await phase(phase_irc_to_matrix, label, n_rate, args.rate, 0)
                 await asyncio.sleep(1)
             if m2i:
-                results.append(await phase_matrix_to_irc(env, label, n_rate, args.rate, 0))
+                await phase(phase_matrix_to_irc, label, n_rate, args.rate, 0)
                 await asyncio.sleep(1)
         if args.burst:
             if i2m:
-                results.append(await phase_irc_to_matrix(env, "burst", args.burst, 0, 0))
+                await phase(phase_irc_to_matrix, "burst", args.burst, 0, 0)
                 await asyncio.sleep(1)
             if m2i:
-                results.append(await phase_matrix_to_irc(env, "burst", args.burst, 0, 0))
+                await phase(phase_matrix_to_irc, "burst", args.burst, 0, 0)
     stamps: dict[str, float] = {}
     if sniffer is not None:
         stamps = sniffer.stop()
         env.sniffer = None
+        translate = getattr(env.matrix, "translate_stamps", None)
+        if translate is not None:  # --encrypted: the Matrix side's legs keyed by event id
+            stamps = translate(stamps)
     attach_capture(results, stamps)
     return results
 
@@ -317,6 +394,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"{', bridge<->ircd over TLS' if c.get('tls') else ''}"
     )
     print_phases(report.get("phases", []))
+    print_encrypted(report)
     scale = report.get("scale")
     if scale:
         n = scale["requested"]
@@ -343,6 +421,66 @@ def print_table(report: dict[str, Any]) -> None:
                 f"reaches {fan['channel_puppets'] + 1} bridge connections):"
             )
             print_phases(fan.get("latency", []))
+
+
+def print_encrypted(report: dict[str, Any]) -> None:
+    """The encrypted portal's phases, the backend's calls, and the difference to the
+    plaintext portal of the same run (same bridge config, same client)."""
+    enc = report.get("encrypted")
+    if not enc:
+        return
+    print()
+    print(f"encrypted portal ({enc['channel']}), the same phases; matrix-nio client in both:")
+    print_phases(enc["phases"])
+    print()
+    print(
+        f"{'crypto cost':22}{'bridge-added p50':>18}{'p99':>9}{'bridge CPU ms/msg':>19}"
+        "  the backend's call: n, p50, p99 ms, loop CPU"
+    )
+    plain = {(r["direction"], r["phase"]): r for r in report.get("phases", [])}
+    for r in enc["phases"]:
+        p = plain.get((r["direction"], r["phase"]))
+        if p is None:
+            continue
+        arrow = "IRC->Matrix" if r["direction"] == "irc->matrix" else "Matrix->IRC"
+        op = "encrypt" if r["direction"] == "irc->matrix" else "decrypt"
+        added_e, added_p = r.get("bridge_added_ms") or {}, p.get("bridge_added_ms") or {}
+
+        cpu_e = r["cpu_ms_per_msg"].get("bridge", 0.0)
+        cpu_p = p["cpu_ms_per_msg"].get("bridge", 0.0)
+        call = (r.get("crypto") or {}).get(op) or {}
+        wall = call.get("wall_ms") or {}
+        print(
+            f"{arrow + ' ' + r['phase']:22}{delta(added_e.get('p50'), added_p.get('p50')):>18}"
+            f"{delta(added_e.get('p99'), added_p.get('p99')):>9}"
+            f"{cpu_e - cpu_p:>+12.3f} ({cpu_p:.2f}->{cpu_e:.2f})"
+            f"  {op} {call.get('calls', 0)}, {fmt(wall.get('p50'), 0)}, {fmt(wall.get('p99'), 0)}"
+            f" ms, {call.get('loop_cpu_ms_per_msg', 0):.3f} ms/msg"
+        )
+
+
+def delta(a: Any, b: Any) -> str:
+    ok = isinstance(a, int | float) and isinstance(b, int | float)
+    return f"{a - b:+.2f}" if ok else "-"
+
+
+def encrypted_problems(report: dict[str, Any]) -> list[str]:
+    """What makes an encrypted run fail: a message lost, duplicated, reordered or not
+    decrypted, in either portal."""
+    out = []
+    for where, phases in (
+        ("plaintext", report.get("phases", [])),
+        ("encrypted", (report.get("encrypted") or {}).get("phases", [])),
+    ):
+        for r in phases:
+            chk = r["check"]
+            bad = {k: chk.get(k, 0) for k in ("lost", "duplicated", "reordered", "not_on_matrix")}
+            if any(bad.values()):
+                out.append(f"{where} {r['direction']} {r['phase']}: {bad}")
+    undecrypted = (report.get("encrypted") or {}).get("undecrypted")
+    if undecrypted:
+        out.append(f"{undecrypted} event(s) the Matrix client could not decrypt")
+    return out
 
 
 def print_phases(phases: list[dict[str, Any]]) -> None:
@@ -467,6 +605,12 @@ def main() -> None:
         type=float,
         help="connector follower_read_batch (default: the connector's, 0.25 s; 0 = off)",
     )
+    parser.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="the phases in a plaintext portal, then in an encrypted one (the Matrix user a "
+        "matrix-nio E2EE client in both; --single defaults to 50, --scale is skipped)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="the bridge's logging.level")
     parser.add_argument(
         "--profile", help="run the bridge under cProfile, writing FILE (call counts; slower)"
@@ -478,6 +622,8 @@ def main() -> None:
         "slixmpp's aiodns makes aiohttp load c-ares: about 1 MiB)",
     )
     args = parser.parse_args()
+    if args.encrypted and not any(a.startswith("--single") for a in sys.argv[1:]):
+        args.single = 50  # both portals in ~3 min
     if args.bridge_python:
         BRIDGE_PYTHON[:] = [args.bridge_python]
     if args.profile:
@@ -487,6 +633,10 @@ def main() -> None:
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
+    if args.encrypted:
+        problems = encrypted_problems(report)
+        if problems:
+            raise SystemExit("FAILED: " + "; ".join(problems))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ import sys
 from typing import Any
 
 MARKER_BYTES_RE = re.compile(rb"BK([IM])(\d{7})")
+#: An event id in JSON: in encrypted rooms the markers travel as ciphertext, so the capture
+#: keys the Matrix side of a message by its event id instead (``--encrypted``).
+EVENT_ID_RE = re.compile(rb'"event_id"\s*:\s*"(\$[A-Za-z0-9_\-+/=]{10,80})"')
 
 
 # -- packet capture (child process) -----------------------------------------------------------
@@ -71,11 +74,15 @@ def bpf_program(ports: list[int]) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def sniff_main(roles_arg: str) -> None:
+def sniff_main(roles_arg: str, event_ids: bool = False) -> None:
     """Child process: first kernel timestamp of every marker per (source role > dest role).
 
     Roles are named ports (ircd, hs, as, bob); other ports are "x". An HTTP response to a
     request that carried markers is recorded as ``resp>hs`` / ``resp>as`` for those markers.
+    With ``event_ids`` (encrypted rooms, where the markers are ciphertext on the Matrix side),
+    also ``E<event id>|x>as`` (first packet of a transaction to the bridge naming the event),
+    and for each ``PUT .../send/...`` to Synapse ``E<event id>|x>hs`` (the request's first
+    packet) and ``E<event id>|resp>hs`` (its response, which names the new event).
     Runs until stdin is closed, then prints the JSON and exits.
     """
     roles = {int(p): name for name, p in json.loads(roles_arg).items()}
@@ -97,6 +104,8 @@ def sniff_main(roles_arg: str) -> None:
             sock.recv(65536)
     first: dict[str, float] = {}
     open_requests: dict[tuple[int, int], list[str]] = {}
+    sends: dict[tuple[int, int], float] = {}  # PUT /send requests to hs: their first packet
+    answers: dict[tuple[int, int], tuple[float, float]] = {}  # (request, response) stamps
     packets = 0
     print(json.dumps({"ready": True, "bpf": filtered}), flush=True)
     stdin = sys.stdin.fileno()
@@ -137,6 +146,24 @@ def sniff_main(roles_arg: str) -> None:
             elif src in ("hs", "as") and dst is None and payload.startswith(b"HTTP/1."):
                 for token in open_requests.pop((dport, sport), []):
                     first.setdefault(f"{token}|resp>{src}", stamp)
+            if event_ids:
+                if dst == "as" and src is None:
+                    for eid in EVENT_ID_RE.findall(payload):
+                        first.setdefault(f"E{eid.decode()}|x>as", stamp)
+                elif dst == "hs" and src is None:
+                    line = payload[:300].split(b"\r\n", 1)[0]
+                    if line.startswith(b"PUT ") and b"/send/" in line:
+                        sends.setdefault((sport, dport), stamp)
+                elif src == "hs" and dst is None:
+                    key = (dport, sport)
+                    if payload.startswith(b"HTTP/1.") and key in sends:
+                        answers[key] = (sends.pop(key), stamp)
+                    if key in answers:
+                        found = EVENT_ID_RE.search(payload)
+                        if found:
+                            req, resp = answers.pop(key)
+                            first.setdefault(f"E{found.group(1).decode()}|x>hs", req)
+                            first.setdefault(f"E{found.group(1).decode()}|resp>hs", resp)
             route = f"{src or 'x'}>{dst or 'x'}"
             for k, s in MARKER_BYTES_RE.findall(payload):
                 first.setdefault(f"{k.decode()}{s.decode()}|{route}", stamp)
@@ -144,8 +171,9 @@ def sniff_main(roles_arg: str) -> None:
 
 
 class Sniffer:
-    def __init__(self, roles: dict[str, int]) -> None:
+    def __init__(self, roles: dict[str, int], event_ids: bool = False) -> None:
         self.roles = roles
+        self.event_ids = event_ids
         self.proc: subprocess.Popen[str] | None = None
         self.error: str | None = None
         self.bpf = False
@@ -153,7 +181,12 @@ class Sniffer:
     def start(self) -> bool:
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, json.dumps(self.roles)],
+                [
+                    sys.executable,
+                    __file__,
+                    json.dumps(self.roles),
+                    *(["--event-ids"] if self.event_ids else []),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -180,6 +213,8 @@ class Sniffer:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: irc_capture.py '{\"role\": port, ...}' (bench/irc.py starts it)")
-    sniff_main(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit(
+            "usage: irc_capture.py '{\"role\": port, ...}' [--event-ids] (bench/irc.py starts it)"
+        )
+    sniff_main(sys.argv[1], sys.argv[2:] == ["--event-ids"])

@@ -55,6 +55,8 @@ class Env:
     puppet: str = ""
     seq: int = 0
     sniffer: Sniffer | None = None
+    #: The IRC channel of the portal the phases run in (``--encrypted`` has two).
+    channel: str = CHANNEL
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -185,7 +187,7 @@ async def phase_irc_to_matrix(
             if delay > 0:
                 await asyncio.sleep(delay)
         sent_at[s] = now()
-        env.bob.send("PRIVMSG", CHANNEL, text_for("I", s))
+        env.bob.send("PRIVMSG", env.channel, text_for("I", s))
         if rate is None:
             try:
                 await asyncio.wait_for(asyncio.shield(futs[s]), 30)
@@ -366,7 +368,7 @@ async def open_portal(env: Env, user: Any) -> str:
     deadline = now() + 60
     while True:
         try:
-            room_id = str(await user.join(alias(CHANNEL)))
+            room_id = str(await user.join(alias(env.channel)))
             break
         except Exception:
             if now() > deadline:

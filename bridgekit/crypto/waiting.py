@@ -5,7 +5,9 @@ stored here before its transaction is marked finished, and handed back (in the o
 events came) once the key is there: it may come later in a transaction, by /sync, or from a
 key share. After ``encryption.decrypt_timeout`` seconds its sender is told, once, that it was
 not bridged (yet). An event that can never be decrypted is said so at once (at most once a
-minute per sender and room: junk in a loop must not make the bot talk in a loop).
+minute per sender and room: junk in a loop must not make the bot talk in a loop). One whose
+decryption failed for a passing reason (the crypto store's database locked, the homeserver
+failing a device look-up) waits too, and is tried again within TELL_INTERVAL seconds.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class WaitingEvents:
         self.failures = 0
         self._redelivering: set[str] = set()
         self._told = LRU(10_000)  # (room, sender) -> when last told "undecryptable"
+        #: Events failed to decrypt for a passing reason: the tell loop tries them again.
+        self._retry_due = False
 
     async def load(self) -> None:
         self.waiting = await self.count()
@@ -70,6 +74,14 @@ class WaitingEvents:
             return None
         except Undecryptable as e:
             await self._undecryptable(evt, e)
+            return None
+        except Exception as e:
+            # Neither "no key" nor "never": a passing failure (the crypto store's database
+            # locked, the homeserver's /keys/query failing). Dropping the event would lose
+            # it; it waits like one without its key and is tried again shortly.
+            log.warning("Could not decrypt %s now (%s): trying again", evt.get("event_id"), e)
+            await self._keep(evt, str((evt.get("content") or {}).get("session_id") or ""))
+            self._retry_due = True
             return None
         out[DECRYPTED_KEY] = True
         return out
@@ -140,6 +152,10 @@ class WaitingEvents:
             log.warning("Could not decrypt %s after its key came: %s", event_id, e)
             await self._done(event_id)
             return
+        except Exception as e:  # passing (see decrypt): it keeps waiting, tried again soon
+            log.warning("Could not decrypt %s now (%s): trying again", event_id, e)
+            self._retry_due = True
+            return
         finally:
             self._redelivering.discard(event_id)
         out[DECRYPTED_KEY] = True
@@ -154,9 +170,14 @@ class WaitingEvents:
         await self.db.execute("DELETE FROM crypto_waiting WHERE event_id=$1", event_id)
 
     async def tell_loop(self) -> None:
+        """Every TELL_INTERVAL seconds: events whose decryption failed for a passing reason
+        are tried again, and the senders of events that waited too long are told."""
         while True:
             await asyncio.sleep(TELL_INTERVAL)
             try:
+                if self._retry_due:
+                    self._retry_due = False
+                    await self.retry()
                 await self.tell_late_senders()
             except Exception as e:
                 log.warning("Could not look at the events waiting for keys: %s", e)
