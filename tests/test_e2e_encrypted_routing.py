@@ -1,0 +1,136 @@
+"""Routing in encrypted rooms, end to end (real Synapse, the fake network, matrix-nio on
+vodozemac as the user's client): an encrypted event has no ``body`` for the router to read
+before it is decrypted, yet commands in any room the bot is in, and edits, replies,
+reactions and redactions in portals, must be seen like their plaintext twins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bridgekit.bridge import Bridge
+from bridgekit.contract.events import PortalKey
+from tests.conftest import BridgeEnv, BridgeFactory, eventually
+from tests.helpers import fake, ghost, login
+from tests.test_e2e_encryption import ENCRYPTION, e2ee_user, open_encrypted_portal, raw_events
+
+
+def said_by(alice: Any, room_id: str, sender: str, text: str) -> Any:
+    """A check for ``alice.wait_for``: the decrypted message of ``sender`` containing ``text``."""
+    return lambda: next(
+        (
+            m
+            for m in alice.messages.get(room_id, ())
+            if m["sender"] == sender and text in m["content"].get("body", "")
+        ),
+        None,
+    )
+
+
+async def test_an_encrypted_room_is_plumbed_by_an_encrypted_command(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """A room admin invites the bot to an encrypted room that is neither a portal nor a
+    management room and sends `!bridge fake <chat>`, encrypted: the bot decrypts it (it holds
+    the keys of the rooms it is in), runs it, and the portal that results is encrypted both
+    ways."""
+    bridge: Bridge = await make_bridge(**ENCRYPTION)
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client = await login(bridge, plain, uid("a"))
+        chat = uid("chat")
+        net = fake(bridge).network
+        net.add_chat(chat, name="Plumbed", members=[client.login.remote_id, "bob"])
+        room_id = await alice.create_encrypted_room(
+            invite=[bridge.bot_mxid],
+            power_level_override={"users": {bridge.bot_mxid: 100}},
+        )
+        await eventually(lambda: bridge.bot_mxid in alice.client.rooms[room_id].users, 30)
+        await alice.send_text(room_id, "just chatting, nothing for the bot")
+        await alice.send_text(room_id, f"!bridge fake {chat}")
+        answer = await alice.wait_for(said_by(alice, room_id, bridge.bot_mxid, "Bridged this"))
+        assert answer["decrypted"] is True
+        portal = await bridge.store.get_portal("fake", PortalKey(chat))
+        assert portal is not None and portal.mxid == room_id and portal.plumbed
+
+        # remote -> Matrix: the ghost's message is encrypted, and alice's client decrypts it.
+        await client.remote_message(chat, "bob", "into the encrypted plumbed room")
+        msg = await alice.wait_for_message(room_id, "into the encrypted plumbed room")
+        assert msg["sender"] == ghost("bob") and msg["decrypted"] is True
+        # Matrix -> remote: alice's encrypted message reaches the network in plaintext.
+        event_id = await alice.send_text(room_id, "out of the encrypted plumbed room")
+        sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
+        assert sent.chat_id == chat and sent.data.content.body == "out of the encrypted plumbed room"
+        # The chatter before the command was decrypted and dropped: never bridged, no answer.
+        bodies = [i.data.content.body for i in net.sent if i.kind == "message"]
+        assert bodies == ["out of the encrypted plumbed room"]
+        raw = await raw_events(plain, room_id)
+        ours = [e for e in raw if e["sender"] in (bridge.bot_mxid, ghost("bob"))]
+        assert {e["type"] for e in ours if "state_key" not in e} == {"m.room.encrypted"}
+        assert not any("into the encrypted" in str(e["content"]) for e in raw)
+
+
+async def test_edits_replies_reactions_and_redactions_in_an_encrypted_portal(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """Edits, replies and reactions are encrypted like messages (reactions as Element sends
+    them), with only ``m.relates_to`` outside; redactions are never encrypted. Each reaches
+    the network naming the right remote message."""
+    bridge: Bridge = await make_bridge(**ENCRYPTION)
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        net = fake(bridge).network
+        bob_id = await client.remote_message(chat, "bob", "reply to me")
+        bob_event = (await alice.wait_for_message(room_id, "reply to me"))["event_id"]
+
+        original = await alice.send_text(room_id, "teh original")
+        sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == original)
+        edit = await alice.send_event(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "* the original",
+                "m.new_content": {"msgtype": "m.text", "body": "the original"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            },
+        )
+        edited = await net.wait_for(lambda i: i.kind == "edit" and i.data.event_id == edit)
+        assert edited.data.target_id == sent.remote_id
+        assert edited.data.content.body == "the original"
+
+        reply = await alice.send_event(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "> <@_fake_bob> reply to me\n\nmy reply",
+                "m.relates_to": {"m.in_reply_to": {"event_id": bob_event}},
+            },
+        )
+        replied = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == reply)
+        assert replied.data.content.reply_to == bob_id
+        assert replied.data.content.body == "my reply"
+
+        reaction = await alice.send_event(
+            room_id,
+            "m.reaction",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": bob_event, "key": "👍"}},
+        )
+        reacted = await net.wait_for(
+            lambda i: i.kind == "reaction" and i.data.event_id == reaction
+        )
+        assert reacted.data.target_id == bob_id and reacted.data.key == "👍"
+
+        await alice.redact(room_id, reaction)
+        removed = await net.wait_for(lambda i: i.kind == "reaction_remove")
+        assert removed.data.target_id == bob_id and removed.data.key == "👍"
+        await alice.redact(room_id, original)
+        redacted = await net.wait_for(lambda i: i.kind == "redaction")
+        assert redacted.data.target_id == sent.remote_id
+
+        # What alice sent was encrypted on the homeserver (the test saw decryption at work).
+        raw = {e["event_id"]: e for e in await raw_events(plain, room_id)}
+        for event_id in (edit, reply, reaction):
+            assert raw[event_id]["type"] == "m.room.encrypted"
