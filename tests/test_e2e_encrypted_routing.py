@@ -60,7 +60,8 @@ async def test_an_encrypted_room_is_plumbed_by_an_encrypted_command(
         # Matrix -> remote: alice's encrypted message reaches the network in plaintext.
         event_id = await alice.send_text(room_id, "out of the encrypted plumbed room")
         sent = await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == event_id)
-        assert sent.chat_id == chat and sent.data.content.body == "out of the encrypted plumbed room"
+        assert sent.chat_id == chat
+        assert sent.data.content.body == "out of the encrypted plumbed room"
         # The chatter before the command was decrypted and dropped: never bridged, no answer.
         bodies = [i.data.content.body for i in net.sent if i.kind == "message"]
         assert bodies == ["out of the encrypted plumbed room"]
@@ -118,9 +119,7 @@ async def test_edits_replies_reactions_and_redactions_in_an_encrypted_portal(
             "m.reaction",
             {"m.relates_to": {"rel_type": "m.annotation", "event_id": bob_event, "key": "👍"}},
         )
-        reacted = await net.wait_for(
-            lambda i: i.kind == "reaction" and i.data.event_id == reaction
-        )
+        reacted = await net.wait_for(lambda i: i.kind == "reaction" and i.data.event_id == reaction)
         assert reacted.data.target_id == bob_id and reacted.data.key == "👍"
 
         await alice.redact(room_id, reaction)
@@ -134,3 +133,75 @@ async def test_edits_replies_reactions_and_redactions_in_an_encrypted_portal(
         raw = {e["event_id"]: e for e in await raw_events(plain, room_id)}
         for event_id in (edit, reply, reaction):
             assert raw[event_id]["type"] == "m.room.encrypted"
+
+
+async def test_require_refuses_a_reaction_sent_in_the_clear(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """``encryption.require``: some clients (nio among them) send reactions in the clear even
+    in an encrypted room; refused like a plaintext message, while an encrypted one passes."""
+    bridge: Bridge = await make_bridge(**ENCRYPTION, **{"encryption.require": True})
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        net = fake(bridge).network
+        bob_id = await client.remote_message(chat, "bob", "react to me")
+        bob_event = (await alice.wait_for_message(room_id, "react to me"))["event_id"]
+
+        def reaction(key: str) -> dict[str, Any]:
+            return {"m.relates_to": {"rel_type": "m.annotation", "event_id": bob_event, "key": key}}
+
+        resp = await alice.client.room_send(  # nio sends reactions in the clear
+            room_id, "m.reaction", reaction("👀"), ignore_unverified_devices=True
+        )
+        clear = resp.event_id
+        notice = await alice.wait_for(
+            said_by(alice, room_id, bridge.bot_mxid, "requires encryption")
+        )
+        assert notice["decrypted"] is True and "m.reaction" in notice["content"]["body"]
+        encrypted = await alice.send_event(room_id, "m.reaction", reaction("🎉"))
+        sent = await net.wait_for(lambda i: i.kind == "reaction" and i.data.event_id == encrypted)
+        assert sent.data.target_id == bob_id
+        assert not [i for i in net.sent if i.kind == "reaction" and i.data.event_id == clear]
+        raw = {e["event_id"]: e["type"] for e in await raw_events(plain, room_id)}
+        assert (raw[clear], raw[encrypted]) == ("m.reaction", "m.room.encrypted")
+
+
+async def test_no_notice_about_a_missing_key_in_a_room_that_is_no_portal(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """Outside portals and management rooms the bot decrypts only to find commands: an
+    event whose key does not come in time is dropped without a notice (chatter must not make
+    the bot talk), and not run when its key comes late."""
+    bridge: Bridge = await make_bridge(**ENCRYPTION, **{"encryption.decrypt_timeout": 1})
+    assert bridge.encryption is not None
+    encryption = bridge.encryption
+    backend = encryption.backend
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        room_id = await alice.create_encrypted_room(invite=[bridge.bot_mxid])
+        await eventually(lambda: bridge.bot_mxid in alice.client.rooms[room_id].users, 30)
+        held: list[dict[str, Any]] = []
+        real = backend.handle_to_device
+
+        async def hold(events: Any) -> None:
+            held.extend(events)
+
+        backend.handle_to_device = hold  # type: ignore[method-assign]
+        await alice.send_text(room_id, "!bridge fake never-run")
+        await eventually(lambda: _count_is(encryption.waiting_count(), 1), timeout=30)
+        # Past the timeout (and a round of the loop that tells senders): dropped, untold.
+        await eventually(lambda: _count_is(encryption.waiting_count(), 0), timeout=30)
+        backend.handle_to_device = real  # type: ignore[method-assign]
+        assert held
+        await real(held)
+        await encryption.retry_waiting()
+        await alice.send_text(room_id, "!bridge fake no-such-chat")
+        await alice.wait_for(said_by(alice, room_id, bridge.bot_mxid, "no-such-chat"))
+        said = [m["content"]["body"] for m in alice.messages.get(room_id, ())]
+        said = [b for b in said if not b.startswith("!")]
+        assert len(said) == 1 and "not a valid fake chat" in said[0], said
+
+
+async def _count_is(count: Any, n: int) -> bool:
+    return await count == n

@@ -6,6 +6,11 @@ events came) once the key is there: it may come later in a transaction, by /sync
 key share. After ``encryption.decrypt_timeout`` seconds its sender is told, once, that it was
 not bridged (yet). An event that can never be decrypted is said so at once (at most once a
 minute per sender and room: junk in a loop must not make the bot talk in a loop).
+
+Only in the rooms the bridge serves (portals, management rooms: ``serves``). Elsewhere the
+bot decrypts only to see commands (e.g. ``bridge`` to plumb the room): a notice about every
+line of chatter whose key it lacks would be noise, and a command whose key comes after the
+timeout is dropped rather than run late.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class WaitingEvents:
         self.decrypt_timeout = decrypt_timeout
         #: Handles an event whose key came (set by the runtime: on the room's inbox lane).
         self.redeliver: Callable[[dict[str, Any]], None] = lambda evt: None
+        #: Whether a room is one the bridge serves, whose senders are told (set by the runtime).
+        self.serves: Callable[[str], bool] = lambda room_id: True
         #: Events waiting now, and decryption failures since start (the metrics).
         self.waiting = 0
         self.failures = 0
@@ -78,6 +85,8 @@ class WaitingEvents:
         self.failures += 1
         room_id, sender = evt["room_id"], str(evt.get("sender"))
         log.warning("Could not decrypt %s in %s: %s", evt.get("event_id"), room_id, e)
+        if not self.serves(room_id):
+            return
         now = time.monotonic()
         last = self._told.get((room_id, sender))
         if last is not None and now - last < UNDECRYPTABLE_TELL_INTERVAL:
@@ -171,6 +180,17 @@ class WaitingEvents:
         for row in rows:
             sender = json.loads(row["event"]).get("sender")
             self.failures += 1
+            if not self.serves(row["room_id"]):
+                if row["event_id"] in self._redelivering:
+                    continue  # its key came just now
+                log.info(
+                    "No room key came for %s in %s (no portal) in %.0f s: dropped",
+                    row["event_id"],
+                    row["room_id"],
+                    self.decrypt_timeout,
+                )
+                await self._done(row["event_id"])
+                continue
             await self.send_notice(
                 row["room_id"],
                 f"{sender}: the bridge could not decrypt your message (its room key did not "

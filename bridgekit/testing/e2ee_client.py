@@ -21,8 +21,8 @@ from nio import (
     InviteMemberEvent,
     LoginResponse,
     MegolmEvent,
-    RoomMessage,
     RoomCreateResponse,
+    RoomMessage,
     RoomRedactResponse,
     RoomSendResponse,
 )
