@@ -134,6 +134,20 @@ class E2EEUser:
         await self.client.join(room_id)
         await self.wait_for(lambda: room_id in self.client.rooms, 30)
 
+    async def join_encrypted_invite(self, timeout: float = 45) -> str:
+        """Join invites as they come until one is to an encrypted room (a portal, not e.g.
+        the space a bridge puts it in: nio does not read the encryption of an invite); its
+        id. The room's state comes with the join, so its encryption is known then."""
+        tried: set[str] = set()
+        while True:
+            room_id = await self.wait_for(
+                lambda: next((r for r in self.invites if r not in tried), None), timeout
+            )
+            tried.add(room_id)
+            await self.join(room_id)
+            if self.client.rooms[room_id].encrypted:
+                return room_id
+
     async def create_encrypted_room(self, invite: list[str], **kwargs: Any) -> str:
         resp = await self.client.room_create(
             invite=invite,
