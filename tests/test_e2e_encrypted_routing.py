@@ -244,3 +244,36 @@ async def test_no_notice_about_a_missing_key_in_a_room_that_is_no_portal(
 
 async def _count_is(count: Any, n: int) -> bool:
     return await count == n
+
+
+async def test_a_message_whose_key_came_first_waits_behind_the_one_still_waiting(
+    make_bridge: BridgeFactory, bridge_env: BridgeEnv, tmp_path: Path, uid: Any
+) -> None:
+    """The first message of a new room key waits for the key; the key comes, but before that
+    message is handed back the next one (same key) arrives and could be decrypted at once:
+    it must not overtake the first (IRC showed it after a SIGKILL: lines out of order)."""
+    bridge: Bridge = await make_bridge(**ENCRYPTION)
+    assert bridge.encryption is not None
+    encryption = bridge.encryption
+    backend = encryption.backend
+    alice, plain = await e2ee_user(bridge_env, tmp_path, uid)
+    async with plain, alice:
+        client, chat, room_id = await open_encrypted_portal(bridge, alice, plain, uid, "hi")
+        net = fake(bridge).network
+        held: list[dict[str, Any]] = []
+        real = backend.handle_to_device
+
+        async def hold(events: Any) -> None:
+            held.extend(events)
+
+        backend.handle_to_device = hold  # type: ignore[method-assign]
+        first = await alice.send_text(room_id, "first, its key held back")
+        await eventually(lambda: _count_is(encryption.waiting_count(), 1), timeout=30)
+        backend.handle_to_device = real  # type: ignore[method-assign]
+        assert held
+        await real(held)  # the key is there now, and nothing has handed the first back yet
+        second = await alice.send_text(room_id, "second, same key")
+        await net.wait_for(lambda i: i.kind == "message" and i.data.event_id == second)
+        sent = [i.data.event_id for i in net.sent if i.kind == "message"]
+        assert sent[-2:] == [first, second]
+        await eventually(lambda: _count_is(encryption.waiting_count(), 0), timeout=30)
