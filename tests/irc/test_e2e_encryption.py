@@ -76,7 +76,7 @@ async def test_an_encrypted_channel_portal_across_a_restart(
             await make_bridge.stop(bridge)
 
             await alice.send_text(room_id, "while down, old key")
-            alice.client.olm.outbound_group_sessions.pop(room_id)  # the user's client rotates
+            alice.client.olm.outbound_group_sessions.pop(room_id, None)  # the client rotates
             await alice.send_text(room_id, "while down, new key")
             await make_bridge(networks=irc_networks(ircd), **ENCRYPTION)
             expected = ["before the stop", "while down, old key", "while down, new key"]
@@ -122,7 +122,8 @@ async def test_kill_9_while_the_user_rotates_the_room_key_loses_no_irc_line(
             await alice.send_text(room_id, "before the kill")
             await eventually(lambda: received() == ["before the kill"], timeout=60)
             proc.kill_9()
-            alice.client.olm.outbound_group_sessions.pop(room_id)  # a new room key
+            # A new room key (nio may have dropped the session itself: a member's devices changed).
+            alice.client.olm.outbound_group_sessions.pop(room_id, None)
             expected = ["before the kill", "rotated while dead 1", "rotated while dead 2"]
             for body in expected[1:]:
                 await alice.send_text(room_id, body)
