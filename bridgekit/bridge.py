@@ -313,6 +313,8 @@ class Bridge:
         await self.matrix.start()
         if self.encryption is not None:
             await start_encryption(self, self.encryption)  # before any transaction
+            await self.router.load_bot_rooms()  # where encrypted events are decrypted
+            self.encryption.waiting.serves = self.router.serves
         for connector in self.connectors.values():
             await connector.start()
         for login in await self.store.logins():

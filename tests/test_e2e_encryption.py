@@ -272,7 +272,7 @@ async def test_restart_rotated_key_while_down_and_a_new_device(
         await make_bridge.stop(bridge)  # type: ignore[attr-defined]
 
         old_session = await alice.send_text(room_id, "while down, old key")
-        alice.client.olm.outbound_group_sessions.pop(room_id)  # the user's client rotates
+        alice.client.olm.outbound_group_sessions.pop(room_id, None)  # the user's client rotates
         new_session = await alice.send_text(room_id, "while down, new key")
 
         # The fake network lives in the connector: the new one knows the chat from its config.
@@ -410,7 +410,7 @@ async def test_kill_9_while_the_user_rotates_the_key_loses_nothing(
                 first = await alice.send_text(room_id, "before the kill")
                 await eventually(lambda: received() == [first], timeout=60)
                 bridge.kill_9()
-                alice.client.olm.outbound_group_sessions.pop(room_id)  # a new room key
+                alice.client.olm.outbound_group_sessions.pop(room_id, None)  # a new room key
                 while_dead = [
                     await alice.send_text(room_id, "rotated while dead 1"),
                     await alice.send_text(room_id, "rotated while dead 2"),

@@ -57,6 +57,8 @@ PROBE_INTERVAL = 10.0
 SYNC_TIMEOUT_MS = 30_000
 #: Seconds a handled to-device message is remembered (to skip its second delivery).
 SEEN_KEEP = 7 * 24 * 3600
+#: What ``encryption.require`` refuses in the clear in an encrypted room.
+_MUST_BE_ENCRYPTED = frozenset({"m.room.message", "m.sticker", "m.reaction"})
 
 
 class Encryption:
@@ -433,10 +435,12 @@ class Encryption:
         return ENCRYPTED, await self.backend.encrypt(room_id, event_type, content)
 
     def refuses_plaintext(self, evt: dict[str, Any]) -> bool:
-        """``encryption.require``: an unencrypted message in an encrypted room is refused."""
+        """``encryption.require``: an unencrypted message, sticker or reaction in an encrypted
+        room is refused (some clients send reactions in the clear; redactions and state
+        events are never encrypted)."""
         return (
             self.settings.require
-            and evt.get("type") == "m.room.message"
+            and evt.get("type") in _MUST_BE_ENCRYPTED
             and not evt.get(DECRYPTED_KEY)
             and self.is_encrypted(str(evt.get("room_id")))
         )

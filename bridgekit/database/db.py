@@ -177,6 +177,9 @@ def make_url(url: str) -> str:
 def create_database(url: str, *, max_connections: int = 10) -> Database:
     real = make_url(url)
     if real.startswith("sqlite:"):
+        from .sqlite_txn import use_immediate_transactions
+
+        use_immediate_transactions()  # see sqlite_txn.py: no read-to-write upgrade to fail
         args: dict[str, Any] = {
             "min_size": 1,
             "init_commands": [

@@ -19,6 +19,8 @@ from ..contract.connector import PresenceHandler
 from ..contract.events import MatrixPresence
 from ..contract.ids import server_of
 from ..database.records import LRU
+from .bot_rooms import BotRooms
+from .client import with_retries
 from .fields import NOTICE_TYPES, MalformedEvent, check_event
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ LEVELS = {"relay": 1, "user": 2, "admin": 3}
 _STATE_TYPES = frozenset({"m.room.member", "m.room.power_levels"})
 #: State end-to-bridge encryption follows: a room's encryption, and who gets its room keys.
 _CRYPTO_STATE_TYPES = frozenset({"m.room.encryption", "m.room.member"})
+#: An encrypted room event (its type and content are inside the ciphertext).
+ENCRYPTED = "m.room.encrypted"
 #: Seconds between two notices (and INFO lines) about one sender's malformed events in a room.
 MALFORMED_TELL_INTERVAL = 60.0
 
@@ -80,6 +84,8 @@ class MatrixRouter:
         self._levels: dict[str, int] = {}
         self._ours = LRU(50_000)
         self._malformed_told = LRU(10_000)  # (room, sender, noticed) -> when last told
+        #: Where encrypted events are decrypted (only with encryption; loaded at start).
+        self.bot_rooms = BotRooms(matrix.bot_mxid)
 
     def level_of(self, mxid: str) -> int:
         level = self._levels.get(mxid)
@@ -94,13 +100,18 @@ class MatrixRouter:
         """Cheap, synchronous: could this event matter? (No SQL: in-memory indexes only.)
 
         Membership and power levels always matter (room state, invites to the bot). Anything
-        else matters in portals and management rooms, or when it is a command elsewhere.
+        else matters in portals and management rooms, or when it is a command elsewhere. An
+        encrypted event elsewhere cannot say whether it is a command until decrypted: it is
+        wanted in the rooms the bot is joined to (it holds their keys; see bot_rooms.py), and
+        this is asked again of what it decrypts to (outbox/transactions.py).
         """
         room_id = evt.get("room_id")
         etype = evt.get("type")
         if not isinstance(room_id, str) or not isinstance(etype, str):
             return False
         if etype in ("m.room.member", "m.room.power_levels"):
+            if self.crypto is not None:
+                self.bot_rooms.see(evt)  # in transaction order: see BotRooms
             return True
         if etype == "m.room.encryption" and self.crypto is not None:
             return True
@@ -114,7 +125,26 @@ class MatrixRouter:
             content = evt.get("content")
             body = content.get("body") if isinstance(content, dict) else None
             return isinstance(body, str) and body.startswith(self.commands.prefix)
+        if etype == ENCRYPTED and self.crypto is not None and room_id in self.bot_rooms:
+            sender = evt.get("sender")
+            return isinstance(sender, str) and not self.is_ours(sender)
         return False
+
+    def serves(self, room_id: str) -> bool:
+        """A portal or a management room (elsewhere only commands are looked at)."""
+        return self.store.is_portal_room(room_id) or room_id in self.store.management_rooms
+
+    async def load_bot_rooms(self) -> None:
+        """At start, before any transaction: the rooms the bot is joined to (where encrypted
+        events are decrypted), from the homeserver."""
+        bot = self.matrix.bot
+        assert bot is not None
+        await self.bot_rooms.load(
+            lambda: with_retries(
+                bot.get_joined_rooms, what="listing the bot's rooms", max_attempts=5, cap=10
+            )
+        )
+        log.debug("The bot is joined to %d room(s)", len(self.bot_rooms))
 
     def is_ours(self, mxid: str) -> bool:
         """The bot or one of our ghosts (never treat their events as user input)."""
@@ -240,6 +270,7 @@ class MatrixRouter:
         except Exception:
             log.exception("Could not join %s after an invite from %s", room_id, sender)
             return
+        self.bot_rooms.joined(room_id)
         if await self.upgrades.joined(room_id):
             return  # the replacement of an upgraded portal room
         # Only a direct chat becomes the management room: a room invited to for plumbing

@@ -282,6 +282,8 @@ class Transactions:
                         if decrypted is None:
                             continue  # kept until its key arrives (crypto/service.py)
                         evt = decrypted
+                        if not self.router.wants(evt):
+                            continue  # e.g. chatter in a room that is no portal: no command
                     await self.router.handle_event(evt, replay)
                 except Exception as e:
                     self.metrics.error("matrix_event")

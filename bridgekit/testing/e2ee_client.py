@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from nio import (
     AsyncClient,
@@ -20,9 +21,12 @@ from nio import (
     InviteMemberEvent,
     LoginResponse,
     MegolmEvent,
+    RoomCreateResponse,
     RoomMessage,
+    RoomRedactResponse,
     RoomSendResponse,
 )
+from nio.api import Api
 
 
 class E2EEUser:
@@ -130,6 +134,20 @@ class E2EEUser:
         await self.client.join(room_id)
         await self.wait_for(lambda: room_id in self.client.rooms, 30)
 
+    async def join_encrypted_invite(self, timeout: float = 45) -> str:
+        """Join invites as they come until one is to an encrypted room (a portal, not e.g.
+        the space a bridge puts it in: nio does not read the encryption of an invite); its
+        id. The room's state comes with the join, so its encryption is known then."""
+        tried: set[str] = set()
+        while True:
+            room_id = await self.wait_for(
+                lambda: next((r for r in self.invites if r not in tried), None), timeout
+            )
+            tried.add(room_id)
+            await self.join(room_id)
+            if self.client.rooms[room_id].encrypted:
+                return room_id
+
     async def create_encrypted_room(
         self, invite: list[str], encryption: dict[str, Any] | None = None, **kwargs: Any
     ) -> str:
@@ -145,26 +163,52 @@ class E2EEUser:
             ],
             **kwargs,
         )
+        if not isinstance(resp, RoomCreateResponse):
+            raise RuntimeError(f"room creation failed: {resp}")
         room_id = resp.room_id
         await self.wait_for(lambda: room_id in self.client.rooms, 30)
         return room_id
 
-    async def send_text(self, room_id: str, body: str) -> str:
-        """Send an encrypted message (the room is encrypted); its event id."""
+    async def _know_devices(self, room_id: str) -> None:
+        """The devices of everyone in the room must be known to share the room key."""
         room = self.client.rooms.get(room_id)
         if room is not None and room.encrypted:
-            # The devices of everyone in the room must be known to share the room key.
             await self.client.joined_members(room_id)
             if self.client.should_query_keys:
                 await self.client.keys_query()
-        resp = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": body},
-            ignore_unverified_devices=True,
-        )
+
+    async def send_text(self, room_id: str, body: str) -> str:
+        """Send an encrypted message (the room is encrypted); its event id."""
+        return await self.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """Send any room event, encrypted in an encrypted room; its event id. Reactions are
+        encrypted too, as Element does (nio itself would send them in the clear); the
+        ``m.relates_to`` of a relation is copied outside the ciphertext, as clients do."""
+        await self._know_devices(room_id)
+        if event_type != "m.reaction":
+            resp = await self.client.room_send(
+                room_id, event_type, content, ignore_unverified_devices=True
+            )
+        else:
+            client = self.client
+            assert client.olm is not None
+            if client.olm.should_share_group_session(room_id):
+                await client.share_group_session(room_id, ignore_unverified_devices=True)
+            etype, encrypted = client.encrypt(room_id, event_type, content)
+            method, path, data = Api.room_send(
+                client.access_token, room_id, etype, encrypted, uuid4()
+            )
+            resp = await client._send(RoomSendResponse, method, path, data, (room_id,))
         if not isinstance(resp, RoomSendResponse):
             raise RuntimeError(f"send failed: {resp}")
+        return str(resp.event_id)
+
+    async def redact(self, room_id: str, event_id: str) -> str:
+        """Redact an event (redactions are never encrypted); the redaction's event id."""
+        resp = await self.client.room_redact(room_id, event_id)
+        if not isinstance(resp, RoomRedactResponse):
+            raise RuntimeError(f"redaction failed: {resp}")
         return str(resp.event_id)
 
 
