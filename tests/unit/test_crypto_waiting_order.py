@@ -4,6 +4,7 @@ comes holds its room's later events up only until its sender is told
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from mautrix.util.async_db import Database
 
+from bridgekit.crypto import waiting as waiting_module
 from bridgekit.crypto.backend import KeyMissing
 from bridgekit.crypto.waiting import WaitingEvents
 from bridgekit.database.db import create_database, migrate, package_migrations
@@ -52,7 +54,8 @@ async def test_a_later_event_waits_behind_one_without_its_key_until_its_sender_i
     async def notice(room_id: str, text: str) -> None:
         told.append(text)
 
-    waiting = WaitingEvents(db, lambda: backend, notice, decrypt_timeout=0)  # type: ignore[arg-type, return-value]
+    # -1: every waiting event is past it (0 would hinge on the millisecond clock)
+    waiting = WaitingEvents(db, lambda: backend, notice, decrypt_timeout=-1)  # type: ignore[arg-type, return-value]
     handed: list[str] = []
     waiting.redeliver = lambda evt: handed.append(evt["event_id"])
     await waiting.load()
@@ -79,3 +82,32 @@ async def test_a_later_event_waits_behind_one_without_its_key_until_its_sender_i
 
 async def _none() -> None:
     return None
+
+
+async def test_events_whose_key_came_before_a_restart_are_handed_back_after_it(
+    db: Database, monkeypatch
+) -> None:
+    """A key that came while the bridge was stopping (or was stored by the crypto store
+    before its event could be handed back) sends no new to-device message after the restart:
+    the tell loop's first round hands those events back, not the next key's arrival."""
+    backend, handed = Backend(), []
+    waiting = WaitingEvents(db, lambda: backend, lambda r, t: _none(), decrypt_timeout=3600)  # type: ignore[arg-type, return-value]
+    await waiting.load()
+    assert await waiting.decrypt(event("$1", "s1")) is None
+    backend.keys.add("s1")  # then the bridge stops before anything hands $1 back
+
+    again = WaitingEvents(db, lambda: backend, lambda r, t: _none(), decrypt_timeout=3600)  # type: ignore[arg-type, return-value]
+    again.redeliver = lambda evt: handed.append(evt["event_id"])
+    await again.load()
+    slept = 0
+
+    async def one_round(_seconds: float) -> None:
+        nonlocal slept
+        slept += 1
+        if slept > 1:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(waiting_module.asyncio, "sleep", one_round)
+    with pytest.raises(asyncio.CancelledError):
+        await again.tell_loop()
+    assert handed == ["$1"]
