@@ -92,6 +92,9 @@ class MucManager(MucAdmin):
         pending = room.joins.get(login_id)
         if pending is not None:
             return await asyncio.shield(pending)
+        if not self.connector.component.online.is_set():
+            # The presence would go nowhere and no answer come: join once it is back.
+            raise JoinError("remote-server-not-found", "disconnected")
         if room.occupant_ids is None:  # asked before joining: the join's presences carry them
             room.occupant_ids = await self._offers_occupant_ids(room_jid)
             if room.joined(login_id):  # another call joined meanwhile
