@@ -110,9 +110,10 @@ class MucManager(MucAdmin):
         if room.listener == login_id:
             self.connector.catchup.joining(login_id, room_jid)
         error: JoinError | None = None
+        fut: asyncio.Future[str] | None = None
         try:
             for candidate in nick_candidates(nick):
-                fut: asyncio.Future[str] = loop.create_future()
+                fut = loop.create_future()
                 room.joins[login_id] = fut
                 room.nick_of[login_id] = candidate
                 self._send_join(puppet, room, candidate, history)
@@ -133,6 +134,11 @@ class MucManager(MucAdmin):
             raise error or JoinError("conflict")
         finally:
             room.joins.pop(login_id, None)
+            if fut is not None and not fut.done():
+                # Others wait on this join (above): it ends for them too, else they would
+                # wait for ever (it timed out, or this call was cancelled: a stop, a logout).
+                fut.set_exception(error or JoinError("remote-server-not-found", "given up"))
+                fut.exception()  # retrieved: nobody may be waiting
 
     async def _offers_occupant_ids(self, room_jid: str) -> bool:
         identity = self.connector.component.plugin["bridgekit_identity"]
