@@ -453,39 +453,3 @@ async def test_the_bot_is_cross_signed_and_its_recovery_key_kept_out_of_the_log(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Cross-signed the bot's device" in logged  # the log was looked at
     assert recovery not in logged and recovery.replace(" ", "") not in logged
-
-
-async def test_one_time_keys_run_out_the_fallback_key_answers_and_is_replaced(
-    e2ee_bridge: Bridge, bridge_env: BridgeEnv
-) -> None:
-    """Users' clients claim one of the bot device's one-time keys per new Olm session; when
-    they run out (many new devices while the bridge is down) the fallback key answers, and
-    the bridge uploads a new one and tops the one-time keys up as soon as it hears of it."""
-    bridge = e2ee_bridge
-    assert bridge.encryption is not None
-    backend = bridge.encryption.backend
-    device = backend.device_id
-    uploads = 0
-    real_upload = backend.upload_fallback_key  # type: ignore[attr-defined]
-
-    async def counting() -> None:
-        nonlocal uploads
-        uploads += 1
-        await real_upload()
-
-    backend.upload_fallback_key = counting  # type: ignore[attr-defined]
-    claim = {"one_time_keys": {bridge.bot_mxid: {device: "signed_curve25519"}}}
-    fallback = None
-    for _ in range(120):
-        status, resp = await as_request(bridge_env, "POST", "/keys/claim", claim)
-        assert status == 200
-        (key,) = resp["one_time_keys"][bridge.bot_mxid][device].values()
-        if key.get("fallback"):
-            fallback = key
-            break
-    assert fallback is not None, "the one-time keys never ran out"
-    await eventually(lambda: uploads >= 1, timeout=60)  # the used fallback key is replaced
-    await eventually(lambda: backend.one_time_key_count() >= 25, timeout=60)  # topped up
-    status, resp = await as_request(bridge_env, "POST", "/keys/claim", claim)
-    (key,) = resp["one_time_keys"][bridge.bot_mxid][device].values()
-    assert not key.get("fallback")

@@ -8,7 +8,8 @@ the bridge's own database (SQLite or PostgreSQL; its tables are ``crypto_*``, ve
 * at every start, the homeserver must still have the device and the same identity keys as
   the database (:class:`DeviceMismatch` otherwise: a clear refusal, not a keyless device);
 * a fallback key is uploaded at every start and whenever the homeserver says it was used
-  (mautrix never uploads one, and one-time keys run out while the bridge is down).
+  (mautrix never uploads one, and one-time keys run out while the bridge is down), once per
+  use: see :data:`FALLBACK_SETTLE`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +65,13 @@ _SYNC_FILTER = json.dumps(
     },
     separators=(",", ":"),
 )
+
+#: Seconds after a fallback key upload during which "the fallback key was used" is taken for a
+#: report computed before it, unless one since said the new key is unused. One use is reported
+#: by several transactions and the /sync at once; a new key for each would make the account
+#: forget the used key (libolm keeps the current and the previous fallback key only) while
+#: the pre-key messages of the clients that claimed it may still be on their way.
+FALLBACK_SETTLE = 30.0
 
 
 class _RoomState(StateStore):
@@ -124,6 +133,10 @@ class MautrixCrypto:
         self.machine.delete_keys_on_device_delete = keys.delete_on_device_delete
         self._otk_count = 0
         self._next_batch = ""
+        #: When the last fallback key was uploaded (monotonic), and whether a report since
+        #: said it is unused (then the next "used" is a real use).
+        self._fallback_at = 0.0
+        self._fallback_confirmed = True
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -245,6 +258,7 @@ class MautrixCrypto:
             }
             body[f"signed_curve25519:{key_id}"] = signed
         await self.client.api.request(Method.POST, Path.v3.keys.upload, {"fallback_keys": body})
+        self._fallback_at, self._fallback_confirmed = time.monotonic(), False
         account.mark_keys_as_published()
         await self.store.put_account(account)
         log.debug("Uploaded a fallback key for device %s", self.device_id)
@@ -280,7 +294,15 @@ class MautrixCrypto:
         if one_time_keys is not None:
             self._otk_count = one_time_keys
             await self.machine.handle_otk_count(DeviceOTKCount(signed_curve25519=one_time_keys))
-        if unused_fallback is not None and "signed_curve25519" not in unused_fallback:
+            # mautrix tops the keys up to half its maximum: the figure says so now, not at
+            # the next report (the next /sync, up to 30 s later, if nothing else comes).
+            assert self.machine.account is not None
+            self._otk_count = max(one_time_keys, self.machine.account.max_one_time_keys // 2)
+        if unused_fallback is None:
+            return
+        if "signed_curve25519" in unused_fallback:
+            self._fallback_confirmed = True
+        elif self._fallback_confirmed or time.monotonic() - self._fallback_at > FALLBACK_SETTLE:
             log.info("The bot's fallback key was used: uploading a new one")
             await self.upload_fallback_key()
 

@@ -290,11 +290,12 @@ class Transactions:
                     self._event_failed(evt, e)
                 self.metrics.handled("matrix", time.perf_counter() - start)
         except asyncio.CancelledError:
-            if replay:  # a stop cut it short: not a failure
+            # A stop cut it short: not a failure, and not done either (the transaction stays
+            # unfinished and is replayed at the next start, like its crypto part).
+            if replay:
                 self.parking.interrupted("transaction", parking_key(txn))
             raise
-        finally:
-            self._one_part_done(txn)
+        self._one_part_done(txn)
 
     def _one_part_done(self, txn: TxnKey) -> None:
         remaining = self._txn_remaining.get(txn, 1) - 1

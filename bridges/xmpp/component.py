@@ -103,6 +103,8 @@ class GatewayComponent(ComponentXMPP):
         self.failures = 0
         self.last_error = ""
         self._stopping = False
+        #: Set by :meth:`stop`: nothing will connect again, so nothing waits for it.
+        self.stopped = asyncio.Event()
         self._retry: asyncio.TimerHandle | None = None
         self._on_online = on_online
         self._on_offline = on_offline
@@ -161,6 +163,7 @@ class GatewayComponent(ComponentXMPP):
 
     async def stop(self) -> None:
         self._stopping = True
+        self.stopped.set()
         if self._retry is not None:
             self._retry.cancel()
         self.cancel_connection_attempt()
@@ -229,13 +232,22 @@ class GatewayComponent(ComponentXMPP):
         self._schedule()
 
     async def wait_online(self, timeout: float) -> bool:
+        """Whether the server is there, waiting up to ``timeout`` for it; at once False once
+        stopped (a sender would otherwise hold the bridge's stop for as long)."""
         if self.online.is_set():
             return True
-        try:
-            await asyncio.wait_for(self.online.wait(), timeout)
-        except TimeoutError:
+        if self.stopped.is_set():
             return False
-        return True
+        waits = {
+            asyncio.ensure_future(self.online.wait()),
+            asyncio.ensure_future(self.stopped.wait()),
+        }
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return self.online.is_set()
 
     # -- sending ----------------------------------------------------------------------------
 

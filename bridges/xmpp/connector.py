@@ -169,6 +169,10 @@ class XMPPConnector(
         for task in list(self._tasks):
             task.cancel()
         await self.component.stop()
+        # The rooms' answers to joins still waiting are no longer handled (the stanza
+        # executor stopped): the joins end now, and what waited for them is cut short
+        # (wait_online) instead of holding the runtime's stop for its whole grace period.
+        self.muc.reset()
         await self.outbound.upload.close()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -191,6 +195,10 @@ class XMPPConnector(
 
     async def wait_online(self) -> None:
         if not await self.component.wait_online(float(self.setting("send_timeout"))):
+            if self.component.stopped.is_set():
+                # The bridge stops: the work is cut short as the stop would cut it after its
+                # grace period, not failed; the runtime replays its event at the next start.
+                raise asyncio.CancelledError("the bridge is stopping")
             raise ConnectionError(
                 f"the XMPP server is unreachable ({self.component.last_error or 'reconnecting'})"
             )

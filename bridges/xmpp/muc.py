@@ -92,6 +92,9 @@ class MucManager(MucAdmin):
         pending = room.joins.get(login_id)
         if pending is not None:
             return await asyncio.shield(pending)
+        if not self.connector.component.online.is_set():
+            # The presence would go nowhere and no answer come: join once it is back.
+            raise JoinError("remote-server-not-found", "disconnected")
         if room.occupant_ids is None:  # asked before joining: the join's presences carry them
             room.occupant_ids = await self._offers_occupant_ids(room_jid)
             if room.joined(login_id):  # another call joined meanwhile
@@ -107,9 +110,10 @@ class MucManager(MucAdmin):
         if room.listener == login_id:
             self.connector.catchup.joining(login_id, room_jid)
         error: JoinError | None = None
+        fut: asyncio.Future[str] | None = None
         try:
             for candidate in nick_candidates(nick):
-                fut: asyncio.Future[str] = loop.create_future()
+                fut = loop.create_future()
                 room.joins[login_id] = fut
                 room.nick_of[login_id] = candidate
                 self._send_join(puppet, room, candidate, history)
@@ -130,6 +134,11 @@ class MucManager(MucAdmin):
             raise error or JoinError("conflict")
         finally:
             room.joins.pop(login_id, None)
+            if fut is not None and not fut.done():
+                # Others wait on this join (above): it ends for them too, else they would
+                # wait for ever (it timed out, or this call was cancelled: a stop, a logout).
+                fut.set_exception(error or JoinError("remote-server-not-found", "given up"))
+                fut.exception()  # retrieved: nobody may be waiting
 
     async def _offers_occupant_ids(self, room_jid: str) -> bool:
         identity = self.connector.component.plugin["bridgekit_identity"]

@@ -8,6 +8,7 @@ import json
 
 from bridgekit.contract.connector import BridgeStateEvent
 from bridgekit.database.db import create_database
+from bridgekit.matrix.router import MatrixRouter
 from bridges.xmpp.login import puppet_login
 from tests.conftest import SERVER_NAME, eventually
 from tests.harness.prosody import Prosody
@@ -201,3 +202,44 @@ async def test_rooms_kept_by_the_old_code_are_rejoined_after_the_upgrade(
         )
         assert await bridge.connectors["xmpp"].idmap.rooms(login_id) == rooms
         assert await bridge.store.get_kv(f"xmpp:rooms:{login_id}") is None
+
+
+async def test_a_stop_during_a_join_is_quick_and_the_join_is_replayed(
+    make_bridge, prosody: Prosody, bridge_env, xmpp_clients, uid, monkeypatch
+):
+    """A Matrix user's join still waiting for the room's answer when the bridge stops: the
+    answer will not be handled any more, so the stop does not wait for it (it gave such work
+    its whole grace period, 10 s), and the join event, cut short, is replayed at the next
+    start: her occupant is in the room then."""
+    bridge = await make_bridge(networks=xmpp_networks(prosody))
+    connector = bridge.connectors["xmpp"]
+    assert await connector.component.wait_online(15)
+    bob, alice, room, room_id = await _portal(bridge, prosody, bridge_env, xmpp_clients, uid)
+    carol = await bridge_env.synapse.register_user(uid("carol"))
+    async with alice, carol:
+        connector.muc._send_join = lambda *args: None  # the room does not answer (yet)
+        await carol.join(room_id)
+        await eventually(lambda: bool(connector.muc.rooms[room].joins), timeout=20)
+        replayed: list[dict] = []
+        handle = MatrixRouter.handle_event
+
+        async def recording(self: MatrixRouter, evt: dict, replay: bool = False) -> None:
+            if replay:
+                replayed.append(evt)
+            await handle(self, evt, replay)
+
+        monkeypatch.setattr(MatrixRouter, "handle_event", recording)
+        started = asyncio.get_running_loop().time()
+        await make_bridge.stop(bridge)
+        assert asyncio.get_running_loop().time() - started < 5
+        await make_bridge(networks=xmpp_networks(prosody))
+        nick = carol.user_id[1:].split(":")[0]
+        await bob.wait_for(
+            lambda p: p["from"].bare == room and p["from"].resource == nick,
+            presences=True,
+            timeout=30,
+        )
+        assert any(
+            e.get("type") == "m.room.member" and e.get("state_key") == carol.user_id
+            for e in replayed
+        )
