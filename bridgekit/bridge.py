@@ -45,6 +45,7 @@ from .logins import LoginService
 from .matrix.appservice import AppServiceServer, TxnKey
 from .matrix.bot_setup import set_up_bot
 from .matrix.client import MatrixClient
+from .matrix.encrypted_media import KEYS as ENCRYPTED_FILES
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -452,7 +453,8 @@ class Bridge:
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
-        return self.media.url(media_public_base(self.config), mxc, filename)
+        file = ENCRYPTED_FILES.get(mxc)  # an encrypted attachment: the link decrypts it
+        return self.media.url(media_public_base(self.config), mxc, filename, file)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import mimetypes
 import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..contract.connector import MediaError
 from ..contract.http_listener import start_listener, stop_listener
 
 if TYPE_CHECKING:
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.matrix.media")
 
 ROUTE = "/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+#: An encrypted attachment's link: its keys (``k.iv.sha256``, base64url) signed with it.
+ENCRYPTED_ROUTE = "/_bridgekit/media/{server}/{media_id}/{keys}/{sig}/{name}"
+_KEYS_RE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 _SAFE_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Disposition", "Cache-Control")
 
@@ -52,13 +57,26 @@ class MediaSigner:
     def verify(self, server: str, media_id: str, sig: str) -> bool:
         return hmac.compare_digest(self.sign(server, media_id), sig)
 
-    def url(self, base: str, mxc: str, filename: str = "") -> str:
+    def url(
+        self, base: str, mxc: str, filename: str = "", file: dict[str, str] | None = None
+    ) -> str:
+        """The link to ``mxc``; with ``file`` (an encrypted attachment's keys) a link that
+        serves the decrypted bytes: the keys ride in the signed path, so the link works after
+        a restart, and it gives exactly what its holder was meant to see."""
         if not mxc.startswith("mxc://") or "/" not in mxc[6:]:
             raise ValueError(f"not an mxc URI: {mxc!r}")
         server, media_id = mxc[len("mxc://") :].split("/", 1)
         name = re.sub(r"[^A-Za-z0-9._\-]", "_", filename) or media_id
+        if file is not None:
+            keys = ".".join(_urlsafe(file[k]) for k in ("k", "iv", "sha256"))
+            sig = self.sign(server, f"{media_id}/{keys}")
+            return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{keys}/{sig}/{name}"
         sig = self.sign(server, media_id)
         return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+
+
+def _urlsafe(b64: str) -> str:
+    return b64.replace("+", "-").replace("/", "_").rstrip("=")
 
 
 class MediaServer:
@@ -76,7 +94,7 @@ class MediaServer:
         self.host = settings.media.hostname or settings.appservice.hostname
         self.app = web.Application() if self.port else appservice_app
         self.runner: web.AppRunner | None = None
-        add_routes(self.app, signer, matrix)
+        add_routes(self.app, signer, matrix, settings.media.max_size)
 
     async def start(self) -> None:
         if not self.port:
@@ -103,7 +121,9 @@ def public_base(config: Config) -> str:
     return appservice.public_address or appservice.address
 
 
-def add_routes(app: web.Application, signer: MediaSigner, matrix: MatrixClient) -> None:
+def add_routes(
+    app: web.Application, signer: MediaSigner, matrix: MatrixClient, max_size: int
+) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         server = request.match_info["server"]
         media_id = request.match_info["media_id"]
@@ -129,4 +149,24 @@ def add_routes(app: web.Application, signer: MediaSigner, matrix: MatrixClient) 
             await resp.write_eof()
             return resp
 
+    async def handle_encrypted(request: web.Request) -> web.Response:
+        from .encrypted_media import decrypt, download_raw  # it imports this module
+
+        server, media_id = request.match_info["server"], request.match_info["media_id"]
+        keys, sig = request.match_info["keys"], request.match_info["sig"]
+        if not (_SAFE_RE.match(server) and _SAFE_RE.match(media_id) and _KEYS_RE.match(keys)):
+            raise web.HTTPNotFound()
+        if not signer.verify(server, f"{media_id}/{keys}", sig):
+            raise web.HTTPNotFound()
+        k, iv, sha256 = keys.split(".")
+        try:
+            data, _ = await download_raw(matrix, f"mxc://{server}/{media_id}", max_size)
+            data = await decrypt(data, {"k": k, "iv": iv, "sha256": sha256})
+        except MediaError as e:
+            log.info("Encrypted media %s/%s not served: %s", server, media_id, e)
+            raise web.HTTPNotFound() from None
+        mime = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=mime)
+
     app.router.add_get(ROUTE, handle)
+    app.router.add_get(ENCRYPTED_ROUTE, handle_encrypted)
