@@ -46,6 +46,7 @@ from .matrix.appservice import AppServiceServer, TxnKey
 from .matrix.bot_setup import set_up_bot
 from .matrix.client import MatrixClient
 from .matrix.encrypted_media import KEYS as ENCRYPTED_FILES
+from .matrix.encrypted_media import add_link_route
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -161,6 +162,8 @@ class Bridge:
         # Signed media links: on the appservice listener, or on their own (media.port) so
         # that exposing media to the internet does not expose the appservice API.
         self.media_server = MediaServer(config.settings, self.media, self.matrix, self.server.app)
+        max_media = config.settings.media.max_size
+        add_link_route(self.media_server.app, self.media, self.matrix, max_media)
         self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
         self.portals = PortalService(

@@ -14,18 +14,26 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
+import mimetypes
+import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 
 from ..contract.connector import MediaError
-from .media import linkable
+from .media import MediaSigner, linkable
 
 if TYPE_CHECKING:
     from .client import MatrixClient
 
 log = logging.getLogger("bridgekit.matrix.encrypted_media")
+
+#: An encrypted attachment's signed link (:meth:`MediaSigner.url` with its keys): the keys
+#: (``k.iv.sha256``, base64url) are part of what is signed.
+ENCRYPTED_ROUTE = "/_bridgekit/media/{server}/{media_id}/{keys}/{sig}/{name}"
+_KEYS_RE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
 
 class EncryptedFileError(MediaError):
@@ -156,3 +164,30 @@ async def file_refusal(matrix: MatrixClient, content: dict[str, Any]) -> str | N
         if not e.too_large:
             return f"its file could not be read: {e}"
     return None
+
+
+def add_link_route(
+    app: web.Application, signer: MediaSigner, matrix: MatrixClient, max_size: int
+) -> None:
+    """Serve encrypted attachments' signed links on the media links' application: the
+    ciphertext fetched as the bot, decrypted (at most ``max_size`` bytes), or a 404."""
+
+    async def handle_encrypted(request: web.Request) -> web.Response:
+        server, media_id = request.match_info["server"], request.match_info["media_id"]
+        keys, sig = request.match_info["keys"], request.match_info["sig"]
+        mxc = f"mxc://{server}/{media_id}"
+        if not (linkable(mxc) and _KEYS_RE.match(keys)):
+            raise web.HTTPNotFound()
+        if not signer.verify(server, f"{media_id}/{keys}", sig):
+            raise web.HTTPNotFound()
+        k, iv, sha256 = keys.split(".")
+        try:
+            data, _ = await download_raw(matrix, mxc, max_size)
+            data = await decrypt(data, {"k": k, "iv": iv, "sha256": sha256})
+        except MediaError as e:
+            log.info("Encrypted media %s/%s not served: %s", server, media_id, e)
+            raise web.HTTPNotFound() from None
+        mime = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=mime)
+
+    app.router.add_get(ENCRYPTED_ROUTE, handle_encrypted)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import mimetypes
 import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..contract.connector import MediaError
 from ..contract.http_listener import start_listener, stop_listener
 
 if TYPE_CHECKING:
@@ -30,9 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridgekit.matrix.media")
 
 ROUTE = "/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
-#: An encrypted attachment's link: its keys (``k.iv.sha256``, base64url) signed with it.
-ENCRYPTED_ROUTE = "/_bridgekit/media/{server}/{media_id}/{keys}/{sig}/{name}"
-_KEYS_RE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 _SAFE_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Disposition", "Cache-Control")
 
@@ -94,7 +89,7 @@ class MediaServer:
         self.host = settings.media.hostname or settings.appservice.hostname
         self.app = web.Application() if self.port else appservice_app
         self.runner: web.AppRunner | None = None
-        add_routes(self.app, signer, matrix, settings.media.max_size)
+        add_routes(self.app, signer, matrix)
 
     async def start(self) -> None:
         if not self.port:
@@ -121,9 +116,7 @@ def public_base(config: Config) -> str:
     return appservice.public_address or appservice.address
 
 
-def add_routes(
-    app: web.Application, signer: MediaSigner, matrix: MatrixClient, max_size: int
-) -> None:
+def add_routes(app: web.Application, signer: MediaSigner, matrix: MatrixClient) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         server = request.match_info["server"]
         media_id = request.match_info["media_id"]
@@ -149,24 +142,4 @@ def add_routes(
             await resp.write_eof()
             return resp
 
-    async def handle_encrypted(request: web.Request) -> web.Response:
-        from .encrypted_media import decrypt, download_raw  # it imports this module
-
-        server, media_id = request.match_info["server"], request.match_info["media_id"]
-        keys, sig = request.match_info["keys"], request.match_info["sig"]
-        if not (_SAFE_RE.match(server) and _SAFE_RE.match(media_id) and _KEYS_RE.match(keys)):
-            raise web.HTTPNotFound()
-        if not signer.verify(server, f"{media_id}/{keys}", sig):
-            raise web.HTTPNotFound()
-        k, iv, sha256 = keys.split(".")
-        try:
-            data, _ = await download_raw(matrix, f"mxc://{server}/{media_id}", max_size)
-            data = await decrypt(data, {"k": k, "iv": iv, "sha256": sha256})
-        except MediaError as e:
-            log.info("Encrypted media %s/%s not served: %s", server, media_id, e)
-            raise web.HTTPNotFound() from None
-        mime = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
-        return web.Response(body=data, content_type=mime)
-
     app.router.add_get(ROUTE, handle)
-    app.router.add_get(ENCRYPTED_ROUTE, handle_encrypted)
