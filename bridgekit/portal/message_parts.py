@@ -95,9 +95,12 @@ async def _encrypted_thumbnail(svc: PartSender, info: dict[str, Any]) -> dict[st
     info = {k: v for k, v in info.items() if k != "thumbnail_url"}
     try:
         info["thumbnail_file"] = await svc.puppets.to_encrypted_file(thumb, "thumbnail")
-    except MediaError as e:  # the file without its thumbnail
-        log.info("Thumbnail %s not bridged: %s", thumb, e)
-        info.pop("thumbnail_info", None)
+    except MediaError as e:  # the file without its thumbnail (or a connector's as it is)
+        log.info("Thumbnail %s not encrypted: %s", thumb, e)
+        if thumb.startswith("mxc://"):
+            info["thumbnail_url"] = thumb
+        else:
+            info.pop("thumbnail_info", None)
     return info
 
 
@@ -111,9 +114,16 @@ async def matrix_content(svc: PartSender, portal: Portal, mc: MessageContent) ->
     if mc.media_url:
         try:
             if await _encrypted(svc, portal):  # no plaintext in the media repository
-                content["file"] = await svc.puppets.to_encrypted_file(
-                    mc.media_url, mc.body or "file"
-                )
+                try:
+                    content["file"] = await svc.puppets.to_encrypted_file(
+                        mc.media_url, mc.body or "file"
+                    )
+                except MediaError:
+                    if not mc.media_url.startswith("mxc://"):
+                        raise
+                    # Uploaded by the connector (in plaintext already) and too large to copy
+                    # encrypted: the file as it is rather than no file.
+                    content["url"] = mc.media_url
                 info = await _encrypted_thumbnail(svc, mc.media_info)
             else:
                 content["url"] = await svc.puppets.to_mxc(mc.media_url, mc.body or "file")
