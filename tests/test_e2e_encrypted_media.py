@@ -15,6 +15,7 @@ from aiohttp import web
 from nio import BadEvent, UnknownBadEvent, UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 
+from bridgekit.matrix.encrypted_media import KEYS
 from tests.conftest import BridgeEnv, BridgeFactory
 from tests.helpers import fake, ghost
 from tests.test_e2e_encryption import ENCRYPTION, e2ee_user, open_encrypted_portal
@@ -79,6 +80,7 @@ async def test_an_encrypted_file_from_matrix_reaches_the_network_decrypted(
         tampered = await alice.send_event(room_id, "m.room.message", content)
         notice = await alice.wait_for(notice_with(alice, room_id, "does not match its hash"), 45)
         assert notice["sender"] == bridge.bot_mxid and notice["decrypted"] is True
+        assert KEYS.get(bad["url"]) is None  # its wrong keys are not used for that URI later
         # A malformed ``file`` (its URL not an mxc) is refused too, not bridged as a bare name.
         content = {"msgtype": "m.file", "body": "odd.bin", "file": {**file, "url": "https://x/y"}}
         malformed = await alice.send_event(room_id, "m.room.message", content)

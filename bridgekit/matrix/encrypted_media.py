@@ -73,6 +73,9 @@ class FileKeys:
     def get(self, mxc: str) -> dict[str, str] | None:
         return self._keys.get(mxc)
 
+    def forget(self, mxc: str) -> None:
+        self._keys.pop(mxc, None)
+
 
 #: Process-wide: an mxc URI names one file whichever bridge saw it.
 KEYS = FileKeys()
@@ -159,6 +162,7 @@ async def file_refusal(matrix: MatrixClient, content: dict[str, Any]) -> str | N
         await download(matrix, file["url"], CHECK_LIMIT)
     except EncryptedFileError:
         log.info("Encrypted file %s does not match its hash or keys", file["url"])
+        KEYS.forget(file["url"])  # wrong keys for that URI are not kept for later downloads
         return "its encrypted file does not match its hash (it was altered or is broken)"
     except MediaError as e:
         if not e.too_large:

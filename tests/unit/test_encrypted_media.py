@@ -71,6 +71,8 @@ def test_keys_are_bounded() -> None:
     for n in range(3):
         keys.remember({"url": f"mxc://s/{n}", "k": "", "iv": "", "sha256": ""})
     assert keys.get("mxc://s/0") is None and keys.get("mxc://s/2") is not None
+    keys.forget("mxc://s/2")
+    assert keys.get("mxc://s/2") is None
 
 
 def test_an_encrypted_link_signs_its_keys() -> None:
