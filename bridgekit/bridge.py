@@ -45,6 +45,8 @@ from .logins import LoginService
 from .matrix.appservice import AppServiceServer, TxnKey
 from .matrix.bot_setup import set_up_bot
 from .matrix.client import MatrixClient
+from .matrix.encrypted_media import KEYS as ENCRYPTED_FILES
+from .matrix.encrypted_media import add_link_route
 from .matrix.fetcher import MediaFetcher
 from .matrix.media import MediaServer, MediaSigner
 from .matrix.media import public_base as media_public_base
@@ -160,6 +162,8 @@ class Bridge:
         # Signed media links: on the appservice listener, or on their own (media.port) so
         # that exposing media to the internet does not expose the appservice API.
         self.media_server = MediaServer(config.settings, self.media, self.matrix, self.server.app)
+        max_media = config.settings.media.max_size
+        add_link_route(self.media_server.app, self.media, self.matrix, max_media)
         self.fetcher = MediaFetcher.from_config(config.settings.media)
         self.started = False
         self.portals = PortalService(
@@ -452,7 +456,8 @@ class Bridge:
 
     async def media_url(self, mxc: str, filename: str = "") -> str:
         """A signed link to our media proxy (Matrix 1.11 downloads need a token)."""
-        return self.media.url(media_public_base(self.config), mxc, filename)
+        file = ENCRYPTED_FILES.get(mxc)  # an encrypted attachment: the link decrypts it
+        return self.media.url(media_public_base(self.config), mxc, filename, file)
 
     # -- helpers -------------------------------------------------------------------------------
 

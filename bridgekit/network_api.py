@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
 from mautrix.types import RoomID, UserID
 
 from .contract.connector import (
@@ -31,8 +30,8 @@ from .contract.events import PortalKey, RemoteEvent, RemoteMessageID, RemoteUser
 from .database.store import Store
 from .logins import LoginService
 from .matrix.client import MatrixClient, with_retries
+from .matrix.encrypted_media import download
 from .matrix.fetcher import MediaFetcher
-from .matrix.media import linkable
 from .notices import Notices
 from .objects.ghost import Ghosts
 from .objects.metadata import MetadataTypes
@@ -245,30 +244,7 @@ class NetworkBridge(BridgeAPI):
         return bytes(data), mime
 
     async def download_media(self, mxc: str, max_size: int) -> tuple[bytes, str]:
-        if not linkable(mxc):
-            raise MediaError("not a Matrix media URI")
-        matrix = self._services.matrix
-        session = matrix.session
-        assert session is not None
-        server, _, media_id = mxc[len("mxc://") :].partition("/")
-        url = f"{matrix.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
-        headers = {"Authorization": f"Bearer {matrix.as_token}"}
-        try:
-            async with session.get(url, headers=headers) as resp:
-                if resp.status != 200:
-                    log.info("Media %s: the homeserver answered %d", mxc, resp.status)
-                    raise MediaError("the homeserver does not have it")
-                if resp.content_length is not None and resp.content_length > max_size:
-                    raise MediaError(f"larger than {max_size} bytes", too_large=True)
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > max_size:
-                        raise MediaError(f"larger than {max_size} bytes", too_large=True)
-                mime = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        except (aiohttp.ClientError, OSError) as e:
-            raise MediaError("could not download it from the homeserver") from e
-        return bytes(data), mime or "application/octet-stream"
+        return await download(self._services.matrix, mxc, max_size)
 
     def secret_key(self, purpose: str) -> bytes:
         return self._services.secret_key(purpose)

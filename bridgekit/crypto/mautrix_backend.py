@@ -44,6 +44,7 @@ from mautrix.types import (
     RequestedKeyInfo,
     RoomEncryptionStateEventContent,
     RoomKeyWithheldCode,
+    SerializerError,
     TrustState,
     UserID,
 )
@@ -358,6 +359,10 @@ class MautrixCrypto:
             raise KeyMissing(event["room_id"], session_id) from e
         except DecryptionError as e:
             raise Undecryptable(str(e) or type(e).__name__) from e
+        except SerializerError as e:
+            # Decrypted, but its content does not parse (an attachment's ``file`` without its
+            # key): never will, so it is refused now rather than retried, holding up the room.
+            raise Undecryptable(f"malformed content: {e}") from e
         out = dict(event)
         out["type"] = str(decrypted.type)
         out["content"] = decrypted.content.serialize()

@@ -141,6 +141,8 @@ class Encryptor(Protocol):
 
     async def set_encryption(self, room_id: str, content: dict[str, Any] | None) -> None: ...
 
+    async def encryption_of(self, room_id: str) -> dict[str, Any] | None: ...
+
 
 class MatrixClient:
     """Owns the HTTP session and hands out intents."""

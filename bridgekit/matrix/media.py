@@ -52,13 +52,26 @@ class MediaSigner:
     def verify(self, server: str, media_id: str, sig: str) -> bool:
         return hmac.compare_digest(self.sign(server, media_id), sig)
 
-    def url(self, base: str, mxc: str, filename: str = "") -> str:
+    def url(
+        self, base: str, mxc: str, filename: str = "", file: dict[str, str] | None = None
+    ) -> str:
+        """The link to ``mxc``; with ``file`` (an encrypted attachment's keys) a link that
+        serves the decrypted bytes: the keys ride in the signed path, so the link works after
+        a restart, and it gives exactly what its holder was meant to see."""
         if not mxc.startswith("mxc://") or "/" not in mxc[6:]:
             raise ValueError(f"not an mxc URI: {mxc!r}")
         server, media_id = mxc[len("mxc://") :].split("/", 1)
         name = re.sub(r"[^A-Za-z0-9._\-]", "_", filename) or media_id
+        if file is not None:
+            keys = ".".join(_urlsafe(file[k]) for k in ("k", "iv", "sha256"))
+            sig = self.sign(server, f"{media_id}/{keys}")
+            return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{keys}/{sig}/{name}"
         sig = self.sign(server, media_id)
         return f"{base.rstrip('/')}/_bridgekit/media/{server}/{media_id}/{sig}/{name}"
+
+
+def _urlsafe(b64: str) -> str:
+    return b64.replace("+", "-").replace("/", "_").rstrip("=")
 
 
 class MediaServer:

@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..contract.events import MessageContent
+from ..matrix.encrypted_media import KEYS, parse_file
 from ..matrix.fields import relation
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ..objects.portal import Portal
 
 _REPLY_HTML_RE = re.compile(r"<mx-reply>.*?</mx-reply>", re.DOTALL)
+_MIME_RE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
 def strip_reply_fallback(body: str, html: str | None) -> tuple[str, str | None]:
@@ -45,9 +47,18 @@ async def to_content(store: Store, portal: Portal, content: dict[str, Any]) -> M
     mc = MessageContent(body=body, html=html if isinstance(html, str) else None)
     msgtype = content.get("msgtype", "m.text")
     mc.msgtype = msgtype if isinstance(msgtype, str) else "m.text"
+    info = content.get("info") if isinstance(content.get("info"), dict) else {}
     if isinstance(content.get("url"), str):
         mc.media_url = content["url"]
-        mc.media_info = content.get("info") or {}
+        mc.media_info = info
+    elif "file" in content:  # an encrypted room's attachment: its keys kept for the download
+        file = parse_file(content["file"])
+        if file is not None:
+            mime = info.get("mimetype")
+            if isinstance(mime, str) and _MIME_RE.match(mime):
+                file["mimetype"] = mime
+            KEYS.remember(file)
+            mc.media_url, mc.media_info = file["url"], info
     if reply_event and not rel.is_falling_back:
         row = await store.message_in_portal(portal.network, portal.key, reply_event)
         if row:

@@ -39,6 +39,7 @@ from ..contract.events import (
     MatrixTyping,
 )
 from ..database.store import LRU, MessageRow, ReactionRow
+from ..matrix.encrypted_media import file_refusal
 from ..matrix.fields import Relation, relation
 from ..matrix.message_status import (
     KINDS,
@@ -202,6 +203,9 @@ class MatrixToRemote:
             await self._refuse(portal, evt, "you are not logged in and this room has no relay")
             return
         mc = await to_content(self.store, portal, evt["content"])
+        if bad_file := await file_refusal(self.matrix, evt["content"]):
+            await self._refuse(portal, evt, f"your message was not delivered: {bad_file}")
+            return
         if evt["type"] == "m.sticker":
             mc.msgtype = "m.image"
         caps = room_capabilities(client, portal)

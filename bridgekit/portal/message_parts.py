@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mautrix.errors import MatrixRequestError
 
+from ..contract.connector import MediaError
 from ..contract.events import MessageContent, RemoteEdit, RemoteMessage, RemoteRedaction
 from ..database.records import MessageRow
 from ..matrix.client import with_retries
-from ..matrix.fetcher import FetchError
 
 if TYPE_CHECKING:
     from mautrix.appservice import IntentAPI
@@ -80,6 +80,30 @@ def _link_instead(body: str, url: str, why: str) -> dict[str, Any]:
     return {"msgtype": "m.text", "body": f"{text}\n(not bridged as a file: {why})"}
 
 
+async def _encrypted(svc: PartSender, portal: Portal) -> bool:
+    encryptor = svc.matrix.encryptor
+    return bool(
+        encryptor is not None and portal.mxid and await encryptor.encryption_of(portal.mxid)
+    )
+
+
+async def _encrypted_thumbnail(svc: PartSender, info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` for an encrypted room: a thumbnail is an encrypted attachment too."""
+    thumb = info.get("thumbnail_url")
+    if not isinstance(thumb, str):
+        return info
+    info = {k: v for k, v in info.items() if k != "thumbnail_url"}
+    try:
+        info["thumbnail_file"] = await svc.puppets.to_encrypted_file(thumb, "thumbnail")
+    except MediaError as e:  # the file without its thumbnail (or a connector's as it is)
+        log.info("Thumbnail %s not encrypted: %s", thumb, e)
+        if thumb.startswith("mxc://"):
+            info["thumbnail_url"] = thumb
+        else:
+            info.pop("thumbnail_info", None)
+    return info
+
+
 async def matrix_content(svc: PartSender, portal: Portal, mc: MessageContent) -> dict[str, Any]:
     """A remote message's content as Matrix content: media copied, replies, threads and
     mentions resolved through the message map."""
@@ -89,10 +113,24 @@ async def matrix_content(svc: PartSender, portal: Portal, mc: MessageContent) ->
         content["formatted_body"] = mc.html
     if mc.media_url:
         try:
-            content["url"] = await svc.puppets.to_mxc(mc.media_url, mc.body or "file")
-            if mc.media_info:
-                content["info"] = mc.media_info
-        except FetchError as e:  # the bare link, and why it is not the file itself
+            if await _encrypted(svc, portal):  # no plaintext in the media repository
+                try:
+                    content["file"] = await svc.puppets.to_encrypted_file(
+                        mc.media_url, mc.body or "file"
+                    )
+                except MediaError:
+                    if not mc.media_url.startswith("mxc://"):
+                        raise
+                    # Uploaded by the connector (in plaintext already) and too large to copy
+                    # encrypted: the file as it is rather than no file.
+                    content["url"] = mc.media_url
+                info = await _encrypted_thumbnail(svc, mc.media_info)
+            else:
+                content["url"] = await svc.puppets.to_mxc(mc.media_url, mc.body or "file")
+                info = mc.media_info
+            if info:
+                content["info"] = info
+        except MediaError as e:  # the bare link, and why it is not the file itself
             content = _link_instead(mc.body, mc.media_url, str(e))
     relates: dict[str, Any] = {}
     reply_row = thread_row = None

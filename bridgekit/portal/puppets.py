@@ -12,13 +12,14 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from mautrix.appservice import IntentAPI
 
 from ..contract.connector import NetworkClient
 from ..contract.events import EventSender, RemoteUserInfoChange
 from ..matrix.client import with_retries
+from ..matrix.encrypted_media import download, encrypt
 from ..objects.ghost import Ghost
 from ..objects.portal import Portal
 from .clients import client_for
@@ -196,6 +197,28 @@ class Puppets:
         size = sum(len(part) for part in parts)
         data = _replay(parts) if size else b""
         return str(await bot.upload_media(data, mime_type=body.mime, filename=filename, size=size))
+
+    async def to_encrypted_file(self, url: str, filename: str = "file") -> dict[str, Any]:
+        """A remote file as an encrypted attachment for an encrypted room: its bytes (an
+        http(s) URL through the guarded fetcher, an ``mxc://`` URI a connector uploaded from
+        the homeserver) encrypted, the ciphertext uploaded, and the event's ``file`` object.
+        :class:`~bridgekit.contract.connector.MediaError` when it cannot be read."""
+        if url.startswith("mxc://"):
+            data, _ = await download(self.matrix, url, self.config.settings.media.max_size)
+        else:
+            async with self.fetcher.open(url) as body:
+                data = bytes(await body.read())
+        ciphertext, file = await encrypt(data)
+        bot = self.matrix.bot
+        assert bot is not None
+        mxc = await with_retries(
+            lambda: bot.upload_media(
+                ciphertext, mime_type="application/octet-stream", filename=filename
+            ),
+            what="uploading an encrypted file",
+            max_attempts=3,
+        )
+        return {"url": str(mxc), **file}
 
     async def double_puppet_intent(self, user_mxid: str) -> IntentAPI | None:
         user = await self.store.get_user(user_mxid)

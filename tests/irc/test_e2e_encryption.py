@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 
 from bridgekit.testing.e2ee_client import E2EEUser, user_store
@@ -15,6 +16,7 @@ from tests.conftest import BridgeEnv, eventually
 from tests.helpers import BridgeProcess
 from tests.irc.e2e import ghost, irc_networks, irc_user, open_channel, privmsg_from
 from tests.irc.test_e2e_reliability import _join_while_it_starts, _said_by
+from tests.test_e2e_encrypted_media import PNG, upload_encrypted
 from tests.test_e2e_encryption import ENCRYPTION, raw_events
 
 
@@ -48,6 +50,16 @@ async def test_an_encrypted_channel_portal_both_ways(
             raw = await raw_events(plain, room_id)
             sent = [e for e in raw if e["sender"] == ghost(bob.nick) and "state_key" not in e]
             assert sent and {e["type"] for e in sent} == {"m.room.encrypted"}
+            # A file alice's client encrypted: IRC gets a link that serves it decrypted.
+            file = await upload_encrypted(alice, PNG, "cat.png")
+            content = {"msgtype": "m.image", "body": "cat.png", "file": file}
+            await alice.send_event(room_id, "m.room.message", content)
+            line = await bob.wait_for(
+                lambda m: privmsg_from(puppet)(m) and m.trailing.startswith("cat.png: "), 30
+            )
+            async with aiohttp.ClientSession() as http:
+                async with http.get(line.trailing.split(": ", 1)[1]) as resp:
+                    assert resp.status == 200 and await resp.read() == PNG
     finally:
         await bob.close()
 
