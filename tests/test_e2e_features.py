@@ -38,6 +38,9 @@ async def test_reconnect_catches_up_missed_messages(bridge: Bridge, bridge_env: 
         net = fake(bridge).network
         net.add_chat(chat, members=[client.login.remote_id, "bob"])
         room_id = await open_portal(bridge, alice, client, chat)
+        # The message is in the room before its mapping is committed (the bridge records it
+        # once the homeserver answered): wait for the mapping, as a catch-up would read it.
+        await eventually(lambda: bridge.store.last_remote_message("fake", PortalKey(chat)))
         last = await bridge.store.last_remote_message("fake", PortalKey(chat))
         assert last is not None
         bridge.report_state(client.login.id, BridgeStateEvent.TRANSIENT_DISCONNECT, "network down")

@@ -51,6 +51,7 @@ class MessageTable:
         self._sqlite = db.scheme == Scheme.SQLITE
         self._enqueue_write = commit.enqueue
         self._enqueue_write_nowait = commit.enqueue_nowait
+        self._flush_writes = commit.flush
         self._msg_by_event: LRU = LRU(20_000)
         #: Mappings queued but not committed yet, by (network, portal, receiver, remote id).
         self._pending_by_remote: dict[tuple[str, str, str, str], MessageRow] = {}
@@ -248,7 +249,14 @@ class MessageTable:
         return message_from_row(row) if row else None
 
     async def last_remote_message(self, network: str, portal: PortalKey) -> str | None:
-        """Newest remote id in a portal that came from the network (for catching up)."""
+        """Newest remote id in a portal that came from the network (for catching up). A
+        mapping of that portal still queued for the group commit is waited for: a catch-up
+        anchored before the message just bridged would fetch it again."""
+        if any(
+            k[0] == network and k[1] == portal.id and k[2] == portal.receiver
+            for k in self._pending_by_remote
+        ):
+            await self._flush_writes()
         return await self.db.fetchval(
             "SELECT remote_id FROM message WHERE network=$1 AND portal_id=$2 AND receiver=$3 "
             "AND remote_id NOT LIKE 'mx:%' "

@@ -805,3 +805,12 @@ async def test_backfill_state_round_trip(store: Store) -> None:
     await store.backfill.save(portal, BackfillState(forward_anchor="m1", backward_more=True))
     await store.backfill.save(portal, BackfillState("m2", "c", None, False, True))
     assert await store.backfill.get(portal) == BackfillState("m2", "c", None, False, True)
+
+
+async def test_the_newest_remote_message_counts_one_still_queued_for_the_commit(
+    store: Store,
+) -> None:
+    """A catch-up anchored on the portal's newest remote message must not miss the one just
+    bridged whose mapping is still in the group commit's queue (it would fetch it again)."""
+    store.add_message_soon(message("m1", event_id="$e1"))  # queued, not awaited
+    assert await store.last_remote_message("fake", PortalKey("chat")) == "m1"
