@@ -165,7 +165,7 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
             semaphore = connector(bridge).semaphore(SERVER)
             await semaphore.acquire()
             try:
-                await alice.send_text(room_id, "into the void")
+                event_id = await alice.send_text(room_id, "into the void")
                 # Written to the dead socket, awaiting an echo that cannot come.
                 await eventually(lambda: bool(client._echo) and not client.conn.queue, 15)
                 held[0] = False
@@ -177,6 +177,14 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
             await bob.wait_for(is_puppet_join(channel), 30)
             got = await bob.wait_for(privmsg_from(puppet), 30)
             assert got.trailing == "into the void"
+
+            # Delivered, and known so by the echo of the line sent again (not taken by the
+            # failed wait of the first one): mapped to its msgid, not reported undelivered.
+            async def mapped() -> bool:
+                row = await bridge.store.message_by_event(event_id)
+                return row is not None and row.remote_id == got.tags.get("msgid")
+
+            await eventually(mapped, 20)
     finally:
         if bob is not None:
             await bob.close()
