@@ -177,10 +177,11 @@ class IncomingMixin:
         if not waiters:
             return
         for i, (expected, fut) in enumerate(waiters):
-            if expected == text:
+            # Not one already failed (its connection dropped): the line sent again waits
+            # behind it, and the echo is that one's.
+            if expected == text and not fut.done():
                 del waiters[i]
-                if not fut.done():
-                    fut.set_result(msg.tags.get("msgid"))
+                fut.set_result(msg.tags.get("msgid"))
                 break
 
     def _on_cannot_send(self: IRCClient, msg: Message) -> None:

@@ -239,11 +239,20 @@ class OutgoingMixin:
         loop = asyncio.get_running_loop()
         waiters: list[asyncio.Future[str | None]] = []
 
-        def expect(t: str) -> asyncio.Future[str | None]:
+        def expect() -> asyncio.Future[str | None]:
             fut: asyncio.Future[str | None] = loop.create_future()
-            self._echo.setdefault(folded, []).append((t, fut))
             waiters.append(fut)
             return fut
+
+        def writing(todo: list[int]) -> Callable[[int, int], None]:
+            # A line's echo is awaited (and lost with the connection) only once it is
+            # written: a reconnect failing while it waits in the queue says nothing about it
+            # (taken for lost, it went out twice once the server was back).
+            def written(first: int, end: int) -> None:
+                pending = self._echo.setdefault(folded, [])
+                pending.extend((texts[i], echoes[i]) for i in todo[first:end])
+
+            return written
 
         def marking(todo: list[int]) -> Callable[[int], Awaitable[None]]:
             async def mark(k: int) -> None:  # k: an index into ``todo``, -1 for none of it
@@ -255,12 +264,14 @@ class OutgoingMixin:
 
         assert self.conn is not None
         #: Per line to send: the future its echo resolves (replaced when it is sent again).
-        echoes = {i: expect(t) for i, t in enumerate(texts)}
+        echoes = {i: expect() for i in range(len(texts))}
         ids: list[str | None] = []
         try:
             todo = list(echoes)
             for _ in range(1 + ECHO_RESENDS):
-                await self.conn.send(*(lines[i] for i in todo), before_write=marking(todo))
+                await self.conn.send(
+                    *(lines[i] for i in todo), before_write=marking(todo), on_written=writing(todo)
+                )
                 if "echo-message" not in self.conn.caps:
                     break
                 done, _ = await asyncio.wait(
@@ -279,7 +290,7 @@ class OutgoingMixin:
                     break
                 log.info("%s: sending %d unconfirmed line(s) again", self.login.id, len(todo))
                 for i in todo:
-                    echoes[i] = expect(texts[i])
+                    echoes[i] = expect()
             else:
                 raise EchoLostError(f"not confirmed after {1 + ECHO_RESENDS} connections")
             if "echo-message" in self.conn.caps:

@@ -31,6 +31,9 @@ class SendItem:
     #: Awaited before each burst of lines with the index of the burst's last line (a durable
     #: progress marker, see :mod:`bridges.irc.progress`); -1 takes back a burst not written.
     before_write: Callable[[int], Awaitable[None]] | None = None
+    #: Called with (first, end) right after lines [first, end) were written, with no await
+    #: between: what waits for those lines' echoes starts waiting on this connection.
+    on_written: Callable[[int, int], None] | None = None
     sent: int = 0
 
 
@@ -49,13 +52,14 @@ class SendQueueMixin:
         self: IRCConnection,
         *lines: bytes,
         before_write: Callable[[int], Awaitable[None]] | None = None,
+        on_written: Callable[[int, int], None] | None = None,
     ) -> asyncio.Future[None]:
         """Queue lines for the flood-paced writer; the future resolves once all are written.
 
         Lines wait for the connection (through reconnects) rather than being dropped.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.append(SendItem(list(lines), done, before_write))
+        self.queue.append(SendItem(list(lines), done, before_write, on_written))
         if self.idle:
             self.idle = False
             self.start()
@@ -92,11 +96,14 @@ class SendQueueMixin:
                     item.done.set_exception(e)
                     continue
             # No await between the marker above and the writes below.
+            first = item.sent
             while item.sent <= last:
                 if not self.write(item.lines[item.sent]):
                     break
                 self.bucket.take()
                 item.sent += 1
+            if item.on_written is not None and item.sent > first:
+                item.on_written(first, item.sent)
             if item.sent >= len(item.lines):
                 self.queue.popleft()
                 if not item.done.done():

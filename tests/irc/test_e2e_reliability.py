@@ -69,6 +69,61 @@ async def test_ircd_restart_reconnects_rejoins_and_delivers_in_order(
         await asyncio.to_thread(server.stop)
 
 
+async def test_a_message_queued_through_a_failed_reconnect_goes_out_once(
+    make_bridge, bridge_env, uid, tmp_path
+):
+    """A message handed over while the server is down waits in the send queue, never
+    written. A reconnect attempt failing meanwhile must not take it for a line the lost
+    connection swallowed: it went out twice once the server was back (seen in CI as o00
+    twice in test_ircd_restart_reconnects_rejoins_and_delivers_in_order)."""
+    require_inspircd()
+    server = InspIRCd(tmp_path / "ircd", flood_control=False)
+    await asyncio.to_thread(server.start)
+    bob: IrcTestClient | None = None
+    try:
+        bridge = await start_bridge(
+            make_bridge, server, reconnect={"concurrency": 1, "min_delay": 0.3, "max_delay": 1}
+        )
+        alice = await bridge_env.synapse.register_user(uid("alice"))
+        channel = "#" + uid("chan")
+        bob_nick = uid("bob")
+        bob = await irc_user(server, bob_nick, channel)
+        async with alice:
+            room_id, puppet = await open_channel(alice, channel, bob)
+            conn = next(iter(connector(bridge).clients.values())).conn
+            await bob.close()
+            await asyncio.to_thread(server.stop)
+            semaphore = connector(bridge).semaphore(SERVER)
+            await semaphore.acquire()
+            try:
+                await alice.send_text(room_id, "q00")
+
+                def queued() -> bool:
+                    return any(b"q00" in line for item in conn.queue for line in item.lines)
+
+                await eventually(queued, 15)
+                # Let one reconnect attempt fail against the stopped server while q00 waits.
+                attempt = conn.attempt
+                semaphore.release()
+                try:
+                    await eventually(lambda: conn.attempt > attempt, 15)
+                finally:
+                    await semaphore.acquire()
+                assert queued()
+                await alice.send_text(room_id, "q01")
+                await asyncio.to_thread(server.start)
+                bob = await irc_user(server, bob_nick, channel)
+            finally:
+                semaphore.release()
+            await bob.wait_for(is_puppet_join(channel), 30)
+            got = [(await bob.wait_for(privmsg_from(puppet), 30)).trailing for _ in range(2)]
+            assert got == ["q00", "q01"]
+    finally:
+        if bob is not None:
+            await bob.close()
+        await asyncio.to_thread(server.stop)
+
+
 async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_reconnect(
     make_bridge, bridge_env, uid, tmp_path, monkeypatch
 ):
@@ -110,7 +165,7 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
             semaphore = connector(bridge).semaphore(SERVER)
             await semaphore.acquire()
             try:
-                await alice.send_text(room_id, "into the void")
+                event_id = await alice.send_text(room_id, "into the void")
                 # Written to the dead socket, awaiting an echo that cannot come.
                 await eventually(lambda: bool(client._echo) and not client.conn.queue, 15)
                 held[0] = False
@@ -122,6 +177,14 @@ async def test_a_line_written_into_a_dead_connection_is_sent_again_after_the_rec
             await bob.wait_for(is_puppet_join(channel), 30)
             got = await bob.wait_for(privmsg_from(puppet), 30)
             assert got.trailing == "into the void"
+
+            # Delivered, and known so by the echo of the line sent again (not taken by the
+            # failed wait of the first one): mapped to its msgid, not reported undelivered.
+            async def mapped() -> bool:
+                row = await bridge.store.message_by_event(event_id)
+                return row is not None and row.remote_id == got.tags.get("msgid")
+
+            await eventually(mapped, 20)
     finally:
         if bob is not None:
             await bob.close()
